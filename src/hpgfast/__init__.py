@@ -1,0 +1,49 @@
+"""hpgfast: a fast, safe client for the MFMS HPG SMS protocol.
+
+The codec (``hpgfast.codec``) turns messages into HPG query strings and replies into
+records; it runs on a compiled core with a pure-Python twin.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ._records import Message, SendResult, StatusResult
+from ._wire import Code, Status
+from .exceptions import (
+    AuthError,
+    ConnectError,
+    HPGError,
+    HTTPStatusError,
+    MessageError,
+    MessageTooLarge,
+    MessageTypeError,
+    ProtocolError,
+    RequestRejected,
+    TLSError,
+    TransportError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthError",
+    "Code",
+    "ConnectError",
+    "HPGError",
+    "HTTPStatusError",
+    "Message",
+    "MessageError",
+    "MessageTooLarge",
+    "MessageTypeError",
+    "ProtocolError",
+    "RequestRejected",
+    "SendResult",
+    "Status",
+    "StatusResult",
+    "TLSError",
+    "TransportError",
+    "__version__",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

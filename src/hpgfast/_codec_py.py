@@ -1,0 +1,447 @@
+"""The codec in pure Python: the reference twin of the compiled core ``_codec_c``.
+
+Strategy: this module *is* the contract. It is written for clarity first and speed
+second; the compiled core must return equal results and raise the same exception
+types (with the same ``index``/``field`` or ``line``) on every input, which the
+hypothesis tests check. The codec is sans-IO: messages in, query bytes out; reply
+bytes in, records out. The rules, in the order both twins apply them:
+
+encode_send(messages, start=s):
+  for each message i = s, s+1, ... (stopping first when ``max_count`` are taken):
+    1. structure: a tuple of 2 to 5 fields; every field of the right type; address,
+       text and subject (or the default subject) and client_id non-empty; params a
+       mapping or pairs of non-empty, non-reserved ``str`` names to ``str`` values;
+    2. content: no lone surrogate, in field order address, text, subject,
+       client_id, then each param name and value;
+    3. size: when adding the message would pass ``max_bytes``, stop before it, or
+       raise ``MessageTooLarge`` if it is the first of the request.
+  Then, over the messages taken: no two share an effective client id (the
+  ``client_id``, or the index within the request, which is what the platform
+  answers with when no clientId is sent).
+
+parse_send / parse_status: lines are split on LF; each is stripped of spaces, tabs
+and CR at both ends; blank lines are skipped; a UTF-8 BOM at the start is skipped.
+The first line with a fault raises ``ProtocolError`` with its 1-based number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, tzinfo
+from typing import Any, Optional, Union
+from urllib.parse import quote
+
+from . import _wire
+from ._records import Message, Params, SendResult, StatusResult
+from .exceptions import MessageError, MessageTooLarge, MessageTypeError, ProtocolError
+
+__all__ = ["encode_params", "encode_send", "encode_status", "parse_send", "parse_status"]
+
+_SUBJECT = _wire.SUBJECT.encode()
+_ADDRESS = _wire.ADDRESS.encode()
+_TEXT = _wire.TEXT.encode()
+_CLIENT_ID = _wire.CLIENT_ID.encode()
+_PROVIDER_ID = _wire.PROVIDER_ID.encode()
+_RESERVED = _wire.SEND_FIELDS
+_CODE_CHARS = bytes(sorted(_wire.CODE_CHARS))
+_STRIP = _wire.LINE_STRIP
+_INTERNED = {s: s for s in (*_wire.Code.PLATFORM, *_wire.Status.ALL)}
+
+Body = Union[bytes, bytearray, memoryview]
+
+
+# -- encoding ------------------------------------------------------------------------
+
+
+def _quote(text: str) -> bytes:
+    # quote() with safe="" keeps exactly the RFC 3986 unreserved set, writes upper-case
+    # hex and encodes space as %20. Callers check for surrogates first.
+    return quote(text, safe="").encode("ascii")
+
+
+def _surrogate_reason(text: str) -> Optional[str]:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"contains a lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start}"
+    return None
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _check_str(value: object, index: Optional[int], field: str, *, empty_ok: bool = False) -> str:
+    if type(value) is not str and not isinstance(value, str):
+        raise MessageTypeError(index, field, f"expected str, got {_type_name(value)}")
+    if not value and not empty_ok:
+        raise MessageError(index, field, "must not be empty")
+    return value
+
+
+def _check_content(value: str, index: Optional[int], field: str) -> None:
+    reason = _surrogate_reason(value)
+    if reason is not None:
+        raise MessageError(index, field, reason)
+
+
+def _param_pairs(params: object, index: Optional[int]) -> list[tuple[str, str]]:
+    """Structural checks of extra parameters; returns them as a list of pairs."""
+    field = "params"
+    if isinstance(params, Mapping):
+        items: Any = params.items()
+    elif isinstance(params, (str, bytes, bytearray)) or not hasattr(params, "__iter__"):
+        raise MessageTypeError(
+            index, field, f"expected a mapping or (name, value) pairs, got {_type_name(params)}"
+        )
+    else:
+        items = params
+    pairs = []
+    for item in items:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise MessageTypeError(
+                index, field, f"expected (name, value) pairs, got {_type_name(item)}"
+            )
+        name, value = item
+        if not isinstance(name, str):
+            raise MessageTypeError(index, field, f"name: expected str, got {_type_name(name)}")
+        if not name:
+            raise MessageError(index, field, "a parameter name must not be empty")
+        if not isinstance(value, str):
+            raise MessageTypeError(
+                index, field, f"value of {name!r}: expected str, got {_type_name(value)}"
+            )
+        pairs.append((name, value))
+    return pairs
+
+
+def _check_limits(start: int, length: int, max_bytes: Optional[int], max_count: Optional[int]) -> None:
+    if not 0 <= start <= length:
+        raise ValueError(f"start={start} is outside 0..{length}")
+    if max_bytes is not None and max_bytes < 1:
+        raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
+    if max_count is not None and max_count < 1:
+        raise ValueError(f"max_count must be at least 1, got {max_count}")
+
+
+def _bracket(quote_brackets: bool) -> tuple[bytes, bytes]:
+    return (b"%5B", b"%5D=") if quote_brackets else (b"[", b"]=")
+
+
+def encode_send(
+    messages: Sequence[Union[Message, tuple[Any, ...]]],
+    *,
+    start: int = 0,
+    max_bytes: Optional[int] = None,
+    max_count: Optional[int] = None,
+    default_subject: Optional[str] = None,
+    quote_brackets: bool = False,
+) -> tuple[bytes, int]:
+    """Encode ``messages[start:]`` as a SEND query, as many as fit.
+
+    Args:
+        messages: ``Message`` records, or tuples of the same 2 to 5 fields.
+        start: the first message to encode; indexes in the query start at 0 anyway.
+        max_bytes: the query may not be longer than this; stop before the message
+            that would pass it.
+        max_count: at most this many messages.
+        default_subject: the subject of messages whose own is ``None``.
+        quote_brackets: send ``text%5B0%5D`` instead of ``text[0]``.
+
+    Returns:
+        ``(query, next)``: ``subject[0]=..&address[0]=..&text[0]=..`` (plus
+        ``clientId[i]`` and extra params) without credentials, and the index of the
+        first message left out (``len(messages)`` when all were taken).
+
+    Raises:
+        MessageTypeError: a field of the wrong type (names the message and field).
+        MessageError: an empty required field, a lone surrogate, a reserved parameter
+            name, or two messages of the request with the same client id.
+        MessageTooLarge: a message that does not fit into ``max_bytes`` alone.
+    """
+    total = len(messages)
+    _check_limits(start, total, max_bytes, max_count)
+    if default_subject is not None:
+        _check_str(default_subject, None, "default_subject")
+        _check_content(default_subject, None, "default_subject")
+    open_b, close_b = _bracket(quote_brackets)
+    parts: list[bytes] = []
+    ids: list[Optional[str]] = []
+    size = 0
+    i = start
+    while i < total:
+        local = i - start
+        if max_count is not None and local >= max_count:
+            break
+        msg = messages[i]
+        # 1. structure
+        if not isinstance(msg, tuple):
+            raise MessageTypeError(
+                i, "message", f"expected a Message or a tuple, got {_type_name(msg)}"
+            )
+        if not 2 <= len(msg) <= 5:
+            raise MessageError(i, "message", f"expected 2 to 5 fields, got {len(msg)}")
+        fields = msg + (None,) * (5 - len(msg))
+        address = _check_str(fields[0], i, "address")
+        text = _check_str(fields[1], i, "text")
+        subject = fields[2]
+        if subject is None:
+            if default_subject is None:
+                raise MessageError(i, "subject", "required, and no default subject is set")
+            subject = default_subject
+        else:
+            _check_str(subject, i, "subject")
+        client_id = fields[3]
+        if client_id is not None:
+            _check_str(client_id, i, "client_id")
+        params = fields[4]
+        pairs = [] if params is None else _param_pairs(params, i)
+        for name, _ in pairs:
+            if name in _RESERVED:
+                raise MessageError(i, "params", f"parameter name {name!r} is reserved")
+        # 2. content
+        _check_content(address, i, "address")
+        _check_content(text, i, "text")
+        _check_content(subject, i, "subject")
+        if client_id is not None:
+            _check_content(client_id, i, "client_id")
+        for name, value in pairs:
+            _check_content(name, i, "params")
+            _check_content(value, i, "params")
+        # 3. size
+        idx = str(local).encode("ascii")
+        key = open_b + idx + close_b
+        piece = [
+            _SUBJECT, key, _quote(subject), b"&",
+            _ADDRESS, key, _quote(address), b"&",
+            _TEXT, key, _quote(text),
+        ]  # fmt: skip
+        if client_id is not None:
+            piece += [b"&", _CLIENT_ID, key, _quote(client_id)]
+        for name, value in pairs:
+            piece += [b"&", _quote(name), key, _quote(value)]
+        encoded = b"".join(piece)
+        added = len(encoded) + (1 if parts else 0)
+        if max_bytes is not None and size + added > max_bytes:
+            if not parts:
+                raise MessageTooLarge(
+                    i,
+                    "message",
+                    f"needs {len(encoded)} bytes encoded, more than max_bytes={max_bytes}",
+                )
+            break
+        parts.append(encoded)
+        ids.append(client_id)
+        size += added
+        i += 1
+    # Effective client ids must be unique within the request, or replies cannot be
+    # matched to messages.
+    seen: dict[str, int] = {}
+    for local, client_id in enumerate(ids):
+        effective = str(local) if client_id is None else client_id
+        if effective in seen:
+            raise MessageError(
+                start + local,
+                "client_id",
+                f"client id {effective!r} is already used in this request "
+                f"by message {start + seen[effective]}",
+            )
+        seen[effective] = local
+    return b"&".join(parts), i
+
+
+def encode_status(
+    provider_ids: Sequence[str],
+    *,
+    start: int = 0,
+    max_bytes: Optional[int] = None,
+    max_count: Optional[int] = None,
+    quote_brackets: bool = False,
+) -> tuple[bytes, int]:
+    """Encode ``provider_ids[start:]`` as a STATUS query, as many as fit.
+
+    Returns ``(query, next)`` as ``encode_send`` does: ``providerId[0]=..&..``.
+
+    Raises:
+        MessageTypeError: an id that is not a ``str``.
+        MessageError: an empty id or one with a lone surrogate.
+        MessageTooLarge: an id that does not fit into ``max_bytes`` alone.
+    """
+    total = len(provider_ids)
+    _check_limits(start, total, max_bytes, max_count)
+    open_b, close_b = _bracket(quote_brackets)
+    parts: list[bytes] = []
+    size = 0
+    i = start
+    while i < total:
+        local = i - start
+        if max_count is not None and local >= max_count:
+            break
+        provider_id = _check_str(provider_ids[i], i, "provider_id")
+        _check_content(provider_id, i, "provider_id")
+        encoded = b"".join(
+            (_PROVIDER_ID, open_b, str(local).encode("ascii"), close_b, _quote(provider_id))
+        )
+        added = len(encoded) + (1 if parts else 0)
+        if max_bytes is not None and size + added > max_bytes:
+            if not parts:
+                raise MessageTooLarge(
+                    i,
+                    "provider_id",
+                    f"needs {len(encoded)} bytes encoded, more than max_bytes={max_bytes}",
+                )
+            break
+        parts.append(encoded)
+        size += added
+        i += 1
+    return b"&".join(parts), i
+
+
+def encode_params(pairs: Params) -> bytes:
+    """Encode request-level parameters (credentials, ``priority``, ...): ``a=1&b=2``.
+
+    Names and values are ``str``; names may not be empty. Errors name the parameter
+    (``MessageError.index`` is ``None``).
+    """
+    checked = _param_pairs(pairs, None)
+    for name, value in checked:
+        _check_content(name, None, "params")
+        _check_content(value, None, "params")
+    return b"&".join(_quote(name) + b"=" + _quote(value) for name, value in checked)
+
+
+# -- parsing -------------------------------------------------------------------------
+
+
+def _lines(body: Body) -> list[tuple[int, bytes]]:
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a reply body must be bytes-like, got {_type_name(body)}")
+    data = bytes(body)
+    if data.startswith(_wire.BOM):
+        data = data[len(_wire.BOM) :]
+    out = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        line = raw.strip(_STRIP)
+        if line:
+            out.append((number, line))
+    return out
+
+
+def _fields(line: bytes, number: int, count: int) -> list[bytes]:
+    fields = line.split(b";")
+    if len(fields) > count:
+        # Trailing empty fields (a stray ";" at the end) are tolerated; data is not.
+        if any(fields[count:]):
+            raise ProtocolError(number, f"more than {count} fields")
+        del fields[count:]
+    code = fields[0]
+    if not code:
+        raise ProtocolError(number, "empty code")
+    if code.translate(None, _CODE_CHARS):
+        raise ProtocolError(number, "garbled code")
+    fields += [b""] * (count - len(fields))
+    return fields
+
+
+def _text(raw: bytes, number: int) -> Optional[str]:
+    if not raw:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(number, "not UTF-8") from None
+    return _INTERNED.get(text, text)
+
+
+def _token(raw: bytes, number: int, what: str) -> Optional[str]:
+    if not raw:
+        return None
+    if raw.translate(None, _CODE_CHARS):
+        raise ProtocolError(number, f"garbled {what}")
+    text = raw.decode("ascii")
+    return _INTERNED.get(text, text)
+
+
+def _digits(raw: bytes) -> int:
+    # int() would take "+1", " 1" or "1_0"; only ASCII digits are allowed here.
+    if not raw.isdigit():
+        raise ValueError
+    return int(raw)
+
+
+def _datetime(raw: bytes, number: int, tz: Optional[tzinfo]) -> Optional[datetime]:
+    if not raw:
+        return None
+    try:
+        if len(raw) != _wire.DATETIME_LENGTH:
+            raise ValueError
+        sep = raw[4:5]
+        if sep not in (b".", b"-") or raw[7:8] != sep or raw[10:11] != b" ":
+            raise ValueError
+        if raw[13:14] != b":" or raw[16:17] != b":":
+            raise ValueError
+        return datetime(
+            _digits(raw[0:4]),
+            _digits(raw[5:7]),
+            _digits(raw[8:10]),
+            _digits(raw[11:13]),
+            _digits(raw[14:16]),
+            _digits(raw[17:19]),
+            tzinfo=tz,
+        )
+    except ValueError:
+        shown = raw[:40].decode("utf-8", "replace")
+        raise ProtocolError(number, f"not a date and time: {shown!r}") from None
+
+
+def parse_send(body: Body) -> list[SendResult]:
+    """Read a SEND reply: a ``SendResult`` per line ``code;clientId;providerId``.
+
+    Missing trailing fields and empty fields are ``None``; a whole-request error
+    comes back as one result holding only its code.
+
+    Raises:
+        TypeError: ``body`` is not bytes-like.
+        ProtocolError: a line that is not UTF-8 or is garbled (``.line`` says which).
+    """
+    results = []
+    for number, line in _lines(body):
+        code, client_id, provider_id = _fields(line, number, 3)
+        results.append(
+            SendResult(
+                _token(code, number, "code"),  # type: ignore[arg-type]
+                _text(client_id, number),
+                _text(provider_id, number),
+            )
+        )
+    return results
+
+
+def parse_status(body: Body, *, tz: Optional[tzinfo] = None) -> list[StatusResult]:
+    """Read a STATUS reply: a ``StatusResult`` per line
+    ``code;providerId;status;dateTime;reason``.
+
+    Args:
+        body: the reply body.
+        tz: the platform's time zone; ``time`` is then an aware ``datetime``.
+
+    Raises:
+        TypeError: ``body`` is not bytes-like, or ``tz`` is not a ``tzinfo``.
+        ProtocolError: a line that is not UTF-8, is garbled, or holds an impossible
+            date (``.line`` says which).
+    """
+    if tz is not None and not isinstance(tz, tzinfo):
+        raise TypeError(f"tz must be a datetime.tzinfo, got {_type_name(tz)}")
+    results = []
+    for number, line in _lines(body):
+        code, provider_id, status, when, reason = _fields(line, number, 5)
+        results.append(
+            StatusResult(
+                _token(code, number, "code"),  # type: ignore[arg-type]
+                _text(provider_id, number),
+                _token(status, number, "status"),
+                _datetime(when, number, tz),
+                _text(reason, number),
+            )
+        )
+    return results

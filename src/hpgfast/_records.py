@@ -1,0 +1,165 @@
+"""The records hpgfast hands around: messages in, results out.
+
+Strategy: the parsers make millions of results per second, so a record must cost
+about what a tuple costs. Each record is a ``tuple`` subclass with empty
+``__slots__`` and read-only properties. The compiled core creates them through the
+type's ``tp_alloc`` and fills the slots directly; the pure twin calls the class.
+Both twins therefore return instances of these very classes. Records compare equal
+to plain tuples of the same fields, pickle, and cannot be changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+from ._wire import Code, Status
+
+__all__ = ["Message", "Params", "SendResult", "StatusResult"]
+
+#: Extra per-message parameters: a mapping, or pairs, of ``name -> value`` strings.
+Params = Union[Mapping[str, str], Iterable[tuple[str, str]]]
+
+_FINAL = Status.FINAL
+_OK = Code.OK
+
+
+class Message(tuple):  # type: ignore[type-arg]
+    """One SMS to send: ``Message(address, text, subject=None, client_id=None, params=None)``.
+
+    ``subject`` falls back to the client's (or encoder's) default subject.
+    ``client_id`` is the caller's id for the message, unique within one request;
+    without it the platform answers with the message's index in its request.
+    ``params`` are extra per-message parameters, sent as ``name[i]=value``.
+    Nothing is checked here (it must stay cheap); the encoder checks every field
+    and names the message and field it rejects.
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        address: str
+        text: str
+        subject: Optional[str]
+        client_id: Optional[str]
+        params: Optional[Params]
+
+    def __new__(
+        cls,
+        address: str,
+        text: str,
+        subject: Optional[str] = None,
+        client_id: Optional[str] = None,
+        params: Optional[Params] = None,
+    ) -> Message:
+        return tuple.__new__(cls, (address, text, subject, client_id, params))
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"Message(address={self[0]!r}, text={self[1]!r}, subject={self[2]!r}, "
+            f"client_id={self[3]!r}, params={self[4]!r})"
+        )
+
+    def _replace(self, **changes: Any) -> Message:
+        """A copy with some fields changed, like ``namedtuple._replace``."""
+        fields = dict(zip(_MESSAGE_FIELDS, self))
+        fields.update(changes)
+        return Message(**fields)
+
+
+_MESSAGE_FIELDS = ("address", "text", "subject", "client_id", "params")
+
+
+class SendResult(tuple):  # type: ignore[type-arg]
+    """The platform's answer for one message: ``code;clientId;providerId``.
+
+    ``provider_id`` is set only when the message was accepted (``code == "ok"``).
+    ``code`` may also be hpgfast's own ``"not-sent"`` or ``"unknown"`` (see ``Code``).
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        code: str
+        client_id: Optional[str]
+        provider_id: Optional[str]
+
+    def __new__(
+        cls, code: str, client_id: Optional[str] = None, provider_id: Optional[str] = None
+    ) -> SendResult:
+        return tuple.__new__(cls, (code, client_id, provider_id))
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+    @property
+    def ok(self) -> bool:
+        """True when the platform accepted the message."""
+        return self[0] == _OK
+
+    def __repr__(self) -> str:
+        return f"SendResult(code={self[0]!r}, client_id={self[1]!r}, provider_id={self[2]!r})"
+
+
+class StatusResult(tuple):  # type: ignore[type-arg]
+    """The platform's answer for one id: ``code;providerId;status;dateTime;reason``.
+
+    ``status`` and ``time`` may be ``None`` when ``code`` is not ``"ok"``; ``reason``
+    is given only when the message was not delivered. ``time`` is a naive
+    ``datetime`` unless the parser was given the platform's time zone.
+    """
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        code: str
+        provider_id: Optional[str]
+        status: Optional[str]
+        time: Optional[datetime]
+        reason: Optional[str]
+
+    def __new__(
+        cls,
+        code: str,
+        provider_id: Optional[str] = None,
+        status: Optional[str] = None,
+        time: Optional[datetime] = None,
+        reason: Optional[str] = None,
+    ) -> StatusResult:
+        return tuple.__new__(cls, (code, provider_id, status, time, reason))
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+    @property
+    def ok(self) -> bool:
+        """True when the platform answered for this id (``code == "ok"``)."""
+        return self[0] == _OK
+
+    @property
+    def final(self) -> bool:
+        """True when the status can no longer change (delivered, undelivered, ...)."""
+        return self[2] in _FINAL
+
+    def __repr__(self) -> str:
+        return (
+            f"StatusResult(code={self[0]!r}, provider_id={self[1]!r}, status={self[2]!r}, "
+            f"time={self[3]!r}, reason={self[4]!r})"
+        )
+
+
+# Field accessors as C-level itemgetters: as fast as attribute access can be on a
+# tuple, and read-only. Assigned after class creation so mypy sees the annotations.
+for _cls, _names in (
+    (Message, _MESSAGE_FIELDS),
+    (SendResult, ("code", "client_id", "provider_id")),
+    (StatusResult, ("code", "provider_id", "status", "time", "reason")),
+):
+    for _i, _name in enumerate(_names):
+        setattr(_cls, _name, property(itemgetter(_i), doc=f"Field {_i}: {_name}."))
+del _cls, _names, _i, _name

@@ -1,0 +1,156 @@
+"""The HPG wire format, written down once.
+
+Every other module (both codec twins, the client, the emulator, the receiver) takes
+its parameter names, codes, statuses and separators from here. The words of the
+specification (MFMS HPG PROTOCOL, 2018; ``shared/seed`` in the project) stand beside
+the constants; section numbers refer to ``shared/PROTOCOL.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "ADDRESS",
+    "BOM",
+    "CLIENT_ID",
+    "CODE_CHARS",
+    "DATE_SEPARATORS",
+    "DATETIME_LENGTH",
+    "FIELD_SEPARATOR",
+    "LINE_STRIP",
+    "LOGIN",
+    "PASSWORD",
+    "PROVIDER_ID",
+    "REQUIRED_SEND_FIELDS",
+    "SEND",
+    "STATUS",
+    "STATUS_FIELDS",
+    "SEND_FIELDS",
+    "SUBJECT",
+    "TEXT",
+    "UNRESERVED",
+    "Code",
+    "Status",
+]
+
+# -- Operations (PROTOCOL.md 1, "Transport") -----------------------------------------
+# "<URL>?<client credentials><request parameters>"; a connector is a base URL
+# ``scheme://host:port/<CLIENT>/<connector>/`` with these two operations.
+SEND: Final = "send"
+STATUS: Final = "status"
+
+# -- Credentials: "login=CLIENT&password=P@ssw0rd". The *names* are set per connector
+# ("a connector may expect ``pass`` instead of ``password``"); these are the defaults.
+LOGIN: Final = "login"
+PASSWORD: Final = "password"
+
+# -- SEND parameters, indexed ``name[i]`` (indexes start at 0 in every request) ------
+SUBJECT: Final = "subject"  # String, required: sender signature
+ADDRESS: Final = "address"  # Address, required: recipient phone number
+TEXT: Final = "text"  # String, required: message text
+CLIENT_ID: Final = "clientId"  # String: client's id, unique within one request
+REQUIRED_SEND_FIELDS: Final = (SUBJECT, ADDRESS, TEXT)
+#: Names a per-message extra parameter may not take: they would be sent twice.
+SEND_FIELDS: Final = frozenset((SUBJECT, ADDRESS, TEXT, CLIENT_ID))
+
+# -- STATUS parameters ----------------------------------------------------------------
+PROVIDER_ID: Final = "providerId"  # String, required: the platform's id
+STATUS_FIELDS: Final = frozenset((PROVIDER_ID,))
+
+# -- Encoding (PROTOCOL.md 3, "Encoding") ------------------------------------------------
+#: RFC 3986 unreserved characters; every other byte of the UTF-8 text is sent as
+#: ``%XX`` with upper-case hex. Space is ``%20``, never ``+``.
+UNRESERVED: Final = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+)
+
+# -- Replies ------------------------------------------------------------------------------
+# SEND reply, a line per message: ``code;clientId;providerId``.
+# STATUS reply, a line per id:    ``code;providerId;status;dateTime;reason``.
+FIELD_SEPARATOR: Final = b";"
+#: Bytes stripped from both ends of every reply line: CRLF or LF line ends, and the
+#: trailing blanks seen in the specification's own examples.
+LINE_STRIP: Final = b" \t\r"
+#: A UTF-8 byte-order mark is skipped at the very start of a reply.
+BOM: Final = b"\xef\xbb\xbf"
+#: A code or a status is a token of these bytes; anything else (an HTML error page
+#: served with 200, say) makes the line garbled.
+CODE_CHARS: Final = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+)
+# Datetime: "yyyy.MM.dd hh:mm:ss" (24-hour clock); clients in the field also see
+# "yyyy-MM-dd HH:mm:ss". Both are read; the two date separators must agree.
+DATETIME_LENGTH: Final = 19
+DATE_SEPARATORS: Final = b".-"
+
+
+class Code:
+    """Platform result codes (specification section 3), as plain string constants.
+
+    Codes read off the wire that are not listed here pass through as plain ``str``.
+    ``NOT_SENT`` and ``UNKNOWN`` are hpgfast's own, for messages with no reply.
+    """
+
+    OK: Final = "ok"
+    ERROR_AUTH: Final = "error-auth"
+    ERROR_SYNTAX: Final = "error-syntax"
+    ERROR_SYSTEM: Final = "error-system"
+    ERROR_PROVIDER_ID_UNKNOWN: Final = "error-provider-id-unknown"
+    ERROR_ADDRESS_FORMAT: Final = "error-address-format"
+    ERROR_ADDRESS_UNKNOWN: Final = "error-address-unknown"
+    ERROR_SUBJECT_FORMAT: Final = "error-subject-format"
+    ERROR_SUBJECT_UNKNOWN: Final = "error-subject-unknown"
+    # Seen from later versions of the platform (PROTOCOL.md 2).
+    ERROR_SUBJECT_NOT_SPECIFIED: Final = "error-subject-not-specified"
+    ERROR_ADDRESS_NOT_SPECIFIED: Final = "error-address-not-specified"
+    ERROR_PRIORITY_FORMAT: Final = "error-priority-format"
+    ERROR_ACCOUNT_LOCKED: Final = "error-account-locked"
+    ERROR_ID_NOT_UNIQUE: Final = "error-id-not-unique"
+    # hpgfast's own outcomes; never sent by the platform.
+    #: The request never left: safe to send again.
+    NOT_SENT: Final = "not-sent"
+    #: The request may have reached the platform, but no reply line says what became
+    #: of the message. Sending it again may deliver a second SMS.
+    UNKNOWN: Final = "unknown"
+
+    #: Every code the platform is known to send.
+    PLATFORM: Final = (
+        OK,
+        ERROR_AUTH,
+        ERROR_SYNTAX,
+        ERROR_SYSTEM,
+        ERROR_PROVIDER_ID_UNKNOWN,
+        ERROR_ADDRESS_FORMAT,
+        ERROR_ADDRESS_UNKNOWN,
+        ERROR_SUBJECT_FORMAT,
+        ERROR_SUBJECT_UNKNOWN,
+        ERROR_SUBJECT_NOT_SPECIFIED,
+        ERROR_ADDRESS_NOT_SPECIFIED,
+        ERROR_PRIORITY_FORMAT,
+        ERROR_ACCOUNT_LOCKED,
+        ERROR_ID_NOT_UNIQUE,
+    )
+    #: Codes that concern the whole request, not one message: when a reply is a
+    #: single line holding only one of these, every message of the request failed.
+    REQUEST_LEVEL: Final = frozenset((ERROR_AUTH, ERROR_SYNTAX, ERROR_ACCOUNT_LOCKED))
+
+
+class Status:
+    """Delivery statuses (specification section 4), as plain string constants.
+
+    Statuses read off the wire that are not listed here pass through as plain ``str``.
+    """
+
+    ENQUEUED: Final = "enqueued"  # queued on the platform for sending
+    SENT: Final = "sent"  # sent
+    DELIVERED: Final = "delivered"  # delivered to the recipient
+    UNDELIVERED: Final = "undelivered"  # not delivered to the recipient
+    FAILED: Final = "failed"  # not delivered because of a platform error
+    DELAYED: Final = "delayed"  # waiting for a deferred send time
+    CANCELLED: Final = "cancelled"  # cancelled by hand on the platform
+
+    #: Every status the specification names.
+    ALL: Final = (ENQUEUED, SENT, DELIVERED, UNDELIVERED, FAILED, DELAYED, CANCELLED)
+    #: Statuses after which nothing changes any more.
+    FINAL: Final = frozenset((DELIVERED, UNDELIVERED, FAILED, CANCELLED))

@@ -1,0 +1,53 @@
+"""The codec in use: the compiled core when it is there, else its pure-Python twin.
+
+``IMPLEMENTATION`` says which: ``"compiled"`` or ``"python"``. Setting the
+environment variable ``HPGFAST_PURE_PYTHON=1`` (or running on an interpreter other
+than CPython) forces the pure twin at import. Both export the same functions with
+the same signatures, results and exceptions; type checkers read the pure one.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import TYPE_CHECKING
+
+__all__ = [
+    "IMPLEMENTATION",
+    "encode_params",
+    "encode_send",
+    "encode_status",
+    "parse_send",
+    "parse_status",
+]
+
+#: True when the environment asks for the pure twin.
+PURE_PYTHON_REQUESTED = bool(os.environ.get("HPGFAST_PURE_PYTHON")) or (
+    platform.python_implementation() != "CPython"
+)
+
+if TYPE_CHECKING or PURE_PYTHON_REQUESTED:
+    from ._codec_py import encode_params, encode_send, encode_status, parse_send, parse_status
+
+    IMPLEMENTATION = "python"
+else:
+    try:
+        from ._codec_c import (
+            encode_params,
+            encode_send,
+            encode_status,
+            parse_send,
+            parse_status,
+        )
+    except ImportError:  # installed with HPGFAST_NO_EXTENSIONS=1, or no compiler
+        from ._codec_py import (
+            encode_params,
+            encode_send,
+            encode_status,
+            parse_send,
+            parse_status,
+        )
+
+        IMPLEMENTATION = "python"
+    else:
+        IMPLEMENTATION = "compiled"

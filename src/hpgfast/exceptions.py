@@ -1,0 +1,149 @@
+"""hpgfast's exceptions: one tree with a single root, ``HPGError``.
+
+Local errors (bad input from our caller: ``MessageError``) are told apart from remote
+ones (a bad reply from the platform: ``ProtocolError``; a failed exchange:
+``TransportError`` and its kin). Concrete errors also subclass the builtin they
+resemble, so ``except ValueError`` keeps working. Every exception carries its
+context as attributes and pickles. None of them ever holds a password: the client
+passes only redacted URLs in.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = [
+    "AuthError",
+    "HPGError",
+    "HTTPStatusError",
+    "MessageError",
+    "MessageTooLarge",
+    "MessageTypeError",
+    "ProtocolError",
+    "RequestRejected",
+    "TransportError",
+    "ConnectError",
+    "TLSError",
+]
+
+
+class HPGError(Exception):
+    """Root of every error hpgfast raises on purpose."""
+
+
+class MessageError(HPGError, ValueError):
+    """A message (or provider id, or parameter) that cannot be sent as given.
+
+    ``index`` is its position in the caller's sequence (``None`` for a request-level
+    parameter), ``field`` the field at fault, ``reason`` what is wrong with it.
+    """
+
+    def __init__(self, index: Optional[int], field: str, reason: str) -> None:
+        super().__init__(index, field, reason)
+        self.index = index
+        self.field = field
+        self.reason = reason
+
+    def __str__(self) -> str:
+        where = "request parameter" if self.index is None else f"message {self.index}"
+        return f"{where}: field {self.field!r}: {self.reason}"
+
+
+class MessageTypeError(MessageError, TypeError):
+    """A field of the wrong type (for example ``bytes`` or ``int`` where ``str`` goes)."""
+
+
+class MessageTooLarge(MessageError):
+    """A message that does not fit into a request on its own, even alone."""
+
+
+class ProtocolError(HPGError, ValueError):
+    """A reply hpgfast cannot read: not UTF-8, a garbled line, an impossible date.
+
+    ``line`` is the 1-based number of the offending line (``None`` when the fault is
+    not one line's, for example a reply over the size cap).
+    """
+
+    def __init__(self, line: Optional[int], reason: str) -> None:
+        super().__init__(line, reason)
+        self.line = line
+        self.reason = reason
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return f"unreadable reply: {self.reason}"
+        return f"unreadable reply, line {self.line}: {self.reason}"
+
+
+class TransportError(HPGError, OSError):
+    """An exchange with the platform failed below HTTP (connect, read, timeout).
+
+    ``url`` is the redacted URL, ``reason`` the underlying error (never with a
+    password in it), ``sent`` whether any byte of the request may have left.
+    """
+
+    def __init__(self, message: str, *, url: Optional[str] = None, sent: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.url = url
+        self.sent = sent
+
+    def __str__(self) -> str:
+        return self.message if self.url is None else f"{self.message} ({self.url})"
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (_rebuild_transport, (type(self), self.message, self.url, self.sent))
+
+
+def _rebuild_transport(
+    cls: type[TransportError], message: str, url: Optional[str], sent: bool
+) -> TransportError:
+    return cls(message, url=url, sent=sent)
+
+
+class ConnectError(TransportError):
+    """The connection could not be opened: no byte of the request left."""
+
+
+class TLSError(TransportError):
+    """TLS failed: the platform's certificate could not be verified, for example."""
+
+
+class HTTPStatusError(HPGError):
+    """The platform answered with an HTTP status other than 200.
+
+    ``status`` is the HTTP status, ``description`` the platform's text (HPG answers
+    500 "with a description of the error"), ``url`` the redacted URL.
+    """
+
+    def __init__(self, status: int, description: str, url: Optional[str] = None) -> None:
+        super().__init__(status, description, url)
+        self.status = status
+        self.description = description
+        self.url = url
+
+    def __str__(self) -> str:
+        text = f"HTTP {self.status} from the platform"
+        if self.description:
+            text += f": {self.description}"
+        return text if self.url is None else f"{text} ({self.url})"
+
+
+class RequestRejected(HPGError):
+    """The platform refused a whole request with a single code line (``error-syntax``...).
+
+    ``code`` is the platform's code.
+    """
+
+    def __init__(self, code: str, url: Optional[str] = None) -> None:
+        super().__init__(code, url)
+        self.code = code
+        self.url = url
+
+    def __str__(self) -> str:
+        text = f"the platform refused the request: {self.code}"
+        return text if self.url is None else f"{text} ({self.url})"
+
+
+class AuthError(RequestRejected):
+    """Wrong login or password (``error-auth``): a configuration error, raised at once."""
