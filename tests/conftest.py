@@ -1,0 +1,76 @@
+"""Shared fixtures: every codec test runs against both twins through ``codec``.
+
+The compiled twin's parameter is marked ``compiled``; ``--no-c-extensions`` drops it
+(for a pure install), and it is skipped where the extension is not importable only
+when the environment asked for a pure run (see test_codec_loaded.py).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# CI runs at least 500 examples per property; locally the default profile is quicker.
+settings.register_profile(
+    "ci", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=150, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+PURE_REQUESTED = bool(os.environ.get("HPGFAST_PURE_PYTHON") or os.environ.get("HPGFAST_NO_EXTENSIONS"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-c-extensions",
+        action="store_true",
+        default=False,
+        help="Run the codec tests only against the pure-Python twin.",
+    )
+
+
+def _load_compiled() -> ModuleType | None:
+    try:
+        return importlib.import_module("hpgfast._codec_c")
+    except ImportError:
+        return None
+
+
+@pytest.fixture(
+    scope="session",
+    params=[
+        pytest.param("python", id="py"),
+        pytest.param("compiled", id="c", marks=pytest.mark.compiled),
+    ],
+)
+def codec(request: pytest.FixtureRequest) -> ModuleType:
+    """The codec twin under test: the pure one, then the compiled one."""
+    if request.param == "python":
+        return importlib.import_module("hpgfast._codec_py")
+    if request.config.getoption("--no-c-extensions") or PURE_REQUESTED:
+        pytest.skip("compiled core not requested")
+    module = _load_compiled()
+    if module is None:
+        pytest.fail("the compiled codec core is not built; build it or set HPGFAST_PURE_PYTHON=1")
+    return module
+
+
+@pytest.fixture(scope="session")
+def pure() -> ModuleType:
+    """The pure-Python twin: the reference the compiled core is held to."""
+    return importlib.import_module("hpgfast._codec_py")
+
+
+@pytest.fixture(scope="session")
+def compiled(request: pytest.FixtureRequest) -> ModuleType:
+    """The compiled core (the test is skipped when a pure run was asked for)."""
+    if request.config.getoption("--no-c-extensions") or PURE_REQUESTED:
+        pytest.skip("compiled core not requested")
+    module = _load_compiled()
+    if module is None:
+        pytest.fail("the compiled codec core is not built; build it or set HPGFAST_PURE_PYTHON=1")
+    return module

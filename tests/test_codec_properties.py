@@ -1,0 +1,312 @@
+"""Hypothesis properties of the codec.
+
+(a) ``urllib.parse.parse_qsl`` of an encoded query gives back exactly the input;
+(b) the compiled core and the pure twin agree on every input, valid or hostile:
+    equal results, or the same exception type with the same index/field or line;
+(c) repeated ``encode_send`` calls under limits cover every message exactly once.
+
+CI runs the "ci" profile (500 examples each; see conftest.py). Known past
+failures are pinned with ``@example``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta, timezone
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl
+
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
+
+from hpgfast import Message, MessageError, ProtocolError
+from hpgfast._wire import SEND_FIELDS, Code, Status
+
+# -- strategies ----------------------------------------------------------------------
+
+# Any Unicode text a user may send: everything but lone surrogates.
+texts = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60)
+param_names = texts.filter(lambda name: name not in SEND_FIELDS)
+params = st.one_of(
+    st.none(),
+    st.dictionaries(param_names, st.text(st.characters(blacklist_categories=("Cs",))), max_size=3),
+    st.lists(
+        st.tuples(param_names, st.text(st.characters(blacklist_categories=("Cs",)))), max_size=3
+    ),
+)
+messages = st.builds(
+    Message,
+    address=st.one_of(st.from_regex(r"\A\+?[0-9]{10,15}\Z"), texts),
+    text=texts,
+    subject=st.one_of(st.none(), texts),
+    client_id=st.one_of(st.none(), texts),
+    params=params,
+)
+
+
+def _effective_ids_unique(batch: list[Message]) -> bool:
+    ids = [str(i) if m.client_id is None else m.client_id for i, m in enumerate(batch)]
+    return len(set(ids)) == len(ids)
+
+
+def _outcome(call: Callable[[], Any]) -> tuple[Any, ...]:
+    """A call's result, or the parts of its exception both twins must agree on."""
+    try:
+        return ("ok", call())
+    except (MessageError, ProtocolError) as exc:
+        return ("error", type(exc), *exc.args[:2])
+    except (TypeError, ValueError) as exc:
+        return ("error", type(exc))
+
+
+# -- (a) round trip through an independent decoder ------------------------------------
+
+
+def _expected_pairs(batch: list[Message], default_subject: str) -> list[tuple[str, str]]:
+    pairs = []
+    for i, message in enumerate(batch):
+        pairs += [
+            (f"subject[{i}]", message.subject or default_subject),
+            (f"address[{i}]", message.address),
+            (f"text[{i}]", message.text),
+        ]
+        if message.client_id is not None:
+            pairs.append((f"clientId[{i}]", message.client_id))
+        extra = message.params or ()
+        items = extra.items() if isinstance(extra, dict) else extra
+        pairs += [(f"{name}[{i}]", value) for name, value in items]
+    return pairs
+
+
+@given(batch=st.lists(messages, max_size=8), quote_brackets=st.booleans())
+@example(batch=[Message("7903", "Hey, you", "S", None, {"x[1]": "a+b c"})], quote_brackets=False)
+def test_parse_qsl_gives_back_the_input(
+    codec: ModuleType, batch: list[Message], quote_brackets: bool
+) -> None:
+    assume(_effective_ids_unique(batch))
+    query, nxt = codec.encode_send(batch, default_subject="Default", quote_brackets=quote_brackets)
+    assert nxt == len(batch)
+    assert query.isascii()
+    decoded = parse_qsl(
+        query.decode("ascii"), keep_blank_values=True, strict_parsing=bool(query), errors="strict"
+    )
+    assert decoded == _expected_pairs(batch, "Default")
+
+
+@given(pairs=st.lists(st.tuples(texts, st.text(st.characters(blacklist_categories=("Cs",))))))
+def test_encode_params_round_trip(codec: ModuleType, pairs: list[tuple[str, str]]) -> None:
+    query = codec.encode_params(pairs).decode("ascii")
+    assert parse_qsl(query, keep_blank_values=True) == pairs
+
+
+@given(ids=st.lists(texts, max_size=10))
+def test_encode_status_round_trip(codec: ModuleType, ids: list[str]) -> None:
+    query, nxt = codec.encode_status(ids)
+    assert nxt == len(ids)
+    assert parse_qsl(query.decode("ascii")) == [(f"providerId[{i}]", v) for i, v in enumerate(ids)]
+
+
+# -- (b) the twins agree ------------------------------------------------------------
+
+hostile_values = st.one_of(
+    texts,
+    st.just(""),
+    st.none(),
+    st.integers(),
+    st.binary(max_size=5),
+    st.text(max_size=8),  # may hold lone surrogates
+    st.sampled_from(["text", "clientId", "0", "1", "2", "\ud800", "a\udfff"]),
+)
+hostile_params = st.one_of(
+    params,
+    hostile_values,
+    st.dictionaries(hostile_values, hostile_values, max_size=2),
+    st.lists(st.one_of(st.tuples(hostile_values, hostile_values), hostile_values), max_size=2),
+)
+hostile_messages = st.one_of(
+    messages,
+    st.lists(hostile_values, min_size=0, max_size=6).map(tuple),
+    st.tuples(hostile_values, hostile_values, hostile_values, hostile_values, hostile_params),
+    hostile_values,
+    st.lists(texts, min_size=2, max_size=3),  # a list is not a tuple
+)
+
+
+@given(
+    batch=st.lists(st.one_of(messages, hostile_messages), max_size=12),
+    start=st.integers(-1, 13),
+    max_bytes=st.one_of(st.none(), st.integers(-1, 2000)),
+    max_count=st.one_of(st.none(), st.integers(-1, 12)),
+    default_subject=st.one_of(st.none(), st.just("Shop"), hostile_values),
+    quote_brackets=st.booleans(),
+)
+@example(
+    batch=[("1\ud800", 5, "s")], start=0, max_bytes=None, max_count=None,
+    default_subject=None, quote_brackets=False,
+)  # fmt: skip
+@example(
+    batch=[("1", "t", "s", "b"), ("2", "t", "s", "b"), ("3", "\ud800", "s")],
+    start=0, max_bytes=None, max_count=None, default_subject=None, quote_brackets=False,
+)  # fmt: skip
+def test_twins_agree_on_encode_send(
+    pure: ModuleType,
+    compiled: ModuleType,
+    batch: list[Any],
+    start: int,
+    max_bytes: int | None,
+    max_count: int | None,
+    default_subject: Any,
+    quote_brackets: bool,
+) -> None:
+    kwargs = dict(
+        start=start,
+        max_bytes=max_bytes,
+        max_count=max_count,
+        default_subject=default_subject,
+        quote_brackets=quote_brackets,
+    )
+    expected = _outcome(lambda: pure.encode_send(batch, **kwargs))
+    assert _outcome(lambda: compiled.encode_send(batch, **kwargs)) == expected
+
+
+@given(
+    ids=st.lists(hostile_values, max_size=10),
+    start=st.integers(-1, 11),
+    max_bytes=st.one_of(st.none(), st.integers(-1, 300)),
+    max_count=st.one_of(st.none(), st.integers(-1, 10)),
+    quote_brackets=st.booleans(),
+)
+def test_twins_agree_on_encode_status(
+    pure: ModuleType,
+    compiled: ModuleType,
+    ids: list[Any],
+    start: int,
+    max_bytes: int | None,
+    max_count: int | None,
+    quote_brackets: bool,
+) -> None:
+    kwargs = dict(start=start, max_bytes=max_bytes, max_count=max_count, quote_brackets=quote_brackets)
+    expected = _outcome(lambda: pure.encode_status(ids, **kwargs))
+    assert _outcome(lambda: compiled.encode_status(ids, **kwargs)) == expected
+
+
+@given(pairs=hostile_params)
+def test_twins_agree_on_encode_params(pure: ModuleType, compiled: ModuleType, pairs: Any) -> None:
+    assume(pairs is not None)
+    assert _outcome(lambda: compiled.encode_params(pairs)) == _outcome(
+        lambda: pure.encode_params(pairs)
+    )
+
+
+# Reply lines assembled from pieces that look like the platform's, and pieces that
+# do not: both twins must read them alike, or fail alike on the same line.
+_codes = st.sampled_from([*Code.PLATFORM, "", "OK", "x y", "error-new_code.2", "<html>"])
+_statuses = st.sampled_from([*Status.ALL, "", "queued-elsewhere", "bad status"])
+_dates = st.one_of(
+    st.datetimes().map(lambda d: d.strftime("%Y.%m.%d %H:%M:%S")),
+    st.datetimes().map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S")),
+    st.sampled_from(
+        ["", "2012.13.45 25:61:00", "2011.02.29 10:00:00", "2012.03-15 10:00:00", "0000.01.01 00:00:00",
+         "9999.12.31 23:59:59", "2012.03.15 19:53:14 ", "2012.03.15  9:53:14", "٢٠١٢.03.15 19:53:14"]
+    ),
+)  # fmt: skip
+_free = st.text(max_size=12).map(lambda s: s.encode("utf-8", "surrogatepass")) | st.binary(max_size=6)
+_sep = st.sampled_from([b"\n", b"\r\n", b"\n\n", b" \n", b"\t\r\n", b"\r", b"\n;", b""])
+
+
+@st.composite
+def _status_bodies(draw: st.DrawFn) -> bytes:
+    lines = []
+    for _ in range(draw(st.integers(0, 6))):
+        fields = [
+            draw(_codes).encode(),
+            draw(st.one_of(st.from_regex(rb"\A[0-9]{1,12}\Z"), _free)),
+            draw(_statuses).encode(),
+            draw(_dates).encode("utf-8"),
+            draw(st.one_of(st.just(b""), st.just(b"unknown-subscriber"), _free)),
+        ]
+        cut = draw(st.integers(1, 7))
+        lines.append(b";".join(fields[:cut] + [b""] * max(0, cut - 5)) + draw(_sep))
+    prefix = draw(st.sampled_from([b"", b"\xef\xbb\xbf", b"\xef\xbb"]))
+    return prefix + b"".join(lines)
+
+
+@st.composite
+def _send_bodies(draw: st.DrawFn) -> bytes:
+    lines = []
+    for _ in range(draw(st.integers(0, 6))):
+        fields = [
+            draw(_codes).encode(),
+            draw(st.one_of(st.from_regex(rb"\A[0-9]{1,5}\Z"), _free)),
+            draw(st.one_of(st.from_regex(rb"\A[0-9]{1,12}\Z"), _free)),
+        ]
+        cut = draw(st.integers(1, 5))
+        lines.append(b";".join(fields[:cut] + [b""] * max(0, cut - 3)) + draw(_sep))
+    return b"".join(lines)
+
+
+_zones = st.sampled_from([None, timezone.utc, timezone(timedelta(hours=3))])
+
+
+@given(body=st.one_of(st.binary(max_size=200), _status_bodies()), tz=_zones)
+@example(body=b"ok;1;sent;2012.13.45 25:61:00;", tz=None)
+@example(body=b"ok;1;sent;;\xed\xa0\x80", tz=None)
+def test_twins_agree_on_parse_status(pure: ModuleType, compiled: ModuleType, body: bytes, tz: Any) -> None:
+    expected = _outcome(lambda: pure.parse_status(body, tz=tz))
+    assert _outcome(lambda: compiled.parse_status(body, tz=tz)) == expected
+
+
+@given(body=st.one_of(st.binary(max_size=200), _send_bodies()))
+@example(body=b"ok;0;1\r\nok;1;2;\r\n\r\n")
+def test_twins_agree_on_parse_send(pure: ModuleType, compiled: ModuleType, body: bytes) -> None:
+    expected = _outcome(lambda: pure.parse_send(body))
+    actual = _outcome(lambda: compiled.parse_send(body))
+    assert actual == expected
+    if expected[0] == "ok":  # equal values, and the same record class
+        assert [type(r) for r in actual[1]] == [type(r) for r in expected[1]]
+
+
+# -- (c) chunking covers every message exactly once -----------------------------------
+
+
+@given(
+    batch=st.lists(messages, min_size=1, max_size=30),
+    extra_bytes=st.integers(0, 400),
+    max_count=st.one_of(st.none(), st.integers(1, 6)),
+)
+def test_chunks_cover_every_message_once_within_limits(
+    codec: ModuleType, batch: list[Message], extra_bytes: int, max_count: int | None
+) -> None:
+    # Every message must fit alone (at the widest index a request can hold).
+    widest = max(len(codec.encode_send([m], default_subject="D")[0]) for m in batch)
+    max_bytes = widest + len(str(len(batch))) * 8 + extra_bytes
+    start, seen = 0, []
+    while start < len(batch):
+        try:
+            query, nxt = codec.encode_send(
+                batch, start=start, max_bytes=max_bytes, max_count=max_count, default_subject="D"
+            )
+        except MessageError as exc:
+            # Only a duplicate effective client id may stop us; skip such batches.
+            assume(exc.field != "client_id")
+            raise
+        assert nxt > start  # progress: never an empty request
+        assert len(query) <= max_bytes
+        if max_count is not None:
+            assert nxt - start <= max_count
+        if nxt < len(batch) and (max_count is None or nxt - start < max_count):
+            # Maximal: one more message would not have fitted.
+            try:
+                bigger, _ = codec.encode_send(
+                    batch, start=start, max_count=nxt - start + 1, default_subject="D"
+                )
+            except MessageError as exc:
+                assume(exc.field != "client_id")
+                raise
+            assert len(bigger) > max_bytes
+        decoded = parse_qsl(query.decode("ascii"), keep_blank_values=True)
+        assert decoded == _expected_pairs(list(batch[start:nxt]), "D")
+        seen.extend(range(start, nxt))
+        start = nxt
+    assert seen == list(range(len(batch)))
