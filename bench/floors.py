@@ -1,0 +1,32 @@
+"""The ratios hpgfast promises, and the floors the CI gate holds them to. One file.
+
+Each ratio is ``peer median / subject median`` from the same run, so "10x faster" is
+10.0 and "within 5x of the floor" is 0.2. ``target`` is the claim (issues and
+README); ``floor`` is the CI gate, set well under the target so that a noisy machine
+does not fail it, but a lost compiled path or a per-byte Python loop does.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Ratio(NamedTuple):
+    group: str  # the pytest-benchmark group both sides ran in
+    subject: str  # what is claimed to be fast
+    peer: str  # what it is compared with
+    target: float  # the promise: peer/subject at least this
+    floor: float  # the CI gate: peer/subject below this fails the run
+    claim: str  # how the README words it
+
+
+RATIOS: tuple[Ratio, ...] = (
+    Ratio("encode-10k", "compiled", "urlencode", 30.0, 10.0, "encode_send vs urllib.parse.urlencode"),
+    Ratio("encode-10k", "compiled", "yarl", 5.0, 2.0, "encode_send vs yarl's quoter per value"),
+    Ratio("encode-10k", "compiled", "pure", 10.0, 5.0, "encode_send vs the pure twin"),
+    Ratio("parse-status-100k", "compiled", "split", 0.2, 0.08, "parse_status vs bytes.split (floor)"),
+    Ratio("parse-status-100k", "compiled", "pure", 10.0, 3.0, "parse_status vs the pure twin"),
+    Ratio("parse-send-100k", "compiled", "split", 1 / 3, 0.12, "parse_send vs bytes.split (floor)"),
+    Ratio("parse-send-100k", "compiled", "pure", 10.0, 3.0, "parse_send vs the pure twin"),
+    Ratio("encode-threads-100k", "2-threads", "1-thread", 1.6, 1.2, "encode throughput, 2 threads vs 1"),
+)
