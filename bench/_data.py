@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import cache
 
 from hpgfast import Message
 
@@ -47,19 +47,17 @@ def _text(rng: random.Random) -> str:
     return text[:160]
 
 
-@lru_cache(maxsize=None)
+@cache
 def standard_batch(n: int = STANDARD_BATCH, seed: int = 1) -> tuple[Message, ...]:
     """``n`` messages: 50% Latin, 30% Cyrillic, 20% with emoji; 11-digit addresses."""
     rng = random.Random(seed)
-    return tuple(
-        Message(f"79{rng.randrange(10**9):09d}", _text(rng), "hpgfast") for _ in range(n)
-    )
+    return tuple(Message(f"79{rng.randrange(10**9):09d}", _text(rng), "hpgfast") for _ in range(n))
 
 
 _REASONS = ("unknown-subscriber", "absent-subscriber", "expired", "rejected", "network-error")
 
 
-@lru_cache(maxsize=None)
+@cache
 def standard_status_reply(n: int = STANDARD_REPLY, seed: int = 2) -> bytes:
     """``n`` STATUS lines: mixed codes, statuses, reasons and times; CRLF line ends."""
     rng = random.Random(seed)
@@ -86,7 +84,7 @@ def standard_status_reply(n: int = STANDARD_REPLY, seed: int = 2) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
-@lru_cache(maxsize=None)
+@cache
 def standard_send_reply(n: int = STANDARD_REPLY, seed: int = 3) -> bytes:
     """``n`` SEND lines ``code;clientId;providerId``, 2% of them rejected."""
     rng = random.Random(seed)
@@ -106,5 +104,9 @@ def query_pairs(batch: tuple[Message, ...]) -> list[tuple[str, str]]:
     """The batch as the (name, value) pairs a hand-written client would build."""
     pairs = []
     for i, m in enumerate(batch):
-        pairs += [(f"subject[{i}]", m.subject), (f"address[{i}]", m.address), (f"text[{i}]", m.text)]
+        pairs += [
+            (f"subject[{i}]", m.subject),
+            (f"address[{i}]", m.address),
+            (f"text[{i}]", m.text),
+        ]
     return pairs  # type: ignore[return-value]

@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from _data import query_pairs, standard_batch, standard_send_reply, standard_status_reply
 
+from _data import query_pairs, standard_batch, standard_send_reply, standard_status_reply
 from hpgfast import _codec_py
 
 try:
@@ -45,7 +45,7 @@ def _twin(name: str) -> Any:
 def bench_encode_hpgfast(measure: Measure, twin: str) -> None:
     codec = _twin(twin)
     batch = standard_batch()
-    query, nxt = measure("encode-10k", twin, codec.encode_send, batch)
+    _, nxt = measure("encode-10k", twin, codec.encode_send, batch)
     assert nxt == len(batch)
 
 
@@ -95,7 +95,9 @@ def _encode_chunks(codec: Any, batch: Any, start: int, stop: int) -> int:
 def bench_encode_one_thread(measure: Measure) -> None:
     codec = _twin("compiled")
     batch = standard_batch(100_000)
-    measure("encode-threads-100k", "1-thread", _encode_chunks, codec, batch, 0, len(batch), rounds=5)
+    measure(
+        "encode-threads-100k", "1-thread", _encode_chunks, codec, batch, 0, len(batch), rounds=5
+    )
 
 
 def bench_encode_two_threads(measure: Measure, pool: Any) -> None:

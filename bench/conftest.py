@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from floors import RATIOS  # noqa: E402
+from floors import RATIOS
 
 MEDIANS: dict[tuple[str, str], float] = {}
 
@@ -35,7 +35,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def measure(benchmark: Any) -> Callable[..., Any]:
     """Run ``fn(*args)`` under pytest-benchmark in ``group`` and record its median."""
 
-    def run(group: str, name: str, fn: Callable[..., Any], *args: Any, rounds: int | None = None) -> Any:
+    def run(
+        group: str, name: str, fn: Callable[..., Any], *args: Any, rounds: int | None = None
+    ) -> Any:
         benchmark.group = group
         benchmark.extra_info["name"] = name
         if rounds is None:
@@ -94,7 +96,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         verdict = "meets target" if value >= ratio.target else "under target"
         if value < ratio.floor:
             verdict = "UNDER FLOOR"
-        write(f"{ratio.claim:<48} {value:>9.2f} {ratio.target:>7.2f} {ratio.floor:>7.2f}  {verdict}")
+        write(
+            f"{ratio.claim:<48} {value:>9.2f} {ratio.target:>7.2f} {ratio.floor:>7.2f}  {verdict}"
+        )
     failed = under_floor()
     if config.getoption("--gate") and failed:
         write("")

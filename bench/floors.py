@@ -21,12 +21,23 @@ class Ratio(NamedTuple):
 
 
 RATIOS: tuple[Ratio, ...] = (
-    Ratio("encode-10k", "compiled", "urlencode", 30.0, 10.0, "encode_send vs urllib.parse.urlencode"),
+    Ratio(
+        "encode-10k", "compiled", "urlencode", 30.0, 10.0, "encode_send vs urllib.parse.urlencode"
+    ),
     Ratio("encode-10k", "compiled", "yarl", 5.0, 2.0, "encode_send vs yarl's quoter per value"),
     Ratio("encode-10k", "compiled", "pure", 10.0, 5.0, "encode_send vs the pure twin"),
-    Ratio("parse-status-100k", "compiled", "split", 0.2, 0.08, "parse_status vs bytes.split (floor)"),
+    Ratio(
+        "parse-status-100k", "compiled", "split", 0.2, 0.08, "parse_status vs bytes.split (floor)"
+    ),
     Ratio("parse-status-100k", "compiled", "pure", 10.0, 3.0, "parse_status vs the pure twin"),
     Ratio("parse-send-100k", "compiled", "split", 1 / 3, 0.12, "parse_send vs bytes.split (floor)"),
     Ratio("parse-send-100k", "compiled", "pure", 10.0, 3.0, "parse_send vs the pure twin"),
-    Ratio("encode-threads-100k", "2-threads", "1-thread", 1.6, 1.2, "encode throughput, 2 threads vs 1"),
+    Ratio(
+        "encode-threads-100k",
+        "2-threads",
+        "1-thread",
+        1.6,
+        1.2,
+        "encode throughput, 2 threads vs 1",
+    ),
 )

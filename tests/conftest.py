@@ -21,7 +21,9 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=150, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
-PURE_REQUESTED = bool(os.environ.get("HPGFAST_PURE_PYTHON") or os.environ.get("HPGFAST_NO_EXTENSIONS"))
+PURE_REQUESTED = bool(
+    os.environ.get("HPGFAST_PURE_PYTHON") or os.environ.get("HPGFAST_NO_EXTENSIONS")
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

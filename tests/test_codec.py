@@ -70,8 +70,9 @@ def test_encode_send_params_as_pairs_keep_order_and_repeats(codec: ModuleType) -
 
 
 def test_encode_send_default_subject_and_short_tuples(codec: ModuleType) -> None:
-    query, nxt = codec.encode_send([("79031111111", "hi"), ("79032222222", "yo", "Own")],
-                                   default_subject="Shop")
+    query, nxt = codec.encode_send(
+        [("79031111111", "hi"), ("79032222222", "yo", "Own")], default_subject="Shop"
+    )
     assert nxt == 2
     assert query == (
         b"subject[0]=Shop&address[0]=79031111111&text[0]=hi"
@@ -83,7 +84,10 @@ def test_encode_send_indexes_restart_at_zero_for_each_request(codec: ModuleType)
     messages = [("7903111111" + str(i), f"m{i}", "s") for i in range(5)]
     query, nxt = codec.encode_send(messages, start=3)
     assert nxt == 5
-    assert query == b"subject[0]=s&address[0]=79031111113&text[0]=m3&subject[1]=s&address[1]=79031111114&text[1]=m4"
+    assert query == (
+        b"subject[0]=s&address[0]=79031111113&text[0]=m3"
+        b"&subject[1]=s&address[1]=79031111114&text[1]=m4"
+    )
 
 
 def test_encode_send_empty_tail(codec: ModuleType) -> None:
@@ -302,7 +306,9 @@ def test_parse_send_specification_example(codec: ModuleType) -> None:
         b"ok;0;1001;\nok;1;1002;;",
     ],
 )
-def test_parse_send_line_ends_blanks_bom_trailing_separators(codec: ModuleType, body: bytes) -> None:
+def test_parse_send_line_ends_blanks_bom_trailing_separators(
+    codec: ModuleType, body: bytes
+) -> None:
     assert codec.parse_send(body) == [("ok", "0", "1001"), ("ok", "1", "1002")]
 
 
@@ -412,7 +418,9 @@ def test_parse_status_field_cases(codec: ModuleType) -> None:
 
 
 def test_parse_status_utf8_reason(codec: ModuleType) -> None:
-    [result] = codec.parse_status("ok;1;undelivered;2020.01.01 00:00:00;абонент недоступен".encode())
+    [result] = codec.parse_status(
+        "ok;1;undelivered;2020.01.01 00:00:00;абонент недоступен".encode()
+    )
     assert result.reason == "абонент недоступен"
 
 
@@ -426,7 +434,11 @@ def test_parse_status_time_zone(codec: ModuleType) -> None:
 
 
 def test_parse_status_shared_timestamps_are_equal(codec: ModuleType) -> None:
-    body = b"ok;1;sent;2012.03.15 19:53:14;\nok;2;sent;2012.03.15 19:53:14;\nok;3;sent;2012.03.15 19:53:15;"
+    body = (
+        b"ok;1;sent;2012.03.15 19:53:14;\n"
+        b"ok;2;sent;2012.03.15 19:53:14;\n"
+        b"ok;3;sent;2012.03.15 19:53:15;"
+    )
     times = [r.time for r in codec.parse_status(body)]
     assert times == [datetime(2012, 3, 15, 19, 53, 14)] * 2 + [datetime(2012, 3, 15, 19, 53, 15)]
 

@@ -186,7 +186,9 @@ def test_twins_agree_on_encode_status(
     max_count: int | None,
     quote_brackets: bool,
 ) -> None:
-    kwargs = dict(start=start, max_bytes=max_bytes, max_count=max_count, quote_brackets=quote_brackets)
+    kwargs = dict(
+        start=start, max_bytes=max_bytes, max_count=max_count, quote_brackets=quote_brackets
+    )
     expected = _outcome(lambda: pure.encode_status(ids, **kwargs))
     assert _outcome(lambda: compiled.encode_status(ids, **kwargs)) == expected
 
@@ -207,11 +209,14 @@ _dates = st.one_of(
     st.datetimes().map(lambda d: d.strftime("%Y.%m.%d %H:%M:%S")),
     st.datetimes().map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S")),
     st.sampled_from(
-        ["", "2012.13.45 25:61:00", "2011.02.29 10:00:00", "2012.03-15 10:00:00", "0000.01.01 00:00:00",
-         "9999.12.31 23:59:59", "2012.03.15 19:53:14 ", "2012.03.15  9:53:14", "٢٠١٢.03.15 19:53:14"]
+        ["", "2012.13.45 25:61:00", "2011.02.29 10:00:00", "2012.03-15 10:00:00",
+         "0000.01.01 00:00:00", "9999.12.31 23:59:59", "2012.03.15 19:53:14 ",
+         "2012.03.15  9:53:14", "٢٠١٢.03.15 19:53:14"]
     ),
 )  # fmt: skip
-_free = st.text(max_size=12).map(lambda s: s.encode("utf-8", "surrogatepass")) | st.binary(max_size=6)
+_free = st.text(max_size=12).map(lambda s: s.encode("utf-8", "surrogatepass")) | st.binary(
+    max_size=6
+)
 _sep = st.sampled_from([b"\n", b"\r\n", b"\n\n", b" \n", b"\t\r\n", b"\r", b"\n;", b""])
 
 
@@ -252,7 +257,9 @@ _zones = st.sampled_from([None, timezone.utc, timezone(timedelta(hours=3))])
 @given(body=st.one_of(st.binary(max_size=200), _status_bodies()), tz=_zones)
 @example(body=b"ok;1;sent;2012.13.45 25:61:00;", tz=None)
 @example(body=b"ok;1;sent;;\xed\xa0\x80", tz=None)
-def test_twins_agree_on_parse_status(pure: ModuleType, compiled: ModuleType, body: bytes, tz: Any) -> None:
+def test_twins_agree_on_parse_status(
+    pure: ModuleType, compiled: ModuleType, body: bytes, tz: Any
+) -> None:
     expected = _outcome(lambda: pure.parse_status(body, tz=tz))
     assert _outcome(lambda: compiled.parse_status(body, tz=tz)) == expected
 

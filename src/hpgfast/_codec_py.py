@@ -115,7 +115,9 @@ def _param_pairs(params: object, index: Optional[int]) -> list[tuple[str, str]]:
     return pairs
 
 
-def _check_limits(start: int, length: int, max_bytes: Optional[int], max_count: Optional[int]) -> None:
+def _check_limits(
+    start: int, length: int, max_bytes: Optional[int], max_count: Optional[int]
+) -> None:
     if not 0 <= start <= length:
         raise ValueError(f"start={start} is outside 0..{length}")
     if max_bytes is not None and max_bytes < 1:

@@ -100,7 +100,7 @@ class SendResult(tuple):  # type: ignore[type-arg]
     @property
     def ok(self) -> bool:
         """True when the platform accepted the message."""
-        return self[0] == _OK
+        return bool(self[0] == _OK)
 
     def __repr__(self) -> str:
         return f"SendResult(code={self[0]!r}, client_id={self[1]!r}, provider_id={self[2]!r})"
@@ -139,7 +139,7 @@ class StatusResult(tuple):  # type: ignore[type-arg]
     @property
     def ok(self) -> bool:
         """True when the platform answered for this id (``code == "ok"``)."""
-        return self[0] == _OK
+        return bool(self[0] == _OK)
 
     @property
     def final(self) -> bool:

@@ -15,8 +15,8 @@ __all__ = [
     "BOM",
     "CLIENT_ID",
     "CODE_CHARS",
-    "DATE_SEPARATORS",
     "DATETIME_LENGTH",
+    "DATE_SEPARATORS",
     "FIELD_SEPARATOR",
     "LINE_STRIP",
     "LOGIN",
@@ -24,9 +24,9 @@ __all__ = [
     "PROVIDER_ID",
     "REQUIRED_SEND_FIELDS",
     "SEND",
+    "SEND_FIELDS",
     "STATUS",
     "STATUS_FIELDS",
-    "SEND_FIELDS",
     "SUBJECT",
     "TEXT",
     "UNRESERVED",
@@ -61,9 +61,7 @@ STATUS_FIELDS: Final = frozenset((PROVIDER_ID,))
 # -- Encoding (PROTOCOL.md 3, "Encoding") ------------------------------------------------
 #: RFC 3986 unreserved characters; every other byte of the UTF-8 text is sent as
 #: ``%XX`` with upper-case hex. Space is ``%20``, never ``+``.
-UNRESERVED: Final = frozenset(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-)
+UNRESERVED: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 # -- Replies ------------------------------------------------------------------------------
 # SEND reply, a line per message: ``code;clientId;providerId``.
@@ -76,9 +74,7 @@ LINE_STRIP: Final = b" \t\r"
 BOM: Final = b"\xef\xbb\xbf"
 #: A code or a status is a token of these bytes; anything else (an HTML error page
 #: served with 200, say) makes the line garbled.
-CODE_CHARS: Final = frozenset(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
-)
+CODE_CHARS: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 # Datetime: "yyyy.MM.dd hh:mm:ss" (24-hour clock); clients in the field also see
 # "yyyy-MM-dd HH:mm:ss". Both are read; the two date separators must agree.
 DATETIME_LENGTH: Final = 19

@@ -14,6 +14,7 @@ from typing import Optional
 
 __all__ = [
     "AuthError",
+    "ConnectError",
     "HPGError",
     "HTTPStatusError",
     "MessageError",
@@ -21,9 +22,8 @@ __all__ = [
     "MessageTypeError",
     "ProtocolError",
     "RequestRejected",
-    "TransportError",
-    "ConnectError",
     "TLSError",
+    "TransportError",
 ]
 
 
