@@ -45,9 +45,10 @@ def measure(benchmark: Any) -> Callable[..., Any]:
         else:
             result = benchmark.pedantic(fn, args=args, rounds=rounds, warmup_rounds=1)
         if benchmark.stats is not None:
-            MEDIANS[(group, name)] = benchmark.stats.stats.median
+            MEDIANS[(group, name)] = run.last_median = benchmark.stats.stats.median
         return result
 
+    run.last_median = float("nan")  # type: ignore[attr-defined]
     return run
 
 

@@ -40,4 +40,10 @@ RATIOS: tuple[Ratio, ...] = (
         1.2,
         "encode throughput, 2 threads vs 1",
     ),
+    # Scaling: per-message cost at 10^5 and 10^6 against 10^3; flat means within 1.5x.
+    *(
+        Ratio(f"scale-{job}", size, "1e3", 1 / 1.5, 0.4, f"{job} per message, {size} vs 1e3")
+        for job in ("encode", "parse-status", "parse-send")
+        for size in ("1e5", "1e6")
+    ),
 )
