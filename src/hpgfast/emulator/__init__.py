@@ -1,0 +1,112 @@
+"""A local HPG platform: speaks HPG over real HTTP(S) on loopback, sends no SMS.
+
+``with Emulator() as emu:`` serves a connector at ``emu.url``
+(``http://127.0.0.1:PORT/CLIENT/connectorX/``) until the block ends; from the
+command line, ``python -m hpgfast.emulator --port 9876`` serves until interrupted.
+Every accepted message is recorded in ``emu.ledger``; faults are injected through
+``emu.faults``; the delivery lifecycle runs on ``emu``'s own clock.
+
+Strategy: the emulator is an oracle for hpgfast's encoder and parsers, so it shares
+none of their code: queries are decoded with ``urllib.parse.parse_qsl`` alone
+(UTF-8, strict), and only the wire constants (``hpgfast._wire``) are common.
+
+The rules, as the emulator applies them
+=======================================
+
+HTTP. ``GET /<client>/<connector>/send`` and ``.../status``; HTTP/1.1 with
+keep-alive (HTTP/1.0 on request). Other paths get 404, other methods 405; a request
+line (``GET <target> HTTP/1.1``, without its CRLF) longer than ``max_request_line``
+bytes (default 8192) is read to its end and answered 414. Every processed request
+gets 200 with ``text/plain; charset=utf-8`` lines ending in LF. An unexpected
+failure while processing gets HTTP 500 with a description, as the specification
+says; so does the ``http_500`` fault.
+
+Query decoding. The query is ASCII (raw bytes above 0x7F are malformed) decoded by
+``parse_qsl(keep_blank_values=True, encoding="utf-8", errors="strict")``, so ``+``
+reads as a space and ``%5B``/``%5D`` read as brackets. A query that is not ASCII, or
+whose percent-escapes are not UTF-8, is answered with the single line
+``error-syntax``.
+
+Whole-request replies (a single line holding only the code), checked in order:
+
+1. ``error-syntax``: undecodable query; a parameter given twice (a credential, a
+   request-level parameter, or one field of one message); a bracketed name that is
+   not ``name[digits]``; the unindexed single-message form (``address=..&text=..``)
+   mixed with indexed fields.
+2. ``error-auth``: the login or password parameter (names set by ``login_param``,
+   ``password_param``) missing or wrong.
+3. ``error-syntax``: no message at all (SEND) or no ``providerId`` (STATUS).
+
+SEND. Messages are the indexes seen in ``name[i]`` parameters (any non-negative
+integers), answered in increasing index order (``reply_order="shuffled"``
+shuffles the lines with the seeded generator). The unindexed form is one message
+with index 0. Each reply line is ``code;clientId;providerId``, where clientId is the
+one sent or else the message's index, and providerId is there only with ``ok``.
+Parameters ``name[i]`` other than subject/address/text/clientId are the message's
+extra parameters; unindexed ones other than the credentials (``priority``...) are
+the request's, recorded with each of its messages. Per message, the first rule that
+matches gives the code:
+
+==========================  ===========================================================
+``error-syntax``            subject, address or text missing or empty; a clientId
+                            holding ``;``, CR or LF (echoed as an empty clientId)
+``error-id-not-unique``     two messages of the request answer with the same clientId
+                            (their clientId, or their index when they have none)
+``error-address-format``    address not 10 to 15 ASCII digits after an optional ``+``
+``error-subject-format``    subject neither up to 15 digits after an optional ``+`` nor
+                            up to ``subject_max_length`` (11) printable ASCII characters
+``error-address-unknown``   address in ``deny_addresses``, or ``allow_addresses`` given
+                            and the address not in it (exact string match)
+``error-subject-unknown``   the same with ``deny_subjects`` / ``allow_subjects``
+``error-system``            address in ``system_error_addresses``
+``ok``                      accepted: recorded in the ledger, given the next providerId
+==========================  ===========================================================
+
+ProviderIds are consecutive integers from ``first_provider_id`` (1001), unique for
+the emulator's lifetime, ``ledger.clear()`` included.
+
+STATUS. ``providerId[i]`` (or one unindexed ``providerId``); one line per id, in
+index order (or shuffled): ``ok;ID;status;dateTime;reason`` for a message in the
+ledger, else ``error-provider-id-unknown;ID;;;``. dateTime is
+``yyyy.MM.dd HH:mm:ss`` (``date_style="dashes"``: ``yyyy-MM-dd HH:mm:ss``), the
+time the current status began, in local wall-clock time from ``emu.start_time``.
+
+Lifecycle. A message's status follows the last digit of its address, on the
+emulator's clock (``speed`` emulator seconds per real second, or only
+``advance()`` when ``speed`` is 0 or None); ``S``, ``F``, ``D`` are ``sent_after``
+(1), ``final_after`` (2) and ``delayed_for`` (60):
+
+======  =============================================  ==========================
+digit   statuses (each from the time shown)            reason
+======  =============================================  ==========================
+0-5     enqueued t0, sent t0+S, delivered t0+F
+6       enqueued t0, sent t0+S, undelivered t0+F       ``unknown-subscriber``
+7       enqueued t0, sent t0+S, failed t0+F            ``platform-error``
+8       delayed t0, sent t0+D+S, delivered t0+D+F
+9       enqueued t0, cancelled t0+F (never sent)       ``cancelled-by-operator``
+======  =============================================  ==========================
+
+Faults: see ``Faults``. Each kind strikes at scheduled request numbers (1-based,
+every request line read counts) or at a seeded rate; ``refuse`` counts connections.
+The ledger holds exactly the messages that were applied: all of them for
+``reset_after_accept``, ``cut_reply`` and ``delay``, none for ``http_500`` and
+``refuse``.
+"""
+
+from __future__ import annotations
+
+from ._emulator import Emulator
+from ._faults import FAULT_KINDS, Fault, Faults
+from ._ledger import Ledger, LedgerEntry
+from ._lifecycle import LIFECYCLE, Timing
+
+__all__ = [
+    "FAULT_KINDS",
+    "LIFECYCLE",
+    "Emulator",
+    "Fault",
+    "Faults",
+    "Ledger",
+    "LedgerEntry",
+    "Timing",
+]

@@ -1,0 +1,68 @@
+"""``python -m hpgfast.emulator --port 9876 ...``: serve an emulator until interrupted.
+
+Prints the connector's base URL on the first line of standard output (so a script
+can read it, with ``--port 0`` too), then serves until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Optional
+
+from ._cli import add_arguments, emulator_from_args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the emulator from the command line; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m hpgfast.emulator",
+        description="A local HPG platform for tests: accepts SMS, sends none.",
+    )
+    add_arguments(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every connection")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    try:
+        emulator = emulator_from_args(args)
+    except (OSError, ValueError) as exc:
+        print(f"hpgfast emulator: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    with emulator:
+        print(emulator.url, flush=True)
+        print(
+            f"login={emulator.login_param}:{emulator.login} "
+            f"{emulator.password_param}:{emulator.password}; Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        print(
+            f"served {sum(emulator.requests.values())} requests, "
+            f"accepted {len(emulator.ledger)} messages",
+            file=sys.stderr,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

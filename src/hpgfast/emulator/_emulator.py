@@ -1,0 +1,734 @@
+"""The emulator proper: settings, the HPG operations, and a small HTTP/1.1 server.
+
+Strategy: the stdlib ``http.server`` costs most of a request's time in header
+parsing (``email`` machinery), writes headers and body in two segments (40 ms per
+request with Nagle's algorithm and delayed ACKs) and stops only at its next poll.
+So the server here is its own: one accept thread waiting in a selector together
+with a wake-up socket (``close()`` returns at once), a thread per connection, the
+request line and headers read with ``readline`` on a buffered socket file, and
+each reply written with one ``sendall`` on a ``TCP_NODELAY`` socket. The HPG side
+decodes queries with ``urllib.parse.parse_qsl`` only, never with hpgfast's codec,
+so that the emulator stays an independent oracle for the encoder.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import selectors
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import BinaryIO, Optional, Union, cast
+from urllib.parse import parse_qsl
+
+from .._wire import (
+    ADDRESS,
+    CLIENT_ID,
+    LOGIN,
+    PASSWORD,
+    PROVIDER_ID,
+    SEND,
+    SEND_FIELDS,
+    STATUS,
+    SUBJECT,
+    TEXT,
+    Code,
+)
+from ._faults import FaultLike, Faults
+from ._ledger import Accepted, Ledger
+from ._lifecycle import Timing, status_at
+
+__all__ = ["Emulator"]
+
+log = logging.getLogger(__name__)
+
+_REPLY_ORDERS = ("sent", "shuffled")
+_DATE_FORMATS = {"dots": "%Y.%m.%d %H:%M:%S", "dashes": "%Y-%m-%d %H:%M:%S"}
+#: The most bytes read (and thrown away) of a request line over the limit before
+#: the emulator gives up on answering 414 politely and closes.
+_DRAIN_CAP = 16 * 1024 * 1024
+_MAX_HEADER_LINE = 65536
+_MAX_HEADERS = 100
+_MAX_BODY = 1024 * 1024
+_HANDSHAKE_TIMEOUT = 10.0
+_LINGER_RST = struct.pack("ii", 1, 0)
+_UNSAFE_ECHO = frozenset(";\r\n")
+
+_OK_HEAD = (
+    b"HTTP/1.1 200 OK\r\nServer: hpgfast-emulator\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: "
+)
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+}
+
+_SUBJECT_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F))
+
+Names = Optional[Iterable[str]]
+
+
+class _Rejected(Exception):
+    """A whole request refused with one code line (``error-auth``, ``error-syntax``)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class Emulator:
+    """A local HPG platform on loopback: ``with Emulator() as emu: ... emu.url ...``.
+
+    Args:
+        host, port: where to listen; port 0 picks a free one (see ``.port``).
+        client, connector: the two path segments of the connector's base URL.
+        login, password: the credentials the connector accepts.
+        login_param, password_param: the credential parameters' names (a connector
+            may expect ``pass`` instead of ``password``).
+        max_request_line: the longest request line answered; longer ones get 414.
+        reply_order: ``"sent"`` (request index order) or ``"shuffled"``.
+        date_style: ``"dots"`` (``2012.03.15 19:53:14``) or ``"dashes"``.
+        allow_addresses, allow_subjects: when given, only these are allowed (others
+            get ``error-address-unknown`` / ``error-subject-unknown``).
+        deny_addresses, deny_subjects: these are never allowed.
+        system_error_addresses: messages to these get ``error-system``.
+        subject_max_length: the longest alphanumeric subject (numeric ones: 15).
+        speed: emulator seconds per real second for the lifecycle clock; ``None``
+            or 0 stops it, so it moves only by ``advance()``.
+        sent_after, final_after, delayed_for: the lifecycle's durations
+            (emulator seconds; see ``hpgfast.emulator`` for the rule table).
+        first_provider_id: the first providerId given.
+        latency: real seconds added before every reply.
+        certfile, keyfile: serve HTTPS with this certificate chain and key.
+        ssl_context: serve HTTPS with this server-side context instead.
+        seed: seeds the generator behind fault rates and shuffled replies.
+        faults: a ``Faults``, or a mapping of fault kinds (see ``Faults``).
+        push_url: reserved for pushing statuses to the client (not implemented).
+
+    Raises:
+        ValueError: an unknown ``reply_order`` or ``date_style``, or a bad number.
+        OSError: the address cannot be bound.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        client: str = "CLIENT",
+        connector: str = "connectorX",
+        login: str = "CLIENT",
+        password: str = "P@ssw0rd",
+        login_param: str = LOGIN,
+        password_param: str = PASSWORD,
+        max_request_line: int = 8192,
+        reply_order: str = "sent",
+        date_style: str = "dots",
+        allow_addresses: Names = None,
+        deny_addresses: Iterable[str] = (),
+        allow_subjects: Names = None,
+        deny_subjects: Iterable[str] = (),
+        system_error_addresses: Iterable[str] = (),
+        subject_max_length: int = 11,
+        speed: Optional[float] = 1.0,
+        sent_after: float = 1.0,
+        final_after: float = 2.0,
+        delayed_for: float = 60.0,
+        first_provider_id: int = 1001,
+        latency: float = 0.0,
+        certfile: Optional[str] = None,
+        keyfile: Optional[str] = None,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        seed: Optional[int] = None,
+        faults: Union[Faults, Mapping[str, FaultLike], None] = None,
+        push_url: Optional[str] = None,
+    ) -> None:
+        if push_url is not None:
+            raise NotImplementedError("pushing statuses to push_url is not implemented yet")
+        if reply_order not in _REPLY_ORDERS:
+            raise ValueError(f"reply_order must be one of {_REPLY_ORDERS}, got {reply_order!r}")
+        if date_style not in _DATE_FORMATS:
+            raise ValueError(f"date_style must be 'dots' or 'dashes', got {date_style!r}")
+        if max_request_line < 64:
+            raise ValueError(f"max_request_line must be at least 64, got {max_request_line}")
+        if not 0.0 <= sent_after <= final_after or delayed_for < 0:
+            raise ValueError("need 0 <= sent_after <= final_after and delayed_for >= 0")
+        if latency < 0 or (speed is not None and speed < 0):
+            raise ValueError("latency and speed must not be negative")
+        self.client = client
+        self.connector = connector
+        self.login = login
+        self.password = password
+        self.login_param = login_param
+        self.password_param = password_param
+        self.max_request_line = max_request_line
+        self.reply_order = reply_order
+        self.date_style = date_style
+        self.allow_addresses = None if allow_addresses is None else frozenset(allow_addresses)
+        self.deny_addresses = frozenset(deny_addresses)
+        self.allow_subjects = None if allow_subjects is None else frozenset(allow_subjects)
+        self.deny_subjects = frozenset(deny_subjects)
+        self.system_error_addresses = frozenset(system_error_addresses)
+        self.subject_max_length = subject_max_length
+        self.timing = Timing(sent_after, final_after, delayed_for)
+        self.latency = latency
+        self.faults = Faults.coerce(faults)
+        self.push_url = push_url
+        self.ledger = Ledger(first_provider_id)
+
+        self._date_format = _DATE_FORMATS[date_style]
+        self._rng = random.Random(seed)
+        self._speed = float(speed or 0.0)
+        self._mono0 = time.monotonic()
+        self._offset = 0.0
+        self.start_time = datetime.now().replace(microsecond=0)
+        self._lock = threading.Lock()
+        self._requests: Counter[str] = Counter()
+        self._request_count = 0
+        self._connection_count = itertools.count(1)
+        self._conn_ids = itertools.count()
+        self._conns: dict[int, tuple[threading.Thread, socket.socket]] = {}
+        self._closing = threading.Event()
+        self._closed = False
+        self._paths = {
+            f"/{client}/{connector}/{SEND}".encode(): SEND,
+            f"/{client}/{connector}/{STATUS}".encode(): STATUS,
+        }
+
+        if ssl_context is None and certfile is not None:
+            ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_context.load_cert_chain(certfile, keyfile)
+        elif certfile is not None:
+            raise ValueError("give certfile/keyfile or ssl_context, not both")
+        self._ssl = ssl_context
+
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, port), family=family, backlog=128)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._selector = selectors.DefaultSelector()
+        try:
+            self._listener.setblocking(False)
+            self._selector.register(self._listener, selectors.EVENT_READ)
+            self._selector.register(self._wake_r, selectors.EVENT_READ)
+            self.host = host
+            self.port: int = self._listener.getsockname()[1]
+            self._thread = threading.Thread(
+                target=self._accept_loop, name=f"hpgfast-emulator:{self.port}", daemon=True
+            )
+            self._thread.start()
+        except BaseException:
+            self._release()
+            raise
+        log.debug("emulator listening at %s", self.url)
+
+    # -- public ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The connector's base URL, with a trailing slash (``https`` when serving TLS)."""
+        scheme = "https" if self._ssl is not None else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}/{self.client}/{self.connector}/"
+
+    @property
+    def requests(self) -> Counter[str]:
+        """Requests served so far per operation (``send``, ``status``, ``other``): a copy."""
+        with self._lock:
+            return Counter(self._requests)
+
+    @property
+    def connections(self) -> int:
+        """Connections open right now."""
+        with self._lock:
+            return len(self._conns)
+
+    def now(self) -> float:
+        """The lifecycle clock: emulator seconds since the emulator started."""
+        if self._speed:
+            return (time.monotonic() - self._mono0) * self._speed + self._offset
+        return self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the lifecycle clock forward (whatever its speed)."""
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        with self._lock:
+            self._offset += seconds
+
+    def datetime_at(self, emulator_seconds: float) -> datetime:
+        """The wall-clock time the emulator shows for a point on its clock."""
+        return self.start_time + timedelta(seconds=int(emulator_seconds))
+
+    def status(self, provider_id: Union[str, int]) -> Optional[tuple[str, datetime, str]]:
+        """(status, since when, reason) of a message now, as STATUS would tell; or None."""
+        key = self._lookup(str(provider_id))
+        if key is None:
+            return None
+        last, accepted = key
+        status, since, reason = status_at(last, self.now() - accepted, self.timing)
+        return status, self.datetime_at(accepted + since), reason
+
+    def close(self) -> None:
+        """Stop serving: close the listening socket and every connection, join threads."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closing.set()
+        try:
+            self._wake_w.send(b"x")
+        except OSError:  # pragma: no cover - the pair is ours and open
+            pass
+        self._thread.join()
+        with self._lock:
+            conns = list(self._conns.values())
+        for _, sock in conns:
+            try:
+                # The plain socket's shutdown, even on an SSLSocket: it wakes the
+                # handler's blocked read without touching the TLS state it uses.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread, _ in conns:
+            thread.join()
+        self._release()
+        log.debug("emulator at port %d closed", self.port)
+
+    def _release(self) -> None:
+        self._selector.close()
+        self._listener.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Emulator {self.url} {state}, {len(self.ledger)} messages>"
+
+    # -- accepting ---------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        while True:
+            for key, _ in self._selector.select():
+                if key.fileobj is self._wake_r:
+                    return
+                try:
+                    sock, _ = self._listener.accept()
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as exc:  # pragma: no cover - EMFILE and such
+                    log.warning("emulator: accept failed: %s", exc)
+                    time.sleep(0.01)
+                    continue
+                self._start_connection(sock)
+
+    def _start_connection(self, sock: socket.socket) -> None:
+        number = next(self._connection_count)
+        if self.faults.refuse.strikes(number, self._rng):
+            log.debug("emulator: fault refuse on connection %d", number)
+            sock.close()
+            return
+        sock.setblocking(True)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn_id = next(self._conn_ids)
+        thread = threading.Thread(
+            target=self._serve_connection,
+            args=(conn_id, sock),
+            name=f"hpgfast-emulator:{self.port}:{conn_id}",
+            daemon=True,
+        )
+        with self._lock:
+            if self._closing.is_set():  # pragma: no cover - a race with close()
+                sock.close()
+                return
+            self._conns[conn_id] = (thread, sock)
+        thread.start()
+
+    # -- one connection ----------------------------------------------------------------
+
+    def _serve_connection(self, conn_id: int, sock: socket.socket) -> None:
+        rfile: Optional[BinaryIO] = None  # the buffered reader over the socket
+        try:
+            if self._ssl is not None:
+                sock.settimeout(_HANDSHAKE_TIMEOUT)
+                sock = self._ssl.wrap_socket(sock, server_side=True)
+                sock.settimeout(None)
+                with self._lock:
+                    self._conns[conn_id] = (self._conns[conn_id][0], sock)
+            rfile = cast(BinaryIO, sock.makefile("rb", buffering=65536))
+            while not self._closing.is_set() and self._serve_request(sock, rfile):
+                pass
+        except (OSError, ValueError) as exc:
+            # A peer gone, a failed handshake, or close() shutting the socket down.
+            log.debug("emulator: connection %d ends: %s", conn_id, exc)
+        except Exception:  # pragma: no cover - a bug; keep serving others
+            log.exception("emulator: connection %d failed", conn_id)
+        finally:
+            if rfile is not None:
+                rfile.close()
+            sock.close()
+            with self._lock:
+                self._conns.pop(conn_id, None)
+
+    def _serve_request(self, sock: socket.socket, rfile: BinaryIO) -> bool:
+        """Read one request and answer it; False when the connection must close."""
+        limit = self.max_request_line
+        line = rfile.readline(limit + 2)
+        if line in (b"\r\n", b"\n"):  # RFC 9112 2.2: ignore a CRLF before a request
+            line = rfile.readline(limit + 2)
+        if not line:
+            return False
+        length = len(line)
+        if line[-1:] != b"\n":
+            while True:  # read the rest of an over-long line, to answer 414 politely
+                chunk = rfile.readline(65536)
+                if not chunk:
+                    return False
+                length += len(chunk)
+                if chunk[-1:] == b"\n":
+                    break
+                if length > _DRAIN_CAP:
+                    self._number("other")
+                    self._reply(sock, 414, b"request line too long\n", False)
+                    return False
+        else:
+            length -= 2 if line[-2:] == b"\r\n" else 1
+
+        # Headers: only Connection, Content-Length and Transfer-Encoding matter.
+        parts = line.split() if length <= limit else [b"GET", b"", b"HTTP/1.1"]
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+            self._number("other")
+            self._reply(sock, 400, b"malformed request line\n", False)
+            return False
+        method, target, version = parts
+        keep_alive = version != b"HTTP/1.0"
+        body_length = 0
+        for _ in range(_MAX_HEADERS):
+            header = rfile.readline(_MAX_HEADER_LINE + 1)
+            if header in (b"\r\n", b"\n"):
+                break
+            if not header:
+                return False
+            if header[-1:] != b"\n":
+                self._number("other")
+                self._reply(sock, 431, b"header line too long\n", False)
+                return False
+            name, _, value = header.partition(b":")
+            name = name.strip().lower()
+            if name == b"connection":
+                value = value.strip().lower()
+                if b"close" in value:
+                    keep_alive = False
+                elif b"keep-alive" in value:
+                    keep_alive = True
+            elif name == b"content-length":
+                try:
+                    body_length = int(value)
+                except ValueError:
+                    body_length = -1
+                if not 0 <= body_length <= _MAX_BODY:
+                    self._number("other")
+                    self._reply(sock, 413, b"bad or too large Content-Length\n", False)
+                    return False
+            elif name == b"transfer-encoding":
+                self._number("other")
+                self._reply(sock, 501, b"Transfer-Encoding is not supported\n", False)
+                return False
+        else:
+            self._number("other")
+            self._reply(sock, 431, b"too many header lines\n", False)
+            return False
+        if body_length:
+            rfile.read(body_length)  # a GET has no use for a body
+
+        if length > limit:
+            self._number("other")
+            text = f"request line of {length} bytes, more than {limit}\n"
+            self._reply(sock, 414, text.encode(), keep_alive)
+            return keep_alive
+        path, _, query = target.partition(b"?")
+        operation = self._paths.get(path)
+        if operation is None:
+            self._number("other")
+            self._reply(sock, 404, b"no such operation: " + path[:200] + b"\n", keep_alive)
+            return keep_alive
+        if method != b"GET":
+            self._number("other")
+            self._reply(sock, 405, b"HPG takes GET requests only\n", keep_alive)
+            return keep_alive
+        number = self._number(operation)
+
+        faults = self.faults
+        rng = self._rng
+        if faults.http_500.strikes(number, rng):
+            text = f"error-system: injected fault http_500 at request {number}\n"
+            self._reply(sock, 500, text.encode(), keep_alive)
+            return keep_alive
+        try:
+            if operation == SEND:
+                body = self._send(query, number)
+            else:
+                body = self._status(query)
+        except Exception as exc:
+            log.exception("emulator: request %d failed", number)
+            text = f"error-system: {type(exc).__name__}: {exc}\n"
+            self._reply(sock, 500, text.encode("utf-8", "replace"), keep_alive)
+            return keep_alive
+        if faults.active:
+            if faults.delay.strikes(number, rng):
+                log.debug("emulator: fault delay at request %d", number)
+                if self._closing.wait(faults.delay.seconds):
+                    return False
+            if faults.reset_after_accept.strikes(number, rng):
+                log.debug("emulator: fault reset_after_accept at request %d", number)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+                return False
+            if faults.cut_reply.strikes(number, rng):
+                log.debug("emulator: fault cut_reply at request %d", number)
+                cut = len(body) // 2
+                if body[cut - 1 : cut] == b"\n":
+                    cut -= 1
+                head = b"%s%d\r\nConnection: close\r\n\r\n" % (_OK_HEAD, len(body))
+                self._wait_latency()
+                sock.sendall(head + body[:cut])
+                return False
+        self._wait_latency()
+        if keep_alive:
+            if version == b"HTTP/1.0":
+                sock.sendall(
+                    b"%s%d\r\nConnection: keep-alive\r\n\r\n%s" % (_OK_HEAD, len(body), body)
+                )
+            else:
+                sock.sendall(b"%s%d\r\n\r\n%s" % (_OK_HEAD, len(body), body))
+        else:
+            sock.sendall(b"%s%d\r\nConnection: close\r\n\r\n%s" % (_OK_HEAD, len(body), body))
+        return keep_alive
+
+    def _number(self, operation: str) -> int:
+        with self._lock:
+            self._request_count += 1
+            self._requests[operation] += 1
+            return self._request_count
+
+    def _wait_latency(self) -> None:
+        if self.latency:
+            self._closing.wait(self.latency)
+
+    def _reply(self, sock: socket.socket, status: int, body: bytes, keep_alive: bool) -> None:
+        self._wait_latency()
+        head = (
+            f"HTTP/1.1 {status} {_REASONS[status]}\r\nServer: hpgfast-emulator\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
+        )
+        if status == 405:
+            head += "Allow: GET\r\n"
+        if not keep_alive:
+            head += "Connection: close\r\n"
+        sock.sendall(head.encode() + b"\r\n" + body)
+
+    # -- HPG -----------------------------------------------------------------------------
+
+    def _parse(self, query: bytes) -> tuple[list[tuple[str, str]], bool]:
+        """The query's pairs, and whether the credentials are right."""
+        try:
+            pairs = parse_qsl(
+                query.decode("ascii"),
+                keep_blank_values=True,
+                strict_parsing=False,
+                encoding="utf-8",
+                errors="strict",
+            )
+        except UnicodeDecodeError:
+            raise _Rejected(Code.ERROR_SYNTAX) from None
+        login = password = None
+        login_param = self.login_param
+        password_param = self.password_param
+        for name, value in pairs:
+            if name == login_param:
+                if login is not None:
+                    raise _Rejected(Code.ERROR_SYNTAX)
+                login = value
+            elif name == password_param:
+                if password is not None:
+                    raise _Rejected(Code.ERROR_SYNTAX)
+                password = value
+        return pairs, login == self.login and password == self.password
+
+    def _send(self, query: bytes, number: int) -> bytes:
+        try:
+            return self._send_lines(query, number)
+        except _Rejected as exc:
+            return exc.code.encode() + b"\n"
+
+    def _send_lines(self, query: bytes, number: int) -> bytes:
+        pairs, authentic = self._parse(query)
+        indexed: dict[int, dict[str, str]] = {}
+        single: dict[str, str] = {}
+        request_params: dict[str, str] = {}
+        credentials = (self.login_param, self.password_param)
+        for name, value in pairs:
+            if name[-1:] == "]":
+                base, bracket, index = name[:-1].partition("[")
+                if not bracket or not base or not index.isdigit() or not index.isascii():
+                    raise _Rejected(Code.ERROR_SYNTAX)
+                fields = indexed.get(int(index))
+                if fields is None:
+                    fields = indexed[int(index)] = {}
+                if base in fields:
+                    raise _Rejected(Code.ERROR_SYNTAX)
+                fields[base] = value
+            elif name in credentials:
+                continue
+            elif name in SEND_FIELDS:
+                if name in single:
+                    raise _Rejected(Code.ERROR_SYNTAX)
+                single[name] = value
+            else:
+                if name in request_params:
+                    raise _Rejected(Code.ERROR_SYNTAX)
+                request_params[name] = value
+        if not authentic:
+            raise _Rejected(Code.ERROR_AUTH)
+        if single:
+            if indexed:
+                raise _Rejected(Code.ERROR_SYNTAX)
+            indexed = {0: single}
+        elif not indexed:
+            raise _Rejected(Code.ERROR_SYNTAX)
+
+        ordered = sorted(indexed.items()) if len(indexed) > 1 else list(indexed.items())
+        # The id each reply line carries: the clientId, else the message's index.
+        ids = [fields.get(CLIENT_ID, str(index)) for index, fields in ordered]
+        repeated = {i for i, n in Counter(ids).items() if n > 1} if len(ids) > 1 else set()
+        codes: list[str] = []
+        accepted: list[Accepted] = []
+        for (_, fields), reply_id in zip(ordered, ids):
+            code = self._check(fields, reply_id, repeated)
+            codes.append(code)
+            if code == Code.OK:
+                extra = None
+                if len(fields) > 4 or (len(fields) == 4 and CLIENT_ID not in fields):
+                    extra = {k: v for k, v in fields.items() if k not in SEND_FIELDS}
+                accepted.append(
+                    (
+                        fields[ADDRESS],
+                        fields[SUBJECT],
+                        fields[TEXT],
+                        fields.get(CLIENT_ID),
+                        extra,
+                    )
+                )
+        pid = self.ledger.append(number, self.now(), request_params, accepted)
+        lines = []
+        for code, reply_id in zip(codes, ids):
+            if any(c in _UNSAFE_ECHO for c in reply_id):
+                reply_id = ""
+            if code == Code.OK:
+                lines.append(f"ok;{reply_id};{pid}\n")
+                pid += 1
+            else:
+                lines.append(f"{code};{reply_id};\n")
+        if self.reply_order == "shuffled":
+            self._rng.shuffle(lines)
+        return "".join(lines).encode()
+
+    def _check(self, fields: dict[str, str], reply_id: str, repeated: set[str]) -> str:
+        """The code for one message."""
+        address = fields.get(ADDRESS)
+        subject = fields.get(SUBJECT)
+        if not address or not subject or not fields.get(TEXT):
+            return Code.ERROR_SYNTAX
+        if any(c in _UNSAFE_ECHO for c in reply_id):
+            return Code.ERROR_SYNTAX
+        if reply_id in repeated:
+            return Code.ERROR_ID_NOT_UNIQUE
+        digits = address[1:] if address[0] == "+" else address
+        if not (10 <= len(digits) <= 15 and digits.isascii() and digits.isdigit()):
+            return Code.ERROR_ADDRESS_FORMAT
+        numeric = subject[1:] if subject[0] == "+" else subject
+        if numeric.isascii() and numeric.isdigit():
+            if len(numeric) > 15:
+                return Code.ERROR_SUBJECT_FORMAT
+        elif len(subject) > self.subject_max_length or not _SUBJECT_CHARS.issuperset(subject):
+            return Code.ERROR_SUBJECT_FORMAT
+        if address in self.deny_addresses or (
+            self.allow_addresses is not None and address not in self.allow_addresses
+        ):
+            return Code.ERROR_ADDRESS_UNKNOWN
+        if subject in self.deny_subjects or (
+            self.allow_subjects is not None and subject not in self.allow_subjects
+        ):
+            return Code.ERROR_SUBJECT_UNKNOWN
+        if address in self.system_error_addresses:
+            return Code.ERROR_SYSTEM
+        return Code.OK
+
+    def _status(self, query: bytes) -> bytes:
+        try:
+            pairs, authentic = self._parse(query)
+            ids: dict[int, str] = {}
+            single: Optional[str] = None
+            for name, value in pairs:
+                if name == PROVIDER_ID:
+                    if single is not None:
+                        raise _Rejected(Code.ERROR_SYNTAX)
+                    single = value
+                elif name[-1:] == "]" and name.startswith(PROVIDER_ID + "["):
+                    index = name[len(PROVIDER_ID) + 1 : -1]
+                    if not index.isdigit() or not index.isascii() or int(index) in ids:
+                        raise _Rejected(Code.ERROR_SYNTAX)
+                    ids[int(index)] = value
+            if not authentic:
+                raise _Rejected(Code.ERROR_AUTH)
+            if single is not None:
+                if ids:
+                    raise _Rejected(Code.ERROR_SYNTAX)
+                ids = {0: single}
+            elif not ids:
+                raise _Rejected(Code.ERROR_SYNTAX)
+        except _Rejected as exc:
+            return exc.code.encode() + b"\n"
+        now = self.now()
+        timing = self.timing
+        date_format = self._date_format
+        lines = []
+        for _, provider_id in sorted(ids.items()):
+            key = self._lookup(provider_id)
+            if key is None:
+                if any(c in _UNSAFE_ECHO for c in provider_id):
+                    provider_id = ""
+                lines.append(f"{Code.ERROR_PROVIDER_ID_UNKNOWN};{provider_id};;;\n")
+                continue
+            last, accepted = key
+            status, since, reason = status_at(last, now - accepted, timing)
+            when = self.datetime_at(accepted + since).strftime(date_format)
+            lines.append(f"{Code.OK};{provider_id};{status};{when};{reason}\n")
+        if self.reply_order == "shuffled":
+            self._rng.shuffle(lines)
+        return "".join(lines).encode()
+
+    def _lookup(self, provider_id: str) -> Optional[tuple[int, float]]:
+        if not (provider_id.isascii() and provider_id.isdigit()) or len(provider_id) > 19:
+            return None
+        number = int(provider_id)
+        if str(number) != provider_id:
+            return None
+        return self.ledger.lifecycle_key(number)
