@@ -1,5 +1,8 @@
 """The ratios hpgfast promises, and the floors the CI gate holds them to. One file.
 
+``bench/`` (pytest-benchmark, and its ``--gate`` in CI) and ``hpgfast bench`` (the
+quick check users run on their own machines) both read this table.
+
 Each ratio is ``peer median / subject median`` from the same run, so "10x faster" is
 10.0 and "within 5x of the floor" is 0.2. ``target`` is the claim (issues and
 README); ``floor`` is the CI gate, set well under the target so that a noisy machine
