@@ -1,7 +1,8 @@
 """hpgfast: a fast, safe client for the MFMS HPG SMS protocol.
 
 The codec (``hpgfast.codec``) turns messages into HPG query strings and replies into
-records; it runs on a compiled core with a pure-Python twin.
+records; it runs on a compiled core with a pure-Python twin. ``Client`` sends them
+to the platform over pooled HTTP(S) connections.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 
 from ._records import Message, SendResult, StatusResult
 from ._wire import Code, Status
+from .client import Client, SendFailure, StatusFailure
 from .exceptions import (
     AuthError,
     ConnectError,
@@ -20,6 +22,7 @@ from .exceptions import (
     MessageTypeError,
     ProtocolError,
     RequestRejected,
+    RequestTooLarge,
     TLSError,
     TransportError,
 )
@@ -28,6 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthError",
+    "Client",
     "Code",
     "ConnectError",
     "HPGError",
@@ -38,8 +42,11 @@ __all__ = [
     "MessageTypeError",
     "ProtocolError",
     "RequestRejected",
+    "RequestTooLarge",
+    "SendFailure",
     "SendResult",
     "Status",
+    "StatusFailure",
     "StatusResult",
     "TLSError",
     "TransportError",

@@ -129,6 +129,14 @@ class HTTPStatusError(HPGError):
         return text if self.url is None else f"{text} ({self.url})"
 
 
+class RequestTooLarge(HTTPStatusError, ValueError):
+    """The server refused a request line as too long (HTTP 414 or 431).
+
+    A configuration error: ``max_request_bytes`` is above the server's limit. Nothing
+    of that request was processed.
+    """
+
+
 class RequestRejected(HPGError):
     """The platform refused a whole request with a single code line (``error-syntax``...).
 
