@@ -40,7 +40,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    # Both by hand: a shell's background job starts with SIGINT ignored.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     with emulator:
         print(emulator.url, flush=True)
         print(
@@ -52,10 +53,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             while not stop.wait(0.5):
                 pass
-        except KeyboardInterrupt:
-            pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         print(
             f"served {sum(emulator.requests.values())} requests, "
             f"accepted {len(emulator.ledger)} messages",
