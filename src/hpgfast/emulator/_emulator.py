@@ -397,20 +397,21 @@ class Emulator:
         if not line:
             return False
         length = len(line)
+        end = line[-2:]
         if line[-1:] != b"\n":
             while True:  # read the rest of an over-long line, to answer 414 politely
                 chunk = rfile.readline(65536)
                 if not chunk:
                     return False
                 length += len(chunk)
+                end = (end + chunk)[-2:]
                 if chunk[-1:] == b"\n":
                     break
                 if length > _DRAIN_CAP:
                     self._number("other")
                     self._reply(sock, 414, b"request line too long\n", False)
                     return False
-        else:
-            length -= 2 if line[-2:] == b"\r\n" else 1
+        length -= 2 if end == b"\r\n" else 1
 
         # Headers: only Connection, Content-Length and Transfer-Encoding matter.
         parts = line.split() if length <= limit else [b"GET", b"", b"HTTP/1.1"]
@@ -597,6 +598,8 @@ class Emulator:
                 fields[base] = value
             elif name in credentials:
                 continue
+            elif "[" in name or "]" in name:
+                raise _Rejected(Code.ERROR_SYNTAX)
             elif name in SEND_FIELDS:
                 if name in single:
                     raise _Rejected(Code.ERROR_SYNTAX)
