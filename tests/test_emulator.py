@@ -472,6 +472,12 @@ def test_ledger_is_compact() -> None:
         ledger.append(k, 0.0, None, [(a, "SUBJECT", t, c, p) for a, t, c, p in rows[k : k + 20]])
     fields = sum(11 + 7 + len(t.encode()) + len(c) for _, t, c, _ in rows)
     assert len(ledger) == 10_000
+    # Field counts read straight from the buffer, across its 4096-message chunks.
+    assert ledger.count_by("client_id") == dict.fromkeys(map(str, range(10_000)), 1)
+    assert ledger.count_by("text") == {"Привет " * 10: 10_000}
+    assert ledger.count_by("request") == dict.fromkeys(range(0, 10_000, 20), 20)
+    assert ledger.count_by("provider_id") == {str(1001 + i): 1 for i in range(10_000)}
+    assert [e.address for e in ledger] == [a for a, _, _, _ in rows]
     # The UTF-8 fields plus their separators, an 8-byte offset, and the request's share.
     assert ledger.nbytes <= fields + 3 * 10_000 + 8 * 10_000 + 32 * 500
 

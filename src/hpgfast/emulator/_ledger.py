@@ -25,6 +25,7 @@ __all__ = ["Ledger", "LedgerEntry"]
 
 _SEP = b"\xff"
 _CHUNK = 4096
+_PARTS = {"address": 0, "subject": 1, "text": 2, "client_id": 3}
 _FIELDS = ("provider_id", "address", "subject", "text", "client_id", "params", "request")
 
 
@@ -201,16 +202,48 @@ class Ledger:
         """
         if field not in _FIELDS:
             raise ValueError(f"unknown field {field!r}; fields: {', '.join(_FIELDS)}")
-        index = _FIELDS.index(field)
         counts: Counter[object] = Counter()
         if field == "params":
             counts.update(
                 None if e.params is None else tuple(sorted(e.params.items()))
                 for e in self.messages()
             )
+        elif field == "request":
+            with self._lock:
+                total = len(self._ends)
+                firsts = [*self._req_first, total]
+                for r, number in enumerate(self._req_number):
+                    counts[number] += firsts[r + 1] - firsts[r]
+        elif field == "provider_id":
+            with self._lock:
+                first, total = self._first_kept, len(self._ends)
+            counts.update(dict.fromkeys(map(str, range(first, first + total)), 1))
         else:
-            counts.update(e[index] for e in self.messages())
+            counts.update(self._values(_PARTS[field]))
         return counts
+
+    def _values(self, part: int) -> Iterator[Optional[str]]:
+        """One stored field of every message, decoded straight from the buffer."""
+        generation = self._generation
+        i = 0
+        while True:
+            with self._lock:
+                if self._generation != generation:
+                    raise RuntimeError("the ledger was cleared during iteration")
+                stop = min(i + _CHUNK, len(self._ends))
+                if i >= stop:
+                    return
+                base = self._ends[i - 1] if i else 0
+                segment = bytes(self._blob[base : self._ends[stop - 1]])
+                ends = self._ends[i:stop]
+            values = []
+            start = 0
+            for end in ends:
+                parts = segment[start : end - base].split(_SEP)
+                values.append(parts[part].decode() if len(parts) > part else None)
+                start = end - base
+            yield from values
+            i = stop
 
     def duplicates(self, field: str) -> dict[object, int]:
         """Values of a field that more than one message holds, with their counts."""
