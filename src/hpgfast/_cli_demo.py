@@ -1,0 +1,205 @@
+"""``hpgfast demo``: the whole job on the bundled emulator, with honest figures.
+
+Strategy: the emulator runs in its own process (``python -m hpgfast.emulator --port
+0``), so the CPU time this process spends is the client's alone (the codec, urllib3,
+the journal, the progress bar), measured with ``resource.getrusage`` around the send
+phase. The emulator's clock runs fast (``--speed``, default 200 emulator seconds per
+second), so even the "delayed" messages (60 emulator seconds) reach a final status
+in well under a second. The messages are the seeded standard batch the benchmarks
+use (``hpgfast._sample``): Latin, Cyrillic and emoji texts, 11-digit addresses whose
+last digit decides each message's fate in the emulator. The send and follow code is
+the very code of ``hpgfast send --journal`` and ``hpgfast status --follow``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from typing import IO, Any, Optional
+
+from ._cli_output import Progress, dump_json, table
+
+__all__ = ["run_demo"]
+
+LOGIN = "CLIENT"
+PASSWORD = "P@ssw0rd"
+
+
+def _cpu() -> float:
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return time.process_time()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _EmulatorProcess:
+    """``python -m hpgfast.emulator`` on a free port, its URL read from its stdout."""
+
+    def __init__(self, speed: float, log: IO[bytes]) -> None:
+        command = [
+            sys.executable, "-m", "hpgfast.emulator",
+            "--port", "0", "--speed", str(speed), "--seed", "1",
+            "--login", LOGIN, "--password", PASSWORD,
+        ]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode().strip()
+        if not line.startswith("http"):
+            self.close()
+            raise RuntimeError(f"the emulator did not start (said {line!r}); see its log")
+        self.url = line
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run the demo; returns the exit status (0 when every message ended as expected)."""
+    from ._cli_run import follow, send_journal, send_plain
+    from ._sample import standard_batch
+    from .client import Client
+    from .journal import Journal
+
+    quiet = args.quiet or args.json
+    n = args.messages
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hpgfast-demo-") as tmp:
+        log_path = os.path.join(tmp, "emulator.log")
+        with open(log_path, "wb") as emulator_log:
+            emulator = _EmulatorProcess(args.speed, emulator_log)
+            try:
+                say(f"emulator running at {emulator.url} (its own process)")
+                messages = standard_batch(n)
+                rows = [(i, m) for i, m in enumerate(messages, 1)]
+                figures: dict[str, Any] = {"messages": n, "concurrency": args.concurrency}
+                journal: Optional[Journal] = None
+                if not args.no_journal:
+                    path = args.journal or os.path.join(tmp, "demo.db")
+                    journal = Journal(path, lock=True)
+                try:
+                    with Client(emulator.url, LOGIN, PASSWORD,
+                                concurrency=args.concurrency) as client:
+                        provider_ids: list[str] = []
+                        t_load = time.perf_counter()
+                        if journal is not None:
+                            journal.bind({"source": "hpgfast demo", "messages": str(n),
+                                          "seed": "1"})
+                            if journal.loaded is None:
+                                journal.load(rows)
+                                journal.finish_load(n)
+                        figures["journal_load_seconds"] = round(time.perf_counter() - t_load, 3)
+                        cpu0 = _cpu()
+                        with Progress(n, "sending", quiet=quiet) as progress:
+                            tick = progress.tick
+                            if journal is not None:
+                                outcome = send_journal(client, journal, tick=tick)
+                            else:
+
+                                def keep(lines: Any, results: Any) -> None:
+                                    provider_ids.extend(r[2] for r in results if r[2])
+
+                                outcome = send_plain(client, iter(rows), tick=tick,
+                                                     on_results=keep)
+                        cpu_send = _cpu() - cpu0
+                        figures["send_seconds"] = round(outcome.elapsed, 3)
+                        figures["messages_per_second"] = round(outcome.rate, 1)
+                        figures["client_cpu_seconds"] = round(cpu_send, 3)
+                        figures["client_cpu_us_per_message"] = round(
+                            cpu_send / max(outcome.attempted, 1) * 1e6, 2
+                        )
+                        say("following delivery statuses to final ...")
+                        followed = follow(
+                            client, journal=journal, provider_ids=provider_ids,
+                            deadline=60.0, interval=0.25, max_interval=1.0,
+                        )
+                        figures["follow_seconds"] = round(followed.elapsed, 3)
+                        figures["follow_rounds"] = followed.rounds
+                        figures["status_changes"] = followed.changes
+                    if journal is not None:
+                        summary = journal.summary()
+                        states = summary["states"]
+                        rejected = summary["rejected_by_code"]
+                        statuses = summary["statuses"]
+                    else:
+                        states = dict(outcome.states)
+                        rejected = dict(outcome.rejected_by_code)
+                        statuses = dict(Counter(
+                            str(r[2]) for r in followed.statuses.values()
+                        ).most_common())
+                finally:
+                    if journal is not None:
+                        journal.close()
+            finally:
+                emulator.close()
+    figures["total_seconds"] = round(time.perf_counter() - t0, 3)
+    result = {
+        "states": states,
+        "rejected_by_code": rejected,
+        "delivery_statuses": statuses,
+        "not_final": followed.open,
+        "figures": figures,
+        "error": None if outcome.error is None else str(outcome.error),
+    }
+    if args.json:
+        dump_json(result)
+    else:
+        _print(result)
+    ok = outcome.error is None and followed.open == 0 and states.get("accepted", 0) == n
+    return 0 if ok else 1
+
+
+def _print(result: dict[str, Any]) -> None:
+    states = result["states"]
+    rows: list[tuple[Any, ...]] = [
+        ("accepted", states.get("accepted", 0)),
+        ("rejected", states.get("rejected", 0)),
+    ]
+    rows.extend((f"  {code}", k) for code, k in result["rejected_by_code"].items())
+    rows += [
+        ("unknown", states.get("unknown", 0)),
+        ("not sent", states.get("not_sent", 0)),
+    ]
+    print(table(rows, ("messages", "count")))
+    print()
+    print(table(list(result["delivery_statuses"].items()), ("delivery status", "count")))
+    f = result["figures"]
+    print()
+    print(table(
+        [
+            ("messages sent", f"{f['messages']:,}"),
+            ("send time", f"{f['send_seconds']:.2f} s"),
+            ("messages per second", f"{f['messages_per_second']:,.0f}"),
+            ("client CPU per message", f"{f['client_cpu_us_per_message']:.1f} µs"),
+            ("following statuses", f"{f['follow_seconds']:.2f} s, {f['follow_rounds']} rounds"),
+            ("whole demo", f"{f['total_seconds']:.2f} s"),
+        ],
+        ("figure", "value"),
+    ))
+    print(
+        "\nclient CPU: this process's user+system time while sending (codec, HTTP, "
+        f"journal), concurrency {f['concurrency']}; the emulator runs in its own process."
+    )
+    if result["error"]:
+        print(f"stopped early: {result['error']}")

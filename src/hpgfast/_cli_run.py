@@ -1,0 +1,358 @@
+"""The engines behind ``hpgfast send`` and ``hpgfast status --follow``.
+
+Strategy: the command line only parses settings and prints; the work is here, as
+functions over a ``Client`` (and a ``Journal``), so that ``hpgfast demo`` and the
+tests drive exactly the code users run. The journal's write order (see
+``hpgfast.journal``) is what makes a crash at any point safe: a chunk is marked
+``in_flight`` and committed before ``client.send()`` is called, its results are
+written after it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any, Callable, Optional
+
+from ._records import Message, SendResult, StatusResult
+from ._wire import Code, Status
+from .exceptions import ConnectError, HPGError, MessageError
+from .journal import FINAL_STATUS_CODES, Journal, State
+
+__all__ = ["FollowOutcome", "SendOutcome", "follow", "load_journal", "send_journal", "send_plain"]
+
+log = logging.getLogger(__name__)
+
+#: Messages per journal chunk: one ``in_flight`` and one result transaction each.
+DEFAULT_CHUNK = 5_000
+
+Tick = Callable[[int, str], None]
+
+
+def _no_tick(n: int, note: str) -> None:
+    pass
+
+
+@dataclass
+class SendOutcome:
+    """What one ``send`` run did: counts of this run's results, time, and the stop cause."""
+
+    #: Results of this run by state (accepted, rejected, unknown, not_sent, invalid).
+    states: Counter[str] = field(default_factory=Counter)
+    #: Rejections of this run by platform code.
+    rejected_by_code: Counter[str] = field(default_factory=Counter)
+    #: Messages handed to the client in this run.
+    attempted: int = 0
+    elapsed: float = 0.0
+    #: The exception that stopped the run early (auth, TLS, platform down...), if any.
+    error: Optional[BaseException] = None
+    #: What the journal's recovery did at the start (``in_flight_to_unknown``...).
+    recovered: dict[str, int] = field(default_factory=dict)
+
+    def add(self, lines_or_n: int, results: Sequence[SendResult]) -> None:
+        """Count one chunk's results."""
+        for r in results:
+            code = r[0] if r is not None else Code.UNKNOWN
+            if code == Code.OK:
+                self.states[State.ACCEPTED] += 1
+            elif code == Code.UNKNOWN:
+                self.states[State.UNKNOWN] += 1
+            elif code == Code.NOT_SENT:
+                self.states[State.NOT_SENT] += 1
+            else:
+                self.states[State.REJECTED] += 1
+                self.rejected_by_code[code] += 1
+
+    @property
+    def rate(self) -> float:
+        """Messages per second handed to the client and answered."""
+        return self.attempted / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def _platform_down(results: Sequence[SendResult]) -> Optional[HPGError]:
+    """The ``ConnectError`` behind a chunk's ``not-sent`` results, if the platform is down."""
+    for r in reversed(results):
+        error = getattr(r, "error", None)
+        if isinstance(error, ConnectError):
+            return error
+    return None
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of up to ``size`` items."""
+    it = iter(items)
+    while True:
+        block = list(islice(it, size))
+        if not block:
+            return
+        yield block
+
+
+def load_journal(
+    journal: Journal,
+    rows: Iterable[tuple[int, Message]],
+    tick: Tick = _no_tick,
+) -> int:
+    """Put every input message in the journal (resuming a cut load); returns the total."""
+    if journal.loaded is not None:
+        return journal.loaded
+    total = journal.last_line
+    start = total
+
+    def counted() -> Iterator[tuple[int, Message]]:
+        nonlocal total
+        for line, message in rows:
+            total = line
+            if line > start and line % 10_000 == 0:
+                tick(10_000, "")
+            yield line, message
+
+    journal.load(counted())
+    journal.finish_load(total)
+    return total
+
+
+def send_journal(
+    client: Any,
+    journal: Journal,
+    *,
+    chunk: int = DEFAULT_CHUNK,
+    resend_unknown: bool = False,
+    tick: Tick = _no_tick,
+) -> SendOutcome:
+    """Send every sendable message of a loaded journal, chunk by chunk.
+
+    Pipelined: while the client sends chunk N+1, a journal thread records chunk N's
+    results and reads chunk N+2 (SQLite releases the GIL while it works). Chunk N+1
+    is marked ``in_flight`` and committed before it is handed to the client, and its
+    results are written only after ``send()`` returns, so a crash at any point
+    leaves every message pending, in flight (-> unknown) or with its result.
+
+    A ``MessageError`` (found by the client before anything of its batch is sent)
+    makes that one message ``invalid`` and the chunk is tried again without it. A
+    configuration failure (``AuthError``, ``TLSError``...) records the results the
+    client carries and stops the run (``outcome.error``); so does a platform that
+    cannot be reached (its messages stay ``not_sent`` for the next run).
+    """
+    outcome = SendOutcome()
+    outcome.recovered = journal.recover(resend_unknown=resend_unknown)
+    start = time.perf_counter()
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpgfast-journal")
+    writing: Optional[Future[dict[str, int]]] = None
+
+    def drain() -> None:
+        nonlocal writing
+        if writing is not None:
+            done, writing = writing, None
+            done.result()
+
+    try:
+        lines, messages = journal.next_chunk(chunk)
+        while lines:
+            journal.mark_in_flight(lines)
+            upcoming = writer.submit(journal.next_chunk, chunk, after=lines[-1])
+            try:
+                results = client.send(messages)
+            except MessageError as exc:
+                # Raised while planning: nothing of this batch left.
+                upcoming.result()
+                drain()
+                journal.settle_in_flight(lines, State.PENDING, code=None, reason=None)
+                if exc.index is None or not 0 <= exc.index < len(lines):
+                    raise
+                journal.record_invalid(lines[exc.index], str(exc))
+                outcome.states[State.INVALID] += 1
+                lines, messages = journal.next_chunk(chunk, after=lines[0] - 1)
+                continue
+            except HPGError as exc:
+                upcoming.result()
+                drain()
+                carried = getattr(exc, "results", None)
+                if carried is not None and len(carried) == len(lines):
+                    journal.record_results(lines, carried)
+                    outcome.add(len(lines), carried)
+                else:
+                    journal.settle_in_flight(
+                        lines, State.UNKNOWN, code=Code.UNKNOWN, reason=f"send failed: {exc}"
+                    )
+                    outcome.states[State.UNKNOWN] += len(lines)
+                outcome.attempted += len(lines)
+                outcome.error = exc
+                break
+            except BaseException:
+                # Interrupted with the chunk out: its outcome is unknown. (Left as it
+                # is, the next run's recovery would say the same.)
+                upcoming.cancel()
+                drain()
+                journal.settle_in_flight(
+                    lines, State.UNKNOWN, code=Code.UNKNOWN, reason="interrupted while in flight"
+                )
+                raise
+            drain()  # the previous chunk's results are committed before the next send
+            writing = writer.submit(journal.record_results, lines, results)
+            outcome.add(len(lines), results)
+            outcome.attempted += len(lines)
+            accepted = outcome.states[State.ACCEPTED]
+            other = outcome.attempted - accepted
+            tick(len(lines), f"accepted={accepted:,}" + (f" other={other:,}" if other else ""))
+            if outcome.states[State.NOT_SENT]:
+                down = _platform_down(results)
+                if down is not None:
+                    outcome.error = down
+                    upcoming.result()
+                    break
+            lines, messages = upcoming.result()
+        drain()
+    finally:
+        try:
+            drain()
+        finally:
+            writer.shutdown(wait=True)
+            outcome.elapsed = time.perf_counter() - start
+    return outcome
+
+
+def send_plain(
+    client: Any,
+    rows: Iterable[tuple[int, Message]],
+    *,
+    chunk: int = DEFAULT_CHUNK,
+    tick: Tick = _no_tick,
+    on_results: Optional[Callable[[Sequence[int], Sequence[SendResult]], None]] = None,
+) -> SendOutcome:
+    """Send messages without a journal, ``chunk`` at a time, reading them lazily.
+
+    Stops at the first configuration failure or when the platform cannot be reached
+    (``outcome.error``); the messages not tried are not counted.
+    """
+    outcome = SendOutcome()
+    start = time.perf_counter()
+    try:
+        for block in chunked(rows, chunk):
+            lines = [line for line, _ in block]
+            messages = [m for _, m in block]
+            try:
+                results = client.send(messages)
+            except HPGError as exc:
+                carried = getattr(exc, "results", None)
+                if carried is not None:
+                    outcome.add(len(lines), carried)
+                    if on_results is not None:
+                        on_results(lines, carried)
+                    outcome.attempted += len(lines)
+                outcome.error = exc
+                break
+            outcome.add(len(lines), results)
+            outcome.attempted += len(lines)
+            if on_results is not None:
+                on_results(lines, results)
+            tick(len(lines), f"accepted={outcome.states[State.ACCEPTED]:,}")
+            down = _platform_down(results) if outcome.states[State.NOT_SENT] else None
+            if down is not None:
+                outcome.error = down
+                break
+    finally:
+        outcome.elapsed = time.perf_counter() - start
+    return outcome
+
+
+# -- following statuses ----------------------------------------------------------------
+
+
+@dataclass
+class FollowOutcome:
+    """What a ``status --follow`` run saw."""
+
+    rounds: int = 0
+    changes: int = 0
+    #: Ids still not final when the run ended.
+    open: int = 0
+    elapsed: float = 0.0
+    #: Final statuses (or final codes) by id, for runs without a journal.
+    statuses: dict[str, StatusResult] = field(default_factory=dict)
+    error: Optional[BaseException] = None
+    deadline_passed: bool = False
+
+
+def _is_final(r: StatusResult) -> bool:
+    return r[2] in Status.FINAL or r[0] in FINAL_STATUS_CODES
+
+
+#: Ids asked per ``client.status()`` call while following (results recorded per call).
+FOLLOW_BATCH = 20_000
+
+
+def follow(
+    client: Any,
+    *,
+    journal: Optional[Journal] = None,
+    provider_ids: Sequence[str] = (),
+    deadline: float = 3600.0,
+    interval: float = 1.0,
+    max_interval: float = 60.0,
+    once: bool = False,
+    tick: Tick = _no_tick,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FollowOutcome:
+    """Poll the ids that are not final, with backoff, until all are final or ``deadline``.
+
+    The ids come from the journal (accepted messages without a final status) or from
+    ``provider_ids``. The wait between rounds starts at ``interval`` and doubles up
+    to ``max_interval`` while a round brings no change; a change resets it. With a
+    journal every change is recorded (status, its time, its reason, ``poll``).
+    ``once`` makes a single round.
+    """
+    outcome = FollowOutcome()
+    start = time.monotonic()
+    end = start + deadline
+    wait = interval
+    latest: dict[str, StatusResult] = {}
+    pending = list(dict.fromkeys(provider_ids))
+    ids: list[str]
+    ids = journal.open_provider_ids() if journal is not None else pending
+    try:
+        while ids:
+            outcome.rounds += 1
+            changed = 0
+            still: list[str] = []
+            for block in chunked(ids, FOLLOW_BATCH):
+                try:
+                    results = client.status(block)
+                except HPGError as exc:
+                    outcome.error = exc
+                    return outcome
+                if journal is not None:
+                    changed += journal.record_statuses(results, source="poll")
+                else:
+                    for r in results:
+                        pid = r[1]
+                        if pid is None:
+                            continue
+                        if r[0] == Code.OK or r[0] in FINAL_STATUS_CODES:
+                            old = latest.get(pid)
+                            if old is None or tuple(old) != tuple(r):
+                                changed += 1
+                            latest[pid] = r
+                        if not _is_final(latest.get(pid, r)):
+                            still.append(pid)
+                tick(0, f"round {outcome.rounds}: {changed:,} changes")
+            outcome.changes += changed
+            ids = journal.open_provider_ids() if journal is not None else still
+            if not ids or once:
+                break
+            now = time.monotonic()
+            if now >= end:
+                outcome.deadline_passed = True
+                break
+            wait = interval if changed else min(wait * 2, max_interval)
+            sleep(min(wait, max(end - now, 0.0)))
+    finally:
+        outcome.elapsed = time.monotonic() - start
+        outcome.statuses = latest
+        outcome.open = len(ids)
+    return outcome

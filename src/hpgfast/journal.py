@@ -1,0 +1,735 @@
+"""A crash-safe journal of a bulk send: what went out, what came back, what was delivered.
+
+Strategy: one SQLite file in WAL mode holds one row per input message, keyed by its
+1-based number in the input (``line``). The send loop moves each row through a small
+state machine, and the order of the writes is the whole safety argument:
+
+1. every input message is inserted as ``pending`` (batches of 10,000 rows per
+   transaction) before anything is sent;
+2. a chunk of rows is marked ``in_flight`` in one transaction, which is committed
+   *before* the chunk is handed to the client;
+3. the chunk's results are written in one transaction after the client returns.
+
+A process killed at any moment therefore leaves every message either ``pending``
+(never handed to the client: safe to send), ``in_flight`` (may have reached the
+platform: becomes ``unknown`` on resume and is not sent again unless the user
+asks), or in a result state. SQLite's WAL commit is atomic, and a commit that
+returned is in the operating system's cache before the next request leaves, so
+``kill -9`` loses nothing that was committed. ``synchronous=FULL`` (the default)
+also fsyncs the WAL on every commit, so a power loss cannot undo an ``in_flight``
+mark either (with ``NORMAL`` it could, and the message would be sent again).
+Writes are batched per chunk, so the journal costs a few transactions per few
+thousand messages.
+
+States::
+
+    pending --> in_flight --> accepted   (code ok, provider_id set)
+       ^            |    \\--> rejected   (a platform code other than ok)
+       |            |     \\-> not_sent   (the request never left: sent again on resume)
+       |            \\-------> unknown    (no reply line, or the process died)
+       +-- not_sent, and unknown with resend_unknown=True
+    pending --> invalid   (the message cannot be encoded as given; never sent)
+
+Accepted messages then move through delivery statuses (``status``,
+``status_time``, ``reason``); every change is also appended to ``status_history``
+by a trigger, with the time it was recorded and its source (``poll`` or ``push``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Optional, Union
+
+from ._records import Message, SendResult, StatusResult
+from ._wire import Code, Status
+from .exceptions import HPGError, RequestRejected
+
+__all__ = [
+    "FINAL_STATES",
+    "SENDABLE_STATES",
+    "STATES",
+    "Journal",
+    "JournalError",
+    "JournalLocked",
+    "JournalMismatch",
+    "State",
+    "file_fingerprint",
+]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+
+
+class State:
+    """The states of a journal row (see the module docstring for the machine)."""
+
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+    NOT_SENT = "not_sent"
+    INVALID = "invalid"
+
+
+#: Every state, in the order summaries show them.
+STATES = (
+    State.PENDING,
+    State.IN_FLIGHT,
+    State.ACCEPTED,
+    State.REJECTED,
+    State.UNKNOWN,
+    State.NOT_SENT,
+    State.INVALID,
+)
+#: States a send run picks up (``unknown`` too when the user asks to resend it).
+SENDABLE_STATES = (State.PENDING, State.NOT_SENT)
+#: States a message never leaves.
+FINAL_STATES = frozenset((State.ACCEPTED, State.REJECTED, State.INVALID))
+
+#: Non-``ok`` STATUS codes that are an answer about the message, not a failed query:
+#: recorded in ``status`` and treated as final.
+FINAL_STATUS_CODES = frozenset((Code.ERROR_PROVIDER_ID_UNKNOWN,))
+
+_FINAL_STATUSES = tuple(sorted(Status.FINAL | FINAL_STATUS_CODES))
+
+_SENDABLE_SQL = f"('{State.PENDING}', '{State.NOT_SENT}')"
+_FINAL_STATUS_SQL = "(" + ", ".join(f"'{s}'" for s in _FINAL_STATUSES) + ")"
+
+# Two tables: the input as read (written once, never changed) and each message's
+# outcome (narrow rows, so that the two state changes of every message rewrite few
+# pages). An outcome row exists from the moment a message first goes in flight; no
+# row means pending. The ``journal`` view joins them into one row per message.
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    line      INTEGER PRIMARY KEY,   -- 1-based number of the message in the input
+    address   TEXT NOT NULL,
+    text      TEXT NOT NULL,
+    subject   TEXT,
+    client_id TEXT,
+    params    TEXT                   -- JSON object of extra parameters, or NULL
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    line          INTEGER PRIMARY KEY REFERENCES messages(line),
+    state         TEXT NOT NULL,
+    provider_id   TEXT,
+    code          TEXT,              -- the platform's code, or not-sent / unknown
+    status        TEXT,              -- the last delivery status seen
+    status_time   TEXT,              -- when that status began (platform's clock)
+    reason        TEXT,              -- why: undelivered reason, invalid input, ...
+    status_source TEXT,              -- poll or push
+    updated_at    REAL NOT NULL      -- Unix time of the row's last change
+);
+CREATE VIEW IF NOT EXISTS journal AS
+    SELECT m.line, m.address, m.text, m.subject, m.client_id, m.params,
+           COALESCE(o.state, '{State.PENDING}') AS state, o.provider_id, o.code,
+           o.status, o.status_time, o.reason, o.status_source, o.updated_at
+    FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line;
+CREATE TABLE IF NOT EXISTS status_history (
+    id          INTEGER PRIMARY KEY,
+    line        INTEGER NOT NULL,
+    provider_id TEXT NOT NULL,
+    status      TEXT,
+    status_time TEXT,
+    reason      TEXT,
+    source      TEXT,
+    recorded_at REAL NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS outcomes_status_change
+AFTER UPDATE OF status, status_time ON outcomes
+WHEN NEW.status IS NOT OLD.status OR NEW.status_time IS NOT OLD.status_time
+BEGIN
+    INSERT INTO status_history (line, provider_id, status, status_time, reason, source,
+                                recorded_at)
+    VALUES (NEW.line, NEW.provider_id, NEW.status, NEW.status_time, NEW.reason,
+            NEW.status_source, NEW.updated_at);
+END;
+"""
+
+_INSERT = (
+    "INSERT INTO messages (line, address, text, subject, client_id, params) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_RESULT = "UPDATE outcomes SET state = ?, code = ?, provider_id = ?, updated_at = ? WHERE line = ?"
+_STATUS = (
+    "UPDATE outcomes SET status = ?, status_time = ?, reason = ?, status_source = ?, "
+    f"updated_at = ? WHERE provider_id = ? AND state = '{State.ACCEPTED}' "
+    "AND (status IS NOT ? OR status_time IS NOT ?) "
+    # A final status never changes: a late push of an earlier status is not a change.
+    f"AND (status IS NULL OR status NOT IN {_FINAL_STATUS_SQL})"
+)
+
+#: Columns of ``rows()`` (and of ``hpgfast report --csv``).
+ROW_COLUMNS = (
+    "line",
+    "address",
+    "text",
+    "subject",
+    "client_id",
+    "params",
+    "state",
+    "provider_id",
+    "code",
+    "status",
+    "status_time",
+    "reason",
+    "updated_at",
+)
+
+
+class JournalError(HPGError):
+    """The journal cannot be used as asked (see the message)."""
+
+
+class JournalMismatch(JournalError, ValueError):
+    """The input (or a setting that matters) differs from the one the journal was made for.
+
+    ``differences`` maps each differing key to ``(journal's value, new value)``.
+    """
+
+    def __init__(self, path: str, differences: Mapping[str, tuple[Optional[str], str]]) -> None:
+        super().__init__(path, dict(differences))
+        self.path = path
+        self.differences = dict(differences)
+
+    def __str__(self) -> str:
+        shown = "; ".join(
+            f"{key}: journal has {old!r}, now {new!r}"
+            for key, (old, new) in sorted(self.differences.items())
+        )
+        return (
+            f"journal {self.path} was made for a different input or settings ({shown}); "
+            "resuming would send the wrong messages. Use the original input, or a new journal."
+        )
+
+
+class JournalLocked(JournalError):
+    """Another process is sending with this journal right now."""
+
+
+def file_fingerprint(path: Union[str, os.PathLike[str]]) -> dict[str, str]:
+    """``{"input_size": ..., "input_sha256": ...}`` of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(1 << 20)
+            if not block:
+                break
+            size += len(block)
+            digest.update(block)
+    return {"input_size": str(size), "input_sha256": digest.hexdigest()}
+
+
+def _state_of(code: str) -> str:
+    if code == Code.OK:
+        return State.ACCEPTED
+    if code == Code.UNKNOWN:
+        return State.UNKNOWN
+    if code == Code.NOT_SENT:
+        return State.NOT_SENT
+    return State.REJECTED
+
+
+def _params_json(params: Any) -> Optional[str]:
+    if not params:
+        return None
+    pairs = params.items() if isinstance(params, Mapping) else params
+    return json.dumps(dict(pairs), ensure_ascii=False, separators=(",", ":"))
+
+
+class Journal:
+    """A send run's journal in one SQLite file (created if missing).
+
+    Args:
+        path: the journal file; ``-wal`` and ``-shm`` files appear beside it.
+        synchronous: ``"FULL"`` (fsync on every commit: safe against power loss) or
+            ``"NORMAL"`` (safe against a killed process, not a power loss).
+        lock: take the sender's lock (``<path>.lock``): only one process may send
+            with a journal at a time. Readers (reports, the receiver) pass False.
+
+    Raises:
+        JournalLocked: ``lock`` and another process holds the lock.
+        JournalError: the file is not a journal (or of a newer schema).
+    """
+
+    def __init__(
+        self,
+        path: Union[str, os.PathLike[str]],
+        *,
+        synchronous: str = "FULL",
+        lock: bool = False,
+    ) -> None:
+        if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+        self.path = os.fspath(path)
+        self._mutex = threading.RLock()
+        self._lock_file: Optional[Any] = None
+        self._provider_index = False
+        if lock:
+            self._take_lock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        except BaseException:
+            self._drop_lock()
+            raise
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._db.execute("PRAGMA temp_store=MEMORY")
+            self._db.executescript(_SCHEMA)
+            version = self._meta("schema_version")
+            if version is None:
+                self._set_meta({"schema_version": SCHEMA_VERSION})
+            elif version != SCHEMA_VERSION:
+                raise JournalError(f"journal {self.path} has schema {version}, expected 1")
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise JournalError(f"{self.path} is not an hpgfast journal: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no cross-process lock
+            return
+        f = open(self.path + ".lock", "a+b")  # held open while locked
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            raise JournalLocked(
+                f"another process is sending with journal {self.path}; wait for it to end"
+            ) from None
+        self._lock_file = f
+
+    def _drop_lock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing releases the flock
+            self._lock_file = None
+
+    def close(self) -> None:
+        """Close the database (idempotent); release the sender's lock."""
+        db = getattr(self, "_db", None)
+        if db is not None:
+            with self._mutex:
+                db.close()
+            self._db = None  # type: ignore[assignment]
+        self._drop_lock()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.path!r}>"
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._mutex:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    # -- meta ----------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> Optional[str]:
+        with self._mutex:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, values: Mapping[str, str], db: Optional[sqlite3.Connection] = None) -> None:
+        target = db if db is not None else self._db
+        with self._mutex:
+            target.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items()
+            )
+
+    def meta(self) -> dict[str, str]:
+        """Every meta entry: the input's fingerprint, settings, schema version."""
+        with self._mutex:
+            return {str(k): str(v) for k, v in self._db.execute("SELECT key, value FROM meta")}
+
+    def bind(self, fingerprint: Mapping[str, str]) -> bool:
+        """Tie the journal to an input and its settings; returns True when it is new.
+
+        A journal already tied to a different fingerprint is refused, unless none of
+        its messages ever went out (all still ``pending``): then it is emptied and
+        rebound, since nothing was sent and so nothing can be sent twice.
+
+        Raises:
+            JournalMismatch: the fingerprint differs and messages were sent.
+        """
+        fingerprint = {f"input:{k}": str(v) for k, v in fingerprint.items()}
+        with self._transaction() as db:
+            old = {
+                str(k): str(v)
+                for k, v in db.execute("SELECT key, value FROM meta WHERE key LIKE 'input:%'")
+            }
+            if old == fingerprint:
+                return False
+            if old:
+                touched = db.execute("SELECT 1 FROM outcomes LIMIT 1").fetchone()
+                if touched is not None:
+                    keys = set(old) | set(fingerprint)
+                    raise JournalMismatch(
+                        self.path,
+                        {
+                            k.partition(":")[2]: (old.get(k), fingerprint.get(k, ""))
+                            for k in keys
+                            if old.get(k) != fingerprint.get(k)
+                        },
+                    )
+                log.info("journal %s: input changed before anything was sent; rebinding", self.path)
+                db.execute("DELETE FROM messages")
+                db.execute("DELETE FROM meta WHERE key LIKE 'input:%' OR key = 'loaded'")
+            self._set_meta(fingerprint, db)
+        return True
+
+    # -- loading -------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> Optional[int]:
+        """How many messages the input holds, once all are in the journal; else None."""
+        value = self._meta("loaded")
+        return None if value is None else int(value)
+
+    @property
+    def last_line(self) -> int:
+        """The highest line in the journal (0 when empty): loading resumes after it."""
+        with self._mutex:
+            row = self._db.execute("SELECT MAX(line) FROM messages").fetchone()
+        return int(row[0] or 0)
+
+    def load(self, rows: Iterable[tuple[int, Message]], *, batch: int = 10_000) -> int:
+        """Insert input messages (``pending``), ``batch`` per transaction; returns the count.
+
+        ``rows`` are ``(line, message)`` with increasing lines; lines already in the
+        journal are skipped, so a load cut short by a crash simply resumes. Call
+        ``finish_load(total)`` once the input is exhausted.
+        """
+        start = self.last_line
+        count = 0
+        buffer: list[tuple[Any, ...]] = []
+        for line, message in rows:
+            if line <= start:
+                continue
+            address, text, subject, client_id, params = message
+            buffer.append((line, address, text, subject, client_id, _params_json(params)))
+            if len(buffer) >= batch:
+                with self._transaction() as db:
+                    db.executemany(_INSERT, buffer)
+                count += len(buffer)
+                buffer.clear()
+        if buffer:
+            with self._transaction() as db:
+                db.executemany(_INSERT, buffer)
+            count += len(buffer)
+        return count
+
+    def finish_load(self, total: int) -> None:
+        """Record that the whole input (``total`` messages) is in the journal."""
+        with self._transaction() as db:
+            self._set_meta({"loaded": str(total)}, db)
+
+    # -- sending -------------------------------------------------------------------------
+
+    def recover(self, *, resend_unknown: bool = False) -> dict[str, int]:
+        """Settle what a previous run left: call once before sending; returns counts.
+
+        Rows ``in_flight`` (the previous process died with their request out) become
+        ``unknown``. With ``resend_unknown`` every ``unknown`` row goes back to
+        ``pending``: the user accepts that some recipients may get a second SMS.
+        """
+        now = time.time()
+        with self._transaction() as db:
+            lost = db.execute(
+                "UPDATE outcomes SET state = ?, code = ?, reason = ?, updated_at = ? "
+                "WHERE state = ?",
+                (State.UNKNOWN, Code.UNKNOWN, "in flight when the sender stopped", now,
+                 State.IN_FLIGHT),
+            ).rowcount
+            resent = 0
+            if resend_unknown:
+                resent = db.execute(
+                    "UPDATE outcomes SET state = ?, reason = ?, updated_at = ? WHERE state = ?",
+                    (State.PENDING, "unknown: sent again (resend_unknown)", now, State.UNKNOWN),
+                ).rowcount
+        if lost:
+            log.warning("journal %s: %d messages were in flight; now unknown", self.path, lost)
+        return {"in_flight_to_unknown": lost, "unknown_to_pending": resent}
+
+    def next_chunk(self, size: int, *, after: int = 0) -> tuple[list[int], list[Message]]:
+        """The next up to ``size`` sendable rows after line ``after``, as (lines, messages).
+
+        Empty lists when there are none. Rows are in input order.
+        """
+        query = (
+            "SELECT m.line, m.address, m.text, m.subject, m.client_id, m.params "
+            "FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line "
+            f"WHERE m.line > ? AND (o.state IS NULL OR o.state IN {_SENDABLE_SQL}) "
+            "ORDER BY m.line LIMIT ?"
+        )
+        with self._mutex:
+            rows = self._db.execute(query, (after, size)).fetchall()
+        loads = json.loads
+        lines = [r[0] for r in rows]
+        messages = [
+            Message(r[1], r[2], r[3], r[4], None if r[5] is None else loads(r[5])) for r in rows
+        ]
+        return lines, messages
+
+    def mark_in_flight(self, lines: Sequence[int]) -> None:
+        """Mark a chunk ``in_flight`` and commit: call before handing it to the client.
+
+        ``lines`` must be the ascending lines one ``next_chunk()`` gave; the sender's
+        lock guarantees no other process changed them since.
+        """
+        if not lines:
+            return
+        first, last = lines[0], lines[-1]
+        now = time.time()
+        with self._transaction() as db:
+            changed = db.execute(
+                "UPDATE outcomes SET state = ?, updated_at = ? "
+                f"WHERE line BETWEEN ? AND ? AND state IN {_SENDABLE_SQL}",
+                (State.IN_FLIGHT, now, first, last),
+            ).rowcount
+            changed += db.execute(
+                "INSERT INTO outcomes (line, state, updated_at) "
+                "SELECT m.line, ?, ? FROM messages AS m WHERE m.line BETWEEN ? AND ? "
+                "AND NOT EXISTS (SELECT 1 FROM outcomes AS o WHERE o.line = m.line)",
+                (State.IN_FLIGHT, now, first, last),
+            ).rowcount
+            if changed != len(lines):  # pragma: no cover - only if the lock was bypassed
+                raise JournalError(
+                    f"journal {self.path}: {changed} rows would go in flight, expected "
+                    f"{len(lines)}; is another process sending with it?"
+                )
+
+    def record_results(self, lines: Sequence[int], results: Sequence[SendResult]) -> dict[str, int]:
+        """Write a chunk's results (the client's, in input order) in one transaction.
+
+        ``ok`` -> accepted, ``unknown`` -> unknown, ``not-sent`` -> not_sent, any other
+        code -> rejected; except that a result the client made up for a request the
+        platform refused *as a whole* (``error-auth``, ``error-syntax`` as a single
+        line: its ``error`` is a ``RequestRejected``) -> not_sent, code kept: the
+        platform took none of it, so sending it again after a fix is safe.
+        Returns how many rows went to each state.
+        """
+        if len(lines) != len(results):
+            raise ValueError(f"{len(lines)} lines but {len(results)} results")
+        now = time.time()
+        counts: dict[str, int] = {}
+        params = []
+        accepted = State.ACCEPTED
+        plain = SendResult
+        for line, r in zip(lines, results):
+            if r is None:  # defensive: a result the client never filled
+                state, code, provider_id = State.UNKNOWN, Code.UNKNOWN, None
+            else:
+                code = r[0]
+                provider_id = r[2]
+                state = accepted if code == "ok" else _state_of(code)
+                if (
+                    state == State.REJECTED
+                    and type(r) is not plain
+                    and isinstance(getattr(r, "error", None), RequestRejected)
+                ):
+                    state = State.NOT_SENT
+            counts[state] = counts.get(state, 0) + 1
+            params.append((state, code, provider_id, now, line))
+        with self._transaction() as db:
+            db.executemany(_RESULT, params)
+        return counts
+
+    def record_invalid(self, line: int, reason: str) -> None:
+        """Mark one message ``invalid``: it cannot be encoded as given and is never sent."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO outcomes (line, state, reason, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (line) DO UPDATE SET state = excluded.state, "
+                "reason = excluded.reason, updated_at = excluded.updated_at",
+                (line, State.INVALID, reason, time.time()),
+            )
+
+    def settle_in_flight(
+        self, lines: Sequence[int], state: str, *, code: Optional[str], reason: Optional[str]
+    ) -> int:
+        """Move a chunk's rows still ``in_flight`` to ``state``; returns how many moved.
+
+        For a send that raised: back to ``pending`` when certainly nothing left (bad
+        input found before sending), or ``unknown`` when the outcome is not known.
+        """
+        if not lines:
+            return 0
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE outcomes SET state = ?, code = ?, reason = ?, updated_at = ? "
+                "WHERE line BETWEEN ? AND ? AND state = ?",
+                (state, code, reason, time.time(), lines[0], lines[-1], State.IN_FLIGHT),
+            ).rowcount
+
+    # -- delivery statuses ---------------------------------------------------------------
+
+    def _ensure_provider_index(self) -> None:
+        # Built only when statuses are tracked: the send loop does not pay for it.
+        if not self._provider_index:
+            with self._mutex:
+                self._db.execute(
+                    "CREATE INDEX IF NOT EXISTS outcomes_provider ON outcomes(provider_id) "
+                    "WHERE provider_id IS NOT NULL"
+                )
+            self._provider_index = True
+
+    def open_provider_ids(self) -> list[str]:
+        """Provider ids of accepted messages whose status is not final yet."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT provider_id FROM outcomes WHERE state = ? AND "
+                f"(status IS NULL OR status NOT IN {_FINAL_STATUS_SQL}) ORDER BY line",
+                (State.ACCEPTED,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def record_statuses(self, results: Iterable[StatusResult], *, source: str = "poll") -> int:
+        """Record delivery statuses (from STATUS replies or pushes); returns rows changed.
+
+        Only ``ok`` answers and the final ``error-provider-id-unknown`` are recorded;
+        a status equal to the one held is not a change, and a final status is never
+        replaced. Each change is appended to ``status_history`` with ``source``.
+        """
+        self._ensure_provider_index()
+        now = time.time()
+        params = []
+        for r in results:
+            code, provider_id, status, when, reason = r
+            if provider_id is None:
+                continue
+            if code != Code.OK:
+                if code not in FINAL_STATUS_CODES:
+                    continue
+                status, when, reason = code, None, None
+            stamp = None if when is None else when.isoformat(sep=" ")
+            params.append((status, stamp, reason or None, source, now, provider_id, status, stamp))
+        if not params:
+            return 0
+        with self._transaction() as db:
+            cursor = db.executemany(_STATUS, params)
+            return max(cursor.rowcount, 0)
+
+    def history(self, line: Optional[int] = None) -> list[tuple[Any, ...]]:
+        """Status changes ``(line, provider_id, status, status_time, reason, source,
+        recorded_at)`` in the order recorded, for one line or all."""
+        query = (
+            "SELECT line, provider_id, status, status_time, reason, source, recorded_at "
+            "FROM status_history"
+        )
+        with self._mutex:
+            if line is None:
+                return self._db.execute(query + " ORDER BY id").fetchall()
+            return self._db.execute(query + " WHERE line = ? ORDER BY id", (line,)).fetchall()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Messages per state (every state present, zeros included)."""
+        counts = dict.fromkeys(STATES, 0)
+        with self._mutex:
+            db = self._db
+            total = int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+            seen = 0
+            for state, n in db.execute("SELECT state, COUNT(*) FROM outcomes GROUP BY state"):
+                counts[str(state)] = counts.get(str(state), 0) + int(n)
+                seen += int(n)
+        counts[State.PENDING] += total - seen
+        return counts
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by state, rejections by code, delivery statuses, history size."""
+        with self._mutex:
+            db = self._db
+            by_code = {
+                str(code): int(n)
+                for code, n in db.execute(
+                    "SELECT code, COUNT(*) FROM outcomes WHERE state = ? GROUP BY code "
+                    "ORDER BY COUNT(*) DESC, code",
+                    (State.REJECTED,),
+                )
+            }
+            statuses = {
+                ("(none yet)" if status is None else str(status)): int(n)
+                for status, n in db.execute(
+                    "SELECT status, COUNT(*) FROM outcomes WHERE state = ? GROUP BY status "
+                    "ORDER BY COUNT(*) DESC, status",
+                    (State.ACCEPTED,),
+                )
+            }
+            changes = int(db.execute("SELECT COUNT(*) FROM status_history").fetchone()[0])
+            total = int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+        return {
+            "messages": total,
+            "loaded": self.loaded,
+            "states": self.counts(),
+            "rejected_by_code": by_code,
+            "statuses": statuses,
+            "status_changes": changes,
+        }
+
+    def rows(self, *, states: Optional[Iterable[str]] = None) -> Iterator[tuple[Any, ...]]:
+        """Every row (``ROW_COLUMNS``), in input order, read in blocks of 10,000."""
+        wanted = None if states is None else tuple(states)
+        after = 0
+        columns = ", ".join(ROW_COLUMNS)
+        while True:
+            query = f"SELECT {columns} FROM journal WHERE line > ?"
+            args: list[Any] = [after]
+            if wanted is not None:
+                query += f" AND state IN ({', '.join('?' for _ in wanted)})"
+                args.extend(wanted)
+            query += " ORDER BY line LIMIT 10000"
+            with self._mutex:
+                block = self._db.execute(query, args).fetchall()
+            if not block:
+                return
+            yield from block
+            after = block[-1][0]
+
+    def by_line(self, line: int) -> Optional[dict[str, Any]]:
+        """One row as a dict (``ROW_COLUMNS``), or None."""
+        with self._mutex:
+            row = self._db.execute(
+                f"SELECT {', '.join(ROW_COLUMNS)} FROM journal WHERE line = ?", (line,)
+            ).fetchone()
+        return None if row is None else dict(zip(ROW_COLUMNS, row))
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` answer (``"ok"`` when sound)."""
+        with self._mutex:
+            return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
