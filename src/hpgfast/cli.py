@@ -52,6 +52,7 @@ from . import __version__
 from ._cli_input import FORMATS, InputError, detect_format, read_messages
 from ._cli_output import Progress, dump_json, table
 from ._records import Message, StatusResult
+from ._wire import Code
 from .exceptions import (
     AuthError,
     HPGError,
@@ -378,7 +379,10 @@ def cmd_send(args: argparse.Namespace) -> int:
                                "error": str(getattr(r, "error", None) or "") or None})
                 else:
                     print(table([(r[0], r[1], r[2])], ("code", "client id", "provider id")))
-                return EXIT_OK if r[0] == "ok" else EXIT_INCOMPLETE
+                error = getattr(r, "error", None)
+                if r[0] in (Code.NOT_SENT, Code.UNKNOWN) and error is not None:
+                    return _exit_for(error)
+                return EXIT_OK if r[0] == Code.OK else EXIT_INCOMPLETE
             with Progress(None, "sending", quiet=args.quiet or args.json) as progress:
                 outcome = send_plain(
                     client, rows(), chunk=args.chunk,

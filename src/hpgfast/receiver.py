@@ -185,9 +185,9 @@ def make_app(
     Args:
         callback: called with each report (a ``StatusResult``), in order, from the
             server's request thread; an exception makes the answer 500.
-        secret: the shared secret the caller must present in ``secret_header`` or as
-            the last path segment (``/hpg/<secret>``). ``None`` turns the check off,
-            which is allowed only together with ``allow``.
+        secret: the shared secret (printable ASCII, no spaces or ``/``) the caller must
+            present in ``secret_header`` or as the last path segment (``/hpg/<secret>``).
+            ``None`` turns the check off, which is allowed only together with ``allow``.
         secret_header: the header's name.
         allow: IP addresses or networks (``"10.0.0.0/8"``) pushes may come from
             (``REMOTE_ADDR``); ``None``: any.
@@ -203,6 +203,12 @@ def make_app(
         raise ValueError("give a secret, an allow-list, or both: an open endpoint takes forgeries")
     if secret is not None and not secret:
         raise ValueError("the secret must not be empty")
+    if secret is not None and not (secret.isascii() and secret.isprintable() and " " not in secret
+                                   and "/" not in secret):
+        raise ValueError(
+            "the secret must be printable ASCII without spaces or '/' "
+            "(it travels in a header or a path segment)"
+        )
     if max_body < 1:
         raise ValueError(f"max_body must be positive, got {max_body}")
     secret_bytes = None if secret is None else secret.encode("utf-8")
@@ -224,10 +230,9 @@ def make_app(
         # Compare every candidate, always, in constant time per candidate.
         ok = False
         for candidate in candidates:
-            try:
-                raw = candidate.encode("latin-1")  # WSGI strings carry raw bytes as latin-1
-            except UnicodeEncodeError:
-                raw = b""
+            # WSGI strings carry the raw bytes as latin-1; a percent-encoded path
+            # segment arrives decoded.
+            raw = candidate.encode("latin-1", "replace")
             ok |= hmac.compare_digest(raw, secret_bytes)
         if not ok:
             raise _Refused(
@@ -379,7 +384,7 @@ class Receiver:
         self.url = f"http://{bracket}:{self.port}/"
         self.url_shown = self.url
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
             name=f"hpgfast-receiver:{self.port}", daemon=True,
         )
         self._thread.start()

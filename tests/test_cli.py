@@ -1,0 +1,173 @@
+"""The ``hpgfast`` command against the emulator on loopback, in-process and as a process."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hpgfast.cli import main
+from hpgfast.emulator import Emulator
+from hpgfast.journal import Journal
+
+PASSWORD = "P@ssw0rd"
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    with Emulator(speed=2000.0, deny_addresses=["79999999999"]) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, emu: Emulator) -> Emulator:
+    monkeypatch.setenv("HPGFAST_URL", emu.url)
+    monkeypatch.setenv("HPGFAST_LOGIN", "CLIENT")
+    monkeypatch.setenv("HPGFAST_PASSWORD", PASSWORD)
+    for name in ("HPGFAST_PASSWORD_FILE", "HPGFAST_SUBJECT", "HPGFAST_CONCURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    return emu
+
+
+def _csv(path: Path, n: int, *, deny: int | None = None, dup: int | None = None) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["address", "text", "client_id", "priority"])
+        for i in range(n):
+            address = "79999999999" if i == deny else f"7900{i:07d}"
+            client_id = "c0" if i == dup else f"c{i}"
+            w.writerow([address, f"Привет, {i} 👋", client_id, "high" if i % 2 else ""])
+    return path
+
+
+def test_help_everywhere() -> None:
+    out = subprocess.run([sys.executable, "-m", "hpgfast", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "exit codes:" in out and "demo" in out
+    for command in ("send", "status", "report", "receive", "emulate", "demo", "bench"):
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0
+
+
+def test_send_one_message(env: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["send", "--to", "79031111111", "--text", "Hello", "--subject", "ACME",
+                 "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["code"] == "ok"
+    entry = env.ledger.by_provider_id(result["provider_id"])
+    assert entry is not None and (entry.text, entry.subject) == ("Hello", "ACME")
+
+
+def test_send_file_without_journal(env: Emulator, tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = _csv(tmp_path / "m.csv", 300, deny=5)
+    assert main(["send", "--file", str(path), "--subject", "ACME", "--chunk", "100"]) == 1
+    out = capsys.readouterr().out
+    assert "error-address-unknown" in out and "299" in out
+    assert len(env.ledger) == 299
+    entry = next(e for e in env.ledger.messages() if e.client_id == "c1")
+    assert entry.params == {"priority": "high"}
+
+
+def test_journal_send_resume_report_status(env: Emulator, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "m.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(500):
+            f.write(json.dumps({"address": 79000000000 + i, "text": f"t{i}", "client_id": i,
+                                "params": {"priority": "low"}}) + "\n")
+    db = tmp_path / "run.db"
+    argv = ["send", "--file", str(path), "--journal", str(db), "--subject", "ACME",
+            "--chunk", "128", "--json"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["this_run"]["accepted"] == 500 and first["journal"]["states"]["accepted"] == 500
+    # Rerunning sends nothing.
+    assert main(argv) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["this_run"]["attempted"] == 0
+    assert len(env.ledger) == 500
+    # A changed input is refused with a clear error.
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"address": "79000000999", "text": "new"}) + "\n")
+    assert main(argv) == 2
+    assert "different input" in capsys.readouterr().err
+    # Statuses, followed to final and recorded.
+    assert main(["status", "--journal", str(db), "--follow", "--interval", "0.05",
+                 "--deadline", "30", "--json"]) == 0
+    followed = json.loads(capsys.readouterr().out)
+    assert followed["open"] == 0 and followed["changes"] >= 500
+    # The report and its CSV.
+    assert main(["report", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "accepted" in out and "delivered" in out
+    assert main(["report", str(db), "--csv", str(tmp_path / "rows.csv")]) == 0
+    with open(tmp_path / "rows.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 500 and rows[0]["state"] == "accepted" and rows[0]["status"]
+    with Journal(db) as journal:
+        assert len(journal.history()) >= 500
+
+
+def test_invalid_message_is_set_aside(env: Emulator, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = _csv(tmp_path / "m.csv", 50, dup=7)  # c0 twice in one request
+    db = tmp_path / "run.db"
+    assert main(["send", "--file", str(path), "--journal", str(db), "--subject", "ACME",
+                 "--json"]) == 1
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["journal"]["states"]["invalid"] == 1
+    assert summary["journal"]["states"]["accepted"] == 49
+    assert len(env.ledger) == 49
+
+
+def test_exit_codes(env: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                    capsys: pytest.CaptureFixture[str]) -> None:
+    one = ["send", "--to", "79031111111", "--text", "x", "--subject", "ACME"]
+    monkeypatch.setenv("HPGFAST_PASSWORD", "wrong")
+    assert main(one) == 3
+    monkeypatch.delenv("HPGFAST_PASSWORD")
+    assert main(one) == 2
+    assert "no password" in capsys.readouterr().err
+    secret = tmp_path / "pw"
+    secret.write_text(PASSWORD + "\n")
+    assert main([*one, "--password-file", str(secret)]) == 0
+    assert main([*one, "--password", PASSWORD]) == 0
+    err = capsys.readouterr().err
+    assert "visible" in err and PASSWORD not in err
+    monkeypatch.setenv("HPGFAST_PASSWORD", PASSWORD)
+    monkeypatch.setenv("HPGFAST_URL", "http://127.0.0.1:9/CLIENT/connectorX/")
+    assert main([*one, "--timeout", "2"]) == 4
+    bad = tmp_path / "bad.csv"
+    bad.write_text("addr,text\n1,x\n")
+    assert main(["send", "--file", str(bad)]) == 2
+    assert "bad.csv:1" in capsys.readouterr().err
+    assert main(["send"]) == 2
+    assert main([]) == 2
+
+
+def test_status_of_ids(env: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["send", "--to", "79031111110", "--text", "x", "--subject", "ACME",
+                 "--json"]) == 0
+    pid = json.loads(capsys.readouterr().out)["provider_id"]
+    assert main(["status", pid, "999999", "--json"]) == 1
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["provider_id"] == pid and rows[0]["code"] == "ok"
+    assert rows[1]["code"] == "error-provider-id-unknown"
+    assert main(["status", pid, "--follow", "--interval", "0.05", "--deadline", "20"]) == 0
+    assert "delivered" in capsys.readouterr().out
+
+
+def test_demo_small(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "-n", "3000", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["states"]["accepted"] == 3000 and result["not_final"] == 0
+    assert sum(result["delivery_statuses"].values()) == 3000
+    assert result["figures"]["messages_per_second"] > 0

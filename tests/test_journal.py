@@ -1,0 +1,129 @@
+"""The journal's state machine, fingerprints, recovery and status history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from hpgfast import Message, RequestRejected, SendResult, StatusResult
+from hpgfast.client import SendFailure
+from hpgfast.journal import Journal, JournalLocked, JournalMismatch, file_fingerprint
+
+
+def _messages(n: int) -> list[tuple[int, Message]]:
+    return [(i, Message(f"7900000000{i % 10}", f"text {i}", "S", f"c{i}",
+                        {"priority": "high"} if i == 2 else None)) for i in range(1, n + 1)]
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    j = Journal(tmp_path / "run.db", lock=True)
+    j.bind({"input_sha256": "abc"})
+    j.load(_messages(10), batch=3)
+    j.finish_load(10)
+    yield j  # type: ignore[misc]
+    j.close()
+
+
+def test_wal_and_schema(journal: Journal) -> None:
+    assert journal._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert journal.loaded == 10 and journal.last_line == 10
+    assert journal.counts()["pending"] == 10
+    assert journal.by_line(2)["params"] == '{"priority":"high"}'  # type: ignore[index]
+    assert journal.integrity_check() == "ok"
+
+
+def test_state_machine(journal: Journal) -> None:
+    lines, messages = journal.next_chunk(4)
+    assert lines == [1, 2, 3, 4]
+    assert messages[1] == Message("79000000002", "text 2", "S", "c2", {"priority": "high"})
+    journal.mark_in_flight(lines)
+    assert journal.counts()["in_flight"] == 4
+    whole = SendFailure("error-auth", "c4", None, RequestRejected("error-auth"))
+    counts = journal.record_results(lines, [
+        SendResult("ok", "c1", "1001"),
+        SendResult("error-address-format", "c2"),
+        SendResult("unknown", "c3"),
+        whole,
+    ])
+    assert counts == {"accepted": 1, "rejected": 1, "unknown": 1, "not_sent": 1}
+    row = journal.by_line(1)
+    assert row is not None and (row["state"], row["provider_id"]) == ("accepted", "1001")
+    # not_sent comes back; accepted, rejected and unknown do not.
+    assert journal.next_chunk(100)[0] == [4, 5, 6, 7, 8, 9, 10]
+    summary = journal.summary()
+    assert summary["rejected_by_code"] == {"error-address-format": 1}
+
+
+def test_recovery_in_flight_becomes_unknown(tmp_path: Path, journal: Journal) -> None:
+    journal.mark_in_flight([1, 2, 3])
+    journal.close()  # the "crash": nothing recorded
+    with Journal(tmp_path / "run.db", lock=True) as again:
+        assert again.bind({"input_sha256": "abc"}) is False
+        assert again.recover() == {"in_flight_to_unknown": 3, "unknown_to_pending": 0}
+        assert again.next_chunk(100)[0] == [4, 5, 6, 7, 8, 9, 10]
+        assert again.recover(resend_unknown=True)["unknown_to_pending"] == 3
+        assert again.next_chunk(100)[0] == list(range(1, 11))
+
+
+def test_changed_input_is_refused_once_anything_went_out(tmp_path: Path, journal: Journal) -> None:
+    assert journal.bind({"input_sha256": "other"}) is True  # nothing sent: rebinds
+    assert journal.last_line == 0
+    journal.load(_messages(3))
+    journal.mark_in_flight([1])
+    with pytest.raises(JournalMismatch, match="input_sha256: journal has 'other', now 'new'"):
+        journal.bind({"input_sha256": "new"})
+
+
+def test_one_sender_at_a_time(tmp_path: Path, journal: Journal) -> None:
+    with pytest.raises(JournalLocked):
+        Journal(tmp_path / "run.db", lock=True)
+    with Journal(tmp_path / "run.db") as reader:  # readers need no lock
+        assert reader.counts()["pending"] == 10
+
+
+def test_invalid_and_settle(journal: Journal) -> None:
+    lines, _ = journal.next_chunk(3)
+    journal.mark_in_flight(lines)
+    journal.record_invalid(2, "message 1: field 'text': must not be empty")
+    assert journal.settle_in_flight(lines, "pending", code=None, reason=None) == 2
+    assert journal.next_chunk(3)[0] == [1, 3, 4]
+    assert journal.counts()["invalid"] == 1
+
+
+def test_statuses_and_history(journal: Journal) -> None:
+    journal.mark_in_flight([1, 2])
+    journal.record_results([1, 2], [SendResult("ok", "c1", "1001"), SendResult("ok", "c2", "1002")])
+    assert journal.open_provider_ids() == ["1001", "1002"]
+    t = datetime(2026, 1, 1, 12, 0, 0)
+    assert journal.record_statuses([StatusResult("ok", "1001", "sent", t, None)]) == 1
+    assert journal.record_statuses([StatusResult("ok", "1001", "sent", t, None)]) == 0
+    assert journal.record_statuses([
+        StatusResult("ok", "1001", "undelivered", t, "absent"),
+        StatusResult("error-provider-id-unknown", "1002"),
+        StatusResult("error-system", "1002"),  # a failed query: not recorded
+    ]) == 2
+    assert journal.open_provider_ids() == []
+    assert [(h[0], h[2], h[4]) for h in journal.history()] == [
+        (1, "sent", None), (1, "undelivered", "absent"), (2, "error-provider-id-unknown", None)
+    ]
+    assert journal.summary()["statuses"] == {"error-provider-id-unknown": 1, "undelivered": 1}
+
+
+def test_file_fingerprint(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"address,text\n1,a\n")
+    fp = file_fingerprint(path)
+    assert fp["input_size"] == "17" and len(fp["input_sha256"]) == 64
+
+
+def test_not_a_journal(tmp_path: Path) -> None:
+    from hpgfast.journal import JournalError
+
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(JournalError, match="not an hpgfast journal"):
+        Journal(path)

@@ -1,0 +1,240 @@
+"""The delivery-report receiver, over real HTTP on loopback: valid, forged, garbage, oversize."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import socket
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+
+from hpgfast import SendResult, StatusResult
+from hpgfast.journal import Journal
+from hpgfast.receiver import Receiver, make_app, push, status_lines
+
+SECRET = "s3cret-K3y_~.-"
+
+
+@pytest.fixture
+def got() -> list[StatusResult]:
+    return []
+
+
+@pytest.fixture
+def receiver(got: list[StatusResult]) -> Iterator[Receiver]:
+    with Receiver(got.append, secret=SECRET, max_body=4096) as server:
+        yield server
+
+
+def _raw(server: Receiver, method: str, target: str, body: bytes = b"",
+         headers: dict[str, str] | None = None) -> tuple[int, str]:
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace").strip()
+    finally:
+        conn.close()
+
+
+REPORTS = [
+    ("ok", "1001", "delivered", datetime(2026, 11, 28, 9, 30, 1), ""),
+    ("ok", "1002", "undelivered", datetime(2026, 11, 28, 9, 30, 2), "unknown-subscriber"),
+]
+
+
+@pytest.mark.parametrize("shape", ["lines", "form", "query"])
+def test_valid_pushes_each_shape(receiver: Receiver, got: list[StatusResult], shape: str) -> None:
+    status, text = push(receiver.url, REPORTS, secret=SECRET, shape=shape)
+    assert (status, text) == (200, "ok")
+    assert [tuple(r) for r in got] == [
+        ("ok", "1001", "delivered", datetime(2026, 11, 28, 9, 30, 1), None),
+        ("ok", "1002", "undelivered", datetime(2026, 11, 28, 9, 30, 2), "unknown-subscriber"),
+    ]
+
+
+def test_plain_parameters_and_secret_in_path(receiver: Receiver, got: list[StatusResult]) -> None:
+    target = f"/hpg/{SECRET}?providerId=77&status=sent&dateTime=2026-11-28%2010:00:00"
+    status, text = _raw(receiver, "GET", target)
+    assert (status, text) == (200, "ok")
+    assert got == [StatusResult("ok", "77", "sent", datetime(2026, 11, 28, 10, 0, 0), None)]
+
+
+@pytest.mark.parametrize(
+    "headers, target",
+    [
+        ({}, "/"),
+        ({"X-HPG-Secret": "wrong"}, "/"),
+        ({"X-HPG-Secret": SECRET[:-1]}, "/"),
+        ({}, "/hpg/not-the-secret"),
+    ],
+)
+def test_forged_pushes_are_refused(
+    receiver: Receiver, got: list[StatusResult], headers: dict[str, str], target: str
+) -> None:
+    body = status_lines(REPORTS)
+    status, text = _raw(receiver, "POST", target, body, headers)
+    assert status == 401
+    assert "secret" in text
+    assert got == []
+
+
+def test_source_allow_list(got: list[StatusResult]) -> None:
+    with Receiver(got.append, secret=SECRET, allow=["10.0.0.0/8"]) as server:
+        status, text = push(server.url, REPORTS, secret=SECRET)
+        assert (status, text) == (403, "source address not allowed")
+    with Receiver(got.append, secret=None, allow=["127.0.0.1/32"]) as server:
+        assert push(server.url, REPORTS) == (200, "ok")
+    assert len(got) == 2
+
+
+@pytest.mark.parametrize(
+    "body, content_type, target, reason",
+    [
+        (b"\x00\xff garbage \xfe", "text/plain", "/", "unreadable body"),
+        (b"<html>oops</html>", "text/plain", "/", "unreadable body"),
+        (b"ok;1001;delivered;2026.13.45 99:99:99;\n", "text/plain", "/", "unreadable body"),
+        (b"", "text/plain", "/", "no report"),
+        (b"", "text/plain", "/?status=delivered", "without 'providerId'"),
+        (b"", "text/plain", "/?providerId=1&providerId=2&status=sent", "given twice"),
+        (b"", "text/plain", "/?providerId=1&status=sent&providerId[0]=2", "mixed"),
+        (b"", "text/plain", "/?providerId=1%3B2&status=sent", "';'"),
+        (b"", "text/plain", "/?providerId=1&status=sent&dateTime=yesterday", "unreadable"),
+        (b"providerId=%FF&status=sent", "application/x-www-form-urlencoded", "/", "UTF-8"),
+        (b"ok;1;sent;;\n", "text/plain", "/?providerId=1&status=sent", "mixed"),
+    ],
+)
+def test_garbage_gets_400_with_a_reason(
+    receiver: Receiver, got: list[StatusResult], body: bytes, content_type: str,
+    target: str, reason: str,
+) -> None:
+    status, text = _raw(receiver, "POST", target, body,
+                        {"X-HPG-Secret": SECRET, "Content-Type": content_type})
+    assert status == 400, text
+    assert reason in text
+    assert got == []
+
+
+def test_non_ascii_query_is_400(receiver: Receiver) -> None:
+    # A raw byte above 0x7F in the request line.
+    with socket.create_connection((receiver.host, receiver.port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /?providerId=\xff&status=sent HTTP/1.1\r\nHost: x\r\n"
+            b"X-HPG-Secret: " + SECRET.encode() + b"\r\nConnection: close\r\n\r\n"
+        )
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.0 400") or reply.startswith(b"HTTP/1.1 400")
+
+
+def test_oversize_bodies_get_413(receiver: Receiver, got: list[StatusResult]) -> None:
+    big = status_lines([("ok", str(i), "delivered", None, "") for i in range(1000)])
+    assert len(big) > 4096
+    status, text = _raw(receiver, "POST", "/", big, {"X-HPG-Secret": SECRET})
+    assert status == 413 and "4096" in text
+    # A huge declared length is refused before anything is read.
+    with socket.create_connection((receiver.host, receiver.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n"
+            b"X-HPG-Secret: " + SECRET.encode() + b"\r\n\r\nok;1;sent;;\n"
+        )
+        reply = sock.recv(4096)
+    assert b" 413 " in reply.split(b"\r\n", 1)[0]
+    assert got == []
+
+
+def test_methods_length_and_chunked(receiver: Receiver) -> None:
+    assert _raw(receiver, "PUT", "/", b"x", {"X-HPG-Secret": SECRET})[0] == 405
+    assert _raw(receiver, "DELETE", "/")[0] == 405
+    status, _ = _raw(receiver, "POST", "/", b"", {
+        "X-HPG-Secret": SECRET, "Transfer-Encoding": "chunked",
+    })
+    assert status == 411
+    status, text = _raw(receiver, "POST", "/", b"", {
+        "X-HPG-Secret": SECRET, "Content-Length": "12abc",
+    })
+    assert status == 400 and "Content-Length" in text
+
+
+def test_callback_failure_is_500_and_the_server_lives_on() -> None:
+    calls: list[Any] = []
+
+    def callback(report: StatusResult) -> None:
+        calls.append(report)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+
+    with Receiver(callback, secret=SECRET) as server:
+        status, text = push(server.url, REPORTS[:1], secret=SECRET)
+        assert (status, text) == (500, "report not taken")
+        assert "boom" not in text
+        assert push(server.url, REPORTS[:1], secret=SECRET) == (200, "ok")
+
+
+def test_reports_go_into_the_journal(tmp_path: Path) -> None:
+    from hpgfast import Message
+
+    with Journal(tmp_path / "j.db") as journal:
+        journal.bind({"x": "1"})
+        journal.load([(1, Message("79000000001", "hi", "S")),
+                      (2, Message("79000000002", "yo", "S"))])
+        journal.finish_load(2)
+        journal.mark_in_flight([1, 2])
+        journal.record_results([1, 2], [SendResult("ok", "0", "1001"),
+                                        SendResult("ok", "1", "1002")])
+        with Receiver(secret=SECRET, journal=journal) as server:
+            assert push(server.url, REPORTS, secret=SECRET, shape="form") == (200, "ok")
+            # A late push of an earlier status does not replace a final one.
+            late = [("ok", "1001", "sent", datetime(2026, 11, 28, 9, 0, 0), "")]
+            assert push(server.url, late, secret=SECRET) == (200, "ok")
+        row = journal.by_line(2)
+        assert row is not None
+        assert (row["status"], row["reason"]) == ("undelivered", "unknown-subscriber")
+        history = journal.history()
+        assert [(h[0], h[2], h[5]) for h in history] == [(1, "delivered", "push"),
+                                                         (2, "undelivered", "push")]
+        assert journal.open_provider_ids() == []
+
+
+def test_app_mounts_in_any_wsgi_server() -> None:
+    from wsgiref.util import setup_testing_defaults
+
+    got: list[StatusResult] = []
+    app = make_app(got.append, secret=SECRET)
+    body = status_lines(REPORTS)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": "POST", "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "text/plain", "wsgi.input": io.BytesIO(body),
+        "HTTP_X_HPG_SECRET": SECRET,
+    }
+    setup_testing_defaults(environ)
+    answers: list[str] = []
+    out = b"".join(app(environ, lambda status, headers: answers.append(status)))
+    assert (answers, out) == (["200 OK"], b"ok\n")
+    assert len(got) == 2
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="secret"):
+        make_app(secret=None)
+    with pytest.raises(ValueError, match="empty"):
+        make_app(secret="")
+    with pytest.raises(ValueError, match="printable ASCII"):
+        make_app(secret="Ключ")
+    with pytest.raises(ValueError, match="not an IP"):
+        make_app(secret="x", allow=["nonsense"])
+
+
+def test_plain_urllib3_client(receiver: Receiver, got: list[StatusResult]) -> None:
+    with urllib3.PoolManager() as pool:
+        r = pool.request("GET", receiver.url + "?providerId[0]=5&status[0]=failed&reason[0]=x",
+                         headers={"X-HPG-Secret": SECRET})
+        assert (r.status, r.data) == (200, b"ok\n")
+    assert got == [StatusResult("ok", "5", "failed", None, "x")]
+
