@@ -1,0 +1,590 @@
+"""hpgfast.Client against the emulator (and a few hand-made servers) on loopback.
+
+No urllib3 mocks: every test makes real HTTP(S) exchanges. Faults live in
+test_client_faults.py, secrets in test_client_secrets.py.
+"""
+
+from __future__ import annotations
+
+import pickle
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import trustme
+import urllib3
+
+from hpgfast import (
+    AuthError,
+    Client,
+    Code,
+    ConnectError,
+    HTTPStatusError,
+    Message,
+    MessageError,
+    MessageTooLarge,
+    MessageTypeError,
+    ProtocolError,
+    RequestRejected,
+    RequestTooLarge,
+    SendFailure,
+    SendResult,
+    StatusFailure,
+    TLSError,
+)
+from hpgfast._sample import standard_batch
+from hpgfast.emulator import Emulator
+
+LOGIN = "CLIENT"
+PASSWORD = "P@ssw0rd"
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    with Emulator(speed=None) as emulator:
+        yield emulator
+
+
+def client_for(emulator: Emulator, **kw: Any) -> Client:
+    kw.setdefault("default_subject", "Shop")
+    kw.setdefault("backoff", 0.01)
+    return Client(emulator.url, emulator.login, emulator.password, **kw)
+
+
+def numbered(n: int, *, start: int = 0) -> list[Message]:
+    """Messages with unique texts (Latin, Cyrillic, emoji) to find them in the ledger."""
+    texts = ("Hello, you #{}", "Привет, мир №{}", "Доставка 🚚 {} 😊", "a+b=c & d;e %{}")
+    return [
+        Message(f"7903{i:07d}", texts[i % len(texts)].format(i)) for i in range(start, start + n)
+    ]
+
+
+def assert_truthful(emulator: Emulator, messages: list[Message], results: list[Any]) -> None:
+    """Every message: in the ledger once and ok/unknown, or absent and not ok; never twice."""
+    assert len(results) == len(messages)
+    seen: dict[str, int] = {}
+    for entry in emulator.ledger:
+        seen[entry.text] = seen.get(entry.text, 0) + 1
+    assert all(n == 1 for n in seen.values()), "a message reached the platform twice"
+    for message, result in zip(messages, results):
+        assert isinstance(result, SendResult)
+        present = seen.get(message.text, 0)
+        if result.code == Code.OK:
+            assert present == 1
+            entry = emulator.ledger.by_provider_id(result.provider_id)
+            assert entry is not None
+            assert (entry.address, entry.text) == (message.address, message.text)
+        elif result.code != Code.UNKNOWN:
+            assert present == 0, f"{result} but the platform has the message"
+
+
+# -- the basics ------------------------------------------------------------------------
+
+
+def test_send_one_request_and_status(emu: Emulator) -> None:
+    messages = numbered(20)
+    with client_for(emu) as client:
+        results = client.send(messages)
+        assert [r.code for r in results] == [Code.OK] * 20
+        assert [r.client_id for r in results] == [str(i) for i in range(20)]
+        assert emu.requests["send"] == 1
+        assert_truthful(emu, messages, results)
+
+        ids = [r.provider_id for r in results]
+        statuses = client.status([*ids, "123456789", ids[0]])
+    assert [s.provider_id for s in statuses] == [*ids, "123456789", ids[0]]
+    assert all(s.code == Code.OK and s.status in ("enqueued", "delayed") for s in statuses[:20])
+    assert statuses[20].code == Code.ERROR_PROVIDER_ID_UNKNOWN
+    assert statuses[21] == statuses[0]
+
+
+def test_send_splits_by_size_and_count(emu: Emulator) -> None:
+    messages = numbered(500)
+    with client_for(emu, max_request_bytes=2048) as client:
+        results = client.send(messages)
+    requests = emu.requests["send"]
+    assert requests > 500 * 30 // 2048
+    assert all(r.ok for r in results)
+    assert_truthful(emu, messages, results)
+
+    with Emulator(speed=None) as other, client_for(other, max_batch=7) as client:
+        results = client.send(messages)
+        assert other.requests["send"] == -(-500 // 7)
+        assert_truthful(other, messages, results)
+
+
+def test_request_line_stays_within_max_request_bytes() -> None:
+    # The emulator answers 414 to a request line longer than its limit, so every
+    # request fitting exactly is the proof; a limit one byte under ours must fail.
+    with Emulator(max_request_line=3000) as emu:
+        messages = numbered(400)
+        with client_for(emu, max_request_bytes=3000) as client:
+            results = client.send(messages)
+        assert all(r.ok for r in results)
+    with Emulator(max_request_line=2999) as emu:
+        with client_for(emu, max_request_bytes=3000) as client:
+            with pytest.raises(RequestTooLarge) as info:
+                client.send(numbered(400))
+        assert info.value.status == 414
+        assert len(emu.ledger) == 0
+        results = info.value.results  # type: ignore[attr-defined]
+        assert {r.code for r in results} == {Code.NOT_SENT}
+
+
+def test_replies_matched_by_client_id_not_order() -> None:
+    messages = [m._replace(client_id=f"id-{i}") for i, m in enumerate(numbered(300))]
+    messages[5] = messages[5]._replace(client_id=None)  # falls back to its index
+    with (
+        Emulator(reply_order="shuffled", seed=7) as emu,
+        client_for(emu, max_request_bytes=4096) as client,
+    ):
+        results = client.send(messages)
+        statuses = client.status([r.provider_id for r in results])
+    assert all(r.ok for r in results)
+    for i, (message, result) in enumerate(zip(messages, results)):
+        if i != 5:
+            assert result.client_id == message.client_id
+    assert_truthful(emu, messages, results)
+    assert [s.provider_id for s in statuses] == [r.provider_id for r in results]
+
+
+def test_concurrency_keeps_input_order() -> None:
+    messages = numbered(3000)
+    with Emulator(reply_order="shuffled", seed=3, latency=0.002) as emu:
+        with client_for(emu, concurrency=4, max_request_bytes=2048) as client:
+            results = client.send(messages)
+            assert emu.requests["send"] > 50
+            statuses = client.status([r.provider_id for r in results])
+        assert_truthful(emu, messages, results)
+    assert [s.provider_id for s in statuses] == [r.provider_id for r in results]
+
+
+def test_platform_rejections_pass_through(emu: Emulator) -> None:
+    messages = [
+        Message("79031234567", "fine"),
+        Message("12", "bad address"),
+        Message("79031234568", "bad subject", "way too long a subject"),
+    ]
+    with client_for(emu) as client:
+        results = client.send(messages)
+    assert [r.code for r in results] == [
+        Code.OK,
+        Code.ERROR_ADDRESS_FORMAT,
+        Code.ERROR_SUBJECT_FORMAT,
+    ]
+    assert_truthful(emu, messages, results)
+
+
+def test_params_reach_the_platform(emu: Emulator) -> None:
+    messages = [Message("79031234567", "hi", params={"ttl": "60"})]
+    with client_for(emu, extra_params={"priority": "high"}) as client:
+        client.send(messages, params=[("sendTime", "2030.01.01 10:00:00")])
+    (entry,) = emu.ledger
+    assert entry.params == {"priority": "high", "sendTime": "2030.01.01 10:00:00", "ttl": "60"}
+
+
+def test_request_level_rejection_gives_every_message_its_code(emu: Emulator) -> None:
+    # A parameter given twice is a syntax error of the whole request.
+    with client_for(emu, extra_params={"priority": "high"}) as client:
+        results = client.send(numbered(3), params={"priority": "low"})
+    assert [r.code for r in results] == [Code.ERROR_SYNTAX] * 3
+    assert all(isinstance(r, SendFailure) for r in results)
+    assert isinstance(results[0].error, RequestRejected)  # type: ignore[attr-defined]
+    assert len(emu.ledger) == 0
+
+
+def test_wrong_password_raises_auth_error(emu: Emulator) -> None:
+    with Client(emu.url, LOGIN, "wrong", default_subject="Shop") as client:
+        with pytest.raises(AuthError) as info:
+            client.send(numbered(3))
+        assert info.value.code == Code.ERROR_AUTH
+        assert [r.code for r in info.value.results] == [Code.ERROR_AUTH] * 3  # type: ignore[attr-defined]
+        with pytest.raises(AuthError):
+            client.status(["1001"])
+    assert len(emu.ledger) == 0
+
+
+def test_auth_failure_mid_batch_keeps_earlier_results(emu: Emulator) -> None:
+    messages = numbered(2000)
+    with client_for(emu, max_request_bytes=1024, max_batch=5) as client:
+        changer = threading.Thread(target=_change_password_soon, args=(emu,))
+        changer.start()
+        try:
+            with pytest.raises(AuthError) as info:
+                client.send(messages)
+        finally:
+            changer.join()
+    results = info.value.results  # type: ignore[attr-defined]
+    codes = {r.code for r in results}
+    assert Code.OK in codes and Code.ERROR_AUTH in codes
+    assert codes <= {Code.OK, Code.ERROR_AUTH, Code.NOT_SENT}
+    assert_truthful(emu, messages, results)
+
+
+def _change_password_soon(emulator: Emulator) -> None:
+    for _ in range(2000):
+        if len(emulator.ledger) >= 20:
+            break
+        threading.Event().wait(0.001)
+    emulator.password = "changed"
+
+
+def test_password_param_named_pass() -> None:
+    with Emulator(password_param="pass") as emu:
+        with client_for(emu, password_param="pass") as client:
+            results = client.send(numbered(5))
+        assert all(r.ok for r in results)
+        assert len(emu.ledger) == 5
+        with client_for(emu) as client, pytest.raises(AuthError):
+            client.send(numbered(1))
+
+
+def test_quote_brackets_and_date_styles() -> None:
+    with Emulator(date_style="dashes") as emu, client_for(emu, quote_brackets=True) as client:
+        results = client.send(numbered(5))
+        assert all(r.ok for r in results)
+        statuses = client.status([r.provider_id for r in results])
+    assert all(s.ok and s.time is not None for s in statuses)
+
+
+# -- bad input: raised before anything is sent -------------------------------------------
+
+
+def test_bad_message_deep_in_batch_raises_before_sending(emu: Emulator) -> None:
+    messages: list[Any] = numbered(5000)
+    messages[4321] = Message("79031234567", 42)
+    with client_for(emu, max_request_bytes=2048) as client:
+        with pytest.raises(MessageTypeError) as info:
+            client.send(messages)
+        assert (info.value.index, info.value.field) == (4321, "text")
+        messages[4321] = Message("79031234567", "x" * 10_000)
+        with pytest.raises(MessageTooLarge) as too_large:
+            client.send(messages)
+        assert too_large.value.index == 4321
+        with pytest.raises(MessageError):
+            client.status(["1", ""])
+    assert emu.requests["send"] == emu.requests["status"] == 0
+
+
+def test_no_subject_and_no_default(emu: Emulator) -> None:
+    with Client(emu.url, LOGIN, PASSWORD) as client, pytest.raises(MessageError) as info:
+        client.send([Message("79031234567", "hi")])
+    assert info.value.field == "subject"
+
+
+def test_empty_batches(emu: Emulator) -> None:
+    with client_for(emu) as client:
+        assert client.send([]) == []
+        assert client.status([]) == []
+    assert emu.requests["send"] == 0
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(ValueError):
+        Client("ftp://example.com/", LOGIN, PASSWORD)
+    with pytest.raises(ValueError):
+        Client("http://example.com/a/b/?x=1", LOGIN, PASSWORD)
+    with pytest.raises(ValueError):
+        Client("http://example.com/a/b/", LOGIN, PASSWORD, max_request_bytes=50)
+    with pytest.raises(ValueError):
+        Client("http://example.com/a/b/", LOGIN, PASSWORD, concurrency=0)
+
+
+def test_closed_client_refuses_work(emu: Emulator) -> None:
+    client = client_for(emu)
+    client.close()
+    client.close()
+    with pytest.raises(RuntimeError):
+        client.send(numbered(1))
+
+
+# -- TLS -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def tls_emulator(ca: trustme.CA, tmp_path: Any, **kw: Any) -> Emulator:
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    chain = tmp_path / "chain.pem"
+    key = tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    return Emulator(certfile=str(chain), keyfile=str(key), **kw)
+
+
+def test_tls_with_the_providers_ca(ca: trustme.CA, tmp_path: Any) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with tls_emulator(ca, tmp_path) as emu:
+        assert emu.url.startswith("https://")
+        with client_for(emu, ca_certs=str(ca_file), max_request_bytes=2048) as client:
+            messages = numbered(200)
+            results = client.send(messages)
+            assert all(r.ok for r in results)
+            assert client.status([results[0].provider_id])[0].ok
+        assert_truthful(emu, messages, results)
+
+
+def test_tls_with_a_wrong_ca_fails_at_once(ca: trustme.CA, tmp_path: Any) -> None:
+    other = trustme.CA()
+    ca_file = tmp_path / "other.pem"
+    other.cert_pem.write_to_path(str(ca_file))
+    with tls_emulator(ca, tmp_path) as emu:
+        with client_for(emu, ca_certs=str(ca_file)) as client:
+            with pytest.raises(TLSError) as info:
+                client.send(numbered(300), params=None)
+            assert info.value.sent is False
+            assert {r.code for r in info.value.results} == {Code.NOT_SENT}  # type: ignore[attr-defined]
+            with pytest.raises(TLSError):
+                client.status(["1001"])
+        # No default trust store knows a trustme CA either.
+        with client_for(emu) as client, pytest.raises(TLSError):
+            client.send(numbered(1))
+        assert emu.requests["send"] == 0
+
+
+def test_tls_host_name_is_checked(tmp_path: Any) -> None:
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert = ca.issue_cert("platform.example")
+    chain = tmp_path / "chain.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    with Emulator(certfile=str(chain)) as emu:
+        with client_for(emu, ca_certs=str(ca_file)) as client, pytest.raises(TLSError):
+            client.send(numbered(1))
+
+
+def test_tls_verification_can_be_turned_off(ca: trustme.CA, tmp_path: Any) -> None:
+    with tls_emulator(ca, tmp_path) as emu:
+        with pytest.warns(urllib3.exceptions.InsecureRequestWarning):
+            client = client_for(emu, verify=False)
+        with client:
+            assert client.send(numbered(1))[0].ok
+
+
+# -- retries -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_connect_refused_is_retried_then_not_sent() -> None:
+    url = f"http://127.0.0.1:{free_port()}/CLIENT/connectorX/"
+    with Client(url, LOGIN, PASSWORD, default_subject="S", retries=2, backoff=0.01) as client:
+        results = client.send(numbered(100), params=None)
+        statuses = client.status(["1", "2"])
+    assert {r.code for r in results} == {Code.NOT_SENT}
+    error = results[0].error  # type: ignore[attr-defined]
+    assert isinstance(error, ConnectError) and error.sent is False
+    assert {s.code for s in statuses} == {Code.NOT_SENT}
+    assert isinstance(statuses[0], StatusFailure)
+
+
+def test_connect_refused_then_platform_comes_up() -> None:
+    port = free_port()
+    started: list[Emulator] = []
+
+    def start_later() -> None:
+        threading.Event().wait(0.15)
+        started.append(Emulator(port=port))
+
+    thread = threading.Thread(target=start_later)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{port}/CLIENT/connectorX/"
+        with Client(url, LOGIN, PASSWORD, default_subject="S", retries=8, backoff=0.05) as c:
+            messages = numbered(10)
+            results = c.send(messages)
+    finally:
+        thread.join()
+    with started[0] as emu:
+        assert all(r.ok for r in results)
+        assert emu.requests["send"] == 1
+        assert_truthful(emu, messages, results)
+
+
+def test_urllib3_pool_internals_are_there() -> None:
+    # The client's thin path relies on these two methods of urllib3's pool.
+    assert callable(urllib3.HTTPConnectionPool._get_conn)
+    assert callable(urllib3.HTTPConnectionPool._put_conn)
+
+
+# -- hand-made servers: replies the emulator never gives ------------------------------------
+
+
+class RawServer:
+    """A one-trick HTTP server: answers every request with ``reply(request_line)``."""
+
+    def __init__(self, reply: Callable[[bytes, socket.socket], None]) -> None:
+        self._reply = reply
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/CLIENT/connectorX/"
+        self.requests: list[bytes] = []
+        self._threads: list[threading.Thread] = []
+        self._accept = threading.Thread(target=self._loop, daemon=True)
+        self._accept.start()
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        with sock, sock.makefile("rb") as rfile:
+            try:
+                while True:
+                    line = rfile.readline(1 << 20)
+                    if not line:
+                        return
+                    while rfile.readline(65536) not in (b"\r\n", b"\n", b""):
+                        pass
+                    self.requests.append(line)
+                    self._reply(line, sock)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        # close() alone does not wake a thread blocked in accept(); shutdown() does.
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+        self._accept.join()
+        for thread in self._threads:
+            thread.join(5)
+
+    def __enter__(self) -> RawServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def http_reply(body: bytes, status: str = "200 OK", extra: bytes = b"") -> bytes:
+    return b"HTTP/1.1 %s\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        status.encode(),
+        len(body),
+        extra,
+        body,
+    )
+
+
+def test_missing_and_stray_lines(caplog: pytest.LogCaptureFixture) -> None:
+    def reply(line: bytes, sock: socket.socket) -> None:
+        sock.sendall(http_reply(b"ok;2;1003\nok;0;1001\nok;0;1009\nok;zz;1010\n"))
+
+    with RawServer(reply) as server:
+        with Client(server.url, LOGIN, PASSWORD, default_subject="S") as client:
+            results = client.send(numbered(4))
+    assert [r.code for r in results] == [Code.OK, Code.UNKNOWN, Code.OK, Code.UNKNOWN]
+    assert results[0].provider_id == "1001" and results[2].provider_id == "1003"
+    assert isinstance(results[1].error, ProtocolError)  # type: ignore[attr-defined]
+    assert any("match no message" in r.getMessage() for r in caplog.records)
+    assert len(server.requests) == 1
+
+
+def test_garbled_reply_is_unknown_for_send_and_retried_for_status() -> None:
+    def reply(line: bytes, sock: socket.socket) -> None:
+        sock.sendall(http_reply(b"<html>oops</html>\n"))
+
+    with RawServer(reply) as server:
+        with Client(server.url, LOGIN, PASSWORD, default_subject="S", retries=2, backoff=0) as c:
+            results = c.send(numbered(3))
+            assert len(server.requests) == 1
+            statuses = c.status(["1", "2"])
+    assert {r.code for r in results} == {Code.UNKNOWN}
+    assert {s.code for s in statuses} == {Code.UNKNOWN}
+    assert len(server.requests) == 1 + 3
+
+
+def test_reply_over_the_cap(emu: Emulator) -> None:
+    messages = numbered(40)
+    with client_for(emu, max_reply_bytes=100, retries=1, backoff=0) as client:
+        results = client.send(messages)
+        statuses = client.status(["1001", "1002", "1003", "1004", "1005", "1006"])
+    assert {r.code for r in results} == {Code.UNKNOWN}
+    assert "max_reply_bytes" in str(results[0].error)  # type: ignore[attr-defined]
+    assert len(emu.ledger) == 40  # the platform took them: unknown was the truth
+    assert emu.requests["send"] == 1
+    assert {s.code for s in statuses} == {Code.UNKNOWN}
+    assert emu.requests["status"] == 2
+
+
+def test_never_ending_reply_is_a_protocol_error() -> None:
+    def reply(line: bytes, sock: socket.socket) -> None:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+        chunk = b"ok;0;1001\n" * 1000
+        while True:
+            sock.sendall(chunk)
+
+    with RawServer(reply) as server:
+        with Client(server.url, LOGIN, PASSWORD, default_subject="S", max_reply_bytes=50_000) as c:
+            (result,) = c.send(numbered(1))
+    assert result.code == Code.UNKNOWN
+    assert isinstance(result.error, ProtocolError)  # type: ignore[attr-defined]
+
+
+def test_client_errors_from_a_gateway_raise() -> None:
+    def reply(line: bytes, sock: socket.socket) -> None:
+        sock.sendall(http_reply(b"no such connector", "404 Not Found"))
+
+    with RawServer(reply) as server:
+        with Client(server.url, LOGIN, PASSWORD, default_subject="S") as client:
+            with pytest.raises(HTTPStatusError) as info:
+                client.send(numbered(2))
+    assert info.value.status == 404
+    assert info.value.description == "no such connector"
+
+
+# -- records ------------------------------------------------------------------------------
+
+
+def test_failure_records_compare_and_pickle() -> None:
+    error = HTTPStatusError(500, "boom", "http://h/send?login=a&password=***&...")
+    failure = SendFailure(Code.UNKNOWN, "0", None, error)
+    assert failure == SendResult(Code.UNKNOWN, "0", None)
+    assert failure.code == Code.UNKNOWN and not failure.ok
+    copy = pickle.loads(pickle.dumps(failure))
+    assert copy == failure and isinstance(copy.error, HTTPStatusError)
+    assert "boom" in repr(failure)
+    status = StatusFailure(Code.NOT_SENT, "1001", error=error)
+    assert status == ("not-sent", "1001", None, None, None)
+    assert pickle.loads(pickle.dumps(status)).error.status == 500
+
+
+def test_hundred_thousand_messages_exactly_once() -> None:
+    batch = list(standard_batch(100_000))
+    # Every text unique, so the ledger can be checked text by text.
+    batch = [m._replace(text=f"{m.text[:140]} #{i}") for i, m in enumerate(batch)]
+    with Emulator(speed=None) as emu:
+        with Client(emu.url, LOGIN, PASSWORD, max_request_bytes=8192) as client:
+            results = client.send(batch)
+        assert len(emu.ledger) == len(batch)
+        assert all(r.ok for r in results)
+        assert len({r.provider_id for r in results}) == len(batch)
+        for message, result in zip(batch, results):
+            entry = emu.ledger.by_provider_id(result.provider_id)
+            assert entry is not None
+            assert (entry.address, entry.subject, entry.text) == (
+                message.address,
+                message.subject,
+                message.text,
+            )
+        assert emu.requests["send"] > 100_000 * 100 // 8192
