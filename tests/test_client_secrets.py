@@ -1,0 +1,224 @@
+"""The password never shows: not in a log record (hpgfast's or urllib3's, at DEBUG),
+an exception's text, args, repr or traceback, nor in a repr of the client.
+
+One unique password is driven through every path that can fail, and every trace
+is searched for it in each form it can take on the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import socket
+import threading
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import pytest
+import trustme
+
+from hpgfast import Client, HPGError, Message
+from hpgfast.emulator import Emulator, Fault
+
+CORE = uuid.uuid4().hex
+SECRET = f"Zq{CORE}é/&= +%"
+FORMS = {SECRET, CORE, quote(SECRET, safe=""), quote(SECRET), quote_plus(SECRET)}
+
+
+def messages(n: int = 30) -> list[Message]:
+    return [Message(f"7903{i:07d}", f"text {i}") for i in range(n)]
+
+
+def leaks(text: str) -> list[str]:
+    return [form for form in FORMS if form in text]
+
+
+def exception_texts(exc: BaseException) -> list[str]:
+    texts = [
+        str(exc),
+        repr(exc),
+        repr(exc.args),
+        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    ]
+    texts += [repr(v) for v in vars(exc).values()]
+    assert exc.__cause__ is None and exc.__context__ is None
+    return texts
+
+
+class Collected:
+    """Exceptions and results gathered across the scenarios."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def exception(self, exc: BaseException) -> None:
+        self.texts += exception_texts(exc)
+
+    def results(self, results: list[Any]) -> None:
+        for result in results:
+            self.texts.append(repr(result))
+            error = getattr(result, "error", None)
+            if error is not None:
+                self.exception(error)
+
+
+@pytest.fixture
+def collected() -> Collected:
+    return Collected()
+
+
+@pytest.fixture
+def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    caplog.set_level(logging.DEBUG)
+    for name in ("urllib3", "urllib3.connectionpool", "urllib3.connection", "hpgfast"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        yield caplog
+    finally:
+        for name in ("urllib3", "urllib3.connectionpool", "urllib3.connection", "hpgfast"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def assert_no_leak(caplog: pytest.LogCaptureFixture, collected: Collected) -> None:
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    assert caplog.records, "nothing was logged: the test proves nothing"
+    for record in caplog.records:
+        assert not leaks(formatter.format(record)), record
+        assert not leaks(repr(record.args)), record
+    for text in collected.texts:
+        assert not leaks(text), text
+
+
+def secret_client(url: str, **kw: Any) -> Client:
+    kw.setdefault("default_subject", "Shop")
+    kw.setdefault("backoff", 0.0)
+    return Client(url, "CLIENT", SECRET, **kw)
+
+
+# -- the emulator's paths ----------------------------------------------------------------
+
+
+def test_no_leak_on_success_and_every_fault(
+    all_logs: pytest.LogCaptureFixture, collected: Collected
+) -> None:
+    with Emulator(password=SECRET, speed=None) as emu:
+        with secret_client(emu.url, max_batch=5, timeout=0.2, retries=3) as client:
+            collected.texts += [repr(client), str(client), repr(vars(client))]
+            results = client.send(messages())
+            collected.results(results)
+            assert all(r.ok for r in results)
+            collected.results(client.status([r.provider_id for r in results]))
+            done = sum(emu.requests.values())  # faults count requests from the start
+            emu.faults.http_500 = {done + 1}
+            emu.faults.reset_after_accept = {done + 2}
+            emu.faults.cut_reply = {done + 3}
+            emu.faults.delay = Fault(schedule=frozenset({done + 4}), seconds=0.5)
+            emu.faults.refuse = {3, 4}  # connections: the ones after the reset and cut
+            sent = client.send(messages())
+            collected.results(sent)
+            assert {r.code for r in sent} == {"ok", "unknown"}
+            emu.faults.http_500 = Fault(rate=1.0)
+            collected.results(client.status(["1001", "1002"]))
+            with pytest.raises(TypeError) as info:
+                pickle.dumps(client)
+            collected.exception(info.value)
+    assert any(r.name.startswith("urllib3") for r in all_logs.records)
+    assert any(r.name == "hpgfast.client" for r in all_logs.records)
+    assert_no_leak(all_logs, collected)
+
+
+def test_no_leak_when_the_password_is_wrong(
+    all_logs: pytest.LogCaptureFixture, collected: Collected
+) -> None:
+    with Emulator() as emu, secret_client(emu.url) as client:
+        for call in (lambda: client.send(messages(3)), lambda: client.status(["1"])):
+            with pytest.raises(HPGError) as info:
+                call()
+            collected.exception(info.value)
+            collected.results(getattr(info.value, "results", []))
+    assert_no_leak(all_logs, collected)
+
+
+def test_no_leak_on_connect_and_tls_failures(
+    all_logs: pytest.LogCaptureFixture, collected: Collected, tmp_path: Any
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with secret_client(f"http://127.0.0.1:{port}/C/x/", retries=1) as client:
+        collected.results(client.send(messages(3)))
+        collected.results(client.status(["1"]))
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    chain = tmp_path / "chain.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    with Emulator(certfile=str(chain)) as emu, secret_client(emu.url) as client:
+        with pytest.raises(HPGError) as info:
+            client.send(messages(3))
+        collected.exception(info.value)
+    assert_no_leak(all_logs, collected)
+
+
+# -- servers that echo the request back ---------------------------------------------------
+
+
+def serve(reply: Callable[[bytes], bytes]) -> tuple[socket.socket, threading.Thread]:
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def loop() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            with sock, sock.makefile("rb") as rfile:
+                line = rfile.readline(1 << 20)
+                while rfile.readline(65536) not in (b"\r\n", b"\n", b""):
+                    pass
+                try:
+                    sock.sendall(reply(line))
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def stop(listener: socket.socket, thread: threading.Thread) -> None:
+    listener.shutdown(socket.SHUT_RDWR)
+    listener.close()
+    thread.join()
+
+
+@pytest.mark.parametrize("status", [b"500 Internal Server Error", b"404 Not Found", b"200 OK"])
+def test_no_leak_when_the_server_echoes_the_url(
+    all_logs: pytest.LogCaptureFixture, collected: Collected, status: bytes
+) -> None:
+    def reply(line: bytes) -> bytes:
+        # An error page quoting the request line, and a malformed header line, which
+        # makes urllib3 log "Failed to parse headers (url=<the full URL>)".
+        body = b"error processing " + line
+        return (
+            b"HTTP/1.1 %s\r\nContent-Length: %d\r\nConnection: close\r\n"
+            b"this line is no header\r\n\r\n%s" % (status, len(body), body)
+        )
+
+    listener, thread = serve(reply)
+    port = listener.getsockname()[1]
+    try:
+        with secret_client(f"http://127.0.0.1:{port}/C/x/", retries=1) as client:
+            try:
+                collected.results(client.send(messages(3)))
+                collected.results(client.status(["1"]))
+            except HPGError as exc:
+                collected.exception(exc)
+    finally:
+        stop(listener, thread)
+    assert collected.texts
+    assert any("Failed to parse headers" in r.getMessage() for r in all_logs.records)
+    assert_no_leak(all_logs, collected)
