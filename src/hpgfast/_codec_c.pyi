@@ -1,0 +1,32 @@
+"""Type stub of the compiled codec core: the same signatures as ``_codec_py``."""
+
+from collections.abc import Sequence
+from datetime import tzinfo
+from typing import Any, Optional, Union
+
+from ._records import Message, Params, SendResult, StatusResult
+
+__all__ = ["encode_params", "encode_send", "encode_status", "parse_send", "parse_status"]
+
+Body = Union[bytes, bytearray, memoryview]
+
+def encode_send(
+    messages: Sequence[Union[Message, tuple[Any, ...]]],
+    *,
+    start: int = 0,
+    max_bytes: Optional[int] = None,
+    max_count: Optional[int] = None,
+    default_subject: Optional[str] = None,
+    quote_brackets: bool = False,
+) -> tuple[bytes, int]: ...
+def encode_status(
+    provider_ids: Sequence[str],
+    *,
+    start: int = 0,
+    max_bytes: Optional[int] = None,
+    max_count: Optional[int] = None,
+    quote_brackets: bool = False,
+) -> tuple[bytes, int]: ...
+def encode_params(pairs: Params) -> bytes: ...
+def parse_send(body: Body) -> list[SendResult]: ...
+def parse_status(body: Body, *, tz: Optional[tzinfo] = None) -> list[StatusResult]: ...

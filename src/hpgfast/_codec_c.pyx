@@ -1,0 +1,1401 @@
+# cython: language_level=3, binding=True
+"""The codec core in C (Cython): the compiled twin of ``_codec_py``.
+
+Strategy: ``_codec_py`` is the contract; this module returns equal results and
+raises the same exceptions in the same order, only faster. Python objects are
+touched only where the contract needs them (type checks, records); every loop over
+characters or bytes is C over raw buffers, and runs without the GIL once the work
+is big enough to be worth the hand-over:
+
+* encode: (1) with the GIL, walk the messages, do the structural checks and note
+  each string's PEP 393 buffer (pointer, kind, length) in a C array, holding
+  references to everything those pointers point into; a structural error is
+  remembered, not raised, until the byte pass proves the message is reached.
+  (2) Without the GIL: exact encoded sizes, lone surrogates, the cut.
+  (3) One output ``bytes`` of the exact size, filled without the GIL.
+  (4) With the GIL: the duplicate-client-id check over the messages taken.
+* parse: a GIL-free pre-pass over a chunk of lines finds the fields, validates
+  UTF-8, tokens and dates into a C array; then, with the GIL, the records are
+  built straight from it (``tp_alloc`` + ``PyTuple_SET_ITEM``, untracked from the
+  cyclic GC), reusing interned codes/statuses and repeated datetimes/reasons.
+
+The wire format (names, codes, statuses, character sets, BOM) is read from
+``_wire`` at import: it is written down once, there.
+"""
+
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.list cimport PyList_Append
+from cpython.sequence cimport PySequence_GetItem
+from cpython.tuple cimport PyTuple_SET_ITEM
+from cpython.datetime cimport import_datetime, datetime_new
+from libc.string cimport memcpy, memcmp, memchr
+from libc.stdlib cimport malloc, realloc, free
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+
+import math as _math
+from collections.abc import Mapping as _Mapping
+from datetime import tzinfo as _tzinfo
+
+from . import _wire
+from ._records import SendResult as _SendResult, StatusResult as _StatusResult
+from .exceptions import MessageError, MessageTooLarge, MessageTypeError, ProtocolError
+
+__all__ = ["encode_params", "encode_send", "encode_status", "parse_send", "parse_status"]
+
+cdef extern from "Python.h":
+    # PEP 393 accessors (macros); callers make sure the object is an exact or
+    # derived ``str`` that is "ready" first.
+    int PyUnicode_READY(object) except -1
+    int PyUnicode_KIND(object)
+    void* PyUnicode_DATA(object)
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
+    Py_ssize_t PY_SSIZE_T_MAX
+    object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    void PyObject_GC_UnTrack(void* op)
+
+cdef extern from *:
+    """
+    /* A new ASCII str: the pre-pass proved the bytes are ASCII, so the compact
+       1-byte representation is filled directly instead of running a decoder. */
+    static PyObject* hpg_ascii(const char* p, Py_ssize_t n) {
+        PyObject* s = PyUnicode_New(n, 127);
+        if (s != NULL) memcpy(PyUnicode_1BYTE_DATA(s), p, (size_t)n);
+        return s;
+    }
+    /* What tuple_subtype_new does internally: allocate the tuple subclass
+       instance with room for n items (zero-filled, GC-tracked). */
+    static PyObject* hpg_alloc_record(PyObject* tp, Py_ssize_t n) {
+        return ((PyTypeObject*)tp)->tp_alloc((PyTypeObject*)tp, n);
+    }
+    static Py_ssize_t hpg_type_basicsize(PyObject* tp) { return ((PyTypeObject*)tp)->tp_basicsize; }
+    static Py_ssize_t hpg_type_itemsize(PyObject* tp) { return ((PyTypeObject*)tp)->tp_itemsize; }
+    static Py_ssize_t hpg_type_dictoffset(PyObject* tp) { return ((PyTypeObject*)tp)->tp_dictoffset; }
+    static Py_ssize_t hpg_type_weaklistoffset(PyObject* tp) { return ((PyTypeObject*)tp)->tp_weaklistoffset; }
+    """
+    object hpg_ascii(const char* p, Py_ssize_t n)
+    object hpg_alloc_record(object tp, Py_ssize_t n)
+    Py_ssize_t hpg_type_basicsize(object tp)
+    Py_ssize_t hpg_type_itemsize(object tp)
+    Py_ssize_t hpg_type_dictoffset(object tp)
+    Py_ssize_t hpg_type_weaklistoffset(object tp)
+
+import_datetime()
+
+# -- tables, filled from _wire at import ------------------------------------------------
+
+cdef unsigned char UNRESERVED[256]   # 1: sent as is (RFC 3986 unreserved)
+cdef unsigned char SIZE1[256]        # encoded size of a code point below 256
+cdef unsigned char CODE_OK[256]      # 1: may appear in a code or status token
+cdef unsigned char STRIP[256]        # 1: stripped from both ends of a reply line
+cdef char HEX[16]
+cdef unsigned char BOM[8]
+cdef Py_ssize_t BOM_LEN = len(_wire.BOM)
+
+cdef int _b
+for _b in range(256):
+    UNRESERVED[_b] = 1 if _b in _wire.UNRESERVED else 0
+    CODE_OK[_b] = 1 if _b in _wire.CODE_CHARS else 0
+    STRIP[_b] = 1 if _b in _wire.LINE_STRIP else 0
+    # Below 0x80 one UTF-8 byte (kept, or %XX); 0x80..0xFF two bytes (%XX%XX).
+    SIZE1[_b] = (1 if UNRESERVED[_b] else 3) if _b < 0x80 else 6
+for _b in range(16):
+    HEX[_b] = ord("0123456789ABCDEF"[_b])
+if not 0 < BOM_LEN <= 8:
+    raise ImportError("hpgfast._wire.BOM has an unexpected length")
+for _b in range(BOM_LEN):
+    BOM[_b] = _wire.BOM[_b]
+
+cdef bytes _SUBJECT = _wire.SUBJECT.encode("ascii")
+cdef bytes _ADDRESS = _wire.ADDRESS.encode("ascii")
+cdef bytes _TEXT = _wire.TEXT.encode("ascii")
+cdef bytes _CLIENT_ID = _wire.CLIENT_ID.encode("ascii")
+cdef bytes _PROVIDER_ID = _wire.PROVIDER_ID.encode("ascii")
+cdef object _RESERVED = _wire.SEND_FIELDS
+# C views of the names for the GIL-free fill (the bytes above keep them alive).
+cdef const char* P_SUBJECT = _SUBJECT
+cdef const char* P_ADDRESS = _ADDRESS
+cdef const char* P_TEXT = _TEXT
+cdef const char* P_CLIENT_ID = _CLIENT_ID
+cdef const char* P_PROVIDER_ID = _PROVIDER_ID
+cdef Py_ssize_t N_SUBJECT = len(_SUBJECT)
+cdef Py_ssize_t N_ADDRESS = len(_ADDRESS)
+cdef Py_ssize_t N_TEXT = len(_TEXT)
+cdef Py_ssize_t N_CLIENT_ID = len(_CLIENT_ID)
+cdef Py_ssize_t N_PROVIDER_ID = len(_PROVIDER_ID)
+cdef double _INF = float("inf")
+
+# Known codes and statuses: a text read off the wire that equals one of them is
+# returned as that very object (as the pure twin's ``_INTERNED`` dict does), found by
+# a bytes compare without allocating. The dict is built the same way as the pure
+# twin's, so a hypothetical duplicate would resolve to the same object.
+cdef enum:
+    MAX_INTERNED = 64
+cdef dict _INTERNED = {s: s for s in (*_wire.Code.PLATFORM, *_wire.Status.ALL)}
+cdef tuple _INTERNED_KEEP = tuple(_INTERNED.values())   # keeps the objects alive
+cdef PyObject* INTERN_OBJ[MAX_INTERNED]
+cdef const char* INTERN_PTR[MAX_INTERNED]
+cdef Py_ssize_t INTERN_LEN[MAX_INTERNED]
+cdef Py_ssize_t N_INTERN = len(_INTERNED_KEEP)
+cdef uint64_t INTERN_LENGTHS = 0     # bit n set: some interned string has length n
+if N_INTERN > MAX_INTERNED:
+    raise ImportError("too many interned codes and statuses")
+for _b, _s in enumerate(_INTERNED_KEEP):
+    if type(_s) is not str or not _s.isascii() or not 0 < len(_s) < 64:
+        raise ImportError(f"unexpected code or status {_s!r} in hpgfast._wire")
+    PyUnicode_READY(_s)
+    INTERN_OBJ[_b] = <PyObject*>_s
+    INTERN_PTR[_b] = <const char*>PyUnicode_DATA(_s)
+    INTERN_LEN[_b] = len(_s)
+    INTERN_LENGTHS |= (<uint64_t>1) << len(_s)
+
+# The records are built with tp_alloc + PyTuple_SET_ITEM, which is only right while
+# they are plain tuple subclasses (``__slots__ = ()``: no __dict__, no weakrefs, no
+# extra fields). Checked once here; if someone changes _records, we call the class.
+cdef bint _FAST_RECORDS = all(
+    hpg_type_basicsize(cls) == hpg_type_basicsize(tuple)
+    and hpg_type_itemsize(cls) == hpg_type_itemsize(tuple)
+    and hpg_type_dictoffset(cls) == 0
+    and hpg_type_weaklistoffset(cls) == 0
+    and issubclass(cls, tuple)
+    for cls in (_SendResult, _StatusResult)
+)
+
+# Below this much work the GIL is kept: handing it over and getting it back costs
+# more than the loop, and under contention getting it back can wait a whole switch
+# interval (5 ms by default), so tiny calls would turn into convoys.
+cdef enum:
+    NOGIL_ENCODE_CHARS = 4096
+    NOGIL_PARSE_BYTES = 32768
+    PARSE_CHUNK = 1024
+
+# A str longer than this would overflow size arithmetic (12 bytes per character at
+# most); no such string fits in memory, but a length is never trusted unchecked.
+cdef Py_ssize_t MAX_CHARS = PY_SSIZE_T_MAX // 16
+
+
+# -- shared checks ----------------------------------------------------------------------
+
+
+cdef inline str _type_name(object value):
+    return type(value).__name__
+
+
+cdef int _check_str(object value, object index, str field) except -1:
+    if not isinstance(value, str):
+        raise MessageTypeError(index, field, f"expected str, got {_type_name(value)}")
+    if not value:
+        raise MessageError(index, field, "must not be empty")
+    return _ready(value)
+
+
+cdef inline int _ready(object value) except -1:
+    PyUnicode_READY(value)
+    if PyUnicode_GET_LENGTH(value) > MAX_CHARS:
+        raise OverflowError("string too long to encode")
+    return 0
+
+
+cdef int _check_pair(object name, object value, object index) except -1:
+    if not isinstance(name, str):
+        raise MessageTypeError(index, "params", f"name: expected str, got {_type_name(name)}")
+    if not name:
+        raise MessageError(index, "params", "a parameter name must not be empty")
+    if not isinstance(value, str):
+        raise MessageTypeError(
+            index, "params", f"value of {name!r}: expected str, got {_type_name(value)}"
+        )
+    _ready(name)
+    return _ready(value)
+
+
+cdef int _gather_pairs(object params, object index, list keep) except -1:
+    """Structural checks of extra parameters; appends name, value, name, ... to keep.
+
+    ``keep`` owns references to the strings, so their buffers outlive any change
+    another thread makes to a mutable ``params`` while the GIL is released.
+    """
+    cdef object items, item, name, value
+    if type(params) is dict:
+        # An exact dict iterates like its items() view, without the view.
+        for name, value in (<dict>params).items():
+            _check_pair(name, value, index)
+            keep.append(name)
+            keep.append(value)
+        return 0
+    if type(params) is list or type(params) is tuple:
+        items = params
+    elif isinstance(params, _Mapping):
+        items = params.items()
+    elif isinstance(params, (str, bytes, bytearray)) or not hasattr(params, "__iter__"):
+        raise MessageTypeError(
+            index, "params", f"expected a mapping or (name, value) pairs, got {_type_name(params)}"
+        )
+    else:
+        items = params
+    for item in items:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise MessageTypeError(
+                index, "params", f"expected (name, value) pairs, got {_type_name(item)}"
+            )
+        name, value = item
+        _check_pair(name, value, index)
+        keep.append(name)
+        keep.append(value)
+    return 0
+
+
+cdef int _check_limits(object start, object length, object max_bytes, object max_count) except -1:
+    # Word for word the pure twin's checks, on the caller's objects.
+    if not 0 <= start <= length:
+        raise ValueError(f"start={start} is outside 0..{length}")
+    if max_bytes is not None and max_bytes < 1:
+        raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
+    if max_count is not None and max_count < 1:
+        raise ValueError(f"max_count must be at least 1, got {max_count}")
+    return 0
+
+
+cdef Py_ssize_t _byte_limit(object max_bytes) except -2:
+    """max_bytes as a C limit: -1 for none. Non-integers compare like the pure twin's
+    ``size > max_bytes`` does (NaN and infinity never bind)."""
+    if max_bytes is None:
+        return -1
+    if not isinstance(max_bytes, int):
+        if max_bytes != max_bytes or max_bytes == _INF:
+            return -1
+        max_bytes = _math.floor(max_bytes)
+    return PY_SSIZE_T_MAX if max_bytes >= PY_SSIZE_T_MAX else max_bytes
+
+
+cdef Py_ssize_t _count_limit(object max_count) except -2:
+    """max_count as a C limit: -1 for none (``local >= max_count`` for integers)."""
+    if max_count is None:
+        return -1
+    if not isinstance(max_count, int):
+        if max_count != max_count or max_count == _INF:
+            return -1
+        max_count = _math.ceil(max_count)
+    return PY_SSIZE_T_MAX if max_count >= PY_SSIZE_T_MAX else max_count
+
+
+# -- percent-encoding, GIL-free ---------------------------------------------------------
+
+
+cdef Py_ssize_t _enc_size(const void* data, int kind, Py_ssize_t n, Py_ssize_t* bad) noexcept nogil:
+    """Encoded size of a str buffer, or -1 with *bad = index of a lone surrogate.
+
+    n <= MAX_CHARS, so 12 * n cannot overflow.
+    """
+    cdef Py_ssize_t i, size = 0
+    cdef const uint8_t* p1
+    cdef const uint16_t* p2
+    cdef const uint32_t* p4
+    cdef uint32_t c
+    if kind == 1:
+        p1 = <const uint8_t*>data
+        for i in range(n):
+            size += SIZE1[p1[i]]
+    elif kind == 2:
+        p2 = <const uint16_t*>data
+        for i in range(n):
+            c = p2[i]
+            if c < 0x100:
+                size += SIZE1[c]
+            elif c < 0x800:
+                size += 6
+            elif c - 0xD800 < 0x800:
+                bad[0] = i
+                return -1
+            else:
+                size += 9
+    else:
+        p4 = <const uint32_t*>data
+        for i in range(n):
+            c = p4[i]
+            if c < 0x100:
+                size += SIZE1[c]
+            elif c < 0x800:
+                size += 6
+            elif c < 0x10000:
+                if c - 0xD800 < 0x800:
+                    bad[0] = i
+                    return -1
+                size += 9
+            else:
+                size += 12
+    return size
+
+
+cdef inline char* _pct(char* out, unsigned int b) noexcept nogil:
+    out[0] = 37  # '%'
+    out[1] = HEX[b >> 4]
+    out[2] = HEX[b & 15]
+    return out + 3
+
+
+cdef char* _enc_write(char* out, const void* data, int kind, Py_ssize_t n, Py_ssize_t enc) noexcept nogil:
+    """Writes UTF-8 + percent-encoding of a str buffer already sized by _enc_size."""
+    cdef Py_ssize_t i
+    cdef const uint8_t* p1
+    cdef const uint16_t* p2
+    cdef const uint32_t* p4
+    cdef uint32_t c
+    if kind == 1:
+        p1 = <const uint8_t*>data
+        if enc == n:
+            # Every character expands except unreserved ASCII: nothing to escape.
+            memcpy(out, p1, <size_t>n)
+            return out + n
+        for i in range(n):
+            c = p1[i]
+            if UNRESERVED[c]:
+                out[0] = <char>c
+                out += 1
+            elif c < 0x80:
+                out = _pct(out, c)
+            else:
+                out = _pct(out, 0xC0 | (c >> 6))
+                out = _pct(out, 0x80 | (c & 0x3F))
+        return out
+    if kind == 2:
+        p2 = <const uint16_t*>data
+        for i in range(n):
+            c = p2[i]
+            if c < 0x80:
+                if UNRESERVED[c]:
+                    out[0] = <char>c
+                    out += 1
+                else:
+                    out = _pct(out, c)
+            elif c < 0x800:
+                out = _pct(out, 0xC0 | (c >> 6))
+                out = _pct(out, 0x80 | (c & 0x3F))
+            else:
+                out = _pct(out, 0xE0 | (c >> 12))
+                out = _pct(out, 0x80 | ((c >> 6) & 0x3F))
+                out = _pct(out, 0x80 | (c & 0x3F))
+        return out
+    p4 = <const uint32_t*>data
+    for i in range(n):
+        c = p4[i]
+        if c < 0x80:
+            if UNRESERVED[c]:
+                out[0] = <char>c
+                out += 1
+            else:
+                out = _pct(out, c)
+        elif c < 0x800:
+            out = _pct(out, 0xC0 | (c >> 6))
+            out = _pct(out, 0x80 | (c & 0x3F))
+        elif c < 0x10000:
+            out = _pct(out, 0xE0 | (c >> 12))
+            out = _pct(out, 0x80 | ((c >> 6) & 0x3F))
+            out = _pct(out, 0x80 | (c & 0x3F))
+        else:
+            out = _pct(out, 0xF0 | (c >> 18))
+            out = _pct(out, 0x80 | ((c >> 12) & 0x3F))
+            out = _pct(out, 0x80 | ((c >> 6) & 0x3F))
+            out = _pct(out, 0x80 | (c & 0x3F))
+    return out
+
+
+cdef int _check_content(object value, object index, str field) except -1:
+    """Lone-surrogate check of one str (already type-checked), with the GIL."""
+    cdef Py_ssize_t bad = -1
+    if _enc_size(PyUnicode_DATA(value), PyUnicode_KIND(value), PyUnicode_GET_LENGTH(value), &bad) < 0:
+        raise MessageError(index, field, _surrogate_reason(value, bad))
+    return 0
+
+
+cdef str _surrogate_reason(object value, Py_ssize_t pos):
+    return f"contains a lone surrogate U+{ord(value[pos]):04X} at character {pos}"
+
+
+cdef inline Py_ssize_t _ndigits(Py_ssize_t v) noexcept nogil:
+    cdef Py_ssize_t n = 1
+    while v >= 10:
+        v //= 10
+        n += 1
+    return n
+
+
+cdef inline char* _put(char* out, const char* src, Py_ssize_t n) noexcept nogil:
+    memcpy(out, src, <size_t>n)
+    return out + n
+
+
+cdef char* _put_key(char* out, const char* open_b, Py_ssize_t open_n, Py_ssize_t local,
+                    const char* close_b, Py_ssize_t close_n) noexcept nogil:
+    """``[<local>]=`` (or the quoted brackets)."""
+    cdef Py_ssize_t nd = _ndigits(local), k
+    out = _put(out, open_b, open_n)
+    k = nd
+    while k > 0:
+        k -= 1
+        out[k] = <char>(48 + local % 10)
+        local //= 10
+    out += nd
+    return _put(out, close_b, close_n)
+
+
+# -- encoding: the gathered batch -------------------------------------------------------
+
+
+cdef struct StrRef:
+    PyObject* obj        # borrowed: `keep` (or a message tuple in it) owns it
+    const void* data     # its PEP 393 buffer
+    Py_ssize_t length
+    Py_ssize_t enc       # encoded size, set by the size pass
+    int kind
+
+cdef struct MsgRef:
+    Py_ssize_t first     # its first StrRef; in check order: address, text, subject,
+    Py_ssize_t nstr      #   [client_id], then name, value, name, value, ...
+    Py_ssize_t fixed     # bytes that do not depend on the strings: names, keys, '&'
+    Py_ssize_t size      # encoded size, set by the size pass
+    PyObject* client_id  # borrowed (the message tuple is in `keep`); NULL for None
+    bint has_client
+
+cdef struct Batch:
+    StrRef* strs
+    Py_ssize_t nstrs
+    Py_ssize_t cap_strs
+    MsgRef* msgs
+    Py_ssize_t nmsgs
+    Py_ssize_t cap_msgs
+
+cdef struct SizeOut:
+    Py_ssize_t taken     # messages that fit
+    Py_ssize_t total     # their encoded size, separators included
+    Py_ssize_t err_msg   # local index of the failing message
+    Py_ssize_t err_str   # its StrRef (relative to `first`) holding a lone surrogate
+    Py_ssize_t err_pos   # the surrogate's character index
+    int err              # ERR_*
+
+cdef enum:
+    SIZE_OK = 0
+    SIZE_SURROGATE = 1
+    SIZE_TOO_LARGE = 2
+    SIZE_OVERFLOW = 3
+
+
+cdef int _reserve(Batch* b, Py_ssize_t nstr) except -1:
+    """Room for one more message with nstr strings; MemoryError on failure."""
+    cdef Py_ssize_t cap
+    cdef void* p
+    if nstr > PY_SSIZE_T_MAX // 2 - b.nstrs:
+        raise MemoryError()
+    if b.nstrs + nstr > b.cap_strs:
+        cap = b.cap_strs * 2 if b.cap_strs else 256
+        if cap < b.nstrs + nstr:
+            cap = b.nstrs + nstr
+        if <size_t>cap > (<size_t>PY_SSIZE_T_MAX) // sizeof(StrRef):
+            raise MemoryError()
+        p = realloc(b.strs, <size_t>cap * sizeof(StrRef))
+        if p == NULL:
+            raise MemoryError()
+        b.strs = <StrRef*>p
+        b.cap_strs = cap
+    if b.nmsgs + 1 > b.cap_msgs:
+        cap = b.cap_msgs * 2 if b.cap_msgs else 64
+        if <size_t>cap > (<size_t>PY_SSIZE_T_MAX) // sizeof(MsgRef):
+            raise MemoryError()
+        p = realloc(b.msgs, <size_t>cap * sizeof(MsgRef))
+        if p == NULL:
+            raise MemoryError()
+        b.msgs = <MsgRef*>p
+        b.cap_msgs = cap
+    return 0
+
+
+cdef inline Py_ssize_t _add_str(Batch* b, object s) noexcept:
+    """Notes a checked, ready str in the batch; returns its length."""
+    cdef StrRef* r = &b.strs[b.nstrs]
+    r.obj = <PyObject*>s
+    r.data = PyUnicode_DATA(s)
+    r.length = PyUnicode_GET_LENGTH(s)
+    r.kind = PyUnicode_KIND(s)
+    r.enc = 0
+    b.nstrs += 1
+    return r.length
+
+
+cdef inline Py_ssize_t _sat_add(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    # Lower bounds only steer when to stop gathering: saturate instead of failing.
+    return PY_SSIZE_T_MAX if a > PY_SSIZE_T_MAX - b else a + b
+
+
+cdef void _size_pass(Batch* b, Py_ssize_t max_bytes, SizeOut* out) noexcept nogil:
+    """Exact sizes and the cut: message by message, surrogates first, then size."""
+    cdef Py_ssize_t m, s, enc, size, added, total = 0, bad = -1
+    cdef MsgRef* msg
+    cdef StrRef* r
+    out.err = SIZE_OK
+    for m in range(b.nmsgs):
+        msg = &b.msgs[m]
+        size = msg.fixed
+        for s in range(msg.nstr):
+            r = &b.strs[msg.first + s]
+            enc = _enc_size(r.data, r.kind, r.length, &bad)
+            if enc < 0:
+                out.err = SIZE_SURROGATE
+                out.err_msg = m
+                out.err_str = s
+                out.err_pos = bad
+                out.taken = m
+                return
+            r.enc = enc
+            if enc > PY_SSIZE_T_MAX - size:
+                out.err = SIZE_OVERFLOW
+                out.taken = m
+                return
+            size += enc
+        msg.size = size
+        added = size
+        if m > 0:
+            if size == PY_SSIZE_T_MAX:
+                out.err = SIZE_OVERFLOW
+                out.taken = m
+                return
+            added += 1   # the '&' before it
+        if max_bytes >= 0 and (added > max_bytes or total > max_bytes - added):
+            out.taken = m
+            out.total = total
+            if m == 0:
+                out.err = SIZE_TOO_LARGE
+                out.err_msg = 0
+            return
+        if added > PY_SSIZE_T_MAX - total:
+            out.err = SIZE_OVERFLOW
+            out.taken = m
+            return
+        total += added
+    out.taken = b.nmsgs
+    out.total = total
+
+
+cdef char* _fill_send(Batch* b, Py_ssize_t taken, char* out, const char* open_b, Py_ssize_t open_n,
+                      const char* close_b, Py_ssize_t close_n) noexcept nogil:
+    """Writes the messages in wire order: subject, address, text, clientId, params."""
+    cdef Py_ssize_t m, k
+    cdef MsgRef* msg
+    cdef StrRef* s
+    cdef const char* subject = P_SUBJECT
+    cdef const char* address = P_ADDRESS
+    cdef const char* text = P_TEXT
+    cdef const char* client = P_CLIENT_ID
+    cdef Py_ssize_t subject_n = N_SUBJECT, address_n = N_ADDRESS
+    cdef Py_ssize_t text_n = N_TEXT, client_n = N_CLIENT_ID
+    for m in range(taken):
+        msg = &b.msgs[m]
+        s = &b.strs[msg.first]
+        if m:
+            out[0] = 38  # '&'
+            out += 1
+        out = _put(out, subject, subject_n)
+        out = _put_key(out, open_b, open_n, m, close_b, close_n)
+        out = _enc_write(out, s[2].data, s[2].kind, s[2].length, s[2].enc)
+        out[0] = 38
+        out = _put(out + 1, address, address_n)
+        out = _put_key(out, open_b, open_n, m, close_b, close_n)
+        out = _enc_write(out, s[0].data, s[0].kind, s[0].length, s[0].enc)
+        out[0] = 38
+        out = _put(out + 1, text, text_n)
+        out = _put_key(out, open_b, open_n, m, close_b, close_n)
+        out = _enc_write(out, s[1].data, s[1].kind, s[1].length, s[1].enc)
+        k = 3
+        if msg.has_client:
+            out[0] = 38
+            out = _put(out + 1, client, client_n)
+            out = _put_key(out, open_b, open_n, m, close_b, close_n)
+            out = _enc_write(out, s[3].data, s[3].kind, s[3].length, s[3].enc)
+            k = 4
+        while k < msg.nstr:
+            out[0] = 38
+            out = _enc_write(out + 1, s[k].data, s[k].kind, s[k].length, s[k].enc)
+            out = _put_key(out, open_b, open_n, m, close_b, close_n)
+            out = _enc_write(out, s[k + 1].data, s[k + 1].kind, s[k + 1].length, s[k + 1].enc)
+            k += 2
+    return out
+
+
+cdef char* _fill_status(Batch* b, Py_ssize_t taken, char* out, const char* open_b, Py_ssize_t open_n,
+                        const char* close_b, Py_ssize_t close_n) noexcept nogil:
+    cdef Py_ssize_t m
+    cdef StrRef* s
+    cdef const char* name = P_PROVIDER_ID
+    cdef Py_ssize_t name_n = N_PROVIDER_ID
+    for m in range(taken):
+        s = &b.strs[b.msgs[m].first]
+        if m:
+            out[0] = 38
+            out += 1
+        out = _put(out, name, name_n)
+        out = _put_key(out, open_b, open_n, m, close_b, close_n)
+        out = _enc_write(out, s[0].data, s[0].kind, s[0].length, s[0].enc)
+    return out
+
+
+cdef inline char* _fill(Batch* b, Py_ssize_t taken, char* out, const char* open_b, Py_ssize_t open_n,
+                       const char* close_b, Py_ssize_t close_n, bint send) noexcept nogil:
+    if send:
+        return _fill_send(b, taken, out, open_b, open_n, close_b, close_n)
+    return _fill_status(b, taken, out, open_b, open_n, close_b, close_n)
+
+
+cdef str _send_field(MsgRef* msg, Py_ssize_t s):
+    if s < 3:
+        return ("address", "text", "subject")[s]
+    if s == 3 and msg.has_client:
+        return "client_id"
+    return "params"
+
+
+cdef object _encode(object seq, object start, object max_bytes, object max_count,
+                    object default_subject, object quote_brackets, bint send):
+    """encode_send (send=True) and encode_status: the four phases described above."""
+    cdef Py_ssize_t total = len(seq)
+    _check_limits(start, total, max_bytes, max_count)
+    if send and default_subject is not None:
+        _check_str(default_subject, None, "default_subject")
+        _check_content(default_subject, None, "default_subject")
+    cdef Py_ssize_t cstart = start
+    cdef Py_ssize_t limit_bytes = _byte_limit(max_bytes)
+    cdef Py_ssize_t limit_count = _count_limit(max_count)
+    cdef bytes open_b, close_b
+    if quote_brackets:
+        open_b, close_b = b"%5B", b"%5D="
+    else:
+        open_b, close_b = b"[", b"]="
+    cdef const char* open_p = PyBytes_AS_STRING(open_b)
+    cdef const char* close_p = PyBytes_AS_STRING(close_b)
+    cdef Py_ssize_t open_n = PyBytes_GET_SIZE(open_b), close_n = PyBytes_GET_SIZE(close_b)
+
+    cdef Batch b
+    b.strs = NULL
+    b.msgs = NULL
+    b.nstrs = b.cap_strs = b.nmsgs = b.cap_msgs = 0
+    cdef SizeOut so
+    cdef list keep = []          # owns every object a StrRef points into
+    cdef object pending = None   # structural error of the first message not gathered
+    cdef object msg, address, text, subject, client_id, params, name
+    cdef Py_ssize_t i, local, n, keylen, lb, lower = 0, chars = 0, first_pair, npairs, k
+    cdef Py_ssize_t nf_subject = N_SUBJECT, nf_address = N_ADDRESS
+    cdef Py_ssize_t nf_text = N_TEXT, nf_client = N_CLIENT_ID, nf_pid = N_PROVIDER_ID
+    cdef MsgRef* mr
+    cdef bint any_client = False, release
+    cdef bytes out
+    cdef char* w
+    cdef dict seen
+    cdef object effective
+    try:
+        # -- phase 1, with the GIL: structure, and where every string's buffer is --
+        i = cstart
+        while i < total:
+            local = i - cstart
+            if limit_count >= 0 and local >= limit_count:
+                break
+            try:
+                msg = PySequence_GetItem(seq, i)   # bounds-checked: seq may shrink
+                keylen = open_n + _ndigits(local) + close_n
+                if send:
+                    if not isinstance(msg, tuple):
+                        raise MessageTypeError(
+                            i, "message", f"expected a Message or a tuple, got {_type_name(msg)}"
+                        )
+                    n = len(<tuple>msg)
+                    if not 2 <= n <= 5:
+                        raise MessageError(i, "message", f"expected 2 to 5 fields, got {n}")
+                    address = (<tuple>msg)[0]
+                    _check_str(address, i, "address")
+                    text = (<tuple>msg)[1]
+                    _check_str(text, i, "text")
+                    subject = (<tuple>msg)[2] if n > 2 else None
+                    if subject is None:
+                        if default_subject is None:
+                            raise MessageError(i, "subject", "required, and no default subject is set")
+                        subject = default_subject
+                    else:
+                        _check_str(subject, i, "subject")
+                    client_id = (<tuple>msg)[3] if n > 3 else None
+                    if client_id is not None:
+                        _check_str(client_id, i, "client_id")
+                    params = (<tuple>msg)[4] if n > 4 else None
+                    # The tuple is immutable: holding it holds its fields. Params
+                    # may be mutable, so their strings are held one by one.
+                    keep.append(msg)
+                    first_pair = len(keep)
+                    if params is not None:
+                        _gather_pairs(params, i, keep)
+                    npairs = (len(keep) - first_pair) // 2
+                    for k in range(npairs):
+                        name = keep[first_pair + 2 * k]
+                        if name in _RESERVED:
+                            raise MessageError(i, "params", f"parameter name {name!r} is reserved")
+                    _reserve(&b, 4 + 2 * npairs)
+                    mr = &b.msgs[b.nmsgs]
+                    mr.first = b.nstrs
+                    lb = _add_str(&b, address) + _add_str(&b, text) + _add_str(&b, subject)
+                    mr.fixed = nf_subject + nf_address + nf_text + 2 + 3 * keylen
+                    mr.has_client = client_id is not None
+                    if mr.has_client:
+                        any_client = True
+                        mr.client_id = <PyObject*>client_id
+                        lb += _add_str(&b, client_id)
+                        mr.fixed += 1 + nf_client + keylen
+                    else:
+                        mr.client_id = NULL
+                    for k in range(2 * npairs):
+                        lb = _sat_add(lb, _add_str(&b, keep[first_pair + k]))
+                    mr.fixed += npairs * (1 + keylen)
+                else:
+                    _check_str(msg, i, "provider_id")
+                    keep.append(msg)
+                    _reserve(&b, 1)
+                    mr = &b.msgs[b.nmsgs]
+                    mr.first = b.nstrs
+                    mr.has_client = False
+                    mr.client_id = NULL
+                    lb = _add_str(&b, msg)
+                    mr.fixed = nf_pid + keylen
+                mr.nstr = b.nstrs - mr.first
+                b.nmsgs += 1
+            except Exception as exc:
+                # The pure twin would raise this only on reaching message i; an
+                # earlier message may still be cut, too large or hold a surrogate.
+                pending = exc
+                break
+            chars = _sat_add(chars, lb)
+            # Every character takes at least one byte: once the lower bound passes
+            # max_bytes, message i cannot be taken whole, so nothing after it is read.
+            lower = _sat_add(lower, _sat_add(_sat_add(mr.fixed, lb), 1 if local else 0))
+            i += 1
+            if limit_bytes >= 0 and lower > limit_bytes:
+                break
+
+        # -- phase 2, without the GIL: exact sizes, surrogates, the cut ----------------
+        release = chars >= NOGIL_ENCODE_CHARS
+        if release:
+            with nogil:
+                _size_pass(&b, limit_bytes, &so)
+        else:
+            _size_pass(&b, limit_bytes, &so)
+        if so.err == SIZE_SURROGATE:
+            mr = &b.msgs[so.err_msg]
+            k = mr.first + so.err_str
+            field = _send_field(mr, so.err_str) if send else "provider_id"
+            raise MessageError(cstart + so.err_msg, field,
+                               _surrogate_reason(<object>b.strs[k].obj, so.err_pos))
+        if so.err == SIZE_TOO_LARGE:
+            raise MessageTooLarge(
+                cstart,
+                "message" if send else "provider_id",
+                f"needs {b.msgs[0].size} bytes encoded, more than max_bytes={max_bytes}",
+            )
+        if so.err == SIZE_OVERFLOW:
+            raise OverflowError("the encoded request would be too large")
+        if so.taken == b.nmsgs and pending is not None:
+            raise pending
+        if so.taken == b.nmsgs and limit_bytes >= 0 and lower > limit_bytes:
+            # Impossible (exact sizes are never below the lower bound); refuse
+            # rather than return a request that silently skipped messages.
+            raise SystemError("hpgfast: encoded size below its lower bound")
+
+        # -- phase 3: one bytes object of the exact size, filled without the GIL -------
+        out = PyBytes_FromStringAndSize(NULL, so.total)
+        w = PyBytes_AS_STRING(out)
+        if release:
+            with nogil:
+                w = _fill(&b, so.taken, w, open_p, open_n, close_p, close_n, send)
+        else:
+            w = _fill(&b, so.taken, w, open_p, open_n, close_p, close_n, send)
+        if w - PyBytes_AS_STRING(out) != so.total:
+            raise SystemError("hpgfast: encoded size mismatch")
+
+        # -- phase 4, with the GIL: effective client ids must be unique ----------------
+        # (the index stands in when no clientId is sent: it is what the platform
+        # answers with, so replies could not be matched to messages otherwise).
+        if any_client:
+            seen = {}
+            for local in range(so.taken):
+                mr = &b.msgs[local]
+                effective = <object>mr.client_id if mr.has_client else str(local)
+                if effective in seen:
+                    raise MessageError(
+                        cstart + local,
+                        "client_id",
+                        f"client id {effective!r} is already used in this request "
+                        f"by message {cstart + seen[effective]}",
+                    )
+                seen[effective] = local
+        # Like the pure twin's loop variable: the caller's own object when nothing
+        # was taken (start=True stays True).
+        return out, (start if so.taken == 0 else cstart + so.taken)
+    finally:
+        free(b.strs)
+        free(b.msgs)
+
+
+def encode_send(messages, *, start=0, max_bytes=None, max_count=None, default_subject=None,
+                quote_brackets=False):
+    """Encode ``messages[start:]`` as a SEND query, as many as fit.
+
+    Args:
+        messages: ``Message`` records, or tuples of the same 2 to 5 fields.
+        start: the first message to encode; indexes in the query start at 0 anyway.
+        max_bytes: the query may not be longer than this; stop before the message
+            that would pass it.
+        max_count: at most this many messages.
+        default_subject: the subject of messages whose own is ``None``.
+        quote_brackets: send ``text%5B0%5D`` instead of ``text[0]``.
+
+    Returns:
+        ``(query, next)``: the query without credentials, and the index of the first
+        message left out (``len(messages)`` when all were taken).
+
+    Raises:
+        MessageTypeError: a field of the wrong type (names the message and field).
+        MessageError: an empty required field, a lone surrogate, a reserved parameter
+            name, or two messages of the request with the same client id.
+        MessageTooLarge: a message that does not fit into ``max_bytes`` alone.
+    """
+    return _encode(messages, start, max_bytes, max_count, default_subject, quote_brackets, True)
+
+
+def encode_status(provider_ids, *, start=0, max_bytes=None, max_count=None, quote_brackets=False):
+    """Encode ``provider_ids[start:]`` as a STATUS query, as many as fit.
+
+    Returns ``(query, next)`` as ``encode_send`` does: ``providerId[0]=..&..``.
+
+    Raises:
+        MessageTypeError: an id that is not a ``str``.
+        MessageError: an empty id or one with a lone surrogate.
+        MessageTooLarge: an id that does not fit into ``max_bytes`` alone.
+    """
+    return _encode(provider_ids, start, max_bytes, max_count, None, quote_brackets, False)
+
+
+def encode_params(pairs):
+    """Encode request-level parameters (credentials, ``priority``, ...): ``a=1&b=2``.
+
+    Names and values are ``str``; names may not be empty. Errors name the parameter
+    (``MessageError.index`` is ``None``).
+    """
+    # Small (a handful of request-level pairs): done with the GIL, in C all the same.
+    cdef list keep = []
+    cdef Py_ssize_t k, n, total = 0, enc, bad
+    cdef object s
+    cdef bytes out
+    cdef char* w
+    _gather_pairs(pairs, None, keep)
+    n = len(keep)
+    for k in range(n):
+        s = keep[k]
+        bad = -1
+        enc = _enc_size(PyUnicode_DATA(s), PyUnicode_KIND(s), PyUnicode_GET_LENGTH(s), &bad)
+        if enc < 0:
+            raise MessageError(None, "params", _surrogate_reason(s, bad))
+        # each string: its encoding plus one '=' or '&' (none after the last)
+        if enc > PY_SSIZE_T_MAX - total - 1:
+            raise OverflowError("the encoded parameters would be too large")
+        total += enc + 1
+    if n:
+        total -= 1
+    out = PyBytes_FromStringAndSize(NULL, total)
+    w = PyBytes_AS_STRING(out)
+    for k in range(n):
+        s = keep[k]
+        if k:
+            w[0] = 61 if k % 2 else 38  # '=' after a name, '&' after a value
+            w += 1
+        enc = _enc_size(PyUnicode_DATA(s), PyUnicode_KIND(s), PyUnicode_GET_LENGTH(s), &bad)
+        w = _enc_write(w, PyUnicode_DATA(s), PyUnicode_KIND(s), PyUnicode_GET_LENGTH(s), enc)
+    if w - PyBytes_AS_STRING(out) != total:
+        raise SystemError("hpgfast: encoded size mismatch")
+    return out
+
+
+# -- parsing ----------------------------------------------------------------------------
+
+
+cdef struct Span:
+    Py_ssize_t start
+    Py_ssize_t length
+
+cdef struct Line:
+    Py_ssize_t number        # 1-based, counting every LF-separated piece
+    Span f[5]
+    signed char intern[5]    # index into INTERN_*, or -1
+    unsigned char ascii[5]   # 1: the field is ASCII (built without a decoder)
+    unsigned char date_same  # 1: same 19 date bytes as the previous dated line
+    unsigned short year
+    unsigned char month
+    unsigned char day
+    unsigned char hour
+    unsigned char minute
+    unsigned char second
+
+cdef enum:
+    PERR_NONE = 0
+    PERR_FIELDS = 1
+    PERR_EMPTY_CODE = 2
+    PERR_GARBLED_CODE = 3
+    PERR_UTF8 = 4
+    PERR_GARBLED_STATUS = 5
+    PERR_DATE = 6
+
+cdef struct Scan:
+    const unsigned char* data
+    Py_ssize_t size
+    Py_ssize_t pos                # start of the next piece; > size when done
+    Py_ssize_t number             # number of the last piece read
+    int nfields
+    const unsigned char* last_date
+    int err
+    Py_ssize_t err_line
+    Span err_span
+
+
+cdef int _utf8(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    """1: ASCII, 0: valid non-ASCII UTF-8, -1: invalid.
+
+    Exactly as strict as ``bytes.decode("utf-8")`` (Unicode table 3-7): no overlong
+    forms (C0, C1, E0 80..9F, F0 80..8F), no encoded surrogates (ED A0..BF), nothing
+    above U+10FFFF (F4 90.., F5..FF), no stray or missing continuation bytes.
+    """
+    cdef Py_ssize_t i = 0
+    cdef uint64_t w
+    cdef unsigned char c, c1
+    cdef int ascii = 1
+    while i < n:
+        while i + 8 <= n:
+            memcpy(&w, p + i, 8)
+            if w & 0x8080808080808080ULL:
+                break
+            i += 8
+        if i >= n:
+            break
+        c = p[i]
+        if c < 0x80:
+            i += 1
+            continue
+        ascii = 0
+        if c < 0xC2:
+            return -1
+        if c < 0xE0:
+            if i + 1 >= n or (p[i + 1] & 0xC0) != 0x80:
+                return -1
+            i += 2
+        elif c < 0xF0:
+            if i + 2 >= n:
+                return -1
+            c1 = p[i + 1]
+            if c == 0xE0:
+                if c1 < 0xA0 or c1 > 0xBF:
+                    return -1
+            elif c == 0xED:
+                if c1 < 0x80 or c1 > 0x9F:
+                    return -1
+            elif (c1 & 0xC0) != 0x80:
+                return -1
+            if (p[i + 2] & 0xC0) != 0x80:
+                return -1
+            i += 3
+        elif c < 0xF5:
+            if i + 3 >= n:
+                return -1
+            c1 = p[i + 1]
+            if c == 0xF0:
+                if c1 < 0x90 or c1 > 0xBF:
+                    return -1
+            elif c == 0xF4:
+                if c1 < 0x80 or c1 > 0x8F:
+                    return -1
+            elif (c1 & 0xC0) != 0x80:
+                return -1
+            if (p[i + 2] & 0xC0) != 0x80 or (p[i + 3] & 0xC0) != 0x80:
+                return -1
+            i += 4
+        else:
+            return -1
+    return ascii
+
+
+cdef inline int _intern_find(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t k
+    if n >= 64 or not (INTERN_LENGTHS >> n) & 1:
+        return -1
+    for k in range(N_INTERN):
+        if INTERN_LEN[k] == n and memcmp(INTERN_PTR[k], p, <size_t>n) == 0:
+            return <int>k
+    return -1
+
+
+cdef inline bint _token_ok(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if not CODE_OK[p[i]]:
+            return False
+    return True
+
+
+cdef inline int _d2(const unsigned char* p) noexcept nogil:
+    """Two ASCII digits as a number, or -1."""
+    if p[0] < 48 or p[0] > 57 or p[1] < 48 or p[1] > 57:
+        return -1
+    return (p[0] - 48) * 10 + (p[1] - 48)
+
+
+cdef bint _date(const unsigned char* p, Py_ssize_t n, Line* ln) noexcept nogil:
+    """``yyyy.MM.dd HH:mm:ss`` or ``yyyy-MM-dd HH:mm:ss`` naming a real moment,
+    as ``datetime()`` accepts it (years 1..9999, no second 60)."""
+    cdef int y1, y2, mo, d, h, mi, s, dim
+    cdef unsigned char sep
+    if n != 19:
+        return False
+    sep = p[4]
+    if (sep != 46 and sep != 45) or p[7] != sep or p[10] != 32 or p[13] != 58 or p[16] != 58:
+        return False
+    y1 = _d2(p)
+    y2 = _d2(p + 2)
+    mo = _d2(p + 5)
+    d = _d2(p + 8)
+    h = _d2(p + 11)
+    mi = _d2(p + 14)
+    s = _d2(p + 17)
+    if y1 < 0 or y2 < 0 or mo < 1 or mo > 12 or d < 1 or h < 0 or h > 23:
+        return False
+    if mi < 0 or mi > 59 or s < 0 or s > 59:
+        return False
+    y1 = y1 * 100 + y2
+    if y1 < 1:
+        return False
+    if mo == 2:
+        dim = 29 if (y1 % 4 == 0 and (y1 % 100 != 0 or y1 % 400 == 0)) else 28
+    elif mo == 4 or mo == 6 or mo == 9 or mo == 11:
+        dim = 30
+    else:
+        dim = 31
+    if d > dim:
+        return False
+    ln.year = <unsigned short>y1
+    ln.month = <unsigned char>mo
+    ln.day = <unsigned char>d
+    ln.hour = <unsigned char>h
+    ln.minute = <unsigned char>mi
+    ln.second = <unsigned char>s
+    return True
+
+
+cdef inline bint _text_field(Scan* sc, Line* ln, int k) noexcept nogil:
+    cdef const unsigned char* p = sc.data + ln.f[k].start
+    cdef Py_ssize_t n = ln.f[k].length
+    cdef int u
+    ln.intern[k] = -1
+    ln.ascii[k] = 1
+    if n == 0:
+        return True
+    u = _utf8(p, n)
+    if u < 0:
+        sc.err = PERR_UTF8
+        return False
+    ln.ascii[k] = <unsigned char>u
+    if u:
+        ln.intern[k] = <signed char>_intern_find(p, n)
+    return True
+
+
+cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e) noexcept nogil:
+    """Fields and checks of one stripped, non-blank line, in the pure twin's order."""
+    cdef const unsigned char* d = sc.data
+    cdef const unsigned char* q
+    cdef Py_ssize_t cur = s, j
+    cdef int k, nf = sc.nfields
+    for k in range(nf):
+        ln.f[k].start = e
+        ln.f[k].length = 0
+    for k in range(nf):
+        q = <const unsigned char*>memchr(d + cur, 59, <size_t>(e - cur)) if cur < e else NULL
+        if q == NULL:
+            ln.f[k].start = cur
+            ln.f[k].length = e - cur
+            break
+        ln.f[k].start = cur
+        ln.f[k].length = (q - d) - cur
+        cur = (q - d) + 1
+        if k == nf - 1:
+            # More separators: tolerated while every extra field is empty.
+            for j in range(cur, e):
+                if d[j] != 59:
+                    sc.err = PERR_FIELDS
+                    return False
+    # code
+    if ln.f[0].length == 0:
+        sc.err = PERR_EMPTY_CODE
+        return False
+    if not _token_ok(d + ln.f[0].start, ln.f[0].length):
+        sc.err = PERR_GARBLED_CODE
+        return False
+    ln.intern[0] = <signed char>_intern_find(d + ln.f[0].start, ln.f[0].length)
+    ln.ascii[0] = 1
+    if nf == 3:
+        return _text_field(sc, ln, 1) and _text_field(sc, ln, 2)
+    if not _text_field(sc, ln, 1):
+        return False
+    # status
+    ln.intern[2] = -1
+    ln.ascii[2] = 1
+    if ln.f[2].length:
+        if not _token_ok(d + ln.f[2].start, ln.f[2].length):
+            sc.err = PERR_GARBLED_STATUS
+            return False
+        ln.intern[2] = <signed char>_intern_find(d + ln.f[2].start, ln.f[2].length)
+    # date and time
+    ln.date_same = 0
+    if ln.f[3].length:
+        q = d + ln.f[3].start
+        if (sc.last_date != NULL and ln.f[3].length == 19
+                and memcmp(sc.last_date, q, 19) == 0):
+            ln.date_same = 1
+        elif not _date(q, ln.f[3].length, ln):
+            sc.err = PERR_DATE
+            sc.err_span = ln.f[3]
+            return False
+        sc.last_date = q
+    return _text_field(sc, ln, 4)
+
+
+cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
+    """Up to cap non-blank lines; stops early at the first faulty one (sc.err)."""
+    cdef const unsigned char* d = sc.data
+    cdef const unsigned char* nl
+    cdef Py_ssize_t n = 0, s, e
+    while n < cap and sc.pos <= sc.size:
+        s = sc.pos
+        nl = <const unsigned char*>memchr(d + s, 10, <size_t>(sc.size - s)) if s < sc.size else NULL
+        e = (nl - d) if nl != NULL else sc.size
+        sc.pos = e + 1
+        sc.number += 1
+        while s < e and STRIP[d[s]]:
+            s += 1
+        while e > s and STRIP[d[e - 1]]:
+            e -= 1
+        if s == e:
+            continue
+        out[n].number = sc.number
+        if not _scan_line(sc, &out[n], s, e):
+            sc.err_line = sc.number
+            return n
+        n += 1
+    return n
+
+
+cdef inline object _field_str(const unsigned char* d, Line* ln, int k):
+    cdef Py_ssize_t n = ln.f[k].length
+    if n == 0:
+        return None
+    if ln.intern[k] >= 0:
+        return <object>INTERN_OBJ[ln.intern[k]]
+    if ln.ascii[k]:
+        return hpg_ascii(<const char*>d + ln.f[k].start, n)
+    return PyUnicode_DecodeUTF8(<const char*>d + ln.f[k].start, n, NULL)
+
+
+cdef enum:
+    REASON_CACHE = 64
+    REASON_CACHE_MAX_LEN = 64
+
+
+cdef object _protocol_error(Scan* sc):
+    cdef bytes raw
+    if sc.err == PERR_FIELDS:
+        reason = f"more than {sc.nfields} fields"
+    elif sc.err == PERR_EMPTY_CODE:
+        reason = "empty code"
+    elif sc.err == PERR_GARBLED_CODE:
+        reason = "garbled code"
+    elif sc.err == PERR_UTF8:
+        reason = "not UTF-8"
+    elif sc.err == PERR_GARBLED_STATUS:
+        reason = "garbled status"
+    else:
+        raw = PyBytes_FromStringAndSize(<const char*>sc.data + sc.err_span.start,
+                                        min(sc.err_span.length, 40))
+        shown = raw.decode("utf-8", "replace")
+        reason = f"not a date and time: {shown!r}"
+    return ProtocolError(sc.err_line, reason)
+
+
+cdef list _parse(object body, int nfields, object tz):
+    """The shared parse loop: nogil pre-pass per chunk, then records with the GIL."""
+    cdef Py_buffer view
+    cdef bint have_view = False, release
+    cdef object data
+    cdef Scan sc
+    cdef Line* lines = NULL
+    cdef Line* ln
+    cdef Py_ssize_t n, j
+    cdef list results = []
+    cdef object code, a, status, when, reason, rec
+    cdef object last_when = None
+    cdef object rtype = _SendResult if nfields == 3 else _StatusResult
+    cdef PyObject* reasons[REASON_CACHE]
+    cdef Py_ssize_t rlen, slot
+    cdef const unsigned char* rp
+    cdef const unsigned char* d
+
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a reply body must be bytes-like, got {_type_name(body)}")
+    for j in range(REASON_CACHE):
+        reasons[j] = NULL
+    try:
+        if type(body) is bytes:
+            data = body
+            sc.data = <const unsigned char*>PyBytes_AS_STRING(body)
+            sc.size = PyBytes_GET_SIZE(body)
+        elif (type(body) is memoryview and type(body.obj) is bytes and body.c_contiguous):
+            # A view of an immutable bytes: read it in place through the buffer protocol.
+            PyObject_GetBuffer(body, &view, PyBUF_SIMPLE)
+            have_view = True
+            sc.data = <const unsigned char*>view.buf
+            sc.size = view.len
+        else:
+            # A mutable buffer (bytearray, a view of one) could change under the
+            # GIL-free pre-pass, and a byte proved ASCII there could be non-ASCII when
+            # the str is built: a corrupt str. Snapshot it (as the pure twin does).
+            data = bytes(body)
+            sc.data = <const unsigned char*>PyBytes_AS_STRING(data)
+            sc.size = PyBytes_GET_SIZE(data)
+        sc.pos = 0
+        sc.number = 0
+        sc.nfields = nfields
+        sc.last_date = NULL
+        sc.err = PERR_NONE
+        if sc.size >= BOM_LEN and memcmp(sc.data, BOM, <size_t>BOM_LEN) == 0:
+            sc.pos = BOM_LEN
+        d = sc.data
+        lines = <Line*>malloc(PARSE_CHUNK * sizeof(Line))
+        if lines == NULL:
+            raise MemoryError()
+        release = sc.size >= NOGIL_PARSE_BYTES
+        while sc.pos <= sc.size:
+            if release:
+                with nogil:
+                    n = _scan(&sc, lines, PARSE_CHUNK)
+            else:
+                n = _scan(&sc, lines, PARSE_CHUNK)
+            if sc.err != PERR_NONE:
+                # The first faulty line wins; the lines before it were all good.
+                raise _protocol_error(&sc)
+            for j in range(n):
+                ln = &lines[j]
+                code = <object>INTERN_OBJ[ln.intern[0]] if ln.intern[0] >= 0 else hpg_ascii(
+                    <const char*>d + ln.f[0].start, ln.f[0].length)
+                a = _field_str(d, ln, 1)
+                if nfields == 3:
+                    status = _field_str(d, ln, 2)
+                    if _FAST_RECORDS:
+                        rec = hpg_alloc_record(rtype, 3)
+                        Py_INCREF(code)
+                        PyTuple_SET_ITEM(rec, 0, code)
+                        Py_INCREF(a)
+                        PyTuple_SET_ITEM(rec, 1, a)
+                        Py_INCREF(status)
+                        PyTuple_SET_ITEM(rec, 2, status)
+                        # Safe to untrack: the items are str or None, which hold no
+                        # references, so the record can never be part of a cycle.
+                        # With a million records, GC passes over them would cost
+                        # more than building them.
+                        PyObject_GC_UnTrack(<PyObject*>rec)
+                    else:
+                        rec = rtype(code, a, status)
+                    PyList_Append(results, rec)
+                    continue
+                status = _field_str(d, ln, 2)
+                if ln.f[3].length == 0:
+                    when = None
+                elif ln.date_same:
+                    when = last_when   # datetimes are immutable: share the object
+                else:
+                    when = datetime_new(ln.year, ln.month, ln.day, ln.hour, ln.minute,
+                                        ln.second, 0, tz)
+                    last_when = when
+                rlen = ln.f[4].length
+                if 0 < rlen <= REASON_CACHE_MAX_LEN and ln.ascii[4] and ln.intern[4] < 0:
+                    # Reasons repeat ("unknown-subscriber", ...): a small cache keyed
+                    # by length and end bytes, verified by a full compare.
+                    rp = d + ln.f[4].start
+                    slot = (rlen * 7 + rp[0] * 31 + rp[rlen - 1] * 131 + rp[rlen >> 1]) % REASON_CACHE
+                    if (reasons[slot] != NULL
+                            and PyUnicode_GET_LENGTH(<object>reasons[slot]) == rlen
+                            and memcmp(PyUnicode_DATA(<object>reasons[slot]), rp, <size_t>rlen) == 0):
+                        reason = <object>reasons[slot]
+                    else:
+                        reason = hpg_ascii(<const char*>rp, rlen)
+                        Py_INCREF(reason)
+                        if reasons[slot] != NULL:
+                            Py_DECREF(<object>reasons[slot])
+                        reasons[slot] = <PyObject*>reason
+                else:
+                    reason = _field_str(d, ln, 4)
+                if _FAST_RECORDS:
+                    rec = hpg_alloc_record(rtype, 5)
+                    Py_INCREF(code)
+                    PyTuple_SET_ITEM(rec, 0, code)
+                    Py_INCREF(a)
+                    PyTuple_SET_ITEM(rec, 1, a)
+                    Py_INCREF(status)
+                    PyTuple_SET_ITEM(rec, 2, status)
+                    Py_INCREF(when)
+                    PyTuple_SET_ITEM(rec, 3, when)
+                    Py_INCREF(reason)
+                    PyTuple_SET_ITEM(rec, 4, reason)
+                    # Safe to untrack: str, None and datetime items. datetime is not
+                    # a GC type (the collector cannot see through it, even to a
+                    # tzinfo), so the record can never be part of a collectable cycle.
+                    PyObject_GC_UnTrack(<PyObject*>rec)
+                else:
+                    rec = rtype(code, a, status, when, reason)
+                PyList_Append(results, rec)
+        return results
+    finally:
+        free(lines)
+        if have_view:
+            PyBuffer_Release(&view)
+        for j in range(REASON_CACHE):
+            if reasons[j] != NULL:
+                Py_DECREF(<object>reasons[j])
+
+
+def parse_send(body):
+    """Read a SEND reply: a ``SendResult`` per line ``code;clientId;providerId``.
+
+    Missing trailing fields and empty fields are ``None``; a whole-request error
+    comes back as one result holding only its code.
+
+    Raises:
+        TypeError: ``body`` is not bytes-like.
+        ProtocolError: a line that is not UTF-8 or is garbled (``.line`` says which).
+    """
+    return _parse(body, 3, None)
+
+
+def parse_status(body, *, tz=None):
+    """Read a STATUS reply: a ``StatusResult`` per line
+    ``code;providerId;status;dateTime;reason``.
+
+    Args:
+        body: the reply body.
+        tz: the platform's time zone; ``time`` is then an aware ``datetime``.
+
+    Raises:
+        TypeError: ``body`` is not bytes-like, or ``tz`` is not a ``tzinfo``.
+        ProtocolError: a line that is not UTF-8, is garbled, or holds an impossible
+            date (``.line`` says which).
+    """
+    if tz is not None and not isinstance(tz, _tzinfo):
+        raise TypeError(f"tz must be a datetime.tzinfo, got {_type_name(tz)}")
+    return _parse(body, 5, tz)
