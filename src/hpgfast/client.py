@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -39,10 +40,11 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import tzinfo
+from operator import itemgetter
 from typing import Any, Callable, Optional, TypeVar, Union, cast
 
 import urllib3
-from urllib3.connection import HTTPConnection
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
@@ -103,6 +105,42 @@ _ERROR_AUTH = Code.ERROR_AUTH
 _REQUEST_LEVEL = Code.REQUEST_LEVEL
 
 _R = TypeVar("_R")
+
+
+# -- connections ---------------------------------------------------------------------
+
+
+class _HTTPConnection(HTTPConnection):
+    """urllib3's connection without http.client's scan of every target.
+
+    http.client searches each target for control characters (CVE-2019-9740) with a
+    regular expression: about 4 ms per MiB, the largest CPU cost of a large request;
+    and its error would quote the whole URL, password included. Every target this
+    client sends is the codec's output (unreserved bytes, ``%XX``, ``&=[]``) behind a
+    prefix that ``Client.__init__`` checked once, so the scan cannot find anything.
+    """
+
+    def _validate_path(self, url: str) -> None:
+        pass
+
+
+class _HTTPSConnection(HTTPSConnection):
+    """``_HTTPConnection``'s shortcut for HTTPS."""
+
+    def _validate_path(self, url: str) -> None:
+        pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+#: What http.client would refuse in a target (its _contains_disallowed_url_pchar_re).
+_UNSAFE_TARGET = re.compile("[\x00-\x20\x7f-\U0010ffff]")
 
 
 # -- result records for messages the platform did not answer for ---------------------
@@ -196,13 +234,22 @@ def _fatal_outcome(exc: BaseException) -> tuple[str, Optional[HPGError]]:
     return _UNKNOWN, exc if isinstance(exc, HPGError) else None
 
 
+_client_id = itemgetter(3)
+_line_id = itemgetter(1)  # clientId of a SEND line, providerId of a STATUS line
+_INDEXES: list[str] = []  # str(i), made once: a request rarely holds more than a few 1000
+
+
 def _effective_ids(messages: Sequence[Any], start: int, end: int) -> list[str]:
     """The clientId the platform answers with for each message of a request."""
-    ids = []
-    for local, i in enumerate(range(start, end)):
-        msg = messages[i]
-        client_id = msg[3] if len(msg) > 3 else None
-        ids.append(str(local) if client_id is None else client_id)
+    count = end - start
+    if len(_INDEXES) < count:
+        _INDEXES.extend(str(i) for i in range(len(_INDEXES), count))
+    try:
+        ids = list(map(_client_id, messages[start:end]))
+    except IndexError:  # plain tuples of 2 or 3 fields: no client ids at all
+        ids = [m[3] if len(m) > 3 else None for m in messages[start:end]]
+    if None in ids:
+        ids = [_INDEXES[k] if cid is None else cid for k, cid in enumerate(ids)]
     return ids
 
 
@@ -319,6 +366,8 @@ class Client:
         }
         # What logs and errors show instead: "...&password=***&..." (no message data).
         self._shown = {op: f"{origin}{path}{op}?{shown_q}{tail}" for op in self._heads}
+        if _UNSAFE_TARGET.search(path):
+            raise ValueError("url: the path holds spaces, control or non-ASCII characters")
         if max_request_bytes < _LINE_OVERHEAD + len(self._heads[_wire.SEND].value) + 1:
             raise ValueError(
                 f"max_request_bytes={max_request_bytes} leaves no room for messages after "
@@ -366,7 +415,7 @@ class Client:
                     InsecureRequestWarning,
                     stacklevel=2,
                 )
-            self._pool = urllib3.HTTPSConnectionPool(
+            self._pool = _HTTPSPool(
                 self._host,
                 self._port,
                 maxsize=concurrency,
@@ -378,7 +427,7 @@ class Client:
                 ssl_context=context,
             )
         else:
-            self._pool = urllib3.HTTPConnectionPool(
+            self._pool = _HTTPPool(
                 self._host,
                 self._port,
                 maxsize=concurrency,
@@ -710,13 +759,9 @@ class Client:
         results = batch.results
         ids = _effective_ids(messages, start, end)
         # The usual case: one line per message, in request order.
-        if len(parsed) == count:
-            for k in range(count):
-                if parsed[k][1] != ids[k]:
-                    break
-            else:
-                results[start:end] = parsed
-                return
+        if len(parsed) == count and list(map(_line_id, parsed)) == ids:
+            results[start:end] = parsed
+            return
         if len(parsed) == 1:
             line = parsed[0]
             if line[1] is None and line[2] is None and line[0] in _REQUEST_LEVEL:
@@ -799,13 +844,9 @@ class Client:
     ) -> None:
         start, end = chunk[0], chunk[1]
         results = batch.results
-        if len(parsed) == end - start:
-            for k, i in enumerate(range(start, end)):
-                if parsed[k][1] != ids[i]:
-                    break
-            else:
-                results[start:end] = parsed
-                return
+        if len(parsed) == end - start and list(map(_line_id, parsed)) == list(ids[start:end]):
+            results[start:end] = parsed
+            return
         if len(parsed) == 1:
             line = parsed[0]
             if line[1] is None and line[0] in _REQUEST_LEVEL:
