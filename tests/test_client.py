@@ -206,9 +206,10 @@ def test_wrong_password_raises_auth_error(emu: Emulator) -> None:
     assert len(emu.ledger) == 0
 
 
-def test_auth_failure_mid_batch_keeps_earlier_results(emu: Emulator) -> None:
+def test_auth_failure_mid_batch_keeps_earlier_results() -> None:
     messages = numbered(2000)
-    with client_for(emu, max_request_bytes=1024, max_batch=5) as client:
+    # 400 requests of at least 2 ms each: the password changes well before the end.
+    with Emulator(latency=0.002) as emu, client_for(emu, max_batch=5) as client:
         changer = threading.Thread(target=_change_password_soon, args=(emu,))
         changer.start()
         try:

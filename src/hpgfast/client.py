@@ -36,6 +36,8 @@ import socket
 import ssl
 import threading
 import time
+import warnings
+import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -407,8 +409,6 @@ class Client:
                     context.load_default_certs()
             else:
                 context.check_hostname = False
-                import warnings
-
                 warnings.warn(
                     "hpgfast.Client(verify=False): the platform's certificate is not "
                     "checked, so anyone on the path can read the password",
@@ -438,6 +438,8 @@ class Client:
         self._closed = False
         if self._redact is not None:
             _redact.register(id(self), self._redact)
+            # A client dropped without close() must not stay registered.
+            weakref.finalize(self, _redact.unregister, id(self))
         _redact.install_log_filter()
 
     # -- lifecycle -------------------------------------------------------------------
