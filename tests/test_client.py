@@ -589,3 +589,14 @@ def test_hundred_thousand_messages_exactly_once() -> None:
                 message.text,
             )
         assert emu.requests["send"] > 100_000 * 100 // 8192
+
+
+def test_plain_tuples_and_generators(emu: Emulator) -> None:
+    items = [("79031234567", "two fields"), ("79031234568", "three", "Shop"),
+             ("79031234569", "four", None, "cid")]  # fmt: skip
+    with client_for(emu) as client:
+        results = client.send(iter(items))
+        statuses = client.status(r.provider_id for r in results)
+    assert [r.code for r in results] == [Code.OK] * 3
+    assert [r.client_id for r in results] == ["0", "1", "cid"]
+    assert all(s.ok for s in statuses)
