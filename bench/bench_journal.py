@@ -59,8 +59,20 @@ def run_send(url: str, csv_path: Path, journal: Path | None, concurrency: int) -
     """Wall seconds of one ``hpgfast send`` run."""
     env = {**os.environ, "HPGFAST_PASSWORD": PASSWORD}
     command = [
-        sys.executable, "-m", "hpgfast", "send", "--url", url, "--login", LOGIN,
-        "--file", str(csv_path), "--concurrency", str(concurrency), "--quiet", "--json",
+        sys.executable,
+        "-m",
+        "hpgfast",
+        "send",
+        "--url",
+        url,
+        "--login",
+        LOGIN,
+        "--file",
+        str(csv_path),
+        "--concurrency",
+        str(concurrency),
+        "--quiet",
+        "--json",
     ]
     if journal is not None:
         command += ["--journal", str(journal)]

@@ -7,12 +7,12 @@ other. The 10^6 cases are marked ``slow`` (the CI gate's short pass stops at 10^
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+import hpgfast.codec
 from _data import standard_batch, standard_send_reply, standard_status_reply
 
 Measure = Callable[..., Any]
@@ -25,11 +25,9 @@ SIZES = [
 
 
 @pytest.fixture(scope="module")
-def compiled() -> Any:
-    try:
-        return importlib.import_module("hpgfast._codec_c")
-    except ImportError:
-        pytest.skip("the compiled core is not built")
+def codec() -> Any:
+    """The codec in use (the compiled core unless the pure twin was forced)."""
+    return hpgfast.codec
 
 
 def _name(n: int) -> str:
@@ -41,27 +39,25 @@ def _rounds(n: int) -> int:
 
 
 @pytest.mark.parametrize("n", SIZES)
-def bench_scale_encode(measure: Measure, record: Any, compiled: Any, n: int) -> None:
+def bench_scale_encode(measure: Measure, record: Any, codec: Any, n: int) -> None:
     batch = standard_batch(n)
-    measure(f"scale-encode-{_name(n)}", "compiled", compiled.encode_send, batch, rounds=_rounds(n))
+    measure(f"scale-encode-{_name(n)}", "hpgfast", codec.encode_send, batch, rounds=_rounds(n))
     record("scale-encode", _name(n), _median(measure) / n)
 
 
 @pytest.mark.parametrize("n", SIZES)
-def bench_scale_parse_status(measure: Measure, record: Any, compiled: Any, n: int) -> None:
+def bench_scale_parse_status(measure: Measure, record: Any, codec: Any, n: int) -> None:
     body = standard_status_reply(n)
     measure(
-        f"scale-parse-status-{_name(n)}", "compiled", compiled.parse_status, body, rounds=_rounds(n)
+        f"scale-parse-status-{_name(n)}", "hpgfast", codec.parse_status, body, rounds=_rounds(n)
     )
     record("scale-parse-status", _name(n), _median(measure) / n)
 
 
 @pytest.mark.parametrize("n", SIZES)
-def bench_scale_parse_send(measure: Measure, record: Any, compiled: Any, n: int) -> None:
+def bench_scale_parse_send(measure: Measure, record: Any, codec: Any, n: int) -> None:
     body = standard_send_reply(n)
-    measure(
-        f"scale-parse-send-{_name(n)}", "compiled", compiled.parse_send, body, rounds=_rounds(n)
-    )
+    measure(f"scale-parse-send-{_name(n)}", "hpgfast", codec.parse_send, body, rounds=_rounds(n))
     record("scale-parse-send", _name(n), _median(measure) / n)
 
 

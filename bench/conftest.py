@@ -95,6 +95,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     write(f"{'claim':<48} {'measured':>9} {'target':>7} {'floor':>7}  verdict")
     for ratio, value in rows:
         verdict = "meets target" if value >= ratio.target else "under target"
+        if not ratio.target:
+            verdict = "reported"
         if value < ratio.floor:
             verdict = "UNDER FLOOR"
         write(
