@@ -52,6 +52,7 @@ cdef extern from "Python.h":
     int PyUnicode_KIND(object)
     void* PyUnicode_DATA(object)
     Py_ssize_t PyUnicode_GET_LENGTH(object)
+    bint PyUnicode_IS_ASCII(object)
     Py_ssize_t PY_SSIZE_T_MAX
     object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
     void PyObject_GC_UnTrack(void* op)
@@ -167,7 +168,7 @@ cdef bint _FAST_RECORDS = all(
 # more than the loop, and under contention getting it back can wait a whole switch
 # interval (5 ms by default), so tiny calls would turn into convoys.
 cdef enum:
-    NOGIL_ENCODE_CHARS = 4096
+    NOGIL_ENCODE_BYTES = 1024
     NOGIL_PARSE_BYTES = 32768
     PARSE_CHUNK = 1024
 
@@ -183,10 +184,16 @@ cdef inline str _type_name(object value):
     return type(value).__name__
 
 
-cdef int _check_str(object value, object index, str field) except -1:
+cdef inline int _check_str(object value, object index, str field) except -1:
+    if type(value) is str:
+        # The common case, without a truth-value call.
+        _ready(value)
+        if PyUnicode_GET_LENGTH(value) == 0:
+            raise MessageError(index, field, "must not be empty")
+        return 0
     if not isinstance(value, str):
         raise MessageTypeError(index, field, f"expected str, got {_type_name(value)}")
-    if not value:
+    if not value:   # a subclass may define its own truth
         raise MessageError(index, field, "must not be empty")
     return _ready(value)
 
@@ -473,7 +480,8 @@ cdef struct SizeOut:
     Py_ssize_t err_msg   # local index of the failing message
     Py_ssize_t err_str   # its StrRef (relative to `first`) holding a lone surrogate
     Py_ssize_t err_pos   # the surrogate's character index
-    int err              # ERR_*
+    int err              # SIZE_*
+    int cut              # 1: stopped before the end of the batch (a cut or an error)
 
 cdef enum:
     SIZE_OK = 0
@@ -512,15 +520,23 @@ cdef int _reserve(Batch* b, Py_ssize_t nstr) except -1:
 
 
 cdef inline Py_ssize_t _add_str(Batch* b, object s) noexcept:
-    """Notes a checked, ready str in the batch; returns its length."""
+    """Notes a checked, ready str in the batch; returns a guess of its encoded size.
+
+    The guess only steers how many messages are gathered before sizing them exactly:
+    typical texts by kind (ASCII with some spaces, Latin-1, Cyrillic, emoji among
+    other text). Too low gathers a few messages more, too high costs another round.
+    """
     cdef StrRef* r = &b.strs[b.nstrs]
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s)
     r.obj = <PyObject*>s
     r.data = PyUnicode_DATA(s)
-    r.length = PyUnicode_GET_LENGTH(s)
+    r.length = n
     r.kind = PyUnicode_KIND(s)
     r.enc = 0
     b.nstrs += 1
-    return r.length
+    if r.kind == 1:
+        return n + (n >> 2) if PyUnicode_IS_ASCII(s) else 2 * n
+    return 5 * n if r.kind == 2 else 4 * n
 
 
 cdef inline Py_ssize_t _sat_add(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -528,13 +544,15 @@ cdef inline Py_ssize_t _sat_add(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return PY_SSIZE_T_MAX if a > PY_SSIZE_T_MAX - b else a + b
 
 
-cdef void _size_pass(Batch* b, Py_ssize_t max_bytes, SizeOut* out) noexcept nogil:
-    """Exact sizes and the cut: message by message, surrogates first, then size."""
-    cdef Py_ssize_t m, s, enc, size, added, total = 0, bad = -1
+cdef void _size_pass(Batch* b, Py_ssize_t m0, Py_ssize_t max_bytes, SizeOut* out) noexcept nogil:
+    """Exact sizes and the cut: message by message from m0 (out.total holds the size
+    of those before it), surrogates first, then size. out.cut says it stopped early."""
+    cdef Py_ssize_t m, s, enc, size, added, total = out.total, bad = -1
     cdef MsgRef* msg
     cdef StrRef* r
     out.err = SIZE_OK
-    for m in range(b.nmsgs):
+    out.cut = 1
+    for m in range(m0, b.nmsgs):
         msg = &b.msgs[m]
         size = msg.fixed
         for s in range(msg.nstr):
@@ -575,6 +593,7 @@ cdef void _size_pass(Batch* b, Py_ssize_t max_bytes, SizeOut* out) noexcept nogi
         total += added
     out.taken = b.nmsgs
     out.total = total
+    out.cut = 0
 
 
 cdef char* _fill_send(Batch* b, Py_ssize_t taken, char* out, const char* open_b, Py_ssize_t open_n,
@@ -646,6 +665,82 @@ cdef inline char* _fill(Batch* b, Py_ssize_t taken, char* out, const char* open_
     return _fill_status(b, taken, out, open_b, open_n, close_b, close_n)
 
 
+cdef inline uint64_t _fnv(uint64_t h, const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ p[i]) * 1099511628211ULL
+    return h
+
+
+cdef inline const unsigned char* _id_key(Batch* b, Py_ssize_t m, unsigned char* digits,
+                                         Py_ssize_t* nbytes, int* kind) noexcept nogil:
+    """The effective client id of message m as raw PEP 393 bytes: its clientId's
+    buffer, or the decimal digits of m (a kind-1 str) when it sends none."""
+    cdef MsgRef* msg = &b.msgs[m]
+    cdef StrRef* r
+    cdef Py_ssize_t nd, k
+    if msg.has_client:
+        r = &b.strs[msg.first + 3]
+        kind[0] = r.kind
+        nbytes[0] = r.length * r.kind
+        return <const unsigned char*>r.data
+    nd = _ndigits(m)
+    k = nd
+    while k > 0:
+        k -= 1
+        digits[k] = <unsigned char>(48 + m % 10)
+        m //= 10
+    kind[0] = 1
+    nbytes[0] = nd
+    return digits
+
+
+cdef int _find_duplicate(Batch* b, Py_ssize_t taken, Py_ssize_t* dup, Py_ssize_t* first) noexcept nogil:
+    """First message whose effective client id an earlier one already has.
+
+    Returns 1 (with *dup, *first), 0 if all are unique, -1 if out of memory. Two
+    exact strs are equal exactly when kind, length and bytes are (PEP 393 strings
+    are canonical: the kind is the narrowest that holds the widest character), which
+    is what the pure twin's dict compares; the caller uses the dict for subclasses.
+    """
+    cdef Py_ssize_t cap = 16, mask, m, e, slot, na, ne
+    cdef Py_ssize_t* table
+    cdef unsigned char da[24]
+    cdef unsigned char de[24]
+    cdef const unsigned char* pa
+    cdef const unsigned char* pe
+    cdef int ka, ke, found = 0
+    cdef uint64_t h
+    while cap < 2 * taken:
+        cap *= 2
+    if <size_t>cap > (<size_t>PY_SSIZE_T_MAX) // sizeof(Py_ssize_t):
+        return -1
+    table = <Py_ssize_t*>malloc(<size_t>cap * sizeof(Py_ssize_t))
+    if table == NULL:
+        return -1
+    for slot in range(cap):
+        table[slot] = -1
+    mask = cap - 1
+    for m in range(taken):
+        pa = _id_key(b, m, da, &na, &ka)
+        h = _fnv(14695981039346656037ULL ^ <uint64_t>ka, pa, na)
+        slot = <Py_ssize_t>(h & <uint64_t>mask)
+        while table[slot] >= 0:
+            e = table[slot]
+            pe = _id_key(b, e, de, &ne, &ke)
+            if ke == ka and ne == na and memcmp(pe, pa, <size_t>na) == 0:
+                dup[0] = m
+                first[0] = e
+                found = 1
+                break
+            slot = (slot + 1) & mask
+        if found:
+            break
+        table[slot] = m
+    free(table)
+    return found
+
+
 cdef str _send_field(MsgRef* msg, Py_ssize_t s):
     if s < 3:
         return ("address", "text", "subject")[s]
@@ -682,107 +777,128 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
     cdef list keep = []          # owns every object a StrRef points into
     cdef object pending = None   # structural error of the first message not gathered
     cdef object msg, address, text, subject, client_id, params, name
-    cdef Py_ssize_t i, local, n, keylen, lb, lower = 0, chars = 0, first_pair, npairs, k
+    cdef Py_ssize_t i, local, n, keylen, lb, est = 0, sized, first_pair, npairs, k
     cdef Py_ssize_t nf_subject = N_SUBJECT, nf_address = N_ADDRESS
     cdef Py_ssize_t nf_text = N_TEXT, nf_client = N_CLIENT_ID, nf_pid = N_PROVIDER_ID
     cdef MsgRef* mr
-    cdef bint any_client = False, release
+    cdef bint any_client = False, odd_client = False, release
+    cdef bint seq_is_tuple = type(seq) is tuple
+    cdef int dup_found = 0
+    cdef Py_ssize_t dup_at = -1, dup_first = -1
     cdef bytes out
     cdef char* w
+    cdef bint check_ids
     cdef dict seen
     cdef object effective
     try:
         # -- phase 1, with the GIL: structure, and where every string's buffer is --
+        # (in rounds: gather about max_bytes' worth, size it exactly, and gather on
+        # only if all of it fitted; messages past the cut are rarely touched).
         i = cstart
-        while i < total:
-            local = i - cstart
-            if limit_count >= 0 and local >= limit_count:
-                break
+        so.total = 0
+        so.taken = 0
+        while True:
+            est = so.total
+            sized = b.nmsgs
             try:
-                msg = PySequence_GetItem(seq, i)   # bounds-checked: seq may shrink
-                keylen = open_n + _ndigits(local) + close_n
-                if send:
-                    if not isinstance(msg, tuple):
-                        raise MessageTypeError(
-                            i, "message", f"expected a Message or a tuple, got {_type_name(msg)}"
-                        )
-                    n = len(<tuple>msg)
-                    if not 2 <= n <= 5:
-                        raise MessageError(i, "message", f"expected 2 to 5 fields, got {n}")
-                    address = (<tuple>msg)[0]
-                    _check_str(address, i, "address")
-                    text = (<tuple>msg)[1]
-                    _check_str(text, i, "text")
-                    subject = (<tuple>msg)[2] if n > 2 else None
-                    if subject is None:
-                        if default_subject is None:
-                            raise MessageError(i, "subject", "required, and no default subject is set")
-                        subject = default_subject
+                while i < total:
+                    local = i - cstart
+                    if limit_count >= 0 and local >= limit_count:
+                        break
+                    if seq_is_tuple:
+                        msg = (<tuple>seq)[i]   # i < total == len(seq), fixed for a tuple
                     else:
-                        _check_str(subject, i, "subject")
-                    client_id = (<tuple>msg)[3] if n > 3 else None
-                    if client_id is not None:
-                        _check_str(client_id, i, "client_id")
-                    params = (<tuple>msg)[4] if n > 4 else None
-                    # The tuple is immutable: holding it holds its fields. Params
-                    # may be mutable, so their strings are held one by one.
-                    keep.append(msg)
-                    first_pair = len(keep)
-                    if params is not None:
-                        _gather_pairs(params, i, keep)
-                    npairs = (len(keep) - first_pair) // 2
-                    for k in range(npairs):
-                        name = keep[first_pair + 2 * k]
-                        if name in _RESERVED:
-                            raise MessageError(i, "params", f"parameter name {name!r} is reserved")
-                    _reserve(&b, 4 + 2 * npairs)
-                    mr = &b.msgs[b.nmsgs]
-                    mr.first = b.nstrs
-                    lb = _add_str(&b, address) + _add_str(&b, text) + _add_str(&b, subject)
-                    mr.fixed = nf_subject + nf_address + nf_text + 2 + 3 * keylen
-                    mr.has_client = client_id is not None
-                    if mr.has_client:
-                        any_client = True
-                        mr.client_id = <PyObject*>client_id
-                        lb += _add_str(&b, client_id)
-                        mr.fixed += 1 + nf_client + keylen
+                        msg = PySequence_GetItem(seq, i)   # bounds-checked: seq may shrink
+                    keylen = open_n + _ndigits(local) + close_n
+                    if send:
+                        if not isinstance(msg, tuple):
+                            raise MessageTypeError(
+                                i, "message", f"expected a Message or a tuple, got {_type_name(msg)}"
+                            )
+                        n = len(<tuple>msg)
+                        if not 2 <= n <= 5:
+                            raise MessageError(i, "message", f"expected 2 to 5 fields, got {n}")
+                        address = (<tuple>msg)[0]
+                        _check_str(address, i, "address")
+                        text = (<tuple>msg)[1]
+                        _check_str(text, i, "text")
+                        subject = (<tuple>msg)[2] if n > 2 else None
+                        if subject is None:
+                            if default_subject is None:
+                                raise MessageError(i, "subject", "required, and no default subject is set")
+                            subject = default_subject
+                        else:
+                            _check_str(subject, i, "subject")
+                        client_id = (<tuple>msg)[3] if n > 3 else None
+                        if client_id is not None:
+                            _check_str(client_id, i, "client_id")
+                        params = (<tuple>msg)[4] if n > 4 else None
+                        # The tuple is immutable: holding it holds its fields (an
+                        # exact tuple of messages already holds them all). Params may
+                        # be mutable, so their strings are held one by one.
+                        if not seq_is_tuple:
+                            keep.append(msg)
+                        npairs = 0
+                        if params is not None:
+                            first_pair = len(keep)
+                            _gather_pairs(params, i, keep)
+                            npairs = (len(keep) - first_pair) // 2
+                        for k in range(npairs):
+                            name = keep[first_pair + 2 * k]
+                            if name in _RESERVED:
+                                raise MessageError(i, "params", f"parameter name {name!r} is reserved")
+                        _reserve(&b, 4 + 2 * npairs)
+                        mr = &b.msgs[b.nmsgs]
+                        mr.first = b.nstrs
+                        lb = _add_str(&b, address) + _add_str(&b, text) + _add_str(&b, subject)
+                        mr.fixed = nf_subject + nf_address + nf_text + 2 + 3 * keylen
+                        mr.has_client = client_id is not None
+                        if mr.has_client:
+                            any_client = True
+                            if type(client_id) is not str:
+                                odd_client = True   # may define its own __eq__/__hash__
+                            mr.client_id = <PyObject*>client_id
+                            lb += _add_str(&b, client_id)
+                            mr.fixed += 1 + nf_client + keylen
+                        else:
+                            mr.client_id = NULL
+                        for k in range(2 * npairs):
+                            lb = _sat_add(lb, _add_str(&b, keep[first_pair + k]))
+                        mr.fixed += npairs * (1 + keylen)
                     else:
+                        _check_str(msg, i, "provider_id")
+                        if not seq_is_tuple:
+                            keep.append(msg)
+                        _reserve(&b, 1)
+                        mr = &b.msgs[b.nmsgs]
+                        mr.first = b.nstrs
+                        mr.has_client = False
                         mr.client_id = NULL
-                    for k in range(2 * npairs):
-                        lb = _sat_add(lb, _add_str(&b, keep[first_pair + k]))
-                    mr.fixed += npairs * (1 + keylen)
-                else:
-                    _check_str(msg, i, "provider_id")
-                    keep.append(msg)
-                    _reserve(&b, 1)
-                    mr = &b.msgs[b.nmsgs]
-                    mr.first = b.nstrs
-                    mr.has_client = False
-                    mr.client_id = NULL
-                    lb = _add_str(&b, msg)
-                    mr.fixed = nf_pid + keylen
-                mr.nstr = b.nstrs - mr.first
-                b.nmsgs += 1
+                        lb = _add_str(&b, msg)
+                        mr.fixed = nf_pid + keylen
+                    mr.nstr = b.nstrs - mr.first
+                    b.nmsgs += 1
+                    est = _sat_add(est, _sat_add(_sat_add(mr.fixed, lb), 1 if local else 0))
+                    i += 1
+                    if limit_bytes >= 0 and est > limit_bytes:
+                        break
             except Exception as exc:
                 # The pure twin would raise this only on reaching message i; an
                 # earlier message may still be cut, too large or hold a surrogate.
                 pending = exc
-                break
-            chars = _sat_add(chars, lb)
-            # Every character takes at least one byte: once the lower bound passes
-            # max_bytes, message i cannot be taken whole, so nothing after it is read.
-            lower = _sat_add(lower, _sat_add(_sat_add(mr.fixed, lb), 1 if local else 0))
-            i += 1
-            if limit_bytes >= 0 and lower > limit_bytes:
-                break
 
-        # -- phase 2, without the GIL: exact sizes, surrogates, the cut ----------------
-        release = chars >= NOGIL_ENCODE_CHARS
-        if release:
-            with nogil:
-                _size_pass(&b, limit_bytes, &so)
-        else:
-            _size_pass(&b, limit_bytes, &so)
+            # -- phase 2, without the GIL: exact sizes, surrogates, the cut ------------
+            release = est - so.total >= NOGIL_ENCODE_BYTES
+            if release:
+                with nogil:
+                    _size_pass(&b, sized, limit_bytes, &so)
+            else:
+                _size_pass(&b, sized, limit_bytes, &so)
+            if (so.cut or pending is not None or i >= total or limit_bytes < 0
+                    or (limit_count >= 0 and i - cstart >= limit_count)):
+                break
+            # All gathered messages fit and more remain (the guess was low): gather on.
+
         if so.err == SIZE_SURROGATE:
             mr = &b.msgs[so.err_msg]
             k = mr.first + so.err_str
@@ -799,26 +915,39 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
             raise OverflowError("the encoded request would be too large")
         if so.taken == b.nmsgs and pending is not None:
             raise pending
-        if so.taken == b.nmsgs and limit_bytes >= 0 and lower > limit_bytes:
-            # Impossible (exact sizes are never below the lower bound); refuse
-            # rather than return a request that silently skipped messages.
-            raise SystemError("hpgfast: encoded size below its lower bound")
 
         # -- phase 3: one bytes object of the exact size, filled without the GIL -------
         out = PyBytes_FromStringAndSize(NULL, so.total)
         w = PyBytes_AS_STRING(out)
+        check_ids = any_client and not odd_client
         if release:
             with nogil:
                 w = _fill(&b, so.taken, w, open_p, open_n, close_p, close_n, send)
+                if check_ids:
+                    dup_found = _find_duplicate(&b, so.taken, &dup_at, &dup_first)
         else:
             w = _fill(&b, so.taken, w, open_p, open_n, close_p, close_n, send)
+            if check_ids:
+                dup_found = _find_duplicate(&b, so.taken, &dup_at, &dup_first)
         if w - PyBytes_AS_STRING(out) != so.total:
             raise SystemError("hpgfast: encoded size mismatch")
+        if dup_found < 0:
+            raise MemoryError()
+        if dup_found:
+            mr = &b.msgs[dup_at]
+            effective = <object>mr.client_id if mr.has_client else str(dup_at)
+            raise MessageError(
+                cstart + dup_at,
+                "client_id",
+                f"client id {effective!r} is already used in this request "
+                f"by message {cstart + dup_first}",
+            )
 
-        # -- phase 4, with the GIL: effective client ids must be unique ----------------
-        # (the index stands in when no clientId is sent: it is what the platform
-        # answers with, so replies could not be matched to messages otherwise).
-        if any_client:
+        # -- phase 4: effective client ids must be unique (the index stands in when no
+        # clientId is sent: it is what the platform answers with, so replies could not
+        # be matched to messages otherwise). Done in C above, without the GIL; with a
+        # str subclass among the ids, by the pure twin's dict, with the GIL.
+        if odd_client:
             seen = {}
             for local in range(so.taken):
                 mr = &b.msgs[local]
