@@ -934,6 +934,10 @@ def _sigterm(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
 
+def _run(args: argparse.Namespace) -> int:
+    return int(args.func(args))
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ``hpgfast`` command; returns the exit status (see the module docstring)."""
     parser = build_parser()
@@ -943,15 +947,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    previous: Any = None
     if args.command in ("send", "status", "demo"):
         # SIGTERM unwinds like Ctrl-C: the journal settles what is in flight.
         try:
-            signal.signal(signal.SIGTERM, _sigterm)
+            previous = signal.signal(signal.SIGTERM, _sigterm)
         except ValueError:  # not the main thread (embedded use)
             pass
     start = time.perf_counter()
     try:
-        code = int(args.func(args))
+        code = _run(args)
     except KeyboardInterrupt:
         print("hpgfast: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -967,6 +972,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_OK
     except OSError as exc:
         return _fail(str(exc), EXIT_USAGE)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     log.debug("hpgfast %s: exit %d after %.3f s", args.command, code, time.perf_counter() - start)
     return code
 

@@ -1,8 +1,14 @@
 """A crash-safe journal of a bulk send: what went out, what came back, what was delivered.
 
-Strategy: one SQLite file in WAL mode holds one row per input message, keyed by its
-1-based number in the input (``line``). The send loop moves each row through a small
-state machine, and the order of the writes is the whole safety argument:
+Strategy: one SQLite file in WAL mode. ``messages`` holds the input as read, one row
+per input message keyed by its 1-based number in the input (``line``), written once;
+``outcomes`` holds each message's state, provider id, code, delivery status, status
+time, reason and update time, in narrow rows (so the two state changes of every
+message rewrite few pages); the ``journal`` view joins them into one row per message
+(no outcome row yet means ``pending``). ``meta`` holds the input's fingerprint (size,
+SHA-256, the settings that change what is sent) so that a changed input is refused.
+The send loop moves each message through a small state machine, and the order of
+the writes is the whole safety argument:
 
 1. every input message is inserted as ``pending`` (batches of 10,000 rows per
    transaction) before anything is sent;
