@@ -108,6 +108,7 @@ cdef unsigned char UNRESERVED[256]   # 1: sent as is (RFC 3986 unreserved)
 cdef unsigned char SIZE1[256]        # encoded size of a code point below 256
 cdef unsigned char CODE_OK[256]      # 1: may appear in a code or status token
 cdef unsigned char STRIP[256]        # 1: stripped from both ends of a reply line
+cdef unsigned char BREAK[256]        # 1: LF or the field separator
 cdef char HEX[16]
 cdef unsigned char BOM[8]
 cdef Py_ssize_t BOM_LEN = len(_wire.BOM)
@@ -117,6 +118,7 @@ for _b in range(256):
     UNRESERVED[_b] = 1 if _b in _wire.UNRESERVED else 0
     CODE_OK[_b] = 1 if _b in _wire.CODE_CHARS else 0
     STRIP[_b] = 1 if _b in _wire.LINE_STRIP else 0
+    BREAK[_b] = 1 if _b == 10 or _b == _wire.FIELD_SEPARATOR[0] else 0
     # Below 0x80 one UTF-8 byte (kept, or %XX); 0x80..0xFF two bytes (%XX%XX).
     SIZE1[_b] = (1 if UNRESERVED[_b] else 3) if _b < 0x80 else 6
 for _b in range(16):
@@ -158,6 +160,7 @@ cdef const char* INTERN_PTR[MAX_INTERNED]
 cdef Py_ssize_t INTERN_LEN[MAX_INTERNED]
 cdef Py_ssize_t N_INTERN = len(_INTERNED_KEEP)
 cdef uint64_t INTERN_LENGTHS = 0     # bit n set: some interned string has length n
+cdef unsigned char INTERN_FIRST[256] # 1: some interned string starts with this byte
 if N_INTERN > MAX_INTERNED:
     raise ImportError("too many interned codes and statuses")
 for _b, _s in enumerate(_INTERNED_KEEP):
@@ -168,6 +171,7 @@ for _b, _s in enumerate(_INTERNED_KEEP):
     INTERN_PTR[_b] = <const char*>PyUnicode_DATA(_s)
     INTERN_LEN[_b] = len(_s)
     INTERN_LENGTHS |= (<uint64_t>1) << len(_s)
+    INTERN_FIRST[ord(_s[0])] = 1
 
 # The records are built with tp_alloc + PyTuple_SET_ITEM, which is only right while
 # they are plain tuple subclasses (``__slots__ = ()``: no __dict__, no weakrefs, no
@@ -1179,7 +1183,8 @@ cdef int _utf8(const unsigned char* p, Py_ssize_t n) noexcept nogil:
 
 cdef inline int _intern_find(const unsigned char* p, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t k
-    if n >= 64 or not (INTERN_LENGTHS >> n) & 1:
+    # Cheap rejections first: ids are mostly digits, which start no code or status.
+    if n >= 64 or not INTERN_FIRST[p[0]] or not (INTERN_LENGTHS >> n) & 1:
         return -1
     for k in range(N_INTERN):
         if INTERN_LEN[k] == n and memcmp(INTERN_PTR[k], p, <size_t>n) == 0:
@@ -1261,30 +1266,34 @@ cdef inline bint _text_field(Scan* sc, Line* ln, int k) noexcept nogil:
     return True
 
 
-cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e) noexcept nogil:
-    """Fields and checks of one stripped, non-blank line, in the pure twin's order."""
+cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t* seps,
+                     int nseps) noexcept nogil:
+    """Fields and checks of one stripped, non-blank line, in the pure twin's order.
+
+    seps: positions of the line's first separators (up to nfields of them; all lie
+    inside [s, e), since stripping never removes a ';').
+    """
     cdef const unsigned char* d = sc.data
     cdef const unsigned char* q
     cdef Py_ssize_t cur = s, j
     cdef int k, nf = sc.nfields
     for k in range(nf):
-        ln.f[k].start = e
-        ln.f[k].length = 0
-    for k in range(nf):
-        q = <const unsigned char*>memchr(d + cur, 59, <size_t>(e - cur)) if cur < e else NULL
-        if q == NULL:
+        if k < nseps:
+            ln.f[k].start = cur
+            ln.f[k].length = seps[k] - cur
+            cur = seps[k] + 1
+        elif k == nseps:
             ln.f[k].start = cur
             ln.f[k].length = e - cur
-            break
-        ln.f[k].start = cur
-        ln.f[k].length = (q - d) - cur
-        cur = (q - d) + 1
-        if k == nf - 1:
-            # More separators: tolerated while every extra field is empty.
-            for j in range(cur, e):
-                if d[j] != 59:
-                    sc.err = PERR_FIELDS
-                    return False
+        else:
+            ln.f[k].start = e
+            ln.f[k].length = 0
+    if nseps == nf:
+        # More separators: tolerated while every extra field is empty.
+        for j in range(cur, e):
+            if d[j] != 59:
+                sc.err = PERR_FIELDS
+                return False
     # code
     if ln.f[0].length == 0:
         sc.err = PERR_EMPTY_CODE
@@ -1324,12 +1333,25 @@ cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e) noexcept no
 cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
     """Up to cap non-blank lines; stops early at the first faulty one (sc.err)."""
     cdef const unsigned char* d = sc.data
-    cdef const unsigned char* nl
-    cdef Py_ssize_t n = 0, s, e
-    while n < cap and sc.pos <= sc.size:
+    cdef Py_ssize_t n = 0, s, e, size = sc.size
+    cdef Py_ssize_t seps[5]
+    cdef int nseps, nf = sc.nfields
+    cdef unsigned char c
+    while n < cap and sc.pos <= size:
+        # One pass to the end of the line, noting its first separators on the way:
+        # reply lines are short, and a byte loop beats a memchr call per field.
         s = sc.pos
-        nl = <const unsigned char*>memchr(d + s, 10, <size_t>(sc.size - s)) if s < sc.size else NULL
-        e = (nl - d) if nl != NULL else sc.size
+        e = s
+        nseps = 0
+        while e < size:
+            c = d[e]
+            if BREAK[c]:
+                if c == 10:
+                    break
+                if nseps < nf:
+                    seps[nseps] = e
+                    nseps += 1
+            e += 1
         sc.pos = e + 1
         sc.number += 1
         while s < e and STRIP[d[s]]:
@@ -1339,7 +1361,7 @@ cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
         if s == e:
             continue
         out[n].number = sc.number
-        if not _scan_line(sc, &out[n], s, e):
+        if not _scan_line(sc, &out[n], s, e, seps, nseps):
             sc.err_line = sc.number
             return n
         n += 1
