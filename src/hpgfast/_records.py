@@ -32,7 +32,9 @@ class Message(tuple):  # type: ignore[type-arg]
     ``subject`` falls back to the client's (or encoder's) default subject.
     ``client_id`` is the caller's id for the message, unique within one request;
     without it the platform answers with the message's index in its request.
-    ``params`` are extra per-message parameters, sent as ``name[i]=value``.
+    ``params`` are extra per-message parameters, sent as ``name[i]=value``: a mapping,
+    or a sequence of ``(name, value)`` pairs (re-iterable: the encoder may read a
+    message's params more than once while it fits messages into requests).
     Nothing is checked here (it must stay cheap); the encoder checks every field
     and names the message and field it rejects.
     """
