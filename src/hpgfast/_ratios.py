@@ -74,7 +74,7 @@ RATIOS: tuple[Ratio, ...] = (
     # Scaling: per-message cost at 10^5 and 10^6 against 10^3; flat means within 1.5x.
     *(
         Ratio(f"scale-{job}", size, "1e3", 1 / 1.5, 0.4, f"{job} per message, {size} vs 1e3")
-        for job in ("encode", "parse-status", "parse-send")
+        for job in ("encode", "parse-status", "parse-send", "client")
         for size in ("1e5", "1e6")
     ),
 )
