@@ -684,8 +684,10 @@ def test_settings_are_checked() -> None:
         Emulator(date_style="slashes")
     with pytest.raises(ValueError):
         Emulator(sent_after=3, final_after=2)
-    with pytest.raises(NotImplementedError):
-        Emulator(push_url="http://127.0.0.1:1/push")
+    with pytest.raises(ValueError):
+        Emulator(push_url="ftp://127.0.0.1:1/push")
+    with pytest.raises(ValueError):
+        Emulator(push_url="http://127.0.0.1:1/push", push_shape="json")
     with pytest.raises(ValueError):
         Fault(rate=1.5)
     with pytest.raises(ValueError):

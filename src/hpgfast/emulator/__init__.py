@@ -86,6 +86,31 @@ digit   statuses (each from the time shown)            reason
 9       enqueued t0, cancelled t0+F (never sent)       ``cancelled-by-operator``
 ======  =============================================  ==========================
 
+Push mode. With ``push_url`` (command line: ``--push-url``), the emulator also
+plays the one call the platform makes itself: it pushes every status change of
+every accepted message to that URL (``hpgfast receive``, or
+``hpgfast.receiver.Receiver``) with ``hpgfast.receiver.push``. The changes are
+those of the table above (the first status, ``enqueued`` or ``delayed``, at
+acceptance; then ``sent``; then the final status with its reason, each from the
+time shown; a status that lasts no time is pushed too), in time order, as the
+clock reaches them, whether it runs at ``speed`` or moves by ``advance()``. Each
+report is ``providerId``, ``status``, ``dateTime`` (as STATUS would show it then,
+in ``date_style``) and ``reason``; a push carries up to ``push_batch`` (500) of
+them, shaped as ``push_shape``: ``"lines"`` (POST of STATUS lines), ``"form"``
+(POST of indexed ``providerId[i]=..`` fields) or ``"query"`` (GET, the same
+fields in the query, at most 8000 bytes of it a push). ``push_secret`` goes in the
+``X-HPG-Secret`` header (command line: ``--push-secret-file`` or the environment
+variable ``HPGFAST_PUSH_SECRET``, never an option value). The clock is looked at
+every ``push_interval`` (0.05) real seconds, and at once after ``advance()`` or an
+accepted SEND. A push that fails (no connection, a timeout, any answer but 200)
+is retried with the same reports after a pause doubling from ``push_interval``
+up to 2 s, so reports arrive in order and each once, unless an answer was lost
+after the receiver took them. ``emu.pushes`` counts ``sent`` and ``failed`` pushes,
+the ``reports`` delivered and those ``pending`` (due, not yet delivered).
+``close()`` stops pushing (waiting at most 5 s for a push under way); what was
+not pushed by then is dropped. Finding due changes costs nothing per message not
+yet due, and messages in flight cost a byte each plus 24 per request.
+
 Faults: see ``Faults``. Each kind strikes at scheduled request numbers (1-based,
 every request line read counts) or at a seeded rate; ``refuse`` counts connections.
 The ledger holds exactly the messages that were applied: all of them for

@@ -9,12 +9,16 @@ without any output, so that another command line can embed them;
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import os
+from typing import Any, Optional
 
-from ._emulator import Emulator
+from ._emulator import PUSH_SHAPES, Emulator
 from ._faults import Fault, Faults
 
-__all__ = ["add_arguments", "emulator_from_args"]
+__all__ = ["PUSH_SECRET_ENV", "add_arguments", "emulator_from_args"]
+
+#: The environment variable holding the push secret (never an option: ``ps`` shows those).
+PUSH_SECRET_ENV = "HPGFAST_PUSH_SECRET"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +63,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ):
         add(f"--{kind}-rate", type=float, default=0.0, metavar="P", help=f"fault: {what}")
     add("--delay-seconds", type=float, default=10.0, help="the delay fault's length")
+    add(
+        "--push-url",
+        metavar="URL",
+        help="push every status change of accepted messages to URL (e.g. an "
+        "'hpgfast receive' server)",
+    )
+    add(
+        "--push-secret-file",
+        metavar="PATH",
+        help=f"the push secret, first line of PATH, sent in X-HPG-Secret [{PUSH_SECRET_ENV}]",
+    )
+    add(
+        "--push-shape",
+        choices=PUSH_SHAPES,
+        default="lines",
+        help="lines: POST of STATUS lines; form: POST of indexed fields; query: GET "
+        "(default %(default)s)",
+    )
+    add("--push-batch", type=int, default=500, metavar="N", help="most reports per push")
+
+
+def _push_secret(args: argparse.Namespace) -> Optional[str]:
+    """The push secret from ``--push-secret-file`` or the environment; never echoed."""
+    path = getattr(args, "push_secret_file", None)
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                secret = f.readline().rstrip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"cannot read the push secret file {path!r}: {exc.strerror}") from None
+        if not secret:
+            raise ValueError(f"the push secret file {path!r} is empty")
+        return secret
+    return os.environ.get(PUSH_SECRET_ENV) or None
 
 
 def emulator_from_args(args: argparse.Namespace) -> Emulator:
@@ -94,4 +132,13 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
         seed=args.seed,
         faults=faults,
     )
+    if args.push_url:
+        settings.update(
+            push_url=args.push_url,
+            push_secret=_push_secret(args),
+            push_shape=args.push_shape,
+            push_batch=args.push_batch,
+        )
+    elif args.push_secret_file:
+        raise ValueError("--push-secret-file needs --push-url")
     return Emulator(**settings)

@@ -9,6 +9,13 @@ request line and headers read with ``readline`` on a buffered socket file, and
 each reply written with one ``sendall`` on a ``TCP_NODELAY`` socket. The HPG side
 decodes queries with ``urllib.parse.parse_qsl`` only, never with hpgfast's codec,
 so that the emulator stays an independent oracle for the encoder.
+
+Push mode (``push_url``): one more thread takes the status changes that came due
+on the emulator's clock from a ``Schedule`` (see ``_lifecycle``) and pushes them
+with ``hpgfast.receiver.push``, in time order, ``push_batch`` at a time. A
+failed push (no connection, a timeout, an answer other than 200) is counted and
+retried with the same reports after a doubling pause, so that the order holds;
+nothing it does can reach the HTTP server's threads.
 """
 
 from __future__ import annotations
@@ -22,8 +29,8 @@ import ssl
 import struct
 import threading
 import time
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import BinaryIO, Optional, Union, cast
 from urllib.parse import parse_qsl
@@ -43,7 +50,7 @@ from .._wire import (
 )
 from ._faults import FaultLike, Faults
 from ._ledger import Accepted, Ledger
-from ._lifecycle import Timing, status_at
+from ._lifecycle import Change, Schedule, Timing, status_at
 
 __all__ = ["Emulator"]
 
@@ -78,6 +85,14 @@ _REASONS = {
 }
 
 _SUBJECT_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F))
+
+PUSH_SHAPES = ("lines", "form", "query")
+#: Real seconds one push may take; close() waits for a push under way at most this.
+_PUSH_TIMEOUT = 5.0
+#: The longest pause between two attempts at a failing push, real seconds.
+_PUSH_BACKOFF_MAX = 2.0
+#: The longest query string a ``query`` push sends (a GET's request line).
+_PUSH_QUERY_MAX = 8000
 
 Names = Optional[Iterable[str]]
 
@@ -117,7 +132,16 @@ class Emulator:
         ssl_context: serve HTTPS with this server-side context instead.
         seed: seeds the generator behind fault rates and shuffled replies.
         faults: a ``Faults``, or a mapping of fault kinds (see ``Faults``).
-        push_url: reserved for pushing statuses to the client (not implemented).
+        push_url: push every status change of accepted messages to this URL (an
+            ``hpgfast receive`` server, ``hpgfast.receiver.Receiver``), as the
+            platform does; None: no pushes.
+        push_secret: the shared secret sent in the ``X-HPG-Secret`` header; the
+            ``push_secret`` attribute may be changed while running.
+        push_shape: ``"lines"`` (POST, STATUS lines), ``"form"`` (POST, indexed form)
+            or ``"query"`` (GET, indexed query; split to keep the query under 8000
+            bytes).
+        push_batch: the most reports per push.
+        push_interval: real seconds between looks at the clock for due changes.
 
     Raises:
         ValueError: an unknown ``reply_order`` or ``date_style``, or a bad number.
@@ -156,9 +180,22 @@ class Emulator:
         seed: Optional[int] = None,
         faults: Union[Faults, Mapping[str, FaultLike], None] = None,
         push_url: Optional[str] = None,
+        push_secret: Optional[str] = None,
+        push_shape: str = "lines",
+        push_batch: int = 500,
+        push_interval: float = 0.05,
     ) -> None:
-        if push_url is not None:
-            raise NotImplementedError("pushing statuses to push_url is not implemented yet")
+        if push_url is not None and not push_url.startswith(("http://", "https://")):
+            raise ValueError("push_url must be an http:// or https:// URL")
+        if push_shape not in PUSH_SHAPES:
+            raise ValueError(f"push_shape must be one of {PUSH_SHAPES}, got {push_shape!r}")
+        if push_secret is not None and not (
+            push_secret and push_secret.isascii() and push_secret.isprintable()
+        ):
+            # Never echoed: the message names the rule, not the value.
+            raise ValueError("push_secret must be non-empty printable ASCII")
+        if push_batch < 1 or not push_interval > 0:
+            raise ValueError("push_batch must be at least 1 and push_interval positive")
         if reply_order not in _REPLY_ORDERS:
             raise ValueError(f"reply_order must be one of {_REPLY_ORDERS}, got {reply_order!r}")
         if date_style not in _DATE_FORMATS:
@@ -188,6 +225,10 @@ class Emulator:
         self.latency = latency
         self.faults = Faults.coerce(faults)
         self.push_url = push_url
+        self.push_secret = push_secret
+        self.push_shape = push_shape
+        self.push_batch = push_batch
+        self.push_interval = push_interval
         self.ledger = Ledger(first_provider_id)
 
         self._date_format = _DATE_FORMATS[date_style]
@@ -204,6 +245,13 @@ class Emulator:
         self._conns: dict[int, tuple[threading.Thread, socket.socket]] = {}
         self._closing = threading.Event()
         self._closed = False
+        # Push mode: the schedule of changes (under _push_lock), the counters
+        # (under _lock), and an event that wakes the pushing thread early.
+        self._push_lock = threading.Lock()
+        self._schedule = None if push_url is None else Schedule(self.timing)
+        self._pushes: Counter[str] = Counter(sent=0, failed=0, reports=0)
+        self._push_wake = threading.Event()
+        self._push_thread: Optional[threading.Thread] = None
         self._paths = {
             f"/{client}/{connector}/{SEND}".encode(): SEND,
             f"/{client}/{connector}/{STATUS}".encode(): STATUS,
@@ -230,7 +278,18 @@ class Emulator:
                 target=self._accept_loop, name=f"hpgfast-emulator:{self.port}", daemon=True
             )
             self._thread.start()
+            if push_url is not None:
+                self._push_thread = threading.Thread(
+                    target=self._push_loop, name=f"hpgfast-emulator:{self.port}:push",
+                    daemon=True,
+                )
+                self._push_thread.start()
         except BaseException:
+            self._closing.set()
+            accepting = getattr(self, "_thread", None)
+            if accepting is not None and accepting.ident is not None:
+                self._wake_w.send(b"x")
+                accepting.join()
             self._release()
             raise
         log.debug("emulator listening at %s", self.url)
@@ -251,6 +310,13 @@ class Emulator:
             return Counter(self._requests)
 
     @property
+    def pushes(self) -> Counter[str]:
+        """Push mode's counters, a copy: ``sent`` and ``failed`` pushes (HTTP requests),
+        ``reports`` delivered by the sent ones, ``pending`` changes due but not pushed."""
+        with self._lock:
+            return Counter(self._pushes)
+
+    @property
     def connections(self) -> int:
         """Connections open right now."""
         with self._lock:
@@ -268,6 +334,7 @@ class Emulator:
             raise ValueError("the clock only moves forward")
         with self._lock:
             self._offset += seconds
+        self._push_wake.set()
 
     def datetime_at(self, emulator_seconds: float) -> datetime:
         """The wall-clock time the emulator shows for a point on its clock."""
@@ -292,7 +359,10 @@ class Emulator:
             self._wake_w.send(b"x")
         except OSError:  # pragma: no cover - the pair is ours and open
             pass
+        self._push_wake.set()
         self._thread.join()
+        if self._push_thread is not None:
+            self._push_thread.join()
         with self._lock:
             conns = list(self._conns.values())
         for _, sock in conns:
@@ -639,7 +709,19 @@ class Emulator:
                         extra,
                     )
                 )
-        pid = self.ledger.append(number, self.now(), request_params, accepted)
+        schedule = self._schedule
+        if schedule is None:
+            pid = self.ledger.append(number, self.now(), request_params, accepted)
+        else:
+            lasts = "".join([message[0][-1] for message in accepted]).encode("ascii")
+            # One lock around reading the clock and scheduling keeps the schedule's
+            # acceptance times in order across connections.
+            with self._push_lock:
+                now = self.now()
+                pid = self.ledger.append(number, now, request_params, accepted)
+                schedule.add(pid, now, lasts)
+            if accepted:
+                self._push_wake.set()
         lines = []
         for code, reply_id in zip(codes, ids):
             if any(c in _UNSAFE_ECHO for c in reply_id):
@@ -735,3 +817,89 @@ class Emulator:
         if str(number) != provider_id:
             return None
         return self.ledger.lifecycle_key(number)
+
+    # -- push mode ---------------------------------------------------------------------
+
+    def _push_loop(self) -> None:
+        """The pushing thread: due changes to ``push_url``, in order, until close()."""
+        from ..receiver import push
+
+        schedule = self._schedule
+        assert schedule is not None and self.push_url is not None
+        pending: deque[tuple[str, str, str, str, str]] = deque()
+        pause = 0.0
+        when_cache: dict[int, str] = {}
+        while not self._closing.is_set():
+            try:
+                self._push_wake.clear()
+                if len(pending) < self.push_batch:
+                    with self._push_lock:
+                        due = schedule.take(self.now(), self.push_batch - len(pending))
+                    pending.extend(self._reports(due, when_cache))
+                    if len(when_cache) > 4096:
+                        when_cache.clear()
+                with self._lock:
+                    self._pushes["pending"] = len(pending)
+                if not pending:
+                    self._push_wake.wait(self.push_interval)
+                    continue
+                batch = self._push_slice(pending)
+                try:
+                    status, text = push(
+                        self.push_url, batch, secret=self.push_secret,
+                        shape=self.push_shape, timeout=_PUSH_TIMEOUT,
+                    )
+                except Exception as exc:  # no connection, a timeout, a reset...
+                    status, text = 0, f"{type(exc).__name__}: {exc}"
+                if status == 200:
+                    for _ in batch:
+                        pending.popleft()
+                    pause = 0.0
+                    with self._lock:
+                        self._pushes["sent"] += 1
+                        self._pushes["reports"] += len(batch)
+                        self._pushes["pending"] = len(pending)
+                    continue
+                with self._lock:
+                    self._pushes["failed"] += 1
+                pause = min(max(pause * 2, self.push_interval), _PUSH_BACKOFF_MAX)
+                log.warning(
+                    "emulator: push of %d report(s) failed (%s), again in %.2f s",
+                    len(batch), f"HTTP {status}: {text[:200]}" if status else text[:200], pause,
+                )
+                self._closing.wait(pause)
+            except Exception:  # pragma: no cover - a bug of ours; keep going
+                log.exception("emulator: push thread error")
+                self._closing.wait(_PUSH_BACKOFF_MAX)
+
+    def _reports(
+        self, changes: Sequence[Change], when_cache: dict[int, str]
+    ) -> list[tuple[str, str, str, str, str]]:
+        """Changes as STATUS reply fields (code, providerId, status, dateTime, reason)."""
+        out = []
+        fmt = self._date_format
+        for pid, status, at, reason in changes:
+            second = int(at)
+            when = when_cache.get(second)
+            if when is None:
+                when = when_cache[second] = self.datetime_at(second).strftime(fmt)
+            out.append((Code.OK, str(pid), status, when, reason))
+        return out
+
+    def _push_slice(
+        self, pending: deque[tuple[str, str, str, str, str]]
+    ) -> list[tuple[str, str, str, str, str]]:
+        """The next push's reports: up to push_batch, and for ``query`` pushes no more
+        than fit a query string of _PUSH_QUERY_MAX bytes (one at least)."""
+        batch = list(itertools.islice(pending, self.push_batch))
+        if self.push_shape != "query":
+            return batch
+        from ..receiver import status_params
+
+        size = 0
+        for n, report in enumerate(batch):
+            # One report's parameters at index n: four names carry the index.
+            size += len(status_params([report])) + 4 * (len(str(n)) - 1) + 1
+            if size > _PUSH_QUERY_MAX and n:
+                return batch[:n]
+        return batch
