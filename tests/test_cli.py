@@ -171,3 +171,118 @@ def test_demo_small(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["states"]["accepted"] == 3000 and result["not_final"] == 0
     assert sum(result["delivery_statuses"].values()) == 3000
     assert result["figures"]["messages_per_second"] > 0
+
+
+# -- progress as a person sees it: plain lines in a log, a bar on a terminal --------------
+
+
+def _demo_command(n: int) -> list[str]:
+    return [sys.executable, "-m", "hpgfast", "demo", "-n", str(n), "--speed", "2000"]
+
+
+def _summary_fields(out: str) -> dict[str, str]:
+    """The summary tables' rows as name -> value (the text before the last column)."""
+    fields = {}
+    for line in out.splitlines():
+        name, sep, value = line.rpartition("  ")
+        if sep and name.strip() and not set(line) <= {"-", " "}:
+            fields[name.strip()] = value.strip()
+    return fields
+
+
+def test_demo_plain_progress_lines_and_summary() -> None:
+    done = subprocess.run(_demo_command(500), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    err = done.stderr.splitlines()
+    assert err[0].startswith("emulator running at http://127.0.0.1:")
+    # Short runs write no periodic line, but always the last one, with the final counts.
+    sending = [line for line in err if line.startswith("sending: ")]
+    assert len(sending) == 1
+    assert sending[0].startswith("sending: 500/500 msg (100%), ")
+    assert sending[0].endswith("; accepted=500")
+    following = [line for line in err if line.startswith("following statuses: ")]
+    assert len(following) == 1 and " changes" in following[0]
+    assert "\r" not in done.stderr and "\x1b" not in done.stderr  # no bar drawn
+    fields = _summary_fields(done.stdout)
+    assert fields["accepted"] == "500" and fields["messages sent"] == "500"
+    assert fields["rejected"] == fields["unknown"] == fields["not sent"] == "0"
+    statuses = ("delivered", "undelivered", "failed", "cancelled")
+    assert sum(int(fields.get(s, "0")) for s in statuses) == 500
+    assert int(fields["status rounds"]) >= 1
+    assert fields["send time"].endswith(" s") and fields["client CPU per message"].endswith("µs")
+    # The figures' column is right-aligned: every value ends in the same column.
+    figures = done.stdout[done.stdout.index("\nfigure ") + 1 :]
+    table_lines = figures.split("\n\n", 1)[0].splitlines()
+    assert len(table_lines) >= 8
+    assert len({len(line) for line in table_lines}) == 1
+
+
+def test_progress_plain_lines_never_lag_the_count() -> None:
+    import io
+
+    from hpgfast._cli_output import Progress
+
+    stream = io.StringIO()
+    with Progress(30, "sending", stream=stream) as progress:
+        progress.PLAIN_EVERY = 0.0  # a line at every tick
+        progress.tick(10, "accepted=10")
+        progress.tick(20, "accepted=29 other=1")
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("sending: 10/30 msg (33%), ") and lines[0].endswith("accepted=10")
+    assert lines[1].startswith("sending: 30/30 msg (100%), ")
+    assert lines[1].endswith("; accepted=29 other=1")
+    assert len(lines) == 2  # close() does not repeat the last line
+    stream = io.StringIO()
+    with Progress(None, "following", count=False, stream=stream) as progress:
+        progress.tick(0, "round 1: 5 changes")
+    assert stream.getvalue().startswith("following: ")
+    assert stream.getvalue().rstrip().endswith(" s; round 1: 5 changes")
+    stream = io.StringIO()
+    with Progress(None, "sending", quiet=True, stream=stream) as progress:
+        progress.tick(5, "accepted=5")
+    assert stream.getvalue() == ""
+
+
+def test_demo_draws_a_bar_on_a_terminal() -> None:
+    pytest.importorskip("tqdm")
+    pty = pytest.importorskip("pty")
+    import fcntl
+    import os
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    try:
+        process = subprocess.Popen(_demo_command(500), stdout=subprocess.PIPE,
+                                   stderr=slave, stdin=subprocess.DEVNULL)
+    finally:
+        os.close(slave)
+    chunks = []
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 30)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer of the terminal is gone
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        out, _ = process.communicate(timeout=30)
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    assert process.returncode == 0
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert "sending: 100%|" in screen and "500/500" in screen and "accepted=500" in screen
+    assert "\r" in screen  # redrawn in place, tqdm's way
+    assert "following statuses: " in screen
+    assert "accepted" in out.decode() and "status rounds" in out.decode()

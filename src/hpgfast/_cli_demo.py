@@ -123,17 +123,20 @@ def run_demo(args: argparse.Namespace) -> int:
                                 outcome = send_plain(client, iter(rows), tick=tick,
                                                      on_results=keep)
                         cpu_send = _cpu() - cpu0
+                        figures["messages_sent"] = outcome.attempted
                         figures["send_seconds"] = round(outcome.elapsed, 3)
                         figures["messages_per_second"] = round(outcome.rate, 1)
                         figures["client_cpu_seconds"] = round(cpu_send, 3)
                         figures["client_cpu_us_per_message"] = round(
                             cpu_send / max(outcome.attempted, 1) * 1e6, 2
                         )
-                        say("following delivery statuses to final ...")
-                        followed = follow(
-                            client, journal=journal, provider_ids=provider_ids,
-                            deadline=60.0, interval=0.25, max_interval=1.0,
-                        )
+                        with Progress(None, "following statuses",
+                                      quiet=quiet, count=False) as progress:
+                            followed = follow(
+                                client, journal=journal, provider_ids=provider_ids,
+                                deadline=60.0, interval=0.25, max_interval=1.0,
+                                tick=progress.tick,
+                            )
                         figures["follow_seconds"] = round(followed.elapsed, 3)
                         figures["follow_rounds"] = followed.rounds
                         figures["status_changes"] = followed.changes
@@ -184,15 +187,18 @@ def _print(result: dict[str, Any]) -> None:
     print(table(rows, ("messages", "count")))
     print()
     print(table(list(result["delivery_statuses"].items()), ("delivery status", "count")))
+    if result["not_final"]:
+        print(f"{result['not_final']:,} messages had no final status when following stopped")
     f = result["figures"]
     print()
     print(table(
         [
-            ("messages sent", f"{f['messages']:,}"),
+            ("messages sent", f"{f['messages_sent']:,}"),
             ("send time", f"{f['send_seconds']:.2f} s"),
             ("messages per second", f"{f['messages_per_second']:,.0f}"),
             ("client CPU per message", f"{f['client_cpu_us_per_message']:.1f} µs"),
-            ("following statuses", f"{f['follow_seconds']:.2f} s, {f['follow_rounds']} rounds"),
+            ("following statuses", f"{f['follow_seconds']:.2f} s"),
+            ("status rounds", f"{f['follow_rounds']:,}"),
             ("whole demo", f"{f['total_seconds']:.2f} s"),
         ],
         ("figure", "value"),

@@ -3,8 +3,8 @@
 Strategy: progress goes to standard error, results to standard output, so that
 ``hpgfast send ... --json > result.json`` stays clean. A progress bar (tqdm, from
 the ``cli`` extra) is drawn only when standard error is a terminal and tqdm is
-installed; otherwise a plain line is written every few seconds, and nothing at
-all with ``--quiet``.
+installed; otherwise a plain line is written every few seconds and one at the
+end, and nothing at all with ``--quiet``.
 """
 
 from __future__ import annotations
@@ -88,11 +88,18 @@ def dump_json(obj: Any, stream: Optional[IO[str]] = None) -> None:
 class Progress:
     """Progress of long work on standard error: a tqdm bar, plain lines, or nothing.
 
-    ``update(n)`` adds ``n`` done items; ``note(text)`` sets a short status text.
+    ``update(n)`` adds ``n`` done items; ``note(text)`` sets a short status text;
+    ``tick(n, text)`` does both, the text first, so that what is shown never lags
+    the count. With ``count=False`` only the elapsed time and the note are shown
+    (work measured in rounds, not items). Plain lines (standard error not a
+    terminal, or no tqdm) come every ``PLAIN_EVERY`` seconds, and a last one at
+    ``close()`` whenever anything was done, so that a log always records the end.
     """
 
     #: Seconds between plain progress lines when standard error is not a terminal.
     PLAIN_EVERY = 5.0
+    #: Seconds between redraws of the bar for a note alone.
+    NOTE_EVERY = 0.1
 
     def __init__(
         self,
@@ -101,17 +108,22 @@ class Progress:
         *,
         quiet: bool = False,
         unit: str = "msg",
+        count: bool = True,
         stream: Optional[IO[str]] = None,
     ) -> None:
         self.total = total
         self.what = what
+        self.unit = unit
         self.done = 0
+        self._count = count
         self._stream = stream if stream is not None else sys.stderr
         self._quiet = quiet
         self._bar: Any = None
         self._start = time.monotonic()
         self._last = self._start
+        self._drawn = self._start
         self._note = ""
+        self._printed: Optional[tuple[int, str]] = None
         if quiet:
             return
         if _isatty(self._stream):
@@ -121,13 +133,14 @@ class Progress:
                 tqdm = None
             if tqdm is not None:
                 self._bar = tqdm(
-                    total=total,
+                    total=total if count else None,
                     desc=what,
                     unit=unit,
                     unit_scale=True,
                     file=self._stream,
                     dynamic_ncols=True,
                     smoothing=0.1,
+                    bar_format=None if count else "{desc}: {elapsed}{postfix}",
                 )
 
     def update(self, n: int) -> None:
@@ -138,40 +151,75 @@ class Progress:
         if self._bar is not None:
             self._bar.update(n)
             return
-        now = time.monotonic()
-        if now - self._last >= self.PLAIN_EVERY:
-            self._last = now
-            self._line()
+        self._maybe_line()
 
     def tick(self, n: int, note: str) -> None:
-        """``update(n)`` and ``note(note)`` at once (the engines' callback)."""
-        self.update(n)
+        """``note(note)`` and ``update(n)`` at once (the engines' callback)."""
         if note:
-            self.note(note)
+            self._note = note
+            if self._bar is not None:
+                self._bar.set_postfix_str(note, refresh=False)
+        if n:
+            self.update(n)
+        elif note:
+            self._show_note()
 
     def note(self, text: str) -> None:
         """Show a short status beside the bar (``accepted=..., unknown=...``)."""
         self._note = text
         if self._bar is not None:
             self._bar.set_postfix_str(text, refresh=False)
+        self._show_note()
+
+    def _show_note(self) -> None:
+        if self._quiet:
+            return
+        if self._bar is None:
+            self._maybe_line()
+            return
+        now = time.monotonic()
+        if now - self._drawn >= self.NOTE_EVERY:
+            self._drawn = now
+            self._bar.refresh()
+
+    def _maybe_line(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.PLAIN_EVERY:
+            self._last = now
+            self._line()
 
     def _line(self) -> None:
         elapsed = time.monotonic() - self._start
-        of = f"/{self.total:,}" if self.total is not None else ""
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        extra = f" {self._note}" if self._note else ""
-        print(
-            f"{self.what}: {self.done:,}{of} ({rate:,.0f}/s, {elapsed:.0f} s){extra}",
-            file=self._stream,
-            flush=True,
-        )
+        parts = []
+        if self._count:
+            counted = f"{self.done:,}"
+            if self.total is not None:
+                counted += f"/{self.total:,}"
+            counted += f" {self.unit}"
+            if self.total:
+                counted += f" ({self.done / self.total:.0%})"
+            parts.append(counted)
+            rate = self.done / elapsed if elapsed > 0 else 0.0
+            parts.append(f"{rate:,.0f} {self.unit}/s")
+        parts.append(f"{elapsed:,.1f} s")
+        text = f"{self.what}: {', '.join(parts)}"
+        if self._note:
+            text += f"; {self._note}"
+        self._printed = (self.done, self._note)
+        print(text, file=self._stream, flush=True)
 
     def close(self) -> None:
-        """Finish the bar (or write a last plain line)."""
+        """Finish the bar (or write a last plain line, unless it would repeat one)."""
         if self._bar is not None:
+            if self._note:
+                self._bar.set_postfix_str(self._note, refresh=False)
             self._bar.close()
             self._bar = None
-        elif not self._quiet and time.monotonic() - self._start >= self.PLAIN_EVERY:
+        elif (
+            not self._quiet
+            and (self.done or self._note)
+            and self._printed != (self.done, self._note)
+        ):
             self._line()
         self._quiet = True
 

@@ -495,7 +495,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                 if errors:
                     return _exit_for(errors[0])
                 return EXIT_OK if all(r[0] == "ok" for r in results) else EXIT_INCOMPLETE
-            with Progress(None, "following", quiet=quiet, unit="round") as progress:
+            with Progress(None, "following", quiet=quiet, count=False) as progress:
                 outcome = follow(
                     client,
                     journal=journal,
@@ -530,7 +530,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(table([_status_row(r) for r in outcome.statuses.values()],
                         ("provider id", "code", "status", "time", "reason")))
         print(
-            f"\n{outcome.rounds} rounds, {outcome.changes:,} changes recorded, "
+            f"\n{outcome.rounds} round{'' if outcome.rounds == 1 else 's'}, "
+            f"{outcome.changes:,} changes recorded, "
             f"{outcome.open:,} not final, {outcome.elapsed:.1f} s"
             + (" (deadline passed)" if outcome.deadline_passed else "")
         )
