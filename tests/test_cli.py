@@ -168,8 +168,11 @@ def test_status_of_ids(env: Emulator, capsys: pytest.CaptureFixture[str]) -> Non
 def test_demo_small(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "-n", "3000", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["states"]["accepted"] == 3000 and result["not_final"] == 0
-    assert sum(result["delivery_statuses"].values()) == 3000
+    # Every 250th demo address is malformed: 12 of 3000 are rejected, as planned.
+    assert result["states"]["accepted"] == 2988 and result["not_final"] == 0
+    assert result["states"]["rejected"] == 12
+    assert result["rejected_by_code"] == {"error-address-format": 12}
+    assert sum(result["delivery_statuses"].values()) == 2988
     assert result["figures"]["messages_per_second"] > 0
 
 
@@ -199,15 +202,16 @@ def test_demo_plain_progress_lines_and_summary() -> None:
     sending = [line for line in err if line.startswith("sending: ")]
     assert len(sending) == 1
     assert sending[0].startswith("sending: 500/500 msg (100%), ")
-    assert sending[0].endswith("; accepted=500")
+    assert sending[0].endswith("; accepted=498 other=2")  # 2 malformed addresses
     following = [line for line in err if line.startswith("following statuses: ")]
     assert len(following) == 1 and " changes" in following[0]
     assert "\r" not in done.stderr and "\x1b" not in done.stderr  # no bar drawn
     fields = _summary_fields(done.stdout)
-    assert fields["accepted"] == "500" and fields["messages sent"] == "500"
-    assert fields["rejected"] == fields["unknown"] == fields["not sent"] == "0"
+    assert fields["accepted"] == "498" and fields["messages sent"] == "500"
+    assert fields["rejected"] == fields["error-address-format"] == "2"
+    assert fields["unknown"] == fields["not sent"] == "0"
     statuses = ("delivered", "undelivered", "failed", "cancelled")
-    assert sum(int(fields.get(s, "0")) for s in statuses) == 500
+    assert sum(int(fields.get(s, "0")) for s in statuses) == 498
     assert int(fields["status rounds"]) >= 1
     assert fields["send time"].endswith(" s") and fields["client CPU per message"].endswith("µs")
     # The figures' column is right-aligned: every value ends in the same column.
@@ -282,7 +286,7 @@ def test_demo_draws_a_bar_on_a_terminal() -> None:
             process.stdout.close()
     assert process.returncode == 0
     screen = b"".join(chunks).decode("utf-8", "replace")
-    assert "sending: 100%|" in screen and "500/500" in screen and "accepted=500" in screen
+    assert "sending: 100%|" in screen and "500/500" in screen and "accepted=498" in screen
     assert "\r" in screen  # redrawn in place, tqdm's way
     assert "following statuses: " in screen
     assert "accepted" in out.decode() and "status rounds" in out.decode()

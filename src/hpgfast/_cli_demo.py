@@ -7,8 +7,10 @@ phase. The emulator's clock runs fast (``--speed``, default 200 emulator seconds
 second), so even the "delayed" messages (60 emulator seconds) reach a final status
 in well under a second. The messages are the seeded standard batch the benchmarks
 use (``hpgfast._sample``): Latin, Cyrillic and emoji texts, 11-digit addresses whose
-last digit decides each message's fate in the emulator. The send and follow code is
-the very code of ``hpgfast send --journal`` and ``hpgfast status --follow``.
+last digit decides each message's fate in the emulator; every 250th address is cut
+short, so the platform rejects 0.4% of them, as it would a real campaign list's.
+The send and follow code is the very code of ``hpgfast send --journal`` and
+``hpgfast status --follow``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,20 @@ __all__ = ["run_demo"]
 
 LOGIN = "CLIENT"
 PASSWORD = "P@ssw0rd"
+#: A real campaign list always holds a few bad numbers: every BAD_EVERY-th address is
+#: cut to 7 digits, so the platform answers error-address-format for it, and the
+#: summary shows what a rejection looks like.
+BAD_EVERY = 250
+
+
+def demo_batch(n: int) -> list[Any]:
+    """The standard batch of ``n`` messages, with every ``BAD_EVERY``-th address malformed."""
+    from ._sample import standard_batch
+
+    messages = list(standard_batch(n))
+    for i in range(BAD_EVERY - 1, n, BAD_EVERY):
+        messages[i] = messages[i]._replace(address=messages[i].address[:7])
+    return messages
 
 
 def _cpu() -> float:
@@ -73,7 +89,6 @@ class _EmulatorProcess:
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit status (0 when every message ended as expected)."""
     from ._cli_run import follow, send_journal, send_plain
-    from ._sample import standard_batch
     from .client import Client
     from .journal import Journal
 
@@ -91,7 +106,8 @@ def run_demo(args: argparse.Namespace) -> int:
             emulator = _EmulatorProcess(args.speed, emulator_log)
             try:
                 say(f"emulator running at {emulator.url} (its own process)")
-                messages = standard_batch(n)
+                messages = demo_batch(n)
+                bad = n // BAD_EVERY
                 rows = [(i, m) for i, m in enumerate(messages, 1)]
                 figures: dict[str, Any] = {"messages": n, "concurrency": args.concurrency}
                 journal: Optional[Journal] = None
@@ -105,7 +121,7 @@ def run_demo(args: argparse.Namespace) -> int:
                         t_load = time.perf_counter()
                         if journal is not None:
                             journal.bind({"source": "hpgfast demo", "messages": str(n),
-                                          "seed": "1"})
+                                          "seed": "1", "bad_every": str(BAD_EVERY)})
                             if journal.loaded is None:
                                 journal.load(rows)
                                 journal.finish_load(n)
@@ -169,7 +185,12 @@ def run_demo(args: argparse.Namespace) -> int:
         dump_json(result)
     else:
         _print(result)
-    ok = outcome.error is None and followed.open == 0 and states.get("accepted", 0) == n
+    ok = (
+        outcome.error is None
+        and followed.open == 0
+        and states.get("accepted", 0) == n - bad
+        and rejected == ({"error-address-format": bad} if bad else {})
+    )
     return 0 if ok else 1
 
 
