@@ -108,6 +108,28 @@ cdef extern from *:
     static inline PyObject** hpg_tuple_items(PyObject* t) { return &PyTuple_GET_ITEM(t, 0); }
     static inline int hpg_is_tuple(PyObject* o) { return PyTuple_Check(o); }
     static inline Py_ssize_t hpg_tuple_size(PyObject* o) { return PyTuple_GET_SIZE(o); }
+    static inline int hpg_ctz64(uint64_t x) { return __builtin_ctzll(x); }
+    /* A SendResult of three items (new references to them are taken), not tracked
+       by the cyclic GC (see _parse). PyObject_GC_NewVar is the documented allocator
+       of a GC container of a given type: the same memory as the type's tp_alloc
+       (PyType_GenericAlloc), without the zero-fill, which is dead work as every item
+       is set at once, nor the track-then-untrack. It is used only while the record
+       type is a plain tuple subclass (_FAST_RECORDS) and only up to 3.13, whose
+       tuple layout is known to be ob_size + items; later versions use tp_alloc. */
+    static PyObject* hpg_record3(PyObject* tp, PyObject* a, PyObject* b, PyObject* c) {
+    #if PY_VERSION_HEX < 0x030E0000
+        PyTupleObject* r = PyObject_GC_NewVar(PyTupleObject, (PyTypeObject*)tp, 3);
+        if (r == NULL) return NULL;
+    #else
+        PyTupleObject* r = (PyTupleObject*)((PyTypeObject*)tp)->tp_alloc((PyTypeObject*)tp, 3);
+        if (r == NULL) return NULL;
+        PyObject_GC_UnTrack(r);
+    #endif
+        Py_INCREF(a); r->ob_item[0] = a;
+        Py_INCREF(b); r->ob_item[1] = b;
+        Py_INCREF(c); r->ob_item[2] = c;
+        return (PyObject*)r;
+    }
     static Py_ssize_t hpg_type_basicsize(PyObject* tp) { return ((PyTypeObject*)tp)->tp_basicsize; }
     static Py_ssize_t hpg_type_itemsize(PyObject* tp) { return ((PyTypeObject*)tp)->tp_itemsize; }
     static Py_ssize_t hpg_type_dictoffset(PyObject* tp) { return ((PyTypeObject*)tp)->tp_dictoffset; }
@@ -120,6 +142,8 @@ cdef extern from *:
     PyObject** hpg_tuple_items(object t) noexcept
     bint hpg_is_tuple(PyObject* o) noexcept nogil
     Py_ssize_t hpg_tuple_size(PyObject* o) noexcept nogil
+    int _ctz "hpg_ctz64"(uint64_t x) noexcept nogil
+    object hpg_record3(object tp, object a, object b, object c)
     Py_ssize_t hpg_type_basicsize(object tp)
     Py_ssize_t hpg_type_itemsize(object tp)
     Py_ssize_t hpg_type_dictoffset(object tp)
@@ -986,7 +1010,7 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
                     object default_subject, object quote_brackets, bint send):
     """encode_send (send=True) and encode_status: the four phases described above."""
     cdef Py_ssize_t total = len(seq)
-    cdef Py_ssize_t cstart, limit_bytes, limit_count, v
+    cdef Py_ssize_t cstart = 0, limit_bytes, limit_count, v = 0
     # The usual arguments (exact ints and None) are checked in C; anything else, and
     # every failure, goes through the pure twin's checks word for word.
     if (_as_ssize(start, &cstart) and 0 <= cstart <= total
@@ -1495,7 +1519,9 @@ cdef inline int _intern_find(const unsigned char* p, Py_ssize_t n) noexcept nogi
     if n >= 64 or not INTERN_FIRST[p[0]] or not (INTERN_LENGTHS >> n) & 1:
         return -1
     for k in range(N_INTERN):
-        if INTERN_LEN[k] == n and memcmp(INTERN_PTR[k], p, <size_t>n) == 0:
+        # Length and first byte before a memcmp call: most candidates fail there.
+        if (INTERN_LEN[k] == n and <unsigned char>INTERN_PTR[k][0] == p[0]
+                and memcmp(INTERN_PTR[k], p, <size_t>n) == 0):
             return <int>k
     return -1
 
@@ -1556,7 +1582,7 @@ cdef bint _date(const unsigned char* p, Py_ssize_t n, Line* ln) noexcept nogil:
     return True
 
 
-cdef inline bint _text_field(Scan* sc, Line* ln, int k) noexcept nogil:
+cdef inline bint _text_field(Scan* sc, Line* ln, int k, bint line_ascii) noexcept nogil:
     cdef const unsigned char* p = sc.data + ln.f[k].start
     cdef Py_ssize_t n = ln.f[k].length
     cdef int u
@@ -1564,7 +1590,8 @@ cdef inline bint _text_field(Scan* sc, Line* ln, int k) noexcept nogil:
     ln.ascii[k] = 1
     if n == 0:
         return True
-    u = _utf8(p, n)
+    # The line scan saw every byte already: an ASCII line needs no second look.
+    u = 1 if line_ascii else _utf8(p, n)
     if u < 0:
         sc.err = PERR_UTF8
         return False
@@ -1575,11 +1602,12 @@ cdef inline bint _text_field(Scan* sc, Line* ln, int k) noexcept nogil:
 
 
 cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t* seps,
-                     int nseps) noexcept nogil:
+                     int nseps, bint line_ascii) noexcept nogil:
     """Fields and checks of one stripped, non-blank line, in the pure twin's order.
 
     seps: positions of the line's first separators (up to nfields of them; all lie
-    inside [s, e), since stripping never removes a ';').
+    inside [s, e), since stripping never removes a ';'). line_ascii: no byte of the
+    line is 0x80 or above.
     """
     cdef const unsigned char* d = sc.data
     cdef const unsigned char* q
@@ -1612,8 +1640,8 @@ cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t*
     ln.intern[0] = <signed char>_intern_find(d + ln.f[0].start, ln.f[0].length)
     ln.ascii[0] = 1
     if nf == 3:
-        return _text_field(sc, ln, 1) and _text_field(sc, ln, 2)
-    if not _text_field(sc, ln, 1):
+        return _text_field(sc, ln, 1, line_ascii) and _text_field(sc, ln, 2, line_ascii)
+    if not _text_field(sc, ln, 1, line_ascii):
         return False
     # status
     ln.intern[2] = -1
@@ -1635,7 +1663,28 @@ cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t*
             sc.err_span = ln.f[3]
             return False
         sc.last_date = q
-    return _text_field(sc, ln, 4)
+    return _text_field(sc, ln, 4, line_ascii)
+
+
+cdef uint64_t LF_WORD = 0x0101010101010101ULL * 10
+cdef uint64_t SEP_WORD = 0x0101010101010101ULL * <uint64_t>(_wire.FIELD_SEPARATOR[0])
+cdef uint64_t _probe = 0
+memcpy(&_probe, b"\x01\x00\x00\x00\x00\x00\x00\x00", 8)
+if _probe != 1:
+    raise ImportError("hpgfast._codec_c assumes a little-endian machine")
+if len(_wire.FIELD_SEPARATOR) != 1 or _wire.FIELD_SEPARATOR[0] >= 0x80:
+    raise ImportError("hpgfast._wire.FIELD_SEPARATOR must be one ASCII byte")
+
+
+cdef inline uint64_t _zero_bytes(uint64_t x) noexcept nogil:
+    # High bit set in each zero byte of x; exact for the lowest one (a borrow can
+    # only mark bytes above a real zero byte), which is the only one used.
+    return (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL
+
+
+cdef inline uint64_t _breaks(uint64_t w) noexcept nogil:
+    """Lowest set bit: the high bit of the first LF or separator byte of w."""
+    return _zero_bytes(w ^ LF_WORD) | _zero_bytes(w ^ SEP_WORD)
 
 
 cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
@@ -1645,13 +1694,28 @@ cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
     cdef Py_ssize_t seps[5]
     cdef int nseps, nf = sc.nfields
     cdef unsigned char c
+    cdef uint64_t w, m, hi
     while n < cap and sc.pos <= size:
-        # One pass to the end of the line, noting its first separators on the way:
-        # reply lines are short, and a byte loop beats a memchr call per field.
+        # One pass to the end of the line, noting its first separators on the way
+        # and whether any byte is non-ASCII (then, and only then, the text fields get
+        # a UTF-8 check). Eight bytes at a time: a word without LF or separator is
+        # skipped whole; otherwise its first break is found exactly (_breaks).
         s = sc.pos
         e = s
         nseps = 0
+        hi = 0
         while e < size:
+            if e <= size - 8:
+                memcpy(&w, d + e, 8)
+                m = _breaks(w)
+                if m == 0:
+                    hi |= w
+                    e += 8
+                    continue
+                # The bytes before the first break (low bits first: little-endian
+                # load, checked at import), then the break itself below.
+                hi |= w & ((m & (~m + 1)) - 1)
+                e += _ctz(m) >> 3
             c = d[e]
             if BREAK[c]:
                 if c == 10:
@@ -1659,7 +1723,10 @@ cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
                 if nseps < nf:
                     seps[nseps] = e
                     nseps += 1
+            else:
+                hi |= c
             e += 1
+        hi &= 0x8080808080808080ULL
         sc.pos = e + 1
         sc.number += 1
         while s < e and STRIP[d[s]]:
@@ -1669,7 +1736,7 @@ cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
         if s == e:
             continue
         out[n].number = sc.number
-        if not _scan_line(sc, &out[n], s, e, seps, nseps):
+        if not _scan_line(sc, &out[n], s, e, seps, nseps, hi == 0):
             sc.err_line = sc.number
             return n
         n += 1
@@ -1685,6 +1752,38 @@ cdef inline object _field_str(const unsigned char* d, Line* ln, int k):
     if ln.ascii[k]:
         return hpg_ascii(<const char*>d + ln.f[k].start, n)
     return PyUnicode_DecodeUTF8(<const char*>d + ln.f[k].start, n, NULL)
+
+
+# Small decimal client ids ("0".."4095"): a SEND reply to a request without
+# clientIds answers with the request-local indexes 0..n-1, so the same few strings
+# come back in every reply. Filled lazily (with the GIL, by the record loop) and kept
+# for the life of the module: at most 4096 small strs.
+cdef enum:
+    ID_CACHE = 4096
+cdef PyObject* ID_STRS[ID_CACHE]
+
+
+cdef inline object _client_id(const unsigned char* d, Line* ln):
+    cdef Py_ssize_t n = ln.f[1].length, k
+    cdef const unsigned char* p
+    cdef unsigned int v = 0
+    cdef object s
+    # Only the canonical spelling (no leading zero but "0" itself), so that the
+    # cached str equals the bytes read.
+    if 0 < n <= 4 and ln.ascii[1]:
+        p = d + ln.f[1].start
+        if n == 1 or p[0] != 48:
+            for k in range(n):
+                if p[k] < 48 or p[k] > 57:
+                    return _field_str(d, ln, 1)
+                v = v * 10 + (p[k] - 48)
+            if v < ID_CACHE:
+                if ID_STRS[v] == NULL:
+                    s = hpg_ascii(<const char*>p, n)
+                    Py_INCREF(s)          # the cache's reference, never released
+                    ID_STRS[v] = <PyObject*>s
+                return <object>ID_STRS[v]
+    return _field_str(d, ln, 1)
 
 
 cdef enum:
@@ -1777,26 +1876,20 @@ cdef list _parse(object body, int nfields, object tz):
                 ln = &lines[j]
                 code = <object>INTERN_OBJ[ln.intern[0]] if ln.intern[0] >= 0 else hpg_ascii(
                     <const char*>d + ln.f[0].start, ln.f[0].length)
-                a = _field_str(d, ln, 1)
                 if nfields == 3:
+                    a = _client_id(d, ln)
                     status = _field_str(d, ln, 2)
                     if _FAST_RECORDS:
-                        rec = hpg_alloc_record(rtype, 3)
-                        Py_INCREF(code)
-                        PyTuple_SET_ITEM(rec, 0, code)
-                        Py_INCREF(a)
-                        PyTuple_SET_ITEM(rec, 1, a)
-                        Py_INCREF(status)
-                        PyTuple_SET_ITEM(rec, 2, status)
-                        # Safe to untrack: the items are str or None, which hold no
-                        # references, so the record can never be part of a cycle.
-                        # With a million records, GC passes over them would cost
-                        # more than building them.
-                        PyObject_GC_UnTrack(<PyObject*>rec)
+                        # Not tracked by the GC: the items are str or None, which hold
+                        # no references, so the record can never be part of a cycle.
+                        # With a million records, GC passes over them would cost more
+                        # than building them.
+                        rec = hpg_record3(rtype, code, a, status)
                     else:
                         rec = rtype(code, a, status)
                     PyList_Append(results, rec)
                     continue
+                a = _field_str(d, ln, 1)
                 status = _field_str(d, ln, 2)
                 if ln.f[3].length == 0:
                     when = None
