@@ -70,6 +70,12 @@ def bench_encode_outputs_agree() -> None:
 
 
 # -- encode in threads -------------------------------------------------------------------
+# A 100,000-message batch, its two halves encoded one after the other in one thread,
+# or side by side in two: the same calls either way, so the ratio is the threads'
+# gain alone. (Split into 8 KB requests, each call takes ~6 us, about what CPython
+# needs to hand the GIL from one thread to the other; at that size the ratio
+# measures the interpreter's hand-over, not the codec. See the closing note of the
+# codec issue for those figures.)
 
 
 @pytest.fixture(scope="module")
@@ -78,34 +84,33 @@ def pool() -> Any:
         yield executor
 
 
-def _encode_chunks(codec: Any, batch: Any, start: int, stop: int) -> int:
-    # A sender's real loop: 8 KiB requests, one after the other.
-    total = 0
-    while start < stop:
-        query, start = codec.encode_send(batch, start=start, max_bytes=8000)
-        total += len(query)
-    return total
-
-
-def bench_encode_one_thread(measure: Measure) -> None:
-    codec = hpgfast.codec
-    batch = standard_batch(100_000)
-    measure(
-        "encode-threads-100k", "1-thread", _encode_chunks, codec, batch, 0, len(batch), rounds=5
-    )
-
-
-def bench_encode_two_threads(measure: Measure, pool: Any) -> None:
-    codec = hpgfast.codec
+@pytest.fixture(scope="module")
+def halves() -> tuple[Any, Any]:
     batch = standard_batch(100_000)
     half = len(batch) // 2
+    return batch[:half], batch[half:]
+
+
+def bench_encode_one_thread(measure: Measure, halves: tuple[Any, Any]) -> None:
+    codec = hpgfast.codec
+    first, second = halves
 
     def both() -> int:
-        first = pool.submit(_encode_chunks, codec, batch[:half], 0, half)
-        second = pool.submit(_encode_chunks, codec, batch[half:], 0, len(batch) - half)
-        return int(first.result() + second.result())
+        return len(codec.encode_send(first)[0]) + len(codec.encode_send(second)[0])
 
-    measure("encode-threads-100k", "2-threads", both, rounds=5)
+    measure("encode-threads-100k", "1-thread", both, rounds=15)
+
+
+def bench_encode_two_threads(measure: Measure, pool: Any, halves: tuple[Any, Any]) -> None:
+    codec = hpgfast.codec
+    first, second = halves
+
+    def both() -> int:
+        one = pool.submit(codec.encode_send, first)
+        two = pool.submit(codec.encode_send, second)
+        return len(one.result()[0]) + len(two.result()[0])
+
+    measure("encode-threads-100k", "2-threads", both, rounds=15)
 
 
 # -- parse ----------------------------------------------------------------------------
