@@ -67,27 +67,6 @@ cdef extern from "Python.h":
 
 cdef extern from *:
     """
-    #if defined(__linux__)
-    #include <sys/mman.h>
-    #endif
-    /* A large query is written into fresh memory, which the kernel hands out a
-       4 KiB page at a time, zero-filled, one page fault each: for a 28 MB query
-       (100,000 messages) that is 7,000 faults and about as much time as the
-       encoding itself. Asking for transparent huge pages on the buffer's aligned
-       interior (Linux, where THP is in "madvise" mode by default) makes it one
-       fault per 2 MiB. Only a hint on memory we own; failure changes nothing. */
-    static void hpg_advise_huge(char* p, Py_ssize_t n) {
-    #if defined(__linux__) && defined(MADV_HUGEPAGE)
-        const uintptr_t huge = (uintptr_t)2 << 20;
-        uintptr_t start, end;
-        if (n < ((Py_ssize_t)4 << 20)) return;
-        start = ((uintptr_t)p + huge - 1) & ~(huge - 1);
-        end = ((uintptr_t)p + (uintptr_t)n) & ~(huge - 1);
-        if (end > start) (void)madvise((void*)start, (size_t)(end - start), MADV_HUGEPAGE);
-    #else
-        (void)p; (void)n;
-    #endif
-    }
     /* A new ASCII str: the pre-pass proved the bytes are ASCII, so the compact
        1-byte representation is filled directly instead of running a decoder. */
     static PyObject* hpg_ascii(const char* p, Py_ssize_t n) {
@@ -157,7 +136,6 @@ cdef extern from *:
     static Py_ssize_t hpg_type_weaklistoffset(PyObject* tp) { return ((PyTypeObject*)tp)->tp_weaklistoffset; }
     """
     object hpg_ascii(const char* p, Py_ssize_t n)
-    void hpg_advise_huge(char* p, Py_ssize_t n) noexcept nogil
     object hpg_alloc_record(object tp, Py_ssize_t n)
     void hpg_prefetch(PyObject** items, Py_ssize_t i, Py_ssize_t n) noexcept nogil
     bint hpg_plain_str(PyObject* s, Py_ssize_t max) noexcept nogil
@@ -1298,7 +1276,6 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
             out = PyBytes_FromStringAndSize(NULL, so.total)
             w = PyBytes_AS_STRING(out)
             with nogil:
-                hpg_advise_huge(w, so.total)
                 w = _fill(&b, so.taken, w, open_p, open_n, close_p, close_n, send)
                 if check_ids:
                     dup_found = _find_duplicate(&b, so.taken, &dup_at, &dup_first)
