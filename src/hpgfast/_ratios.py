@@ -76,9 +76,8 @@ RATIOS: tuple[Ratio, ...] = (
         2.0,
         "client msg/s, concurrency=4 vs 1 (5 ms latency)",
     ),
-    # Scaling: per-message cost at 10^5 and 10^6 against 10^3; flat means within 1.5x.
-    # Missed for single calls on 10^5 items (~2x: page faults on their fresh memory,
-    # which bytes.split suffers too, 1.7x); met by the client. Floors catch quadratics.
+    # Scaling: per-message cost at 10^5 and 10^6 against 10^3, N messages processed as
+    # hpgfast does (1 MiB requests, one reply at a time); flat means within 1.5x.
     *(
         Ratio(f"scale-{job}", size, "1e3", 1 / 1.5, 0.3, f"{job} per message, {size} vs 1e3")
         for job in ("encode", "parse-status", "parse-send", "client")
