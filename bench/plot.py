@@ -94,7 +94,7 @@ def plot(sizes: list[int], results: dict[str, dict[str, list[float]]], out: Path
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     machine = f"{platform.machine()}, Python {platform.python_version()}, GC on"
-    fig.suptitle(f"hpgfast throughput against batch size ({machine})")
+    fig.suptitle(f"hpgfast throughput against batch size, one call per batch ({machine})")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     print(f"wrote {out}")
