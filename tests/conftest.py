@@ -35,11 +35,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _load_compiled() -> ModuleType | None:
+def _compiled_or_skip(request: pytest.FixtureRequest) -> ModuleType:
+    """The compiled core; skips when a pure run was asked for, fails when it is missing."""
+    if request.config.getoption("--no-c-extensions") or PURE_REQUESTED:
+        pytest.skip("compiled core not requested")
     try:
         return importlib.import_module("hpgfast._codec_c")
     except ImportError:
-        return None
+        pytest.fail("the compiled codec core is not built; build it or set HPGFAST_PURE_PYTHON=1")
 
 
 @pytest.fixture(
@@ -53,12 +56,7 @@ def codec(request: pytest.FixtureRequest) -> ModuleType:
     """The codec twin under test: the pure one, then the compiled one."""
     if request.param == "python":
         return importlib.import_module("hpgfast._codec_py")
-    if request.config.getoption("--no-c-extensions") or PURE_REQUESTED:
-        pytest.skip("compiled core not requested")
-    module = _load_compiled()
-    if module is None:
-        pytest.fail("the compiled codec core is not built; build it or set HPGFAST_PURE_PYTHON=1")
-    return module
+    return _compiled_or_skip(request)
 
 
 @pytest.fixture(scope="session")
@@ -70,9 +68,4 @@ def pure() -> ModuleType:
 @pytest.fixture(scope="session")
 def compiled(request: pytest.FixtureRequest) -> ModuleType:
     """The compiled core (the test is skipped when a pure run was asked for)."""
-    if request.config.getoption("--no-c-extensions") or PURE_REQUESTED:
-        pytest.skip("compiled core not requested")
-    module = _load_compiled()
-    if module is None:
-        pytest.fail("the compiled codec core is not built; build it or set HPGFAST_PURE_PYTHON=1")
-    return module
+    return _compiled_or_skip(request)
