@@ -714,10 +714,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     progress = None if (args.quiet or args.json) else (
         lambda line: print(line, file=sys.stderr, flush=True)
     )
-    try:
-        rows, medians = _bench.run(budget=args.budget, progress=progress)
-    except RuntimeError as exc:
-        raise UsageError(str(exc)) from None
+    rows, medians = _bench.run(budget=args.budget, progress=progress)
     if args.json:
         dump_json({
             "claims": [
