@@ -222,3 +222,28 @@ def test_no_leak_when_the_server_echoes_the_url(
     assert collected.texts
     assert any("Failed to parse headers" in r.getMessage() for r in all_logs.records)
     assert_no_leak(all_logs, collected)
+
+
+@pytest.mark.parametrize("cut", [12, 30])
+def test_no_partial_leak_when_a_long_description_is_cut(cut: int) -> None:
+    # The description kept is 2000 characters; an echoed URL placed so that the cut
+    # falls inside the password must not leave a prefix of it behind.
+    def reply(line: bytes) -> bytes:
+        at = line.index(b"password=") + len(b"password=") + cut
+        body = b"x" * (2000 - at) + line
+        return b"HTTP/1.1 500 Oops\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (
+            len(body),
+            body,
+        )
+
+    listener, thread = serve(reply)
+    port = listener.getsockname()[1]
+    try:
+        with secret_client(f"http://127.0.0.1:{port}/C/x/", retries=0) as client:
+            (result,) = client.send(messages(1))
+    finally:
+        stop(listener, thread)
+    description = result.error.description  # type: ignore[attr-defined]
+    assert len(description) == 2000
+    assert CORE[:8] not in description
+    assert "password=***" in description

@@ -901,8 +901,11 @@ class Client:
         status: int,
         body: bytes,
     ) -> None:
-        description = body[: _DESCRIPTION_CHARS * 4].decode("utf-8", "replace").strip()
-        description = self._scrub(description[:_DESCRIPTION_CHARS])
+        # Redacted before it is cut: a cut through the password would leave a prefix
+        # of it that no longer matches the Redactor. The body is capped at
+        # max_reply_bytes and this path is rare, so the whole of it is scrubbed.
+        description = self._scrub(body.decode("utf-8", "replace")).strip()
+        description = description[:_DESCRIPTION_CHARS]
         if status in _TOO_LARGE_STATUSES:
             # The server's limit is below ours; nothing of this request was processed.
             raise RequestTooLarge(status, description, batch.shown)
