@@ -153,6 +153,11 @@ def test_exit_codes(env: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert main([]) == 2
 
 
+def test_receive_bad_allow_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["receive", "--no-secret", "--allow", "nonsense", "--port", "0"]) == 2
+    assert "not an IP address" in capsys.readouterr().err
+
+
 def test_status_of_ids(env: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["send", "--to", "79031111110", "--text", "x", "--subject", "ACME",
                  "--json"]) == 0

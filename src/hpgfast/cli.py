@@ -650,16 +650,20 @@ def cmd_receive(args: argparse.Namespace) -> int:
                       flush=True)
 
     try:
-        with Receiver(
-            callback,
-            host=args.host,
-            port=args.port,
-            secret=secret,
-            secret_header=args.secret_header,
-            allow=args.allow,
-            max_body=args.max_body,
-            journal=journal,
-        ) as server:
+        try:
+            server = Receiver(
+                callback,
+                host=args.host,
+                port=args.port,
+                secret=secret,
+                secret_header=args.secret_header,
+                allow=args.allow,
+                max_body=args.max_body,
+                journal=journal,
+            )
+        except ValueError as exc:  # a bad --allow network or secret: not a traceback
+            raise UsageError(str(exc)) from None
+        with server:
             print(f"hpgfast receive: listening at {server.url_shown}; Ctrl-C stops",
                   file=sys.stderr, flush=True)
             _wait_for_signal()
