@@ -22,57 +22,30 @@ latency, ``concurrency=4`` vs ``1``). Ratios are peer / hpgfast, as in _ratios.p
 
 from __future__ import annotations
 
-import resource
 import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
-import requests
 
 from _data import STANDARD_BATCH, standard_batch
 from hpgfast import Client, Message
+from hpgfast._bench import (
+    LOGIN,
+    PASSWORD,
+    EmulatorProcess,
+    bounds,
+    cpu,
+    cpu_per_message,
+    requests_peer,
+)
 from hpgfast.codec import encode_params, encode_send, parse_send
 
-LOGIN, PASSWORD = "CLIENT", "P@ssw0rd"
 ROUNDS = 3
 SIZES = {"8k": 8192, "1m": 1024 * 1024}
 CPU_TARGETS = {"8k": 8.0, "1m": 30.0}  # the issue's promise against requests
-
-
-def cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-class EmulatorProcess:
-    """``python -m hpgfast.emulator`` in a child process; ``.url`` once it listens."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hpgfast.emulator", "--port", "0", "--speed", "0", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().strip()
-        if not self.url.startswith("http"):
-            self.close()
-            raise RuntimeError("the emulator did not start")
-        host_port = self.url.split("/")[2]
-        host, _, port = host_port.rpartition(":")
-        self.host, self.port = host, int(port)
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 @pytest.fixture(scope="module")
@@ -96,45 +69,7 @@ def batch() -> tuple[Message, ...]:
     return standard_batch(STANDARD_BATCH)
 
 
-def bounds(batch: Sequence[Message], max_request_bytes: int, url: str) -> list[tuple[int, int]]:
-    """hpgfast's request splitting, which every peer reuses."""
-    path = "/" + url.split("/", 3)[3] + "send"
-    head = f"{path}?" + encode_params([("login", LOGIN), ("password", PASSWORD)]).decode() + "&"
-    max_bytes = max_request_bytes - len("GET  HTTP/1.1") - len(head)
-    out = []
-    start = 0
-    while start < len(batch):
-        _, end = encode_send(batch, start=start, max_bytes=max_bytes)
-        out.append((start, end))
-        start = end
-    return out
-
-
 # -- peers ------------------------------------------------------------------------------
-
-
-def requests_peer(url: str, spans: list[tuple[int, int]]) -> Callable[[Sequence[Message]], int]:
-    session = requests.Session()
-
-    def send(batch: Sequence[Message]) -> int:
-        accepted = 0
-        for start, end in spans:
-            params = [("login", LOGIN), ("password", PASSWORD)]
-            for i, m in enumerate(batch[start:end]):
-                params += [
-                    (f"subject[{i}]", m.subject),
-                    (f"address[{i}]", m.address),
-                    (f"text[{i}]", m.text),
-                ]
-            reply = session.get(url + "send", params=params, timeout=30)
-            reply.raise_for_status()
-            for line in reply.text.splitlines():
-                code, _client_id, _provider_id = line.split(";")
-                accepted += code == "ok"
-        return accepted
-
-    send.close = session.close  # type: ignore[attr-defined]
-    return send
 
 
 def raw_peer(
@@ -170,15 +105,6 @@ def raw_peer(
 
     send.close = close  # type: ignore[attr-defined]
     return send
-
-
-def cpu_per_message(send: Callable[[Sequence[Message]], Any], batch: Sequence[Message]) -> float:
-    samples = []
-    for _ in range(ROUNDS):
-        before = cpu()
-        send(batch)
-        samples.append((cpu() - before) / len(batch))
-    return statistics.median(samples)
 
 
 # -- benchmarks -------------------------------------------------------------------------
@@ -218,7 +144,7 @@ def bench_client_cpu_per_message(
         send = make()
         try:
             assert send(batch) == len(batch)  # warm: connections open, caches filled
-            peers[name] = cpu_per_message(send, batch)
+            peers[name] = cpu_per_message(send, batch, ROUNDS)
         finally:
             send.close()  # type: ignore[attr-defined]
 

@@ -1,5 +1,9 @@
 """``hpgfast bench``: the suite's key cases, on the user's own machine, in under a minute.
 
+The codec cases, and the client end to end (client CPU per message against an
+emulator child process, beside a ``requests`` loop when requests is installed). The
+emulator process and the peers here are also what ``bench/`` imports.
+
 Strategy: the same seeded data as ``bench/`` (``hpgfast._sample``) and the same claim
 table (``hpgfast._ratios``), timed with ``time.perf_counter`` medians instead of
 pytest-benchmark so that the command needs nothing beyond hpgfast itself. Peers that
@@ -9,15 +13,20 @@ are not installed (yarl) are left out and said so. The cyclic GC stays on.
 from __future__ import annotations
 
 import gc
+import resource
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 from . import _codec_py, codec
 from ._ratios import RATIOS, Ratio
+from ._records import Message
 from ._sample import query_pairs, standard_batch, standard_send_reply, standard_status_reply
+from .codec import encode_params, encode_send
 
 __all__ = ["Row", "format_table", "run"]
 
@@ -73,6 +82,123 @@ def _codec_cases(hpg: Any) -> Iterator[tuple[str, str, Callable[[], Any]]]:
     yield "parse-send-100k", "split", lambda: send_body.split(b"\n")
 
 
+# -- the client end to end, as bench/bench_client.py measures it -----------------
+
+LOGIN, PASSWORD = "CLIENT", "P@ssw0rd"
+
+
+def cpu() -> float:
+    """User + system CPU seconds of this process (every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class EmulatorProcess:
+    """``python -m hpgfast.emulator`` in a child process; ``.url`` once it listens."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hpgfast.emulator", "--port", "0", "--speed", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            self.close()
+            raise RuntimeError("the emulator did not start")
+        host_port = self.url.split("/")[2]
+        host, _, port = host_port.rpartition(":")
+        self.host, self.port = host, int(port)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def bounds(batch: Sequence[Message], max_request_bytes: int, url: str) -> list[tuple[int, int]]:
+    """hpgfast's request splitting, which every peer reuses: (start, end) per request."""
+    path = "/" + url.split("/", 3)[3] + "send"
+    head = f"{path}?" + encode_params([("login", LOGIN), ("password", PASSWORD)]).decode() + "&"
+    max_bytes = max_request_bytes - len("GET  HTTP/1.1") - len(head)
+    out = []
+    start = 0
+    while start < len(batch):
+        _, end = encode_send(batch, start=start, max_bytes=max_bytes)
+        out.append((start, end))
+        start = end
+    return out
+
+
+def requests_peer(url: str, spans: list[tuple[int, int]]) -> Callable[[Sequence[Message]], int]:
+    """A SEND loop written the way users write one with ``requests``: a params list."""
+    import requests  # a peer, not a dependency: only the benchmarks import it
+
+    session = requests.Session()
+
+    def send(batch: Sequence[Message]) -> int:
+        accepted = 0
+        for start, end in spans:
+            params: list[tuple[str, Any]] = [("login", LOGIN), ("password", PASSWORD)]
+            for i, m in enumerate(batch[start:end]):
+                params += [
+                    (f"subject[{i}]", m.subject),
+                    (f"address[{i}]", m.address),
+                    (f"text[{i}]", m.text),
+                ]
+            reply = session.get(url + "send", params=params, timeout=30)
+            reply.raise_for_status()
+            for line in reply.text.splitlines():
+                code, _client_id, _provider_id = line.split(";")
+                accepted += code == "ok"
+        return accepted
+
+    send.close = session.close  # type: ignore[attr-defined]
+    return send
+
+
+def cpu_per_message(
+    send: Callable[[Sequence[Message]], Any], batch: Sequence[Message], rounds: int = 3
+) -> float:
+    """Median client-process CPU seconds per message of ``send(batch)``."""
+    samples = []
+    for _ in range(rounds):
+        before = cpu()
+        send(batch)
+        samples.append((cpu() - before) / len(batch))
+    return statistics.median(samples)
+
+
+
+
+def _client_case() -> Iterator[tuple[str, float]]:
+    """Client CPU per message, 8 KiB requests, against an emulator child process:
+    hpgfast's Client, then a ``requests`` loop when requests is installed."""
+    from .client import Client
+
+    batch = standard_batch()
+    emulator = EmulatorProcess()
+    try:
+        with Client(emulator.url, LOGIN, PASSWORD) as client:
+            client.send(batch)  # connections open, caches warm
+            yield "hpgfast", cpu_per_message(client.send, batch)
+        try:
+            import requests  # noqa: F401
+        except ImportError:
+            return
+        send = requests_peer(emulator.url, bounds(batch, 8192, emulator.url))
+        try:
+            send(batch)
+            yield "requests", cpu_per_message(send, batch)
+        finally:
+            send.close()  # type: ignore[attr-defined]
+    finally:
+        emulator.close()
+
+
 def run(
     *, budget: float = 2.0, progress: Callable[[str], None] | None = None
 ) -> tuple[list[Row], dict[tuple[str, str], float]]:
@@ -87,6 +213,10 @@ def run(
         if progress is not None:
             progress(f"{group:<20} {name:<10} {medians[(group, name)] * 1e3:10.2f} ms")
         gc.collect()
+    for name, seconds in _client_case():
+        medians[("client-cpu-8k", name)] = seconds
+        if progress is not None:
+            progress(f"{'client-cpu-8k':<20} {name:<10} {seconds * 1e6:10.2f} us/msg")
     rows = []
     for ratio in RATIOS:
         subject = medians.get((ratio.group, ratio.subject))
