@@ -239,13 +239,17 @@ def _fatal_outcome(exc: BaseException) -> tuple[str, Optional[HPGError]]:
 _client_id = itemgetter(3)
 _line_id = itemgetter(1)  # clientId of a SEND line, providerId of a STATUS line
 _INDEXES: list[str] = []  # str(i), made once: a request rarely holds more than a few 1000
+# Growth under a lock: two threads extending at once (a generator lets the GIL go
+# between items) would interleave their runs and leave _INDEXES[k] != str(k).
+_INDEXES_LOCK = threading.Lock()
 
 
 def _effective_ids(messages: Sequence[Any], start: int, end: int) -> list[str]:
     """The clientId the platform answers with for each message of a request."""
     count = end - start
     if len(_INDEXES) < count:
-        _INDEXES.extend(str(i) for i in range(len(_INDEXES), count))
+        with _INDEXES_LOCK:
+            _INDEXES.extend([str(i) for i in range(len(_INDEXES), count)])
     try:
         ids = list(map(_client_id, messages[start:end]))
     except IndexError:  # plain tuples of 2 or 3 fields: no client ids at all
