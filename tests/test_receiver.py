@@ -160,6 +160,14 @@ def test_methods_length_and_chunked(receiver: Receiver) -> None:
         "X-HPG-Secret": SECRET, "Content-Length": "12abc",
     })
     assert status == 400 and "Content-Length" in text
+    for length in ("\u00b2", "9" * 5000):  # a latin-1 digit int() refuses; too many digits
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": "POST", "CONTENT_LENGTH": length, "PATH_INFO": "/",
+            "wsgi.input": io.BytesIO(b""), "HTTP_X_HPG_SECRET": SECRET,
+        }
+        answers: list[str] = []
+        out = b"".join(make_app(secret=SECRET)(environ, lambda s, h: answers.append(s)))
+        assert answers == ["400 Bad Request"] and b"Content-Length" in out
 
 
 def test_callback_failure_is_500_and_the_server_lives_on() -> None:

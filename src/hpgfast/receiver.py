@@ -244,7 +244,9 @@ def make_app(
         if "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
             raise _Refused("411 Length Required", "chunked bodies are not accepted")
         raw = str(environ.get("CONTENT_LENGTH") or "0").strip()
-        if not raw.isdigit():
+        # ASCII digits only ("²".isdigit() is true, int() refuses it), and few enough
+        # for int() (which refuses over 4300 digits): anything else is the caller's fault.
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
             raise _Refused("400 Bad Request", f"bad Content-Length {raw[:40]!r}")
         length = int(raw)
         stream = environ["wsgi.input"]
