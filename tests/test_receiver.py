@@ -166,7 +166,7 @@ def test_methods_length_and_chunked(receiver: Receiver) -> None:
             "wsgi.input": io.BytesIO(b""), "HTTP_X_HPG_SECRET": SECRET,
         }
         answers: list[str] = []
-        out = b"".join(make_app(secret=SECRET)(environ, lambda s, h: answers.append(s)))
+        out = b"".join(make_app(secret=SECRET)(environ, lambda s, h, a=answers: a.append(s)))
         assert answers == ["400 Bad Request"] and b"Content-Length" in out
 
 
