@@ -108,6 +108,12 @@ _REQUEST_LEVEL = Code.REQUEST_LEVEL
 
 _R = TypeVar("_R")
 
+#: How the warnings of a failed request name it, an unreadable outcome, and its items.
+_LOG_LABELS = {
+    _wire.SEND: ("SEND", "outcome unknown", "message(s)"),
+    _wire.STATUS: ("STATUS", "failed", "id(s)"),
+}
+
 
 # -- connections ---------------------------------------------------------------------
 
@@ -211,12 +217,15 @@ class StatusFailure(StatusResult):
 class _Batch:
     """What the requests of one ``send()``/``status()`` call share."""
 
-    __slots__ = ("down", "fatal", "head", "max_bytes", "results", "shown")
+    __slots__ = ("down", "encode", "fatal", "head", "max_bytes", "results", "shown")
 
     def __init__(self, head: str, shown: str, max_bytes: int, size: int) -> None:
         self.head = head  # the target up to the messages: holds the password
         self.shown = shown  # the same, redacted, for logs and errors
         self.max_bytes = max_bytes
+        #: ``encode(start, max_count) -> (query, end)`` over the batch's items; set by
+        #: the plan, used again for requests whose query was not kept.
+        self.encode: Callable[[int, Optional[int]], tuple[bytes, int]]
         self.results: list[Any] = [None] * size
         #: Set when a request could not connect even after its retries: the platform
         #: is taken to be down and the remaining requests are not attempted.
@@ -594,7 +603,7 @@ class Client:
         def run(chunk: list[Any]) -> None:
             try:
                 if batch.fatal is not None or batch.down is not None:
-                    self._fill(op, items, batch, chunk, _NOT_SENT, batch.down or None)
+                    self._fill(op, items, batch, chunk, _NOT_SENT, batch.down)
                 else:
                     run_chunk(items, batch, chunk)
             except BaseException as exc:  # a configuration failure, or a bug
@@ -671,6 +680,7 @@ class Client:
                 quote_brackets=self.quote_brackets,
             )
 
+        batch.encode = encode
         return self._plan(encode, len(messages))
 
     def _plan_status(self, ids: Sequence[Any], batch: _Batch) -> list[list[Any]]:
@@ -685,12 +695,13 @@ class Client:
                 quote_brackets=self.quote_brackets,
             )
 
+        batch.encode = encode
         return self._plan(encode, len(ids))
 
-    def _query(self, chunk: list[Any], encode: Callable[[int, int], tuple[bytes, int]]) -> str:
+    def _query(self, batch: _Batch, chunk: list[Any]) -> str:
         start, end, query = chunk
         if query is None:
-            query, nxt = encode(start, end - start)
+            query, nxt = batch.encode(start, end - start)
             if nxt != end:
                 raise RuntimeError("the batch changed while it was being sent")
         else:
@@ -719,43 +730,9 @@ class Client:
     # -- SEND ----------------------------------------------------------------------------
 
     def _send_chunk(self, messages: Sequence[Any], batch: _Batch, chunk: list[Any]) -> None:
-        max_bytes = batch.max_bytes
-        query = self._query(
-            chunk,
-            lambda start, count: encode_send(
-                messages,
-                start=start,
-                max_bytes=max_bytes,
-                max_count=count,
-                default_subject=self.default_subject,
-                quote_brackets=self.quote_brackets,
-            ),
-        )
-        start, end = chunk[0], chunk[1]
-        shown = batch.shown
-        try:
-            status, body = self._request(batch.head + query, shown, idempotent=False)
-        except ConnectError as err:
-            batch.down = err
-            log.warning("SEND not sent, %d message(s): %s", end - start, err)
-            self._fill(_wire.SEND, messages, batch, chunk, _NOT_SENT, err)
-            return
-        except TLSError:
-            raise
-        except (TransportError, ProtocolError) as err:
-            log.warning("SEND outcome unknown, %d message(s): %s", end - start, err)
-            self._fill(_wire.SEND, messages, batch, chunk, _UNKNOWN, err)
-            return
-        if status != 200:
-            self._http_failure(_wire.SEND, messages, batch, chunk, status, body)
-            return
-        try:
-            parsed = parse_send(body)
-        except ProtocolError as err:
-            log.warning("SEND outcome unknown, %d message(s): %s", end - start, err)
-            self._fill(_wire.SEND, messages, batch, chunk, _UNKNOWN, err)
-            return
-        self._match_send(messages, batch, chunk, parsed)
+        parsed = self._chunk_request(_wire.SEND, messages, batch, chunk, parse_send)
+        if parsed is not None:
+            self._match_send(messages, batch, chunk, parsed)
 
     def _match_send(
         self, messages: Sequence[Any], batch: _Batch, chunk: list[Any], parsed: list[SendResult]
@@ -809,41 +786,12 @@ class Client:
     # -- STATUS --------------------------------------------------------------------------
 
     def _status_chunk(self, ids: Sequence[Any], batch: _Batch, chunk: list[Any]) -> None:
-        max_bytes = batch.max_bytes
-        query = self._query(
-            chunk,
-            lambda start, count: encode_status(
-                ids,
-                start=start,
-                max_bytes=max_bytes,
-                max_count=count,
-                quote_brackets=self.quote_brackets,
-            ),
-        )
-        start, end = chunk[0], chunk[1]
         tz = self.status_tz
-        try:
-            status, parsed = self._request(
-                batch.head + query,
-                batch.shown,
-                idempotent=True,
-                parse=lambda body: parse_status(body, tz=tz),
-            )
-        except ConnectError as err:
-            batch.down = err
-            log.warning("STATUS not sent, %d id(s): %s", end - start, err)
-            self._fill(_wire.STATUS, ids, batch, chunk, _NOT_SENT, err)
-            return
-        except TLSError:
-            raise
-        except (TransportError, ProtocolError) as err:
-            log.warning("STATUS failed, %d id(s): %s", end - start, err)
-            self._fill(_wire.STATUS, ids, batch, chunk, _UNKNOWN, err)
-            return
-        if status != 200:
-            self._http_failure(_wire.STATUS, ids, batch, chunk, status, parsed)
-            return
-        self._match_status(ids, batch, chunk, parsed)
+        parsed = self._chunk_request(
+            _wire.STATUS, ids, batch, chunk, lambda body: parse_status(body, tz=tz)
+        )
+        if parsed is not None:
+            self._match_status(ids, batch, chunk, parsed)
 
     def _match_status(
         self, ids: Sequence[Any], batch: _Batch, chunk: list[Any], parsed: list[StatusResult]
@@ -884,7 +832,47 @@ class Client:
         if error is not None:
             log.warning("STATUS reply (%s): some ids got no line", batch.shown)
 
-    # -- failures shared by both ---------------------------------------------------------
+    # -- shared by both --------------------------------------------------------------------
+
+    def _chunk_request(
+        self,
+        op: str,
+        items: Sequence[Any],
+        batch: _Batch,
+        chunk: list[Any],
+        parse: Callable[[bytes], list[_R]],
+    ) -> Optional[list[_R]]:
+        """One request: its parsed reply lines, or ``None`` when its items got failures.
+
+        Configuration failures raise. Only STATUS is idempotent: a SEND whose reply
+        cannot be read (or parsed) is reported unknown, never repeated.
+        """
+        query = self._query(batch, chunk)
+        count = chunk[1] - chunk[0]
+        label, failed, noun = _LOG_LABELS[op]
+        try:
+            status, parsed = self._request(
+                batch.head + query,
+                batch.shown,
+                idempotent=op == _wire.STATUS,
+                parse=parse,
+            )
+        except ConnectError as err:
+            batch.down = err
+            log.warning("%s not sent, %d %s: %s", label, count, noun, err)
+            self._fill(op, items, batch, chunk, _NOT_SENT, err)
+            return None
+        except TLSError:
+            raise
+        except (TransportError, ProtocolError) as err:
+            log.warning("%s %s, %d %s: %s", label, failed, count, noun, err)
+            self._fill(op, items, batch, chunk, _UNKNOWN, err)
+            return None
+        if status != 200:
+            self._http_failure(op, items, batch, chunk, status, parsed)
+            return None
+        result: list[_R] = parsed
+        return result
 
     def _rejected(
         self, op: str, items: Sequence[Any], batch: _Batch, chunk: list[Any], code: str
@@ -930,9 +918,9 @@ class Client:
         shown: str,
         *,
         idempotent: bool,
-        parse: Optional[Callable[[bytes], _R]] = None,
+        parse: Callable[[bytes], _R],
     ) -> tuple[int, Any]:
-        """One request, repeated as the rules allow; ``(status, body or parsed)``.
+        """One request, repeated as the rules allow; ``(200, parsed)`` or ``(status, body)``.
 
         Repeats after ``ConnectError`` always (nothing was sent); after any other
         transient failure only when ``idempotent``. Raises the last failure.
@@ -948,7 +936,7 @@ class Client:
                     else:
                         return status, body
                 else:
-                    return status, body if parse is None else parse(body)
+                    return status, parse(body)
             except TLSError:
                 raise
             except ConnectError as exc:
