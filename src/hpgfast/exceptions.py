@@ -22,6 +22,7 @@ __all__ = [
     "MessageTypeError",
     "ProtocolError",
     "RequestRejected",
+    "RequestTooLarge",
     "TLSError",
     "TransportError",
 ]
