@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import io
 import socket
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -58,10 +59,19 @@ def test_valid_pushes_each_shape(receiver: Receiver, got: list[StatusResult], sh
     ]
 
 
-def test_plain_parameters_and_secret_in_path(receiver: Receiver, got: list[StatusResult]) -> None:
+def test_plain_parameters_and_secret_in_path(
+    receiver: Receiver, got: list[StatusResult], caplog: pytest.LogCaptureFixture
+) -> None:
     target = f"/hpg/{SECRET}?providerId=77&status=sent&dateTime=2026-11-28%2010:00:00"
-    status, text = _raw(receiver, "GET", target)
+    with caplog.at_level("DEBUG", logger="hpgfast.receiver"):
+        status, text = _raw(receiver, "GET", target)
+        # The request is logged after the answer went out: wait for that line.
+        for _ in range(200):
+            if " GET 200 " in caplog.text:
+                break
+            time.sleep(0.01)
     assert (status, text) == (200, "ok")
+    assert " GET 200 " in caplog.text and SECRET not in caplog.text
     assert got == [StatusResult("ok", "77", "sent", datetime(2026, 11, 28, 10, 0, 0), None)]
 
 

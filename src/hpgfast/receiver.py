@@ -344,6 +344,10 @@ class _Server(socketserver.ThreadingMixIn, WSGIServer):
 class _Handler(WSGIRequestHandler):
     timeout = 30  # seconds a connection may stall: a slow client holds one thread only
 
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        # Not the request line: its path may end with the secret.
+        log.debug("%s %s %s %s", self.address_string(), self.command, code, size)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
