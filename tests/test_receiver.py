@@ -256,3 +256,48 @@ def test_plain_urllib3_client(receiver: Receiver, got: list[StatusResult]) -> No
         assert (r.status, r.data) == (200, b"ok\n")
     assert got == [StatusResult("ok", "5", "failed", None, "x")]
 
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """True when the server ends the connection (EOF or reset) before our timeout."""
+    try:
+        return sock.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_a_stalling_client_is_cut_at_the_request_deadline(got: list[StatusResult]) -> None:
+    # Each read is within the handler's 30 s timeout; the whole request is not.
+    with Receiver(got.append, secret=SECRET, request_deadline=0.5) as server:
+        with socket.create_connection((server.host, server.port), timeout=10) as sock:
+            sock.sendall(b"GET /?providerId=1")  # and never the rest
+            assert _closed_by_server(sock)
+        # The server still answers others.
+        push(server.url, [("ok", "7", "sent", None, None)], secret=SECRET)
+    assert [r.provider_id for r in got] == ["7"]
+
+
+def test_connections_over_the_cap_are_closed_at_once(got: list[StatusResult]) -> None:
+    with Receiver(got.append, secret=SECRET, max_connections=2) as server:
+        address = (server.host, server.port)
+        idle = [socket.create_connection(address, timeout=10) for _ in range(2)]
+        try:
+            time.sleep(0.1)  # both are being served (and stall)
+            with socket.create_connection(address, timeout=10) as third:
+                assert _closed_by_server(third)
+        finally:
+            for sock in idle:
+                sock.close()
+        # Once the stalled ones are gone, pushes are served again.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                push(server.url, [("ok", "8", "sent", None, None)], secret=SECRET)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+    assert [r.provider_id for r in got] == ["8"]

@@ -33,13 +33,14 @@ import hmac
 import ipaddress
 import logging
 import re
+import socket
 import socketserver
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import tzinfo
 from typing import Any, Callable, Optional, Union
 from urllib.parse import parse_qsl, quote
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from ._records import StatusResult
 from ._wire import FIELD_SEPARATOR, PROVIDER_ID, Code
@@ -336,9 +337,54 @@ def _answer(
 # -- the standalone server ---------------------------------------------------------------
 
 
+#: Connections served at once; more are closed at once (a flood holds no threads).
+MAX_CONNECTIONS = 64
+#: Seconds a connection may take for its whole request and answer. The handler's
+#: timeout bounds each read only: a client sending a byte every 29 s would hold a
+#: thread for ever without this.
+REQUEST_DEADLINE = 60.0
+
+
 class _Server(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    max_connections = MAX_CONNECTIONS
+    request_deadline = REQUEST_DEADLINE
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.warning("receiver: %d connections busy; one from %s closed",
+                        self.max_connections, client_address[0])
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        # Past the deadline the socket is shut down under the handler, whose next
+        # read or write then fails and ends the thread.
+        watchdog = threading.Timer(self.request_deadline, _cut, (request,))
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            watchdog.cancel()
+            self._slots.release()
+
+
+def _cut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
 
 
 class _Handler(WSGIRequestHandler):
@@ -368,8 +414,10 @@ class _LogStream:
 class Receiver:
     """A standalone, threaded HTTP server for pushed reports: ``with Receiver(cb, ...)``.
 
-    Takes ``make_app``'s arguments, plus ``host`` and ``port`` (0: a free one). It
-    serves from a background thread until ``close()``. ``url`` is its base URL;
+    Takes ``make_app``'s arguments, plus ``host`` and ``port`` (0: a free one),
+    ``max_connections`` served at once (more are closed at once) and
+    ``request_deadline``, the seconds one connection may take in all. It serves
+    from a background thread until ``close()``. ``url`` is its base URL;
     ``url_shown`` the same (the secret travels in a header, never in it).
     """
 
@@ -379,11 +427,22 @@ class Receiver:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        max_connections: int = MAX_CONNECTIONS,
+        request_deadline: float = REQUEST_DEADLINE,
         **settings: Any,
     ) -> None:
         app = make_app(callback, **settings)
-        self._server = make_server(host, port, app, server_class=_Server,
-                                   handler_class=_Handler)
+        server = _Server((host, port), _Handler, bind_and_activate=False)
+        server.max_connections = max_connections
+        server.request_deadline = request_deadline
+        try:
+            server.server_bind()
+            server.server_activate()
+        except BaseException:
+            server.server_close()
+            raise
+        server.set_app(app)
+        self._server = server
         self.host = host
         self.port: int = self._server.server_address[1]
         bracket = f"[{host}]" if ":" in host else host
