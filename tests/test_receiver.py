@@ -301,3 +301,17 @@ def test_connections_over_the_cap_are_closed_at_once(got: list[StatusResult]) ->
                     raise
                 time.sleep(0.05)
     assert [r.provider_id for r in got] == ["8"]
+
+
+def test_malformed_request_lines_do_not_log_the_secret(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="hpgfast")
+    with socket.create_connection((receiver.host, receiver.port), timeout=10) as sock:
+        sock.sendall(f"GET /{SECRET} extra HTTP/1.1\r\n\r\n".encode())  # 4 words
+        sock.recv(1024)
+    deadline = time.monotonic() + 5
+    while not caplog.records and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert caplog.records  # http.server did log the bad request
+    assert all(SECRET not in r.getMessage() for r in caplog.records)

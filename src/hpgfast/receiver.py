@@ -395,7 +395,10 @@ class _Handler(WSGIRequestHandler):
         log.debug("%s %s %s %s", self.address_string(), self.command, code, size)
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        # Only the template and the numbers: http.server's error texts quote the
+        # request line, whose path may end with the secret.
+        shown = tuple(a if isinstance(a, int) else "..." for a in args)
+        log.debug("%s %s", self.address_string(), format % shown)
 
     def get_stderr(self) -> Any:
         # wsgiref prints its own errors here: route them to logging instead.
