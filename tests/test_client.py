@@ -36,6 +36,7 @@ from hpgfast import (
 )
 from hpgfast._sample import standard_batch
 from hpgfast.emulator import Emulator
+from ledger_checks import assert_truthful
 
 LOGIN = "CLIENT"
 PASSWORD = "P@ssw0rd"
@@ -59,25 +60,6 @@ def numbered(n: int, *, start: int = 0) -> list[Message]:
     return [
         Message(f"7903{i:07d}", texts[i % len(texts)].format(i)) for i in range(start, start + n)
     ]
-
-
-def assert_truthful(emulator: Emulator, messages: list[Message], results: list[Any]) -> None:
-    """Every message: in the ledger once and ok/unknown, or absent and not ok; never twice."""
-    assert len(results) == len(messages)
-    seen: dict[str, int] = {}
-    for entry in emulator.ledger:
-        seen[entry.text] = seen.get(entry.text, 0) + 1
-    assert all(n == 1 for n in seen.values()), "a message reached the platform twice"
-    for message, result in zip(messages, results):
-        assert isinstance(result, SendResult)
-        present = seen.get(message.text, 0)
-        if result.code == Code.OK:
-            assert present == 1
-            entry = emulator.ledger.by_provider_id(result.provider_id)
-            assert entry is not None
-            assert (entry.address, entry.text) == (message.address, message.text)
-        elif result.code != Code.UNKNOWN:
-            assert present == 0, f"{result} but the platform has the message"
 
 
 # -- the basics ------------------------------------------------------------------------

@@ -20,10 +20,10 @@ from hpgfast import (
     HTTPStatusError,
     Message,
     ProtocolError,
-    SendResult,
     TransportError,
 )
 from hpgfast.emulator import Emulator, Fault
+from ledger_checks import assert_truthful
 
 N = 50
 PER_REQUEST = 10  # max_batch: requests 1..5 carry messages 0-9, 10-19, ...
@@ -39,23 +39,6 @@ def client_for(emulator: Emulator, **kw: Any) -> Client:
     kw.setdefault("max_batch", PER_REQUEST)
     kw.setdefault("backoff", 0.01)
     return Client(emulator.url, emulator.login, emulator.password, **kw)
-
-
-def assert_truthful(emulator: Emulator, messages: list[Message], results: list[Any]) -> None:
-    assert len(results) == len(messages)
-    seen: dict[str, int] = {}
-    for entry in emulator.ledger:
-        seen[entry.text] = seen.get(entry.text, 0) + 1
-    assert all(n == 1 for n in seen.values()), "a message reached the platform twice"
-    for message, result in zip(messages, results):
-        assert isinstance(result, SendResult)
-        present = seen.get(message.text, 0)
-        if result.code == Code.OK:
-            assert present == 1
-            entry = emulator.ledger.by_provider_id(result.provider_id)
-            assert entry is not None and entry.text == message.text
-        elif result.code != Code.UNKNOWN:
-            assert present == 0, f"{result} but the platform has the message"
 
 
 def codes_by_request(results: list[Any]) -> list[set[str]]:
