@@ -52,6 +52,7 @@ from . import __version__
 from ._cli_input import FORMATS, InputError, detect_format, read_messages
 from ._cli_output import Progress, dump_json, table
 from ._records import Message, StatusResult
+from ._secretfile import read_secret_file
 from ._wire import Code
 from .exceptions import (
     AuthError,
@@ -123,13 +124,9 @@ def _setting(value: Any, env: str, cast: Callable[[str], Any] = str) -> Any:
 
 def _read_secret_file(path: str, what: str) -> str:
     try:
-        with open(path, encoding="utf-8") as f:
-            value = f.readline().rstrip("\r\n")
-    except OSError as exc:
-        raise UsageError(f"cannot read the {what} file {path!r}: {exc.strerror}") from None
-    if not value:
-        raise UsageError(f"the {what} file {path!r} is empty")
-    return value
+        return read_secret_file(path, what)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _password(args: argparse.Namespace) -> str:

@@ -12,6 +12,7 @@ import argparse
 import os
 from typing import Any, Optional
 
+from .._secretfile import read_secret_file
 from ._emulator import PUSH_SHAPES, Emulator
 from ._faults import Fault, Faults
 
@@ -88,14 +89,7 @@ def _push_secret(args: argparse.Namespace) -> Optional[str]:
     """The push secret from ``--push-secret-file`` or the environment; never echoed."""
     path = getattr(args, "push_secret_file", None)
     if path:
-        try:
-            with open(path, encoding="utf-8") as f:
-                secret = f.readline().rstrip("\r\n")
-        except OSError as exc:
-            raise ValueError(f"cannot read the push secret file {path!r}: {exc.strerror}") from None
-        if not secret:
-            raise ValueError(f"the push secret file {path!r} is empty")
-        return secret
+        return read_secret_file(path, "push secret")
     return os.environ.get(PUSH_SECRET_ENV) or None
 
 
