@@ -35,6 +35,7 @@ from hpgfast import (
     TLSError,
 )
 from hpgfast._sample import standard_batch
+from hpgfast.core import RequestFinished, RequestStarting, Subscriber
 from hpgfast.emulator import Emulator
 from ledger_checks import assert_truthful
 
@@ -582,3 +583,54 @@ def test_plain_tuples_and_generators(emu: Emulator) -> None:
     assert [r.code for r in results] == [Code.OK] * 3
     assert [r.client_id for r in results] == ["0", "1", "cid"]
     assert all(s.ok for s in statuses)
+
+
+# -- subscribers (the core's hooks, over real HTTP) ----------------------------------------
+
+
+class _Journalish(Subscriber):
+    """Records what a journal would, and fails like a full disk on request ``fail_at``."""
+
+    def __init__(self, fail_at: int = -1) -> None:
+        self.started: list[tuple[int, int, list[Any]]] = []
+        self.finished: list[RequestFinished] = []
+        self.fail_at = fail_at
+        self.threads: set[str] = set()
+
+    def request_starting(self, event: RequestStarting) -> None:
+        self.threads.add(threading.current_thread().name)
+        if len(self.started) == self.fail_at:
+            raise OSError("database or disk is full")
+        self.started.append((event.start, event.end, list(event.ids)))
+
+    def request_finished(self, event: RequestFinished) -> None:
+        self.finished.append(event)
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_subscribers_hear_each_request_before_and_after(emu: Emulator, concurrency: int) -> None:
+    recorder = _Journalish()
+    messages = numbered(30)
+    with client_for(emu, max_batch=10, concurrency=concurrency, subscribers=[recorder]) as client:
+        results = client.send(messages)
+    assert all(r.ok for r in results)
+    assert sorted(s[:2] for s in recorder.started) == [(0, 10), (10, 20), (20, 30)]
+    assert all(ids == [str(i) for i in range(10)] for _, _, ids in recorder.started)
+    assert sorted(e.start for e in recorder.finished) == [0, 10, 20]
+    for event in recorder.finished:
+        assert list(event.results) == results[event.start : event.end]
+        assert event.sent_bytes > 0 and event.received_bytes > 0 and event.seconds >= 0
+    if concurrency > 1:
+        assert all(name.startswith("hpgfast") for name in recorder.threads)
+
+
+def test_a_failing_subscriber_keeps_the_request_from_leaving(emu: Emulator) -> None:
+    recorder = _Journalish(fail_at=1)
+    messages = numbered(30)
+    with client_for(emu, max_batch=10, subscribers=[recorder]) as client:
+        with pytest.raises(OSError, match="disk is full") as info:
+            client.send(messages)
+    results = info.value.results  # type: ignore[attr-defined]
+    assert [r.code for r in results] == [Code.OK] * 10 + [Code.NOT_SENT] * 20
+    assert emu.requests["send"] == 1
+    assert len(emu.ledger) == 10

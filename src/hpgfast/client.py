@@ -1,6 +1,10 @@
-"""``hpgfast.Client``: batches of messages in, one truthful result per message out.
+"""``hpgfast.Client``: the urllib3 transport of the HPG exchange.
 
-Strategy:
+Strategy: every rule (what a reply means for each message, what is repeated and
+when, what stops a batch, the redacted view of each request) lives in the sans-IO
+core, ``hpgfast.core``. This module only moves bytes: it takes requests from a
+``core.Batch``, writes them on urllib3's pooled connections, and reports what came
+back (a ``Reply``) or what went wrong (a ``Failure`` of a named kind).
 
 - **Thin per-request path.** urllib3's ``urlopen()`` re-parses and re-encodes the
   whole target in pure Python (milliseconds for an 8 KiB query). The client keeps
@@ -11,20 +15,10 @@ Strategy:
   timeout, which for SEND is a second SMS).
 - **Connect, then send.** A fresh connection is opened (and its TLS handshake done)
   before any byte of the request is written, so "connect failed" certainly means
-  "nothing sent". That, and only that, is retried for SEND. STATUS is retried on
-  any transient failure.
-- **Plan, then send.** A whole batch is cut into requests and *validated* before the
-  first request leaves, so bad input raises at once naming the message. The plan is
-  a list of ``(start, end)`` bounds; the encoded queries of the first requests are
-  kept (up to ``_PLAN_CACHE_BYTES``) and the rest are encoded again when their turn
-  comes (encoding is deterministic, so the bounds hold). Memory stays bounded for
-  any batch size while small batches are encoded once.
-- **Per-message truth.** Transport failures never raise out of ``send()``: each
-  message gets ``ok``/a platform code, ``not-sent`` or ``unknown``. Only
-  configuration failures (credentials, TLS, sizes, bad input, 4xx) raise.
-- **No password anywhere.** URLs shown in logs and errors are built redacted; foreign
-  error texts go through a ``Redactor``; errors are raised outside ``except`` blocks
-  so no urllib3 exception rides along as ``__context__``.
+  "nothing sent": the ``CONNECT`` failure the core may repeat.
+- **No password anywhere.** URLs shown in logs and errors are the core's redacted
+  view; foreign error texts go through its redactor; errors are made outside
+  ``except`` blocks so no urllib3 exception rides along as ``__context__``.
 """
 
 from __future__ import annotations
@@ -42,8 +36,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import tzinfo
-from operator import itemgetter
-from typing import Any, Callable, Optional, TypeVar, Union, cast
+from typing import Any, Optional, Union, cast
 
 import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -62,19 +55,23 @@ from urllib3.util.wait import wait_for_read
 
 from . import _redact, _wire
 from ._records import Message, Params, SendResult, StatusResult
-from ._wire import Code
-from .codec import encode_params, encode_send, encode_status, parse_send, parse_status
-from .exceptions import (
-    AuthError,
-    ConnectError,
-    HPGError,
-    HTTPStatusError,
-    ProtocolError,
-    RequestRejected,
-    RequestTooLarge,
-    TLSError,
-    TransportError,
+from .core import (
+    CONNECT,
+    CUT,
+    LINE_OVERHEAD,
+    SENT,
+    TLS,
+    Batch,
+    Exchange,
+    Failure,
+    Reply,
+    Request,
+    RetryPolicy,
+    SendFailure,
+    StatusFailure,
+    Subscriber,
 )
+from .exceptions import ConnectError, ProtocolError, TLSError, TransportError
 
 __all__ = ["Client", "SendFailure", "StatusFailure"]
 
@@ -83,14 +80,6 @@ log = logging.getLogger(__name__)
 #: Default reply cap per request: a SEND reply line is ~20-60 bytes, so 4 MiB holds
 #: far more lines than the largest sensible request has messages.
 DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024
-#: Encoded queries of a plan kept from the validation pass instead of encoded again.
-_PLAN_CACHE_BYTES = 8 * 1024 * 1024
-#: Text of a non-200 reply kept as the error's description.
-_DESCRIPTION_CHARS = 2000
-#: HTTP statuses after which a STATUS request is repeated (besides transport errors).
-_TRANSIENT_STATUSES = frozenset((408, 429, 500, 502, 503, 504))
-#: HTTP statuses that say our request line is longer than the server takes.
-_TOO_LARGE_STATUSES = frozenset((414, 431))
 
 #: How long a fresh plain-HTTP connection is watched for an immediate close before
 #: the request is written. A server that accepts and closes at once (overloaded, at
@@ -99,20 +88,7 @@ _TOO_LARGE_STATUSES = frozenset((414, 431))
 _FRESH_GRACE = 0.001
 
 _GET = "GET"
-_LINE_OVERHEAD = len("GET ") + len(" HTTP/1.1")
-_OK = Code.OK
-_NOT_SENT = Code.NOT_SENT
-_UNKNOWN = Code.UNKNOWN
-_ERROR_AUTH = Code.ERROR_AUTH
-_REQUEST_LEVEL = Code.REQUEST_LEVEL
-
-_R = TypeVar("_R")
-
-#: How the warnings of a failed request name it, an unreadable outcome, and its items.
-_LOG_LABELS = {
-    _wire.SEND: ("SEND", "outcome unknown", "message(s)"),
-    _wire.STATUS: ("STATUS", "failed", "id(s)"),
-}
+_monotonic = time.monotonic
 
 
 # -- connections ---------------------------------------------------------------------
@@ -151,123 +127,6 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
 _UNSAFE_TARGET = re.compile("[\x00-\x20\x7f-\U0010ffff]")
 
 
-# -- result records for messages the platform did not answer for ---------------------
-
-
-class SendFailure(SendResult):
-    """A ``SendResult`` hpgfast made up because no reply line said what happened.
-
-    ``code`` is ``"not-sent"``, ``"unknown"``, or the code of a whole-request
-    rejection (``"error-syntax"``...); ``error`` is the exception behind it (a
-    ``TransportError``, ``HTTPStatusError``, ``ProtocolError``, ``RequestRejected``),
-    with the HTTP status and the platform's description where there were any. It
-    compares equal to a ``SendResult`` with the same fields.
-    """
-
-    # No __slots__: the instance dict holds ``error``; only failures pay for it.
-    error: Optional[HPGError]
-
-    def __new__(
-        cls,
-        code: str,
-        client_id: Optional[str] = None,
-        provider_id: Optional[str] = None,
-        error: Optional[HPGError] = None,
-    ) -> SendFailure:
-        self = tuple.__new__(cls, (code, client_id, provider_id))
-        self.error = error
-        return self
-
-    def __repr__(self) -> str:
-        return (
-            f"SendFailure(code={self[0]!r}, client_id={self[1]!r}, provider_id={self[2]!r}, "
-            f"error={self.error!r})"
-        )
-
-
-class StatusFailure(StatusResult):
-    """A ``StatusResult`` hpgfast made up because no reply line answered for the id.
-
-    ``code`` is ``"not-sent"``, ``"unknown"`` or a whole-request rejection code;
-    ``error`` is the exception behind it. Compares equal to a ``StatusResult``.
-    """
-
-    error: Optional[HPGError]
-
-    def __new__(
-        cls,
-        code: str,
-        provider_id: Optional[str] = None,
-        status: Optional[str] = None,
-        time: Any = None,
-        reason: Optional[str] = None,
-        error: Optional[HPGError] = None,
-    ) -> StatusFailure:
-        self = tuple.__new__(cls, (code, provider_id, status, time, reason))
-        self.error = error
-        return self
-
-    def __repr__(self) -> str:
-        return f"StatusFailure(code={self[0]!r}, provider_id={self[1]!r}, error={self.error!r})"
-
-
-# -- one batch in flight ---------------------------------------------------------------
-
-
-class _Batch:
-    """What the requests of one ``send()``/``status()`` call share."""
-
-    __slots__ = ("down", "encode", "fatal", "head", "max_bytes", "results", "shown")
-
-    def __init__(self, head: str, shown: str, max_bytes: int, size: int) -> None:
-        self.head = head  # the target up to the messages: holds the password
-        self.shown = shown  # the same, redacted, for logs and errors
-        self.max_bytes = max_bytes
-        #: ``encode(start, max_count) -> (query, end)`` over the batch's items; set by
-        #: the plan, used again for requests whose query was not kept.
-        self.encode: Callable[[int, Optional[int]], tuple[bytes, int]]
-        self.results: list[Any] = [None] * size
-        #: Set when a request could not connect even after its retries: the platform
-        #: is taken to be down and the remaining requests are not attempted.
-        self.down: Optional[ConnectError] = None
-        #: A configuration failure (or a bug) that stops the batch and is raised.
-        self.fatal: Optional[BaseException] = None
-
-
-def _fatal_outcome(exc: BaseException) -> tuple[str, Optional[HPGError]]:
-    """The code for the messages of a request that ended in a raised failure."""
-    if isinstance(exc, AuthError):
-        return exc.code, exc
-    if isinstance(exc, (TLSError, RequestTooLarge)):
-        # Failed in the handshake, or refused before processing: nothing was taken.
-        return _NOT_SENT, exc
-    # Any other 4xx, or a bug after the reply came: the platform may have the request.
-    return _UNKNOWN, exc if isinstance(exc, HPGError) else None
-
-
-_client_id = itemgetter(3)
-_line_id = itemgetter(1)  # clientId of a SEND line, providerId of a STATUS line
-_INDEXES: list[str] = []  # str(i), made once: a request rarely holds more than a few 1000
-# Growth under a lock: two threads extending at once (a generator lets the GIL go
-# between items) would interleave their runs and leave _INDEXES[k] != str(k).
-_INDEXES_LOCK = threading.Lock()
-
-
-def _effective_ids(messages: Sequence[Any], start: int, end: int) -> list[str]:
-    """The clientId the platform answers with for each message of a request."""
-    count = end - start
-    if len(_INDEXES) < count:
-        with _INDEXES_LOCK:
-            _INDEXES.extend([str(i) for i in range(len(_INDEXES), count)])
-    try:
-        ids = list(map(_client_id, messages[start:end]))
-    except IndexError:  # plain tuples of 2 or 3 fields: no client ids at all
-        ids = [m[3] if len(m) > 3 else None for m in messages[start:end]]
-    if None in ids:
-        ids = [_INDEXES[k] if cid is None else cid for k, cid in enumerate(ids)]
-    return ids
-
-
 class Client:
     """A client of one HPG connector: ``send()`` messages, ask their ``status()``.
 
@@ -304,6 +163,8 @@ class Client:
         backoff_max: the longest wait between repeats.
         max_reply_bytes: a reply longer than this is a protocol error.
         user_agent: the ``User-Agent`` header.
+        subscribers: ``hpgfast.core.Subscriber`` objects told of every request
+            before its first byte leaves and after it ended (a journal, metrics).
 
     Raises:
         ValueError: a setting out of range or a URL that is not HTTP(S).
@@ -334,11 +195,11 @@ class Client:
         backoff_max: float = 5.0,
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         user_agent: str = "hpgfast",
+        subscribers: Sequence[Subscriber] = (),
     ) -> None:
         # The redactor first: from here on, no error may show the password.
         if not isinstance(password, str):
             raise TypeError(f"password must be a str, got {type(password).__name__}")
-        self._redact = _redact.Redactor(password) if password else None
         self._closed = True  # until the pool exists, close() has nothing to do
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
             if not value > 0:
@@ -347,8 +208,7 @@ class Client:
             raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
         if max_batch is not None and max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch!r}")
-        if retries < 0 or backoff < 0 or backoff_max < 0:
-            raise ValueError("retries, backoff and backoff_max must not be negative")
+        policy = RetryPolicy(retries, backoff, backoff_max)
         if max_reply_bytes < 1:
             raise ValueError(f"max_reply_bytes must be positive, got {max_reply_bytes!r}")
 
@@ -360,34 +220,28 @@ class Client:
         path = parsed.path or "/"
         if not path.endswith("/"):
             path += "/"
+        if _UNSAFE_TARGET.search(path):
+            raise ValueError("url: the path holds spaces, control or non-ASCII characters")
         self._scheme = parsed.scheme
         self._host = parsed.host
         self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
         self.url = f"{self._scheme}://{parsed.netloc}{path}"
-
-        login_q = encode_params([(login_param, login)]).decode("ascii")
-        secret_q = encode_params([(login_param, login), (password_param, password)])
-        shown_q = (
-            login_q + "&" + encode_params([(password_param, "")]).decode("ascii") + _redact.MASK
+        self._core = Exchange(
+            origin=f"{self._scheme}://{parsed.netloc}",
+            path=path,
+            login=login,
+            password=password,
+            login_param=login_param,
+            password_param=password_param,
+            extra_params=extra_params,
+            max_request_bytes=max_request_bytes,
+            max_batch=max_batch,
+            default_subject=default_subject,
+            quote_brackets=quote_brackets,
+            status_tz=status_tz,
+            policy=policy,
+            subscribers=subscribers,
         )
-        extra_q = encode_params(extra_params).decode("ascii") if extra_params else ""
-        tail = "&" + extra_q if extra_q else ""
-        origin = f"{self._scheme}://{parsed.netloc}"
-        # The target prefixes hold the password: kept in Secrets so that no repr of
-        # the client (nor one built from vars()) shows them.
-        self._heads = {
-            op: _redact.Secret(f"{path}{op}?{secret_q.decode('ascii')}{tail}&")
-            for op in (_wire.SEND, _wire.STATUS)
-        }
-        # What logs and errors show instead: "...&password=***&..." (no message data).
-        self._shown = {op: f"{origin}{path}{op}?{shown_q}{tail}" for op in self._heads}
-        if _UNSAFE_TARGET.search(path):
-            raise ValueError("url: the path holds spaces, control or non-ASCII characters")
-        if max_request_bytes < _LINE_OVERHEAD + len(self._heads[_wire.SEND].value) + 1:
-            raise ValueError(
-                f"max_request_bytes={max_request_bytes} leaves no room for messages after "
-                "the URL and credentials"
-            )
 
         self.login = login
         self.max_request_bytes = max_request_bytes
@@ -449,8 +303,8 @@ class Client:
                 timeout=pool_timeout,
             )
         self._closed = False
-        if self._redact is not None:
-            _redact.register(id(self), self._redact)
+        if self._core.redactor is not None:
+            _redact.register(id(self), self._core.redactor)
             # A client dropped without close() must not stay registered.
             weakref.finalize(self, _redact.unregister, id(self))
         _redact.install_log_filter()
@@ -538,7 +392,7 @@ class Client:
             never tried).
         """
         msgs: Sequence[Any] = messages if isinstance(messages, Sequence) else list(messages)
-        return self._batch(_wire.SEND, msgs, params, self._plan_send, self._send_chunk)
+        return self._batch(_wire.SEND, msgs, params)
 
     def status(
         self, provider_ids: Iterable[str], *, params: Optional[Params] = None
@@ -568,71 +422,29 @@ class Client:
         )
         if isinstance(ids, str):
             raise TypeError("provider_ids must be a sequence of str, not one str")
-        return self._batch(_wire.STATUS, ids, params, self._plan_status, self._status_chunk)
+        return self._batch(_wire.STATUS, ids, params)
 
-    # -- batches -------------------------------------------------------------------------
+    # -- driving the core -----------------------------------------------------------------
 
-    def _batch(
-        self,
-        op: str,
-        items: Sequence[Any],
-        params: Optional[Params],
-        plan: Callable[[Sequence[Any], _Batch], list[list[Any]]],
-        run_chunk: Callable[[Sequence[Any], _Batch, list[Any]], None],
-    ) -> list[Any]:
+    def _batch(self, op: str, items: Sequence[Any], params: Optional[Params]) -> list[Any]:
         if self._closed:
             raise RuntimeError("this hpgfast.Client is closed")
-        head = self._heads[op].value
-        shown = self._shown[op]
-        if params:
-            extra = encode_params(params).decode("ascii")
-            head += extra + "&"
-            shown += "&" + extra
-        shown += "&..."
-        max_bytes = self.max_request_bytes - _LINE_OVERHEAD - len(head)
-        if max_bytes < 1:
-            raise ValueError(
-                f"max_request_bytes={self.max_request_bytes} leaves no room for messages "
-                "after the URL, credentials and parameters"
-            )
-        batch = _Batch(head, shown, max_bytes, len(items))
-        if not items:
-            return []
-        chunks = plan(items, batch)  # raises on bad input, before anything is sent
-
-        def run(chunk: list[Any]) -> None:
-            try:
-                if batch.fatal is not None or batch.down is not None:
-                    self._fill(op, items, batch, chunk, _NOT_SENT, batch.down)
-                else:
-                    run_chunk(items, batch, chunk)
-            except BaseException as exc:  # a configuration failure, or a bug
-                if batch.fatal is None:
-                    batch.fatal = exc
-                if batch.results[chunk[0]] is None:
-                    self._fill(op, items, batch, chunk, *_fatal_outcome(exc))
-
-        if self.concurrency == 1 or len(chunks) == 1:
-            for chunk in chunks:
-                run(chunk)
+        batch = self._core.batch(op, items, params)  # raises on bad input: nothing sent
+        if self.concurrency == 1 or len(batch.requests) == 1:
+            for request in batch:
+                self._run(batch, request)
         else:
             executor = self._get_executor()
             # A bounded window of queued requests keeps memory flat for any batch.
             window = 2 * self.concurrency
             inflight: deque[Future[None]] = deque()
-            for chunk in chunks:
-                inflight.append(executor.submit(run, chunk))
+            for request in batch:
+                inflight.append(executor.submit(self._run, batch, request))
                 if len(inflight) >= window:
                     inflight.popleft().result()
             while inflight:
                 inflight.popleft().result()
-
-        fatal = batch.fatal
-        if fatal is not None:
-            # Whatever was sent before the failure is not lost: the error carries it.
-            fatal.results = batch.results  # type: ignore[attr-defined]
-            raise fatal
-        return batch.results
+        return batch.finish()
 
     def _get_executor(self) -> ThreadPoolExecutor:
         with self._executor_lock:
@@ -644,322 +456,36 @@ class Client:
                 )
             return self._executor
 
-    def _plan(
-        self, encode: Callable[[int, Optional[int]], tuple[bytes, int]], total: int
-    ) -> list[list[Any]]:
-        """Cut a batch into requests ``[start, end, query or None]``, checking every item.
-
-        Runs the encoder over the whole batch before anything is sent, so that bad
-        input raises at once; keeps the first queries (up to ``_PLAN_CACHE_BYTES``)
-        and lets the rest be encoded again, by bounds, when sent.
-        """
-        chunks: list[list[Any]] = []
-        kept = 0
-        start = 0
-        max_batch = self.max_batch
-        while start < total:
-            query, end = encode(start, max_batch)
-            if kept + len(query) <= _PLAN_CACHE_BYTES:
-                kept += len(query)
-                chunks.append([start, end, query])
-            else:
-                chunks.append([start, end, None])
-            start = end
-        return chunks
-
-    def _plan_send(self, messages: Sequence[Any], batch: _Batch) -> list[list[Any]]:
-        max_bytes = batch.max_bytes
-
-        def encode(start: int, count: Optional[int]) -> tuple[bytes, int]:
-            return encode_send(
-                messages,
-                start=start,
-                max_bytes=max_bytes,
-                max_count=count,
-                default_subject=self.default_subject,
-                quote_brackets=self.quote_brackets,
-            )
-
-        batch.encode = encode
-        return self._plan(encode, len(messages))
-
-    def _plan_status(self, ids: Sequence[Any], batch: _Batch) -> list[list[Any]]:
-        max_bytes = batch.max_bytes
-
-        def encode(start: int, count: Optional[int]) -> tuple[bytes, int]:
-            return encode_status(
-                ids,
-                start=start,
-                max_bytes=max_bytes,
-                max_count=count,
-                quote_brackets=self.quote_brackets,
-            )
-
-        batch.encode = encode
-        return self._plan(encode, len(ids))
-
-    def _query(self, batch: _Batch, chunk: list[Any]) -> str:
-        start, end, query = chunk
-        if query is None:
-            query, nxt = batch.encode(start, end - start)
-            if nxt != end:
-                raise RuntimeError("the batch changed while it was being sent")
-        else:
-            chunk[2] = None  # sent once: let it go
-        result: str = query.decode("ascii")
-        return result
-
-    def _fill(
-        self,
-        op: str,
-        items: Sequence[Any],
-        batch: _Batch,
-        chunk: list[Any],
-        code: str,
-        error: Optional[HPGError],
-    ) -> None:
-        start, end = chunk[0], chunk[1]
-        results = batch.results
-        if op == _wire.SEND:
-            for i, cid in zip(range(start, end), _effective_ids(items, start, end)):
-                results[i] = SendFailure(code, cid, None, error)
-        else:
-            for i in range(start, end):
-                results[i] = StatusFailure(code, items[i], error=error)
-
-    # -- SEND ----------------------------------------------------------------------------
-
-    def _send_chunk(self, messages: Sequence[Any], batch: _Batch, chunk: list[Any]) -> None:
-        parsed = self._chunk_request(_wire.SEND, messages, batch, chunk, parse_send)
-        if parsed is not None:
-            self._match_send(messages, batch, chunk, parsed)
-
-    def _match_send(
-        self, messages: Sequence[Any], batch: _Batch, chunk: list[Any], parsed: list[SendResult]
-    ) -> None:
-        start, end = chunk[0], chunk[1]
-        count = end - start
-        results = batch.results
-        ids = _effective_ids(messages, start, end)
-        # The usual case: one line per message, in request order.
-        if len(parsed) == count and list(map(_line_id, parsed)) == ids:
-            results[start:end] = parsed
-            return
-        if len(parsed) == 1:
-            line = parsed[0]
-            if line[1] is None and line[2] is None and line[0] in _REQUEST_LEVEL:
-                self._rejected(_wire.SEND, messages, batch, chunk, line[0])
-                return
-        if parsed and all(r[0] == _ERROR_AUTH for r in parsed):
-            self._rejected(_wire.SEND, messages, batch, chunk, _ERROR_AUTH)
-            return
-        position = {cid: k for k, cid in enumerate(ids)}
-        out: list[Optional[SendResult]] = [None] * count
-        stray = 0
-        for line in parsed:
-            pos = position.get(line[1])
-            if pos is None or out[pos] is not None:
-                stray += 1
-            else:
-                out[pos] = line
-        missing = out.count(None)
-        if stray:
-            log.warning(
-                "SEND reply (%s): %d line(s) match no message of the request, or repeat one;"
-                " ignored",
-                batch.shown,
-                stray,
-            )
-        if missing:
-            error = ProtocolError(None, "the reply has no line for this message")
-            log.warning(
-                "SEND reply (%s): no line for %d of %d message(s); their outcome is unknown",
-                batch.shown,
-                missing,
-                count,
-            )
-            for k in range(count):
-                if out[k] is None:
-                    out[k] = SendFailure(_UNKNOWN, ids[k], None, error)
-        results[start:end] = out
-
-    # -- STATUS --------------------------------------------------------------------------
-
-    def _status_chunk(self, ids: Sequence[Any], batch: _Batch, chunk: list[Any]) -> None:
-        tz = self.status_tz
-        parsed = self._chunk_request(
-            _wire.STATUS, ids, batch, chunk, lambda body: parse_status(body, tz=tz)
-        )
-        if parsed is not None:
-            self._match_status(ids, batch, chunk, parsed)
-
-    def _match_status(
-        self, ids: Sequence[Any], batch: _Batch, chunk: list[Any], parsed: list[StatusResult]
-    ) -> None:
-        start, end = chunk[0], chunk[1]
-        results = batch.results
-        if len(parsed) == end - start and list(map(_line_id, parsed)) == list(ids[start:end]):
-            results[start:end] = parsed
-            return
-        if len(parsed) == 1:
-            line = parsed[0]
-            if line[1] is None and line[0] in _REQUEST_LEVEL:
-                self._rejected(_wire.STATUS, ids, batch, chunk, line[0])
-                return
-        wanted = set(ids[start:end])
-        by_id: dict[str, StatusResult] = {}
-        stray = 0
-        for line in parsed:
-            pid = line[1]
-            if pid is not None and pid in wanted and pid not in by_id:
-                by_id[pid] = line
-            else:
-                stray += 1
-        if stray:
-            log.warning(
-                "STATUS reply (%s): %d line(s) match no id asked for, or repeat one; ignored",
-                batch.shown,
-                stray,
-            )
-        error: Optional[ProtocolError] = None
-        for i in range(start, end):
-            found = by_id.get(ids[i])
-            if found is None:
-                if error is None:
-                    error = ProtocolError(None, "the reply has no line for this id")
-                found = StatusFailure(_UNKNOWN, ids[i], error=error)
-            results[i] = found
-        if error is not None:
-            log.warning("STATUS reply (%s): some ids got no line", batch.shown)
-
-    # -- shared by both --------------------------------------------------------------------
-
-    def _chunk_request(
-        self,
-        op: str,
-        items: Sequence[Any],
-        batch: _Batch,
-        chunk: list[Any],
-        parse: Callable[[bytes], list[_R]],
-    ) -> Optional[list[_R]]:
-        """One request: its parsed reply lines, or ``None`` when its items got failures.
-
-        Configuration failures raise. Only STATUS is idempotent: a SEND whose reply
-        cannot be read (or parsed) is reported unknown, never repeated.
-        """
-        query = self._query(batch, chunk)
-        count = chunk[1] - chunk[0]
-        label, failed, noun = _LOG_LABELS[op]
+    def _run(self, batch: Batch, request: Request) -> None:
+        """Send one request until the core calls it settled; wait where it says."""
         try:
-            status, parsed = self._request(
-                batch.head + query,
-                batch.shown,
-                idempotent=op == _wire.STATUS,
-                parse=parse,
-            )
-        except ConnectError as err:
-            batch.down = err
-            log.warning("%s not sent, %d %s: %s", label, count, noun, err)
-            self._fill(op, items, batch, chunk, _NOT_SENT, err)
-            return None
-        except TLSError:
-            raise
-        except (TransportError, ProtocolError) as err:
-            log.warning("%s %s, %d %s: %s", label, failed, count, noun, err)
-            self._fill(op, items, batch, chunk, _UNKNOWN, err)
-            return None
-        if status != 200:
-            self._http_failure(op, items, batch, chunk, status, parsed)
-            return None
-        result: list[_R] = parsed
-        return result
+            target = batch.begin(request, _monotonic())
+            if target is None:
+                return
+            while True:
+                event, conn, received = self._exchange(target, batch.shown)
+                keep_alive = False
+                try:
+                    step = batch.report(request, event, _monotonic(), received)
+                    keep_alive = step.keep_alive
+                finally:
+                    if conn is not None:
+                        self._release(conn, keep_alive)
+                if step.retry_at is None:
+                    return
+                delay = step.retry_at - _monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        except BaseException as exc:  # a bug, or an interrupt: the batch stops with it
+            batch.abort(request, exc, _monotonic())
 
-    def _rejected(
-        self, op: str, items: Sequence[Any], batch: _Batch, chunk: list[Any], code: str
-    ) -> None:
-        """The platform refused a whole request with a single code line."""
-        if code == _ERROR_AUTH:
-            raise AuthError(code, batch.shown)
-        error = RequestRejected(code, batch.shown)
-        log.warning("%s", error)
-        self._fill(op, items, batch, chunk, code, error)
+    def _exchange(
+        self, target: str, shown: str
+    ) -> tuple[Union[Reply, Failure], Optional[HTTPConnection], int]:
+        """One GET on a pooled connection: what happened, and the connection to release.
 
-    def _http_failure(
-        self,
-        op: str,
-        items: Sequence[Any],
-        batch: _Batch,
-        chunk: list[Any],
-        status: int,
-        body: bytes,
-    ) -> None:
-        # Redacted before it is cut: a cut through the password would leave a prefix
-        # of it that no longer matches the Redactor. The body is capped at
-        # max_reply_bytes and this path is rare, so the whole of it is scrubbed.
-        description = self._scrub(body.decode("utf-8", "replace")).strip()
-        description = description[:_DESCRIPTION_CHARS]
-        if status in _TOO_LARGE_STATUSES:
-            # The server's limit is below ours; nothing of this request was processed.
-            raise RequestTooLarge(status, description, batch.shown)
-        error = HTTPStatusError(status, description, batch.shown)
-        if 400 <= status < 500 and status not in _TRANSIENT_STATUSES:
-            # 401, 403, 404...: a wrong URL or a gateway refusing us; configuration.
-            raise error
-        # HTTP 500 says processing failed, but the platform may have taken some of
-        # the messages before failing: conservatively unknown, never resent.
-        log.warning("%s: %d item(s) with outcome unknown", error, chunk[1] - chunk[0])
-        self._fill(op, items, batch, chunk, _UNKNOWN, error)
-
-    # -- one exchange ----------------------------------------------------------------------
-
-    def _request(
-        self,
-        target: str,
-        shown: str,
-        *,
-        idempotent: bool,
-        parse: Callable[[bytes], _R],
-    ) -> tuple[int, Any]:
-        """One request, repeated as the rules allow; ``(200, parsed)`` or ``(status, body)``.
-
-        Repeats after ``ConnectError`` always (nothing was sent); after any other
-        transient failure only when ``idempotent``. Raises the last failure.
-        """
-        attempt = 0
-        while True:
-            error: HPGError
-            try:
-                status, body = self._exchange(target, shown)
-                if status != 200:
-                    if idempotent and status in _TRANSIENT_STATUSES and attempt < self.retries:
-                        error = HTTPStatusError(status, "", shown)
-                    else:
-                        return status, body
-                else:
-                    return status, parse(body)
-            except TLSError:
-                raise
-            except ConnectError as exc:
-                error = exc
-            except (TransportError, ProtocolError) as exc:
-                if not idempotent:
-                    raise
-                error = exc
-            if attempt >= self.retries:
-                raise error
-            delay = min(self.backoff_max, self.backoff * (2**attempt))
-            attempt += 1
-            log.info("retrying (%d of %d) in %.2f s after: %s", attempt, self.retries, delay, error)
-            time.sleep(delay)
-
-    def _scrub(self, text: str) -> str:
-        return text if self._redact is None else self._redact(text)
-
-    def _exchange(self, target: str, shown: str) -> tuple[int, bytes]:
-        """One GET on a pooled connection: ``(status, body)``, or an hpgfast error.
-
-        ``ConnectError`` means nothing was sent. ``TransportError`` (``sent=True``) and
-        ``ProtocolError`` mean the request may have been processed.
+        The connection comes back (still checked out of the pool) with a ``Reply``;
+        after a ``Failure`` it is already closed and returned, and ``None`` comes back.
         """
         pool = self._pool
         try:
@@ -970,10 +496,11 @@ class Client:
         except ClosedPoolError:
             raise RuntimeError("this hpgfast.Client is closed") from None
         started = time.perf_counter()
-        failure: Optional[HPGError] = None
+        failure: Optional[Failure] = None
         resp = None
         body = b""
         status = 0
+        retry_after: Optional[str] = None
         phase = "connect"
         try:
             if conn.is_closed:
@@ -996,61 +523,85 @@ class Client:
             cap = self.max_reply_bytes
             length = resp.length_remaining
             if length is not None and length > cap:
-                failure = ProtocolError(
-                    None, f"the reply announces {length} bytes, over max_reply_bytes={cap}"
+                failure = Failure(
+                    SENT,
+                    ProtocolError(
+                        None, f"the reply announces {length} bytes, over max_reply_bytes={cap}"
+                    ),
                 )
             else:
                 body = resp.read(cap + 1)
                 if len(body) > cap:
-                    failure = ProtocolError(None, f"the reply is over max_reply_bytes={cap}")
+                    failure = Failure(
+                        SENT, ProtocolError(None, f"the reply is over max_reply_bytes={cap}")
+                    )
                 elif not resp.isclosed():
                     # http.client returns a short read at EOF instead of raising
                     # IncompleteRead: the connection broke inside the body.
-                    failure = TransportError(
-                        f"connection broken: the reply was cut after {len(body)} bytes of "
-                        f"{length if length is not None else 'more'}",
-                        url=shown,
-                        sent=True,
+                    failure = Failure(
+                        CUT,
+                        TransportError(
+                            f"connection broken: the reply was cut after {len(body)} bytes of "
+                            f"{length if length is not None else 'more'}",
+                            url=shown,
+                            sent=True,
+                        ),
                     )
+                elif status != 200:
+                    retry_after = resp.headers.get("Retry-After")
         except (OSError, _Urllib3Error, http.client.HTTPException) as exc:
             failure = self._wrap(exc, phase, shown)
         except BaseException:
             conn.close()
             pool._put_conn(conn)
             raise
-        if failure is not None:
-            if resp is not None:
-                resp.close()
-            conn.close()
-        pool._put_conn(conn)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "GET %s (%d bytes): %s, %d bytes in %.2f ms",
                 shown,
-                len(target) + _LINE_OVERHEAD,
-                f"HTTP {status}" if failure is None else failure,
+                len(target) + LINE_OVERHEAD,
+                f"HTTP {status}" if failure is None else failure.error,
                 len(body),
                 (time.perf_counter() - started) * 1000.0,
             )
         if failure is not None:
-            raise failure
-        return status, body
+            if resp is not None:
+                resp.close()
+            conn.close()
+            pool._put_conn(conn)
+            return failure, None, len(body)
+        return Reply(status, body, retry_after), conn, len(body)
 
-    def _wrap(self, exc: BaseException, phase: str, shown: str) -> HPGError:
-        """An hpgfast error for a urllib3/OS error, with a redacted text."""
-        text = self._scrub(f"{type(exc).__name__}: {exc}")
+    def _release(self, conn: HTTPConnection, keep_alive: bool) -> None:
+        """Put a connection back in the pool; closed first unless it may serve again."""
+        if not keep_alive:
+            conn.close()
+        self._pool._put_conn(conn)
+
+    def _wrap(self, exc: BaseException, phase: str, shown: str) -> Failure:
+        """The core's ``Failure`` for a urllib3/OS error, with a redacted text."""
+        text = self._core.scrub(f"{type(exc).__name__}: {exc}")
         if phase == "connect":
             if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-                return ConnectError(f"TLS handshake cut: {text}", url=shown, sent=False)
+                return Failure(
+                    CONNECT, ConnectError(f"TLS handshake cut: {text}", url=shown, sent=False)
+                )
             if isinstance(exc, (ssl.SSLError, ssl.CertificateError, _Urllib3SSLError)):
-                return TLSError(f"TLS failed: {text}", url=shown, sent=False)
+                return Failure(TLS, TLSError(f"TLS failed: {text}", url=shown, sent=False))
             if isinstance(exc, (ConnectTimeoutError, socket.timeout)) and not isinstance(
                 exc, NewConnectionError
             ):
-                return ConnectError(f"connect timed out: {text}", url=shown, sent=False)
-            return ConnectError(f"could not connect: {text}", url=shown, sent=False)
-        if isinstance(exc, (socket.timeout, TimeoutError, _Urllib3Timeout)):
-            return TransportError(
-                f"no reply within timeout={self._timeout}s: {text}", url=shown, sent=True
+                return Failure(
+                    CONNECT, ConnectError(f"connect timed out: {text}", url=shown, sent=False)
+                )
+            return Failure(
+                CONNECT, ConnectError(f"could not connect: {text}", url=shown, sent=False)
             )
-        return TransportError(f"connection broken: {text}", url=shown, sent=True)
+        if isinstance(exc, (socket.timeout, TimeoutError, _Urllib3Timeout)):
+            return Failure(
+                SENT,
+                TransportError(
+                    f"no reply within timeout={self._timeout}s: {text}", url=shown, sent=True
+                ),
+            )
+        return Failure(SENT, TransportError(f"connection broken: {text}", url=shown, sent=True))

@@ -1,0 +1,422 @@
+"""A batch as a transport drives it: requests out, events in, results at the end.
+
+Strategy:
+
+- **Plan, then send.** A whole batch is cut into requests and *validated* before
+  the first request leaves, so bad input raises at once naming the message. The
+  plan is a list of ``(start, end)`` bounds; the encoded queries of the first
+  requests are kept (up to ``PLAN_CACHE_BYTES``) and the rest are encoded again when
+  their turn comes (encoding is deterministic, so the bounds hold). Memory stays
+  bounded for any batch size while small batches are encoded once.
+- **The transport only moves bytes.** It takes ``Request`` objects from the batch,
+  asks ``begin()`` for the target (subscribers hear of it first), sends it, and
+  hands what happened to ``report()``, which answers "done" or "again at ``t``".
+  It never decides an outcome, and the batch never sleeps or reads a clock: the
+  transport passes ``now`` in (``time.monotonic()``) and waits as it waits.
+- **No locks.** Each request's results land in their own slice of the batch's
+  list; the flags that stop a batch are plain attributes set once. A transport's
+  threads or tasks never wait on the core.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from datetime import tzinfo
+from operator import itemgetter
+from typing import Any, Callable, NamedTuple, Optional
+
+from .. import _redact, _wire
+from .._records import Params
+from .._wire import Code
+from ..codec import encode_params, encode_send, encode_status, parse_send, parse_status
+from ..exceptions import HPGError
+from ._events import Reply, RequestFinished, RequestStarting, Subscriber
+from ._policy import RetryPolicy
+from ._rules import RequestFacts, fill, judge
+
+__all__ = ["LINE_OVERHEAD", "Batch", "Exchange", "Request", "Step"]
+
+log = logging.getLogger("hpgfast.core")
+
+#: ``GET `` and `` HTTP/1.1`` around the target on the request line.
+LINE_OVERHEAD = len("GET ") + len(" HTTP/1.1")
+#: Encoded queries of a plan kept from the validation pass instead of encoded again.
+PLAN_CACHE_BYTES = 8 * 1024 * 1024
+
+_NOT_SENT = Code.NOT_SENT
+_UNKNOWN = Code.UNKNOWN
+_client_id = itemgetter(3)
+
+
+def _make_indexes(count: int) -> list[str]:
+    return [str(i) for i in range(count)]
+
+
+#: ``str(i)`` made once for the index clientIds of common request sizes; larger
+#: requests make their own list. Never grown after import: no lock, no race.
+_INDEXES = _make_indexes(4096)
+
+
+def effective_ids(messages: Sequence[Any], start: int, end: int) -> list[Any]:
+    """The clientId the platform answers with for each message of a request."""
+    try:
+        ids = list(map(_client_id, messages[start:end]))
+    except IndexError:  # plain tuples of 2 or 3 fields: no client ids at all
+        ids = [m[3] if len(m) > 3 else None for m in messages[start:end]]
+    if None in ids:
+        count = end - start
+        indexes = _INDEXES if count <= len(_INDEXES) else _make_indexes(count)
+        ids = [indexes[k] if cid is None else cid for k, cid in enumerate(ids)]
+    return ids
+
+
+class Step(NamedTuple):
+    """The core's answer to a reported attempt.
+
+    ``retry_at``: ``None`` when the request is settled, else the time (on the
+    transport's monotonic clock) to send it again. ``keep_alive``: whether the
+    connection the attempt used may serve another request.
+    """
+
+    retry_at: Optional[float]
+    keep_alive: bool = True
+
+
+_DONE = Step(None, True)
+_FAILED = Step(None, False)
+
+
+class Request:
+    """One HTTP request of a batch: a span of items and, once begun, its target."""
+
+    __slots__ = ("attempt", "end", "ids", "query", "sent_bytes", "start", "started")
+
+    def __init__(self, start: int, end: int, query: Optional[bytes]) -> None:
+        self.start = start
+        self.end = end
+        self.query = query  # kept from the plan, or None: encoded again when begun
+        self.attempt = 0
+        self.ids: list[Any] = []
+        self.started = 0.0
+        self.sent_bytes = 0
+
+    def __repr__(self) -> str:
+        return f"<hpgfast Request items {self.start}..{self.end - 1} attempt {self.attempt}>"
+
+
+class Exchange:
+    """The HPG exchange of one connector, with no I/O: everything but moving bytes.
+
+    A transport makes one per client and calls ``batch()`` per ``send()`` or
+    ``status()``. It holds the targets' prefixes (with the password, in
+    ``Secret``), their redacted view, the encoding settings, the retry policy and
+    the subscribers.
+    """
+
+    def __init__(
+        self,
+        *,
+        origin: str,
+        path: str,
+        login: str,
+        password: str,
+        login_param: str,
+        password_param: str,
+        extra_params: Optional[Params],
+        max_request_bytes: int,
+        max_batch: Optional[int],
+        default_subject: Optional[str],
+        quote_brackets: bool,
+        status_tz: Optional[tzinfo],
+        policy: RetryPolicy,
+        subscribers: Sequence[Subscriber] = (),
+    ) -> None:
+        self.redactor = _redact.Redactor(password) if password else None
+        login_q = encode_params([(login_param, login)]).decode("ascii")
+        secret_q = encode_params([(login_param, login), (password_param, password)])
+        shown_q = (
+            login_q + "&" + encode_params([(password_param, "")]).decode("ascii") + _redact.MASK
+        )
+        extra_q = encode_params(extra_params).decode("ascii") if extra_params else ""
+        tail = "&" + extra_q if extra_q else ""
+        # The target prefixes hold the password: kept in Secrets so that no repr
+        # (nor one built from vars()) shows them.
+        self._heads = {
+            op: _redact.Secret(f"{path}{op}?{secret_q.decode('ascii')}{tail}&")
+            for op in (_wire.SEND, _wire.STATUS)
+        }
+        # What logs and errors show instead: "...&password=***&..." (no message data).
+        self._shown = {op: f"{origin}{path}{op}?{shown_q}{tail}" for op in self._heads}
+        if max_request_bytes < LINE_OVERHEAD + len(self._heads[_wire.SEND].value) + 1:
+            raise ValueError(
+                f"max_request_bytes={max_request_bytes} leaves no room for messages after "
+                "the URL and credentials"
+            )
+        self.max_request_bytes = max_request_bytes
+        self.max_batch = max_batch
+        self.default_subject = default_subject
+        self.quote_brackets = quote_brackets
+        self.status_tz = status_tz
+        self.policy = policy
+        self.subscribers = tuple(subscribers)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the password masked in every form it may take."""
+        return text if self.redactor is None else self.redactor(text)
+
+    def __repr__(self) -> str:
+        return "<hpgfast.core.Exchange>"
+
+    def batch(self, op: str, items: Sequence[Any], params: Optional[Params]) -> Batch:
+        """Plan a ``send`` or ``status`` batch: validated and cut into requests.
+
+        Raises ``MessageError`` (naming the item) before anything is sent.
+        """
+        head = self._heads[op].value
+        shown = self._shown[op]
+        if params:
+            extra = encode_params(params).decode("ascii")
+            head += extra + "&"
+            shown += "&" + extra
+        shown += "&..."
+        max_bytes = self.max_request_bytes - LINE_OVERHEAD - len(head)
+        if max_bytes < 1:
+            raise ValueError(
+                f"max_request_bytes={self.max_request_bytes} leaves no room for messages "
+                "after the URL, credentials and parameters"
+            )
+        return Batch(self, op, items, head, shown, max_bytes)
+
+
+class Batch:
+    """One ``send()``/``status()`` call: its plan, its results, and when it stops.
+
+    A transport iterates over it for requests (``for request in batch``), calls
+    ``begin(request, now)`` for each (``None``: do not send it), sends the target,
+    reports each attempt with ``report(request, event, now)`` and, at the end,
+    returns ``finish()``. Iteration stops handing out requests once the batch must
+    stop; ``finish()`` fills what was never tried with ``not-sent``.
+    """
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        op: str,
+        items: Sequence[Any],
+        head: str,
+        shown: str,
+        max_bytes: int,
+    ) -> None:
+        self.exchange = exchange
+        self.op = op
+        self.items = items
+        self.head = head  # the target up to the items: holds the password
+        self.shown = shown  # the same, redacted, for logs and errors
+        self.results: list[Any] = [None] * len(items)
+        #: A configuration failure (or a bug, or an interrupt) that stops the batch.
+        self.fatal: Optional[BaseException] = None
+        #: Set when a request could not connect even after its retries: the platform
+        #: is taken to be down and the remaining requests are not attempted.
+        self.down: Optional[HPGError] = None
+        if op == _wire.SEND:
+            default_subject = exchange.default_subject
+            quote_brackets = exchange.quote_brackets
+
+            def encode(start: int, count: Optional[int]) -> tuple[bytes, int]:
+                return encode_send(
+                    items,
+                    start=start,
+                    max_bytes=max_bytes,
+                    max_count=count,
+                    default_subject=default_subject,
+                    quote_brackets=quote_brackets,
+                )
+
+            self._parse: Callable[[bytes], list[Any]] = parse_send
+        else:
+            quote_brackets = exchange.quote_brackets
+            tz = exchange.status_tz
+
+            def encode(start: int, count: Optional[int]) -> tuple[bytes, int]:
+                return encode_status(
+                    items,
+                    start=start,
+                    max_bytes=max_bytes,
+                    max_count=count,
+                    quote_brackets=quote_brackets,
+                )
+
+            def parse(body: bytes) -> list[Any]:
+                return parse_status(body, tz=tz)
+
+            self._parse = parse
+        self._encode = encode
+        self.requests = self._plan(exchange.max_batch) if items else []
+
+    def _plan(self, max_batch: Optional[int]) -> list[Request]:
+        """Cut the batch into requests, checking every item (raises on bad input)."""
+        plan: list[Request] = []
+        kept = 0
+        start = 0
+        total = len(self.items)
+        encode = self._encode
+        while start < total:
+            query, end = encode(start, max_batch)
+            if kept + len(query) <= PLAN_CACHE_BYTES:
+                kept += len(query)
+                plan.append(Request(start, end, query))
+            else:
+                plan.append(Request(start, end, None))
+            start = end
+        return plan
+
+    @property
+    def stopped(self) -> bool:
+        """True once no further request may start."""
+        return self.fatal is not None or self.down is not None
+
+    def __iter__(self) -> Iterator[Request]:
+        for request in self.requests:
+            if self.stopped:
+                return
+            yield request
+
+    def _ids(self, request: Request) -> list[Any]:
+        if self.op == _wire.SEND:
+            return effective_ids(self.items, request.start, request.end)
+        return list(self.items[request.start : request.end])
+
+    def _facts(self, request: Request) -> RequestFacts:
+        return RequestFacts(
+            self.op,
+            self.items,
+            request.start,
+            request.end,
+            request.ids,
+            self.shown,
+            self._parse,
+            self.exchange.scrub,
+        )
+
+    def _settle(self, request: Request, code: str, error: Optional[HPGError]) -> None:
+        if not request.ids:
+            request.ids = self._ids(request)
+        self.results[request.start : request.end] = fill(self._facts(request), code, error)
+
+    def begin(self, request: Request, now: float) -> Optional[str]:
+        """The target to send for ``request``, or ``None`` when it must not be sent.
+
+        Called once, before the request's first byte, in the thread or task that
+        sends it: the subscribers hear of it here. ``None`` (the batch stopped, or
+        a subscriber raised) leaves the request's items ``not-sent``.
+        """
+        if self.stopped:
+            self._settle(request, _NOT_SENT, self.down)
+            return None
+        query = request.query
+        if query is None:
+            query, nxt = self._encode(request.start, request.end - request.start)
+            if nxt != request.end:
+                raise RuntimeError("the batch changed while it was being sent")
+        else:
+            request.query = None  # sent once: let it go
+        request.ids = self._ids(request)
+        target = self.head + query.decode("ascii")
+        request.sent_bytes = len(target) + LINE_OVERHEAD
+        request.started = now
+        subscribers = self.exchange.subscribers
+        if subscribers:
+            event = RequestStarting(self.op, request.start, request.end, request.ids, self.shown)
+            try:
+                for subscriber in subscribers:
+                    subscriber.request_starting(event)
+            except BaseException as exc:
+                if self.fatal is None:
+                    self.fatal = exc
+                self._settle(request, _NOT_SENT, None)
+                return None
+        return target
+
+    def report(self, request: Request, event: Any, now: float, received: int = 0) -> Step:
+        """What one attempt of ``request`` came to: settled, or again at ``retry_at``.
+
+        ``event`` is a ``Reply`` or a ``Failure``; ``received`` the reply's bytes.
+        The request's results are in place when the step says it is settled.
+        """
+        verdict = judge(self._facts(request), event)
+        policy = self.exchange.policy
+        if verdict.retryable and self.fatal is None and policy.allows(request.attempt):
+            delay = policy.delay(request.attempt)
+            request.attempt += 1
+            log.info(
+                "retrying (%d of %d) in %.2f s after: %s",
+                request.attempt,
+                policy.retries,
+                delay,
+                verdict.note or event,
+            )
+            return Step(now + delay, keep_alive=type(event) is Reply)
+        if verdict.note is not None:
+            log.warning("%s", verdict.note)
+        self.results[request.start : request.end] = verdict.results
+        if verdict.fatal is not None and self.fatal is None:
+            self.fatal = verdict.fatal
+        if verdict.down is not None and self.down is None:
+            self.down = verdict.down
+        self._finished(request, now, received)
+        return _DONE if type(event) is Reply else _FAILED
+
+    def abort(self, request: Request, exc: BaseException, now: float) -> None:
+        """A request broke off with an exception of the transport's (a bug, an interrupt).
+
+        The batch stops with ``exc``; the request's items get the outcome the error
+        allows: ``unknown`` (it may have left), or ``not-sent`` if it never began.
+        """
+        if self.fatal is None:
+            self.fatal = exc
+        if self.results[request.start] is None:
+            began = bool(request.ids)
+            self._settle(
+                request,
+                _UNKNOWN if began else _NOT_SENT,
+                exc if isinstance(exc, HPGError) else None,
+            )
+
+    def _finished(self, request: Request, now: float, received: int) -> None:
+        subscribers = self.exchange.subscribers
+        if not subscribers:
+            return
+        event = RequestFinished(
+            self.op,
+            request.start,
+            request.end,
+            self.results[request.start : request.end],
+            request.attempt + 1,
+            request.sent_bytes,
+            received,
+            now - request.started,
+        )
+        try:
+            for subscriber in subscribers:
+                subscriber.request_finished(event)
+        except BaseException as exc:
+            if self.fatal is None:
+                self.fatal = exc
+
+    def finish(self) -> list[Any]:
+        """The results, one per item in order; raises the error that stopped the batch.
+
+        Items of requests never begun are ``not-sent``. The raised error carries
+        ``results``: whatever was known of every item when the batch stopped.
+        """
+        results = self.results
+        for request in self.requests:
+            if results[request.start] is None:
+                self._settle(request, _NOT_SENT, self.down)
+        fatal = self.fatal
+        if fatal is not None:
+            # Whatever was sent before the failure is not lost: the error carries it.
+            fatal.results = results  # type: ignore[attr-defined]
+            raise fatal
+        return results

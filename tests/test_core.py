@@ -1,0 +1,280 @@
+"""The sans-IO core alone: every row of the README's outcome table, without sockets.
+
+Each test drives ``hpgfast.core.Batch`` the way a transport does (``begin``, then
+``report`` per attempt) with made-up events, and checks each item's outcome, what
+is repeated, and what is raised. The same rules then hold over every transport;
+tests/test_client*.py check them again over real HTTP.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from hpgfast import (
+    AuthError,
+    Code,
+    ConnectError,
+    HTTPStatusError,
+    Message,
+    RequestTooLarge,
+    TLSError,
+    TransportError,
+)
+from hpgfast.core import (
+    CONNECT,
+    CUT,
+    SENT,
+    TLS,
+    Exchange,
+    Failure,
+    Reply,
+    RequestFinished,
+    RequestStarting,
+    RetryPolicy,
+    SendFailure,
+    StatusFailure,
+    Subscriber,
+)
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "hpgfast" / "core"
+
+
+def exchange(retries: int = 2, subscribers: tuple[Subscriber, ...] = ()) -> Exchange:
+    return Exchange(
+        origin="http://platform.test",
+        path="/CLIENT/connectorX/",
+        login="CLIENT",
+        password="S3cret!",
+        login_param="login",
+        password_param="password",
+        extra_params=None,
+        max_request_bytes=8192,
+        max_batch=2,
+        default_subject="SHOP",
+        quote_brackets=False,
+        status_tz=None,
+        policy=RetryPolicy(retries=retries, backoff=0.5, backoff_max=1.0),
+        subscribers=subscribers,
+    )
+
+
+MESSAGES = [Message(f"7903000000{i}", f"text {i}") for i in range(4)]
+IDS = ["1001", "1002", "1003", "1004"]
+
+
+def ok_send(start: int, end: int) -> Reply:
+    body = "".join(f"ok;{i - start};{2001 + i}\n" for i in range(start, end))
+    return Reply(200, body.encode())
+
+
+def ok_status(ids: list[str]) -> Reply:
+    body = "".join(f"ok;{pid};delivered;2012.03.15 19:53:14;\n" for pid in ids)
+    return Reply(200, body.encode())
+
+
+def drive(op: str, events: list[Any], *, retries: int = 2) -> tuple[list[Any], list[int]]:
+    """Run a batch of 4 items (2 per request): the first request gets ``events`` one per
+    attempt, later requests a clean reply. Returns the results and attempts made."""
+    items = MESSAGES if op == "send" else IDS
+    batch = exchange(retries).batch(op, items, None)
+    attempts: list[int] = []
+    clock = 0.0
+    pending = list(events)
+    for request in batch:
+        target = batch.begin(request, clock)
+        if target is None:
+            continue
+        assert "S3cret" in target and "S3cret" not in batch.shown
+        count = 0
+        while True:
+            count += 1
+            if request.start == 0 and pending:
+                event = pending.pop(0)
+            elif op == "send":
+                event = ok_send(request.start, request.end)
+            else:
+                event = ok_status(IDS[request.start : request.end])
+            step = batch.report(request, event, clock)
+            if step.retry_at is None:
+                break
+            assert step.retry_at > clock  # the core says when; it never sleeps
+            clock = step.retry_at
+        attempts.append(count)
+    return batch.finish(), attempts
+
+
+def codes(results: list[Any]) -> list[str]:
+    return [r.code for r in results]
+
+
+# -- a line for every item --------------------------------------------------------------
+
+
+def test_reply_lines_are_the_results() -> None:
+    results, attempts = drive("send", [])
+    assert codes(results) == ["ok"] * 4
+    assert [r.provider_id for r in results] == ["2001", "2002", "2003", "2004"]
+    assert attempts == [1, 1]
+    statuses, _ = drive("status", [])
+    assert [s.status for s in statuses] == ["delivered"] * 4
+
+
+# -- CONNECT: nothing left ----------------------------------------------------------------
+
+CONNECT_FAILURE = Failure(CONNECT, ConnectError("could not connect", sent=False))
+
+
+@pytest.mark.parametrize("op", ["send", "status"])
+def test_connect_failure_is_repeated_then_not_sent_and_the_batch_is_down(op: str) -> None:
+    results, attempts = drive(op, [CONNECT_FAILURE] * 3, retries=2)
+    assert attempts == [3]  # the first try and two repeats; the second request never began
+    assert codes(results) == [Code.NOT_SENT] * 4
+    assert all(isinstance(r.error, ConnectError) for r in results)
+
+
+@pytest.mark.parametrize("op", ["send", "status"])
+def test_connect_failure_then_success(op: str) -> None:
+    results, attempts = drive(op, [CONNECT_FAILURE], retries=2)
+    assert attempts == [2, 1]
+    assert codes(results) == ["ok"] * 4
+
+
+# -- may have been processed: SEND unknown, STATUS repeated ------------------------------
+
+MAY_HAVE_LEFT = [
+    Failure(SENT, TransportError("no reply within timeout", sent=True)),
+    Failure(CUT, TransportError("connection broken: cut", sent=True)),
+    Reply(500, b"internal error"),
+    Reply(502, b""),
+    Reply(503, b""),
+    Reply(504, b""),
+    Reply(408, b""),
+    Reply(429, b"", "1"),
+    Reply(200, b"<html>oops</html>\n"),  # unreadable
+]
+
+
+@pytest.mark.parametrize("event", MAY_HAVE_LEFT, ids=repr)
+def test_send_that_may_have_left_is_unknown_and_never_repeated(event: Any) -> None:
+    results, attempts = drive("send", [event] * 5)
+    assert attempts == [1, 1]
+    assert codes(results) == [Code.UNKNOWN] * 2 + ["ok"] * 2
+    assert all(isinstance(r, SendFailure) and r.error is not None for r in results[:2])
+
+
+@pytest.mark.parametrize("event", MAY_HAVE_LEFT, ids=repr)
+def test_status_is_repeated_then_unknown(event: Any) -> None:
+    results, attempts = drive("status", [event] * 5, retries=2)
+    assert attempts == [3, 1]
+    assert codes(results) == [Code.UNKNOWN] * 2 + ["ok"] * 2
+    assert all(isinstance(r, StatusFailure) for r in results[:2])
+    results, attempts = drive("status", [event], retries=2)
+    assert attempts == [2, 1]
+    assert codes(results) == ["ok"] * 4
+
+
+def test_missing_line_is_unknown_for_that_message_only() -> None:
+    results, attempts = drive("send", [Reply(200, b"ok;1;2002\n")])
+    assert attempts == [1, 1]
+    assert codes(results) == [Code.UNKNOWN, "ok", "ok", "ok"]
+    statuses, _ = drive("status", [Reply(200, b"ok;1002;sent;2012.03.15 19:53:14;\n")])
+    assert codes(statuses) == [Code.UNKNOWN, "ok", "ok", "ok"]
+
+
+# -- configuration failures: raised, with every result so far ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "error", "code"),
+    [
+        (Failure(TLS, TLSError("TLS failed", sent=False)), TLSError, Code.NOT_SENT),
+        (Reply(414, b"URI Too Long"), RequestTooLarge, Code.NOT_SENT),
+        (Reply(431, b""), RequestTooLarge, Code.NOT_SENT),
+        (Reply(200, b"error-auth\n"), AuthError, Code.ERROR_AUTH),
+        (Reply(404, b"Not Found"), HTTPStatusError, Code.UNKNOWN),
+        (Reply(403, b""), HTTPStatusError, Code.UNKNOWN),
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("op", ["send", "status"])
+def test_configuration_failures_raise(op: str, event: Any, error: type, code: str) -> None:
+    with pytest.raises(error) as info:
+        drive(op, [event])
+    results = info.value.results  # type: ignore[attr-defined]
+    assert codes(results) == [code] * 2 + [Code.NOT_SENT] * 2
+
+
+@pytest.mark.parametrize("op", ["send", "status"])
+def test_whole_request_code_line_applies_to_every_item(op: str) -> None:
+    results, _ = drive(op, [Reply(200, b"error-syntax\n")])
+    assert codes(results) == [Code.ERROR_SYNTAX] * 2 + ["ok"] * 2
+
+
+# -- subscribers --------------------------------------------------------------------------
+
+
+class Recorder(Subscriber):
+    def __init__(self, fail_on: Optional[int] = None) -> None:
+        self.starting: list[RequestStarting] = []
+        self.finished: list[RequestFinished] = []
+        self.fail_on = fail_on
+
+    def request_starting(self, event: RequestStarting) -> None:
+        if event.start == self.fail_on:
+            raise OSError("journal: disk full")
+        self.starting.append(event)
+
+    def request_finished(self, event: RequestFinished) -> None:
+        self.finished.append(event)
+
+
+def test_subscribers_hear_of_every_request() -> None:
+    recorder = Recorder()
+    batch = exchange(subscribers=(recorder,)).batch("send", MESSAGES, None)
+    for request in batch:
+        assert batch.begin(request, 1.0) is not None
+        assert batch.report(request, ok_send(request.start, request.end), 1.25, 30).retry_at is None
+    assert codes(batch.finish()) == ["ok"] * 4
+    assert [(e.start, e.end, list(e.ids)) for e in recorder.starting] == [
+        (0, 2, ["0", "1"]),
+        (2, 4, ["0", "1"]),
+    ]
+    assert all("S3cret" not in e.url for e in recorder.starting)
+    first = recorder.finished[0]
+    assert codes(list(first.results)) == ["ok", "ok"]
+    assert (first.attempts, first.received_bytes, first.seconds) == (1, 30, 0.25)
+    assert first.sent_bytes > 0
+
+
+def test_a_raising_subscriber_stops_the_batch_before_the_request_leaves() -> None:
+    recorder = Recorder(fail_on=2)
+    batch = exchange(subscribers=(recorder,)).batch("send", MESSAGES, None)
+    sent = []
+    for request in batch:
+        target = batch.begin(request, 0.0)
+        if target is None:
+            continue
+        sent.append(request.start)
+        batch.report(request, ok_send(request.start, request.end), 0.0)
+    assert sent == [0]
+    with pytest.raises(OSError, match="disk full") as info:
+        batch.finish()
+    assert codes(info.value.results) == ["ok", "ok", Code.NOT_SENT, Code.NOT_SENT]  # type: ignore[attr-defined]
+
+
+def test_the_core_imports_no_io_library() -> None:
+    out = subprocess.run(
+        ["git", "grep", "-nE", r"^(import|from) (urllib3|socket|http|ssl|asyncio)", "--", str(SRC)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.stdout == ""
+    for path in SRC.glob("*.py"):
+        text = path.read_text()
+        for forbidden in ("import threading", "import time", "from time", "sleep("):
+            assert forbidden not in text, (path, forbidden)
