@@ -168,13 +168,15 @@ def test_params_reach_the_platform(emu: Emulator) -> None:
     assert entry.params == {"priority": "high", "sendTime": "2030.01.01 10:00:00", "ttl": "60"}
 
 
-def test_request_level_rejection_gives_every_message_its_code(emu: Emulator) -> None:
-    # A parameter given twice is a syntax error of the whole request.
+def test_request_level_rejection_is_not_sent_with_the_platform_code(emu: Emulator) -> None:
+    # A parameter given twice is a syntax error of the whole request: the platform
+    # processed none of it, so every message is not-sent, with the code on its error.
     with client_for(emu, extra_params={"priority": "high"}) as client:
         results = client.send(numbered(3), params={"priority": "low"})
-    assert [r.code for r in results] == [Code.ERROR_SYNTAX] * 3
+    assert [r.code for r in results] == [Code.NOT_SENT] * 3
     assert all(isinstance(r, SendFailure) for r in results)
     assert isinstance(results[0].error, RequestRejected)  # type: ignore[attr-defined]
+    assert results[0].error.code == Code.ERROR_SYNTAX  # type: ignore[attr-defined]
     assert len(emu.ledger) == 0
 
 
@@ -183,7 +185,10 @@ def test_wrong_password_raises_auth_error(emu: Emulator) -> None:
         with pytest.raises(AuthError) as info:
             client.send(numbered(3))
         assert info.value.code == Code.ERROR_AUTH
-        assert [r.code for r in info.value.results] == [Code.ERROR_AUTH] * 3  # type: ignore[attr-defined]
+        results = info.value.results  # type: ignore[attr-defined]
+        # Not processed: not-sent, with the platform's code on each result's error.
+        assert [r.code for r in results] == [Code.NOT_SENT] * 3
+        assert all(r.error.code == Code.ERROR_AUTH for r in results)
         with pytest.raises(AuthError):
             client.status(["1001"])
     assert len(emu.ledger) == 0
@@ -202,8 +207,9 @@ def test_auth_failure_mid_batch_keeps_earlier_results() -> None:
             changer.join()
     results = info.value.results  # type: ignore[attr-defined]
     codes = {r.code for r in results}
-    assert Code.OK in codes and Code.ERROR_AUTH in codes
-    assert codes <= {Code.OK, Code.ERROR_AUTH, Code.NOT_SENT}
+    assert Code.OK in codes and Code.NOT_SENT in codes
+    assert codes <= {Code.OK, Code.NOT_SENT}
+    assert any(isinstance(getattr(r, "error", None), AuthError) for r in results)
     assert_truthful(emu, messages, results)
 
 
@@ -477,10 +483,15 @@ def test_missing_and_stray_lines(caplog: pytest.LogCaptureFixture) -> None:
     with RawServer(reply) as server:
         with Client(server.url, LOGIN, PASSWORD, default_subject="S") as client:
             results = client.send(numbered(4))
-    assert [r.code for r in results] == [Code.OK, Code.UNKNOWN, Code.OK, Code.UNKNOWN]
-    assert results[0].provider_id == "1001" and results[2].provider_id == "1003"
+    # Two lines for message 0: nobody can say which is true, so unknown, both kept.
+    assert [r.code for r in results] == [Code.UNKNOWN, Code.UNKNOWN, Code.OK, Code.UNKNOWN]
+    assert results[2].provider_id == "1003"
+    conflict = str(results[0].error)  # type: ignore[attr-defined]
+    assert "ok;0;1001" in conflict and "ok;0;1009" in conflict
+    # The line that matched nothing is kept on the unmatched messages' error.
     assert isinstance(results[1].error, ProtocolError)  # type: ignore[attr-defined]
-    assert any("match no message" in r.getMessage() for r in caplog.records)
+    assert "ok;zz;1010" in str(results[1].error)  # type: ignore[attr-defined]
+    assert any("match no item" in r.getMessage() for r in caplog.records)
     assert len(server.requests) == 1
 
 

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import pytest
 
 from hpgfast import (
+    AccountError,
     AuthError,
     Code,
     ConnectError,
@@ -31,6 +32,7 @@ from hpgfast.core import (
     TLS,
     Exchange,
     Failure,
+    RateLimit,
     Reply,
     RequestFinished,
     RequestStarting,
@@ -84,7 +86,7 @@ def drive(op: str, events: list[Any], *, retries: int = 2) -> tuple[list[Any], l
     attempts: list[int] = []
     clock = 0.0
     pending = list(events)
-    for request in batch:
+    while (request := batch.next(clock)) is not None:
         target = batch.begin(request, clock)
         if target is None:
             continue
@@ -153,7 +155,6 @@ MAY_HAVE_LEFT = [
     Reply(503, b""),
     Reply(504, b""),
     Reply(408, b""),
-    Reply(429, b"", "1"),
     Reply(200, b"<html>oops</html>\n"),  # unreadable
 ]
 
@@ -194,7 +195,8 @@ def test_missing_line_is_unknown_for_that_message_only() -> None:
         (Failure(TLS, TLSError("TLS failed", sent=False)), TLSError, Code.NOT_SENT),
         (Reply(414, b"URI Too Long"), RequestTooLarge, Code.NOT_SENT),
         (Reply(431, b""), RequestTooLarge, Code.NOT_SENT),
-        (Reply(200, b"error-auth\n"), AuthError, Code.ERROR_AUTH),
+        (Reply(200, b"error-auth\n"), AuthError, Code.NOT_SENT),
+        (Reply(200, b"error-insufficient-balance\n"), AccountError, Code.NOT_SENT),
         (Reply(404, b"Not Found"), HTTPStatusError, Code.UNKNOWN),
         (Reply(403, b""), HTTPStatusError, Code.UNKNOWN),
     ],
@@ -211,7 +213,122 @@ def test_configuration_failures_raise(op: str, event: Any, error: type, code: st
 @pytest.mark.parametrize("op", ["send", "status"])
 def test_whole_request_code_line_applies_to_every_item(op: str) -> None:
     results, _ = drive(op, [Reply(200, b"error-syntax\n")])
-    assert codes(results) == [Code.ERROR_SYNTAX] * 2 + ["ok"] * 2
+    assert codes(results) == [Code.NOT_SENT] * 2 + ["ok"] * 2
+    assert all(r.error.code == Code.ERROR_SYNTAX for r in results[:2])
+
+
+# -- 429: a rate limiter answered before the platform saw the request ---------------------
+
+
+@pytest.mark.parametrize("op", ["send", "status"])
+def test_429_is_not_sent_and_sent_again_after_retry_after(op: str) -> None:
+    items = MESSAGES if op == "send" else IDS
+    batch = exchange().batch(op, items, None)
+    first = batch.next(10.0)
+    assert first is not None and batch.begin(first, 10.0)
+    step = batch.report(first, Reply(429, b"slow down", "7"), 10.0)
+    assert step.retry_at == 17.0 and not step.keep_alive
+    assert codes(batch.results[:2]) == [Code.NOT_SENT] * 2  # what stands if interrupted
+    second = batch.next(10.5)
+    assert second is not None and second.not_before == 17.0  # the whole batch waits
+    event = ok_send(0, 2) if op == "send" else ok_status(IDS[:2])
+    assert batch.report(first, event, 17.0).retry_at is None
+    assert batch.begin(second, 17.0) is not None
+    batch.report(second, ok_send(2, 4) if op == "send" else ok_status(IDS[2:]), 17.0)
+    assert codes(batch.finish()) == ["ok"] * 4
+
+
+def test_429_retry_after_is_capped_and_falls_back_to_backoff() -> None:
+    batch = exchange().batch("send", MESSAGES, None)
+    request = batch.next(0.0)
+    assert request is not None and batch.begin(request, 0.0)
+    assert batch.report(request, Reply(429, b"", "86400"), 0.0).retry_at == 60.0
+    assert batch.report(request, Reply(429, b"", "soon"), 60.0).retry_at == 61.0  # backoff
+
+
+def test_429_without_retry_on_429_is_unknown_for_send() -> None:
+    ex = exchange()
+    ex.retry_on_429 = False
+    batch = ex.batch("send", MESSAGES, None)
+    request = batch.next(0.0)
+    assert request is not None and batch.begin(request, 0.0)
+    assert batch.report(request, Reply(429, b"", "1"), 0.0).retry_at is None
+    assert codes(batch.results[:2]) == [Code.UNKNOWN] * 2
+
+
+def test_id_not_unique_after_429_means_accepted_earlier() -> None:
+    batch = exchange().batch("send", MESSAGES[:2], None)
+    request = batch.next(0.0)
+    assert request is not None and batch.begin(request, 0.0)
+    batch.report(request, Reply(429, b"", "1"), 0.0)
+    body = b"error-id-not-unique;0;\nok;1;2002\n"
+    assert batch.report(request, Reply(200, body), 1.0).retry_at is None
+    results = batch.finish()
+    assert codes(results) == ["ok", "ok"]
+    assert results[0].provider_id is None and results[0].error.code == "error-id-not-unique"
+    # Without a 429 before it, the same line is a rejection.
+    plain = exchange().batch("send", MESSAGES[:2], None)
+    request = plain.next(0.0)
+    assert request is not None and plain.begin(request, 0.0)
+    plain.report(request, Reply(200, body), 0.0)
+    assert codes(plain.finish()) == ["error-id-not-unique", "ok"]
+
+
+# -- account stops ------------------------------------------------------------------------
+
+
+def test_an_account_stop_on_a_message_line_stops_the_batch() -> None:
+    batch = exchange().batch("send", MESSAGES, None)
+    request = batch.next(0.0)
+    assert request is not None and batch.begin(request, 0.0)
+    body = b"ok;0;2001\nerror-insufficient-balance;1;\n"
+    batch.report(request, Reply(200, body), 0.0)
+    assert batch.next(0.0) is None  # no request starts after a stop
+    with pytest.raises(AccountError) as info:
+        batch.finish()
+    assert info.value.code == "error-insufficient-balance"
+    assert codes(info.value.results) == [  # type: ignore[attr-defined]
+        "ok",
+        "error-insufficient-balance",
+        Code.NOT_SENT,
+        Code.NOT_SENT,
+    ]
+
+
+def test_account_stop_codes_are_a_setting() -> None:
+    ex = exchange()
+    ex.account_stop = frozenset({"error-auth"})
+    batch = ex.batch("send", MESSAGES, None)
+    request = batch.next(0.0)
+    assert request is not None and batch.begin(request, 0.0)
+    batch.report(request, Reply(200, b"error-insufficient-balance\n"), 0.0)
+    assert batch.next(0.0) is not None  # not a stop any more: the batch goes on
+    assert codes(batch.results[:2]) == [Code.NOT_SENT] * 2  # still not processed
+
+
+# -- rate limit ---------------------------------------------------------------------------
+
+
+def test_rate_limit_books_slots_with_a_burst_of_one_request() -> None:
+    ex = exchange()
+    ex.rate_limit = RateLimit(2.0)  # messages per second; requests of 2 messages
+    batch = ex.batch("send", MESSAGES * 2, None)
+    starts = []
+    while (request := batch.next(100.0)) is not None:
+        starts.append(request.not_before)
+    assert starts == [100.0, 101.0, 102.0, 103.0]
+
+
+def test_none_provider_ids_get_a_failure_not_an_exception() -> None:
+    batch = exchange().batch("status", ["1001", None, "1002"], None)
+    request = batch.next(0.0)
+    assert request is not None and batch.begin(request, 0.0)
+    assert (request.start, request.end) == (0, 2)
+    batch.report(request, ok_status(["1001", "1002"]), 0.0)
+    results = batch.finish()
+    assert codes(results) == ["ok", Code.NOT_SENT, "ok"]
+    assert [r.provider_id for r in results] == ["1001", None, "1002"]
+    assert "without a provider id" in str(results[1].error)
 
 
 # -- subscribers --------------------------------------------------------------------------
@@ -235,7 +352,7 @@ class Recorder(Subscriber):
 def test_subscribers_hear_of_every_request() -> None:
     recorder = Recorder()
     batch = exchange(subscribers=(recorder,)).batch("send", MESSAGES, None)
-    for request in batch:
+    while (request := batch.next(1.0)) is not None:
         assert batch.begin(request, 1.0) is not None
         assert batch.report(request, ok_send(request.start, request.end), 1.25, 30).retry_at is None
     assert codes(batch.finish()) == ["ok"] * 4
@@ -254,7 +371,7 @@ def test_a_raising_subscriber_stops_the_batch_before_the_request_leaves() -> Non
     recorder = Recorder(fail_on=2)
     batch = exchange(subscribers=(recorder,)).batch("send", MESSAGES, None)
     sent = []
-    for request in batch:
+    while (request := batch.next(0.0)) is not None:
         target = batch.begin(request, 0.0)
         if target is None:
             continue

@@ -13,6 +13,7 @@ from ._records import Message, SendResult, StatusResult
 from ._wire import Code, Status
 from .client import Client, SendFailure, StatusFailure
 from .exceptions import (
+    AccountError,
     AuthError,
     ConnectError,
     HPGError,
@@ -30,6 +31,7 @@ from .exceptions import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccountError",
     "AuthError",
     "Client",
     "Code",

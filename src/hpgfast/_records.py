@@ -145,8 +145,9 @@ class StatusResult(tuple):  # type: ignore[type-arg]
 
     @property
     def final(self) -> bool:
-        """True when the status can no longer change (delivered, undelivered, ...)."""
-        return self[2] in _FINAL
+        """True when the status can no longer change (``Status.FINAL``, in any case)."""
+        status = self[2]
+        return status is not None and (status in _FINAL or status.lower() in _FINAL)
 
     def __repr__(self) -> str:
         return (

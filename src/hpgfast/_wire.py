@@ -103,6 +103,10 @@ class Code:
     ERROR_PRIORITY_FORMAT: Final = "error-priority-format"
     ERROR_ACCOUNT_LOCKED: Final = "error-account-locked"
     ERROR_ID_NOT_UNIQUE: Final = "error-id-not-unique"
+    ERROR_INSUFFICIENT_BALANCE: Final = "error-insufficient-balance"
+    ERROR_SYSTEM_BLOCKED: Final = "error-system-blocked"
+    ERROR_START_TIME_FORMAT: Final = "error-start-time-format"
+    ERROR_VALIDITY_PERIOD_FORMAT: Final = "error-validity-period-seconds-format"
     # hpgfast's own outcomes; never sent by the platform.
     #: The request never left: safe to send again.
     NOT_SENT: Final = "not-sent"
@@ -126,10 +130,38 @@ class Code:
         ERROR_PRIORITY_FORMAT,
         ERROR_ACCOUNT_LOCKED,
         ERROR_ID_NOT_UNIQUE,
+        ERROR_INSUFFICIENT_BALANCE,
+        ERROR_SYSTEM_BLOCKED,
+        ERROR_START_TIME_FORMAT,
+        ERROR_VALIDITY_PERIOD_FORMAT,
     )
-    #: Codes that concern the whole request, not one message: when a reply is a
-    #: single line holding only one of these, every message of the request failed.
-    REQUEST_LEVEL: Final = frozenset((ERROR_AUTH, ERROR_SYNTAX, ERROR_ACCOUNT_LOCKED))
+    #: Codes that say the account cannot send at all (docs/outcomes.md): met on any
+    #: line, they stop the batch. ``Client(account_stop_codes=...)`` changes the set.
+    ACCOUNT_STOP: Final = frozenset(
+        (ERROR_AUTH, ERROR_INSUFFICIENT_BALANCE, ERROR_ACCOUNT_LOCKED, ERROR_SYSTEM_BLOCKED)
+    )
+    #: Codes of a whole-request line that say the platform processed none of the
+    #: request: its messages were not sent (with the account stops, whatever the set).
+    NOT_PROCESSED: Final = frozenset((ERROR_AUTH, ERROR_SYNTAX)) | ACCOUNT_STOP
+    #: Codes about one message: on a whole-request line they name the message of a
+    #: one-message request; with several, nobody can say which message they mean.
+    PER_MESSAGE: Final = frozenset(
+        (
+            ERROR_PROVIDER_ID_UNKNOWN,
+            ERROR_ADDRESS_FORMAT,
+            ERROR_ADDRESS_UNKNOWN,
+            ERROR_SUBJECT_FORMAT,
+            ERROR_SUBJECT_UNKNOWN,
+            ERROR_SUBJECT_NOT_SPECIFIED,
+            ERROR_ADDRESS_NOT_SPECIFIED,
+            ERROR_PRIORITY_FORMAT,
+            ERROR_ID_NOT_UNIQUE,
+            ERROR_START_TIME_FORMAT,
+            ERROR_VALIDITY_PERIOD_FORMAT,
+        )
+    )
+    #: Kept for callers of earlier versions: codes that concern the whole request.
+    REQUEST_LEVEL: Final = NOT_PROCESSED
 
 
 class Status:
@@ -146,7 +178,20 @@ class Status:
     DELAYED: Final = "delayed"  # waiting for a deferred send time
     CANCELLED: Final = "cancelled"  # cancelled by hand on the platform
 
+    # Seen in the field (docs/protocol.md), besides the specification's seven.
+    EXPIRED: Final = "expired"  # validity period over, not delivered
+    VP_EXPIRED: Final = "vp_expired"  # the same, another platform's word
+    REJECTED: Final = "rejected"  # refused by the operator
+    READ: Final = "read"  # read by the recipient (after delivered)
+    NO_MATCH_TEMPLATE: Final = "no-match-template"  # text matched no registered template
+
     #: Every status the specification names.
     ALL: Final = (ENQUEUED, SENT, DELIVERED, UNDELIVERED, FAILED, DELAYED, CANCELLED)
-    #: Statuses after which nothing changes any more.
-    FINAL: Final = frozenset((DELIVERED, UNDELIVERED, FAILED, CANCELLED))
+    #: Statuses after which nothing changes any more, by default: the
+    #: specification's four and the field's five. Compared without regard to case
+    #: (one platform variant answers ``DELIVERED``); ``Client(final_statuses=...)``
+    #: and ``hpgfast status --final`` change the set.
+    FINAL: Final = frozenset(
+        (DELIVERED, UNDELIVERED, FAILED, CANCELLED, EXPIRED, VP_EXPIRED, REJECTED, READ,
+         NO_MATCH_TEMPLATE)
+    )  # fmt: skip

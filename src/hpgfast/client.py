@@ -55,6 +55,7 @@ from urllib3.util.wait import wait_for_read
 
 from . import _redact, _wire
 from ._records import Message, Params, SendResult, StatusResult
+from ._wire import Code, Status
 from .core import (
     CONNECT,
     CUT,
@@ -64,6 +65,7 @@ from .core import (
     Batch,
     Exchange,
     Failure,
+    RateLimit,
     Reply,
     Request,
     RetryPolicy,
@@ -127,6 +129,68 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
 _UNSAFE_TARGET = re.compile("[\x00-\x20\x7f-\U0010ffff]")
 
 
+class _Watchdog:
+    """Cuts exchanges that outlive the request deadline, however they trickle.
+
+    The socket's timeout bounds each read; nothing in http.client bounds a whole
+    reply that arrives a byte at a time. One thread per client wakes a few times
+    per deadline and shuts down the socket of any exchange past it, which ends the
+    blocked read at once. Watching costs a list and a dict entry per exchange (no
+    lock: dict operations are atomic), and the thread exists only while a client
+    has sent something.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self._interval = min(0.25, deadline / 4)
+        self._active: dict[int, list[Any]] = {}
+        self._thread: Optional[threading.Thread] = None
+        self._stopped = threading.Event()
+        self._start_lock = threading.Lock()
+
+    def watch(self, sock: Any) -> list[Any]:
+        """Start watching an exchange on ``sock``; ``done()`` ends it."""
+        entry = [_monotonic() + self.deadline, sock, False]
+        self._active[id(entry)] = entry
+        if self._thread is None:
+            self._start()
+        return entry
+
+    def done(self, entry: Optional[list[Any]]) -> bool:
+        """Stop watching; True when the deadline cut the exchange."""
+        if entry is None:
+            return False
+        self._active.pop(id(entry), None)
+        return bool(entry[2])
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None and not self._stopped.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name="hpgfast-deadline", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            now = _monotonic()
+            for entry in list(self._active.values()):
+                if entry[0] <= now and not entry[2]:
+                    entry[2] = True
+                    try:
+                        # The plain socket's shutdown, also for TLS: it only ends the
+                        # blocked read; the owner closes the connection afterwards.
+                        socket.socket.shutdown(entry[1], socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+    def stop(self) -> None:
+        self._stopped.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+
+
 class Client:
     """A client of one HPG connector: ``send()`` messages, ask their ``status()``.
 
@@ -165,6 +229,19 @@ class Client:
         user_agent: the ``User-Agent`` header.
         subscribers: ``hpgfast.core.Subscriber`` objects told of every request
             before its first byte leaves and after it ended (a journal, metrics).
+        account_stop_codes: platform codes that say the account cannot send; met on
+            any line, they stop the batch and raise ``AccountError``.
+        final_statuses: delivery statuses after which nothing changes (any case);
+            ``is_final()`` uses them.
+        retry_on_429: send a request answered HTTP 429 again after ``Retry-After``
+            (its messages were not processed); ``False`` makes a SEND's messages
+            ``unknown`` instead, never repeated.
+        retry_after_max: the longest ``Retry-After`` honoured, in seconds.
+        max_rate: at most this many messages per second, over every thread and
+            call of this client, with a burst of at most one request.
+        request_deadline: seconds one exchange may take from its first written byte
+            to the end of its reply, however slowly the reply trickles in (default
+            10 x ``timeout``). Past it a SEND's messages are ``unknown``.
 
     Raises:
         ValueError: a setting out of range or a URL that is not HTTP(S).
@@ -196,6 +273,12 @@ class Client:
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         user_agent: str = "hpgfast",
         subscribers: Sequence[Subscriber] = (),
+        account_stop_codes: Iterable[str] = Code.ACCOUNT_STOP,
+        final_statuses: Iterable[str] = Status.FINAL,
+        retry_on_429: bool = True,
+        retry_after_max: float = 60.0,
+        max_rate: Optional[float] = None,
+        request_deadline: Optional[float] = None,
     ) -> None:
         # The redactor first: from here on, no error may show the password.
         if not isinstance(password, str):
@@ -241,7 +324,17 @@ class Client:
             status_tz=status_tz,
             policy=policy,
             subscribers=subscribers,
+            account_stop_codes=account_stop_codes,
+            final_statuses=final_statuses,
+            retry_on_429=retry_on_429,
+            retry_after_max=retry_after_max,
+            rate_limit=None if max_rate is None else RateLimit(max_rate, threading.Lock()),
         )
+        deadline = 10 * float(timeout) if request_deadline is None else float(request_deadline)
+        if not deadline > 0:
+            raise ValueError(f"request_deadline must be positive, got {request_deadline!r}")
+        self.request_deadline = deadline
+        self._watchdog = _Watchdog(deadline)
 
         self.login = login
         self.max_request_bytes = max_request_bytes
@@ -320,6 +413,7 @@ class Client:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
+        self._watchdog.stop()
         self._pool.close()
         _redact.unregister(id(self))
 
@@ -424,6 +518,10 @@ class Client:
             raise TypeError("provider_ids must be a sequence of str, not one str")
         return self._batch(_wire.STATUS, ids, params)
 
+    def is_final(self, result: StatusResult) -> bool:
+        """True when ``result``'s status is one of ``final_statuses`` (any case)."""
+        return self._core.is_final(result)
+
     # -- driving the core -----------------------------------------------------------------
 
     def _batch(self, op: str, items: Sequence[Any], params: Optional[Params]) -> list[Any]:
@@ -431,14 +529,14 @@ class Client:
             raise RuntimeError("this hpgfast.Client is closed")
         batch = self._core.batch(op, items, params)  # raises on bad input: nothing sent
         if self.concurrency == 1 or len(batch.requests) == 1:
-            for request in batch:
+            while (request := batch.next(_monotonic())) is not None:
                 self._run(batch, request)
         else:
             executor = self._get_executor()
             # A bounded window of queued requests keeps memory flat for any batch.
             window = 2 * self.concurrency
             inflight: deque[Future[None]] = deque()
-            for request in batch:
+            while (request := batch.next(_monotonic())) is not None:
                 inflight.append(executor.submit(self._run, batch, request))
                 if len(inflight) >= window:
                     inflight.popleft().result()
@@ -458,12 +556,18 @@ class Client:
 
     def _run(self, batch: Batch, request: Request) -> None:
         """Send one request until the core calls it settled; wait where it says."""
+        on_wire = False
         try:
+            wait = request.not_before - _monotonic()
+            if wait > 0:
+                time.sleep(wait)  # the rate limit, or a batch-wide Retry-After
             target = batch.begin(request, _monotonic())
             if target is None:
                 return
             while True:
+                on_wire = True
                 event, conn, received = self._exchange(target, batch.shown)
+                on_wire = False
                 keep_alive = False
                 try:
                     step = batch.report(request, event, _monotonic(), received)
@@ -477,7 +581,7 @@ class Client:
                 if delay > 0:
                     time.sleep(delay)
         except BaseException as exc:  # a bug, or an interrupt: the batch stops with it
-            batch.abort(request, exc, _monotonic())
+            batch.abort(request, exc, on_wire=on_wire)
 
     def _exchange(
         self, target: str, shown: str
@@ -497,6 +601,7 @@ class Client:
             raise RuntimeError("this hpgfast.Client is closed") from None
         started = time.perf_counter()
         failure: Optional[Failure] = None
+        watch: Optional[list[Any]] = None
         resp = None
         body = b""
         status = 0
@@ -515,6 +620,7 @@ class Client:
                         raise ConnectionResetError("connection closed by the server on connect")
             phase = "send"
             conn.timeout = self._timeout
+            watch = self._watchdog.watch(conn.sock)
             conn.request(_GET, target, headers=self._headers, preload_content=False,
                          decode_content=False)  # fmt: skip
             phase = "reply"
@@ -552,9 +658,20 @@ class Client:
         except (OSError, _Urllib3Error, http.client.HTTPException) as exc:
             failure = self._wrap(exc, phase, shown)
         except BaseException:
+            self._watchdog.done(watch)
             conn.close()
             pool._put_conn(conn)
             raise
+        if self._watchdog.done(watch):
+            # The watchdog cut the exchange: whatever error it left is the deadline's.
+            failure = Failure(
+                SENT,
+                TransportError(
+                    f"no whole reply within request_deadline={self.request_deadline}s",
+                    url=shown,
+                    sent=True,
+                ),
+            )
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "GET %s (%d bytes): %s, %d bytes in %.2f ms",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Optional
 
 __all__ = [
+    "AccountError",
     "AuthError",
     "ConnectError",
     "HPGError",
@@ -154,5 +155,14 @@ class RequestRejected(HPGError):
         return text if self.url is None else f"{text} ({self.url})"
 
 
-class AuthError(RequestRejected):
+class AccountError(RequestRejected):
+    """The platform said the account cannot send (``error-insufficient-balance``...).
+
+    Raised once the batch has stopped: no request started after the one that was
+    answered so; ``code`` is the platform's code and ``results`` (set by the client)
+    the outcome of every message, ``not-sent`` for those never tried.
+    """
+
+
+class AuthError(AccountError):
     """Wrong login or password (``error-auth``): a configuration error, raised at once."""

@@ -33,7 +33,7 @@ from ._events import (
     RequestStarting,
     Subscriber,
 )
-from ._policy import RetryPolicy
+from ._policy import RateLimit, RetryPolicy
 from ._results import SendFailure, StatusFailure
 from ._rules import Verdict, judge
 
@@ -46,6 +46,7 @@ __all__ = [
     "Batch",
     "Exchange",
     "Failure",
+    "RateLimit",
     "Reply",
     "Request",
     "RequestFinished",

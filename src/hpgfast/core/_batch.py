@@ -21,21 +21,23 @@ Strategy:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import tzinfo
 from operator import itemgetter
 from typing import Any, Callable, NamedTuple, Optional
 
 from .. import _redact, _wire
 from .._records import Params
-from .._wire import Code
-from ..codec import encode_params, encode_send, encode_status, parse_send, parse_status
-from ..exceptions import HPGError
+from .._wire import Code, Status
+from ..codec import encode_params, encode_send, encode_status
+from ..exceptions import HPGError, MessageError
 from ._events import Reply, RequestFinished, RequestStarting, Subscriber
-from ._policy import RetryPolicy
-from ._rules import RequestFacts, fill, judge
+from ._policy import RateLimit, RetryPolicy
+from ._read import read_send, read_status
+from ._results import StatusFailure
+from ._rules import TOO_MANY_REQUESTS, RequestFacts, fill, judge
 
-__all__ = ["LINE_OVERHEAD", "Batch", "Exchange", "Request", "Step"]
+__all__ = ["LINE_OVERHEAD", "Batch", "Exchange", "Request", "Step", "effective_ids"]
 
 log = logging.getLogger("hpgfast.core")
 
@@ -90,7 +92,17 @@ _FAILED = Step(None, False)
 class Request:
     """One HTTP request of a batch: a span of items and, once begun, its target."""
 
-    __slots__ = ("attempt", "end", "ids", "query", "sent_bytes", "start", "started")
+    __slots__ = (
+        "after_429",
+        "attempt",
+        "end",
+        "ids",
+        "not_before",
+        "query",
+        "sent_bytes",
+        "start",
+        "started",
+    )
 
     def __init__(self, start: int, end: int, query: Optional[bytes]) -> None:
         self.start = start
@@ -100,6 +112,10 @@ class Request:
         self.ids: list[Any] = []
         self.started = 0.0
         self.sent_bytes = 0
+        #: When the request may start (the rate limit, a batch-wide Retry-After).
+        self.not_before = 0.0
+        #: An attempt was answered 429: a later error-id-not-unique means "taken".
+        self.after_429 = False
 
     def __repr__(self) -> str:
         return f"<hpgfast Request items {self.start}..{self.end - 1} attempt {self.attempt}>"
@@ -131,6 +147,11 @@ class Exchange:
         status_tz: Optional[tzinfo],
         policy: RetryPolicy,
         subscribers: Sequence[Subscriber] = (),
+        account_stop_codes: Iterable[str] = Code.ACCOUNT_STOP,
+        final_statuses: Iterable[str] = Status.FINAL,
+        retry_on_429: bool = True,
+        retry_after_max: float = 60.0,
+        rate_limit: Optional[RateLimit] = None,
     ) -> None:
         self.redactor = _redact.Redactor(password) if password else None
         login_q = encode_params([(login_param, login)]).decode("ascii")
@@ -160,6 +181,21 @@ class Exchange:
         self.status_tz = status_tz
         self.policy = policy
         self.subscribers = tuple(subscribers)
+        self.account_stop = frozenset(account_stop_codes)
+        if Code.ERROR_AUTH not in self.account_stop:
+            # A wrong password is never a per-request accident: always a stop.
+            self.account_stop |= {Code.ERROR_AUTH}
+        self.final_statuses = frozenset(s.lower() for s in final_statuses)
+        self.retry_on_429 = retry_on_429
+        if not retry_after_max >= 0:
+            raise ValueError(f"retry_after_max must not be negative, got {retry_after_max!r}")
+        self.retry_after_max = float(retry_after_max)
+        self.rate_limit = rate_limit
+
+    def is_final(self, result: Any) -> bool:
+        """True when a STATUS result's status is one of ``final_statuses`` (any case)."""
+        status = result[2]
+        return status is not None and status.lower() in self.final_statuses
 
     def scrub(self, text: str) -> str:
         """``text`` with the password masked in every form it may take."""
@@ -186,7 +222,13 @@ class Exchange:
                 f"max_request_bytes={self.max_request_bytes} leaves no room for messages "
                 "after the URL, credentials and parameters"
             )
-        return Batch(self, op, items, head, shown, max_bytes)
+        holes: Optional[list[int]] = None
+        if op == _wire.STATUS and None in items:
+            # An accepted message without a provider id cannot be asked about: it gets
+            # a failure result of its own and the rest of the batch goes out as usual.
+            holes = [i for i, pid in enumerate(items) if pid is None]
+            items = [pid for pid in items if pid is not None]
+        return Batch(self, op, items, head, shown, max_bytes, holes)
 
 
 class Batch:
@@ -207,8 +249,13 @@ class Batch:
         head: str,
         shown: str,
         max_bytes: int,
+        holes: Optional[list[int]] = None,
     ) -> None:
         self.exchange = exchange
+        self._holes = holes
+        self._next = 0  # the plan's next request to hand out
+        #: A batch-wide pause (a 429's Retry-After): no request starts before it.
+        self.pause_until = float("-inf")
         self.op = op
         self.items = items
         self.head = head  # the target up to the items: holds the password
@@ -233,7 +280,7 @@ class Batch:
                     quote_brackets=quote_brackets,
                 )
 
-            self._parse: Callable[[bytes], list[Any]] = parse_send
+            self._read: Callable[[bytes], Any] = read_send
         else:
             quote_brackets = exchange.quote_brackets
             tz = exchange.status_tz
@@ -247,10 +294,10 @@ class Batch:
                     quote_brackets=quote_brackets,
                 )
 
-            def parse(body: bytes) -> list[Any]:
-                return parse_status(body, tz=tz)
+            def read(body: bytes) -> Any:
+                return read_status(body, tz=tz)
 
-            self._parse = parse
+            self._read = read
         self._encode = encode
         self.requests = self._plan(exchange.max_batch) if items else []
 
@@ -276,11 +323,22 @@ class Batch:
         """True once no further request may start."""
         return self.fatal is not None or self.down is not None
 
-    def __iter__(self) -> Iterator[Request]:
-        for request in self.requests:
-            if self.stopped:
-                return
-            yield request
+    def next(self, now: float) -> Optional[Request]:
+        """The next request to send, with ``not_before`` set; ``None`` when none is left.
+
+        ``None`` also once the batch must stop: no request starts after a stop.
+        Called from one thread (or task) per batch, in order.
+        """
+        if self.stopped or self._next >= len(self.requests):
+            return None
+        request = self.requests[self._next]
+        self._next += 1
+        limit = self.exchange.rate_limit
+        if limit is not None:
+            request.not_before = limit.reserve(request.end - request.start, now, self.pause_until)
+        else:
+            request.not_before = max(now, self.pause_until)
+        return request
 
     def _ids(self, request: Request) -> list[Any]:
         if self.op == _wire.SEND:
@@ -288,15 +346,20 @@ class Batch:
         return list(self.items[request.start : request.end])
 
     def _facts(self, request: Request) -> RequestFacts:
+        exchange = self.exchange
         return RequestFacts(
             self.op,
-            self.items,
             request.start,
             request.end,
             request.ids,
+            False,
             self.shown,
-            self._parse,
-            self.exchange.scrub,
+            self._read,
+            exchange.scrub,
+            exchange.account_stop,
+            exchange.retry_on_429,
+            exchange.retry_after_max,
+            request.after_429,
         )
 
     def _settle(self, request: Request, code: str, error: Optional[HPGError]) -> None:
@@ -346,8 +409,15 @@ class Batch:
         """
         verdict = judge(self._facts(request), event)
         policy = self.exchange.policy
+        if type(event) is Reply and event.status == TOO_MANY_REQUESTS:
+            request.after_429 = True
         if verdict.retryable and self.fatal is None and policy.allows(request.attempt):
-            delay = policy.delay(request.attempt)
+            # What stands if the request is never repeated (an interrupt while waiting).
+            self.results[request.start : request.end] = verdict.results
+            delay = policy.delay(request.attempt) if verdict.wait is None else verdict.wait
+            if verdict.wait is not None:
+                # Retry-After speaks for the platform as a whole: the batch slows down.
+                self.pause_until = max(self.pause_until, now + delay)
             request.attempt += 1
             log.info(
                 "retrying (%d of %d) in %.2f s after: %s",
@@ -356,7 +426,7 @@ class Batch:
                 delay,
                 verdict.note or event,
             )
-            return Step(now + delay, keep_alive=type(event) is Reply)
+            return Step(now + delay, keep_alive=False)
         if verdict.note is not None:
             log.warning("%s", verdict.note)
         self.results[request.start : request.end] = verdict.results
@@ -365,23 +435,24 @@ class Batch:
         if verdict.down is not None and self.down is None:
             self.down = verdict.down
         self._finished(request, now, received)
-        return _DONE if type(event) is Reply else _FAILED
+        return _DONE if verdict.clean else _FAILED
 
-    def abort(self, request: Request, exc: BaseException, now: float) -> None:
+    def abort(self, request: Request, exc: BaseException, *, on_wire: bool) -> None:
         """A request broke off with an exception of the transport's (a bug, an interrupt).
 
-        The batch stops with ``exc``; the request's items get the outcome the error
-        allows: ``unknown`` (it may have left), or ``not-sent`` if it never began.
+        The batch stops with ``exc``. ``on_wire``: the request was being written or
+        its reply read, so it may have reached the platform: its items are
+        ``unknown``. Otherwise they keep what an earlier attempt established (a
+        ``not-sent`` while waiting to repeat it, say), or are ``not-sent`` if it
+        never began.
         """
         if self.fatal is None:
             self.fatal = exc
-        if self.results[request.start] is None:
-            began = bool(request.ids)
-            self._settle(
-                request,
-                _UNKNOWN if began else _NOT_SENT,
-                exc if isinstance(exc, HPGError) else None,
-            )
+        error = exc if isinstance(exc, HPGError) else None
+        if on_wire:
+            self._settle(request, _UNKNOWN, error)
+        elif self.results[request.start] is None:
+            self._settle(request, _NOT_SENT, error)
 
     def _finished(self, request: Request, now: float, received: int) -> None:
         subscribers = self.exchange.subscribers
@@ -404,6 +475,23 @@ class Batch:
             if self.fatal is None:
                 self.fatal = exc
 
+    def _fill_holes(self, results: list[Any]) -> list[Any]:
+        full: list[Any] = []
+        answered = iter(results)
+        holes = set(self._holes or ())
+        for i in range(len(results) + len(holes)):
+            if i in holes:
+                error = MessageError(
+                    i,
+                    "provider_id",
+                    "None: the platform accepted the message without a provider id, so "
+                    "its status cannot be asked",
+                )
+                full.append(StatusFailure(_NOT_SENT, None, error=error))
+            else:
+                full.append(next(answered))
+        return full
+
     def finish(self) -> list[Any]:
         """The results, one per item in order; raises the error that stopped the batch.
 
@@ -414,6 +502,8 @@ class Batch:
         for request in self.requests:
             if results[request.start] is None:
                 self._settle(request, _NOT_SENT, self.down)
+        if self._holes is not None:
+            results = self.results = self._fill_holes(results)
         fatal = self.fatal
         if fatal is not None:
             # Whatever was sent before the failure is not lost: the error carries it.

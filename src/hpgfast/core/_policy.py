@@ -7,9 +7,11 @@ waits (``time.sleep``, ``asyncio.sleep``).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["RetryPolicy"]
+__all__ = ["RateLimit", "RetryPolicy"]
 
 
 @dataclass(frozen=True)
@@ -37,3 +39,35 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt ``attempt`` (0-based) before the next."""
         return float(min(self.backoff_max, self.backoff * (2**attempt)))
+
+
+class RateLimit:
+    """At most ``rate`` messages per second, with a burst of at most one request.
+
+    ``reserve(count, now)`` books the next slot for a request of ``count`` messages
+    and answers when it may start; the request after it may start ``count / rate``
+    seconds later. One instance serves every batch of a client. It never sleeps:
+    the transport waits until the answered time. A transport whose requests are
+    booked from several threads passes a lock (a context manager) to make each
+    booking atomic; it is held for a few arithmetic operations, never while
+    waiting.
+    """
+
+    __slots__ = ("_lock", "_next", "rate")
+
+    def __init__(self, rate: float, lock: Any = None) -> None:
+        if not rate > 0:
+            raise ValueError(f"max_rate must be positive, got {rate!r}")
+        self.rate = float(rate)
+        self._next = float("-inf")
+        self._lock = lock if lock is not None else nullcontext()
+
+    def reserve(self, count: int, now: float, not_before: float = float("-inf")) -> float:
+        """When a request of ``count`` messages may start (at or after ``now``)."""
+        with self._lock:
+            at = max(now, self._next, not_before)
+            self._next = at + count / self.rate
+        return at
+
+    def __repr__(self) -> str:
+        return f"RateLimit({self.rate!r})"

@@ -2,25 +2,17 @@
 
 Strategy: every rule is a function of one request's facts (its items, the ids the
 platform answers with, and one ``Reply`` or ``Failure``) that returns a
-``Verdict``: the result of each item, whether the attempt may be repeated, and
-whether the batch must stop. Nothing here keeps state, reads a clock or does I/O,
-so the table of the README is unit-tested row by row without sockets, and every
+``Verdict``: the result of each item, whether the attempt may be repeated and
+after how long, whether the batch must stop, and whether the connection may be
+used again. Nothing here keeps state, reads a clock or does I/O, so the table
+(``docs/outcomes.md``) is unit-tested row by row without sockets, and every
 transport gets the same answers.
 
-======================================  ===============================  ==========================
-what the transport saw                  SEND                             STATUS
-======================================  ===============================  ==========================
-a reply line for the item               that line                        that line
-``CONNECT`` (no byte left)              repeat, then ``not-sent`` and    same
-                                        the batch is taken to be down
-``SENT``/``CUT``, HTTP 5xx/408/429,     ``unknown``, never repeated      repeat, then ``unknown``
-an unreadable reply, a missing line
-``TLS``, HTTP 414/431                   raise; items ``not-sent``        same
-``error-auth``                          raise ``AuthError``              same
-a whole-request code line               that code for every item         same
-any other 4xx                           raise ``HTTPStatusError``;       same
-                                        items ``unknown``
-======================================  ===============================  ==========================
+Each outcome says what the user may do next: ``ok`` (never send again), a
+platform code (the platform refused this message: fix it), ``not-sent`` (the
+platform did not process it: safe to send again), ``unknown`` (it may be on a
+phone: a person decides). When in doubt, ``unknown``: never ``ok``, never
+``not-sent``.
 """
 
 from __future__ import annotations
@@ -32,6 +24,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 from .._wire import Code
 from ..exceptions import (
+    AccountError,
     AuthError,
     HPGError,
     HTTPStatusError,
@@ -42,7 +35,7 @@ from ..exceptions import (
 from ._events import CONNECT, TLS, Failure, Reply
 from ._results import SendFailure, StatusFailure
 
-__all__ = ["TRANSIENT_STATUSES", "Verdict", "judge"]
+__all__ = ["TRANSIENT_STATUSES", "RequestFacts", "Verdict", "fill", "judge"]
 
 log = logging.getLogger("hpgfast.core")
 
@@ -50,14 +43,18 @@ log = logging.getLogger("hpgfast.core")
 TRANSIENT_STATUSES = frozenset((408, 429, 500, 502, 503, 504))
 #: HTTP statuses that say our request line is longer than the server takes.
 TOO_LARGE_STATUSES = frozenset((414, 431))
+#: A rate limiter in front of the platform answered before the platform saw it.
+TOO_MANY_REQUESTS = 429
 #: Text of a non-200 reply kept as the error's description.
 DESCRIPTION_CHARS = 2000
+#: Reply lines quoted on an error or in a warning, at most (each cut to 200 chars).
+QUOTED_LINES = 5
 
 _OK = Code.OK
 _NOT_SENT = Code.NOT_SENT
 _UNKNOWN = Code.UNKNOWN
 _ERROR_AUTH = Code.ERROR_AUTH
-_REQUEST_LEVEL = Code.REQUEST_LEVEL
+_ID_NOT_UNIQUE = Code.ERROR_ID_NOT_UNIQUE
 _line_id = itemgetter(1)  # clientId of a SEND line, providerId of a STATUS line
 
 #: How the warnings of a failed request name it, an unreadable outcome, and its items.
@@ -72,9 +69,13 @@ class Verdict(NamedTuple):
 
     ``results``: one result per item of the request, as things stand after this
     attempt. ``retryable``: the attempt may be repeated (the policy decides whether
-    it is). ``fatal``: an error that stops the batch and is raised to the caller.
-    ``down``: the platform could not be reached; the rest of the batch is not tried.
-    ``note``: what to log at WARNING if the verdict stands (at INFO if repeated).
+    it is). ``wait``: seconds the platform asked to wait first (``Retry-After``),
+    for this request and every request of the batch. ``fatal``: an error that stops
+    the batch and is raised. ``down``: the platform could not be reached; the rest
+    of the batch is not tried. ``note``: what to log at WARNING if the verdict
+    stands (at INFO if repeated). ``clean``: a 200 whose every line matched one
+    item: only then may the connection serve another request, so that a stale or
+    late reply can never be read as the next request's.
     """
 
     results: list[Any]
@@ -82,19 +83,25 @@ class Verdict(NamedTuple):
     fatal: Optional[BaseException] = None
     down: Optional[HPGError] = None
     note: Optional[str] = None
+    clean: bool = False
+    wait: Optional[float] = None
 
 
 class RequestFacts(NamedTuple):
     """What the rules need to know of one request."""
 
     op: str
-    items: Sequence[Any]
     start: int
     end: int
     ids: list[Any]  # what the platform answers with: clientIds (SEND), provider ids (STATUS)
+    own_ids: bool  # the ids are hpgfast's own, sent with the request (SEND)
     shown: str  # the redacted URL
-    parse: Callable[[bytes], list[Any]]
+    read: Callable[[bytes], tuple[list[Any], list[ProtocolError]]]
     scrub: Callable[[str], str]
+    account_stop: frozenset[str]
+    retry_on_429: bool
+    retry_after_max: float
+    after_429: bool  # an earlier attempt of this request was answered 429
 
 
 def fill(facts: RequestFacts, code: str, error: Optional[HPGError]) -> list[Any]:
@@ -113,6 +120,9 @@ def judge(facts: RequestFacts, event: Any) -> Verdict:
     return _judge_failure(facts, event)
 
 
+# -- no reply ----------------------------------------------------------------------------
+
+
 def _judge_failure(facts: RequestFacts, failure: Failure) -> Verdict:
     error = failure.error
     count = facts.end - facts.start
@@ -124,6 +134,19 @@ def _judge_failure(facts: RequestFacts, failure: Failure) -> Verdict:
         return Verdict(fill(facts, _NOT_SENT, error), fatal=error)
     note = f"{label} {failed}, {count} {noun}: {error}"
     return Verdict(fill(facts, _UNKNOWN, error), retryable=facts.op == "status", note=note)
+
+
+# -- an HTTP status other than 200 -----------------------------------------------------------
+
+
+def retry_after_seconds(value: Optional[str], cap: float) -> Optional[float]:
+    """``Retry-After`` as seconds (delta-seconds only), capped; ``None`` if unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        return None
+    return float(min(int(value), cap))
 
 
 def _judge_status(facts: RequestFacts, reply: Reply) -> Verdict:
@@ -138,114 +161,275 @@ def _judge_status(facts: RequestFacts, reply: Reply) -> Verdict:
         error: HTTPStatusError = RequestTooLarge(status, description, facts.shown)
         return Verdict(fill(facts, _NOT_SENT, error), fatal=error)
     error = HTTPStatusError(status, description, facts.shown)
+    count = facts.end - facts.start
+    if status == TOO_MANY_REQUESTS and (facts.op == "status" or facts.retry_on_429):
+        # A rate limiter in front of the platform answers 429 before the platform
+        # sees the request: nothing was processed. The one named exception to "a
+        # SEND is repeated only when the connection could not be opened".
+        return Verdict(
+            fill(facts, _NOT_SENT, error),
+            retryable=True,
+            wait=retry_after_seconds(reply.retry_after, facts.retry_after_max),
+            note=f"{error}: {count} item(s) not sent",
+        )
     if 400 <= status < 500 and status not in TRANSIENT_STATUSES:
         # 401, 403, 404...: a wrong URL or a gateway refusing us; configuration.
         return Verdict(fill(facts, _UNKNOWN, error), fatal=error)
     # HTTP 500 says processing failed, but the platform may have taken some of the
-    # messages before failing: conservatively unknown, never resent.
+    # messages before failing: conservatively unknown, never resent. So is a 503
+    # from a balancer, a 429 with retry_on_429=False, a 408.
     return Verdict(
         fill(facts, _UNKNOWN, error),
         retryable=facts.op == "status" and status in TRANSIENT_STATUSES,
-        note=f"{error}: {facts.end - facts.start} item(s) with outcome unknown",
+        note=f"{error}: {count} item(s) with outcome unknown",
     )
 
 
+# -- a 200 reply ----------------------------------------------------------------------------
+
+
+def _quote(facts: RequestFacts, lines: Sequence[Any]) -> str:
+    """A few reply lines as a person reads them (redacted), for errors and warnings."""
+    shown = []
+    for line in lines[:QUOTED_LINES]:
+        if isinstance(line, ProtocolError):
+            shown.append(facts.scrub(str(line)))
+        else:
+            text = ";".join("" if f is None else str(f) for f in line)
+            shown.append(facts.scrub(text)[:200])
+    more = f" (+{len(lines) - QUOTED_LINES} more)" if len(lines) > QUOTED_LINES else ""
+    return "; ".join(repr(s) for s in shown) + more
+
+
 def _judge_body(facts: RequestFacts, body: bytes) -> Verdict:
-    try:
-        parsed = facts.parse(body)
-    except ProtocolError as error:
+    records, bad = facts.read(body)
+    if not records and bad:
+        # Nothing readable at all (an HTML page served with 200): the reply as a whole
+        # is a protocol error.
         label, failed, noun = _LOG_LABELS[facts.op]
+        error = ProtocolError(bad[0].line, f"no readable line; {_quote(facts, bad)}")
         note = f"{label} {failed}, {facts.end - facts.start} {noun}: {error}"
         return Verdict(fill(facts, _UNKNOWN, error), retryable=facts.op == "status", note=note)
+    if len(records) == 1 and _code_only(facts.op, records[0]):
+        return _whole_request(facts, records[0][0], bad)
     if facts.op == "send":
-        return _match_send(facts, parsed)
-    return _match_status(facts, parsed)
+        return _match_send(facts, records, bad)
+    return _match_status(facts, records, bad)
 
 
-def _rejected(facts: RequestFacts, code: str) -> Verdict:
-    """The platform refused a whole request with a single code line."""
+def _code_only(op: str, line: Any) -> bool:
+    if op == "send":
+        return line[1] is None and line[2] is None
+    return line[1] is None and line[2] is None and line[3] is None
+
+
+def _whole_request(facts: RequestFacts, code: str, bad: list[ProtocolError]) -> Verdict:
+    """A reply of one code-only line: it speaks for every item of the request."""
+    count = facts.end - facts.start
     if code == _ERROR_AUTH:
         auth = AuthError(code, facts.shown)
-        return Verdict(fill(facts, code, auth), fatal=auth)
+        return Verdict(fill(facts, _NOT_SENT, auth), fatal=auth)
+    if code in facts.account_stop:
+        stop = AccountError(code, facts.shown)
+        return Verdict(fill(facts, _NOT_SENT, stop), fatal=stop, note=str(stop))
     error = RequestRejected(code, facts.shown)
-    return Verdict(fill(facts, code, error), note=str(error))
+    if code in Code.NOT_PROCESSED:
+        # error-syntax (or an account code taken out of the stop set): the platform
+        # processed none of the request.
+        return Verdict(fill(facts, _NOT_SENT, error), note=f"{error}: {count} item(s) not sent")
+    if code in Code.PER_MESSAGE and count == 1:
+        # About the message, and there is only one: a plain rejection of it.
+        return Verdict(fill(facts, code, error), clean=not bad)
+    # error-system, a code hpgfast does not know, a bare "ok", or a per-message code
+    # for a request of several messages: nobody can say what became of which one.
+    return Verdict(
+        fill(facts, _UNKNOWN, error),
+        retryable=facts.op == "status",
+        note=f"{error}: {count} item(s) with outcome unknown",
+    )
 
 
-def _match_send(facts: RequestFacts, parsed: list[Any]) -> Verdict:
+def _stop_for(facts: RequestFacts, results: list[Any]) -> Optional[AccountError]:
+    """An account-stop code on any message's line stops the batch after this request."""
+    stop = facts.account_stop
+    for r in results:
+        if r[0] in stop:
+            return AuthError(r[0], facts.shown) if r[0] == _ERROR_AUTH else AccountError(
+                r[0], facts.shown
+            )
+    return None
+
+
+def _match_send(facts: RequestFacts, parsed: list[Any], bad: list[ProtocolError]) -> Verdict:
     ids = facts.ids
     count = len(ids)
     # The usual case: one line per message, in request order.
-    if len(parsed) == count and list(map(_line_id, parsed)) == ids:
-        return Verdict(parsed)
-    if len(parsed) == 1:
+    if not bad and len(parsed) == count and list(map(_line_id, parsed)) == ids:
+        out = parsed
+        if facts.after_429 and any(r[0] == _ID_NOT_UNIQUE for r in out):
+            out = _accepted_earlier(facts, list(out))
+        stop = _stop_for(facts, out)
+        note = None if stop is None else str(stop)
+        return Verdict(out, fatal=stop, clean=stop is None, note=note)
+    if count == 1 and len(parsed) == 1 and parsed[0][1] is None:
+        # One message, one line without a clientId (``ok;;1001``): it can only be
+        # that message's line.
         line = parsed[0]
-        if line[1] is None and line[2] is None and line[0] in _REQUEST_LEVEL:
-            return _rejected(facts, line[0])
-    if parsed and all(r[0] == _ERROR_AUTH for r in parsed):
-        return _rejected(facts, _ERROR_AUTH)
+        out = [type(line)(line[0], ids[0], *line[2:])]
+        stop = _stop_for(facts, out)
+        return Verdict(out, fatal=stop, note=None if stop is None else str(stop))
     position = {cid: k for k, cid in enumerate(ids)}
-    out: list[Any] = [None] * count
-    stray = 0
+    found: list[list[Any]] = [[] for _ in range(count)]
+    stray: list[Any] = []
     for line in parsed:
         pos = position.get(line[1])
-        if pos is None or out[pos] is not None:
-            stray += 1
-        else:
-            out[pos] = line
-    missing = out.count(None)
+        if pos is None:
+            stray.append(line)
+        elif line not in found[pos]:
+            found[pos].append(line)
+    out = [None] * count
+    missing = conflicts = 0
+    unmatched_error: Optional[ProtocolError] = None
+    for k, lines in enumerate(found):
+        if len(lines) == 1:
+            out[k] = lines[0]
+            continue
+        if lines:
+            conflicts += 1
+            error = ProtocolError(
+                None, f"the reply has conflicting lines for this message: {_quote(facts, lines)}"
+            )
+            out[k] = SendFailure(_UNKNOWN, ids[k], None, error)
+            continue
+        missing += 1
+        if unmatched_error is None:
+            unmatched_error = ProtocolError(None, _unmatched_reason(facts, stray, bad, "message"))
+        out[k] = SendFailure(_UNKNOWN, ids[k], None, unmatched_error)
+    _warn_unmatched(facts, "SEND", count, missing, conflicts, stray, bad)
+    if facts.after_429:
+        out = _accepted_earlier(facts, out)
+    stop = _stop_for(facts, out)
+    return Verdict(out, fatal=stop, note=None if stop is None else str(stop))
+
+
+def _accepted_earlier(facts: RequestFacts, results: list[Any]) -> list[Any]:
+    """After a 429, ``error-id-not-unique`` means the first attempt was taken after all."""
+    out = []
+    for r in results:
+        if r[0] == _ID_NOT_UNIQUE:
+            error = RequestRejected(
+                _ID_NOT_UNIQUE,
+                facts.shown,
+            )
+            r = SendFailure(_OK, r[1], None, error)
+            log.warning(
+                "SEND (%s): message %s answered error-id-not-unique when sent again after "
+                "HTTP 429: it was accepted the first time (no provider id is known)",
+                facts.shown,
+                r[1],
+            )
+        out.append(r)
+    return out
+
+
+def _unmatched_reason(
+    facts: RequestFacts, stray: list[Any], bad: list[ProtocolError], noun: str
+) -> str:
+    reason = f"the reply has no line for this {noun}"
+    if stray:
+        reason += f"; lines that match nothing sent: {_quote(facts, stray)}"
+    if bad:
+        reason += f"; unreadable lines: {_quote(facts, bad)}"
+    return reason
+
+
+def _warn_unmatched(
+    facts: RequestFacts,
+    label: str,
+    count: int,
+    missing: int,
+    conflicts: int,
+    stray: list[Any],
+    bad: list[ProtocolError],
+) -> None:
     if stray:
         log.warning(
-            "SEND reply (%s): %d line(s) match no message of the request, or repeat one;"
-            " ignored",
+            "%s reply (%s): %d line(s) match no item of the request: %s",
+            label,
             facts.shown,
-            stray,
+            len(stray),
+            _quote(facts, stray),
+        )
+        if facts.own_ids and missing == count and all(_is_index(r[1]) for r in stray):
+            log.warning(
+                "%s reply (%s): the platform answered with message indexes, not the "
+                "clientIds hpgfast sent; if this platform ignores clientIds, set "
+                "Client(client_ids=False) (the outcome of these messages is unknown)",
+                label,
+                facts.shown,
+            )
+    if bad:
+        log.warning(
+            "%s reply (%s): %d unreadable line(s): %s",
+            label,
+            facts.shown,
+            len(bad),
+            _quote(facts, bad),
+        )
+    if conflicts:
+        log.warning(
+            "%s reply (%s): conflicting lines for %d item(s); their outcome is unknown",
+            label,
+            facts.shown,
+            conflicts,
         )
     if missing:
-        error = ProtocolError(None, "the reply has no line for this message")
         log.warning(
-            "SEND reply (%s): no line for %d of %d message(s); their outcome is unknown",
+            "%s reply (%s): no line for %d of %d item(s); their outcome is unknown",
+            label,
             facts.shown,
             missing,
             count,
         )
-        for k in range(count):
-            if out[k] is None:
-                out[k] = SendFailure(_UNKNOWN, ids[k], None, error)
-    return Verdict(out)
 
 
-def _match_status(facts: RequestFacts, parsed: list[Any]) -> Verdict:
+def _is_index(value: Optional[str]) -> bool:
+    return value is not None and value.isascii() and value.isdigit()
+
+
+def _match_status(facts: RequestFacts, parsed: list[Any], bad: list[ProtocolError]) -> Verdict:
     ids = facts.ids
-    if len(parsed) == len(ids) and list(map(_line_id, parsed)) == ids:
-        return Verdict(parsed)
-    if len(parsed) == 1:
-        line = parsed[0]
-        if line[1] is None and line[0] in _REQUEST_LEVEL:
-            return _rejected(facts, line[0])
+    if not bad and len(parsed) == len(ids) and list(map(_line_id, parsed)) == ids:
+        return Verdict(parsed, clean=True)
     wanted = set(ids)
-    by_id: dict[str, Any] = {}
-    stray = 0
+    by_id: dict[str, list[Any]] = {}
+    stray: list[Any] = []
     for line in parsed:
         pid = line[1]
-        if pid is not None and pid in wanted and pid not in by_id:
-            by_id[pid] = line
+        if pid is not None and pid in wanted:
+            lines = by_id.setdefault(pid, [])
+            if line not in lines:
+                lines.append(line)
         else:
-            stray += 1
-    if stray:
-        log.warning(
-            "STATUS reply (%s): %d line(s) match no id asked for, or repeat one; ignored",
-            facts.shown,
-            stray,
-        )
-    error: Optional[ProtocolError] = None
+            stray.append(line)
     out: list[Any] = []
+    missing = conflicts = 0
+    unmatched_error: Optional[ProtocolError] = None
     for pid in ids:
-        found = by_id.get(pid)
-        if found is None:
-            if error is None:
-                error = ProtocolError(None, "the reply has no line for this id")
-            found = StatusFailure(_UNKNOWN, pid, error=error)
-        out.append(found)
-    if error is not None:
-        log.warning("STATUS reply (%s): some ids got no line", facts.shown)
-    return Verdict(out)
+        lines = by_id.get(pid, [])
+        if len(lines) == 1:
+            out.append(lines[0])
+        elif lines:
+            conflicts += 1
+            error = ProtocolError(
+                None, f"the reply has conflicting lines for this id: {_quote(facts, lines)}"
+            )
+            out.append(StatusFailure(_UNKNOWN, pid, error=error))
+        else:
+            missing += 1
+            if unmatched_error is None:
+                unmatched_error = ProtocolError(None, _unmatched_reason(facts, stray, bad, "id"))
+            out.append(StatusFailure(_UNKNOWN, pid, error=unmatched_error))
+    _warn_unmatched(facts, "STATUS", len(ids), missing, conflicts, stray, bad)
+    stop = _stop_for(facts, out)
+    return Verdict(out, fatal=stop, note=None if stop is None else str(stop))
