@@ -447,3 +447,20 @@ def test_read_status_takes_every_valid_line_and_names_every_bad_one(
     results, errors = codec.read_status(body, tz=tz)
     assert results == [alone[i][0] for i in good]
     assert [e.line for e in errors] == bad
+
+
+@given(body=st.one_of(st.binary(max_size=200), _send_bodies(), _status_bodies()))
+def test_parse_is_read_raising_the_first_error(codec: ModuleType, body: bytes) -> None:
+    pairs = ((codec.parse_send, codec.read_send), (codec.parse_status, codec.read_status))
+    for parse, read in pairs:
+        results, errors = read(body)
+        if not errors:
+            assert parse(body) == results
+            continue
+        try:
+            parse(body)
+        except ProtocolError as exc:
+            assert exc.line == errors[0].line
+            assert errors[0].reason.startswith(exc.reason + " in ")
+        else:
+            raise AssertionError("parse_* read a body read_* found faults in")
