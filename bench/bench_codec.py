@@ -3,7 +3,8 @@
 Groups: ``encode-10k`` (the standard batch: hpgfast and its pure twin,
 ``urllib.parse.urlencode(..., quote_via=quote)``, yarl's quoter per value),
 ``parse-status-100k`` and ``parse-send-100k`` (the standard replies: hpgfast, pure,
-and ``body.split(b"\\n")`` as the floor no parser can beat), and
+``read`` (the line-by-line reader the client calls: ``read_status``/``read_send``
+of the codec in use) and ``body.split(b"\\n")`` as the floor no parser can beat), and
 ``encode-threads-100k`` (a 100,000-message batch in one thread, and split over two).
 "hpgfast" rows use ``hpgfast.codec``, the implementation in use.
 The cyclic garbage collector stays on, as in users' processes.
@@ -138,3 +139,18 @@ def bench_parse_send_hpgfast(measure: Measure, twin: str) -> None:
 
 def bench_parse_send_split(measure: Measure) -> None:
     measure("parse-send-100k", "split", standard_send_reply().split, b"\n")
+
+
+# -- read: the line-by-line readers, in the parse groups beside split -----------------
+
+
+def bench_read_status(measure: Measure) -> None:
+    body = standard_status_reply()
+    results, errors = measure("parse-status-100k", "read", hpgfast.codec.read_status, body)
+    assert len(results) == 100_000 and not errors
+
+
+def bench_read_send(measure: Measure) -> None:
+    body = standard_send_reply()
+    results, errors = measure("parse-send-100k", "read", hpgfast.codec.read_send, body)
+    assert len(results) == 100_000 and not errors

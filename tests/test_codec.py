@@ -366,7 +366,7 @@ def test_parse_rejects_non_bytes(codec: ModuleType, body: object) -> None:
         (b"ok;0;\xc0\xaf", 1),  # overlong
         (b"<html><body>Error</body></html>", 1),
         (b"ok;0;1\n;1;2", 2),
-        (b"ok;0;1;extra", 1),
+        (b"ok;0;1;\xff", 1),  # the extra field is text too
         (b"o k;0;1", 1),
         (b"ok\x00;0;1", 1),
         (b"\xff", 1),
@@ -479,7 +479,7 @@ def test_parse_status_leap_day(codec: ModuleType) -> None:
 @pytest.mark.parametrize(
     ("body", "line"),
     [
-        (b"ok;1;delivered;2012.03.15 19:53:14;;extra", 1),
+        (b"ok;1;delivered;2012.03.15 19:53:14;;\xff", 1),
         (b"ok;1;deliv ered;2012.03.15 19:53:14;", 1),
         (b"ok;1;delivered;2012.03.15 19:53:14;\xfe", 1),
         (b"ok;1;sent;;\nok;\x80;sent;;", 2),
@@ -547,3 +547,172 @@ def test_status_result_final_statuses() -> None:
 def test_codec_errors_pickle(error: Exception) -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is type(error) and str(copy) == str(error)
+
+
+# -- tolerant replies (the real-platform issue, item 3, 4, 6) --------------------------
+
+
+def test_send_extra_fields_are_kept(codec: ModuleType) -> None:
+    results = codec.parse_send(b"ok;0;1001;2\nok;1;1002;3;x;\nok;2;1003;;\nok;3;1004")
+    assert results == [
+        ("ok", "0", "1001", "2"),
+        ("ok", "1", "1002", "3;x"),
+        ("ok", "2", "1003"),
+        ("ok", "3", "1004"),
+    ]
+    assert [r.extra for r in results] == ["2", "3;x", None, None]
+    assert [r.provider_id for r in results] == ["1001", "1002", "1003", "1004"]
+    assert all(type(r) is SendResult for r in results)
+    assert codec.read_send(b"ok;0;1001;2") == ([("ok", "0", "1001", "2")], [])
+
+
+def test_send_missing_ids(codec: ModuleType) -> None:
+    body = b"ok;;1001\nok;0;\nok;0"
+    assert codec.parse_send(body) == [("ok", None, "1001"), ("ok", "0", None), ("ok", "0", None)]
+    assert codec.read_send(body) == (codec.parse_send(body), [])
+
+
+def test_status_reason_holds_separators(codec: ModuleType) -> None:
+    body = (
+        b"ok;1001;undelivered;2012.03.15 19:53:07;absent;subscriber\n"
+        b"ok;1002;undelivered;2012.03.15 19:53:07;;x;\n"
+        b"ok;1003;delivered;2012.03.15 19:53:07;;;"
+    )
+    when = datetime(2012, 3, 15, 19, 53, 7)
+    expected = [
+        ("ok", "1001", "undelivered", when, "absent;subscriber"),
+        ("ok", "1002", "undelivered", when, ";x"),
+        ("ok", "1003", "delivered", when, None),
+    ]
+    assert codec.parse_status(body) == expected
+    assert codec.read_status(body) == (expected, [])
+
+
+def test_field_statuses_pass_through_unchanged(codec: ModuleType) -> None:
+    statuses = ["expired", "vp_expired", "read", "rejected", "DELIVERED", "no-match-template"]
+    body = "".join(f"ok;{i};{s};2020.01.02 03:04:05;\r\n" for i, s in enumerate(statuses))
+    results, errors = codec.read_status(body.encode())
+    assert errors == []
+    assert [r.status for r in results] == statuses
+    assert codec.parse_status(body.encode()) == results
+
+
+def test_read_empty_and_blank_bodies(codec: ModuleType) -> None:
+    for body in (b"", b"\r\n \n\t", b"\xef\xbb\xbf", b"\xef\xbb\xbf\r\n"):
+        assert codec.read_send(body) == ([], [])
+        assert codec.read_status(body) == ([], [])
+
+
+@pytest.mark.parametrize("body", ["ok;0;1", None, 12, ["ok;0;1"]])
+def test_read_rejects_non_bytes(codec: ModuleType, body: object) -> None:
+    with pytest.raises(TypeError):
+        codec.read_send(body)
+    with pytest.raises(TypeError):
+        codec.read_status(body)
+    with pytest.raises(TypeError):
+        codec.read_status(b"", tz="Europe/Moscow")
+
+
+_LONG_GARBAGE = b"<" * 100_000
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_read_send_keeps_good_lines_around_bad_ones(codec: ModuleType, kind: type) -> None:
+    body = b"\r\n".join(
+        [
+            b"\xef\xbb\xbfok;0;1001",  # 1: BOM at the start of the body
+            b"<html><body>Error</body></html>",  # 2
+            b"ok;1;1002",  # 3
+            b"\x00\x01\x02\xff\xfe",  # 4: binary
+            b"ok;2;\xff\xfe",  # 5: not UTF-8
+            b"",  # 6: blank, skipped
+            b";;;",  # 7: only separators
+            b"ok;3;" + b"9" * 100_000,  # 8: an overlong field is still a field
+            _LONG_GARBAGE,  # 9: overlong garbage
+            b"ok;4;1004;2",  # 10
+            b"error-address-format;5;",  # 11
+        ]
+    )
+    results, errors = codec.read_send(kind(body))
+    assert results == [
+        ("ok", "0", "1001"),
+        ("ok", "1", "1002"),
+        ("ok", "3", "9" * 100_000),
+        ("ok", "4", "1004", "2"),
+        ("error-address-format", "5", None),
+    ]
+    assert [(e.line, e.reason) for e in errors] == [
+        (2, "garbled code in '<html><body>Error</body></html>'"),
+        (4, "garbled code in '\\x00\\x01\\x02\ufffd\ufffd'"),
+        (5, "not UTF-8 in 'ok;2;\ufffd\ufffd'"),
+        (7, "empty code in ';;;'"),
+        (9, "garbled code in '" + "<" * 60 + "' (first 60 of 100000 bytes)"),
+    ]
+    assert all(type(e) is ProtocolError for e in errors)
+    assert "line 2: garbled code" in str(errors[0])
+    # parse_send reads the same lines, and raises for the first bad one.
+    with pytest.raises(ProtocolError) as info:
+        codec.parse_send(body)
+    assert (info.value.line, info.value.reason) == (2, "garbled code")
+
+
+def test_read_status_keeps_good_lines_around_bad_ones(codec: ModuleType) -> None:
+    body = (
+        b"ok;1;delivered;2012.03.15 19:53:14;\r\n"  # 1
+        b"ok;2;sent;2012.13.45 25:61:00;\r\n"  # 2: impossible date
+        b"ok;3;delivered;2012.03.15 19:53:14;\r\n"  # 3: shares line 1's date
+        b"ok;4;deliv ered;2012.03.15 19:53:14;\r\n"  # 4: garbled status
+        b"ok;5;undelivered;2012.03.15 19:53:15;\xc3\r\n"  # 5: reason not UTF-8
+        b"ok;6;undelivered;2012.03.15 19:53:15;absent;subscriber\r\n"  # 6
+        b";6;sent;;\r\n"  # 7: empty code
+        b"ok;7;expired;2012.03.15 19:53:16;\r\n"  # 8
+    )
+    results, errors = codec.read_status(body)
+    t14, t15, t16 = (datetime(2012, 3, 15, 19, 53, s) for s in (14, 15, 16))
+    assert results == [
+        ("ok", "1", "delivered", t14, None),
+        ("ok", "3", "delivered", t14, None),
+        ("ok", "6", "undelivered", t15, "absent;subscriber"),
+        ("ok", "7", "expired", t16, None),
+    ]
+    assert [(e.line, e.reason) for e in errors] == [
+        (2, "not a date and time: '2012.13.45 25:61:00' in 'ok;2;sent;2012.13.45 25:61:00;'"),
+        (4, "garbled status in 'ok;4;deliv ered;2012.03.15 19:53:14;'"),
+        (5, "not UTF-8 in 'ok;5;undelivered;2012.03.15 19:53:15;\ufffd'"),
+        (7, "empty code in ';6;sent;;'"),
+    ]
+    with pytest.raises(ProtocolError) as info:
+        codec.parse_status(body)
+    assert (info.value.line, info.value.reason) == (2, "not a date and time: '2012.13.45 25:61:00'")
+
+
+def test_read_status_time_zone_and_a_body_of_garbage(codec: ModuleType) -> None:
+    moscow = timezone(timedelta(hours=3))
+    results, errors = codec.read_status(b"ok;1;sent;2012.03.15 19:53:14;", tz=moscow)
+    assert results[0].time == datetime(2012, 3, 15, 19, 53, 14, tzinfo=moscow)
+    results, errors = codec.read_status(b"<html>\n<body>oops</body>\n</html>\n")
+    assert results == [] and [e.line for e in errors] == [1, 2, 3]
+
+
+def test_send_result_extra_record() -> None:
+    plain = SendResult("ok", "0", "1001")
+    assert plain == ("ok", "0", "1001") and len(plain) == 3 and plain.extra is None
+    assert SendResult("ok", "0", "1001", None) == plain
+    extra = SendResult("ok", "0", "1001", "2")
+    assert extra == ("ok", "0", "1001", "2") and extra.extra == "2" and extra.ok
+    assert repr(extra) == "SendResult(code='ok', client_id='0', provider_id='1001', extra='2')"
+    assert repr(plain) == "SendResult(code='ok', client_id='0', provider_id='1001')"
+    for record in (plain, extra):
+        copy = pickle.loads(pickle.dumps(record))
+        assert copy == record and type(copy) is SendResult and copy.extra == record.extra
+    with pytest.raises(AttributeError):
+        extra.extra = "3"  # type: ignore[misc]
+
+
+def test_send_failure_still_builds_on_send_result() -> None:
+    from hpgfast.client import SendFailure
+
+    failure = SendFailure("unknown", "0", None, error=ProtocolError(1, "garbled code"))
+    assert failure == ("unknown", "0", None) and failure.extra is None
+    copy = pickle.loads(pickle.dumps(failure))
+    assert copy == failure and type(copy) is SendFailure

@@ -3,7 +3,9 @@
 (a) ``urllib.parse.parse_qsl`` of an encoded query gives back exactly the input;
 (b) the compiled core and the pure twin agree on every input, valid or hostile:
     equal results, or the same exception type with the same index/field or line;
-(c) repeated ``encode_send`` calls under limits cover every message exactly once.
+(c) repeated ``encode_send`` calls under limits cover every message exactly once;
+(d) ``read_send``/``read_status`` take every valid line of a reply whatever garbage
+    surrounds it, and name each garbage line by its number.
 
 CI runs the "ci" profile (500 examples each; see conftest.py). Known past
 failures are pinned with ``@example``.
@@ -317,3 +319,148 @@ def test_chunks_cover_every_message_once_within_limits(
         seen.extend(range(start, nxt))
         start = nxt
     assert seen == list(range(len(batch)))
+
+
+# -- (d) reading line by line: a bad line costs only itself ---------------------------
+
+
+def _read_outcome(call: Callable[[], Any]) -> tuple[Any, ...]:
+    """A reader's records (with their classes) and errors (line, reason, class)."""
+    try:
+        results, errors = call()
+    except TypeError as exc:
+        return ("error", type(exc))
+    return (
+        "ok",
+        results,
+        [type(r) for r in results],
+        [(type(e), e.line, e.reason) for e in errors],
+    )
+
+
+@given(body=st.one_of(st.binary(max_size=200), _send_bodies()))
+@example(body=b"ok;0;1\r\nok;1;2;\r\n\r\n")
+@example(body=b"ok;0;1;2;;\n;\n<x>;0;1\nok;1;\xff;x")
+def test_twins_agree_on_read_send(pure: ModuleType, compiled: ModuleType, body: bytes) -> None:
+    expected = _read_outcome(lambda: pure.read_send(body))
+    assert _read_outcome(lambda: compiled.read_send(body)) == expected
+    assert _read_outcome(lambda: compiled.read_send(bytearray(body))) == expected
+
+
+@given(body=st.one_of(st.binary(max_size=200), _status_bodies()), tz=_zones)
+@example(body=b"ok;1;sent;2012.13.45 25:61:00;", tz=None)
+@example(body=b"ok;1;sent;;\xed\xa0\x80", tz=None)
+@example(
+    # A line whose date is fine but whose reason is not: the next line with the same
+    # date must still get its own (equal) datetime.
+    body=b"ok;1;sent;2012.03.15 19:53:14;\xff\nok;2;sent;2012.03.15 19:53:14;",
+    tz=timezone.utc,
+)
+def test_twins_agree_on_read_status(
+    pure: ModuleType, compiled: ModuleType, body: bytes, tz: Any
+) -> None:
+    expected = _read_outcome(lambda: pure.read_status(body, tz=tz))
+    assert _read_outcome(lambda: compiled.read_status(body, tz=tz)) == expected
+
+
+_token = st.from_regex(rb"\A[A-Za-z0-9._-]{1,24}\Z")
+_field_text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters=";\n"), max_size=12
+).map(str.encode)
+_rest_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"))
+_date_text = st.datetimes().map(
+    lambda d: f"{d.year:04d}.{d.month:02d}.{d.day:02d} {d:%H:%M:%S}".encode()
+)
+_lf_free = st.binary(max_size=40).map(lambda b: b.replace(b"\n", b""))
+# Lines no reader can take: a garbled or empty code, an id that is not UTF-8.
+_garbage = st.one_of(
+    _lf_free.map(lambda b: b"<" + b),
+    _lf_free.map(lambda b: b";" + b),
+    _lf_free.map(lambda b: b"ok;\xff" + b),
+    st.just(b"<html><body><h1>502 Bad Gateway</h1></body></html>"),
+)
+
+
+@st.composite
+def _send_line(draw: st.DrawFn) -> bytes:
+    fields = [draw(_token), draw(_field_text), draw(_field_text), draw(_rest_text).encode()]
+    return b";".join(fields[: draw(st.integers(1, 4))])
+
+
+@st.composite
+def _status_line(draw: st.DrawFn) -> bytes:
+    fields = [
+        draw(_token),
+        draw(_field_text),
+        draw(st.one_of(st.just(b""), _token)),
+        draw(st.one_of(st.just(b""), _date_text)),
+        draw(_rest_text).encode(),
+    ]
+    return b";".join(fields[: draw(st.integers(1, 5))])
+
+
+def _mixed_reply(draw: st.DrawFn, valid: list[bytes]) -> tuple[bytes, list[int], list[int]]:
+    """``valid`` and some garbage lines, shuffled, with blank lines and CRLF or LF.
+
+    Returns the body, the indexes into ``valid`` in the order the body holds them,
+    and the line numbers of the garbage lines.
+    """
+    garbage = draw(st.lists(_garbage, max_size=8))
+    lines = [(i, line) for i, line in enumerate(valid)] + [(None, line) for line in garbage]
+    lines = draw(st.permutations(lines))
+    out, good, bad, number = [], [], [], 0
+    for index, line in lines:
+        for _ in range(draw(st.integers(0, 1))):
+            out.append(draw(st.sampled_from([b"", b" ", b"\r"])))
+            number += 1
+        out.append(line)
+        number += 1
+        if index is None:
+            bad.append(number)
+        else:
+            good.append(index)
+    end = draw(st.sampled_from([b"\n", b"\r\n"]))
+    body = end.join(out) + draw(st.sampled_from([b"", end]))
+    return draw(st.sampled_from([b"", b"\xef\xbb\xbf"])) + body, good, bad
+
+
+@given(data=st.data(), valid=st.lists(_send_line(), max_size=12))
+def test_read_send_takes_every_valid_line_and_names_every_bad_one(
+    codec: ModuleType, data: st.DataObject, valid: list[bytes]
+) -> None:
+    alone = [codec.parse_send(line) for line in valid]
+    assert all(len(one) == 1 for one in alone)  # each valid line alone: one record
+    body, good, bad = _mixed_reply(data.draw, valid)
+    results, errors = codec.read_send(body)
+    assert results == [alone[i][0] for i in good]
+    assert [e.line for e in errors] == bad
+    assert all(isinstance(e, ProtocolError) for e in errors)
+
+
+@given(data=st.data(), valid=st.lists(_status_line(), max_size=12), tz=_zones)
+def test_read_status_takes_every_valid_line_and_names_every_bad_one(
+    codec: ModuleType, data: st.DataObject, valid: list[bytes], tz: Any
+) -> None:
+    alone = [codec.parse_status(line, tz=tz) for line in valid]
+    assert all(len(one) == 1 for one in alone)
+    body, good, bad = _mixed_reply(data.draw, valid)
+    results, errors = codec.read_status(body, tz=tz)
+    assert results == [alone[i][0] for i in good]
+    assert [e.line for e in errors] == bad
+
+
+@given(body=st.one_of(st.binary(max_size=200), _send_bodies(), _status_bodies()))
+def test_parse_is_read_raising_the_first_error(codec: ModuleType, body: bytes) -> None:
+    pairs = ((codec.parse_send, codec.read_send), (codec.parse_status, codec.read_status))
+    for parse, read in pairs:
+        results, errors = read(body)
+        if not errors:
+            assert parse(body) == results
+            continue
+        try:
+            parse(body)
+        except ProtocolError as exc:
+            assert exc.line == errors[0].line
+            assert errors[0].reason.startswith(exc.reason + " in ")
+        else:
+            raise AssertionError("parse_* read a body read_* found faults in")

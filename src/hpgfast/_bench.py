@@ -77,9 +77,11 @@ def _codec_cases(hpg: Any) -> Iterator[tuple[str, str, Callable[[], Any]]]:
     yield "parse-status-100k", "hpgfast", lambda: hpg.parse_status(status_body)
     yield "parse-status-100k", "pure", lambda: _codec_py.parse_status(status_body)
     yield "parse-status-100k", "split", lambda: status_body.split(b"\n")
+    yield "parse-status-100k", "read", lambda: hpg.read_status(status_body)
     yield "parse-send-100k", "hpgfast", lambda: hpg.parse_send(send_body)
     yield "parse-send-100k", "pure", lambda: _codec_py.parse_send(send_body)
     yield "parse-send-100k", "split", lambda: send_body.split(b"\n")
+    yield "parse-send-100k", "read", lambda: hpg.read_send(send_body)
 
 
 # -- the client end to end, as bench/bench_client.py measures it -----------------

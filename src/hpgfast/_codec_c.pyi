@@ -5,8 +5,17 @@ from datetime import tzinfo
 from typing import Any, Optional, Union
 
 from ._records import Message, Params, SendResult, StatusResult
+from .exceptions import ProtocolError
 
-__all__ = ["encode_params", "encode_send", "encode_status", "parse_send", "parse_status"]
+__all__ = [
+    "encode_params",
+    "encode_send",
+    "encode_status",
+    "parse_send",
+    "parse_status",
+    "read_send",
+    "read_status",
+]
 
 Body = Union[bytes, bytearray, memoryview]
 
@@ -30,3 +39,7 @@ def encode_status(
 def encode_params(pairs: Params) -> bytes: ...
 def parse_send(body: Body) -> list[SendResult]: ...
 def parse_status(body: Body, *, tz: Optional[tzinfo] = None) -> list[StatusResult]: ...
+def read_send(body: Body) -> tuple[list[SendResult], list[ProtocolError]]: ...
+def read_status(
+    body: Body, *, tz: Optional[tzinfo] = None
+) -> tuple[list[StatusResult], list[ProtocolError]]: ...

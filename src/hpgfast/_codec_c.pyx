@@ -18,6 +18,8 @@ is big enough to be worth the hand-over:
   UTF-8, tokens and dates into a C array; then, with the GIL, the records are
   built straight from it (``tp_alloc`` + ``PyTuple_SET_ITEM``, untracked from the
   cyclic GC), reusing interned codes/statuses and repeated datetimes/reasons.
+  parse_* raise at the first faulty line; read_* run the very same loop with a
+  flag that keeps faulty lines in the chunk (as errors) and goes on.
 
 The wire format (names, codes, statuses, character sets, BOM) is read from
 ``_wire`` at import: it is written down once, there.
@@ -44,7 +46,15 @@ from . import _wire
 from ._records import Message as _Message, SendResult as _SendResult, StatusResult as _StatusResult
 from .exceptions import MessageError, MessageTooLarge, MessageTypeError, ProtocolError
 
-__all__ = ["encode_params", "encode_send", "encode_status", "parse_send", "parse_status"]
+__all__ = [
+    "encode_params",
+    "encode_send",
+    "encode_status",
+    "parse_send",
+    "parse_status",
+    "read_send",
+    "read_status",
+]
 
 cdef extern from "Python.h":
     # PEP 393 accessors (macros); callers make sure the object is an exact or
@@ -1416,6 +1426,8 @@ cdef struct Span:
 
 cdef struct Line:
     Py_ssize_t number        # 1-based, counting every LF-separated piece
+    int err                  # PERR_*: the line's fault (only collected by read_*)
+    Span whole               # the stripped line, set only when err is
     Span f[5]
     signed char intern[5]    # index into INTERN_*, or -1
     unsigned char ascii[5]   # 1: the field is ASCII (built without a decoder)
@@ -1429,7 +1441,6 @@ cdef struct Line:
 
 cdef enum:
     PERR_NONE = 0
-    PERR_FIELDS = 1
     PERR_EMPTY_CODE = 2
     PERR_GARBLED_CODE = 3
     PERR_UTF8 = 4
@@ -1441,11 +1452,10 @@ cdef struct Scan:
     Py_ssize_t size
     Py_ssize_t pos                # start of the next piece; > size when done
     Py_ssize_t number             # number of the last piece read
-    int nfields
+    int nfields                   # the last one is the rest of the line
+    bint collect                  # read_*: keep faulty lines in the output, go on
     const unsigned char* last_date
-    int err
-    Py_ssize_t err_line
-    Span err_span
+    int err                       # parse_*: the fault that stopped the scan
 
 
 cdef int _utf8(const unsigned char* p, Py_ssize_t n) noexcept nogil:
@@ -1593,7 +1603,7 @@ cdef inline bint _text_field(Scan* sc, Line* ln, int k, bint line_ascii) noexcep
     # The line scan saw every byte already: an ASCII line needs no second look.
     u = 1 if line_ascii else _utf8(p, n)
     if u < 0:
-        sc.err = PERR_UTF8
+        ln.err = PERR_UTF8
         return False
     ln.ascii[k] = <unsigned char>u
     if u:
@@ -1605,9 +1615,9 @@ cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t*
                      int nseps, bint line_ascii) noexcept nogil:
     """Fields and checks of one stripped, non-blank line, in the pure twin's order.
 
-    seps: positions of the line's first separators (up to nfields of them; all lie
-    inside [s, e), since stripping never removes a ';'). line_ascii: no byte of the
-    line is 0x80 or above.
+    seps: positions of the line's first separators (up to nfields - 1 of them; all
+    lie inside [s, e), since stripping never removes a ';'). line_ascii: no byte of
+    the line is 0x80 or above. A fault is left in ln.err.
     """
     cdef const unsigned char* d = sc.data
     cdef const unsigned char* q
@@ -1624,23 +1634,23 @@ cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t*
         else:
             ln.f[k].start = e
             ln.f[k].length = 0
-    if nseps == nf:
-        # More separators: tolerated while every extra field is empty.
-        for j in range(cur, e):
-            if d[j] != 59:
-                sc.err = PERR_FIELDS
-                return False
+    # The last field is the rest of the line, ';' included, less trailing ';'s.
+    j = ln.f[nf - 1].length
+    while j > 0 and d[ln.f[nf - 1].start + j - 1] == 59:
+        j -= 1
+    ln.f[nf - 1].length = j
     # code
     if ln.f[0].length == 0:
-        sc.err = PERR_EMPTY_CODE
+        ln.err = PERR_EMPTY_CODE
         return False
     if not _token_ok(d + ln.f[0].start, ln.f[0].length):
-        sc.err = PERR_GARBLED_CODE
+        ln.err = PERR_GARBLED_CODE
         return False
     ln.intern[0] = <signed char>_intern_find(d + ln.f[0].start, ln.f[0].length)
     ln.ascii[0] = 1
-    if nf == 3:
-        return _text_field(sc, ln, 1, line_ascii) and _text_field(sc, ln, 2, line_ascii)
+    if nf == 4:
+        return (_text_field(sc, ln, 1, line_ascii) and _text_field(sc, ln, 2, line_ascii)
+                and _text_field(sc, ln, 3, line_ascii))
     if not _text_field(sc, ln, 1, line_ascii):
         return False
     # status
@@ -1648,7 +1658,7 @@ cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t*
     ln.ascii[2] = 1
     if ln.f[2].length:
         if not _token_ok(d + ln.f[2].start, ln.f[2].length):
-            sc.err = PERR_GARBLED_STATUS
+            ln.err = PERR_GARBLED_STATUS
             return False
         ln.intern[2] = <signed char>_intern_find(d + ln.f[2].start, ln.f[2].length)
     # date and time
@@ -1659,8 +1669,7 @@ cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t*
                 and memcmp(sc.last_date, q, 19) == 0):
             ln.date_same = 1
         elif not _date(q, ln.f[3].length, ln):
-            sc.err = PERR_DATE
-            sc.err_span = ln.f[3]
+            ln.err = PERR_DATE
             return False
         sc.last_date = q
     return _text_field(sc, ln, 4, line_ascii)
@@ -1688,7 +1697,9 @@ cdef inline uint64_t _breaks(uint64_t w) noexcept nogil:
 
 
 cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
-    """Up to cap non-blank lines; stops early at the first faulty one (sc.err)."""
+    """Up to cap non-blank lines. A faulty line stops the scan (its fault in sc.err,
+    the line not counted), or with sc.collect is kept in the output with its fault
+    in ln.err, and the scan goes on."""
     cdef const unsigned char* d = sc.data
     cdef Py_ssize_t n = 0, s, e, size = sc.size
     cdef Py_ssize_t seps[5]
@@ -1720,7 +1731,7 @@ cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
             if BREAK[c]:
                 if c == 10:
                     break
-                if nseps < nf:
+                if nseps < nf - 1:
                     seps[nseps] = e
                     nseps += 1
             else:
@@ -1736,9 +1747,16 @@ cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
         if s == e:
             continue
         out[n].number = sc.number
+        out[n].err = PERR_NONE
         if not _scan_line(sc, &out[n], s, e, seps, nseps, hi == 0):
-            sc.err_line = sc.number
-            return n
+            # A date read on the faulty line is not a record's: the next line may
+            # not share its datetime object.
+            sc.last_date = NULL
+            out[n].whole.start = s
+            out[n].whole.length = e - s
+            if not sc.collect:
+                sc.err = out[n].err
+                return n
         n += 1
     return n
 
@@ -1791,28 +1809,43 @@ cdef enum:
     REASON_CACHE_MAX_LEN = 64
 
 
-cdef object _protocol_error(Scan* sc):
+# read_*: at most this many bytes of a faulty line are quoted in its error.
+cdef enum:
+    SHOWN = 60
+
+
+cdef object _line_error(const unsigned char* d, Line* ln, int nfields, bint quote):
+    """The ProtocolError of a faulty line: parse_*'s words, and with ``quote`` (read_*)
+    the start of the line, worded as the pure twin's ``_line_error``."""
     cdef bytes raw
-    if sc.err == PERR_FIELDS:
-        reason = f"more than {sc.nfields} fields"
-    elif sc.err == PERR_EMPTY_CODE:
+    if ln.err == PERR_EMPTY_CODE:
         reason = "empty code"
-    elif sc.err == PERR_GARBLED_CODE:
+    elif ln.err == PERR_GARBLED_CODE:
         reason = "garbled code"
-    elif sc.err == PERR_UTF8:
+    elif ln.err == PERR_UTF8:
         reason = "not UTF-8"
-    elif sc.err == PERR_GARBLED_STATUS:
+    elif ln.err == PERR_GARBLED_STATUS:
         reason = "garbled status"
     else:
-        raw = PyBytes_FromStringAndSize(<const char*>sc.data + sc.err_span.start,
-                                        min(sc.err_span.length, 40))
+        raw = PyBytes_FromStringAndSize(<const char*>d + ln.f[3].start, min(ln.f[3].length, 40))
         shown = raw.decode("utf-8", "replace")
         reason = f"not a date and time: {shown!r}"
-    return ProtocolError(sc.err_line, reason)
+    if quote:
+        raw = PyBytes_FromStringAndSize(<const char*>d + ln.whole.start,
+                                        min(ln.whole.length, <Py_ssize_t>SHOWN))
+        shown = raw.decode("utf-8", "replace")
+        cut = f" (first {SHOWN} of {ln.whole.length} bytes)" if ln.whole.length > SHOWN else ""
+        reason = f"{reason} in {shown!r}{cut}"
+    return ProtocolError(ln.number, reason)
 
 
-cdef list _parse(object body, int nfields, object tz):
-    """The shared parse loop: nogil pre-pass per chunk, then records with the GIL."""
+cdef object _parse(object body, int nfields, object tz, bint collect):
+    """The shared parse loop: nogil pre-pass per chunk, then records with the GIL.
+
+    nfields: 4 (SEND: code, clientId, providerId, extra) or 5 (STATUS). collect
+    (read_*): faulty lines become ProtocolErrors in a second list, returned as
+    ``(results, errors)``; without it (parse_*) the first one is raised.
+    """
     cdef Py_buffer view
     cdef bint have_view = False, release
     cdef object data
@@ -1821,9 +1854,10 @@ cdef list _parse(object body, int nfields, object tz):
     cdef Line* ln
     cdef Py_ssize_t n, j
     cdef list results = []
-    cdef object code, a, status, when, reason, rec
+    cdef list errors = []
+    cdef object code, a, status, when, reason, rec, extra
     cdef object last_when = None
-    cdef object rtype = _SendResult if nfields == 3 else _StatusResult
+    cdef object rtype = _SendResult if nfields == 4 else _StatusResult
     cdef PyObject* reasons[REASON_CACHE]
     cdef Py_ssize_t rlen, slot
     cdef const unsigned char* rp
@@ -1854,6 +1888,7 @@ cdef list _parse(object body, int nfields, object tz):
         sc.pos = 0
         sc.number = 0
         sc.nfields = nfields
+        sc.collect = collect
         sc.last_date = NULL
         sc.err = PERR_NONE
         if sc.size >= BOM_LEN and memcmp(sc.data, BOM, <size_t>BOM_LEN) == 0:
@@ -1870,23 +1905,44 @@ cdef list _parse(object body, int nfields, object tz):
             else:
                 n = _scan(&sc, lines, PARSE_CHUNK)
             if sc.err != PERR_NONE:
-                # The first faulty line wins; the lines before it were all good.
-                raise _protocol_error(&sc)
+                # parse_*: the first faulty line wins (it is lines[n], not counted);
+                # the lines before it were all good.
+                raise _line_error(d, &lines[n], nfields, False)
             for j in range(n):
                 ln = &lines[j]
+                if ln.err != PERR_NONE:   # only with collect
+                    PyList_Append(errors, _line_error(d, ln, nfields, True))
+                    continue
                 code = <object>INTERN_OBJ[ln.intern[0]] if ln.intern[0] >= 0 else hpg_ascii(
                     <const char*>d + ln.f[0].start, ln.f[0].length)
-                if nfields == 3:
+                if nfields == 4:
                     a = _client_id(d, ln)
                     status = _field_str(d, ln, 2)
-                    if _FAST_RECORDS:
-                        # Not tracked by the GC: the items are str or None, which hold
-                        # no references, so the record can never be part of a cycle.
-                        # With a million records, GC passes over them would cost more
-                        # than building them.
-                        rec = hpg_record3(rtype, code, a, status)
+                    if ln.f[3].length == 0:
+                        if _FAST_RECORDS:
+                            # Not tracked by the GC: the items are str or None, which
+                            # hold no references, so the record can never be part of
+                            # a cycle. With a million records, GC passes over them
+                            # would cost more than building them.
+                            rec = hpg_record3(rtype, code, a, status)
+                        else:
+                            rec = rtype(code, a, status)
                     else:
-                        rec = rtype(code, a, status)
+                        # Text after the third ';': a fourth item (rare).
+                        extra = _field_str(d, ln, 3)
+                        if _FAST_RECORDS:
+                            rec = hpg_alloc_record(rtype, 4)
+                            Py_INCREF(code)
+                            PyTuple_SET_ITEM(rec, 0, code)
+                            Py_INCREF(a)
+                            PyTuple_SET_ITEM(rec, 1, a)
+                            Py_INCREF(status)
+                            PyTuple_SET_ITEM(rec, 2, status)
+                            Py_INCREF(extra)
+                            PyTuple_SET_ITEM(rec, 3, extra)
+                            PyObject_GC_UnTrack(<PyObject*>rec)   # str items, as above
+                        else:
+                            rec = rtype(code, a, status, extra)
                     PyList_Append(results, rec)
                     continue
                 a = _field_str(d, ln, 1)
@@ -1936,6 +1992,8 @@ cdef list _parse(object body, int nfields, object tz):
                 else:
                     rec = rtype(code, a, status, when, reason)
                 PyList_Append(results, rec)
+        if collect:
+            return results, errors
         return results
     finally:
         free(lines)
@@ -1950,18 +2008,21 @@ def parse_send(body):
     """Read a SEND reply: a ``SendResult`` per line ``code;clientId;providerId``.
 
     Missing trailing fields and empty fields are ``None``; a whole-request error
-    comes back as one result holding only its code.
+    comes back as one result holding only its code. Text after a third ``;`` is
+    kept as the result's ``extra``.
 
     Raises:
         TypeError: ``body`` is not bytes-like.
         ProtocolError: a line that is not UTF-8 or is garbled (``.line`` says which).
     """
-    return _parse(body, 3, None)
+    return _parse(body, 4, None, False)
 
 
 def parse_status(body, *, tz=None):
     """Read a STATUS reply: a ``StatusResult`` per line
     ``code;providerId;status;dateTime;reason``.
+
+    Everything after the fourth ``;`` is the reason, ``;`` included.
 
     Args:
         body: the reply body.
@@ -1974,4 +2035,29 @@ def parse_status(body, *, tz=None):
     """
     if tz is not None and not isinstance(tz, _tzinfo):
         raise TypeError(f"tz must be a datetime.tzinfo, got {_type_name(tz)}")
-    return _parse(body, 5, tz)
+    return _parse(body, 5, tz, False)
+
+
+def read_send(body):
+    """Read a SEND reply line by line: ``(results, errors)``.
+
+    Each readable line gives a ``SendResult`` as ``parse_send`` reads it; each
+    unreadable one a ``ProtocolError`` (returned, not raised) with its 1-based
+    ``.line`` and a reason quoting the start of the line. An empty body gives
+    ``([], [])``.
+
+    Raises:
+        TypeError: ``body`` is not bytes-like.
+    """
+    return _parse(body, 4, None, True)
+
+
+def read_status(body, *, tz=None):
+    """Read a STATUS reply line by line: ``(results, errors)``, as ``read_send`` does.
+
+    Raises:
+        TypeError: ``body`` is not bytes-like, or ``tz`` is not a ``tzinfo``.
+    """
+    if tz is not None and not isinstance(tz, _tzinfo):
+        raise TypeError(f"tz must be a datetime.tzinfo, got {_type_name(tz)}")
+    return _parse(body, 5, tz, True)

@@ -22,6 +22,11 @@ encode_send(messages, start=s):
 parse_send / parse_status: lines are split on LF; each is stripped of spaces, tabs
 and CR at both ends; blank lines are skipped; a UTF-8 BOM at the start is skipped.
 The first line with a fault raises ``ProtocolError`` with its 1-based number.
+The last field of a line is the rest of it, ``;`` included, less trailing ``;``s:
+a SEND line's ``extra``, a STATUS line's reason.
+
+read_send / read_status: the same, but each faulty line is returned as a
+``ProtocolError`` beside the records, and reading goes on.
 """
 
 from __future__ import annotations
@@ -35,7 +40,15 @@ from . import _wire
 from ._records import Message, Params, SendResult, StatusResult
 from .exceptions import MessageError, MessageTooLarge, MessageTypeError, ProtocolError
 
-__all__ = ["encode_params", "encode_send", "encode_status", "parse_send", "parse_status"]
+__all__ = [
+    "encode_params",
+    "encode_send",
+    "encode_status",
+    "parse_send",
+    "parse_status",
+    "read_send",
+    "read_status",
+]
 
 _SUBJECT = _wire.SUBJECT.encode()
 _ADDRESS = _wire.ADDRESS.encode()
@@ -330,12 +343,12 @@ def _lines(body: Body) -> list[tuple[int, bytes]]:
 
 
 def _fields(line: bytes, number: int, count: int) -> list[bytes]:
-    fields = line.split(b";")
-    if len(fields) > count:
-        # Trailing empty fields (a stray ";" at the end) are tolerated; data is not.
-        if any(fields[count:]):
-            raise ProtocolError(number, f"more than {count} fields")
-        del fields[count:]
+    # The last field is the rest of the line, ";" included (a STATUS reason such as
+    # "absent;subscriber", a SEND line's extra fields): only trailing separators (a
+    # stray ";" at the end) are dropped from it.
+    fields = line.split(b";", count - 1)
+    if len(fields) == count:
+        fields[-1] = fields[-1].rstrip(b";")
     code = fields[0]
     if not code:
         raise ProtocolError(number, "empty code")
@@ -396,32 +409,51 @@ def _datetime(raw: bytes, number: int, tz: Optional[tzinfo]) -> Optional[datetim
         raise ProtocolError(number, f"not a date and time: {shown!r}") from None
 
 
+def _send_record(line: bytes, number: int) -> SendResult:
+    code, client_id, provider_id, extra = _fields(line, number, 4)
+    return SendResult(
+        _token(code, number, "code"),  # type: ignore[arg-type]
+        _text(client_id, number),
+        _text(provider_id, number),
+        _text(extra, number),
+    )
+
+
+def _status_record(line: bytes, number: int, tz: Optional[tzinfo]) -> StatusResult:
+    code, provider_id, status, when, reason = _fields(line, number, 5)
+    return StatusResult(
+        _token(code, number, "code"),  # type: ignore[arg-type]
+        _text(provider_id, number),
+        _token(status, number, "status"),
+        _datetime(when, number, tz),
+        _text(reason, number),
+    )
+
+
+def _check_tz(tz: object) -> None:
+    if tz is not None and not isinstance(tz, tzinfo):
+        raise TypeError(f"tz must be a datetime.tzinfo, got {_type_name(tz)}")
+
+
 def parse_send(body: Body) -> list[SendResult]:
     """Read a SEND reply: a ``SendResult`` per line ``code;clientId;providerId``.
 
     Missing trailing fields and empty fields are ``None``; a whole-request error
-    comes back as one result holding only its code.
+    comes back as one result holding only its code. Text after a third ``;`` is
+    kept as the result's ``extra``.
 
     Raises:
         TypeError: ``body`` is not bytes-like.
         ProtocolError: a line that is not UTF-8 or is garbled (``.line`` says which).
     """
-    results = []
-    for number, line in _lines(body):
-        code, client_id, provider_id = _fields(line, number, 3)
-        results.append(
-            SendResult(
-                _token(code, number, "code"),  # type: ignore[arg-type]
-                _text(client_id, number),
-                _text(provider_id, number),
-            )
-        )
-    return results
+    return [_send_record(line, number) for number, line in _lines(body)]
 
 
 def parse_status(body: Body, *, tz: Optional[tzinfo] = None) -> list[StatusResult]:
     """Read a STATUS reply: a ``StatusResult`` per line
     ``code;providerId;status;dateTime;reason``.
+
+    Everything after the fourth ``;`` is the reason, ``;`` included.
 
     Args:
         body: the reply body.
@@ -432,18 +464,60 @@ def parse_status(body: Body, *, tz: Optional[tzinfo] = None) -> list[StatusResul
         ProtocolError: a line that is not UTF-8, is garbled, or holds an impossible
             date (``.line`` says which).
     """
-    if tz is not None and not isinstance(tz, tzinfo):
-        raise TypeError(f"tz must be a datetime.tzinfo, got {_type_name(tz)}")
+    _check_tz(tz)
+    return [_status_record(line, number, tz) for number, line in _lines(body)]
+
+
+# -- reading line by line ------------------------------------------------------------
+# read_send / read_status: the rules of parse_send / parse_status, but a line with a
+# fault costs only itself. It becomes a ProtocolError (not raised) whose reason is
+# parse_*'s, followed by at most the first _SHOWN bytes of the stripped line, so a
+# person can match it to the raw reply; reading goes on with the next line.
+
+_SHOWN = 60
+
+
+def _line_error(exc: ProtocolError, line: bytes) -> ProtocolError:
+    shown = line[:_SHOWN].decode("utf-8", "replace")
+    cut = f" (first {_SHOWN} of {len(line)} bytes)" if len(line) > _SHOWN else ""
+    return ProtocolError(exc.line, f"{exc.reason} in {shown!r}{cut}")
+
+
+def read_send(body: Body) -> tuple[list[SendResult], list[ProtocolError]]:
+    """Read a SEND reply line by line: ``(results, errors)``.
+
+    Each readable line gives a ``SendResult`` as ``parse_send`` reads it; each
+    unreadable one a ``ProtocolError`` (returned, not raised) with its 1-based
+    ``.line`` and a reason quoting the start of the line. An empty body gives
+    ``([], [])``.
+
+    Raises:
+        TypeError: ``body`` is not bytes-like.
+    """
     results = []
+    errors = []
     for number, line in _lines(body):
-        code, provider_id, status, when, reason = _fields(line, number, 5)
-        results.append(
-            StatusResult(
-                _token(code, number, "code"),  # type: ignore[arg-type]
-                _text(provider_id, number),
-                _token(status, number, "status"),
-                _datetime(when, number, tz),
-                _text(reason, number),
-            )
-        )
-    return results
+        try:
+            results.append(_send_record(line, number))
+        except ProtocolError as exc:
+            errors.append(_line_error(exc, line))
+    return results, errors
+
+
+def read_status(
+    body: Body, *, tz: Optional[tzinfo] = None
+) -> tuple[list[StatusResult], list[ProtocolError]]:
+    """Read a STATUS reply line by line: ``(results, errors)``, as ``read_send`` does.
+
+    Raises:
+        TypeError: ``body`` is not bytes-like, or ``tz`` is not a ``tzinfo``.
+    """
+    _check_tz(tz)
+    results = []
+    errors = []
+    for number, line in _lines(body):
+        try:
+            results.append(_status_record(line, number, tz))
+        except ProtocolError as exc:
+            errors.append(_line_error(exc, line))
+    return results, errors

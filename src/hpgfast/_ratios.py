@@ -40,6 +40,13 @@ RATIOS: tuple[Ratio, ...] = (
     # split's one, and the page faults of their fresh memory); the floor allows that.
     Ratio("parse-send-100k", "hpgfast", "split", 1 / 3, 0.06, "parse_send vs bytes.split (floor)"),
     Ratio("parse-send-100k", "hpgfast", "pure", 10.0, 3.0, "parse_send vs the pure twin"),
+    # The line-by-line readers the client calls (the performance issue's targets: 3x
+    # split for SEND, 4x for STATUS). They run parse_*'s very loop, so they cost what
+    # it costs, and the floors allow what a full, noisy run does to parse_*.
+    Ratio("parse-send-100k", "read", "split", 1 / 3, 0.06, "read_send vs bytes.split (floor)"),
+    Ratio(
+        "parse-status-100k", "read", "split", 0.25, 0.08, "read_status vs bytes.split (floor)"
+    ),
     Ratio(
         "encode-threads-100k",
         "2-threads",

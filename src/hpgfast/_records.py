@@ -82,6 +82,11 @@ class SendResult(tuple):  # type: ignore[type-arg]
 
     ``provider_id`` is set only when the message was accepted (``code == "ok"``).
     ``code`` may also be hpgfast's own ``"not-sent"`` or ``"unknown"`` (see ``Code``).
+    ``extra`` is the raw text after the third ``;`` of the reply line (for example
+    ``"2"`` in ``ok;0;1001;2``, which some platforms use for the part count), with
+    any ``;`` inside it kept and trailing ones dropped; it is ``None`` when the line
+    has nothing there. Only then does the record hold a fourth item, so a plain line
+    still equals the 3-tuple ``(code, client_id, provider_id)``.
     """
 
     __slots__ = ()
@@ -92,9 +97,15 @@ class SendResult(tuple):  # type: ignore[type-arg]
         provider_id: Optional[str]
 
     def __new__(
-        cls, code: str, client_id: Optional[str] = None, provider_id: Optional[str] = None
+        cls,
+        code: str,
+        client_id: Optional[str] = None,
+        provider_id: Optional[str] = None,
+        extra: Optional[str] = None,
     ) -> SendResult:
-        return tuple.__new__(cls, (code, client_id, provider_id))
+        if extra is None:
+            return tuple.__new__(cls, (code, client_id, provider_id))
+        return tuple.__new__(cls, (code, client_id, provider_id, extra))
 
     def __getnewargs__(self) -> tuple[Any, ...]:
         return tuple(self)
@@ -104,8 +115,16 @@ class SendResult(tuple):  # type: ignore[type-arg]
         """True when the platform accepted the message."""
         return bool(self[0] == _OK)
 
+    @property
+    def extra(self) -> Optional[str]:
+        """The reply line's text after its third ``;``, or ``None`` (see the class)."""
+        return self[3] if len(self) > 3 else None
+
     def __repr__(self) -> str:
-        return f"SendResult(code={self[0]!r}, client_id={self[1]!r}, provider_id={self[2]!r})"
+        tail = f", extra={self[3]!r}" if len(self) > 3 else ""
+        return (
+            f"SendResult(code={self[0]!r}, client_id={self[1]!r}, provider_id={self[2]!r}{tail})"
+        )
 
 
 class StatusResult(tuple):  # type: ignore[type-arg]

@@ -19,6 +19,8 @@ __all__ = [
     "encode_status",
     "parse_send",
     "parse_status",
+    "read_send",
+    "read_status",
 ]
 
 #: True when the environment asks for the pure twin.
@@ -27,7 +29,15 @@ PURE_PYTHON_REQUESTED = bool(os.environ.get("HPGFAST_PURE_PYTHON")) or (
 )
 
 if TYPE_CHECKING or PURE_PYTHON_REQUESTED:
-    from ._codec_py import encode_params, encode_send, encode_status, parse_send, parse_status
+    from ._codec_py import (
+        encode_params,
+        encode_send,
+        encode_status,
+        parse_send,
+        parse_status,
+        read_send,
+        read_status,
+    )
 
     IMPLEMENTATION = "python"
 else:
@@ -38,6 +48,8 @@ else:
             encode_status,
             parse_send,
             parse_status,
+            read_send,
+            read_status,
         )
     except ImportError:  # installed with HPGFAST_NO_EXTENSIONS=1, or no compiler
         from ._codec_py import (
@@ -46,6 +58,8 @@ else:
             encode_status,
             parse_send,
             parse_status,
+            read_send,
+            read_status,
         )
 
         IMPLEMENTATION = "python"
