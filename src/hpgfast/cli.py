@@ -53,6 +53,7 @@ from ._cli_input import FORMATS, InputError, detect_format, read_messages
 from ._cli_output import Progress, dump_json, table
 from ._records import Message, StatusResult
 from ._secretfile import read_secret_file
+from ._term import EscapingFormatter, escape, json_safe
 from ._wire import Code
 from .exceptions import (
     AuthError,
@@ -340,7 +341,7 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
             "run stopped: marked unknown, not sent again (--resend-unknown sends them)"
         )
     if summary.get("error"):
-        print(f"stopped early: {summary['error']}")
+        print(f"stopped early: {escape(summary['error'])}")
 
 
 def _send_exit(outcome: Any, complete: bool) -> int:
@@ -533,7 +534,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             + (" (deadline passed)" if outcome.deadline_passed else "")
         )
         if outcome.error is not None:
-            print(f"stopped early: {outcome.error}")
+            print(f"stopped early: {escape(str(outcome.error))}")
     if outcome.error is not None:
         return _exit_for(outcome.error)
     return EXIT_OK if outcome.open == 0 else EXIT_INCOMPLETE
@@ -551,7 +552,7 @@ def _print_report(summary: dict[str, Any], path: str) -> None:
         if state == "rejected":
             rows.extend((f"  {code}", n) for code, n in summary["rejected_by_code"].items())
     loaded = summary["loaded"]
-    print(f"journal {path}: {summary['messages']:,} messages"
+    print(f"journal {escape(path)}: {summary['messages']:,} messages"
           + ("" if loaded is not None else " (input not fully loaded yet)"))
     print()
     print(table(rows, ("state", "messages")))
@@ -641,9 +642,9 @@ def cmd_receive(args: argparse.Namespace) -> int:
     def callback(report: StatusResult) -> None:
         with out_lock:
             if args.json:
-                print(json.dumps(_status_json(report), ensure_ascii=False), flush=True)
+                print(json_safe(json.dumps(_status_json(report), ensure_ascii=False)), flush=True)
             elif not args.quiet:
-                print(";".join("" if v is None else str(v) for v in _status_row(report)),
+                print(escape(";".join("" if v is None else str(v) for v in _status_row(report))),
                       flush=True)
 
     try:
@@ -925,7 +926,7 @@ def _exit_for(exc: BaseException) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"hpgfast: error: {message}", file=sys.stderr)
+    print(f"hpgfast: error: {escape(message)}", file=sys.stderr)
     return code
 
 
@@ -945,7 +946,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     previous: Any = None
     if args.command in ("send", "status", "demo"):
         # SIGTERM unwinds like Ctrl-C: the journal settles what is in flight.
