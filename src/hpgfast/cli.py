@@ -614,6 +614,16 @@ def _wait_for_signal() -> None:
             signal.signal(sig, handler)
 
 
+def _json_fields(items: list[str]) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for item in items:
+        field, sep, name = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--json-field takes FIELD=NAME, got {item!r}")
+        fields.setdefault(field, []).append(name)
+    return fields
+
+
 def cmd_receive(args: argparse.Namespace) -> int:
     """``hpgfast receive``."""
     import threading
@@ -658,6 +668,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
                 allow=args.allow,
                 max_body=args.max_body,
                 journal=journal,
+                json_fields=_json_fields(args.json_field),
             )
         except ValueError as exc:  # a bad --allow network or secret: not a traceback
             raise UsageError(str(exc)) from None
@@ -838,10 +849,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "receive", help="receive delivery reports the platform pushes",
         description="Serve delivery reports pushed by the platform: HTTP GET or POST "
-        "with providerId, status, dateTime, reason (plain or indexed [i]) or a body of "
-        "STATUS lines. Answers 'ok'; prints each report; with --journal records it. "
-        "The caller must present the secret (in the X-HPG-Secret header or as the last "
-        "path segment).",
+        "with providerId, status, dateTime, reason (plain or indexed [i]), a body of "
+        "STATUS lines, or a JSON object or list of them (providerId or imOutMessageId, "
+        "status or dlvStatus, dateTime or dlvStatusAt, reason; see --json-field). Times "
+        "in HPG's style or ISO-8601 (2020-01-10T19:03:52.355+0300). Answers 'ok'; "
+        "prints each report; with --journal records it. A repeated report (same "
+        "providerId, status and time among the last 100,000) is answered 'ok' and "
+        "taken once. The caller must present the secret (in the X-HPG-Secret header or "
+        "as the last path segment); addresses outside --allow are refused before "
+        "anything is read.",
         epilog=EXIT_CODES_HELP, formatter_class=formatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
@@ -860,6 +876,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--journal", "-j", metavar="DB", help="record reports in this journal")
     p.add_argument("--journal-sync", choices=("full", "normal"), default="normal",
                    help=argparse.SUPPRESS)
+    p.add_argument("--json-field", action="append", metavar="FIELD=NAME", default=[],
+                   help="read FIELD (providerId, status, dateTime, reason) from JSON "
+                   "pushes under NAME instead of the defaults; repeat")
     _add_output(p)
     p.set_defaults(func=cmd_receive)
 

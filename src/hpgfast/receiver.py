@@ -105,6 +105,9 @@ __all__ = [
     "Receiver",
     "make_app",
     "push",
+    "status_json",
+    "status_lines",
+    "status_params",
 ]
 
 log = logging.getLogger(__name__)
@@ -1014,6 +1017,22 @@ def status_params(reports: Iterable[Sequence[Any]]) -> str:
     return "&".join(parts)
 
 
+def status_json(reports: Iterable[Sequence[Any]]) -> bytes:
+    """Reports as the platform's later JSON callbacks: a list of ``{"imOutMessageId",
+    "dlvStatus", "dlvStatusAt", "reason"}`` objects (``datetime`` times in ISO-8601
+    with milliseconds; text times as given)."""
+    out = []
+    for _code, provider_id, status, when, reason in reports:
+        item: dict[str, Any] = {"imOutMessageId": provider_id, "dlvStatus": status}
+        if when is not None and when != "":
+            item["dlvStatusAt"] = (when.isoformat(timespec="milliseconds")
+                                   if hasattr(when, "isoformat") else str(when))
+        if reason:
+            item["reason"] = reason
+        out.append(item)
+    return json.dumps(out, ensure_ascii=False).encode("utf-8")
+
+
 def push(
     url: str,
     reports: Iterable[Sequence[Any]],
@@ -1026,8 +1045,9 @@ def push(
     """Push reports to a receiver, as the platform would; returns (HTTP status, text).
 
     ``shape`` is ``"lines"`` (POST, a body of STATUS lines), ``"form"`` (POST, an
-    indexed form body) or ``"query"`` (GET, indexed query parameters). This is what
-    the emulator's push mode calls.
+    indexed form body), ``"query"`` (GET, indexed query parameters) or ``"json"``
+    (POST, a JSON list of ``status_json`` objects). This is what the emulator's push
+    mode calls.
     """
     import urllib3
 
@@ -1042,8 +1062,11 @@ def push(
     elif shape == "query":
         method, body = "GET", None
         target = url + ("&" if "?" in url else "?") + status_params(items)
+    elif shape == "json":
+        method, body, target = "POST", status_json(items), url
+        headers["Content-Type"] = "application/json"
     else:
-        raise ValueError(f"shape must be lines, form or query, got {shape!r}")
+        raise ValueError(f"shape must be lines, form, query or json, got {shape!r}")
     with urllib3.PoolManager(retries=False, timeout=timeout) as pool:
         response = pool.request(method, target, body=body, headers=headers)
         return response.status, response.data.decode("utf-8", "replace").strip()
