@@ -279,28 +279,140 @@ def test_a_stalling_client_is_cut_at_the_request_deadline(got: list[StatusResult
     assert [r.provider_id for r in got] == ["7"]
 
 
-def test_connections_over_the_cap_are_closed_at_once(got: list[StatusResult]) -> None:
-    with Receiver(got.append, secret=SECRET, max_connections=2) as server:
-        address = (server.host, server.port)
-        idle = [socket.create_connection(address, timeout=10) for _ in range(2)]
+def _wait(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def _connect(server: Receiver, n: int, source: str = "127.0.0.1") -> list[socket.socket]:
+    return [socket.create_connection((server.host, server.port), timeout=10,
+                                     source_address=(source, 0)) for _ in range(n)]
+
+
+def _push_from(server: Receiver, source: str, secret: str | None = SECRET,
+               pid: str = "9") -> tuple[int, str]:
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10,
+                                      source_address=(source, 0))
+    try:
+        conn.request("POST", "/", body=f"ok;{pid};delivered;;\n".encode(),
+                     headers={} if secret is None else {"X-HPG-Secret": secret})
+        response = conn.getresponse()
+        return response.status, response.read().decode().strip()
+    finally:
+        conn.close()
+
+
+def test_500_idle_connections_do_not_starve_a_push(got: list[StatusResult]) -> None:
+    # No allow-list: the attackers look like anyone until they send. They wait in
+    # the selector, holding no slot: a push with the secret is answered at once.
+    with Receiver(got.append, secret=SECRET) as server:
+        attackers = _connect(server, 500)
         try:
-            time.sleep(0.1)  # both are being served (and stall)
-            with socket.create_connection(address, timeout=10) as third:
-                assert _closed_by_server(third)
+            for sock in attackers[:100]:  # and some trickle a head they never finish
+                sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n")
+            _wait(lambda: server.waiting == 500)
+            assert _push_from(server, "127.0.0.1") == (200, "ok")
+            assert push(server.url, REPORTS, secret=SECRET) == (200, "ok")
+            assert server.waiting == 500  # not saved by evicting them: they still wait
         finally:
-            for sock in idle:
+            for sock in attackers:
                 sock.close()
-        # Once the stalled ones are gone, pushes are served again.
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                push(server.url, [("ok", "8", "sent", None, None)], secret=SECRET)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    assert [r.provider_id for r in got] == ["9", "1001", "1002"]
+
+
+@pytest.mark.parametrize("secret", [SECRET, None])
+def test_500_idle_connections_from_outside_the_allow_list(
+    got: list[StatusResult], secret: str | None
+) -> None:
+    # Only 127.0.0.2 may push; the attackers come from 127.0.0.1 (all of 127/8 is
+    # loopback). They are refused at accept, before a byte is read.
+    with Receiver(got.append, secret=secret, allow=["127.0.0.2"]) as server:
+        attackers = _connect(server, 500, "127.0.0.1")
+        try:
+            for sock in attackers[:5]:
+                reply = sock.recv(4096)
+                assert reply.startswith(b"HTTP/1.0 403 ")
+                assert reply.endswith(b"source address not allowed\n")
+                assert _closed_by_server(sock)
+            assert server.waiting == 0
+            assert _push_from(server, "127.0.0.2", secret) == (200, "ok")
+            assert _push_from(server, "127.0.0.1", secret) == (403, "source address not allowed")
+        finally:
+            for sock in attackers:
+                sock.close()
+    assert [r.provider_id for r in got] == ["9"]
+
+
+def test_a_slot_is_taken_only_once_the_head_arrived(got: list[StatusResult]) -> None:
+    head = (b"POST / HTTP/1.1\r\nHost: x\r\nX-HPG-Secret: " + SECRET.encode()
+            + b"\r\nContent-Length: 100\r\n\r\n")
+    with Receiver(got.append, secret=SECRET, max_connections=2) as server:
+        idle = _connect(server, 20)
+        # Two requests with the secret, stalling in their bodies, hold both slots...
+        slow = _connect(server, 2)
+        try:
+            for sock in slow:
+                sock.sendall(head)
+            _wait(lambda: server.waiting == 20)
+            # ... so a third whole request is answered 503 at once, without a thread.
+            status, text = _raw(server, "POST", "/", b"ok;1;sent;;\n", {"X-HPG-Secret": SECRET})
+            assert (status, text) == (503, "busy, push again later")
+            # A request without the secret holds a slot for one 401 only.
+        finally:
+            for sock in slow:
+                sock.close()
+        _wait(lambda: push(server.url, [("ok", "8", "sent", None, None)],
+                           secret=SECRET) == (200, "ok"))
+        for sock in idle:
+            sock.close()
     assert [r.provider_id for r in got] == ["8"]
+
+
+def test_the_oldest_waiting_connection_makes_room(got: list[StatusResult]) -> None:
+    with Receiver(got.append, secret=SECRET, max_waiting=3) as server:
+        first, *others = _connect(server, 3)
+        _wait(lambda: server.waiting == 3)
+        newest = _connect(server, 1)
+        try:
+            assert _closed_by_server(first)
+            assert push(server.url, [("ok", "8", "sent", None, None)], secret=SECRET) == (200, "ok")
+        finally:
+            for sock in [first, *others, *newest]:
+                sock.close()
+    assert [r.provider_id for r in got] == ["8"]
+
+
+def test_an_oversize_head_gets_431(receiver: Receiver) -> None:
+    with socket.create_connection((receiver.host, receiver.port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\n" + b"X-Pad: " + b"a" * 70_000 + b"\r\n")
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.0 431 ")
+
+
+def test_server_tracebacks_go_to_the_log_redacted(
+    got: list[StatusResult], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
+) -> None:
+    from hpgfast import receiver as receiver_module
+
+    def broken(self: Any) -> None:
+        raise RuntimeError(f"a fault quoting /hpg/{SECRET}")
+
+    monkeypatch.setattr(receiver_module._Handler, "handle", broken)
+    caplog.set_level("DEBUG", logger="hpgfast")
+    with Receiver(got.append, secret=SECRET) as server:
+        with socket.create_connection((server.host, server.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            assert _closed_by_server(sock)
+        _wait(lambda: "error serving" in caplog.text)
+    assert "RuntimeError: a fault quoting /hpg/***" in caplog.text
+    assert SECRET not in caplog.text
+    out, err = capfd.readouterr()
+    assert "Traceback" not in err and SECRET not in err + out
 
 
 def test_malformed_request_lines_do_not_log_the_secret(

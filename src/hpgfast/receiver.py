@@ -964,6 +964,16 @@ class Receiver:
         self._closed = False
         self._thread.start()
 
+    @property
+    def waiting(self) -> int:
+        """Connections waiting for their request head now (they hold no thread)."""
+        return len(self._server._waiting)
+
+    @property
+    def lingering(self) -> int:
+        """Refused connections being read out before they are closed."""
+        return len(self._server._lingering)
+
     def close(self) -> None:
         """Stop serving, let requests under way finish (5 s at most), close (idempotent)."""
         if self._closed:
