@@ -637,6 +637,8 @@ class _Server(WSGIServer):
         self._workers: set[threading.Thread] = set()
         self._workers_lock = threading.Lock()
         self._stopping = False
+        self._evicted = 0
+        self._evicted_logged = float("-inf")
 
     # -- the selector thread: accept, collect heads, hand complete ones to a worker
 
@@ -658,9 +660,8 @@ class _Server(WSGIServer):
                         except OSError:
                             pass
                 self._expire(time.monotonic())
-        except Exception:
-            self.handle_error(None, ("-", 0))
-            raise
+        except Exception:  # a bug of ours: logged (not a raw traceback), then stop
+            self.handle_error(None, ("the selector loop", 0))
         finally:
             for pool in (self._waiting, self._lingering):
                 for conn in list(pool.values()):
@@ -715,10 +716,13 @@ class _Server(WSGIServer):
                 self._refuse(conn, "403 Forbidden", "source address not allowed")
                 continue
             if len(self._waiting) >= self.max_waiting:
-                oldest = next(iter(self._waiting.values()))
-                log.warning("receiver: %d connections waiting for a request; the oldest, "
-                            "from %s, closed", self.max_waiting, oldest.address[0])
-                self._drop(oldest, self._waiting)
+                self._drop(next(iter(self._waiting.values())), self._waiting)
+                # A flood evicts thousands a second: one line every few seconds.
+                self._evicted += 1
+                if now - self._evicted_logged >= 5.0:
+                    log.warning("receiver: %d connections waiting for a request; %d of the "
+                                "oldest closed to make room", self.max_waiting, self._evicted)
+                    self._evicted, self._evicted_logged = 0, now
             self._waiting[sock] = conn
             self._selector.register(sock, selectors.EVENT_READ, conn)
 
