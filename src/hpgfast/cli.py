@@ -857,7 +857,8 @@ def build_parser() -> argparse.ArgumentParser:
         "providerId, status and time among the last 100,000) is answered 'ok' and "
         "taken once. The caller must present the secret (in the X-HPG-Secret header or "
         "as the last path segment); addresses outside --allow are refused before "
-        "anything is read.",
+        "anything is read, and a connection holds a thread only once its request head "
+        "has arrived (within 10 s), so idle connections cannot starve a push.",
         epilog=EXIT_CODES_HELP, formatter_class=formatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "

@@ -79,8 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--push-shape",
         choices=PUSH_SHAPES,
         default="lines",
-        help="lines: POST of STATUS lines; form: POST of indexed fields; query: GET "
-        "(default %(default)s)",
+        help="lines: POST of STATUS lines; form: POST of indexed fields; query: GET; "
+        "json: POST of the platform's JSON callbacks (default %(default)s)",
     )
     add("--push-batch", type=int, default=500, metavar="N", help="most reports per push")
     add("--push-attempts", type=int, default=10, metavar="N",
