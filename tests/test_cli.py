@@ -295,3 +295,10 @@ def test_demo_draws_a_bar_on_a_terminal() -> None:
     assert "\r" in screen  # redrawn in place, tqdm's way
     assert "following statuses: " in screen
     assert "accepted" in out.decode() and "status rounds" in out.decode()
+
+
+def test_receive_json_field_must_name_a_field(capsys: pytest.CaptureFixture[str]) -> None:
+    for bad in ("providerId", "when=at", "status="):
+        assert main(["receive", "--no-secret", "--allow", "127.0.0.1", "--port", "0",
+                     "--json-field", bad]) == 2
+        assert "json" in capsys.readouterr().err.lower()

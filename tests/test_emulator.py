@@ -687,7 +687,7 @@ def test_settings_are_checked() -> None:
     with pytest.raises(ValueError):
         Emulator(push_url="ftp://127.0.0.1:1/push")
     with pytest.raises(ValueError):
-        Emulator(push_url="http://127.0.0.1:1/push", push_shape="json")
+        Emulator(push_url="http://127.0.0.1:1/push", push_shape="xml")
     with pytest.raises(ValueError):
         Fault(rate=1.5)
     with pytest.raises(ValueError):

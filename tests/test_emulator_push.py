@@ -133,7 +133,7 @@ def as_keys(reports: Sequence[StatusResult]) -> Counter[tuple[str, str, datetime
     return Counter((r.provider_id, r.status, r.time, r.reason) for r in reports)  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("shape", ["lines", "form", "query"])
+@pytest.mark.parametrize("shape", ["lines", "form", "query", "json"])
 def test_every_change_pushed_once_in_time_order(
     receiver: Receiver, collector: Collector, shape: str
 ) -> None:
@@ -185,6 +185,38 @@ def test_wrong_secret_counted_as_failed_and_retried(
         assert [(r.provider_id, r.status) for r in got] == [(p, "enqueued") for p in pids]
         pushes = emu.pushes
         assert pushes["sent"] == 1 and pushes["reports"] == 3 and pushes["failed"] >= 3
+
+
+def test_a_push_answered_400_is_tried_push_attempts_times_then_dropped(
+    collector: Collector,
+) -> None:
+    # A receiver that cannot read the JSON pushes (it looks for another field name):
+    # every push is answered 400.
+    with Receiver(collector, secret=SECRET, json_fields={"providerId": "msgId"}) as receiver:
+        with push_emulator(receiver, push_shape="json", push_attempts=3) as emu:
+            send(emu, ADDRESSES[:2])
+            wait_until(lambda: emu.pushes["dropped"] == 2)
+            pushes = emu.pushes
+            assert (pushes["failed"], pushes["sent"], pushes["pending"]) == (3, 0, 0)
+            # The next changes are tried afresh, three times, and dropped in turn.
+            emu.advance(S)
+            wait_until(lambda: emu.pushes["dropped"] == 4)
+            time.sleep(0.3)  # and nothing more is tried
+            pushes = emu.pushes
+            assert (pushes["failed"], pushes["sent"], pushes["pending"]) == (6, 0, 0)
+    assert collector.snapshot() == []
+
+
+def test_the_push_attempts_default_is_the_platform_s_ten(collector: Collector) -> None:
+    with Receiver(collector, secret=SECRET, json_fields={"providerId": "msgId"}) as receiver:
+        # push_interval 0.001: the doubling pause reaches its 2 s cap after 11 tries.
+        with push_emulator(receiver, push_shape="json", push_interval=0.001) as emu:
+            assert emu.push_attempts == 10
+            send(emu, ADDRESSES[:1])
+            wait_until(lambda: emu.pushes["dropped"] == 1, timeout=10)
+            assert emu.pushes["failed"] == 10
+    with pytest.raises(ValueError, match="push_attempts"):
+        Emulator(push_attempts=0)
 
 
 def test_unreachable_receiver_never_hurts_the_server() -> None:
@@ -261,6 +293,9 @@ def test_command_line_options(
     monkeypatch.setenv(PUSH_SECRET_ENV, SECRET)
     with emulator_from_args(_args("--push-url", receiver.url, "--push-shape", "form")) as emu:
         assert (emu.push_url, emu.push_secret, emu.push_shape) == (receiver.url, SECRET, "form")
+    with emulator_from_args(_args("--push-url", receiver.url, "--push-attempts", "3",
+                                  "--push-shape", "json")) as emu:
+        assert (emu.push_attempts, emu.push_shape) == (3, "json")
     secret_file = tmp_path / "secret"
     secret_file.write_text("from-the-file\n")
     with emulator_from_args(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import http.client
 import io
+import json
 import socket
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import urllib3
@@ -279,28 +281,140 @@ def test_a_stalling_client_is_cut_at_the_request_deadline(got: list[StatusResult
     assert [r.provider_id for r in got] == ["7"]
 
 
-def test_connections_over_the_cap_are_closed_at_once(got: list[StatusResult]) -> None:
-    with Receiver(got.append, secret=SECRET, max_connections=2) as server:
-        address = (server.host, server.port)
-        idle = [socket.create_connection(address, timeout=10) for _ in range(2)]
+def _wait(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def _connect(server: Receiver, n: int, source: str = "127.0.0.1") -> list[socket.socket]:
+    return [socket.create_connection((server.host, server.port), timeout=10,
+                                     source_address=(source, 0)) for _ in range(n)]
+
+
+def _push_from(server: Receiver, source: str, secret: str | None = SECRET,
+               pid: str = "9") -> tuple[int, str]:
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10,
+                                      source_address=(source, 0))
+    try:
+        conn.request("POST", "/", body=f"ok;{pid};delivered;;\n".encode(),
+                     headers={} if secret is None else {"X-HPG-Secret": secret})
+        response = conn.getresponse()
+        return response.status, response.read().decode().strip()
+    finally:
+        conn.close()
+
+
+def test_500_idle_connections_do_not_starve_a_push(got: list[StatusResult]) -> None:
+    # No allow-list: the attackers look like anyone until they send. They wait in
+    # the selector, holding no slot: a push with the secret is answered at once.
+    with Receiver(got.append, secret=SECRET) as server:
+        attackers = _connect(server, 500)
         try:
-            time.sleep(0.1)  # both are being served (and stall)
-            with socket.create_connection(address, timeout=10) as third:
-                assert _closed_by_server(third)
+            for sock in attackers[:100]:  # and some trickle a head they never finish
+                sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n")
+            _wait(lambda: server.waiting == 500)
+            assert _push_from(server, "127.0.0.1") == (200, "ok")
+            assert push(server.url, REPORTS, secret=SECRET) == (200, "ok")
+            assert server.waiting == 500  # not saved by evicting them: they still wait
         finally:
-            for sock in idle:
+            for sock in attackers:
                 sock.close()
-        # Once the stalled ones are gone, pushes are served again.
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                push(server.url, [("ok", "8", "sent", None, None)], secret=SECRET)
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    assert [r.provider_id for r in got] == ["9", "1001", "1002"]
+
+
+@pytest.mark.parametrize("secret", [SECRET, None])
+def test_500_idle_connections_from_outside_the_allow_list(
+    got: list[StatusResult], secret: str | None
+) -> None:
+    # Only 127.0.0.2 may push; the attackers come from 127.0.0.1 (all of 127/8 is
+    # loopback). They are refused at accept, before a byte is read.
+    with Receiver(got.append, secret=secret, allow=["127.0.0.2"]) as server:
+        attackers = _connect(server, 500, "127.0.0.1")
+        try:
+            for sock in attackers[:5]:
+                reply = sock.recv(4096)
+                assert reply.startswith(b"HTTP/1.0 403 ")
+                assert reply.endswith(b"source address not allowed\n")
+                assert _closed_by_server(sock)
+            assert server.waiting == 0
+            assert _push_from(server, "127.0.0.2", secret) == (200, "ok")
+            assert _push_from(server, "127.0.0.1", secret) == (403, "source address not allowed")
+        finally:
+            for sock in attackers:
+                sock.close()
+    assert [r.provider_id for r in got] == ["9"]
+
+
+def test_a_slot_is_taken_only_once_the_head_arrived(got: list[StatusResult]) -> None:
+    head = (b"POST / HTTP/1.1\r\nHost: x\r\nX-HPG-Secret: " + SECRET.encode()
+            + b"\r\nContent-Length: 100\r\n\r\n")
+    with Receiver(got.append, secret=SECRET, max_connections=2) as server:
+        idle = _connect(server, 20)
+        # Two requests with the secret, stalling in their bodies, hold both slots...
+        slow = _connect(server, 2)
+        try:
+            for sock in slow:
+                sock.sendall(head)
+            _wait(lambda: server.waiting == 20)
+            # ... so a third whole request is answered 503 at once, without a thread.
+            status, text = _raw(server, "POST", "/", b"ok;1;sent;;\n", {"X-HPG-Secret": SECRET})
+            assert (status, text) == (503, "busy, push again later")
+            # A request without the secret holds a slot for one 401 only.
+        finally:
+            for sock in slow:
+                sock.close()
+        _wait(lambda: push(server.url, [("ok", "8", "sent", None, None)],
+                           secret=SECRET) == (200, "ok"))
+        for sock in idle:
+            sock.close()
     assert [r.provider_id for r in got] == ["8"]
+
+
+def test_the_oldest_waiting_connection_makes_room(got: list[StatusResult]) -> None:
+    with Receiver(got.append, secret=SECRET, max_waiting=3) as server:
+        first, *others = _connect(server, 3)
+        _wait(lambda: server.waiting == 3)
+        newest = _connect(server, 1)
+        try:
+            assert _closed_by_server(first)
+            assert push(server.url, [("ok", "8", "sent", None, None)], secret=SECRET) == (200, "ok")
+        finally:
+            for sock in [first, *others, *newest]:
+                sock.close()
+    assert [r.provider_id for r in got] == ["8"]
+
+
+def test_an_oversize_head_gets_431(receiver: Receiver) -> None:
+    with socket.create_connection((receiver.host, receiver.port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\n" + b"X-Pad: " + b"a" * 70_000 + b"\r\n")
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.0 431 ")
+
+
+def test_server_tracebacks_go_to_the_log_redacted(
+    got: list[StatusResult], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
+) -> None:
+    from hpgfast import receiver as receiver_module
+
+    def broken(self: Any) -> None:
+        raise RuntimeError(f"a fault quoting /hpg/{SECRET}")
+
+    monkeypatch.setattr(receiver_module._Handler, "handle", broken)
+    caplog.set_level("DEBUG", logger="hpgfast")
+    with Receiver(got.append, secret=SECRET) as server:
+        with socket.create_connection((server.host, server.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            assert _closed_by_server(sock)
+        _wait(lambda: "error serving" in caplog.text)
+    assert "RuntimeError: a fault quoting /hpg/***" in caplog.text
+    assert SECRET not in caplog.text
+    out, err = capfd.readouterr()
+    assert "Traceback" not in err and SECRET not in err + out
 
 
 def test_malformed_request_lines_do_not_log_the_secret(
@@ -315,3 +429,191 @@ def test_malformed_request_lines_do_not_log_the_secret(
         time.sleep(0.02)
     assert caplog.records  # http.server did log the bad request
     assert all(SECRET not in r.getMessage() for r in caplog.records)
+
+
+# -- JSON pushes, ISO-8601 times, repeats ------------------------------------------------
+
+PLUS3 = timezone(timedelta(hours=3))
+WHEN = datetime(2020, 1, 10, 19, 3, 52, 355000, tzinfo=PLUS3)
+
+
+def _post_json(server: Receiver, payload: Any, content_type: str = "application/json",
+               body: bytes | None = None) -> tuple[int, str]:
+    data = json.dumps(payload).encode() if body is None else body
+    return _raw(server, "POST", "/", data, {"X-HPG-Secret": SECRET, "Content-Type": content_type})
+
+
+def test_json_push_as_the_platform_sends_it(receiver: Receiver, got: list[StatusResult]) -> None:
+    one = {"imOutMessageId": 1001, "dlvStatus": "delivered",
+           "dlvStatusAt": "2020-01-10T19:03:52.355+0300"}
+    assert _post_json(receiver, one) == (200, "ok")
+    several = [
+        {"imOutMessageId": "1002", "dlvStatus": "undelivered",
+         "dlvStatusAt": "2020-01-10T16:03:52.355Z", "reason": "unknown-subscriber"},
+        {"providerId": "1003", "status": "sent", "dateTime": "2020.01.10 19:03:52"},
+        {"providerId": "1004", "status": "enqueued"},
+    ]
+    # Any body starting with '[' or '{' is JSON, whatever its declared type.
+    assert _post_json(receiver, several, "text/plain") == (200, "ok")
+    assert got == [
+        StatusResult("ok", "1001", "delivered", WHEN, None),
+        StatusResult("ok", "1002", "undelivered", WHEN, "unknown-subscriber"),
+        StatusResult("ok", "1003", "sent", datetime(2020, 1, 10, 19, 3, 52), None),
+        StatusResult("ok", "1004", "enqueued", None, None),
+    ]
+    assert got[1].time is not None and got[1].time.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2020-01-10T19:03:52.355+0300", WHEN),
+        ("2020-01-10T19:03:52.355+03:00", WHEN),
+        ("2020-01-10T19:03:52.355+03", WHEN),
+        ("2020-01-10T16:03:52.355Z", WHEN),
+        ("2020-01-10T16:03:52,355000Z", WHEN),
+        ("2020-01-10T19:03:52.3551234+03:00", WHEN.replace(microsecond=355123)),
+        ("2020-01-10T19:03:52", datetime(2020, 1, 10, 19, 3, 52)),
+        ("2020-01-10T19:03", datetime(2020, 1, 10, 19, 3)),
+        ("2020-01-10 19:03:52.5", datetime(2020, 1, 10, 19, 3, 52, 500000)),
+        ("2020-01-10 19:03:52-0130",
+         datetime(2020, 1, 10, 19, 3, 52, tzinfo=timezone(-timedelta(hours=1, minutes=30)))),
+        ("2020-01-10 19:03:52", datetime(2020, 1, 10, 19, 3, 52)),  # HPG's, by the codec
+        ("2020.01.10 19:03:52", datetime(2020, 1, 10, 19, 3, 52)),
+    ],
+)
+def test_iso_8601_times_in_parameters_and_json(
+    receiver: Receiver, got: list[StatusResult], text: str, expected: datetime
+) -> None:
+    assert _post_json(receiver, {"providerId": "1", "status": "sent", "dateTime": text}) == (
+        200, "ok")
+    target = "/?" + urlencode({"providerId": "2", "status": "sent", "dateTime": text})
+    assert _raw(receiver, "GET", target, b"", {"X-HPG-Secret": SECRET}) == (200, "ok")
+    assert [r.time for r in got] == [expected, expected]
+    assert [r.time.tzinfo is None for r in got if r.time] == [expected.tzinfo is None] * 2
+
+
+def test_a_time_without_offset_takes_the_platform_zone(got: list[StatusResult]) -> None:
+    with Receiver(got.append, secret=SECRET, tz=PLUS3) as server:
+        one = {"providerId": "1", "status": "sent", "dateTime": "2020-01-10T19:03:52.355"}
+        assert _post_json(server, one) == (200, "ok")
+    assert got[0].time == WHEN and got[0].time.tzinfo is PLUS3
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b"{not json", "unreadable JSON"),
+        (b"[" * 4000, "unreadable JSON"),  # deeper than the recursion limit
+        (b'{"a": "\xff"}', "not UTF-8"),
+        (b"[]", "no report"),
+        (b"[1, 2]", "not an object"),
+        (b'{"imOutMessageId": 1}', "without 'status'"),
+        (b'{"dlvStatus": "sent"}', "without 'providerId'"),
+        (b'{"imOutMessageId": true, "dlvStatus": "sent"}', "not a string"),
+        (b'{"imOutMessageId": 1.5, "dlvStatus": "sent"}', "not a string"),
+        (b'{"imOutMessageId": "1;2", "dlvStatus": "sent"}', "';'"),
+        (b'{"imOutMessageId": "1", "providerId": "2", "status": "sent"}', "twice"),
+        (b'{"providerId": "1", "status": "sent", "dateTime": "2020-13-10T19:03:52Z"}',
+         "unreadable dateTime"),
+        (b'{"providerId": "1", "status": "sent", "dateTime": "2020-01-10T19:03:52+2500"}',
+         "unreadable dateTime"),
+        (b'{"providerId": "1", "status": "sent", "dateTime": "yesterday"}', "unreadable"),
+    ],
+)
+def test_garbage_json_gets_400(
+    receiver: Receiver, got: list[StatusResult], body: bytes, reason: str
+) -> None:
+    status, text = _post_json(receiver, None, body=body)
+    assert status == 400, text
+    assert reason in text
+    assert got == []
+
+
+def test_json_field_names_are_configurable(got: list[StatusResult]) -> None:
+    fields = {"providerId": "msgId", "status": ["state", "dlvStatus"], "reason": "why"}
+    with Receiver(got.append, secret=SECRET, json_fields=fields) as server:
+        ok = {"msgId": "5", "state": "failed", "why": "platform-error",
+              "dlvStatusAt": "2020-01-10T19:03:52.355+0300"}
+        assert _post_json(server, ok) == (200, "ok")
+        assert _post_json(server, {"msgId": "6", "dlvStatus": "sent"}) == (200, "ok")
+        # Replaced, not added to: the default name for providerId is not read.
+        status, text = _post_json(server, {"imOutMessageId": "7", "state": "sent"})
+        assert status == 400 and "providerId" in text
+    assert got == [StatusResult("ok", "5", "failed", WHEN, "platform-error"),
+                   StatusResult("ok", "6", "sent", None, None)]
+    with pytest.raises(ValueError, match="not one of"):
+        make_app(secret=SECRET, json_fields={"when": "x"})
+
+
+def test_a_repeated_push_is_answered_ok_and_taken_once(tmp_path: Path) -> None:
+    from hpgfast import Message
+
+    got: list[StatusResult] = []
+    retry = [{"imOutMessageId": "1001", "dlvStatus": "delivered",
+              "dlvStatusAt": "2020-01-10T19:03:52.355+0300"},
+             {"imOutMessageId": "1002", "dlvStatus": "sent",
+              "dlvStatusAt": "2020-01-10T19:03:50.000+0300"}]
+    with Journal(tmp_path / "j.db") as journal:
+        journal.bind({"x": "1"})
+        journal.load([(1, Message("79000000001", "hi", "S")),
+                      (2, Message("79000000002", "yo", "S"))])
+        journal.finish_load(2)
+        journal.mark_in_flight([1, 2])
+        journal.record_results([1, 2], [SendResult("ok", "0", "1001"),
+                                        SendResult("ok", "1", "1002")])
+        with Receiver(got.append, secret=SECRET, journal=journal) as server:
+            for _ in range(10):  # the platform retries up to 10 times
+                assert _post_json(server, retry) == (200, "ok")
+            # The same time written another way is the same report.
+            same = dict(retry[0], dlvStatusAt="2020-01-10T16:03:52.355Z")
+            assert _post_json(server, same) == (200, "ok")
+            # Another time (or status) is another report.
+            later = dict(retry[1], dlvStatusAt="2020-01-10T19:03:51.000+0300")
+            assert _post_json(server, later) == (200, "ok")
+            # A late retry of the first push: without the memory the journal would
+            # take 1002's earlier time back as a change.
+            assert _post_json(server, retry) == (200, "ok")
+        history = journal.history()
+        row = journal.by_line(2)
+        assert row is not None and row["status_time"] == "2020-01-10 19:03:51+03:00"
+    assert [(r.provider_id, r.status, r.time) for r in got] == [
+        ("1001", "delivered", WHEN),
+        ("1002", "sent", datetime(2020, 1, 10, 19, 3, 50, tzinfo=PLUS3)),
+        ("1002", "sent", datetime(2020, 1, 10, 19, 3, 51, tzinfo=PLUS3)),
+    ]
+    assert [(h[0], h[2], h[3]) for h in history] == [
+        (1, "delivered", "2020-01-10 19:03:52.355000+03:00"),
+        (2, "sent", "2020-01-10 19:03:50+03:00"),
+        (2, "sent", "2020-01-10 19:03:51+03:00"),
+    ]
+
+
+def test_the_memory_of_repeats_is_bounded_and_a_failure_is_not_remembered() -> None:
+    got: list[StatusResult] = []
+    fail = [True]
+
+    def callback(report: StatusResult) -> None:
+        if fail[0] and report.provider_id == "2":
+            fail[0] = False
+            raise RuntimeError("boom")
+        got.append(report)
+
+    with Receiver(callback, secret=SECRET, remember=2) as server:
+        def one(pid: str) -> tuple[int, str]:
+            return _post_json(server, {"providerId": pid, "status": "sent"})
+
+        assert one("1") == (200, "ok")
+        assert one("2") == (500, "report not taken")  # not remembered: taken on retry
+        assert one("2") == (200, "ok")
+        assert one("2") == (200, "ok")  # a repeat
+        assert one("3") == (200, "ok")  # remembers 2 and 3; 1 is forgotten
+        assert one("1") == (200, "ok")  # taken again: the memory is bounded
+    assert [r.provider_id for r in got] == ["1", "2", "3", "1"]
+
+
+def test_json_push_shape(receiver: Receiver, got: list[StatusResult]) -> None:
+    reports = [("ok", "1001", "delivered", WHEN, ""), ("ok", "1002", "sent", None, "x")]
+    assert push(receiver.url, reports, secret=SECRET, shape="json") == (200, "ok")
+    assert got == [StatusResult("ok", "1001", "delivered", WHEN, None),
+                   StatusResult("ok", "1002", "sent", None, "x")]

@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import IO, Any, Optional
 
+from ._term import escape, json_safe
+
 __all__ = ["Progress", "dump_json", "table"]
 
 
@@ -61,7 +63,7 @@ def _cell(value: Any) -> str:
         return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.3g}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
-    return str(value)
+    return escape(str(value))  # text from outside: never raw on a terminal
 
 
 def _is_number(text: str) -> bool:
@@ -80,7 +82,7 @@ def _is_number(text: str) -> bool:
 def dump_json(obj: Any, stream: Optional[IO[str]] = None) -> None:
     """Write ``obj`` as indented JSON with a final newline."""
     stream = stream if stream is not None else sys.stdout
-    json.dump(obj, stream, indent=2, ensure_ascii=False, default=str)
+    stream.write(json_safe(json.dumps(obj, indent=2, ensure_ascii=False, default=str)))
     stream.write("\n")
     stream.flush()
 
@@ -156,6 +158,7 @@ class Progress:
     def tick(self, n: int, note: str) -> None:
         """``note(note)`` and ``update(n)`` at once (the engines' callback)."""
         if note:
+            note = escape(note)
             self._note = note
             if self._bar is not None:
                 self._bar.set_postfix_str(note, refresh=False)
@@ -166,6 +169,7 @@ class Progress:
 
     def note(self, text: str) -> None:
         """Show a short status beside the bar (``accepted=..., unknown=...``)."""
+        text = escape(text)
         self._note = text
         if self._bar is not None:
             self._bar.set_postfix_str(text, refresh=False)

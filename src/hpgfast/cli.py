@@ -53,6 +53,7 @@ from ._cli_input import FORMATS, InputError, detect_format, read_messages
 from ._cli_output import Progress, dump_json, table
 from ._records import Message, StatusResult
 from ._secretfile import read_secret_file
+from ._term import EscapingFormatter, escape, json_safe
 from ._wire import Code
 from .exceptions import (
     AuthError,
@@ -340,7 +341,7 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
             "run stopped: marked unknown, not sent again (--resend-unknown sends them)"
         )
     if summary.get("error"):
-        print(f"stopped early: {summary['error']}")
+        print(f"stopped early: {escape(summary['error'])}")
 
 
 def _send_exit(outcome: Any, complete: bool) -> int:
@@ -533,7 +534,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             + (" (deadline passed)" if outcome.deadline_passed else "")
         )
         if outcome.error is not None:
-            print(f"stopped early: {outcome.error}")
+            print(f"stopped early: {escape(str(outcome.error))}")
     if outcome.error is not None:
         return _exit_for(outcome.error)
     return EXIT_OK if outcome.open == 0 else EXIT_INCOMPLETE
@@ -551,7 +552,7 @@ def _print_report(summary: dict[str, Any], path: str) -> None:
         if state == "rejected":
             rows.extend((f"  {code}", n) for code, n in summary["rejected_by_code"].items())
     loaded = summary["loaded"]
-    print(f"journal {path}: {summary['messages']:,} messages"
+    print(f"journal {escape(path)}: {summary['messages']:,} messages"
           + ("" if loaded is not None else " (input not fully loaded yet)"))
     print()
     print(table(rows, ("state", "messages")))
@@ -613,6 +614,16 @@ def _wait_for_signal() -> None:
             signal.signal(sig, handler)
 
 
+def _json_fields(items: list[str]) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for item in items:
+        field, sep, name = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--json-field takes FIELD=NAME, got {item!r}")
+        fields.setdefault(field, []).append(name)
+    return fields
+
+
 def cmd_receive(args: argparse.Namespace) -> int:
     """``hpgfast receive``."""
     import threading
@@ -641,9 +652,9 @@ def cmd_receive(args: argparse.Namespace) -> int:
     def callback(report: StatusResult) -> None:
         with out_lock:
             if args.json:
-                print(json.dumps(_status_json(report), ensure_ascii=False), flush=True)
+                print(json_safe(json.dumps(_status_json(report), ensure_ascii=False)), flush=True)
             elif not args.quiet:
-                print(";".join("" if v is None else str(v) for v in _status_row(report)),
+                print(escape(";".join("" if v is None else str(v) for v in _status_row(report))),
                       flush=True)
 
     try:
@@ -657,6 +668,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
                 allow=args.allow,
                 max_body=args.max_body,
                 journal=journal,
+                json_fields=_json_fields(args.json_field),
             )
         except ValueError as exc:  # a bad --allow network or secret: not a traceback
             raise UsageError(str(exc)) from None
@@ -837,10 +849,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "receive", help="receive delivery reports the platform pushes",
         description="Serve delivery reports pushed by the platform: HTTP GET or POST "
-        "with providerId, status, dateTime, reason (plain or indexed [i]) or a body of "
-        "STATUS lines. Answers 'ok'; prints each report; with --journal records it. "
-        "The caller must present the secret (in the X-HPG-Secret header or as the last "
-        "path segment).",
+        "with providerId, status, dateTime, reason (plain or indexed [i]), a body of "
+        "STATUS lines, or a JSON object or list of them (providerId or imOutMessageId, "
+        "status or dlvStatus, dateTime or dlvStatusAt, reason; see --json-field). Times "
+        "in HPG's style or ISO-8601 (2020-01-10T19:03:52.355+0300). Answers 'ok'; "
+        "prints each report; with --journal records it. A repeated report (same "
+        "providerId, status and time among the last 100,000) is answered 'ok' and "
+        "taken once. The caller must present the secret (in the X-HPG-Secret header or "
+        "as the last path segment); addresses outside --allow are refused before "
+        "anything is read, and a connection holds a thread only once its request head "
+        "has arrived (within 10 s), so idle connections cannot starve a push.",
         epilog=EXIT_CODES_HELP, formatter_class=formatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
@@ -859,6 +877,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--journal", "-j", metavar="DB", help="record reports in this journal")
     p.add_argument("--journal-sync", choices=("full", "normal"), default="normal",
                    help=argparse.SUPPRESS)
+    p.add_argument("--json-field", action="append", metavar="FIELD=NAME", default=[],
+                   help="read FIELD (providerId, status, dateTime, reason) from JSON "
+                   "pushes under NAME instead of the defaults; repeat")
     _add_output(p)
     p.set_defaults(func=cmd_receive)
 
@@ -925,7 +946,7 @@ def _exit_for(exc: BaseException) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"hpgfast: error: {message}", file=sys.stderr)
+    print(f"hpgfast: error: {escape(message)}", file=sys.stderr)
     return code
 
 
@@ -945,7 +966,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     previous: Any = None
     if args.command in ("send", "status", "demo"):
         # SIGTERM unwinds like Ctrl-C: the journal settles what is in flight.

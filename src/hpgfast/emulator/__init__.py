@@ -97,16 +97,21 @@ clock reaches them, whether it runs at ``speed`` or moves by ``advance()``. Each
 report is ``providerId``, ``status``, ``dateTime`` (as STATUS would show it then,
 in ``date_style``) and ``reason``; a push carries up to ``push_batch`` (500) of
 them, shaped as ``push_shape``: ``"lines"`` (POST of STATUS lines), ``"form"``
-(POST of indexed ``providerId[i]=..`` fields) or ``"query"`` (GET, the same
-fields in the query, at most 8000 bytes of it a push). ``push_secret`` goes in the
+(POST of indexed ``providerId[i]=..`` fields), ``"query"`` (GET, the same
+fields in the query, at most 8000 bytes of it a push) or ``"json"`` (POST of a JSON
+list of ``{"imOutMessageId", "dlvStatus", "dlvStatusAt", "reason"}`` objects, the
+time in ISO-8601 with milliseconds, as the platform's later callbacks). ``push_secret`` goes in the
 ``X-HPG-Secret`` header (command line: ``--push-secret-file`` or the environment
 variable ``HPGFAST_PUSH_SECRET``, never an option value). The clock is looked at
 every ``push_interval`` (0.05) real seconds, and at once after ``advance()`` or an
 accepted SEND. A push that fails (no connection, a timeout, any answer but 200)
 is retried with the same reports after a pause doubling from ``push_interval``
 up to 2 s, so reports arrive in order and each once, unless an answer was lost
-after the receiver took them. ``emu.pushes`` counts ``sent`` and ``failed`` pushes,
-the ``reports`` delivered and those ``pending`` (due, not yet delivered).
+after the receiver took them (hpgfast's receiver takes such a repeat once). After
+``push_attempts`` (10, as the platform) failed attempts, a 400 as much as a lost
+connection, the push's reports are dropped and the next ones go on.
+``emu.pushes`` counts ``sent`` and ``failed`` pushes, the ``reports`` delivered,
+those ``dropped`` and those ``pending`` (due, not yet delivered).
 ``close()`` stops pushing (waiting at most 5 s for a push under way); what was
 not pushed by then is dropped. Finding due changes costs nothing per message not
 yet due, and messages in flight cost a byte each plus 24 per request.

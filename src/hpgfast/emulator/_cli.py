@@ -79,10 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--push-shape",
         choices=PUSH_SHAPES,
         default="lines",
-        help="lines: POST of STATUS lines; form: POST of indexed fields; query: GET "
-        "(default %(default)s)",
+        help="lines: POST of STATUS lines; form: POST of indexed fields; query: GET; "
+        "json: POST of the platform's JSON callbacks (default %(default)s)",
     )
     add("--push-batch", type=int, default=500, metavar="N", help="most reports per push")
+    add("--push-attempts", type=int, default=10, metavar="N",
+        help="attempts at a failing push before its reports are dropped (default %(default)s)")
 
 
 def _push_secret(args: argparse.Namespace) -> Optional[str]:
@@ -132,6 +134,7 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
             push_secret=_push_secret(args),
             push_shape=args.push_shape,
             push_batch=args.push_batch,
+            push_attempts=args.push_attempts,
         )
     elif args.push_secret_file:
         raise ValueError("--push-secret-file needs --push-url")

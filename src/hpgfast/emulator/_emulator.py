@@ -14,8 +14,9 @@ Push mode (``push_url``): one more thread takes the status changes that came due
 on the emulator's clock from a ``Schedule`` (see ``_lifecycle``) and pushes them
 with ``hpgfast.receiver.push``, in time order, ``push_batch`` at a time. A
 failed push (no connection, a timeout, an answer other than 200) is counted and
-retried with the same reports after a doubling pause, so that the order holds;
-nothing it does can reach the HTTP server's threads.
+retried with the same reports after a doubling pause, so that the order holds, up
+to ``push_attempts`` attempts in all (as the platform gives up after 10); then its
+reports are dropped and counted. Nothing it does can reach the HTTP server's threads.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ _REASONS = {
 
 _SUBJECT_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F))
 
-PUSH_SHAPES = ("lines", "form", "query")
+PUSH_SHAPES = ("lines", "form", "query", "json")
 #: Real seconds one push may take; close() waits for a push under way at most this.
 _PUSH_TIMEOUT = 5.0
 #: The longest pause between two attempts at a failing push, real seconds.
@@ -137,11 +138,15 @@ class Emulator:
             platform does; None: no pushes.
         push_secret: the shared secret sent in the ``X-HPG-Secret`` header; the
             ``push_secret`` attribute may be changed while running.
-        push_shape: ``"lines"`` (POST, STATUS lines), ``"form"`` (POST, indexed form)
-            or ``"query"`` (GET, indexed query; split to keep the query under 8000
-            bytes).
+        push_shape: ``"lines"`` (POST, STATUS lines), ``"form"`` (POST, indexed form),
+            ``"query"`` (GET, indexed query; split to keep the query under 8000
+            bytes) or ``"json"`` (POST, a JSON list of the platform's later
+            callbacks: ``imOutMessageId``, ``dlvStatus``, ``dlvStatusAt`` in ISO-8601,
+            ``reason``).
         push_batch: the most reports per push.
         push_interval: real seconds between looks at the clock for due changes.
+        push_attempts: attempts at one push (the first included) before its
+            reports are dropped (counted in ``pushes["dropped"]``).
 
     Raises:
         ValueError: an unknown ``reply_order`` or ``date_style``, or a bad number.
@@ -184,6 +189,7 @@ class Emulator:
         push_shape: str = "lines",
         push_batch: int = 500,
         push_interval: float = 0.05,
+        push_attempts: int = 10,
     ) -> None:
         if push_url is not None and not push_url.startswith(("http://", "https://")):
             raise ValueError("push_url must be an http:// or https:// URL")
@@ -194,8 +200,10 @@ class Emulator:
         ):
             # Never echoed: the message names the rule, not the value.
             raise ValueError("push_secret must be non-empty printable ASCII")
-        if push_batch < 1 or not push_interval > 0:
-            raise ValueError("push_batch must be at least 1 and push_interval positive")
+        if push_batch < 1 or not push_interval > 0 or push_attempts < 1:
+            raise ValueError(
+                "push_batch and push_attempts must be at least 1 and push_interval positive"
+            )
         if reply_order not in _REPLY_ORDERS:
             raise ValueError(f"reply_order must be one of {_REPLY_ORDERS}, got {reply_order!r}")
         if date_style not in _DATE_FORMATS:
@@ -229,6 +237,7 @@ class Emulator:
         self.push_shape = push_shape
         self.push_batch = push_batch
         self.push_interval = push_interval
+        self.push_attempts = push_attempts
         self.ledger = Ledger(first_provider_id)
 
         self._date_format = _DATE_FORMATS[date_style]
@@ -249,7 +258,7 @@ class Emulator:
         # (under _lock), and an event that wakes the pushing thread early.
         self._push_lock = threading.Lock()
         self._schedule = None if push_url is None else Schedule(self.timing)
-        self._pushes: Counter[str] = Counter(sent=0, failed=0, reports=0)
+        self._pushes: Counter[str] = Counter(sent=0, failed=0, reports=0, dropped=0)
         self._push_wake = threading.Event()
         self._push_thread: Optional[threading.Thread] = None
         self._paths = {
@@ -312,7 +321,8 @@ class Emulator:
     @property
     def pushes(self) -> Counter[str]:
         """Push mode's counters, a copy: ``sent`` and ``failed`` pushes (HTTP requests),
-        ``reports`` delivered by the sent ones, ``pending`` changes due but not pushed."""
+        ``reports`` delivered by the sent ones, ``dropped`` reports given up on after
+        ``push_attempts`` failed attempts, ``pending`` changes due but not pushed."""
         with self._lock:
             return Counter(self._pushes)
 
@@ -828,6 +838,7 @@ class Emulator:
         assert schedule is not None and self.push_url is not None
         pending: deque[tuple[str, str, str, str, str]] = deque()
         pause = 0.0
+        attempts = 0  # failed attempts at the push now at the head of ``pending``
         when_cache: dict[int, str] = {}
         while not self._closing.is_set():
             try:
@@ -854,18 +865,31 @@ class Emulator:
                 if status == 200:
                     for _ in batch:
                         pending.popleft()
-                    pause = 0.0
+                    pause, attempts = 0.0, 0
                     with self._lock:
                         self._pushes["sent"] += 1
                         self._pushes["reports"] += len(batch)
                         self._pushes["pending"] = len(pending)
                     continue
+                attempts += 1
+                why = f"HTTP {status}: {text[:200]}" if status else text[:200]
                 with self._lock:
                     self._pushes["failed"] += 1
+                    if attempts >= self.push_attempts:
+                        # Given up, as the platform does: the next reports go on.
+                        for _ in batch:
+                            pending.popleft()
+                        self._pushes["dropped"] += len(batch)
+                        self._pushes["pending"] = len(pending)
+                if attempts >= self.push_attempts:
+                    log.warning("emulator: push of %d report(s) failed %d times (%s); dropped",
+                                len(batch), attempts, why)
+                    pause, attempts = 0.0, 0
+                    continue
                 pause = min(max(pause * 2, self.push_interval), _PUSH_BACKOFF_MAX)
                 log.warning(
                     "emulator: push of %d report(s) failed (%s), again in %.2f s",
-                    len(batch), f"HTTP {status}: {text[:200]}" if status else text[:200], pause,
+                    len(batch), why, pause,
                 )
                 self._closing.wait(pause)
             except Exception:  # pragma: no cover - a bug of ours; keep going
@@ -877,7 +901,8 @@ class Emulator:
     ) -> list[tuple[str, str, str, str, str]]:
         """Changes as STATUS reply fields (code, providerId, status, dateTime, reason)."""
         out = []
-        fmt = self._date_format
+        # JSON pushes carry ISO-8601 times with milliseconds, as the platform's do.
+        fmt = "%Y-%m-%dT%H:%M:%S.000" if self.push_shape == "json" else self._date_format
         for pid, status, at, reason in changes:
             second = int(at)
             when = when_cache.get(second)
