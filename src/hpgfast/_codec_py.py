@@ -48,7 +48,6 @@ _CODE_CHARS = bytes(sorted(_wire.CODE_CHARS))
 _STRIP = _wire.LINE_STRIP
 _INTERNED = {s: s for s in (*_wire.Code.PLATFORM, *_wire.Status.ALL)}
 _ID_CHARS = frozenset(_wire.ID_ALPHABET)
-_ID_DIGITS = [c.encode("ascii") for c in _wire.ID_ALPHABET]
 
 Body = Union[bytes, bytearray, memoryview]
 
@@ -145,13 +144,14 @@ def _check_id_prefix(id_prefix: object) -> Optional[str]:
     return prefix
 
 
-def _id_suffix(k: int) -> bytes:
+def _id_suffix(k: int) -> str:
     # k in ID_SUFFIX_LENGTH base-62 digits; k < ID_MAX_COUNT (the caller caps it).
-    digits = []
+    digits = _wire.ID_ALPHABET
+    suffix = ""
     for _ in range(_wire.ID_SUFFIX_LENGTH):
-        k, d = divmod(k, len(_ID_DIGITS))
-        digits.append(_ID_DIGITS[d])
-    return b"".join(reversed(digits))
+        k, d = divmod(k, len(digits))
+        suffix = digits[d] + suffix
+    return suffix
 
 
 def _bracket(quote_brackets: bool) -> tuple[bytes, bytes]:
@@ -202,7 +202,6 @@ def encode_send(
         _check_str(default_subject, None, "default_subject")
         _check_content(default_subject, None, "default_subject")
     prefix = _check_id_prefix(id_prefix)
-    id_bytes = b"" if prefix is None else prefix.encode("ascii")
     # With made ids, a request stops where the suffixes run out, as max_count would.
     end = total if prefix is None else min(total, start + _wire.ID_MAX_COUNT)
     open_b, close_b = _bracket(quote_brackets)
@@ -260,7 +259,9 @@ def encode_send(
         if client_id is not None:
             piece += [b"&", _CLIENT_ID, key, _quote(client_id)]
         elif prefix is not None:
-            piece += [b"&", _CLIENT_ID, key, id_bytes, _id_suffix(local)]
+            # The made id is all unreserved characters: sent as it is.
+            client_id = prefix + _id_suffix(local)
+            piece += [b"&", _CLIENT_ID, key, client_id.encode("ascii")]
         for name, value in pairs:
             piece += [b"&", _quote(name), key, _quote(value)]
         encoded = b"".join(piece)
@@ -278,15 +279,10 @@ def encode_send(
         size += added
         i += 1
     # Effective client ids must be unique within the request, or replies cannot be
-    # matched to messages (a made id, or the index when none is sent).
+    # matched to messages (a made id counts as the message's own).
     seen: dict[str, int] = {}
     for local, client_id in enumerate(ids):
-        if client_id is not None:
-            effective = client_id
-        elif prefix is not None:
-            effective = prefix + _id_suffix(local).decode("ascii")
-        else:
-            effective = str(local)
+        effective = str(local) if client_id is None else client_id
         if effective in seen:
             raise MessageError(
                 start + local,
