@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import pickle
 import string
@@ -302,6 +303,14 @@ def test_id_prefix_suffix_is_the_index_in_the_request_in_base62(codec: ModuleTyp
     # Indexes restart in every request, and so do the suffixes.
     again, _ = codec.encode_send(messages, start=3998, id_prefix="p")
     assert _client_ids(again) == {"clientId[0]": "p000", "clientId[1]": "p001"}
+
+
+def test_twins_share_the_encode_send_signature(pure: ModuleType, compiled: ModuleType) -> None:
+    def shape(fn: Any) -> list[tuple[str, Any, Any]]:
+        return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+    assert shape(compiled.encode_send) == shape(pure.encode_send)
+    assert "id_prefix" in inspect.signature(pure.encode_send).parameters
 
 
 def test_id_prefix_none_changes_nothing(codec: ModuleType) -> None:
