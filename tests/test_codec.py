@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+import math
 import pickle
+import string
 from datetime import datetime, timedelta, timezone
 from types import ModuleType
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
@@ -19,6 +23,7 @@ from hpgfast import (
     SendResult,
     Status,
     StatusResult,
+    _wire,
 )
 
 # -- encode_send ---------------------------------------------------------------------
@@ -238,6 +243,202 @@ def test_default_subject_is_checked(codec: ModuleType) -> None:
 
 def test_messages_beyond_the_cut_are_not_checked(codec: ModuleType) -> None:
     assert codec.encode_send([("1", "t", "s"), ("2", 5, "s")], max_count=1)[1] == 1
+
+
+# -- encode_send: made client ids (id_prefix) ------------------------------------------
+
+
+def _client_ids(query: bytes) -> dict[str, str]:
+    return {k: v for k, v in parse_qsl(query.decode("ascii")) if k.startswith("clientId[")}
+
+
+def test_wire_id_scheme() -> None:
+    assert _wire.ID_ALPHABET == string.digits + string.ascii_uppercase + string.ascii_lowercase
+    assert set(_wire.ID_ALPHABET.encode("ascii")) <= _wire.UNRESERVED  # sent as they are
+    assert _wire.ID_PREFIX_MAX_LENGTH + _wire.ID_SUFFIX_LENGTH == _wire.ID_MAX_LENGTH == 20
+    assert _wire.ID_MAX_COUNT == 62**3 == 238_328
+    suffixes = _wire.client_id_suffixes(_wire.ID_MAX_COUNT)
+    assert suffixes[:3] == ["000", "001", "002"]
+    assert suffixes[61:63] == ["00z", "010"]
+    assert suffixes[3844] == "100" and suffixes[-1] == "zzz"
+    assert len(set(suffixes)) == len(suffixes) and suffixes == sorted(suffixes)
+    assert _wire.client_id_suffixes(0) == []
+    for bad in (-1, _wire.ID_MAX_COUNT + 1):
+        with pytest.raises(ValueError):
+            _wire.client_id_suffixes(bad)
+
+
+def test_id_prefix_makes_the_missing_client_ids(codec: ModuleType) -> None:
+    messages = [
+        Message("1", "a"),
+        Message("2", "b", None, "own-id"),
+        Message("3", "c", None, None, {"ttl": "60"}),
+    ]
+    query, nxt = codec.encode_send(messages, default_subject="S", id_prefix="Ab9")
+    assert nxt == 3
+    # Where a message's own clientId goes: after its text, before its params.
+    assert parse_qsl(query.decode("ascii")) == [
+        ("subject[0]", "S"), ("address[0]", "1"), ("text[0]", "a"), ("clientId[0]", "Ab9000"),
+        ("subject[1]", "S"), ("address[1]", "2"), ("text[1]", "b"), ("clientId[1]", "own-id"),
+        ("subject[2]", "S"), ("address[2]", "3"), ("text[2]", "c"), ("clientId[2]", "Ab9002"),
+        ("ttl[2]", "60"),
+    ]  # fmt: skip
+    quoted, _ = codec.encode_send(
+        messages, default_subject="S", id_prefix="Ab9", quote_brackets=True
+    )
+    assert b"&clientId%5B0%5D=Ab9000&" in quoted
+    assert quoted.replace(b"%5B", b"[").replace(b"%5D", b"]") == query
+
+
+def test_id_prefix_suffix_is_the_index_in_the_request_in_base62(codec: ModuleType) -> None:
+    messages = [("7903", "t", "S")] * 4000
+    prefix = "Z" * _wire.ID_PREFIX_MAX_LENGTH
+    query, nxt = codec.encode_send(messages, id_prefix=prefix)
+    assert nxt == 4000
+    ids = _client_ids(query)
+    expected = [prefix + suffix for suffix in _wire.client_id_suffixes(4000)]
+    assert [ids[f"clientId[{k}]"] for k in range(4000)] == expected
+    assert ids["clientId[3844]"] == prefix + "100"
+    assert max(len(v) for v in ids.values()) == _wire.ID_MAX_LENGTH
+    # Indexes restart in every request, and so do the suffixes.
+    again, _ = codec.encode_send(messages, start=3998, id_prefix="p")
+    assert _client_ids(again) == {"clientId[0]": "p000", "clientId[1]": "p001"}
+
+
+def test_twins_share_the_encode_send_signature(pure: ModuleType, compiled: ModuleType) -> None:
+    def shape(fn: Any) -> list[tuple[str, Any, Any]]:
+        return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+    assert shape(compiled.encode_send) == shape(pure.encode_send)
+    assert "id_prefix" in inspect.signature(pure.encode_send).parameters
+
+
+def test_id_prefix_none_changes_nothing(codec: ModuleType) -> None:
+    messages = [("1", "t", "s"), ("2", "t", "s", "x"), ("3", "t")]
+    assert codec.encode_send(messages, default_subject="D", id_prefix=None) == codec.encode_send(
+        messages, default_subject="D"
+    )
+
+
+def test_id_prefix_max_bytes_counts_the_ids_exactly(codec: ModuleType) -> None:
+    messages: list[tuple[str, ...]] = []
+    for k in range(4):
+        messages += [("1", "Привет", "s"), ("22", "t", "s", f"own{k}"), ("3", "t t")]
+    kw: dict[str, Any] = {"id_prefix": "Q7", "default_subject": "D"}
+    whole, _ = codec.encode_send(messages, **kw)
+    assert len(_client_ids(whole)) == 12
+    for count in range(1, 13):
+        part, nxt = codec.encode_send(messages, max_count=count, **kw)
+        assert nxt == count
+        # Exactly its size fits; one byte less cuts the last message off.
+        assert codec.encode_send(messages, max_bytes=len(part), **kw) == (part, count)
+        if count > 1:
+            shorter, n = codec.encode_send(messages, max_bytes=len(part) - 1, **kw)
+            assert n == count - 1 and len(shorter) < len(part)
+    with pytest.raises(MessageTooLarge) as info:
+        alone, _ = codec.encode_send(messages[2:3], **kw)
+        codec.encode_send(messages, start=2, max_bytes=len(alone) - 1, **kw)
+    assert info.value.index == 2
+    # Every request of a chunked batch stays within max_bytes.
+    start = 0
+    while start < len(messages):
+        query, nxt = codec.encode_send(messages, start=start, max_bytes=150, **kw)
+        assert len(query) <= 150 and nxt > start
+        start = nxt
+
+
+def test_id_prefix_caps_a_request_at_id_max_count(codec: ModuleType) -> None:
+    cap = _wire.ID_MAX_COUNT
+    messages = (("1", "t", "S"),) * (cap + 2)
+    query, nxt = codec.encode_send(messages, max_bytes=10**9, id_prefix="P")
+    assert nxt == cap
+    assert query.endswith(b"&clientId[238327]=Pzzz")
+    assert query.count(b"&clientId[") == cap
+    rest, end = codec.encode_send(messages, start=nxt, max_bytes=10**9, id_prefix="P")
+    assert end == cap + 2
+    assert _client_ids(rest) == {"clientId[0]": "P000", "clientId[1]": "P001"}
+    # A smaller max_count still wins.
+    assert codec.encode_send(messages, max_count=5, id_prefix="P")[1] == 5
+
+
+def test_compiled_caps_under_a_larger_max_count(compiled: ModuleType) -> None:
+    # The compiled twin folds the cap into its count limit: check that path too (the
+    # pure twin's is a plain bound on the loop, and takes seconds at this size).
+    messages = (("1", "t", "S"),) * (_wire.ID_MAX_COUNT + 1)
+    assert compiled.encode_send(messages)[1] == _wire.ID_MAX_COUNT + 1  # no cap without ids
+    assert compiled.encode_send(messages, max_count=10**6, id_prefix="P")[1] == _wire.ID_MAX_COUNT
+    assert compiled.encode_send(messages, max_count=1e9, id_prefix="P")[1] == _wire.ID_MAX_COUNT
+    assert compiled.encode_send(messages, max_count=math.nan, id_prefix="P")[1] == (
+        _wire.ID_MAX_COUNT
+    )
+
+
+@pytest.mark.parametrize(
+    ("prefix", "error", "message"),
+    [
+        ("", ValueError, "got ''"),
+        ("a" * 18, ValueError, "got 'aaaaaaaaaaaaaaaaaa'"),
+        ("-", ValueError, "got '-'"),
+        ("ab_", ValueError, "got 'ab_'"),
+        ("é", ValueError, "got 'é'"),
+        ("٣", ValueError, "got '٣'"),  # a digit to str.isdigit(), not to the platform
+        ("a\ud800", ValueError, "got 'a\\ud800'"),
+        ("x" * 1000, ValueError, "got 1000 characters"),
+        (b"ab", TypeError, "id_prefix must be a str or None, got bytes"),
+        (7, TypeError, "id_prefix must be a str or None, got int"),
+    ],
+)
+def test_invalid_id_prefixes_raise_alike(
+    pure: ModuleType, compiled: ModuleType, prefix: Any, error: type[Exception], message: str
+) -> None:
+    texts = []
+    for twin in (pure, compiled):
+        # Before anything is encoded, even for an empty batch.
+        for messages in ([("1", "t", "s")], []):
+            with pytest.raises(error) as info:
+                twin.encode_send(messages, id_prefix=prefix)
+            assert type(info.value) is error
+            texts.append(str(info.value))
+    assert texts[0].endswith(message)
+    if error is ValueError:
+        assert texts[0].startswith("id_prefix must be 1 to 17 characters of [0-9A-Za-z]")
+    assert len(set(texts)) == 1
+
+
+def test_id_prefix_str_subclass_is_sent_as_its_characters(codec: ModuleType) -> None:
+    class Odd(str):
+        def __str__(self) -> str:
+            return "zz"
+
+        def __iter__(self) -> Any:
+            return iter("zz")
+
+        def __len__(self) -> int:
+            return 2
+
+    query, _ = codec.encode_send([("1", "t", "s")], id_prefix=Odd("Abc"))
+    assert _client_ids(query) == {"clientId[0]": "Abc000"}
+    with pytest.raises(ValueError, match="got '-'"):
+        codec.encode_send([("1", "t", "s")], id_prefix=Odd("-"))
+
+
+def test_made_id_colliding_with_an_own_client_id(codec: ModuleType) -> None:
+    # Message 1 is sent as P001, which message 0 already uses (and the other way).
+    with pytest.raises(MessageError, match=r"'P001' is already used .* by message 0") as info:
+        codec.encode_send([("1", "t", "s", "P001"), ("2", "t", "s")], id_prefix="P")
+    assert (info.value.index, info.value.field) == (1, "client_id")
+    with pytest.raises(MessageError, match=r"'P000' is already used .* by message 0") as info:
+        codec.encode_send([("1", "t", "s"), ("2", "t", "s", "P000")], id_prefix="P")
+    assert (info.value.index, info.value.field) == (1, "client_id")
+    # A str subclass among the own ids takes the other duplicate check.
+    with pytest.raises(MessageError, match=r"'P000' is already used .* by message 0"):
+        codec.encode_send([("1", "t", "s"), ("2", "t", "s", _Id("P000"))], id_prefix="P")
+    # An own id equal to an index no longer collides: indexes are not the ids any more.
+    assert codec.encode_send([("1", "t", "s", "1"), ("2", "t", "s")], id_prefix="P")[1] == 2
+
+
+class _Id(str):
+    """A str subclass as a client id."""
 
 
 # -- encode_status / encode_params -----------------------------------------------------

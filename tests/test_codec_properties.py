@@ -23,7 +23,14 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from hpgfast import Message, MessageError, ProtocolError
-from hpgfast._wire import SEND_FIELDS, Code, Status
+from hpgfast._wire import (
+    ID_ALPHABET,
+    ID_PREFIX_MAX_LENGTH,
+    SEND_FIELDS,
+    Code,
+    Status,
+    client_id_suffixes,
+)
 
 # -- strategies ----------------------------------------------------------------------
 
@@ -464,3 +471,153 @@ def test_parse_is_read_raising_the_first_error(codec: ModuleType, body: bytes) -
             assert errors[0].reason.startswith(exc.reason + " in ")
         else:
             raise AssertionError("parse_* read a body read_* found faults in")
+
+
+# -- (e) made client ids (id_prefix) --------------------------------------------------
+
+id_prefixes = st.text(st.sampled_from(ID_ALPHABET), min_size=1, max_size=ID_PREFIX_MAX_LENGTH)
+hostile_prefixes = st.one_of(
+    st.none(),
+    id_prefixes,
+    st.text(max_size=20),  # mostly invalid; may hold lone surrogates
+    hostile_values,
+    st.sampled_from(["", "a" * 18, "Z" * 17, "-", "a b", "é", "٣", "0", "zzz"]),
+)
+
+
+def _with_made_ids(batch: list[Message], prefix: str) -> list[Message]:
+    """The batch as one request sends it: made ids where a message has none."""
+    suffixes = client_id_suffixes(len(batch))
+    return [
+        m if m.client_id is not None else m._replace(client_id=prefix + suffixes[k])
+        for k, m in enumerate(batch)
+    ]
+
+
+def _outcome_with_text(call: Callable[[], Any]) -> tuple[Any, ...]:
+    """A call's result, or its exception's type and text: the twins share both."""
+    try:
+        return ("ok", call())
+    except (TypeError, ValueError) as exc:
+        return ("error", type(exc), str(exc))
+
+
+@given(batch=st.lists(messages, max_size=8), prefix=id_prefixes, quote_brackets=st.booleans())
+def test_parse_qsl_gives_back_the_made_ids(
+    codec: ModuleType, batch: list[Message], prefix: str, quote_brackets: bool
+) -> None:
+    sent = _with_made_ids(batch, prefix)
+    ids = [m.client_id for m in sent]
+    assume(len(set(ids)) == len(ids))
+    query, nxt = codec.encode_send(
+        batch, default_subject="Default", quote_brackets=quote_brackets, id_prefix=prefix
+    )
+    assert nxt == len(batch)
+    decoded = parse_qsl(query.decode("ascii"), keep_blank_values=True, strict_parsing=bool(query))
+    assert decoded == _expected_pairs(sent, "Default")
+
+
+class _Id(str):
+    """A str subclass as a client id: the compiled twin checks it another way."""
+
+
+@st.composite
+def _prefixed_batches(draw: st.DrawFn) -> tuple[Any, list[Any]]:
+    """A prefix, valid or not, and a batch whose own ids may equal a made one (so
+    that the duplicate checks are reached)."""
+    prefix = draw(hostile_prefixes)
+    near = [f"{prefix}{s}" for s in client_id_suffixes(4)] if isinstance(prefix, str) else []
+    message = st.builds(
+        Message,
+        address=texts,
+        text=texts,
+        subject=st.one_of(st.none(), texts),
+        client_id=st.one_of(st.none(), texts, st.sampled_from([*near, "0", "1"])),
+        params=params,
+    )
+    return prefix, draw(st.lists(st.one_of(message, messages, hostile_messages), max_size=12))
+
+
+@given(
+    case=_prefixed_batches(),
+    start=st.integers(-1, 13),
+    max_bytes=st.one_of(st.none(), st.integers(-1, 2000)),
+    max_count=st.one_of(st.none(), st.integers(-1, 12)),
+    default_subject=st.one_of(st.none(), st.just("Shop"), hostile_values),
+    quote_brackets=st.booleans(),
+)
+@example(
+    case=("", [("1", "t", "s")]), start=-1, max_bytes=None, max_count=None,
+    default_subject=None, quote_brackets=False,
+)  # fmt: skip
+@example(
+    case=("-", []), start=0, max_bytes=None, max_count=None,
+    default_subject=b"x", quote_brackets=False,
+)  # fmt: skip
+@example(
+    case=("P", [("1", "t", "s", _Id("P001")), ("2", "t", "s"), ("3", "\ud800", "s")]),
+    start=0, max_bytes=None, max_count=None, default_subject=None, quote_brackets=False,
+)  # fmt: skip
+def test_twins_agree_on_encode_send_with_id_prefix(
+    pure: ModuleType,
+    compiled: ModuleType,
+    case: tuple[Any, list[Any]],
+    start: int,
+    max_bytes: int | None,
+    max_count: int | None,
+    default_subject: Any,
+    quote_brackets: bool,
+) -> None:
+    prefix, batch = case
+    kwargs = dict(
+        start=start,
+        max_bytes=max_bytes,
+        max_count=max_count,
+        default_subject=default_subject,
+        quote_brackets=quote_brackets,
+        id_prefix=prefix,
+    )
+    expected = _outcome_with_text(lambda: pure.encode_send(batch, **kwargs))
+    assert _outcome_with_text(lambda: compiled.encode_send(batch, **kwargs)) == expected
+
+
+@given(
+    batch=st.lists(messages, min_size=1, max_size=30),
+    prefix=id_prefixes,
+    extra_bytes=st.integers(0, 400),
+    max_count=st.one_of(st.none(), st.integers(1, 6)),
+)
+def test_chunks_with_made_ids_stay_within_max_bytes(
+    codec: ModuleType,
+    batch: list[Message],
+    prefix: str,
+    extra_bytes: int,
+    max_count: int | None,
+) -> None:
+    kw: dict[str, Any] = {"default_subject": "D", "id_prefix": prefix}
+    widest = max(len(codec.encode_send([m], **kw)[0]) for m in batch)
+    max_bytes = widest + len(str(len(batch))) * 8 + extra_bytes
+    start, seen = 0, []
+    while start < len(batch):
+        try:
+            query, nxt = codec.encode_send(
+                batch, start=start, max_bytes=max_bytes, max_count=max_count, **kw
+            )
+        except MessageError as exc:
+            assume(exc.field != "client_id")  # an own id equal to a made one
+            raise
+        assert nxt > start
+        assert len(query) <= max_bytes
+        if nxt < len(batch) and (max_count is None or nxt - start < max_count):
+            # Maximal: one more message would not have fitted.
+            try:
+                bigger, _ = codec.encode_send(batch, start=start, max_count=nxt - start + 1, **kw)
+            except MessageError as exc:
+                assume(exc.field != "client_id")
+                raise
+            assert len(bigger) > max_bytes
+        decoded = parse_qsl(query.decode("ascii"), keep_blank_values=True)
+        assert decoded == _expected_pairs(_with_made_ids(list(batch[start:nxt]), prefix), "D")
+        seen.extend(range(start, nxt))
+        start = nxt
+    assert seen == list(range(len(batch)))

@@ -27,6 +27,7 @@ def encode_send(
     max_count: Optional[int] = None,
     default_subject: Optional[str] = None,
     quote_brackets: bool = False,
+    id_prefix: Optional[str] = None,
 ) -> tuple[bytes, int]: ...
 def encode_status(
     provider_ids: Sequence[str],

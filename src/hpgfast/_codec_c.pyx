@@ -206,6 +206,23 @@ cdef Py_ssize_t N_CLIENT_ID = len(_CLIENT_ID)
 cdef Py_ssize_t N_PROVIDER_ID = len(_PROVIDER_ID)
 cdef double _INF = float("inf")
 
+# Made clientIds (``id_prefix``): the prefix's allowed characters and the suffix's
+# digits, from _wire. Written as they are, so every character must be unreserved.
+cdef unsigned char ID_OK[256]        # 1: may appear in an id prefix
+cdef char ID_DIGIT[64]
+cdef Py_ssize_t ID_BASE = len(_wire.ID_ALPHABET)
+cdef Py_ssize_t ID_SUFFIX = _wire.ID_SUFFIX_LENGTH
+cdef Py_ssize_t ID_PREFIX_MAX = _wire.ID_PREFIX_MAX_LENGTH
+cdef Py_ssize_t ID_MAX_COUNT = _wire.ID_MAX_COUNT
+if (not 1 < ID_BASE <= 64 or len(set(_wire.ID_ALPHABET)) != ID_BASE
+        or not set(_wire.ID_ALPHABET.encode("ascii")) <= _wire.UNRESERVED
+        or not 0 < ID_SUFFIX or not 0 < ID_PREFIX_MAX or ID_PREFIX_MAX + ID_SUFFIX > 24
+        or ID_MAX_COUNT != ID_BASE ** ID_SUFFIX):
+    raise ImportError("hpgfast._wire's clientId alphabet or lengths are unexpected")
+for _b in range(ID_BASE):
+    ID_DIGIT[_b] = ord(_wire.ID_ALPHABET[_b])
+    ID_OK[ord(_wire.ID_ALPHABET[_b])] = 1
+
 # Known codes and statuses: a text read off the wire that equals one of them is
 # returned as that very object (as the pure twin's ``_INTERNED`` dict does), found by
 # a bytes compare without allocating. The dict is built the same way as the pure
@@ -535,6 +552,18 @@ cdef char* _put_key(char* out, const char* open_b, Py_ssize_t open_n, Py_ssize_t
     return _put(out, close_b, close_n)
 
 
+cdef inline char* _put_id(Batch* b, char* out, Py_ssize_t m) noexcept nogil:
+    """The clientId made for message m: the prefix, then m in ID_SUFFIX base-62
+    digits (m < ID_MAX_COUNT: the caller caps the request)."""
+    cdef Py_ssize_t k = ID_SUFFIX
+    out = _put(out, b.id_prefix, b.id_plen)
+    while k > 0:
+        k -= 1
+        out[k] = ID_DIGIT[m % ID_BASE]
+        m //= ID_BASE
+    return out + ID_SUFFIX
+
+
 # -- encoding: the gathered batch -------------------------------------------------------
 
 
@@ -560,6 +589,9 @@ cdef struct Batch:
     MsgRef* msgs
     Py_ssize_t nmsgs
     Py_ssize_t cap_msgs
+    const char* id_prefix  # made clientIds: the prefix (ASCII), held by _encode
+    Py_ssize_t id_plen
+    Py_ssize_t id_n        # a made id's length, prefix and suffix; 0: none are made
 
 cdef struct SizeOut:
     Py_ssize_t taken     # messages that fit
@@ -763,6 +795,8 @@ cdef inline int _fast_msg(Batch* b, PyObject* msg, Py_ssize_t local, Gather* g) 
             g.any_client = True
             lb += _ref(b, client_id)
             fixed += 1 + N_CLIENT_ID + keylen
+        elif b.id_n:
+            fixed += 1 + N_CLIENT_ID + keylen + b.id_n
         mr.fixed = fixed
         mr.nstr = b.nstrs - mr.first
     b.nmsgs += 1
@@ -886,6 +920,11 @@ cdef char* _fill_send(Batch* b, Py_ssize_t taken, char* out, const char* open_b,
             out = _put_key(out, open_b, open_n, m, close_b, close_n)
             out = _enc_write(out, s[3].data, s[3].kind, s[3].length, s[3].enc)
             k = 4
+        elif b.id_n:
+            out[0] = 38
+            out = _put(out + 1, client, client_n)
+            out = _put_key(out, open_b, open_n, m, close_b, close_n)
+            out = _put_id(b, out, m)
         while k < msg.nstr:
             out[0] = 38
             out = _enc_write(out + 1, s[k].data, s[k].kind, s[k].length, s[k].enc)
@@ -929,7 +968,8 @@ cdef inline uint64_t _fnv(uint64_t h, const unsigned char* p, Py_ssize_t n) noex
 cdef inline const unsigned char* _id_key(Batch* b, Py_ssize_t m, unsigned char* digits,
                                          Py_ssize_t* nbytes, int* kind) noexcept nogil:
     """The effective client id of message m as raw PEP 393 bytes: its clientId's
-    buffer, or the decimal digits of m (a kind-1 str) when it sends none."""
+    buffer, or the id made for it, or the decimal digits of m (a kind-1 str) when it
+    sends none. ``digits`` holds at least 24 bytes."""
     cdef MsgRef* msg = &b.msgs[m]
     cdef StrRef* r
     cdef Py_ssize_t nd, k
@@ -938,6 +978,11 @@ cdef inline const unsigned char* _id_key(Batch* b, Py_ssize_t m, unsigned char* 
         kind[0] = r.kind
         nbytes[0] = r.length * r.kind
         return <const unsigned char*>r.data
+    if b.id_n:
+        _put_id(b, <char*>digits, m)
+        kind[0] = 1
+        nbytes[0] = b.id_n
+        return digits
     nd = _ndigits(m)
     k = nd
     while k > 0:
@@ -1016,8 +1061,46 @@ cdef inline bint _as_ssize(object v, Py_ssize_t* out):
     return True
 
 
+cdef str _check_id_prefix(object id_prefix):
+    """``id_prefix`` (not None) as an exact ``str``, checked as the pure twin does."""
+    cdef str prefix
+    cdef Py_ssize_t k, n
+    cdef const unsigned char* p
+    cdef bint ok
+    if not isinstance(id_prefix, str):
+        raise TypeError(f"id_prefix must be a str or None, got {_type_name(id_prefix)}")
+    prefix = str.__str__(id_prefix)   # a subclass cannot change what is sent
+    PyUnicode_READY(prefix)
+    n = PyUnicode_GET_LENGTH(prefix)
+    ok = 1 <= n <= ID_PREFIX_MAX and PyUnicode_IS_ASCII(prefix)
+    if ok:
+        p = <const unsigned char*>PyUnicode_DATA(prefix)
+        for k in range(n):
+            if not ID_OK[p[k]]:
+                ok = False
+                break
+    if not ok:
+        shown = repr(prefix) if n <= 40 else f"{n} characters"
+        raise ValueError(
+            f"id_prefix must be 1 to {ID_PREFIX_MAX} characters of "
+            f"[0-9A-Za-z], got {shown}"
+        )
+    return prefix
+
+
+cdef str _made_id(str prefix, Py_ssize_t m):
+    """The clientId made for message m (for error messages)."""
+    cdef char buf[24]
+    cdef Batch b
+    b.id_prefix = <const char*>PyUnicode_DATA(prefix)
+    b.id_plen = PyUnicode_GET_LENGTH(prefix)
+    _put_id(&b, buf, m)
+    return buf[:b.id_plen + ID_SUFFIX].decode("ascii")
+
+
 cdef object _encode(object seq, object start, object max_bytes, object max_count,
-                    object default_subject, object quote_brackets, bint send):
+                    object default_subject, object quote_brackets, bint send,
+                    object id_prefix=None):
     """encode_send (send=True) and encode_status: the four phases described above."""
     cdef Py_ssize_t total = len(seq)
     cdef Py_ssize_t cstart = 0, limit_bytes, limit_count, v = 0
@@ -1036,6 +1119,12 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
     if send and default_subject is not None:
         _check_str(default_subject, -1, "default_subject")
         _check_content(default_subject, None, "default_subject")
+    cdef str prefix = None
+    if id_prefix is not None:
+        prefix = _check_id_prefix(id_prefix)
+        # With made ids, a request stops where the suffixes run out, as max_count would.
+        if limit_count < 0 or limit_count > ID_MAX_COUNT:
+            limit_count = ID_MAX_COUNT
     cdef bytes open_b, close_b
     if quote_brackets:
         open_b, close_b = b"%5B", b"%5D="
@@ -1049,6 +1138,12 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
     b.strs = NULL
     b.msgs = NULL
     b.nstrs = b.cap_strs = b.nmsgs = b.cap_msgs = 0
+    b.id_prefix = NULL
+    b.id_plen = b.id_n = 0
+    if prefix is not None:
+        b.id_prefix = <const char*>PyUnicode_DATA(prefix)   # ASCII: one byte a character
+        b.id_plen = PyUnicode_GET_LENGTH(prefix)
+        b.id_n = b.id_plen + ID_SUFFIX
     cdef SizeOut so
     cdef Gather g
     cdef list keep = []          # owns the params' strings a StrRef points into
@@ -1222,6 +1317,8 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
                             mr.fixed += 1 + nf_client + keylen
                         else:
                             mr.client_id = NULL
+                            if b.id_n:
+                                mr.fixed += 1 + nf_client + keylen + b.id_n
                         for k in range(2 * npairs):
                             lb = _sat_add(lb, _add_str(&b, keep[first_pair + k]))
                         mr.fixed += npairs * (1 + keylen)
@@ -1301,7 +1398,8 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
             raise MemoryError()
         if dup_found:
             mr = &b.msgs[dup_at]
-            effective = <object>mr.client_id if mr.has_client else str(dup_at)
+            effective = (<object>mr.client_id if mr.has_client
+                         else _made_id(prefix, dup_at) if b.id_n else str(dup_at))
             raise MessageError(
                 cstart + dup_at,
                 "client_id",
@@ -1317,7 +1415,8 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
             seen = {}
             for local in range(so.taken):
                 mr = &b.msgs[local]
-                effective = <object>mr.client_id if mr.has_client else str(local)
+                effective = (<object>mr.client_id if mr.has_client
+                             else _made_id(prefix, local) if b.id_n else str(local))
                 if effective in seen:
                     raise MessageError(
                         cstart + local,
@@ -1339,7 +1438,7 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
 
 
 def encode_send(messages, *, start=0, max_bytes=None, max_count=None, default_subject=None,
-                quote_brackets=False):
+                quote_brackets=False, id_prefix=None):
     """Encode ``messages[start:]`` as a SEND query, as many as fit.
 
     Args:
@@ -1350,6 +1449,10 @@ def encode_send(messages, *, start=0, max_bytes=None, max_count=None, default_su
         max_count: at most this many messages.
         default_subject: the subject of messages whose own is ``None``.
         quote_brackets: send ``text%5B0%5D`` instead of ``text[0]``.
+        id_prefix: 1 to 17 characters of ``[0-9A-Za-z]``: every message without a
+            ``client_id`` is sent with ``clientId[k]=<id_prefix><k>``, k its index
+            in the request in 3 base-62 digits (``_wire.client_id_suffixes``); a
+            request then holds at most ``_wire.ID_MAX_COUNT`` (238,328) messages.
 
     Returns:
         ``(query, next)``: the query without credentials, and the index of the first
@@ -1360,8 +1463,11 @@ def encode_send(messages, *, start=0, max_bytes=None, max_count=None, default_su
         MessageError: an empty required field, a lone surrogate, a reserved parameter
             name, or two messages of the request with the same client id.
         MessageTooLarge: a message that does not fit into ``max_bytes`` alone.
+        ValueError: a bad ``start``, limit or ``id_prefix``.
+        TypeError: an ``id_prefix`` that is not a ``str``.
     """
-    return _encode(messages, start, max_bytes, max_count, default_subject, quote_brackets, True)
+    return _encode(messages, start, max_bytes, max_count, default_subject, quote_brackets, True,
+                   id_prefix)
 
 
 def encode_status(provider_ids, *, start=0, max_bytes=None, max_count=None, quote_brackets=False):

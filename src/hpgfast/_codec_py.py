@@ -16,8 +16,9 @@ encode_send(messages, start=s):
     3. size: when adding the message would pass ``max_bytes``, stop before it, or
        raise ``MessageTooLarge`` if it is the first of the request.
   Then, over the messages taken: no two share an effective client id (the
-  ``client_id``, or the index within the request, which is what the platform
-  answers with when no clientId is sent).
+  ``client_id``; else, with ``id_prefix``, the id made for the message; else the
+  index within the request, which is what the platform answers with when no
+  clientId is sent).
 
 parse_send / parse_status: lines are split on LF; each is stripped of spaces, tabs
 and CR at both ends; blank lines are skipped; a UTF-8 BOM at the start is skipped.
@@ -59,6 +60,7 @@ _RESERVED = _wire.SEND_FIELDS
 _CODE_CHARS = bytes(sorted(_wire.CODE_CHARS))
 _STRIP = _wire.LINE_STRIP
 _INTERNED = {s: s for s in (*_wire.Code.PLATFORM, *_wire.Status.ALL)}
+_ID_CHARS = frozenset(_wire.ID_ALPHABET)
 
 Body = Union[bytes, bytearray, memoryview]
 
@@ -139,6 +141,32 @@ def _check_limits(
         raise ValueError(f"max_count must be at least 1, got {max_count}")
 
 
+def _check_id_prefix(id_prefix: object) -> Optional[str]:
+    """``id_prefix`` as an exact ``str`` (a subclass cannot change what is sent)."""
+    if id_prefix is None:
+        return None
+    if not isinstance(id_prefix, str):
+        raise TypeError(f"id_prefix must be a str or None, got {_type_name(id_prefix)}")
+    prefix = str.__str__(id_prefix)
+    if not 1 <= len(prefix) <= _wire.ID_PREFIX_MAX_LENGTH or not _ID_CHARS.issuperset(prefix):
+        shown = repr(prefix) if len(prefix) <= 40 else f"{len(prefix)} characters"
+        raise ValueError(
+            f"id_prefix must be 1 to {_wire.ID_PREFIX_MAX_LENGTH} characters of "
+            f"[0-9A-Za-z], got {shown}"
+        )
+    return prefix
+
+
+def _id_suffix(k: int) -> str:
+    # k in ID_SUFFIX_LENGTH base-62 digits; k < ID_MAX_COUNT (the caller caps it).
+    digits = _wire.ID_ALPHABET
+    suffix = ""
+    for _ in range(_wire.ID_SUFFIX_LENGTH):
+        k, d = divmod(k, len(digits))
+        suffix = digits[d] + suffix
+    return suffix
+
+
 def _bracket(quote_brackets: bool) -> tuple[bytes, bytes]:
     return (b"%5B", b"%5D=") if quote_brackets else (b"[", b"]=")
 
@@ -151,6 +179,7 @@ def encode_send(
     max_count: Optional[int] = None,
     default_subject: Optional[str] = None,
     quote_brackets: bool = False,
+    id_prefix: Optional[str] = None,
 ) -> tuple[bytes, int]:
     """Encode ``messages[start:]`` as a SEND query, as many as fit.
 
@@ -162,6 +191,10 @@ def encode_send(
         max_count: at most this many messages.
         default_subject: the subject of messages whose own is ``None``.
         quote_brackets: send ``text%5B0%5D`` instead of ``text[0]``.
+        id_prefix: 1 to 17 characters of ``[0-9A-Za-z]``: every message without a
+            ``client_id`` is sent with ``clientId[k]=<id_prefix><k>``, k its index
+            in the request in 3 base-62 digits (``_wire.client_id_suffixes``); a
+            request then holds at most ``_wire.ID_MAX_COUNT`` (238,328) messages.
 
     Returns:
         ``(query, next)``: ``subject[0]=..&address[0]=..&text[0]=..`` (plus
@@ -173,18 +206,23 @@ def encode_send(
         MessageError: an empty required field, a lone surrogate, a reserved parameter
             name, or two messages of the request with the same client id.
         MessageTooLarge: a message that does not fit into ``max_bytes`` alone.
+        ValueError: a bad ``start``, limit or ``id_prefix``.
+        TypeError: an ``id_prefix`` that is not a ``str``.
     """
     total = len(messages)
     _check_limits(start, total, max_bytes, max_count)
     if default_subject is not None:
         _check_str(default_subject, None, "default_subject")
         _check_content(default_subject, None, "default_subject")
+    prefix = _check_id_prefix(id_prefix)
+    # With made ids, a request stops where the suffixes run out, as max_count would.
+    end = total if prefix is None else min(total, start + _wire.ID_MAX_COUNT)
     open_b, close_b = _bracket(quote_brackets)
     parts: list[bytes] = []
     ids: list[Optional[str]] = []
     size = 0
     i = start
-    while i < total:
+    while i < end:
         local = i - start
         if max_count is not None and local >= max_count:
             break
@@ -233,6 +271,10 @@ def encode_send(
         ]  # fmt: skip
         if client_id is not None:
             piece += [b"&", _CLIENT_ID, key, _quote(client_id)]
+        elif prefix is not None:
+            # The made id is all unreserved characters: sent as it is.
+            client_id = prefix + _id_suffix(local)
+            piece += [b"&", _CLIENT_ID, key, client_id.encode("ascii")]
         for name, value in pairs:
             piece += [b"&", _quote(name), key, _quote(value)]
         encoded = b"".join(piece)
@@ -250,7 +292,7 @@ def encode_send(
         size += added
         i += 1
     # Effective client ids must be unique within the request, or replies cannot be
-    # matched to messages.
+    # matched to messages (a made id counts as the message's own).
     seen: dict[str, int] = {}
     for local, client_id in enumerate(ids):
         effective = str(local) if client_id is None else client_id

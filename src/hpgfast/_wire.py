@@ -8,6 +8,7 @@ the constants; section numbers refer to ``shared/PROTOCOL.md``.
 
 from __future__ import annotations
 
+from itertools import islice, product
 from typing import Final
 
 __all__ = [
@@ -18,6 +19,11 @@ __all__ = [
     "DATETIME_LENGTH",
     "DATE_SEPARATORS",
     "FIELD_SEPARATOR",
+    "ID_ALPHABET",
+    "ID_MAX_COUNT",
+    "ID_MAX_LENGTH",
+    "ID_PREFIX_MAX_LENGTH",
+    "ID_SUFFIX_LENGTH",
     "LINE_STRIP",
     "LOGIN",
     "PASSWORD",
@@ -32,6 +38,7 @@ __all__ = [
     "UNRESERVED",
     "Code",
     "Status",
+    "client_id_suffixes",
 ]
 
 # -- Operations (PROTOCOL.md 1, "Transport") -----------------------------------------
@@ -53,6 +60,15 @@ CLIENT_ID: Final = "clientId"  # String: client's id, unique within one request
 REQUIRED_SEND_FIELDS: Final = (SUBJECT, ADDRESS, TEXT)
 #: Names a per-message extra parameter may not take: they would be sent twice.
 SEND_FIELDS: Final = frozenset((SUBJECT, ADDRESS, TEXT, CLIENT_ID))
+
+# -- clientIds hpgfast makes itself: <prefix><k>, k the message's index in its request,
+# written in ID_SUFFIX_LENGTH base-62 digits (zero-padded, most significant first).
+ID_ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+ID_SUFFIX_LENGTH: Final = 3
+ID_MAX_LENGTH: Final = 20  # a whole clientId, prefix and suffix
+ID_PREFIX_MAX_LENGTH: Final = ID_MAX_LENGTH - ID_SUFFIX_LENGTH
+#: Messages per request when ids are made: one suffix each (238,328).
+ID_MAX_COUNT: Final = len(ID_ALPHABET) ** ID_SUFFIX_LENGTH
 
 # -- STATUS parameters ----------------------------------------------------------------
 PROVIDER_ID: Final = "providerId"  # String, required: the platform's id
@@ -195,3 +211,18 @@ class Status:
         (DELIVERED, UNDELIVERED, FAILED, CANCELLED, EXPIRED, VP_EXPIRED, REJECTED, READ,
          NO_MATCH_TEMPLATE)
     )  # fmt: skip
+
+
+def client_id_suffixes(count: int) -> list[str]:
+    """The suffixes of the first ``count`` messages of a request: ``["000", "001", ...]``.
+
+    The codec sends message k's clientId as ``prefix + client_id_suffixes(n)[k]``
+    (``encode_send(..., id_prefix=prefix)``); this is what to expect back.
+
+    Raises:
+        ValueError: ``count`` is negative or more than ``ID_MAX_COUNT``.
+    """
+    if not 0 <= count <= ID_MAX_COUNT:
+        raise ValueError(f"count must be 0..{ID_MAX_COUNT}, got {count}")
+    # product() counts in the alphabet's order, last digit fastest: k's base-62 digits.
+    return ["".join(d) for d in islice(product(ID_ALPHABET, repeat=ID_SUFFIX_LENGTH), count)]
