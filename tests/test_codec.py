@@ -732,7 +732,21 @@ def test_message_defaults_and_replace() -> None:
 def test_status_result_final_statuses() -> None:
     for status in Status.ALL:
         assert StatusResult("ok", "1", status).final == (status in Status.FINAL)
-    assert Status.FINAL == {"delivered", "undelivered", "failed", "cancelled"}
+    # The specification's four, and the field's five (issue 10), in any case.
+    assert Status.FINAL == {
+        "delivered",
+        "undelivered",
+        "failed",
+        "cancelled",
+        "expired",
+        "vp_expired",
+        "rejected",
+        "read",
+        "no-match-template",
+    }
+    assert StatusResult("ok", "1", "DELIVERED").final
+    assert StatusResult("ok", "1", "Vp_Expired").final
+    assert not StatusResult("ok", "1", "ENQUEUED").final
     assert not StatusResult("error-syntax").final
 
 

@@ -8,6 +8,8 @@ tests/test_client*.py check them again over real HTTP.
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any, Optional
@@ -61,6 +63,7 @@ def exchange(retries: int = 2, subscribers: tuple[Subscriber, ...] = ()) -> Exch
         status_tz=None,
         policy=RetryPolicy(retries=retries, backoff=0.5, backoff_max=1.0),
         subscribers=subscribers,
+        client_ids=False,  # the platform answers with indexes: replies are easy to write
     )
 
 
@@ -395,3 +398,51 @@ def test_the_core_imports_no_io_library() -> None:
         text = path.read_text()
         for forbidden in ("import threading", "import time", "from time", "sleep("):
             assert forbidden not in text, (path, forbidden)
+
+
+# -- clientIds hpgfast makes -----------------------------------------------------------------
+
+ID_SHAPE = re.compile(r"^[0-9A-Za-z]{20}$")
+
+
+def test_made_ids_are_unique_across_requests_and_stale_index_replies_never_match() -> None:
+    ex = exchange()
+    ex.client_ids = True
+    batch = ex.batch("send", [*MESSAGES, Message("79030000009", "own", None, "my-id-1")], None)
+    seen: list[str] = []
+    while (request := batch.next(0.0)) is not None:
+        target = batch.begin(request, 0.0)
+        assert target is not None
+        seen += request.ids
+        if request.start == 0:
+            # A stale reply that answers with indexes "matches" nothing any more.
+            batch.report(request, ok_send(0, 2), 0.0)
+        else:
+            body = "".join(f"ok;{cid};{3000 + k}\n" for k, cid in enumerate(request.ids))
+            assert batch.report(request, Reply(200, body.encode()), 0.0).keep_alive
+    results = batch.finish()
+    assert codes(results) == [Code.UNKNOWN] * 2 + ["ok"] * 3
+    assert seen[-1] == "my-id-1"  # a message's own id is kept
+    made = seen[:-1]
+    assert all(ID_SHAPE.match(cid) for cid in made) and len(set(made)) == len(made)
+    assert made[0][:17] != made[2][:17]  # each request its own prefix
+    assert made[0][:11] == made[2][:11]  # one random part per process
+    again = ex.batch("send", MESSAGES[:1], None)
+    request = again.next(0.0)
+    assert request is not None and again.begin(request, 0.0)
+    assert request.ids[0] not in made  # a resend never reuses an id
+
+
+def test_a_fork_draws_a_new_random_part() -> None:
+    from hpgfast.core import _ids
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its prefix and leave at once
+        os.write(write, _ids.request_prefix().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 17 and child[:11] != _ids.request_prefix()[:11]

@@ -242,6 +242,10 @@ class Client:
         request_deadline: seconds one exchange may take from its first written byte
             to the end of its reply, however slowly the reply trickles in (default
             10 x ``timeout``). Past it a SEND's messages are ``unknown``.
+        client_ids: send a clientId of hpgfast's own with every message that has
+            none (20 characters of ``[0-9A-Za-z]``, unique across requests and
+            processes), so that a stray or late reply can never match. ``False``
+            sends none: the platform then answers with indexes.
 
     Raises:
         ValueError: a setting out of range or a URL that is not HTTP(S).
@@ -279,6 +283,7 @@ class Client:
         retry_after_max: float = 60.0,
         max_rate: Optional[float] = None,
         request_deadline: Optional[float] = None,
+        client_ids: bool = True,
     ) -> None:
         # The redactor first: from here on, no error may show the password.
         if not isinstance(password, str):
@@ -329,6 +334,7 @@ class Client:
             retry_on_429=retry_on_429,
             retry_after_max=retry_after_max,
             rate_limit=None if max_rate is None else RateLimit(max_rate, threading.Lock()),
+            client_ids=client_ids,
         )
         deadline = 10 * float(timeout) if request_deadline is None else float(request_deadline)
         if not deadline > 0:
@@ -456,11 +462,16 @@ class Client:
 
         Results hpgfast made up (no reply line for them) are ``SendFailure``
         records whose ``error`` holds the cause. ``client_id`` of every result is
-        the id the platform answers with: the message's own, or its index within
-        its request. A SEND is never repeated once a byte of it may have left; a
-        failure to connect is retried (``retries``, ``backoff``), and when even that
-        fails the platform is taken to be down: the rest of the batch is reported
-        ``not-sent`` without being tried.
+        the id the platform answers with: the message's own, or the one hpgfast
+        made for it (``client_ids=False``: its index within its request). A SEND
+        is never repeated once a byte of it may have left, but for a 429 (see
+        ``retry_on_429``); a failure to connect is retried (``retries``,
+        ``backoff``), and when even that fails the platform is taken to be down:
+        the rest of the batch is reported ``not-sent`` without being tried. A
+        reply is read line by line: a bad or missing line costs only its own
+        message (``unknown``), a code-only line speaks for the whole request, and
+        an account-stop code stops the batch (``AccountError``). The whole table
+        is ``docs/outcomes.md``.
 
         Args:
             messages: ``Message`` records or tuples ``(address, text[, subject[,

@@ -29,11 +29,11 @@ from typing import Any, Callable, NamedTuple, Optional
 from .. import _redact, _wire
 from .._records import Params
 from .._wire import Code, Status
-from ..codec import encode_params, encode_send, encode_status
+from ..codec import encode_params, encode_send, encode_status, read_send, read_status
 from ..exceptions import HPGError, MessageError
 from ._events import Reply, RequestFinished, RequestStarting, Subscriber
+from ._ids import made_ids, request_prefix
 from ._policy import RateLimit, RetryPolicy
-from ._read import read_send, read_status
 from ._results import StatusFailure
 from ._rules import TOO_MANY_REQUESTS, RequestFacts, fill, judge
 
@@ -60,16 +60,25 @@ def _make_indexes(count: int) -> list[str]:
 _INDEXES = _make_indexes(4096)
 
 
-def effective_ids(messages: Sequence[Any], start: int, end: int) -> list[Any]:
-    """The clientId the platform answers with for each message of a request."""
+def effective_ids(
+    messages: Sequence[Any], start: int, end: int, prefix: Optional[str] = None
+) -> list[Any]:
+    """The clientId the platform answers with for each message of a request.
+
+    A message's own ``client_id``; else the id hpgfast made (``prefix`` and the
+    message's index in the request); else, when no ids are made, that index.
+    """
     try:
         ids = list(map(_client_id, messages[start:end]))
     except IndexError:  # plain tuples of 2 or 3 fields: no client ids at all
         ids = [m[3] if len(m) > 3 else None for m in messages[start:end]]
     if None in ids:
         count = end - start
-        indexes = _INDEXES if count <= len(_INDEXES) else _make_indexes(count)
-        ids = [indexes[k] if cid is None else cid for k, cid in enumerate(ids)]
+        if prefix is not None:
+            made = made_ids(prefix, count)
+        else:
+            made = _INDEXES if count <= len(_INDEXES) else _make_indexes(count)
+        ids = [made[k] if cid is None else cid for k, cid in enumerate(ids)]
     return ids
 
 
@@ -98,15 +107,19 @@ class Request:
         "end",
         "ids",
         "not_before",
+        "prefix",
         "query",
         "sent_bytes",
         "start",
         "started",
     )
 
-    def __init__(self, start: int, end: int, query: Optional[bytes]) -> None:
+    def __init__(
+        self, start: int, end: int, query: Optional[bytes], prefix: Optional[str] = None
+    ) -> None:
         self.start = start
         self.end = end
+        self.prefix = prefix  # of the clientIds hpgfast made for it (SEND), or None
         self.query = query  # kept from the plan, or None: encoded again when begun
         self.attempt = 0
         self.ids: list[Any] = []
@@ -152,6 +165,7 @@ class Exchange:
         retry_on_429: bool = True,
         retry_after_max: float = 60.0,
         rate_limit: Optional[RateLimit] = None,
+        client_ids: bool = True,
     ) -> None:
         self.redactor = _redact.Redactor(password) if password else None
         login_q = encode_params([(login_param, login)]).decode("ascii")
@@ -191,6 +205,7 @@ class Exchange:
             raise ValueError(f"retry_after_max must not be negative, got {retry_after_max!r}")
         self.retry_after_max = float(retry_after_max)
         self.rate_limit = rate_limit
+        self.client_ids = client_ids
 
     def is_final(self, result: Any) -> bool:
         """True when a STATUS result's status is one of ``final_statuses`` (any case)."""
@@ -269,8 +284,11 @@ class Batch:
         if op == _wire.SEND:
             default_subject = exchange.default_subject
             quote_brackets = exchange.quote_brackets
+            self._made_ids = exchange.client_ids
 
-            def encode(start: int, count: Optional[int]) -> tuple[bytes, int]:
+            def encode(
+                start: int, count: Optional[int], prefix: Optional[str] = None
+            ) -> tuple[bytes, int]:
                 return encode_send(
                     items,
                     start=start,
@@ -278,14 +296,18 @@ class Batch:
                     max_count=count,
                     default_subject=default_subject,
                     quote_brackets=quote_brackets,
+                    id_prefix=prefix,
                 )
 
             self._read: Callable[[bytes], Any] = read_send
         else:
             quote_brackets = exchange.quote_brackets
             tz = exchange.status_tz
+            self._made_ids = False
 
-            def encode(start: int, count: Optional[int]) -> tuple[bytes, int]:
+            def encode(
+                start: int, count: Optional[int], prefix: Optional[str] = None
+            ) -> tuple[bytes, int]:
                 return encode_status(
                     items,
                     start=start,
@@ -308,13 +330,17 @@ class Batch:
         start = 0
         total = len(self.items)
         encode = self._encode
+        make_ids = self._made_ids
+        prefix = None
         while start < total:
-            query, end = encode(start, max_batch)
+            if make_ids:
+                prefix = request_prefix()
+            query, end = encode(start, max_batch, prefix)
             if kept + len(query) <= PLAN_CACHE_BYTES:
                 kept += len(query)
-                plan.append(Request(start, end, query))
+                plan.append(Request(start, end, query, prefix))
             else:
-                plan.append(Request(start, end, None))
+                plan.append(Request(start, end, None, prefix))
             start = end
         return plan
 
@@ -342,7 +368,7 @@ class Batch:
 
     def _ids(self, request: Request) -> list[Any]:
         if self.op == _wire.SEND:
-            return effective_ids(self.items, request.start, request.end)
+            return effective_ids(self.items, request.start, request.end, request.prefix)
         return list(self.items[request.start : request.end])
 
     def _facts(self, request: Request) -> RequestFacts:
@@ -352,7 +378,7 @@ class Batch:
             request.start,
             request.end,
             request.ids,
-            False,
+            request.prefix is not None,
             self.shown,
             self._read,
             exchange.scrub,
@@ -379,7 +405,7 @@ class Batch:
             return None
         query = request.query
         if query is None:
-            query, nxt = self._encode(request.start, request.end - request.start)
+            query, nxt = self._encode(request.start, request.end - request.start, request.prefix)
             if nxt != request.end:
                 raise RuntimeError("the batch changed while it was being sent")
         else:
