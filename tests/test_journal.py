@@ -127,3 +127,45 @@ def test_not_a_journal(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(JournalError, match="not an hpgfast journal"):
         Journal(path)
+
+
+def test_final_statuses_in_any_case_and_accepted_without_provider_id(journal: Journal) -> None:
+    lines, _ = journal.next_chunk(3)
+    journal.mark_in_flight(lines)
+    journal.record_results(
+        lines,
+        [SendResult("ok", "c1", "1001"), SendResult("ok", "c2", "1002"), SendResult("ok", "c3")],
+    )
+    # Accepted without a provider id: kept accepted, never asked about.
+    assert journal.by_line(3)["state"] == "accepted"  # type: ignore[index]
+    assert journal.open_provider_ids() == ["1001", "1002"]
+    when = datetime(2012, 3, 15, 19, 53, 14)
+    journal.record_statuses(
+        [
+            StatusResult("ok", "1001", "DELIVERED", when, None),
+            StatusResult("ok", "1002", "vp_expired", when, None),
+        ]
+    )
+    assert journal.open_provider_ids() == []
+    # A final status is never replaced, whatever its case.
+    assert journal.record_statuses([StatusResult("ok", "1001", "sent", when, None)]) == 0
+
+
+def test_final_statuses_are_a_setting(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db", final_statuses={"delivered"}) as j:
+        j.bind({"input_sha256": "abc"})
+        j.load(_messages(2), batch=10)
+        j.finish_load(2)
+        lines, _ = j.next_chunk(2)
+        j.mark_in_flight(lines)
+        j.record_results(lines, [SendResult("ok", "c1", "1001"), SendResult("ok", "c2", "1002")])
+        when = datetime(2012, 3, 15, 19, 53, 14)
+        j.record_statuses(
+            [
+                StatusResult("ok", "1001", "Delivered", when, None),
+                StatusResult("ok", "1002", "expired", when, None),
+            ]
+        )
+        assert j.open_provider_ids() == ["1002"]
+    with pytest.raises(ValueError, match="not a status name"):
+        Journal(tmp_path / "k.db", final_statuses={"x') OR 1=1 --"})

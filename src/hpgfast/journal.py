@@ -106,10 +106,21 @@ FINAL_STATES = frozenset((State.ACCEPTED, State.REJECTED, State.INVALID))
 #: recorded in ``status`` and treated as final.
 FINAL_STATUS_CODES = frozenset((Code.ERROR_PROVIDER_ID_UNKNOWN,))
 
-_FINAL_STATUSES = tuple(sorted(Status.FINAL | FINAL_STATUS_CODES))
-
 _SENDABLE_SQL = f"('{State.PENDING}', '{State.NOT_SENT}')"
-_FINAL_STATUS_SQL = "(" + ", ".join(f"'{s}'" for s in _FINAL_STATUSES) + ")"
+
+
+def _final_status_sql(final_statuses: Iterable[str]) -> str:
+    """``(status IS NULL OR lower(status) NOT IN (...))``: not final, in any case.
+
+    Statuses are data (``Client(final_statuses=...)``); each must be a plain token
+    (the wire's code characters), so it can stand in SQL as a literal.
+    """
+    names = sorted({s.lower() for s in final_statuses} | FINAL_STATUS_CODES)
+    for name in names:
+        if not name or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in name):
+            raise ValueError(f"not a status name: {name!r}")
+    listed = ", ".join(f"'{n}'" for n in names)
+    return f"(status IS NULL OR lower(status) NOT IN ({listed}))"
 
 # Two tables: the input as read (written once, never changed) and each message's
 # outcome (narrow rows, so that the two state changes of every message rewrite few
@@ -175,7 +186,7 @@ _STATUS = (
     f"updated_at = ? WHERE provider_id = ? AND state = '{State.ACCEPTED}' "
     "AND (status IS NOT ? OR status_time IS NOT ?) "
     # A final status never changes: a late push of an earlier status is not a change.
-    f"AND (status IS NULL OR status NOT IN {_FINAL_STATUS_SQL})"
+    "AND "
 )
 
 #: Columns of ``rows()`` (and of ``hpgfast report --csv``).
@@ -278,9 +289,11 @@ class Journal:
         *,
         synchronous: str = "FULL",
         lock: bool = False,
+        final_statuses: Iterable[str] = Status.FINAL,
     ) -> None:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+        self._not_final = _final_status_sql(final_statuses)
         self.path = os.fspath(path)
         self._mutex = threading.RLock()
         self._lock_file: Optional[Any] = None
@@ -618,8 +631,9 @@ class Journal:
         """Provider ids of accepted messages whose status is not final yet."""
         with self._mutex:
             rows = self._db.execute(
-                "SELECT provider_id FROM outcomes WHERE state = ? AND "
-                f"(status IS NULL OR status NOT IN {_FINAL_STATUS_SQL}) ORDER BY line",
+                # An accepted message without a provider id cannot be asked about.
+                "SELECT provider_id FROM outcomes WHERE state = ? AND provider_id IS NOT "
+                f"NULL AND {self._not_final} ORDER BY line",
                 (State.ACCEPTED,),
             ).fetchall()
         return [r[0] for r in rows]
@@ -647,7 +661,7 @@ class Journal:
         if not params:
             return 0
         with self._transaction() as db:
-            cursor = db.executemany(_STATUS, params)
+            cursor = db.executemany(_STATUS + self._not_final, params)
             return max(cursor.rowcount, 0)
 
     def history(self, line: Optional[int] = None) -> list[tuple[Any, ...]]:
