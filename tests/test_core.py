@@ -446,3 +446,21 @@ def test_a_fork_draws_a_new_random_part() -> None:
     os.close(read)
     os.waitpid(pid, 0)
     assert len(child) == 17 and child[:11] != _ids.request_prefix()[:11]
+
+
+def test_free_text_holding_the_password_is_masked_in_records() -> None:
+    batch = exchange().batch("status", IDS[:2], None)
+    request = batch.next(0.0)
+    assert request is not None and batch.begin(request, 0.0)
+    body = (
+        b"ok;1001;undelivered;2012.03.15 19:53:07;echo S3cret!;x\n"
+        b"ok;1002;sent;2012.03.15 19:53:07;\n"
+    )
+    batch.report(request, Reply(200, body), 0.0)
+    results = batch.finish()
+    assert results[0].reason == "echo ***;x" and results[1].reason is None
+    sends = exchange().batch("send", MESSAGES[:1], None)
+    request = sends.next(0.0)
+    assert request is not None and sends.begin(request, 0.0)
+    sends.report(request, Reply(200, b"ok;0;2001;S3cret%21\n"), 0.0)
+    assert sends.finish()[0].extra == "***"

@@ -201,8 +201,26 @@ def _quote(facts: RequestFacts, lines: Sequence[Any]) -> str:
     return "; ".join(repr(s) for s in shown) + more
 
 
+def _scrubbed(facts: RequestFacts, records: list[Any]) -> list[Any]:
+    """Records whose free text (a STATUS reason, a SEND line's extra fields) held the
+    password, masked: what is stored and shown (journal, report, CSV) never holds it."""
+    field = 4 if facts.op == "status" else 3
+    out = records
+    for k, record in enumerate(records):
+        if len(record) > field and record[field] is not None:
+            text = record[field]
+            masked = facts.scrub(text)
+            if masked != text:
+                if out is records:
+                    out = list(records)
+                out[k] = type(record)(*record[:field], masked, *record[field + 1 :])
+    return out
+
+
 def _judge_body(facts: RequestFacts, body: bytes) -> Verdict:
     records, bad = facts.read(body)
+    if records:
+        records = _scrubbed(facts, records)
     if not records and bad:
         # Nothing readable at all (an HTML page served with 200): the reply as a whole
         # is a protocol error.
