@@ -86,3 +86,15 @@ def sms(request: pytest.FixtureRequest) -> ModuleType:
     if request.param == "python":
         return importlib.import_module("hpgfast._sms_py")
     return _compiled_or_skip(request, "hpgfast._sms_c")
+
+
+@pytest.fixture(scope="session")
+def sms_pure() -> ModuleType:
+    """The pure-Python segment counter: the reference the compiled one is held to."""
+    return importlib.import_module("hpgfast._sms_py")
+
+
+@pytest.fixture(scope="session")
+def sms_compiled(request: pytest.FixtureRequest) -> ModuleType:
+    """The compiled segment counter (the test is skipped when a pure run was asked for)."""
+    return _compiled_or_skip(request, "hpgfast._sms_c")
