@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hpgfast import MessageError, MessageTypeError
 from hpgfast.sms import ICAO_9303_RUSSIAN, segments, transliterate, transliterate_if_cheaper
@@ -87,3 +89,41 @@ def test_transliterate_if_cheaper_checks_its_input() -> None:
         transliterate_if_cheaper("Привет\ud800")
     with pytest.raises(MessageTypeError):
         transliterate_if_cheaper(None)  # type: ignore[arg-type]
+
+
+# -- properties ----------------------------------------------------------------------
+
+russian_text = st.text(
+    st.one_of(
+        st.sampled_from("".join(ICAO_9303_RUSSIAN) + "".join(ICAO_9303_RUSSIAN).upper()),
+        st.characters(exclude_categories=("Cs",)),
+        st.sampled_from(" .,!?0123456789"),
+    ),
+    max_size=200,
+)
+
+
+@given(text=russian_text)
+def test_no_russian_letter_survives_and_nothing_else_changes(text: str) -> None:
+    result = transliterate(text)
+    russian = set(ICAO_9303_RUSSIAN) | {c.upper() for c in ICAO_9303_RUSSIAN}
+    assert not russian & set(result)
+    if not russian & set(text):
+        assert result is text
+    # Each Russian letter becomes at most four Latin ones ("shch"), the rest stays.
+    assert len(result) <= len(text) + 3 * sum(c in russian for c in text)
+    assert [c for c in result if not c.isascii()] == [
+        c for c in text if c not in russian and not c.isascii()
+    ]
+
+
+@given(text=russian_text)
+def test_transliterate_if_cheaper_only_ever_saves(text: str) -> None:
+    result, changed = transliterate_if_cheaper(text)
+    before, after = segments(text), segments(result)
+    if changed:
+        assert result == transliterate(text)
+        assert after.encoding == "gsm7"
+        assert after.segments < before.segments
+    else:
+        assert result is text

@@ -13,7 +13,8 @@ the same exceptions in the same order, only faster. A batch is walked in chunks 
    table lookup, then for UCS-2 the lone-surrogate check and the UTF-16 length, and,
    only for a long text with two-unit characters, a second pass that cuts it into
    parts as the standard does;
-3. with the GIL, the records (or the totals) are made from the C array.
+3. with the GIL, the records (or the totals) are made from the C array; records
+   are immutable, and an equal one made before is handed out again (``_record``).
 
 The buffers stay valid without the GIL: the batch is held as a tuple (a list is
 copied into one first), tuples never change, and a ``str`` never changes its
