@@ -1,4 +1,4 @@
-"""Build script: compiles the codec core, or skips it when asked.
+"""Build script: compiles the codec core and the segment counter, or skips them when asked.
 
 A compiler error fails the build loudly (no silent fall back to the pure twin);
 a pure install is something the user asks for with HPGFAST_NO_EXTENSIONS=1.
@@ -19,7 +19,12 @@ else:
                 "hpgfast._codec_c",
                 ["src/hpgfast/_codec_c.pyx"],
                 extra_compile_args=["-O3"],
-            )
+            ),
+            Extension(
+                "hpgfast._sms_c",
+                ["src/hpgfast/_sms_c.pyx"],
+                extra_compile_args=["-O3"],
+            ),
         ],
         language_level=3,
         compiler_directives={

@@ -1,4 +1,5 @@
-"""Shared fixtures: every codec test runs against both twins through ``codec``.
+"""Shared fixtures: every codec test runs against both twins through ``codec``
+(and every segment-counting test through ``sms``).
 
 The compiled twin's parameter is marked ``compiled``; ``--no-c-extensions`` drops it
 (for a pure install), and it is skipped where the extension is not importable only
@@ -35,14 +36,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _compiled_or_skip(request: pytest.FixtureRequest) -> ModuleType:
-    """The compiled core; skips when a pure run was asked for, fails when it is missing."""
+def _compiled_or_skip(
+    request: pytest.FixtureRequest, module: str = "hpgfast._codec_c"
+) -> ModuleType:
+    """A compiled module; skips when a pure run was asked for, fails when it is missing."""
     if request.config.getoption("--no-c-extensions") or PURE_REQUESTED:
         pytest.skip("compiled core not requested")
     try:
-        return importlib.import_module("hpgfast._codec_c")
+        return importlib.import_module(module)
     except ImportError:
-        pytest.fail("the compiled codec core is not built; build it or set HPGFAST_PURE_PYTHON=1")
+        pytest.fail(f"{module} is not built; build it or set HPGFAST_PURE_PYTHON=1")
 
 
 @pytest.fixture(
@@ -69,3 +72,29 @@ def pure() -> ModuleType:
 def compiled(request: pytest.FixtureRequest) -> ModuleType:
     """The compiled core (the test is skipped when a pure run was asked for)."""
     return _compiled_or_skip(request)
+
+
+@pytest.fixture(
+    scope="session",
+    params=[
+        pytest.param("python", id="py"),
+        pytest.param("compiled", id="c", marks=pytest.mark.compiled),
+    ],
+)
+def sms(request: pytest.FixtureRequest) -> ModuleType:
+    """The segment counter twin under test: the pure one, then the compiled one."""
+    if request.param == "python":
+        return importlib.import_module("hpgfast._sms_py")
+    return _compiled_or_skip(request, "hpgfast._sms_c")
+
+
+@pytest.fixture(scope="session")
+def sms_pure() -> ModuleType:
+    """The pure-Python segment counter: the reference the compiled one is held to."""
+    return importlib.import_module("hpgfast._sms_py")
+
+
+@pytest.fixture(scope="session")
+def sms_compiled(request: pytest.FixtureRequest) -> ModuleType:
+    """The compiled segment counter (the test is skipped when a pure run was asked for)."""
+    return _compiled_or_skip(request, "hpgfast._sms_c")

@@ -83,6 +83,13 @@ RATIOS: tuple[Ratio, ...] = (
         2.0,
         "client msg/s, concurrency=4 vs 1 (5 ms latency)",
     ),
+    # What a message costs (issue 14): segments of the 100,000-message standard batch.
+    # ~30x measured on a loaded 2-core machine; the floor catches a lost compiled path.
+    Ratio("segments-100k", "hpgfast", "pure", 20.0, 8.0, "segments 100k vs pure twin"),
+    # Reported, not promised: the totals-only form the dry run uses.
+    Ratio(
+        "segments-totals-100k", "hpgfast", "pure", 0.0, 0.0, "segment totals 100k vs pure twin"
+    ),
     # Scaling: per-message cost at 10^5 and 10^6 against 10^3, N messages processed as
     # hpgfast does (1 MiB requests, one reply at a time); flat means within 1.5x.
     *(
