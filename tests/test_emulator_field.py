@@ -241,6 +241,24 @@ def test_http_429_fault_with_retry_after(conn_factory: list[Conn]) -> None:
         assert ledger_ids(emu) == ["a", "c"]
 
 
+def test_http_429_fault_that_applies_then_a_resend_meets_its_ids(
+    conn_factory: list[Conn],
+) -> None:
+    faults = Faults(http_429=Fault(schedule={1}, variant="apply"))
+    with Emulator(speed=0, unique_client_ids=True, faults=faults) as emu:
+        c = connect(conn_factory, emu)
+        target = send_target((GOOD, "r1"), (GOOD, "r2"))
+        status, _, response = c.get(target)
+        assert status == 429 and response.getheader("Retry-After") == "1"
+        assert ledger_ids(emu) == ["r1", "r2"]  # the platform behind took them
+        assert c.body(target) == b"error-id-not-unique;r1;\nerror-id-not-unique;r2;\n"
+        assert ledger_ids(emu) == ["r1", "r2"]
+    with Emulator(speed=0, faults={"http_503": Fault(schedule={1}, variant="apply")}) as emu:
+        c = connect(conn_factory, emu)
+        assert c.get(send_target((GOOD, "s1")))[0] == 503
+        assert ledger_ids(emu) == ["s1"]
+
+
 def test_http_503_fault(conn_factory: list[Conn]) -> None:
     with Emulator(speed=0, faults=Faults(http_503={1})) as emu:
         c = connect(conn_factory, emu)
@@ -641,7 +659,7 @@ def test_command_line_settings() -> None:
         "--unique-client-ids", "--code-only-rate", "0.1", "--code-only-code",
         "error-address-format", "--code-only-apply", "--trickle-seconds", "0.3",
         "--trickle-limit", "2", "--late-bytes-variant", "line", "--late-bytes-seconds",
-        "0.01", "--late-bytes-code", "ok", "--fault-schedule", "http-429=2,5",
+        "0.01", "--late-bytes-code", "ok", "--fault-schedule", "http-429=2,5", "--http-429-apply",
         "--fault-schedule", "late_bytes=3", "--fault-schedule", "reset=9",
         "--http-503-rate", "0.2",
     )
@@ -654,7 +672,7 @@ def test_command_line_settings() -> None:
         assert emu.send_extra == "2" and emu.max_client_id_length == 8
         assert emu.unique_client_ids and emu.client_ids == "echo"
         faults = emu.faults
-        assert faults.http_429 == Fault(schedule=frozenset({2, 5}), seconds=4)
+        assert faults.http_429 == Fault(schedule=frozenset({2, 5}), seconds=4, variant="apply")
         assert faults.http_503.rate == 0.2
         assert faults.code_only == Fault(rate=0.1, code="error-address-format", variant="apply")
         assert (faults.trickle.seconds, faults.trickle.limit) == (0.3, 2)
@@ -705,7 +723,7 @@ def test_help_names_every_setting() -> None:
         "--status-case", "--field-statuses", "--semicolon-reasons", "--reason",
         "--send-extra", "--client-ids", "--max-client-id-length", "--unique-client-ids",
         "--http-503-rate", "--http-429-rate", "--code-only-rate", "--code-only-code",
-        "--trickle-rate", "--trickle-seconds", "--late-bytes-rate", "--late-bytes-variant",
-        "--fault-schedule",
+        "--http-429-apply", "--trickle-rate", "--trickle-seconds", "--late-bytes-rate",
+        "--late-bytes-variant", "--fault-schedule",
     ):
         assert option in out, option

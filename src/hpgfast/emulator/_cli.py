@@ -115,8 +115,13 @@ def _add_platform_arguments(parser: argparse.ArgumentParser) -> None:
         help="let R requests per second through; others get '429 Too Many Requests' "
         "with Retry-After, and are not processed",
     )
-    add("--rate-burst", type=float, default=1.0, metavar="B",
-        help="the rate limit's burst, requests (default %(default)s)")
+    add(
+        "--rate-burst",
+        type=float,
+        default=1.0,
+        metavar="B",
+        help="the rate limit's burst, requests (default %(default)s)",
+    )
     add(
         "--retry-after",
         type=int,
@@ -129,8 +134,7 @@ def _add_platform_arguments(parser: argparse.ArgumentParser) -> None:
         "--status-case",
         choices=STATUS_CASES,
         default="lower",
-        help="statuses in STATUS replies and pushes: delivered or DELIVERED "
-        "(default %(default)s)",
+        help="statuses in STATUS replies and pushes: delivered or DELIVERED (default %(default)s)",
     )
     add(
         "--field-statuses",
@@ -186,11 +190,16 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     for kind, what in (
         ("http-503", "answer 503 Service Unavailable, apply nothing"),
         ("http-429", "answer 429 Too Many Requests with Retry-After, apply nothing"),
-        ("code-only", "answer the single line --code-only-code (apply nothing, unless "
-         "--code-only-apply)"),
+        (
+            "code-only",
+            "answer the single line --code-only-code (apply nothing, unless --code-only-apply)",
+        ),
         ("trickle", "apply, then send the reply a byte every --trickle-seconds"),
-        ("late-bytes", "apply, answer, then write stale bytes on the same keep-alive "
-         "connection (--late-bytes-variant)"),
+        (
+            "late-bytes",
+            "apply, answer, then write stale bytes on the same keep-alive "
+            "connection (--late-bytes-variant)",
+        ),
     ):
         add(f"--{kind}-rate", type=float, default=0.0, metavar="P", help=f"fault: {what}")
     add(
@@ -201,15 +210,38 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"strike fault KIND at these request numbers; kinds: {', '.join(FAULT_KINDS)} "
         "(repeatable)",
     )
-    add("--code-only-code", default="error-system", metavar="CODE",
+    add(
+        "--code-only-code",
+        default="error-system",
+        metavar="CODE",
         help="the code-only fault's code, e.g. error-system, error-address-format, ok "
-        "(default %(default)s)")
-    add("--code-only-apply", action="store_true",
-        help="the code-only fault applies the request before answering the code")
-    add("--trickle-seconds", type=float, default=0.2, metavar="T",
-        help="seconds between two bytes of a trickled reply (default %(default)s)")
-    add("--trickle-limit", type=float, default=30.0, metavar="S",
-        help="after S seconds of trickling the rest goes at once (default %(default)s)")
+        "(default %(default)s)",
+    )
+    add(
+        "--code-only-apply",
+        action="store_true",
+        help="the code-only fault applies the request before answering the code",
+    )
+    add(
+        "--http-429-apply",
+        action="store_true",
+        help="the http-429 fault applies the request before answering 429 (a resend "
+        "then meets its clientIds again)",
+    )
+    add(
+        "--trickle-seconds",
+        type=float,
+        default=0.2,
+        metavar="T",
+        help="seconds between two bytes of a trickled reply (default %(default)s)",
+    )
+    add(
+        "--trickle-limit",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="after S seconds of trickling the rest goes at once (default %(default)s)",
+    )
     add(
         "--late-bytes-variant",
         choices=LATE_VARIANTS,
@@ -218,10 +250,19 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         "429: a whole 429 response; line: a bare --late-bytes-code line "
         "(default %(default)s)",
     )
-    add("--late-bytes-seconds", type=float, default=0.05, metavar="S",
-        help="pause between the reply and the stale bytes (default %(default)s)")
-    add("--late-bytes-code", default="error-system", metavar="CODE",
-        help="the code of a late bare line (default %(default)s)")
+    add(
+        "--late-bytes-seconds",
+        type=float,
+        default=0.05,
+        metavar="S",
+        help="pause between the reply and the stale bytes (default %(default)s)",
+    )
+    add(
+        "--late-bytes-code",
+        default="error-system",
+        metavar="CODE",
+        help="the code of a late bare line (default %(default)s)",
+    )
 
 
 #: Command-line spellings of fault kinds besides the kinds' own names.
@@ -277,7 +318,12 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
     faults = Faults(
         http_500=fault("http_500", args.http_500_rate),
         http_503=fault("http_503", args.http_503_rate),
-        http_429=fault("http_429", args.http_429_rate, seconds=args.retry_after),
+        http_429=fault(
+            "http_429",
+            args.http_429_rate,
+            seconds=args.retry_after,
+            variant="apply" if args.http_429_apply else "drop",
+        ),
         code_only=fault(
             "code_only",
             args.code_only_rate,

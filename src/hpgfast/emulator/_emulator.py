@@ -479,9 +479,7 @@ class Emulator:
         if key is None:
             return None
         last, accepted = key
-        status, since, reason = status_at(
-            last, self.now() - accepted, self.timing, self.lifecycle
-        )
+        status, since, reason = status_at(last, self.now() - accepted, self.timing, self.lifecycle)
         return status, self.datetime_at(accepted + since), reason
 
     def close(self) -> None:
@@ -685,7 +683,10 @@ class Emulator:
             with self._lock:
                 self._rate_limited += 1
             self._reply(
-                sock, 429, b"rate limit exceeded\n", keep_alive,
+                sock,
+                429,
+                b"rate limit exceeded\n",
+                keep_alive,
                 f"Retry-After: {self.retry_after}\r\n",
             )
             return keep_alive
@@ -693,42 +694,38 @@ class Emulator:
 
         faults = self.faults
         rng = self._rng
-        code_only: Optional[Fault] = None
+        # A fault that answers the whole request; "apply" ones answer after processing.
+        whole: Optional[tuple[int, Fault]] = None
         if faults.active:
             if faults.http_500.strikes(number, rng):
                 text = f"error-system: injected fault http_500 at request {number}\n"
                 self._reply(sock, 500, text.encode(), keep_alive)
                 return keep_alive
-            fault = faults.http_503
-            if fault.strikes(number, rng):
-                text = f"service unavailable: injected fault http_503 at request {number}\n"
-                headers = "" if fault.seconds is None else _retry_after(fault.seconds)
-                self._reply(sock, 503, text.encode(), keep_alive, headers)
-                return keep_alive
-            fault = faults.http_429
-            if fault.strikes(number, rng):
-                text = f"too many requests: injected fault http_429 at request {number}\n"
-                self._reply(sock, 429, text.encode(), keep_alive, _retry_after(fault.seconds))
-                return keep_alive
-            fault = faults.code_only
-            if fault.strikes(number, rng):
-                log.debug("emulator: fault code_only %s at request %d", fault.code, number)
-                code_only = fault
+            for status, fault in (
+                (503, faults.http_503),
+                (429, faults.http_429),
+                (200, faults.code_only),
+            ):
+                if fault.strikes(number, rng):
+                    log.debug("emulator: fault %d %s at request %d", status, fault.variant, number)
+                    whole = (status, fault)
+                    break
+            if whole is not None and whole[1].variant == "drop":
+                return self._answer_whole(sock, number, whole, keep_alive)
         try:
-            if code_only is not None and code_only.variant == "drop":
-                body = code_only.code.encode() + b"\n"
+            if operation == SEND:
+                body = self._send(query, number)
             else:
-                if operation == SEND:
-                    body = self._send(query, number)
-                else:
-                    body = self._status(query)
-                if code_only is not None:
-                    body = code_only.code.encode() + b"\n"
+                body = self._status(query)
         except Exception as exc:
             log.exception("emulator: request %d failed", number)
             text = f"error-system: {type(exc).__name__}: {exc}\n"
             self._reply(sock, 500, text.encode("utf-8", "replace"), keep_alive)
             return keep_alive
+        if whole is not None:
+            if whole[0] != 200:
+                return self._answer_whole(sock, number, whole, keep_alive)
+            body = whole[1].code.encode() + b"\n"
         if keep_alive:
             if version == b"HTTP/1.0":
                 data = b"%s%d\r\nConnection: keep-alive\r\n\r\n%s" % (_OK_HEAD, len(body), body)
@@ -740,6 +737,29 @@ class Emulator:
             return self._faulty_reply(sock, number, body, data, keep_alive)
         self._wait_latency()
         sock.sendall(data)
+        return keep_alive
+
+    def _answer_whole(
+        self, sock: socket.socket, number: int, whole: tuple[int, Fault], keep_alive: bool
+    ) -> bool:
+        """Answer with an ``http_503`` or ``http_429`` fault's status, or a ``code_only``
+        fault's line (then through the other faults, as any reply)."""
+        status, fault = whole
+        if status == 200:
+            body = fault.code.encode() + b"\n"
+            data = _response(200, body, keep_alive)
+            if self.faults.active:
+                return self._faulty_reply(sock, number, body, data, keep_alive)
+            self._wait_latency()
+            sock.sendall(data)
+            return keep_alive
+        if status == 503:
+            text = f"service unavailable: injected fault http_503 at request {number}\n"
+            headers = "" if fault.seconds is None else _retry_after(fault.seconds)
+        else:
+            text = f"too many requests: injected fault http_429 at request {number}\n"
+            headers = _retry_after(fault.seconds)
+        self._reply(sock, status, text.encode(), keep_alive, headers)
         return keep_alive
 
     def _faulty_reply(
@@ -998,9 +1018,7 @@ class Emulator:
                 if seen is not None and client_id is not None:
                     seen.add(client_id)
                 extra = {k: v for k, v in fields.items() if k not in SEND_FIELDS} or None
-                accepted.append(
-                    (fields[ADDRESS], fields[SUBJECT], fields[TEXT], client_id, extra)
-                )
+                accepted.append((fields[ADDRESS], fields[SUBJECT], fields[TEXT], client_id, extra))
         return accepted
 
     def _check(self, fields: dict[str, str], reply_id: str, repeated: set[str]) -> str:

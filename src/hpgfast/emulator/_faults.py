@@ -36,14 +36,14 @@ FAULT_KINDS = (
 #: What ``late_bytes`` writes: a whole extra 200 response, a 429 response, or a bare
 #: code-only line without any HTTP framing.
 LATE_VARIANTS = ("response", "429", "line")
-#: What ``code_only`` does with the request: apply nothing, or apply it and answer
-#: with the code-only line all the same.
+#: What ``code_only``, ``http_503`` and ``http_429`` do with the request: apply
+#: nothing, or apply it and answer all the same.
 CODE_ONLY_VARIANTS = ("drop", "apply")
 
 #: Per kind, the default of ``Fault.seconds`` (None: the kind takes no seconds, or,
 #: for ``http_503``, sends no ``Retry-After``) and of ``Fault.variant``.
 _SECONDS = {"delay": 10.0, "trickle": 0.2, "late_bytes": 0.05, "http_429": 1.0}
-_VARIANTS = {"late_bytes": "response", "code_only": "drop"}
+_VARIANTS = {"late_bytes": "response", "code_only": "drop", "http_503": "drop", "http_429": "drop"}
 #: The late ``response``'s default body: lines that "match" a request that sent no
 #: clientIds (the platform then answers with indexes 0, 1, ...).
 LATE_BODY = b"ok;0;999999\nok;1;999998\n"
@@ -80,8 +80,10 @@ class Fault:
       of the reply goes at once (30), so a test always ends.
     - ``code``: ``code_only``: the code of the line (``error-system``);
       ``late_bytes`` with variant ``line``: the code of the stale line.
-    - ``variant``: ``code_only``: ``"drop"`` (apply nothing) or ``"apply"``
-      (apply the request, answer the code all the same); ``late_bytes``:
+    - ``variant``: ``code_only``, ``http_503``, ``http_429``: ``"drop"`` (apply
+      nothing) or ``"apply"`` (apply the request, then answer as the fault says
+      all the same, as a gateway that gave up on a platform which went on);
+      ``late_bytes``:
       ``"response"``, ``"429"`` or ``"line"`` (see ``Faults``).
     - ``body``: ``late_bytes`` with variant ``response``: the stale response's
       body (``ok;0;999999\\nok;1;999998\\n``).
@@ -160,9 +162,11 @@ class Faults:
 
     - ``http_500``: answer HTTP 500 with a description; nothing is applied.
     - ``http_503``: answer ``503 Service Unavailable`` (a balancer in front of the
-      platform; ``Retry-After`` only when ``seconds`` is given); nothing applied.
+      platform; ``Retry-After`` only when ``seconds`` is given); nothing is
+      applied, unless ``variant="apply"``.
     - ``http_429``: answer ``429 Too Many Requests`` with ``Retry-After: <seconds>``
-      (a rate limiter in front of the platform); nothing is applied.
+      (a rate limiter in front of the platform); nothing is applied, unless
+      ``variant="apply"`` (then a resend meets its clientIds again).
     - ``code_only``: answer 200 with the single line ``<code>``, the way the
       platform answers for a whole request (``error-system``, ``error-syntax``,
       ``ok``, any code); with ``variant="drop"`` (the default) nothing is applied,
@@ -190,11 +194,13 @@ class Faults:
       reading anything; nothing is applied.
 
     When several strike at one request: ``http_500``, then ``http_503``, then
-    ``http_429`` win outright (nothing applied); then ``code_only`` sets the
-    reply; then ``delay`` waits, ``reset_after_accept`` beats ``cut_reply``,
-    which beats ``trickle``; ``late_bytes`` follows a full reply, trickled or
-    not. Assign a ``Fault``, a bare rate (``faults.http_500 = 0.1``) or a
-    schedule (``faults.cut_reply = {3, 7}``); ``clear()`` turns every fault off.
+    ``http_429``, then ``code_only`` win (the first that strikes; no later kind
+    of these four is drawn for the request); a ``code_only`` line then goes
+    through the kinds below like any reply; then ``delay`` waits,
+    ``reset_after_accept`` beats ``cut_reply``, which beats ``trickle``;
+    ``late_bytes`` follows a full reply, trickled or not. Assign a ``Fault``, a
+    bare rate (``faults.http_500 = 0.1``) or a schedule
+    (``faults.cut_reply = {3, 7}``); ``clear()`` turns every fault off.
     """
 
     __slots__ = (*FAULT_KINDS, "_active")
@@ -246,9 +252,7 @@ class Faults:
             raise AttributeError(f"no fault kind {name!r}; kinds: {', '.join(FAULT_KINDS)}")
         object.__setattr__(self, name, _as_fault(value, name))
         # Kinds not yet set during __init__ count as off.
-        active = any(
-            getattr(self, kind, _NEVER).active for kind in FAULT_KINDS if kind != "refuse"
-        )
+        active = any(getattr(self, kind, _NEVER).active for kind in FAULT_KINDS if kind != "refuse")
         object.__setattr__(self, "_active", active)
 
     @classmethod

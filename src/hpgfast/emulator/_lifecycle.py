@@ -145,8 +145,11 @@ class Lifecycle:
             raise ValueError(f"status_case must be one of {STATUS_CASES}, got {status_case!r}")
         reasons = dict(reasons or {})
         for digit, reason in reasons.items():
-            if digit not in LIFECYCLE or not isinstance(reason, str) or "\r" in reason or (
-                "\n" in reason
+            if (
+                digit not in LIFECYCLE
+                or not isinstance(reason, str)
+                or "\r" in reason
+                or ("\n" in reason)
             ):
                 raise ValueError(
                     f"reasons map digits 0-9 to text without CR or LF, got {digit!r}: {reason!r}"
@@ -202,8 +205,7 @@ class Lifecycle:
 
     def __repr__(self) -> str:
         return (
-            f"Lifecycle(field_statuses={self.field_statuses!r}, "
-            f"status_case={self.status_case!r})"
+            f"Lifecycle(field_statuses={self.field_statuses!r}, status_case={self.status_case!r})"
         )
 
 
@@ -278,9 +280,7 @@ class Schedule:
     def __init__(self, timing: Timing, lifecycle: Lifecycle = STANDARD) -> None:
         # Only the kinds some digit has: the ``read`` kind exists with field statuses.
         kinds = [
-            (offset, table)
-            for offset, table in zip(_offsets(timing), lifecycle.kinds())
-            if table
+            (offset, table) for offset, table in zip(_offsets(timing), lifecycle.kinds()) if table
         ]
         self._offsets = tuple(offset for offset, _ in kinds)
         # Per kind, a 256-entry table: last byte -> (status, reason) or None.
