@@ -197,9 +197,11 @@ after a reply: a whole extra 200 response with ``ok;0;999999`` and
 ``ok;1;999998``, a late 429, or a bare code-only line; a client must never take
 them for its next request's reply). The ledger holds exactly the messages that
 were applied: all of them for ``reset_after_accept``, ``cut_reply``, ``delay``,
-``trickle``, ``late_bytes`` and ``code_only`` with ``variant="apply"``; none for
-``http_500``, ``http_503``, ``http_429``, ``code_only`` (its default
-``variant="drop"``), ``refuse`` and a request the rate limit turned away.
+``trickle``, ``late_bytes``, and for ``http_503``, ``http_429`` and ``code_only``
+with ``variant="apply"`` (a gateway that gave up on a platform which went on: a
+resend then meets its clientIds again); none for ``http_500``, ``refuse``, a
+request the rate limit turned away, and ``http_503``, ``http_429`` and
+``code_only`` with their default ``variant="drop"``.
 
 Cost: every setting above is off by default, and off it costs nothing per
 message (a check per request at most).

@@ -10,6 +10,14 @@ each reply written with one ``sendall`` on a ``TCP_NODELAY`` socket. The HPG sid
 decodes queries with ``urllib.parse.parse_qsl`` only, never with hpgfast's codec,
 so that the emulator stays an independent oracle for the encoder.
 
+Field shapes (balance, account stops, the rate limit, clientId modes, extra
+fields, and the faults that answer a whole request): each is decided once per
+request from a plain attribute, and whatever works per message (the balance, the
+clientIds already seen, truncated ids, an extra field) runs only when its
+setting is on, so that the emulator off them is as fast as without them. The
+balance and the clientIds seen are settled for a whole request under one lock,
+so concurrent requests never spend a message twice.
+
 Push mode (``push_url``): one more thread takes the status changes that came due
 on the emulator's clock from a ``Schedule`` (see ``_lifecycle``) and pushes them
 with ``hpgfast.receiver.push``, in time order, ``push_batch`` at a time. A
