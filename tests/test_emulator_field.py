@@ -185,6 +185,27 @@ def test_code_only_fault_that_applies_the_request(conn_factory: list[Conn]) -> N
         assert c.body(send_target((GOOD, "d"))) == b"ok;d;1003\n"
 
 
+def test_whole_request_faults_at_a_seeded_rate() -> None:
+    def pattern() -> tuple[list[tuple[int, bytes]], int]:
+        faults = Faults(code_only=0.3, http_429=0.2)
+        with Emulator(speed=0, seed=7, faults=faults) as emu:
+            conn = Conn(emu)
+            try:
+                seen = []
+                for n in range(40):
+                    status, body, _ = conn.get(send_target((GOOD, f"m{n}")))
+                    seen.append((status, body))
+            finally:
+                conn.close()
+            return seen, len(emu.ledger)
+
+    first, accepted = pattern()
+    codes = [body for status, body in first if status == 200 and body == b"error-system\n"]
+    assert 3 <= len(codes) <= 25 and 1 <= [s for s, _ in first].count(429) <= 20
+    assert accepted == sum(body.startswith(b"ok;") for _, body in first)
+    assert pattern() == (first, accepted)
+
+
 def test_code_only_fault_checks_its_knobs() -> None:
     faults = Faults()
     faults.code_only = Fault(rate=0.5)

@@ -343,7 +343,6 @@ class Emulator:
         # Balance and unique clientIds: decided for a whole request under one lock.
         self._account_lock = threading.Lock()
         self._seen_ids: set[str] = set()
-        self._settles = balance is not None or unique_client_ids
         self._tokens = self.rate_burst
         self._tokens_at = time.monotonic()
         self._rate_limited = 0
@@ -444,7 +443,6 @@ class Emulator:
         self._check_balance(value)
         with self._account_lock:
             self._balance = value
-            self._settles = value is not None or self.unique_client_ids
 
     @staticmethod
     def _check_balance(value: Optional[int]) -> None:
@@ -957,7 +955,7 @@ class Emulator:
                         extra,
                     )
                 )
-        if self._settles:
+        if self._balance is not None or self.unique_client_ids:
             accepted = self._settle(ordered, codes)
         schedule = self._schedule
         if schedule is None:
