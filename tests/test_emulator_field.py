@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import quote, urlsplit
 
@@ -183,6 +184,23 @@ def test_code_only_fault_that_applies_the_request(conn_factory: list[Conn]) -> N
         assert c.body(send_target((GOOD, "a"), ("123", "b"), (GOOD, "c"))) == b"error-system\n"
         assert ledger_ids(emu) == ["a", "c"]  # taken in part, as a platform may
         assert c.body(send_target((GOOD, "d"))) == b"ok;d;1003\n"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"ok;;1001\n", b"ok;0;\n", b"ok;0;1001\nerror-system;0;\n", b"<html>busy</html>"],
+    ids=["no-client-id", "no-provider-id", "two-lines-one-id", "html"],
+)
+def test_raw_reply_fault_answers_any_body(conn_factory: list[Conn], body: bytes) -> None:
+    faults = Faults(raw_reply=Fault(schedule={1, 2}, body=body))
+    with Emulator(speed=0, faults=faults) as emu:
+        c = connect(conn_factory, emu)
+        assert c.body(send_target((GOOD,))) == body
+        assert len(emu.ledger) == 0
+        emu.faults.raw_reply = Fault(schedule={2}, body=body, variant="apply")
+        assert c.body(send_target((GOOD,))) == body
+        assert [(e.provider_id, e.text) for e in emu.ledger] == [("1001", "text 0")]
+        assert c.body(send_target((GOOD,))) == b"ok;0;1002\n"
 
 
 def test_whole_request_faults_at_a_seeded_rate() -> None:
@@ -580,6 +598,17 @@ def test_trickle_sends_a_byte_then_waits() -> None:
             assert not closing.is_alive()  # close() cut the pause short
 
 
+def test_trickle_to_a_client_that_left(conn_factory: list[Conn]) -> None:
+    with Emulator(speed=0, faults=Faults(trickle=Fault(schedule={1}, seconds=0.01))) as emu:
+        with socket.create_connection((emu.host, emu.port), timeout=5) as sock:
+            sock.sendall(request_bytes(send_target((GOOD, "a"))))
+            assert sock.recv(1) == b"H"
+        wait_until(lambda: emu.connections == 0)  # the next byte found it gone
+        c = connect(conn_factory, emu)
+        assert c.body(send_target((GOOD, "b"))) == b"ok;b;1002\n"
+        assert ledger_ids(emu) == ["a", "b"]
+
+
 def test_trickle_is_bounded_and_the_reply_whole(conn_factory: list[Conn]) -> None:
     faults = Faults(trickle=Fault(schedule={1}, seconds=0.005, limit=0.05))
     with Emulator(speed=0, faults=faults) as emu:
@@ -671,7 +700,9 @@ def args_of(*argv: str) -> argparse.Namespace:
     return parser.parse_args(["--port", "0", *argv])
 
 
-def test_command_line_settings() -> None:
+def test_command_line_settings(tmp_path: Path) -> None:
+    body_file = tmp_path / "reply.txt"
+    body_file.write_bytes(b"ok;;1001\n")
     args = args_of(
         "--balance", "5", "--account-state", "error-system-blocked", "--rate-limit", "50",
         "--rate-burst", "3", "--retry-after", "4", "--status-case", "upper",
@@ -682,7 +713,8 @@ def test_command_line_settings() -> None:
         "--trickle-limit", "2", "--late-bytes-variant", "line", "--late-bytes-seconds",
         "0.01", "--late-bytes-code", "ok", "--fault-schedule", "http-429=2,5", "--http-429-apply",
         "--fault-schedule", "late_bytes=3", "--fault-schedule", "reset=9",
-        "--http-503-rate", "0.2",
+        "--http-503-rate", "0.2", "--raw-reply-file", str(body_file), "--raw-reply-apply",
+        "--fault-schedule", "raw-reply=4",
     )
     with emulator_from_args(args) as emu:
         assert emu.balance == 5 and emu.account_state == "error-system-blocked"
@@ -701,6 +733,9 @@ def test_command_line_settings() -> None:
             schedule=frozenset({3}), seconds=0.01, variant="line", code="ok"
         )
         assert faults.reset_after_accept.schedule == frozenset({9})
+        assert faults.raw_reply == Fault(
+            schedule=frozenset({4}), body=b"ok;;1001\n", variant="apply"
+        )
     for bad in (["--fault-schedule", "nope=1"], ["--fault-schedule", "delay=x"],
                 ["--reason", "x=y"], ["--account-state", "bad code"]):
         with pytest.raises(ValueError):
@@ -745,6 +780,6 @@ def test_help_names_every_setting() -> None:
         "--send-extra", "--client-ids", "--max-client-id-length", "--unique-client-ids",
         "--http-503-rate", "--http-429-rate", "--code-only-rate", "--code-only-code",
         "--http-429-apply", "--trickle-rate", "--trickle-seconds", "--late-bytes-rate",
-        "--late-bytes-variant", "--fault-schedule",
+        "--late-bytes-variant", "--fault-schedule", "--raw-reply-rate", "--raw-reply-file",
     ):
         assert option in out, option

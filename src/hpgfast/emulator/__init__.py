@@ -188,20 +188,22 @@ yet due, and messages in flight cost a byte each plus 24 per request.
 
 Faults: see ``Faults``. Each kind strikes at scheduled request numbers (1-based,
 every request line read counts) or at a seeded rate; ``refuse`` counts connections.
-Beside the connection-level ones they play the whole-request shapes a platform
-or the gateways in front of it give: ``http_503``, ``http_429`` (with
-``Retry-After``), ``code_only`` (a 200 whose body is one code-only line, any code:
-``error-system\\n``, ``error-address-format\\n``, ``ok\\n``), ``trickle`` (the reply a
-byte at a time) and ``late_bytes`` (stale bytes written on a keep-alive connection
-after a reply: a whole extra 200 response with ``ok;0;999999`` and
-``ok;1;999998``, a late 429, or a bare code-only line; a client must never take
-them for its next request's reply). The ledger holds exactly the messages that
-were applied: all of them for ``reset_after_accept``, ``cut_reply``, ``delay``,
-``trickle``, ``late_bytes``, and for ``http_503``, ``http_429`` and ``code_only``
-with ``variant="apply"`` (a gateway that gave up on a platform which went on: a
-resend then meets its clientIds again); none for ``http_500``, ``refuse``, a
-request the rate limit turned away, and ``http_503``, ``http_429`` and
-``code_only`` with their default ``variant="drop"``.
+Beside the connection-level ones they play the whole-request shapes a platform or
+the gateways in front of it give: ``http_503``, ``http_429`` (with ``Retry-After``),
+``code_only`` (a 200 whose body is one code-only line, any code:
+``error-system\\n``, ``error-address-format\\n``, ``ok\\n``), ``raw_reply`` (a 200
+with any body, verbatim: ``ok;;1001\\n``, ``ok;0;\\n``, two lines for one clientId,
+an HTML page), ``trickle`` (the reply a byte at a time) and ``late_bytes`` (stale
+bytes written on a keep-alive connection after a reply: a whole extra 200 response
+with ``ok;0;999999`` and ``ok;1;999998``, a late 429, or a bare code-only line; a
+client must never take them for its next request's reply). The ledger holds exactly
+the messages that were applied: all of them for ``reset_after_accept``,
+``cut_reply``, ``delay``, ``trickle``, ``late_bytes``, and for ``http_503``,
+``http_429``, ``code_only`` and ``raw_reply`` with ``variant="apply"`` (a gateway
+that gave up on a platform which went on: a resend then meets its clientIds again);
+none for ``http_500``, ``refuse``, a request the rate limit turned away, and
+``http_503``, ``http_429``, ``code_only`` and ``raw_reply`` with their default
+``variant="drop"``.
 
 Cost: every setting above is off by default, and off it costs nothing per
 message (a check per request at most).

@@ -194,6 +194,11 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
             "code-only",
             "answer the single line --code-only-code (apply nothing, unless --code-only-apply)",
         ),
+        (
+            "raw-reply",
+            "answer 200 with the bytes of --raw-reply-file, verbatim (apply nothing, "
+            "unless --raw-reply-apply)",
+        ),
         ("trickle", "apply, then send the reply a byte every --trickle-seconds"),
         (
             "late-bytes",
@@ -221,6 +226,17 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         "--code-only-apply",
         action="store_true",
         help="the code-only fault applies the request before answering the code",
+    )
+    add(
+        "--raw-reply-file",
+        metavar="PATH",
+        help="the raw-reply fault's body, e.g. a file holding 'ok;;1001' and a newline "
+        "(default: ok;0;999999 and ok;1;999998)",
+    )
+    add(
+        "--raw-reply-apply",
+        action="store_true",
+        help="the raw-reply fault applies the request before answering",
     )
     add(
         "--http-429-apply",
@@ -300,6 +316,11 @@ def _reasons(specs: list[str]) -> dict[str, str]:
     return out
 
 
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _push_secret(args: argparse.Namespace) -> Optional[str]:
     """The push secret from ``--push-secret-file`` or the environment; never echoed."""
     path = getattr(args, "push_secret_file", None)
@@ -329,6 +350,12 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
             args.code_only_rate,
             code=args.code_only_code,
             variant="apply" if args.code_only_apply else "drop",
+        ),
+        raw_reply=fault(
+            "raw_reply",
+            args.raw_reply_rate,
+            variant="apply" if args.raw_reply_apply else "drop",
+            **({"body": _read_bytes(args.raw_reply_file)} if args.raw_reply_file else {}),
         ),
         reset_after_accept=fault("reset_after_accept", args.reset_rate),
         cut_reply=fault("cut_reply", args.cut_rate),

@@ -98,6 +98,14 @@ _REASONS = {
 #: specification's table; seen in the field).
 INSUFFICIENT_BALANCE = "error-insufficient-balance"
 CLIENT_ID_MODES = ("echo", "ignore")
+#: The faults that answer a whole request, in the order they are drawn, with the
+#: HTTP status they answer.
+_WHOLE_REQUEST_FAULTS = (
+    ("http_503", 503),
+    ("http_429", 429),
+    ("code_only", 200),
+    ("raw_reply", 200),
+)
 
 _SUBJECT_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F))
 
@@ -700,21 +708,20 @@ class Emulator:
 
         faults = self.faults
         rng = self._rng
-        # A fault that answers the whole request; "apply" ones answer after processing.
-        whole: Optional[tuple[int, Fault]] = None
+        # A fault that answers the whole request ("apply" ones after processing it):
+        # (HTTP status, the fault, the 200's body).
+        whole: Optional[tuple[int, Fault, bytes]] = None
         if faults.active:
             if faults.http_500.strikes(number, rng):
                 text = f"error-system: injected fault http_500 at request {number}\n"
                 self._reply(sock, 500, text.encode(), keep_alive)
                 return keep_alive
-            for status, fault in (
-                (503, faults.http_503),
-                (429, faults.http_429),
-                (200, faults.code_only),
-            ):
+            for kind, status in _WHOLE_REQUEST_FAULTS:
+                fault = getattr(faults, kind)
                 if fault.strikes(number, rng):
-                    log.debug("emulator: fault %d %s at request %d", status, fault.variant, number)
-                    whole = (status, fault)
+                    log.debug("emulator: fault %s (%s) at request %d", kind, fault.variant, number)
+                    body = fault.body if kind == "raw_reply" else fault.code.encode() + b"\n"
+                    whole = (status, fault, body)
                     break
             if whole is not None and whole[1].variant == "drop":
                 return self._answer_whole(sock, number, whole, keep_alive)
@@ -731,7 +738,7 @@ class Emulator:
         if whole is not None:
             if whole[0] != 200:
                 return self._answer_whole(sock, number, whole, keep_alive)
-            body = whole[1].code.encode() + b"\n"
+            body = whole[2]
         if keep_alive:
             if version == b"HTTP/1.0":
                 data = b"%s%d\r\nConnection: keep-alive\r\n\r\n%s" % (_OK_HEAD, len(body), body)
@@ -746,13 +753,12 @@ class Emulator:
         return keep_alive
 
     def _answer_whole(
-        self, sock: socket.socket, number: int, whole: tuple[int, Fault], keep_alive: bool
+        self, sock: socket.socket, number: int, whole: tuple[int, Fault, bytes], keep_alive: bool
     ) -> bool:
         """Answer with an ``http_503`` or ``http_429`` fault's status, or a ``code_only``
-        fault's line (then through the other faults, as any reply)."""
-        status, fault = whole
+        or ``raw_reply`` fault's 200 (then through the other faults, as any reply)."""
+        status, fault, body = whole
         if status == 200:
-            body = fault.code.encode() + b"\n"
             data = _response(200, body, keep_alive)
             if self.faults.active:
                 return self._faulty_reply(sock, number, body, data, keep_alive)

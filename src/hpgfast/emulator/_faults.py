@@ -25,6 +25,7 @@ FAULT_KINDS = (
     "http_503",
     "http_429",
     "code_only",
+    "raw_reply",
     "reset_after_accept",
     "cut_reply",
     "delay",
@@ -36,14 +37,20 @@ FAULT_KINDS = (
 #: What ``late_bytes`` writes: a whole extra 200 response, a 429 response, or a bare
 #: code-only line without any HTTP framing.
 LATE_VARIANTS = ("response", "429", "line")
-#: What ``code_only``, ``http_503`` and ``http_429`` do with the request: apply
-#: nothing, or apply it and answer all the same.
+#: What ``code_only``, ``raw_reply``, ``http_503`` and ``http_429`` do with the
+#: request: apply nothing, or apply it and answer all the same.
 CODE_ONLY_VARIANTS = ("drop", "apply")
 
 #: Per kind, the default of ``Fault.seconds`` (None: the kind takes no seconds, or,
 #: for ``http_503``, sends no ``Retry-After``) and of ``Fault.variant``.
 _SECONDS = {"delay": 10.0, "trickle": 0.2, "late_bytes": 0.05, "http_429": 1.0}
-_VARIANTS = {"late_bytes": "response", "code_only": "drop", "http_503": "drop", "http_429": "drop"}
+_VARIANTS = {
+    "late_bytes": "response",
+    "code_only": "drop",
+    "raw_reply": "drop",
+    "http_503": "drop",
+    "http_429": "drop",
+}
 #: The late ``response``'s default body: lines that "match" a request that sent no
 #: clientIds (the platform then answers with indexes 0, 1, ...).
 LATE_BODY = b"ok;0;999999\nok;1;999998\n"
@@ -80,13 +87,15 @@ class Fault:
       of the reply goes at once (30), so a test always ends.
     - ``code``: ``code_only``: the code of the line (``error-system``);
       ``late_bytes`` with variant ``line``: the code of the stale line.
-    - ``variant``: ``code_only``, ``http_503``, ``http_429``: ``"drop"`` (apply
+    - ``variant``: ``code_only``, ``raw_reply``, ``http_503``, ``http_429``:
+      ``"drop"`` (apply
       nothing) or ``"apply"`` (apply the request, then answer as the fault says
       all the same, as a gateway that gave up on a platform which went on);
       ``late_bytes``:
       ``"response"``, ``"429"`` or ``"line"`` (see ``Faults``).
     - ``body``: ``late_bytes`` with variant ``response``: the stale response's
-      body (``ok;0;999999\\nok;1;999998\\n``).
+      body; ``raw_reply``: the reply's body (both ``ok;0;999999\\nok;1;999998\\n``
+      by default).
     """
 
     rate: float = 0.0
@@ -172,6 +181,10 @@ class Faults:
       ``ok``, any code); with ``variant="drop"`` (the default) nothing is applied,
       with ``"apply"`` the request is applied first (the ledger holds its
       accepted messages) and its reply lines are replaced by the code.
+    - ``raw_reply``: answer 200 with ``body``, verbatim: any reply shape a test
+      needs (``ok;;1001\\n``, ``ok;0;\\n``, two lines for one clientId, an HTML
+      page); ``variant`` as for ``code_only`` (``"apply"``: the ledger holds what
+      the request carried, with the providerIds it would have had).
     - ``reset_after_accept``: read and apply the request (the ledger records the
       messages), then close the socket with ``SO_LINGER`` 0 (a TCP RST), no reply.
     - ``cut_reply``: apply, send the headers with the full ``Content-Length`` and
@@ -194,8 +207,9 @@ class Faults:
       reading anything; nothing is applied.
 
     When several strike at one request: ``http_500``, then ``http_503``, then
-    ``http_429``, then ``code_only`` win (the first that strikes; no later kind
-    of these four is drawn for the request); a ``code_only`` line then goes
+    ``http_429``, ``code_only``, then ``raw_reply`` win (the first that strikes;
+    no later kind of these is drawn for the request); a ``code_only`` or
+    ``raw_reply`` body then goes
     through the kinds below like any reply; then ``delay`` waits,
     ``reset_after_accept`` beats ``cut_reply``, which beats ``trickle``;
     ``late_bytes`` follows a full reply, trickled or not. Assign a ``Fault``, a
@@ -209,6 +223,7 @@ class Faults:
     http_503: Fault
     http_429: Fault
     code_only: Fault
+    raw_reply: Fault
     reset_after_accept: Fault
     cut_reply: Fault
     delay: Fault
@@ -228,6 +243,7 @@ class Faults:
         http_503: FaultLike = None,
         http_429: FaultLike = None,
         code_only: FaultLike = None,
+        raw_reply: FaultLike = None,
         trickle: FaultLike = None,
         late_bytes: FaultLike = None,
     ) -> None:
@@ -237,6 +253,7 @@ class Faults:
             "http_503": http_503,
             "http_429": http_429,
             "code_only": code_only,
+            "raw_reply": raw_reply,
             "reset_after_accept": reset_after_accept,
             "cut_reply": cut_reply,
             "delay": delay,
