@@ -21,6 +21,15 @@ gets 200 with ``text/plain; charset=utf-8`` lines ending in LF. An unexpected
 failure while processing gets HTTP 500 with a description, as the specification
 says; so does the ``http_500`` fault.
 
+Rate limit. With ``rate_limit=R`` (command line: ``--rate-limit``) a token bucket
+of ``rate_burst`` requests (1), refilled at R a second, stands in front of SEND
+and STATUS, as a gateway would: a request that finds it empty is answered
+``429 Too Many Requests`` with ``Retry-After: <retry_after>`` (1; whole seconds)
+and is not processed at all (no code, nothing in the ledger, no balance spent).
+It still takes a request number, counts under its operation in ``emu.requests``
+and in ``emu.rate_limited``. For one 429 at a chosen request, use the
+``http_429`` fault instead.
+
 Query decoding. The query is ASCII (raw bytes above 0x7F are malformed) decoded by
 ``parse_qsl(keep_blank_values=True, encoding="utf-8", errors="strict")``, so ``+``
 reads as a space and ``%5B``/``%5D`` read as brackets. A query that is not ASCII, or
@@ -35,7 +44,27 @@ Whole-request replies (a single line holding only the code), checked in order:
    mixed with indexed fields.
 2. ``error-auth``: the login or password parameter (names set by ``login_param``,
    ``password_param``) missing or wrong.
-3. ``error-syntax``: no message at all (SEND) or no ``providerId`` (STATUS).
+3. ``account_state`` (command line: ``--account-state``), when set: that code,
+   whatever it is (``error-account-locked``, ``error-system-blocked``...), for
+   every SEND and STATUS, e.g. the whole body ``error-account-locked\\n``.
+4. ``error-syntax``: no message at all (SEND) or no ``providerId`` (STATUS).
+5. ``error-insufficient-balance`` (SEND only): ``balance`` (``--balance``) was
+   given and is spent (0) when the request comes.
+
+A code-only reply is the code and LF, nothing else (``error-auth\\n``); nothing of
+the request is applied.
+
+Balance. ``balance=N`` lets the account send N messages, counted down by each
+accepted one; ``emu.balance`` reads what is left and may be set while running (a
+top-up; None: no limit). Note the two shapes: a request that *arrives* with no
+balance left gets the single code-only line ``error-insufficient-balance``; a
+request during which the balance *runs out* is answered line by line: its
+messages are decided by the table below, the first ones that would be ``ok`` are
+accepted while balance is left, and each later one that would be ``ok`` gets
+``error-insufficient-balance;<clientId>;``. With ``balance=2``, a SEND of three
+good messages gets ``ok;0;1001``, ``ok;1;1002``,
+``error-insufficient-balance;2;``; the ledger holds two, and the next SEND gets
+``error-insufficient-balance``. STATUS costs nothing.
 
 SEND. Messages are the indexes seen in ``name[i]`` parameters (any non-negative
 integers), answered in increasing index order (``reply_order="shuffled"``
@@ -59,8 +88,29 @@ matches gives the code:
                             and the address not in it (exact string match)
 ``error-subject-unknown``   the same with ``deny_subjects`` / ``allow_subjects``
 ``error-system``            address in ``system_error_addresses``
+``error-id-not-unique``     with ``unique_client_ids``: the clientId was accepted in an
+                            earlier request (during the emulator's lifetime)
+``error-insufficient-       with ``balance``: no balance left for this message (see
+balance``                   Balance above)
 ``ok``                      accepted: recorded in the ledger, given the next providerId
 ==========================  ===========================================================
+
+clientIds. ``client_ids="echo"`` (the default) echoes the clientId sent, as
+above. ``client_ids="ignore"`` (``--client-ids ignore``) plays a platform that
+ignores them: every reply line carries the message's index even when a clientId
+was sent (``ok;0;1001`` for ``clientId[0]=a1``); the ledger still records the id
+sent, and no two messages of a request can clash. ``max_client_id_length=N``
+(``--max-client-id-length``) echoes only the first N characters of a clientId
+(``clientId[0]=abcdefgh`` with N=4: ``ok;abcd;1001``), as a platform with a
+shorter column might; checks and the ledger use the whole id.
+``unique_client_ids=True`` (``--unique-client-ids``) remembers every clientId of
+an accepted message for the emulator's lifetime (``ledger.clear()`` too) and
+answers a later message with one of them ``error-id-not-unique;<clientId>;``
+without applying it again; it needs ``client_ids="echo"``.
+
+Extra fields. ``send_extra="2"`` (``--send-extra 2``) appends ``;2`` to every
+``ok`` SEND line: ``ok;0;1001;2`` (a part count, as some platforms add); other
+lines are unchanged.
 
 ProviderIds are consecutive integers from ``first_provider_id`` (1001), unique for
 the emulator's lifetime, ``ledger.clear()`` included.
@@ -70,6 +120,8 @@ index order (or shuffled): ``ok;ID;status;dateTime;reason`` for a message in the
 ledger, else ``error-provider-id-unknown;ID;;;``. dateTime is
 ``yyyy.MM.dd HH:mm:ss`` (``date_style="dashes"``: ``yyyy-MM-dd HH:mm:ss``), the
 time the current status began, in local wall-clock time from ``emu.start_time``.
+``status_case="upper"`` (``--status-case upper``) writes every status in capitals
+in STATUS replies and pushes alike (``ok;1001;DELIVERED;2012.03.15 19:53:14;``).
 
 Lifecycle. A message's status follows the last digit of its address, on the
 emulator's clock (``speed`` emulator seconds per real second, or only
@@ -85,6 +137,29 @@ digit   statuses (each from the time shown)            reason
 8       delayed t0, sent t0+D+S, delivered t0+D+F
 9       enqueued t0, cancelled t0+F (never sent)       ``cancelled-by-operator``
 ======  =============================================  ==========================
+
+Field statuses. ``field_statuses=True`` (``--field-statuses``) gives digits 1 to 5
+the statuses seen in the field besides the specification's seven (0 and 6 to 9
+stay as above):
+
+======  =============================================  ==========================
+digit   statuses (each from the time shown)            reason
+======  =============================================  ==========================
+1       enqueued t0, sent t0+S, delivered t0+F,
+        read t0+F+S
+2       enqueued t0, sent t0+S, expired t0+F           ``not-delivered-in-time``
+3       enqueued t0, sent t0+S, vp_expired t0+F        ``validity-period-over``
+4       enqueued t0, sent t0+S, rejected t0+F          ``user-blocked``
+5       enqueued t0, no-match-template t0+F            ``template-not-found``
+        (never sent)
+======  =============================================  ==========================
+
+Reasons. ``semicolon_reasons=True`` (``--semicolon-reasons``) writes the reasons of
+digits 6, 7 and 9 with ``;`` in them: ``absent;subscriber``, ``platform;error``,
+``cancelled;by-operator``, so a STATUS line reads
+``ok;1001;undelivered;2012.03.15 19:53:07;absent;subscriber``. ``reasons``
+(``--reason 6=TEXT``) sets the reason of any digit's final status to any text
+without CR or LF (Cyrillic too), over both.
 
 Push mode. With ``push_url`` (command line: ``--push-url``), the emulator also
 plays the one call the platform makes itself: it pushes every status change of
@@ -118,9 +193,25 @@ yet due, and messages in flight cost a byte each plus 24 per request.
 
 Faults: see ``Faults``. Each kind strikes at scheduled request numbers (1-based,
 every request line read counts) or at a seeded rate; ``refuse`` counts connections.
-The ledger holds exactly the messages that were applied: all of them for
-``reset_after_accept``, ``cut_reply`` and ``delay``, none for ``http_500`` and
-``refuse``.
+Beside the connection-level ones they play the whole-request shapes a platform or
+the gateways in front of it give: ``http_503``, ``http_429`` (with ``Retry-After``),
+``code_only`` (a 200 whose body is one code-only line, any code:
+``error-system\\n``, ``error-address-format\\n``, ``ok\\n``), ``raw_reply`` (a 200
+with any body, verbatim: ``ok;;1001\\n``, ``ok;0;\\n``, two lines for one clientId,
+an HTML page), ``trickle`` (the reply a byte at a time) and ``late_bytes`` (stale
+bytes written on a keep-alive connection after a reply: a whole extra 200 response
+with ``ok;0;999999`` and ``ok;1;999998``, a late 429, or a bare code-only line; a
+client must never take them for its next request's reply). The ledger holds exactly
+the messages that were applied: all of them for ``reset_after_accept``,
+``cut_reply``, ``delay``, ``trickle``, ``late_bytes``, and for ``http_503``,
+``http_429``, ``code_only`` and ``raw_reply`` with ``variant="apply"`` (a gateway
+that gave up on a platform which went on: a resend then meets its clientIds again);
+none for ``http_500``, ``refuse``, a request the rate limit turned away, and
+``http_503``, ``http_429``, ``code_only`` and ``raw_reply`` with their default
+``variant="drop"``.
+
+Cost: every setting above is off by default, and off it costs nothing per
+message (a check per request at most).
 """
 
 from __future__ import annotations
@@ -128,15 +219,17 @@ from __future__ import annotations
 from ._emulator import Emulator
 from ._faults import FAULT_KINDS, Fault, Faults
 from ._ledger import Ledger, LedgerEntry
-from ._lifecycle import LIFECYCLE, Timing
+from ._lifecycle import FIELD_LIFECYCLE, LIFECYCLE, Lifecycle, Timing
 
 __all__ = [
     "FAULT_KINDS",
+    "FIELD_LIFECYCLE",
     "LIFECYCLE",
     "Emulator",
     "Fault",
     "Faults",
     "Ledger",
     "LedgerEntry",
+    "Lifecycle",
     "Timing",
 ]

@@ -13,8 +13,9 @@ import os
 from typing import Any, Optional
 
 from .._secretfile import read_secret_file
-from ._emulator import PUSH_SHAPES, Emulator
-from ._faults import Fault, Faults
+from ._emulator import CLIENT_ID_MODES, PUSH_SHAPES, Emulator
+from ._faults import FAULT_KINDS, LATE_VARIANTS, Fault, Faults
+from ._lifecycle import LIFECYCLE, STATUS_CASES
 
 __all__ = ["PUSH_SECRET_ENV", "add_arguments", "emulator_from_args"]
 
@@ -64,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ):
         add(f"--{kind}-rate", type=float, default=0.0, metavar="P", help=f"fault: {what}")
     add("--delay-seconds", type=float, default=10.0, help="the delay fault's length")
+    _add_platform_arguments(parser)
+    _add_fault_arguments(parser)
     add(
         "--push-url",
         metavar="URL",
@@ -87,6 +90,239 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="attempts at a failing push before its reports are dropped (default %(default)s)")
 
 
+def _add_platform_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "platform behaviour seen in the field",
+        "Each plays a shape of reply real platforms give (see 'pydoc hpgfast.emulator').",
+    )
+    add = group.add_argument
+    add(
+        "--balance",
+        type=int,
+        metavar="N",
+        help="the account can send N messages; then a request gets the single line "
+        "'error-insufficient-balance', and one during which it runs out gets 'ok' lines "
+        "up to the balance and 'error-insufficient-balance;<clientId>;' for the rest",
+    )
+    add(
+        "--account-state",
+        metavar="CODE",
+        help="answer every SEND and STATUS with the single line CODE, e.g. "
+        "error-account-locked or error-system-blocked",
+    )
+    add(
+        "--rate-limit",
+        type=float,
+        metavar="R",
+        help="let R requests per second through; others get '429 Too Many Requests' "
+        "with Retry-After, and are not processed",
+    )
+    add(
+        "--rate-burst",
+        type=float,
+        default=1.0,
+        metavar="B",
+        help="the rate limit's burst, requests (default %(default)s)",
+    )
+    add(
+        "--retry-after",
+        type=int,
+        default=1,
+        metavar="S",
+        help="Retry-After seconds of 429s, from --rate-limit and --http-429-rate "
+        "(default %(default)s)",
+    )
+    add(
+        "--status-case",
+        choices=STATUS_CASES,
+        default="lower",
+        help="statuses in STATUS replies and pushes: delivered or DELIVERED (default %(default)s)",
+    )
+    add(
+        "--field-statuses",
+        action="store_true",
+        help="address digits 1-5 end in read (after delivered), expired, vp_expired, "
+        "rejected, no-match-template",
+    )
+    add(
+        "--semicolon-reasons",
+        action="store_true",
+        help="reasons holding ';': ok;ID;undelivered;DATE;absent;subscriber",
+    )
+    add(
+        "--reason",
+        action="append",
+        default=[],
+        metavar="DIGIT=TEXT",
+        help="the final reason of addresses ending in DIGIT (repeatable)",
+    )
+    add(
+        "--send-extra",
+        metavar="FIELD",
+        help="append ;FIELD to every ok SEND line, e.g. 2: ok;0;1001;2 (a part count)",
+    )
+    add(
+        "--client-ids",
+        choices=CLIENT_ID_MODES,
+        default="echo",
+        help="echo: reply lines carry the clientId sent; ignore: the message's index "
+        "(default %(default)s)",
+    )
+    add(
+        "--max-client-id-length",
+        type=int,
+        metavar="N",
+        help="echo at most N characters of a clientId (a shorter column)",
+    )
+    add(
+        "--unique-client-ids",
+        action="store_true",
+        help="a clientId accepted in an earlier request is answered "
+        "'error-id-not-unique;<clientId>;' and not applied again",
+    )
+
+
+def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "more faults",
+        "Rates are probabilities per request, drawn from --seed; --fault-schedule "
+        "strikes a kind at given request numbers (1-based).",
+    )
+    add = group.add_argument
+    for kind, what in (
+        ("http-503", "answer 503 Service Unavailable, apply nothing"),
+        ("http-429", "answer 429 Too Many Requests with Retry-After, apply nothing"),
+        (
+            "code-only",
+            "answer the single line --code-only-code (apply nothing, unless --code-only-apply)",
+        ),
+        (
+            "raw-reply",
+            "answer 200 with the bytes of --raw-reply-file, verbatim (apply nothing, "
+            "unless --raw-reply-apply)",
+        ),
+        ("trickle", "apply, then send the reply a byte every --trickle-seconds"),
+        (
+            "late-bytes",
+            "apply, answer, then write stale bytes on the same keep-alive "
+            "connection (--late-bytes-variant)",
+        ),
+    ):
+        add(f"--{kind}-rate", type=float, default=0.0, metavar="P", help=f"fault: {what}")
+    add(
+        "--fault-schedule",
+        action="append",
+        default=[],
+        metavar="KIND=N[,N...]",
+        help=f"strike fault KIND at these request numbers; kinds: {', '.join(FAULT_KINDS)} "
+        "(repeatable)",
+    )
+    add(
+        "--code-only-code",
+        default="error-system",
+        metavar="CODE",
+        help="the code-only fault's code, e.g. error-system, error-address-format, ok "
+        "(default %(default)s)",
+    )
+    add(
+        "--code-only-apply",
+        action="store_true",
+        help="the code-only fault applies the request before answering the code",
+    )
+    add(
+        "--raw-reply-file",
+        metavar="PATH",
+        help="the raw-reply fault's body, e.g. a file holding 'ok;;1001' and a newline "
+        "(default: ok;0;999999 and ok;1;999998)",
+    )
+    add(
+        "--raw-reply-apply",
+        action="store_true",
+        help="the raw-reply fault applies the request before answering",
+    )
+    add(
+        "--http-429-apply",
+        action="store_true",
+        help="the http-429 fault applies the request before answering 429 (a resend "
+        "then meets its clientIds again)",
+    )
+    add(
+        "--trickle-seconds",
+        type=float,
+        default=0.2,
+        metavar="T",
+        help="seconds between two bytes of a trickled reply (default %(default)s)",
+    )
+    add(
+        "--trickle-limit",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="after S seconds of trickling the rest goes at once (default %(default)s)",
+    )
+    add(
+        "--late-bytes-variant",
+        choices=LATE_VARIANTS,
+        default="response",
+        help="response: a whole 'HTTP/1.1 200 OK' with ok;0;999999 and ok;1;999998; "
+        "429: a whole 429 response; line: a bare --late-bytes-code line "
+        "(default %(default)s)",
+    )
+    add(
+        "--late-bytes-seconds",
+        type=float,
+        default=0.05,
+        metavar="S",
+        help="pause between the reply and the stale bytes (default %(default)s)",
+    )
+    add(
+        "--late-bytes-code",
+        default="error-system",
+        metavar="CODE",
+        help="the code of a late bare line (default %(default)s)",
+    )
+
+
+#: Command-line spellings of fault kinds besides the kinds' own names.
+_KIND_ALIASES = {"reset": "reset_after_accept", "cut": "cut_reply"}
+
+
+def _schedules(specs: list[str]) -> dict[str, frozenset[int]]:
+    """``--fault-schedule`` values as kind -> request numbers."""
+    out: dict[str, frozenset[int]] = {}
+    for spec in specs:
+        kind, sep, numbers = spec.partition("=")
+        kind = kind.strip().replace("-", "_")
+        kind = _KIND_ALIASES.get(kind, kind)
+        if not sep or kind not in FAULT_KINDS:
+            raise ValueError(
+                f"--fault-schedule takes KIND=N[,N...] with a kind of "
+                f"{', '.join(FAULT_KINDS)}; got {spec!r}"
+            )
+        try:
+            scheduled = frozenset(int(n) for n in numbers.split(",") if n.strip())
+        except ValueError:
+            raise ValueError(f"--fault-schedule: not request numbers: {numbers!r}") from None
+        out[kind] = out.get(kind, frozenset()) | scheduled
+    return out
+
+
+def _reasons(specs: list[str]) -> dict[str, str]:
+    """``--reason`` values as digit -> reason."""
+    out = {}
+    for spec in specs:
+        digit, sep, reason = spec.partition("=")
+        if not sep or digit not in LIFECYCLE:
+            raise ValueError(f"--reason takes DIGIT=TEXT with a digit 0-9, got {spec!r}")
+        out[digit] = reason
+    return out
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _push_secret(args: argparse.Namespace) -> Optional[str]:
     """The push secret from ``--push-secret-file`` or the environment; never echoed."""
     path = getattr(args, "push_secret_file", None)
@@ -97,12 +333,46 @@ def _push_secret(args: argparse.Namespace) -> Optional[str]:
 
 def emulator_from_args(args: argparse.Namespace) -> Emulator:
     """Start an ``Emulator`` with the settings parsed by ``add_arguments``' options."""
+    schedules = _schedules(args.fault_schedule)
+
+    def fault(kind: str, rate: float, **knobs: Any) -> Fault:
+        return Fault(rate=rate, schedule=schedules.get(kind, frozenset()), **knobs)
+
     faults = Faults(
-        http_500=Fault(rate=args.http_500_rate),
-        reset_after_accept=Fault(rate=args.reset_rate),
-        cut_reply=Fault(rate=args.cut_rate),
-        delay=Fault(rate=args.delay_rate, seconds=args.delay_seconds),
-        refuse=Fault(rate=args.refuse_rate),
+        http_500=fault("http_500", args.http_500_rate),
+        http_503=fault("http_503", args.http_503_rate),
+        http_429=fault(
+            "http_429",
+            args.http_429_rate,
+            seconds=args.retry_after,
+            variant="apply" if args.http_429_apply else "drop",
+        ),
+        code_only=fault(
+            "code_only",
+            args.code_only_rate,
+            code=args.code_only_code,
+            variant="apply" if args.code_only_apply else "drop",
+        ),
+        raw_reply=fault(
+            "raw_reply",
+            args.raw_reply_rate,
+            variant="apply" if args.raw_reply_apply else "drop",
+            **({"body": _read_bytes(args.raw_reply_file)} if args.raw_reply_file else {}),
+        ),
+        reset_after_accept=fault("reset_after_accept", args.reset_rate),
+        cut_reply=fault("cut_reply", args.cut_rate),
+        delay=fault("delay", args.delay_rate, seconds=args.delay_seconds),
+        trickle=fault(
+            "trickle", args.trickle_rate, seconds=args.trickle_seconds, limit=args.trickle_limit
+        ),
+        late_bytes=fault(
+            "late_bytes",
+            args.late_bytes_rate,
+            seconds=args.late_bytes_seconds,
+            variant=args.late_bytes_variant,
+            code=args.late_bytes_code,
+        ),
+        refuse=fault("refuse", args.refuse_rate),
     )
     settings: dict[str, Any] = dict(
         host=args.host,
@@ -127,6 +397,19 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
         keyfile=args.keyfile,
         seed=args.seed,
         faults=faults,
+        balance=args.balance,
+        account_state=args.account_state,
+        rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst,
+        retry_after=args.retry_after,
+        status_case=args.status_case,
+        field_statuses=args.field_statuses,
+        semicolon_reasons=args.semicolon_reasons,
+        reasons=_reasons(args.reason),
+        send_extra=args.send_extra,
+        client_ids=args.client_ids,
+        max_client_id_length=args.max_client_id_length,
+        unique_client_ids=args.unique_client_ids,
     )
     if args.push_url:
         settings.update(

@@ -10,6 +10,14 @@ each reply written with one ``sendall`` on a ``TCP_NODELAY`` socket. The HPG sid
 decodes queries with ``urllib.parse.parse_qsl`` only, never with hpgfast's codec,
 so that the emulator stays an independent oracle for the encoder.
 
+Field shapes (balance, account stops, the rate limit, clientId modes, extra
+fields, and the faults that answer a whole request): each is decided once per
+request from a plain attribute, and whatever works per message (the balance, the
+clientIds already seen, truncated ids, an extra field) runs only when its
+setting is on, so that the emulator off them is as fast as without them. The
+balance and the clientIds seen are settled for a whole request under one lock,
+so concurrent requests never spend a message twice.
+
 Push mode (``push_url``): one more thread takes the status changes that came due
 on the emulator's clock from a ``Schedule`` (see ``_lifecycle``) and pushes them
 with ``hpgfast.receiver.push``, in time order, ``push_batch`` at a time. A
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import random
 import selectors
 import socket
@@ -49,9 +58,9 @@ from .._wire import (
     TEXT,
     Code,
 )
-from ._faults import FaultLike, Faults
+from ._faults import Fault, FaultLike, Faults, check_code
 from ._ledger import Accepted, Ledger
-from ._lifecycle import Change, Schedule, Timing, status_at
+from ._lifecycle import SEMICOLON_REASONS, Change, Lifecycle, Schedule, Timing, status_at
 
 __all__ = ["Emulator"]
 
@@ -80,10 +89,24 @@ _REASONS = {
     405: "Method Not Allowed",
     413: "Content Too Large",
     414: "URI Too Long",
+    429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     501: "Not Implemented",
+    503: "Service Unavailable",
 }
+#: The code a SEND gets when the account's balance is spent (not in the
+#: specification's table; seen in the field).
+INSUFFICIENT_BALANCE = Code.ERROR_INSUFFICIENT_BALANCE
+CLIENT_ID_MODES = ("echo", "ignore")
+#: The faults that answer a whole request, in the order they are drawn, with the
+#: HTTP status they answer.
+_WHOLE_REQUEST_FAULTS = (
+    ("http_503", 503),
+    ("http_429", 429),
+    ("code_only", 200),
+    ("raw_reply", 200),
+)
 
 _SUBJECT_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F))
 
@@ -96,6 +119,32 @@ _PUSH_BACKOFF_MAX = 2.0
 _PUSH_QUERY_MAX = 8000
 
 Names = Optional[Iterable[str]]
+
+
+def _response(status: int, body: bytes, keep_alive: bool, headers: str = "") -> bytes:
+    """A whole HTTP/1.1 response (``headers``: extra lines, each ending in CRLF)."""
+    head = (
+        f"HTTP/1.1 {status} {_REASONS[status]}\r\nServer: hpgfast-emulator\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
+    )
+    if status == 405:
+        head += "Allow: GET\r\n"
+    if not keep_alive:
+        head += "Connection: close\r\n"
+    return (head + headers).encode() + b"\r\n" + body
+
+
+def _retry_after(seconds: Optional[float]) -> str:
+    return f"Retry-After: {math.ceil(seconds or 0.0)}\r\n"
+
+
+def _stale_bytes(fault: Fault) -> bytes:
+    """What a ``late_bytes`` fault writes after the reply (see ``Faults``)."""
+    if fault.variant == "line":
+        return fault.code.encode() + b"\n"
+    if fault.variant == "429":
+        return _response(429, b"too many requests\n", True, _retry_after(1))
+    return _response(200, fault.body, True)
 
 
 class _Rejected(Exception):
@@ -147,6 +196,31 @@ class Emulator:
         push_interval: real seconds between looks at the clock for due changes.
         push_attempts: attempts at one push (the first included) before its
             reports are dropped (counted in ``pushes["dropped"]``).
+        balance: messages the account may still send (None: no limit); see
+            ``hpgfast.emulator`` for the code-only and per-line answers once it is
+            spent. The ``balance`` attribute reads what is left and may be set
+            (a top-up) while running.
+        account_state: None, or a code (``error-account-locked``,
+            ``error-system-blocked``, any) answered as the single code-only line
+            to every authenticated SEND and STATUS; may be set while running.
+        rate_limit: requests per second let through (a token bucket in front of
+            the platform); more get ``429 Too Many Requests`` and nothing is
+            processed. None: no limit.
+        rate_burst: the bucket's size, requests (1: evenly spaced requests only).
+        retry_after: the ``Retry-After`` seconds of the rate limit's 429s.
+        status_case: ``"lower"`` (``delivered``) or ``"upper"`` (``DELIVERED``)
+            statuses in STATUS replies and pushes.
+        field_statuses: digits 1 to 5 play ``read``, ``expired``, ``vp_expired``,
+            ``rejected``, ``no-match-template`` (see ``hpgfast.emulator``).
+        semicolon_reasons: final reasons holding ``;`` (``absent;subscriber``).
+        reasons: digit -> reason of its final status, over the defaults.
+        send_extra: a field appended to every ``ok`` SEND line (``"2"``:
+            ``ok;0;1001;2``, a part count); None: none.
+        client_ids: ``"echo"`` (reply lines carry the clientId sent) or
+            ``"ignore"`` (they carry the message's index even when one was sent).
+        max_client_id_length: echo at most this many characters of a clientId.
+        unique_client_ids: a clientId accepted in any earlier request (for the
+            emulator's lifetime) is answered ``error-id-not-unique``, not applied.
 
     Raises:
         ValueError: an unknown ``reply_order`` or ``date_style``, or a bad number.
@@ -190,6 +264,19 @@ class Emulator:
         push_batch: int = 500,
         push_interval: float = 0.05,
         push_attempts: int = 10,
+        balance: Optional[int] = None,
+        account_state: Optional[str] = None,
+        rate_limit: Optional[float] = None,
+        rate_burst: float = 1.0,
+        retry_after: int = 1,
+        status_case: str = "lower",
+        field_statuses: bool = False,
+        semicolon_reasons: bool = False,
+        reasons: Optional[Mapping[str, str]] = None,
+        send_extra: Optional[str] = None,
+        client_ids: str = "echo",
+        max_client_id_length: Optional[int] = None,
+        unique_client_ids: bool = False,
     ) -> None:
         if push_url is not None and not push_url.startswith(("http://", "https://")):
             raise ValueError("push_url must be an http:// or https:// URL")
@@ -214,6 +301,27 @@ class Emulator:
             raise ValueError("need 0 <= sent_after <= final_after and delayed_for >= 0")
         if latency < 0 or (speed is not None and speed < 0):
             raise ValueError("latency and speed must not be negative")
+        if account_state is not None:
+            check_code(account_state, "account_state")
+        if rate_limit is not None and not rate_limit > 0:
+            raise ValueError(f"rate_limit must be positive, got {rate_limit!r}")
+        if not rate_burst >= 1:
+            raise ValueError(f"rate_burst must be at least 1, got {rate_burst!r}")
+        if not isinstance(retry_after, int) or retry_after < 0:
+            raise ValueError(f"retry_after must be whole seconds >= 0, got {retry_after!r}")
+        if send_extra is not None and (not send_extra or any(c in "\r\n" for c in send_extra)):
+            raise ValueError("send_extra must be non-empty text without CR or LF")
+        if client_ids not in CLIENT_ID_MODES:
+            raise ValueError(f"client_ids must be one of {CLIENT_ID_MODES}, got {client_ids!r}")
+        if max_client_id_length is not None and max_client_id_length < 1:
+            raise ValueError(f"max_client_id_length must be at least 1, got {max_client_id_length}")
+        if unique_client_ids and client_ids != "echo":
+            raise ValueError("unique_client_ids needs client_ids='echo'")
+        self.lifecycle = Lifecycle(
+            field_statuses=field_statuses,
+            status_case=status_case,
+            reasons={**(SEMICOLON_REASONS if semicolon_reasons else {}), **(reasons or {})},
+        )
         self.client = client
         self.connector = connector
         self.login = login
@@ -239,6 +347,22 @@ class Emulator:
         self.push_interval = push_interval
         self.push_attempts = push_attempts
         self.ledger = Ledger(first_provider_id)
+        self.account_state = account_state
+        self.rate_limit = rate_limit
+        self.rate_burst = float(rate_burst)
+        self.retry_after = retry_after
+        self.send_extra = send_extra
+        self.client_ids = client_ids
+        self.max_client_id_length = max_client_id_length
+        self.unique_client_ids = unique_client_ids
+        self._check_balance(balance)
+        self._balance = balance
+        # Balance and unique clientIds: decided for a whole request under one lock.
+        self._account_lock = threading.Lock()
+        self._seen_ids: set[str] = set()
+        self._tokens = self.rate_burst
+        self._tokens_at = time.monotonic()
+        self._rate_limited = 0
 
         self._date_format = _DATE_FORMATS[date_style]
         self._rng = random.Random(seed)
@@ -257,7 +381,7 @@ class Emulator:
         # Push mode: the schedule of changes (under _push_lock), the counters
         # (under _lock), and an event that wakes the pushing thread early.
         self._push_lock = threading.Lock()
-        self._schedule = None if push_url is None else Schedule(self.timing)
+        self._schedule = None if push_url is None else Schedule(self.timing, self.lifecycle)
         self._pushes: Counter[str] = Counter(sent=0, failed=0, reports=0, dropped=0)
         self._push_wake = threading.Event()
         self._push_thread: Optional[threading.Thread] = None
@@ -327,6 +451,29 @@ class Emulator:
             return Counter(self._pushes)
 
     @property
+    def balance(self) -> Optional[int]:
+        """Messages the account may still send; None: no limit. May be set (a top-up)."""
+        with self._account_lock:
+            return self._balance
+
+    @balance.setter
+    def balance(self, value: Optional[int]) -> None:
+        self._check_balance(value)
+        with self._account_lock:
+            self._balance = value
+
+    @staticmethod
+    def _check_balance(value: Optional[int]) -> None:
+        if value is not None and (not isinstance(value, int) or value < 0):
+            raise ValueError(f"balance must be a whole number >= 0 or None, got {value!r}")
+
+    @property
+    def rate_limited(self) -> int:
+        """Requests the rate limit (``rate_limit``) answered 429 so far."""
+        with self._lock:
+            return self._rate_limited
+
+    @property
     def connections(self) -> int:
         """Connections open right now."""
         with self._lock:
@@ -356,7 +503,7 @@ class Emulator:
         if key is None:
             return None
         last, accepted = key
-        status, since, reason = status_at(last, self.now() - accepted, self.timing)
+        status, since, reason = status_at(last, self.now() - accepted, self.timing, self.lifecycle)
         return status, self.datetime_at(accepted + since), reason
 
     def close(self) -> None:
@@ -555,14 +702,39 @@ class Emulator:
             self._number("other")
             self._reply(sock, 405, b"HPG takes GET requests only\n", keep_alive)
             return keep_alive
+        if self.rate_limit is not None and not self._take_token():
+            self._number(operation)
+            with self._lock:
+                self._rate_limited += 1
+            self._reply(
+                sock,
+                429,
+                b"rate limit exceeded\n",
+                keep_alive,
+                f"Retry-After: {self.retry_after}\r\n",
+            )
+            return keep_alive
         number = self._number(operation)
 
         faults = self.faults
         rng = self._rng
-        if faults.http_500.strikes(number, rng):
-            text = f"error-system: injected fault http_500 at request {number}\n"
-            self._reply(sock, 500, text.encode(), keep_alive)
-            return keep_alive
+        # A fault that answers the whole request ("apply" ones after processing it):
+        # (HTTP status, the fault, the 200's body).
+        whole: Optional[tuple[int, Fault, bytes]] = None
+        if faults.active:
+            if faults.http_500.strikes(number, rng):
+                text = f"error-system: injected fault http_500 at request {number}\n"
+                self._reply(sock, 500, text.encode(), keep_alive)
+                return keep_alive
+            for kind, status in _WHOLE_REQUEST_FAULTS:
+                fault = getattr(faults, kind)
+                if fault.strikes(number, rng):
+                    log.debug("emulator: fault %s (%s) at request %d", kind, fault.variant, number)
+                    body = fault.body if kind == "raw_reply" else fault.code.encode() + b"\n"
+                    whole = (status, fault, body)
+                    break
+            if whole is not None and whole[1].variant == "drop":
+                return self._answer_whole(sock, number, whole, keep_alive)
         try:
             if operation == SEND:
                 body = self._send(query, number)
@@ -573,35 +745,115 @@ class Emulator:
             text = f"error-system: {type(exc).__name__}: {exc}\n"
             self._reply(sock, 500, text.encode("utf-8", "replace"), keep_alive)
             return keep_alive
-        if faults.active:
-            if faults.delay.strikes(number, rng):
-                log.debug("emulator: fault delay at request %d", number)
-                if self._closing.wait(faults.delay.seconds):
-                    return False
-            if faults.reset_after_accept.strikes(number, rng):
-                log.debug("emulator: fault reset_after_accept at request %d", number)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-                return False
-            if faults.cut_reply.strikes(number, rng):
-                log.debug("emulator: fault cut_reply at request %d", number)
-                cut = len(body) // 2
-                if body[cut - 1 : cut] == b"\n":
-                    cut -= 1
-                head = b"%s%d\r\nConnection: close\r\n\r\n" % (_OK_HEAD, len(body))
-                self._wait_latency()
-                sock.sendall(head + body[:cut])
-                return False
-        self._wait_latency()
+        if whole is not None:
+            if whole[0] != 200:
+                return self._answer_whole(sock, number, whole, keep_alive)
+            body = whole[2]
         if keep_alive:
             if version == b"HTTP/1.0":
-                sock.sendall(
-                    b"%s%d\r\nConnection: keep-alive\r\n\r\n%s" % (_OK_HEAD, len(body), body)
-                )
+                data = b"%s%d\r\nConnection: keep-alive\r\n\r\n%s" % (_OK_HEAD, len(body), body)
             else:
-                sock.sendall(b"%s%d\r\n\r\n%s" % (_OK_HEAD, len(body), body))
+                data = b"%s%d\r\n\r\n%s" % (_OK_HEAD, len(body), body)
         else:
-            sock.sendall(b"%s%d\r\nConnection: close\r\n\r\n%s" % (_OK_HEAD, len(body), body))
+            data = b"%s%d\r\nConnection: close\r\n\r\n%s" % (_OK_HEAD, len(body), body)
+        if faults.active:
+            return self._faulty_reply(sock, number, body, data, keep_alive)
+        self._wait_latency()
+        sock.sendall(data)
         return keep_alive
+
+    def _answer_whole(
+        self, sock: socket.socket, number: int, whole: tuple[int, Fault, bytes], keep_alive: bool
+    ) -> bool:
+        """Answer with an ``http_503`` or ``http_429`` fault's status, or a ``code_only``
+        or ``raw_reply`` fault's 200 (then through the other faults, as any reply)."""
+        status, fault, body = whole
+        if status == 200:
+            data = _response(200, body, keep_alive)
+            if self.faults.active:
+                return self._faulty_reply(sock, number, body, data, keep_alive)
+            self._wait_latency()
+            sock.sendall(data)
+            return keep_alive
+        if status == 503:
+            text = f"service unavailable: injected fault http_503 at request {number}\n"
+            headers = "" if fault.seconds is None else _retry_after(fault.seconds)
+        else:
+            text = f"too many requests: injected fault http_429 at request {number}\n"
+            headers = _retry_after(fault.seconds)
+        self._reply(sock, status, text.encode(), keep_alive, headers)
+        return keep_alive
+
+    def _faulty_reply(
+        self, sock: socket.socket, number: int, body: bytes, data: bytes, keep_alive: bool
+    ) -> bool:
+        """Send a processed request's reply (``data``: the whole response) as the
+        faults struck at request ``number`` say; False when the connection must close."""
+        faults = self.faults
+        rng = self._rng
+        if faults.delay.strikes(number, rng):
+            log.debug("emulator: fault delay at request %d", number)
+            if self._closing.wait(faults.delay.seconds or 0.0):
+                return False
+        if faults.reset_after_accept.strikes(number, rng):
+            log.debug("emulator: fault reset_after_accept at request %d", number)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+            return False
+        if faults.cut_reply.strikes(number, rng):
+            log.debug("emulator: fault cut_reply at request %d", number)
+            cut = len(body) // 2
+            if body[cut - 1 : cut] == b"\n":
+                cut -= 1
+            head = b"%s%d\r\nConnection: close\r\n\r\n" % (_OK_HEAD, len(body))
+            self._wait_latency()
+            sock.sendall(head + body[:cut])
+            return False
+        trickle = faults.trickle
+        late = faults.late_bytes
+        trickles = trickle.strikes(number, rng)
+        stale = late.strikes(number, rng) and keep_alive
+        self._wait_latency()
+        if trickles:
+            log.debug("emulator: fault trickle at request %d", number)
+            if not self._trickle(sock, data, trickle):
+                return False
+        else:
+            sock.sendall(data)
+        if stale:
+            log.debug("emulator: fault late_bytes (%s) at request %d", late.variant, number)
+            if self._closing.wait(late.seconds or 0.0):
+                return False
+            sock.sendall(_stale_bytes(late))
+        return keep_alive
+
+    def _trickle(self, sock: socket.socket, data: bytes, fault: Fault) -> bool:
+        """Send ``data`` a byte every ``fault.seconds``, the rest at once after
+        ``fault.limit`` seconds; False when close() cut it short."""
+        pause = fault.seconds or 0.0
+        stop = time.monotonic() + fault.limit
+        for i in range(len(data)):
+            if time.monotonic() >= stop:
+                sock.sendall(data[i:])
+                return True
+            sock.sendall(data[i : i + 1])
+            if i + 1 < len(data) and self._closing.wait(pause):
+                return False
+        return True
+
+    def _take_token(self) -> bool:
+        """Take one request's token from the rate limit's bucket; False when empty."""
+        now = time.monotonic()
+        assert self.rate_limit is not None
+        with self._lock:
+            tokens = self._tokens + (now - self._tokens_at) * self.rate_limit
+            self._tokens_at = now
+            if tokens > self.rate_burst:
+                tokens = self.rate_burst
+            if tokens >= 1.0:
+                self._tokens = tokens - 1.0
+                return True
+            self._tokens = tokens
+            return False
 
     def _number(self, operation: str) -> int:
         with self._lock:
@@ -613,17 +865,11 @@ class Emulator:
         if self.latency:
             self._closing.wait(self.latency)
 
-    def _reply(self, sock: socket.socket, status: int, body: bytes, keep_alive: bool) -> None:
+    def _reply(
+        self, sock: socket.socket, status: int, body: bytes, keep_alive: bool, headers: str = ""
+    ) -> None:
         self._wait_latency()
-        head = (
-            f"HTTP/1.1 {status} {_REASONS[status]}\r\nServer: hpgfast-emulator\r\n"
-            f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
-        )
-        if status == 405:
-            head += "Allow: GET\r\n"
-        if not keep_alive:
-            head += "Connection: close\r\n"
-        sock.sendall(head.encode() + b"\r\n" + body)
+        sock.sendall(_response(status, body, keep_alive, headers))
 
     # -- HPG -----------------------------------------------------------------------------
 
@@ -690,6 +936,9 @@ class Emulator:
                 request_params[name] = value
         if not authentic:
             raise _Rejected(Code.ERROR_AUTH)
+        account_state = self.account_state
+        if account_state is not None:
+            raise _Rejected(account_state)
         if single:
             if indexed:
                 raise _Rejected(Code.ERROR_SYNTAX)
@@ -699,7 +948,10 @@ class Emulator:
 
         ordered = sorted(indexed.items()) if len(indexed) > 1 else list(indexed.items())
         # The id each reply line carries: the clientId, else the message's index.
-        ids = [fields.get(CLIENT_ID, str(index)) for index, fields in ordered]
+        if self.client_ids == "echo":
+            ids = [fields.get(CLIENT_ID, str(index)) for index, fields in ordered]
+        else:
+            ids = [str(index) for index, _ in ordered]
         repeated = {i for i, n in Counter(ids).items() if n > 1} if len(ids) > 1 else set()
         codes: list[str] = []
         accepted: list[Accepted] = []
@@ -719,6 +971,8 @@ class Emulator:
                         extra,
                     )
                 )
+        if self._balance is not None or self.unique_client_ids:
+            accepted = self._settle(ordered, codes)
         schedule = self._schedule
         if schedule is None:
             pid = self.ledger.append(number, self.now(), request_params, accepted)
@@ -732,6 +986,9 @@ class Emulator:
                 schedule.add(pid, now, lasts)
             if accepted:
                 self._push_wake.set()
+        limit = self.max_client_id_length
+        if limit is not None:
+            ids = [reply_id[:limit] for reply_id in ids]
         lines = []
         for code, reply_id in zip(codes, ids):
             if any(c in _UNSAFE_ECHO for c in reply_id):
@@ -741,9 +998,50 @@ class Emulator:
                 pid += 1
             else:
                 lines.append(f"{code};{reply_id};\n")
+        extra_field = self.send_extra
+        if extra_field is not None:
+            end = f";{extra_field}\n"
+            lines = [line[:-1] + end if line[:3] == "ok;" else line for line in lines]
         if self.reply_order == "shuffled":
             self._rng.shuffle(lines)
         return "".join(lines).encode()
+
+    def _settle(
+        self, ordered: Sequence[tuple[int, dict[str, str]]], codes: list[str]
+    ) -> list[Accepted]:
+        """Apply the account's rules to a request's codes (in place): clientIds
+        accepted before, then the balance; returns the messages still accepted.
+
+        Raises:
+            _Rejected: the balance was spent before the request came.
+        """
+        with self._account_lock:
+            seen = self._seen_ids if self.unique_client_ids else None
+            if seen is not None:
+                for n, code in enumerate(codes):
+                    if code == Code.OK and ordered[n][1].get(CLIENT_ID) in seen:
+                        codes[n] = Code.ERROR_ID_NOT_UNIQUE
+            left = self._balance
+            if left is not None:
+                if left == 0:
+                    raise _Rejected(INSUFFICIENT_BALANCE)
+                for n, code in enumerate(codes):
+                    if code == Code.OK:
+                        if left:
+                            left -= 1
+                        else:
+                            codes[n] = INSUFFICIENT_BALANCE
+                self._balance = left
+            accepted: list[Accepted] = []
+            for (_, fields), code in zip(ordered, codes):
+                if code != Code.OK:
+                    continue
+                client_id = fields.get(CLIENT_ID)
+                if seen is not None and client_id is not None:
+                    seen.add(client_id)
+                extra = {k: v for k, v in fields.items() if k not in SEND_FIELDS} or None
+                accepted.append((fields[ADDRESS], fields[SUBJECT], fields[TEXT], client_id, extra))
+        return accepted
 
     def _check(self, fields: dict[str, str], reply_id: str, repeated: set[str]) -> str:
         """The code for one message."""
@@ -793,6 +1091,9 @@ class Emulator:
                     ids[int(index)] = value
             if not authentic:
                 raise _Rejected(Code.ERROR_AUTH)
+            account_state = self.account_state
+            if account_state is not None:
+                raise _Rejected(account_state)
             if single is not None:
                 if ids:
                     raise _Rejected(Code.ERROR_SYNTAX)
@@ -803,6 +1104,7 @@ class Emulator:
             return exc.code.encode() + b"\n"
         now = self.now()
         timing = self.timing
+        lifecycle = self.lifecycle
         date_format = self._date_format
         lines = []
         for _, provider_id in sorted(ids.items()):
@@ -813,7 +1115,7 @@ class Emulator:
                 lines.append(f"{Code.ERROR_PROVIDER_ID_UNKNOWN};{provider_id};;;\n")
                 continue
             last, accepted = key
-            status, since, reason = status_at(last, now - accepted, timing)
+            status, since, reason = status_at(last, now - accepted, timing, lifecycle)
             when = self.datetime_at(accepted + since).strftime(date_format)
             lines.append(f"{Code.OK};{provider_id};{status};{when};{reason}\n")
         if self.reply_order == "shuffled":
