@@ -7,6 +7,9 @@ be either; no message is ever in it twice, and SEND requests are never repeated.
 
 from __future__ import annotations
 
+import _thread
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -198,3 +201,40 @@ def test_unknown_results_carry_their_cause(emu: Emulator) -> None:
     assert result.code == Code.UNKNOWN
     assert isinstance(result.error, (TransportError, ProtocolError))
     assert "SendFailure(code='unknown'" in repr(result)
+
+
+# -- interrupts (issue 11, item 2) ----------------------------------------------------------
+
+
+def _interrupt_when(emulator: Emulator, accepted: int) -> None:
+    for _ in range(4000):
+        if len(emulator.ledger) >= accepted:
+            break
+        time.sleep(0.005)
+    _thread.interrupt_main()
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_ctrl_c_stops_the_batch_at_once_and_reports_what_was_known(concurrency: int) -> None:
+    messages = [Message(f"7903{i:07d}", f"interrupted #{i}") for i in range(3000)]
+    with Emulator(speed=None, latency=0.02) as emu:
+        with Client(emu.url, emu.login, emu.password, default_subject="S", max_batch=10,
+                    concurrency=concurrency) as client:  # fmt: skip
+            trigger = threading.Thread(target=_interrupt_when, args=(emu, 300))
+            trigger.start()
+            try:
+                with pytest.raises(KeyboardInterrupt) as info:
+                    client.send(messages)
+            finally:
+                trigger.join()
+            at_raise = len(emu.ledger)
+            time.sleep(0.5)
+            # Nothing was sent after send() raised: the window of queued requests died.
+            assert len(emu.ledger) == at_raise
+        results = info.value.results  # type: ignore[attr-defined]
+        codes = [r.code for r in results]
+        assert codes.count(Code.OK) >= 300 - 10 * concurrency  # all but those on the wire
+        assert set(codes) <= {Code.OK, Code.UNKNOWN, Code.NOT_SENT}
+        assert codes.count(Code.UNKNOWN) <= 10 * concurrency  # only requests on the wire
+        assert codes.count(Code.NOT_SENT) >= 3000 - at_raise - 10 * concurrency
+        assert_truthful(emu, messages, results)

@@ -35,6 +35,7 @@ import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from datetime import tzinfo
 from typing import Any, Optional, Union, cast
 
@@ -91,6 +92,9 @@ _FRESH_GRACE = 0.001
 
 _GET = "GET"
 _monotonic = time.monotonic
+
+#: Seconds the requests on the wire may still take after an interrupt (Ctrl-C).
+INTERRUPT_GRACE = 2.0
 
 
 # -- connections ---------------------------------------------------------------------
@@ -546,14 +550,43 @@ class Client:
             executor = self._get_executor()
             # A bounded window of queued requests keeps memory flat for any batch.
             window = 2 * self.concurrency
-            inflight: deque[Future[None]] = deque()
-            while (request := batch.next(_monotonic())) is not None:
-                inflight.append(executor.submit(self._run, batch, request))
-                if len(inflight) >= window:
-                    inflight.popleft().result()
-            while inflight:
-                inflight.popleft().result()
+            inflight: deque[tuple[Future[None], Request]] = deque()
+            try:
+                while (request := batch.next(_monotonic())) is not None:
+                    inflight.append((executor.submit(self._run, batch, request), request))
+                    if len(inflight) >= window:
+                        inflight.popleft()[0].result()
+                while inflight:
+                    inflight.popleft()[0].result()
+            except BaseException as exc:  # Ctrl-C (or SystemExit) in the calling thread
+                self._interrupted(batch, inflight, exc)
         return batch.finish()
+
+    def _interrupted(
+        self, batch: Batch, inflight: deque[tuple[Future[None], Request]], exc: BaseException
+    ) -> None:
+        """Stop a batch at once; give the requests on the wire a short grace period.
+
+        No request starts after an interrupt (queued ones are cancelled or see the
+        stop in ``begin()`` and stay ``not-sent``); those already on the wire get
+        ``INTERRUPT_GRACE`` seconds to finish (a second interrupt ends the wait), and
+        whatever is still out then is ``unknown``. The batch is then sealed: a reply
+        that comes later changes nothing the caller was given.
+        """
+        batch.stop(exc)
+        pending = [(f, r) for f, r in inflight if not f.cancel()]
+        deadline = _monotonic() + INTERRUPT_GRACE
+        try:
+            for future, _ in pending:
+                remaining = deadline - _monotonic()
+                if remaining > 0:
+                    futures_wait([future], timeout=remaining)
+        except BaseException:  # a second interrupt: no more waiting
+            pass
+        for future, request in pending:
+            if not future.done():
+                batch.abort(request, exc, on_wire=True)
+        batch.seal()
 
     def _get_executor(self) -> ThreadPoolExecutor:
         with self._executor_lock:

@@ -268,6 +268,7 @@ class Batch:
     ) -> None:
         self.exchange = exchange
         self._holes = holes
+        self._sealed = False  # finished or interrupted: no result changes any more
         self._next = 0  # the plan's next request to hand out
         #: A batch-wide pause (a 429's Retry-After): no request starts before it.
         self.pause_until = float("-inf")
@@ -427,12 +428,24 @@ class Batch:
                 return None
         return target
 
+    def stop(self, exc: BaseException) -> None:
+        """Stop the batch with ``exc`` (an interrupt): no request starts after this."""
+        if self.fatal is None:
+            self.fatal = exc
+
+    def seal(self) -> None:
+        """Keep the results as they are now: later reports change nothing."""
+        self._sealed = True
+
     def report(self, request: Request, event: Any, now: float, received: int = 0) -> Step:
         """What one attempt of ``request`` came to: settled, or again at ``retry_at``.
 
         ``event`` is a ``Reply`` or a ``Failure``; ``received`` the reply's bytes.
         The request's results are in place when the step says it is settled.
         """
+        if self._sealed:
+            log.info("%r ended after its batch was interrupted: %s", request, event)
+            return _FAILED
         verdict = judge(self._facts(request), event)
         policy = self.exchange.policy
         if type(event) is Reply and event.status == TOO_MANY_REQUESTS:
@@ -474,6 +487,8 @@ class Batch:
         """
         if self.fatal is None:
             self.fatal = exc
+        if self._sealed:
+            return
         error = exc if isinstance(exc, HPGError) else None
         if on_wire:
             self._settle(request, _UNKNOWN, error)
@@ -524,6 +539,7 @@ class Batch:
         Items of requests never begun are ``not-sent``. The raised error carries
         ``results``: whatever was known of every item when the batch stopped.
         """
+        self._sealed = True
         results = self.results
         for request in self.requests:
             if results[request.start] is None:
