@@ -26,6 +26,7 @@ __all__ = [
     "install_log_filter",
     "redact_record",
     "register",
+    "scrub_exception",
     "unregister",
 ]
 
@@ -125,7 +126,7 @@ class Redactor:
     safe side.
     """
 
-    __slots__ = ("_forms", "_assignment")
+    __slots__ = ("_assignment", "_forms")
 
     def __init__(self, password: str, *, password_param: str = "password") -> None:
         self._forms = re.compile(_text_pattern(password)) if password else None
@@ -155,6 +156,20 @@ class Redactor:
 
 def _mask_value(match: re.Match[str]) -> str:
     return match.group(1) + MASK
+
+
+def scrub_exception(exc: BaseException, redact: Callable[[str], str]) -> None:
+    """Redact, in place, every ``str`` in ``exc.args`` and among its attributes.
+
+    For an error made by code that cannot know the password (the codec's
+    ``ProtocolError`` quotes a piece of the reply, which a server may have filled
+    with an echo). In place rather than a new exception: raising a copy inside the
+    ``except`` would chain the original, password and all, as ``__context__``.
+    """
+    exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
+    for name, value in list(vars(exc).items()):
+        if isinstance(value, str):
+            setattr(exc, name, redact(value))
 
 
 # -- the log filter ------------------------------------------------------------------

@@ -338,7 +338,9 @@ class Client:
         # The redactor first: from here on, no error may show the password.
         if not isinstance(password, str):
             raise TypeError(f"password must be a str, got {type(password).__name__}")
-        self._redact = _redact.Redactor(password) if password else None
+        self._redact = (
+            _redact.Redactor(password, password_param=password_param) if password else None
+        )
         self._closed = True  # until the pool exists, close() has nothing to do
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
             if not value > 0:
@@ -936,7 +938,13 @@ class Client:
                     else:
                         return status, body
                 else:
-                    return status, parse(body)
+                    try:
+                        return status, parse(body)
+                    except ProtocolError as exc:
+                        # The parser quotes a piece of the reply, which may echo
+                        # the password.
+                        _redact.scrub_exception(exc, self._scrub)
+                        raise
             except TLSError:
                 raise
             except ConnectError as exc:
