@@ -120,3 +120,12 @@ class OddFloat(float):
 
     def __gt__(self, other: object) -> bool:
         return False
+
+
+class FakeStr:
+    """Pairs that pose as a ``str`` (which is refused as params): real type decides."""
+
+    __class__ = str  # type: ignore[assignment]
+
+    def __iter__(self) -> Any:
+        return iter([("a", "b")])

@@ -17,6 +17,7 @@ import pytest
 from hostile_types import (
     STR_SUBCLASSES,
     EncodeStr,
+    FakeStr,
     FakeTuple,
     FalsyStr,
     GetitemTuple,
@@ -149,3 +150,5 @@ def test_an_object_posing_as_a_tuple_is_refused(codec: ModuleType) -> None:
     assert (info.value.index, info.value.field) == (0, "message")
     with pytest.raises(MessageTypeError):
         codec.encode_params([FakeTuple()])
+    # Claiming to be a str (which params may not be) does not matter either way.
+    assert codec.encode_params(FakeStr()) == b"a=b"

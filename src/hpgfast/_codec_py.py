@@ -66,9 +66,9 @@ Body = Union[bytes, bytearray, memoryview]
 def _quote(text: str) -> bytes:
     # quote() with safe="" keeps exactly the RFC 3986 unreserved set, writes upper-case
     # hex and encodes space as %20. Callers check for surrogates first. quote() returns
-    # a falsy argument as it is, and calls its encode(): given a str subclass, that
-    # would send the subclass's say instead of its characters, unescaped; callers pass
-    # exact strings (_check_str, _param_pairs), and this makes sure of it.
+    # a falsy argument as it is and calls its encode(): given a str subclass, it would
+    # send what the subclass says instead of its characters, even unescaped. Callers
+    # pass exact strings (_check_str, _param_pairs); this makes sure of it.
     return quote(_exact(text), safe="").encode("ascii")
 
 
@@ -84,7 +84,7 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
-def _is(value: object, cls: type) -> bool:
+def _is(value: object, cls: Union[type, tuple[type, ...]]) -> bool:
     # The real type, as the compiled twin's PyUnicode_Check/PyTuple_Check see it:
     # isinstance() would also believe a __class__ property.
     return issubclass(type(value), cls)
@@ -116,7 +116,7 @@ def _param_pairs(params: object, index: Optional[int]) -> list[tuple[str, str]]:
     field = "params"
     if isinstance(params, Mapping):
         items: Any = params.items()
-    elif isinstance(params, (str, bytes, bytearray)) or not hasattr(params, "__iter__"):
+    elif _is(params, (str, bytes, bytearray)) or not hasattr(params, "__iter__"):
         raise MessageTypeError(
             index, field, f"expected a mapping or (name, value) pairs, got {_type_name(params)}"
         )
