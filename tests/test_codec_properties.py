@@ -207,7 +207,7 @@ hostile_batches = st.one_of(
     batch=[LongTuple(("1", "t", "s"))], start=0, max_bytes=None, max_count=None,
     default_subject=None, quote_brackets=False,
 )  # fmt: skip
-# Found by the differential fuzz: the subject and default subject as falsy strings,
+# More of the same families (a differential search over both twins): falsy subjects,
 # int subclasses whose __index__ and comparisons lie, a tuple impostor.
 @example(
     batch=[Message("1", "t")], start=OddInt(0), max_bytes=OddInt(2000),
