@@ -6,10 +6,13 @@ pool, a task queue or a log shipper that pickles it must not lose that.
 
 from __future__ import annotations
 
+import importlib
 import pickle
+import pkgutil
 
 import pytest
 
+import hpgfast
 from hpgfast import (
     AuthError,
     ConnectError,
@@ -27,6 +30,8 @@ from hpgfast import (
     TLSError,
     TransportError,
 )
+from hpgfast._cli_input import InputError
+from hpgfast.journal import JournalError, JournalLocked, JournalMismatch
 
 URL = "https://gate.example/C/x/send?login=C&password=***"
 
@@ -44,17 +49,27 @@ ERRORS = [
     RequestTooLarge(414, "URI Too Long", URL),
     RequestRejected("error-syntax", URL),
     AuthError("error-auth", None),
+    JournalError("the journal is from another version"),
+    JournalLocked("another process is sending with /tmp/x.db"),
+    JournalMismatch("/tmp/x.db", {"input_sha256": ("ab", "cd"), "url": (None, "u")}),
+    InputError("messages.csv:7", "not UTF-8"),
 ]
 
 
 def test_every_exception_class_is_covered() -> None:
+    # Every module loaded, so that every HPGError subclass is known: a new error
+    # class must be added to ERRORS (and so shown to pickle).
+    for module in pkgutil.walk_packages(hpgfast.__path__, "hpgfast."):
+        importlib.import_module(module.name)
+
     def subclasses(cls: type) -> set[type]:
         found = set()
         for sub in cls.__subclasses__():
             found |= {sub} | subclasses(sub)
         return found
 
-    assert subclasses(HPGError) | {HPGError} <= {type(e) for e in ERRORS}
+    missing = subclasses(HPGError) - {type(e) for e in ERRORS}
+    assert not missing, f"add an instance of each to ERRORS: {missing}"
 
 
 @pytest.mark.parametrize("error", ERRORS, ids=lambda e: type(e).__name__)
@@ -71,7 +86,7 @@ def test_exceptions_pickle_with_their_context_and_results(error: HPGError) -> No
     assert str(copy) == str(error) and repr(copy) == repr(error)
     assert copy.args == error.args
     for name in ("index", "field", "reason", "line", "message", "url", "sent", "status",
-                 "description", "code"):  # fmt: skip
+                 "description", "code", "path", "differences", "where"):  # fmt: skip
         assert getattr(copy, name, None) == getattr(error, name, None), name
     results = copy.results  # type: ignore[attr-defined]
     assert results == error.results  # type: ignore[attr-defined]
