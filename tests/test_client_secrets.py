@@ -7,6 +7,9 @@ is searched for it in each form it can take on the wire.
 
 from __future__ import annotations
 
+import html
+import http.server
+import io
 import logging
 import pickle
 import socket
@@ -15,12 +18,13 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 
 import pytest
 import trustme
 
 from hpgfast import Client, HPGError, Message
+from hpgfast._redact import Redactor
 from hpgfast.emulator import Emulator, Fault
 
 CORE = uuid.uuid4().hex
@@ -247,3 +251,170 @@ def test_no_partial_leak_when_a_long_description_is_cut(cut: int) -> None:
     assert len(description) == 2000
     assert CORE[:8] not in description
     assert "password=***" in description
+
+
+# -- servers that echo the password in other encodings -------------------------------------
+
+# The password of issue 11: every character that encoders disagree on (~ * & < >),
+# made unique so that a find proves a leak.
+ECHO_CORE = uuid.uuid4().hex[:12]
+ECHO_SECRET = f"Pa~ss*w&rd<1>Z{ECHO_CORE}"
+
+
+def _hex_case(text: str, case: Callable[[str, int], str]) -> str:
+    """``text`` with each %XX escape's hex rewritten by ``case(hex, n)``."""
+    parts = text.split("%")
+    return parts[0] + "".join(
+        "%" + case(part[:2], n) + part[2:] for n, part in enumerate(parts[1:])
+    )
+
+
+def _html_numeric(text: str, template: str) -> str:
+    return "".join(template.format(ord(c)) if c in "&<>\"'" else c for c in text)
+
+
+# How servers echo a password: the name, and the encoder as a function of it.
+ECHO_FORMS: dict[str, Callable[[str], str]] = {
+    "raw": lambda p: p,
+    "html": lambda p: html.escape(p),
+    "html-decimal": lambda p: _html_numeric(p, "&#{};"),
+    "html-hex": lambda p: _html_numeric(p, "&#x{:x};"),
+    "html-padded": lambda p: _html_numeric(p, "&#00{}"),
+    "percent-lower": lambda p: _hex_case(quote(p, safe=""), lambda h, n: h.lower()),
+    "percent-mixed": lambda p: _hex_case(
+        quote(p, safe=""), lambda h, n: h.lower() if n % 2 else h.upper()
+    ),
+    # java.net.URLEncoder: space -> "+", "*" kept, "~" encoded, upper-case hex.
+    "java": lambda p: quote_plus(p, safe="*").replace("~", "%7E"),
+    "json": lambda p: "".join(f"\\u{ord(c):04x}" if not c.isalnum() else c for c in p),
+}
+ECHO_LEAKS = {ECHO_CORE, *(encode(ECHO_SECRET) for encode in ECHO_FORMS.values())}
+
+
+def echo_leaks(text: str) -> list[str]:
+    return [form for form in ECHO_LEAKS if form in text]
+
+
+class EchoHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every request by echoing the password it received.
+
+    The path's first segment says how: ``/<status>-<form>-<place>/...``, where place
+    is ``text`` (the echoed password alone, in a sentence) or ``param`` (as
+    ``password=<form>``, the way the request line is quoted back).
+    """
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        status, form, place = url.path.split("/")[1].split("-", 2)
+        received = parse_qs(url.query)["password"][0]
+        echoed = ECHO_FORMS[form.replace("_", "-")](received)
+        shown = f"password={echoed}" if place == "param" else f"bad secret '{echoed}' here"
+        if status == "200" and url.path.endswith("/status"):
+            # A STATUS reply whose date field is the echo: the parser quotes it.
+            body = f"ok;1;delivered;{echoed};{shown}\n"
+        elif status == "200":
+            body = f"{echoed};{shown}\n"  # garbage: not a code
+        else:
+            body = f"<html><body>Error processing request: {shown}</body></html>"
+        data = body.encode("utf-8")
+        self.send_response(int(status))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the server's own lines would hold the password: not the client's doing
+
+
+@pytest.fixture(scope="module")
+def echo_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), EchoHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize("status", ["500", "200"])
+@pytest.mark.parametrize("place", ["text", "param"])
+@pytest.mark.parametrize("form", sorted(ECHO_FORMS))
+def test_no_leak_when_the_server_echoes_the_password_encoded(
+    echo_server: str,
+    all_logs: pytest.LogCaptureFixture,
+    collected: Collected,
+    status: str,
+    form: str,
+    place: str,
+) -> None:
+    logging.getLogger().setLevel(logging.DEBUG)  # every logger, at DEBUG
+    url = f"{echo_server}/{status}-{form.replace('-', '_')}-{place}/x/"
+    with Client(url, "CLIENT", ECHO_SECRET, default_subject="S", retries=1, backoff=0.0) as c:
+        for call in (lambda: c.send(messages(3)), lambda: c.status(["1", "2"])):
+            try:
+                collected.results(call())
+            except HPGError as exc:
+                collected.exception(exc)
+                collected.results(getattr(exc, "results", []))
+    errors = [r for r in all_logs.records if r.levelno >= logging.WARNING]
+    assert errors, "the client logged no failure: the test proves nothing"
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    for record in all_logs.records:
+        assert not echo_leaks(formatter.format(record)), record
+        assert not echo_leaks(repr(record.args)), record
+    assert collected.texts
+    for text in collected.texts:
+        assert not echo_leaks(text), text
+
+
+def test_the_redactor_masks_every_form_and_any_password_value() -> None:
+    redact = Redactor(ECHO_SECRET, password_param="pwd")
+    for name, encode in ECHO_FORMS.items():
+        text = f"<b>{encode(ECHO_SECRET)}</b> and again:{encode(ECHO_SECRET)}"
+        assert redact(text) == "<b>***</b> and again:***", name
+    # Any value of the password parameter, in any case or encoding, whatever it is.
+    assert redact("login=C&pwd=Other%20one&x=1") == "login=C&pwd=***&x=1"
+    assert redact("URL: /send?PWD%3dabc def") == "URL: /send?PWD%3d*** def"
+    assert redact("'pwd=abc'") == "'pwd=***'"
+    assert redact("pwd= x") == "pwd= x"  # nothing to mask
+    assert redact("password=abc") == "password=abc"  # another parameter's name
+    # Characters outside the BMP and non-ASCII, in every encoding.
+    redact = Redactor("é 😀/")
+    for text in (
+        "é 😀/",
+        "%C3%A9+%F0%9F%98%80%2f",
+        "\\u00e9 \\ud83d\\ude00\\/",
+        "&#233;&#32;&#x1F600;/",
+    ):
+        assert redact(f"[{text}]") == "[***]", text
+    # A password ending in "&" does not leave the rest of "&amp;" behind.
+    assert Redactor("x&")("(x&amp;)") == "(***)"
+
+
+def test_loggers_created_after_the_first_client_are_redacted(
+    all_logs: pytest.LogCaptureFixture,
+) -> None:
+    with Emulator(password=SECRET, speed=None) as emu, secret_client(emu.url) as client:
+        client.status(["1"])
+        # Loggers made only now, under urllib3 and elsewhere, with propagation
+        # and a handler of their own.
+        late = logging.getLogger(f"urllib3.newchild{uuid.uuid4().hex}")
+        other = logging.getLogger(f"someapp{uuid.uuid4().hex}.deep.child")
+        stream = io.StringIO()
+        other.addHandler(logging.StreamHandler(stream))
+        for logger in (late, other):
+            logger.warning("url: %s", f"/send?password={quote(SECRET, safe='')}")
+            logger.error("pw %s in text and %r", SECRET, SECRET)
+            try:
+                raise ValueError(f"cannot open {SECRET}")
+            except ValueError:
+                logger.exception("failed")
+            logger.warning("stack", stack_info=True)
+    names = {r.name for r in all_logs.records}
+    assert late.name in names and other.name in names
+    assert "***" in stream.getvalue() and "Traceback" in stream.getvalue()
+    assert not leaks(stream.getvalue())
+    assert_no_leak(all_logs, Collected())

@@ -22,6 +22,16 @@ from urllib.parse import parse_qsl
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
+from hostile_types import (
+    STR_SUBCLASSES,
+    TUPLE_SUBCLASSES,
+    FakeStr,
+    FakeTuple,
+    FalsyStr,
+    LongTuple,
+    OddFloat,
+    OddInt,
+)
 from hpgfast import Message, MessageError, ProtocolError
 from hpgfast._wire import (
     ID_ALPHABET,
@@ -65,7 +75,7 @@ def _outcome(call: Callable[[], Any]) -> tuple[Any, ...]:
         return ("ok", call())
     except (MessageError, ProtocolError) as exc:
         return ("error", type(exc), *exc.args[:2])
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, LookupError) as exc:
         return ("error", type(exc))
 
 
@@ -118,6 +128,13 @@ def test_encode_status_round_trip(codec: ModuleType, ids: list[str]) -> None:
 
 # -- (b) the twins agree ------------------------------------------------------------
 
+# Strings that lie about themselves (truth, length, encode, str, hash, items): both
+# twins send their characters (see _codec_py, "Hostile types").
+lying_strings = st.builds(
+    lambda cls, text: cls(text),
+    st.sampled_from(STR_SUBCLASSES),
+    st.one_of(st.text(max_size=8), st.sampled_from(["", "text", "0", "a&b=c", "\ud800"])),
+)
 hostile_values = st.one_of(
     texts,
     st.just(""),
@@ -126,6 +143,7 @@ hostile_values = st.one_of(
     st.binary(max_size=5),
     st.text(max_size=8),  # may hold lone surrogates
     st.sampled_from(["text", "clientId", "0", "1", "2", "\ud800", "a\udfff"]),
+    lying_strings,
 )
 hostile_params = st.one_of(
     params,
@@ -139,14 +157,36 @@ hostile_messages = st.one_of(
     st.tuples(hostile_values, hostile_values, hostile_values, hostile_values, hostile_params),
     hostile_values,
     st.lists(texts, min_size=2, max_size=3),  # a list is not a tuple
+    # tuple subclasses that lie about their length or items, and a tuple impostor
+    st.builds(
+        lambda cls, fields: cls(fields),
+        st.sampled_from(TUPLE_SUBCLASSES),
+        st.lists(st.one_of(texts, hostile_values), min_size=1, max_size=6).map(tuple),
+    ),
+    st.builds(FakeTuple),
+)
+# start and the limits: ints (huge and negative too), bools, lying int subclasses,
+# floats and junk.
+hostile_numbers = st.one_of(
+    st.integers(-1, 13),
+    st.booleans(),
+    st.builds(OddInt, st.integers(-1, 13)),
+    st.sampled_from([2**63, 2**70, -(2**70), 0.0, 1.0, 2.5, float("nan"), float("inf"), "1"]),
+    st.builds(OddFloat, st.floats(-1, 2000)),
+)
+hostile_batches = st.one_of(
+    st.lists(st.one_of(messages, hostile_messages), max_size=12),
+    st.lists(st.one_of(messages, hostile_messages), max_size=4).map(tuple),
+    st.dictionaries(st.integers(0, 3), messages, max_size=3),
+    st.lists(messages, max_size=3).map(LongTuple),  # a batch that lies about its length
 )
 
 
 @given(
-    batch=st.lists(st.one_of(messages, hostile_messages), max_size=12),
-    start=st.integers(-1, 13),
-    max_bytes=st.one_of(st.none(), st.integers(-1, 2000)),
-    max_count=st.one_of(st.none(), st.integers(-1, 12)),
+    batch=hostile_batches,
+    start=st.one_of(st.integers(-1, 13), hostile_numbers),
+    max_bytes=st.one_of(st.none(), st.integers(-1, 2000), hostile_numbers),
+    max_count=st.one_of(st.none(), st.integers(-1, 12), hostile_numbers),
     default_subject=st.one_of(st.none(), st.just("Shop"), hostile_values),
     quote_brackets=st.booleans(),
 )
@@ -157,6 +197,34 @@ hostile_messages = st.one_of(
 @example(
     batch=[("1", "t", "s", "b"), ("2", "t", "s", "b"), ("3", "\ud800", "s")],
     start=0, max_bytes=None, max_count=None, default_subject=None, quote_brackets=False,
+)  # fmt: skip
+# Issue 11: a falsy str subclass value was sent unescaped by the pure twin ...
+@example(
+    batch=[Message("1", "t", "s", None, {"priority": FalsyStr("high&password=x")})],
+    start=0, max_bytes=None, max_count=None, default_subject=None, quote_brackets=False,
+)  # fmt: skip
+# ... a float start, a dict as the batch, a tuple subclass overriding __len__.
+@example(
+    batch=[Message("1", "t", "s")], start=1.0, max_bytes=None, max_count=None,
+    default_subject=None, quote_brackets=False,
+)  # fmt: skip
+@example(
+    batch={0: Message("1", "t", "s")}, start=0, max_bytes=None, max_count=None,
+    default_subject=None, quote_brackets=False,
+)  # fmt: skip
+@example(
+    batch=[LongTuple(("1", "t", "s"))], start=0, max_bytes=None, max_count=None,
+    default_subject=None, quote_brackets=False,
+)  # fmt: skip
+# More of the same families (a differential search over both twins): falsy subjects,
+# int subclasses whose __index__ and comparisons lie, a tuple impostor.
+@example(
+    batch=[Message("1", "t")], start=OddInt(0), max_bytes=OddInt(2000),
+    max_count=OddInt(1), default_subject=FalsyStr("S&x=1"), quote_brackets=False,
+)  # fmt: skip
+@example(
+    batch=[FakeTuple()], start=True, max_bytes=None, max_count=None,
+    default_subject=None, quote_brackets=False,
 )  # fmt: skip
 def test_twins_agree_on_encode_send(
     pure: ModuleType,
@@ -180,12 +248,19 @@ def test_twins_agree_on_encode_send(
 
 
 @given(
-    ids=st.lists(hostile_values, max_size=10),
-    start=st.integers(-1, 11),
-    max_bytes=st.one_of(st.none(), st.integers(-1, 300)),
-    max_count=st.one_of(st.none(), st.integers(-1, 10)),
+    ids=st.one_of(
+        st.lists(hostile_values, max_size=10),
+        st.dictionaries(st.integers(0, 3), texts, max_size=3),
+        texts,
+    ),
+    start=st.one_of(st.integers(-1, 11), hostile_numbers),
+    max_bytes=st.one_of(st.none(), st.integers(-1, 300), hostile_numbers),
+    max_count=st.one_of(st.none(), st.integers(-1, 10), hostile_numbers),
     quote_brackets=st.booleans(),
 )
+@example(ids={0: "1"}, start=0, max_bytes=None, max_count=None, quote_brackets=False)
+@example(ids=["1"], start=0.0, max_bytes=None, max_count=None, quote_brackets=False)
+@example(ids=[FalsyStr("1&x")], start=0, max_bytes=None, max_count=None, quote_brackets=False)
 def test_twins_agree_on_encode_status(
     pure: ModuleType,
     compiled: ModuleType,
@@ -203,6 +278,9 @@ def test_twins_agree_on_encode_status(
 
 
 @given(pairs=hostile_params)
+@example(pairs=[("priority", FalsyStr("high&password=x"))])  # issue 11: query injection
+@example(pairs={FalsyStr("a&b"): ""})
+@example(pairs=FakeStr())  # the pure twin asked isinstance(), which __class__ fools
 def test_twins_agree_on_encode_params(pure: ModuleType, compiled: ModuleType, pairs: Any) -> None:
     assume(pairs is not None)
     assert _outcome(lambda: compiled.encode_params(pairs)) == _outcome(

@@ -13,7 +13,9 @@ is big enough to be worth the hand-over:
   remembered, not raised, until the byte pass proves the message is reached.
   (2) Without the GIL: exact encoded sizes, lone surrogates, the cut.
   (3) One output ``bytes`` of the exact size, filled without the GIL.
-  (4) With the GIL: the duplicate-client-id check over the messages taken.
+  (4) The duplicate-client-id check over the messages taken, in C on the raw
+  buffers (a str subclass was copied into an exact str in (1), so no __eq__ or
+  __hash__ of the caller's is asked).
 * parse: a GIL-free pre-pass over a chunk of lines finds the fields, validates
   UTF-8, tokens and dates into a C array; then, with the GIL, the records are
   built straight from it (``tp_alloc`` + ``PyTuple_SET_ITEM``, untracked from the
@@ -39,6 +41,7 @@ from libc.stdlib cimport malloc, realloc, free
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 import math as _math
+import operator as _operator
 from collections.abc import Mapping as _Mapping
 from datetime import tzinfo as _tzinfo
 
@@ -73,6 +76,9 @@ cdef extern from "Python.h":
     PyObject* p_None "Py_None"
     Py_ssize_t PY_SSIZE_T_MAX
     object PyUnicode_DecodeUTF8(const char* s, Py_ssize_t size, const char* errors)
+    # An exact str as is; a subclass's characters as a new exact str, asking the
+    # subclass nothing (no __str__, no encode).
+    object PyUnicode_FromObject(object)
     void PyObject_GC_UnTrack(void* op)
 
 cdef extern from *:
@@ -289,17 +295,25 @@ cdef inline object _idx(Py_ssize_t index):
 
 
 cdef inline int _check_str(object value, Py_ssize_t index, str field) except -1:
-    if type(value) is str:
-        # The common case, without a truth-value call.
-        _ready(value)
-        if PyUnicode_GET_LENGTH(value) == 0:
-            raise MessageError(_idx(index), field, "must not be empty")
-        return 0
-    if not isinstance(value, str):
+    # A str subclass is judged by its characters, as what is sent is its buffer: its
+    # own __bool__ or __len__ is never asked (see _codec_py, "Hostile types").
+    if type(value) is not str and not isinstance(value, str):
         raise MessageTypeError(_idx(index), field, f"expected str, got {_type_name(value)}")
-    if not value:   # a subclass may define its own truth
+    _ready(value)
+    if PyUnicode_GET_LENGTH(value) == 0:
         raise MessageError(_idx(index), field, "must not be empty")
-    return _ready(value)
+    return 0
+
+
+cdef inline object _exact(object value, list keep):
+    """A checked str as an exact str: a subclass's characters copied into one that
+    ``keep`` owns (its buffer is pointed into without the GIL). Exact: itself."""
+    if type(value) is str:
+        return value
+    value = PyUnicode_FromObject(value)
+    _ready(value)
+    keep.append(value)
+    return value
 
 
 cdef inline int _ready(object value) except -1:
@@ -309,17 +323,23 @@ cdef inline int _ready(object value) except -1:
     return 0
 
 
-cdef int _check_pair(object name, object value, Py_ssize_t index) except -1:
+cdef int _check_pair(object name, object value, Py_ssize_t index, list keep) except -1:
+    """Checks a pair and appends it to keep, as exact strs (see _check_str)."""
     if not isinstance(name, str):
         raise MessageTypeError(_idx(index), "params", f"name: expected str, got {_type_name(name)}")
-    if not name:
+    name = PyUnicode_FromObject(name)
+    _ready(name)
+    if PyUnicode_GET_LENGTH(name) == 0:
         raise MessageError(_idx(index), "params", "a parameter name must not be empty")
     if not isinstance(value, str):
         raise MessageTypeError(
             _idx(index), "params", f"value of {name!r}: expected str, got {_type_name(value)}"
         )
-    _ready(name)
-    return _ready(value)
+    value = PyUnicode_FromObject(value)
+    _ready(value)
+    keep.append(name)
+    keep.append(value)
+    return 0
 
 
 cdef int _gather_pairs(object params, Py_ssize_t index, list keep) except -1:
@@ -332,9 +352,7 @@ cdef int _gather_pairs(object params, Py_ssize_t index, list keep) except -1:
     if type(params) is dict:
         # An exact dict iterates like its items() view, without the view.
         for name, value in (<dict>params).items():
-            _check_pair(name, value, index)
-            keep.append(name)
-            keep.append(value)
+            _check_pair(name, value, index, keep)
         return 0
     if type(params) is list or type(params) is tuple:
         items = params
@@ -352,10 +370,27 @@ cdef int _gather_pairs(object params, Py_ssize_t index, list keep) except -1:
                 _idx(index), "params", f"expected (name, value) pairs, got {_type_name(item)}"
             )
         name, value = item
-        _check_pair(name, value, index)
-        keep.append(name)
-        keep.append(value)
+        _check_pair(name, value, index, keep)
     return 0
+
+
+cdef int _check_batch(object batch) except -1:
+    # As _codec_py._check_batch: a mapping would be read by key, a str by character.
+    if isinstance(batch, _Mapping) or isinstance(batch, str):
+        raise TypeError(f"expected a sequence, got {_type_name(batch)}")
+    return 0
+
+
+cdef object _limit(object value, str name):
+    """As _codec_py._limit: an exact int (operator.index) or float; None stays."""
+    if value is None or type(value) is int:
+        return value
+    if isinstance(value, float):
+        return float.__float__(value)
+    try:
+        return _operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {_type_name(value)}") from None
 
 
 cdef int _check_limits(object start, object length, object max_bytes, object max_count) except -1:
@@ -1102,8 +1137,18 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
                     object default_subject, object quote_brackets, bint send,
                     object id_prefix=None):
     """encode_send (send=True) and encode_status: the four phases described above."""
-    cdef Py_ssize_t total = len(seq)
+    cdef Py_ssize_t total
     cdef Py_ssize_t cstart = 0, limit_bytes, limit_count, v = 0
+    cdef list keep = []          # owns the strings a StrRef points into, but the
+                                 # fields of a held message tuple (see below)
+    # The arguments as _codec_py._limits makes them (exact ints, or floats), in its
+    # order, before the batch's length is asked.
+    _check_batch(seq)
+    if type(start) is not int:
+        start = _operator.index(start)
+    max_bytes = _limit(max_bytes, "max_bytes")
+    max_count = _limit(max_count, "max_count")
+    total = len(seq)
     # The usual arguments (exact ints and None) are checked in C; anything else, and
     # every failure, goes through the pure twin's checks word for word.
     if (_as_ssize(start, &cstart) and 0 <= cstart <= total
@@ -1118,6 +1163,7 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
         limit_count = _count_limit(max_count)
     if send and default_subject is not None:
         _check_str(default_subject, -1, "default_subject")
+        default_subject = _exact(default_subject, keep)
         _check_content(default_subject, None, "default_subject")
     cdef str prefix = None
     if id_prefix is not None:
@@ -1146,7 +1192,6 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
         b.id_n = b.id_plen + ID_SUFFIX
     cdef SizeOut so
     cdef Gather g
-    cdef list keep = []          # owns the params' strings a StrRef points into
     cdef object pending = None   # structural error of the first message not gathered
     cdef object fetch_exc = None # what seq[fetched] raised (not a tuple seq)
     cdef object msg, address, text, subject, client_id, params, name
@@ -1154,7 +1199,7 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
     cdef Py_ssize_t nf_subject = N_SUBJECT, nf_address = N_ADDRESS
     cdef Py_ssize_t nf_text = N_TEXT, nf_client = N_CLIENT_ID, nf_pid = N_PROVIDER_ID
     cdef MsgRef* mr
-    cdef bint odd_client = False, release, did_size, nog
+    cdef bint release, did_size, nog
     cdef bint seq_is_tuple = type(seq) is tuple
     # The messages as a C array: an exact tuple's own items (it is immutable and the
     # caller holds it), or, for any other sequence, references fetched ahead into
@@ -1171,7 +1216,6 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
     cdef char* scratch = NULL
     cdef Py_ssize_t scratch_n = 0
     cdef bint check_ids
-    cdef dict seen
     cdef object effective
     stop = total if limit_count < 0 or limit_count >= total - cstart else cstart + limit_count
     g.dsubj = <PyObject*>default_subject if default_subject is not None else NULL
@@ -1253,7 +1297,7 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
                                         w = _fill(&b, so.taken, scratch, open_p, open_n,
                                                   close_p, close_n, send)
                                         scratch_n = w - scratch
-                                        if g.any_client and not odd_client:
+                                        if g.any_client:
                                             dup_found = _find_duplicate(&b, so.taken, &dup_at, &dup_first)
                     else:
                         i = _gather_fast(&b, items, base, i, &g)
@@ -1289,6 +1333,13 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
                         client_id = (<tuple>msg)[3] if n > 3 else None
                         if client_id is not None:
                             _check_str(client_id, i, "client_id")
+                        # A str subclass is sent, compared and shown as the exact str
+                        # of its characters (its __eq__/__hash__ never asked).
+                        address = _exact(address, keep)
+                        text = _exact(text, keep)
+                        subject = _exact(subject, keep)
+                        if client_id is not None:
+                            client_id = _exact(client_id, keep)
                         params = (<tuple>msg)[4] if n > 4 else None
                         # The tuple is immutable and held (by seq or by `own`): holding
                         # it holds its fields. Params may be mutable, so their strings
@@ -1310,8 +1361,6 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
                         mr.has_client = client_id is not None
                         if mr.has_client:
                             g.any_client = True
-                            if type(client_id) is not str:
-                                odd_client = True   # may define its own __eq__/__hash__
                             mr.client_id = <PyObject*>client_id
                             lb += _add_str(&b, client_id)
                             mr.fixed += 1 + nf_client + keylen
@@ -1324,6 +1373,7 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
                         mr.fixed += npairs * (1 + keylen)
                     else:
                         _check_str(msg, i, "provider_id")
+                        msg = _exact(msg, keep)
                         _reserve(&b, 1)
                         mr = &b.msgs[b.nmsgs]
                         mr.first = b.nstrs
@@ -1372,7 +1422,7 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
             raise pending
 
         # -- phase 3: one bytes object of the exact size, filled without the GIL -------
-        check_ids = g.any_client and not odd_client
+        check_ids = g.any_client
         if scratch != NULL:
             # Written in the GIL-free stretch above (the duplicate check done too).
             if scratch_n != so.total:
@@ -1407,27 +1457,7 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
                 f"by message {cstart + dup_first}",
             )
 
-        # -- phase 4: effective client ids must be unique (the index stands in when no
-        # clientId is sent: it is what the platform answers with, so replies could not
-        # be matched to messages otherwise). Done in C above, without the GIL; with a
-        # str subclass among the ids, by the pure twin's dict, with the GIL.
-        if odd_client:
-            seen = {}
-            for local in range(so.taken):
-                mr = &b.msgs[local]
-                effective = (<object>mr.client_id if mr.has_client
-                             else _made_id(prefix, local) if b.id_n else str(local))
-                if effective in seen:
-                    raise MessageError(
-                        cstart + local,
-                        "client_id",
-                        f"client id {effective!r} is already used in this request "
-                        f"by message {cstart + seen[effective]}",
-                    )
-                seen[effective] = local
-        # Like the pure twin's loop variable: the caller's own object when nothing
-        # was taken (start=True stays True).
-        return out, (start if so.taken == 0 else cstart + so.taken)
+        return out, cstart + so.taken
     finally:
         free(b.strs)
         free(b.msgs)

@@ -20,6 +20,15 @@ encode_send(messages, start=s):
   index within the request, which is what the platform answers with when no
   clientId is sent).
 
+Hostile types: what is sent is the data itself, never what a subclass says about
+it. A ``str`` subclass counts as the exact ``str`` of its characters (its own
+``__bool__``, ``__len__``, ``encode``, ``__str__``, ``__eq__`` or ``__hash__`` are
+never asked, so a "falsy" value cannot slip through unescaped); a tuple subclass
+message as the exact tuple of its items; ``start``, and integer limits, as the exact
+``int`` that ``operator.index`` gives (a float ``start`` is a ``TypeError``); a
+float limit as the exact ``float``. The batch is a sequence: a mapping or a ``str``
+is a ``TypeError``. Types are told by the object's real type, not its ``__class__``.
+
 parse_send / parse_status: lines are split on LF; each is stripped of spaces, tabs
 and CR at both ends; blank lines are skipped; a UTF-8 BOM at the start is skipped.
 The first line with a fault raises ``ProtocolError`` with its 1-based number.
@@ -32,6 +41,7 @@ read_send / read_status: the same, but each faulty line is returned as a
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any, Optional, Union
@@ -70,8 +80,11 @@ Body = Union[bytes, bytearray, memoryview]
 
 def _quote(text: str) -> bytes:
     # quote() with safe="" keeps exactly the RFC 3986 unreserved set, writes upper-case
-    # hex and encodes space as %20. Callers check for surrogates first.
-    return quote(text, safe="").encode("ascii")
+    # hex and encodes space as %20. Callers check for surrogates first. quote() returns
+    # a falsy argument as it is and calls its encode(): given a str subclass, it would
+    # send what the subclass says instead of its characters, even unescaped. Callers
+    # pass exact strings (_check_str, _param_pairs); this makes sure of it.
+    return quote(_exact(text), safe="").encode("ascii")
 
 
 def _surrogate_reason(text: str) -> Optional[str]:
@@ -86,12 +99,25 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+def _is(value: object, cls: Union[type, tuple[type, ...]]) -> bool:
+    # The real type, as the compiled twin's PyUnicode_Check/PyTuple_Check see it:
+    # isinstance() would also believe a __class__ property.
+    return issubclass(type(value), cls)
+
+
+def _exact(value: str) -> str:
+    """The exact ``str`` of a ``str`` (subclass)'s characters, asking it nothing."""
+    return value if type(value) is str else str.__str__(value)
+
+
 def _check_str(value: object, index: Optional[int], field: str, *, empty_ok: bool = False) -> str:
-    if type(value) is not str and not isinstance(value, str):
+    """``value`` as an exact, checked ``str``."""
+    if not _is(value, str):
         raise MessageTypeError(index, field, f"expected str, got {_type_name(value)}")
-    if not value and not empty_ok:
+    text = _exact(value)  # type: ignore[arg-type]
+    if not text and not empty_ok:
         raise MessageError(index, field, "must not be empty")
-    return value
+    return text
 
 
 def _check_content(value: str, index: Optional[int], field: str) -> None:
@@ -105,7 +131,7 @@ def _param_pairs(params: object, index: Optional[int]) -> list[tuple[str, str]]:
     field = "params"
     if isinstance(params, Mapping):
         items: Any = params.items()
-    elif isinstance(params, (str, bytes, bytearray)) or not hasattr(params, "__iter__"):
+    elif _is(params, (str, bytes, bytearray)) or not hasattr(params, "__iter__"):
         raise MessageTypeError(
             index, field, f"expected a mapping or (name, value) pairs, got {_type_name(params)}"
         )
@@ -113,21 +139,48 @@ def _param_pairs(params: object, index: Optional[int]) -> list[tuple[str, str]]:
         items = params
     pairs = []
     for item in items:
-        if not isinstance(item, tuple) or len(item) != 2:
+        if not _is(item, tuple) or len(item) != 2:
             raise MessageTypeError(
                 index, field, f"expected (name, value) pairs, got {_type_name(item)}"
             )
         name, value = item
-        if not isinstance(name, str):
+        if not _is(name, str):
             raise MessageTypeError(index, field, f"name: expected str, got {_type_name(name)}")
+        name = _exact(name)
         if not name:
             raise MessageError(index, field, "a parameter name must not be empty")
-        if not isinstance(value, str):
+        if not _is(value, str):
             raise MessageTypeError(
                 index, field, f"value of {name!r}: expected str, got {_type_name(value)}"
             )
-        pairs.append((name, value))
+        pairs.append((name, _exact(value)))
     return pairs
+
+
+def _check_batch(batch: object) -> None:
+    # A mapping would be read by key (batch[0], batch[1]...), a str as one id per
+    # character: neither is what the caller meant.
+    if isinstance(batch, Mapping) or _is(batch, str):
+        raise TypeError(f"expected a sequence, got {_type_name(batch)}")
+
+
+def _limit(value: Any, name: str) -> Any:
+    """A limit as an exact ``int`` (``operator.index``) or ``float``; ``None`` stays."""
+    if value is None:
+        return None
+    if _is(value, float):
+        return float.__float__(value)
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {_type_name(value)}") from None
+
+
+def _limits(
+    start: Any, max_bytes: Any, max_count: Any
+) -> tuple[int, Optional[int], Optional[int]]:
+    """The arguments of encode_send/encode_status, normalised (see the module doc)."""
+    return operator.index(start), _limit(max_bytes, "max_bytes"), _limit(max_count, "max_count")
 
 
 def _check_limits(
@@ -209,10 +262,12 @@ def encode_send(
         ValueError: a bad ``start``, limit or ``id_prefix``.
         TypeError: an ``id_prefix`` that is not a ``str``.
     """
+    _check_batch(messages)
+    start, max_bytes, max_count = _limits(start, max_bytes, max_count)
     total = len(messages)
     _check_limits(start, total, max_bytes, max_count)
     if default_subject is not None:
-        _check_str(default_subject, None, "default_subject")
+        default_subject = _check_str(default_subject, None, "default_subject")
         _check_content(default_subject, None, "default_subject")
     prefix = _check_id_prefix(id_prefix)
     # With made ids, a request stops where the suffixes run out, as max_count would.
@@ -228,13 +283,15 @@ def encode_send(
             break
         msg = messages[i]
         # 1. structure
-        if not isinstance(msg, tuple):
+        if not _is(msg, tuple):
             raise MessageTypeError(
                 i, "message", f"expected a Message or a tuple, got {_type_name(msg)}"
             )
-        if not 2 <= len(msg) <= 5:
-            raise MessageError(i, "message", f"expected 2 to 5 fields, got {len(msg)}")
-        fields = msg + (None,) * (5 - len(msg))
+        # Its real items, whatever a subclass's __len__, __getitem__ or __add__ say.
+        n = tuple.__len__(msg)
+        if not 2 <= n <= 5:
+            raise MessageError(i, "message", f"expected 2 to 5 fields, got {n}")
+        fields = tuple.__add__(msg, (None,) * (5 - n))
         address = _check_str(fields[0], i, "address")
         text = _check_str(fields[1], i, "text")
         subject = fields[2]
@@ -243,10 +300,10 @@ def encode_send(
                 raise MessageError(i, "subject", "required, and no default subject is set")
             subject = default_subject
         else:
-            _check_str(subject, i, "subject")
+            subject = _check_str(subject, i, "subject")
         client_id = fields[3]
         if client_id is not None:
-            _check_str(client_id, i, "client_id")
+            client_id = _check_str(client_id, i, "client_id")
         params = fields[4]
         pairs = [] if params is None else _param_pairs(params, i)
         for name, _ in pairs:
@@ -324,6 +381,8 @@ def encode_status(
         MessageError: an empty id or one with a lone surrogate.
         MessageTooLarge: an id that does not fit into ``max_bytes`` alone.
     """
+    _check_batch(provider_ids)
+    start, max_bytes, max_count = _limits(start, max_bytes, max_count)
     total = len(provider_ids)
     _check_limits(start, total, max_bytes, max_count)
     open_b, close_b = _bracket(quote_brackets)

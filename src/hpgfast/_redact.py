@@ -3,20 +3,32 @@
 Strategy: HPG puts the password in the query string, so every URL is a secret. The
 client never logs or raises a URL it did not build redacted itself; what it cannot
 build (the text of a urllib3 or OS error, a description the platform echoes back)
-goes through a ``Redactor`` first. urllib3 writes full URLs into some of its own log
-records (``Failed to parse headers (url=...)``), so a filter on urllib3's loggers
-redacts every record that holds a live client's password: defence in depth, since
-the client bypasses the urllib3 paths that log targets.
+goes through a ``Redactor`` first, which knows the password in every encoding a
+server may echo it in and masks the value of any ``password=`` it sees. urllib3
+writes full URLs into some of its own log records (``Failed to parse headers
+(url=...)``), so every log record, of any logger, is redacted when it is made while
+a client is open: defence in depth, since the client bypasses the urllib3 paths that
+log targets.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from collections.abc import Iterable
-from urllib.parse import quote
+from collections.abc import Callable, Iterable
+from typing import Any
 
-__all__ = ["MASK", "Redactor", "Secret", "install_log_filter", "register", "unregister"]
+__all__ = [
+    "MASK",
+    "Redactor",
+    "Secret",
+    "install_log_filter",
+    "redact_record",
+    "register",
+    "scrub_exception",
+    "unregister",
+]
 
 MASK = "***"
 
@@ -38,27 +50,101 @@ class Secret:
         raise TypeError("a secret cannot be pickled")
 
 
+def _hex(value: int, width: int) -> str:
+    """``value`` in hex as a pattern matching upper, lower and mixed case digits."""
+    return "".join(
+        f"[{d.upper()}{d.lower()}]" if d.isalpha() else d for d in f"{value:0{width}X}"
+    )
+
+
+_HTML_NAMED = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos", " ": "nbsp"}
+
+
+def _char_pattern(char: str, *, any_case: bool = False) -> str:
+    r"""Every way one character of a secret may come back in a foreign text.
+
+    As itself (in either case with ``any_case``); percent-encoded byte by byte, hex
+    in any case (Python's ``quote``, lower-case hex servers, ``java.net.URLEncoder``),
+    also once more encoded (``%2541``); ``+`` for a space; a Python bytes escape
+    (``\xc3``); an HTML named or numeric character reference (``&lt;``, ``&#60;``,
+    ``&#x3C;``, the ``;`` optional as in lenient HTML); a JSON ``\uXXXX`` escape (a
+    surrogate pair beyond the BMP) or ``\/``. Each character of a text may take any
+    of its forms independently of the others, so a half-encoded echo is caught too.
+    """
+    code = ord(char)
+    first, *more = char.encode("utf-8", "surrogatepass")
+    tail = "".join(f"(?:%(?:25)?{_hex(b, 2)}|\\\\x{_hex(b, 2)})" for b in more)
+    forms = [
+        f"%(?:25)?{_hex(first, 2)}{tail}",
+        f"\\\\x{_hex(first, 2)}{tail}",
+        f"&#0*{code};?",
+        f"&#[xX]0*{_hex(code, 1)};?",
+    ]
+    if char == " ":
+        forms.append(r"\+")
+    if char in _HTML_NAMED:
+        forms.append(f"&{_HTML_NAMED[char]};?")
+    if code > 0xFFFF:
+        units = char.encode("utf-16-be", "surrogatepass")
+        high, low = int.from_bytes(units[:2], "big"), int.from_bytes(units[2:], "big")
+        forms.append(f"\\\\[uU]{_hex(high, 4)}\\\\[uU]{_hex(low, 4)}")
+    else:
+        forms.append(f"\\\\[uU]{_hex(code, 4)}")
+    if char == "/":
+        forms.append(r"\\/")
+    # Itself last: the regex tries alternatives in order, and "&" must not win over
+    # "&amp;" when the password ends with it (that would leave "amp;" behind).
+    if any_case and char.lower() != char.upper():
+        # Two literals, not a class nor re.IGNORECASE: re then still scans fast for
+        # the possible first characters (four times faster over a big error page).
+        forms += [re.escape(char.lower()), re.escape(char.upper())]
+    else:
+        forms.append(re.escape(char))
+    return "(?:" + "|".join(forms) + ")"
+
+
+def _text_pattern(text: str, *, any_case: bool = False) -> str:
+    """A pattern of ``text`` in any of its forms, character by character."""
+    return "".join(_char_pattern(c, any_case=any_case) for c in text)
+
+
 class Redactor:
     """Replaces every form of one password in a text by ``***``.
 
-    The forms are the password as given and percent-encoded the way the codec and
-    urllib would send it (hpgfast's own encoding; ``quote`` with ``/`` kept; ``+`` for
-    space), longest first, so that ``password=p%40ss`` becomes ``password=***``. A
-    very short password also masks its other occurrences: over-redaction is the safe
-    side.
+    Two rules, applied in this order:
+
+    1. the password in any encoding a server or library may echo it in (see
+       ``_char_pattern``: percent-encoding with hex in any case, ``+`` for space,
+       ``java.net.URLEncoder``'s choices, HTML and JSON escapes, mixed), so that
+       ``password=p%40ss`` becomes ``password=***``;
+    2. the value of any ``<password_param>=`` (the name in any case or encoding,
+       ``=`` as such or encoded) up to ``&``, whitespace, a quote or the end, so that
+       a form hpgfast does not know (another client's password, a cut or garbled
+       echo) does not show either.
+
+    A very short password also masks its other occurrences: over-redaction is the
+    safe side.
     """
 
-    __slots__ = ("_needles",)
+    __slots__ = ("_assignment", "_forms")
 
-    def __init__(self, password: str) -> None:
-        encoded = quote(password, safe="")
-        forms = {password, encoded, quote(password), encoded.replace("%20", "+")}
-        self._needles = tuple(sorted((f for f in forms if f), key=len, reverse=True))
+    def __init__(self, password: str, *, password_param: str = "password") -> None:
+        self._forms = re.compile(_text_pattern(password)) if password else None
+        # The name in any case: a foreign echo may change it.
+        self._assignment = (
+            re.compile(
+                f"({_text_pattern(password_param, any_case=True)}{_char_pattern('=')})"
+                "[^&\\s\"']+"
+            )
+            if password_param
+            else None
+        )
 
     def __call__(self, text: str) -> str:
-        for needle in self._needles:
-            if needle in text:
-                text = text.replace(needle, MASK)
+        if self._forms is not None:
+            text = self._forms.sub(MASK, text)
+        if self._assignment is not None:
+            text = self._assignment.sub(_mask_value, text)
         return text
 
     def __repr__(self) -> str:
@@ -66,6 +152,24 @@ class Redactor:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a redactor cannot be pickled")
+
+
+def _mask_value(match: re.Match[str]) -> str:
+    return match.group(1) + MASK
+
+
+def scrub_exception(exc: BaseException, redact: Callable[[str], str]) -> None:
+    """Redact, in place, every ``str`` in ``exc.args`` and among its attributes.
+
+    For an error made by code that cannot know the password (the codec's
+    ``ProtocolError`` quotes a piece of the reply, which a server may have filled
+    with an echo). In place rather than a new exception: raising a copy inside the
+    ``except`` would chain the original, password and all, as ``__context__``.
+    """
+    exc.args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
+    for name, value in list(vars(exc).items()):
+        if isinstance(value, str):
+            setattr(exc, name, redact(value))
 
 
 # -- the log filter ------------------------------------------------------------------
@@ -95,25 +199,32 @@ def redact_all(text: str) -> str:
     return text
 
 
+def redact_record(record: logging.LogRecord) -> None:
+    """Rewrite ``record`` in place if its text or traceback holds an open client's password."""
+    if not _active:
+        return
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken record is the logging module's business
+        return
+    redacted = redact_all(message)
+    if redacted != message:
+        record.msg = redacted
+        record.args = None
+    if record.exc_info and not record.exc_text:
+        # Formatters use a pre-set exc_text instead of formatting exc_info again.
+        record.exc_text = redact_all(logging.Formatter().formatException(record.exc_info))
+    elif record.exc_text:
+        record.exc_text = redact_all(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact_all(record.stack_info)
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites a record in place when its text holds an open client's password."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not _active:
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken record is the logging module's business
-            return True
-        redacted = redact_all(message)
-        if redacted != message:
-            record.msg = redacted
-            record.args = None
-        if record.exc_info and not record.exc_text:
-            # Formatters use a pre-set exc_text instead of formatting exc_info again.
-            record.exc_text = redact_all(logging.Formatter().formatException(record.exc_info))
-        elif record.exc_text:
-            record.exc_text = redact_all(record.exc_text)
+        redact_record(record)
         return True
 
 
@@ -121,17 +232,59 @@ _filter = RedactingFilter()
 _installed: set[str] = set()
 
 
-def install_log_filter(names: Iterable[str] = ()) -> None:
-    """Attach the filter to every ``urllib3`` logger (and to ``names``), once each.
+# Every record is redacted where it is made, by a wrapper around the log record
+# factory, rather than by filters on loggers or handlers:
+# - a logger's filters see only the records made on that very logger, never its
+#   children's, so a filter on "urllib3" misses "urllib3.connectionpool", and a
+#   logger created after the first Client (a new urllib3 module, a plug-in, user
+#   code logging an exception that quotes a URL) would have none;
+# - a filter on handlers misses handlers added later, and records that a caller
+#   handles itself (caplog, QueueHandler, a formatter reading exc_info);
+# - patching logging.Logger.manager's creation path reaches into private API and
+#   still misses loggers made before the patch; a lazy per-call filter needs a hook
+#   that logging does not have.
+# logging.setLogRecordFactory is the documented hook every Logger.makeRecord goes
+# through, whenever and however its logger was created. Another library may install
+# its own factory later: a well-behaved one chains to ours (the documented pattern),
+# and every new Client checks and re-wraps a factory that dropped ours, once per
+# foreign factory, so the chain never grows. The filters on urllib3's loggers stay as
+# a second line for records made by a factory that did not chain.
+_wrapped: set[int] = set()  # ids of the factories we wrapped (and our own wrappers)
 
-    A logger's filters see only the records created on that very logger, not those
-    of its children, so each urllib3 module's logger gets the filter.
+
+def _install_factory() -> None:
+    current = logging.getLogRecordFactory()
+    if id(current) in _wrapped:
+        return
+
+    def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        if _active:
+            redact_record(record)
+        return record
+
+    # Both the factory and its wrapper: a foreign factory chaining to ours is
+    # wrapped once when a Client meets it, then recognised.
+    _wrapped.update((id(current), id(redacting_factory)))
+    _keep.append(redacting_factory)  # ids stay unique only while the object lives
+    logging.setLogRecordFactory(redacting_factory)
+
+
+_keep: list[Callable[..., logging.LogRecord]] = []
+
+
+def install_log_filter(names: Iterable[str] = ()) -> None:
+    """Redact every log record from now on, whatever logger makes it.
+
+    Wraps the log record factory (see above) and attaches the filter to every
+    existing ``urllib3`` logger (and to ``names``) as a second line, once each.
     """
     wanted = {"urllib3", *names}
     wanted.update(
         name for name in list(logging.root.manager.loggerDict) if name.startswith("urllib3.")
     )
     with _lock:
+        _install_factory()
         for name in wanted - _installed:
             logging.getLogger(name).addFilter(_filter)
             _installed.add(name)

@@ -4,8 +4,9 @@ Local errors (bad input from our caller: ``MessageError``) are told apart from r
 ones (a bad reply from the platform: ``ProtocolError``; a failed exchange:
 ``TransportError`` and its kin). Concrete errors also subclass the builtin they
 resemble, so ``except ValueError`` keeps working. Every exception carries its
-context as attributes and pickles. None of them ever holds a password: the client
-passes only redacted URLs in.
+context as attributes and pickles with it (``.results`` too, which the client
+attaches to an error raised mid-batch). None of them ever holds a password: the
+client passes only redacted URLs in.
 """
 
 from __future__ import annotations
@@ -94,7 +95,14 @@ class TransportError(HPGError, OSError):
         return self.message if self.url is None else f"{self.message} ({self.url})"
 
     def __reduce__(self):  # type: ignore[no-untyped-def]
-        return (_rebuild_transport, (type(self), self.message, self.url, self.sent))
+        # OSError's own reduce would call cls(message) and lose url and sent; the
+        # instance dict (third item) brings back whatever the client attached too
+        # (``.results``).
+        return (
+            _rebuild_transport,
+            (type(self), self.message, self.url, self.sent),
+            dict(self.__dict__),
+        )
 
 
 def _rebuild_transport(

@@ -167,7 +167,9 @@ class Exchange:
         rate_limit: Optional[RateLimit] = None,
         client_ids: bool = True,
     ) -> None:
-        self.redactor = _redact.Redactor(password) if password else None
+        self.redactor = (
+            _redact.Redactor(password, password_param=password_param) if password else None
+        )
         login_q = encode_params([(login_param, login)]).decode("ascii")
         secret_q = encode_params([(login_param, login), (password_param, password)])
         shown_q = (

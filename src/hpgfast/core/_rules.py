@@ -217,8 +217,30 @@ def _scrubbed(facts: RequestFacts, records: list[Any]) -> list[Any]:
     return out
 
 
+def _reworded(facts: RequestFacts, body: bytes, bad: list[ProtocolError]) -> list[ProtocolError]:
+    """The reader's notes on bad lines, made safe to show.
+
+    The codec quotes the first bytes of a bad line, and a cut through an echoed
+    password would leave a prefix no redactor can recognise. So the quote is made
+    again here from the whole line, redacted first and cut after.
+    """
+    lines = bytes(body).split(b"\n")
+    out: list[ProtocolError] = []
+    for error in bad:
+        head = error.reason.split("'", 1)[0].split('"', 1)[0].rstrip(" :").removesuffix(" in")
+        number = error.line
+        if number is not None and 0 < number <= len(lines) and len(out) < QUOTED_LINES:
+            raw = lines[number - 1].strip(b" \t\r").decode("utf-8", "replace")
+            out.append(ProtocolError(number, f"{head}: {facts.scrub(raw)[:200]!r}"))
+        else:
+            out.append(ProtocolError(number, head))
+    return out
+
+
 def _judge_body(facts: RequestFacts, body: bytes) -> Verdict:
     records, bad = facts.read(body)
+    if bad:
+        bad = _reworded(facts, body, bad)
     if records:
         records = _scrubbed(facts, records)
     if not records and bad:

@@ -1,0 +1,190 @@
+"""Reference and memory leaks on the compiled core's error paths.
+
+    python fuzz/leaks.py                 # each error path 10,000 times
+    python fuzz/leaks.py --runs 100000
+
+Every way each compiled function can fail (and its success paths, for comparison)
+runs ``--runs`` times after a warm-up. A leaked reference to an input shows as its
+refcount growing by about ``runs``; a leaked object as memory traced by
+``tracemalloc`` growing; a leaked C buffer (the core's ``malloc``s) as the process's
+resident size growing. ``sys.gettotalrefcount`` is used too on a debug build of
+CPython. Under the ASan build (run_sanitizers.sh), LeakSanitizer reports C leaks at
+exit and the resident-size bound is skipped (ASan keeps freed memory in quarantine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import tracemalloc
+from collections.abc import Callable
+from datetime import timezone
+from typing import Any
+
+from hpgfast import Message
+from hpgfast import _codec_c as core
+
+_SANITIZED = bool(os.environ.get("HPGFAST_SANITIZED"))
+
+
+class _Boom(Exception):
+    pass
+
+
+class _FailingSeq:
+    """A sequence whose item 40 cannot be read (the core fetches ahead)."""
+
+    def __len__(self) -> int:
+        return 100
+
+    def __getitem__(self, i: int) -> Any:
+        if i == 40:
+            raise _Boom
+        if not 0 <= i < 100:
+            raise IndexError(i)
+        return MSG
+
+
+class _FailingParams:
+    def __iter__(self) -> Any:
+        yield ("a", "b")
+        raise _Boom
+
+
+class _FalsyStr(str):
+    def __bool__(self) -> bool:
+        return False
+
+
+MSG = Message("79031234567", "hello", "S")
+# Big enough for the GIL-free paths (over 1 KB, over one 1024-line parse chunk).
+BIG = [Message(f"7903{i:07d}", "text " * 10, "S", f"id{i}") for i in range(300)]
+DUP = [*BIG[:250], BIG[10]]  # a duplicate client id, found in the GIL-free fill
+SURROGATE_LATE = [*BIG[:250], Message("1", "bad \ud800", "S")]
+BAD_LATE = [*BIG[:250], ("1", 5, "S")]
+BODY = b"ok;1;1001\n" * 1100
+STATUS_BODY = b"ok;1001;delivered;2012.03.15 19:53:07;\n" * 1100
+
+# name -> (call, the objects whose refcounts must not grow)
+CASES: dict[str, tuple[Callable[[], Any], tuple[Any, ...]]] = {
+    "send ok": (lambda: core.encode_send(BIG, max_bytes=8192), (BIG, BIG[0])),
+    "send ok, all": (lambda: core.encode_send(BIG), (BIG,)),
+    "send type error": (lambda: core.encode_send([MSG, ("1", 5, "S")]), (MSG,)),
+    "send type error late": (lambda: core.encode_send(BAD_LATE), (BAD_LATE, BIG[0])),
+    "send not a tuple": (lambda: core.encode_send([MSG, "x"]), (MSG,)),
+    "send empty field": (lambda: core.encode_send([("1", "", "S")]), ()),
+    "send no subject": (lambda: core.encode_send([("1", "t")]), ()),
+    "send surrogate": (lambda: core.encode_send([("1", "\udfff", "S")]), ()),
+    "send surrogate late": (lambda: core.encode_send(SURROGATE_LATE), (SURROGATE_LATE,)),
+    "send too large": (lambda: core.encode_send([MSG], max_bytes=10), (MSG,)),
+    "send duplicate id": (lambda: core.encode_send(DUP), (DUP, BIG[10])),
+    "send reserved param": (lambda: core.encode_send([("1", "t", "S", None, {"text": "x"})]), ()),
+    "send bad params": (lambda: core.encode_send([("1", "t", "S", None, [("a", 1)])]), ()),
+    "send failing params": (
+        lambda: core.encode_send([("1", "t", "S", None, _FailingParams())]),
+        (),
+    ),
+    "send failing seq": (lambda: core.encode_send(_FailingSeq()), (MSG,)),
+    "send bad start": (lambda: core.encode_send([MSG], start=5), (MSG,)),
+    "send float start": (lambda: core.encode_send([MSG], start=1.0), (MSG,)),
+    "send dict batch": (lambda: core.encode_send({0: MSG}), (MSG,)),
+    "send bad limit": (lambda: core.encode_send([MSG], max_bytes="1"), (MSG,)),
+    "send bad default": (lambda: core.encode_send([("1", "t")], default_subject=5), ()),
+    "send str subclass": (lambda: core.encode_send([("1", _FalsyStr("a&b"), "S")]), ()),
+    "status ok": (lambda: core.encode_status([str(i) for i in range(3000)]), ()),
+    "status type error": (lambda: core.encode_status(["1", 2]), ()),
+    "status surrogate": (lambda: core.encode_status(["1", "\ud800"]), ()),
+    "status too large": (lambda: core.encode_status(["1" * 50], max_bytes=10), ()),
+    "params ok": (lambda: core.encode_params([("a", "b"), ("c", _FalsyStr("d&e"))]), ()),
+    "params type error": (lambda: core.encode_params([("a", None)]), ()),
+    "params surrogate": (lambda: core.encode_params([("a", "\ud800")]), ()),
+    "params empty name": (lambda: core.encode_params([("", "x")]), ()),
+    "params not pairs": (lambda: core.encode_params("abc"), ()),
+    "parse_send ok": (lambda: core.parse_send(BODY), (BODY,)),
+    "parse_send garbled late": (lambda: core.parse_send(BODY + b"o k;1;2\n"), ()),
+    "parse_send not utf-8 late": (lambda: core.parse_send(BODY + b"ok;\xff;2\n"), ()),
+    "parse_send too many fields": (lambda: core.parse_send(b"ok;1;2;3\n"), ()),
+    "parse_send not bytes": (lambda: core.parse_send("ok;1;2"), ()),
+    "parse_status ok": (lambda: core.parse_status(STATUS_BODY, tz=timezone.utc), ()),
+    "parse_status bad date late": (
+        lambda: core.parse_status(STATUS_BODY + b"ok;1;sent;2012.13.45 25:61:00;\n"),
+        (),
+    ),
+    "parse_status garbled status": (lambda: core.parse_status(b"ok;1;b a d;;\n"), ()),
+    "parse_status bad tz": (lambda: core.parse_status(b"ok;1\n", tz="UTC"), ()),
+    "parse_status memoryview": (lambda: core.parse_status(memoryview(b"ok;1;x y\n")), ()),
+}
+
+
+def _call(fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except Exception:
+        pass
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _python_memory() -> int:
+    # pymalloc's block count is free to read; with PYTHONMALLOC=malloc (the ASan run)
+    # it is 0, and tracemalloc (slower) counts instead.
+    if tracemalloc.is_tracing():
+        return tracemalloc.get_traced_memory()[0]
+    return sys.getallocatedblocks() * 32  # about the smallest block: a lower bound
+
+
+def check(name: str, fn: Callable[[], Any], watched: tuple[Any, ...], runs: int) -> list[str]:
+    """Problems found on one path (empty: none)."""
+    for _ in range(200):
+        _call(fn)
+    gc.collect()
+    refs = [sys.getrefcount(o) for o in watched]
+    total = sys.gettotalrefcount() if hasattr(sys, "gettotalrefcount") else None
+    traced = _python_memory()
+    rss = _rss()
+    for _ in range(runs):
+        _call(fn)
+    gc.collect()
+    problems = []
+    for obj, before in zip(watched, refs):
+        grown = sys.getrefcount(obj) - before
+        if grown > 10:
+            problems.append(f"a reference to {type(obj).__name__} leaks ({grown} in {runs} runs)")
+    if total is not None and sys.gettotalrefcount() - total > runs // 10:
+        problems.append(f"total references grew by {sys.gettotalrefcount() - total}")
+    grown = _python_memory() - traced
+    if grown > 64 * 1024 + runs * 8:  # a leaked object per run is at least 16 bytes
+        problems.append(f"Python memory grew by at least {grown} bytes")
+    grown = _rss() - rss
+    if not _SANITIZED and grown > 16 << 20:
+        problems.append(f"resident size grew by {grown >> 20} MiB")
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("-k", default="", help="only the paths whose name holds this")
+    args = parser.parse_args()
+    if sys.getallocatedblocks() == 0:
+        tracemalloc.start()
+    failed = 0
+    for name, (fn, watched) in CASES.items():
+        if args.k not in name:
+            continue
+        # The big success paths are slow under ASan: a tenth of the runs is plenty.
+        runs = args.runs // 10 if name.endswith(("ok", "ok, all")) else args.runs
+        problems = check(name, fn, watched, runs)
+        print(f"leaks: {name}: {runs} runs, {'; '.join(problems) or 'no leak'}", flush=True)
+        failed += bool(problems)
+    print(f"leaks: {len(CASES)} paths, {failed} leaking", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

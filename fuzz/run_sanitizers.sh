@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Build the compiled codec core with AddressSanitizer and UndefinedBehaviorSanitizer
+# into a temporary directory, and run against it, for SECONDS in all (default 60):
+#   - the differential fuzz targets (fuzz.py: compiled against pure, hostile input),
+#   - the GIL-release race checks (races.py: the batch changed by other threads),
+#   - the leak check over every error path (leaks.py; LeakSanitizer at exit).
+#
+#   fuzz/run_sanitizers.sh             # the short pass .ci/run makes
+#   fuzz/run_sanitizers.sh 3600        # a long one
+#   LEAK_RUNS=100000 fuzz/run_sanitizers.sh 600
+#
+# Needs gcc (libasan, libubsan) and Cython (the `dev` extra). Python itself is not
+# rebuilt: libasan is preloaded, and PYTHONMALLOC=malloc hands every Python object
+# to ASan's allocator so that a use after free of one is caught too. Any sanitizer
+# report, twin disagreement or leak fails the run. The repository is not touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"
+leak_runs="${LEAK_RUNS:-10000}"
+python="${PYTHON:-python}"
+cc="${CC:-gcc}"
+started=$SECONDS
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/hpgfast-sanitizers.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/pkg"
+cp -r src/hpgfast "$work/pkg/"
+find "$work/pkg" \( -name '*.so' -o -name '*.c' -o -name __pycache__ \) -prune -exec rm -rf {} +
+
+# The directives of setup.py: the sanitizers must see the code that ships.
+"$python" -m cython -3 -o "$work/_codec_c.c" \
+    --directive boundscheck=False,wraparound=False,cdivision=True,initializedcheck=False \
+    src/hpgfast/_codec_c.pyx
+include="$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+suffix="$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
+"$cc" -shared -fPIC -O1 -g -fno-omit-frame-pointer \
+    -fsanitize=address,undefined -fno-sanitize-recover=all \
+    -I"$include" "$work/_codec_c.c" -o "$work/pkg/hpgfast/_codec_c$suffix"
+echo "sanitizers: core built in $((SECONDS - started)) s"
+
+asan="$("$cc" -print-file-name=libasan.so)"
+if [ ! -e "$asan" ]; then
+    echo "sanitizers: $cc has no libasan.so" >&2
+    exit 2
+fi
+export LD_PRELOAD="$asan"
+export PYTHONPATH="$work/pkg"
+export PYTHONMALLOC=malloc
+export HPGFAST_SANITIZED=1
+# Python's own allocations at exit are not the core's business: leaks are checked
+# only in the leak run, and only those with the core in their stack count.
+export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:halt_on_error=1:exitcode=86:allocator_may_return_null=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
+
+"$python" - "$work" <<'PY'
+import sys
+import hpgfast._codec_c as core
+import hpgfast.codec as codec
+if not core.__file__.startswith(sys.argv[1]) or codec.IMPLEMENTATION != "compiled":
+    sys.exit(f"sanitizers: the sanitized core is not the one imported ({core.__file__})")
+print("sanitizers: running", core.__file__)
+PY
+
+"$python" fuzz/fuzz.py --seconds "$(( seconds * 6 / 10 ))"
+"$python" fuzz/races.py --seconds "$(( seconds * 3 / 10 ))"
+
+# LeakSanitizer over the leak check: a block lost with the core in its allocation
+# stack is a leak of the core's (CPython loses a few of its own at exit: those make
+# LSan's exit code, 86, which alone is no failure). Every ASan report goes to the log.
+rc=0
+ASAN_OPTIONS="${ASAN_OPTIONS/detect_leaks=0/detect_leaks=1}:log_path=$work/asan" \
+    "$python" fuzz/leaks.py --runs "$leak_runs" || rc=$?
+if grep -q "ERROR: AddressSanitizer" "$work"/asan.* 2>/dev/null; then
+    cat "$work"/asan.* >&2
+    echo "sanitizers: AddressSanitizer report in the leak check" >&2
+    exit 1
+fi
+if grep -q "_codec_c" "$work"/asan.* 2>/dev/null; then
+    grep -B2 -A12 "_codec_c" "$work"/asan.* | head -80 >&2
+    echo "sanitizers: LeakSanitizer found blocks the core lost" >&2
+    exit 1
+fi
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 86 ]; then
+    echo "sanitizers: the leak check failed (exit $rc)" >&2
+    exit 1
+fi
+echo "sanitizers: no sanitizer report, twins agree, no leak ($((SECONDS - started)) s)"
