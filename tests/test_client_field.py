@@ -366,3 +366,24 @@ def test_warnings_are_logged_at_warning(caplog: pytest.LogCaptureFixture) -> Non
     assert codes(results) == [Code.OK, Code.UNKNOWN]
     assert "ok;7;1099" in str(results[1].error)  # kept so a person can reconcile
     assert any("ok;7;1099" in r.getMessage() for r in caplog.records)
+
+
+# -- transliteration (issue 14) -------------------------------------------------------------
+
+
+def test_transliterate_only_where_it_saves_segments(emu: Emulator) -> None:
+    long_russian = "Ваш заказ доставлен в пункт выдачи, код получения 4821, срок хранения 3 дня"
+    messages = [
+        Message("79031234561", long_russian),  # 76 UCS-2 units: 2 SMS; in Latin 1
+        Message("79031234562", "Привет"),  # 1 SMS either way: kept
+        Message("79031234563", long_russian + " 😊"),  # the emoji keeps it UCS-2: kept
+        Message("79031234564", "Plain ASCII text"),
+    ]
+    with client_for(emu, transliterate=True) as client:
+        results = client.send(messages)
+    assert all(r.ok for r in results)
+    sent = {e.address: e.text for e in emu.ledger}
+    assert sent["79031234561"].startswith("Vash zakaz dostavlen")
+    assert sent["79031234562"] == "Привет"
+    assert sent["79031234563"] == messages[2].text
+    assert sent["79031234564"] == "Plain ASCII text"

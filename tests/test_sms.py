@@ -379,3 +379,22 @@ def test_public_module_selects_a_twin() -> None:
     assert sms_api.segments("Hello") == (GSM7, 5, 1, 155)
     for name in sms_api.__all__:
         assert hasattr(sms_api, name), name
+
+
+def test_transliterate_messages_changes_only_cheaper_texts() -> None:
+    from hpgfast import Message, MessageError
+    from hpgfast.sms import transliterate_messages
+
+    long_russian = "Ваш заказ доставлен в пункт выдачи, код получения 4821, срок хранения 3 дня"
+    batch = [
+        Message("1", long_russian, "S", "id-1", {"priority": "high"}),
+        ("2", "Привет"),
+        ("3", "ascii"),
+    ]
+    out, changed = transliterate_messages(batch)
+    assert changed == [0]
+    assert out[0] == Message("1", out[0].text, "S", "id-1", {"priority": "high"})
+    assert out[0].text.startswith("Vash zakaz") and out[1:] == batch[1:]
+    with pytest.raises(MessageError) as info:
+        transliterate_messages([("1", "ok"), ("2", "x\ud800" * 40)])
+    assert info.value.index == 1 and info.value.field == "text"

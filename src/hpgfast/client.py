@@ -250,6 +250,9 @@ class Client:
             none (20 characters of ``[0-9A-Za-z]``, unique across requests and
             processes), so that a stray or late reply can never match. ``False``
             sends none: the platform then answers with indexes.
+        transliterate: write Russian letters in Latin ones (ICAO Doc 9303) in each
+            text that then needs fewer SMS segments (``hpgfast.sms``); a text that
+            is GSM 7-bit already, or stays UCS-2, is sent as it is.
 
     Raises:
         ValueError: a setting out of range or a URL that is not HTTP(S).
@@ -288,6 +291,7 @@ class Client:
         max_rate: Optional[float] = None,
         request_deadline: Optional[float] = None,
         client_ids: bool = True,
+        transliterate: bool = False,
     ) -> None:
         # The redactor first: from here on, no error may show the password.
         if not isinstance(password, str):
@@ -339,6 +343,7 @@ class Client:
             retry_after_max=retry_after_max,
             rate_limit=None if max_rate is None else RateLimit(max_rate, threading.Lock()),
             client_ids=client_ids,
+            transliterate=transliterate,
         )
         deadline = 10 * float(timeout) if request_deadline is None else float(request_deadline)
         if not deadline > 0:

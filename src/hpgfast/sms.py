@@ -26,12 +26,15 @@ that makes the message need fewer segments.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from ._gsm import GSM7
+from ._records import Message
 from ._sms_records import Segments, SegmentTotals
 from ._translit import ICAO_9303_RUSSIAN, transliterate
 from .codec import PURE_PYTHON_REQUESTED
+from .exceptions import MessageError
 
 __all__ = [
     "ICAO_9303_RUSSIAN",
@@ -43,6 +46,7 @@ __all__ = [
     "total_segments",
     "transliterate",
     "transliterate_if_cheaper",
+    "transliterate_messages",
 ]
 
 if TYPE_CHECKING or PURE_PYTHON_REQUESTED:
@@ -81,3 +85,32 @@ def transliterate_if_cheaper(text: str) -> tuple[str, bool]:
     if after[0] == GSM7 and after[2] < before[2]:
         return latin, True
     return text, False
+
+
+def transliterate_messages(messages: Sequence[Any]) -> tuple[list[Any], list[int]]:
+    """``transliterate_if_cheaper`` over a batch: the messages to send, and which changed.
+
+    Returns a new list in which each message whose text gets cheaper in Latin
+    letters is a copy with the new text (a ``Message``; other fields kept), and the
+    indexes of those messages. Messages are ``Message`` records or tuples whose
+    field 1 is the text; the others are returned as they are.
+
+    Raises:
+        MessageTypeError, MessageError: as ``segments``, naming the message's index.
+    """
+    out = list(messages)
+    changed: list[int] = []
+    for index, message in enumerate(out):
+        text = message[1]
+        if type(text) is str and text.isascii():
+            continue  # ASCII needs no transliteration: the common case, made cheap
+        try:
+            latin, cheaper = transliterate_if_cheaper(text)
+        except MessageError as exc:
+            raise type(exc)(index, "text", exc.reason) from None
+        if cheaper:
+            fields = list(message) + [None] * (5 - len(message))
+            fields[1] = latin
+            out[index] = Message(*fields[:5])
+            changed.append(index)
+    return out, changed

@@ -31,6 +31,7 @@ from .._records import Params
 from .._wire import Code, Status
 from ..codec import encode_params, encode_send, encode_status, read_send, read_status
 from ..exceptions import HPGError, MessageError
+from ..sms import transliterate_messages
 from ._events import Reply, RequestFinished, RequestStarting, Subscriber
 from ._ids import made_ids, request_prefix
 from ._policy import RateLimit, RetryPolicy
@@ -166,6 +167,7 @@ class Exchange:
         retry_after_max: float = 60.0,
         rate_limit: Optional[RateLimit] = None,
         client_ids: bool = True,
+        transliterate: bool = False,
     ) -> None:
         self.redactor = (
             _redact.Redactor(password, password_param=password_param) if password else None
@@ -208,6 +210,7 @@ class Exchange:
         self.retry_after_max = float(retry_after_max)
         self.rate_limit = rate_limit
         self.client_ids = client_ids
+        self.transliterate = transliterate
 
     def is_final(self, result: Any) -> bool:
         """True when a STATUS result's status is one of ``final_statuses`` (any case)."""
@@ -240,12 +243,18 @@ class Exchange:
                 "after the URL, credentials and parameters"
             )
         holes: Optional[list[int]] = None
+        transliterated: list[int] = []
+        if op == _wire.SEND and self.transliterate:
+            # Only where Latin letters make the message need fewer segments.
+            items, transliterated = transliterate_messages(items)
         if op == _wire.STATUS and None in items:
             # An accepted message without a provider id cannot be asked about: it gets
             # a failure result of its own and the rest of the batch goes out as usual.
             holes = [i for i, pid in enumerate(items) if pid is None]
             items = [pid for pid in items if pid is not None]
-        return Batch(self, op, items, head, shown, max_bytes, holes)
+        batch = Batch(self, op, items, head, shown, max_bytes, holes)
+        batch.transliterated = transliterated
+        return batch
 
 
 class Batch:
@@ -270,6 +279,8 @@ class Batch:
     ) -> None:
         self.exchange = exchange
         self._holes = holes
+        #: Indexes of the messages sent transliterated (``Exchange.transliterate``).
+        self.transliterated: list[int] = []
         self._sealed = False  # finished or interrupted: no result changes any more
         self._next = 0  # the plan's next request to hand out
         #: A batch-wide pause (a 429's Retry-After): no request starts before it.
