@@ -14,6 +14,7 @@ import pytest
 
 import hpgfast
 from hpgfast import (
+    AccountError,
     AuthError,
     ConnectError,
     HPGError,
@@ -49,6 +50,7 @@ ERRORS = [
     RequestTooLarge(414, "URI Too Long", URL),
     RequestRejected("error-syntax", URL),
     AuthError("error-auth", None),
+    AccountError("error-insufficient-balance", "http://h/send?login=C&password=***"),
     JournalError("the journal is from another version"),
     JournalLocked("another process is sending with /tmp/x.db"),
     JournalMismatch("/tmp/x.db", {"input_sha256": ("ab", "cd"), "url": (None, "u")}),
