@@ -24,9 +24,9 @@ import os
 from collections.abc import Iterator
 from typing import IO, Any, Optional
 
-from ._records import Message
-from ._wire import ADDRESS, CLIENT_ID, SUBJECT, TEXT
-from .exceptions import HPGError
+from .._records import Message
+from .._wire import ADDRESS, CLIENT_ID, SUBJECT, TEXT
+from ..exceptions import HPGError
 
 __all__ = ["FORMATS", "InputError", "detect_format", "read_messages"]
 

@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from typing import IO, Any, Optional
 
-from ._cli_output import Progress, dump_json, table
+from ._output import Progress, dump_json, table
 
 __all__ = ["run_demo"]
 
@@ -38,7 +38,7 @@ BAD_EVERY = 250
 
 def demo_batch(n: int) -> list[Any]:
     """The standard batch of ``n`` messages, with every ``BAD_EVERY``-th address malformed."""
-    from ._sample import standard_batch
+    from .._sample import standard_batch
 
     messages = list(standard_batch(n))
     for i in range(BAD_EVERY - 1, n, BAD_EVERY):
@@ -88,9 +88,9 @@ class _EmulatorProcess:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit status (0 when every message ended as expected)."""
-    from ._cli_run import follow, send_journal, send_plain
-    from .client import Client
-    from .journal import Journal
+    from ..client import Client
+    from ..journal import Journal
+    from ._run import follow, send_journal, send_plain
 
     quiet = args.quiet or args.json
     n = args.messages

@@ -1,0 +1,110 @@
+"""``hpgfast receive``: a server for delivery reports the platform pushes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .._records import StatusResult
+from ._common import (
+    EXIT_CODES_HELP,
+    EXIT_OK,
+    UsageError,
+    add_output,
+    env,
+    positive_int,
+    read_secret,
+    status_json,
+    status_row,
+    wait_for_signal,
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``hpgfast receive``."""
+    import threading
+
+    from ..receiver import Receiver
+
+    secret = None
+    if args.secret_file:
+        secret = read_secret(args.secret_file, "secret")
+    else:
+        secret = env("HPGFAST_RECEIVER_SECRET")
+    if secret is None and not args.no_secret:
+        raise UsageError(
+            "no secret: set HPGFAST_RECEIVER_SECRET or use --secret-file "
+            "(--no-secret accepts unauthenticated pushes, with --allow only)"
+        )
+    if args.no_secret and not args.allow:
+        raise UsageError("--no-secret needs --allow: someone must be trusted")
+    journal = None
+    if args.journal is not None:
+        from ..journal import Journal
+
+        journal = Journal(args.journal, synchronous=args.journal_sync)
+    out_lock = threading.Lock()
+
+    def callback(report: StatusResult) -> None:
+        with out_lock:
+            if args.json:
+                print(json.dumps(status_json(report), ensure_ascii=False), flush=True)
+            elif not args.quiet:
+                print(";".join("" if v is None else str(v) for v in status_row(report)),
+                      flush=True)
+
+    try:
+        try:
+            server = Receiver(
+                callback,
+                host=args.host,
+                port=args.port,
+                secret=secret,
+                secret_header=args.secret_header,
+                allow=args.allow,
+                max_body=args.max_body,
+                journal=journal,
+            )
+        except ValueError as exc:  # a bad --allow network or secret: not a traceback
+            raise UsageError(str(exc)) from None
+        with server:
+            print(f"hpgfast receive: listening at {server.url_shown}; Ctrl-C stops",
+                  file=sys.stderr, flush=True)
+            wait_for_signal()
+    finally:
+        if journal is not None:
+            journal.close()
+    return EXIT_OK
+
+
+def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    """Add ``hpgfast receive`` to the subcommands ``sub``."""
+    p = sub.add_parser(
+        "receive", help="receive delivery reports the platform pushes",
+        description="Serve delivery reports pushed by the platform: HTTP GET or POST "
+        "with providerId, status, dateTime, reason (plain or indexed [i]) or a body of "
+        "STATUS lines. Answers 'ok'; prints each report; with --journal records it. "
+        "The caller must present the secret (in the X-HPG-Secret header or as the last "
+        "path segment).",
+        epilog=EXIT_CODES_HELP, formatter_class=formatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
+                   "%(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port (default %(default)s; 0: any)")
+    p.add_argument("--secret-file", metavar="PATH",
+                   help="the shared secret, first line of PATH [HPGFAST_RECEIVER_SECRET]")
+    p.add_argument("--secret-header", default="X-HPG-Secret",
+                   help="header carrying the secret (default %(default)s)")
+    p.add_argument("--no-secret", action="store_true",
+                   help="accept pushes without a secret (requires --allow)")
+    p.add_argument("--allow", action="append", metavar="CIDR",
+                   help="accept pushes only from these addresses or networks; repeat")
+    p.add_argument("--max-body", type=positive_int, default=1 << 20,
+                   help="largest body accepted, bytes (default 1 MiB)")
+    p.add_argument("--journal", "-j", metavar="DB", help="record reports in this journal")
+    p.add_argument("--journal-sync", choices=("full", "normal"), default="normal",
+                   help=argparse.SUPPRESS)
+    add_output(p)
+    p.set_defaults(func=run)
