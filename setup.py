@@ -6,6 +6,7 @@ says in one paragraph what failed and how to ask for a pure install instead:
 """
 
 import os
+import re
 import sys
 
 from setuptools import Extension, setup
@@ -37,11 +38,16 @@ class BuildExt(build_ext):
             self._fail(exc)
 
     def _fail(self, exc):
-        error = str(exc).strip() or type(exc).__name__
+        error = str(exc).strip().rstrip(".") or type(exc).__name__
+        # "Command '['gcc', '-O3', ... 30 arguments]' returned non-zero exit status 1":
+        # the compiler's name and status say it; its whole command line is above.
+        command = re.match(r"[Cc]ommand '\[?'?([^',\]]+)", error)
+        status = re.search(r"(exit (?:status|code) -?\d+)", error)
+        if command and status:
+            error = f"the C compiler '{command.group(1)}' ended with {status.group(1)}"
         sys.stderr.write(PURE_HINT.format(error=error))
         sys.stderr.flush()
-        raise SystemExit("hpgfast: the compiled codec core could not be built; "
-                         "HPGFAST_NO_EXTENSIONS=1 pip install . installs without it")
+        raise SystemExit("hpgfast: the compiled codec core was not built (see above)")
 
 
 if os.environ.get("HPGFAST_NO_EXTENSIONS"):
