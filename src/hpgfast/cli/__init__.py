@@ -49,6 +49,7 @@ from .. import __version__
 from ..exceptions import HPGError
 from . import bench, demo, emulate, receive, report, send, status
 from ._common import (
+    CONNECTION_HELP,
     EXIT_AUTH,
     EXIT_CODES_HELP,
     EXIT_INCOMPLETE,
@@ -58,6 +59,7 @@ from ._common import (
     EXIT_USAGE,
     UsageError,
     exit_for,
+    explain,
 )
 
 __all__ = [
@@ -84,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hpgfast",
         description="A fast, safe client for the MFMS HPG SMS protocol. "
         "Start with: hpgfast demo",
-        epilog=EXIT_CODES_HELP,
+        epilog=EXIT_CODES_HELP + CONNECTION_HELP,
         formatter_class=formatter,
     )
     parser.add_argument("--version", action="version", version=f"hpgfast {__version__}")
@@ -134,7 +136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     except HPGError as exc:
-        return _fail(str(exc), exit_for(exc))
+        return _fail(explain(exc), exit_for(exc))
     except BrokenPipeError:
         # stdout closed early (| head): not an error of ours.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -33,10 +33,21 @@ exit codes:
   1    done, but some messages were rejected, unknown, not sent or invalid,
        or some statuses were not final when the deadline passed
   2    usage or configuration error (bad flags or input, journal mismatch or in use)
-  3    authentication failed (error-auth)
+  3    authentication failed (error-auth: wrong login or password)
   4    transport or protocol failure (unreachable, TLS, HTTP 5xx, bad replies)
   130  interrupted (Ctrl-C, SIGTERM); a journal stays consistent
+"""
 
+#: For the commands that do not talk to the platform (report, receive, emulate).
+LOCAL_EXIT_CODES_HELP = """\
+exit codes:
+  0    done (a server: stopped by Ctrl-C or SIGTERM)
+  2    usage or configuration error (bad flags, no such journal, port in use)
+  130  interrupted (Ctrl-C during a report)
+"""
+
+#: For the commands that talk to the platform (send, status) and the overview.
+CONNECTION_HELP = """
 connection settings (flags win over the environment):
   HPGFAST_URL, HPGFAST_LOGIN, HPGFAST_PASSWORD or HPGFAST_PASSWORD_FILE,
   HPGFAST_LOGIN_PARAM, HPGFAST_PASSWORD_PARAM, HPGFAST_CA_CERTS, HPGFAST_SUBJECT,
@@ -234,6 +245,13 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+def explain(exc: BaseException) -> str:
+    """What a failure means, in the words a user looks for, then hpgfast's own text."""
+    if isinstance(exc, AuthError):
+        return f"wrong login or password: {exc}"
+    return str(exc)
+
 
 def exit_for(exc: BaseException) -> int:
     from ..journal import JournalError

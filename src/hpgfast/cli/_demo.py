@@ -178,6 +178,8 @@ def run_demo(args: argparse.Namespace) -> int:
         "rejected_by_code": rejected,
         "delivery_statuses": statuses,
         "not_final": followed.open,
+        # Every BAD_EVERY-th address is cut short on purpose (see demo_batch).
+        "deliberate_rejections": bad,
         "figures": figures,
         "error": None if outcome.error is None else str(outcome.error),
     }
@@ -201,11 +203,17 @@ def _print(result: dict[str, Any]) -> None:
         ("rejected", states.get("rejected", 0)),
     ]
     rows.extend((f"  {code}", k) for code, k in result["rejected_by_code"].items())
+    deliberate = result["deliberate_rejections"]
     rows += [
         ("unknown", states.get("unknown", 0)),
         ("not sent", states.get("not_sent", 0)),
     ]
     print(table(rows, ("messages", "count")))
+    if deliberate:
+        print(
+            f"{deliberate:,} rejections are deliberate: every {BAD_EVERY}th address is cut "
+            "short on purpose (error-address-format), to show what a rejection looks like."
+        )
     print()
     print(table(list(result["delivery_statuses"].items()), ("delivery status", "count")))
     if result["not_final"]:

@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from ._common import (
-    EXIT_CODES_HELP,
     EXIT_OK,
+    LOCAL_EXIT_CODES_HELP,
     UsageError,
     wait_for_signal,
 )
@@ -47,7 +47,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "emulate", help="run the bundled platform emulator",
         description="A local HPG platform on loopback: accepts SMS, sends none. Prints "
         "the connector URL on the first line of stdout, then serves until Ctrl-C.",
-        epilog=EXIT_CODES_HELP, formatter_class=formatter,
+        epilog=LOCAL_EXIT_CODES_HELP, formatter_class=formatter,
     )
     add_arguments(p)
     p.set_defaults(func=run)

@@ -9,8 +9,8 @@ from typing import Any
 
 from .._records import StatusResult
 from ._common import (
-    EXIT_CODES_HELP,
     EXIT_OK,
+    LOCAL_EXIT_CODES_HELP,
     UsageError,
     add_output,
     env,
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         secret = env("HPGFAST_RECEIVER_SECRET")
     if secret is None and not args.no_secret:
         raise UsageError(
-            "no secret: set HPGFAST_RECEIVER_SECRET or use --secret-file "
+            "no secret: set HPGFAST_RECEIVER_SECRET to the secret, or use --secret-file PATH "
             "(--no-secret accepts unauthenticated pushes, with --allow only)"
         )
     if args.no_secret and not args.allow:
@@ -88,13 +88,14 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "STATUS lines. Answers 'ok'; prints each report; with --journal records it. "
         "The caller must present the secret (in the X-HPG-Secret header or as the last "
         "path segment).",
-        epilog=EXIT_CODES_HELP, formatter_class=formatter,
+        epilog=LOCAL_EXIT_CODES_HELP, formatter_class=formatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
                    "%(default)s)")
     p.add_argument("--port", type=int, default=8080, help="port (default %(default)s; 0: any)")
     p.add_argument("--secret-file", metavar="PATH",
-                   help="the shared secret, first line of PATH [HPGFAST_RECEIVER_SECRET]")
+                   help="read the shared secret from the first line of PATH; or set "
+                   "HPGFAST_RECEIVER_SECRET to the secret itself (not a path)")
     p.add_argument("--secret-header", default="X-HPG-Secret",
                    help="header carrying the secret (default %(default)s)")
     p.add_argument("--no-secret", action="store_true",

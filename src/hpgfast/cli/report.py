@@ -6,11 +6,12 @@ import argparse
 import csv
 import os
 import sys
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, Optional
 
 from ._common import (
-    EXIT_CODES_HELP,
     EXIT_OK,
+    LOCAL_EXIT_CODES_HELP,
     UsageError,
     add_output,
 )
@@ -36,6 +37,13 @@ def _print_report(summary: dict[str, Any], path: str) -> None:
     print(f"\n{summary['status_changes']:,} status changes recorded")
 
 
+def iso_time(stamp: Optional[float]) -> Optional[str]:
+    """A Unix time as ISO 8601 in UTC, seconds, the way ``status_time`` is written."""
+    if stamp is None:
+        return None
+    return datetime.fromtimestamp(stamp, timezone.utc).isoformat(sep=" ", timespec="seconds")
+
+
 def run(args: argparse.Namespace) -> int:
     """``hpgfast report``."""
     from ..journal import ROW_COLUMNS, Journal
@@ -53,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
             try:
                 writer = csv.writer(out)
                 writer.writerow(ROW_COLUMNS)
-                writer.writerows(journal.rows(states=args.state or None))
+                at = ROW_COLUMNS.index("updated_at")
+                for row in journal.rows(states=args.state or None):
+                    writer.writerow((*row[:at], iso_time(row[at]), *row[at + 1:]))
             finally:
                 if out is not sys.stdout:
                     out.close()
@@ -73,8 +83,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p = sub.add_parser(
         "report", help="a journal's summary, and its rows as CSV",
         description="Summarise a journal (messages by state, rejections by code, delivery "
-        "statuses) or write its rows as CSV.",
-        epilog=EXIT_CODES_HELP, formatter_class=formatter,
+        "statuses) or write its rows as CSV (updated_at in UTC, ISO 8601).",
+        epilog=LOCAL_EXIT_CODES_HELP, formatter_class=formatter,
     )
     p.add_argument("journal_path", nargs="?", metavar="DB", help="the journal")
     p.add_argument("--journal", "-j", metavar="DB", help=argparse.SUPPRESS)

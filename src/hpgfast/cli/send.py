@@ -11,6 +11,7 @@ from typing import Any, Optional
 from .._records import Message
 from .._wire import Code
 from ._common import (
+    CONNECTION_HELP,
     EXIT_CODES_HELP,
     EXIT_INCOMPLETE,
     EXIT_OK,
@@ -18,18 +19,44 @@ from ._common import (
     add_connection,
     add_output,
     exit_for,
+    explain,
     make_client,
     pairs,
     positive_int,
     setting,
 )
-from ._input import FORMATS, detect_format, read_messages
+from ._input import (
+    ADDRESS_HELP,
+    FORMATS,
+    check_encoding,
+    detect_format,
+    normalize_address,
+    read_messages,
+)
 from ._output import Progress, dump_json, table
 
 
 def _single_rows(args: argparse.Namespace) -> list[tuple[int, Message]]:
     params = pairs(args.message_param, "--message-param") or None
-    return [(1, Message(args.to, args.text, args.message_subject, args.client_id, params))]
+    address = normalize_address(args.to) if args.normalize_addresses else args.to
+    if not address:
+        raise UsageError(f"--to {args.to!r}: {ADDRESS_HELP}")
+    if not args.message_subject and _default_subject(args) is None:
+        raise UsageError(
+            "no subject: give --message-subject, or a default with --subject or HPGFAST_SUBJECT"
+        )
+    return [(1, Message(address, args.text, args.message_subject, args.client_id, params))]
+
+
+def _default_subject(args: argparse.Namespace) -> Optional[str]:
+    return setting(args.subject, "HPGFAST_SUBJECT") or None
+
+
+def _encoding(args: argparse.Namespace) -> str:
+    try:
+        return check_encoding(args.encoding)
+    except ValueError as exc:
+        raise UsageError(f"--encoding: {exc}") from None
 
 
 def _fingerprint(args: argparse.Namespace, fmt: Optional[str]) -> dict[str, str]:
@@ -39,6 +66,13 @@ def _fingerprint(args: argparse.Namespace, fmt: Optional[str]) -> dict[str, str]
         "subject": setting(args.subject, "HPGFAST_SUBJECT") or "",
         "params": json.dumps(pairs(args.param, "--param"), sort_keys=True),
     }
+    # Settings that change what is sent. Recorded only when not the default, so a
+    # journal made before they existed resumes with the defaults and no other.
+    encoding = _encoding(args)
+    if encoding != "utf-8":
+        settings["encoding"] = encoding
+    if args.normalize_addresses:
+        settings["normalize_addresses"] = "yes"
     if args.file is not None:
         if args.file == "-":
             raise UsageError("--journal needs a file (--file -, standard input, cannot be resumed)")
@@ -69,7 +103,7 @@ def _send_summary(
             "seconds": round(outcome.elapsed, 3),
             "messages_per_second": round(outcome.rate, 1),
         },
-        "error": None if outcome.error is None else str(outcome.error),
+        "error": None if outcome.error is None else explain(outcome.error),
     }
     if outcome.recovered:
         out["recovered"] = outcome.recovered
@@ -130,11 +164,20 @@ def run(args: argparse.Namespace) -> int:
     if args.to is not None and args.text is None:
         raise UsageError("--to needs --text")
     fmt = detect_format(args.file, args.format) if args.file is not None else None
+    encoding = _encoding(args)
+    if args.file is None:
+        _single_rows(args)  # checked now, before anything is sent
 
     def rows() -> Iterator[tuple[int, Message]]:
         if args.file is None:
             return iter(_single_rows(args))
-        return read_messages(args.file, fmt or "csv")
+        return read_messages(
+            args.file,
+            fmt or "csv",
+            encoding=encoding,
+            normalize_addresses=args.normalize_addresses,
+            default_subject=_default_subject(args),
+        )
 
     if args.journal is None:
         if args.resend_unknown:
@@ -205,23 +248,35 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         description="Send one message (--to, --text) or a file of messages (--file): CSV "
         "with a header (address,text[,subject][,client_id][,extra columns...]) or JSON "
         "Lines ({\"address\":..,\"text\":..,\"subject\":..,\"client_id\":..,\"params\":{..}}). "
+        "Files are UTF-8 unless --encoding says otherwise. An address is the "
+        "recipient's number as the platform wants it: digits only, the country code "
+        "first, no + or spaces (79031111111); addresses are sent as written unless "
+        "--normalize-addresses is given. "
         "With --journal every message is recorded before it goes out; rerunning the "
-        "same command resumes without sending anything twice.",
-        epilog=EXIT_CODES_HELP, formatter_class=formatter,
+        "same command resumes without sending anything twice (and is refused if the "
+        "input or a setting that changes what is sent differs).",
+        epilog=EXIT_CODES_HELP + CONNECTION_HELP, formatter_class=formatter,
     )
     src = p.add_argument_group("what to send")
     src.add_argument("--file", "-f", metavar="PATH", help="a CSV or JSON Lines file ('-': stdin, "
                      "without --journal)")
     src.add_argument("--format", choices=FORMATS,
                      help="the file's format (default: from its name; .jsonl -> jsonl, else csv)")
-    src.add_argument("--to", metavar="ADDRESS", help="one message: the recipient")
+    src.add_argument("--encoding", default="utf-8",
+                     help="the file's text encoding, e.g. cp1251 (default utf-8)")
+    src.add_argument("--to", metavar="ADDRESS",
+                     help=f"one message: the recipient's number: {ADDRESS_HELP}")
     src.add_argument("--text", help="one message: the text")
     src.add_argument("--client-id", help="one message: your id for it")
     src.add_argument("--message-subject", metavar="SUBJECT", help="one message: its sender")
     src.add_argument("--message-param", action="append", metavar="NAME=VALUE",
                      help="one message: an extra parameter; repeat")
     src.add_argument("--subject", help="default sender for messages without one "
-                     "[HPGFAST_SUBJECT]")
+                     "[HPGFAST_SUBJECT]; a message with no subject and no default is an "
+                     "input error")
+    src.add_argument("--normalize-addresses", action="store_true",
+                     help="remove +, spaces, - and parentheses from addresses "
+                     "(+7 903 111-11-11 -> 79031111111); never changes a digit")
     jg = p.add_argument_group("journal")
     jg.add_argument("--journal", "-j", metavar="DB",
                     help="a SQLite journal: record, resume, never send twice")

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ._common import (
+    CONNECTION_HELP,
     EXIT_CODES_HELP,
     EXIT_INCOMPLETE,
     EXIT_OK,
@@ -15,6 +16,7 @@ from ._common import (
     add_connection,
     add_output,
     exit_for,
+    explain,
     make_client,
     status_json,
     status_row,
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             "open": outcome.open,
             "seconds": round(outcome.elapsed, 3),
             "deadline_passed": outcome.deadline_passed,
-            "error": None if outcome.error is None else str(outcome.error),
+            "error": None if outcome.error is None else explain(outcome.error),
         }
         if journal is not None:
             summary["journal"] = journal.summary()
@@ -117,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             + (" (deadline passed)" if outcome.deadline_passed else "")
         )
         if outcome.error is not None:
-            print(f"stopped early: {outcome.error}")
+            print(f"stopped early: {explain(outcome.error)}")
     if outcome.error is not None:
         return exit_for(outcome.error)
     return EXIT_OK if outcome.open == 0 else EXIT_INCOMPLETE
@@ -131,7 +133,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "(one per line), or of every accepted message of a journal. --follow polls the "
         "ids that are not final, with backoff, until all are or the deadline passes; with "
         "a journal each change is recorded with its time and reason.",
-        epilog=EXIT_CODES_HELP, formatter_class=formatter,
+        epilog=EXIT_CODES_HELP + CONNECTION_HELP, formatter_class=formatter,
     )
     p.add_argument("ids", nargs="*", metavar="PROVIDER_ID", help="provider ids")
     p.add_argument("--file", "-f", metavar="PATH", help="provider ids, one per line ('-': stdin)")
