@@ -229,7 +229,7 @@ def test_demo_plain_progress_lines_and_summary() -> None:
 def test_progress_plain_lines_never_lag_the_count() -> None:
     import io
 
-    from hpgfast._cli_output import Progress
+    from hpgfast.cli._output import Progress
 
     stream = io.StringIO()
     with Progress(30, "sending", stream=stream) as progress:

@@ -132,7 +132,7 @@ def test_encode_send_counts_multibyte_text_by_encoded_size(codec: ModuleType) ->
     messages = [("79031111111", cyrillic, "s")] * 40
     query, nxt = codec.encode_send(messages, max_bytes=8192)
     assert len(query) <= 8192
-    assert 15 <= nxt <= 18  # what PROTOCOL.md promises: 8 KiB holds 15-18 such texts
+    assert 15 <= nxt <= 18  # what docs/defaults.md promises: 8 KiB holds 15-18 such texts
     more, _ = codec.encode_send(messages, max_count=nxt + 1)
     assert len(more) > 8192
 

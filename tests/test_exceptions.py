@@ -31,7 +31,7 @@ from hpgfast import (
     TLSError,
     TransportError,
 )
-from hpgfast._cli_input import InputError
+from hpgfast.cli._input import InputError
 from hpgfast.journal import JournalError, JournalLocked, JournalMismatch
 
 URL = "https://gate.example/C/x/send?login=C&password=***"

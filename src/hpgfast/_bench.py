@@ -7,7 +7,8 @@ emulator process and the peers here are also what ``bench/`` imports.
 Strategy: the same seeded data as ``bench/`` (``hpgfast._sample``) and the same claim
 table (``hpgfast._ratios``), timed with ``time.perf_counter`` medians instead of
 pytest-benchmark so that the command needs nothing beyond hpgfast itself. Peers that
-are not installed (yarl) are left out and said so. The cyclic GC stays on.
+are not installed (yarl, requests) are left out and named (``missing_peers``). The
+cyclic GC stays on.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ from ._records import Message
 from ._sample import query_pairs, standard_batch, standard_send_reply, standard_status_reply
 from .codec import encode_params, encode_send
 
-__all__ = ["Row", "format_table", "run"]
+__all__ = ["OPTIONAL_PEERS", "Row", "format_table", "missing_peers", "run"]
+
+#: Peers measured only when their package is installed: (group, peer) -> package.
+OPTIONAL_PEERS = {
+    ("encode-10k", "yarl"): "yarl",
+    ("client-cpu-8k", "requests"): "requests",
+}
 
 
 class Row(NamedTuple):
@@ -226,6 +233,11 @@ def run(
         if subject and peer:
             rows.append(Row(ratio, peer / subject))
     return rows, medians
+
+
+def missing_peers(medians: dict[tuple[str, str], float]) -> list[str]:
+    """The packages of optional peers that were not measured (not installed)."""
+    return sorted({pkg for key, pkg in OPTIONAL_PEERS.items() if key not in medians})
 
 
 def format_table(rows: list[Row]) -> str:

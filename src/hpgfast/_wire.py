@@ -2,8 +2,9 @@
 
 Every other module (both codec twins, the client, the emulator, the receiver) takes
 its parameter names, codes, statuses and separators from here. The words of the
-specification (MFMS HPG PROTOCOL, 2018; ``shared/seed`` in the project) stand beside
-the constants; section numbers refer to ``shared/PROTOCOL.md``.
+specification (MFMS HPG PROTOCOL, 2018, restated in ``docs/protocol.md``) stand
+beside the constants; section numbers refer to ``docs/protocol.md``, defaults to
+``docs/defaults.md``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ __all__ = [
     "client_id_suffixes",
 ]
 
-# -- Operations (PROTOCOL.md 1, "Transport") -----------------------------------------
+# -- Operations (docs/protocol.md 1, "Roles and transport") ------------------------
 # "<URL>?<client credentials><request parameters>"; a connector is a base URL
 # ``scheme://host:port/<CLIENT>/<connector>/`` with these two operations.
 SEND: Final = "send"
@@ -74,7 +75,7 @@ ID_MAX_COUNT: Final = len(ID_ALPHABET) ** ID_SUFFIX_LENGTH
 PROVIDER_ID: Final = "providerId"  # String, required: the platform's id
 STATUS_FIELDS: Final = frozenset((PROVIDER_ID,))
 
-# -- Encoding (PROTOCOL.md 3, "Encoding") ------------------------------------------------
+# -- Encoding (docs/defaults.md, "Encoding") ----------------------------------------------
 #: RFC 3986 unreserved characters; every other byte of the UTF-8 text is sent as
 #: ``%XX`` with upper-case hex. Space is ``%20``, never ``+``.
 UNRESERVED: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
@@ -113,7 +114,7 @@ class Code:
     ERROR_ADDRESS_UNKNOWN: Final = "error-address-unknown"
     ERROR_SUBJECT_FORMAT: Final = "error-subject-format"
     ERROR_SUBJECT_UNKNOWN: Final = "error-subject-unknown"
-    # Seen from later versions of the platform (PROTOCOL.md 2).
+    # Seen from later versions of the platform (docs/protocol.md 6).
     ERROR_SUBJECT_NOT_SPECIFIED: Final = "error-subject-not-specified"
     ERROR_ADDRESS_NOT_SPECIFIED: Final = "error-address-not-specified"
     ERROR_PRIORITY_FORMAT: Final = "error-priority-format"

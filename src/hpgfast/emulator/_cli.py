@@ -39,13 +39,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="password parameter name, e.g. pass (default %(default)s)",
     )
     add("--max-request-line", type=int, default=8192, help="longer request lines get 414")
-    add("--reply-order", choices=("sent", "shuffled"), default="sent")
-    add("--date-style", choices=("dots", "dashes"), default="dots")
+    add("--reply-order", choices=("sent", "shuffled"), default="sent",
+        help="reply lines in request order, or shuffled as the spec allows (default %(default)s)")
+    add("--date-style", choices=("dots", "dashes"), default="dots",
+        help="status times as 2012.03.15 19:53:14 (dots) or 2012-03-15 19:53:14 (dashes) "
+        "(default %(default)s)")
     add("--allow-address", action="append", metavar="ADDRESS", help="only these are allowed")
-    add("--deny-address", action="append", default=[], metavar="ADDRESS")
+    add("--deny-address", action="append", default=[], metavar="ADDRESS",
+        help="answer error-address-unknown for this address; repeat")
     add("--allow-subject", action="append", metavar="SUBJECT", help="only these are allowed")
-    add("--deny-subject", action="append", default=[], metavar="SUBJECT")
-    add("--system-error-address", action="append", default=[], metavar="ADDRESS")
+    add("--deny-subject", action="append", default=[], metavar="SUBJECT",
+        help="answer error-subject-unknown for this sender; repeat")
+    add("--system-error-address", action="append", default=[], metavar="ADDRESS",
+        help="answer error-system for messages to this address; repeat")
     add(
         "--speed",
         type=float,

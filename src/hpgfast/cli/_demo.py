@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from typing import IO, Any, Optional
 
-from ._cli_output import Progress, dump_json, table
+from ._output import Progress, dump_json, table
 
 __all__ = ["run_demo"]
 
@@ -38,7 +38,7 @@ BAD_EVERY = 250
 
 def demo_batch(n: int) -> list[Any]:
     """The standard batch of ``n`` messages, with every ``BAD_EVERY``-th address malformed."""
-    from ._sample import standard_batch
+    from .._sample import standard_batch
 
     messages = list(standard_batch(n))
     for i in range(BAD_EVERY - 1, n, BAD_EVERY):
@@ -88,9 +88,9 @@ class _EmulatorProcess:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit status (0 when every message ended as expected)."""
-    from ._cli_run import follow, send_journal, send_plain
-    from .client import Client
-    from .journal import Journal
+    from ..client import Client
+    from ..journal import Journal
+    from ._run import follow, send_journal, send_plain
 
     quiet = args.quiet or args.json
     n = args.messages
@@ -178,6 +178,8 @@ def run_demo(args: argparse.Namespace) -> int:
         "rejected_by_code": rejected,
         "delivery_statuses": statuses,
         "not_final": followed.open,
+        # Every BAD_EVERY-th address is cut short on purpose (see demo_batch).
+        "deliberate_rejections": bad,
         "figures": figures,
         "error": None if outcome.error is None else str(outcome.error),
     }
@@ -201,11 +203,17 @@ def _print(result: dict[str, Any]) -> None:
         ("rejected", states.get("rejected", 0)),
     ]
     rows.extend((f"  {code}", k) for code, k in result["rejected_by_code"].items())
+    deliberate = result["deliberate_rejections"]
     rows += [
         ("unknown", states.get("unknown", 0)),
         ("not sent", states.get("not_sent", 0)),
     ]
     print(table(rows, ("messages", "count")))
+    if deliberate:
+        print(
+            f"{deliberate:,} rejections are deliberate: every {BAD_EVERY}th address is cut "
+            "short on purpose (error-address-format), to show what a rejection looks like."
+        )
     print()
     print(table(list(result["delivery_statuses"].items()), ("delivery status", "count")))
     if result["not_final"]:

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Callable, Optional
 
-from ._records import Message, SendResult, StatusResult
-from ._wire import Code, Status
-from .exceptions import ConnectError, HPGError, MessageError
-from .journal import FINAL_STATUS_CODES, Journal, State
+from .._records import Message, SendResult, StatusResult
+from .._wire import Code, Status
+from ..exceptions import ConnectError, HPGError, MessageError
+from ..journal import FINAL_STATUS_CODES, Journal, State
 
 __all__ = ["FollowOutcome", "SendOutcome", "follow", "load_journal", "send_journal", "send_plain"]
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import IO, Any, Optional
 
-from ._term import escape, json_safe
+from .._term import escape, json_safe
 
 __all__ = ["Progress", "dump_json", "table"]
 

@@ -13,10 +13,19 @@ an extra per-message parameter, sent as ``name[i]=value`` when its cell is not
 empty. JSON Lines: one object per line with the same keys; extra parameters go in a
 ``params`` object or as further top-level keys; numbers are accepted for
 ``address`` and ``client_id``. Blank lines are skipped.
+
+Files are UTF-8 (a byte-order mark is skipped) unless ``encoding`` names another
+codec: spreadsheet programs in the platform's home market write cp1251. Addresses
+are taken as written; ``normalize_addresses`` removes ``+``, spaces, ``-`` and
+parentheses and nothing else: it never changes a digit (rewriting a leading 8 to 7
+is one country's habit, and elsewhere would reach a stranger). A message without a
+subject, when no default subject is given, is an input error like any other, found
+while reading.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -24,15 +33,48 @@ import os
 from collections.abc import Iterator
 from typing import IO, Any, Optional
 
-from ._records import Message
-from ._wire import ADDRESS, CLIENT_ID, SUBJECT, TEXT
-from .exceptions import HPGError
+from .._records import Message
+from .._wire import ADDRESS, CLIENT_ID, SUBJECT, TEXT
+from ..exceptions import HPGError
 
-__all__ = ["FORMATS", "InputError", "detect_format", "read_messages"]
+__all__ = [
+    "ADDRESS_HELP",
+    "FORMATS",
+    "InputError",
+    "check_encoding",
+    "detect_format",
+    "normalize_address",
+    "read_messages",
+]
 
 FORMATS = ("csv", "jsonl")
 _CLIENT_ID_KEYS = ("client_id", CLIENT_ID)
 _PARAMS = "params"
+#: What an address looks like, for help texts and error messages.
+ADDRESS_HELP = (
+    "digits only, the country code first, no + or spaces (79031111111); "
+    "--normalize-addresses removes +, spaces, - and ()"
+)
+#: The only characters --normalize-addresses removes: punctuation people type around
+#: a number. Digits are never added, removed or changed.
+_ADDRESS_PUNCTUATION = str.maketrans("", "", "+ -()")
+NO_SUBJECT = (
+    "no subject: add a 'subject' column (or key), or give a default with --subject "
+    "or HPGFAST_SUBJECT"
+)
+
+
+def normalize_address(address: str) -> str:
+    """``address`` without ``+``, spaces, ``-`` and parentheses; digits untouched."""
+    return address.translate(_ADDRESS_PUNCTUATION)
+
+
+def check_encoding(name: str) -> str:
+    """The canonical name of the text encoding ``name``; ValueError if there is none."""
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        raise ValueError(f"unknown encoding {name!r} (try utf-8 or cp1251)") from None
 
 
 class InputError(HPGError, ValueError):
@@ -58,38 +100,84 @@ def detect_format(path: str, given: Optional[str] = None) -> str:
     return "csv"
 
 
-def _open(path: str) -> IO[str]:
+def _open(path: str, encoding: str) -> IO[str]:
+    # utf-8-sig reads UTF-8 and skips a byte-order mark a spreadsheet may write.
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"
     if path == "-":
         import sys
 
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
+        return io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, newline="")
+    return open(path, encoding=encoding, newline="")
 
 
-def read_messages(path: str, fmt: str) -> Iterator[tuple[int, Message]]:
+def read_messages(
+    path: str,
+    fmt: str,
+    *,
+    encoding: str = "utf-8",
+    normalize_addresses: bool = False,
+    default_subject: Optional[str] = "",
+) -> Iterator[tuple[int, Message]]:
     """Yield ``(line, Message)`` for every message of the file, lazily.
+
+    Args:
+        encoding: the file's text encoding (default UTF-8).
+        normalize_addresses: remove ``+``, spaces, ``-`` and parentheses from
+            addresses (see ``normalize_address``).
+        default_subject: the subject messages without one will be sent with; None
+            makes a message without a subject an input error. The default, ``""``,
+            leaves subjects unchecked.
 
     Raises:
         InputError: a missing column, bad JSON, a wrong type, an empty address or
-            text, a file that is not UTF-8. Raised when that record is reached.
+            text, no subject and no default, a file not in ``encoding``. Raised when
+            that record is reached (a missing column: at the header).
         OSError: the file cannot be opened.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     shown = "<stdin>" if path == "-" else os.fspath(path)
-    f = _open(path)
+    f = _open(path, encoding)
+    rules = _Rules(normalize_addresses, default_subject is None)
     try:
-        reader = _read_csv(f, shown) if fmt == "csv" else _read_jsonl(f, shown)
+        reader = _read_csv(f, shown, rules) if fmt == "csv" else _read_jsonl(f, shown, rules)
         try:
             yield from reader
         except UnicodeDecodeError as exc:
-            raise InputError(shown, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            hint = " (give --encoding, cp1251 say)" if encoding == "utf-8" else ""
+            raise InputError(
+                shown, f"not {encoding} text ({exc.reason} at byte {exc.start}){hint}"
+            ) from None
     finally:
         if path != "-":
             f.close()
 
 
-def _read_csv(f: IO[str], shown: str) -> Iterator[tuple[int, Message]]:
+class _Rules:
+    """What the command line asks of every message beyond its shape."""
+
+    __slots__ = ("need_subject", "normalize")
+
+    def __init__(self, normalize: bool, need_subject: bool) -> None:
+        self.normalize = normalize
+        self.need_subject = need_subject
+
+    def address(self, address: str, where: str) -> str:
+        if not self.normalize:
+            return address
+        normal = normalize_address(address)
+        if not normal:
+            raise InputError(where, f"the address {address!r} holds no digits")
+        return normal
+
+    def subject(self, subject: Optional[str], where: str) -> Optional[str]:
+        if self.need_subject and not subject:
+            raise InputError(where, NO_SUBJECT)
+        return subject
+
+
+def _read_csv(f: IO[str], shown: str, rules: _Rules) -> Iterator[tuple[int, Message]]:
     reader = csv.reader(f, strict=True)
     try:
         header = next(reader)
@@ -104,6 +192,8 @@ def _read_csv(f: IO[str], shown: str) -> Iterator[tuple[int, Message]]:
             raise InputError(
                 f"{shown}:1", f"the header has no {required!r} column (it has {names!r})"
             )
+    if rules.need_subject and SUBJECT not in lowered:
+        raise InputError(f"{shown}:1", NO_SUBJECT)
     i_address = lowered.index(ADDRESS)
     i_text = lowered.index(TEXT)
     i_subject = lowered.index(SUBJECT) if SUBJECT in lowered else None
@@ -129,11 +219,13 @@ def _read_csv(f: IO[str], shown: str) -> Iterator[tuple[int, Message]]:
                 f"{shown}:{reader.line_num}",
                 f"{len(row)} fields, but the header has {width}",
             )
+        where = f"{shown}:{reader.line_num}"
         address = row[i_address].strip()
         text = row[i_text]
         if not address or not text:
-            raise InputError(f"{shown}:{reader.line_num}", "address and text must not be empty")
-        subject = row[i_subject] or None if i_subject is not None else None
+            raise InputError(where, "address and text must not be empty")
+        address = rules.address(address, where)
+        subject = rules.subject(row[i_subject] or None if i_subject is not None else None, where)
         client_id = row[i_client] or None if i_client is not None else None
         params = {name: row[i] for i, name in extras if row[i]} or None
         yield number, Message(address, text, subject, client_id, params)
@@ -147,7 +239,7 @@ def _str(value: Any, where: str, key: str, *, numbers: bool = False) -> str:
     raise InputError(where, f"{key!r} must be a string, got {type(value).__name__}")
 
 
-def _read_jsonl(f: IO[str], shown: str) -> Iterator[tuple[int, Message]]:
+def _read_jsonl(f: IO[str], shown: str, rules: _Rules) -> Iterator[tuple[int, Message]]:
     for number, raw in enumerate(f, 1):
         if not raw.strip():
             continue
@@ -164,9 +256,11 @@ def _read_jsonl(f: IO[str], shown: str) -> Iterator[tuple[int, Message]]:
         text = _str(obj.pop(TEXT), where, TEXT)
         if not address or not text:
             raise InputError(where, "address and text must not be empty")
+        address = rules.address(address, where)
         subject = obj.pop(SUBJECT, None)
         if subject is not None:
             subject = _str(subject, where, SUBJECT) or None
+        subject = rules.subject(subject, where)
         client_id = None
         for key in _CLIENT_ID_KEYS:
             if key in obj:

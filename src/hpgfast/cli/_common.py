@@ -1,0 +1,266 @@
+"""What every command shares: settings from flags and the environment, the client,
+exit codes, the connection and output flags."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any, Callable, Optional
+
+from .._records import StatusResult
+from .._secretfile import read_secret_file
+from ..exceptions import (
+    AuthError,
+    HTTPStatusError,
+    MessageError,
+    RequestTooLarge,
+)
+from ._input import InputError
+
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_TRANSPORT = 4
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0    done: every message accepted / every status final / server stopped
+  1    done, but some messages were rejected, unknown, not sent or invalid,
+       or some statuses were not final when the deadline passed
+  2    usage or configuration error (bad flags or input, journal mismatch or in use)
+  3    authentication failed (error-auth: wrong login or password)
+  4    transport or protocol failure (unreachable, TLS, HTTP 5xx, bad replies)
+  130  interrupted (Ctrl-C, SIGTERM); a journal stays consistent
+"""
+
+#: For the commands that do not talk to the platform (report, receive, emulate).
+LOCAL_EXIT_CODES_HELP = """\
+exit codes:
+  0    done (a server: stopped by Ctrl-C or SIGTERM)
+  2    usage or configuration error (bad flags, no such journal, port in use)
+  130  interrupted (Ctrl-C during a report)
+"""
+
+#: For the commands that talk to the platform (send, status) and the overview.
+CONNECTION_HELP = """
+connection settings (flags win over the environment):
+  HPGFAST_URL, HPGFAST_LOGIN, HPGFAST_PASSWORD or HPGFAST_PASSWORD_FILE,
+  HPGFAST_LOGIN_PARAM, HPGFAST_PASSWORD_PARAM, HPGFAST_CA_CERTS, HPGFAST_SUBJECT,
+  HPGFAST_TIMEOUT, HPGFAST_CONCURRENCY, HPGFAST_MAX_REQUEST_BYTES
+"""
+
+
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit code 2)."""
+
+
+# -- settings --------------------------------------------------------------------------
+
+def env(name: str) -> Optional[str]:
+    """The environment variable ``name``, or None when it is unset or empty."""
+    value = os.environ.get(name)
+    return value if value else None
+
+
+def setting(value: Any, variable: str, cast: Callable[[str], Any] = str) -> Any:
+    """A flag's value, else the environment variable's (cast), else None."""
+    if value is not None:
+        return value
+    raw = env(variable)
+    if raw is None:
+        return None
+    try:
+        return cast(raw)
+    except ValueError:
+        raise UsageError(f"{variable}={raw!r} is not a valid value") from None
+
+
+def read_secret(path: str, what: str) -> str:
+    try:
+        return read_secret_file(path, what)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def password(args: argparse.Namespace) -> str:
+    given = [
+        name
+        for name, on in (
+            ("--password", args.password is not None),
+            ("--password-file", args.password_file is not None),
+            ("--password-stdin", args.password_stdin),
+        )
+        if on
+    ]
+    if len(given) > 1:
+        raise UsageError(f"give one of {', '.join(given)}, not several")
+    if args.password is not None:
+        print(
+            "hpgfast: warning: --password is visible to every user of this machine "
+            "(ps, /proc); prefer HPGFAST_PASSWORD, --password-file or --password-stdin",
+            file=sys.stderr,
+        )
+        return str(args.password)
+    if args.password_stdin:
+        if getattr(args, "file", None) == "-":
+            raise UsageError("--password-stdin cannot be used with --file - (both read stdin)")
+        value = sys.stdin.readline().rstrip("\r\n")
+        if not value:
+            raise UsageError("--password-stdin: standard input gave no password")
+        return value
+    path = args.password_file or env("HPGFAST_PASSWORD_FILE")
+    if path:
+        return read_secret(path, "password")
+    value = env("HPGFAST_PASSWORD")
+    if value is None:
+        raise UsageError(
+            "no password: set HPGFAST_PASSWORD or HPGFAST_PASSWORD_FILE, or use "
+            "--password-file or --password-stdin"
+        )
+    return value
+
+
+def pairs(values: Optional[Sequence[str]], flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"{flag} takes NAME=VALUE, got {item!r}")
+        out[name] = value
+    return out
+
+
+def make_client(args: argparse.Namespace) -> Any:
+    """An ``hpgfast.Client`` from the connection flags and the environment."""
+    from ..client import Client
+
+    url = setting(args.url, "HPGFAST_URL")
+    if not url:
+        raise UsageError("no connector URL: give --url or set HPGFAST_URL")
+    login = setting(args.login, "HPGFAST_LOGIN")
+    if not login:
+        raise UsageError("no login: give --login or set HPGFAST_LOGIN")
+    secret = password(args)
+    settings: dict[str, Any] = {}
+    for key, value in (
+        ("login_param", setting(args.login_param, "HPGFAST_LOGIN_PARAM")),
+        ("password_param", setting(args.password_param, "HPGFAST_PASSWORD_PARAM")),
+        ("ca_certs", setting(args.ca_certs, "HPGFAST_CA_CERTS")),
+        ("timeout", setting(args.timeout, "HPGFAST_TIMEOUT", float)),
+        ("concurrency", setting(args.concurrency, "HPGFAST_CONCURRENCY", int)),
+        ("max_request_bytes", setting(args.max_request_bytes, "HPGFAST_MAX_REQUEST_BYTES", int)),
+        ("max_batch", args.max_batch),
+        ("default_subject", setting(getattr(args, "subject", None), "HPGFAST_SUBJECT")),
+    ):
+        if value is not None:
+            settings[key] = value
+    if args.insecure:
+        settings["verify"] = False
+    extra = pairs(args.param, "--param")
+    if extra:
+        settings["extra_params"] = extra
+    try:
+        return Client(url, login, secret, **settings)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def add_connection(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "connection", "flags win over the environment variables named in brackets"
+    )
+    add = group.add_argument
+    add("--url", help="the connector's base URL, http(s)://host:port/CLIENT/connector/ "
+        "[HPGFAST_URL]")
+    add("--login", help="login [HPGFAST_LOGIN]")
+    add("--password-file", metavar="PATH",
+        help="read the password from the first line of PATH [HPGFAST_PASSWORD_FILE]; "
+        "or set HPGFAST_PASSWORD")
+    add("--password-stdin", action="store_true",
+        help="read the password from the first line of standard input")
+    add("--password", help=argparse.SUPPRESS)  # visible in ps: works, but warns
+    add("--login-param", help="the login parameter's name (default login) "
+        "[HPGFAST_LOGIN_PARAM]")
+    add("--password-param", help="the password parameter's name, e.g. pass "
+        "(default password) [HPGFAST_PASSWORD_PARAM]")
+    add("--ca-certs", metavar="PEM", help="certificates to trust for HTTPS "
+        "[HPGFAST_CA_CERTS]")
+    add("--insecure", action="store_true",
+        help="do not verify the platform's certificate (anyone on the path can read "
+        "the password)")
+    add("--timeout", type=float, help="seconds to wait for a reply (default 30) "
+        "[HPGFAST_TIMEOUT]")
+    add("--concurrency", type=int, help="requests in flight at once (default 1) "
+        "[HPGFAST_CONCURRENCY]")
+    add("--max-request-bytes", type=int,
+        help="longest request line (default 8192) [HPGFAST_MAX_REQUEST_BYTES]")
+    add("--max-batch", type=int, help="at most this many messages or ids per request")
+    add("--param", action="append", metavar="NAME=VALUE",
+        help="a request-level parameter sent with every request (priority=high); repeat")
+
+
+def add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress output on stderr")
+
+
+# -- send ------------------------------------------------------------------------------
+
+
+
+def status_row(r: StatusResult) -> tuple[Any, ...]:
+    when = r[3].isoformat(sep=" ") if r[3] is not None else None
+    return (r[1], r[0], r[2], when, r[4])
+
+
+def status_json(r: StatusResult) -> dict[str, Any]:
+    return dict(zip(("provider_id", "code", "status", "time", "reason"), status_row(r)))
+
+
+def wait_for_signal() -> None:
+    import threading
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+def explain(exc: BaseException) -> str:
+    """What a failure means, in the words a user looks for, then hpgfast's own text."""
+    if isinstance(exc, AuthError):
+        return f"wrong login or password: {exc}"
+    return str(exc)
+
+
+def exit_for(exc: BaseException) -> int:
+    from ..journal import JournalError
+
+    if isinstance(exc, AuthError):
+        return EXIT_AUTH
+    if isinstance(exc, (UsageError, InputError, JournalError, MessageError, RequestTooLarge)):
+        return EXIT_USAGE
+    if isinstance(exc, HTTPStatusError) and 400 <= exc.status < 500:
+        return EXIT_USAGE
+    return EXIT_TRANSPORT
+

@@ -1,0 +1,53 @@
+"""``hpgfast emulate``: the bundled platform emulator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ._common import (
+    EXIT_OK,
+    LOCAL_EXIT_CODES_HELP,
+    UsageError,
+    wait_for_signal,
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``hpgfast emulate``."""
+    from ..emulator._cli import emulator_from_args
+
+    try:
+        emulator = emulator_from_args(args)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"emulator: {exc}") from None
+    with emulator:
+        print(emulator.url, flush=True)
+        print(
+            f"login={emulator.login_param}:{emulator.login} "
+            f"{emulator.password_param}:{emulator.password}; Ctrl-C stops",
+            file=sys.stderr,
+            flush=True,
+        )
+        wait_for_signal()
+        print(
+            f"served {sum(emulator.requests.values())} requests, "
+            f"accepted {len(emulator.ledger)} messages",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    """Add ``hpgfast emulate`` to the subcommands ``sub``."""
+    from ..emulator._cli import add_arguments
+
+    p = sub.add_parser(
+        "emulate", help="run the bundled platform emulator",
+        description="A local HPG platform on loopback: accepts SMS, sends none. Prints "
+        "the connector URL on the first line of stdout, then serves until Ctrl-C.",
+        epilog=LOCAL_EXIT_CODES_HELP, formatter_class=formatter,
+    )
+    add_arguments(p)
+    p.set_defaults(func=run)

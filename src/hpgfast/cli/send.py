@@ -1,0 +1,294 @@
+"""``hpgfast send``: one message from flags, or a file of messages, optionally journaled."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any, Optional
+
+from .._records import Message
+from .._term import escape
+from .._wire import Code
+from ._common import (
+    CONNECTION_HELP,
+    EXIT_CODES_HELP,
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    UsageError,
+    add_connection,
+    add_output,
+    exit_for,
+    explain,
+    make_client,
+    pairs,
+    positive_int,
+    setting,
+)
+from ._input import (
+    ADDRESS_HELP,
+    FORMATS,
+    check_encoding,
+    detect_format,
+    normalize_address,
+    read_messages,
+)
+from ._output import Progress, dump_json, table
+
+
+def _single_rows(args: argparse.Namespace) -> list[tuple[int, Message]]:
+    params = pairs(args.message_param, "--message-param") or None
+    address = normalize_address(args.to) if args.normalize_addresses else args.to
+    if not address:
+        raise UsageError(f"--to {args.to!r}: {ADDRESS_HELP}")
+    if not args.message_subject and _default_subject(args) is None:
+        raise UsageError(
+            "no subject: give --message-subject, or a default with --subject or HPGFAST_SUBJECT"
+        )
+    return [(1, Message(address, args.text, args.message_subject, args.client_id, params))]
+
+
+def _default_subject(args: argparse.Namespace) -> Optional[str]:
+    return setting(args.subject, "HPGFAST_SUBJECT") or None
+
+
+def _encoding(args: argparse.Namespace) -> str:
+    try:
+        return check_encoding(args.encoding)
+    except ValueError as exc:
+        raise UsageError(f"--encoding: {exc}") from None
+
+
+def _fingerprint(args: argparse.Namespace, fmt: Optional[str]) -> dict[str, str]:
+    from ..journal import file_fingerprint
+
+    settings = {
+        "subject": setting(args.subject, "HPGFAST_SUBJECT") or "",
+        "params": json.dumps(pairs(args.param, "--param"), sort_keys=True),
+    }
+    # Settings that change what is sent. Recorded only when not the default, so a
+    # journal made before they existed resumes with the defaults and no other.
+    encoding = _encoding(args)
+    if encoding != "utf-8":
+        settings["encoding"] = encoding
+    if args.normalize_addresses:
+        settings["normalize_addresses"] = "yes"
+    if args.file is not None:
+        if args.file == "-":
+            raise UsageError("--journal needs a file (--file -, standard input, cannot be resumed)")
+        try:
+            fp = file_fingerprint(args.file)
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.file!r}: {exc.strerror}") from None
+        return {**fp, "format": fmt or "", **settings}
+    single = json.dumps([*_single_rows(args)[0][1][:4], args.message_param], sort_keys=True)
+    return {
+        "input_sha256": hashlib.sha256(single.encode()).hexdigest(),
+        "format": "flags",
+        **settings,
+    }
+
+
+def _send_summary(
+    outcome: Any, journal_summary: Optional[dict[str, Any]], total: Optional[int]
+) -> dict[str, Any]:
+    from ..journal import STATES
+
+    run = {s: outcome.states.get(s, 0) for s in STATES if s not in ("pending", "in_flight")}
+    out: dict[str, Any] = {
+        "this_run": {
+            "attempted": outcome.attempted,
+            **run,
+            "rejected_by_code": dict(outcome.rejected_by_code),
+            "seconds": round(outcome.elapsed, 3),
+            "messages_per_second": round(outcome.rate, 1),
+        },
+        "error": None if outcome.error is None else explain(outcome.error),
+    }
+    if outcome.recovered:
+        out["recovered"] = outcome.recovered
+    if journal_summary is not None:
+        out["journal"] = journal_summary
+    if total is not None:
+        out["messages"] = total
+    return out
+
+
+def _print_send_summary(summary: dict[str, Any]) -> None:
+    run = summary["this_run"]
+    journal = summary.get("journal")
+    rows: list[tuple[Any, ...]] = []
+    states = ("accepted", "rejected", "unknown", "not_sent", "invalid")
+    for state in states:
+        row: list[Any] = [state.replace("_", " "), run.get(state, 0)]
+        if journal is not None:
+            row.append(journal["states"].get(state, 0))
+        rows.append(tuple(row))
+        if state == "rejected":
+            codes = journal["rejected_by_code"] if journal is not None else run["rejected_by_code"]
+            for code, n in codes.items():
+                sub: list[Any] = [f"  {code}", run["rejected_by_code"].get(code, 0)]
+                if journal is not None:
+                    sub.append(n)
+                rows.append(tuple(sub))
+    if journal is not None:
+        rows.append(("pending", "", journal["states"].get("pending", 0)))
+    header = ["result", "this run"] + (["journal"] if journal is not None else [])
+    print(table(rows, header))
+    print(
+        f"\n{run['attempted']:,} messages sent in {run['seconds']:.1f} s "
+        f"({run['messages_per_second']:,.0f} msg/s)"
+    )
+    recovered = summary.get("recovered") or {}
+    if recovered.get("in_flight_to_unknown"):
+        print(
+            f"{recovered['in_flight_to_unknown']:,} messages were in flight when an earlier "
+            "run stopped: marked unknown, not sent again (--resend-unknown sends them)"
+        )
+    if summary.get("error"):
+        print(f"stopped early: {escape(str(summary['error']))}")
+
+
+def _send_exit(outcome: Any, complete: bool) -> int:
+    if outcome.error is not None:
+        return exit_for(outcome.error)
+    return EXIT_OK if complete else EXIT_INCOMPLETE
+
+
+def run(args: argparse.Namespace) -> int:
+    """``hpgfast send``."""
+    from ._run import load_journal, send_journal, send_plain
+
+    if (args.file is None) == (args.to is None):
+        raise UsageError("give --file PATH, or --to ADDRESS with --text TEXT")
+    if args.to is not None and args.text is None:
+        raise UsageError("--to needs --text")
+    fmt = detect_format(args.file, args.format) if args.file is not None else None
+    encoding = _encoding(args)
+    if args.file is None:
+        _single_rows(args)  # checked now, before anything is sent
+
+    def rows() -> Iterator[tuple[int, Message]]:
+        if args.file is None:
+            return iter(_single_rows(args))
+        return read_messages(
+            args.file,
+            fmt or "csv",
+            encoding=encoding,
+            normalize_addresses=args.normalize_addresses,
+            default_subject=_default_subject(args),
+        )
+
+    if args.journal is None:
+        if args.resend_unknown:
+            raise UsageError("--resend-unknown needs --journal")
+        with make_client(args) as client:
+            if args.to is not None:
+                results = client.send([m for _, m in rows()])
+                r = results[0]
+                if args.json:
+                    dump_json({"code": r[0], "client_id": r[1], "provider_id": r[2],
+                               "error": str(getattr(r, "error", None) or "") or None})
+                else:
+                    print(table([(r[0], r[1], r[2])], ("code", "client id", "provider id")))
+                error = getattr(r, "error", None)
+                if r[0] in (Code.NOT_SENT, Code.UNKNOWN) and error is not None:
+                    return exit_for(error)
+                return EXIT_OK if r[0] == Code.OK else EXIT_INCOMPLETE
+            with Progress(None, "sending", quiet=args.quiet or args.json) as progress:
+                outcome = send_plain(
+                    client, rows(), chunk=args.chunk,
+                    tick=progress.tick,
+                )
+        summary = _send_summary(outcome, None, None)
+        if args.json:
+            dump_json(summary)
+        else:
+            _print_send_summary(summary)
+        complete = outcome.states.get("accepted", 0) == outcome.attempted
+        return _send_exit(outcome, complete)
+
+    from ..journal import Journal
+
+    fingerprint = _fingerprint(args, fmt)
+    quiet = args.quiet or args.json
+    with Journal(args.journal, synchronous=args.journal_sync, lock=True) as journal:
+        journal.bind(fingerprint)
+        if journal.loaded is None:
+            with Progress(None, "journaling input", quiet=quiet) as progress:
+                total = load_journal(journal, rows(), tick=lambda n, note: progress.update(n))
+        else:
+            total = journal.loaded
+        counts = journal.counts()
+        todo = counts["pending"] + counts["not_sent"]
+        if args.resend_unknown:
+            todo += counts["unknown"] + counts["in_flight"]
+        with make_client(args) as client:
+            with Progress(todo, "sending", quiet=quiet) as progress:
+                outcome = send_journal(
+                    client,
+                    journal,
+                    chunk=args.chunk,
+                    resend_unknown=args.resend_unknown,
+                    tick=progress.tick,
+                )
+        summary = _send_summary(outcome, journal.summary(), total)
+        complete = journal.counts()["accepted"] == total
+    if args.json:
+        dump_json(summary)
+    else:
+        _print_send_summary(summary)
+    return _send_exit(outcome, complete)
+
+
+def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    """Add ``hpgfast send`` to the subcommands ``sub``."""
+    p = sub.add_parser(
+        "send", help="send one message, or a file of messages",
+        description="Send one message (--to, --text) or a file of messages (--file): CSV "
+        "with a header (address,text[,subject][,client_id][,extra columns...]) or JSON "
+        "Lines ({\"address\":..,\"text\":..,\"subject\":..,\"client_id\":..,\"params\":{..}}). "
+        "Files are UTF-8 unless --encoding says otherwise. An address is the "
+        "recipient's number as the platform wants it: digits only, the country code "
+        "first, no + or spaces (79031111111); addresses are sent as written unless "
+        "--normalize-addresses is given. "
+        "With --journal every message is recorded before it goes out; rerunning the "
+        "same command resumes without sending anything twice (and is refused if the "
+        "input or a setting that changes what is sent differs).",
+        epilog=EXIT_CODES_HELP + CONNECTION_HELP, formatter_class=formatter,
+    )
+    src = p.add_argument_group("what to send")
+    src.add_argument("--file", "-f", metavar="PATH", help="a CSV or JSON Lines file ('-': stdin, "
+                     "without --journal)")
+    src.add_argument("--format", choices=FORMATS,
+                     help="the file's format (default: from its name; .jsonl -> jsonl, else csv)")
+    src.add_argument("--encoding", default="utf-8",
+                     help="the file's text encoding, e.g. cp1251 (default utf-8)")
+    src.add_argument("--to", metavar="ADDRESS",
+                     help=f"one message: the recipient's number: {ADDRESS_HELP}")
+    src.add_argument("--text", help="one message: the text")
+    src.add_argument("--client-id", help="one message: your id for it")
+    src.add_argument("--message-subject", metavar="SUBJECT", help="one message: its sender")
+    src.add_argument("--message-param", action="append", metavar="NAME=VALUE",
+                     help="one message: an extra parameter; repeat")
+    src.add_argument("--subject", help="default sender for messages without one "
+                     "[HPGFAST_SUBJECT]; a message with no subject and no default is an "
+                     "input error")
+    src.add_argument("--normalize-addresses", action="store_true",
+                     help="remove +, spaces, - and parentheses from addresses "
+                     "(+7 903 111-11-11 -> 79031111111); never changes a digit")
+    jg = p.add_argument_group("journal")
+    jg.add_argument("--journal", "-j", metavar="DB",
+                    help="a SQLite journal: record, resume, never send twice")
+    jg.add_argument("--resend-unknown", action="store_true",
+                    help="send again the messages whose outcome is unknown (a recipient "
+                    "may get a second SMS)")
+    jg.add_argument("--journal-sync", choices=("full", "normal"), default="full",
+                    help="full: fsync every commit, safe against power loss (default); "
+                    "normal: safe against a killed process only")
+    p.add_argument("--chunk", type=positive_int, default=5000,
+                   help="messages per client call and journal transaction (default 5000)")
+    add_connection(p)
+    add_output(p)
+    p.set_defaults(func=run)

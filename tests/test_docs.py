@@ -1,0 +1,81 @@
+"""Every relative link and repository path named in README.md and docs/ exists.
+
+Strategy: the documentation is read as a user reads it on a code host or in the
+sdist. A Markdown link ``[text](target)`` that is not a URL must name a file or
+folder of the repository (relative to the page), and its ``#anchor`` a heading of
+the page it points at; a path in backticks that starts at a top-level folder of the
+repository (``src/hpgfast/_wire.py``, ``.ci/run``) must exist too.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+CODE = re.compile(r"`([^`\s]+)`")
+# Backticked words that start with one of these are paths in the repository.
+TOP = ("src/", "tests/", "bench/", "docs/", ".ci/", "fuzz/")
+HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$", re.M)
+
+
+def _slug(heading: str) -> str:
+    """The anchor a code host gives a Markdown heading (GitHub's rule)."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    return {_slug(h) for h in HEADING.findall(text)}
+
+
+def _prose(page: Path) -> str:
+    # Code blocks hold commands and example output, not references to the tree.
+    return re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_the_pages_exist() -> None:
+    names = {p.name for p in PAGES}
+    assert {"README.md", "index.md", "protocol.md", "defaults.md", "scaling.md"} <= names
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_exist(page: Path) -> None:
+    missing = []
+    for target in LINK.findall(_prose(page)):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists():
+            missing.append(target)
+            continue
+        assert ROOT in dest.parents or dest == ROOT, f"{target} leaves the repository"
+        if anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+            missing.append(target)
+    assert not missing, f"{page.name}: links to nothing: {missing}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_named_paths_exist(page: Path) -> None:
+    named = [w for w in CODE.findall(_prose(page)) if w.startswith(TOP)]
+    missing = [w for w in named if not (ROOT / w).exists()]
+    assert not missing, f"{page.name}: names paths that do not exist: {missing}"
+
+
+def test_nothing_points_outside_the_repository() -> None:
+    files = [*PAGES, *sorted((ROOT / "src").rglob("*.py")), *sorted((ROOT / "tests").glob("*.py"))]
+    offenders = []
+    for f in files:
+        if f == Path(__file__).resolve():
+            continue
+        text = f.read_text(encoding="utf-8")
+        for needle in ("../shared", "shared/seed", "PROTOCOL.md"):
+            if needle in text:
+                offenders.append(f"{f.relative_to(ROOT)}: {needle}")
+    assert not offenders
