@@ -302,3 +302,47 @@ def test_receive_json_field_must_name_a_field(capsys: pytest.CaptureFixture[str]
         assert main(["receive", "--no-secret", "--allow", "127.0.0.1", "--port", "0",
                      "--json-field", bad]) == 2
         assert "json" in capsys.readouterr().err.lower()
+
+
+# -- issue 10 on the command line ------------------------------------------------------
+
+
+def test_account_stop_has_an_exit_code_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Emulator(speed=None, balance=3) as emu:
+        monkeypatch.setenv("HPGFAST_URL", emu.url)
+        monkeypatch.setenv("HPGFAST_LOGIN", "CLIENT")
+        monkeypatch.setenv("HPGFAST_PASSWORD", PASSWORD)
+        source = _csv(tmp_path / "in.csv", 20)
+        code = main(["send", "--file", str(source), "--subject", "ACME", "--max-batch", "2",
+                     "--journal", str(tmp_path / "run.db")])
+        assert code == 5
+        out = capsys.readouterr()
+        assert "error-insufficient-balance" in out.out + out.err
+        assert len(emu.ledger) == 3
+        assert emu.requests["send"] == 2  # nothing started after the stop
+        with Journal(tmp_path / "run.db") as journal:
+            counts = journal.counts()
+        assert counts["accepted"] == 3 and counts["not_sent"] + counts["pending"] >= 16
+    with pytest.raises(SystemExit):
+        main(["send", "--help"])
+    assert "the account cannot send" in capsys.readouterr().out
+
+
+def test_status_follow_ends_on_upper_case_statuses(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with Emulator(speed=2000.0, status_case="upper") as emu:
+        monkeypatch.setenv("HPGFAST_URL", emu.url)
+        monkeypatch.setenv("HPGFAST_LOGIN", "CLIENT")
+        monkeypatch.setenv("HPGFAST_PASSWORD", PASSWORD)
+        source = _csv(tmp_path / "in.csv", 10)
+        journal = str(tmp_path / "run.db")
+        assert main(["send", "--file", source.as_posix(), "--subject", "ACME",
+                     "--journal", journal, "--rate", "1000"]) == 0
+        code = main(["status", "--journal", journal, "--follow", "--deadline", "20",
+                     "--interval", "0.05"])
+        assert code == 0  # DELIVERED is final: the follow ended before its deadline
+        with Journal(journal) as j:
+            assert j.open_provider_ids() == []

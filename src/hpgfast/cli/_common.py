@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional
 from .._records import StatusResult
 from .._secretfile import read_secret_file
 from ..exceptions import (
+    AccountError,
     AuthError,
     HTTPStatusError,
     MessageError,
@@ -25,6 +26,7 @@ EXIT_INCOMPLETE = 1
 EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_TRANSPORT = 4
+EXIT_ACCOUNT = 5
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = """\
@@ -35,6 +37,8 @@ exit codes:
   2    usage or configuration error (bad flags or input, journal mismatch or in use)
   3    authentication failed (error-auth: wrong login or password)
   4    transport or protocol failure (unreachable, TLS, HTTP 5xx, bad replies)
+  5    the account cannot send (error-insufficient-balance, error-account-locked,
+       error-system-blocked): the run stopped, the rest is not sent
   130  interrupted (Ctrl-C, SIGTERM); a journal stays consistent
 """
 
@@ -51,7 +55,7 @@ CONNECTION_HELP = """
 connection settings (flags win over the environment):
   HPGFAST_URL, HPGFAST_LOGIN, HPGFAST_PASSWORD or HPGFAST_PASSWORD_FILE,
   HPGFAST_LOGIN_PARAM, HPGFAST_PASSWORD_PARAM, HPGFAST_CA_CERTS, HPGFAST_SUBJECT,
-  HPGFAST_TIMEOUT, HPGFAST_CONCURRENCY, HPGFAST_MAX_REQUEST_BYTES
+  HPGFAST_TIMEOUT, HPGFAST_CONCURRENCY, HPGFAST_MAX_REQUEST_BYTES, HPGFAST_RATE
 """
 
 
@@ -156,11 +160,18 @@ def make_client(args: argparse.Namespace) -> Any:
         ("max_request_bytes", setting(args.max_request_bytes, "HPGFAST_MAX_REQUEST_BYTES", int)),
         ("max_batch", args.max_batch),
         ("default_subject", setting(getattr(args, "subject", None), "HPGFAST_SUBJECT")),
+        ("max_rate", setting(args.rate, "HPGFAST_RATE", float)),
+        ("request_deadline", args.request_deadline),
+        ("final_statuses", args.final or None),
     ):
         if value is not None:
             settings[key] = value
     if args.insecure:
         settings["verify"] = False
+    if args.no_client_ids:
+        settings["client_ids"] = False
+    if args.no_retry_on_429:
+        settings["retry_on_429"] = False
     extra = pairs(args.param, "--param")
     if extra:
         settings["extra_params"] = extra
@@ -200,6 +211,21 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     add("--max-request-bytes", type=int,
         help="longest request line (default 8192) [HPGFAST_MAX_REQUEST_BYTES]")
     add("--max-batch", type=int, help="at most this many messages or ids per request")
+    add("--rate", type=float, metavar="N",
+        help="at most N messages a second, over all requests in flight [HPGFAST_RATE]")
+    add("--request-deadline", type=float, metavar="SECONDS",
+        help="longest time one request may take from its first byte, however slowly "
+        "the reply trickles (default 10 x --timeout)")
+    add("--final", action="append", metavar="STATUS",
+        help="a delivery status after which nothing changes (any case); repeat to set "
+        "the list (default: delivered, undelivered, failed, cancelled, expired, "
+        "vp_expired, rejected, read, no-match-template)")
+    add("--no-client-ids", action="store_true",
+        help="send no clientIds of hpgfast's own (the platform answers with indexes); "
+        "for a platform that refuses them")
+    add("--no-retry-on-429", action="store_true",
+        help="a SEND answered 429 is unknown and never sent again (default: sent again "
+        "after Retry-After)")
     add("--param", action="append", metavar="NAME=VALUE",
         help="a request-level parameter sent with every request (priority=high); repeat")
 
@@ -250,6 +276,8 @@ def explain(exc: BaseException) -> str:
     """What a failure means, in the words a user looks for, then hpgfast's own text."""
     if isinstance(exc, AuthError):
         return f"wrong login or password: {exc}"
+    if isinstance(exc, AccountError):
+        return f"the account cannot send ({exc.code}); nothing more was sent: {exc}"
     return str(exc)
 
 
@@ -258,6 +286,8 @@ def exit_for(exc: BaseException) -> int:
 
     if isinstance(exc, AuthError):
         return EXIT_AUTH
+    if isinstance(exc, AccountError):
+        return EXIT_ACCOUNT
     if isinstance(exc, (UsageError, InputError, JournalError, MessageError, RequestTooLarge)):
         return EXIT_USAGE
     if isinstance(exc, HTTPStatusError) and 400 <= exc.status < 500:

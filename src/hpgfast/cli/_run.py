@@ -20,7 +20,7 @@ from itertools import islice
 from typing import Any, Callable, Optional
 
 from .._records import Message, SendResult, StatusResult
-from .._wire import Code, Status
+from .._wire import Code
 from ..exceptions import ConnectError, HPGError, MessageError
 from ..journal import FINAL_STATUS_CODES, Journal, State
 
@@ -279,8 +279,9 @@ class FollowOutcome:
     deadline_passed: bool = False
 
 
-def _is_final(r: StatusResult) -> bool:
-    return r[2] in Status.FINAL or r[0] in FINAL_STATUS_CODES
+def _is_final(client: Any, r: StatusResult) -> bool:
+    """Final by the client's ``final_statuses`` (any case), or a final answer code."""
+    return bool(client.is_final(r)) or r[0] in FINAL_STATUS_CODES
 
 
 #: Ids asked per ``client.status()`` call while following (results recorded per call).
@@ -338,7 +339,7 @@ def follow(
                             if old is None or tuple(old) != tuple(r):
                                 changed += 1
                             latest[pid] = r
-                        if not _is_final(latest.get(pid, r)):
+                        if not _is_final(client, latest.get(pid, r)):
                             still.append(pid)
                 tick(0, f"round {outcome.rounds}: {changed:,} changes")
             outcome.changes += changed

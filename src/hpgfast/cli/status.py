@@ -65,7 +65,11 @@ def run(args: argparse.Namespace) -> int:
 
         if not os.path.exists(args.journal):
             raise UsageError(f"no journal at {args.journal!r}")
-        journal = Journal(args.journal, synchronous=args.journal_sync)
+        journal = Journal(
+            args.journal,
+            synchronous=args.journal_sync,
+            **({"final_statuses": args.final} if args.final else {}),
+        )
     try:
         with make_client(args) as client:
             if journal is None and not args.follow:
