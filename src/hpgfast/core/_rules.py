@@ -56,6 +56,7 @@ _UNKNOWN = Code.UNKNOWN
 _ERROR_AUTH = Code.ERROR_AUTH
 _ID_NOT_UNIQUE = Code.ERROR_ID_NOT_UNIQUE
 _line_id = itemgetter(1)  # clientId of a SEND line, providerId of a STATUS line
+_reason = itemgetter(4)  # of a STATUS line
 
 #: How the warnings of a failed request name it, an unreadable outcome, and its items.
 _LOG_LABELS = {
@@ -204,7 +205,16 @@ def _quote(facts: RequestFacts, lines: Sequence[Any]) -> str:
 def _scrubbed(facts: RequestFacts, records: list[Any]) -> list[Any]:
     """Records whose free text (a STATUS reason, a SEND line's extra fields) held the
     password, masked: what is stored and shown (journal, report, CSV) never holds it."""
-    field = 4 if facts.op == "status" else 3
+    # A C-level pass first: most replies carry no free text at all (SEND lines with
+    # no extra field, STATUS lines of delivered messages), and pay nothing more.
+    if facts.op == "status":
+        field = 4
+        if not any(map(_reason, records)):
+            return records
+    else:
+        field = 3
+        if max(map(len, records)) <= field:
+            return records
     out = records
     for k, record in enumerate(records):
         if len(record) > field and record[field] is not None:
