@@ -346,3 +346,30 @@ def test_status_follow_ends_on_upper_case_statuses(
         assert code == 0  # DELIVERED is final: the follow ended before its deadline
         with Journal(journal) as j:
             assert j.open_provider_ids() == []
+
+
+def test_a_password_echoed_in_reasons_and_extra_fields_never_reaches_journal_or_report(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "Uniq-s3cret-7Qx"
+    with Emulator(speed=2000.0, password=secret, send_extra=secret,
+                  reasons={"6": f"echo {secret}"}) as emu:  # fmt: skip
+        monkeypatch.setenv("HPGFAST_URL", emu.url)
+        monkeypatch.setenv("HPGFAST_LOGIN", "CLIENT")
+        monkeypatch.setenv("HPGFAST_PASSWORD", secret)
+        source = tmp_path / "in.csv"
+        source.write_text("address,text\n79031234566,undelivered one\n79031234561,ok one\n")
+        journal = str(tmp_path / "run.db")
+        assert main(["send", "--file", str(source), "--subject", "ACME", "--journal", journal,
+                     "--json"]) == 0
+        assert main(["status", "--journal", journal, "--follow", "--deadline", "20",
+                     "--interval", "0.05", "--json"]) == 0
+        assert main(["report", journal, "--csv", str(tmp_path / "out.csv")]) == 0
+        assert main(["report", journal, "--json"]) == 0
+    printed = capsys.readouterr()
+    with Journal(journal) as j:
+        stored = repr(list(j.rows())) + repr(j.history())
+    outputs = [printed.out, printed.err, (tmp_path / "out.csv").read_text(), stored]
+    assert "echo ***" in stored  # the reason was kept, masked
+    for text in outputs:
+        assert secret not in text
