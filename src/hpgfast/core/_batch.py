@@ -79,6 +79,8 @@ def effective_ids(
             made = made_ids(prefix, count)
         else:
             made = _INDEXES if count <= len(_INDEXES) else _make_indexes(count)
+        if ids.count(None) == count:  # the common case: no message has its own id
+            return made if prefix is not None else made[:count]
         ids = [made[k] if cid is None else cid for k, cid in enumerate(ids)]
     return ids
 
