@@ -51,7 +51,7 @@ MAX_INTERIM = 10
 #: what the limits above let through, so it decides only on endless junk.
 MAX_RAW_HEAD = 4 * MAX_HEAD
 
-_HttpParserError = httptools.HttpParserError
+_HttpParserError = (httptools.HttpParserError, httptools.HttpParserUpgrade)
 
 
 class _Stop(Exception):
@@ -242,6 +242,17 @@ class ResponseReader:
             self.retry_after = value.decode("latin-1").strip()
         elif lowered == b"content-length":
             self._has_length = True
+            # Refuse a reply announced over the cap before reading any of it (a bad
+            # number is llhttp's to refuse).
+            length = value.strip()
+            if length.isdigit() and int(length) > self.max_body:
+                self._fail(
+                    SENT,
+                    f"the reply announces {int(length)} bytes, over max_reply_bytes="
+                    f"{self.max_body}",
+                    True,
+                )
+                raise _Stop
         elif lowered == b"transfer-encoding":
             # llhttp reads a response body as chunked only when chunked comes last;
             # any other coding is read to the end of the connection.
