@@ -25,6 +25,9 @@ from hpgfast import (
 from hpgfast.emulator import Emulator, Fault
 from ledger_checks import assert_truthful
 
+# Every test runs over both clients (sync, async): see conftest.transport.
+pytestmark = pytest.mark.usefixtures("transport")
+
 N = 50
 PER_REQUEST = 10  # max_batch: requests 1..5 carry messages 0-9, 10-19, ...
 

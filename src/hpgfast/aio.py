@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import ssl
 import time
@@ -213,6 +214,7 @@ class AsyncClient(ClientSettings):
         self._idle: list[_Connection] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._slots: Optional[asyncio.Semaphore] = None
+        self._pid = os.getpid()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -285,6 +287,13 @@ class AsyncClient(ClientSettings):
     def _bind(self) -> asyncio.AbstractEventLoop:
         """The running loop; connections of an earlier loop are dropped."""
         loop = asyncio.get_running_loop()
+        if os.getpid() != self._pid:
+            # A forked child: the connections are the parent's, and so is the epoll
+            # set their sockets are in (shared across fork). Closing them here would
+            # take them out of the parent's loop: forget them untouched.
+            self._pid = os.getpid()
+            self._idle = []
+            self._loop = None
         if loop is not self._loop:
             idle, self._idle = self._idle, []
             for conn in idle:
