@@ -311,12 +311,19 @@ class AsyncClient(ClientSettings):
         limit = self.concurrency
         stop: Optional[BaseException] = None
         try:
-            while (request := batch.next(_monotonic())) is not None:
-                tasks.add(loop.create_task(self._run(batch, request)))
-                if len(tasks) >= limit:
-                    _, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if tasks:
-                await asyncio.wait(tasks)
+            if limit == 1 or len(batch.requests) == 1:
+                # One at a time: in this task, no task per request (each costs loop
+                # turns). A cancellation meets the exchange itself, whose grace
+                # period lets the request on the wire finish (_exchange_on).
+                while (request := batch.next(_monotonic())) is not None:
+                    await self._run(batch, request)
+            else:
+                while (request := batch.next(_monotonic())) is not None:
+                    tasks.add(loop.create_task(self._run(batch, request)))
+                    if len(tasks) >= limit:
+                        _, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                if tasks:
+                    await asyncio.wait(tasks)
         except BaseException as exc:  # a cancellation (or an interrupt): stop the batch
             stop = exc
         if stop is not None:
@@ -337,7 +344,7 @@ class AsyncClient(ClientSettings):
                 return
             while True:
                 on_wire = True
-                event, conn, received = await self._exchange(target, batch.shown)
+                event, conn, received = await self._exchange(target, batch)
                 on_wire = False
                 keep_alive = False
                 try:
@@ -357,17 +364,18 @@ class AsyncClient(ClientSettings):
             batch.abort(request, exc, on_wire=on_wire)
 
     async def _exchange(
-        self, target: str, shown: str
+        self, target: str, batch: Batch
     ) -> tuple[Union[Reply, Failure], Optional[_Connection], int]:
         """One GET: what happened, and the connection to release (None after a failure)."""
         slots = self._slots
         assert slots is not None
         async with slots:
-            return await self._exchange_on(target, shown)
+            return await self._exchange_on(target, batch)
 
     async def _exchange_on(
-        self, target: str, shown: str
+        self, target: str, batch: Batch
     ) -> tuple[Union[Reply, Failure], Optional[_Connection], int]:
+        shown = batch.shown
         loop = self._loop
         assert loop is not None
         started = time.perf_counter()
@@ -390,13 +398,27 @@ class AsyncClient(ClientSettings):
         conn.start(reader, waiter, loop, self._timeout, self.request_deadline)
         transport = conn.transport
         assert transport is not None
+        cancelled: Optional[BaseException] = None
         try:
             transport.write(b"GET " + target.encode("ascii") + self._tail)
             await waiter
-        except BaseException:  # cancelled on the wire: the connection cannot be reused
-            conn.stop()
-            conn.close()
-            raise
+        except BaseException as exc:  # cancelled (or interrupted) with the request on the wire
+            cancelled = exc
+        if cancelled is not None:
+            # The grace period: the batch stops, but the reply to what was sent may
+            # still come and say what became of its messages. A second
+            # cancellation cuts it at once.
+            if batch.fatal is None:
+                batch.fatal = cancelled
+            if isinstance(cancelled, asyncio.CancelledError):
+                try:
+                    await asyncio.wait({waiter}, timeout=_GRACE)
+                except BaseException:
+                    pass
+            if not waiter.done():
+                conn.stop()
+                conn.close()
+                raise cancelled
         conn.stop()
         received = reader.received
         if log.isEnabledFor(logging.DEBUG):
