@@ -136,7 +136,9 @@ def test_no_leak_on_success_and_every_fault(
                 pickle.dumps(client)
             collected.exception(info.value)
     # The transport's own libraries logged, and were checked.
-    library, ours = ("urllib3", "hpgfast.client") if transport == "sync" else ("asyncio", "hpgfast.aio")
+    library, ours = {"sync": ("urllib3", "hpgfast.client"), "async": ("asyncio", "hpgfast.aio")}[
+        transport
+    ]
     assert any(r.name.startswith(library) for r in all_logs.records)
     assert any(r.name == ours for r in all_logs.records)
     assert_no_leak(all_logs, collected)

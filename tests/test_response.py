@@ -7,7 +7,7 @@ depend on how the bytes arrived.
 from __future__ import annotations
 
 import random
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 from hypothesis import example, given
@@ -57,7 +57,9 @@ def test_a_plain_reply() -> None:
 
 
 def test_retry_after_and_connection_close() -> None:
-    data = b"HTTP/1.1 429 Too Many\r\nRetry-After: 3\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    data = (
+        b"HTTP/1.1 429 Too Many\r\nRetry-After: 3\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
     assert every_split(data) == ("ok", 429, b"", "3", False)
 
 
@@ -67,7 +69,10 @@ def test_http_10_without_keep_alive_is_not_kept() -> None:
 
 
 def test_chunked_reply() -> None:
-    data = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nok;0;\r\n5\r\n1001\n\r\n0\r\n\r\n"
+    data = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nok;0;\r\n5\r\n1001\n\r\n0\r\n\r\n"
+    )
     assert every_split(data) == ("ok", 200, b"ok;0;1001\n", None, True)
 
 
@@ -263,5 +268,3 @@ def test_fuzz_any_bytes_any_split(data: bytes, cuts: list[int], eof: bool, cap: 
             assert reader.done and (reader.ok or reader.error_text)
         if reader.done and not reader.ok:
             assert reader.failure("u").kind in (SENT, CUT)
-
-

@@ -234,8 +234,8 @@ class ResponseReader:
         self._head += len(name) + len(value)
         self._headers += 1
         if self._head > MAX_HEAD or self._headers > MAX_HEADERS:
-            self._fail(SENT, f"the reply's headers are over {MAX_HEAD} bytes or {MAX_HEADERS} lines",
-                       True)  # fmt: skip
+            text = f"the reply's headers are over {MAX_HEAD} bytes or {MAX_HEADERS} lines"
+            self._fail(SENT, text, True)
             raise _Stop
         lowered = name.lower()
         if lowered == b"retry-after":

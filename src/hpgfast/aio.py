@@ -459,7 +459,7 @@ class AsyncClient(ClientSettings):
                 ),
                 self._connect_timeout,
             )
-            if self._ssl_context is None:
+            if self._ssl_context is None and conn is not None:
                 # A server that closes on accept has read nothing (see _FRESH_GRACE).
                 await asyncio.sleep(_FRESH_GRACE)
                 if conn.closed or conn.stray:

@@ -25,17 +25,13 @@ from __future__ import annotations
 
 import http.client
 import logging
-import re
 import socket
 import ssl
 import threading
 import time
-import warnings
-import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import tzinfo
 from typing import Any, Optional, Union, cast
 
 import urllib3
@@ -43,20 +39,16 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
-    InsecureRequestWarning,
     NewConnectionError,
 )
 from urllib3.exceptions import HTTPError as _Urllib3Error
 from urllib3.exceptions import SSLError as _Urllib3SSLError
 from urllib3.exceptions import TimeoutError as _Urllib3Timeout
-from urllib3.util import parse_url
-from urllib3.util.ssl_ import create_urllib3_context
 from urllib3.util.wait import wait_for_read
 
 from . import _redact, _wire
 from ._base import DEFAULT_MAX_REPLY_BYTES, ClientSettings
 from ._records import Message, Params, SendResult, StatusResult
-from ._wire import Code, Status
 from .core import (
     CONNECT,
     CUT,
@@ -64,19 +56,15 @@ from .core import (
     SENT,
     TLS,
     Batch,
-    Exchange,
     Failure,
-    RateLimit,
     Reply,
     Request,
-    RetryPolicy,
     SendFailure,
     StatusFailure,
-    Subscriber,
 )
 from .exceptions import ConnectError, ProtocolError, TLSError, TransportError
 
-__all__ = ["Client", "SendFailure", "StatusFailure"]
+__all__ = ["DEFAULT_MAX_REPLY_BYTES", "Client", "SendFailure", "StatusFailure"]
 
 log = logging.getLogger(__name__)
 
