@@ -37,6 +37,8 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Optional, Union
 
+from urllib3.util.wait import wait_for_read
+
 from . import _redact, _wire
 from ._base import ClientSettings
 from ._records import Message, Params, SendResult, StatusResult
@@ -165,6 +167,18 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def dropped(self) -> bool:
+        """True when the socket is readable while idle: a close (or bytes) the loop
+        has not seen yet. urllib3's pool makes the same check before each reuse."""
+        transport = self.transport
+        sock = None if transport is None else transport.get_extra_info("socket")
+        if sock is None:
+            return True
+        try:
+            return bool(wait_for_read(sock, timeout=0.0))
+        except (OSError, ValueError):
+            return True
+
     def close(self) -> None:
         """Close the connection now (nothing more will be read from it)."""
         self.closed = True
@@ -215,6 +229,7 @@ class AsyncClient(ClientSettings):
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._slots: Optional[asyncio.Semaphore] = None
         self._pid = os.getpid()
+        self._keeper: Optional[asyncio.Task[None]] = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -226,6 +241,7 @@ class AsyncClient(ClientSettings):
         idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+        self._stop_keeper()
         _redact.unregister(id(self))
 
     async def aclose(self) -> None:
@@ -294,13 +310,39 @@ class AsyncClient(ClientSettings):
             self._pid = os.getpid()
             self._idle = []
             self._loop = None
+            self._keeper = None
         if loop is not self._loop:
             idle, self._idle = self._idle, []
             for conn in idle:
                 conn.close()
+            self._stop_keeper()
             self._loop = loop
             self._slots = asyncio.Semaphore(self.concurrency)
+            self._keeper = loop.create_task(self._keep(loop))
         return loop
+
+    async def _keep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Closes the kept connections when the loop winds down.
+
+        ``asyncio.run()`` cancels every task left when its coroutine returns, then
+        closes the loop: this task's cancellation closes the connections while the
+        loop can still do it, so none is left open on a closed loop.
+        """
+        try:
+            await loop.create_future()
+        finally:
+            if self._loop is loop:
+                idle, self._idle = self._idle, []
+                for conn in idle:
+                    conn.close()
+
+    def _stop_keeper(self) -> None:
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None and not keeper.done():
+            try:
+                keeper.cancel()
+            except RuntimeError:  # its loop is closed
+                pass
 
     async def _batch(self, op: str, items: Sequence[Any], params: Optional[Params]) -> list[Any]:
         if self._closed:
@@ -383,7 +425,7 @@ class AsyncClient(ClientSettings):
         idle = self._idle
         while idle:
             candidate = idle.pop()
-            if candidate.closed or candidate.stray:
+            if candidate.closed or candidate.stray or candidate.dropped():
                 candidate.close()
             else:
                 conn = candidate
@@ -410,12 +452,15 @@ class AsyncClient(ClientSettings):
             # cancellation cuts it at once.
             if batch.fatal is None:
                 batch.fatal = cancelled
-            if isinstance(cancelled, asyncio.CancelledError):
+            if isinstance(cancelled, asyncio.CancelledError) and not reader.done:
+                # The cancellation cancelled the waiter too: wait on a new one.
+                grace: asyncio.Future[None] = loop.create_future()
+                conn.waiter = grace
                 try:
-                    await asyncio.wait({waiter}, timeout=_GRACE)
-                except BaseException:
+                    await asyncio.wait({grace}, timeout=_GRACE)
+                except BaseException:  # a second cancellation: no more grace
                     pass
-            if not waiter.done():
+            if not reader.done:
                 conn.stop()
                 conn.close()
                 raise cancelled
