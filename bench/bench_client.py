@@ -289,6 +289,47 @@ def asyncio_floor(
     return send, close
 
 
+def asyncio_floor_with_core(proc: EmulatorProcess, max_request_bytes: int) -> Any:
+    """The asyncio floor's I/O driving hpgfast's sans-IO core (plan, begin, report).
+
+    Between the floor and AsyncClient: what it costs above the floor is the core's
+    (shared with the sync client); what AsyncClient costs above it is its transport.
+    """
+    import asyncio
+
+    from hpgfast import AsyncClient
+    from hpgfast.core import Reply
+
+    core = AsyncClient(proc.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes)._core
+    host = f" HTTP/1.1\r\nHost: {proc.host}:{proc.port}\r\n\r\n".encode()
+    streams: list[Any] = []
+
+    async def send(batch: Sequence[Message]) -> int:
+        if not streams:
+            streams.extend(await asyncio.open_connection(proc.host, proc.port, limit=1 << 22))
+        reader, writer = streams
+        run = core.batch("send", batch, None)
+        while (request := run.next(time.monotonic())) is not None:
+            target = run.begin(request, time.monotonic())
+            assert target is not None
+            writer.write(b"GET " + target.encode("ascii") + host)
+            head_block = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head_block.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            body = await reader.readexactly(length)
+            run.report(request, Reply(200, body, None), time.monotonic(), length)
+        return sum(r.ok for r in run.finish())
+
+    async def close() -> None:
+        if streams:
+            streams[1].close()
+            await streams[1].wait_closed()
+
+    return send, close
+
+
 def async_cpu_per_message(loop: Any, send: Any, batch: Sequence[Message]) -> float:
     """Median client-process CPU seconds per message of ``await send(batch)``."""
     samples = []
@@ -341,6 +382,7 @@ def bench_async_cpu_per_message(
         for name, make in (
             ("aiohttp-naive", lambda: aiohttp_peer(emulator.url, spans)),
             ("asyncio-floor", lambda: asyncio_floor(emulator, spans, max_request_bytes)),
+            ("floor+core", lambda: asyncio_floor_with_core(emulator, max_request_bytes)),
         ):
             send, close = make()
             try:
