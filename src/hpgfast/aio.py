@@ -246,7 +246,10 @@ class AsyncClient(ClientSettings):
 
     async def aclose(self) -> None:
         """Close every kept connection. Idempotent."""
+        keeper = self._keeper
         self.close()
+        if keeper is not None and keeper.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait({keeper})  # let it end before the loop may close
 
     async def __aenter__(self) -> AsyncClient:
         return self
