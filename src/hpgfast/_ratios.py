@@ -100,7 +100,7 @@ RATIOS: tuple[Ratio, ...] = (
             ("asyncio-floor", 1 / 1.5, 0.3 if size == "8k" else 0.45,
              "AsyncClient CPU/msg vs asyncio floor"),
             # 0.5x naive aiohttp at 8 KiB, 0.33x at 1 MiB.
-            ("aiohttp-naive", 2.0 if size == "8k" else 3.0, 1.4 if size == "8k" else 2.0,
+            ("aiohttp-naive", 2.0 if size == "8k" else 3.0, 1.0 if size == "8k" else 2.0,
              "AsyncClient CPU/msg vs naive aiohttp"),
         )
     ),
