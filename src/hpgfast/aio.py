@@ -171,7 +171,9 @@ class _Connection(asyncio.Protocol):
         """True when the socket is readable while idle: a close (or bytes) the loop
         has not seen yet. urllib3's pool makes the same check before each reuse."""
         transport = self.transport
-        sock = None if transport is None else transport.get_extra_info("socket")
+        if transport is None or transport.is_closing():
+            return True  # a closing transport drops writes without a word
+        sock = transport.get_extra_info("socket")
         if sock is None:
             return True
         try:
