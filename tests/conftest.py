@@ -98,3 +98,28 @@ def sms_pure() -> ModuleType:
 def sms_compiled(request: pytest.FixtureRequest) -> ModuleType:
     """The compiled segment counter (the test is skipped when a pure run was asked for)."""
     return _compiled_or_skip(request, "hpgfast._sms_c")
+
+
+# -- both clients, one suite -------------------------------------------------------------
+
+
+@pytest.fixture(params=["sync", "async"])
+def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a client test over ``hpgfast.Client``, then over ``hpgfast.AsyncClient``.
+
+    The test module's ``Client`` name is swapped for a blocking face of the async
+    client (``transports.BlockingAsyncClient``), so every test reads the same for
+    both. Tests marked ``sync_only`` (urllib3's internals) run once. A module that
+    sets ``ASYNCIO_DEBUG = True`` runs the async client's loop in debug mode (more
+    of asyncio's own logging to check).
+    """
+    if request.param == "async":
+        if request.node.get_closest_marker("sync_only"):
+            pytest.skip("sync only")
+        from functools import partial
+
+        from transports import BlockingAsyncClient
+
+        debug = bool(getattr(request.module, "ASYNCIO_DEBUG", False))
+        monkeypatch.setattr(request.module, "Client", partial(BlockingAsyncClient, debug=debug))
+    return str(request.param)

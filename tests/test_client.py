@@ -38,6 +38,10 @@ from hpgfast._sample import standard_batch
 from hpgfast.core import RequestFinished, RequestStarting, Subscriber
 from hpgfast.emulator import Emulator
 from ledger_checks import assert_truthful
+from transports import interrupt_soon
+
+# Every test runs over both clients (sync, async): see conftest.transport.
+pytestmark = pytest.mark.usefixtures("transport")
 
 LOGIN = "CLIENT"
 PASSWORD = "P@ssw0rd"
@@ -412,6 +416,7 @@ def test_connect_refused_then_platform_comes_up() -> None:
         assert_truthful(emu, messages, results)
 
 
+@pytest.mark.sync_only  # urllib3's pool: hpgfast.Client's own machinery
 def test_urllib3_pool_internals_are_there() -> None:
     # The client's thin path relies on these two methods of urllib3's pool.
     assert callable(urllib3.HTTPConnectionPool._get_conn)
@@ -629,7 +634,9 @@ class _Journalish(Subscriber):
 
 
 @pytest.mark.parametrize("concurrency", [1, 3])
-def test_subscribers_hear_each_request_before_and_after(emu: Emulator, concurrency: int) -> None:
+def test_subscribers_hear_each_request_before_and_after(
+    emu: Emulator, concurrency: int, transport: str
+) -> None:
     recorder = _Journalish()
     messages = numbered(30)
     with client_for(emu, max_batch=10, concurrency=concurrency, subscribers=[recorder]) as client:
@@ -644,8 +651,12 @@ def test_subscribers_hear_each_request_before_and_after(emu: Emulator, concurren
     for event in recorder.finished:
         assert list(event.results) == results[event.start : event.end]
         assert event.sent_bytes > 0 and event.received_bytes > 0 and event.seconds >= 0
-    if concurrency > 1:
+    if concurrency > 1 and transport == "sync":
+        # In the sending thread: the client's workers.
         assert all(name.startswith("hpgfast") for name in recorder.threads)
+    if transport == "async":
+        # In the sending task, on the event loop's thread: never in another thread.
+        assert recorder.threads == {"asyncio-loop"}
 
 
 def test_a_failing_subscriber_keeps_the_request_from_leaving(emu: Emulator) -> None:
@@ -658,3 +669,48 @@ def test_a_failing_subscriber_keeps_the_request_from_leaving(emu: Emulator) -> N
     assert [r.code for r in results] == [Code.OK] * 10 + [Code.NOT_SENT] * 20
     assert emu.requests["send"] == 1
     assert len(emu.ledger) == 10
+
+
+# -- interrupts ---------------------------------------------------------------------------
+
+
+def test_an_interrupt_stops_the_batch_and_keeps_what_was_known() -> None:
+    # Ctrl-C for the sync client, a cancelled task for the async one: no request
+    # starts after it, the one on the wire ends (the async client lets it finish
+    # within its grace period; the sync one is cut and says unknown), and the
+    # exception carries every message's result.
+    messages = numbered(50)
+    with Emulator(latency=0.4) as emu, client_for(emu, max_batch=10) as client:
+        thread = interrupt_soon(client, 0.6)  # during the second request
+        try:
+            with pytest.raises(KeyboardInterrupt) as info:
+                client.send(messages)
+        finally:
+            thread.join()
+        results = info.value.results  # type: ignore[attr-defined]
+        assert len(results) == 50
+        assert {r.code for r in results[:10]} == {Code.OK}
+        assert {r.code for r in results[10:20]} <= {Code.OK, Code.UNKNOWN}
+        assert {r.code for r in results[20:]} == {Code.NOT_SENT}
+        assert emu.requests["send"] == 2
+        assert_truthful(emu, messages, results)
+        # The client still works after an interrupt.
+        assert all(r.ok for r in client.send(numbered(3, start=100)))
+
+
+def test_a_second_cancel_ends_the_grace_period(transport: str) -> None:
+    if transport == "sync":
+        pytest.skip("the sync client has no grace period: its interrupt is immediate")
+    messages = numbered(30)
+    with Emulator(latency=0.5) as emu, client_for(emu, max_batch=10) as client:
+        thread = interrupt_soon(client, 0.2, times=2)
+        try:
+            with pytest.raises(KeyboardInterrupt) as info:
+                client.send(messages)
+        finally:
+            thread.join()
+        results = info.value.results  # type: ignore[attr-defined]
+        # Cut on the wire: unknown (the platform may have it); the rest never left.
+        assert [r.code for r in results] == [Code.UNKNOWN] * 10 + [Code.NOT_SENT] * 20
+        assert emu.requests["send"] <= 1
+        assert_truthful(emu, messages, results)

@@ -28,6 +28,9 @@ from hpgfast import (
 from hpgfast.emulator import Emulator, Fault
 from ledger_checks import assert_truthful
 
+# Every test runs over both clients (sync, async): see conftest.transport.
+pytestmark = pytest.mark.usefixtures("transport")
+
 N = 50
 PER_REQUEST = 10  # max_batch: requests 1..5 carry messages 0-9, 10-19, ...
 
@@ -214,6 +217,8 @@ def _interrupt_when(emulator: Emulator, accepted: int) -> None:
     _thread.interrupt_main()
 
 
+@pytest.mark.sync_only  # a real SIGINT in the calling thread; the async client's
+# cancellation is tested in test_client.py over both transports
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_ctrl_c_stops_the_batch_at_once_and_reports_what_was_known(concurrency: int) -> None:
     messages = [Message(f"7903{i:07d}", f"interrupted #{i}") for i in range(3000)]

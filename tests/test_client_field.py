@@ -27,6 +27,9 @@ from hpgfast import (
 from hpgfast.emulator import Emulator, Fault, Faults
 from ledger_checks import assert_truthful
 
+# Every test runs over both clients (sync, async): see conftest.transport.
+pytestmark = pytest.mark.usefixtures("transport")
+
 GOOD = "79031234560"
 
 

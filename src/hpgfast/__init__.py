@@ -2,12 +2,14 @@
 
 The codec (``hpgfast.codec``) turns messages into HPG query strings and replies into
 records; it runs on a compiled core with a pure-Python twin. ``Client`` sends them
-to the platform over pooled HTTP(S) connections.
+to the platform over pooled HTTP(S) connections; ``AsyncClient`` does the same on
+asyncio (``pip install 'hpgfast[async]'``), imported only when first used.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from ._records import Message, SendResult, StatusResult
 from ._wire import Code, Status
@@ -28,10 +30,14 @@ from .exceptions import (
     TransportError,
 )
 
+if TYPE_CHECKING:
+    from .aio import AsyncClient
+
 __version__ = "0.1.0"
 
 __all__ = [
     "AccountError",
+    "AsyncClient",
     "AuthError",
     "Client",
     "Code",
@@ -56,3 +62,12 @@ __all__ = [
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+
+def __getattr__(name: str) -> Any:
+    # AsyncClient needs the ``async`` extra (httptools): importing hpgfast must not.
+    if name == "AsyncClient":
+        from .aio import AsyncClient
+
+        return AsyncClient
+    raise AttributeError(f"module 'hpgfast' has no attribute {name!r}")

@@ -83,6 +83,44 @@ RATIOS: tuple[Ratio, ...] = (
         2.0,
         "client msg/s, concurrency=4 vs 1 (5 ms latency)",
     ),
+    # The asyncio client (issue 12): client-process CPU per message, same run, same
+    # server and splitting. Targets: within 1.5x of the asyncio floor (raw streams +
+    # hpgfast's codec), at most 0.5x the naive aiohttp loop at 8 KiB and 0.33x at 1 MiB.
+    # Measured on a 2-core machine shared by ~8 agents (three runs): 8 KiB 2.3-2.8x
+    # the floor (0.35-0.43) and 0.61-0.85x aiohttp (1.18-1.63); 1 MiB 1.53-1.66x the
+    # floor (0.60-0.65) and 0.34-0.36x aiohttp (2.8-2.9). The 8 KiB targets are missed:
+    # most of the gap is the core's per-request work (the floor driving the core,
+    # "floor+core", costs ~0.7x AsyncClient there), issue 15's ground. Floors sit
+    # under the worst run, so noise does not fail CI; they still fail a build that
+    # loses llhttp (per-byte Python reading) or costs more than aiohttp at 8 KiB.
+    *(
+        Ratio(f"aio-cpu-{size}", "AsyncClient", peer, target, floor, f"{claim}, {name}")
+        for size, name in (("8k", "8 KiB"), ("1m", "1 MiB"))
+        for peer, target, floor, claim in (
+            ("asyncio-floor", 1 / 1.5, 0.3 if size == "8k" else 0.45,
+             "AsyncClient CPU/msg vs asyncio floor"),
+            # 0.5x naive aiohttp at 8 KiB, 0.33x at 1 MiB.
+            ("aiohttp-naive", 2.0 if size == "8k" else 3.0, 1.0 if size == "8k" else 2.0,
+             "AsyncClient CPU/msg vs naive aiohttp"),
+        )
+    ),
+    # Reported, not promised: the floor's I/O driving the core (what AsyncClient costs
+    # above it is its transport's), and the sync client beside it in the same run.
+    Ratio("aio-cpu-8k", "AsyncClient", "floor+core", 0.0, 0.0, "AsyncClient vs floor+core, 8K"),
+    Ratio("aio-cpu-1m", "AsyncClient", "floor+core", 0.0, 0.0, "AsyncClient vs floor+core, 1M"),
+    Ratio("aio-cpu-8k", "AsyncClient", "hpgfast-sync", 0.0, 0.0, "AsyncClient vs Client, 8K"),
+    Ratio("aio-cpu-1m", "AsyncClient", "hpgfast-sync", 0.0, 0.0, "AsyncClient vs Client, 1M"),
+    # 16 requests in flight against 1 with 20 ms emulator latency: 16x is the ideal;
+    # the emulator's own CPU on a shared machine caps it below (9.5x measured under
+    # load), hence the floor.
+    Ratio(
+        "aio-concurrency",
+        "in-flight-16",
+        "in-flight-1",
+        10.0,
+        6.0,
+        "AsyncClient msg/s, 16 in flight vs 1 (20 ms latency)",
+    ),
     # What a message costs (issue 14): segments of the 100,000-message standard batch.
     # ~30x measured on a loaded 2-core machine; the floor catches a lost compiled path.
     Ratio("segments-100k", "hpgfast", "pure", 20.0, 8.0, "segments 100k vs pure twin"),

@@ -25,18 +25,14 @@ from __future__ import annotations
 
 import http.client
 import logging
-import re
 import socket
 import ssl
 import threading
 import time
-import warnings
-import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from datetime import tzinfo
 from typing import Any, Optional, Union, cast
 
 import urllib3
@@ -44,19 +40,16 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
-    InsecureRequestWarning,
     NewConnectionError,
 )
 from urllib3.exceptions import HTTPError as _Urllib3Error
 from urllib3.exceptions import SSLError as _Urllib3SSLError
 from urllib3.exceptions import TimeoutError as _Urllib3Timeout
-from urllib3.util import parse_url
-from urllib3.util.ssl_ import create_urllib3_context
 from urllib3.util.wait import wait_for_read
 
 from . import _redact, _wire
+from ._base import DEFAULT_MAX_REPLY_BYTES, ClientSettings
 from ._records import Message, Params, SendResult, StatusResult
-from ._wire import Code, Status
 from .core import (
     CONNECT,
     CUT,
@@ -64,25 +57,17 @@ from .core import (
     SENT,
     TLS,
     Batch,
-    Exchange,
     Failure,
-    RateLimit,
     Reply,
     Request,
-    RetryPolicy,
     SendFailure,
     StatusFailure,
-    Subscriber,
 )
 from .exceptions import ConnectError, ProtocolError, TLSError, TransportError
 
-__all__ = ["Client", "SendFailure", "StatusFailure"]
+__all__ = ["DEFAULT_MAX_REPLY_BYTES", "Client", "SendFailure", "StatusFailure"]
 
 log = logging.getLogger(__name__)
-
-#: Default reply cap per request: a SEND reply line is ~20-60 bytes, so 4 MiB holds
-#: far more lines than the largest sensible request has messages.
-DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024
 
 #: How long a fresh plain-HTTP connection is watched for an immediate close before
 #: the request is written. A server that accepts and closes at once (overloaded, at
@@ -127,10 +112,6 @@ class _HTTPPool(urllib3.HTTPConnectionPool):
 
 class _HTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
-
-
-#: What http.client would refuse in a target (its _contains_disallowed_url_pchar_re).
-_UNSAFE_TARGET = re.compile("[\x00-\x20\x7f-\U0010ffff]")
 
 
 class _Watchdog:
@@ -195,7 +176,7 @@ class _Watchdog:
             thread.join()
 
 
-class Client:
+class Client(ClientSettings):
     """A client of one HPG connector: ``send()`` messages, ask their ``status()``.
 
     Thread-safe; use it as a context manager or call ``close()``.
@@ -259,163 +240,38 @@ class Client:
         MessageError: a login, password or extra parameter that cannot be encoded.
     """
 
-    def __init__(
-        self,
-        url: str,
-        login: str,
-        password: str,
-        *,
-        login_param: str = _wire.LOGIN,
-        password_param: str = _wire.PASSWORD,
-        timeout: float = 30.0,
-        connect_timeout: float = 10.0,
-        ca_certs: Optional[str] = None,
-        verify: bool = True,
-        max_request_bytes: int = 8192,
-        max_batch: Optional[int] = None,
-        concurrency: int = 1,
-        extra_params: Optional[Params] = None,
-        default_subject: Optional[str] = None,
-        status_tz: Optional[tzinfo] = None,
-        quote_brackets: bool = False,
-        retries: int = 3,
-        backoff: float = 0.1,
-        backoff_max: float = 5.0,
-        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
-        user_agent: str = "hpgfast",
-        subscribers: Sequence[Subscriber] = (),
-        account_stop_codes: Iterable[str] = Code.ACCOUNT_STOP,
-        final_statuses: Iterable[str] = Status.FINAL,
-        retry_on_429: bool = True,
-        retry_after_max: float = 60.0,
-        max_rate: Optional[float] = None,
-        request_deadline: Optional[float] = None,
-        client_ids: bool = True,
-        transliterate: bool = False,
-    ) -> None:
-        # The redactor first: from here on, no error may show the password.
-        if not isinstance(password, str):
-            raise TypeError(f"password must be a str, got {type(password).__name__}")
-        self._closed = True  # until the pool exists, close() has nothing to do
-        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
-        if max_batch is not None and max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch!r}")
-        policy = RetryPolicy(retries, backoff, backoff_max)
-        if max_reply_bytes < 1:
-            raise ValueError(f"max_reply_bytes must be positive, got {max_reply_bytes!r}")
+    _rate_lock = threading.Lock
+    _log_names = ()
 
-        parsed = parse_url(url)
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
-        if parsed.query or parsed.fragment or parsed.auth:
-            raise ValueError("url must be the connector's base URL, without query or user info")
-        path = parsed.path or "/"
-        if not path.endswith("/"):
-            path += "/"
-        if _UNSAFE_TARGET.search(path):
-            raise ValueError("url: the path holds spaces, control or non-ASCII characters")
-        self._scheme = parsed.scheme
-        self._host = parsed.host
-        self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        self.url = f"{self._scheme}://{parsed.netloc}{path}"
-        self._core = Exchange(
-            origin=f"{self._scheme}://{parsed.netloc}",
-            path=path,
-            login=login,
-            password=password,
-            login_param=login_param,
-            password_param=password_param,
-            extra_params=extra_params,
-            max_request_bytes=max_request_bytes,
-            max_batch=max_batch,
-            default_subject=default_subject,
-            quote_brackets=quote_brackets,
-            status_tz=status_tz,
-            policy=policy,
-            subscribers=subscribers,
-            account_stop_codes=account_stop_codes,
-            final_statuses=final_statuses,
-            retry_on_429=retry_on_429,
-            retry_after_max=retry_after_max,
-            rate_limit=None if max_rate is None else RateLimit(max_rate, threading.Lock()),
-            client_ids=client_ids,
-            transliterate=transliterate,
-        )
-        deadline = 10 * float(timeout) if request_deadline is None else float(request_deadline)
-        if not deadline > 0:
-            raise ValueError(f"request_deadline must be positive, got {request_deadline!r}")
-        self.request_deadline = deadline
-        self._watchdog = _Watchdog(deadline)
-
-        self.login = login
-        self.max_request_bytes = max_request_bytes
-        self.max_batch = max_batch
-        self.concurrency = concurrency
-        self.default_subject = default_subject
-        self.status_tz = status_tz
-        self.quote_brackets = quote_brackets
-        self.retries = retries
-        self.backoff = backoff
-        self.backoff_max = backoff_max
-        self.max_reply_bytes = max_reply_bytes
-        self._timeout = float(timeout)
-        self._connect_timeout = float(connect_timeout)
-        self._headers = {"User-Agent": user_agent}
+    def _open(self, ca_certs: Optional[str], verify: bool) -> None:
+        self._watchdog = _Watchdog(self.request_deadline)
+        self._headers = {"User-Agent": self.user_agent}
         self._executor: Optional[ThreadPoolExecutor] = None
         self._executor_lock = threading.Lock()
 
-        pool_timeout = urllib3.Timeout(connect=connect_timeout, read=timeout)
+        pool_timeout = urllib3.Timeout(connect=self._connect_timeout, read=self._timeout)
         self._pool: urllib3.HTTPConnectionPool
         if self._scheme == "https":
-            # One context for every connection: loading the CA file per connection
-            # would cost milliseconds each time.
-            context = create_urllib3_context(
-                cert_reqs=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
-            )
-            if verify:
-                context.check_hostname = True
-                if ca_certs is not None:
-                    context.load_verify_locations(cafile=ca_certs)
-                else:
-                    context.load_default_certs()
-            else:
-                context.check_hostname = False
-                warnings.warn(
-                    "hpgfast.Client(verify=False): the platform's certificate is not "
-                    "checked, so anyone on the path can read the password",
-                    InsecureRequestWarning,
-                    stacklevel=2,
-                )
             self._pool = _HTTPSPool(
                 self._host,
                 self._port,
-                maxsize=concurrency,
+                maxsize=self.concurrency,
                 block=True,
                 retries=False,
                 timeout=pool_timeout,
                 cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE",
                 assert_hostname=None if verify else False,
-                ssl_context=context,
+                ssl_context=self._ssl_context,
             )
         else:
             self._pool = _HTTPPool(
                 self._host,
                 self._port,
-                maxsize=concurrency,
+                maxsize=self.concurrency,
                 block=True,
                 retries=False,
                 timeout=pool_timeout,
             )
-        self._closed = False
-        if self._core.redactor is not None:
-            _redact.register(id(self), self._core.redactor)
-            # A client dropped without close() must not stay registered.
-            weakref.finalize(self, _redact.unregister, id(self))
-        _redact.install_log_filter()
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -24,3 +24,13 @@ def test_what_a_message_costs_example_runs() -> None:
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     result = runner.run(test)
     assert result.failed == 0, f"{result.failed} README example(s) failed (see output above)"
+
+
+def test_asyncio_example_runs() -> None:
+    blocks = re.findall(r"```pycon\n(.*?)```", _section("Asyncio"), re.S)
+    assert len(blocks) == 1
+    test = doctest.DocTestParser().get_doctest(blocks[0], {}, "README", str(README), 0)
+    assert len(test.examples) >= 6
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    result = runner.run(test)
+    assert result.failed == 0, f"{result.failed} README example(s) failed (see output above)"

@@ -1,0 +1,571 @@
+"""``hpgfast.AsyncClient``: the asyncio transport of the HPG exchange (the ``async`` extra).
+
+Strategy: as for ``hpgfast.Client``, every rule lives in the sans-IO core
+(``hpgfast.core``); this module only moves bytes, on asyncio's own transports with
+llhttp reading the replies (``_response.ResponseReader``):
+
+- **One small protocol per connection.** ``_Connection`` hands each chunk the loop
+  reads straight to the reply reader; the waiting task wakes once, when the reply
+  is whole or failed. No streams, no per-chunk task switch.
+- **A pool of keep-alive connections**, at most ``concurrency`` kept, last used
+  first. A connection is reused only when the core and the reply both allow it and
+  nothing arrived on it while it was idle (a stale or extra reply).
+- **Connect, then send.** A connection (and its TLS handshake) is made before any
+  byte of the request is written, and a fresh plain-HTTP connection is watched for
+  ``_FRESH_GRACE`` for a close on accept: "connect failed" always means "nothing
+  sent", the ``CONNECT`` failure the core may repeat.
+- **Time limits on the loop's timers**: one timer per exchange enforces both the
+  read timeout (``timeout`` without a byte) and the request deadline (first
+  written byte to the end of the reply, however the reply trickles in).
+- **Cancellation is an interrupt.** A cancelled ``send()`` starts no further
+  request; the requests on the wire get ``_GRACE`` seconds to finish (a second
+  cancel ends the grace); what was known is reported: the ``CancelledError``
+  raised carries ``.results`` like every error of a batch.
+- **No password anywhere**: URLs shown are the core's redacted view, foreign error
+  texts go through its redactor, errors are made outside ``except`` blocks, and
+  asyncio's loggers get the redacting filter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import ssl
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional, Union
+
+from urllib3.util.wait import wait_for_read
+
+from . import _redact, _wire
+from ._base import ClientSettings
+from ._records import Message, Params, SendResult, StatusResult
+from ._response import ResponseReader
+from .core import CONNECT, LINE_OVERHEAD, SENT, TLS, Batch, Failure, Reply, Request
+from .exceptions import ConnectError, TLSError
+
+__all__ = ["AsyncClient"]
+
+log = logging.getLogger(__name__)
+
+#: How long a fresh plain-HTTP connection is watched for a close on accept (as in
+#: the sync client): paid once per new connection.
+_FRESH_GRACE = 0.001
+#: Seconds the requests on the wire get to finish after a cancellation.
+_GRACE = 2.0
+
+_monotonic = time.monotonic
+_HEADER_UNSAFE = re.compile("[\x00-\x1f\x7f]")
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: feeds what arrives to the current reply's reader."""
+
+    def __init__(self) -> None:
+        self.transport: Optional[asyncio.Transport] = None
+        self.reader: Optional[ResponseReader] = None
+        self.waiter: Optional[asyncio.Future[None]] = None
+        self.closed = False
+        #: Bytes arrived while no request was waiting: never reuse the connection.
+        self.stray = False
+        self.last = 0.0  # the loop time of the last bytes read
+        self.deadline_at = 0.0
+        self.timeout = 0.0
+        self.deadline = 0.0
+        self.timer: Optional[asyncio.TimerHandle] = None
+        self._seen = False
+
+    def __repr__(self) -> str:
+        return f"<hpgfast connection closed={self.closed}>"
+
+    # -- asyncio's side ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        if reader is None:
+            self.stray = True
+            return
+        self._seen = True  # for the timer: cheaper than reading the clock per chunk
+        if reader.feed(data):
+            self._wake()
+
+    def eof_received(self) -> Optional[bool]:
+        self.closed = True
+        reader = self.reader
+        if reader is not None:
+            reader.eof()
+            self._wake()
+        return None  # let the transport close
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.closed = True
+        reader = self.reader
+        if reader is not None and not reader.done:
+            if exc is None:
+                reader.eof()
+            else:
+                reader.fail(SENT, f"connection broken: {type(exc).__name__}: {exc}")
+            self._wake()
+
+    # -- the client's side ---------------------------------------------------------------
+
+    def start(
+        self,
+        reader: ResponseReader,
+        waiter: asyncio.Future[None],
+        loop: asyncio.AbstractEventLoop,
+        timeout: float,
+        deadline: float,
+    ) -> None:
+        """Read the reply to a request about to be written."""
+        self.reader = reader
+        self.waiter = waiter
+        self._seen = False
+        now = loop.time()
+        self.timeout = timeout
+        self.deadline = deadline
+        self.deadline_at = now + deadline
+        self.last = now
+        self.timer = loop.call_at(min(now + timeout, self.deadline_at), self._check, loop)
+
+    def stop(self) -> None:
+        """The reply was read (or given up): forget it."""
+        self.reader = None
+        self.waiter = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        # One timer for both limits. Reads do not move it (that would cost a timer
+        # per chunk): it fires, sees whether bytes came since, and is set again.
+        reader = self.reader
+        if reader is None or reader.done:
+            return
+        now = loop.time()
+        if self._seen:
+            self._seen = False
+            self.last = now
+        if now >= self.deadline_at:
+            reader.fail(SENT, f"no whole reply within request_deadline={self.deadline}s")
+            self._wake()
+        elif now - self.last >= self.timeout:
+            reader.fail(SENT, f"no reply within timeout={self.timeout}s")
+            self._wake()
+        else:
+            self.timer = loop.call_at(
+                min(self.last + self.timeout, self.deadline_at), self._check, loop
+            )
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def dropped(self) -> bool:
+        """True when the socket is readable while idle: a close (or bytes) the loop
+        has not seen yet. urllib3's pool makes the same check before each reuse."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return True  # a closing transport drops writes without a word
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return True
+        try:
+            return bool(wait_for_read(sock, timeout=0.0))
+        except (OSError, ValueError):
+            return True
+
+    def close(self) -> None:
+        """Close the connection now (nothing more will be read from it)."""
+        self.closed = True
+        transport = self.transport
+        if transport is not None:
+            try:
+                transport.abort()
+            except RuntimeError:  # its loop is closed: the socket went with it
+                pass
+
+
+class AsyncClient(ClientSettings):
+    """The asyncio client of one HPG connector: ``await send()``, ``await status()``.
+
+    The same constructor arguments as ``hpgfast.Client`` (see its documentation),
+    the same outcomes and exceptions (the core decides them). Use it as
+    ``async with AsyncClient(...) as client:`` or call ``await client.aclose()``.
+    One client serves one event loop at a time; ``concurrency`` bounds the
+    requests in flight (and the connections kept) over all its calls.
+
+    Cancelling a ``send()`` (or ``status()``) works like an interrupt of the sync
+    client: no request starts after it, requests on the wire get two seconds to
+    finish (a second cancel ends that at once), and the ``CancelledError`` raised
+    carries ``results``: what is known of every message (``unknown`` for those cut
+    on the wire, ``not-sent`` for those never begun). ``asyncio.run()`` turns a
+    Ctrl-C into such a cancellation of its main task and then raises
+    ``KeyboardInterrupt``: catch ``asyncio.CancelledError`` inside the coroutine to
+    keep the results.
+    """
+
+    _log_names = ("asyncio",)
+
+    def _open(self, ca_certs: Optional[str], verify: bool) -> None:
+        if _HEADER_UNSAFE.search(self.user_agent):
+            raise ValueError("user_agent holds control characters")
+        default_port = 443 if self._scheme == "https" else 80
+        host = self._host
+        host_header = host if self._port == default_port else f"{host}:{self._port}"
+        # parse_url keeps an IPv6 literal's brackets: the Host header wants them,
+        # the socket does not.
+        self._connect_host = host[1:-1] if host.startswith("[") else host
+        self._server_hostname = self._connect_host if self._ssl_context is not None else None
+        self._tail = (
+            f" HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {self.user_agent}\r\n"
+            "Accept-Encoding: identity\r\n\r\n"
+        ).encode("latin-1")
+        self._idle: list[_Connection] = []
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._slots: Optional[asyncio.Semaphore] = None
+        self._pid = os.getpid()
+        self._keeper: Optional[asyncio.Task[None]] = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every kept connection. Idempotent; ``aclose()`` is the same, awaitable."""
+        if self._closed:
+            return
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+        self._stop_keeper()
+        _redact.unregister(id(self))
+
+    async def aclose(self) -> None:
+        """Close every kept connection. Idempotent."""
+        keeper = self._keeper
+        self.close()
+        if keeper is not None and keeper.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait({keeper})  # let it end before the loop may close
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return (
+            f"<hpgfast.AsyncClient{state} {self.url!r} login={self.login!r} "
+            f"concurrency={self.concurrency}>"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        raise TypeError("an AsyncClient cannot be pickled (it holds connections and a password)")
+
+    # -- public operations -------------------------------------------------------------
+
+    async def send(
+        self,
+        messages: Iterable[Union[Message, tuple[Any, ...]]],
+        *,
+        params: Optional[Params] = None,
+    ) -> list[SendResult]:
+        """Send a batch of messages of any size; one result per message, in order.
+
+        Exactly ``hpgfast.Client.send()``, awaited: same arguments, results and
+        exceptions (errors raised after something was sent carry ``results``).
+        """
+        msgs: Sequence[Any] = messages if isinstance(messages, Sequence) else list(messages)
+        return await self._batch(_wire.SEND, msgs, params)
+
+    async def status(
+        self, provider_ids: Iterable[str], *, params: Optional[Params] = None
+    ) -> list[StatusResult]:
+        """Ask the delivery status of messages, by provider id; one result per id, in order.
+
+        Exactly ``hpgfast.Client.status()``, awaited.
+        """
+        ids: Sequence[Any] = (
+            provider_ids if isinstance(provider_ids, Sequence) else list(provider_ids)
+        )
+        if isinstance(ids, str):
+            raise TypeError("provider_ids must be a sequence of str, not one str")
+        return await self._batch(_wire.STATUS, ids, params)
+
+    def is_final(self, result: StatusResult) -> bool:
+        """True when ``result``'s status is one of ``final_statuses`` (any case)."""
+        return self._core.is_final(result)
+
+    # -- driving the core -----------------------------------------------------------------
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        """The running loop; connections of an earlier loop are dropped."""
+        loop = asyncio.get_running_loop()
+        if os.getpid() != self._pid:
+            # A forked child: the connections are the parent's, and so is the epoll
+            # set their sockets are in (shared across fork). Closing them here would
+            # take them out of the parent's loop: forget them untouched.
+            self._pid = os.getpid()
+            self._idle = []
+            self._loop = None
+            self._keeper = None
+        if loop is not self._loop:
+            idle, self._idle = self._idle, []
+            for conn in idle:
+                conn.close()
+            self._stop_keeper()
+            self._loop = loop
+            self._slots = asyncio.Semaphore(self.concurrency)
+            self._keeper = loop.create_task(self._keep(loop))
+        return loop
+
+    async def _keep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Closes the kept connections when the loop winds down.
+
+        ``asyncio.run()`` cancels every task left when its coroutine returns, then
+        closes the loop: this task's cancellation closes the connections while the
+        loop can still do it, so none is left open on a closed loop.
+        """
+        try:
+            await loop.create_future()
+        finally:
+            if self._loop is loop:
+                idle, self._idle = self._idle, []
+                for conn in idle:
+                    conn.close()
+
+    def _stop_keeper(self) -> None:
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None and not keeper.done():
+            try:
+                keeper.cancel()
+            except RuntimeError:  # its loop is closed
+                pass
+
+    async def _batch(self, op: str, items: Sequence[Any], params: Optional[Params]) -> list[Any]:
+        if self._closed:
+            raise RuntimeError("this hpgfast.AsyncClient is closed")
+        loop = self._bind()
+        batch = self._core.batch(op, items, params)  # raises on bad input: nothing sent
+        tasks: set[asyncio.Task[None]] = set()
+        limit = self.concurrency
+        stop: Optional[BaseException] = None
+        try:
+            if limit == 1 or len(batch.requests) == 1:
+                # One at a time: in this task, no task per request (each costs loop
+                # turns). A cancellation meets the exchange itself, whose grace
+                # period lets the request on the wire finish (_exchange_on).
+                while (request := batch.next(_monotonic())) is not None:
+                    await self._run(batch, request)
+            else:
+                while (request := batch.next(_monotonic())) is not None:
+                    tasks.add(loop.create_task(self._run(batch, request)))
+                    if len(tasks) >= limit:
+                        _, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                if tasks:
+                    await asyncio.wait(tasks)
+        except BaseException as exc:  # a cancellation (or an interrupt): stop the batch
+            stop = exc
+        if stop is not None:
+            if batch.fatal is None:
+                batch.fatal = stop
+            await _wind_down(tasks)
+        return batch.finish()
+
+    async def _run(self, batch: Batch, request: Request) -> None:
+        """Send one request until the core calls it settled; wait where it says."""
+        on_wire = False
+        try:
+            wait = request.not_before - _monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)  # the rate limit, or a batch-wide Retry-After
+            target = batch.begin(request, _monotonic())
+            if target is None:
+                return
+            while True:
+                on_wire = True
+                event, conn, received = await self._exchange(target, batch)
+                on_wire = False
+                keep_alive = False
+                try:
+                    step = batch.report(request, event, _monotonic(), received)
+                    keep_alive = step.keep_alive
+                finally:
+                    if conn is not None:
+                        self._release(conn, keep_alive)
+                if step.retry_at is None:
+                    return
+                delay = step.retry_at - _monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if batch.stopped:
+                    return  # stopped while waiting: what the last attempt established stands
+        except BaseException as exc:  # a bug, or a cancellation: the batch stops with it
+            batch.abort(request, exc, on_wire=on_wire)
+
+    async def _exchange(
+        self, target: str, batch: Batch
+    ) -> tuple[Union[Reply, Failure], Optional[_Connection], int]:
+        """One GET: what happened, and the connection to release (None after a failure)."""
+        slots = self._slots
+        assert slots is not None
+        async with slots:
+            return await self._exchange_on(target, batch)
+
+    async def _exchange_on(
+        self, target: str, batch: Batch
+    ) -> tuple[Union[Reply, Failure], Optional[_Connection], int]:
+        shown = batch.shown
+        loop = self._loop
+        assert loop is not None
+        started = time.perf_counter()
+        conn = None
+        idle = self._idle
+        while idle:
+            candidate = idle.pop()
+            if candidate.closed or candidate.stray or candidate.dropped():
+                candidate.close()
+            else:
+                conn = candidate
+                break
+        if conn is None:
+            made = await self._connect(shown)
+            if isinstance(made, Failure):
+                return made, None, 0
+            conn = made
+        reader = ResponseReader(self.max_reply_bytes)
+        waiter: asyncio.Future[None] = loop.create_future()
+        conn.start(reader, waiter, loop, self._timeout, self.request_deadline)
+        transport = conn.transport
+        assert transport is not None
+        cancelled: Optional[BaseException] = None
+        try:
+            transport.write(b"GET " + target.encode("ascii") + self._tail)
+            await waiter
+        except BaseException as exc:  # cancelled (or interrupted) with the request on the wire
+            cancelled = exc
+        if cancelled is not None:
+            # The grace period: the batch stops, but the reply to what was sent may
+            # still come and say what became of its messages. A second
+            # cancellation cuts it at once.
+            if batch.fatal is None:
+                batch.fatal = cancelled
+            if isinstance(cancelled, asyncio.CancelledError) and not reader.done:
+                # The cancellation cancelled the waiter too: wait on a new one.
+                grace: asyncio.Future[None] = loop.create_future()
+                conn.waiter = grace
+                try:
+                    await asyncio.wait({grace}, timeout=_GRACE)
+                except BaseException:  # a second cancellation: no more grace
+                    pass
+            if not reader.done:
+                conn.stop()
+                conn.close()
+                raise cancelled
+        conn.stop()
+        received = reader.received
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "GET %s (%d bytes): %s, %d bytes in %.2f ms",
+                shown,
+                len(target) + LINE_OVERHEAD,
+                f"HTTP {reader.status}" if reader.ok else self._core.scrub(reader.error_text or ""),
+                received,
+                (time.perf_counter() - started) * 1000.0,
+            )
+        if not reader.ok:
+            conn.close()
+            return reader.failure(shown, self._core.scrub), None, received
+        if not reader.keep_alive:
+            conn.close()
+        status = reader.status
+        return (
+            Reply(status, reader.body, None if status == 200 else reader.retry_after),
+            conn,
+            received,
+        )
+
+    async def _connect(self, shown: str) -> Union[_Connection, Failure]:
+        """A new connection (TLS done), or the ``CONNECT``/``TLS`` failure: nothing sent."""
+        loop = self._loop
+        assert loop is not None
+        error: Optional[BaseException] = None
+        conn: Optional[_Connection] = None
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    _Connection,
+                    self._connect_host,
+                    self._port,
+                    ssl=self._ssl_context,
+                    server_hostname=self._server_hostname,
+                ),
+                self._connect_timeout,
+            )
+            if self._ssl_context is None and conn is not None:
+                # A server that closes on accept has read nothing (see _FRESH_GRACE).
+                await asyncio.sleep(_FRESH_GRACE)
+                if conn.closed or conn.stray:
+                    conn.close()
+                    return Failure(
+                        CONNECT,
+                        ConnectError(
+                            "could not connect: the server closed the connection on connect",
+                            url=shown,
+                            sent=False,
+                        ),
+                    )
+        except (OSError, asyncio.TimeoutError, ssl.SSLError, ssl.CertificateError) as exc:
+            error = exc
+        if error is None:
+            assert conn is not None
+            return conn
+        return self._connect_failure(error, shown)
+
+    def _connect_failure(self, exc: BaseException, shown: str) -> Failure:
+        """The core's ``Failure`` for an error while connecting, with a redacted text."""
+        text = self._core.scrub(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+            return Failure(
+                CONNECT, ConnectError(f"TLS handshake cut: {text}", url=shown, sent=False)
+            )
+        if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
+            return Failure(TLS, TLSError(f"TLS failed: {text}", url=shown, sent=False))
+        if isinstance(exc, asyncio.TimeoutError):
+            return Failure(
+                CONNECT,
+                ConnectError(
+                    f"connect timed out after {self._connect_timeout}s", url=shown, sent=False
+                ),
+            )
+        return Failure(CONNECT, ConnectError(f"could not connect: {text}", url=shown, sent=False))
+
+    def _release(self, conn: _Connection, keep_alive: bool) -> None:
+        """Keep a connection for the next request, or close it."""
+        if keep_alive and not conn.closed and not conn.stray and not self._closed:
+            if len(self._idle) < self.concurrency:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+
+async def _wind_down(tasks: set[asyncio.Task[None]]) -> None:
+    """Give requests on the wire ``_GRACE`` seconds, then cut them; each records its end."""
+    pending = {task for task in tasks if not task.done()}
+    if not pending:
+        return
+    try:
+        await asyncio.wait(pending, timeout=_GRACE)
+    except BaseException:  # a second cancellation ends the grace at once
+        pass
+    for task in pending:
+        task.cancel()
+    # A cut task only calls batch.abort(): this wait is short.
+    await asyncio.wait(pending)
