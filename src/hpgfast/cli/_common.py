@@ -161,6 +161,8 @@ def make_client(args: argparse.Namespace) -> Any:
             settings[key] = value
     if args.insecure:
         settings["verify"] = False
+    if getattr(args, "transliterate", False):
+        settings["transliterate"] = True
     extra = pairs(args.param, "--param")
     if extra:
         settings["extra_params"] = extra
