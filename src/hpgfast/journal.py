@@ -525,6 +525,9 @@ class Journal:
         def flush() -> None:
             costs = message_costs(batch_messages, transliterate=transliterate)
             with self._transaction() as db:
+                # Counts left by a load this journal was rebound from (``bind``
+                # empties ``messages`` only) would be counted as this input's.
+                db.execute("DELETE FROM costs WHERE line > ?", (start,))
                 db.executemany(_INSERT, buffer)
                 db.executemany(_INSERT_COST, costs)
 
