@@ -200,21 +200,26 @@ def dry_run(
     return EXIT_OK
 
 
+def _messages(n: int) -> str:
+    return f"in {n:,} message" + ("" if n == 1 else "s")
+
+
 def _print(figures: dict[str, Any], shown: str) -> None:
     enc = figures["by_encoding"]
     largest = figures["largest"]
     rows: list[tuple[Any, ...]] = [
         ("messages", figures["messages"], ""),
         ("segments", figures["segments"], ""),
-        ("  GSM 7-bit", enc["gsm7"]["segments"], f"in {enc['gsm7']['messages']:,} messages"),
-        ("  UCS-2", enc["ucs2"]["segments"], f"in {enc['ucs2']['messages']:,} messages"),
+        ("  GSM 7-bit", enc["gsm7"]["segments"], _messages(enc["gsm7"]["messages"])),
+        ("  UCS-2", enc["ucs2"]["segments"], _messages(enc["ucs2"]["messages"])),
         ("largest message", largest["segments"],
          "" if largest["line"] is None else f"segments: message {largest['line']}"),
         ("requests", figures["requests"],
          f"at max_request_bytes {figures['max_request_bytes']:,}"),
     ]
     if figures["transliterate"]:
-        rows.append(("transliterated", figures["transliterated"], "messages"))
+        rows.append(("transliterated", figures["transliterated"],
+                     "message" if figures["transliterated"] == 1 else "messages"))
         rows.append(("segments saved", figures["segments_saved"],
                      f"of {figures['segments_without_transliteration']:,}"))
     print(f"dry run of {escape(shown)}: nothing sent")
