@@ -10,7 +10,8 @@ the client uses (``core.Exchange.batch``: ``max_request_bytes`` less ``GET ``,
 No connection settings are needed: without ``--url`` the head is taken to be
 ``PLACEHOLDER_HEAD_BYTES`` long; with it, the head is built from the URL's path,
 the login (``--login``, else ``PLACEHOLDER_LOGIN_BYTES``) and a password of
-``PLACEHOLDER_PASSWORD_BYTES`` (the password itself is never read). Memory stays
+``PLACEHOLDER_PASSWORD_BYTES`` (the password itself is never read): exact for a
+password of that length, high for a shorter one, low for a longer one. Memory stays
 flat: one chunk at a time.
 """
 
