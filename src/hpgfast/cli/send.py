@@ -297,7 +297,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
                     "normal: safe against a killed process only")
     cg = p.add_argument_group("cost")
     cg.add_argument("--dry-run", action="store_true",
-                    help="read and check the whole input, send nothing, print the messages, "
+                    help="read and check the whole input, send nothing (and write no "
+                    "journal), print the messages, "
                     "their SMS segments (in all, by encoding, the largest) and the requests "
                     "they take; needs no connection settings (without --url the URL and "
                     "credentials are taken to be 256 bytes long)")
