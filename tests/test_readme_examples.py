@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import doctest
 import re
+import shlex
 from pathlib import Path
+
+import pytest
+
+from hpgfast.cli import main
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -34,3 +39,20 @@ def test_asyncio_example_runs() -> None:
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     result = runner.run(test)
     assert result.failed == 0, f"{result.failed} README example(s) failed (see output above)"
+
+
+def test_the_dry_run_example_prints_what_the_readme_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    section = _section("What a message costs")
+    (data,) = re.findall(r"```csv\n(.*?)```", section, re.S)
+    (console,) = re.findall(r"```console\n(.*?)```", section, re.S)
+    command, _, shown = console.partition("\n")
+    assert command.startswith("$ hpgfast send --dry-run ")
+    (tmp_path / "orders.csv").write_text(data, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    for name in ("HPGFAST_URL", "HPGFAST_LOGIN", "HPGFAST_PASSWORD", "HPGFAST_SUBJECT",
+                 "HPGFAST_MAX_REQUEST_BYTES"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(shlex.split(command)[2:]) == 0
+    assert capsys.readouterr().out == shown

@@ -56,7 +56,8 @@ from typing import Any, Optional, Union
 
 from ._records import Message, SendResult, StatusResult
 from ._wire import Code, Status
-from .exceptions import HPGError, RequestRejected
+from .exceptions import HPGError, MessageError, RequestRejected
+from .sms import count_segments, transliterate_if_cheaper, transliterate_messages
 
 __all__ = [
     "FINAL_STATES",
@@ -68,6 +69,7 @@ __all__ = [
     "JournalMismatch",
     "State",
     "file_fingerprint",
+    "message_costs",
 ]
 
 log = logging.getLogger(__name__)
@@ -176,6 +178,23 @@ BEGIN
 END;
 """
 
+# What each message costs, for reconciling an invoice: its SMS segments, the encoding
+# they are counted in and whether the text goes out transliterated (``send
+# --transliterate``: the count is then that of the Latin text). A table of its own,
+# written in the load's transactions, so the schema of the others stays as it is; a
+# journal made before it has no rows here, and the totals say how many are counted.
+_COSTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS costs (
+    line           INTEGER PRIMARY KEY,  -- messages.line
+    segments       INTEGER NOT NULL,
+    encoding       TEXT NOT NULL,        -- gsm7 or ucs2
+    transliterated INTEGER NOT NULL      -- 1: counted (and sent) in Latin letters
+);
+"""
+_INSERT_COST = (
+    "INSERT OR REPLACE INTO costs (line, segments, encoding, transliterated) VALUES (?, ?, ?, ?)"
+)
+
 _INSERT = (
     "INSERT INTO messages (line, address, text, subject, client_id, params) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -251,6 +270,41 @@ def file_fingerprint(path: Union[str, os.PathLike[str]]) -> dict[str, str]:
     return {"input_size": str(size), "input_sha256": digest.hexdigest()}
 
 
+def message_costs(
+    rows: Sequence[tuple[int, Message]], *, transliterate: bool = False
+) -> list[tuple[int, int, str, int]]:
+    """``(line, segments, encoding, transliterated)`` for each ``(line, message)``.
+
+    Counted on the text as it will be sent (with ``transliterate``, in Latin letters
+    where that saves segments, as ``Client(transliterate=True)`` sends it). A batch
+    goes through ``count_segments`` at once; a text that cannot be counted (a lone
+    surrogate) gets no row: the send loop marks it ``invalid`` and it is never sent.
+    """
+    messages = [m for _, m in rows]
+    try:
+        changed: Sequence[int] = ()
+        if transliterate:
+            messages, changed = transliterate_messages(messages)
+        counts = count_segments(messages)
+    except MessageError:
+        out = []
+        for line, message in rows:  # rare: find the bad texts one by one
+            try:
+                text, moved = message[1], False
+                if transliterate:
+                    text, moved = transliterate_if_cheaper(text)
+                (cost,) = count_segments([text])
+            except MessageError:
+                continue
+            out.append((line, cost[2], cost[0], int(moved)))
+        return out
+    moved_set = set(changed)
+    return [
+        (line, cost[2], cost[0], int(i in moved_set))
+        for i, ((line, _), cost) in enumerate(zip(rows, counts))
+    ]
+
+
 def _state_of(code: str) -> str:
     if code == Code.OK:
         return State.ACCEPTED
@@ -312,6 +366,7 @@ class Journal:
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
             self._db.execute("PRAGMA temp_store=MEMORY")
             self._db.executescript(_SCHEMA)
+            self._db.executescript(_COSTS_SCHEMA)
             version = self._meta("schema_version")
             if version is None:
                 self._set_meta({"schema_version": SCHEMA_VERSION})
@@ -446,29 +501,49 @@ class Journal:
             row = self._db.execute("SELECT MAX(line) FROM messages").fetchone()
         return int(row[0] or 0)
 
-    def load(self, rows: Iterable[tuple[int, Message]], *, batch: int = 10_000) -> int:
+    def load(
+        self,
+        rows: Iterable[tuple[int, Message]],
+        *,
+        batch: int = 10_000,
+        transliterate: bool = False,
+    ) -> int:
         """Insert input messages (``pending``), ``batch`` per transaction; returns the count.
 
         ``rows`` are ``(line, message)`` with increasing lines; lines already in the
         journal are skipped, so a load cut short by a crash simply resumes. Call
-        ``finish_load(total)`` once the input is exhausted.
+        ``finish_load(total)`` once the input is exhausted. Each message's segments
+        go into ``costs`` in the same transaction (see ``message_costs``), counted on
+        the text as it will be sent: with ``transliterate``, in Latin letters where
+        that saves segments.
         """
         start = self.last_line
         count = 0
         buffer: list[tuple[Any, ...]] = []
+        batch_messages: list[tuple[int, Message]] = []
+
+        def flush() -> None:
+            costs = message_costs(batch_messages, transliterate=transliterate)
+            with self._transaction() as db:
+                # Counts left by a load this journal was rebound from (``bind``
+                # empties ``messages`` only) would be counted as this input's.
+                db.execute("DELETE FROM costs WHERE line > ?", (start,))
+                db.executemany(_INSERT, buffer)
+                db.executemany(_INSERT_COST, costs)
+
         for line, message in rows:
             if line <= start:
                 continue
             address, text, subject, client_id, params = message
             buffer.append((line, address, text, subject, client_id, _params_json(params)))
+            batch_messages.append((line, message))
             if len(buffer) >= batch:
-                with self._transaction() as db:
-                    db.executemany(_INSERT, buffer)
+                flush()
                 count += len(buffer)
                 buffer.clear()
+                batch_messages.clear()
         if buffer:
-            with self._transaction() as db:
-                db.executemany(_INSERT, buffer)
+            flush()
             count += len(buffer)
         return count
 
@@ -748,6 +823,52 @@ class Journal:
                 f"SELECT {', '.join(ROW_COLUMNS)} FROM journal WHERE line = ?", (line,)
             ).fetchone()
         return None if row is None else dict(zip(ROW_COLUMNS, row))
+
+    def cost_totals(self) -> dict[str, Any]:
+        """Segments recorded in ``costs``: in all, by encoding and by state.
+
+        ``{"messages": counted, "segments": n, "transliterated": messages,
+        "by_encoding": {enc: {"messages", "segments"}}, "by_state": {state:
+        {"messages", "segments"}}}``; ``by_state`` has every state. Accepted segments
+        are what the platform bills. Messages without a ``costs`` row (a journal
+        made before costs were recorded, or a text that cannot be encoded) are not
+        counted: compare ``messages`` with the journal's.
+        """
+        by_state = {state: {"messages": 0, "segments": 0} for state in STATES}
+        by_encoding: dict[str, dict[str, int]] = {}
+        with self._mutex:
+            db = self._db
+            for state, n, segments in db.execute(
+                f"SELECT COALESCE(o.state, '{State.PENDING}'), COUNT(*), SUM(c.segments) "
+                "FROM costs AS c LEFT JOIN outcomes AS o ON o.line = c.line "
+                "GROUP BY 1"
+            ):
+                by_state[str(state)] = {"messages": int(n), "segments": int(segments or 0)}
+            for encoding, n, segments in db.execute(
+                "SELECT encoding, COUNT(*), SUM(segments) FROM costs GROUP BY encoding "
+                "ORDER BY encoding"
+            ):
+                by_encoding[str(encoding)] = {"messages": int(n), "segments": int(segments or 0)}
+            changed = int(
+                db.execute("SELECT COUNT(*) FROM costs WHERE transliterated").fetchone()[0]
+            )
+        return {
+            "messages": sum(v["messages"] for v in by_encoding.values()),
+            "segments": sum(v["segments"] for v in by_encoding.values()),
+            "transliterated": changed,
+            "by_encoding": by_encoding,
+            "by_state": by_state,
+        }
+
+    def costs_between(self, first: int, last: int) -> dict[int, tuple[int, str, bool]]:
+        """``{line: (segments, encoding, transliterated)}`` for lines ``first..last``."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT line, segments, encoding, transliterated FROM costs "
+                "WHERE line BETWEEN ? AND ?",
+                (first, last),
+            ).fetchall()
+        return {int(r[0]): (int(r[1]), str(r[2]), bool(r[3])) for r in rows}
 
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` answer (``"ok"`` when sound)."""

@@ -172,6 +172,8 @@ def make_client(args: argparse.Namespace) -> Any:
         settings["client_ids"] = False
     if args.no_retry_on_429:
         settings["retry_on_429"] = False
+    if getattr(args, "transliterate", False):
+        settings["transliterate"] = True
     extra = pairs(args.param, "--param")
     if extra:
         settings["extra_params"] = extra

@@ -97,8 +97,14 @@ def load_journal(
     journal: Journal,
     rows: Iterable[tuple[int, Message]],
     tick: Tick = _no_tick,
+    *,
+    transliterate: bool = False,
 ) -> int:
-    """Put every input message in the journal (resuming a cut load); returns the total."""
+    """Put every input message in the journal (resuming a cut load); returns the total.
+
+    Each message's segments are recorded with it (``transliterate``: counted as
+    ``Client(transliterate=True)`` will send it).
+    """
     if journal.loaded is not None:
         return journal.loaded
     total = journal.last_line
@@ -112,7 +118,7 @@ def load_journal(
                 tick(10_000, "")
             yield line, message
 
-    journal.load(counted())
+    journal.load(counted(), transliterate=transliterate)
     journal.finish_load(total)
     return total
 

@@ -6,6 +6,7 @@ import argparse
 import csv
 import os
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -18,24 +19,58 @@ from ._common import (
 )
 from ._output import dump_json, table
 
+#: Columns ``--csv`` adds after the journal's own (``ROW_COLUMNS``): what each
+#: message costs, from the journal's ``costs`` table (empty when not recorded).
+COST_COLUMNS = ("segments", "encoding", "transliterated")
+
 
 def _print_report(summary: dict[str, Any], path: str) -> None:
     from ..journal import STATES
 
+    costs = summary["costs"]
+    by_state = costs["by_state"]
     rows: list[tuple[Any, ...]] = []
     for state in STATES:
-        rows.append((state.replace("_", " "), summary["states"].get(state, 0)))
+        rows.append((state.replace("_", " "), summary["states"].get(state, 0),
+                     by_state.get(state, {}).get("segments", 0)))
         if state == "rejected":
-            rows.extend((f"  {code}", n) for code, n in summary["rejected_by_code"].items())
+            rows.extend((f"  {code}", n, "") for code, n in summary["rejected_by_code"].items())
     loaded = summary["loaded"]
     print(f"journal {escape(path)}: {summary['messages']:,} messages"
           + ("" if loaded is not None else " (input not fully loaded yet)"))
     print()
-    print(table(rows, ("state", "messages")))
+    print(table(rows, ("state", "messages", "segments")))
+    print()
+    names = {"gsm7": "GSM 7-bit", "ucs2": "UCS-2"}
+    print(table(
+        [(names.get(enc, enc), v["messages"], v["segments"])
+         for enc, v in costs["by_encoding"].items()]
+        + [("total", costs["messages"], costs["segments"])],
+        ("encoding", "messages", "segments"),
+    ))
+    accepted = by_state.get("accepted", {}).get("segments", 0)
+    print(f"\n{accepted:,} segments accepted: what the platform bills")
+    if costs["transliterated"]:
+        print(f"{costs['transliterated']:,} messages counted (and sent) transliterated")
+    if costs["messages"] != summary["messages"]:
+        print(f"{summary['messages'] - costs['messages']:,} messages have no segment count "
+              "(a journal made before counts were recorded, or a text that cannot be sent)")
     if summary["statuses"]:
         print()
         print(table(list(summary["statuses"].items()), ("delivery status", "accepted")))
     print(f"\n{summary['status_changes']:,} status changes recorded")
+
+
+def _blocks(rows: Iterator[tuple[Any, ...]], size: int = 10_000) -> Iterator[list[Any]]:
+    """``rows`` in lists of up to ``size``: one costs query per list."""
+    block: list[Any] = []
+    for row in rows:
+        block.append(row)
+        if len(block) >= size:
+            yield block
+            block = []
+    if block:
+        yield block
 
 
 def iso_time(stamp: Optional[float]) -> Optional[str]:
@@ -56,15 +91,20 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no journal at {path!r}")
     with Journal(path) as journal:
         summary = journal.summary()
+        summary["costs"] = journal.cost_totals()
         if args.csv is not None:
             out = sys.stdout if args.csv == "-" else open(args.csv, "w", encoding="utf-8",
                                                           newline="")
             try:
                 writer = csv.writer(out)
-                writer.writerow(ROW_COLUMNS)
+                writer.writerow(ROW_COLUMNS + COST_COLUMNS)
                 at = ROW_COLUMNS.index("updated_at")
-                for row in journal.rows(states=args.state or None):
-                    writer.writerow((*row[:at], iso_time(row[at]), *row[at + 1:]))
+                for block in _blocks(journal.rows(states=args.state or None)):
+                    costs = journal.costs_between(block[0][0], block[-1][0])
+                    for row in block:
+                        cost = costs.get(row[0])
+                        extra = ("", "", "") if cost is None else (cost[0], cost[1], int(cost[2]))
+                        writer.writerow((*row[:at], iso_time(row[at]), *row[at + 1:], *extra))
             finally:
                 if out is not sys.stdout:
                     out.close()
@@ -83,8 +123,10 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     """Add ``hpgfast report`` to the subcommands ``sub``."""
     p = sub.add_parser(
         "report", help="a journal's summary, and its rows as CSV",
-        description="Summarise a journal (messages by state, rejections by code, delivery "
-        "statuses) or write its rows as CSV (updated_at in UTC, ISO 8601).",
+        description="Summarise a journal (messages and SMS segments by state, segments by "
+        "encoding, rejections by code, delivery statuses) or write its rows as CSV "
+        "(updated_at in UTC, ISO 8601; segments, encoding and transliterated last). "
+        "Accepted segments are what the platform bills.",
         epilog=LOCAL_EXIT_CODES_HELP, formatter_class=formatter,
     )
     p.add_argument("journal_path", nargs="?", metavar="DB", help="the journal")

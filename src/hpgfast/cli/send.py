@@ -74,6 +74,8 @@ def _fingerprint(args: argparse.Namespace, fmt: Optional[str]) -> dict[str, str]
         settings["encoding"] = encoding
     if args.normalize_addresses:
         settings["normalize_addresses"] = "yes"
+    if args.transliterate:
+        settings["transliterate"] = "yes"
     if args.file is not None:
         if args.file == "-":
             raise UsageError("--journal needs a file (--file -, standard input, cannot be resumed)")
@@ -180,6 +182,11 @@ def run(args: argparse.Namespace) -> int:
             default_subject=_default_subject(args),
         )
 
+    if args.dry_run:
+        from ._costs import dry_run, shown_path
+
+        return dry_run(args, rows(), shown_path(args.file))
+
     if args.journal is None:
         if args.resend_unknown:
             raise UsageError("--resend-unknown needs --journal")
@@ -217,7 +224,8 @@ def run(args: argparse.Namespace) -> int:
         journal.bind(fingerprint)
         if journal.loaded is None:
             with Progress(None, "journaling input", quiet=quiet) as progress:
-                total = load_journal(journal, rows(), tick=lambda n, note: progress.update(n))
+                total = load_journal(journal, rows(), tick=lambda n, note: progress.update(n),
+                                     transliterate=args.transliterate)
         else:
             total = journal.loaded
         counts = journal.counts()
@@ -287,6 +295,16 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     jg.add_argument("--journal-sync", choices=("full", "normal"), default="full",
                     help="full: fsync every commit, safe against power loss (default); "
                     "normal: safe against a killed process only")
+    cg = p.add_argument_group("cost")
+    cg.add_argument("--dry-run", action="store_true",
+                    help="read and check the whole input, send nothing (and write no "
+                    "journal), print the messages, "
+                    "their SMS segments (in all, by encoding, the largest) and the requests "
+                    "they take; needs no connection settings (without --url the URL and "
+                    "credentials are taken to be 256 bytes long)")
+    cg.add_argument("--transliterate", action="store_true",
+                    help="write Russian letters in Latin ones (ICAO Doc 9303) where that "
+                    "needs fewer segments; part of a journal's settings")
     p.add_argument("--chunk", type=positive_int, default=5000,
                    help="messages per client call and journal transaction (default 5000)")
     add_connection(p)
