@@ -1,9 +1,13 @@
-"""The codec's ratios in this process, fresh or after the warm-up: ``python bench/_longrun.py [--warm]``.
+"""The codec's ratios in this process, fresh or after the warm-up.
+
+Run as ``python bench/_longrun.py [--warm] [row filter]``.
 
 Prints one JSON object: per row, the ratio (peer median / hpgfast median, as in
 ``hpgfast/_ratios.py``) and the minor page faults per call of each side. Subject and
 peer run interleaved, call after call, so a load change on a shared machine hits
-both alike; the ratio is the median of the per-round ratios. ``bench_longrun.py``
+both alike; the ratio is the median of the per-round ratios. Times are the thread's
+CPU time (``time.thread_time``): on a shared machine, wall time also counts the
+time other processes held the core. ``bench_longrun.py``
 runs this script twice, each in a new process (fresh, then ``--warm``).
 """
 
@@ -33,9 +37,9 @@ def _faults() -> int:
 
 def _one(fn: Fn) -> tuple[float, int]:
     f0 = _faults()
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     fn()  # the result is freed inside the timing, as in pytest-benchmark's loop
-    t1 = time.perf_counter()
+    t1 = time.thread_time()
     return t1 - t0, _faults() - f0
 
 
@@ -43,9 +47,14 @@ def pair(subject: Fn, peer: Fn, rounds: int) -> dict[str, float]:
     """Interleaved rounds of subject and peer: the median per-round ratio, and faults."""
     ratios, fs, fp, ts, tp = [], [], [], [], []
     _one(subject), _one(peer)  # first calls: imports, caches
-    for _ in range(rounds):
-        t_s, f_s = _one(subject)
-        t_p, f_p = _one(peer)
+    for k in range(rounds):
+        # Alternate who goes first: each call runs after the other's frees as often.
+        if k % 2:
+            t_p, f_p = _one(peer)
+            t_s, f_s = _one(subject)
+        else:
+            t_s, f_s = _one(subject)
+            t_p, f_p = _one(peer)
         ratios.append(t_p / t_s)
         ts.append(t_s)
         tp.append(t_p)
@@ -81,13 +90,17 @@ def rows() -> dict[str, tuple[Fn, Fn]]:
         ),
         "parse_send vs split": (lambda: codec.parse_send(send), lambda: send.split(b"\n")),
         "read_send vs split": (lambda: codec.read_send(send), lambda: send.split(b"\n")),
+        "read_send_columns vs split": (
+            lambda: codec.read_send_columns(send),
+            lambda: send.split(b"\n"),
+        ),
         "parse_status vs split": (lambda: codec.parse_status(status), lambda: status.split(b"\n")),
         "read_status vs split": (lambda: codec.read_status(status), lambda: status.split(b"\n")),
     }
 
 
-def measure(warm: bool, rounds: int = 15) -> dict[str, Any]:
-    """All rows, after the warm-up when ``warm``."""
+def measure(warm: bool, rounds: int = 21, only: str = "") -> dict[str, Any]:
+    """All rows (or those whose name holds ``only``), after the warm-up when ``warm``."""
     out: dict[str, Any] = {"warm": warm, "implementation": hpgfast.codec.IMPLEMENTATION}
     table = rows()
     if warm:
@@ -95,10 +108,14 @@ def measure(warm: bool, rounds: int = 15) -> dict[str, Any]:
 
         out["churn"] = churn()
     for name, (subject, peer) in table.items():
+        if only not in name:
+            continue
         out[name] = pair(subject, peer, rounds)
     return out
 
 
 if __name__ == "__main__":
-    warm = "--warm" in sys.argv[1:]
-    print(json.dumps(measure(warm), indent=1))
+    args = sys.argv[1:]
+    warm = "--warm" in args
+    names = [a for a in args if not a.startswith("--")]
+    print(json.dumps(measure(warm, only=names[0] if names else ""), indent=1))

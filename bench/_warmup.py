@@ -65,7 +65,7 @@ def churn(rounds: int = ROUNDS, seed: int = 15) -> dict[str, int]:
         # And the odd big buffer that comes and goes: a response body, a JSON dump.
         if rng.random() < 0.2:
             big = bytearray(rng.randrange(200_000, 8_000_000))
-            big[:: 4096] = b"x" * len(big[:: 4096])
+            big[::4096] = b"x" * len(big[::4096])
             window.append(bytes(big[: len(big) // 3]))
             counts["big"] += 1
             del big

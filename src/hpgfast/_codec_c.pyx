@@ -36,13 +36,16 @@ from cpython.tuple cimport PyTuple_SET_ITEM
 from cpython.datetime cimport import_datetime, datetime_new
 from libc.string cimport memcpy, memcmp, memchr, memset
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from cpython cimport array as carray
 
 import math as _math
+from array import array as _array
 from collections.abc import Mapping as _Mapping
 from datetime import tzinfo as _tzinfo
 
 from . import _wire
+from ._columns import SendColumns as _SendColumns
 from ._records import Message as _Message, SendResult as _SendResult, StatusResult as _StatusResult
 from .exceptions import MessageError, MessageTooLarge, MessageTypeError, ProtocolError
 
@@ -53,6 +56,7 @@ __all__ = [
     "parse_send",
     "parse_status",
     "read_send",
+    "read_send_columns",
     "read_status",
 ]
 
@@ -242,6 +246,10 @@ cdef signed char INTERN_NEXT[MAX_INTERNED]  # the next candidate of the same len
 memset(INTERN_HEAD, -1, sizeof(INTERN_HEAD))
 if N_INTERN > MAX_INTERNED:
     raise ImportError("too many interned codes and statuses")
+cdef int INTERN_OK = _INTERNED_KEEP.index("ok")   # the code counted by ok_count
+cdef carray.array _INT64_ARRAY = _array("q")
+if _INT64_ARRAY.itemsize != 8:
+    raise ImportError("hpgfast._codec_c needs 8-byte 'q' arrays")
 for _b, _s in enumerate(_INTERNED_KEEP):
     # Every one a good token: a code or status found among them skips the byte check.
     if (type(_s) is not str or not _s.isascii() or not 0 < len(_s) < 64
@@ -1652,10 +1660,19 @@ cdef inline int _intern_find(const unsigned char* p, Py_ssize_t n) noexcept nogi
     # scan of all of them was a fifth of the STATUS scan.
     k = INTERN_HEAD[n][p[0]]
     while k >= 0:
-        if memcmp(INTERN_PTR[k], p, <size_t>n) == 0:
+        if _same(<const unsigned char*>INTERN_PTR[k], p, n):
             return k
         k = INTERN_NEXT[k]
     return -1
+
+
+cdef inline bint _same(const unsigned char* a, const unsigned char* b, Py_ssize_t n) noexcept nogil:
+    # Codes and statuses are short: a loop beats a call to memcmp.
+    cdef Py_ssize_t i
+    for i in range(n):
+        if a[i] != b[i]:
+            return False
+    return True
 
 
 cdef inline bint _token_ok(const unsigned char* p, Py_ssize_t n) noexcept nogil:
@@ -1828,7 +1845,7 @@ cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
     cdef Py_ssize_t seps[5]
     cdef int nseps, nf = sc.nfields
     cdef unsigned char c
-    cdef uint64_t w, m, hi
+    cdef uint64_t w, m, hi, mlf, low
     while n < cap and sc.pos <= size:
         # One pass to the end of the line, noting its first separators on the way
         # and whether any byte is non-ASCII (then, and only then, the text fields get
@@ -1841,15 +1858,27 @@ cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
         while e < size:
             if e <= size - 8:
                 memcpy(&w, d + e, 8)
-                m = _breaks(w)
+                mlf = _zero_bytes(w ^ LF_WORD)
+                m = mlf | _zero_bytes(w ^ SEP_WORD)
                 if m == 0:
                     hi |= w
                     e += 8
                     continue
                 # The bytes before the first break (low bits first: little-endian
-                # load, checked at import), then the break itself below.
-                hi |= w & ((m & (~m + 1)) - 1)
+                # load, checked at import); the break is ASCII, so its own bits
+                # below its high bit do not matter.
+                low = m & (~m + 1)
+                hi |= w & (low - 1)
                 e += _ctz(m) >> 3
+                # Which break it is, from the masks (exact for the lowest bit, see
+                # _zero_bytes) rather than a load of the byte and a table lookup.
+                if mlf & low:
+                    break
+                if nseps < nf - 1:
+                    seps[nseps] = e
+                    nseps += 1
+                e += 1
+                continue
             c = d[e]
             if BREAK[c]:
                 if c == 10:
@@ -1968,12 +1997,114 @@ cdef object _line_error(const unsigned char* d, Line* ln, int nfields, bint quot
     return ProtocolError(ln.number, reason)
 
 
-cdef object _parse(object body, int nfields, object tz, bint collect):
+cdef struct Column:
+    char* data           # the fields, one after the other (at most the body's size)
+    Py_ssize_t data_cap
+    Py_ssize_t used
+    int64_t* ends        # each record's end offset in data
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+# The columns' scratch memory is kept for the next call. Body-sized blocks are above
+# glibc's mmap threshold, or, once it has risen, are freed back to the kernel by the
+# heap trim: either way every call page-faulted its scratch in anew (a third of the
+# time of read_send_columns). One spare pair, taken and given back with the GIL
+# held (so two threads never share it), and only up to SPARE_MAX bytes.
+cdef enum:
+    SPARE_MAX = 64 << 20
+cdef Column SPARE[2]
+cdef bint HAVE_SPARE = False
+
+
+cdef void _columns_take(Column* a, Column* b) noexcept:
+    global HAVE_SPARE
+    if HAVE_SPARE:
+        a[0] = SPARE[0]
+        b[0] = SPARE[1]
+        HAVE_SPARE = False
+    else:
+        a.data = b.data = NULL
+        a.ends = b.ends = NULL
+        a.data_cap = a.cap = b.data_cap = b.cap = 0
+    a.used = a.n = b.used = b.n = 0
+
+
+cdef void _columns_give(Column* a, Column* b) noexcept:
+    global HAVE_SPARE
+    if (not HAVE_SPARE and a.data_cap + b.data_cap
+            + <Py_ssize_t>sizeof(int64_t) * (a.cap + b.cap) <= SPARE_MAX):
+        SPARE[0] = a[0]
+        SPARE[1] = b[0]
+        HAVE_SPARE = True
+    else:
+        free(a.data)
+        free(a.ends)
+        free(b.data)
+        free(b.ends)
+    a.data = b.data = NULL
+    a.ends = b.ends = NULL
+
+
+cdef int _column_room(Column* c, Py_ssize_t size) except -1:
+    """data can take ``size`` bytes."""
+    cdef void* q
+    if c.data_cap < size:
+        free(c.data)
+        c.data = <char*>malloc(<size_t>size)
+        if c.data == NULL:
+            c.data_cap = 0
+            raise MemoryError()
+        c.data_cap = size
+    return 0
+
+
+cdef inline int _column_put(Column* c, const unsigned char* p, Py_ssize_t n) except -1:
+    cdef Py_ssize_t i
+    if c.n == c.cap:
+        _column_grow(c)
+    # The fields are pieces of the body, so they never add up to more than it:
+    # data was allocated that big. Ids are short: a loop beats a call to memcpy.
+    if n <= 16:
+        for i in range(n):
+            c.data[c.used + i] = <char>p[i]
+    else:
+        memcpy(c.data + c.used, p, <size_t>n)
+    c.used += n
+    c.ends[c.n] = c.used
+    c.n += 1
+    return 0
+
+
+cdef int _column_grow(Column* c) except -1:
+    cdef void* q
+    cdef Py_ssize_t cap
+    if c.n == c.cap:
+        cap = c.cap * 2 if c.cap else 1024
+        if <size_t>cap > (<size_t>PY_SSIZE_T_MAX) // sizeof(int64_t):
+            raise MemoryError()
+        q = realloc(c.ends, <size_t>cap * sizeof(int64_t))
+        if q == NULL:
+            raise MemoryError()
+        c.ends = <int64_t*>q
+        c.cap = cap
+    return 0
+
+
+cdef object _column_ends(Column* c):
+    cdef carray.array ends = carray.clone(_INT64_ARRAY, c.n, False)
+    if c.n:
+        memcpy(ends.data.as_voidptr, c.ends, <size_t>c.n * sizeof(int64_t))
+    return ends
+
+
+cdef object _parse(object body, int nfields, object tz, bint collect, bint columns=False):
     """The shared parse loop: nogil pre-pass per chunk, then records with the GIL.
 
     nfields: 4 (SEND: code, clientId, providerId, extra) or 5 (STATUS). collect
     (read_*): faulty lines become ProtocolErrors in a second list, returned as
-    ``(results, errors)``; without it (parse_*) the first one is raised.
+    ``(results, errors)``; without it (parse_*) the first one is raised. columns
+    (read_send_columns, with collect and nfields 4): no records, a ``SendColumns``.
     """
     cdef Py_buffer view
     cdef bint have_view = False, release
@@ -1994,6 +2125,13 @@ cdef object _parse(object body, int nfields, object tz, bint collect):
     cdef Py_ssize_t rlen, slot
     cdef const unsigned char* rp
     cdef const unsigned char* d
+    cdef Column cid, pid
+    cdef Py_ssize_t ok_count = 0
+    cdef dict extras = None
+    cid.data = pid.data = NULL
+    cid.ends = pid.ends = NULL
+    cid.used = cid.n = cid.cap = cid.data_cap = 0
+    pid.used = pid.n = pid.cap = pid.data_cap = 0
 
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise TypeError(f"a reply body must be bytes-like, got {_type_name(body)}")
@@ -2035,6 +2173,11 @@ cdef object _parse(object body, int nfields, object tz, bint collect):
             date_keys = <uint64_t*>calloc(DATE_CACHE, sizeof(uint64_t))
             if dates == NULL or date_keys == NULL:
                 raise MemoryError()
+        if columns:
+            _columns_take(&cid, &pid)
+            _column_room(&cid, sc.size + 1)
+            _column_room(&pid, sc.size + 1)
+            extras = {}
         release = sc.size >= NOGIL_PARSE_BYTES
         while sc.pos <= sc.size:
             if release:
@@ -2053,6 +2196,16 @@ cdef object _parse(object body, int nfields, object tz, bint collect):
                     continue
                 code = <object>INTERN_OBJ[ln.intern[0]] if ln.intern[0] >= 0 else hpg_ascii(
                     <const char*>d + ln.f[0].start, ln.f[0].length)
+                if columns:
+                    # Codes are tokens (ASCII); the ids' bytes were proved UTF-8.
+                    PyList_Append(results, code)
+                    if ln.intern[0] == INTERN_OK:
+                        ok_count += 1
+                    _column_put(&cid, d + ln.f[1].start, ln.f[1].length)
+                    _column_put(&pid, d + ln.f[2].start, ln.f[2].length)
+                    if ln.f[3].length:
+                        extras[cid.n - 1] = _field_str(d, ln, 3)
+                    continue
                 if nfields == 4:
                     a = _client_id(d, ln)
                     status = _field_str(d, ln, 2)
@@ -2147,10 +2300,18 @@ cdef object _parse(object body, int nfields, object tz, bint collect):
                 else:
                     rec = rtype(code, a, status, when, reason)
                 PyList_Append(results, rec)
+        if columns:
+            return _SendColumns(
+                results, ok_count,
+                PyBytes_FromStringAndSize(cid.data, cid.used), _column_ends(&cid),
+                PyBytes_FromStringAndSize(pid.data, pid.used), _column_ends(&pid),
+                extras, errors)
         if collect:
             return results, errors
         return results
     finally:
+        if columns:
+            _columns_give(&cid, &pid)
         free(lines)
         if have_view:
             PyBuffer_Release(&view)
@@ -2211,6 +2372,19 @@ def read_send(body):
         TypeError: ``body`` is not bytes-like.
     """
     return _parse(body, 4, None, True)
+
+
+def read_send_columns(body):
+    """Read a SEND reply into columns: a ``SendColumns`` (see ``hpgfast._columns``).
+
+    The answer ``read_send`` gives (``columns.results()`` equals its results,
+    ``columns.errors`` its errors), without one Python object per line: for very
+    large replies.
+
+    Raises:
+        TypeError: ``body`` is not bytes-like.
+    """
+    return _parse(body, 4, None, True, True)
 
 
 def read_status(body, *, tz=None):

@@ -47,6 +47,10 @@ RATIOS: tuple[Ratio, ...] = (
     Ratio(
         "parse-status-100k", "read", "split", 0.25, 0.08, "read_status vs bytes.split (floor)"
     ),
+    # The opt-in columnar reader (read_send_columns): no Python object per line.
+    Ratio(
+        "parse-send-100k", "columns", "split", 1.0, 0.4, "read_send_columns vs bytes.split"
+    ),
     Ratio(
         "encode-threads-100k",
         "2-threads",
@@ -89,6 +93,21 @@ RATIOS: tuple[Ratio, ...] = (
     # Reported, not promised: the totals-only form the dry run uses.
     Ratio(
         "segments-totals-100k", "hpgfast", "pure", 0.0, 0.0, "segment totals 100k vs pure twin"
+    ),
+    # Speed that holds in a long-running process (bench_longrun.py): each codec ratio
+    # after the scripted warm-up (bench/_warmup.py) over the same ratio in a fresh
+    # process, both measured in new processes; within 1.3x means at least 1/1.3.
+    *(
+        Ratio(f"longrun-{key}", "warm", "fresh", 1 / 1.3, 0.55, f"{claim}: warm/fresh")
+        for key, claim in (
+            ("encode-urlencode", "encode_send vs urlencode"),
+            ("encode-yarl", "encode_send vs yarl"),
+            ("parse-send", "parse_send vs split"),
+            ("read-send", "read_send vs split"),
+            ("read-send-columns", "read_send_columns vs split"),
+            ("parse-status", "parse_status vs split"),
+            ("read-status", "read_status vs split"),
+        )
     ),
     # Scaling: per-message cost at 10^5 and 10^6 against 10^3, N messages processed as
     # hpgfast does (1 MiB requests, one reply at a time); flat means within 1.5x.
