@@ -660,6 +660,59 @@ cdef int _reserve(Batch* b, Py_ssize_t nstr) except -1:
     return 0
 
 
+# The batch's arrays (a StrRef per string, a MsgRef per message: 8 MB for 50,000
+# messages) are kept for the next calls. Freed, arrays that big go back to the kernel
+# (glibc trims the heap top, and a thread's heap is trimmed as eagerly), and every
+# call faulted them in anew, page by page, while growing them by doubling; in two
+# threads those faults and the munmaps behind them serialize on the process's
+# memory map, and two threads encoded slower than one. A few spare pairs, taken and
+# given back with the GIL held (so a pair is never shared), each kept only up to
+# BATCH_SPARE_MAX bytes.
+cdef enum:
+    BATCH_SPARES = 4
+    BATCH_SPARE_MAX = 32 << 20
+cdef Batch BATCH_SPARE[BATCH_SPARES]
+cdef int N_BATCH_SPARE = 0
+
+
+cdef void _batch_take(Batch* b) noexcept:
+    """The largest spare arrays, if any (with the GIL)."""
+    global N_BATCH_SPARE
+    if N_BATCH_SPARE:
+        N_BATCH_SPARE -= 1
+        b.strs = BATCH_SPARE[N_BATCH_SPARE].strs
+        b.cap_strs = BATCH_SPARE[N_BATCH_SPARE].cap_strs
+        b.msgs = BATCH_SPARE[N_BATCH_SPARE].msgs
+        b.cap_msgs = BATCH_SPARE[N_BATCH_SPARE].cap_msgs
+
+
+cdef void _batch_give(Batch* b) noexcept:
+    """Keeps b's arrays as a spare, or frees them (with the GIL)."""
+    global N_BATCH_SPARE
+    cdef int k
+    cdef Batch t
+    if (N_BATCH_SPARE < BATCH_SPARES and b.strs != NULL and b.msgs != NULL
+            and <size_t>b.cap_strs * sizeof(StrRef) + <size_t>b.cap_msgs * sizeof(MsgRef)
+            <= BATCH_SPARE_MAX):
+        BATCH_SPARE[N_BATCH_SPARE].strs = b.strs
+        BATCH_SPARE[N_BATCH_SPARE].cap_strs = b.cap_strs
+        BATCH_SPARE[N_BATCH_SPARE].msgs = b.msgs
+        BATCH_SPARE[N_BATCH_SPARE].cap_msgs = b.cap_msgs
+        # Sorted by size, the largest last: the next call takes the largest.
+        k = N_BATCH_SPARE
+        N_BATCH_SPARE += 1
+        while k > 0 and BATCH_SPARE[k - 1].cap_strs > BATCH_SPARE[k].cap_strs:
+            t = BATCH_SPARE[k - 1]
+            BATCH_SPARE[k - 1] = BATCH_SPARE[k]
+            BATCH_SPARE[k] = t
+            k -= 1
+    else:
+        free(b.strs)
+        free(b.msgs)
+    b.strs = NULL
+    b.msgs = NULL
+
+
 cdef inline Py_ssize_t _add_str(Batch* b, object s) noexcept:
     """Notes a checked, ready str in the batch; returns a guess of its encoded size.
 
@@ -1209,6 +1262,7 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
     else:
         base = cstart
     try:
+        _batch_take(&b)   # given back (or freed) in the finally below
         # -- phase 1: structure, and where every string's buffer is ------------------
         # (in rounds: gather about max_bytes' worth, size it exactly, and gather on
         # only if all of it fitted; messages past the cut are rarely touched).
@@ -1451,8 +1505,7 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
         # was taken (start=True stays True).
         return out, (start if so.taken == 0 else cstart + so.taken)
     finally:
-        free(b.strs)
-        free(b.msgs)
+        _batch_give(&b)
         free(scratch)
         for k in range(nown):
             Py_DECREF(<object>own[k])
