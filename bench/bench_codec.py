@@ -7,7 +7,11 @@ Groups: ``encode-10k`` (the standard batch: hpgfast and its pure twin,
 of the codec in use) and ``body.split(b"\\n")`` as the floor no parser can beat), and
 ``encode-threads-100k`` (a 100,000-message batch in one thread, and split over two).
 "hpgfast" rows use ``hpgfast.codec``, the implementation in use.
-The cyclic garbage collector stays on, as in users' processes.
+The cyclic garbage collector stays on, as in users' processes, and every benchmark
+here runs after the session's warm-up (the ``warmed`` fixture: the heap of a
+long-running sender), which is where users run the codec.
+``parse-send-100k`` also holds ``columns``: ``read_send_columns``, the opt-in
+columnar reader for very large replies.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from _data import query_pairs, standard_batch, standard_send_reply, standard_sta
 from hpgfast import _codec_py
 
 Measure = Callable[..., Any]
+pytestmark = pytest.mark.usefixtures("warmed")
 # "hpgfast" is the codec hpgfast really uses (``hpgfast.codec``): the compiled core,
 # unless it is missing or HPGFAST_PURE_PYTHON=1 forced the twin, and then the gate
 # fails, as it should. "pure" is the twin, always.
@@ -154,3 +159,9 @@ def bench_read_send(measure: Measure) -> None:
     body = standard_send_reply()
     results, errors = measure("parse-send-100k", "read", hpgfast.codec.read_send, body)
     assert len(results) == 100_000 and not errors
+
+
+def bench_read_send_columns(measure: Measure) -> None:
+    body = standard_send_reply()
+    columns = measure("parse-send-100k", "columns", hpgfast.codec.read_send_columns, body)
+    assert len(columns) == 100_000 and not columns.errors

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from hpgfast._ratios import RATIOS
 
 MEDIANS: dict[tuple[str, str], float] = {}
+NOTES: list[str] = []  # lines printed after the ratio table (see the ``note`` fixture)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,6 +63,25 @@ def record() -> Callable[[str, str, float], None]:
     return put
 
 
+@pytest.fixture
+def note() -> Callable[[str], None]:
+    """Print a line after the ratio table (figures that are not ratios of medians)."""
+    return NOTES.append
+
+
+@pytest.fixture(scope="session")
+def warmed() -> dict[str, int]:
+    """The heap of a long-running sender: ``_warmup.churn()``, once per session.
+
+    The codec benchmarks request it, so their figures are those of a process that
+    has churned memory for a while, not of a fresh one (``bench_longrun.py`` shows
+    both side by side).
+    """
+    from _warmup import churn
+
+    return churn()
+
+
 def ratio_rows() -> list[tuple[Any, float | None]]:
     rows = []
     for ratio in RATIOS:
@@ -102,6 +122,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         write(
             f"{ratio.claim:<48} {value:>9.2f} {ratio.target:>7.2f} {ratio.floor:>7.2f}  {verdict}"
         )
+    for line in NOTES:
+        write(line)
     failed = under_floor()
     if config.getoption("--gate") and failed:
         write("")

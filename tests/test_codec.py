@@ -931,3 +931,71 @@ def test_send_failure_still_builds_on_send_result() -> None:
     assert failure == ("unknown", "0", None) and failure.extra is None
     copy = pickle.loads(pickle.dumps(failure))
     assert copy == failure and type(copy) is SendFailure
+
+
+# -- read_send_columns: the SEND reply as columns -------------------------------------
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_read_send_columns_holds_read_sends_answer(codec: ModuleType, kind: type) -> None:
+    body = b"\r\n".join(
+        [
+            b"\xef\xbb\xbfok;0;1001",  # 1: BOM at the start of the body
+            b"<html>",  # 2: garbled
+            b"ok;\xd0\xb9\xd1\x86;1002",  # 3: a non-ASCII client id
+            b"",  # 4: blank, skipped
+            b"error-address-format;2;",  # 5: no provider id
+            b"ok;3;1003;2;x",  # 6: extra text after a third ';'
+            b"ok;;1004",  # 7: no client id
+            b"ok;5;\xff",  # 8: not UTF-8
+            b"not-a-known-code;6",  # 9: a code hpgfast does not know
+        ]
+    )
+    columns = codec.read_send_columns(kind(body))
+    results, errors = codec.read_send(body)
+    assert columns.results() == results == list(columns)
+    assert [type(r) for r in columns] == [type(r) for r in results]
+    assert len(columns) == 6
+    assert columns.codes == ["ok", "ok", "error-address-format", "ok", "ok", "not-a-known-code"]
+    assert columns.ok_count == 4
+    assert columns.client_ids == "0йц236".encode()
+    assert list(columns.client_id_ends) == [1, 5, 6, 7, 7, 8]
+    assert columns.provider_ids == b"1001100210031004"
+    assert list(columns.provider_id_ends) == [4, 8, 8, 12, 16, 16]
+    assert columns.extras == {3: "2;x"}
+    assert columns.client_id(1) == "йц" and columns.client_id(4) is None
+    assert columns.provider_id(-1) is None and columns.provider_id(0) == "1001"
+    assert columns[3] == ("ok", "3", "1003", "2;x") and columns[3].extra == "2;x"
+    assert [(e.line, e.reason) for e in columns.errors] == [(e.line, e.reason) for e in errors]
+    assert [e.line for e in columns.errors] == [2, 8]
+    with pytest.raises(IndexError):
+        columns[6]
+    with pytest.raises(IndexError):
+        columns.client_id(-7)
+    assert "6 records" in repr(columns) and "2 errors" in repr(columns)
+
+
+def test_read_send_columns_empty_and_hostile_bodies(codec: ModuleType) -> None:
+    for body in (b"", b"\r\n \n\t", b"\xef\xbb\xbf"):
+        columns = codec.read_send_columns(body)
+        assert len(columns) == 0 and columns.results() == [] and columns.errors == []
+        assert columns.client_ids == b"" and list(columns.client_id_ends) == []
+    for body in ("ok;0;1", None, 12, ["ok;0;1"]):
+        with pytest.raises(TypeError):
+            codec.read_send_columns(body)
+    columns = codec.read_send_columns(_LONG_GARBAGE + b"\nok;1;" + b"9" * 100_000)
+    assert columns.results() == [("ok", "1", "9" * 100_000)]
+    assert [e.line for e in columns.errors] == [1]
+
+
+def test_read_send_columns_of_a_big_reply_twice(codec: ModuleType) -> None:
+    # The compiled core keeps its scratch memory for the next call: a second, smaller
+    # reply must not see the first one's bytes.
+    big = b"".join(b"ok;%d;%d\r\n" % (i, 10**11 + i) for i in range(20_000))
+    first = codec.read_send_columns(big)
+    assert len(first) == 20_000 and first.ok_count == 20_000
+    assert first[19_999] == ("ok", "19999", str(10**11 + 19_999))
+    second = codec.read_send_columns(b"error-x;7;\nok;8;9")
+    assert second.results() == [("error-x", "7", None), ("ok", "8", "9")]
+    assert second.client_ids == b"78" and second.provider_ids == b"9"
+    assert first == codec.read_send_columns(big) != second

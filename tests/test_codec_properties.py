@@ -432,6 +432,22 @@ def test_twins_agree_on_read_send(pure: ModuleType, compiled: ModuleType, body: 
     assert _read_outcome(lambda: compiled.read_send(bytearray(body))) == expected
 
 
+@given(body=st.one_of(st.binary(max_size=200), _send_bodies()))
+@example(body=b"ok;0;1\r\nok;1;2;\r\n\r\n")
+@example(body=b"ok;0;1;2;;\n;\n<x>;0;1\nok;1;\xff;x")
+@example(body=b"ok;\xd0\xb9;1\nx-y;;\n\xef\xbb\xbfok")
+def test_twins_agree_on_read_send_columns(
+    pure: ModuleType, compiled: ModuleType, body: bytes
+) -> None:
+    expected = pure.read_send_columns(body)
+    assert compiled.read_send_columns(body) == expected
+    assert compiled.read_send_columns(bytearray(body)) == expected
+    # And the columns hold read_send's answer, in each twin.
+    results, errors = _read_outcome(lambda: pure.read_send(body))[1::2]
+    assert expected.results() == results
+    assert [(type(e), e.line, e.reason) for e in expected.errors] == errors
+
+
 @given(body=st.one_of(st.binary(max_size=200), _status_bodies()), tz=_zones)
 @example(body=b"ok;1;sent;2012.13.45 25:61:00;", tz=None)
 @example(body=b"ok;1;sent;;\xed\xa0\x80", tz=None)

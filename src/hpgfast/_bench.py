@@ -89,6 +89,7 @@ def _codec_cases(hpg: Any) -> Iterator[tuple[str, str, Callable[[], Any]]]:
     yield "parse-send-100k", "pure", lambda: _codec_py.parse_send(send_body)
     yield "parse-send-100k", "split", lambda: send_body.split(b"\n")
     yield "parse-send-100k", "read", lambda: hpg.read_send(send_body)
+    yield "parse-send-100k", "columns", lambda: hpg.read_send_columns(send_body)
 
 
 # -- the client end to end, as bench/bench_client.py measures it -----------------

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from datetime import tzinfo
 from typing import Any, Optional, Union
 
+from ._columns import SendColumns
 from ._records import Message, Params, SendResult, StatusResult
 from .exceptions import ProtocolError
 
@@ -14,6 +15,7 @@ __all__ = [
     "parse_send",
     "parse_status",
     "read_send",
+    "read_send_columns",
     "read_status",
 ]
 
@@ -41,6 +43,7 @@ def encode_params(pairs: Params) -> bytes: ...
 def parse_send(body: Body) -> list[SendResult]: ...
 def parse_status(body: Body, *, tz: Optional[tzinfo] = None) -> list[StatusResult]: ...
 def read_send(body: Body) -> tuple[list[SendResult], list[ProtocolError]]: ...
+def read_send_columns(body: Body) -> SendColumns: ...
 def read_status(
     body: Body, *, tz: Optional[tzinfo] = None
 ) -> tuple[list[StatusResult], list[ProtocolError]]: ...

@@ -36,16 +36,19 @@ from cpython.sequence cimport PySequence_GetItem
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.tuple cimport PyTuple_SET_ITEM
 from cpython.datetime cimport import_datetime, datetime_new
-from libc.string cimport memcpy, memcmp, memchr
-from libc.stdlib cimport malloc, realloc, free
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy, memcmp, memchr, memset
+from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from cpython cimport array as carray
 
 import math as _math
 import operator as _operator
+from array import array as _array
 from collections.abc import Mapping as _Mapping
 from datetime import tzinfo as _tzinfo
 
 from . import _wire
+from ._columns import SendColumns as _SendColumns
 from ._records import Message as _Message, SendResult as _SendResult, StatusResult as _StatusResult
 from .exceptions import MessageError, MessageTooLarge, MessageTypeError, ProtocolError
 
@@ -56,6 +59,7 @@ __all__ = [
     "parse_send",
     "parse_status",
     "read_send",
+    "read_send_columns",
     "read_status",
 ]
 
@@ -243,10 +247,19 @@ cdef Py_ssize_t INTERN_LEN[MAX_INTERNED]
 cdef Py_ssize_t N_INTERN = len(_INTERNED_KEEP)
 cdef uint64_t INTERN_LENGTHS = 0     # bit n set: some interned string has length n
 cdef unsigned char INTERN_FIRST[256] # 1: some interned string starts with this byte
+cdef signed char INTERN_HEAD[64][256]  # by length and first byte: the first candidate, or -1
+cdef signed char INTERN_NEXT[MAX_INTERNED]  # the next candidate of the same length and byte
+memset(INTERN_HEAD, -1, sizeof(INTERN_HEAD))
 if N_INTERN > MAX_INTERNED:
     raise ImportError("too many interned codes and statuses")
+cdef int INTERN_OK = _INTERNED_KEEP.index("ok")   # the code counted by ok_count
+cdef carray.array _INT64_ARRAY = _array("q")
+if _INT64_ARRAY.itemsize != 8:
+    raise ImportError("hpgfast._codec_c needs 8-byte 'q' arrays")
 for _b, _s in enumerate(_INTERNED_KEEP):
-    if type(_s) is not str or not _s.isascii() or not 0 < len(_s) < 64:
+    # Every one a good token: a code or status found among them skips the byte check.
+    if (type(_s) is not str or not _s.isascii() or not 0 < len(_s) < 64
+            or not set(_s.encode("ascii")) <= set(_wire.CODE_CHARS)):
         raise ImportError(f"unexpected code or status {_s!r} in hpgfast._wire")
     PyUnicode_READY(_s)
     INTERN_OBJ[_b] = <PyObject*>_s
@@ -254,6 +267,15 @@ for _b, _s in enumerate(_INTERNED_KEEP):
     INTERN_LEN[_b] = len(_s)
     INTERN_LENGTHS |= (<uint64_t>1) << len(_s)
     INTERN_FIRST[ord(_s[0])] = 1
+    # Chained in order, so the first of two equal strings (none expected) is found.
+    INTERN_NEXT[_b] = -1
+    if INTERN_HEAD[len(_s)][ord(_s[0])] < 0:
+        INTERN_HEAD[len(_s)][ord(_s[0])] = _b
+    else:
+        _k = INTERN_HEAD[len(_s)][ord(_s[0])]
+        while INTERN_NEXT[_k] >= 0:
+            _k = INTERN_NEXT[_k]
+        INTERN_NEXT[_k] = _b
 
 # The records are built with tp_alloc + PyTuple_SET_ITEM, which is only right while
 # they are plain tuple subclasses (``__slots__ = ()``: no __dict__, no weakrefs, no
@@ -671,6 +693,59 @@ cdef int _reserve(Batch* b, Py_ssize_t nstr) except -1:
         b.msgs = <MsgRef*>p
         b.cap_msgs = cap
     return 0
+
+
+# The batch's arrays (a StrRef per string, a MsgRef per message: 8 MB for 50,000
+# messages) are kept for the next calls. Freed, arrays that big go back to the kernel
+# (glibc trims the heap top, and a thread's heap is trimmed as eagerly), and every
+# call faulted them in anew, page by page, while growing them by doubling; in two
+# threads those faults and the munmaps behind them serialize on the process's
+# memory map, and two threads encoded slower than one. A few spare pairs, taken and
+# given back with the GIL held (so a pair is never shared), each kept only up to
+# BATCH_SPARE_MAX bytes.
+cdef enum:
+    BATCH_SPARES = 4
+    BATCH_SPARE_MAX = 32 << 20
+cdef Batch BATCH_SPARE[BATCH_SPARES]
+cdef int N_BATCH_SPARE = 0
+
+
+cdef void _batch_take(Batch* b) noexcept:
+    """The largest spare arrays, if any (with the GIL)."""
+    global N_BATCH_SPARE
+    if N_BATCH_SPARE:
+        N_BATCH_SPARE -= 1
+        b.strs = BATCH_SPARE[N_BATCH_SPARE].strs
+        b.cap_strs = BATCH_SPARE[N_BATCH_SPARE].cap_strs
+        b.msgs = BATCH_SPARE[N_BATCH_SPARE].msgs
+        b.cap_msgs = BATCH_SPARE[N_BATCH_SPARE].cap_msgs
+
+
+cdef void _batch_give(Batch* b) noexcept:
+    """Keeps b's arrays as a spare, or frees them (with the GIL)."""
+    global N_BATCH_SPARE
+    cdef int k
+    cdef Batch t
+    if (N_BATCH_SPARE < BATCH_SPARES and b.strs != NULL and b.msgs != NULL
+            and <size_t>b.cap_strs * sizeof(StrRef) + <size_t>b.cap_msgs * sizeof(MsgRef)
+            <= BATCH_SPARE_MAX):
+        BATCH_SPARE[N_BATCH_SPARE].strs = b.strs
+        BATCH_SPARE[N_BATCH_SPARE].cap_strs = b.cap_strs
+        BATCH_SPARE[N_BATCH_SPARE].msgs = b.msgs
+        BATCH_SPARE[N_BATCH_SPARE].cap_msgs = b.cap_msgs
+        # Sorted by size, the largest last: the next call takes the largest.
+        k = N_BATCH_SPARE
+        N_BATCH_SPARE += 1
+        while k > 0 and BATCH_SPARE[k - 1].cap_strs > BATCH_SPARE[k].cap_strs:
+            t = BATCH_SPARE[k - 1]
+            BATCH_SPARE[k - 1] = BATCH_SPARE[k]
+            BATCH_SPARE[k] = t
+            k -= 1
+    else:
+        free(b.strs)
+        free(b.msgs)
+    b.strs = NULL
+    b.msgs = NULL
 
 
 cdef inline Py_ssize_t _add_str(Batch* b, object s) noexcept:
@@ -1231,6 +1306,7 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
     else:
         base = cstart
     try:
+        _batch_take(&b)   # given back (or freed) in the finally below
         # -- phase 1: structure, and where every string's buffer is ------------------
         # (in rounds: gather about max_bytes' worth, size it exactly, and gather on
         # only if all of it fitted; messages past the cut are rarely touched).
@@ -1459,8 +1535,7 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
 
         return out, cstart + so.taken
     finally:
-        free(b.strs)
-        free(b.msgs)
+        _batch_give(&b)
         free(scratch)
         for k in range(nown):
             Py_DECREF(<object>own[k])
@@ -1660,16 +1735,27 @@ cdef int _utf8(const unsigned char* p, Py_ssize_t n) noexcept nogil:
 
 
 cdef inline int _intern_find(const unsigned char* p, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t k
+    cdef int k
     # Cheap rejections first: ids are mostly digits, which start no code or status.
     if n >= 64 or not INTERN_FIRST[p[0]] or not (INTERN_LENGTHS >> n) & 1:
         return -1
-    for k in range(N_INTERN):
-        # Length and first byte before a memcmp call: most candidates fail there.
-        if (INTERN_LEN[k] == n and <unsigned char>INTERN_PTR[k][0] == p[0]
-                and memcmp(INTERN_PTR[k], p, <size_t>n) == 0):
-            return <int>k
+    # Only the strings of this length and first byte (a chain of one, mostly): a
+    # scan of all of them was a fifth of the STATUS scan.
+    k = INTERN_HEAD[n][p[0]]
+    while k >= 0:
+        if _same(<const unsigned char*>INTERN_PTR[k], p, n):
+            return k
+        k = INTERN_NEXT[k]
     return -1
+
+
+cdef inline bint _same(const unsigned char* a, const unsigned char* b, Py_ssize_t n) noexcept nogil:
+    # Codes and statuses are short: a loop beats a call to memcmp.
+    cdef Py_ssize_t i
+    for i in range(n):
+        if a[i] != b[i]:
+            return False
+    return True
 
 
 cdef inline bint _token_ok(const unsigned char* p, Py_ssize_t n) noexcept nogil:
@@ -1779,10 +1865,11 @@ cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t*
     if ln.f[0].length == 0:
         ln.err = PERR_EMPTY_CODE
         return False
-    if not _token_ok(d + ln.f[0].start, ln.f[0].length):
+    # A known code is a good token: the byte check only for the others.
+    ln.intern[0] = <signed char>_intern_find(d + ln.f[0].start, ln.f[0].length)
+    if ln.intern[0] < 0 and not _token_ok(d + ln.f[0].start, ln.f[0].length):
         ln.err = PERR_GARBLED_CODE
         return False
-    ln.intern[0] = <signed char>_intern_find(d + ln.f[0].start, ln.f[0].length)
     ln.ascii[0] = 1
     if nf == 4:
         return (_text_field(sc, ln, 1, line_ascii) and _text_field(sc, ln, 2, line_ascii)
@@ -1793,10 +1880,10 @@ cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t*
     ln.intern[2] = -1
     ln.ascii[2] = 1
     if ln.f[2].length:
-        if not _token_ok(d + ln.f[2].start, ln.f[2].length):
+        ln.intern[2] = <signed char>_intern_find(d + ln.f[2].start, ln.f[2].length)
+        if ln.intern[2] < 0 and not _token_ok(d + ln.f[2].start, ln.f[2].length):
             ln.err = PERR_GARBLED_STATUS
             return False
-        ln.intern[2] = <signed char>_intern_find(d + ln.f[2].start, ln.f[2].length)
     # date and time
     ln.date_same = 0
     if ln.f[3].length:
@@ -1841,7 +1928,7 @@ cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
     cdef Py_ssize_t seps[5]
     cdef int nseps, nf = sc.nfields
     cdef unsigned char c
-    cdef uint64_t w, m, hi
+    cdef uint64_t w, m, hi, mlf, low
     while n < cap and sc.pos <= size:
         # One pass to the end of the line, noting its first separators on the way
         # and whether any byte is non-ASCII (then, and only then, the text fields get
@@ -1854,15 +1941,27 @@ cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
         while e < size:
             if e <= size - 8:
                 memcpy(&w, d + e, 8)
-                m = _breaks(w)
+                mlf = _zero_bytes(w ^ LF_WORD)
+                m = mlf | _zero_bytes(w ^ SEP_WORD)
                 if m == 0:
                     hi |= w
                     e += 8
                     continue
                 # The bytes before the first break (low bits first: little-endian
-                # load, checked at import), then the break itself below.
-                hi |= w & ((m & (~m + 1)) - 1)
+                # load, checked at import); the break is ASCII, so its own bits
+                # below its high bit do not matter.
+                low = m & (~m + 1)
+                hi |= w & (low - 1)
                 e += _ctz(m) >> 3
+                # Which break it is, from the masks (exact for the lowest bit, see
+                # _zero_bytes) rather than a load of the byte and a table lookup.
+                if mlf & low:
+                    break
+                if nseps < nf - 1:
+                    seps[nseps] = e
+                    nseps += 1
+                e += 1
+                continue
             c = d[e]
             if BREAK[c]:
                 if c == 10:
@@ -1943,6 +2042,12 @@ cdef inline object _client_id(const unsigned char* d, Line* ln):
 cdef enum:
     REASON_CACHE = 64
     REASON_CACHE_MAX_LEN = 64
+    # Dates of a STATUS reply repeat (a batch is delivered within minutes or hours):
+    # a direct-mapped cache keyed by the exact fields, so most lines share a
+    # datetime instead of allocating (and later freeing) their own. Allocated per
+    # call, only when a reply is big enough for it to pay.
+    DATE_CACHE = 8192
+    DATE_CACHE_MIN_BYTES = 65536
 
 
 # read_*: at most this many bytes of a faulty line are quoted in its error.
@@ -1975,12 +2080,114 @@ cdef object _line_error(const unsigned char* d, Line* ln, int nfields, bint quot
     return ProtocolError(ln.number, reason)
 
 
-cdef object _parse(object body, int nfields, object tz, bint collect):
+cdef struct Column:
+    char* data           # the fields, one after the other (at most the body's size)
+    Py_ssize_t data_cap
+    Py_ssize_t used
+    int64_t* ends        # each record's end offset in data
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+# The columns' scratch memory is kept for the next call. Body-sized blocks are above
+# glibc's mmap threshold, or, once it has risen, are freed back to the kernel by the
+# heap trim: either way every call page-faulted its scratch in anew (a third of the
+# time of read_send_columns). One spare pair, taken and given back with the GIL
+# held (so two threads never share it), and only up to SPARE_MAX bytes.
+cdef enum:
+    SPARE_MAX = 64 << 20
+cdef Column SPARE[2]
+cdef bint HAVE_SPARE = False
+
+
+cdef void _columns_take(Column* a, Column* b) noexcept:
+    global HAVE_SPARE
+    if HAVE_SPARE:
+        a[0] = SPARE[0]
+        b[0] = SPARE[1]
+        HAVE_SPARE = False
+    else:
+        a.data = b.data = NULL
+        a.ends = b.ends = NULL
+        a.data_cap = a.cap = b.data_cap = b.cap = 0
+    a.used = a.n = b.used = b.n = 0
+
+
+cdef void _columns_give(Column* a, Column* b) noexcept:
+    global HAVE_SPARE
+    if (not HAVE_SPARE and a.data_cap + b.data_cap
+            + <Py_ssize_t>sizeof(int64_t) * (a.cap + b.cap) <= SPARE_MAX):
+        SPARE[0] = a[0]
+        SPARE[1] = b[0]
+        HAVE_SPARE = True
+    else:
+        free(a.data)
+        free(a.ends)
+        free(b.data)
+        free(b.ends)
+    a.data = b.data = NULL
+    a.ends = b.ends = NULL
+
+
+cdef int _column_room(Column* c, Py_ssize_t size) except -1:
+    """data can take ``size`` bytes."""
+    cdef void* q
+    if c.data_cap < size:
+        free(c.data)
+        c.data = <char*>malloc(<size_t>size)
+        if c.data == NULL:
+            c.data_cap = 0
+            raise MemoryError()
+        c.data_cap = size
+    return 0
+
+
+cdef inline int _column_put(Column* c, const unsigned char* p, Py_ssize_t n) except -1:
+    cdef Py_ssize_t i
+    if c.n == c.cap:
+        _column_grow(c)
+    # The fields are pieces of the body, so they never add up to more than it:
+    # data was allocated that big. Ids are short: a loop beats a call to memcpy.
+    if n <= 16:
+        for i in range(n):
+            c.data[c.used + i] = <char>p[i]
+    else:
+        memcpy(c.data + c.used, p, <size_t>n)
+    c.used += n
+    c.ends[c.n] = c.used
+    c.n += 1
+    return 0
+
+
+cdef int _column_grow(Column* c) except -1:
+    cdef void* q
+    cdef Py_ssize_t cap
+    if c.n == c.cap:
+        cap = c.cap * 2 if c.cap else 1024
+        if <size_t>cap > (<size_t>PY_SSIZE_T_MAX) // sizeof(int64_t):
+            raise MemoryError()
+        q = realloc(c.ends, <size_t>cap * sizeof(int64_t))
+        if q == NULL:
+            raise MemoryError()
+        c.ends = <int64_t*>q
+        c.cap = cap
+    return 0
+
+
+cdef object _column_ends(Column* c):
+    cdef carray.array ends = carray.clone(_INT64_ARRAY, c.n, False)
+    if c.n:
+        memcpy(ends.data.as_voidptr, c.ends, <size_t>c.n * sizeof(int64_t))
+    return ends
+
+
+cdef object _parse(object body, int nfields, object tz, bint collect, bint columns=False):
     """The shared parse loop: nogil pre-pass per chunk, then records with the GIL.
 
     nfields: 4 (SEND: code, clientId, providerId, extra) or 5 (STATUS). collect
     (read_*): faulty lines become ProtocolErrors in a second list, returned as
-    ``(results, errors)``; without it (parse_*) the first one is raised.
+    ``(results, errors)``; without it (parse_*) the first one is raised. columns
+    (read_send_columns, with collect and nfields 4): no records, a ``SendColumns``.
     """
     cdef Py_buffer view
     cdef bint have_view = False, release
@@ -1993,11 +2200,21 @@ cdef object _parse(object body, int nfields, object tz, bint collect):
     cdef list errors = []
     cdef object code, a, status, when, reason, rec, extra
     cdef object last_when = None
+    cdef PyObject** dates = NULL     # DATE_CACHE slots (STATUS replies of some size)
+    cdef uint64_t* date_keys = NULL
+    cdef uint64_t dkey
     cdef object rtype = _SendResult if nfields == 4 else _StatusResult
     cdef PyObject* reasons[REASON_CACHE]
     cdef Py_ssize_t rlen, slot
     cdef const unsigned char* rp
     cdef const unsigned char* d
+    cdef Column cid, pid
+    cdef Py_ssize_t ok_count = 0
+    cdef dict extras = None
+    cid.data = pid.data = NULL
+    cid.ends = pid.ends = NULL
+    cid.used = cid.n = cid.cap = cid.data_cap = 0
+    pid.used = pid.n = pid.cap = pid.data_cap = 0
 
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise TypeError(f"a reply body must be bytes-like, got {_type_name(body)}")
@@ -2033,6 +2250,17 @@ cdef object _parse(object body, int nfields, object tz, bint collect):
         lines = <Line*>malloc(PARSE_CHUNK * sizeof(Line))
         if lines == NULL:
             raise MemoryError()
+        if nfields == 5 and sc.size >= DATE_CACHE_MIN_BYTES:
+            # calloc: every slot starts empty (NULL, key 0, which no real date has).
+            dates = <PyObject**>calloc(DATE_CACHE, sizeof(PyObject*))
+            date_keys = <uint64_t*>calloc(DATE_CACHE, sizeof(uint64_t))
+            if dates == NULL or date_keys == NULL:
+                raise MemoryError()
+        if columns:
+            _columns_take(&cid, &pid)
+            _column_room(&cid, sc.size + 1)
+            _column_room(&pid, sc.size + 1)
+            extras = {}
         release = sc.size >= NOGIL_PARSE_BYTES
         while sc.pos <= sc.size:
             if release:
@@ -2051,6 +2279,16 @@ cdef object _parse(object body, int nfields, object tz, bint collect):
                     continue
                 code = <object>INTERN_OBJ[ln.intern[0]] if ln.intern[0] >= 0 else hpg_ascii(
                     <const char*>d + ln.f[0].start, ln.f[0].length)
+                if columns:
+                    # Codes are tokens (ASCII); the ids' bytes were proved UTF-8.
+                    PyList_Append(results, code)
+                    if ln.intern[0] == INTERN_OK:
+                        ok_count += 1
+                    _column_put(&cid, d + ln.f[1].start, ln.f[1].length)
+                    _column_put(&pid, d + ln.f[2].start, ln.f[2].length)
+                    if ln.f[3].length:
+                        extras[cid.n - 1] = _field_str(d, ln, 3)
+                    continue
                 if nfields == 4:
                     a = _client_id(d, ln)
                     status = _field_str(d, ln, 2)
@@ -2087,6 +2325,23 @@ cdef object _parse(object body, int nfields, object tz, bint collect):
                     when = None
                 elif ln.date_same:
                     when = last_when   # datetimes are immutable: share the object
+                elif dates != NULL:
+                    dkey = ((<uint64_t>ln.year << 40) | (<uint64_t>ln.month << 32)
+                            | (<uint64_t>ln.day << 24) | (<uint64_t>ln.hour << 16)
+                            | (<uint64_t>ln.minute << 8) | ln.second)
+                    slot = <Py_ssize_t>((ln.second + 60 * ln.minute + 3600 * ln.hour
+                                         + 86400 * <Py_ssize_t>ln.day) % DATE_CACHE)
+                    if date_keys[slot] == dkey:
+                        when = <object>dates[slot]
+                    else:
+                        when = datetime_new(ln.year, ln.month, ln.day, ln.hour, ln.minute,
+                                            ln.second, 0, tz)
+                        Py_INCREF(when)
+                        if dates[slot] != NULL:
+                            Py_DECREF(<object>dates[slot])
+                        dates[slot] = <PyObject*>when
+                        date_keys[slot] = dkey
+                    last_when = when
                 else:
                     when = datetime_new(ln.year, ln.month, ln.day, ln.hour, ln.minute,
                                         ln.second, 0, tz)
@@ -2128,16 +2383,30 @@ cdef object _parse(object body, int nfields, object tz, bint collect):
                 else:
                     rec = rtype(code, a, status, when, reason)
                 PyList_Append(results, rec)
+        if columns:
+            return _SendColumns(
+                results, ok_count,
+                PyBytes_FromStringAndSize(cid.data, cid.used), _column_ends(&cid),
+                PyBytes_FromStringAndSize(pid.data, pid.used), _column_ends(&pid),
+                extras, errors)
         if collect:
             return results, errors
         return results
     finally:
+        if columns:
+            _columns_give(&cid, &pid)
         free(lines)
         if have_view:
             PyBuffer_Release(&view)
         for j in range(REASON_CACHE):
             if reasons[j] != NULL:
                 Py_DECREF(<object>reasons[j])
+        if dates != NULL:
+            for j in range(DATE_CACHE):
+                if dates[j] != NULL:
+                    Py_DECREF(<object>dates[j])
+        free(dates)
+        free(date_keys)
 
 
 def parse_send(body):
@@ -2186,6 +2455,19 @@ def read_send(body):
         TypeError: ``body`` is not bytes-like.
     """
     return _parse(body, 4, None, True)
+
+
+def read_send_columns(body):
+    """Read a SEND reply into columns: a ``SendColumns`` (see ``hpgfast._columns``).
+
+    The answer ``read_send`` gives (``columns.results()`` equals its results,
+    ``columns.errors`` its errors), without one Python object per line: for very
+    large replies.
+
+    Raises:
+        TypeError: ``body`` is not bytes-like.
+    """
+    return _parse(body, 4, None, True, True)
 
 
 def read_status(body, *, tz=None):

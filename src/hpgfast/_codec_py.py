@@ -48,6 +48,7 @@ from typing import Any, Optional, Union
 from urllib.parse import quote
 
 from . import _wire
+from ._columns import SendColumns
 from ._records import Message, Params, SendResult, StatusResult
 from .exceptions import MessageError, MessageTooLarge, MessageTypeError, ProtocolError
 
@@ -58,6 +59,7 @@ __all__ = [
     "parse_send",
     "parse_status",
     "read_send",
+    "read_send_columns",
     "read_status",
 ]
 
@@ -603,6 +605,19 @@ def read_send(body: Body) -> tuple[list[SendResult], list[ProtocolError]]:
         except ProtocolError as exc:
             errors.append(_line_error(exc, line))
     return results, errors
+
+
+def read_send_columns(body: Body) -> SendColumns:
+    """Read a SEND reply into columns: a ``SendColumns`` (see ``hpgfast._columns``).
+
+    The answer ``read_send`` gives (``columns.results()`` equals its results,
+    ``columns.errors`` its errors), without one Python object per line: for very
+    large replies.
+
+    Raises:
+        TypeError: ``body`` is not bytes-like.
+    """
+    return SendColumns.from_results(*read_send(body))
 
 
 def read_status(

@@ -20,6 +20,7 @@ __all__ = [
     "parse_send",
     "parse_status",
     "read_send",
+    "read_send_columns",
     "read_status",
 ]
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING or PURE_PYTHON_REQUESTED:
         parse_send,
         parse_status,
         read_send,
+        read_send_columns,
         read_status,
     )
 
@@ -49,6 +51,7 @@ else:
             parse_send,
             parse_status,
             read_send,
+            read_send_columns,
             read_status,
         )
     except ImportError:  # installed with HPGFAST_NO_EXTENSIONS=1, or no compiler
@@ -59,6 +62,7 @@ else:
             parse_send,
             parse_status,
             read_send,
+            read_send_columns,
             read_status,
         )
 
