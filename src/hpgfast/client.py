@@ -485,6 +485,8 @@ class Client(ClientSettings):
                 delay = step.retry_at - _monotonic()
                 if delay > 0:
                     time.sleep(delay)
+                if batch.stopped:
+                    return  # stopped while waiting: what the last attempt established stands
         except BaseException as exc:  # a bug, or an interrupt: the batch stops with it
             batch.abort(request, exc, on_wire=on_wire)
 
