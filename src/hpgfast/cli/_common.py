@@ -135,7 +135,7 @@ def pairs(values: Optional[Sequence[str]], flag: str) -> dict[str, str]:
     return out
 
 
-def make_client(args: argparse.Namespace) -> Any:
+def make_client(args: argparse.Namespace, subscribers: Sequence[Any] = ()) -> Any:
     """An ``hpgfast.Client`` from the connection flags and the environment."""
     from ..client import Client
 
@@ -161,6 +161,8 @@ def make_client(args: argparse.Namespace) -> Any:
             settings[key] = value
     if args.insecure:
         settings["verify"] = False
+    if subscribers:
+        settings["subscribers"] = list(subscribers)
     extra = pairs(args.param, "--param")
     if extra:
         settings["extra_params"] = extra

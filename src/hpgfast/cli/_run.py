@@ -11,6 +11,7 @@ written after it returns.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,11 +21,18 @@ from itertools import islice
 from typing import Any, Callable, Optional
 
 from .._records import Message, SendResult, StatusResult
-from .._wire import Code, Status
+from .._wire import SEND, Code, Status
+from ..core import RequestFinished, RequestStarting, Subscriber
 from ..exceptions import ConnectError, HPGError, MessageError
 from ..journal import FINAL_STATUS_CODES, Journal, State
 
-__all__ = ["FollowOutcome", "SendOutcome", "follow", "load_journal", "send_journal", "send_plain"]
+__all__ = [
+    "FollowOutcome",
+    "JournalHook",
+    "SendOutcome", "follow", "load_journal",
+    "send_journal",
+    "send_plain",
+]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +125,73 @@ def load_journal(
     return total
 
 
+class JournalHook(Subscriber):
+    """Journals each SEND request as it goes: ``in_flight`` before its first byte, results after.
+
+    Pass it to the ``Client`` (``subscribers=[hook]``) and to ``send_journal``. The
+    client calls ``request_starting`` in the thread that sends a request, before
+    its first byte: the hook marks that request's messages ``in_flight`` and
+    commits (``synchronous=FULL``: on disk) before returning, so the mark always
+    precedes the bytes. ``request_finished`` writes the request's results in one
+    transaction. So at any moment the rows ``in_flight`` are those of the requests
+    on the wire: at most ``concurrency`` requests (the window W of a SIGKILL: one
+    request per sending thread), not the whole chunk handed to ``send()``.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self._lock = threading.Lock()
+        self._lines: Sequence[int] = ()
+        self._open: dict[int, int] = {}
+
+    def arm(self, lines: Sequence[int]) -> None:
+        """The journal lines of the batch about to be handed to ``client.send()``."""
+        with self._lock:
+            self._lines = lines
+            self._open = {}
+
+    def request_starting(self, event: RequestStarting) -> None:
+        if event.op != SEND:
+            return
+        self.journal.mark_in_flight(self._lines[event.start : event.end])
+        with self._lock:
+            self._open[event.start] = event.end
+
+    def request_finished(self, event: RequestFinished) -> None:
+        if event.op != SEND:
+            return
+        self.journal.record_results(self._lines[event.start : event.end], event.results)
+        with self._lock:
+            self._open.pop(event.start, None)
+
+    def unfinished(self) -> list[tuple[int, int]]:
+        """``(start, end)`` of the requests begun whose results are not written yet."""
+        with self._lock:
+            return sorted(self._open.items())
+
+
+def _settle(
+    journal: Journal,
+    hook: Optional[JournalHook],
+    lines: Sequence[int],
+    carried: Optional[Sequence[SendResult]],
+    reason: str,
+) -> None:
+    """After a ``send()`` that raised: write what the client knew, ``unknown`` the rest.
+
+    With a hook only the requests begun and not finished are still ``in_flight``
+    (a request never begun was never marked: its rows stay sendable).
+    """
+    spans = hook.unfinished() if hook is not None else [(0, len(lines))]
+    for start, end in spans:
+        if carried is not None and len(carried) == len(lines):
+            journal.record_results(lines[start:end], carried[start:end])
+        else:
+            journal.settle_in_flight(
+                lines[start:end], State.UNKNOWN, code=Code.UNKNOWN, reason=reason
+            )
+
+
 def send_journal(
     client: Any,
     journal: Journal,
@@ -124,20 +199,25 @@ def send_journal(
     chunk: int = DEFAULT_CHUNK,
     resend_unknown: bool = False,
     tick: Tick = _no_tick,
+    hook: Optional[JournalHook] = None,
 ) -> SendOutcome:
     """Send every sendable message of a loaded journal, chunk by chunk.
 
-    Pipelined: while the client sends chunk N+1, a journal thread records chunk N's
-    results and reads chunk N+2 (SQLite releases the GIL while it works). Chunk N+1
-    is marked ``in_flight`` and committed before it is handed to the client, and its
-    results are written only after ``send()`` returns, so a crash at any point
-    leaves every message pending, in flight (-> unknown) or with its result.
+    With ``hook`` (a ``JournalHook`` the client was made with) each request's
+    messages are marked ``in_flight`` just before it leaves and get their results
+    as soon as it ends, so a crash leaves at most the requests on the wire
+    ``in_flight``. Without one, a whole chunk is marked ``in_flight`` and committed
+    before it is handed to the client, and its results are written after ``send()``
+    returns (while the client sends the next chunk). Either way a crash at any
+    point leaves every message pending, in flight (-> unknown) or with its result.
 
     A ``MessageError`` (found by the client before anything of its batch is sent)
     makes that one message ``invalid`` and the chunk is tried again without it. A
     configuration failure (``AuthError``, ``TLSError``...) records the results the
     client carries and stops the run (``outcome.error``); so does a platform that
-    cannot be reached (its messages stay ``not_sent`` for the next run).
+    cannot be reached (its messages stay ``not_sent`` for the next run). An
+    interrupt (Ctrl-C, SIGTERM) records what the client knew (its ``.results``:
+    accepted, rejected, not sent) and ``unknown`` only for requests it cut.
     """
     outcome = SendOutcome()
     outcome.recovered = journal.recover(resend_unknown=resend_unknown)
@@ -154,7 +234,10 @@ def send_journal(
     try:
         lines, messages = journal.next_chunk(chunk)
         while lines:
-            journal.mark_in_flight(lines)
+            if hook is not None:
+                hook.arm(lines)
+            else:
+                journal.mark_in_flight(lines)
             upcoming = writer.submit(journal.next_chunk, chunk, after=lines[-1])
             try:
                 results = client.send(messages)
@@ -173,28 +256,29 @@ def send_journal(
                 upcoming.result()
                 drain()
                 carried = getattr(exc, "results", None)
+                _settle(journal, hook, lines, carried, f"send failed: {exc}")
                 if carried is not None and len(carried) == len(lines):
-                    journal.record_results(lines, carried)
                     outcome.add(len(lines), carried)
                 else:
-                    journal.settle_in_flight(
-                        lines, State.UNKNOWN, code=Code.UNKNOWN, reason=f"send failed: {exc}"
-                    )
                     outcome.states[State.UNKNOWN] += len(lines)
                 outcome.attempted += len(lines)
                 outcome.error = exc
                 break
-            except BaseException:
-                # Interrupted with the chunk out: its outcome is unknown. (Left as it
-                # is, the next run's recovery would say the same.)
+            except BaseException as exc:
+                # Interrupted (Ctrl-C, SIGTERM): the client's ``.results`` say what
+                # each message came to; only requests cut on the wire are unknown.
                 upcoming.cancel()
                 drain()
-                journal.settle_in_flight(
-                    lines, State.UNKNOWN, code=Code.UNKNOWN, reason="interrupted while in flight"
+                _settle(
+                    journal, hook, lines, getattr(exc, "results", None),
+                    "interrupted while in flight",
                 )
                 raise
             drain()  # the previous chunk's results are committed before the next send
-            writing = writer.submit(journal.record_results, lines, results)
+            if hook is None:
+                writing = writer.submit(journal.record_results, lines, results)
+            else:
+                _settle(journal, hook, lines, results, "no result")
             outcome.add(len(lines), results)
             outcome.attempted += len(lines)
             accepted = outcome.states[State.ACCEPTED]

@@ -158,7 +158,7 @@ def _send_exit(outcome: Any, complete: bool) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """``hpgfast send``."""
-    from ._run import load_journal, send_journal, send_plain
+    from ._run import JournalHook, load_journal, send_journal, send_plain
 
     if (args.file is None) == (args.to is None):
         raise UsageError("give --file PATH, or --to ADDRESS with --text TEXT")
@@ -224,7 +224,8 @@ def run(args: argparse.Namespace) -> int:
         todo = counts["pending"] + counts["not_sent"]
         if args.resend_unknown:
             todo += counts["unknown"] + counts["in_flight"]
-        with make_client(args) as client:
+        hook = JournalHook(journal)
+        with make_client(args, [hook]) as client:
             with Progress(todo, "sending", quiet=quiet) as progress:
                 outcome = send_journal(
                     client,
@@ -232,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
                     chunk=args.chunk,
                     resend_unknown=args.resend_unknown,
                     tick=progress.tick,
+                    hook=hook,
                 )
         summary = _send_summary(outcome, journal.summary(), total)
         complete = journal.counts()["accepted"] == total
