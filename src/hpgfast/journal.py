@@ -268,15 +268,32 @@ def _params_json(params: Any) -> Optional[str]:
     return json.dumps(dict(pairs), ensure_ascii=False, separators=(",", ":"))
 
 
+def _refuse_hard_links(path: str) -> None:
+    """Refuse a journal file with more than one name: each name would get its own WAL."""
+    try:
+        links = os.stat(path).st_nlink
+    except FileNotFoundError:
+        return
+    if links > 1:
+        raise JournalError(
+            f"journal {path} has {links} hard links; SQLite keeps its write-ahead log "
+            "beside the name it was opened by, so two names mean two logs and a corrupt "
+            "journal. Remove the other links (or copy the file) and try again."
+        )
+
+
 class Journal:
     """A send run's journal in one SQLite file (created if missing).
 
     Args:
-        path: the journal file; ``-wal`` and ``-shm`` files appear beside it.
+        path: the journal file; ``-wal`` and ``-shm`` files appear beside it. It
+            is opened by its real path (symlinks resolved); a file with more than
+            one hard link is refused.
         synchronous: ``"FULL"`` (fsync on every commit: safe against power loss) or
             ``"NORMAL"`` (safe against a killed process, not a power loss).
-        lock: take the sender's lock (``<path>.lock``): only one process may send
-            with a journal at a time. Readers (reports, the receiver) pass False.
+        lock: take the sender's lock (``flock`` on the database file: its device
+            and inode, whatever the path): only one process may send with a journal
+            at a time. Readers (reports, the receiver) pass False.
 
     Raises:
         JournalLocked: ``lock`` and another process holds the lock.
@@ -294,9 +311,12 @@ class Journal:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
         self._not_final = _final_status_sql(final_statuses)
-        self.path = os.fspath(path)
+        # Opened by its real path: SQLite names the -wal and -shm files after the
+        # path it opens, so every process must use the same name for one file.
+        self.path = os.path.realpath(os.fspath(path))
         self._mutex = threading.RLock()
-        self._lock_file: Optional[Any] = None
+        self._lock_file: Optional[int] = None
+        _refuse_hard_links(self.path)
         self._provider_index = False
         if lock:
             self._take_lock()
@@ -327,23 +347,29 @@ class Journal:
     # -- lifetime ------------------------------------------------------------------------
 
     def _take_lock(self) -> None:
+        # The lock is taken on the database file itself, so it follows the file's
+        # identity (device and inode), not a name: a second sender through a
+        # symlink, a relative path or a bind mount meets the same lock. flock() and
+        # SQLite's fcntl() locks do not interact on Linux and BSD. This descriptor
+        # is closed only after SQLite's connection (closing any descriptor of a file
+        # drops the process's fcntl locks on it).
         try:
             import fcntl
         except ImportError:  # not POSIX: no cross-process lock
             return
-        f = open(self.path + ".lock", "a+b")  # held open while locked
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            f.close()
+            os.close(fd)
             raise JournalLocked(
                 f"another process is sending with journal {self.path}; wait for it to end"
             ) from None
-        self._lock_file = f
+        self._lock_file = fd
 
     def _drop_lock(self) -> None:
         if self._lock_file is not None:
-            self._lock_file.close()  # closing releases the flock
+            os.close(self._lock_file)  # closing releases the flock
             self._lock_file = None
 
     def close(self) -> None:
