@@ -66,6 +66,7 @@ __all__ = [
     "JournalError",
     "JournalLocked",
     "JournalMismatch",
+    "JournalStorageError",
     "State",
     "file_fingerprint",
 ]
@@ -233,6 +234,32 @@ class JournalMismatch(JournalError, ValueError):
         )
 
 
+class JournalStorageError(JournalError):
+    """SQLite could not write the journal (disk full, I/O error, read-only file).
+
+    The transaction that failed was rolled back, so the journal is as consistent as
+    after the last commit: free space (or fix the file system) and run the same
+    command again to resume. ``sqlite_error`` is SQLite's own message.
+    """
+
+    def __init__(self, path: str, sqlite_error: str) -> None:
+        super().__init__(path, sqlite_error)
+        self.path = path
+        self.sqlite_error = sqlite_error
+
+    def __str__(self) -> str:
+        return (
+            f"cannot write the journal {self.path}: {self.sqlite_error}. Nothing "
+            "committed is lost and the journal can be resumed: free disk space (or fix "
+            "the file system) and run the same command again."
+        )
+
+
+def _is_storage_error(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return any(w in text for w in ("full", "i/o", "readonly", "read-only", "no space"))
+
+
 class JournalLocked(JournalError):
     """Another process is sending with this journal right now."""
 
@@ -339,6 +366,8 @@ class Journal:
                 raise JournalError(f"journal {self.path} has schema {version}, expected 1")
         except sqlite3.DatabaseError as exc:
             self.close()
+            if _is_storage_error(exc):
+                raise JournalStorageError(self.path, str(exc)) from exc
             raise JournalError(f"{self.path} is not an hpgfast journal: {exc}") from exc
         except BaseException:
             self.close()
@@ -392,15 +421,28 @@ class Journal:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # A failed write (disk full, I/O error) rolls the transaction back and
+        # becomes a JournalStorageError: the journal stays as the last commit left it.
         with self._mutex:
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    if db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            db.execute("ROLLBACK")
+                    raise
+                try:
+                    db.execute("COMMIT")
+                except sqlite3.Error:
+                    if db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                raise JournalStorageError(self.path, str(exc)) from exc
 
     # -- meta ----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ EXIT_INCOMPLETE = 1
 EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_TRANSPORT = 4
+EXIT_JOURNAL = 6
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = """\
@@ -35,6 +36,8 @@ exit codes:
   2    usage or configuration error (bad flags or input, journal mismatch or in use)
   3    authentication failed (error-auth: wrong login or password)
   4    transport or protocol failure (unreachable, TLS, HTTP 5xx, bad replies)
+  6    the journal cannot be written (disk full, I/O error); it stays resumable:
+       free space and run the same command again
   130  interrupted (Ctrl-C, SIGTERM); a journal stays consistent
 """
 
@@ -256,8 +259,10 @@ def explain(exc: BaseException) -> str:
 
 
 def exit_for(exc: BaseException) -> int:
-    from ..journal import JournalError
+    from ..journal import JournalError, JournalStorageError
 
+    if isinstance(exc, JournalStorageError):
+        return EXIT_JOURNAL
     if isinstance(exc, AuthError):
         return EXIT_AUTH
     if isinstance(exc, (UsageError, InputError, JournalError, MessageError, RequestTooLarge)):

@@ -24,7 +24,7 @@ from .._records import Message, SendResult, StatusResult
 from .._wire import SEND, Code, Status
 from ..core import RequestFinished, RequestStarting, Subscriber
 from ..exceptions import ConnectError, HPGError, MessageError
-from ..journal import FINAL_STATUS_CODES, Journal, State
+from ..journal import FINAL_STATUS_CODES, Journal, JournalStorageError, State
 
 __all__ = [
     "FollowOutcome",
@@ -252,6 +252,8 @@ def send_journal(
                 outcome.states[State.INVALID] += 1
                 lines, messages = journal.next_chunk(chunk, after=lines[0] - 1)
                 continue
+            except JournalStorageError:
+                raise  # the journal cannot be written: nothing more can be recorded
             except HPGError as exc:
                 upcoming.result()
                 drain()
