@@ -35,6 +35,15 @@ States::
        |            \\-------> unknown    (no reply line, or the process died)
        +-- not_sent, and unknown with resend_unknown=True
     pending --> invalid   (the message cannot be encoded as given; never sent)
+    unknown --> pending --> in_flight --> accepted_earlier
+                (resent with the clientId the journal made for it, and answered
+                error-id-not-unique on its own reply line: it was accepted before)
+
+Every message without a clientId of its own is sent with one the journal makes:
+the journal's random prefix (11 characters of ``[0-9A-Za-z]``, 65 bits, drawn once
+and kept in ``meta``) and the message's line in base 62 (9 characters): 20
+characters, the same on every resend. A platform that enforces unique clientIds
+then refuses a resend of a message it already has, instead of sending a second SMS.
 
 Accepted messages then move through delivery statuses (``status``,
 ``status_time``, ``reason``); every change is also appended to ``status_history``
@@ -48,6 +57,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -55,7 +65,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional, Union
 
 from ._records import Message, SendResult, StatusResult
-from ._wire import Code, Status
+from ._wire import ID_ALPHABET, Code, Status
 from .exceptions import HPGError, RequestRejected
 
 __all__ = [
@@ -73,7 +83,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: Versions this code opens, each with the step that brings it to the next.
+#: 1 -> 2: a clientId prefix per journal (``id_prefix`` in meta); the schema of the
+#: tables is unchanged, so the step only adds the prefix.
+_MIGRATIONS = ("1",)
+
+#: Random characters of a journal's clientId prefix (65 bits of [0-9A-Za-z]).
+ID_PREFIX_LENGTH = 11
+#: Characters of the line number after it: 11 + 9 = 20, the protocol's maximum.
+ID_LINE_LENGTH = 9
 
 
 class State:
@@ -86,6 +105,9 @@ class State:
     UNKNOWN = "unknown"
     NOT_SENT = "not_sent"
     INVALID = "invalid"
+    #: Resent after an unknown outcome and answered ``error-id-not-unique`` for the
+    #: clientId the journal made for it: the platform accepted it the first time.
+    ACCEPTED_EARLIER = "accepted_earlier"
 
 
 #: Every state, in the order summaries show them.
@@ -93,6 +115,7 @@ STATES = (
     State.PENDING,
     State.IN_FLIGHT,
     State.ACCEPTED,
+    State.ACCEPTED_EARLIER,
     State.REJECTED,
     State.UNKNOWN,
     State.NOT_SENT,
@@ -101,7 +124,9 @@ STATES = (
 #: States a send run picks up (``unknown`` too when the user asks to resend it).
 SENDABLE_STATES = (State.PENDING, State.NOT_SENT)
 #: States a message never leaves.
-FINAL_STATES = frozenset((State.ACCEPTED, State.REJECTED, State.INVALID))
+FINAL_STATES = frozenset(
+    (State.ACCEPTED, State.ACCEPTED_EARLIER, State.REJECTED, State.INVALID)
+)
 
 #: Non-``ok`` STATUS codes that are an answer about the message, not a failed query:
 #: recorded in ``status`` and treated as final.
@@ -295,6 +320,20 @@ def _params_json(params: Any) -> Optional[str]:
     return json.dumps(dict(pairs), ensure_ascii=False, separators=(",", ":"))
 
 
+def _new_id_prefix() -> str:
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_PREFIX_LENGTH))
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 62)
+        digits.append(ID_ALPHABET[digit])
+    if number:
+        raise ValueError("line number too large for a clientId")
+    return "".join(reversed(digits))
+
+
 def _refuse_hard_links(path: str) -> None:
     """Refuse a journal file with more than one name: each name would get its own WAL."""
     try:
@@ -361,9 +400,17 @@ class Journal:
             self._db.executescript(_SCHEMA)
             version = self._meta("schema_version")
             if version is None:
-                self._set_meta({"schema_version": SCHEMA_VERSION})
+                with self._transaction() as db:
+                    self._set_meta(
+                        {"schema_version": SCHEMA_VERSION, "id_prefix": _new_id_prefix()}, db
+                    )
+            elif version in _MIGRATIONS:
+                self._migrate(version)
             elif version != SCHEMA_VERSION:
-                raise JournalError(f"journal {self.path} has schema {version}, expected 1")
+                raise JournalError(
+                    f"journal {self.path} has schema {version}, expected {SCHEMA_VERSION}"
+                )
+            self._id_prefix = self._meta("id_prefix") or ""
         except sqlite3.DatabaseError as exc:
             self.close()
             if _is_storage_error(exc):
@@ -372,6 +419,20 @@ class Journal:
         except BaseException:
             self.close()
             raise
+
+    def _migrate(self, version: str) -> None:
+        # One path: each step brings the journal one version up, in one transaction.
+        # Readers migrate too (the steps are small); a sender holds the lock.
+        with self._transaction() as db:
+            if version == "1":
+                # 1 -> 2: the clientId prefix. Messages sent under version 1 carried
+                # the client's own ids; from now on resends use the journal's.
+                self._set_meta({"schema_version": "2", "id_prefix": _new_id_prefix()}, db)
+        log.info("journal %s: schema %s -> %s", self.path, version, SCHEMA_VERSION)
+
+    def made_id(self, line: int) -> str:
+        """The clientId the journal sends for ``line`` when the input gives none."""
+        return self._id_prefix + _base62(line, ID_LINE_LENGTH)
 
     # -- lifetime ------------------------------------------------------------------------
 
@@ -586,9 +647,14 @@ class Journal:
         with self._mutex:
             rows = self._db.execute(query, (after, size)).fetchall()
         loads = json.loads
+        made = self.made_id
         lines = [r[0] for r in rows]
         messages = [
-            Message(r[1], r[2], r[3], r[4], None if r[5] is None else loads(r[5])) for r in rows
+            Message(
+                r[1], r[2], r[3], made(r[0]) if r[4] is None else r[4],
+                None if r[5] is None else loads(r[5]),
+            )
+            for r in rows
         ]
         return lines, messages
 
@@ -635,6 +701,7 @@ class Journal:
         now = time.time()
         counts: dict[str, int] = {}
         params = []
+        earlier: list[tuple[int, str]] = []
         accepted = State.ACCEPTED
         plain = SendResult
         for line, r in zip(lines, results):
@@ -644,16 +711,36 @@ class Journal:
                 code = r[0]
                 provider_id = r[2]
                 state = accepted if code == "ok" else _state_of(code)
-                if (
-                    state == State.REJECTED
-                    and type(r) is not plain
-                    and isinstance(getattr(r, "error", None), RequestRejected)
-                ):
+                whole_request = type(r) is not plain and isinstance(
+                    getattr(r, "error", None), RequestRejected
+                )
+                if state == State.REJECTED and whole_request:
                     state = State.NOT_SENT
+                elif (
+                    code == Code.ERROR_ID_NOT_UNIQUE
+                    and not whole_request
+                    and r[1] == self.made_id(line)
+                ):
+                    # Its own reply line, for the id the journal made: accepted
+                    # earlier if the journal had it in flight or unknown (checked below).
+                    earlier.append((line, code))
+                    continue
             counts[state] = counts.get(state, 0) + 1
             params.append((state, code, provider_id, now, line))
         with self._transaction() as db:
             db.executemany(_RESULT, params)
+            for line, code in earlier:
+                state = State.ACCEPTED_EARLIER
+                if not db.execute(
+                    "UPDATE outcomes SET state = ?, code = ?, provider_id = NULL, reason = ?, "
+                    "updated_at = ? WHERE line = ? AND code = ? AND EXISTS (SELECT 1 FROM "
+                    "messages AS m WHERE m.line = outcomes.line AND m.client_id IS NULL)",
+                    (state, code, "the platform had this clientId: accepted by an earlier "
+                     "send whose outcome was unknown", now, line, Code.UNKNOWN),
+                ).rowcount:
+                    state = State.REJECTED
+                    db.execute(_RESULT, (state, code, None, now, line))
+                counts[state] = counts.get(state, 0) + 1
         return counts
 
     def record_invalid(self, line: int, reason: str) -> None:

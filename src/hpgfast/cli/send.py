@@ -119,7 +119,7 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
     run = summary["this_run"]
     journal = summary.get("journal")
     rows: list[tuple[Any, ...]] = []
-    states = ("accepted", "rejected", "unknown", "not_sent", "invalid")
+    states = ("accepted", "accepted_earlier", "rejected", "unknown", "not_sent", "invalid")
     for state in states:
         row: list[Any] = [state.replace("_", " "), run.get(state, 0)]
         if journal is not None:
@@ -236,7 +236,8 @@ def run(args: argparse.Namespace) -> int:
                     hook=hook,
                 )
         summary = _send_summary(outcome, journal.summary(), total)
-        complete = journal.counts()["accepted"] == total
+        final = journal.counts()
+        complete = final["accepted"] + final["accepted_earlier"] == total
     if args.json:
         dump_json(summary)
     else:
