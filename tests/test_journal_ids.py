@@ -86,7 +86,7 @@ def test_resend_unknown_cannot_double(tmp_path: Path) -> None:
             _send(emu.url, csv_path, journal_path, "--resend-unknown"), env=ENV,
             capture_output=True, text=True, timeout=120,
         )
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 0, done.stdout + done.stderr
         assert len(emu.ledger) == N
         assert emu.ledger.duplicates("text") == {}
         assert emu.ledger.duplicates("client_id") == {}
@@ -134,7 +134,7 @@ def test_a_half_done_version_1_journal_resumes_without_a_duplicate(tmp_path: Pat
             _send(emu.url, csv_path, journal_path), env=ENV,
             capture_output=True, text=True, timeout=60,
         )
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 0, done.stdout + done.stderr
         db = sqlite3.connect(journal_path)
         with db:
             db.execute("DELETE FROM meta WHERE key = 'id_prefix'")

@@ -661,30 +661,51 @@ class Journal:
     def mark_in_flight(self, lines: Sequence[int]) -> None:
         """Mark a chunk ``in_flight`` and commit: call before handing it to the client.
 
-        ``lines`` must be the ascending lines one ``next_chunk()`` gave; the sender's
-        lock guarantees no other process changed them since.
+        ``lines`` must be consecutive lines one ``next_chunk()`` gave (ascending);
+        the sender's lock guarantees no other process changed them since.
         """
-        if not lines:
-            return
-        first, last = lines[0], lines[-1]
+        if lines:
+            self.advance(lines, ())
+
+    def advance(
+        self,
+        in_flight: Sequence[int],
+        finished: Iterable[tuple[Sequence[int], Sequence[SendResult]]],
+    ) -> dict[str, int]:
+        """In one transaction: write ``finished`` results, mark ``in_flight`` lines.
+
+        What a sender does before a request leaves: the results of requests that
+        ended since the last commit, and the next lines to go out, one commit
+        (one fsync with ``synchronous=FULL``) for both. Returns the result counts.
+        """
         now = time.time()
+        counts: dict[str, int] = {}
         with self._transaction() as db:
-            changed = db.execute(
-                "UPDATE outcomes SET state = ?, updated_at = ? "
-                f"WHERE line BETWEEN ? AND ? AND state IN {_SENDABLE_SQL}",
-                (State.IN_FLIGHT, now, first, last),
-            ).rowcount
-            changed += db.execute(
-                "INSERT INTO outcomes (line, state, updated_at) "
-                "SELECT m.line, ?, ? FROM messages AS m WHERE m.line BETWEEN ? AND ? "
-                "AND NOT EXISTS (SELECT 1 FROM outcomes AS o WHERE o.line = m.line)",
-                (State.IN_FLIGHT, now, first, last),
-            ).rowcount
-            if changed != len(lines):  # pragma: no cover - only if the lock was bypassed
-                raise JournalError(
-                    f"journal {self.path}: {changed} rows would go in flight, expected "
-                    f"{len(lines)}; is another process sending with it?"
-                )
+            for lines, results in finished:
+                for state, n in self._write_results(db, lines, results, now).items():
+                    counts[state] = counts.get(state, 0) + n
+            if in_flight:
+                self._mark(db, in_flight, now)
+        return counts
+
+    def _mark(self, db: sqlite3.Connection, lines: Sequence[int], now: float) -> None:
+        first, last = lines[0], lines[-1]
+        changed = db.execute(
+            "UPDATE outcomes SET state = ?, updated_at = ? "
+            f"WHERE line BETWEEN ? AND ? AND state IN {_SENDABLE_SQL}",
+            (State.IN_FLIGHT, now, first, last),
+        ).rowcount
+        changed += db.execute(
+            "INSERT INTO outcomes (line, state, updated_at) "
+            "SELECT m.line, ?, ? FROM messages AS m WHERE m.line BETWEEN ? AND ? "
+            "AND NOT EXISTS (SELECT 1 FROM outcomes AS o WHERE o.line = m.line)",
+            (State.IN_FLIGHT, now, first, last),
+        ).rowcount
+        if changed != len(lines):  # pragma: no cover - only if the lock was bypassed
+            raise JournalError(
+                f"journal {self.path}: {changed} rows would go in flight, expected "
+                f"{len(lines)}; is another process sending with it?"
+            )
 
     def record_results(self, lines: Sequence[int], results: Sequence[SendResult]) -> dict[str, int]:
         """Write a chunk's results (the client's, in input order) in one transaction.
@@ -696,9 +717,18 @@ class Journal:
         platform took none of it, so sending it again after a fix is safe.
         Returns how many rows went to each state.
         """
+        with self._transaction() as db:
+            return self._write_results(db, lines, results, time.time())
+
+    def _write_results(
+        self,
+        db: sqlite3.Connection,
+        lines: Sequence[int],
+        results: Sequence[SendResult],
+        now: float,
+    ) -> dict[str, int]:
         if len(lines) != len(results):
             raise ValueError(f"{len(lines)} lines but {len(results)} results")
-        now = time.time()
         counts: dict[str, int] = {}
         params = []
         earlier: list[tuple[int, str]] = []
@@ -727,20 +757,21 @@ class Journal:
                     continue
             counts[state] = counts.get(state, 0) + 1
             params.append((state, code, provider_id, now, line))
-        with self._transaction() as db:
-            db.executemany(_RESULT, params)
-            for line, code in earlier:
-                state = State.ACCEPTED_EARLIER
-                if not db.execute(
-                    "UPDATE outcomes SET state = ?, code = ?, provider_id = NULL, reason = ?, "
-                    "updated_at = ? WHERE line = ? AND code = ? AND EXISTS (SELECT 1 FROM "
-                    "messages AS m WHERE m.line = outcomes.line AND m.client_id IS NULL)",
-                    (state, code, "the platform had this clientId: accepted by an earlier "
-                     "send whose outcome was unknown", now, line, Code.UNKNOWN),
-                ).rowcount:
-                    state = State.REJECTED
-                    db.execute(_RESULT, (state, code, None, now, line))
-                counts[state] = counts.get(state, 0) + 1
+        db.executemany(_RESULT, params)
+        for line, code in earlier:
+            state = State.ACCEPTED_EARLIER
+            if not db.execute(
+                "UPDATE outcomes SET state = ?, code = ?, provider_id = NULL, reason = ?, "
+                # (or already recorded so: the same results may be written twice)
+                "updated_at = ? WHERE line = ? AND (code = ? OR state = ?) AND EXISTS "
+                "(SELECT 1 FROM messages AS m WHERE m.line = outcomes.line "
+                "AND m.client_id IS NULL)",
+                (state, code, "the platform had this clientId: accepted by an earlier "
+                 "send whose outcome was unknown", now, line, Code.UNKNOWN, state),
+            ).rowcount:
+                state = State.REJECTED
+                db.execute(_RESULT, (state, code, None, now, line))
+            counts[state] = counts.get(state, 0) + 1
         return counts
 
     def record_invalid(self, line: int, reason: str) -> None:

@@ -125,49 +125,102 @@ def load_journal(
     return total
 
 
+#: Requests marked ``in_flight`` ahead of the one that triggers a mark, per sending
+#: thread: one commit covers about this many requests (the journal's cost is an
+#: fsync per commit). The SIGKILL window follows from it (see ``JournalHook``).
+AHEAD_PER_THREAD = 3
+
+
 class JournalHook(Subscriber):
-    """Journals each SEND request as it goes: ``in_flight`` before its first byte, results after.
+    """Journals each SEND request as it goes, from the core's before-first-byte hook.
 
     Pass it to the ``Client`` (``subscribers=[hook]``) and to ``send_journal``. The
     client calls ``request_starting`` in the thread that sends a request, before
-    its first byte: the hook marks that request's messages ``in_flight`` and
-    commits (``synchronous=FULL``: on disk) before returning, so the mark always
-    precedes the bytes. ``request_finished`` writes the request's results in one
-    transaction. So at any moment the rows ``in_flight`` are those of the requests
-    on the wire: at most ``concurrency`` requests (the window W of a SIGKILL: one
-    request per sending thread), not the whole chunk handed to ``send()``.
+    its first byte. When the request's messages are not marked yet, the hook marks
+    them, and the next ``AHEAD_PER_THREAD x concurrency`` requests' worth of
+    messages, ``in_flight``, together with the results of the requests that ended
+    since the last commit, in one transaction, committed (``synchronous=FULL``: on
+    disk) before it returns: the mark always precedes the bytes, and one fsync
+    serves several requests.
+
+    The window W: at any moment the rows ``in_flight`` on disk lie between the
+    oldest request on the wire at the last commit and the end of the marked span:
+    at most ``concurrency - 1`` requests started before it, the triggering request
+    and ``AHEAD_PER_THREAD x concurrency`` requests' worth ahead (measured in the
+    triggering request's size): fewer than ``W = 4 x concurrency`` requests. After
+    a SIGKILL those become ``unknown``; the ones never sent are at most that span.
     """
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, *, concurrency: int = 1) -> None:
         self.journal = journal
+        self.concurrency = max(1, concurrency)
         self._lock = threading.Lock()
         self._lines: Sequence[int] = ()
+        self._marked = 0
         self._open: dict[int, int] = {}
+        self._finished: list[tuple[Sequence[int], Sequence[SendResult]]] = []
+
+    @property
+    def window(self) -> int:
+        """W: the most requests whose messages can be ``in_flight`` on disk at once."""
+        return 4 * self.concurrency
 
     def arm(self, lines: Sequence[int]) -> None:
         """The journal lines of the batch about to be handed to ``client.send()``."""
         with self._lock:
             self._lines = lines
+            self._marked = 0
             self._open = {}
+            self._finished = []
 
     def request_starting(self, event: RequestStarting) -> None:
         if event.op != SEND:
             return
-        self.journal.mark_in_flight(self._lines[event.start : event.end])
         with self._lock:
+            # Held through the commit: a request whose messages are marked by
+            # another thread's commit waits for that commit to end.
+            if event.end > self._marked:
+                size = event.end - event.start
+                upto = min(
+                    len(self._lines),
+                    max(event.end, event.end + AHEAD_PER_THREAD * self.concurrency * size),
+                )
+                finished, self._finished = self._finished, []
+                try:
+                    self.journal.advance(self._lines[self._marked : upto], finished)
+                except BaseException:
+                    self._finished = finished + self._finished
+                    raise
+                self._marked = upto
             self._open[event.start] = event.end
 
     def request_finished(self, event: RequestFinished) -> None:
         if event.op != SEND:
             return
-        self.journal.record_results(self._lines[event.start : event.end], event.results)
         with self._lock:
+            # Written with the next mark (or when send() returns): one commit.
+            self._finished.append((self._lines[event.start : event.end], event.results))
             self._open.pop(event.start, None)
 
-    def unfinished(self) -> list[tuple[int, int]]:
-        """``(start, end)`` of the requests begun whose results are not written yet."""
+    def flush(self, results: Optional[Sequence[SendResult]]) -> None:
+        """After ``send()`` returned or raised: write every result the client knew.
+
+        ``results`` (the batch's results, or an exception's ``.results``) settle
+        every row still ``in_flight``: accepted, rejected, ``not_sent`` for the
+        rows marked ahead that never left, ``unknown`` for requests cut. Without
+        them, the ended requests are written and the rest is ``unknown``.
+        """
         with self._lock:
-            return sorted(self._open.items())
+            finished, self._finished = self._finished, []
+            lines, marked = self._lines, self._marked
+        if results is not None and len(results) == len(lines):
+            # The batch's results include every finished request's: one write.
+            self.journal.advance((), [(lines[:marked], results[:marked])])
+            return
+        self.journal.advance((), finished)
+        self.journal.settle_in_flight(
+            lines[:marked], State.UNKNOWN, code=Code.UNKNOWN, reason="interrupted while in flight"
+        )
 
 
 def _settle(
@@ -177,19 +230,13 @@ def _settle(
     carried: Optional[Sequence[SendResult]],
     reason: str,
 ) -> None:
-    """After a ``send()`` that raised: write what the client knew, ``unknown`` the rest.
-
-    With a hook only the requests begun and not finished are still ``in_flight``
-    (a request never begun was never marked: its rows stay sendable).
-    """
-    spans = hook.unfinished() if hook is not None else [(0, len(lines))]
-    for start, end in spans:
-        if carried is not None and len(carried) == len(lines):
-            journal.record_results(lines[start:end], carried[start:end])
-        else:
-            journal.settle_in_flight(
-                lines[start:end], State.UNKNOWN, code=Code.UNKNOWN, reason=reason
-            )
+    """After a ``send()`` that raised: write what the client knew, ``unknown`` the rest."""
+    if hook is not None:
+        hook.flush(carried)
+    elif carried is not None and len(carried) == len(lines):
+        journal.record_results(lines, carried)
+    else:
+        journal.settle_in_flight(lines, State.UNKNOWN, code=Code.UNKNOWN, reason=reason)
 
 
 def send_journal(
@@ -235,6 +282,7 @@ def send_journal(
         lines, messages = journal.next_chunk(chunk)
         while lines:
             if hook is not None:
+                hook.concurrency = max(1, int(getattr(client, "concurrency", 1) or 1))
                 hook.arm(lines)
             else:
                 journal.mark_in_flight(lines)
@@ -280,7 +328,7 @@ def send_journal(
             if hook is None:
                 writing = writer.submit(journal.record_results, lines, results)
             else:
-                _settle(journal, hook, lines, results, "no result")
+                hook.flush(results)
             outcome.add(len(lines), results)
             outcome.attempted += len(lines)
             accepted = outcome.states[State.ACCEPTED]
