@@ -42,9 +42,11 @@ __all__ = [
     "FORMATS",
     "InputError",
     "check_encoding",
+    "check_messages",
     "detect_format",
     "normalize_address",
     "read_messages",
+    "spool_stdin",
 ]
 
 FORMATS = ("csv", "jsonl")
@@ -118,6 +120,7 @@ def read_messages(
     encoding: str = "utf-8",
     normalize_addresses: bool = False,
     default_subject: Optional[str] = "",
+    name: Optional[str] = None,
 ) -> Iterator[tuple[int, Message]]:
     """Yield ``(line, Message)`` for every message of the file, lazily.
 
@@ -128,6 +131,7 @@ def read_messages(
         default_subject: the subject messages without one will be sent with; None
             makes a message without a subject an input error. The default, ``""``,
             leaves subjects unchecked.
+        name: the file's name in error messages (``<stdin>`` for a spooled copy).
 
     Raises:
         InputError: a missing column, bad JSON, a wrong type, an empty address or
@@ -137,7 +141,7 @@ def read_messages(
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    shown = "<stdin>" if path == "-" else os.fspath(path)
+    shown = name or ("<stdin>" if path == "-" else os.fspath(path))
     f = _open(path, encoding)
     rules = _Rules(normalize_addresses, default_subject is None)
     try:
@@ -146,12 +150,50 @@ def read_messages(
             yield from reader
         except UnicodeDecodeError as exc:
             hint = " (give --encoding, cp1251 say)" if encoding == "utf-8" else ""
-            raise InputError(
-                shown, f"not {encoding} text ({exc.reason} at byte {exc.start}){hint}"
-            ) from None
+            # The decoder's offset is within a buffer, not the file: find the line.
+            where = shown if path == "-" else _bad_line(path, encoding, shown)
+            raise InputError(where, f"not {encoding} text ({exc.reason}){hint}") from None
     finally:
         if path != "-":
             f.close()
+
+
+def _bad_line(path: str, encoding: str, shown: str) -> str:
+    """``file:line`` of the first line of ``path`` that is not ``encoding`` text."""
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                decoder.decode(raw)
+            except UnicodeDecodeError:
+                return f"{shown}:{number}"
+    return shown
+
+
+def spool_stdin(directory: Optional[str] = None) -> str:
+    """Copy standard input to a temporary file and return its path (the caller removes it).
+
+    So that the whole input can be checked before the first message is sent.
+    """
+    import shutil
+    import sys
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="hpgfast-stdin-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+def check_messages(rows: Iterator[tuple[int, Message]]) -> int:
+    """Read every message (raising ``InputError`` at the first bad one); returns the count."""
+    return sum(1 for _ in rows)
 
 
 class _Rules:

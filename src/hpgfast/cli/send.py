@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from typing import Any, Optional
 
@@ -30,9 +31,11 @@ from ._input import (
     ADDRESS_HELP,
     FORMATS,
     check_encoding,
+    check_messages,
     detect_format,
     normalize_address,
     read_messages,
+    spool_stdin,
 )
 from ._output import Progress, dump_json, table
 
@@ -169,12 +172,15 @@ def run(args: argparse.Namespace) -> int:
     if args.file is None:
         _single_rows(args)  # checked now, before anything is sent
 
+    source = args.file  # without a journal, standard input is spooled to a file first
+
     def rows() -> Iterator[tuple[int, Message]]:
-        if args.file is None:
+        if source is None:
             return iter(_single_rows(args))
         return read_messages(
-            args.file,
+            source,
             fmt or "csv",
+            name="<stdin>" if args.file == "-" else None,
             encoding=encoding,
             normalize_addresses=args.normalize_addresses,
             default_subject=_default_subject(args),
@@ -183,24 +189,33 @@ def run(args: argparse.Namespace) -> int:
     if args.journal is None:
         if args.resend_unknown:
             raise UsageError("--resend-unknown needs --journal")
-        with make_client(args) as client:
-            if args.to is not None:
-                results = client.send([m for _, m in rows()])
-                r = results[0]
-                if args.json:
-                    dump_json({"code": r[0], "client_id": r[1], "provider_id": r[2],
-                               "error": str(getattr(r, "error", None) or "") or None})
-                else:
-                    print(table([(r[0], r[1], r[2])], ("code", "client id", "provider id")))
-                error = getattr(r, "error", None)
-                if r[0] in (Code.NOT_SENT, Code.UNKNOWN) and error is not None:
-                    return exit_for(error)
-                return EXIT_OK if r[0] == Code.OK else EXIT_INCOMPLETE
-            with Progress(None, "sending", quiet=args.quiet or args.json) as progress:
-                outcome = send_plain(
-                    client, rows(), chunk=args.chunk,
-                    tick=progress.tick,
-                )
+        spooled = spool_stdin() if args.file == "-" else None
+        if spooled is not None:
+            source = spooled
+        try:
+            if source is not None:
+                check_messages(rows())  # the whole input, before the first request
+            with make_client(args) as client:
+                if args.to is not None:
+                    results = client.send([m for _, m in rows()])
+                    r = results[0]
+                    if args.json:
+                        dump_json({"code": r[0], "client_id": r[1], "provider_id": r[2],
+                                   "error": str(getattr(r, "error", None) or "") or None})
+                    else:
+                        print(table([(r[0], r[1], r[2])], ("code", "client id", "provider id")))
+                    error = getattr(r, "error", None)
+                    if r[0] in (Code.NOT_SENT, Code.UNKNOWN) and error is not None:
+                        return exit_for(error)
+                    return EXIT_OK if r[0] == Code.OK else EXIT_INCOMPLETE
+                with Progress(None, "sending", quiet=args.quiet or args.json) as progress:
+                    outcome = send_plain(
+                        client, rows(), chunk=args.chunk,
+                        tick=progress.tick,
+                    )
+        finally:
+            if spooled is not None:
+                os.unlink(spooled)
         summary = _send_summary(outcome, None, None)
         if args.json:
             dump_json(summary)
