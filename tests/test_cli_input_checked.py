@@ -56,3 +56,37 @@ def test_bad_input_is_found_before_anything_is_sent(
     assert f"{shown}:{bad_record + 1}" in err, err
     assert message in err, err
     assert not list(tmp_path.glob("hpgfast-stdin-*"))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_the_journaled_path_reads_its_input_once(tmp_path: Path) -> None:
+    """Through a named pipe, which can be read only once: fingerprint and load in one pass."""
+    import hashlib
+    import threading
+
+    from hpgfast.journal import Journal
+
+    data = b"address,text,subject\n" + b"".join(_rows(2_000))
+    fifo = tmp_path / "m.csv"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as f:  # blocks until the sender opens it
+            f.write(data)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    with Emulator(speed=None) as emu:
+        done = subprocess.run(
+            [sys.executable, "-m", "hpgfast", "send", "--url", emu.url, "--login", "CLIENT",
+             "--file", str(fifo), "--format", "csv", "--journal", str(tmp_path / "j.db"),
+             "--quiet"],
+            env=ENV, capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert len(emu.ledger) == 2_000
+    writer.join(5)
+    with Journal(tmp_path / "j.db") as j:
+        meta = j.meta()
+    assert meta["input:input_sha256"] == hashlib.sha256(data).hexdigest()
+    assert meta["input:input_size"] == str(len(data))

@@ -601,6 +601,18 @@ class Journal:
             count += len(buffer)
         return count
 
+    def restart_load(self) -> None:
+        """Empty a load that was cut short, so the input is read again from its start.
+
+        Only while nothing was sent (no outcome rows): the input's fingerprint is
+        computed while it is loaded, so a cut load has none to check a resumed one
+        against.
+        """
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM outcomes LIMIT 1").fetchone() is None:
+                db.execute("DELETE FROM messages")
+                db.execute("DELETE FROM meta WHERE key LIKE 'input:%' OR key = 'loaded'")
+
     def finish_load(self, total: int) -> None:
         """Record that the whole input (``total`` messages) is in the journal."""
         with self._transaction() as db:

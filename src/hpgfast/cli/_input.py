@@ -102,7 +102,40 @@ def detect_format(path: str, given: Optional[str] = None) -> str:
     return "csv"
 
 
-def _open(path: str, encoding: str) -> IO[str]:
+class _Hashing(io.RawIOBase):
+    """A binary file that hashes what is read through it (SHA-256 and size)."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        import hashlib
+
+        self._f = f
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._f.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            self.digest.update(memoryview(buffer)[:n])
+            self.size += n
+        return int(n or 0)
+
+    def drain(self) -> None:
+        while True:
+            block = self._f.read(1 << 20)
+            if not block:
+                return
+            self.digest.update(block)
+            self.size += len(block)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def _open(path: str, encoding: str, hashing: Optional[list[_Hashing]] = None) -> IO[str]:
     # utf-8-sig reads UTF-8 and skips a byte-order mark a spreadsheet may write.
     if codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"
@@ -110,6 +143,10 @@ def _open(path: str, encoding: str) -> IO[str]:
         import sys
 
         return io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, newline="")
+    if hashing is not None:
+        raw = _Hashing(open(path, "rb"))
+        hashing.append(raw)
+        return io.TextIOWrapper(io.BufferedReader(raw), encoding=encoding, newline="")
     return open(path, encoding=encoding, newline="")
 
 
@@ -121,6 +158,7 @@ def read_messages(
     normalize_addresses: bool = False,
     default_subject: Optional[str] = "",
     name: Optional[str] = None,
+    fingerprint: Optional[dict[str, str]] = None,
 ) -> Iterator[tuple[int, Message]]:
     """Yield ``(line, Message)`` for every message of the file, lazily.
 
@@ -132,6 +170,9 @@ def read_messages(
             makes a message without a subject an input error. The default, ``""``,
             leaves subjects unchecked.
         name: the file's name in error messages (``<stdin>`` for a spooled copy).
+        fingerprint: a dict filled, once every message was read, with the file's
+            ``input_size`` and ``input_sha256`` (as ``journal.file_fingerprint``),
+            hashed while reading: the file is read once.
 
     Raises:
         InputError: a missing column, bad JSON, a wrong type, an empty address or
@@ -142,12 +183,18 @@ def read_messages(
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     shown = name or ("<stdin>" if path == "-" else os.fspath(path))
-    f = _open(path, encoding)
+    hashing: Optional[list[_Hashing]] = [] if fingerprint is not None else None
+    f = _open(path, encoding, hashing)
     rules = _Rules(normalize_addresses, default_subject is None)
     try:
         reader = _read_csv(f, shown, rules) if fmt == "csv" else _read_jsonl(f, shown, rules)
         try:
             yield from reader
+            if hashing and fingerprint is not None:
+                raw = hashing[0]
+                raw.drain()  # what the parser left unread (nothing, or blank lines)
+                fingerprint["input_size"] = str(raw.size)
+                fingerprint["input_sha256"] = raw.digest.hexdigest()
         except UnicodeDecodeError as exc:
             hint = " (give --encoding, cp1251 say)" if encoding == "utf-8" else ""
             # The decoder's offset is within a buffer, not the file: find the line.

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -105,8 +105,14 @@ def load_journal(
     journal: Journal,
     rows: Iterable[tuple[int, Message]],
     tick: Tick = _no_tick,
+    bind: Optional[Callable[[], Mapping[str, str]]] = None,
 ) -> int:
-    """Put every input message in the journal (resuming a cut load); returns the total."""
+    """Put every input message in the journal (resuming a cut load); returns the total.
+
+    ``bind``, when given, is called once the rows are read and its fingerprint
+    bound (``Journal.bind``) before the load is marked finished: the input's hash
+    is computed while it is loaded, in one pass.
+    """
     if journal.loaded is not None:
         return journal.loaded
     total = journal.last_line
@@ -121,6 +127,8 @@ def load_journal(
             yield line, message
 
     journal.load(counted())
+    if bind is not None:
+        journal.bind(bind())
     journal.finish_load(total)
     return total
 

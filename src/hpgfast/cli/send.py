@@ -63,7 +63,9 @@ def _encoding(args: argparse.Namespace) -> str:
         raise UsageError(f"--encoding: {exc}") from None
 
 
-def _fingerprint(args: argparse.Namespace, fmt: Optional[str]) -> dict[str, str]:
+def _fingerprint(
+    args: argparse.Namespace, fmt: Optional[str], hashed: Optional[dict[str, str]] = None
+) -> dict[str, str]:
     from ..journal import file_fingerprint
 
     settings = {
@@ -81,7 +83,7 @@ def _fingerprint(args: argparse.Namespace, fmt: Optional[str]) -> dict[str, str]
         if args.file == "-":
             raise UsageError("--journal needs a file (--file -, standard input, cannot be resumed)")
         try:
-            fp = file_fingerprint(args.file)
+            fp = dict(hashed) if hashed else file_fingerprint(args.file)
         except OSError as exc:
             raise UsageError(f"cannot read {args.file!r}: {exc.strerror}") from None
         return {**fp, "format": fmt or "", **settings}
@@ -174,13 +176,14 @@ def run(args: argparse.Namespace) -> int:
 
     source = args.file  # without a journal, standard input is spooled to a file first
 
-    def rows() -> Iterator[tuple[int, Message]]:
+    def rows(fingerprint: Optional[dict[str, str]] = None) -> Iterator[tuple[int, Message]]:
         if source is None:
             return iter(_single_rows(args))
         return read_messages(
             source,
             fmt or "csv",
             name="<stdin>" if args.file == "-" else None,
+            fingerprint=fingerprint,
             encoding=encoding,
             normalize_addresses=args.normalize_addresses,
             default_subject=_default_subject(args),
@@ -226,14 +229,26 @@ def run(args: argparse.Namespace) -> int:
 
     from ..journal import Journal
 
-    fingerprint = _fingerprint(args, fmt)
     quiet = args.quiet or args.json
+    if args.file == "-":
+        _fingerprint(args, fmt)  # refused: standard input cannot be resumed
     with Journal(args.journal, synchronous=args.journal_sync, lock=True) as journal:
-        journal.bind(fingerprint)
-        if journal.loaded is None:
+        if journal.loaded is None and args.file is not None:
+            # A new journal (or a load cut short): the input is read once, hashed
+            # while it is loaded, and bound before the load counts as finished.
+            journal.restart_load()
+            hashed: dict[str, str] = {}
+            with Progress(None, "journaling input", quiet=quiet) as progress:
+                total = load_journal(
+                    journal, rows(hashed), tick=lambda n, note: progress.update(n),
+                    bind=lambda: _fingerprint(args, fmt, hashed),
+                )
+        elif journal.loaded is None:
+            journal.bind(_fingerprint(args, fmt))
             with Progress(None, "journaling input", quiet=quiet) as progress:
                 total = load_journal(journal, rows(), tick=lambda n, note: progress.update(n))
         else:
+            journal.bind(_fingerprint(args, fmt))
             total = journal.loaded
         counts = journal.counts()
         todo = counts["pending"] + counts["not_sent"]
