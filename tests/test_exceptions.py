@@ -32,7 +32,7 @@ from hpgfast import (
     TransportError,
 )
 from hpgfast.cli._input import InputError
-from hpgfast.journal import JournalError, JournalLocked, JournalMismatch
+from hpgfast.journal import JournalError, JournalLocked, JournalMismatch, JournalStorageError
 
 URL = "https://gate.example/C/x/send?login=C&password=***"
 
@@ -53,6 +53,7 @@ ERRORS = [
     AccountError("error-insufficient-balance", "http://h/send?login=C&password=***"),
     JournalError("the journal is from another version"),
     JournalLocked("another process is sending with /tmp/x.db"),
+    JournalStorageError("/tmp/x.db", "database or disk is full"),
     JournalMismatch("/tmp/x.db", {"input_sha256": ("ab", "cd"), "url": (None, "u")}),
     InputError("messages.csv:7", "not UTF-8"),
 ]

@@ -35,6 +35,15 @@ States::
        |            \\-------> unknown    (no reply line, or the process died)
        +-- not_sent, and unknown with resend_unknown=True
     pending --> invalid   (the message cannot be encoded as given; never sent)
+    unknown --> pending --> in_flight --> accepted_earlier
+                (resent with the clientId the journal made for it, and answered
+                error-id-not-unique on its own reply line: it was accepted before)
+
+Every message without a clientId of its own is sent with one the journal makes:
+the journal's random prefix (11 characters of ``[0-9A-Za-z]``, 65 bits, drawn once
+and kept in ``meta``) and the message's line in base 62 (9 characters): 20
+characters, the same on every resend. A platform that enforces unique clientIds
+then refuses a resend of a message it already has, instead of sending a second SMS.
 
 Accepted messages then move through delivery statuses (``status``,
 ``status_time``, ``reason``); every change is also appended to ``status_history``
@@ -48,6 +57,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -55,7 +65,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional, Union
 
 from ._records import Message, SendResult, StatusResult
-from ._wire import Code, Status
+from ._wire import ID_ALPHABET, Code, Status
 from .exceptions import HPGError, MessageError, RequestRejected
 from .sms import count_segments, transliterate_if_cheaper, transliterate_messages
 
@@ -67,6 +77,7 @@ __all__ = [
     "JournalError",
     "JournalLocked",
     "JournalMismatch",
+    "JournalStorageError",
     "State",
     "file_fingerprint",
     "message_costs",
@@ -74,7 +85,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: Versions this code opens, each with the step that brings it to the next.
+#: 1 -> 2: a clientId prefix per journal (``id_prefix`` in meta); the schema of the
+#: tables is unchanged, so the step only adds the prefix.
+_MIGRATIONS = ("1",)
+
+#: Random characters of a journal's clientId prefix (65 bits of [0-9A-Za-z]).
+ID_PREFIX_LENGTH = 11
+#: Characters of the line number after it: 11 + 9 = 20, the protocol's maximum.
+ID_LINE_LENGTH = 9
 
 
 class State:
@@ -87,6 +107,9 @@ class State:
     UNKNOWN = "unknown"
     NOT_SENT = "not_sent"
     INVALID = "invalid"
+    #: Resent after an unknown outcome and answered ``error-id-not-unique`` for the
+    #: clientId the journal made for it: the platform accepted it the first time.
+    ACCEPTED_EARLIER = "accepted_earlier"
 
 
 #: Every state, in the order summaries show them.
@@ -94,6 +117,7 @@ STATES = (
     State.PENDING,
     State.IN_FLIGHT,
     State.ACCEPTED,
+    State.ACCEPTED_EARLIER,
     State.REJECTED,
     State.UNKNOWN,
     State.NOT_SENT,
@@ -102,7 +126,9 @@ STATES = (
 #: States a send run picks up (``unknown`` too when the user asks to resend it).
 SENDABLE_STATES = (State.PENDING, State.NOT_SENT)
 #: States a message never leaves.
-FINAL_STATES = frozenset((State.ACCEPTED, State.REJECTED, State.INVALID))
+FINAL_STATES = frozenset(
+    (State.ACCEPTED, State.ACCEPTED_EARLIER, State.REJECTED, State.INVALID)
+)
 
 #: Non-``ok`` STATUS codes that are an answer about the message, not a failed query:
 #: recorded in ``status`` and treated as final.
@@ -252,6 +278,32 @@ class JournalMismatch(JournalError, ValueError):
         )
 
 
+class JournalStorageError(JournalError):
+    """SQLite could not write the journal (disk full, I/O error, read-only file).
+
+    The transaction that failed was rolled back, so the journal is as consistent as
+    after the last commit: free space (or fix the file system) and run the same
+    command again to resume. ``sqlite_error`` is SQLite's own message.
+    """
+
+    def __init__(self, path: str, sqlite_error: str) -> None:
+        super().__init__(path, sqlite_error)
+        self.path = path
+        self.sqlite_error = sqlite_error
+
+    def __str__(self) -> str:
+        return (
+            f"cannot write the journal {self.path}: {self.sqlite_error}. Nothing "
+            "committed is lost and the journal can be resumed: free disk space (or fix "
+            "the file system) and run the same command again."
+        )
+
+
+def _is_storage_error(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return any(w in text for w in ("full", "i/o", "readonly", "read-only", "no space"))
+
+
 class JournalLocked(JournalError):
     """Another process is sending with this journal right now."""
 
@@ -322,15 +374,46 @@ def _params_json(params: Any) -> Optional[str]:
     return json.dumps(dict(pairs), ensure_ascii=False, separators=(",", ":"))
 
 
+def _new_id_prefix() -> str:
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_PREFIX_LENGTH))
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 62)
+        digits.append(ID_ALPHABET[digit])
+    if number:
+        raise ValueError("line number too large for a clientId")
+    return "".join(reversed(digits))
+
+
+def _refuse_hard_links(path: str) -> None:
+    """Refuse a journal file with more than one name: each name would get its own WAL."""
+    try:
+        links = os.stat(path).st_nlink
+    except FileNotFoundError:
+        return
+    if links > 1:
+        raise JournalError(
+            f"journal {path} has {links} hard links; SQLite keeps its write-ahead log "
+            "beside the name it was opened by, so two names mean two logs and a corrupt "
+            "journal. Remove the other links (or copy the file) and try again."
+        )
+
+
 class Journal:
     """A send run's journal in one SQLite file (created if missing).
 
     Args:
-        path: the journal file; ``-wal`` and ``-shm`` files appear beside it.
+        path: the journal file; ``-wal`` and ``-shm`` files appear beside it. It
+            is opened by its real path (symlinks resolved); a file with more than
+            one hard link is refused.
         synchronous: ``"FULL"`` (fsync on every commit: safe against power loss) or
             ``"NORMAL"`` (safe against a killed process, not a power loss).
-        lock: take the sender's lock (``<path>.lock``): only one process may send
-            with a journal at a time. Readers (reports, the receiver) pass False.
+        lock: take the sender's lock (``flock`` on the database file: its device
+            and inode, whatever the path): only one process may send with a journal
+            at a time. Readers (reports, the receiver) pass False.
 
     Raises:
         JournalLocked: ``lock`` and another process holds the lock.
@@ -348,9 +431,12 @@ class Journal:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
         self._not_final = _final_status_sql(final_statuses)
-        self.path = os.fspath(path)
+        # Opened by its real path: SQLite names the -wal and -shm files after the
+        # path it opens, so every process must use the same name for one file.
+        self.path = os.path.realpath(os.fspath(path))
         self._mutex = threading.RLock()
-        self._lock_file: Optional[Any] = None
+        self._lock_file: Optional[int] = None
+        _refuse_hard_links(self.path)
         self._provider_index = False
         if lock:
             self._take_lock()
@@ -369,36 +455,66 @@ class Journal:
             self._db.executescript(_COSTS_SCHEMA)
             version = self._meta("schema_version")
             if version is None:
-                self._set_meta({"schema_version": SCHEMA_VERSION})
+                with self._transaction() as db:
+                    self._set_meta(
+                        {"schema_version": SCHEMA_VERSION, "id_prefix": _new_id_prefix()}, db
+                    )
+            elif version in _MIGRATIONS:
+                self._migrate(version)
             elif version != SCHEMA_VERSION:
-                raise JournalError(f"journal {self.path} has schema {version}, expected 1")
+                raise JournalError(
+                    f"journal {self.path} has schema {version}, expected {SCHEMA_VERSION}"
+                )
+            self._id_prefix = self._meta("id_prefix") or ""
         except sqlite3.DatabaseError as exc:
             self.close()
+            if _is_storage_error(exc):
+                raise JournalStorageError(self.path, str(exc)) from exc
             raise JournalError(f"{self.path} is not an hpgfast journal: {exc}") from exc
         except BaseException:
             self.close()
             raise
 
+    def _migrate(self, version: str) -> None:
+        # One path: each step brings the journal one version up, in one transaction.
+        # Readers migrate too (the steps are small); a sender holds the lock.
+        with self._transaction() as db:
+            if version == "1":
+                # 1 -> 2: the clientId prefix. Messages sent under version 1 carried
+                # the client's own ids; from now on resends use the journal's.
+                self._set_meta({"schema_version": "2", "id_prefix": _new_id_prefix()}, db)
+        log.info("journal %s: schema %s -> %s", self.path, version, SCHEMA_VERSION)
+
+    def made_id(self, line: int) -> str:
+        """The clientId the journal sends for ``line`` when the input gives none."""
+        return self._id_prefix + _base62(line, ID_LINE_LENGTH)
+
     # -- lifetime ------------------------------------------------------------------------
 
     def _take_lock(self) -> None:
+        # The lock is taken on the database file itself, so it follows the file's
+        # identity (device and inode), not a name: a second sender through a
+        # symlink, a relative path or a bind mount meets the same lock. flock() and
+        # SQLite's fcntl() locks do not interact on Linux and BSD. This descriptor
+        # is closed only after SQLite's connection (closing any descriptor of a file
+        # drops the process's fcntl locks on it).
         try:
             import fcntl
         except ImportError:  # not POSIX: no cross-process lock
             return
-        f = open(self.path + ".lock", "a+b")  # held open while locked
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            f.close()
+            os.close(fd)
             raise JournalLocked(
                 f"another process is sending with journal {self.path}; wait for it to end"
             ) from None
-        self._lock_file = f
+        self._lock_file = fd
 
     def _drop_lock(self) -> None:
         if self._lock_file is not None:
-            self._lock_file.close()  # closing releases the flock
+            os.close(self._lock_file)  # closing releases the flock
             self._lock_file = None
 
     def close(self) -> None:
@@ -421,15 +537,28 @@ class Journal:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        # A failed write (disk full, I/O error) rolls the transaction back and
+        # becomes a JournalStorageError: the journal stays as the last commit left it.
         with self._mutex:
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    if db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            db.execute("ROLLBACK")
+                    raise
+                try:
+                    db.execute("COMMIT")
+                except sqlite3.Error:
+                    if db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                raise JournalStorageError(self.path, str(exc)) from exc
 
     # -- meta ----------------------------------------------------------------------------
 
@@ -547,6 +676,18 @@ class Journal:
             count += len(buffer)
         return count
 
+    def restart_load(self) -> None:
+        """Empty a load that was cut short, so the input is read again from its start.
+
+        Only while nothing was sent (no outcome rows): the input's fingerprint is
+        computed while it is loaded, so a cut load has none to check a resumed one
+        against.
+        """
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM outcomes LIMIT 1").fetchone() is None:
+                db.execute("DELETE FROM messages")
+                db.execute("DELETE FROM meta WHERE key LIKE 'input:%' OR key = 'loaded'")
+
     def finish_load(self, total: int) -> None:
         """Record that the whole input (``total`` messages) is in the journal."""
         with self._transaction() as db:
@@ -593,39 +734,65 @@ class Journal:
         with self._mutex:
             rows = self._db.execute(query, (after, size)).fetchall()
         loads = json.loads
+        made = self.made_id
         lines = [r[0] for r in rows]
         messages = [
-            Message(r[1], r[2], r[3], r[4], None if r[5] is None else loads(r[5])) for r in rows
+            Message(
+                r[1], r[2], r[3], made(r[0]) if r[4] is None else r[4],
+                None if r[5] is None else loads(r[5]),
+            )
+            for r in rows
         ]
         return lines, messages
 
     def mark_in_flight(self, lines: Sequence[int]) -> None:
         """Mark a chunk ``in_flight`` and commit: call before handing it to the client.
 
-        ``lines`` must be the ascending lines one ``next_chunk()`` gave; the sender's
-        lock guarantees no other process changed them since.
+        ``lines`` must be consecutive lines one ``next_chunk()`` gave (ascending);
+        the sender's lock guarantees no other process changed them since.
         """
-        if not lines:
-            return
-        first, last = lines[0], lines[-1]
+        if lines:
+            self.advance(lines, ())
+
+    def advance(
+        self,
+        in_flight: Sequence[int],
+        finished: Iterable[tuple[Sequence[int], Sequence[SendResult]]],
+    ) -> dict[str, int]:
+        """In one transaction: write ``finished`` results, mark ``in_flight`` lines.
+
+        What a sender does before a request leaves: the results of requests that
+        ended since the last commit, and the next lines to go out, one commit
+        (one fsync with ``synchronous=FULL``) for both. Returns the result counts.
+        """
         now = time.time()
+        counts: dict[str, int] = {}
         with self._transaction() as db:
-            changed = db.execute(
-                "UPDATE outcomes SET state = ?, updated_at = ? "
-                f"WHERE line BETWEEN ? AND ? AND state IN {_SENDABLE_SQL}",
-                (State.IN_FLIGHT, now, first, last),
-            ).rowcount
-            changed += db.execute(
-                "INSERT INTO outcomes (line, state, updated_at) "
-                "SELECT m.line, ?, ? FROM messages AS m WHERE m.line BETWEEN ? AND ? "
-                "AND NOT EXISTS (SELECT 1 FROM outcomes AS o WHERE o.line = m.line)",
-                (State.IN_FLIGHT, now, first, last),
-            ).rowcount
-            if changed != len(lines):  # pragma: no cover - only if the lock was bypassed
-                raise JournalError(
-                    f"journal {self.path}: {changed} rows would go in flight, expected "
-                    f"{len(lines)}; is another process sending with it?"
-                )
+            for lines, results in finished:
+                for state, n in self._write_results(db, lines, results, now).items():
+                    counts[state] = counts.get(state, 0) + n
+            if in_flight:
+                self._mark(db, in_flight, now)
+        return counts
+
+    def _mark(self, db: sqlite3.Connection, lines: Sequence[int], now: float) -> None:
+        first, last = lines[0], lines[-1]
+        changed = db.execute(
+            "UPDATE outcomes SET state = ?, updated_at = ? "
+            f"WHERE line BETWEEN ? AND ? AND state IN {_SENDABLE_SQL}",
+            (State.IN_FLIGHT, now, first, last),
+        ).rowcount
+        changed += db.execute(
+            "INSERT INTO outcomes (line, state, updated_at) "
+            "SELECT m.line, ?, ? FROM messages AS m WHERE m.line BETWEEN ? AND ? "
+            "AND NOT EXISTS (SELECT 1 FROM outcomes AS o WHERE o.line = m.line)",
+            (State.IN_FLIGHT, now, first, last),
+        ).rowcount
+        if changed != len(lines):  # pragma: no cover - only if the lock was bypassed
+            raise JournalError(
+                f"journal {self.path}: {changed} rows would go in flight, expected "
+                f"{len(lines)}; is another process sending with it?"
+            )
 
     def record_results(self, lines: Sequence[int], results: Sequence[SendResult]) -> dict[str, int]:
         """Write a chunk's results (the client's, in input order) in one transaction.
@@ -637,11 +804,21 @@ class Journal:
         platform took none of it, so sending it again after a fix is safe.
         Returns how many rows went to each state.
         """
+        with self._transaction() as db:
+            return self._write_results(db, lines, results, time.time())
+
+    def _write_results(
+        self,
+        db: sqlite3.Connection,
+        lines: Sequence[int],
+        results: Sequence[SendResult],
+        now: float,
+    ) -> dict[str, int]:
         if len(lines) != len(results):
             raise ValueError(f"{len(lines)} lines but {len(results)} results")
-        now = time.time()
         counts: dict[str, int] = {}
         params = []
+        earlier: list[tuple[int, str]] = []
         accepted = State.ACCEPTED
         plain = SendResult
         for line, r in zip(lines, results):
@@ -651,16 +828,37 @@ class Journal:
                 code = r[0]
                 provider_id = r[2]
                 state = accepted if code == "ok" else _state_of(code)
-                if (
-                    state == State.REJECTED
-                    and type(r) is not plain
-                    and isinstance(getattr(r, "error", None), RequestRejected)
-                ):
+                whole_request = type(r) is not plain and isinstance(
+                    getattr(r, "error", None), RequestRejected
+                )
+                if state == State.REJECTED and whole_request:
                     state = State.NOT_SENT
+                elif (
+                    code == Code.ERROR_ID_NOT_UNIQUE
+                    and not whole_request
+                    and r[1] == self.made_id(line)
+                ):
+                    # Its own reply line, for the id the journal made: accepted
+                    # earlier if the journal had it in flight or unknown (checked below).
+                    earlier.append((line, code))
+                    continue
             counts[state] = counts.get(state, 0) + 1
             params.append((state, code, provider_id, now, line))
-        with self._transaction() as db:
-            db.executemany(_RESULT, params)
+        db.executemany(_RESULT, params)
+        for line, code in earlier:
+            state = State.ACCEPTED_EARLIER
+            if not db.execute(
+                "UPDATE outcomes SET state = ?, code = ?, provider_id = NULL, reason = ?, "
+                # (or already recorded so: the same results may be written twice)
+                "updated_at = ? WHERE line = ? AND (code = ? OR state = ?) AND EXISTS "
+                "(SELECT 1 FROM messages AS m WHERE m.line = outcomes.line "
+                "AND m.client_id IS NULL)",
+                (state, code, "the platform had this clientId: accepted by an earlier "
+                 "send whose outcome was unknown", now, line, Code.UNKNOWN, state),
+            ).rowcount:
+                state = State.REJECTED
+                db.execute(_RESULT, (state, code, None, now, line))
+            counts[state] = counts.get(state, 0) + 1
         return counts
 
     def record_invalid(self, line: int, reason: str) -> None:

@@ -30,6 +30,7 @@ Exit codes (scripts can rely on them):
 3    authentication failed (``error-auth``)
 4    transport or protocol failure: platform unreachable, TLS, HTTP 5xx,
      unreadable replies
+6    the journal cannot be written (disk full, I/O error); it stays resumable
 130  interrupted (Ctrl-C or SIGTERM); the journal stays consistent
 ===  ====================================================================
 """

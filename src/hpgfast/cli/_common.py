@@ -27,6 +27,7 @@ EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_TRANSPORT = 4
 EXIT_ACCOUNT = 5
+EXIT_JOURNAL = 6
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = """\
@@ -39,6 +40,8 @@ exit codes:
   4    transport or protocol failure (unreachable, TLS, HTTP 5xx, bad replies)
   5    the account cannot send (error-insufficient-balance, error-account-locked,
        error-system-blocked): the run stopped, the rest is not sent
+  6    the journal cannot be written (disk full, I/O error); it stays resumable:
+       free space and run the same command again
   130  interrupted (Ctrl-C, SIGTERM); a journal stays consistent
 """
 
@@ -139,7 +142,7 @@ def pairs(values: Optional[Sequence[str]], flag: str) -> dict[str, str]:
     return out
 
 
-def make_client(args: argparse.Namespace) -> Any:
+def make_client(args: argparse.Namespace, subscribers: Sequence[Any] = ()) -> Any:
     """An ``hpgfast.Client`` from the connection flags and the environment."""
     from ..client import Client
 
@@ -174,6 +177,8 @@ def make_client(args: argparse.Namespace) -> Any:
         settings["retry_on_429"] = False
     if getattr(args, "transliterate", False):
         settings["transliterate"] = True
+    if subscribers:
+        settings["subscribers"] = list(subscribers)
     extra = pairs(args.param, "--param")
     if extra:
         settings["extra_params"] = extra
@@ -284,8 +289,10 @@ def explain(exc: BaseException) -> str:
 
 
 def exit_for(exc: BaseException) -> int:
-    from ..journal import JournalError
+    from ..journal import JournalError, JournalStorageError
 
+    if isinstance(exc, JournalStorageError):
+        return EXIT_JOURNAL
     if isinstance(exc, AuthError):
         return EXIT_AUTH
     if isinstance(exc, AccountError):

@@ -42,9 +42,11 @@ __all__ = [
     "FORMATS",
     "InputError",
     "check_encoding",
+    "check_messages",
     "detect_format",
     "normalize_address",
     "read_messages",
+    "spool_stdin",
 ]
 
 FORMATS = ("csv", "jsonl")
@@ -100,7 +102,40 @@ def detect_format(path: str, given: Optional[str] = None) -> str:
     return "csv"
 
 
-def _open(path: str, encoding: str) -> IO[str]:
+class _Hashing(io.RawIOBase):
+    """A binary file that hashes what is read through it (SHA-256 and size)."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        import hashlib
+
+        self._f = f
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._f.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            self.digest.update(memoryview(buffer)[:n])
+            self.size += n
+        return int(n or 0)
+
+    def drain(self) -> None:
+        while True:
+            block = self._f.read(1 << 20)
+            if not block:
+                return
+            self.digest.update(block)
+            self.size += len(block)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def _open(path: str, encoding: str, hashing: Optional[list[_Hashing]] = None) -> IO[str]:
     # utf-8-sig reads UTF-8 and skips a byte-order mark a spreadsheet may write.
     if codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"
@@ -108,6 +143,10 @@ def _open(path: str, encoding: str) -> IO[str]:
         import sys
 
         return io.TextIOWrapper(sys.stdin.buffer, encoding=encoding, newline="")
+    if hashing is not None:
+        raw = _Hashing(open(path, "rb"))
+        hashing.append(raw)
+        return io.TextIOWrapper(io.BufferedReader(raw), encoding=encoding, newline="")
     return open(path, encoding=encoding, newline="")
 
 
@@ -118,6 +157,8 @@ def read_messages(
     encoding: str = "utf-8",
     normalize_addresses: bool = False,
     default_subject: Optional[str] = "",
+    name: Optional[str] = None,
+    fingerprint: Optional[dict[str, str]] = None,
 ) -> Iterator[tuple[int, Message]]:
     """Yield ``(line, Message)`` for every message of the file, lazily.
 
@@ -128,6 +169,10 @@ def read_messages(
         default_subject: the subject messages without one will be sent with; None
             makes a message without a subject an input error. The default, ``""``,
             leaves subjects unchecked.
+        name: the file's name in error messages (``<stdin>`` for a spooled copy).
+        fingerprint: a dict filled, once every message was read, with the file's
+            ``input_size`` and ``input_sha256`` (as ``journal.file_fingerprint``),
+            hashed while reading: the file is read once.
 
     Raises:
         InputError: a missing column, bad JSON, a wrong type, an empty address or
@@ -137,21 +182,65 @@ def read_messages(
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    shown = "<stdin>" if path == "-" else os.fspath(path)
-    f = _open(path, encoding)
+    shown = name or ("<stdin>" if path == "-" else os.fspath(path))
+    hashing: Optional[list[_Hashing]] = [] if fingerprint is not None else None
+    f = _open(path, encoding, hashing)
     rules = _Rules(normalize_addresses, default_subject is None)
     try:
         reader = _read_csv(f, shown, rules) if fmt == "csv" else _read_jsonl(f, shown, rules)
         try:
             yield from reader
+            if hashing and fingerprint is not None:
+                raw = hashing[0]
+                raw.drain()  # what the parser left unread (nothing, or blank lines)
+                fingerprint["input_size"] = str(raw.size)
+                fingerprint["input_sha256"] = raw.digest.hexdigest()
         except UnicodeDecodeError as exc:
             hint = " (give --encoding, cp1251 say)" if encoding == "utf-8" else ""
-            raise InputError(
-                shown, f"not {encoding} text ({exc.reason} at byte {exc.start}){hint}"
-            ) from None
+            # The decoder's offset is within a buffer, not the file: find the line.
+            where = shown if path == "-" else _bad_line(path, encoding, shown)
+            raise InputError(where, f"not {encoding} text ({exc.reason}){hint}") from None
     finally:
         if path != "-":
             f.close()
+
+
+def _bad_line(path: str, encoding: str, shown: str) -> str:
+    """``file:line`` of the first line of ``path`` that is not ``encoding`` text."""
+    if codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                decoder.decode(raw)
+            except UnicodeDecodeError:
+                return f"{shown}:{number}"
+    return shown
+
+
+def spool_stdin(directory: Optional[str] = None) -> str:
+    """Copy standard input to a temporary file and return its path (the caller removes it).
+
+    So that the whole input can be checked before the first message is sent.
+    """
+    import shutil
+    import sys
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="hpgfast-stdin-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
+
+
+def check_messages(rows: Iterator[tuple[int, Message]]) -> int:
+    """Read every message (raising ``InputError`` at the first bad one); returns the count."""
+    return sum(1 for _ in rows)
 
 
 class _Rules:

@@ -11,20 +11,28 @@ written after it returns.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Callable, Optional
 
 from .._records import Message, SendResult, StatusResult
-from .._wire import Code
+from .._wire import SEND, Code
+from ..core import RequestFinished, RequestStarting, Subscriber
 from ..exceptions import ConnectError, HPGError, MessageError
-from ..journal import FINAL_STATUS_CODES, Journal, State
+from ..journal import FINAL_STATUS_CODES, Journal, JournalStorageError, State
 
-__all__ = ["FollowOutcome", "SendOutcome", "follow", "load_journal", "send_journal", "send_plain"]
+__all__ = [
+    "FollowOutcome",
+    "JournalHook",
+    "SendOutcome", "follow", "load_journal",
+    "send_journal",
+    "send_plain",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +107,15 @@ def load_journal(
     tick: Tick = _no_tick,
     *,
     transliterate: bool = False,
+    bind: Optional[Callable[[], Mapping[str, str]]] = None,
 ) -> int:
     """Put every input message in the journal (resuming a cut load); returns the total.
 
     Each message's segments are recorded with it (``transliterate``: counted as
-    ``Client(transliterate=True)`` will send it).
+    ``Client(transliterate=True)`` will send it). ``bind``, when given, is called
+    once the rows are read and its fingerprint bound (``Journal.bind``) before the
+    load is marked finished: the input's hash is computed while it is loaded, in one
+    pass.
     """
     if journal.loaded is not None:
         return journal.loaded
@@ -119,8 +131,124 @@ def load_journal(
             yield line, message
 
     journal.load(counted(), transliterate=transliterate)
+    if bind is not None:
+        journal.bind(bind())
     journal.finish_load(total)
     return total
+
+
+#: Requests marked ``in_flight`` ahead of the one that triggers a mark, per sending
+#: thread: one commit covers about this many requests (the journal's cost is an
+#: fsync per commit). The SIGKILL window follows from it (see ``JournalHook``).
+AHEAD_PER_THREAD = 3
+
+
+class JournalHook(Subscriber):
+    """Journals each SEND request as it goes, from the core's before-first-byte hook.
+
+    Pass it to the ``Client`` (``subscribers=[hook]``) and to ``send_journal``. The
+    client calls ``request_starting`` in the thread that sends a request, before
+    its first byte. When the request's messages are not marked yet, the hook marks
+    them, and the next ``AHEAD_PER_THREAD x concurrency`` requests' worth of
+    messages, ``in_flight``, together with the results of the requests that ended
+    since the last commit, in one transaction, committed (``synchronous=FULL``: on
+    disk) before it returns: the mark always precedes the bytes, and one fsync
+    serves several requests.
+
+    The window W: at any moment the rows ``in_flight`` on disk lie between the
+    oldest request on the wire at the last commit and the end of the marked span:
+    at most ``concurrency - 1`` requests started before it, the triggering request
+    and ``AHEAD_PER_THREAD x concurrency`` requests' worth ahead (measured in the
+    triggering request's size): fewer than ``W = 4 x concurrency`` requests. After
+    a SIGKILL those become ``unknown``; the ones never sent are at most that span.
+    """
+
+    def __init__(self, journal: Journal, *, concurrency: int = 1) -> None:
+        self.journal = journal
+        self.concurrency = max(1, concurrency)
+        self._lock = threading.Lock()
+        self._lines: Sequence[int] = ()
+        self._marked = 0
+        self._open: dict[int, int] = {}
+        self._finished: list[tuple[Sequence[int], Sequence[SendResult]]] = []
+
+    @property
+    def window(self) -> int:
+        """W: the most requests whose messages can be ``in_flight`` on disk at once."""
+        return 4 * self.concurrency
+
+    def arm(self, lines: Sequence[int]) -> None:
+        """The journal lines of the batch about to be handed to ``client.send()``."""
+        with self._lock:
+            self._lines = lines
+            self._marked = 0
+            self._open = {}
+            self._finished = []
+
+    def request_starting(self, event: RequestStarting) -> None:
+        if event.op != SEND:
+            return
+        with self._lock:
+            # Held through the commit: a request whose messages are marked by
+            # another thread's commit waits for that commit to end.
+            if event.end > self._marked:
+                size = event.end - event.start
+                upto = min(
+                    len(self._lines),
+                    max(event.end, event.end + AHEAD_PER_THREAD * self.concurrency * size),
+                )
+                finished, self._finished = self._finished, []
+                try:
+                    self.journal.advance(self._lines[self._marked : upto], finished)
+                except BaseException:
+                    self._finished = finished + self._finished
+                    raise
+                self._marked = upto
+            self._open[event.start] = event.end
+
+    def request_finished(self, event: RequestFinished) -> None:
+        if event.op != SEND:
+            return
+        with self._lock:
+            # Written with the next mark (or when send() returns): one commit.
+            self._finished.append((self._lines[event.start : event.end], event.results))
+            self._open.pop(event.start, None)
+
+    def flush(self, results: Optional[Sequence[SendResult]]) -> None:
+        """After ``send()`` returned or raised: write every result the client knew.
+
+        ``results`` (the batch's results, or an exception's ``.results``) settle
+        every row still ``in_flight``: accepted, rejected, ``not_sent`` for the
+        rows marked ahead that never left, ``unknown`` for requests cut. Without
+        them, the ended requests are written and the rest is ``unknown``.
+        """
+        with self._lock:
+            finished, self._finished = self._finished, []
+            lines, marked = self._lines, self._marked
+        if results is not None and len(results) == len(lines):
+            # The batch's results include every finished request's: one write.
+            self.journal.advance((), [(lines[:marked], results[:marked])])
+            return
+        self.journal.advance((), finished)
+        self.journal.settle_in_flight(
+            lines[:marked], State.UNKNOWN, code=Code.UNKNOWN, reason="interrupted while in flight"
+        )
+
+
+def _settle(
+    journal: Journal,
+    hook: Optional[JournalHook],
+    lines: Sequence[int],
+    carried: Optional[Sequence[SendResult]],
+    reason: str,
+) -> None:
+    """After a ``send()`` that raised: write what the client knew, ``unknown`` the rest."""
+    if hook is not None:
+        hook.flush(carried)
+    elif carried is not None and len(carried) == len(lines):
+        journal.record_results(lines, carried)
+    else:
+        journal.settle_in_flight(lines, State.UNKNOWN, code=Code.UNKNOWN, reason=reason)
 
 
 def send_journal(
@@ -130,20 +258,25 @@ def send_journal(
     chunk: int = DEFAULT_CHUNK,
     resend_unknown: bool = False,
     tick: Tick = _no_tick,
+    hook: Optional[JournalHook] = None,
 ) -> SendOutcome:
     """Send every sendable message of a loaded journal, chunk by chunk.
 
-    Pipelined: while the client sends chunk N+1, a journal thread records chunk N's
-    results and reads chunk N+2 (SQLite releases the GIL while it works). Chunk N+1
-    is marked ``in_flight`` and committed before it is handed to the client, and its
-    results are written only after ``send()`` returns, so a crash at any point
-    leaves every message pending, in flight (-> unknown) or with its result.
+    With ``hook`` (a ``JournalHook`` the client was made with) each request's
+    messages are marked ``in_flight`` just before it leaves and get their results
+    as soon as it ends, so a crash leaves at most the requests on the wire
+    ``in_flight``. Without one, a whole chunk is marked ``in_flight`` and committed
+    before it is handed to the client, and its results are written after ``send()``
+    returns (while the client sends the next chunk). Either way a crash at any
+    point leaves every message pending, in flight (-> unknown) or with its result.
 
     A ``MessageError`` (found by the client before anything of its batch is sent)
     makes that one message ``invalid`` and the chunk is tried again without it. A
     configuration failure (``AuthError``, ``TLSError``...) records the results the
     client carries and stops the run (``outcome.error``); so does a platform that
-    cannot be reached (its messages stay ``not_sent`` for the next run).
+    cannot be reached (its messages stay ``not_sent`` for the next run). An
+    interrupt (Ctrl-C, SIGTERM) records what the client knew (its ``.results``:
+    accepted, rejected, not sent) and ``unknown`` only for requests it cut.
     """
     outcome = SendOutcome()
     outcome.recovered = journal.recover(resend_unknown=resend_unknown)
@@ -160,7 +293,11 @@ def send_journal(
     try:
         lines, messages = journal.next_chunk(chunk)
         while lines:
-            journal.mark_in_flight(lines)
+            if hook is not None:
+                hook.concurrency = max(1, int(getattr(client, "concurrency", 1) or 1))
+                hook.arm(lines)
+            else:
+                journal.mark_in_flight(lines)
             upcoming = writer.submit(journal.next_chunk, chunk, after=lines[-1])
             try:
                 results = client.send(messages)
@@ -175,32 +312,35 @@ def send_journal(
                 outcome.states[State.INVALID] += 1
                 lines, messages = journal.next_chunk(chunk, after=lines[0] - 1)
                 continue
+            except JournalStorageError:
+                raise  # the journal cannot be written: nothing more can be recorded
             except HPGError as exc:
                 upcoming.result()
                 drain()
                 carried = getattr(exc, "results", None)
+                _settle(journal, hook, lines, carried, f"send failed: {exc}")
                 if carried is not None and len(carried) == len(lines):
-                    journal.record_results(lines, carried)
                     outcome.add(len(lines), carried)
                 else:
-                    journal.settle_in_flight(
-                        lines, State.UNKNOWN, code=Code.UNKNOWN, reason=f"send failed: {exc}"
-                    )
                     outcome.states[State.UNKNOWN] += len(lines)
                 outcome.attempted += len(lines)
                 outcome.error = exc
                 break
-            except BaseException:
-                # Interrupted with the chunk out: its outcome is unknown. (Left as it
-                # is, the next run's recovery would say the same.)
+            except BaseException as exc:
+                # Interrupted (Ctrl-C, SIGTERM): the client's ``.results`` say what
+                # each message came to; only requests cut on the wire are unknown.
                 upcoming.cancel()
                 drain()
-                journal.settle_in_flight(
-                    lines, State.UNKNOWN, code=Code.UNKNOWN, reason="interrupted while in flight"
+                _settle(
+                    journal, hook, lines, getattr(exc, "results", None),
+                    "interrupted while in flight",
                 )
                 raise
             drain()  # the previous chunk's results are committed before the next send
-            writing = writer.submit(journal.record_results, lines, results)
+            if hook is None:
+                writing = writer.submit(journal.record_results, lines, results)
+            else:
+                hook.flush(results)
             outcome.add(len(lines), results)
             outcome.attempted += len(lines)
             accepted = outcome.states[State.ACCEPTED]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from typing import Any, Optional
 
@@ -30,9 +31,11 @@ from ._input import (
     ADDRESS_HELP,
     FORMATS,
     check_encoding,
+    check_messages,
     detect_format,
     normalize_address,
     read_messages,
+    spool_stdin,
 )
 from ._output import Progress, dump_json, table
 
@@ -60,7 +63,9 @@ def _encoding(args: argparse.Namespace) -> str:
         raise UsageError(f"--encoding: {exc}") from None
 
 
-def _fingerprint(args: argparse.Namespace, fmt: Optional[str]) -> dict[str, str]:
+def _fingerprint(
+    args: argparse.Namespace, fmt: Optional[str], hashed: Optional[dict[str, str]] = None
+) -> dict[str, str]:
     from ..journal import file_fingerprint
 
     settings = {
@@ -80,7 +85,7 @@ def _fingerprint(args: argparse.Namespace, fmt: Optional[str]) -> dict[str, str]
         if args.file == "-":
             raise UsageError("--journal needs a file (--file -, standard input, cannot be resumed)")
         try:
-            fp = file_fingerprint(args.file)
+            fp = dict(hashed) if hashed else file_fingerprint(args.file)
         except OSError as exc:
             raise UsageError(f"cannot read {args.file!r}: {exc.strerror}") from None
         return {**fp, "format": fmt or "", **settings}
@@ -121,7 +126,7 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
     run = summary["this_run"]
     journal = summary.get("journal")
     rows: list[tuple[Any, ...]] = []
-    states = ("accepted", "rejected", "unknown", "not_sent", "invalid")
+    states = ("accepted", "accepted_earlier", "rejected", "unknown", "not_sent", "invalid")
     for state in states:
         row: list[Any] = [state.replace("_", " "), run.get(state, 0)]
         if journal is not None:
@@ -160,7 +165,7 @@ def _send_exit(outcome: Any, complete: bool) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """``hpgfast send``."""
-    from ._run import load_journal, send_journal, send_plain
+    from ._run import JournalHook, load_journal, send_journal, send_plain
 
     if (args.file is None) == (args.to is None):
         raise UsageError("give --file PATH, or --to ADDRESS with --text TEXT")
@@ -171,12 +176,16 @@ def run(args: argparse.Namespace) -> int:
     if args.file is None:
         _single_rows(args)  # checked now, before anything is sent
 
-    def rows() -> Iterator[tuple[int, Message]]:
-        if args.file is None:
+    source = args.file  # without a journal, standard input is spooled to a file first
+
+    def rows(fingerprint: Optional[dict[str, str]] = None) -> Iterator[tuple[int, Message]]:
+        if source is None:
             return iter(_single_rows(args))
         return read_messages(
-            args.file,
+            source,
             fmt or "csv",
+            name="<stdin>" if args.file == "-" else None,
+            fingerprint=fingerprint,
             encoding=encoding,
             normalize_addresses=args.normalize_addresses,
             default_subject=_default_subject(args),
@@ -190,24 +199,33 @@ def run(args: argparse.Namespace) -> int:
     if args.journal is None:
         if args.resend_unknown:
             raise UsageError("--resend-unknown needs --journal")
-        with make_client(args) as client:
-            if args.to is not None:
-                results = client.send([m for _, m in rows()])
-                r = results[0]
-                if args.json:
-                    dump_json({"code": r[0], "client_id": r[1], "provider_id": r[2],
-                               "error": str(getattr(r, "error", None) or "") or None})
-                else:
-                    print(table([(r[0], r[1], r[2])], ("code", "client id", "provider id")))
-                error = getattr(r, "error", None)
-                if r[0] in (Code.NOT_SENT, Code.UNKNOWN) and error is not None:
-                    return exit_for(error)
-                return EXIT_OK if r[0] == Code.OK else EXIT_INCOMPLETE
-            with Progress(None, "sending", quiet=args.quiet or args.json) as progress:
-                outcome = send_plain(
-                    client, rows(), chunk=args.chunk,
-                    tick=progress.tick,
-                )
+        spooled = spool_stdin() if args.file == "-" else None
+        if spooled is not None:
+            source = spooled
+        try:
+            if source is not None:
+                check_messages(rows())  # the whole input, before the first request
+            with make_client(args) as client:
+                if args.to is not None:
+                    results = client.send([m for _, m in rows()])
+                    r = results[0]
+                    if args.json:
+                        dump_json({"code": r[0], "client_id": r[1], "provider_id": r[2],
+                                   "error": str(getattr(r, "error", None) or "") or None})
+                    else:
+                        print(table([(r[0], r[1], r[2])], ("code", "client id", "provider id")))
+                    error = getattr(r, "error", None)
+                    if r[0] in (Code.NOT_SENT, Code.UNKNOWN) and error is not None:
+                        return exit_for(error)
+                    return EXIT_OK if r[0] == Code.OK else EXIT_INCOMPLETE
+                with Progress(None, "sending", quiet=args.quiet or args.json) as progress:
+                    outcome = send_plain(
+                        client, rows(), chunk=args.chunk,
+                        tick=progress.tick,
+                    )
+        finally:
+            if spooled is not None:
+                os.unlink(spooled)
         summary = _send_summary(outcome, None, None)
         if args.json:
             dump_json(summary)
@@ -218,21 +236,35 @@ def run(args: argparse.Namespace) -> int:
 
     from ..journal import Journal
 
-    fingerprint = _fingerprint(args, fmt)
     quiet = args.quiet or args.json
+    if args.file == "-":
+        _fingerprint(args, fmt)  # refused: standard input cannot be resumed
     with Journal(args.journal, synchronous=args.journal_sync, lock=True) as journal:
-        journal.bind(fingerprint)
-        if journal.loaded is None:
+        if journal.loaded is None and args.file is not None:
+            # A new journal (or a load cut short): the input is read once, hashed
+            # while it is loaded, and bound before the load counts as finished.
+            journal.restart_load()
+            hashed: dict[str, str] = {}
+            with Progress(None, "journaling input", quiet=quiet) as progress:
+                total = load_journal(
+                    journal, rows(hashed), tick=lambda n, note: progress.update(n),
+                    transliterate=args.transliterate,
+                    bind=lambda: _fingerprint(args, fmt, hashed),
+                )
+        elif journal.loaded is None:
+            journal.bind(_fingerprint(args, fmt))
             with Progress(None, "journaling input", quiet=quiet) as progress:
                 total = load_journal(journal, rows(), tick=lambda n, note: progress.update(n),
                                      transliterate=args.transliterate)
         else:
+            journal.bind(_fingerprint(args, fmt))
             total = journal.loaded
         counts = journal.counts()
         todo = counts["pending"] + counts["not_sent"]
         if args.resend_unknown:
             todo += counts["unknown"] + counts["in_flight"]
-        with make_client(args) as client:
+        hook = JournalHook(journal)
+        with make_client(args, [hook]) as client:
             with Progress(todo, "sending", quiet=quiet) as progress:
                 outcome = send_journal(
                     client,
@@ -240,9 +272,11 @@ def run(args: argparse.Namespace) -> int:
                     chunk=args.chunk,
                     resend_unknown=args.resend_unknown,
                     tick=progress.tick,
+                    hook=hook,
                 )
         summary = _send_summary(outcome, journal.summary(), total)
-        complete = journal.counts()["accepted"] == total
+        final = journal.counts()
+        complete = final["accepted"] + final["accepted_earlier"] == total
     if args.json:
         dump_json(summary)
     else:
