@@ -459,7 +459,7 @@ class Batch:
         The request's results are in place when the step says it is settled.
         """
         if self._sealed:
-            log.info("%r ended after its batch was interrupted: %s", request, event)
+            log.info("%r ended after its batch was interrupted", request)
             return _FAILED
         verdict = judge(self._facts(request), event)
         policy = self.exchange.policy
@@ -478,7 +478,7 @@ class Batch:
                 request.attempt,
                 policy.retries,
                 delay,
-                verdict.note or event,
+                verdict.note or type(event).__name__,
             )
             return Step(now + delay, keep_alive=False)
         if verdict.note is not None:
