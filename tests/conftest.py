@@ -114,8 +114,6 @@ def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     of asyncio's own logging to check).
     """
     if request.param == "async":
-        if request.node.get_closest_marker("sync_only"):
-            pytest.skip("sync only")
         from functools import partial
 
         from transports import BlockingAsyncClient
@@ -123,3 +121,25 @@ def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
         debug = bool(getattr(request.module, "ASYNCIO_DEBUG", False))
         monkeypatch.setattr(request.module, "Client", partial(BlockingAsyncClient, debug=debug))
     return str(request.param)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test about one client's own machinery is not collected for the other one.
+
+    ``sync_only`` (urllib3's internals, a real SIGINT in the calling thread) and
+    ``async_only`` (a second cancellation) say which client a test is about; its
+    other transport's variant is deselected, not skipped: nothing is missing.
+    """
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        which = callspec.params.get("transport") if callspec is not None else None
+        if (which == "async" and item.get_closest_marker("sync_only")) or (
+            which == "sync" and item.get_closest_marker("async_only")
+        ):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
