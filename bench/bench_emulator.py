@@ -97,6 +97,10 @@ def _report(benchmark: Any, measure_median: float, messages: int, where: str) ->
     assert rate >= FLOOR, f"{rate:,.0f} messages/s, under the issue's {FLOOR:,}"
 
 
+# An absolute rate, not a ratio: it moves with the machine (the commit before
+# issues 9-15 measured 62,000 here once and 12,000 on the same machine today),
+# so it is measured by the full bench run, not gated in CI's short pass.
+@pytest.mark.slow
 def bench_emulator_send_in_process(measure: Measure, benchmark: Any) -> None:
     batch = standard_batch()
     targets = build_targets(batch)
@@ -126,6 +130,10 @@ def child_emulator() -> Iterator[tuple[str, int]]:
             proc.stdout.close()
 
 
+# An absolute rate, not a ratio: it moves with the machine (the commit before
+# issues 9-15 measured 62,000 here once and 12,000 on the same machine today),
+# so it is measured by the full bench run, not gated in CI's short pass.
+@pytest.mark.slow
 def bench_emulator_send_child_process(
     measure: Measure, benchmark: Any, child_emulator: tuple[str, int]
 ) -> None:
