@@ -3,7 +3,8 @@
 The codec (``hpgfast.codec``) turns messages into HPG query strings and replies into
 records; it runs on a compiled core with a pure-Python twin. ``Client`` sends them
 to the platform over pooled HTTP(S) connections; ``AsyncClient`` does the same on
-asyncio (``pip install 'hpgfast[async]'``), imported only when first used.
+asyncio, imported only when first used (so that ``import hpgfast`` never loads
+asyncio).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> Any:
-    # AsyncClient needs the ``async`` extra (httptools): importing hpgfast must not.
+    # Importing asyncio costs a sender that never uses it tens of milliseconds at start-up.
     if name == "AsyncClient":
         from .aio import AsyncClient
 

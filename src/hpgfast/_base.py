@@ -27,6 +27,9 @@ from ._records import Params
 from ._wire import Code, Status
 from .core import Exchange, RateLimit, RetryPolicy, Subscriber
 
+#: Characters a header value must not hold (a CR or LF would start a new header).
+_HEADER_UNSAFE = re.compile("[\x00-\x1f\x7f]")
+
 __all__ = ["DEFAULT_MAX_REPLY_BYTES", "ClientSettings"]
 
 #: Default reply cap per request: a SEND reply line is ~20-60 bytes, so 4 MiB holds
@@ -236,6 +239,17 @@ class ClientSettings:
                     stacklevel=2,
                 )
             self._ssl_context = context
+        if _HEADER_UNSAFE.search(self.user_agent):
+            raise ValueError("user_agent holds control characters")
+        host = self._host
+        default_port = 443 if self._scheme == "https" else 80
+        host_header = host if self._port == default_port else f"{host}:{self._port}"
+        #: What follows the target in every request: the request line's end and the
+        #: headers, built once (both clients write a request with one call).
+        self._tail = (
+            f" HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {self.user_agent}\r\n"
+            "Accept-Encoding: identity\r\n\r\n"
+        ).encode("latin-1")
         self._open(ca_certs, verify)
         self._closed = False
         if self._core.redactor is not None:

@@ -1,11 +1,11 @@
-"""A sans-IO reader of one HTTP/1.1 response, on httptools' llhttp (the ``async`` extra).
+"""A sans-IO reader of one HTTP/1.1 response, on httptools' llhttp.
 
 Strategy: the framing of a reply (status line, headers, Content-Length, chunked
 encoding, 1xx interim responses) is read by llhttp, the C parser Node.js and
 uvicorn use, not by hand-written Python. This module only keeps what hpgfast
-needs of it and decides what a hostile reply is, so that any transport (the
-asyncio one today, a raw-socket sync path later) feeds bytes and gets the same
-answer:
+needs of it and decides what a hostile reply is, so that both transports (the
+asyncio one, and the sync client's reads on urllib3's sockets) feed bytes and get
+the same answer:
 
 - ``feed(data)`` / ``eof()`` answer True once the response is complete or failed;
   then ``status``, ``body``, ``retry_after`` and ``keep_alive`` hold the reply, or
@@ -27,12 +27,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-try:
-    import httptools
-except ImportError as exc:  # pragma: no cover - depends on the install
-    raise ImportError(
-        "hpgfast's asyncio client needs httptools: pip install 'hpgfast[async]'"
-    ) from exc
+import httptools
 
 from .core import CUT, SENT, Failure
 from .exceptions import ProtocolError, TransportError

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import ssl
 import time
 from collections.abc import Iterable, Sequence
@@ -57,7 +56,6 @@ _FRESH_GRACE = 0.001
 _GRACE = 2.0
 
 _monotonic = time.monotonic
-_HEADER_UNSAFE = re.compile("[\x00-\x1f\x7f]")
 
 
 class _Connection(asyncio.Protocol):
@@ -214,19 +212,11 @@ class AsyncClient(ClientSettings):
     _log_names = ("asyncio",)
 
     def _open(self, ca_certs: Optional[str], verify: bool) -> None:
-        if _HEADER_UNSAFE.search(self.user_agent):
-            raise ValueError("user_agent holds control characters")
-        default_port = 443 if self._scheme == "https" else 80
         host = self._host
-        host_header = host if self._port == default_port else f"{host}:{self._port}"
         # parse_url keeps an IPv6 literal's brackets: the Host header wants them,
         # the socket does not.
         self._connect_host = host[1:-1] if host.startswith("[") else host
         self._server_hostname = self._connect_host if self._ssl_context is not None else None
-        self._tail = (
-            f" HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {self.user_agent}\r\n"
-            "Accept-Encoding: identity\r\n\r\n"
-        ).encode("latin-1")
         self._idle: list[_Connection] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._slots: Optional[asyncio.Semaphore] = None

@@ -7,10 +7,13 @@ core, ``hpgfast.core``. This module only moves bytes: it takes requests from a
 back (a ``Reply``) or what went wrong (a ``Failure`` of a named kind).
 
 - **Thin per-request path.** urllib3's ``urlopen()`` re-parses and re-encodes the
-  whole target in pure Python (milliseconds for an 8 KiB query). The client keeps
-  urllib3's connection pool, TLS and timeouts, but takes a connection from the pool
-  and calls ``HTTPConnection.request()`` / ``getresponse()`` itself with a target
-  the codec built ready to send. ``retries=False`` everywhere: urllib3 never repeats
+  whole target in pure Python (milliseconds for an 8 KiB query), and http.client
+  builds, scans and parses every request and reply line by line in Python (about
+  three quarters of the client's CPU at 8 KiB requests). The client keeps urllib3's
+  connection pool, connect, TLS and timeouts, takes a connection from the pool,
+  writes the request with one ``sendall`` (the codec's ready target and headers
+  built once) and reads the reply with llhttp (``_response.ResponseReader``, the
+  asyncio client's reader too). ``retries=False`` everywhere: urllib3 never repeats
   anything on its own (its default ``Retry`` would repeat a GET after a read
   timeout, which for SEND is a second SMS).
 - **Connect, then send.** A fresh connection is opened (and its TLS handshake done)
@@ -23,7 +26,6 @@ back (a ``Reply``) or what went wrong (a ``Failure`` of a named kind).
 
 from __future__ import annotations
 
-import http.client
 import logging
 import socket
 import ssl
@@ -36,7 +38,7 @@ from concurrent.futures import wait as futures_wait
 from typing import Any, Optional, Union, cast
 
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connection import HTTPConnection
 from urllib3.exceptions import (
     ClosedPoolError,
     ConnectTimeoutError,
@@ -50,9 +52,9 @@ from urllib3.util.wait import wait_for_read
 from . import _redact, _wire
 from ._base import DEFAULT_MAX_REPLY_BYTES, ClientSettings
 from ._records import Message, Params, SendResult, StatusResult
+from ._response import ResponseReader
 from .core import (
     CONNECT,
-    CUT,
     LINE_OVERHEAD,
     SENT,
     TLS,
@@ -63,7 +65,7 @@ from .core import (
     SendFailure,
     StatusFailure,
 )
-from .exceptions import ConnectError, ProtocolError, TLSError, TransportError
+from .exceptions import ConnectError, TLSError, TransportError
 
 __all__ = ["DEFAULT_MAX_REPLY_BYTES", "Client", "SendFailure", "StatusFailure"]
 
@@ -75,7 +77,8 @@ log = logging.getLogger(__name__)
 #: retried instead of being reported unknown. Paid once per new connection.
 _FRESH_GRACE = 0.001
 
-_GET = "GET"
+#: Bytes asked of each read of a reply: a whole 8 KiB request's reply in one.
+_RECV_SIZE = 65536
 _monotonic = time.monotonic
 
 #: Seconds the requests on the wire may still take after an interrupt (Ctrl-C).
@@ -83,35 +86,6 @@ INTERRUPT_GRACE = 2.0
 
 
 # -- connections ---------------------------------------------------------------------
-
-
-class _HTTPConnection(HTTPConnection):
-    """urllib3's connection without http.client's scan of every target.
-
-    http.client searches each target for control characters (CVE-2019-9740) with a
-    regular expression: about 4 ms per MiB, the largest CPU cost of a large request;
-    and its error would quote the whole URL, password included. Every target this
-    client sends is the codec's output (unreserved bytes, ``%XX``, ``&=[]``) behind a
-    prefix that ``Client.__init__`` checked once, so the scan cannot find anything.
-    """
-
-    def _validate_path(self, url: str) -> None:
-        pass
-
-
-class _HTTPSConnection(HTTPSConnection):
-    """``_HTTPConnection``'s shortcut for HTTPS."""
-
-    def _validate_path(self, url: str) -> None:
-        pass
-
-
-class _HTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _HTTPConnection
-
-
-class _HTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _HTTPSConnection
 
 
 class _Watchdog:
@@ -252,7 +226,7 @@ class Client(ClientSettings):
         pool_timeout = urllib3.Timeout(connect=self._connect_timeout, read=self._timeout)
         self._pool: urllib3.HTTPConnectionPool
         if self._scheme == "https":
-            self._pool = _HTTPSPool(
+            self._pool = urllib3.HTTPSConnectionPool(
                 self._host,
                 self._port,
                 maxsize=self.concurrency,
@@ -264,7 +238,7 @@ class Client(ClientSettings):
                 ssl_context=self._ssl_context,
             )
         else:
-            self._pool = _HTTPPool(
+            self._pool = urllib3.HTTPConnectionPool(
                 self._host,
                 self._port,
                 maxsize=self.concurrency,
@@ -509,10 +483,7 @@ class Client(ClientSettings):
         started = time.perf_counter()
         failure: Optional[Failure] = None
         watch: Optional[list[Any]] = None
-        resp = None
-        body = b""
-        status = 0
-        retry_after: Optional[str] = None
+        reader: Optional[ResponseReader] = None
         phase = "connect"
         try:
             if conn.is_closed:
@@ -526,43 +497,24 @@ class Client(ClientSettings):
                     if wait_for_read(conn.sock, timeout=_FRESH_GRACE):
                         raise ConnectionResetError("connection closed by the server on connect")
             phase = "send"
-            conn.timeout = self._timeout
-            watch = self._watchdog.watch(conn.sock)
-            conn.request(_GET, target, headers=self._headers, preload_content=False,
-                         decode_content=False)  # fmt: skip
+            sock = conn.sock
+            sock.settimeout(self._timeout)
+            watch = self._watchdog.watch(sock)
+            # One write of a request built once: the codec made the target ready to
+            # send and the headers never change (http.client would build and check
+            # them again, line by line, and scan the whole target, for every request).
+            sock.sendall(b"GET " + target.encode("ascii") + self._tail)
             phase = "reply"
-            resp = conn.getresponse()
-            status = resp.status
-            cap = self.max_reply_bytes
-            length = resp.length_remaining
-            if length is not None and length > cap:
-                failure = Failure(
-                    SENT,
-                    ProtocolError(
-                        None, f"the reply announces {length} bytes, over max_reply_bytes={cap}"
-                    ),
-                )
-            else:
-                body = resp.read(cap + 1)
-                if len(body) > cap:
-                    failure = Failure(
-                        SENT, ProtocolError(None, f"the reply is over max_reply_bytes={cap}")
-                    )
-                elif not resp.isclosed():
-                    # http.client returns a short read at EOF instead of raising
-                    # IncompleteRead: the connection broke inside the body.
-                    failure = Failure(
-                        CUT,
-                        TransportError(
-                            f"connection broken: the reply was cut after {len(body)} bytes of "
-                            f"{length if length is not None else 'more'}",
-                            url=shown,
-                            sent=True,
-                        ),
-                    )
-                elif status != 200:
-                    retry_after = resp.headers.get("Retry-After")
-        except (OSError, _Urllib3Error, http.client.HTTPException) as exc:
+            reader = ResponseReader(self.max_reply_bytes)
+            recv = sock.recv
+            while True:
+                data = recv(_RECV_SIZE)
+                if not data:
+                    reader.eof()
+                    break
+                if reader.feed(data):
+                    break
+        except (OSError, _Urllib3Error) as exc:
             failure = self._wrap(exc, phase, shown)
         except BaseException:
             self._watchdog.done(watch)
@@ -579,22 +531,31 @@ class Client(ClientSettings):
                     sent=True,
                 ),
             )
+        elif failure is None and reader is not None and not reader.ok:
+            failure = reader.failure(shown, self._core.scrub)
+        received = 0 if reader is None else reader.received
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "GET %s (%d bytes): %s, %d bytes in %.2f ms",
                 shown,
                 len(target) + LINE_OVERHEAD,
-                f"HTTP {status}" if failure is None else failure.error,
-                len(body),
+                failure.error if failure is not None else f"HTTP {reader and reader.status}",
+                received,
                 (time.perf_counter() - started) * 1000.0,
             )
-        if failure is not None:
-            if resp is not None:
-                resp.close()
+        if failure is not None or reader is None:
             conn.close()
             pool._put_conn(conn)
-            return failure, None, len(body)
-        return Reply(status, body, retry_after), conn, len(body)
+            assert failure is not None
+            return failure, None, received
+        if not reader.keep_alive:
+            conn.close()
+        status = reader.status
+        return (
+            Reply(status, reader.body, None if status == 200 else reader.retry_after),
+            conn,
+            received,
+        )
 
     def _release(self, conn: HTTPConnection, keep_alive: bool) -> None:
         """Put a connection back in the pool; closed first unless it may serve again."""

@@ -55,6 +55,7 @@ _NOT_SENT = Code.NOT_SENT
 _UNKNOWN = Code.UNKNOWN
 _ERROR_AUTH = Code.ERROR_AUTH
 _ID_NOT_UNIQUE = Code.ERROR_ID_NOT_UNIQUE
+_code = itemgetter(0)  # of any line
 _line_id = itemgetter(1)  # clientId of a SEND line, providerId of a STATUS line
 _reason = itemgetter(4)  # of a STATUS line
 
@@ -302,6 +303,8 @@ def _whole_request(facts: RequestFacts, code: str, bad: list[ProtocolError]) -> 
 def _stop_for(facts: RequestFacts, results: list[Any]) -> Optional[AccountError]:
     """An account-stop code on any message's line stops the batch after this request."""
     stop = facts.account_stop
+    if stop.isdisjoint(map(_code, results)):  # the usual case, at C speed
+        return None
     for r in results:
         if r[0] in stop:
             return AuthError(r[0], facts.shown) if r[0] == _ERROR_AUTH else AccountError(
