@@ -91,7 +91,7 @@ INTERRUPT_GRACE = 2.0
 class _Watchdog:
     """Cuts exchanges that outlive the request deadline, however they trickle.
 
-    The socket's timeout bounds each read; nothing in http.client bounds a whole
+    The socket's timeout bounds each read; nothing else bounds a whole
     reply that arrives a byte at a time. One thread per client wakes a few times
     per deadline and shuts down the socket of any exchange past it, which ends the
     blocked read at once. Watching costs a list and a dict entry per exchange (no
