@@ -713,3 +713,18 @@ def test_a_second_cancel_ends_the_grace_period(transport: str) -> None:
         assert [r.code for r in results] == [Code.UNKNOWN] * 10 + [Code.NOT_SENT] * 20
         assert emu.requests["send"] <= 1
         assert_truthful(emu, messages, results)
+
+
+@pytest.mark.sync_only  # about both classes at once: once is enough
+def test_both_clients_document_every_setting() -> None:
+    import inspect
+
+    import hpgfast
+    from hpgfast._base import ClientSettings
+
+    names = [n for n in inspect.signature(ClientSettings.__init__).parameters if n != "self"]
+    for cls in (hpgfast.Client, hpgfast.AsyncClient):
+        doc = inspect.getdoc(cls) or ""
+        assert doc.splitlines()[0].startswith(("A client", "The asyncio client"))
+        missing = [n for n in names if f"\n    {n}: " not in doc]
+        assert not missing, (cls.__name__, missing)

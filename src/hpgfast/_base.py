@@ -9,6 +9,7 @@ checked one way in one client and another way in the other.
 
 from __future__ import annotations
 
+import inspect
 import re
 import ssl
 import warnings
@@ -261,3 +262,12 @@ class ClientSettings:
     def _open(self, ca_certs: Optional[str], verify: bool) -> None:
         """Make the transport's connection machinery (the subclass's part)."""
         raise NotImplementedError
+
+
+def settings_doc(intro: str) -> str:
+    """A client's docstring: its own ``intro``, then the arguments and errors of
+    ``ClientSettings`` (written once, so that ``help()`` on either client shows them)."""
+    own = inspect.cleandoc(intro)
+    shared = inspect.cleandoc(ClientSettings.__doc__ or "")  # None under python -OO
+    start = shared.find("Args:")
+    return own if start < 0 else f"{own}\n\n{shared[start:]}"

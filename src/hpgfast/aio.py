@@ -39,7 +39,7 @@ from typing import Any, Optional, Union
 from urllib3.util.wait import wait_for_read
 
 from . import _redact, _wire
-from ._base import ClientSettings
+from ._base import ClientSettings, settings_doc
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
 from .core import CONNECT, LINE_OVERHEAD, SENT, TLS, Batch, Failure, Reply, Request
@@ -191,11 +191,12 @@ class _Connection(asyncio.Protocol):
 
 
 class AsyncClient(ClientSettings):
-    """The asyncio client of one HPG connector: ``await send()``, ``await status()``.
+    __doc__ = settings_doc(
+        """The asyncio client of one HPG connector: ``await send()``, ``await status()``.
 
-    The same constructor arguments as ``hpgfast.Client`` (see its documentation),
-    the same outcomes and exceptions (the core decides them). Use it as
-    ``async with AsyncClient(...) as client:`` or call ``await client.aclose()``.
+    The same constructor arguments as ``hpgfast.Client`` (below), the same outcomes
+    and exceptions (the core decides them). Use it as ``async with
+    AsyncClient(...) as client:`` or call ``await client.aclose()``.
     One client serves one event loop at a time; ``concurrency`` bounds the
     requests in flight (and the connections kept) over all its calls.
 
@@ -208,6 +209,7 @@ class AsyncClient(ClientSettings):
     ``KeyboardInterrupt``: catch ``asyncio.CancelledError`` inside the coroutine to
     keep the results.
     """
+    )
 
     _log_names = ("asyncio",)
 

@@ -50,7 +50,7 @@ from urllib3.exceptions import TimeoutError as _Urllib3Timeout
 from urllib3.util.wait import wait_for_read
 
 from . import _redact, _wire
-from ._base import DEFAULT_MAX_REPLY_BYTES, ClientSettings
+from ._base import DEFAULT_MAX_REPLY_BYTES, ClientSettings, settings_doc
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
 from .core import (
@@ -151,68 +151,12 @@ class _Watchdog:
 
 
 class Client(ClientSettings):
-    """A client of one HPG connector: ``send()`` messages, ask their ``status()``.
+    __doc__ = settings_doc(
+        """A client of one HPG connector: ``send()`` messages, ask their ``status()``.
 
-    Thread-safe; use it as a context manager or call ``close()``.
-
-    Args:
-        url: the connector's base URL, ``http(s)://host:port/<CLIENT>/<connector>/``;
-            ``send`` and ``status`` are appended to it.
-        login: the client's login.
-        password: the client's password. It is never logged, shown or raised: every
-            URL hpgfast shows has it replaced by ``***``.
-        login_param: the name of the login parameter on this connector.
-        password_param: the name of the password parameter (some connectors use
-            ``pass``).
-        timeout: seconds to wait for the platform's reply (each socket read).
-        connect_timeout: seconds to wait for a connection (and TLS handshake).
-        ca_certs: a PEM file with the certificate(s) to trust for HTTPS (the
-            provider's); the system's trust store when ``None``.
-        verify: verify the platform's certificate and host name (HTTPS). Turning it
-            off warns with ``urllib3.exceptions.InsecureRequestWarning``.
-        max_request_bytes: the longest request line (``GET <target> HTTP/1.1``) sent;
-            batches are split to stay within it.
-        max_batch: at most this many messages (or ids) per request.
-        concurrency: how many requests may be in flight at once, each on its own
-            pooled connection.
-        extra_params: request-level parameters sent with every request
-            (``{"priority": "high"}``).
-        default_subject: the subject of messages that have none.
-        status_tz: the platform's time zone; STATUS times are then aware.
-        quote_brackets: send ``text%5B0%5D`` instead of ``text[0]``.
-        retries: how many times a request is repeated: for SEND only after a failure
-            to connect; for STATUS after any transient failure.
-        backoff: seconds before the first repeat; doubled for each further one.
-        backoff_max: the longest wait between repeats.
-        max_reply_bytes: a reply longer than this is a protocol error.
-        user_agent: the ``User-Agent`` header.
-        subscribers: ``hpgfast.core.Subscriber`` objects told of every request
-            before its first byte leaves and after it ended (a journal, metrics).
-        account_stop_codes: platform codes that say the account cannot send; met on
-            any line, they stop the batch and raise ``AccountError``.
-        final_statuses: delivery statuses after which nothing changes (any case);
-            ``is_final()`` uses them.
-        retry_on_429: send a request answered HTTP 429 again after ``Retry-After``
-            (its messages were not processed); ``False`` makes a SEND's messages
-            ``unknown`` instead, never repeated.
-        retry_after_max: the longest ``Retry-After`` honoured, in seconds.
-        max_rate: at most this many messages per second, over every thread and
-            call of this client, with a burst of at most one request.
-        request_deadline: seconds one exchange may take from its first written byte
-            to the end of its reply, however slowly the reply trickles in (default
-            10 x ``timeout``). Past it a SEND's messages are ``unknown``.
-        client_ids: send a clientId of hpgfast's own with every message that has
-            none (20 characters of ``[0-9A-Za-z]``, unique across requests and
-            processes), so that a stray or late reply can never match. ``False``
-            sends none: the platform then answers with indexes.
-        transliterate: write Russian letters in Latin ones (ICAO Doc 9303) in each
-            text that then needs fewer SMS segments (``hpgfast.sms``); a text that
-            is GSM 7-bit already, or stays UCS-2, is sent as it is.
-
-    Raises:
-        ValueError: a setting out of range or a URL that is not HTTP(S).
-        MessageError: a login, password or extra parameter that cannot be encoded.
-    """
+        Thread-safe; use it as a context manager or call ``close()``.
+        """
+    )
 
     _rate_lock = threading.Lock
     _log_names = ()
