@@ -330,14 +330,14 @@ def asyncio_floor_with_core(proc: EmulatorProcess, max_request_bytes: int) -> An
         reader, writer = streams
         run = core.batch("send", batch, None)
         while (request := run.next(time.monotonic())) is not None:
-            target = run.begin(request, time.monotonic())
-            assert target is not None
-            writer.write(b"GET " + target.encode("ascii") + host)
+            line = run.begin_line(request, time.monotonic())
+            assert line is not None
+            writer.write(line + host)
             head_block = await reader.readuntil(b"\r\n\r\n")
             length = 0
-            for line in head_block.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
+            for header in head_block.split(b"\r\n"):
+                if header[:15].lower() == b"content-length:":
+                    length = int(header[15:])
             body = await reader.readexactly(length)
             run.report(request, Reply(200, body, None), time.monotonic(), length)
         return sum(r.ok for r in run.finish())

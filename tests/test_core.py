@@ -464,3 +464,21 @@ def test_free_text_holding_the_password_is_masked_in_records() -> None:
     assert request is not None and sends.begin(request, 0.0)
     sends.report(request, Reply(200, b"ok;0;2001;S3cret%21\n"), 0.0)
     assert sends.finish()[0].extra == "***"
+
+
+@pytest.mark.parametrize("op", ["send", "status"])
+def test_begin_line_is_the_request_line_start_of_begin(op: str) -> None:
+    items = MESSAGES if op == "send" else IDS
+    texts = exchange().batch(op, items, None)
+    lines = exchange().batch(op, items, None)
+    while (request := texts.next(0.0)) is not None:
+        twin = lines.next(0.0)
+        assert twin is not None
+        target = texts.begin(request, 0.0)
+        line = lines.begin_line(twin, 0.0)
+        assert target is not None and line is not None
+        # The clientIds differ between the batches (a fresh prefix per request).
+        if op == "status":
+            assert line == b"GET " + target.encode("ascii")
+        assert line.startswith(b"GET /") and len(line) == len(target) + 4
+        assert twin.sent_bytes == request.sent_bytes == len(target) + len("GET  HTTP/1.1")

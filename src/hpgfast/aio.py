@@ -42,7 +42,7 @@ from . import _redact, _wire
 from ._base import ClientSettings, settings_doc
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
-from .core import CONNECT, LINE_OVERHEAD, SENT, TLS, Batch, Failure, Reply, Request
+from .core import CONNECT, SENT, TLS, Batch, Failure, Reply, Request
 from .exceptions import ConnectError, TLSError
 
 __all__ = ["AsyncClient"]
@@ -378,12 +378,12 @@ class AsyncClient(ClientSettings):
             wait = request.not_before - _monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)  # the rate limit, or a batch-wide Retry-After
-            target = batch.begin(request, _monotonic())
-            if target is None:
+            line = batch.begin_line(request, _monotonic())
+            if line is None:
                 return
             while True:
                 on_wire = True
-                event, conn, received = await self._exchange(target, batch)
+                event, conn, received = await self._exchange(line, batch)
                 on_wire = False
                 keep_alive = False
                 try:
@@ -403,16 +403,16 @@ class AsyncClient(ClientSettings):
             batch.abort(request, exc, on_wire=on_wire)
 
     async def _exchange(
-        self, target: str, batch: Batch
+        self, line: bytes, batch: Batch
     ) -> tuple[Union[Reply, Failure], Optional[_Connection], int]:
         """One GET: what happened, and the connection to release (None after a failure)."""
         slots = self._slots
         assert slots is not None
         async with slots:
-            return await self._exchange_on(target, batch)
+            return await self._exchange_on(line, batch)
 
     async def _exchange_on(
-        self, target: str, batch: Batch
+        self, line: bytes, batch: Batch
     ) -> tuple[Union[Reply, Failure], Optional[_Connection], int]:
         shown = batch.shown
         loop = self._loop
@@ -439,7 +439,7 @@ class AsyncClient(ClientSettings):
         assert transport is not None
         cancelled: Optional[BaseException] = None
         try:
-            transport.write(b"GET " + target.encode("ascii") + self._tail)
+            transport.write(line + self._tail)
             await waiter
         except BaseException as exc:  # cancelled (or interrupted) with the request on the wire
             cancelled = exc
@@ -467,7 +467,7 @@ class AsyncClient(ClientSettings):
             log.debug(
                 "GET %s (%d bytes): %s, %d bytes in %.2f ms",
                 shown,
-                len(target) + LINE_OVERHEAD,
+                len(line) + len(self._tail),  # the whole request, headers too
                 f"HTTP {reader.status}" if reader.ok else self._core.scrub(reader.error_text or ""),
                 received,
                 (time.perf_counter() - started) * 1000.0,

@@ -55,8 +55,7 @@ from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
 from .core import (
     CONNECT,
-    LINE_OVERHEAD,
-    SENT,
+        SENT,
     TLS,
     Batch,
     Failure,
@@ -384,12 +383,12 @@ class Client(ClientSettings):
             wait = request.not_before - _monotonic()
             if wait > 0:
                 time.sleep(wait)  # the rate limit, or a batch-wide Retry-After
-            target = batch.begin(request, _monotonic())
-            if target is None:
+            line = batch.begin_line(request, _monotonic())
+            if line is None:
                 return
             while True:
                 on_wire = True
-                event, conn, received = self._exchange(target, batch.shown)
+                event, conn, received = self._exchange(line, batch.shown)
                 on_wire = False
                 keep_alive = False
                 try:
@@ -409,7 +408,7 @@ class Client(ClientSettings):
             batch.abort(request, exc, on_wire=on_wire)
 
     def _exchange(
-        self, target: str, shown: str
+        self, line: bytes, shown: str
     ) -> tuple[Union[Reply, Failure], Optional[HTTPConnection], int]:
         """One GET on a pooled connection: what happened, and the connection to release.
 
@@ -447,7 +446,7 @@ class Client(ClientSettings):
             # One write of a request built once: the codec made the target ready to
             # send and the headers never change (http.client would build and check
             # them again, line by line, and scan the whole target, for every request).
-            sock.sendall(b"GET " + target.encode("ascii") + self._tail)
+            sock.sendall(line + self._tail)
             phase = "reply"
             reader = ResponseReader(self.max_reply_bytes)
             recv = sock.recv
@@ -482,7 +481,7 @@ class Client(ClientSettings):
             log.debug(
                 "GET %s (%d bytes): %s, %d bytes in %.2f ms",
                 shown,
-                len(target) + LINE_OVERHEAD,
+                len(line) + len(self._tail),  # the whole request, headers too
                 failure.error if failure is not None else f"HTTP {reader and reader.status}",
                 received,
                 (time.perf_counter() - started) * 1000.0,
