@@ -55,7 +55,7 @@ from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
 from .core import (
     CONNECT,
-        SENT,
+    SENT,
     TLS,
     Batch,
     Failure,
@@ -162,7 +162,6 @@ class Client(ClientSettings):
 
     def _open(self, ca_certs: Optional[str], verify: bool) -> None:
         self._watchdog = _Watchdog(self.request_deadline)
-        self._headers = {"User-Agent": self.user_agent}
         self._executor: Optional[ThreadPoolExecutor] = None
         self._executor_lock = threading.Lock()
 
