@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from hostile_types import FalsyStr
 from hpgfast import (
     Code,
     Message,
@@ -25,6 +26,7 @@ from hpgfast import (
     StatusResult,
     _wire,
 )
+from hpgfast._wire import Match
 
 # -- encode_send ---------------------------------------------------------------------
 
@@ -826,6 +828,73 @@ def test_read_rejects_non_bytes(codec: ModuleType, body: object) -> None:
         codec.read_status(body)
     with pytest.raises(TypeError):
         codec.read_status(b"", tz="Europe/Moscow")
+
+
+# -- match_*: read_*, checked against the ids sent -------------------------------------
+
+
+def test_match_send_flags_the_usual_reply(codec: ModuleType) -> None:
+    ids = ["AbC000", "AbC001", "own-id"]
+    body = b"ok;AbC000;1001\r\nok;AbC001;1002\nok;own-id;1003\n"
+    results, errors, flags = codec.match_send(body, ids)
+    assert (results, errors) == codec.read_send(body)
+    assert flags == Match.ALL
+    assert codec.match_send(body, tuple(ids))[2] == Match.ALL
+    # A rejected message, an extra field: the flags say so, and still ALL.
+    body = b"ok;AbC000;1001;2\nerror-address-format;AbC001;\nok;own-id;1003"
+    assert codec.match_send(body, ids)[2] == Match.ALL | Match.NOT_OK | Match.FREE_TEXT
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"ok;AbC000;1001\nok;AbC001;1002",  # a line missing
+        b"ok;AbC000;1001\nok;AbC001;1002\nok;own-id;1003\nok;x;1004",  # one too many
+        b"ok;AbC001;1002\nok;AbC000;1001\nok;own-id;1003",  # out of order
+        b"ok;AbC000;1001\n<html>\nok;AbC001;1002\nok;own-id;1003",  # an unreadable line
+        b"ok;AbC000;1001\nok;;1002\nok;own-id;1003",  # an id missing
+        b"ok;0;1001\nok;1;1002\nok;2;1003",  # indexes instead of the ids sent
+        b"error-auth",  # a whole-request code
+    ],
+)
+def test_match_send_anything_else_is_not_all(codec: ModuleType, body: bytes) -> None:
+    ids = ["AbC000", "AbC001", "own-id"]
+    results, errors, flags = codec.match_send(body, ids)
+    read_results, read_errors = codec.read_send(body)
+    assert results == read_results
+    assert [(e.line, e.reason) for e in errors] == [(e.line, e.reason) for e in read_errors]
+    assert not flags & Match.ALL
+
+
+def test_match_ids_are_compared_as_text(codec: ModuleType) -> None:
+    # Non-ASCII ids, and ids that are not exact str (never matched: no __eq__ asked).
+    body = "ok;й-1;1001\nok;2;1002".encode()
+    assert codec.match_send(body, ["й-1", "2"])[2] == Match.ALL
+    assert codec.match_send(body, ["й-2", "2"])[2] == 0
+    assert codec.match_send(body, [FalsyStr("й-1"), "2"])[2] == 0
+    assert codec.match_send(b"", [])[2] == Match.ALL
+
+
+def test_match_status(codec: ModuleType) -> None:
+    body = (
+        b"ok;1001;delivered;2012.03.15 19:53:07;\n"
+        b"ok;1002;undelivered;2012.03.15 19:53:07;absent;subscriber\n"
+    )
+    results, errors, flags = codec.match_status(body, ["1001", "1002"], tz=timezone.utc)
+    assert (results, errors) == codec.read_status(body, tz=timezone.utc)
+    assert flags == Match.ALL | Match.FREE_TEXT
+    assert codec.match_status(body, ["1002", "1001"])[2] == Match.FREE_TEXT
+    assert codec.match_status(b"error-auth", ["1001"])[2] == Match.NOT_OK
+
+
+@pytest.mark.parametrize("expect", [None, "AbC000", {"AbC000"}, iter(["AbC000"])])
+def test_match_takes_a_list_or_tuple(codec: ModuleType, expect: object) -> None:
+    with pytest.raises(TypeError, match="expect must be a list or tuple"):
+        codec.match_send(b"ok;AbC000;1", expect)
+    with pytest.raises(TypeError, match="expect must be a list or tuple"):
+        codec.match_status(b"ok;1;sent;;", expect)
+    with pytest.raises(TypeError, match="bytes-like"):  # the body is checked first
+        codec.match_send("ok;AbC000;1", expect)
 
 
 _LONG_GARBAGE = b"<" * 100_000

@@ -38,6 +38,7 @@ from hpgfast._wire import (
     ID_PREFIX_MAX_LENGTH,
     SEND_FIELDS,
     Code,
+    Match,
     Status,
     client_id_suffixes,
 )
@@ -462,6 +463,61 @@ def test_twins_agree_on_read_status(
 ) -> None:
     expected = _read_outcome(lambda: pure.read_status(body, tz=tz))
     assert _read_outcome(lambda: compiled.read_status(body, tz=tz)) == expected
+
+
+def _expectations(ids: list[Any]) -> st.SearchStrategy[Any]:
+    """What a caller may pass as ``expect``: the ids the reply holds (as list or
+    tuple), a cut or longer list, ids of other kinds, or anything else at all."""
+    other = st.one_of(st.none(), st.text(max_size=4), st.sampled_from([*ids, "0", "x"]))
+    return st.one_of(
+        st.just(ids),
+        st.just(tuple(ids)),
+        st.just(ids[:-1]),
+        st.just([*ids, "zz"]),
+        st.sampled_from(STR_SUBCLASSES).map(
+            lambda cls: [cls(i) if isinstance(i, str) else i for i in ids]
+        ),
+        st.lists(other, max_size=6),
+        st.sampled_from([None, "ok", b"ok", {"ok": 1}, iter(ids)]),
+    )
+
+
+def _match_outcome(call: Callable[[], Any]) -> tuple[Any, ...]:
+    try:
+        results, errors, flags = call()
+    except TypeError as exc:
+        return ("error", type(exc), str(exc))
+    return ("ok", flags, *_read_outcome(lambda: (results, errors))[1:])
+
+
+@given(body=st.one_of(st.binary(max_size=200), _send_bodies()), data=st.data())
+@example(body=b"ok;a;1\nok;b;2", data=None)
+def test_twins_agree_on_match_send(
+    pure: ModuleType, compiled: ModuleType, body: bytes, data: Any
+) -> None:
+    ids = [r[1] for r in pure.read_send(body)[0]]
+    expect = ids if data is None else data.draw(_expectations(ids))
+    expected = _match_outcome(lambda: pure.match_send(body, expect))
+    assert _match_outcome(lambda: compiled.match_send(body, expect)) == expected
+    assert _match_outcome(lambda: compiled.match_send(bytearray(body), expect)) == expected
+    # The records and errors are read_send's, whatever is expected.
+    if expected[0] == "ok":
+        assert expected[2:] == _read_outcome(lambda: pure.read_send(body))[1:]
+        results, _, flags = compiled.match_send(body, expect)
+        if flags & Match.ALL:  # the compiled twin holds the expected objects
+            assert all(r[1] is e for r, e in zip(results, expect))
+
+
+@given(body=st.one_of(st.binary(max_size=200), _status_bodies()), tz=_zones, data=st.data())
+def test_twins_agree_on_match_status(
+    pure: ModuleType, compiled: ModuleType, body: bytes, tz: Any, data: Any
+) -> None:
+    ids = [r[1] for r in pure.read_status(body, tz=tz)[0]]
+    expect = data.draw(_expectations(ids))
+    expected = _match_outcome(lambda: pure.match_status(body, expect, tz=tz))
+    assert _match_outcome(lambda: compiled.match_status(body, expect, tz=tz)) == expected
+    if expected[0] == "ok":
+        assert expected[2:] == _read_outcome(lambda: pure.read_status(body, tz=tz))[1:]
 
 
 _token = st.from_regex(rb"\A[A-Za-z0-9._-]{1,24}\Z")

@@ -56,6 +56,8 @@ __all__ = [
     "encode_params",
     "encode_send",
     "encode_status",
+    "match_send",
+    "match_status",
     "parse_send",
     "parse_status",
     "read_send",
@@ -150,6 +152,16 @@ cdef extern from *:
         Py_INCREF(c); r->ob_item[2] = c;
         return (PyObject*)r;
     }
+    /* 1 when e is an exact, ready, ASCII str equal to the n bytes at p: a reply's
+       id field against the id the request sent (match_*), without making a str. */
+    static inline int hpg_ascii_eq(PyObject* e, const char* p, Py_ssize_t n) {
+        if (!PyUnicode_CheckExact(e)) return 0;
+    #if PY_VERSION_HEX < 0x030C0000
+        if (!PyUnicode_IS_READY(e)) return 0;
+    #endif
+        return PyUnicode_IS_ASCII(e) && PyUnicode_GET_LENGTH(e) == n
+            && memcmp(PyUnicode_1BYTE_DATA(e), p, (size_t)n) == 0;
+    }
     static Py_ssize_t hpg_type_basicsize(PyObject* tp) { return ((PyTypeObject*)tp)->tp_basicsize; }
     static Py_ssize_t hpg_type_itemsize(PyObject* tp) { return ((PyTypeObject*)tp)->tp_itemsize; }
     static Py_ssize_t hpg_type_dictoffset(PyObject* tp) { return ((PyTypeObject*)tp)->tp_dictoffset; }
@@ -164,6 +176,7 @@ cdef extern from *:
     Py_ssize_t hpg_tuple_size(PyObject* o) noexcept nogil
     int _ctz "hpg_ctz64"(uint64_t x) noexcept nogil
     object hpg_record3(object tp, object a, object b, object c)
+    bint hpg_ascii_eq(PyObject* e, const char* p, Py_ssize_t n) noexcept
     Py_ssize_t hpg_type_basicsize(object tp)
     Py_ssize_t hpg_type_itemsize(object tp)
     Py_ssize_t hpg_type_dictoffset(object tp)
@@ -2181,13 +2194,39 @@ cdef object _column_ends(Column* c):
     return ends
 
 
-cdef object _parse(object body, int nfields, object tz, bint collect, bint columns=False):
+cdef int MATCH_ALL = _wire.Match.ALL
+cdef int MATCH_NOT_OK = _wire.Match.NOT_OK
+cdef int MATCH_FREE_TEXT = _wire.Match.FREE_TEXT
+
+
+cdef object _expected_field(const unsigned char* d, Line* ln, object e, bint send):
+    """``e`` when field 1 of the line (the id) reads as the str ``e``, else None.
+
+    The common case (ASCII both) is a byte compare, with no str made; other ids are
+    read and compared as the pure twin does (``type(e) is str and id == e``).
+    """
+    cdef Py_ssize_t n = ln.f[1].length
+    if n == 0:
+        return None
+    if ln.ascii[1] and hpg_ascii_eq(<PyObject*>e, <const char*>d + ln.f[1].start, n):
+        return e
+    if type(e) is not str:
+        return None
+    a = _client_id(d, ln) if send else _field_str(d, ln, 1)
+    return e if a == e else None
+
+
+cdef object _parse(object body, int nfields, object tz, bint collect, bint columns=False,
+                   bint match=False, object expect=None):
     """The shared parse loop: nogil pre-pass per chunk, then records with the GIL.
 
     nfields: 4 (SEND: code, clientId, providerId, extra) or 5 (STATUS). collect
     (read_*): faulty lines become ProtocolErrors in a second list, returned as
     ``(results, errors)``; without it (parse_*) the first one is raised. columns
     (read_send_columns, with collect and nfields 4): no records, a ``SendColumns``.
+    match (match_*, with collect): ``expect`` holds the ids sent, a list or tuple; the answer is
+    ``(results, errors, flags)`` and a record whose id equals the expected one at
+    its position holds that very str (no new one is made).
     """
     cdef Py_buffer view
     cdef bint have_view = False, release
@@ -2211,6 +2250,10 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
     cdef Column cid, pid
     cdef Py_ssize_t ok_count = 0
     cdef dict extras = None
+    cdef PyObject** eitems = NULL    # the expected ids (match_*), borrowed from expect
+    cdef Py_ssize_t nexpect = 0, nrec = 0
+    cdef bint matched = True
+    cdef int flags = 0
     cid.data = pid.data = NULL
     cid.ends = pid.ends = NULL
     cid.used = cid.n = cid.cap = cid.data_cap = 0
@@ -2218,6 +2261,15 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
 
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise TypeError(f"a reply body must be bytes-like, got {_type_name(body)}")
+    if match:
+        if type(expect) is not list and type(expect) is not tuple:
+            raise TypeError(f"expect must be a list or tuple of str, got {_type_name(expect)}")
+        # A tuple never changes; a list could only change if building a record ran
+        # Python code, which it does not (exact types, no callbacks): so the item
+        # array is read as is, and its length once.
+        expect = tuple(expect) if type(expect) is list else expect
+        nexpect = hpg_tuple_size(<PyObject*>expect)
+        eitems = hpg_tuple_items(expect)
     for j in range(REASON_CACHE):
         reasons[j] = NULL
     try:
@@ -2289,8 +2341,25 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                     if ln.f[3].length:
                         extras[cid.n - 1] = _field_str(d, ln, 3)
                     continue
-                if nfields == 4:
+                if match:
+                    if ln.intern[0] != INTERN_OK:
+                        flags |= MATCH_NOT_OK
+                    if ln.f[nfields - 1].length:
+                        flags |= MATCH_FREE_TEXT
+                    if nrec < nexpect:
+                        a = _expected_field(d, ln, <object>eitems[nrec], nfields == 4)
+                        if a is None:
+                            matched = False
+                            a = _client_id(d, ln) if nfields == 4 else _field_str(d, ln, 1)
+                    else:
+                        matched = False
+                        a = _client_id(d, ln) if nfields == 4 else _field_str(d, ln, 1)
+                    nrec += 1
+                elif nfields == 4:
                     a = _client_id(d, ln)
+                else:
+                    a = _field_str(d, ln, 1)
+                if nfields == 4:
                     status = _field_str(d, ln, 2)
                     if ln.f[3].length == 0:
                         if _FAST_RECORDS:
@@ -2319,7 +2388,6 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                             rec = rtype(code, a, status, extra)
                     PyList_Append(results, rec)
                     continue
-                a = _field_str(d, ln, 1)
                 status = _field_str(d, ln, 2)
                 if ln.f[3].length == 0:
                     when = None
@@ -2389,6 +2457,10 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                 PyBytes_FromStringAndSize(cid.data, cid.used), _column_ends(&cid),
                 PyBytes_FromStringAndSize(pid.data, pid.used), _column_ends(&pid),
                 extras, errors)
+        if match:
+            if matched and nrec == nexpect and not errors:
+                flags |= MATCH_ALL
+            return results, errors, flags
         if collect:
             return results, errors
         return results
@@ -2468,6 +2540,36 @@ def read_send_columns(body):
         TypeError: ``body`` is not bytes-like.
     """
     return _parse(body, 4, None, True, True)
+
+
+def match_send(body, expect):
+    """``read_send``, checked against the clientIds the request sent: ``(results,
+    errors, flags)``.
+
+    ``results`` and ``errors`` are ``read_send(body)``'s. ``expect`` is the list (or
+    tuple) of ids sent, in order. ``flags`` (``hpgfast._wire.Match``): ``ALL`` when
+    every line was read and there is one per expected id, each with that id
+    (``type(e) is str and client_id == e``), in order; ``NOT_OK`` when some record's
+    code is not ``ok``; ``FREE_TEXT`` when some record has an ``extra``. A record
+    whose id equals the expected one holds that str object.
+
+    Raises:
+        TypeError: ``body`` is not bytes-like, or ``expect`` not a list or tuple.
+    """
+    return _parse(body, 4, None, True, False, True, expect)
+
+
+def match_status(body, expect, *, tz=None):
+    """``read_status``, checked against the provider ids asked about: ``(results,
+    errors, flags)``, as ``match_send`` (``FREE_TEXT``: some record has a reason).
+
+    Raises:
+        TypeError: ``body`` is not bytes-like, ``expect`` not a list or tuple, or
+            ``tz`` not a ``tzinfo``.
+    """
+    if tz is not None and not isinstance(tz, _tzinfo):
+        raise TypeError(f"tz must be a datetime.tzinfo, got {_type_name(tz)}")
+    return _parse(body, 5, tz, True, False, True, expect)
 
 
 def read_status(body, *, tz=None):

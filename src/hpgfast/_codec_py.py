@@ -56,6 +56,8 @@ __all__ = [
     "encode_params",
     "encode_send",
     "encode_status",
+    "match_send",
+    "match_status",
     "parse_send",
     "parse_status",
     "read_send",
@@ -618,6 +620,60 @@ def read_send_columns(body: Body) -> SendColumns:
         TypeError: ``body`` is not bytes-like.
     """
     return SendColumns.from_results(*read_send(body))
+
+
+def _match(results: Sequence[Any], errors: list[ProtocolError], expect: object, free: int) -> int:
+    # The flags of match_*: what the caller would otherwise learn by walking the
+    # records again (see _wire.Match).
+    if type(expect) is not list and type(expect) is not tuple:
+        raise TypeError(f"expect must be a list or tuple of str, got {_type_name(expect)}")
+    count = len(expect)
+    matched = not errors and len(results) == count
+    flags = 0
+    for k, record in enumerate(results):
+        if record[0] != _wire.Code.OK:
+            flags |= _wire.Match.NOT_OK
+        if len(record) > free and record[free] is not None:
+            flags |= _wire.Match.FREE_TEXT
+        if matched:
+            wanted = expect[k]
+            if type(wanted) is not str or record[1] != wanted:
+                matched = False
+    return flags | _wire.Match.ALL if matched else flags
+
+
+def match_send(
+    body: Body, expect: Sequence[Any]
+) -> tuple[list[SendResult], list[ProtocolError], int]:
+    """``read_send``, checked against the clientIds the request sent: ``(results,
+    errors, flags)``.
+
+    ``results`` and ``errors`` are ``read_send(body)``'s. ``expect`` is the list (or
+    tuple) of ids sent, in order. ``flags`` (``hpgfast._wire.Match``): ``ALL`` when
+    every line was read and there is one per expected id, each with that id
+    (``type(e) is str and client_id == e``), in order; ``NOT_OK`` when some record's
+    code is not ``ok``; ``FREE_TEXT`` when some record has an ``extra``. (The
+    compiled twin's records then hold the expected str objects themselves.)
+
+    Raises:
+        TypeError: ``body`` is not bytes-like, or ``expect`` not a list or tuple.
+    """
+    results, errors = read_send(body)
+    return results, errors, _match(results, errors, expect, 3)
+
+
+def match_status(
+    body: Body, expect: Sequence[Any], *, tz: Optional[tzinfo] = None
+) -> tuple[list[StatusResult], list[ProtocolError], int]:
+    """``read_status``, checked against the provider ids asked about: ``(results,
+    errors, flags)``, as ``match_send`` (``FREE_TEXT``: some record has a reason).
+
+    Raises:
+        TypeError: ``body`` is not bytes-like, ``expect`` not a list or tuple, or
+            ``tz`` not a ``tzinfo``.
+    """
+    results, errors = read_status(body, tz=tz)
+    return results, errors, _match(results, errors, expect, 4)
 
 
 def read_status(

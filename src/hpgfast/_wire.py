@@ -227,3 +227,19 @@ def client_id_suffixes(count: int) -> list[str]:
         raise ValueError(f"count must be 0..{ID_MAX_COUNT}, got {count}")
     # product() counts in the alphabet's order, last digit fastest: k's base-62 digits.
     return ["".join(d) for d in islice(product(ID_ALPHABET, repeat=ID_SUFFIX_LENGTH), count)]
+
+
+class Match:
+    """The flags ``match_send``/``match_status`` return beside the records.
+
+    They tell the caller what it would otherwise find by walking the records again
+    in Python: whether the reply is the usual one (a readable line per id sent, in
+    order), whether any line is not ``ok``, and whether any holds free text.
+    """
+
+    #: Every line readable, one per expected id, each with that id, in order.
+    ALL: Final = 1
+    #: Some line's code is not ``ok``.
+    NOT_OK: Final = 2
+    #: Some line holds free text: a SEND line's ``extra``, a STATUS line's reason.
+    FREE_TEXT: Final = 4
