@@ -3,8 +3,10 @@
 Groups: ``encode-10k`` (the standard batch: hpgfast and its pure twin,
 ``urllib.parse.urlencode(..., quote_via=quote)``, yarl's quoter per value),
 ``parse-status-100k`` and ``parse-send-100k`` (the standard replies: hpgfast, pure,
-``read`` (the line-by-line reader the client calls: ``read_status``/``read_send``
-of the codec in use) and ``body.split(b"\\n")`` as the floor no parser can beat), and
+``read`` (the line-by-line readers ``read_status``/``read_send`` of the codec in
+use), ``match`` (what the client calls: ``match_status``/``match_send``, the same
+readers checked against the ids sent, whose records hold the expected id objects)
+and ``body.split(b"\\n")`` as the floor no parser can beat), and
 ``encode-threads-100k`` (a 100,000-message batch in one thread, and split over two).
 "hpgfast" rows use ``hpgfast.codec``, the implementation in use.
 The cyclic garbage collector stays on, as in users' processes, and every benchmark
@@ -26,6 +28,7 @@ import pytest
 import hpgfast.codec
 from _data import query_pairs, standard_batch, standard_send_reply, standard_status_reply
 from hpgfast import _codec_py
+from hpgfast._wire import Match
 
 Measure = Callable[..., Any]
 pytestmark = pytest.mark.usefixtures("warmed")
@@ -159,6 +162,27 @@ def bench_read_send(measure: Measure) -> None:
     body = standard_send_reply()
     results, errors = measure("parse-send-100k", "read", hpgfast.codec.read_send, body)
     assert len(results) == 100_000 and not errors
+
+
+# -- match: what the client calls, the readers checked against the ids sent ----------
+
+
+def bench_match_status(measure: Measure) -> None:
+    body = standard_status_reply()
+    ids = [r.provider_id for r in hpgfast.codec.read_status(body)[0]]
+    results, errors, flags = measure(
+        "parse-status-100k", "match", hpgfast.codec.match_status, body, ids
+    )
+    assert len(results) == 100_000 and not errors and flags & Match.ALL
+
+
+def bench_match_send(measure: Measure) -> None:
+    body = standard_send_reply()
+    ids = [r.client_id for r in hpgfast.codec.read_send(body)[0]]
+    results, errors, flags = measure(
+        "parse-send-100k", "match", hpgfast.codec.match_send, body, ids
+    )
+    assert len(results) == 100_000 and not errors and flags & Match.ALL
 
 
 def bench_read_send_columns(measure: Measure) -> None:

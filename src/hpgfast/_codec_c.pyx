@@ -127,6 +127,14 @@ cdef extern from *:
     #endif
         return PyUnicode_GET_LENGTH(s) > 0 && PyUnicode_GET_LENGTH(s) <= max;
     }
+    /* A list's or tuple's size and item k (a new reference; k < size checked by
+       the caller), read afresh each time: no pointer into a list is kept. */
+    static inline Py_ssize_t hpg_seq_size(PyObject* s) { return PySequence_Fast_GET_SIZE(s); }
+    static inline PyObject* hpg_seq_item(PyObject* s, Py_ssize_t k) {
+        PyObject* o = PySequence_Fast_GET_ITEM(s, k);
+        Py_INCREF(o);
+        return o;
+    }
     static inline PyObject** hpg_tuple_items(PyObject* t) { return &PyTuple_GET_ITEM(t, 0); }
     static inline int hpg_is_tuple(PyObject* o) { return PyTuple_Check(o); }
     static inline Py_ssize_t hpg_tuple_size(PyObject* o) { return PyTuple_GET_SIZE(o); }
@@ -171,6 +179,8 @@ cdef extern from *:
     object hpg_alloc_record(object tp, Py_ssize_t n)
     void hpg_prefetch(PyObject** items, Py_ssize_t i, Py_ssize_t n) noexcept nogil
     bint hpg_plain_str(PyObject* s, Py_ssize_t max) noexcept nogil
+    Py_ssize_t hpg_seq_size(object s) noexcept
+    object hpg_seq_item(object s, Py_ssize_t k)
     PyObject** hpg_tuple_items(object t) noexcept
     bint hpg_is_tuple(PyObject* o) noexcept nogil
     Py_ssize_t hpg_tuple_size(PyObject* o) noexcept nogil
@@ -2250,8 +2260,7 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
     cdef Column cid, pid
     cdef Py_ssize_t ok_count = 0
     cdef dict extras = None
-    cdef PyObject** eitems = NULL    # the expected ids (match_*), borrowed from expect
-    cdef Py_ssize_t nexpect = 0, nrec = 0
+    cdef Py_ssize_t nrec = 0         # records made so far (match_*)
     cdef bint matched = True
     cdef int flags = 0
     cid.data = pid.data = NULL
@@ -2264,12 +2273,6 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
     if match:
         if type(expect) is not list and type(expect) is not tuple:
             raise TypeError(f"expect must be a list or tuple of str, got {_type_name(expect)}")
-        # A tuple never changes; a list could only change if building a record ran
-        # Python code, which it does not (exact types, no callbacks): so the item
-        # array is read as is, and its length once.
-        expect = tuple(expect) if type(expect) is list else expect
-        nexpect = hpg_tuple_size(<PyObject*>expect)
-        eitems = hpg_tuple_items(expect)
     for j in range(REASON_CACHE):
         reasons[j] = NULL
     try:
@@ -2346,8 +2349,11 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                         flags |= MATCH_NOT_OK
                     if ln.f[nfields - 1].length:
                         flags |= MATCH_FREE_TEXT
-                    if nrec < nexpect:
-                        a = _expected_field(d, ln, <object>eitems[nrec], nfields == 4)
+                    # Read from expect afresh for every line, bounds-checked: a list
+                    # could change while the records are made (a finalizer run by an
+                    # allocation, another thread while the GIL is released).
+                    if nrec < hpg_seq_size(expect):
+                        a = _expected_field(d, ln, hpg_seq_item(expect, nrec), nfields == 4)
                         if a is None:
                             matched = False
                             a = _client_id(d, ln) if nfields == 4 else _field_str(d, ln, 1)
@@ -2458,7 +2464,7 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                 PyBytes_FromStringAndSize(pid.data, pid.used), _column_ends(&pid),
                 extras, errors)
         if match:
-            if matched and nrec == nexpect and not errors:
+            if matched and nrec == hpg_seq_size(expect) and not errors:
                 flags |= MATCH_ALL
             return results, errors, flags
         if collect:

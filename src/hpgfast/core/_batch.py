@@ -29,7 +29,7 @@ from typing import Any, Callable, NamedTuple, Optional
 from .. import _redact, _wire
 from .._records import Params
 from .._wire import Code, Status
-from ..codec import encode_params, encode_send, encode_status, read_send, read_status
+from ..codec import encode_params, encode_send, encode_status, match_send, match_status
 from ..exceptions import HPGError, MessageError
 from ..sms import transliterate_messages
 from ._events import Reply, RequestFinished, RequestStarting, Subscriber
@@ -316,7 +316,9 @@ class Batch:
                     id_prefix=prefix,
                 )
 
-            self._read: Callable[[bytes], Any] = read_send
+            # match_*: the reader also checks the ids against those sent, so the
+            # usual reply needs no second walk over its records in Python.
+            self._read: Callable[[bytes, list[Any]], Any] = match_send
         else:
             quote_brackets = exchange.quote_brackets
             tz = exchange.status_tz
@@ -333,8 +335,8 @@ class Batch:
                     quote_brackets=quote_brackets,
                 )
 
-            def read(body: bytes) -> Any:
-                return read_status(body, tz=tz)
+            def read(body: bytes, ids: list[Any]) -> Any:
+                return match_status(body, ids, tz=tz)
 
             self._read = read
         self._encode = encode

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any, Callable, NamedTuple, Optional
 
-from .._wire import Code
+from .._wire import Code, Match
 from ..exceptions import (
     AccountError,
     AuthError,
@@ -51,6 +51,9 @@ DESCRIPTION_CHARS = 2000
 QUOTED_LINES = 5
 
 _OK = Code.OK
+_ALL = Match.ALL
+_NOT_OK = Match.NOT_OK
+_FREE_TEXT = Match.FREE_TEXT
 _NOT_SENT = Code.NOT_SENT
 _UNKNOWN = Code.UNKNOWN
 _ERROR_AUTH = Code.ERROR_AUTH
@@ -98,7 +101,8 @@ class RequestFacts(NamedTuple):
     ids: list[Any]  # what the platform answers with: clientIds (SEND), provider ids (STATUS)
     own_ids: bool  # the ids are hpgfast's own, sent with the request (SEND)
     shown: str  # the redacted URL
-    read: Callable[[bytes], tuple[list[Any], list[ProtocolError]]]
+    # match_send/match_status of the codec (the ids are ``ids``): records, errors, flags
+    read: Callable[[bytes, list[Any]], tuple[list[Any], list[ProtocolError], int]]
     scrub: Callable[[str], str]
     account_stop: frozenset[str]
     retry_on_429: bool
@@ -249,7 +253,15 @@ def _reworded(facts: RequestFacts, body: bytes, bad: list[ProtocolError]) -> lis
 
 
 def _judge_body(facts: RequestFacts, body: bytes) -> Verdict:
-    records, bad = facts.read(body)
+    records, bad, flags = facts.read(body, facts.ids)
+    if flags & _ALL:
+        # The usual reply, as the reader found it: a readable line per item, each with
+        # the item's id, in order. Only what its flags name needs another look.
+        if flags & _FREE_TEXT:
+            records = _scrubbed(facts, records)
+        if facts.op == "send":
+            return _all_matched_send(facts, records, flags)
+        return Verdict(records, clean=True)
     if bad:
         bad = _reworded(facts, body, bad)
     if records:
@@ -311,6 +323,17 @@ def _stop_for(facts: RequestFacts, results: list[Any]) -> Optional[AccountError]
                 r[0], facts.shown
             )
     return None
+
+
+def _all_matched_send(facts: RequestFacts, records: list[Any], flags: int) -> Verdict:
+    """A SEND reply with one line per message, in order (``Match.ALL``)."""
+    stop = None
+    if flags & _NOT_OK:
+        if facts.after_429 and any(r[0] == _ID_NOT_UNIQUE for r in records):
+            records = _accepted_earlier(facts, list(records))
+        stop = _stop_for(facts, records)
+    note = None if stop is None else str(stop)
+    return Verdict(records, fatal=stop, clean=stop is None, note=note)
 
 
 def _match_send(facts: RequestFacts, parsed: list[Any], bad: list[ProtocolError]) -> Verdict:
