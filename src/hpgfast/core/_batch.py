@@ -108,6 +108,7 @@ class Request:
         "after_429",
         "attempt",
         "end",
+        "facts",
         "ids",
         "not_before",
         "prefix",
@@ -132,6 +133,8 @@ class Request:
         self.not_before = 0.0
         #: An attempt was answered 429: a later error-id-not-unique means "taken".
         self.after_429 = False
+        #: What the rules need to know of it, made when first asked (``Batch._facts``).
+        self.facts: Optional[RequestFacts] = None
 
     def __repr__(self) -> str:
         return f"<hpgfast Request items {self.start}..{self.end - 1} attempt {self.attempt}>"
@@ -391,8 +394,12 @@ class Batch:
         return list(self.items[request.start : request.end])
 
     def _facts(self, request: Request) -> RequestFacts:
+        # Made once per request (they change only with its ids or after a 429).
+        facts = request.facts
+        if facts is not None and facts.ids is request.ids and facts.after_429 == request.after_429:
+            return facts
         exchange = self.exchange
-        return RequestFacts(
+        facts = request.facts = RequestFacts(
             self.op,
             request.start,
             request.end,
@@ -406,6 +413,7 @@ class Batch:
             exchange.retry_after_max,
             request.after_429,
         )
+        return facts
 
     def _settle(self, request: Request, code: str, error: Optional[HPGError]) -> None:
         if not request.ids:

@@ -37,12 +37,22 @@ def _random_part() -> str:
     return "".join(secrets.choice(ID_ALPHABET) for _ in range(PROCESS_PART))
 
 
+#: Every pair of base-62 digits, in order: a request's counter is written two digits
+#: at a time (one lookup per pair instead of a divmod and a join per digit).
+_PAIRS = [a + b for a in ID_ALPHABET for b in ID_ALPHABET]
+_PAIR_BASE = len(_PAIRS)
+
+
 def _base62(number: int, width: int) -> str:
-    digits = []
-    for _ in range(width):
-        number, digit = divmod(number, 62)
-        digits.append(ID_ALPHABET[digit])
-    return "".join(reversed(digits))
+    """``number`` in ``width`` base-62 digits (the alphabet's order), leading zeros kept."""
+    digits = ""
+    while width >= 2:
+        number, pair = divmod(number, _PAIR_BASE)
+        digits = _PAIRS[pair] + digits
+        width -= 2
+    if width:
+        digits = ID_ALPHABET[number % len(ID_ALPHABET)] + digits
+    return digits
 
 
 class _Source:

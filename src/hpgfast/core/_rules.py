@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 from operator import itemgetter
 from typing import Any, Callable, NamedTuple, Optional
 
@@ -261,7 +262,7 @@ def _judge_body(facts: RequestFacts, body: bytes) -> Verdict:
             records = _scrubbed(facts, records)
         if facts.op == "send":
             return _all_matched_send(facts, records, flags)
-        return Verdict(records, clean=True)
+        return _clean_verdict((records, False, None, None, None, True, None))
     if bad:
         bad = _reworded(facts, body, bad)
     if records:
@@ -325,13 +326,18 @@ def _stop_for(facts: RequestFacts, results: list[Any]) -> Optional[AccountError]
     return None
 
 
+#: ``Verdict(results, clean=True)`` without the Python-level ``__new__`` of a
+#: NamedTuple: the verdict of the usual reply, made once per request.
+_clean_verdict = partial(tuple.__new__, Verdict)
+
+
 def _all_matched_send(facts: RequestFacts, records: list[Any], flags: int) -> Verdict:
     """A SEND reply with one line per message, in order (``Match.ALL``)."""
-    stop = None
-    if flags & _NOT_OK:
-        if facts.after_429 and any(r[0] == _ID_NOT_UNIQUE for r in records):
-            records = _accepted_earlier(facts, list(records))
-        stop = _stop_for(facts, records)
+    if not flags & _NOT_OK:
+        return _clean_verdict((records, False, None, None, None, True, None))
+    if facts.after_429 and any(r[0] == _ID_NOT_UNIQUE for r in records):
+        records = _accepted_earlier(facts, list(records))
+    stop = _stop_for(facts, records)
     note = None if stop is None else str(stop)
     return Verdict(records, fatal=stop, clean=stop is None, note=note)
 
