@@ -360,16 +360,6 @@ def asyncio_floor_with_core(proc: EmulatorProcess, max_request_bytes: int) -> An
     return send, close
 
 
-def async_cpu_per_message(loop: Any, send: Any, batch: Sequence[Message]) -> float:
-    """Median client-process CPU seconds per message of ``await send(batch)``."""
-    samples = []
-    for _ in range(ROUNDS):
-        before = cpu()
-        loop.run_until_complete(send(batch))
-        samples.append((cpu() - before) / len(batch))
-    return statistics.median(samples)
-
-
 #: The issue's targets: AsyncClient's CPU at most 1.5x the asyncio floor's, at most
 #: 0.5x the naive aiohttp loop's at 8 KiB and 0.33x at 1 MiB.
 AIO_TARGETS = {"8k": 2.0, "1m": 3.0}
@@ -391,42 +381,47 @@ def bench_async_cpu_per_message(
     max_request_bytes = SIZES[size]
     spans = bounds(batch, max_request_bytes, emulator.url)
     loop = asyncio.new_event_loop()
-    values: dict[str, float] = {}
+    client = AsyncClient(emulator.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes)
+    sync = Client(emulator.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes)
+    peers = {
+        "aiohttp-naive": aiohttp_peer(emulator.url, spans),
+        "asyncio-floor": asyncio_floor(emulator, spans, max_request_bytes),
+        "floor+core": asyncio_floor_with_core(emulator, max_request_bytes),
+    }
+    # Every transport in interleaved rounds, as for the sync client: the machine's
+    # drift over a run then weighs on all alike (measured one after the other, the
+    # floor alone moved by 20-40% between runs).
+    runs: dict[str, Callable[[], Any]] = {
+        "AsyncClient": lambda: loop.run_until_complete(client.send(batch)),
+        **{
+            name: (lambda send=send: loop.run_until_complete(send(batch)))
+            for name, (send, _) in peers.items()
+        },
+        "hpgfast-sync": lambda: sync.send(batch),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in runs}
     try:
-        client = AsyncClient(emulator.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes)
-        results = loop.run_until_complete(client.send(batch))
-        assert all(r.ok for r in results)
-        samples: list[float] = []
+        assert all(r.ok for r in loop.run_until_complete(client.send(batch)))
+        for name, (send, _) in peers.items():
+            assert loop.run_until_complete(send(batch)) == len(batch), name  # warm
+        sync.send(batch)
 
         def one() -> None:
-            before = cpu()
-            loop.run_until_complete(client.send(batch))
-            samples.append((cpu() - before) / len(batch))
+            for name, run in runs.items():
+                before = cpu()
+                run()
+                samples[name].append((cpu() - before) / len(batch))
 
         benchmark.group = group
-        benchmark.extra_info["name"] = "AsyncClient"
-        benchmark.pedantic(one, rounds=ROUNDS, warmup_rounds=1)
-        values["AsyncClient"] = statistics.median(samples)
-        loop.run_until_complete(client.aclose())
-
-        for name, make in (
-            ("aiohttp-naive", lambda: aiohttp_peer(emulator.url, spans)),
-            ("asyncio-floor", lambda: asyncio_floor(emulator, spans, max_request_bytes)),
-            ("floor+core", lambda: asyncio_floor_with_core(emulator, max_request_bytes)),
-        ):
-            send, close = make()
-            try:
-                assert loop.run_until_complete(send(batch)) == len(batch)  # warm
-                values[name] = async_cpu_per_message(loop, send, batch)
-            finally:
-                loop.run_until_complete(close())
+        benchmark.extra_info["name"] = "AsyncClient and peers interleaved"
+        benchmark.pedantic(one, rounds=INTERLEAVED_ROUNDS, warmup_rounds=0)
     finally:
+        loop.run_until_complete(client.aclose())
+        for _, close in peers.values():
+            loop.run_until_complete(close())
         loop.close()
-    # The sync client in the same run, for the issue's table.
-    with Client(emulator.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes) as sync:
-        sync.send(batch)
-        values["hpgfast-sync"] = cpu_per_message(sync.send, batch, ROUNDS)
-
+        sync.close()
+    values = {name: statistics.median(v) for name, v in samples.items()}
     for name, value in values.items():
         record(group, name, value)
     benchmark.extra_info.update({f"{n}_cpu_us_per_message": v * 1e6 for n, v in values.items()})
@@ -436,7 +431,10 @@ def bench_async_cpu_per_message(
         + ", ".join(f"{n} {v * 1e6:.2f} us" for n, v in values.items())
         + f"; AsyncClient at {ours / values['asyncio-floor']:.2f}x the asyncio floor "
         f"(target 1.5x), {ours / values['aiohttp-naive']:.2f}x naive aiohttp "
-        f"(target {1 / AIO_TARGETS[size]:.2f}x)"
+        f"(target {1 / AIO_TARGETS[size]:.2f}x); per round, AsyncClient / floor: "
+        + ", ".join(
+            f"{a / f:.2f}" for a, f in zip(samples["AsyncClient"], samples["asyncio-floor"])
+        )
     )
 
 

@@ -482,3 +482,19 @@ def test_begin_line_is_the_request_line_start_of_begin(op: str) -> None:
             assert line == b"GET " + target.encode("ascii")
         assert line.startswith(b"GET /") and len(line) == len(target) + 4
         assert twin.sent_bytes == request.sent_bytes == len(target) + len("GET  HTTP/1.1")
+
+
+@pytest.mark.parametrize("size", [2048, 8192, 1024 * 1024])
+def test_the_benchmarks_peers_get_the_clients_own_splitting(size: int) -> None:
+    # bench/ compares the client with peers "on the same splitting": the boundaries
+    # _bench.bounds gives them are the requests Client really makes (its clientIds
+    # included), not the ones it would make without them.
+    from hpgfast import Client, _bench
+    from hpgfast._sample import standard_batch
+
+    batch = standard_batch(2000)
+    url = "http://127.0.0.1:9/CLIENT/connectorX/"
+    with Client(url, _bench.LOGIN, _bench.PASSWORD, max_request_bytes=size) as client:
+        plan = [(r.start, r.end) for r in client._core.batch("send", batch, None).requests]
+    assert _bench.bounds(batch, size, url) == plan
+    assert len(_bench.bounds(batch, size, url, client_ids=False)) <= len(plan)

@@ -27,6 +27,7 @@ from . import _codec_py, codec
 from ._ratios import RATIOS, Ratio
 from ._records import Message
 from ._sample import query_pairs, standard_batch, standard_send_reply, standard_status_reply
+from ._wire import ID_MAX_LENGTH, ID_SUFFIX_LENGTH
 from .codec import encode_params, encode_send
 
 __all__ = ["OPTIONAL_PEERS", "Row", "format_table", "missing_peers", "run"]
@@ -129,15 +130,29 @@ class EmulatorProcess:
             self.proc.stdout.close()
 
 
-def bounds(batch: Sequence[Message], max_request_bytes: int, url: str) -> list[tuple[int, int]]:
-    """hpgfast's request splitting, which every peer reuses: (start, end) per request."""
+#: A clientId prefix as long as the ones ``Client`` makes (``core._ids``): the
+#: splitting depends only on the encoded lengths, so any such prefix gives the
+#: client's own request boundaries.
+_ID_PREFIX = "0" * (ID_MAX_LENGTH - ID_SUFFIX_LENGTH)
+
+
+def bounds(
+    batch: Sequence[Message], max_request_bytes: int, url: str, *, client_ids: bool = True
+) -> list[tuple[int, int]]:
+    """hpgfast's request splitting, which every peer reuses: (start, end) per request.
+
+    The boundaries ``Client`` (default settings) really uses: each request holds the
+    messages it holds with its own clientIds, so the peers make as many requests
+    as hpgfast (``client_ids=False``: the splitting without them).
+    """
     path = "/" + url.split("/", 3)[3] + "send"
     head = f"{path}?" + encode_params([("login", LOGIN), ("password", PASSWORD)]).decode() + "&"
     max_bytes = max_request_bytes - len("GET  HTTP/1.1") - len(head)
+    prefix = _ID_PREFIX if client_ids else None
     out = []
     start = 0
     while start < len(batch):
-        _, end = encode_send(batch, start=start, max_bytes=max_bytes)
+        _, end = encode_send(batch, start=start, max_bytes=max_bytes, id_prefix=prefix)
         out.append((start, end))
         start = end
     return out
