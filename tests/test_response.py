@@ -268,3 +268,76 @@ def test_fuzz_any_bytes_any_split(data: bytes, cuts: list[int], eof: bool, cap: 
             assert reader.done and (reader.ok or reader.error_text)
         if reader.done and not reader.ok:
             assert reader.failure("u").kind in (SENT, CUT)
+
+
+# -- one reader per connection: reuse() ------------------------------------------------
+
+_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok;0;1001\n"
+_TOO_MANY = b"HTTP/1.1 429 Too Many\r\nRetry-After: 3\r\nContent-Length: 2\r\n\r\nno"
+_INTERIM = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CLOSE = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+_CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nok;\r\n2\r\n0;\r\n0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "replies",
+    [
+        [_OK, _OK, _OK],
+        [_TOO_MANY, _OK],  # the next reply has no Retry-After: none is left over
+        [_INTERIM + _TOO_MANY, _INTERIM + _OK, _OK],
+        [_CHUNKED, _OK, _CHUNKED],
+        [_OK, _CLOSE],
+    ],
+)
+def test_a_reused_reader_reads_each_reply_as_a_new_one_would(replies: list[bytes]) -> None:
+    reader = ResponseReader(CAP)
+    for k, data in enumerate(replies):
+        if k:
+            assert reader.reuse()
+        for i in range(0, len(data), 7):  # in pieces, as a socket gives them
+            reader.feed(data[i : i + 7])
+        assert outcome(reader) == read([data])
+        assert reader.received == len(data)
+    assert reader.reuse() == read([replies[-1]])[-1]  # not after Connection: close
+
+
+@pytest.mark.parametrize(
+    "chunks, eof",
+    [
+        ([_OK[:20]], False),  # not done yet
+        ([_OK[:-3]], True),  # cut
+        ([_OK + b"HTTP/1.1 200 OK\r\n"], False),  # bytes after the reply
+        ([_OK + b"x"], False),  # garbage after the reply
+        ([_CLOSE], False),  # the server closes after it
+        ([b"HTTP/1.1 200 OK\r\nContent-Length: 9999\r\n\r\n"], False),  # over the cap
+    ],
+)
+def test_a_reader_is_not_reused_after_anything_but_a_clean_reply(
+    chunks: list[bytes], eof: bool
+) -> None:
+    reader = ResponseReader(CAP)
+    for chunk in chunks:
+        reader.feed(chunk)
+    if eof:
+        reader.eof()
+    assert not reader.reuse()
+
+
+_REPLIES = st.sampled_from([_OK, _TOO_MANY, _INTERIM + _OK, _CHUNKED, _CLOSE, _OK + _OK])
+
+
+@given(
+    first=st.one_of(_REPLIES, st.binary(max_size=120)),
+    second=st.one_of(_REPLIES, st.binary(max_size=120), _REPLIES.map(lambda r: r[:-1])),
+)
+@example(first=_OK, second=_TOO_MANY)
+@example(first=_INTERIM + _OK, second=b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+def test_fuzz_reuse_never_changes_what_a_reply_reads_as(first: bytes, second: bytes) -> None:
+    # Whatever the first exchange was: if the reader may be reused, it reads the
+    # next reply exactly as a new reader does.
+    reader = ResponseReader(CAP)
+    reader.feed(first)
+    if reader.reuse():
+        reader.feed(second)
+        assert outcome(reader) == read([second])
+        assert reader.received == len(second)

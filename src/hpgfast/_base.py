@@ -93,7 +93,10 @@ class ClientSettings:
             call of this client, with a burst of at most one request.
         request_deadline: seconds one exchange may take from its first written byte
             to the end of its reply, however slowly the reply trickles in (default
-            10 x ``timeout``). Past it a SEND's messages are ``unknown``.
+            10 x ``timeout``). Past it a SEND's messages are ``unknown``. The
+            deadline (and ``AsyncClient``'s read timeout) is checked a few times a
+            second, at least four times per limit, so it may fire up to half a
+            second late.
         client_ids: send a clientId of hpgfast's own with every message that has
             none (20 characters of ``[0-9A-Za-z]``, unique across requests and
             processes), so that a stray or late reply can never match. ``False``

@@ -144,7 +144,7 @@ RATIOS: tuple[Ratio, ...] = (
     # First measured on a 2-core machine shared by ~8 agents: 8 KiB 2.0-2.8x the
     # floor (0.35-0.50) and 0.59-0.85x aiohttp; 1 MiB 1.53-1.79x the floor. Since
     # match_* and the same splitting for the peers (interleaved rounds, later on the
-    # same machine): 8 KiB 1.31-1.44x the floor (0.69-0.77; 1.56x in callgrind
+    # same machine): 8 KiB 1.31-1.44x the floor (0.69-0.77; 1.46x in callgrind
     # instructions) and 0.44-0.49x aiohttp (2.0-2.3); 1 MiB 1.0-1.17x the floor
     # (0.86-1.0) and 0.21-0.22x aiohttp. The 8 KiB floor is raised from 0.30 to 0.40
     # (the first implementation measured 0.35-0.50); the others sit under the worst

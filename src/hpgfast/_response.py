@@ -86,6 +86,23 @@ class ResponseReader:
     def __init__(self, max_body: int) -> None:
         self.max_body = max_body
         self._parser = httptools.HttpResponseParser(self)
+        self._reset()
+
+    def reuse(self) -> bool:
+        """Ready the reader for the next response on the same connection.
+
+        True when it may be reused: the last response was read whole, the
+        connection stays open, and nothing followed the response. llhttp is then
+        at the start of a message, as after a fresh start, and making a new parser
+        (which looks up and binds each callback) is skipped. False: make a new one.
+        """
+        if not self._done or self._error is not None or not self.keep_alive or self.extra:
+            return False
+        self._reset()
+        return True
+
+    def _reset(self) -> None:
+        # Everything of one response; the parser and max_body stay.
         self._body: list[bytes] = []
         self._size = 0
         self._head = 0  # status line and header bytes seen

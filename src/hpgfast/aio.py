@@ -14,9 +14,12 @@ llhttp reading the replies (``_response.ResponseReader``):
   byte of the request is written, and a fresh plain-HTTP connection is watched for
   ``_FRESH_GRACE`` for a close on accept: "connect failed" always means "nothing
   sent", the ``CONNECT`` failure the core may repeat.
-- **Time limits on the loop's timers**: one timer per exchange enforces both the
-  read timeout (``timeout`` without a byte) and the request deadline (first
-  written byte to the end of the reply, however the reply trickles in).
+- **Time limits on one timer per client**: while exchanges are on the wire, one
+  loop timer a few times a second (``_TICKS`` per ``timeout``, at least four a
+  second) checks them all for the read timeout (``timeout`` without a byte) and
+  the request deadline (first written byte to the end of the reply, however the
+  reply trickles in). A timer per exchange cost more than reading an 8 KiB
+  request's reply; a limit now fires up to two ticks late.
 - **Cancellation is an interrupt.** A cancelled ``send()`` starts no further
   request; the requests on the wire get ``_GRACE`` seconds to finish (a second
   cancel ends the grace); what was known is reported: the ``CancelledError``
@@ -54,6 +57,11 @@ log = logging.getLogger(__name__)
 _FRESH_GRACE = 0.001
 #: Seconds the requests on the wire get to finish after a cancellation.
 _GRACE = 2.0
+#: Ticks per ``timeout`` (and per ``request_deadline``) while exchanges are on the
+#: wire, within these bounds (seconds between ticks).
+_TICKS = 4
+_MAX_TICK = 0.25
+_MIN_TICK = 0.001
 
 _monotonic = time.monotonic
 
@@ -64,6 +72,8 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: Optional[asyncio.Transport] = None
         self.reader: Optional[ResponseReader] = None
+        #: The reader of the last exchange, kept for the next one (``reuse()``).
+        self.spare: Optional[ResponseReader] = None
         self.waiter: Optional[asyncio.Future[None]] = None
         self.closed = False
         #: Bytes arrived while no request was waiting: never reuse the connection.
@@ -72,7 +82,6 @@ class _Connection(asyncio.Protocol):
         self.deadline_at = 0.0
         self.timeout = 0.0
         self.deadline = 0.0
-        self.timer: Optional[asyncio.TimerHandle] = None
         self._seen = False
 
     def __repr__(self) -> str:
@@ -88,7 +97,7 @@ class _Connection(asyncio.Protocol):
         if reader is None:
             self.stray = True
             return
-        self._seen = True  # for the timer: cheaper than reading the clock per chunk
+        self._seen = True  # for the ticks: cheaper than reading the clock per chunk
         if reader.feed(data):
             self._wake()
 
@@ -116,36 +125,31 @@ class _Connection(asyncio.Protocol):
         self,
         reader: ResponseReader,
         waiter: asyncio.Future[None],
-        loop: asyncio.AbstractEventLoop,
+        now: float,
         timeout: float,
         deadline: float,
     ) -> None:
-        """Read the reply to a request about to be written."""
+        """Read the reply to a request about to be written (``now``: the loop's time)."""
         self.reader = reader
         self.waiter = waiter
         self._seen = False
-        now = loop.time()
         self.timeout = timeout
         self.deadline = deadline
         self.deadline_at = now + deadline
         self.last = now
-        self.timer = loop.call_at(min(now + timeout, self.deadline_at), self._check, loop)
 
     def stop(self) -> None:
         """The reply was read (or given up): forget it."""
         self.reader = None
         self.waiter = None
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
-    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
-        # One timer for both limits. Reads do not move it (that would cost a timer
-        # per chunk): it fires, sees whether bytes came since, and is set again.
+    def check(self, now: float) -> None:
+        """The client's tick: end the exchange if it is past a time limit."""
+        # Reads do not touch the clock (that would cost a call per chunk): a tick
+        # sees whether bytes came since the last one.
         reader = self.reader
         if reader is None or reader.done:
             return
-        now = loop.time()
         if self._seen:
             self._seen = False
             self.last = now
@@ -155,10 +159,6 @@ class _Connection(asyncio.Protocol):
         elif now - self.last >= self.timeout:
             reader.fail(SENT, f"no reply within timeout={self.timeout}s")
             self._wake()
-        else:
-            self.timer = loop.call_at(
-                min(self.last + self.timeout, self.deadline_at), self._check, loop
-            )
 
     def _wake(self) -> None:
         waiter = self.waiter
@@ -224,6 +224,12 @@ class AsyncClient(ClientSettings):
         self._slots: Optional[asyncio.Semaphore] = None
         self._pid = os.getpid()
         self._keeper: Optional[asyncio.Task[None]] = None
+        #: Connections with an exchange on the wire, and the tick that watches them.
+        self._watched: set[_Connection] = set()
+        self._ticking: Optional[asyncio.TimerHandle] = None
+        self._tick_every = max(
+            _MIN_TICK, min(_MAX_TICK, self._timeout / _TICKS, self.request_deadline / _TICKS)
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -236,6 +242,7 @@ class AsyncClient(ClientSettings):
         for conn in idle:
             conn.close()
         self._stop_keeper()
+        self._stop_ticking()
         _redact.unregister(id(self))
 
     async def aclose(self) -> None:
@@ -308,11 +315,14 @@ class AsyncClient(ClientSettings):
             self._idle = []
             self._loop = None
             self._keeper = None
+            self._watched = set()
+            self._ticking = None
         if loop is not self._loop:
             idle, self._idle = self._idle, []
             for conn in idle:
                 conn.close()
             self._stop_keeper()
+            self._stop_ticking()
             self._loop = loop
             self._slots = asyncio.Semaphore(self.concurrency)
             self._keeper = loop.create_task(self._keep(loop))
@@ -332,6 +342,26 @@ class AsyncClient(ClientSettings):
                 idle, self._idle = self._idle, []
                 for conn in idle:
                     conn.close()
+
+    def _watch(self, conn: _Connection, loop: asyncio.AbstractEventLoop) -> None:
+        self._watched.add(conn)
+        if self._ticking is None:
+            self._ticking = loop.call_later(self._tick_every, self._tick, loop)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for conn in list(self._watched):
+            conn.check(now)
+        # Only while something is on the wire: an idle client leaves the loop alone.
+        self._ticking = (
+            loop.call_later(self._tick_every, self._tick, loop) if self._watched else None
+        )
+
+    def _stop_ticking(self) -> None:
+        ticking, self._ticking = self._ticking, None
+        self._watched = set()
+        if ticking is not None:
+            ticking.cancel()
 
     def _stop_keeper(self) -> None:
         keeper, self._keeper = self._keeper, None
@@ -432,9 +462,14 @@ class AsyncClient(ClientSettings):
             if isinstance(made, Failure):
                 return made, None, 0
             conn = made
-        reader = ResponseReader(self.max_reply_bytes)
+        # The connection's last reader, when it may read the next reply (a new
+        # llhttp parser costs more than reading an 8 KiB request's reply).
+        reader = conn.spare
+        if reader is None or not reader.reuse():
+            reader = conn.spare = ResponseReader(self.max_reply_bytes)
         waiter: asyncio.Future[None] = loop.create_future()
-        conn.start(reader, waiter, loop, self._timeout, self.request_deadline)
+        conn.start(reader, waiter, loop.time(), self._timeout, self.request_deadline)
+        self._watch(conn, loop)
         transport = conn.transport
         assert transport is not None
         cancelled: Optional[BaseException] = None
@@ -459,9 +494,11 @@ class AsyncClient(ClientSettings):
                     pass
             if not reader.done:
                 conn.stop()
+                self._watched.discard(conn)
                 conn.close()
                 raise cancelled
         conn.stop()
+        self._watched.discard(conn)
         received = reader.received
         if log.isEnabledFor(logging.DEBUG):
             log.debug(

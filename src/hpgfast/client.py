@@ -80,6 +80,10 @@ _FRESH_GRACE = 0.001
 _RECV_SIZE = 65536
 _monotonic = time.monotonic
 
+#: The attribute of a urllib3 connection holding ``(socket, ResponseReader)`` of its
+#: last exchange (``Client._reader_for``).
+_KEPT_READER = "_hpgfast_reader"
+
 #: Seconds the requests on the wire may still take after an interrupt (Ctrl-C).
 INTERRUPT_GRACE = 2.0
 
@@ -447,7 +451,7 @@ class Client(ClientSettings):
             # them again, line by line, and scan the whole target, for every request).
             sock.sendall(line + self._tail)
             phase = "reply"
-            reader = ResponseReader(self.max_reply_bytes)
+            reader = self._reader_for(conn, sock)
             recv = sock.recv
             while True:
                 data = recv(_RECV_SIZE)
@@ -498,6 +502,21 @@ class Client(ClientSettings):
             conn,
             received,
         )
+
+    def _reader_for(self, conn: HTTPConnection, sock: Any) -> ResponseReader:
+        """The connection's reply reader: the last one, if it may read the next reply.
+
+        A reader's llhttp parser costs more to make than a reply costs to read at
+        8 KiB requests, so a kept-alive connection keeps its reader (as an attribute
+        of urllib3's connection object, with the socket it read from: a reconnected
+        connection gets a new one).
+        """
+        kept = getattr(conn, _KEPT_READER, None)
+        if kept is not None and kept[0] is sock and kept[1].reuse():
+            return cast(ResponseReader, kept[1])
+        reader = ResponseReader(self.max_reply_bytes)
+        setattr(conn, _KEPT_READER, (sock, reader))
+        return reader
 
     def _release(self, conn: HTTPConnection, keep_alive: bool) -> None:
         """Put a connection back in the pool; closed first unless it may serve again."""
