@@ -444,7 +444,9 @@ class Client(ClientSettings):
                         raise ConnectionResetError("connection closed by the server on connect")
             phase = "send"
             sock = conn.sock
-            sock.settimeout(self._timeout)
+            if sock.gettimeout() != self._timeout:
+                # Once per connection (settimeout is a system call every time).
+                sock.settimeout(self._timeout)
             watch = self._watchdog.watch(sock)
             # One write of a request built once: the codec made the target ready to
             # send and the headers never change (http.client would build and check
