@@ -109,8 +109,9 @@ RATIOS: tuple[Ratio, ...] = (
     # their requests carried 12% more messages than hpgfast's).
     # 8 KiB, on a loaded 2-core machine, interleaved rounds: http.client reading the
     # replies (the old path) 4.3-5.0x the floor (0.20-0.23); llhttp and one sendall
-    # 1.8-2.2x; with match_* and the same splitting 1.64x (0.61; single rounds
-    # 1.4-2.6x). Callgrind: 4.7x the floor's instructions before, 1.58x now. This
+    # 1.8-2.2x; with match_*, a reader per connection and the same splitting 1.64x
+    # and 2.01x (0.61, 0.50; single rounds 1.4-2.7x). Callgrind: 4.7x the floor's
+    # instructions before, 1.55x now. This
     # floor (0.25) fails the old path; the aiohttp row below fails it in every run.
     # 1 MiB: 1.6-2.1x before, 1.0-1.2x now (0.85-0.97; callgrind 0.89x: the floor's
     # sum over its records costs more than the client's whole reading): the floor is
@@ -144,9 +145,9 @@ RATIOS: tuple[Ratio, ...] = (
     # First measured on a 2-core machine shared by ~8 agents: 8 KiB 2.0-2.8x the
     # floor (0.35-0.50) and 0.59-0.85x aiohttp; 1 MiB 1.53-1.79x the floor. Since
     # match_* and the same splitting for the peers (interleaved rounds, later on the
-    # same machine): 8 KiB 1.31-1.44x the floor (0.69-0.77; 1.46x in callgrind
-    # instructions) and 0.44-0.49x aiohttp (2.0-2.3); 1 MiB 1.0-1.17x the floor
-    # (0.86-1.0) and 0.21-0.22x aiohttp. The 8 KiB floor is raised from 0.30 to 0.40
+    # same machine): 8 KiB 1.31-1.44x the floor (0.69-0.76; 1.46x in callgrind
+    # instructions) and 0.39-0.49x aiohttp (2.0-2.6); 1 MiB 1.0-1.2x the floor
+    # (0.83-1.0) and 0.21-0.23x aiohttp. The 8 KiB floor is raised from 0.30 to 0.40
     # (the first implementation measured 0.35-0.50); the others sit under the worst
     # run, so noise does not fail CI, and still fail a build that loses llhttp
     # (per-byte Python reading) or costs more than aiohttp.
