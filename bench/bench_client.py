@@ -113,6 +113,24 @@ def raw_peer(
     return send
 
 
+def interleaved_round(
+    runs: dict[str, Callable[[], Any]], samples: dict[str, list[float]], messages: int
+) -> Callable[[], None]:
+    """One round: each run once, in order, its CPU per message appended to its samples.
+
+    Rounds of every transport in turn, rather than one transport's rounds after
+    another's, let the machine's drift over a run weigh on all alike.
+    """
+
+    def one() -> None:
+        for name, run in runs.items():
+            before = cpu()
+            run()
+            samples[name].append((cpu() - before) / messages)
+
+    return one
+
+
 # -- benchmarks -------------------------------------------------------------------------
 
 
@@ -152,16 +170,15 @@ def bench_client_cpu_per_message(
             assert raw(batch) == len(batch)
             assert loop.run_until_complete(aio_send(batch)) == len(batch)
 
-            def one() -> None:
-                for name, run in (
-                    ("hpgfast", lambda: client.send(batch)),
-                    ("raw-socket", lambda: raw(batch)),
-                    ("aiohttp-naive", lambda: loop.run_until_complete(aio_send(batch))),
-                ):
-                    before = cpu()
-                    run()
-                    samples[name].append((cpu() - before) / len(batch))
-
+            one = interleaved_round(
+                {
+                    "hpgfast": lambda: client.send(batch),
+                    "raw-socket": lambda: raw(batch),
+                    "aiohttp-naive": lambda: loop.run_until_complete(aio_send(batch)),
+                },
+                samples,
+                len(batch),
+            )
             benchmark.group = group
             benchmark.extra_info["name"] = "hpgfast, raw socket, aiohttp interleaved"
             benchmark.pedantic(one, rounds=INTERLEAVED_ROUNDS, warmup_rounds=0)
@@ -406,12 +423,7 @@ def bench_async_cpu_per_message(
             assert loop.run_until_complete(send(batch)) == len(batch), name  # warm
         sync.send(batch)
 
-        def one() -> None:
-            for name, run in runs.items():
-                before = cpu()
-                run()
-                samples[name].append((cpu() - before) / len(batch))
-
+        one = interleaved_round(runs, samples, len(batch))
         benchmark.group = group
         benchmark.extra_info["name"] = "AsyncClient and peers interleaved"
         benchmark.pedantic(one, rounds=INTERLEAVED_ROUNDS, warmup_rounds=0)

@@ -29,7 +29,7 @@ from typing import Callable, Optional
 
 import httptools
 
-from .core import CUT, SENT, Failure
+from .core import CUT, SENT, Failure, Reply
 from .exceptions import ProtocolError, TransportError
 
 __all__ = ["MAX_HEAD", "ResponseReader"]
@@ -189,6 +189,12 @@ class ResponseReader:
     def error_text(self) -> Optional[str]:
         """What went wrong, or None."""
         return self._error
+
+    def reply(self) -> Reply:
+        """The core's ``Reply`` for a whole response (``ok``): ``Retry-After`` only
+        matters, and is only passed on, when the status is not 200."""
+        status = self.status
+        return Reply(status, self.body, None if status == 200 else self.retry_after)
 
     def failure(self, shown: str, scrub: Optional[Callable[[str], str]] = None) -> Failure:
         """The core's ``Failure`` for a failed read.

@@ -514,12 +514,7 @@ class AsyncClient(ClientSettings):
             return reader.failure(shown, self._core.scrub), None, received
         if not reader.keep_alive:
             conn.close()
-        status = reader.status
-        return (
-            Reply(status, reader.body, None if status == 200 else reader.retry_after),
-            conn,
-            received,
-        )
+        return reader.reply(), conn, received
 
     async def _connect(self, shown: str) -> Union[_Connection, Failure]:
         """A new connection (TLS done), or the ``CONNECT``/``TLS`` failure: nothing sent."""

@@ -498,12 +498,7 @@ class Client(ClientSettings):
             return failure, None, received
         if not reader.keep_alive:
             conn.close()
-        status = reader.status
-        return (
-            Reply(status, reader.body, None if status == 200 else reader.retry_after),
-            conn,
-            received,
-        )
+        return reader.reply(), conn, received
 
     def _reader_for(self, conn: HTTPConnection, sock: Any) -> ResponseReader:
         """The connection's reply reader: the last one, if it may read the next reply.
