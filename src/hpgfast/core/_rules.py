@@ -345,14 +345,10 @@ def _all_matched_send(facts: RequestFacts, records: list[Any], flags: int) -> Ve
 def _match_send(facts: RequestFacts, parsed: list[Any], bad: list[ProtocolError]) -> Verdict:
     ids = facts.ids
     count = len(ids)
-    # The usual case: one line per message, in request order.
+    # One line per message, in request order, that the reader could not flag as
+    # such (ids that are str subclasses): the usual verdict all the same.
     if not bad and len(parsed) == count and list(map(_line_id, parsed)) == ids:
-        out = parsed
-        if facts.after_429 and any(r[0] == _ID_NOT_UNIQUE for r in out):
-            out = _accepted_earlier(facts, list(out))
-        stop = _stop_for(facts, out)
-        note = None if stop is None else str(stop)
-        return Verdict(out, fatal=stop, clean=stop is None, note=note)
+        return _all_matched_send(facts, parsed, _NOT_OK)
     if count == 1 and len(parsed) == 1 and parsed[0][1] is None:
         # One message, one line without a clientId (``ok;;1001``): it can only be
         # that message's line.
