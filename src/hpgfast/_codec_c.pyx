@@ -135,6 +135,12 @@ cdef extern from *:
         Py_INCREF(o);
         return o;
     }
+    /* Ask the cache for the object at k of a list or tuple (if there is one): the
+       ids a big reply is matched against were made long before, and are cold. A
+       prefetch never faults, and the item is read with the size checked. */
+    static inline void hpg_seq_prefetch(PyObject* s, Py_ssize_t k) {
+        if (k < PySequence_Fast_GET_SIZE(s)) __builtin_prefetch(PySequence_Fast_GET_ITEM(s, k));
+    }
     static inline PyObject** hpg_tuple_items(PyObject* t) { return &PyTuple_GET_ITEM(t, 0); }
     static inline int hpg_is_tuple(PyObject* o) { return PyTuple_Check(o); }
     static inline Py_ssize_t hpg_tuple_size(PyObject* o) { return PyTuple_GET_SIZE(o); }
@@ -170,6 +176,42 @@ cdef extern from *:
         return PyUnicode_IS_ASCII(e) && PyUnicode_GET_LENGTH(e) == n
             && memcmp(PyUnicode_1BYTE_DATA(e), p, (size_t)n) == 0;
     }
+    /* The reply scan's marks for the 16 bytes at p, one bit per byte (bit i: byte
+       i): the LFs, the separators (sep), and the bytes of 0x80 and above. SSE2 is
+       part of every x86-64; elsewhere the same bits, a byte at a time. */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    static inline void hpg_marks16(const unsigned char* p, unsigned char sep,
+                                   uint32_t* lf, uint32_t* sp, uint32_t* hi) {
+        __m128i v = _mm_loadu_si128((const __m128i*)p);
+        *lf = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(10)));
+        *sp = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)sep)));
+        *hi = (uint32_t)_mm_movemask_epi8(v);
+    }
+    #else
+    static inline void hpg_marks16(const unsigned char* p, unsigned char sep,
+                                   uint32_t* lf, uint32_t* sp, uint32_t* hi) {
+        uint32_t a = 0, b = 0, c = 0;
+        int i;
+        for (i = 0; i < 16; i++) {
+            a |= (uint32_t)(p[i] == 10) << i;
+            b |= (uint32_t)(p[i] == sep) << i;
+            c |= (uint32_t)(p[i] >> 7) << i;
+        }
+        *lf = a; *sp = b; *hi = c;
+    }
+    #endif
+    /* A new list of the n objects at items (a reference to each is taken). */
+    static PyObject* hpg_list_of(PyObject** items, Py_ssize_t n) {
+        Py_ssize_t i;
+        PyObject* list = PyList_New(n);
+        if (list == NULL) return NULL;
+        for (i = 0; i < n; i++) {
+            Py_INCREF(items[i]);
+            PyList_SET_ITEM(list, i, items[i]);
+        }
+        return list;
+    }
     static Py_ssize_t hpg_type_basicsize(PyObject* tp) { return ((PyTypeObject*)tp)->tp_basicsize; }
     static Py_ssize_t hpg_type_itemsize(PyObject* tp) { return ((PyTypeObject*)tp)->tp_itemsize; }
     static Py_ssize_t hpg_type_dictoffset(PyObject* tp) { return ((PyTypeObject*)tp)->tp_dictoffset; }
@@ -181,12 +223,16 @@ cdef extern from *:
     bint hpg_plain_str(PyObject* s, Py_ssize_t max) noexcept nogil
     Py_ssize_t hpg_seq_size(object s) noexcept
     object hpg_seq_item(object s, Py_ssize_t k)
+    void hpg_seq_prefetch(object s, Py_ssize_t k) noexcept
     PyObject** hpg_tuple_items(object t) noexcept
     bint hpg_is_tuple(PyObject* o) noexcept nogil
     Py_ssize_t hpg_tuple_size(PyObject* o) noexcept nogil
     int _ctz "hpg_ctz64"(uint64_t x) noexcept nogil
     object hpg_record3(object tp, object a, object b, object c)
     bint hpg_ascii_eq(PyObject* e, const char* p, Py_ssize_t n) noexcept
+    object hpg_list_of(PyObject** items, Py_ssize_t n)
+    void hpg_marks16(const unsigned char* p, unsigned char sep, uint32_t* lf, uint32_t* sp,
+                     uint32_t* hi) noexcept nogil
     Py_ssize_t hpg_type_basicsize(object tp)
     Py_ssize_t hpg_type_itemsize(object tp)
     Py_ssize_t hpg_type_dictoffset(object tp)
@@ -200,7 +246,6 @@ cdef unsigned char UNRESERVED[256]   # 1: sent as is (RFC 3986 unreserved)
 cdef unsigned char SIZE1[256]        # encoded size of a code point below 256
 cdef unsigned char CODE_OK[256]      # 1: may appear in a code or status token
 cdef unsigned char STRIP[256]        # 1: stripped from both ends of a reply line
-cdef unsigned char BREAK[256]        # 1: LF or the field separator
 cdef char HEX[16]
 cdef unsigned char BOM[8]
 cdef Py_ssize_t BOM_LEN = len(_wire.BOM)
@@ -210,7 +255,6 @@ for _b in range(256):
     UNRESERVED[_b] = 1 if _b in _wire.UNRESERVED else 0
     CODE_OK[_b] = 1 if _b in _wire.CODE_CHARS else 0
     STRIP[_b] = 1 if _b in _wire.LINE_STRIP else 0
-    BREAK[_b] = 1 if _b == 10 or _b == _wire.FIELD_SEPARATOR[0] else 0
     # Below 0x80 one UTF-8 byte (kept, or %XX); 0x80..0xFF two bytes (%XX%XX).
     SIZE1[_b] = (1 if UNRESERVED[_b] else 3) if _b < 0x80 else 6
 for _b in range(16):
@@ -1672,6 +1716,7 @@ cdef struct Line:
     unsigned char hour
     unsigned char minute
     unsigned char second
+    Py_ssize_t rec           # read_send_columns: the line's record, or -1 (faulty)
 
 cdef enum:
     PERR_NONE = 0
@@ -1856,6 +1901,74 @@ cdef inline bint _text_field(Scan* sc, Line* ln, int k, bint line_ascii) noexcep
     return True
 
 
+cdef inline bint _same19(const unsigned char* a, const unsigned char* b) noexcept nogil:
+    """The 19 bytes of a date and time at a and b are equal: three overlapping
+    8-byte compares, not a call to memcmp."""
+    cdef uint64_t x, y
+    memcpy(&x, a, 8)
+    memcpy(&y, b, 8)
+    if x != y:
+        return False
+    memcpy(&x, a + 8, 8)
+    memcpy(&y, b + 8, 8)
+    if x != y:
+        return False
+    memcpy(&x, a + 11, 8)
+    memcpy(&y, b + 11, 8)
+    return x == y
+
+
+cdef inline bint _status_fast(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e,
+                              Py_ssize_t* seps) noexcept nogil:
+    """A STATUS line of the usual shape, read as _scan_line reads it: ASCII (the
+    caller checked), four separators, a known code and a known status, and a good
+    date (or none). False for any other line, with nothing changed (left to
+    _scan_line)."""
+    cdef const unsigned char* d = sc.data
+    cdef const unsigned char* q
+    cdef int k, st
+    cdef Py_ssize_t j, n
+    if seps[0] == s or seps[2] == seps[1] + 1:
+        return False
+    k = _code_find(d + s, seps[0] - s)
+    if k < 0:
+        return False
+    st = _intern_find(d + seps[1] + 1, seps[2] - seps[1] - 1)
+    if st < 0:
+        return False
+    ln.date_same = 0
+    n = seps[3] - seps[2] - 1
+    q = d + seps[2] + 1
+    if n:
+        if sc.last_date != NULL and n == 19 and _same19(sc.last_date, q):
+            ln.date_same = 1
+        elif not _date(q, n, ln):
+            return False
+    ln.f[0].start = s
+    ln.f[0].length = seps[0] - s
+    ln.f[1].start = seps[0] + 1
+    ln.f[1].length = seps[1] - seps[0] - 1
+    ln.f[2].start = seps[1] + 1
+    ln.f[2].length = seps[2] - seps[1] - 1
+    ln.f[3].start = seps[2] + 1
+    ln.f[3].length = n
+    # The reason is the rest of the line, ';' included, less trailing ';'s.
+    j = e
+    while j > seps[3] + 1 and d[j - 1] == 59:
+        j -= 1
+    ln.f[4].start = seps[3] + 1
+    ln.f[4].length = j - seps[3] - 1
+    ln.intern[0] = <signed char>k
+    ln.intern[1] = <signed char>_intern_find(d + ln.f[1].start, ln.f[1].length) if ln.f[1].length else -1
+    ln.intern[2] = <signed char>st
+    ln.intern[3] = -1
+    ln.intern[4] = <signed char>_intern_find(d + ln.f[4].start, ln.f[4].length) if ln.f[4].length else -1
+    ln.ascii[0] = ln.ascii[1] = ln.ascii[2] = ln.ascii[3] = ln.ascii[4] = 1
+    if n:
+        sc.last_date = q
+    return True
+
+
 cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t* seps,
                      int nseps, bint line_ascii) noexcept nogil:
     """Fields and checks of one stripped, non-blank line, in the pure twin's order.
@@ -1911,8 +2024,7 @@ cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t*
     ln.date_same = 0
     if ln.f[3].length:
         q = d + ln.f[3].start
-        if (sc.last_date != NULL and ln.f[3].length == 19
-                and memcmp(sc.last_date, q, 19) == 0):
+        if sc.last_date != NULL and ln.f[3].length == 19 and _same19(sc.last_date, q):
             ln.date_same = 1
         elif not _date(q, ln.f[3].length, ln):
             ln.err = PERR_DATE
@@ -1921,8 +2033,11 @@ cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t*
     return _text_field(sc, ln, 4, line_ascii)
 
 
-cdef uint64_t LF_WORD = 0x0101010101010101ULL * 10
-cdef uint64_t SEP_WORD = 0x0101010101010101ULL * <uint64_t>(_wire.FIELD_SEPARATOR[0])
+cdef unsigned char SEP_BYTE = _wire.FIELD_SEPARATOR[0]
+cdef unsigned char OK_0 = ord(_wire.Code.OK[0])    # "ok", checked by _code_find first
+cdef unsigned char OK_1 = ord(_wire.Code.OK[1])
+if len(_wire.Code.OK) != 2:
+    raise ImportError("hpgfast._wire.Code.OK must be two ASCII characters")
 cdef uint64_t _probe = 0
 memcpy(&_probe, b"\x01\x00\x00\x00\x00\x00\x00\x00", 8)
 if _probe != 1:
@@ -1931,15 +2046,90 @@ if len(_wire.FIELD_SEPARATOR) != 1 or _wire.FIELD_SEPARATOR[0] >= 0x80:
     raise ImportError("hpgfast._wire.FIELD_SEPARATOR must be one ASCII byte")
 
 
-cdef inline uint64_t _zero_bytes(uint64_t x) noexcept nogil:
-    # High bit set in each zero byte of x; exact for the lowest one (a borrow can
-    # only mark bytes above a real zero byte), which is the only one used.
-    return (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL
+cdef inline bint _next_line(Scan* sc, Py_ssize_t* ps, Py_ssize_t* pe, Py_ssize_t* seps,
+                            int* pnseps, int maxseps) noexcept nogil:
+    """The next LF-separated piece from sc.pos, not stripped: [ps, pe), the positions
+    of its first maxseps separators, and whether it is all ASCII (the return value).
+    Moves sc.pos past it and counts it in sc.number.
+
+    Sixteen bytes at a time (hpg_marks16: one bit per byte for LF, separator and
+    non-ASCII), so each block is read once and all its separators are taken from
+    one mask; the body's last few bytes one at a time.
+    """
+    cdef const unsigned char* d = sc.data
+    cdef Py_ssize_t e = sc.pos, size = sc.size
+    cdef int nseps = 0
+    cdef unsigned char ch
+    cdef uint32_t mlf, msep, mhi, below, hi = 0
+    ps[0] = e
+    while True:
+        if e <= size - 16:
+            hpg_marks16(d + e, SEP_BYTE, &mlf, &msep, &mhi)
+            if mlf:
+                below = (mlf & (~mlf + 1)) - 1     # the bytes before the LF
+                msep &= below
+                mhi &= below
+            hi |= mhi
+            while msep and nseps < maxseps:
+                seps[nseps] = e + _ctz(msep)
+                nseps += 1
+                msep &= msep - 1
+            if mlf:
+                e += _ctz(mlf)
+                break
+            e += 16
+        elif e < size:
+            ch = d[e]
+            if ch == 10:
+                break
+            if ch == SEP_BYTE and nseps < maxseps:
+                seps[nseps] = e
+                nseps += 1
+            hi |= ch >> 7
+            e += 1
+        else:
+            break
+    pe[0] = e
+    pnseps[0] = nseps
+    sc.pos = e + 1
+    sc.number += 1
+    return hi == 0
 
 
-cdef inline uint64_t _breaks(uint64_t w) noexcept nogil:
-    """Lowest set bit: the high bit of the first LF or separator byte of w."""
-    return _zero_bytes(w ^ LF_WORD) | _zero_bytes(w ^ SEP_WORD)
+cdef inline int _code_find(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    """_intern_find for a code: "ok", nearly every line of a reply, without the
+    table's lookup."""
+    if n == 2 and p[0] == OK_0 and p[1] == OK_1:
+        return INTERN_OK
+    return _intern_find(p, n)
+
+
+cdef inline bint _send_fast(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e,
+                            Py_ssize_t* seps) noexcept nogil:
+    """A SEND line of the usual shape, read as _scan_line reads it: ASCII (the
+    caller checked), two separators, a known code. False for any other line (left
+    to _scan_line)."""
+    cdef const unsigned char* d = sc.data
+    cdef int k
+    if seps[0] == s:
+        return False
+    k = _code_find(d + s, seps[0] - s)
+    if k < 0:
+        return False
+    ln.f[0].start = s
+    ln.f[0].length = seps[0] - s
+    ln.f[1].start = seps[0] + 1
+    ln.f[1].length = seps[1] - seps[0] - 1
+    ln.f[2].start = seps[1] + 1
+    ln.f[2].length = e - seps[1] - 1
+    ln.f[3].start = e
+    ln.f[3].length = 0
+    ln.intern[0] = <signed char>k
+    ln.intern[1] = <signed char>_intern_find(d + ln.f[1].start, ln.f[1].length) if ln.f[1].length else -1
+    ln.intern[2] = <signed char>_intern_find(d + ln.f[2].start, ln.f[2].length) if ln.f[2].length else -1
+    ln.intern[3] = -1
+    ln.ascii[0] = ln.ascii[1] = ln.ascii[2] = ln.ascii[3] = 1
+    return True
 
 
 cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
@@ -1950,54 +2140,9 @@ cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
     cdef Py_ssize_t n = 0, s, e, size = sc.size
     cdef Py_ssize_t seps[5]
     cdef int nseps, nf = sc.nfields
-    cdef unsigned char c
-    cdef uint64_t w, m, hi, mlf, low
+    cdef bint ascii
     while n < cap and sc.pos <= size:
-        # One pass to the end of the line, noting its first separators on the way
-        # and whether any byte is non-ASCII (then, and only then, the text fields get
-        # a UTF-8 check). Eight bytes at a time: a word without LF or separator is
-        # skipped whole; otherwise its first break is found exactly (_breaks).
-        s = sc.pos
-        e = s
-        nseps = 0
-        hi = 0
-        while e < size:
-            if e <= size - 8:
-                memcpy(&w, d + e, 8)
-                mlf = _zero_bytes(w ^ LF_WORD)
-                m = mlf | _zero_bytes(w ^ SEP_WORD)
-                if m == 0:
-                    hi |= w
-                    e += 8
-                    continue
-                # The bytes before the first break (low bits first: little-endian
-                # load, checked at import); the break is ASCII, so its own bits
-                # below its high bit do not matter.
-                low = m & (~m + 1)
-                hi |= w & (low - 1)
-                e += _ctz(m) >> 3
-                # Which break it is, from the masks (exact for the lowest bit, see
-                # _zero_bytes) rather than a load of the byte and a table lookup.
-                if mlf & low:
-                    break
-                if nseps < nf - 1:
-                    seps[nseps] = e
-                    nseps += 1
-                e += 1
-                continue
-            c = d[e]
-            if BREAK[c]:
-                if c == 10:
-                    break
-                if nseps < nf - 1:
-                    seps[nseps] = e
-                    nseps += 1
-            else:
-                hi |= c
-            e += 1
-        hi &= 0x8080808080808080ULL
-        sc.pos = e + 1
-        sc.number += 1
+        ascii = _next_line(sc, &s, &e, seps, &nseps, nf - 1)
         while s < e and STRIP[d[s]]:
             s += 1
         while e > s and STRIP[d[e - 1]]:
@@ -2006,7 +2151,14 @@ cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
             continue
         out[n].number = sc.number
         out[n].err = PERR_NONE
-        if not _scan_line(sc, &out[n], s, e, seps, nseps, hi == 0):
+        # Stripping never removes a ';': every separator lies inside [s, e).
+        if ascii and nf == 4 and nseps == 2 and _send_fast(sc, &out[n], s, e, seps):
+            n += 1
+            continue
+        if ascii and nf == 5 and nseps == 4 and _status_fast(sc, &out[n], s, e, seps):
+            n += 1
+            continue
+        if not _scan_line(sc, &out[n], s, e, seps, nseps, ascii):
             # A date read on the faulty line is not a record's: the next line may
             # not share its datetime object.
             sc.last_date = NULL
@@ -2103,105 +2255,239 @@ cdef object _line_error(const unsigned char* d, Line* ln, int nfields, bint quot
     return ProtocolError(ln.number, reason)
 
 
-cdef struct Column:
-    char* data           # the fields, one after the other (at most the body's size)
-    Py_ssize_t data_cap
-    Py_ssize_t used
-    int64_t* ends        # each record's end offset in data
-    Py_ssize_t n
-    Py_ssize_t cap
+# -- the columnar SEND reader (read_send_columns) -----------------------------------------
+
+
+cdef struct Cols:
+    char* cid            # every record's clientId, one after the other
+    char* pid            # and its providerId
+    Py_ssize_t data_cap  # bytes cid and pid can each take
+    Py_ssize_t cused
+    Py_ssize_t pused
+    int64_t* cends       # record i's clientId ends at cid[cends[i]]
+    int64_t* pends
+    PyObject** codes     # record i's code: an interned str, or one the caller owns
+    Py_ssize_t n         # records so far
+    Py_ssize_t cap       # room in cends, pends and codes
+    Py_ssize_t ok        # records whose code is "ok"
+    bint nomem           # an allocation failed without the GIL (raised with it)
 
 
 # The columns' scratch memory is kept for the next call. Body-sized blocks are above
 # glibc's mmap threshold, or, once it has risen, are freed back to the kernel by the
 # heap trim: either way every call page-faulted its scratch in anew (a third of the
-# time of read_send_columns). One spare pair, taken and given back with the GIL
+# time of read_send_columns). One spare set, taken and given back with the GIL
 # held (so two threads never share it), and only up to SPARE_MAX bytes.
 cdef enum:
     SPARE_MAX = 64 << 20
-cdef Column SPARE[2]
+    # Fields of up to 16 bytes are copied 16 bytes at a time (one load and one
+    # store, not a call to memcpy): cid and pid have this much room past the last
+    # field, and the copy's read stays inside the body (checked per field).
+    COPY_WIDE = 16
+cdef Cols SPARE
 cdef bint HAVE_SPARE = False
 
 
-cdef void _columns_take(Column* a, Column* b) noexcept:
+cdef void _cols_take(Cols* c) noexcept:
     global HAVE_SPARE
     if HAVE_SPARE:
-        a[0] = SPARE[0]
-        b[0] = SPARE[1]
+        c[0] = SPARE
         HAVE_SPARE = False
     else:
-        a.data = b.data = NULL
-        a.ends = b.ends = NULL
-        a.data_cap = a.cap = b.data_cap = b.cap = 0
-    a.used = a.n = b.used = b.n = 0
+        memset(c, 0, sizeof(Cols))
+    c.cused = c.pused = c.n = c.ok = 0
+    c.nomem = False
 
 
-cdef void _columns_give(Column* a, Column* b) noexcept:
-    global HAVE_SPARE
-    if (not HAVE_SPARE and a.data_cap + b.data_cap
-            + <Py_ssize_t>sizeof(int64_t) * (a.cap + b.cap) <= SPARE_MAX):
-        SPARE[0] = a[0]
-        SPARE[1] = b[0]
+cdef void _cols_give(Cols* c) noexcept:
+    global SPARE, HAVE_SPARE
+    if (not HAVE_SPARE and c.data_cap <= SPARE_MAX // 4
+            and <size_t>c.cap * (2 * sizeof(int64_t) + sizeof(PyObject*)) <= SPARE_MAX // 2):
+        SPARE = c[0]
         HAVE_SPARE = True
     else:
-        free(a.data)
-        free(a.ends)
-        free(b.data)
-        free(b.ends)
-    a.data = b.data = NULL
-    a.ends = b.ends = NULL
+        free(c.cid)
+        free(c.pid)
+        free(c.cends)
+        free(c.pends)
+        free(c.codes)
+    memset(c, 0, sizeof(Cols))
 
 
-cdef int _column_room(Column* c, Py_ssize_t size) except -1:
-    """data can take ``size`` bytes."""
-    cdef void* q
+cdef int _cols_room(Cols* c, Py_ssize_t size) except -1:
+    """cid and pid can each take the fields of a body of ``size`` bytes (and the
+    wide copies' overhang). The fields are pieces of the body, so never more."""
+    if size > PY_SSIZE_T_MAX - COPY_WIDE - 1:
+        raise MemoryError()
+    size += COPY_WIDE + 1
     if c.data_cap < size:
-        free(c.data)
-        c.data = <char*>malloc(<size_t>size)
-        if c.data == NULL:
+        free(c.cid)
+        free(c.pid)
+        c.cid = <char*>malloc(<size_t>size)
+        c.pid = <char*>malloc(<size_t>size)
+        c.data_cap = size
+        if c.cid == NULL or c.pid == NULL:
+            free(c.cid)
+            free(c.pid)
+            c.cid = c.pid = NULL
             c.data_cap = 0
             raise MemoryError()
-        c.data_cap = size
     return 0
 
 
-cdef inline int _column_put(Column* c, const unsigned char* p, Py_ssize_t n) except -1:
-    cdef Py_ssize_t i
-    if c.n == c.cap:
-        _column_grow(c)
-    # The fields are pieces of the body, so they never add up to more than it:
-    # data was allocated that big. Ids are short: a loop beats a call to memcpy.
-    if n <= 16:
-        for i in range(n):
-            c.data[c.used + i] = <char>p[i]
-    else:
-        memcpy(c.data + c.used, p, <size_t>n)
-    c.used += n
-    c.ends[c.n] = c.used
-    c.n += 1
-    return 0
-
-
-cdef int _column_grow(Column* c) except -1:
+cdef bint _cols_grow(Cols* c) noexcept nogil:
+    """Room for more records; False (and c.nomem) when memory ran out."""
+    cdef Py_ssize_t cap = c.cap * 2 if c.cap else 4096
     cdef void* q
-    cdef Py_ssize_t cap
-    if c.n == c.cap:
-        cap = c.cap * 2 if c.cap else 1024
-        if <size_t>cap > (<size_t>PY_SSIZE_T_MAX) // sizeof(int64_t):
-            raise MemoryError()
-        q = realloc(c.ends, <size_t>cap * sizeof(int64_t))
-        if q == NULL:
-            raise MemoryError()
-        c.ends = <int64_t*>q
-        c.cap = cap
-    return 0
+    if <size_t>cap > (<size_t>PY_SSIZE_T_MAX) // sizeof(int64_t):
+        c.nomem = True
+        return False
+    # Each block is kept as soon as it is grown: a later failure leaves the earlier
+    # ones bigger than c.cap says, which is harmless.
+    q = realloc(c.cends, <size_t>cap * sizeof(int64_t))
+    if q == NULL:
+        c.nomem = True
+        return False
+    c.cends = <int64_t*>q
+    q = realloc(c.pends, <size_t>cap * sizeof(int64_t))
+    if q == NULL:
+        c.nomem = True
+        return False
+    c.pends = <int64_t*>q
+    q = realloc(c.codes, <size_t>cap * sizeof(PyObject*))
+    if q == NULL:
+        c.nomem = True
+        return False
+    c.codes = <PyObject**>q
+    c.cap = cap
+    return True
 
 
-cdef object _column_ends(Column* c):
-    cdef carray.array ends = carray.clone(_INT64_ARRAY, c.n, False)
-    if c.n:
-        memcpy(ends.data.as_voidptr, c.ends, <size_t>c.n * sizeof(int64_t))
-    return ends
+cdef inline void _cols_copy(char* w, const unsigned char* p, Py_ssize_t n,
+                            const unsigned char* end) noexcept nogil:
+    if n <= COPY_WIDE and end - p >= COPY_WIDE:
+        memcpy(w, p, COPY_WIDE)
+    else:
+        memcpy(w, p, <size_t>n)
+
+
+cdef inline bint _cols_put(Cols* c, PyObject* code, const unsigned char* d, Span cid, Span pid,
+                           const unsigned char* end) noexcept nogil:
+    """One record; False when memory ran out."""
+    if c.n == c.cap and not _cols_grow(c):
+        return False
+    _cols_copy(c.cid + c.cused, d + cid.start, cid.length, end)
+    c.cused += cid.length
+    c.cends[c.n] = c.cused
+    _cols_copy(c.pid + c.pused, d + pid.start, pid.length, end)
+    c.pused += pid.length
+    c.pends[c.n] = c.pused
+    c.codes[c.n] = code
+    c.n += 1
+    return True
+
+
+cdef object _int64_array(const int64_t* p, Py_ssize_t n):
+    cdef carray.array out = carray.clone(_INT64_ARRAY, n, False)
+    if n:
+        memcpy(out.data.as_voidptr, p, <size_t>n * sizeof(int64_t))
+    return out
+
+
+cdef Py_ssize_t _scan_columns(Scan* sc, Line* out, Py_ssize_t cap, Cols* c) noexcept nogil:
+    """read_send_columns' scan. A line of the usual shape (ASCII, a known code,
+    exactly two separators) goes straight into the columns. Every other non-blank
+    line is read by _scan_line, as _scan reads it, into out: a record goes into the
+    columns all the same (its code NULL when it is not a known one: the caller makes
+    it) and ln.rec says which it is; a faulty line has ln.rec -1. Returns how many
+    lines are in out, after cap of them or the body's end; on c.nomem, at once."""
+    cdef const unsigned char* d = sc.data
+    cdef const unsigned char* end = d + sc.size
+    cdef Py_ssize_t n = 0, s, e, size = sc.size
+    cdef Py_ssize_t seps[5]
+    cdef int nseps, k
+    cdef bint ascii
+    cdef Span cid, pid
+    cdef Line* ln
+    while n < cap and sc.pos <= size:
+        ascii = _next_line(sc, &s, &e, seps, &nseps, 3)
+        while s < e and STRIP[d[s]]:
+            s += 1
+        while e > s and STRIP[d[e - 1]]:
+            e -= 1
+        if s == e:
+            continue
+        # Stripping never removes a ';': every separator lies inside [s, e).
+        if nseps == 2 and ascii and seps[0] > s:
+            k = _code_find(d + s, seps[0] - s)
+            if k >= 0:
+                cid.start = seps[0] + 1
+                cid.length = seps[1] - cid.start
+                pid.start = seps[1] + 1
+                pid.length = e - pid.start
+                if not _cols_put(c, INTERN_OBJ[k], d, cid, pid, end):
+                    return n
+                if k == INTERN_OK:
+                    c.ok += 1
+                continue
+        ln = &out[n]
+        ln.number = sc.number
+        ln.err = PERR_NONE
+        if _scan_line(sc, ln, s, e, seps, nseps, ascii):
+            k = ln.intern[0]
+            if not _cols_put(c, INTERN_OBJ[k] if k >= 0 else NULL, d, ln.f[1], ln.f[2], end):
+                return n
+            if k == INTERN_OK:
+                c.ok += 1
+            ln.rec = c.n - 1
+        else:
+            ln.whole.start = s
+            ln.whole.length = e - s
+            ln.rec = -1
+        n += 1
+    return n
+
+
+cdef object _read_columns(Scan* sc, Line* lines, bint release):
+    """read_send_columns' answer, a ``SendColumns``; sc is set on the body."""
+    cdef Cols c
+    cdef Py_ssize_t n, j
+    cdef Line* ln
+    cdef const unsigned char* d = sc.data
+    cdef list errors = []
+    cdef list owned = []     # the codes that are not interned, while c.codes points at them
+    cdef dict extras = {}
+    cdef object code
+    _cols_take(&c)
+    try:
+        _cols_room(&c, sc.size)
+        while sc.pos <= sc.size:
+            if release:
+                with nogil:
+                    n = _scan_columns(sc, lines, PARSE_CHUNK, &c)
+            else:
+                n = _scan_columns(sc, lines, PARSE_CHUNK, &c)
+            if c.nomem:
+                raise MemoryError()
+            for j in range(n):
+                ln = &lines[j]
+                if ln.rec < 0:
+                    PyList_Append(errors, _line_error(d, ln, 4, True))
+                    continue
+                if c.codes[ln.rec] == NULL:
+                    # A code that is a good token but not a known one (ASCII).
+                    code = hpg_ascii(<const char*>d + ln.f[0].start, ln.f[0].length)
+                    PyList_Append(owned, code)
+                    c.codes[ln.rec] = <PyObject*>code
+                if ln.f[3].length:
+                    extras[ln.rec] = _field_str(d, ln, 3)
+        return _SendColumns(
+            hpg_list_of(c.codes, c.n), c.ok,
+            PyBytes_FromStringAndSize(c.cid, c.cused), _int64_array(c.cends, c.n),
+            PyBytes_FromStringAndSize(c.pid, c.pused), _int64_array(c.pends, c.n),
+            extras, errors)
+    finally:
+        _cols_give(&c)
 
 
 cdef int MATCH_ALL = _wire.Match.ALL
@@ -2257,16 +2543,9 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
     cdef Py_ssize_t rlen, slot
     cdef const unsigned char* rp
     cdef const unsigned char* d
-    cdef Column cid, pid
-    cdef Py_ssize_t ok_count = 0
-    cdef dict extras = None
     cdef Py_ssize_t nrec = 0         # records made so far (match_*)
     cdef bint matched = True
     cdef int flags = 0
-    cid.data = pid.data = NULL
-    cid.ends = pid.ends = NULL
-    cid.used = cid.n = cid.cap = cid.data_cap = 0
-    pid.used = pid.n = pid.cap = pid.data_cap = 0
 
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise TypeError(f"a reply body must be bytes-like, got {_type_name(body)}")
@@ -2311,12 +2590,9 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
             date_keys = <uint64_t*>calloc(DATE_CACHE, sizeof(uint64_t))
             if dates == NULL or date_keys == NULL:
                 raise MemoryError()
-        if columns:
-            _columns_take(&cid, &pid)
-            _column_room(&cid, sc.size + 1)
-            _column_room(&pid, sc.size + 1)
-            extras = {}
         release = sc.size >= NOGIL_PARSE_BYTES
+        if columns:
+            return _read_columns(&sc, lines, release)
         while sc.pos <= sc.size:
             if release:
                 with nogil:
@@ -2334,16 +2610,6 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                     continue
                 code = <object>INTERN_OBJ[ln.intern[0]] if ln.intern[0] >= 0 else hpg_ascii(
                     <const char*>d + ln.f[0].start, ln.f[0].length)
-                if columns:
-                    # Codes are tokens (ASCII); the ids' bytes were proved UTF-8.
-                    PyList_Append(results, code)
-                    if ln.intern[0] == INTERN_OK:
-                        ok_count += 1
-                    _column_put(&cid, d + ln.f[1].start, ln.f[1].length)
-                    _column_put(&pid, d + ln.f[2].start, ln.f[2].length)
-                    if ln.f[3].length:
-                        extras[cid.n - 1] = _field_str(d, ln, 3)
-                    continue
                 if match:
                     if ln.intern[0] != INTERN_OK:
                         flags |= MATCH_NOT_OK
@@ -2352,6 +2618,7 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                     # Read from expect afresh for every line, bounds-checked: a list
                     # could change while the records are made (a finalizer run by an
                     # allocation, another thread while the GIL is released).
+                    hpg_seq_prefetch(expect, nrec + 8)
                     if nrec < hpg_seq_size(expect):
                         a = _expected_field(d, ln, hpg_seq_item(expect, nrec), nfields == 4)
                         if a is None:
@@ -2457,12 +2724,6 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                 else:
                     rec = rtype(code, a, status, when, reason)
                 PyList_Append(results, rec)
-        if columns:
-            return _SendColumns(
-                results, ok_count,
-                PyBytes_FromStringAndSize(cid.data, cid.used), _column_ends(&cid),
-                PyBytes_FromStringAndSize(pid.data, pid.used), _column_ends(&pid),
-                extras, errors)
         if match:
             if matched and nrec == hpg_seq_size(expect) and not errors:
                 flags |= MATCH_ALL
@@ -2471,8 +2732,6 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
             return results, errors
         return results
     finally:
-        if columns:
-            _columns_give(&cid, &pid)
         free(lines)
         if have_view:
             PyBuffer_Release(&view)
