@@ -66,6 +66,10 @@ SURROGATE_LATE = [*BIG[:250], Message("1", "bad \ud800", "S")]
 BAD_LATE = [*BIG[:250], ("1", 5, "S")]
 BODY = b"ok;1;1001\n" * 1100
 STATUS_BODY = b"ok;1001;delivered;2012.03.15 19:53:07;\n" * 1100
+# Every kind of SEND line the columns take another way: a new code, an extra, a
+# faulty line, non-ASCII, a code alone.
+ODD_BODY = BODY + b"new-code;2;1002\nok;3;1003;more\no k;4;5\nok;\xd0\xaf;6\nerror-auth\n"
+SENT = ["1"] * 1100
 
 # name -> (call, the objects whose refcounts must not grow)
 CASES: dict[str, tuple[Callable[[], Any], tuple[Any, ...]]] = {
@@ -107,6 +111,15 @@ CASES: dict[str, tuple[Callable[[], Any], tuple[Any, ...]]] = {
     "parse_send not utf-8 late": (lambda: core.parse_send(BODY + b"ok;\xff;2\n"), ()),
     "parse_send too many fields": (lambda: core.parse_send(b"ok;1;2;3\n"), ()),
     "parse_send not bytes": (lambda: core.parse_send("ok;1;2"), ()),
+    "read_send odd lines": (lambda: core.read_send(ODD_BODY), (ODD_BODY,)),
+    "read_send_columns ok": (lambda: core.read_send_columns(BODY), (BODY,)),
+    "read_send_columns odd lines": (lambda: core.read_send_columns(ODD_BODY), (ODD_BODY,)),
+    "read_send_columns bytearray": (lambda: core.read_send_columns(bytearray(ODD_BODY)), ()),
+    "read_send_columns not bytes": (lambda: core.read_send_columns("ok;1;2"), ()),
+    "match_send ok": (lambda: core.match_send(BODY, SENT), (BODY, SENT)),
+    "match_send odd lines": (lambda: core.match_send(ODD_BODY, SENT), (SENT,)),
+    "match_send not a list": (lambda: core.match_send(BODY, iter(SENT)), (SENT,)),
+    "match_status ok": (lambda: core.match_status(STATUS_BODY, ["1001"] * 1100), ()),
     "parse_status ok": (lambda: core.parse_status(STATUS_BODY, tz=timezone.utc), ()),
     "parse_status bad date late": (
         lambda: core.parse_status(STATUS_BODY + b"ok;1;sent;2012.13.45 25:61:00;\n"),
