@@ -79,6 +79,9 @@ def rows() -> dict[str, tuple[Fn, Fn]]:
     quoter = _Quoter(safe="", qs=False)
     send = standard_send_reply()
     status = standard_status_reply()
+    # What the client passes to match_*: the ids the request sent, in order.
+    sent = [r.client_id for r in codec.read_send(send)[0]]
+    asked = [r.provider_id for r in codec.read_status(status)[0]]
     return {
         "encode_send vs urlencode": (
             lambda: codec.encode_send(batch),
@@ -90,12 +93,17 @@ def rows() -> dict[str, tuple[Fn, Fn]]:
         ),
         "parse_send vs split": (lambda: codec.parse_send(send), lambda: send.split(b"\n")),
         "read_send vs split": (lambda: codec.read_send(send), lambda: send.split(b"\n")),
+        "match_send vs split": (lambda: codec.match_send(send, sent), lambda: send.split(b"\n")),
         "read_send_columns vs split": (
             lambda: codec.read_send_columns(send),
             lambda: send.split(b"\n"),
         ),
         "parse_status vs split": (lambda: codec.parse_status(status), lambda: status.split(b"\n")),
         "read_status vs split": (lambda: codec.read_status(status), lambda: status.split(b"\n")),
+        "match_status vs split": (
+            lambda: codec.match_status(status, asked),
+            lambda: status.split(b"\n"),
+        ),
     }
 
 

@@ -5,7 +5,9 @@
 hpgfast, subject and peer interleaved, CPU time of the thread) is printed for both,
 and recorded as ``longrun-<row>`` so that ``hpgfast/_ratios.py`` holds the warmed-up
 ratio to within 1.3x of the fresh one (``warm`` vs ``fresh``: warmed-up ratio over
-fresh ratio).
+fresh ratio). hpgfast's own CPU time per call is recorded too
+(``longrun-time-<row>``: fresh time over warmed-up time), as a ratio can also move
+because its peer's time does.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ ROWS = {
     "encode_send vs yarl": "encode-yarl",
     "parse_send vs split": "parse-send",
     "read_send vs split": "read-send",
+    "match_send vs split": "match-send",
     "read_send_columns vs split": "read-send-columns",
     "parse_status vs split": "parse-status",
     "read_status vs split": "read-status",
+    "match_status vs split": "match-status",
 }
 
 
@@ -58,3 +62,16 @@ def bench_longrun_ratios(
         # ("fresh" over "warm") is the warmed-up ratio over the fresh one.
         record(f"longrun-{key}", "fresh", 1 / f["ratio"])
         record(f"longrun-{key}", "warm", 1 / w["ratio"])
+        # And hpgfast's own CPU time per call, fresh over warmed up: a ratio can
+        # move because its peer does (split page-faults in a fresh process only).
+        record(f"longrun-time-{key}", "fresh", f["subject_us"])
+        record(f"longrun-time-{key}", "warm", w["subject_us"])
+    note("")
+    note("hpgfast's own CPU time per call (us), fresh process vs after the warm-up:")
+    note(f"{'row':<30} {'fresh':>9} {'warm':>9} {'warm/fresh':>10}")
+    for row in ROWS:
+        f, w = fresh[row], warm[row]
+        note(
+            f"{row:<30} {f['subject_us']:>9.0f} {w['subject_us']:>9.0f}"
+            f" {w['subject_us'] / f['subject_us']:>10.2f}"
+        )
