@@ -41,16 +41,16 @@ RATIOS: tuple[Ratio, ...] = (
         "parse-status-100k", "hpgfast", "split", 0.2, 0.08, "parse_status vs bytes.split (floor)"
     ),
     Ratio("parse-status-100k", "hpgfast", "pure", 10.0, 8.0, "parse_status vs the pure twin"),
-    # Missed: 0.20-0.31 (3.2-5x split's time). A line makes three objects (a record
-    # and two str) where split makes one; see the closing note of issue 15.
-    # A full bench run on the loaded machine measured 0.09 (read_send, the same loop,
-    # 0.12 in that run): the floors sit under it; the pure twin measures 0.01.
+    # 0.20-0.31 (3.2-5x split's time) before the 16-byte line scan; with it 0.48-0.51
+    # in CPU time after the warm-up, 0.26-0.31 fresh, 0.23 in a full wall-clock run.
+    # A full bench run on the loaded machine once measured 0.09 (read_send, the same
+    # loop, 0.12 in that run): the floors sit under it; the pure twin measures 0.03.
     Ratio("parse-send-100k", "hpgfast", "split", 1 / 3, 0.07, "parse_send vs bytes.split (floor)"),
     Ratio("parse-send-100k", "hpgfast", "pure", 10.0, 8.0, "parse_send vs the pure twin"),
-    # The line-by-line readers the client calls (the performance issue's targets: 3x
-    # split for SEND, 4x for STATUS). They run parse_*'s very loop, so they cost what
-    # it costs: 0.23-0.29 and 0.14-0.26 (the wall-clock noise of one run; 0.19-0.25
-    # in CPU time).
+    # The line-by-line readers (the performance issue's targets: 3x split for SEND, 4x
+    # for STATUS). They run parse_*'s very loop, so they cost what it costs: with
+    # the 16-byte scan 0.45-0.51 and 0.21-0.23 in CPU time after the warm-up (0.24
+    # and 0.28 in a full wall-clock run).
     Ratio("parse-send-100k", "read", "split", 1 / 3, 0.07, "read_send vs bytes.split (floor)"),
     Ratio(
         "parse-status-100k", "read", "split", 0.25, 0.1, "read_status vs bytes.split (floor)"
@@ -60,7 +60,8 @@ RATIOS: tuple[Ratio, ...] = (
     # plus the client's own walk over the records (1,500 fewer instructions per
     # message at 8 KiB requests), but on a 100,000-line reply whose expected ids
     # are cold in memory, touching each of them costs more than making new ones:
-    # 4.1-5.6x split here, against 3.0-4.6x for read_* in the same runs.
+    # 4.1-5.6x split here, against 3.0-4.6x for read_* in the same runs. With the
+    # 16-byte scan: 0.34 (SEND) and 0.20-0.24 (STATUS) in CPU time after the warm-up.
     Ratio("parse-send-100k", "match", "split", 1 / 3, 0.07, "match_send vs bytes.split (floor)"),
     Ratio(
         "parse-status-100k", "match", "split", 0.25, 0.1, "match_status vs bytes.split (floor)"
