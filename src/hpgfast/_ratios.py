@@ -44,7 +44,7 @@ RATIOS: tuple[Ratio, ...] = (
     # 0.20-0.31 (3.2-5x split's time) before the 16-byte line scan; with it 0.48-0.51
     # in CPU time after the warm-up, 0.26-0.31 fresh, 0.23 in a full wall-clock run.
     # A full bench run on the loaded machine once measured 0.09 (read_send, the same
-    # loop, 0.12 in that run): the floors sit under it; the pure twin measures 0.03.
+    # loop, 0.12 in that run): the floors sit under it; the pure twin measures 0.01.
     Ratio("parse-send-100k", "hpgfast", "split", 1 / 3, 0.07, "parse_send vs bytes.split (floor)"),
     Ratio("parse-send-100k", "hpgfast", "pure", 10.0, 8.0, "parse_send vs the pure twin"),
     # The line-by-line readers (the performance issue's targets: 3x split for SEND, 4x
