@@ -166,6 +166,25 @@ cdef extern from *:
         Py_INCREF(c); r->ob_item[2] = c;
         return (PyObject*)r;
     }
+    /* The same for a StatusResult of five items (str, None and datetime items:
+       see _parse for why it need not be tracked). */
+    static PyObject* hpg_record5(PyObject* tp, PyObject* a, PyObject* b, PyObject* c,
+                                 PyObject* d, PyObject* e) {
+    #if PY_VERSION_HEX < 0x030E0000
+        PyTupleObject* r = PyObject_GC_NewVar(PyTupleObject, (PyTypeObject*)tp, 5);
+        if (r == NULL) return NULL;
+    #else
+        PyTupleObject* r = (PyTupleObject*)((PyTypeObject*)tp)->tp_alloc((PyTypeObject*)tp, 5);
+        if (r == NULL) return NULL;
+        PyObject_GC_UnTrack(r);
+    #endif
+        Py_INCREF(a); r->ob_item[0] = a;
+        Py_INCREF(b); r->ob_item[1] = b;
+        Py_INCREF(c); r->ob_item[2] = c;
+        Py_INCREF(d); r->ob_item[3] = d;
+        Py_INCREF(e); r->ob_item[4] = e;
+        return (PyObject*)r;
+    }
     /* 1 when e is an exact, ready, ASCII str equal to the n bytes at p: a reply's
        id field against the id the request sent (match_*), without making a str. */
     static inline int hpg_ascii_eq(PyObject* e, const char* p, Py_ssize_t n) {
@@ -229,6 +248,7 @@ cdef extern from *:
     Py_ssize_t hpg_tuple_size(PyObject* o) noexcept nogil
     int _ctz "hpg_ctz64"(uint64_t x) noexcept nogil
     object hpg_record3(object tp, object a, object b, object c)
+    object hpg_record5(object tp, object a, object b, object c, object d, object e)
     bint hpg_ascii_eq(PyObject* e, const char* p, Py_ssize_t n) noexcept
     object hpg_list_of(PyObject** items, Py_ssize_t n)
     void hpg_marks16(const unsigned char* p, unsigned char sep, uint32_t* lf, uint32_t* sp,
@@ -363,7 +383,7 @@ cdef enum:
     NOGIL_ENCODE_BYTES = 1024
     SCRATCH_MAX = 65536      # up to this size, a query is written in one GIL-free stretch
     NOGIL_PARSE_BYTES = 32768
-    PARSE_CHUNK = 1024
+    PARSE_CHUNK = 256
 
 # A str longer than this would overflow size arithmetic (12 bytes per character at
 # most); no such string fits in memory, but a length is never trusted unchecked.
@@ -2706,21 +2726,10 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                 else:
                     reason = _field_str(d, ln, 4)
                 if _FAST_RECORDS:
-                    rec = hpg_alloc_record(rtype, 5)
-                    Py_INCREF(code)
-                    PyTuple_SET_ITEM(rec, 0, code)
-                    Py_INCREF(a)
-                    PyTuple_SET_ITEM(rec, 1, a)
-                    Py_INCREF(status)
-                    PyTuple_SET_ITEM(rec, 2, status)
-                    Py_INCREF(when)
-                    PyTuple_SET_ITEM(rec, 3, when)
-                    Py_INCREF(reason)
-                    PyTuple_SET_ITEM(rec, 4, reason)
-                    # Safe to untrack: str, None and datetime items. datetime is not
-                    # a GC type (the collector cannot see through it, even to a
+                    # Not tracked (hpg_record5): str, None and datetime items. datetime
+                    # is not a GC type (the collector cannot see through it, even to a
                     # tzinfo), so the record can never be part of a collectable cycle.
-                    PyObject_GC_UnTrack(<PyObject*>rec)
+                    rec = hpg_record5(rtype, code, a, status, when, reason)
                 else:
                     rec = rtype(code, a, status, when, reason)
                 PyList_Append(results, rec)
