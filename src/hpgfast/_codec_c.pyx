@@ -1838,8 +1838,29 @@ cdef inline int _intern_find(const unsigned char* p, Py_ssize_t n) noexcept nogi
 
 
 cdef inline bint _same(const unsigned char* a, const unsigned char* b, Py_ssize_t n) noexcept nogil:
-    # Codes and statuses are short: a loop beats a call to memcmp.
+    # Codes and statuses are short: up to 16 bytes, two loads from each side (the
+    # second overlapping the first, both inside the n bytes) beat a call to memcmp.
     cdef Py_ssize_t i
+    cdef uint64_t x, y
+    cdef uint32_t u, v
+    if n >= 8:
+        if n > 16:
+            return memcmp(a, b, <size_t>n) == 0
+        memcpy(&x, a, 8)
+        memcpy(&y, b, 8)
+        if x != y:
+            return False
+        memcpy(&x, a + n - 8, 8)
+        memcpy(&y, b + n - 8, 8)
+        return x == y
+    if n >= 4:
+        memcpy(&u, a, 4)
+        memcpy(&v, b, 4)
+        if u != v:
+            return False
+        memcpy(&u, a + n - 4, 4)
+        memcpy(&v, b + n - 4, 4)
+        return u == v
     for i in range(n):
         if a[i] != b[i]:
             return False
