@@ -19,20 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hpgfast._ratios import LONGRUN_ROWS
+
 PROBE = Path(__file__).parent / "_longrun.py"
 
 #: The rows whose warm/fresh ratio is recorded (group ``longrun-<key>``).
-ROWS = {
-    "encode_send vs urlencode": "encode-urlencode",
-    "encode_send vs yarl": "encode-yarl",
-    "parse_send vs split": "parse-send",
-    "read_send vs split": "read-send",
-    "match_send vs split": "match-send",
-    "read_send_columns vs split": "read-send-columns",
-    "parse_status vs split": "parse-status",
-    "read_status vs split": "read-status",
-    "match_status vs split": "match-status",
-}
+ROWS = {row: key for row, key, _ in LONGRUN_ROWS}
 
 
 def _probe(*args: str) -> dict[str, Any]:

@@ -145,39 +145,37 @@ cdef extern from *:
     static inline int hpg_is_tuple(PyObject* o) { return PyTuple_Check(o); }
     static inline Py_ssize_t hpg_tuple_size(PyObject* o) { return PyTuple_GET_SIZE(o); }
     static inline int hpg_ctz64(uint64_t x) { return __builtin_ctzll(x); }
-    /* A SendResult of three items (new references to them are taken), not tracked
-       by the cyclic GC (see _parse). PyObject_GC_NewVar is the documented allocator
+    /* A record of n items, not tracked by the cyclic GC (see _parse), its items
+       left for the caller to set. PyObject_GC_NewVar is the documented allocator
        of a GC container of a given type: the same memory as the type's tp_alloc
        (PyType_GenericAlloc), without the zero-fill, which is dead work as every item
        is set at once, nor the track-then-untrack. It is used only while the record
        type is a plain tuple subclass (_FAST_RECORDS) and only up to 3.13, whose
        tuple layout is known to be ob_size + items; later versions use tp_alloc. */
-    static PyObject* hpg_record3(PyObject* tp, PyObject* a, PyObject* b, PyObject* c) {
+    static PyTupleObject* hpg_new_record(PyObject* tp, Py_ssize_t n) {
     #if PY_VERSION_HEX < 0x030E0000
-        PyTupleObject* r = PyObject_GC_NewVar(PyTupleObject, (PyTypeObject*)tp, 3);
-        if (r == NULL) return NULL;
+        return PyObject_GC_NewVar(PyTupleObject, (PyTypeObject*)tp, n);
     #else
-        PyTupleObject* r = (PyTupleObject*)((PyTypeObject*)tp)->tp_alloc((PyTypeObject*)tp, 3);
-        if (r == NULL) return NULL;
-        PyObject_GC_UnTrack(r);
+        PyTupleObject* r = (PyTupleObject*)((PyTypeObject*)tp)->tp_alloc((PyTypeObject*)tp, n);
+        if (r != NULL) PyObject_GC_UnTrack(r);
+        return r;
     #endif
+    }
+    /* A SendResult of three items (new references to them are taken). */
+    static PyObject* hpg_record3(PyObject* tp, PyObject* a, PyObject* b, PyObject* c) {
+        PyTupleObject* r = hpg_new_record(tp, 3);
+        if (r == NULL) return NULL;
         Py_INCREF(a); r->ob_item[0] = a;
         Py_INCREF(b); r->ob_item[1] = b;
         Py_INCREF(c); r->ob_item[2] = c;
         return (PyObject*)r;
     }
-    /* The same for a StatusResult of five items (str, None and datetime items:
-       see _parse for why it need not be tracked). */
+    /* A StatusResult of five items (str, None and datetime items: see _parse for
+       why it need not be tracked). */
     static PyObject* hpg_record5(PyObject* tp, PyObject* a, PyObject* b, PyObject* c,
                                  PyObject* d, PyObject* e) {
-    #if PY_VERSION_HEX < 0x030E0000
-        PyTupleObject* r = PyObject_GC_NewVar(PyTupleObject, (PyTypeObject*)tp, 5);
+        PyTupleObject* r = hpg_new_record(tp, 5);
         if (r == NULL) return NULL;
-    #else
-        PyTupleObject* r = (PyTupleObject*)((PyTypeObject*)tp)->tp_alloc((PyTypeObject*)tp, 5);
-        if (r == NULL) return NULL;
-        PyObject_GC_UnTrack(r);
-    #endif
         Py_INCREF(a); r->ob_item[0] = a;
         Py_INCREF(b); r->ob_item[1] = b;
         Py_INCREF(c); r->ob_item[2] = c;
