@@ -24,7 +24,7 @@ from hpgfast._ratios import LONGRUN_ROWS
 PROBE = Path(__file__).parent / "_longrun.py"
 
 #: The rows whose warm/fresh ratio is recorded (group ``longrun-<key>``).
-ROWS = {row: key for row, key, _ in LONGRUN_ROWS}
+ROWS = {row: key for row, key, *_ in LONGRUN_ROWS}
 
 
 def _probe(*args: str) -> dict[str, Any]:

@@ -25,17 +25,21 @@ class Ratio(NamedTuple):
 
 #: The rows of ``bench/bench_longrun.py``: (the row's name in ``bench/_longrun.py``,
 #: its key in the groups below, the hpgfast function it times, or "" where another
-#: row times the same one).
-LONGRUN_ROWS: tuple[tuple[str, str, str], ...] = (
-    ("encode_send vs urlencode", "encode-urlencode", "encode_send"),
-    ("encode_send vs yarl", "encode-yarl", ""),
-    ("parse_send vs split", "parse-send", "parse_send"),
-    ("read_send vs split", "read-send", "read_send"),
-    ("match_send vs split", "match-send", "match_send"),
-    ("read_send_columns vs split", "read-send-columns", "read_send_columns"),
-    ("parse_status vs split", "parse-status", "parse_status"),
-    ("read_status vs split", "read-status", "read_status"),
-    ("match_status vs split", "match-status", "match_status"),
+#: row times the same one, and the gate's floor on its warm/fresh ratio).
+#: The columns' and the STATUS rows' floors are lower: their peer, bytes.split,
+#: page-faults 1,250-1,700 times a call in a fresh process and never after the
+#: warm-up, so their ratios drop while hpgfast's own time holds (0.35 is under the
+#: 0.55-0.83 the STATUS rows measured; the own-time rows keep 0.55).
+LONGRUN_ROWS: tuple[tuple[str, str, str, float], ...] = (
+    ("encode_send vs urlencode", "encode-urlencode", "encode_send", 0.55),
+    ("encode_send vs yarl", "encode-yarl", "", 0.55),
+    ("parse_send vs split", "parse-send", "parse_send", 0.55),
+    ("read_send vs split", "read-send", "read_send", 0.55),
+    ("match_send vs split", "match-send", "match_send", 0.55),
+    ("read_send_columns vs split", "read-send-columns", "read_send_columns", 0.35),
+    ("parse_status vs split", "parse-status", "parse_status", 0.35),
+    ("read_status vs split", "read-status", "read_status", 0.35),
+    ("match_status vs split", "match-status", "match_status", 0.35),
 )
 
 RATIOS: tuple[Ratio, ...] = (
@@ -210,25 +214,20 @@ RATIOS: tuple[Ratio, ...] = (
     # process, both measured in new processes; within 1.3x means at least 1/1.3.
     # Measured 0.78-1.12 for every row but the columns' (0.54-0.59: split gets faster
     # after the warm-up, as its objects no longer page-fault, and the columns, which
-    # never did, do not); its floor is lower. With the columns' own scan: 0.55-0.91
-    # for the columns, and the STATUS rows 0.67-0.88 (split's 1,600 faults a call
+    # never did, do not); its floor is lower. With the 16-byte line scan: 0.55-1.23
+    # for the columns, and the STATUS rows 0.55-0.83 (split's 1,600 faults a call
     # fresh, none warm, while hpgfast's own time also drops: see the time rows).
+    # One CI run measured parse_status's just under 0.55, their old floor: the
+    # floors per row are in LONGRUN_ROWS.
     *(
-        Ratio(
-            f"longrun-{key}",
-            "warm",
-            "fresh",
-            1 / 1.3,
-            0.35 if key == "read-send-columns" else 0.55,
-            f"{row}: warm/fresh",
-        )
-        for row, key, _ in LONGRUN_ROWS
+        Ratio(f"longrun-{key}", "warm", "fresh", 1 / 1.3, floor, f"{row}: warm/fresh")
+        for row, key, _, floor in LONGRUN_ROWS
     ),
     # hpgfast's own CPU time per call, fresh over warmed up (bench_longrun.py): the
     # speed itself holds, whatever its peer's does. Within 1.3x: at least 1/1.3.
     *(
         Ratio(f"longrun-time-{key}", "warm", "fresh", 1 / 1.3, 0.55, f"{timed}: time fresh/warm")
-        for _, key, timed in LONGRUN_ROWS
+        for _, key, timed, _ in LONGRUN_ROWS
         if timed
     ),
     # Scaling: per-message cost at 10^5 and 10^6 against 10^3, N messages processed as
