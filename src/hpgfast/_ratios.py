@@ -225,8 +225,11 @@ RATIOS: tuple[Ratio, ...] = (
     ),
     # hpgfast's own CPU time per call, fresh over warmed up (bench_longrun.py): the
     # speed itself holds, whatever its peer's does. Within 1.3x: at least 1/1.3.
+    # Measured 0.58-2.2 in five runs (the fresh and the warm process are measured
+    # one after the other, so a load change between them moves this row; encode_send,
+    # at 5-8 ms a call, swings most): the floor catches a slowdown past 2.2x.
     *(
-        Ratio(f"longrun-time-{key}", "warm", "fresh", 1 / 1.3, 0.55, f"{timed}: time fresh/warm")
+        Ratio(f"longrun-time-{key}", "warm", "fresh", 1 / 1.3, 0.45, f"{timed}: time fresh/warm")
         for _, key, timed, _ in LONGRUN_ROWS
         if timed
     ),
