@@ -64,6 +64,7 @@ BIG = [Message(f"7903{i:07d}", "text " * 10, "S", f"id{i}") for i in range(300)]
 DUP = [*BIG[:250], BIG[10]]  # a duplicate client id, found in the GIL-free fill
 SURROGATE_LATE = [*BIG[:250], Message("1", "bad \ud800", "S")]
 BAD_LATE = [*BIG[:250], ("1", 5, "S")]
+BAD_ID_LATE = [*BIG[:250], ("1", "t", "S", 5)]
 BODY = b"ok;1;1001\n" * 1100
 STATUS_BODY = b"ok;1001;delivered;2012.03.15 19:53:07;\n" * 1100
 # Every kind of SEND line the columns take another way: a new code, an extra, a
@@ -97,6 +98,14 @@ CASES: dict[str, tuple[Callable[[], Any], tuple[Any, ...]]] = {
     "send bad limit": (lambda: core.encode_send([MSG], max_bytes="1"), (MSG,)),
     "send bad default": (lambda: core.encode_send([("1", "t")], default_subject=5), ()),
     "send str subclass": (lambda: core.encode_send([("1", _FalsyStr("a&b"), "S")]), ()),
+    "sent_ids own and made": (lambda: core.sent_ids([*BIG, MSG], 0, 301, "Ab9"), (BIG, MSG)),
+    "sent_ids index": (lambda: core.sent_ids([MSG] * 300, 0, 300), (MSG,)),
+    "sent_ids str subclass": (lambda: core.sent_ids([("1", "t", "S", _FalsyStr("a"))], 0, 1), ()),
+    "sent_ids type error late": (lambda: core.sent_ids(BAD_ID_LATE, 0, 251), (BAD_ID_LATE,)),
+    "sent_ids not a tuple": (lambda: core.sent_ids([MSG, "x"], 0, 2, "P"), (MSG,)),
+    "sent_ids failing seq": (lambda: core.sent_ids(_FailingSeq(), 0, 100), (MSG,)),
+    "sent_ids bad span": (lambda: core.sent_ids([MSG], 0, 5), (MSG,)),
+    "sent_ids bad prefix": (lambda: core.sent_ids([MSG], 0, 1, "a-b"), (MSG,)),
     "status ok": (lambda: core.encode_status([str(i) for i in range(3000)]), ()),
     "status type error": (lambda: core.encode_status(["1", 2]), ()),
     "status surrogate": (lambda: core.encode_status(["1", "\ud800"]), ()),

@@ -272,6 +272,13 @@ def _encode_send(d: Draw) -> Args:
     }
 
 
+@target("sent_ids")
+def _sent_ids(d: Draw) -> Args:
+    batch = d.batch(d.message)
+    prefix = d.choice([None, "Ab9", "Z" * 17, "", "a-b", d.value()])
+    return (batch, d.number(), d.number(), prefix), {}
+
+
 @target("encode_status")
 def _encode_status(d: Draw) -> Args:
     kwargs = {"start": d.number(), "max_bytes": d.limit(), "max_count": d.limit()}

@@ -1068,3 +1068,40 @@ def test_read_send_columns_of_a_big_reply_twice(codec: ModuleType) -> None:
     assert second.results() == [("error-x", "7", None), ("ok", "8", "9")]
     assert second.client_ids == b"78" and second.provider_ids == b"9"
     assert first == codec.read_send_columns(big) != second
+
+
+def test_sent_ids_own_made_and_index_ids(codec: ModuleType) -> None:
+    messages = [("1", "t", "S"), ("2", "t", "S", "own"), ("3", "t"), ("4", "t", None, None)]
+    assert codec.sent_ids(messages, 0, 4, "Ab9") == ["Ab9000", "own", "Ab9002", "Ab9003"]
+    assert codec.sent_ids(messages, 1, 4) == ["own", "1", "2"]
+    assert codec.sent_ids(messages, 2, 2, "X") == []
+    many = [("1", "t")] * 70_000
+    ids = codec.sent_ids(many, 0, 70_000)
+    assert ids[9] == "9" and ids[69_999] == "69999"
+    made = codec.sent_ids(many, 5, 3850, "p")
+    assert made[0] == "p000" and made[3844] == "p100"
+
+
+def test_sent_ids_name_the_message_and_refuse_bad_spans(codec: ModuleType) -> None:
+    with pytest.raises(MessageTypeError) as info:
+        codec.sent_ids([("1", "t"), "x"], 0, 2)
+    assert (info.value.index, info.value.field) == (1, "message")
+    with pytest.raises(MessageTypeError) as info:
+        codec.sent_ids([("1", "t"), ("2", "t", "S", 5)], 0, 2, "P")
+    assert (info.value.index, info.value.field) == (1, "client_id")
+    with pytest.raises(MessageError) as info:
+        codec.sent_ids([("1", "t", "S", "")], 0, 1)
+    assert (info.value.index, info.value.field) == (0, "client_id")
+    with pytest.raises(MessageError, match="2 to 5 fields"):
+        codec.sent_ids([("1",)], 0, 1)
+    for start, end in ((1, 0), (0, 2), (-1, 1)):
+        with pytest.raises(ValueError, match=r"not within 0\.\.1"):
+            codec.sent_ids([("1", "t")], start, end)
+    with pytest.raises(ValueError, match="id_prefix"):
+        codec.sent_ids([("1", "t")], 0, 1, "a-b")
+    with pytest.raises(TypeError):
+        codec.sent_ids({0: ("1", "t")}, 0, 1)
+    too_many = [("1", "t")] * (_wire.ID_MAX_COUNT + 1)
+    with pytest.raises(ValueError, match="at most 238328"):
+        codec.sent_ids(too_many, 0, len(too_many), "P")
+    assert len(codec.sent_ids(too_many, 0, len(too_many))) == len(too_many)

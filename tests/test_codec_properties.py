@@ -771,3 +771,67 @@ def test_chunks_with_made_ids_stay_within_max_bytes(
         seen.extend(range(start, nxt))
         start = nxt
     assert seen == list(range(len(batch)))
+
+
+# -- sent_ids: the ids a request's reply answers with --------------------------------
+
+
+@given(
+    batch=st.lists(messages, min_size=1, max_size=10),
+    prefix=st.one_of(st.none(), id_prefixes),
+    bounds=st.tuples(st.integers(0, 10), st.integers(0, 10)),
+)
+def test_sent_ids_are_the_client_ids_encode_send_wrote(
+    codec: ModuleType, batch: list[Message], prefix: str | None, bounds: tuple[int, int]
+) -> None:
+    start = min(bounds[0], len(batch))
+    end = min(max(bounds[1], start), len(batch))
+    ids = codec.sent_ids(batch, start, end, prefix)
+    assert all(type(i) is str for i in ids)
+    if start == end:
+        assert ids == []
+        return
+    assume(len(set(ids)) == len(ids))  # else encode_send refuses the request
+    query, nxt = codec.encode_send(
+        batch, start=start, max_count=end - start, default_subject="D", id_prefix=prefix
+    )
+    assert nxt == end
+    written = dict(
+        (k, v) for k, v in parse_qsl(query.decode("ascii")) if k.startswith("clientId[")
+    )
+    for k, cid in enumerate(ids):
+        if prefix is None and batch[start + k].client_id is None:
+            # Sent without a clientId: the platform answers with the index.
+            assert f"clientId[{k}]" not in written
+            assert cid == str(k)
+        else:
+            assert written[f"clientId[{k}]"] == cid
+
+
+@given(
+    batch=hostile_batches,
+    start=st.one_of(st.integers(-1, 13), hostile_numbers),
+    end=st.one_of(st.integers(-1, 13), hostile_numbers),
+    prefix=hostile_prefixes,
+)
+@example(batch=[Message("1", "t", "s", _Id("own"))], start=0, end=1, prefix=None)
+@example(batch=[("1", "t", "s", "")], start=0, end=1, prefix="P")
+@example(batch=[LongTuple(("1", "t", "s", "x"))], start=0, end=1, prefix="P")
+@example(batch=LongTuple([Message("1", "t")]), start=0, end=2, prefix=None)
+@example(batch=[FakeTuple()], start=True, end=OddInt(1), prefix=None)
+def test_twins_agree_on_sent_ids(
+    pure: ModuleType, compiled: ModuleType, batch: Any, start: Any, end: Any, prefix: Any
+) -> None:
+    def outcome(codec: ModuleType) -> tuple[Any, ...]:
+        # The result, or the exception's type and text (and a MessageError's
+        # index and field): the twins share all of them.
+        try:
+            ids = codec.sent_ids(batch, start, end, prefix)
+        except MessageError as exc:
+            return ("error", type(exc), exc.index, exc.field, str(exc))
+        except (TypeError, ValueError, LookupError) as exc:
+            return ("error", type(exc), str(exc))
+        assert all(type(i) is str for i in ids)
+        return ("ok", ids)
+
+    assert outcome(compiled) == outcome(pure)

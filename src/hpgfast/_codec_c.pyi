@@ -19,6 +19,7 @@ __all__ = [
     "read_send",
     "read_send_columns",
     "read_status",
+    "sent_ids",
 ]
 
 Body = Union[bytes, bytearray, memoryview]
@@ -55,3 +56,9 @@ def match_status(
 def read_status(
     body: Body, *, tz: Optional[tzinfo] = None
 ) -> tuple[list[StatusResult], list[ProtocolError]]: ...
+def sent_ids(
+    messages: Sequence[Union[Message, tuple[Any, ...]]],
+    start: int,
+    end: int,
+    id_prefix: Optional[str] = None,
+) -> list[str]: ...

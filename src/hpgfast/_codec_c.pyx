@@ -63,6 +63,7 @@ __all__ = [
     "read_send",
     "read_send_columns",
     "read_status",
+    "sent_ids",
 ]
 
 cdef extern from "Python.h":
@@ -1658,6 +1659,75 @@ def encode_send(messages, *, start=0, max_bytes=None, max_count=None, default_su
     """
     return _encode(messages, start, max_bytes, max_count, default_subject, quote_brackets, True,
                    id_prefix)
+
+
+def sent_ids(messages, start, end, id_prefix=None):
+    """The clientId the platform answers with for each of ``messages[start:end]``.
+
+    See ``_codec_py.sent_ids``: the same checks, in the same order, and the same
+    ids (a made one as ``_put_id`` writes it into the query, an index in decimal).
+    One pass in C: the per-message list work of the pure twin (a slice, a map, a
+    ``str`` concatenation per made id) was a sixth of the client's CPU at 8 KiB
+    requests.
+    """
+    cdef Py_ssize_t cstart, count, total, i, k, n, v
+    cdef str prefix = None
+    cdef char buf[24]
+    cdef Batch b
+    cdef object msg, cid
+    cdef list ids
+    cdef bint fast = type(messages) is list or type(messages) is tuple
+    b.id_prefix = NULL
+    b.id_plen = 0
+    _check_batch(messages)
+    if type(start) is not int:
+        start = _operator.index(start)
+    if type(end) is not int:
+        end = _operator.index(end)
+    total = len(messages)
+    if not 0 <= start <= end <= total:
+        raise ValueError(f"start={start} and end={end} are not within 0..{total}")
+    if id_prefix is not None:
+        prefix = _check_id_prefix(id_prefix)
+    cstart = start
+    count = <Py_ssize_t>end - cstart
+    if prefix is not None:
+        if count > ID_MAX_COUNT:
+            raise ValueError(f"{count} messages: made clientIds number at most {ID_MAX_COUNT}")
+        b.id_prefix = <const char*>PyUnicode_DATA(prefix)   # checked ASCII
+        b.id_plen = PyUnicode_GET_LENGTH(prefix)
+    ids = [None] * count
+    for k in range(count):
+        i = cstart + k
+        # No Python code runs between two items (but to raise), so a list cannot
+        # change under the walk; its size is read afresh all the same.
+        if fast and i < hpg_seq_size(messages):
+            msg = hpg_seq_item(messages, i)
+        else:
+            msg = messages[i]
+        if not isinstance(msg, tuple):   # the real type, as the twin's _is()
+            raise MessageTypeError(
+                i, "message", f"expected a Message or a tuple, got {_type_name(msg)}"
+            )
+        n = hpg_tuple_size(<PyObject*>msg)   # its real items, as tuple.__len__
+        if not 2 <= n <= 5:
+            raise MessageError(i, "message", f"expected 2 to 5 fields, got {n}")
+        cid = <object>p_TUPLE_ITEM(<PyObject*>msg, 3) if n > 3 else None
+        if cid is not None:
+            _check_str(cid, i, "client_id")
+            ids[k] = cid if type(cid) is str else PyUnicode_FromObject(cid)
+        elif prefix is not None:
+            _put_id(&b, buf, k)
+            ids[k] = hpg_ascii(buf, b.id_plen + ID_SUFFIX)
+        else:
+            n = _ndigits(k)
+            v = k
+            while n > 0:   # k in decimal, as str(k)
+                n -= 1
+                buf[n] = <char>(48 + v % 10)
+                v //= 10
+            ids[k] = hpg_ascii(buf, _ndigits(k))
+    return ids
 
 
 def encode_status(provider_ids, *, start=0, max_bytes=None, max_count=None, quote_brackets=False):

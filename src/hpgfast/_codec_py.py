@@ -63,6 +63,7 @@ __all__ = [
     "read_send",
     "read_send_columns",
     "read_status",
+    "sent_ids",
 ]
 
 _SUBJECT = _wire.SUBJECT.encode()
@@ -366,6 +367,66 @@ def encode_send(
             )
         seen[effective] = local
     return b"&".join(parts), i
+
+
+def sent_ids(
+    messages: Sequence[Union[Message, tuple[Any, ...]]],
+    start: int,
+    end: int,
+    id_prefix: Optional[str] = None,
+) -> list[str]:
+    """The clientId the platform answers with for each of ``messages[start:end]``.
+
+    The request is the one ``encode_send(messages, start=start, id_prefix=id_prefix)``
+    made of those messages: a message's own ``client_id`` (as an exact ``str``); else,
+    with ``id_prefix``, the id ``encode_send`` made for it (``id_prefix`` and its
+    index in the request in 3 base-62 digits); else that index in decimal, which is
+    what the platform answers for a message sent without a clientId. What
+    ``match_send`` is given as ``expect`` for the request's reply.
+
+    Only what the ids need is checked (the rest is ``encode_send``'s): call it on a
+    span ``encode_send`` took.
+
+    Raises:
+        MessageTypeError: a message that is not a tuple, or a ``client_id`` that is
+            not a ``str``.
+        MessageError: a message of fewer than 2 or more than 5 fields, or an empty
+            ``client_id``.
+        ValueError: ``start`` and ``end`` not within ``0 <= start <= end <=
+            len(messages)``, a bad ``id_prefix``, or more messages than made ids
+            can number (``_wire.ID_MAX_COUNT``).
+        TypeError: ``messages`` is a mapping or a str, or an ``id_prefix`` that is
+            not a ``str``.
+    """
+    _check_batch(messages)
+    start = operator.index(start)
+    end = operator.index(end)
+    total = len(messages)
+    if not 0 <= start <= end <= total:
+        raise ValueError(f"start={start} and end={end} are not within 0..{total}")
+    prefix = _check_id_prefix(id_prefix)
+    if prefix is not None and end - start > _wire.ID_MAX_COUNT:
+        raise ValueError(
+            f"{end - start} messages: made clientIds number at most {_wire.ID_MAX_COUNT}"
+        )
+    ids: list[str] = []
+    for i in range(start, end):
+        msg = messages[i]
+        if not _is(msg, tuple):
+            raise MessageTypeError(
+                i, "message", f"expected a Message or a tuple, got {_type_name(msg)}"
+            )
+        n = tuple.__len__(msg)
+        if not 2 <= n <= 5:
+            raise MessageError(i, "message", f"expected 2 to 5 fields, got {n}")
+        client_id = tuple.__getitem__(msg, 3) if n > 3 else None
+        if client_id is not None:
+            ids.append(_check_str(client_id, i, "client_id"))
+        elif prefix is not None:
+            ids.append(prefix + _id_suffix(i - start))
+        else:
+            ids.append(str(i - start))
+    return ids
 
 
 def encode_status(

@@ -24,6 +24,7 @@ __all__ = [
     "read_send",
     "read_send_columns",
     "read_status",
+    "sent_ids",
 ]
 
 #: True when the environment asks for the pure twin.
@@ -43,6 +44,7 @@ if TYPE_CHECKING or PURE_PYTHON_REQUESTED:
         read_send,
         read_send_columns,
         read_status,
+        sent_ids,
     )
 
     IMPLEMENTATION = "python"
@@ -59,6 +61,7 @@ else:
             read_send,
             read_send_columns,
             read_status,
+            sent_ids,
         )
     except ImportError:  # installed with HPGFAST_NO_EXTENSIONS=1, or no compiler
         from ._codec_py import (
@@ -72,6 +75,7 @@ else:
             read_send,
             read_send_columns,
             read_status,
+            sent_ids,
         )
 
         IMPLEMENTATION = "python"

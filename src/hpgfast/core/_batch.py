@@ -23,17 +23,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import tzinfo
-from operator import itemgetter
 from typing import Any, Callable, NamedTuple, Optional
 
 from .. import _redact, _wire
 from .._records import Params
 from .._wire import Code, Status
-from ..codec import encode_params, encode_send, encode_status, match_send, match_status
+from ..codec import (
+    encode_params,
+    encode_send,
+    encode_status,
+    match_send,
+    match_status,
+    sent_ids,
+)
 from ..exceptions import HPGError, MessageError
 from ..sms import transliterate_messages
 from ._events import Reply, RequestFinished, RequestStarting, Subscriber
-from ._ids import made_ids, request_prefix
+from ._ids import request_prefix
 from ._policy import RateLimit, RetryPolicy
 from ._results import StatusFailure
 from ._rules import TOO_MANY_REQUESTS, RequestFacts, fill, judge
@@ -49,40 +55,18 @@ PLAN_CACHE_BYTES = 8 * 1024 * 1024
 
 _NOT_SENT = Code.NOT_SENT
 _UNKNOWN = Code.UNKNOWN
-_client_id = itemgetter(3)
-
-
-def _make_indexes(count: int) -> list[str]:
-    return [str(i) for i in range(count)]
-
-
-#: ``str(i)`` made once for the index clientIds of common request sizes; larger
-#: requests make their own list. Never grown after import: no lock, no race.
-_INDEXES = _make_indexes(4096)
 
 
 def effective_ids(
     messages: Sequence[Any], start: int, end: int, prefix: Optional[str] = None
-) -> list[Any]:
+) -> list[str]:
     """The clientId the platform answers with for each message of a request.
 
     A message's own ``client_id``; else the id hpgfast made (``prefix`` and the
     message's index in the request); else, when no ids are made, that index.
+    (``codec.sent_ids``: one pass in the compiled core.)
     """
-    try:
-        ids = list(map(_client_id, messages[start:end]))
-    except IndexError:  # plain tuples of 2 or 3 fields: no client ids at all
-        ids = [m[3] if len(m) > 3 else None for m in messages[start:end]]
-    if None in ids:
-        count = end - start
-        if prefix is not None:
-            made = made_ids(prefix, count)
-        else:
-            made = _INDEXES if count <= len(_INDEXES) else _make_indexes(count)
-        if ids.count(None) == count:  # the common case: no message has its own id
-            return made if prefix is not None else made[:count]
-        ids = [made[k] if cid is None else cid for k, cid in enumerate(ids)]
-    return ids
+    return sent_ids(messages, start, end, prefix)
 
 
 class Step(NamedTuple):
@@ -96,6 +80,10 @@ class Step(NamedTuple):
     retry_at: Optional[float]
     keep_alive: bool = True
 
+
+#: The ids of a request not begun, or settled: one shared list, never changed in
+#: place (a request's ids are only ever replaced).
+_NO_IDS: list[Any] = []
 
 _DONE = Step(None, True)
 _FAILED = Step(None, False)
@@ -126,7 +114,7 @@ class Request:
         self.prefix = prefix  # of the clientIds hpgfast made for it (SEND), or None
         self.query = query  # kept from the plan, or None: encoded again when begun
         self.attempt = 0
-        self.ids: list[Any] = []
+        self.ids: list[Any] = _NO_IDS
         self.started = 0.0
         self.sent_bytes = 0
         #: When the request may start (the rate limit, a batch-wide Retry-After).
@@ -506,6 +494,12 @@ class Batch:
         if verdict.down is not None and self.down is None:
             self.down = verdict.down
         self._finished(request, now, received)
+        # Settled: what only its attempts needed goes now rather than at the end of
+        # the batch, which holds its requests to the end (fewer objects for the
+        # cyclic GC to walk and promote meanwhile). Should anything settle the
+        # request again, its ids are made again.
+        request.ids = _NO_IDS
+        request.facts = None
         return _DONE if verdict.clean else _FAILED
 
     def abort(self, request: Request, exc: BaseException, *, on_wire: bool) -> None:

@@ -21,16 +21,13 @@ import itertools
 import os
 import secrets
 
-from .._wire import ID_ALPHABET, ID_MAX_LENGTH, ID_SUFFIX_LENGTH, client_id_suffixes
+from .._wire import ID_ALPHABET, ID_MAX_LENGTH, ID_SUFFIX_LENGTH
 
-__all__ = ["COUNTER_PART", "PROCESS_PART", "made_ids", "request_prefix"]
+__all__ = ["COUNTER_PART", "PROCESS_PART", "request_prefix"]
 
 PROCESS_PART = 11
 COUNTER_PART = ID_MAX_LENGTH - ID_SUFFIX_LENGTH - PROCESS_PART
 _COUNTER_LIMIT = len(ID_ALPHABET) ** COUNTER_PART
-
-#: Suffixes of common request sizes, made once (a 1 MiB request rarely holds more).
-_SUFFIXES = client_id_suffixes(8192)
 
 
 def _random_part() -> str:
@@ -43,16 +40,15 @@ _PAIRS = [a + b for a in ID_ALPHABET for b in ID_ALPHABET]
 _PAIR_BASE = len(_PAIRS)
 
 
-def _base62(number: int, width: int) -> str:
-    """``number`` in ``width`` base-62 digits (the alphabet's order), leading zeros kept."""
-    digits = ""
-    while width >= 2:
-        number, pair = divmod(number, _PAIR_BASE)
-        digits = _PAIRS[pair] + digits
-        width -= 2
-    if width:
-        digits = ID_ALPHABET[number % len(ID_ALPHABET)] + digits
-    return digits
+if COUNTER_PART != 6:  # _counter_digits writes three pairs
+    raise RuntimeError(f"the request counter is {COUNTER_PART} digits, not 6")
+
+
+def _counter_digits(number: int) -> str:
+    """``number`` (below ``_COUNTER_LIMIT``) in 6 base-62 digits, leading zeros kept."""
+    high, low = divmod(number, _PAIR_BASE)
+    top, middle = divmod(high, _PAIR_BASE)
+    return _PAIRS[top] + _PAIRS[middle] + _PAIRS[low]
 
 
 class _Source:
@@ -77,10 +73,4 @@ def request_prefix() -> str:
     if number >= _COUNTER_LIMIT:  # not in this universe's lifetime, but never reuse
         _source.redraw()
         number = next(_source.counter)
-    return _source.part + _base62(number, COUNTER_PART)
-
-
-def made_ids(prefix: str, count: int) -> list[str]:
-    """The clientIds of a request's ``count`` messages, as ``encode_send`` writes them."""
-    suffixes = _SUFFIXES if count <= len(_SUFFIXES) else client_id_suffixes(count)
-    return [prefix + suffix for suffix in suffixes[:count]]
+    return _source.part + _counter_digits(number)
