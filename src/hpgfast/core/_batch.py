@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import tzinfo
+from functools import partial
 from typing import Any, Callable, NamedTuple, Optional
 
 from .. import _redact, _wire
@@ -84,6 +85,10 @@ class Step(NamedTuple):
 #: The ids of a request not begun, or settled: one shared list, never changed in
 #: place (a request's ids are only ever replaced).
 _NO_IDS: list[Any] = []
+
+#: ``RequestFacts(*fields)`` without the Python frame of a NamedTuple's ``__new__``
+#: (made once a request).
+_new_facts = partial(tuple.__new__, RequestFacts)
 
 _DONE = Step(None, True)
 _FAILED = Step(None, False)
@@ -387,19 +392,21 @@ class Batch:
         if facts is not None and facts.ids is request.ids and facts.after_429 == request.after_429:
             return facts
         exchange = self.exchange
-        facts = request.facts = RequestFacts(
-            self.op,
-            request.start,
-            request.end,
-            request.ids,
-            request.prefix is not None,
-            self.shown,
-            self._read,
-            exchange.scrub,
-            exchange.account_stop,
-            exchange.retry_on_429,
-            exchange.retry_after_max,
-            request.after_429,
+        facts = request.facts = _new_facts(
+            (
+                self.op,
+                request.start,
+                request.end,
+                request.ids,
+                request.prefix is not None,
+                self.shown,
+                self._read,
+                exchange.scrub,
+                exchange.account_stop,
+                exchange.retry_on_429,
+                exchange.retry_after_max,
+                request.after_429,
+            )
         )
         return facts
 
