@@ -67,6 +67,11 @@ else:
                 ["src/hpgfast/_sms_c.pyx"],
                 extra_compile_args=["-O3"],
             ),
+            Extension(
+                "hpgfast._response_c",
+                ["src/hpgfast/_response_c.pyx"],
+                extra_compile_args=["-O3"],
+            ),
         ],
         language_level=3,
         compiler_directives={

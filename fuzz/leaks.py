@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import timezone
 from typing import Any
 
-from hpgfast import Message
+from hpgfast import Message, _response_c
 from hpgfast import _codec_c as core
 
 _SANITIZED = bool(os.environ.get("HPGFAST_SANITIZED"))
@@ -72,6 +72,29 @@ STATUS_BODY = b"ok;1001;delivered;2012.03.15 19:53:07;\n" * 1100
 ODD_BODY = BODY + b"new-code;2;1002\nok;3;1003;more\no k;4;5\nok;\xd0\xaf;6\nerror-auth\n"
 SENT = ["1"] * 1100
 
+REPLY_OK = b"HTTP/1.1 200 OK\r\nRetry-After: 1\r\nContent-Length: 10\r\n\r\nok;0;1001\n"
+REPLY_CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nok;\r\n0\r\n\r\n"
+REPLY_BIG = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n"
+REPLY_BAD_CHUNK = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+
+
+def _read_replies(replies: list[bytes], eof: bool = False) -> Any:
+    """The compiled reply reader through one connection's replies (its error paths
+    raise from llhttp's callbacks)."""
+    reader = _response_c.ResponseReader(1000)
+    for k, data in enumerate(replies):
+        if k and not reader.reuse():
+            break
+        reader.feed(data)
+        if eof:
+            reader.eof()
+        if reader.ok:
+            reader.reply()
+        elif reader.done:
+            reader.failure("u", str.upper)
+    return reader
+
+
 # name -> (call, the objects whose refcounts must not grow)
 CASES: dict[str, tuple[Callable[[], Any], tuple[Any, ...]]] = {
     "send ok": (lambda: core.encode_send(BIG, max_bytes=8192), (BIG, BIG[0])),
@@ -106,6 +129,14 @@ CASES: dict[str, tuple[Callable[[], Any], tuple[Any, ...]]] = {
     "sent_ids failing seq": (lambda: core.sent_ids(_FailingSeq(), 0, 100), (MSG,)),
     "sent_ids bad span": (lambda: core.sent_ids([MSG], 0, 5), (MSG,)),
     "sent_ids bad prefix": (lambda: core.sent_ids([MSG], 0, 1, "a-b"), (MSG,)),
+    "reader ok, reused": (lambda: _read_replies([REPLY_OK, REPLY_OK]), (REPLY_OK,)),
+    "reader chunked": (lambda: _read_replies([REPLY_CHUNKED]), (REPLY_CHUNKED,)),
+    "reader over the cap": (lambda: _read_replies([REPLY_BIG]), (REPLY_BIG,)),
+    "reader garbage": (lambda: _read_replies([b"<html>" * 50]), ()),
+    "reader bad chunk": (lambda: _read_replies([REPLY_BAD_CHUNK]), (REPLY_BAD_CHUNK,)),
+    "reader cut": (lambda: _read_replies([REPLY_OK[:-3]], eof=True), ()),
+    "reader extra bytes": (lambda: _read_replies([REPLY_OK + b"x"]), ()),
+    "reader interim flood": (lambda: _read_replies([b"HTTP/1.1 100 C\r\n\r\n" * 12]), ()),
     "status ok": (lambda: core.encode_status([str(i) for i in range(3000)]), ()),
     "status type error": (lambda: core.encode_status(["1", 2]), ()),
     "status surrogate": (lambda: core.encode_status(["1", "\ud800"]), ()),

@@ -27,15 +27,19 @@ mkdir -p "$work/pkg"
 cp -r src/hpgfast "$work/pkg/"
 find "$work/pkg" \( -name '*.so' -o -name '*.c' -o -name __pycache__ \) -prune -exec rm -rf {} +
 
-# The directives of setup.py: the sanitizers must see the code that ships.
-"$python" -m cython -3 -o "$work/_codec_c.c" \
-    --directive boundscheck=False,wraparound=False,cdivision=True,initializedcheck=False \
-    src/hpgfast/_codec_c.pyx
+# The directives of setup.py: the sanitizers must see the code that ships. The
+# codec core and the reply reader (the modules the fuzz targets and leak checks
+# hold against their pure twins).
 include="$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
 suffix="$("$python" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
-"$cc" -shared -fPIC -O1 -g -fno-omit-frame-pointer \
-    -fsanitize=address,undefined -fno-sanitize-recover=all \
-    -I"$include" "$work/_codec_c.c" -o "$work/pkg/hpgfast/_codec_c$suffix"
+for module in _codec_c _response_c; do
+    "$python" -m cython -3 -o "$work/$module.c" \
+        --directive boundscheck=False,wraparound=False,cdivision=True,initializedcheck=False \
+        "src/hpgfast/$module.pyx"
+    "$cc" -shared -fPIC -O1 -g -fno-omit-frame-pointer \
+        -fsanitize=address,undefined -fno-sanitize-recover=all \
+        -I"$include" "$work/$module.c" -o "$work/pkg/hpgfast/$module$suffix"
+done
 echo "sanitizers: core built in $((SECONDS - started)) s"
 
 asan="$("$cc" -print-file-name=libasan.so)"
@@ -55,10 +59,12 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
 "$python" - "$work" <<'PY'
 import sys
 import hpgfast._codec_c as core
+import hpgfast._response_c as reader
 import hpgfast.codec as codec
-if not core.__file__.startswith(sys.argv[1]) or codec.IMPLEMENTATION != "compiled":
-    sys.exit(f"sanitizers: the sanitized core is not the one imported ({core.__file__})")
-print("sanitizers: running", core.__file__)
+for module in (core, reader):
+    if not module.__file__.startswith(sys.argv[1]) or codec.IMPLEMENTATION != "compiled":
+        sys.exit(f"sanitizers: the sanitized core is not the one imported ({module.__file__})")
+    print("sanitizers: running", module.__file__)
 PY
 
 "$python" fuzz/fuzz.py --seconds "$(( seconds * 6 / 10 ))"
@@ -75,8 +81,8 @@ if grep -q "ERROR: AddressSanitizer" "$work"/asan.* 2>/dev/null; then
     echo "sanitizers: AddressSanitizer report in the leak check" >&2
     exit 1
 fi
-if grep -q "_codec_c" "$work"/asan.* 2>/dev/null; then
-    grep -B2 -A12 "_codec_c" "$work"/asan.* | head -80 >&2
+if grep -qE "_codec_c|_response_c" "$work"/asan.* 2>/dev/null; then
+    grep -B2 -A12 -E "_codec_c|_response_c" "$work"/asan.* | head -80 >&2
     echo "sanitizers: LeakSanitizer found blocks the core lost" >&2
     exit 1
 fi

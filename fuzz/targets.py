@@ -236,10 +236,18 @@ class Target:
     module: tuple[str, str] = ("hpgfast._codec_py", "hpgfast._codec_c")
     #: What of a result the twins must agree on, when ``==`` on it is not enough.
     view: Callable[[Any], Any] | None = None
+    #: The twins' names in their modules, when not ``name`` in both.
+    names: tuple[str, str] | None = None
+    #: Makes the callable run of each twin (a class's driver, say), when not itself.
+    wrap: Callable[[Any], Callable[..., Any]] | None = None
 
     def functions(self) -> tuple[Callable[..., Any], Callable[..., Any]]:
         pure, compiled = (importlib.import_module(m) for m in self.module)
-        return getattr(pure, self.name), getattr(compiled, self.name)
+        pure_name, compiled_name = self.names or (self.name, self.name)
+        pair = getattr(pure, pure_name), getattr(compiled, compiled_name)
+        if self.wrap is not None:
+            return self.wrap(pair[0]), self.wrap(pair[1])
+        return pair
 
 
 TARGETS: dict[str, Target] = {}
@@ -250,11 +258,13 @@ def target(
     *,
     module: tuple[str, str] | None = None,
     view: Callable[[Any], Any] | None = None,
+    names: tuple[str, str] | None = None,
+    wrap: Callable[[Any], Callable[..., Any]] | None = None,
 ) -> Callable[..., Any]:
     """Register ``draw`` as the argument maker of twin function ``name``."""
 
     def register(draw: Callable[[Draw], Args]) -> Callable[[Draw], Args]:
-        TARGETS[name] = Target(name, draw, module or Target.module, view)
+        TARGETS[name] = Target(name, draw, module or Target.module, view, names, wrap)
         return draw
 
     return register
@@ -422,3 +432,61 @@ def show(value: Any) -> str:
 def _short(value: Any, most: int = 2000) -> str:
     text = show(value)
     return text if len(text) <= most else text[:most] + f"... ({len(text)} characters)"
+
+
+# -- the reply reader (llhttp's callbacks): hpgfast._response_c against _response -------
+
+_REPLY_PARTS = [
+    b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.0 429 X\r\n",
+    b"HTTP/1.1 101 Switching\r\nUpgrade: x\r\n\r\n", b"Content-Length: 5\r\n",
+    b"Content-Length: 50000\r\n", b"content-length: 10\r\n", b"Transfer-Encoding: chunked\r\n",
+    b"TRANSFER-ENCODING: gzip, chunked \r\n", b"Connection: close\r\n",
+    b"Connection: keep-alive\r\n", b"Retry-After: 2\r\n", b"retry-after:  \xff7 \r\n",
+    b"X-Long-Header-Name: v\r\n", b"Date: x\r\n", b"\r\n", b"5\r\nabcde\r\n", b"0\r\n\r\n",
+    b"fffffffff\r\n", b"ok;0;1001\n", b"\n", b"\x00",
+]  # fmt: skip
+
+
+def _drive_reader(cls: Any) -> Callable[..., Any]:
+    """A reader class as one call: feed the chunks, maybe EOF, then everything a
+    transport asks of it, then a reuse and a second reply."""
+
+    def run(chunks: list[bytes], eof: bool, cap: int, again: bytes) -> Any:
+        reader = cls(cap)
+        seen = []
+        for chunk in chunks:
+            seen.append(reader.feed(chunk))
+        if eof:
+            seen.append(reader.eof())
+        state = (seen, reader.done, reader.ok, reader.status, reader.retry_after,
+                 reader.keep_alive, reader.extra, reader.received, reader.error_text)  # fmt: skip
+        if reader.ok:
+            state += (tuple(reader.reply()),)
+        elif reader.done:
+            failure = reader.failure("u", str.upper)
+            state += (failure.kind, type(failure.error), str(failure.error))
+        if reader.reuse():
+            reader.feed(again)
+            state += (reader.done, reader.ok, reader.status, reader.body, reader.received)
+        return state
+
+    return run
+
+
+@target(
+    "ResponseReader",
+    module=("hpgfast._response", "hpgfast._response_c"),
+    names=("PyResponseReader", "ResponseReader"),
+    wrap=_drive_reader,
+)
+def _response_reader(d: Draw) -> Args:
+    data = b"".join(d.choice(_REPLY_PARTS) for _ in range(d.below(16)))
+    if d.below(4) == 0:
+        data = data[: d.below(len(data) + 1)]
+    chunks, rest = [], data
+    while rest:
+        cut = d.below(len(rest)) + 1
+        chunks.append(rest[:cut])
+        rest = rest[cut:]
+    again = b"".join(d.choice(_REPLY_PARTS) for _ in range(d.below(8)))
+    return (chunks, bool(d.below(2)), d.choice([1, 5, 10, 64, 1000, 10**6]), again), {}

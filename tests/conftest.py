@@ -100,6 +100,18 @@ def sms_compiled(request: pytest.FixtureRequest) -> ModuleType:
     return _compiled_or_skip(request, "hpgfast._sms_c")
 
 
+@pytest.fixture(scope="session")
+def reader_pure() -> type:
+    """The pure-Python reply reader: the reference the compiled one is held to."""
+    return importlib.import_module("hpgfast._response").PyResponseReader  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def reader_compiled(request: pytest.FixtureRequest) -> type:
+    """The compiled reply reader (the test is skipped when a pure run was asked for)."""
+    return _compiled_or_skip(request, "hpgfast._response_c").ResponseReader  # type: ignore[no-any-return]
+
+
 # -- both clients, one suite -------------------------------------------------------------
 
 

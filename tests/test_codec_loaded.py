@@ -42,6 +42,23 @@ def test_sms_c_loaded(request: pytest.FixtureRequest) -> None:
     )
 
 
+def test_response_c_loaded(request: pytest.FixtureRequest) -> None:
+    """The compiled reply reader is in use wherever the compiled codec must be."""
+    import hpgfast._response
+
+    if platform.python_implementation() != "CPython":
+        pytest.skip("the compiled core is built for CPython only")
+    if request.config.getoption("--no-c-extensions"):
+        pytest.skip("--no-c-extensions: a pure-Python run was asked for")
+    if os.environ.get("HPGFAST_PURE_PYTHON") or os.environ.get("HPGFAST_NO_EXTENSIONS"):
+        assert hpgfast._response.IMPLEMENTATION == "python"
+        pytest.skip("a pure-Python run was asked for")
+    assert hpgfast._response.IMPLEMENTATION == "compiled", (
+        "the compiled reply reader did not import: build it (pip install .) or set "
+        "HPGFAST_PURE_PYTHON=1 to test the pure twin on purpose"
+    )
+
+
 def test_pure_python_can_be_forced() -> None:
     import subprocess
     import sys

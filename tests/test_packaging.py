@@ -82,7 +82,8 @@ def test_sdist_installs_and_passes_its_tests(sdist: Path, tmp_path: Path) -> Non
     for needed in ("hpgfast/_codec_c.pyi", "hpgfast/py.typed", "hpgfast/cli/__init__.py",
                    "hpgfast/cli/send.py", "hpgfast/emulator/__init__.py"):
         assert needed in names, needed
-    assert [n for n in names if n.startswith("hpgfast/_codec_c.") and n.endswith(".so")]
+    for module in ("_codec_c", "_sms_c", "_response_c"):
+        assert [n for n in names if n.startswith(f"hpgfast/{module}.") and n.endswith(".so")]
     assert [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     meta = zipfile.ZipFile(wheel).read(metadata).decode()

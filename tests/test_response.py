@@ -7,17 +7,41 @@ depend on how the bytes arrived.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from hpgfast._response import MAX_HEAD, ResponseReader
+from conftest import _compiled_or_skip
+from hpgfast._response import MAX_HEAD, PyResponseReader, ResponseReader
 from hpgfast.core import CUT, SENT
 from hpgfast.exceptions import ProtocolError, TransportError
 
 CAP = 1000
+
+
+@pytest.fixture(
+    autouse=True,
+    scope="module",
+    params=[
+        pytest.param("python", id="py"),
+        pytest.param("compiled", id="c", marks=pytest.mark.compiled),
+    ],
+)
+def twin(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test of this module runs over the pure reader, then the compiled one
+    (``ResponseReader`` here names the one under test)."""
+    global ResponseReader
+    if request.param == "python":
+        cls: Any = PyResponseReader
+    else:
+        cls = _compiled_or_skip(request, "hpgfast._response_c").ResponseReader
+    saved = ResponseReader
+    ResponseReader = cls
+    yield request.param
+    ResponseReader = saved
 
 
 def outcome(reader: ResponseReader) -> tuple[Any, ...]:
@@ -341,3 +365,47 @@ def test_fuzz_reuse_never_changes_what_a_reply_reads_as(first: bytes, second: by
         reader.feed(second)
         assert outcome(reader) == read([second])
         assert reader.received == len(second)
+
+
+# -- the twins: the compiled reader against the pure one ---------------------------------
+
+
+def _twin_outcome(cls: Any, chunks: list[bytes], eof: bool, cap: int, again: bytes) -> Any:
+    reader = cls(cap)
+    for chunk in chunks:
+        reader.feed(chunk)
+    if eof:
+        reader.eof()
+    first = (outcome(reader), reader.received, reader.extra, reader.error_text)
+    if reader.done and not reader.ok:
+        failure = reader.failure("u", lambda text: text.upper())
+        first += (failure.kind, type(failure.error), str(failure.error))
+    reused = reader.reuse()
+    second: Any = None
+    if reused:
+        reader.feed(again)
+        second = (outcome(reader), reader.received, reader.extra, reader.error_text)
+    return first, reused, second
+
+
+@given(
+    _DATA,
+    st.lists(st.integers(min_value=0), max_size=8),
+    st.booleans(),
+    st.integers(1, 64),
+    st.one_of(_REPLIES, st.binary(max_size=60)),
+)
+@example(_OK + _OK, [5], False, 1000, _TOO_MANY)
+@example(b"HTTP/1.1 200 OK\r\nRetry-After:  7 \r\nContent-Length: 0\r\n\r\n", [], False, 9, b"")
+def test_twins_read_every_reply_alike(
+    reader_pure: Any,
+    reader_compiled: Any,
+    data: bytes,
+    cuts: list[int],
+    eof: bool,
+    cap: int,
+    again: bytes,
+) -> None:
+    chunks = _split(data, cuts)
+    expected = _twin_outcome(reader_pure, chunks, eof, cap, again)
+    assert _twin_outcome(reader_compiled, chunks, eof, cap, again) == expected

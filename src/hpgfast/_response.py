@@ -25,14 +25,16 @@ the same answer:
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from functools import partial
+from typing import TYPE_CHECKING, Callable, Optional
 
 import httptools
 
+from . import codec as _codec
 from .core import CUT, SENT, Failure, Reply
 from .exceptions import ProtocolError, TransportError
 
-__all__ = ["MAX_HEAD", "ResponseReader"]
+__all__ = ["IMPLEMENTATION", "MAX_HEAD", "PyResponseReader", "ResponseReader"]
 
 #: The longest status line plus headers accepted (names and values), like
 #: http.client's 64 KiB line limit: llhttp itself has none.
@@ -47,6 +49,8 @@ MAX_INTERIM = 10
 MAX_RAW_HEAD = 4 * MAX_HEAD
 
 _HttpParserError = (httptools.HttpParserError, httptools.HttpParserUpgrade)
+#: ``Reply(status, body, retry_after)`` without a NamedTuple ``__new__``'s Python frame.
+_new_reply = partial(tuple.__new__, Reply)
 
 
 class _Stop(Exception):
@@ -194,7 +198,7 @@ class ResponseReader:
         """The core's ``Reply`` for a whole response (``ok``): ``Retry-After`` only
         matters, and is only passed on, when the status is not 200."""
         status = self.status
-        return Reply(status, self.body, None if status == 200 else self.retry_after)
+        return _new_reply((status, self.body, None if status == 200 else self.retry_after))
 
     def failure(self, shown: str, scrub: Optional[Callable[[str], str]] = None) -> Failure:
         """The core's ``Failure`` for a failed read.
@@ -255,6 +259,10 @@ class ResponseReader:
             text = f"the reply's headers are over {MAX_HEAD} bytes or {MAX_HEADERS} lines"
             self._fail(SENT, text, True)
             raise _Stop
+        # Only the three names below matter, and each is longer than 10 bytes:
+        # shorter names (Date, Server...) are passed without lowering them.
+        if len(name) < 11:
+            return
         lowered = name.lower()
         if lowered == b"retry-after":
             self.retry_after = value.decode("latin-1").strip()
@@ -310,3 +318,16 @@ class ResponseReader:
         keep_alive = self._parser.should_keep_alive()
         self.keep_alive = keep_alive and not self.extra
         self._complete()
+
+
+#: The pure reader: the reference the compiled one (``_response_c``) is held to.
+PyResponseReader = ResponseReader
+#: Which reader the clients use: ``"compiled"`` or ``"python"`` (as ``codec``).
+IMPLEMENTATION = "python"
+if not TYPE_CHECKING and not _codec.PURE_PYTHON_REQUESTED:
+    try:
+        from ._response_c import ResponseReader
+    except ImportError:  # installed without extensions: the pure reader
+        pass
+    else:
+        IMPLEMENTATION = "compiled"
