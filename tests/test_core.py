@@ -128,6 +128,39 @@ def test_reply_lines_are_the_results() -> None:
     assert [s.status for s in statuses] == ["delivered"] * 4
 
 
+@pytest.mark.parametrize(
+    "op, body, plain",
+    [
+        ("send", b"ok;0;2001\nok;1;2002\n", True),
+        ("send", b"ok;0;2001\nerror-address-format;1\n", False),  # a code not ok
+        ("send", b"ok;0;2001;2\nok;1;2002\n", False),  # free text (an extra)
+        ("send", b"ok;1;2002\nok;0;2001\n", False),  # out of order
+        ("send", b"ok;0;2001\n", False),  # a line missing
+        ("status", b"ok;1001;delivered;2012.03.15 19:53:14;\nok;1002;sent;;\n", True),
+        ("status", b"ok;1001;undelivered;2012.03.15 19:53:14;absent\nok;1002;sent;;\n", False),
+        ("status", b"error-auth\n", False),
+    ],
+)
+def test_the_plain_reply_shortcut_gives_what_judge_gives(op: str, body: bytes, plain: bool) -> None:
+    # report() settles a plain 200 reply (plain_results) without the request's
+    # facts and verdict; judge() comes to the very same results and step.
+    from hpgfast.core._rules import judge, plain_results
+
+    items = MESSAGES if op == "send" else IDS
+    batch = exchange().batch(op, items, None)
+    request = batch.next(0.0)
+    assert request is not None and batch.begin(request, 0.0) is not None
+    shortcut = plain_results(batch._read(body, request.ids))
+    verdict = judge(batch._facts(request), Reply(200, body))
+    assert (shortcut is not None) == plain
+    if plain:
+        assert shortcut == verdict.results and verdict.clean and not verdict.retryable
+        assert verdict.fatal is None and verdict.down is None and verdict.note is None
+    step = batch.report(request, Reply(200, body), 0.0)
+    assert step.keep_alive == verdict.clean
+    assert batch.results[request.start : request.end] == list(verdict.results)
+
+
 # -- CONNECT: nothing left ----------------------------------------------------------------
 
 CONNECT_FAILURE = Failure(CONNECT, ConnectError("could not connect", sent=False))

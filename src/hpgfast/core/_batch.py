@@ -43,7 +43,7 @@ from ._events import Reply, RequestFinished, RequestStarting, Subscriber
 from ._ids import request_prefix
 from ._policy import RateLimit, RetryPolicy
 from ._results import StatusFailure
-from ._rules import TOO_MANY_REQUESTS, RequestFacts, fill, judge
+from ._rules import TOO_MANY_REQUESTS, RequestFacts, fill, judge, plain_results
 
 __all__ = ["LINE_OVERHEAD", "Batch", "Exchange", "Request", "Step", "effective_ids"]
 
@@ -473,7 +473,16 @@ class Batch:
         if self._sealed:
             log.info("%r ended after its batch was interrupted", request)
             return _FAILED
-        verdict = judge(self._facts(request), event)
+        read = None
+        if type(event) is Reply and event.status == 200:
+            # The usual reply, read once here: a plain one (plain_results) is settled
+            # without the facts and the verdict the rules need for anything else.
+            read = self._read(event.body, request.ids)
+            results = plain_results(read)
+            if results is not None:
+                self.results[request.start : request.end] = results
+                return self._settled(request, now, received, _DONE)
+        verdict = judge(self._facts(request), event, read)
         policy = self.exchange.policy
         if type(event) is Reply and event.status == TOO_MANY_REQUESTS:
             request.after_429 = True
@@ -500,6 +509,9 @@ class Batch:
             self.fatal = verdict.fatal
         if verdict.down is not None and self.down is None:
             self.down = verdict.down
+        return self._settled(request, now, received, _DONE if verdict.clean else _FAILED)
+
+    def _settled(self, request: Request, now: float, received: int, step: Step) -> Step:
         self._finished(request, now, received)
         # Settled: what only its attempts needed goes now rather than at the end of
         # the batch, which holds its requests to the end (fewer objects for the
@@ -507,7 +519,7 @@ class Batch:
         # request again, its ids are made again.
         request.ids = _NO_IDS
         request.facts = None
-        return _DONE if verdict.clean else _FAILED
+        return step
 
     def abort(self, request: Request, exc: BaseException, *, on_wire: bool) -> None:
         """A request broke off with an exception of the transport's (a bug, an interrupt).

@@ -36,7 +36,15 @@ from ..exceptions import (
 from ._events import CONNECT, TLS, Failure, Reply
 from ._results import SendFailure, StatusFailure
 
-__all__ = ["TRANSIENT_STATUSES", "RequestFacts", "Verdict", "fill", "judge"]
+__all__ = [
+    "TRANSIENT_STATUSES",
+    "Read",
+    "RequestFacts",
+    "Verdict",
+    "fill",
+    "judge",
+    "plain_results",
+]
 
 log = logging.getLogger("hpgfast.core")
 
@@ -118,11 +126,29 @@ def fill(facts: RequestFacts, code: str, error: Optional[HPGError]) -> list[Any]
     return [StatusFailure(code, pid, error=error) for pid in facts.ids]
 
 
-def judge(facts: RequestFacts, event: Any) -> Verdict:
-    """The verdict on one attempt of a request: a ``Reply`` or a ``Failure``."""
+#: What ``RequestFacts.read`` returns: the records, the unreadable lines, the flags.
+Read = tuple[list[Any], list[ProtocolError], int]
+
+
+def plain_results(read: Read) -> Optional[list[Any]]:
+    """The results of a 200 reply read whole and plain, or None: ``judge`` decides.
+
+    Plain: one readable line per item, each with its item's id, in order
+    (``Match.ALL``), every code ``ok`` and no free text. Its verdict is always the
+    clean one (the records are the results, the connection may serve again), for
+    SEND and STATUS alike, so a transport's core needs no facts for it.
+    """
+    return read[0] if read[2] == _ALL else None
+
+
+def judge(facts: RequestFacts, event: Any, read: Optional[Read] = None) -> Verdict:
+    """The verdict on one attempt of a request: a ``Reply`` or a ``Failure``.
+
+    ``read``: what ``facts.read`` made of a 200 reply's body, if already read.
+    """
     if type(event) is Reply:
         if event.status == 200:
-            return _judge_body(facts, event.body)
+            return _judge_body(facts, event.body, read)
         return _judge_status(facts, event)
     return _judge_failure(facts, event)
 
@@ -253,8 +279,8 @@ def _reworded(facts: RequestFacts, body: bytes, bad: list[ProtocolError]) -> lis
     return out
 
 
-def _judge_body(facts: RequestFacts, body: bytes) -> Verdict:
-    records, bad, flags = facts.read(body, facts.ids)
+def _judge_body(facts: RequestFacts, body: bytes, read: Optional[Read] = None) -> Verdict:
+    records, bad, flags = facts.read(body, facts.ids) if read is None else read
     if flags & _ALL:
         # The usual reply, as the reader found it: a readable line per item, each with
         # the item's id, in order. Only what its flags name needs another look.
