@@ -432,7 +432,7 @@ class Client(ClientSettings):
         reader: Optional[ResponseReader] = None
         phase = "connect"
         try:
-            if conn.is_closed:
+            if conn.sock is None:  # urllib3's is_closed, without its Python frame
                 conn.timeout = self._connect_timeout
                 conn.connect()
                 # A server that closed the connection on accept has read nothing:
