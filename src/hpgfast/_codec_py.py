@@ -225,6 +225,20 @@ def _id_suffix(k: int) -> str:
     return suffix
 
 
+def _message_fields(msg: object, i: int) -> tuple[Any, ...]:
+    """Message ``i``'s five fields (``None`` for those it lacks), checked as a tuple
+    of 2 to 5: its real items, whatever a subclass's ``__len__``, ``__getitem__``
+    or ``__add__`` say."""
+    if not _is(msg, tuple):
+        raise MessageTypeError(
+            i, "message", f"expected a Message or a tuple, got {_type_name(msg)}"
+        )
+    n = tuple.__len__(msg)  # type: ignore[arg-type]
+    if not 2 <= n <= 5:
+        raise MessageError(i, "message", f"expected 2 to 5 fields, got {n}")
+    return tuple.__add__(msg, (None,) * (5 - n))  # type: ignore[operator,no-any-return]
+
+
 def _bracket(quote_brackets: bool) -> tuple[bytes, bytes]:
     return (b"%5B", b"%5D=") if quote_brackets else (b"[", b"]=")
 
@@ -286,17 +300,8 @@ def encode_send(
         local = i - start
         if max_count is not None and local >= max_count:
             break
-        msg = messages[i]
         # 1. structure
-        if not _is(msg, tuple):
-            raise MessageTypeError(
-                i, "message", f"expected a Message or a tuple, got {_type_name(msg)}"
-            )
-        # Its real items, whatever a subclass's __len__, __getitem__ or __add__ say.
-        n = tuple.__len__(msg)
-        if not 2 <= n <= 5:
-            raise MessageError(i, "message", f"expected 2 to 5 fields, got {n}")
-        fields = tuple.__add__(msg, (None,) * (5 - n))
+        fields = _message_fields(messages[i], i)
         address = _check_str(fields[0], i, "address")
         text = _check_str(fields[1], i, "text")
         subject = fields[2]
@@ -411,15 +416,7 @@ def sent_ids(
         )
     ids: list[str] = []
     for i in range(start, end):
-        msg = messages[i]
-        if not _is(msg, tuple):
-            raise MessageTypeError(
-                i, "message", f"expected a Message or a tuple, got {_type_name(msg)}"
-            )
-        n = tuple.__len__(msg)
-        if not 2 <= n <= 5:
-            raise MessageError(i, "message", f"expected 2 to 5 fields, got {n}")
-        client_id = tuple.__getitem__(msg, 3) if n > 3 else None
+        client_id = _message_fields(messages[i], i)[3]
         if client_id is not None:
             ids.append(_check_str(client_id, i, "client_id"))
         elif prefix is not None:
