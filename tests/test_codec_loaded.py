@@ -2,59 +2,33 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 
 import pytest
 
-import hpgfast.codec
 
-
-def test_codec_c_loaded(request: pytest.FixtureRequest) -> None:
-    """On CPython the compiled core is in use unless a pure run was asked for."""
+@pytest.mark.parametrize(
+    "module, what",
+    [
+        ("hpgfast.codec", "the compiled codec core"),
+        ("hpgfast.sms", "the compiled segment counter"),
+        ("hpgfast._response", "the compiled reply reader"),
+    ],
+)
+def test_compiled_twin_loaded(request: pytest.FixtureRequest, module: str, what: str) -> None:
+    """On CPython each compiled twin is in use unless a pure run was asked for."""
+    implementation = importlib.import_module(module).IMPLEMENTATION
     if platform.python_implementation() != "CPython":
         pytest.skip("the compiled core is built for CPython only")
     if request.config.getoption("--no-c-extensions"):
         pytest.skip("--no-c-extensions: a pure-Python run was asked for")
     if os.environ.get("HPGFAST_PURE_PYTHON") or os.environ.get("HPGFAST_NO_EXTENSIONS"):
-        assert hpgfast.codec.IMPLEMENTATION == "python"
+        assert implementation == "python"
         pytest.skip("a pure-Python run was asked for")
-    assert hpgfast.codec.IMPLEMENTATION == "compiled", (
-        "the compiled codec core did not import: build it (pip install .) or set "
-        "HPGFAST_PURE_PYTHON=1 to test the pure twin on purpose"
-    )
-
-
-def test_sms_c_loaded(request: pytest.FixtureRequest) -> None:
-    """The compiled segment counter is in use wherever the compiled codec must be."""
-    import hpgfast.sms
-
-    if platform.python_implementation() != "CPython":
-        pytest.skip("the compiled core is built for CPython only")
-    if request.config.getoption("--no-c-extensions"):
-        pytest.skip("--no-c-extensions: a pure-Python run was asked for")
-    if os.environ.get("HPGFAST_PURE_PYTHON") or os.environ.get("HPGFAST_NO_EXTENSIONS"):
-        assert hpgfast.sms.IMPLEMENTATION == "python"
-        pytest.skip("a pure-Python run was asked for")
-    assert hpgfast.sms.IMPLEMENTATION == "compiled", (
-        "the compiled segment counter did not import: build it (pip install .) or set "
-        "HPGFAST_PURE_PYTHON=1 to test the pure twin on purpose"
-    )
-
-
-def test_response_c_loaded(request: pytest.FixtureRequest) -> None:
-    """The compiled reply reader is in use wherever the compiled codec must be."""
-    import hpgfast._response
-
-    if platform.python_implementation() != "CPython":
-        pytest.skip("the compiled core is built for CPython only")
-    if request.config.getoption("--no-c-extensions"):
-        pytest.skip("--no-c-extensions: a pure-Python run was asked for")
-    if os.environ.get("HPGFAST_PURE_PYTHON") or os.environ.get("HPGFAST_NO_EXTENSIONS"):
-        assert hpgfast._response.IMPLEMENTATION == "python"
-        pytest.skip("a pure-Python run was asked for")
-    assert hpgfast._response.IMPLEMENTATION == "compiled", (
-        "the compiled reply reader did not import: build it (pip install .) or set "
+    assert implementation == "compiled", (
+        f"{what} did not import: build it (pip install .) or set "
         "HPGFAST_PURE_PYTHON=1 to test the pure twin on purpose"
     )
 
@@ -68,12 +42,12 @@ def test_pure_python_can_be_forced() -> None:
         [
             sys.executable,
             "-c",
-            "import hpgfast.codec as c, hpgfast.sms as s;"
-            "print(c.IMPLEMENTATION, s.IMPLEMENTATION)",
+            "import hpgfast.codec as c, hpgfast.sms as s, hpgfast._response as r;"
+            "print(c.IMPLEMENTATION, s.IMPLEMENTATION, r.IMPLEMENTATION)",
         ],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert out.stdout.split() == ["python", "python"]
+    assert out.stdout.split() == ["python", "python", "python"]
 
 
 def test_public_api_is_exported() -> None:
