@@ -134,13 +134,16 @@ RATIOS: tuple[Ratio, ...] = (
     # replies (the old path) 4.3-5.0x the floor (0.20-0.23); llhttp and one sendall
     # 1.8-2.2x; with match_*, a reader per connection and the same splitting 1.64x
     # and 2.01x (0.61, 0.50; single rounds 1.4-2.7x). Callgrind: 4.7x the floor's
-    # instructions before, 1.55x now. This
-    # floor (0.25) fails the old path; the aiohttp row below fails it in every run.
+    # instructions before, 1.55x now. Since the compiled reply reader (1.25x in
+    # callgrind) the row measured 0.47-0.63 by hand and 0.52-0.62 in four CI gate
+    # passes; the floor is raised from 0.25 to 0.35 (2.9x the floor), under all of
+    # them and over every run of the old path (0.17-0.29). The aiohttp row below
+    # fails the old path in every run too.
     # 1 MiB: 1.6-2.1x before, 1.0-1.2x now (0.85-0.97; callgrind 0.89x: the floor's
     # sum over its records costs more than the client's whole reading): the floor is
     # raised from 0.35 to 0.45, under what a noisy CI pass may measure.
     Ratio(
-        "client-cpu-8k", "hpgfast", "raw-socket", 1 / 2, 0.25, "client CPU/msg vs raw socket, 8K"
+        "client-cpu-8k", "hpgfast", "raw-socket", 1 / 2, 0.35, "client CPU/msg vs raw socket, 8K"
     ),
     Ratio(
         "client-cpu-1m", "hpgfast", "raw-socket", 1 / 1.3, 0.45, "client CPU/msg vs raw socket, 1M"
