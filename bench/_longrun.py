@@ -104,7 +104,24 @@ def rows() -> dict[str, tuple[Fn, Fn]]:
             lambda: codec.match_status(status, asked),
             lambda: status.split(b"\n"),
         ),
+        REFERENCE: (lambda: _split_and_work(status), lambda: status.split(b"\n")),
     }
+
+
+#: Not hpgfast: ``split`` itself plus CPU-only work (no allocation), about as long
+#: as a STATUS reader takes. Its warm/fresh shows what the warm-up does to a row
+#: whose subject makes exactly ``split``'s objects and is only slower: in a fresh
+#: process each call's 100,000 objects fault their memory in anew on both sides
+#: (CPython hands emptied arenas back to the kernel), which is a larger share of
+#: the faster side's time, so the ratio drops after the warm-up, whatever the
+#: subject's own code does.
+REFERENCE = "status reference vs split"
+
+
+def _split_and_work(body: bytes) -> None:
+    body.split(b"\n")
+    for _ in range(4):
+        body.count(b"9")  # CPU only: reads the body, allocates nothing
 
 
 def measure(warm: bool, rounds: int = 21, only: str = "") -> dict[str, Any]:

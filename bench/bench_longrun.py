@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _longrun import REFERENCE
 from hpgfast._ratios import LONGRUN_ROWS
 
 PROBE = Path(__file__).parent / "_longrun.py"
@@ -58,6 +59,16 @@ def bench_longrun_ratios(
         # move because its peer does (split page-faults in a fresh process only).
         record(f"longrun-time-{key}", "fresh", f["subject_us"])
         record(f"longrun-time-{key}", "warm", w["subject_us"])
+    # The reference row (not hpgfast; see _longrun.REFERENCE): reported beside the
+    # STATUS rows, whose peer moves the same way.
+    f, w = fresh[REFERENCE], warm[REFERENCE]
+    note(
+        f"{'split + CPU work (reference)':<30} {f['ratio']:>7.2f} {w['ratio']:>7.2f}"
+        f" {w['ratio'] / f['ratio']:>10.2f}  {f['subject_faults']:.0f}/{f['peer_faults']:.0f},"
+        f" {w['subject_faults']:.0f}/{w['peer_faults']:.0f}"
+    )
+    record("longrun-reference", "fresh", 1 / f["ratio"])
+    record("longrun-reference", "warm", 1 / w["ratio"])
     note("")
     note("hpgfast's own CPU time per call (us), fresh process vs after the warm-up:")
     note(f"{'row':<30} {'fresh':>9} {'warm':>9} {'warm/fresh':>10}")
