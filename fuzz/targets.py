@@ -52,6 +52,9 @@ _DATES = (
     b"2012.03.15 19:53:07", b"2012-03-15 19:53:07", b"2011.02.29 10:00:00",
     b"2012.13.45 25:61:00", b"0000.01.01 00:00:00", b"9999.12.31 23:59:59",
     b"2012.03.15  9:53:14", b"", b"\xd9\xa2012.03.15 19:53:14",
+    # The same day as the first ones, with a bad time; the next day (the compiled
+    # reader reuses a day's bytes checked on an earlier line).
+    b"2012.03.15 24:00:00", b"2012.03.15 00:00:60", b"2012.03.16 00:00:00",
 )  # fmt: skip
 _SEPS = (b"\n", b"\r\n", b"\n\n", b" \n", b"\t\r\n", b"\r", b"\n;", b"", b";\n")
 

@@ -679,6 +679,48 @@ def test_parse_status_leap_day(codec: ModuleType) -> None:
     assert result.time == datetime(2012, 2, 29, 23, 59, 59)
 
 
+def test_read_status_dates_sharing_a_day(codec: ModuleType) -> None:
+    # The compiled reader checks a day's bytes once and reuses them for the next
+    # lines with the same 11 bytes: a bad time, another separator, the next day, a
+    # bad day between two good ones must all read as if each line were alone.
+    body = (
+        b"ok;1;sent;2012.03.15 19:53:14;\n"
+        b"ok;2;sent;2012.03.15 24:00:00;\n"
+        b"ok;3;sent;2012.03.15 00:00:00;\n"
+        b"ok;4;sent;2012-03-15 23:59:59;\n"
+        b"ok;5;sent;2012.03.16 00:00:01;\n"
+        b"ok;6;sent;2012.02.30 00:00:01;\n"
+        b"ok;7;sent;2012.03.16 12:00:60;\n"
+        b"ok;8;sent;2012.03.15 19:53:14;\n"
+        b"ok;9;sent;2012.03.15 9:53:14 ;\n"
+    )
+    results, errors = codec.read_status(body)
+    assert [r.time for r in results] == [
+        datetime(2012, 3, 15, 19, 53, 14),
+        datetime(2012, 3, 15, 0, 0, 0),
+        datetime(2012, 3, 15, 23, 59, 59),
+        datetime(2012, 3, 16, 0, 0, 1),
+        datetime(2012, 3, 15, 19, 53, 14),
+    ]
+    assert [e.line for e in errors] == [2, 6, 7, 9]
+
+
+def test_big_status_reply_dates_match_the_pure_twin(pure: ModuleType, compiled: ModuleType) -> None:
+    # Past 64 KiB the compiled reader shares datetimes through a cache with a slot
+    # per second of a 2 h 16 min window: dates over three days (and two months)
+    # land on one another's slots, and each must still get its own time.
+    base = datetime(2026, 2, 27, 22, 0, 0)
+    lines = [
+        f"ok;{k};delivered;{base + timedelta(seconds=(k * 7919) % 259_200):%Y.%m.%d %H:%M:%S};"
+        for k in range(4000)
+    ]
+    body = ("\n".join(lines) + "\n").encode()
+    assert len(body) > 65536
+    got = compiled.parse_status(body)
+    assert got == pure.parse_status(body)
+    assert len({r.time.date() for r in got}) == 4
+
+
 @pytest.mark.parametrize(
     ("body", "line"),
     [

@@ -1804,6 +1804,8 @@ cdef struct Line:
     unsigned char hour
     unsigned char minute
     unsigned char second
+    unsigned short dslot     # the date's slot in _parse's datetime cache
+    uint64_t dkey            # the date's fields, packed: that slot's key
     Py_ssize_t rec           # read_send_columns: the line's record, or -1 (faulty)
 
 cdef enum:
@@ -1822,6 +1824,10 @@ cdef struct Scan:
     int nfields                   # the last one is the rest of the line
     bint collect                  # read_*: keep faulty lines in the output, go on
     const unsigned char* last_date
+    const unsigned char* day_p    # the last good day read (_day), or NULL
+    unsigned short day_year       # and its numbers
+    unsigned char day_month
+    unsigned char day_day
     int err                       # parse_*: the fault that stopped the scan
 
 
@@ -1950,26 +1956,18 @@ cdef inline int _d2(const unsigned char* p) noexcept nogil:
     return (p[0] - 48) * 10 + (p[1] - 48)
 
 
-cdef bint _date(const unsigned char* p, Py_ssize_t n, Line* ln) noexcept nogil:
-    """``yyyy.MM.dd HH:mm:ss`` or ``yyyy-MM-dd HH:mm:ss`` naming a real moment,
-    as ``datetime()`` accepts it (years 1..9999, no second 60)."""
-    cdef int y1, y2, mo, d, h, mi, s, dim
-    cdef unsigned char sep
-    if n != 19:
-        return False
-    sep = p[4]
-    if (sep != 46 and sep != 45) or p[7] != sep or p[10] != 32 or p[13] != 58 or p[16] != 58:
+cdef bint _day(const unsigned char* p, Scan* sc) noexcept nogil:
+    """The 11 bytes ``yyyy.MM.dd `` or ``yyyy-MM-dd `` at p name a real day (years
+    1..9999): kept in sc.day_* (the bytes, and the numbers) when they do."""
+    cdef int y1, y2, mo, d, dim
+    cdef unsigned char sep = p[4]
+    if (sep != 46 and sep != 45) or p[7] != sep or p[10] != 32:
         return False
     y1 = _d2(p)
     y2 = _d2(p + 2)
     mo = _d2(p + 5)
     d = _d2(p + 8)
-    h = _d2(p + 11)
-    mi = _d2(p + 14)
-    s = _d2(p + 17)
-    if y1 < 0 or y2 < 0 or mo < 1 or mo > 12 or d < 1 or h < 0 or h > 23:
-        return False
-    if mi < 0 or mi > 59 or s < 0 or s > 59:
+    if y1 < 0 or y2 < 0 or mo < 1 or mo > 12 or d < 1:
         return False
     y1 = y1 * 100 + y2
     if y1 < 1:
@@ -1982,12 +1980,59 @@ cdef bint _date(const unsigned char* p, Py_ssize_t n, Line* ln) noexcept nogil:
         dim = 31
     if d > dim:
         return False
-    ln.year = <unsigned short>y1
-    ln.month = <unsigned char>mo
-    ln.day = <unsigned char>d
+    sc.day_p = p
+    sc.day_year = <unsigned short>y1
+    sc.day_month = <unsigned char>mo
+    sc.day_day = <unsigned char>d
+    return True
+
+
+cdef inline bint _same11(const unsigned char* a, const unsigned char* b) noexcept nogil:
+    """The 11 bytes at a and b are equal: two overlapping 8-byte compares."""
+    cdef uint64_t x, y
+    memcpy(&x, a, 8)
+    memcpy(&y, b, 8)
+    if x != y:
+        return False
+    memcpy(&x, a + 3, 8)
+    memcpy(&y, b + 3, 8)
+    return x == y
+
+
+cdef bint _date(Scan* sc, const unsigned char* p, Py_ssize_t n, Line* ln) noexcept nogil:
+    """``yyyy.MM.dd HH:mm:ss`` or ``yyyy-MM-dd HH:mm:ss`` naming a real moment,
+    as ``datetime()`` accepts it (years 1..9999, no second 60).
+
+    The lines of a reply mostly share their day: the day's 11 bytes are read and
+    checked once, and later lines with the same bytes take its numbers from sc.
+    Also sets the line's ``dkey`` (every field, packed) and ``dslot`` (its place in
+    _parse's datetime cache).
+    """
+    cdef int h, mi, s
+    if n != 19:
+        return False
+    if not (sc.day_p != NULL and _same11(sc.day_p, p)) and not _day(p, sc):
+        return False
+    if p[13] != 58 or p[16] != 58:
+        return False
+    h = _d2(p + 11)
+    mi = _d2(p + 14)
+    s = _d2(p + 17)
+    if h < 0 or h > 23 or mi < 0 or mi > 59 or s < 0 or s > 59:
+        return False
+    ln.year = sc.day_year
+    ln.month = sc.day_month
+    ln.day = sc.day_day
     ln.hour = <unsigned char>h
     ln.minute = <unsigned char>mi
     ln.second = <unsigned char>s
+    ln.dkey = ((<uint64_t>ln.year << 40) | (<uint64_t>ln.month << 32)
+               | (<uint64_t>ln.day << 24) | (<uint64_t>h << 16) | (<uint64_t>mi << 8)
+               | <uint64_t>s)
+    # Seconds since the month began, modulo the cache: the dates of any window of
+    # up to 2 h 16 min (DATE_CACHE seconds) all get slots of their own.
+    ln.dslot = <unsigned short>((s + 60 * mi + 3600 * h + 86400 * <int>ln.day)
+                                & (DATE_CACHE - 1))
     return True
 
 
@@ -2051,7 +2096,7 @@ cdef inline bint _status_fast(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e,
     if n:
         if sc.last_date != NULL and n == 19 and _same19(sc.last_date, q):
             ln.date_same = 1
-        elif not _date(q, n, ln):
+        elif not _date(sc, q, n, ln):
             return False
     ln.f[0].start = s
     ln.f[0].length = seps[0] - s
@@ -2135,7 +2180,7 @@ cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t*
         q = d + ln.f[3].start
         if sc.last_date != NULL and ln.f[3].length == 19 and _same19(sc.last_date, q):
             ln.date_same = 1
-        elif not _date(q, ln.f[3].length, ln):
+        elif not _date(sc, q, ln.f[3].length, ln):
             ln.err = PERR_DATE
             return False
         sc.last_date = q
@@ -2330,7 +2375,7 @@ cdef enum:
     # a direct-mapped cache keyed by the exact fields, so most lines share a
     # datetime instead of allocating (and later freeing) their own. Allocated per
     # call, only when a reply is big enough for it to pay.
-    DATE_CACHE = 8192
+    DATE_CACHE = 8192        # a power of two (_date's slot is a mask)
     DATE_CACHE_MIN_BYTES = 65536
 
 
@@ -2686,6 +2731,7 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
         sc.nfields = nfields
         sc.collect = collect
         sc.last_date = NULL
+        sc.day_p = NULL
         sc.err = PERR_NONE
         if sc.size >= BOM_LEN and memcmp(sc.data, BOM, <size_t>BOM_LEN) == 0:
             sc.pos = BOM_LEN
@@ -2776,11 +2822,8 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                 elif ln.date_same:
                     when = last_when   # datetimes are immutable: share the object
                 elif dates != NULL:
-                    dkey = ((<uint64_t>ln.year << 40) | (<uint64_t>ln.month << 32)
-                            | (<uint64_t>ln.day << 24) | (<uint64_t>ln.hour << 16)
-                            | (<uint64_t>ln.minute << 8) | ln.second)
-                    slot = <Py_ssize_t>((ln.second + 60 * ln.minute + 3600 * ln.hour
-                                         + 86400 * <Py_ssize_t>ln.day) % DATE_CACHE)
+                    dkey = ln.dkey
+                    slot = ln.dslot
                     if date_keys[slot] == dkey:
                         when = <object>dates[slot]
                     else:
