@@ -76,6 +76,24 @@ class SendOutcome:
                 self.states[State.REJECTED] += 1
                 self.rejected_by_code[code] += 1
 
+    def earlier(self, written: Mapping[str, int]) -> None:
+        """Take the journal's word on results it recorded ``accepted_earlier``.
+
+        ``add`` counts a result by its code, and ``error-id-not-unique`` is a
+        rejection there; the journal, which knows the ids it made and which of
+        them were in flight or unknown, records some of those as accepted by an
+        earlier send. ``written`` is what its write of the same results did (its
+        counts by state): that many move from rejected to accepted earlier.
+        """
+        k = written.get(State.ACCEPTED_EARLIER, 0)
+        if not k:
+            return
+        self.states[State.ACCEPTED_EARLIER] += k
+        self.states[State.REJECTED] -= k
+        self.rejected_by_code[Code.ERROR_ID_NOT_UNIQUE] -= k
+        if self.rejected_by_code[Code.ERROR_ID_NOT_UNIQUE] <= 0:
+            del self.rejected_by_code[Code.ERROR_ID_NOT_UNIQUE]
+
     @property
     def rate(self) -> float:
         """Messages per second handed to the client and answered."""
@@ -214,25 +232,27 @@ class JournalHook(Subscriber):
             self._finished.append((self._lines[event.start : event.end], event.results))
             self._open.pop(event.start, None)
 
-    def flush(self, results: Optional[Sequence[SendResult]]) -> None:
+    def flush(self, results: Optional[Sequence[SendResult]]) -> dict[str, int]:
         """After ``send()`` returned or raised: write every result the client knew.
 
         ``results`` (the batch's results, or an exception's ``.results``) settle
         every row still ``in_flight``: accepted, rejected, ``not_sent`` for the
         rows marked ahead that never left, ``unknown`` for requests cut. Without
         them, the ended requests are written and the rest is ``unknown``.
+        Returns what the write of ``results`` did (counts by state; the marked
+        rows', all of them), or ``{}`` without them.
         """
         with self._lock:
             finished, self._finished = self._finished, []
             lines, marked = self._lines, self._marked
         if results is not None and len(results) == len(lines):
             # The batch's results include every finished request's: one write.
-            self.journal.advance((), [(lines[:marked], results[:marked])])
-            return
+            return self.journal.advance((), [(lines[:marked], results[:marked])])
         self.journal.advance((), finished)
         self.journal.settle_in_flight(
             lines[:marked], State.UNKNOWN, code=Code.UNKNOWN, reason="interrupted while in flight"
         )
+        return {}
 
 
 def _settle(
@@ -241,14 +261,17 @@ def _settle(
     lines: Sequence[int],
     carried: Optional[Sequence[SendResult]],
     reason: str,
-) -> None:
-    """After a ``send()`` that raised: write what the client knew, ``unknown`` the rest."""
+) -> dict[str, int]:
+    """After a ``send()`` that raised: write what the client knew, ``unknown`` the rest.
+
+    Returns what the write of ``carried`` did (counts by state), or ``{}``.
+    """
     if hook is not None:
-        hook.flush(carried)
-    elif carried is not None and len(carried) == len(lines):
-        journal.record_results(lines, carried)
-    else:
-        journal.settle_in_flight(lines, State.UNKNOWN, code=Code.UNKNOWN, reason=reason)
+        return hook.flush(carried)
+    if carried is not None and len(carried) == len(lines):
+        return journal.record_results(lines, carried)
+    journal.settle_in_flight(lines, State.UNKNOWN, code=Code.UNKNOWN, reason=reason)
+    return {}
 
 
 def send_journal(
@@ -288,7 +311,7 @@ def send_journal(
         nonlocal writing
         if writing is not None:
             done, writing = writing, None
-            done.result()
+            outcome.earlier(done.result())
 
     try:
         lines, messages = journal.next_chunk(chunk)
@@ -318,9 +341,10 @@ def send_journal(
                 upcoming.result()
                 drain()
                 carried = getattr(exc, "results", None)
-                _settle(journal, hook, lines, carried, f"send failed: {exc}")
+                written = _settle(journal, hook, lines, carried, f"send failed: {exc}")
                 if carried is not None and len(carried) == len(lines):
                     outcome.add(len(lines), carried)
+                    outcome.earlier(written)
                 else:
                     outcome.states[State.UNKNOWN] += len(lines)
                 outcome.attempted += len(lines)
@@ -337,11 +361,11 @@ def send_journal(
                 )
                 raise
             drain()  # the previous chunk's results are committed before the next send
+            outcome.add(len(lines), results)
             if hook is None:
                 writing = writer.submit(journal.record_results, lines, results)
             else:
-                hook.flush(results)
-            outcome.add(len(lines), results)
+                outcome.earlier(hook.flush(results))
             outcome.attempted += len(lines)
             accepted = outcome.states[State.ACCEPTED]
             other = outcome.attempted - accepted
