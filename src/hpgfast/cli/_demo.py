@@ -90,7 +90,7 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit status (0 when every message ended as expected)."""
     from ..client import Client
     from ..journal import Journal
-    from ._run import follow, send_journal, send_plain
+    from ._run import JournalHook, follow, send_journal, send_plain
 
     quiet = args.quiet or args.json
     n = args.messages
@@ -114,9 +114,12 @@ def run_demo(args: argparse.Namespace) -> int:
                 if not args.no_journal:
                     path = args.journal or os.path.join(tmp, "demo.db")
                     journal = Journal(path, lock=True)
+                # As ``hpgfast send`` does: each request's messages are marked in
+                # flight just before it leaves, not a whole chunk before the first.
+                hook = JournalHook(journal) if journal is not None else None
                 try:
-                    with Client(emulator.url, LOGIN, PASSWORD,
-                                concurrency=args.concurrency) as client:
+                    with Client(emulator.url, LOGIN, PASSWORD, concurrency=args.concurrency,
+                                subscribers=[hook] if hook is not None else []) as client:
                         provider_ids: list[str] = []
                         t_load = time.perf_counter()
                         if journal is not None:
@@ -130,7 +133,8 @@ def run_demo(args: argparse.Namespace) -> int:
                         with Progress(n, "sending", quiet=quiet) as progress:
                             tick = progress.tick
                             if journal is not None:
-                                outcome = send_journal(client, journal, tick=tick)
+                                outcome = send_journal(client, journal, tick=tick,
+                                                       hook=hook)
                             else:
 
                                 def keep(lines: Any, results: Any) -> None:
