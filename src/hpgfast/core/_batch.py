@@ -383,7 +383,8 @@ class Batch:
 
     def _ids(self, request: Request) -> list[Any]:
         if self.op == _wire.SEND:
-            return effective_ids(self.items, request.start, request.end, request.prefix)
+            # effective_ids itself, without its Python frame (once per request).
+            return sent_ids(self.items, request.start, request.end, request.prefix)
         return list(self.items[request.start : request.end])
 
     def _facts(self, request: Request) -> RequestFacts:
