@@ -1798,14 +1798,8 @@ cdef struct Line:
     signed char intern[5]    # index into INTERN_*, or -1
     unsigned char ascii[5]   # 1: the field is ASCII (built without a decoder)
     unsigned char date_same  # 1: same 19 date bytes as the previous dated line
-    unsigned short year
-    unsigned char month
-    unsigned char day
-    unsigned char hour
-    unsigned char minute
-    unsigned char second
     unsigned short dslot     # the date's slot in _parse's datetime cache
-    uint64_t dkey            # the date's fields, packed: that slot's key
+    uint64_t dkey            # the date's fields, packed (_date): that slot's key
     Py_ssize_t rec           # read_send_columns: the line's record, or -1 (faulty)
 
 cdef enum:
@@ -1825,9 +1819,8 @@ cdef struct Scan:
     bint collect                  # read_*: keep faulty lines in the output, go on
     const unsigned char* last_date
     const unsigned char* day_p    # the last good day read (_day), or NULL
-    unsigned short day_year       # and its numbers
-    unsigned char day_month
-    unsigned char day_day
+    uint64_t day_key              # its year, month and day, packed as in dkey
+    int day_seconds               # 86400 x its day of the month
     int err                       # parse_*: the fault that stopped the scan
 
 
@@ -1981,9 +1974,8 @@ cdef bint _day(const unsigned char* p, Scan* sc) noexcept nogil:
     if d > dim:
         return False
     sc.day_p = p
-    sc.day_year = <unsigned short>y1
-    sc.day_month = <unsigned char>mo
-    sc.day_day = <unsigned char>d
+    sc.day_key = (<uint64_t>y1 << 40) | (<uint64_t>mo << 32) | (<uint64_t>d << 24)
+    sc.day_seconds = 86400 * d
     return True
 
 
@@ -2005,8 +1997,9 @@ cdef bint _date(Scan* sc, const unsigned char* p, Py_ssize_t n, Line* ln) noexce
 
     The lines of a reply mostly share their day: the day's 11 bytes are read and
     checked once, and later lines with the same bytes take its numbers from sc.
-    Also sets the line's ``dkey`` (every field, packed) and ``dslot`` (its place in
-    _parse's datetime cache).
+    Sets the line's ``dkey`` (every field, packed: year << 40, month << 32, day <<
+    24, hour << 16, minute << 8, second) and ``dslot`` (its place in _parse's
+    datetime cache).
     """
     cdef int h, mi, s
     if n != 19:
@@ -2020,20 +2013,18 @@ cdef bint _date(Scan* sc, const unsigned char* p, Py_ssize_t n, Line* ln) noexce
     s = _d2(p + 17)
     if h < 0 or h > 23 or mi < 0 or mi > 59 or s < 0 or s > 59:
         return False
-    ln.year = sc.day_year
-    ln.month = sc.day_month
-    ln.day = sc.day_day
-    ln.hour = <unsigned char>h
-    ln.minute = <unsigned char>mi
-    ln.second = <unsigned char>s
-    ln.dkey = ((<uint64_t>ln.year << 40) | (<uint64_t>ln.month << 32)
-               | (<uint64_t>ln.day << 24) | (<uint64_t>h << 16) | (<uint64_t>mi << 8)
-               | <uint64_t>s)
+    ln.dkey = sc.day_key | (<uint64_t>h << 16) | (<uint64_t>mi << 8) | <uint64_t>s
     # Seconds since the month began, modulo the cache: the dates of any window of
     # up to 2 h 16 min (DATE_CACHE seconds) all get slots of their own.
-    ln.dslot = <unsigned short>((s + 60 * mi + 3600 * h + 86400 * <int>ln.day)
-                                & (DATE_CACHE - 1))
+    ln.dslot = <unsigned short>((sc.day_seconds + 3600 * h + 60 * mi + s) & (DATE_CACHE - 1))
     return True
+
+
+cdef inline object _datetime_of(uint64_t key, object tz):
+    """The datetime of a packed date (a line's dkey)."""
+    return datetime_new(<int>(key >> 40), <int>((key >> 32) & 0xFF), <int>((key >> 24) & 0xFF),
+                        <int>((key >> 16) & 0xFF), <int>((key >> 8) & 0xFF), <int>(key & 0xFF),
+                        0, tz)
 
 
 cdef inline bint _text_field(Scan* sc, Line* ln, int k, bint line_ascii) noexcept nogil:
@@ -2827,8 +2818,7 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                     if date_keys[slot] == dkey:
                         when = <object>dates[slot]
                     else:
-                        when = datetime_new(ln.year, ln.month, ln.day, ln.hour, ln.minute,
-                                            ln.second, 0, tz)
+                        when = _datetime_of(dkey, tz)
                         Py_INCREF(when)
                         if dates[slot] != NULL:
                             Py_DECREF(<object>dates[slot])
@@ -2836,8 +2826,7 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                         date_keys[slot] = dkey
                     last_when = when
                 else:
-                    when = datetime_new(ln.year, ln.month, ln.day, ln.hour, ln.minute,
-                                        ln.second, 0, tz)
+                    when = _datetime_of(ln.dkey, tz)
                     last_when = when
                 rlen = ln.f[4].length
                 if 0 < rlen <= REASON_CACHE_MAX_LEN and ln.ascii[4] and ln.intern[4] < 0:
