@@ -1979,16 +1979,17 @@ cdef bint _day(const unsigned char* p, Scan* sc) noexcept nogil:
     return True
 
 
-cdef inline bint _same11(const unsigned char* a, const unsigned char* b) noexcept nogil:
-    """The 11 bytes at a and b are equal: two overlapping 8-byte compares."""
+cdef inline bint _same8(const unsigned char* a, const unsigned char* b) noexcept nogil:
     cdef uint64_t x, y
     memcpy(&x, a, 8)
     memcpy(&y, b, 8)
-    if x != y:
-        return False
-    memcpy(&x, a + 3, 8)
-    memcpy(&y, b + 3, 8)
     return x == y
+
+
+cdef inline bint _same11(const unsigned char* a, const unsigned char* b) noexcept nogil:
+    """The 11 bytes of a day (``yyyy.MM.dd ``) at a and b are equal: two
+    overlapping 8-byte compares, not a call to memcmp."""
+    return _same8(a, b) and _same8(a + 3, b + 3)
 
 
 cdef bint _date(Scan* sc, const unsigned char* p, Py_ssize_t n, Line* ln) noexcept nogil:
@@ -2047,20 +2048,9 @@ cdef inline bint _text_field(Scan* sc, Line* ln, int k, bint line_ascii) noexcep
 
 
 cdef inline bint _same19(const unsigned char* a, const unsigned char* b) noexcept nogil:
-    """The 19 bytes of a date and time at a and b are equal: three overlapping
-    8-byte compares, not a call to memcmp."""
-    cdef uint64_t x, y
-    memcpy(&x, a, 8)
-    memcpy(&y, b, 8)
-    if x != y:
-        return False
-    memcpy(&x, a + 8, 8)
-    memcpy(&y, b + 8, 8)
-    if x != y:
-        return False
-    memcpy(&x, a + 11, 8)
-    memcpy(&y, b + 11, 8)
-    return x == y
+    """The 19 bytes of a date and time at a and b are equal: the day's 11, then
+    the time's 8 (three 8-byte compares in all)."""
+    return _same11(a, b) and _same8(a + 11, b + 11)
 
 
 cdef inline bint _status_fast(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e,
