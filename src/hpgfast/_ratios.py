@@ -228,7 +228,7 @@ RATIOS: tuple[Ratio, ...] = (
     ),
     # Reported, not hpgfast: split itself plus CPU-only work, about as long as a
     # STATUS reader (bench/_longrun.py's REFERENCE). It makes exactly split's
-    # objects, yet measured 0.70 by hand and in a CI pass (0.70-0.74 with three
+    # objects, yet measured 0.70 by hand and 0.66-0.70 in CI (0.70-0.75 with three
     # count passes instead of four), as the STATUS rows do: any subject
     # over about 2.2x split's time lands under 1/1.3 here, since the fresh process's
     # faults (the same on both sides) weigh more in the faster side's time.
