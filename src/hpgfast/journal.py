@@ -647,18 +647,24 @@ class Journal:
         that saves segments.
         """
         start = self.last_line
+        # Lines up to here have their messages and counts in the journal: this
+        # load's earlier transactions wrote them, or an earlier load did.
+        kept = start
         count = 0
         buffer: list[tuple[Any, ...]] = []
         batch_messages: list[tuple[int, Message]] = []
 
         def flush() -> None:
+            nonlocal kept
             costs = message_costs(batch_messages, transliterate=transliterate)
             with self._transaction() as db:
                 # Counts left by a load this journal was rebound from (``bind``
-                # empties ``messages`` only) would be counted as this input's.
-                db.execute("DELETE FROM costs WHERE line > ?", (start,))
+                # empties ``messages`` only) would be counted as this input's;
+                # those of the rows written since are this input's own.
+                db.execute("DELETE FROM costs WHERE line > ?", (kept,))
                 db.executemany(_INSERT, buffer)
                 db.executemany(_INSERT_COST, costs)
+            kept = buffer[-1][0]
 
         for line, message in rows:
             if line <= start:
