@@ -6,7 +6,10 @@ per input message keyed by its 1-based number in the input (``line``), written o
 time, reason and update time, in narrow rows (so the two state changes of every
 message rewrite few pages); the ``journal`` view joins them into one row per message
 (no outcome row yet means ``pending``). ``meta`` holds the input's fingerprint (size,
-SHA-256, the settings that change what is sent) so that a changed input is refused.
+SHA-256, the settings that change what is sent) so that a changed input is refused,
+and the name the file was last opened by (written into the file itself, not its
+log): SQLite finds the log by name, so another name of the same file is refused
+while that name's log is there.
 The send loop moves each message through a small state machine, and the order of
 the writes is the whole safety argument:
 
@@ -61,6 +64,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional, Union
 
@@ -154,11 +158,13 @@ def _final_status_sql(final_statuses: Iterable[str]) -> str:
 # outcome (narrow rows, so that the two state changes of every message rewrite few
 # pages). An outcome row exists from the moment a message first goes in flight; no
 # row means pending. The ``journal`` view joins them into one row per message.
-_SCHEMA = f"""
+_META_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
+"""
+_SCHEMA = _META_SCHEMA + f"""
 CREATE TABLE IF NOT EXISTS messages (
     line      INTEGER PRIMARY KEY,   -- 1-based number of the message in the input
     address   TEXT NOT NULL,
@@ -402,13 +408,79 @@ def _refuse_hard_links(path: str) -> None:
         )
 
 
+#: The ``meta`` key naming the path the journal was last opened by.
+_OPENED_AS = "opened_as"
+
+
+def _opened_as(path: str) -> Optional[str]:
+    """The name the database file records it was last opened by, or None.
+
+    Read from the file alone (``immutable``: no write-ahead log, no locks), as a
+    process that has only this name would find it before SQLite reads its log.
+    """
+    try:
+        if os.path.getsize(path) == 0:
+            return None
+    except OSError:
+        return None
+    uri = f"file:{urllib.parse.quote(path)}?immutable=1"
+    for attempt in range(5):
+        try:
+            db = sqlite3.connect(uri, uri=True)
+        except sqlite3.Error:
+            return None
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (_OPENED_AS,)).fetchone()
+            return None if row is None else str(row[0])
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+        except sqlite3.DatabaseError:
+            pass  # not a database (the open below says so), or a page read mid-write
+        finally:
+            db.close()
+        time.sleep(0.01 * (attempt + 1))
+    return None
+
+
+def _refuse_another_names_log(path: str, opened_as: Optional[str]) -> None:
+    """Refuse ``path`` while the name the file was last opened by has its log beside it.
+
+    Each name of one file has its own write-ahead log (SQLite finds the log by
+    name), so the commits of a process that used another name and did not close
+    cleanly (killed, or running) are in that name's log, not visible here; a
+    sender through this name would send again what that one sent. A clean close
+    checkpoints the log and removes it: then any name may open the file.
+    """
+    if opened_as is None or opened_as == path:
+        return
+    wal = opened_as + "-wal"
+    if not os.path.exists(wal):
+        return
+    try:
+        same = os.path.samefile(opened_as, path)
+    except FileNotFoundError:
+        same = True  # the file was moved away from that name and left its log there
+    if not same:
+        return  # this file is a copy: the log beside the original's name is the original's
+    raise JournalError(
+        f"journal {path} was last opened as {opened_as}, and that name's write-ahead "
+        f"log ({wal}) is there: the commits in it are visible only through "
+        f"{opened_as}, so this name would see the journal as it was before them, and "
+        f"a send could repeat what was sent. Use --journal {opened_as} (the same file); "
+        "a journal closed cleanly opens by any name."
+    )
+
+
 class Journal:
     """A send run's journal in one SQLite file (created if missing).
 
     Args:
         path: the journal file; ``-wal`` and ``-shm`` files appear beside it. It
             is opened by its real path (symlinks resolved); a file with more than
-            one hard link is refused.
+            one hard link is refused. The file records the name it was last opened
+            by; while that name's ``-wal`` is there (its user was killed, or runs),
+            another name of the same file (a bind mount, a move) is refused.
         synchronous: ``"FULL"`` (fsync on every commit: safe against power loss) or
             ``"NORMAL"`` (safe against a killed process, not a power loss).
         lock: take the sender's lock (``flock`` on the database file: its device
@@ -417,7 +489,8 @@ class Journal:
 
     Raises:
         JournalLocked: ``lock`` and another process holds the lock.
-        JournalError: the file is not a journal (or of a newer schema).
+        JournalError: the file is not a journal (or of a newer schema), or it was
+            last opened by another name whose write-ahead log is still there.
     """
 
     def __init__(
@@ -441,6 +514,9 @@ class Journal:
         if lock:
             self._take_lock()
         try:
+            # Before SQLite reads (or makes) a log beside this name.
+            opened_as = _opened_as(self.path)
+            _refuse_another_names_log(self.path, opened_as)
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
@@ -448,8 +524,10 @@ class Journal:
             self._drop_lock()
             raise
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            if opened_as != self.path:
+                self._record_name()
+            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA temp_store=MEMORY")
             self._db.executescript(_SCHEMA)
             self._db.executescript(_COSTS_SCHEMA)
@@ -474,6 +552,34 @@ class Journal:
         except BaseException:
             self.close()
             raise
+
+    def _record_name(self) -> None:
+        """Write this name into the database file itself, before any commit goes to its log.
+
+        Out of WAL mode (a rollback journal writes the file itself): so the name is
+        in the file even if the process dies the next moment, and no log beside this
+        name holds a commit the file does not know was made here. When another
+        connection keeps the file in WAL mode, the name goes through the log and a
+        full checkpoint copies it into the file before anything else is written.
+        """
+        db = self._db
+        try:
+            mode = str(db.execute("PRAGMA journal_mode=DELETE").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            mode = "wal"
+        db.executescript(_META_SCHEMA)
+        with self._transaction() as tx:
+            self._set_meta({_OPENED_AS: self.path}, tx)
+        if mode == "wal":
+            busy, frames, copied = db.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+            if busy or copied < frames:
+                raise JournalError(
+                    f"journal {self.path}: could not write its name into the database "
+                    "file (another process keeps it busy); try again"
+                )
+        log.info("journal %s: recorded as opened by this name", self.path)
 
     def _migrate(self, version: str) -> None:
         # One path: each step brings the journal one version up, in one transaction.
