@@ -79,6 +79,7 @@ __all__ = [
     "STATES",
     "Journal",
     "JournalError",
+    "JournalIdsNotRecorded",
     "JournalLocked",
     "JournalMismatch",
     "JournalStorageError",
@@ -189,6 +190,12 @@ CREATE VIEW IF NOT EXISTS journal AS
            COALESCE(o.state, '{State.PENDING}') AS state, o.provider_id, o.code,
            o.status, o.status_time, o.reason, o.status_source, o.updated_at
     FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line;
+-- Messages sent before the journal recorded clientIds (schema 1) and in flight or
+-- unknown when it was migrated: their first clientId is not known, so a resend under
+-- the journal's own id could be accepted twice. Filled once, by the migration.
+CREATE TABLE IF NOT EXISTS ids_not_recorded (
+    line INTEGER PRIMARY KEY             -- messages.line
+);
 CREATE TABLE IF NOT EXISTS status_history (
     id          INTEGER PRIMARY KEY,
     line        INTEGER NOT NULL,
@@ -308,6 +315,52 @@ class JournalStorageError(JournalError):
 def _is_storage_error(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
     return any(w in text for w in ("full", "i/o", "readonly", "read-only", "no space"))
+
+
+def _line_ranges(lines: Sequence[int], *, most: int = 20) -> str:
+    """``"101-149, 151-159, 161-200"``: ascending lines as ranges, the first ``most``."""
+    ranges: list[str] = []
+    first = previous = None
+    for line in [*lines, None]:
+        if line is not None and previous is not None and line == previous + 1:
+            previous = line
+            continue
+        if first is not None:
+            ranges.append(str(first) if first == previous else f"{first}-{previous}")
+        first = previous = line
+    shown = ", ".join(ranges[:most])
+    if len(ranges) > most:
+        shown += f", ... ({len(lines):,} lines in all)"
+    return shown
+
+
+class JournalIdsNotRecorded(JournalError):
+    """Unknown messages to resend went out under clientIds the journal never recorded.
+
+    A journal of schema 1 (before the journal made the clientIds) kept none of the
+    ids its messages were sent with. A message that was in flight or unknown when
+    it was migrated may have reached the platform under that id; sent again, it
+    would go under the journal's own id, which a platform that refuses a repeated
+    clientId has never seen: it would be accepted, and delivered, a second time.
+    ``lines`` are those messages' lines, ascending.
+    """
+
+    def __init__(self, path: str, lines: Sequence[int]) -> None:
+        super().__init__(path, list(lines))
+        self.path = path
+        self.lines = list(lines)
+
+    def __str__(self) -> str:
+        return (
+            f"journal {self.path}: {len(self.lines):,} unknown messages were sent before "
+            "the journal recorded clientIds (an older hpgfast made this journal), so "
+            "their first clientId is not known; sent again, they would go under a new "
+            "one, and a platform that refuses repeated clientIds would accept them a "
+            f"second time: lines {_line_ranges(self.lines)}. Nothing was sent. "
+            "Without --resend-unknown the other messages are sent and these stay "
+            "unknown; --resend-unknown-without-ids (resend_unknown_without_ids=True) "
+            "sends them again, knowing their recipients may get a second SMS."
+        )
 
 
 class JournalLocked(JournalError):
@@ -587,7 +640,16 @@ class Journal:
         with self._transaction() as db:
             if version == "1":
                 # 1 -> 2: the clientId prefix. Messages sent under version 1 carried
-                # the client's own ids; from now on resends use the journal's.
+                # the client's own ids; from now on resends use the journal's. Those
+                # whose outcome is open (in flight, unknown) may have reached the
+                # platform under an id nobody recorded: a resend under the journal's
+                # id would not be refused as a repeat. They are kept by line.
+                db.execute(
+                    "INSERT OR IGNORE INTO ids_not_recorded (line) SELECT o.line "
+                    "FROM outcomes AS o JOIN messages AS m ON m.line = o.line "
+                    "WHERE m.client_id IS NULL AND o.state IN (?, ?)",
+                    (State.IN_FLIGHT, State.UNKNOWN),
+                )
                 self._set_meta({"schema_version": "2", "id_prefix": _new_id_prefix()}, db)
         log.info("journal %s: schema %s -> %s", self.path, version, SCHEMA_VERSION)
 
@@ -807,13 +869,25 @@ class Journal:
 
     # -- sending -------------------------------------------------------------------------
 
-    def recover(self, *, resend_unknown: bool = False) -> dict[str, int]:
+    def recover(
+        self, *, resend_unknown: bool = False, resend_unknown_without_ids: bool = False
+    ) -> dict[str, int]:
         """Settle what a previous run left: call once before sending; returns counts.
 
         Rows ``in_flight`` (the previous process died with their request out) become
         ``unknown``. With ``resend_unknown`` every ``unknown`` row goes back to
-        ``pending``: the user accepts that some recipients may get a second SMS.
+        ``pending``: the user accepts that some recipients may get a second SMS (a
+        platform that refuses repeated clientIds refuses those it has, since a
+        message is resent with the clientId it went out with).
+
+        Raises:
+            JournalIdsNotRecorded: ``resend_unknown`` and some unknown messages went
+                out before the journal recorded clientIds (a journal migrated from
+                schema 1): a resend would carry a new id. Nothing is changed.
+                ``resend_unknown_without_ids`` (which implies ``resend_unknown``)
+                resends them all the same.
         """
+        resend_unknown = resend_unknown or resend_unknown_without_ids
         now = time.time()
         with self._transaction() as db:
             lost = db.execute(
@@ -823,6 +897,17 @@ class Journal:
                  State.IN_FLIGHT),
             ).rowcount
             resent = 0
+            if resend_unknown and not resend_unknown_without_ids:
+                unrecorded = [
+                    int(r[0])
+                    for r in db.execute(
+                        "SELECT o.line FROM outcomes AS o JOIN ids_not_recorded AS n "
+                        "ON n.line = o.line WHERE o.state = ? ORDER BY o.line",
+                        (State.UNKNOWN,),
+                    )
+                ]
+                if unrecorded:  # raised inside the transaction: it is rolled back
+                    raise JournalIdsNotRecorded(self.path, unrecorded)
             if resend_unknown:
                 resent = db.execute(
                     "UPDATE outcomes SET state = ?, reason = ?, updated_at = ? WHERE state = ?",
