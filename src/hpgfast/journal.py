@@ -47,6 +47,9 @@ the journal's random prefix (11 characters of ``[0-9A-Za-z]``, 65 bits, drawn on
 and kept in ``meta``) and the message's line in base 62 (9 characters): 20
 characters, the same on every resend. A platform that enforces unique clientIds
 then refuses a resend of a message it already has, instead of sending a second SMS.
+A journal of schema 1 kept no clientIds: its messages open (in flight, unknown) at
+the migration are listed in ``ids_not_recorded``, and resending them (under a new
+id) takes ``resend_unknown_without_ids`` (see ``Journal.recover``).
 
 Accepted messages then move through delivery statuses (``status``,
 ``status_time``, ``reason``); every change is also appended to ``status_history``
