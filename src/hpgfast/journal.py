@@ -320,7 +320,7 @@ def _is_storage_error(exc: sqlite3.Error) -> bool:
     return any(w in text for w in ("full", "i/o", "readonly", "read-only", "no space"))
 
 
-def _line_ranges(lines: Sequence[int], *, most: int = 20) -> str:
+def _line_ranges(lines: Sequence[int], *, most: int = 100) -> str:
     """``"101-149, 151-159, 161-200"``: ascending lines as ranges, the first ``most``."""
     ranges: list[str] = []
     first = previous = None
