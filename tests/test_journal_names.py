@@ -165,10 +165,12 @@ def _crash(path: Path) -> None:
     assert Path(f"{path}-wal").exists()
 
 
+# The name is read from the file through an SQLite URI: characters a URI quotes too.
+@pytest.mark.parametrize("folder", ["a", "we ird%3F?#x"])
 def test_a_journal_moved_without_its_log_is_refused_and_resumes_by_its_name(
-    tmp_path: Path,
+    tmp_path: Path, folder: str
 ) -> None:
-    first = tmp_path / "a" / "run.db"
+    first = tmp_path / folder / "run.db"
     first.parent.mkdir()
     _crash(first)
     moved = tmp_path / "b.db"

@@ -63,11 +63,11 @@ import hashlib
 import json
 import logging
 import os
+import pathlib
 import secrets
 import sqlite3
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional, Union
 
@@ -479,7 +479,7 @@ def _opened_as(path: str) -> Optional[str]:
             return None
     except OSError:
         return None
-    uri = f"file:{urllib.parse.quote(path)}?immutable=1"
+    uri = pathlib.Path(path).as_uri() + "?immutable=1"
     for attempt in range(5):
         try:
             db = sqlite3.connect(uri, uri=True)
