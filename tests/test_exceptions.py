@@ -32,7 +32,13 @@ from hpgfast import (
     TransportError,
 )
 from hpgfast.cli._input import InputError
-from hpgfast.journal import JournalError, JournalLocked, JournalMismatch, JournalStorageError
+from hpgfast.journal import (
+    JournalError,
+    JournalIdsNotRecorded,
+    JournalLocked,
+    JournalMismatch,
+    JournalStorageError,
+)
 
 URL = "https://gate.example/C/x/send?login=C&password=***"
 
@@ -55,6 +61,7 @@ ERRORS = [
     JournalLocked("another process is sending with /tmp/x.db"),
     JournalStorageError("/tmp/x.db", "database or disk is full"),
     JournalMismatch("/tmp/x.db", {"input_sha256": ("ab", "cd"), "url": (None, "u")}),
+    JournalIdsNotRecorded("/tmp/x.db", [101, 102, 103, 150]),
     InputError("messages.csv:7", "not UTF-8"),
 ]
 
@@ -89,7 +96,8 @@ def test_exceptions_pickle_with_their_context_and_results(error: HPGError) -> No
     assert str(copy) == str(error) and repr(copy) == repr(error)
     assert copy.args == error.args
     for name in ("index", "field", "reason", "line", "message", "url", "sent", "status",
-                 "description", "code", "path", "differences", "where"):  # fmt: skip
+                 "description", "code", "path", "differences", "where",
+                 "lines"):  # fmt: skip
         assert getattr(copy, name, None) == getattr(error, name, None), name
     results = copy.results  # type: ignore[attr-defined]
     assert results == error.results  # type: ignore[attr-defined]

@@ -169,3 +169,20 @@ def test_final_statuses_are_a_setting(tmp_path: Path) -> None:
         assert j.open_provider_ids() == ["1002"]
     with pytest.raises(ValueError, match="not a status name"):
         Journal(tmp_path / "k.db", final_statuses={"x') OR 1=1 --"})
+
+
+def test_every_row_keeps_its_segment_count_past_one_load_batch(tmp_path: Path) -> None:
+    # The load writes 10,000 rows per transaction; each transaction must keep the
+    # counts the earlier ones wrote (a 100,000-row file once kept only its last
+    # batch's). 25,001 rows: two full batches and one row.
+    n = 25_001
+    with Journal(tmp_path / "j.db") as journal:
+        journal.bind({"input_sha256": "costs"})
+        journal.load((i, Message(f"7903{i:07d}", "я" * 71, "ACME")) for i in range(1, n + 1))
+        journal.finish_load(n)
+        totals = journal.cost_totals()
+        assert (totals["messages"], totals["segments"]) == (n, 2 * n)
+        assert totals["by_state"]["pending"] == {"messages": n, "segments": 2 * n}
+        costs = journal.costs_between(1, n)
+        assert sorted(costs) == list(range(1, n + 1))
+        assert set(costs.values()) == {(2, "ucs2", False)}

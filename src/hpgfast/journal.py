@@ -6,7 +6,10 @@ per input message keyed by its 1-based number in the input (``line``), written o
 time, reason and update time, in narrow rows (so the two state changes of every
 message rewrite few pages); the ``journal`` view joins them into one row per message
 (no outcome row yet means ``pending``). ``meta`` holds the input's fingerprint (size,
-SHA-256, the settings that change what is sent) so that a changed input is refused.
+SHA-256, the settings that change what is sent) so that a changed input is refused,
+and the name the file was last opened by (written into the file itself, not its
+log): SQLite finds the log by name, so another name of the same file is refused
+while that name's log is there.
 The send loop moves each message through a small state machine, and the order of
 the writes is the whole safety argument:
 
@@ -44,6 +47,9 @@ the journal's random prefix (11 characters of ``[0-9A-Za-z]``, 65 bits, drawn on
 and kept in ``meta``) and the message's line in base 62 (9 characters): 20
 characters, the same on every resend. A platform that enforces unique clientIds
 then refuses a resend of a message it already has, instead of sending a second SMS.
+A journal of schema 1 kept no clientIds: its messages open (in flight, unknown) at
+the migration are listed in ``ids_not_recorded``, and resending them (under a new
+id) takes ``resend_unknown_without_ids`` (see ``Journal.recover``).
 
 Accepted messages then move through delivery statuses (``status``,
 ``status_time``, ``reason``); every change is also appended to ``status_history``
@@ -57,6 +63,7 @@ import hashlib
 import json
 import logging
 import os
+import pathlib
 import secrets
 import sqlite3
 import threading
@@ -75,6 +82,7 @@ __all__ = [
     "STATES",
     "Journal",
     "JournalError",
+    "JournalIdsNotRecorded",
     "JournalLocked",
     "JournalMismatch",
     "JournalStorageError",
@@ -154,11 +162,13 @@ def _final_status_sql(final_statuses: Iterable[str]) -> str:
 # outcome (narrow rows, so that the two state changes of every message rewrite few
 # pages). An outcome row exists from the moment a message first goes in flight; no
 # row means pending. The ``journal`` view joins them into one row per message.
-_SCHEMA = f"""
+_META_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
+"""
+_SCHEMA = _META_SCHEMA + f"""
 CREATE TABLE IF NOT EXISTS messages (
     line      INTEGER PRIMARY KEY,   -- 1-based number of the message in the input
     address   TEXT NOT NULL,
@@ -183,6 +193,12 @@ CREATE VIEW IF NOT EXISTS journal AS
            COALESCE(o.state, '{State.PENDING}') AS state, o.provider_id, o.code,
            o.status, o.status_time, o.reason, o.status_source, o.updated_at
     FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line;
+-- Messages sent before the journal recorded clientIds (schema 1) and in flight or
+-- unknown when it was migrated: their first clientId is not known, so a resend under
+-- the journal's own id could be accepted twice. Filled once, by the migration.
+CREATE TABLE IF NOT EXISTS ids_not_recorded (
+    line INTEGER PRIMARY KEY             -- messages.line
+);
 CREATE TABLE IF NOT EXISTS status_history (
     id          INTEGER PRIMARY KEY,
     line        INTEGER NOT NULL,
@@ -304,6 +320,52 @@ def _is_storage_error(exc: sqlite3.Error) -> bool:
     return any(w in text for w in ("full", "i/o", "readonly", "read-only", "no space"))
 
 
+def _line_ranges(lines: Sequence[int], *, most: int = 100) -> str:
+    """``"101-149, 151-159, 161-200"``: ascending lines as ranges, the first ``most``."""
+    ranges: list[str] = []
+    first = previous = None
+    for line in [*lines, None]:
+        if line is not None and previous is not None and line == previous + 1:
+            previous = line
+            continue
+        if first is not None:
+            ranges.append(str(first) if first == previous else f"{first}-{previous}")
+        first = previous = line
+    shown = ", ".join(ranges[:most])
+    if len(ranges) > most:
+        shown += f", ... ({len(lines):,} lines in all)"
+    return shown
+
+
+class JournalIdsNotRecorded(JournalError):
+    """Unknown messages to resend went out under clientIds the journal never recorded.
+
+    A journal of schema 1 (before the journal made the clientIds) kept none of the
+    ids its messages were sent with. A message that was in flight or unknown when
+    it was migrated may have reached the platform under that id; sent again, it
+    would go under the journal's own id, which a platform that refuses a repeated
+    clientId has never seen: it would be accepted, and delivered, a second time.
+    ``lines`` are those messages' lines, ascending.
+    """
+
+    def __init__(self, path: str, lines: Sequence[int]) -> None:
+        super().__init__(path, list(lines))
+        self.path = path
+        self.lines = list(lines)
+
+    def __str__(self) -> str:
+        return (
+            f"journal {self.path}: {len(self.lines):,} unknown messages were sent before "
+            "the journal recorded clientIds (an older hpgfast made this journal), so "
+            "their first clientId is not known; sent again, they would go under a new "
+            "one, and a platform that refuses repeated clientIds would accept them a "
+            f"second time: lines {_line_ranges(self.lines)}. Nothing was sent. "
+            "Without --resend-unknown the other messages are sent and these stay "
+            "unknown; --resend-unknown-without-ids (resend_unknown_without_ids=True) "
+            "sends them again, knowing their recipients may get a second SMS."
+        )
+
+
 class JournalLocked(JournalError):
     """Another process is sending with this journal right now."""
 
@@ -402,13 +464,79 @@ def _refuse_hard_links(path: str) -> None:
         )
 
 
+#: The ``meta`` key naming the path the journal was last opened by.
+_OPENED_AS = "opened_as"
+
+
+def _opened_as(path: str) -> Optional[str]:
+    """The name the database file records it was last opened by, or None.
+
+    Read from the file alone (``immutable``: no write-ahead log, no locks), as a
+    process that has only this name would find it before SQLite reads its log.
+    """
+    try:
+        if os.path.getsize(path) == 0:
+            return None
+    except OSError:
+        return None
+    uri = pathlib.Path(path).as_uri() + "?immutable=1"
+    for attempt in range(5):
+        try:
+            db = sqlite3.connect(uri, uri=True)
+        except sqlite3.Error:
+            return None
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (_OPENED_AS,)).fetchone()
+            return None if row is None else str(row[0])
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+        except sqlite3.DatabaseError:
+            pass  # not a database (the open below says so), or a page read mid-write
+        finally:
+            db.close()
+        time.sleep(0.01 * (attempt + 1))
+    return None
+
+
+def _refuse_another_names_log(path: str, opened_as: Optional[str]) -> None:
+    """Refuse ``path`` while the name the file was last opened by has its log beside it.
+
+    Each name of one file has its own write-ahead log (SQLite finds the log by
+    name), so the commits of a process that used another name and did not close
+    cleanly (killed, or running) are in that name's log, not visible here; a
+    sender through this name would send again what that one sent. A clean close
+    checkpoints the log and removes it: then any name may open the file.
+    """
+    if opened_as is None or opened_as == path:
+        return
+    wal = opened_as + "-wal"
+    if not os.path.exists(wal):
+        return
+    try:
+        same = os.path.samefile(opened_as, path)
+    except FileNotFoundError:
+        same = True  # the file was moved away from that name and left its log there
+    if not same:
+        return  # this file is a copy: the log beside the original's name is the original's
+    raise JournalError(
+        f"journal {path} was last opened as {opened_as}, and that name's write-ahead "
+        f"log ({wal}) is there: the commits in it are visible only through "
+        f"{opened_as}, so this name would see the journal as it was before them, and "
+        f"a send could repeat what was sent. Use --journal {opened_as} (the same file); "
+        "a journal closed cleanly opens by any name."
+    )
+
+
 class Journal:
     """A send run's journal in one SQLite file (created if missing).
 
     Args:
         path: the journal file; ``-wal`` and ``-shm`` files appear beside it. It
             is opened by its real path (symlinks resolved); a file with more than
-            one hard link is refused.
+            one hard link is refused. The file records the name it was last opened
+            by; while that name's ``-wal`` is there (its user was killed, or runs),
+            another name of the same file (a bind mount, a move) is refused.
         synchronous: ``"FULL"`` (fsync on every commit: safe against power loss) or
             ``"NORMAL"`` (safe against a killed process, not a power loss).
         lock: take the sender's lock (``flock`` on the database file: its device
@@ -417,7 +545,8 @@ class Journal:
 
     Raises:
         JournalLocked: ``lock`` and another process holds the lock.
-        JournalError: the file is not a journal (or of a newer schema).
+        JournalError: the file is not a journal (or of a newer schema), or it was
+            last opened by another name whose write-ahead log is still there.
     """
 
     def __init__(
@@ -441,6 +570,9 @@ class Journal:
         if lock:
             self._take_lock()
         try:
+            # Before SQLite reads (or makes) a log beside this name.
+            opened_as = _opened_as(self.path)
+            _refuse_another_names_log(self.path, opened_as)
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
@@ -448,8 +580,10 @@ class Journal:
             self._drop_lock()
             raise
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            if opened_as != self.path:
+                self._record_name()
+            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA temp_store=MEMORY")
             self._db.executescript(_SCHEMA)
             self._db.executescript(_COSTS_SCHEMA)
@@ -475,13 +609,50 @@ class Journal:
             self.close()
             raise
 
+    def _record_name(self) -> None:
+        """Write this name into the database file itself, before any commit goes to its log.
+
+        Out of WAL mode (a rollback journal writes the file itself): so the name is
+        in the file even if the process dies the next moment, and no log beside this
+        name holds a commit the file does not know was made here. When another
+        connection keeps the file in WAL mode, the name goes through the log and a
+        full checkpoint copies it into the file before anything else is written.
+        """
+        db = self._db
+        try:
+            mode = str(db.execute("PRAGMA journal_mode=DELETE").fetchone()[0]).lower()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            mode = "wal"
+        db.executescript(_META_SCHEMA)
+        with self._transaction() as tx:
+            self._set_meta({_OPENED_AS: self.path}, tx)
+        if mode == "wal":
+            busy, frames, copied = db.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+            if busy or copied < frames:
+                raise JournalError(
+                    f"journal {self.path}: could not write its name into the database "
+                    "file (another process keeps it busy); try again"
+                )
+        log.info("journal %s: recorded as opened by this name", self.path)
+
     def _migrate(self, version: str) -> None:
         # One path: each step brings the journal one version up, in one transaction.
         # Readers migrate too (the steps are small); a sender holds the lock.
         with self._transaction() as db:
             if version == "1":
                 # 1 -> 2: the clientId prefix. Messages sent under version 1 carried
-                # the client's own ids; from now on resends use the journal's.
+                # the client's own ids; from now on resends use the journal's. Those
+                # whose outcome is open (in flight, unknown) may have reached the
+                # platform under an id nobody recorded: a resend under the journal's
+                # id would not be refused as a repeat. They are kept by line.
+                db.execute(
+                    "INSERT OR IGNORE INTO ids_not_recorded (line) SELECT o.line "
+                    "FROM outcomes AS o JOIN messages AS m ON m.line = o.line "
+                    "WHERE m.client_id IS NULL AND o.state IN (?, ?)",
+                    (State.IN_FLIGHT, State.UNKNOWN),
+                )
                 self._set_meta({"schema_version": "2", "id_prefix": _new_id_prefix()}, db)
         log.info("journal %s: schema %s -> %s", self.path, version, SCHEMA_VERSION)
 
@@ -647,18 +818,24 @@ class Journal:
         that saves segments.
         """
         start = self.last_line
+        # Lines up to here have their messages and counts in the journal: this
+        # load's earlier transactions wrote them, or an earlier load did.
+        kept = start
         count = 0
         buffer: list[tuple[Any, ...]] = []
         batch_messages: list[tuple[int, Message]] = []
 
         def flush() -> None:
+            nonlocal kept
             costs = message_costs(batch_messages, transliterate=transliterate)
             with self._transaction() as db:
                 # Counts left by a load this journal was rebound from (``bind``
-                # empties ``messages`` only) would be counted as this input's.
-                db.execute("DELETE FROM costs WHERE line > ?", (start,))
+                # empties ``messages`` only) would be counted as this input's;
+                # those of the rows written since are this input's own.
+                db.execute("DELETE FROM costs WHERE line > ?", (kept,))
                 db.executemany(_INSERT, buffer)
                 db.executemany(_INSERT_COST, costs)
+            kept = buffer[-1][0]
 
         for line, message in rows:
             if line <= start:
@@ -695,13 +872,25 @@ class Journal:
 
     # -- sending -------------------------------------------------------------------------
 
-    def recover(self, *, resend_unknown: bool = False) -> dict[str, int]:
+    def recover(
+        self, *, resend_unknown: bool = False, resend_unknown_without_ids: bool = False
+    ) -> dict[str, int]:
         """Settle what a previous run left: call once before sending; returns counts.
 
         Rows ``in_flight`` (the previous process died with their request out) become
         ``unknown``. With ``resend_unknown`` every ``unknown`` row goes back to
-        ``pending``: the user accepts that some recipients may get a second SMS.
+        ``pending``: the user accepts that some recipients may get a second SMS (a
+        platform that refuses repeated clientIds refuses those it has, since a
+        message is resent with the clientId it went out with).
+
+        Raises:
+            JournalIdsNotRecorded: ``resend_unknown`` and some unknown messages went
+                out before the journal recorded clientIds (a journal migrated from
+                schema 1): a resend would carry a new id. Nothing is changed.
+                ``resend_unknown_without_ids`` (which implies ``resend_unknown``)
+                resends them all the same.
         """
+        resend_unknown = resend_unknown or resend_unknown_without_ids
         now = time.time()
         with self._transaction() as db:
             lost = db.execute(
@@ -711,6 +900,17 @@ class Journal:
                  State.IN_FLIGHT),
             ).rowcount
             resent = 0
+            if resend_unknown and not resend_unknown_without_ids:
+                unrecorded = [
+                    int(r[0])
+                    for r in db.execute(
+                        "SELECT o.line FROM outcomes AS o JOIN ids_not_recorded AS n "
+                        "ON n.line = o.line WHERE o.state = ? ORDER BY o.line",
+                        (State.UNKNOWN,),
+                    )
+                ]
+                if unrecorded:  # raised inside the transaction: it is rolled back
+                    raise JournalIdsNotRecorded(self.path, unrecorded)
             if resend_unknown:
                 resent = db.execute(
                     "UPDATE outcomes SET state = ?, reason = ?, updated_at = ? WHERE state = ?",

@@ -282,6 +282,7 @@ def send_journal(
     resend_unknown: bool = False,
     tick: Tick = _no_tick,
     hook: Optional[JournalHook] = None,
+    resend_unknown_without_ids: bool = False,
 ) -> SendOutcome:
     """Send every sendable message of a loaded journal, chunk by chunk.
 
@@ -300,9 +301,16 @@ def send_journal(
     cannot be reached (its messages stay ``not_sent`` for the next run). An
     interrupt (Ctrl-C, SIGTERM) records what the client knew (its ``.results``:
     accepted, rejected, not sent) and ``unknown`` only for requests it cut.
+
+    ``resend_unknown`` sends the ``unknown`` messages again, and is refused
+    (``JournalIdsNotRecorded``, before anything is sent) when some of them went
+    out before the journal recorded clientIds; ``resend_unknown_without_ids``
+    sends those too (see ``Journal.recover``).
     """
     outcome = SendOutcome()
-    outcome.recovered = journal.recover(resend_unknown=resend_unknown)
+    outcome.recovered = journal.recover(
+        resend_unknown=resend_unknown, resend_unknown_without_ids=resend_unknown_without_ids
+    )
     start = time.perf_counter()
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpgfast-journal")
     writing: Optional[Future[dict[str, int]]] = None

@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         return dry_run(args, rows(), shown_path(args.file))
 
     if args.journal is None:
-        if args.resend_unknown:
+        if args.resend_unknown or args.resend_unknown_without_ids:
             raise UsageError("--resend-unknown needs --journal")
         spooled = spool_stdin() if args.file == "-" else None
         if spooled is not None:
@@ -261,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
             total = journal.loaded
         counts = journal.counts()
         todo = counts["pending"] + counts["not_sent"]
-        if args.resend_unknown:
+        if args.resend_unknown or args.resend_unknown_without_ids:
             todo += counts["unknown"] + counts["in_flight"]
         hook = JournalHook(journal)
         with make_client(args, [hook]) as client:
@@ -273,6 +273,7 @@ def run(args: argparse.Namespace) -> int:
                     resend_unknown=args.resend_unknown,
                     tick=progress.tick,
                     hook=hook,
+                    resend_unknown_without_ids=args.resend_unknown_without_ids,
                 )
         summary = _send_summary(outcome, journal.summary(), total)
         final = journal.counts()
@@ -325,7 +326,13 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
                     help="a SQLite journal: record, resume, never send twice")
     jg.add_argument("--resend-unknown", action="store_true",
                     help="send again the messages whose outcome is unknown (a recipient "
-                    "may get a second SMS)")
+                    "may get a second SMS); refused for messages sent before the "
+                    "journal recorded clientIds (a journal an older hpgfast made)")
+    jg.add_argument("--resend-unknown-without-ids", action="store_true",
+                    help="as --resend-unknown, and also send again the unknown messages "
+                    "whose first clientId the journal does not have: they go under a "
+                    "new clientId, so a platform that refuses repeated ids cannot stop a "
+                    "second SMS")
     jg.add_argument("--journal-sync", choices=("full", "normal"), default="full",
                     help="full: fsync every commit, safe against power loss (default); "
                     "normal: safe against a killed process only")
