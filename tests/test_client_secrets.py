@@ -529,6 +529,9 @@ def test_the_redactor_masks_the_password_in_base64(prefix: str, url_safe: bool) 
     assert redact(f"ok {_b64(B64_SECRET)} ok") == "ok *** ok"
     other = _b64("another password entirely")
     assert redact(f"Basic {other}") == f"Basic {other}"
+    # A one-byte password masks its character, not every word holding a letter of
+    # its base64 ("YQ==": "Y", and "h" at the third alignment).
+    assert Redactor("a")("Your request here") == "Your request here"
 
 
 def test_the_redactor_masks_the_password_in_quoted_printable() -> None:

@@ -155,7 +155,9 @@ def _base64_pattern(password: str) -> str | None:
         text = base64.b64encode(b"\0" * offset + raw).decode("ascii")
         # Characters holding bits of the padding bytes only, or of both, are left out.
         core = text[-(-8 * offset // 6) : 8 * (offset + len(raw)) // 6]
-        if core:
+        # One character (a one-byte password) would match in most words, and the
+        # whole run around it would go: no text would survive the redaction.
+        if len(core) >= 2:
             alternatives.append(r"(?:\r?\n)?".join(_b64_char_pattern(c) for c in core))
     return "|".join(alternatives) or None
 
@@ -178,7 +180,8 @@ class Redactor:
        echo) does not show either.
 
     A very short password also masks its other occurrences: over-redaction is the
-    safe side. A masked echo that ran over several lines (quoted-printable soft line
+    safe side (but a one-byte password is not looked for in base64, where it would
+    mask nearly every word). A masked echo that ran over several lines (quoted-printable soft line
     breaks, wrapped base64) leaves as many line ends as it held after its ``***``, so
     that a text read line by line keeps its line numbers and shows no piece of it.
     """
