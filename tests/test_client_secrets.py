@@ -7,12 +7,17 @@ is searched for it in each form it can take on the wire.
 
 from __future__ import annotations
 
+import base64
 import html
 import http.server
 import io
 import logging
+import os
 import pickle
+import re
 import socket
+import subprocess
+import sys
 import threading
 import traceback
 import uuid
@@ -289,6 +294,39 @@ def _html_numeric(text: str, template: str) -> str:
     return "".join(template.format(ord(c)) if c in "&<>\"'" else c for c in text)
 
 
+def _b64(data: str, *, url: bool = False) -> str:
+    raw = data.encode("utf-8")
+    return (base64.urlsafe_b64encode(raw) if url else base64.b64encode(raw)).decode("ascii")
+
+
+def _qp(text: str, width: int = 9) -> str:
+    """Quoted-printable as a mail or multipart encoder may write it: every byte but
+    letters and digits as ``=XX``, and a soft line break (``=\\r\\n``) whenever a line
+    would pass ``width`` characters (a real encoder's 76, made short so that the
+    password is split across several lines)."""
+    tokens = [chr(b) if b < 128 and chr(b).isalnum() else f"={b:02X}" for b in text.encode()]
+    lines, line = [], ""
+    for token in tokens:
+        if line and len(line) + len(token) > width - 1:
+            lines.append(line)
+            line = ""
+        line += token
+    return "=\r\n".join([*lines, line])
+
+
+def _b64_cores(password: str) -> set[str]:
+    """The base64 characters that depend on the password's bytes alone, at each of the
+    three alignments it may have inside a longer base64 text, in both alphabets: what
+    an echo of ``login:password`` (or any text around it) in base64 shows of it."""
+    raw = password.encode("utf-8")
+    cores = set()
+    for offset in range(3):
+        text = base64.b64encode(b"\0" * offset + raw).decode("ascii")
+        core = text[-(-8 * offset // 6) : 8 * (offset + len(raw)) // 6]
+        cores |= {core, core.replace("+", "-").replace("/", "_")}
+    return cores
+
+
 # How servers echo a password: the name, and the encoder as a function of it.
 ECHO_FORMS: dict[str, Callable[[str], str]] = {
     "raw": lambda p: p,
@@ -303,8 +341,23 @@ ECHO_FORMS: dict[str, Callable[[str], str]] = {
     # java.net.URLEncoder: space -> "+", "*" kept, "~" encoded, upper-case hex.
     "java": lambda p: quote_plus(p, safe="*").replace("~", "%7E"),
     "json": lambda p: "".join(f"\\u{ord(c):04x}" if not c.isalnum() else c for c in p),
+    # Base64: the password alone, in the URL-safe alphabet, the credentials of a
+    # Basic Authorization header (login:password: the password at the second
+    # alignment), and after two other bytes (the third alignment).
+    "base64": lambda p: _b64(p),
+    "base64-url": lambda p: _b64(p, url=True),
+    "basic": lambda p: _b64(f"CLIENT:{p}"),
+    "base64-shifted": lambda p: _b64(f"id{p}", url=True),
+    # Quoted-printable with soft line breaks inside the password.
+    "qp": lambda p: _qp(p),
 }
-ECHO_LEAKS = {ECHO_CORE, *(encode(ECHO_SECRET) for encode in ECHO_FORMS.values())}
+ECHO_LEAKS = {
+    ECHO_CORE,
+    *(encode(ECHO_SECRET) for encode in ECHO_FORMS.values()),
+    *_b64_cores(ECHO_SECRET),
+    # Any line of the quoted-printable echo that holds four characters of the core.
+    *(line for line in _qp(ECHO_SECRET).split("=\r\n") if re.search("[0-9a-f]{4}", line)),
+}
 
 
 def echo_leaks(text: str) -> list[str]:
@@ -386,11 +439,45 @@ def test_no_leak_when_the_server_echoes_the_password_encoded(
         assert not echo_leaks(text), text
 
 
+#: The echoes in forms a person would not take for a password: base64 and
+#: quoted-printable.
+DISGUISED_FORMS = ("base64", "base64-url", "basic", "base64-shifted", "qp")
+
+
+@pytest.mark.sync_only  # the command line runs the blocking client
+@pytest.mark.parametrize("form", DISGUISED_FORMS)
+def test_no_leak_on_the_command_line_at_debug(
+    echo_server: str, tmp_path: Any, form: str
+) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("HPGFAST_")
+    } | {"HPGFAST_PASSWORD": ECHO_SECRET, "TMPDIR": str(tmp_path)}
+    shown = []
+    for status in ("500", "200"):
+        url = f"{echo_server}/{status}-{form.replace('-', '_')}-text/x/"
+        common = ["--url", url, "--login", "CLIENT", "--timeout", "5"]
+        for command in (
+            ["send", *common, "--to", "79031234567", "--text", "hi", "--subject", "S", "--json"],
+            ["status", *common, "1001", "1002"],
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "hpgfast", "-vv", *command],
+                env=env, capture_output=True, text=True, timeout=60,
+            )
+            shown.append(done.stdout + done.stderr)
+            assert " DEBUG " in done.stderr, done.stderr  # -vv logged at DEBUG
+            assert done.returncode != 0, done.stdout  # each echo is a failure
+    for text in shown:
+        assert not echo_leaks(text), text
+
+
 def test_the_redactor_masks_every_form_and_any_password_value() -> None:
     redact = Redactor(ECHO_SECRET, password_param="pwd")
     for name, encode in ECHO_FORMS.items():
         text = f"<b>{encode(ECHO_SECRET)}</b> and again:{encode(ECHO_SECRET)}"
-        assert redact(text) == "<b>***</b> and again:***", name
+        # An echo over several lines leaves its line ends (see Redactor).
+        masked = "***" + "\n" * encode(ECHO_SECRET).count("\n")
+        assert redact(text) == f"<b>{masked}</b> and again:{masked}", name
     # Any value of the password parameter, in any case or encoding, whatever it is.
     assert redact("login=C&pwd=Other%20one&x=1") == "login=C&pwd=***&x=1"
     assert redact("URL: /send?PWD%3dabc def") == "URL: /send?PWD%3d*** def"
@@ -408,6 +495,68 @@ def test_the_redactor_masks_every_form_and_any_password_value() -> None:
         assert redact(f"[{text}]") == "[***]", text
     # A password ending in "&" does not leave the rest of "&amp;" behind.
     assert Redactor("x&")("(x&amp;)") == "(***)"
+
+
+# A password whose base64 holds both "+" and "/" at each of the three alignments, so
+# that the URL-safe alphabet differs from the standard one wherever it may stand.
+B64_SECRET = "S3cré>?~%~??"
+
+
+@pytest.mark.parametrize("prefix", ["", "x", "xy", "CLIENT:", "login:"])
+@pytest.mark.parametrize("url_safe", [False, True])
+def test_the_redactor_masks_the_password_in_base64(prefix: str, url_safe: bool) -> None:
+    redact = Redactor(B64_SECRET)
+    cores = _b64_cores(B64_SECRET)
+    assert all("+" in c and "/" in c for c in cores if "-" not in c)
+    encoded = _b64(prefix + B64_SECRET, url=url_safe)
+    for text, masked in (
+        # An echoed Authorization header: the whole credentials go, the scheme stays.
+        (f"Authorization: Basic {encoded}\r\nHost: x", "Authorization: Basic ***\r\nHost: x"),
+        (f'{{"auth":"{encoded}","n":1}}', '{"auth":"***","n":1}'),
+        # Inside a longer base64 text, percent-encoded in a URL, JSON-escaped.
+        (f"data={_b64('a' * 7 + prefix + B64_SECRET + 'tail')}&x=1", "data=***&x=1"),
+        (f"token={quote(encoded, safe='')} end", None),
+        (f'"{encoded.replace("/", chr(92) + "/")}"', None),
+        # Wrapped as MIME wraps base64, here every 7 characters.
+        ("\r\n".join(encoded[i : i + 7] for i in range(0, len(encoded), 7)), None),
+    ):
+        shown = redact(text)
+        assert not [core for core in cores if core in shown.replace("\n", "")], (text, shown)
+        assert "***" in shown, text
+        if masked is not None:
+            assert shown == masked, text
+    # Text around an echo is kept, and a text without one is left alone.
+    assert redact(f"ok {_b64(B64_SECRET)} ok") == "ok *** ok"
+    other = _b64("another password entirely")
+    assert redact(f"Basic {other}") == f"Basic {other}"
+    # A one-byte password masks its character, not every word holding a letter of
+    # its base64 ("YQ==": "Y", and "h" at the third alignment).
+    assert Redactor("a")("Your request here") == "Your request here"
+
+
+def test_the_redactor_masks_the_password_in_quoted_printable() -> None:
+    import quopri
+
+    redact = Redactor(B64_SECRET)
+    forms = [
+        quopri.encodestring(B64_SECRET.encode("utf-8")).decode("ascii"),
+        quopri.encodestring(B64_SECRET.encode("utf-8"), quotetabs=True).decode("ascii"),
+        *(_qp(B64_SECRET, width) for width in (4, 5, 6, 7, 76)),
+        _qp(B64_SECRET, 5).replace("\r\n", "\n"),  # bare LF line ends
+        re.sub("=[0-9A-F]{2}", lambda m: m.group().lower(), _qp(B64_SECRET, 6)),  # hex
+        # A soft break between the two bytes of "é" (=C3=\r\n=A9).
+        "S3cr=C3=\r\n=A9=3E=3F=7E=25=7E=3F=3F",
+        # RFC 2047's Q encoding of a mail header: "_" for a space.
+        "=?utf-8?q?" + _qp(B64_SECRET.replace("?", " "), 80).replace("=20", "_") + "?=",
+    ]
+    for form in forms:
+        secret = B64_SECRET.replace("?", " ") if form.startswith("=?") else B64_SECRET
+        shown = Redactor(secret)(f"Subject: {form} end")
+        lines = form.count("\n")
+        assert shown == f"Subject: {form[:10] if form.startswith('=?') else ''}***" \
+            f"{chr(10) * lines}{'?=' if form.startswith('=?') else ''} end", form
+    # The name of the parameter in quoted-printable, with another password's value.
+    assert redact("password=3Dsomething else") == "password=3D*** else"
 
 
 def test_loggers_created_after_the_first_client_are_redacted(

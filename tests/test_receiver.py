@@ -6,6 +6,7 @@ import http.client
 import io
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -348,28 +349,146 @@ def test_500_idle_connections_from_outside_the_allow_list(
 
 
 def test_a_slot_is_taken_only_once_the_head_arrived(got: list[StatusResult]) -> None:
-    head = (b"POST / HTTP/1.1\r\nHost: x\r\nX-HPG-Secret: " + SECRET.encode()
-            + b"\r\nContent-Length: 100\r\n\r\n")
-    with Receiver(got.append, secret=SECRET, max_connections=2) as server:
+    release = threading.Event()
+
+    def busy(report: StatusResult) -> None:
+        got.append(report)
+        if report.provider_id.startswith("slow"):
+            release.wait(20)
+
+    with Receiver(busy, secret=SECRET, max_connections=2) as server:
         idle = _connect(server, 20)
-        # Two requests with the secret, stalling in their bodies, hold both slots...
-        slow = _connect(server, 2)
+        # Two whole requests with the secret, whose callback is still busy, hold
+        # both slots...
+        slow = [threading.Thread(target=_push_from, args=(server, "127.0.0.1", SECRET, pid))
+                for pid in ("slow1", "slow2")]
         try:
-            for sock in slow:
-                sock.sendall(head)
+            for thread in slow:
+                thread.start()
+            _wait(lambda: server.serving == 2)
             _wait(lambda: server.waiting == 20)
             # ... so a third whole request is answered 503 at once, without a thread.
             status, text = _raw(server, "POST", "/", b"ok;1;sent;;\n", {"X-HPG-Secret": SECRET})
             assert (status, text) == (503, "busy, push again later")
             # A request without the secret holds a slot for one 401 only.
         finally:
-            for sock in slow:
-                sock.close()
+            release.set()
+            for thread in slow:
+                thread.join()
         _wait(lambda: push(server.url, [("ok", "8", "sent", None, None)],
                            secret=SECRET) == (200, "ok"))
         for sock in idle:
             sock.close()
-    assert [r.provider_id for r in got] == ["8"]
+    assert sorted(r.provider_id for r in got) == ["8", "slow1", "slow2"]
+
+
+def _heads(server: Receiver, n: int, length: int, extra: bytes = b"") -> list[socket.socket]:
+    """``n`` connections that send a whole head with the secret and ``Content-Length:
+    length``, then ``extra`` and nothing more."""
+    socks = _connect(server, n)
+    head = (b"POST / HTTP/1.1\r\nHost: x\r\nX-HPG-Secret: " + SECRET.encode()
+            + b"\r\nContent-Length: %d\r\n\r\n" % length + extra)
+    for sock in socks:
+        sock.sendall(head)
+    return socks
+
+
+def test_requests_that_never_send_their_body_do_not_starve_a_push(
+    got: list[StatusResult],
+) -> None:
+    # Seventy authenticated requests (more than the 64 slots) send their head and
+    # never their body; a real push that arrives whole is still taken at once.
+    with Receiver(got.append, secret=SECRET) as server:
+        slow = _heads(server, 70, 100, b"ok;1;")
+        try:
+            _wait(lambda: server.waiting == 0)  # every head has arrived
+            time.sleep(0.2)
+            started = time.monotonic()
+            assert _push_from(server, "127.0.0.1") == (200, "ok")
+            assert push(server.url, REPORTS, secret=SECRET) == (200, "ok")
+            assert time.monotonic() - started < 2.0
+        finally:
+            for sock in slow:
+                sock.close()
+    assert [r.provider_id for r in got] == ["9", "1001", "1002"]
+
+
+def test_a_body_that_does_not_arrive_in_time_is_answered_408(got: list[StatusResult]) -> None:
+    with Receiver(got.append, secret=SECRET, body_deadline=0.5) as server:
+        (sock,) = _heads(server, 1, 100, b"ok;1;")
+        with sock:
+            started = time.monotonic()
+            reply = b""
+            while chunk := sock.recv(4096):
+                reply += chunk
+            waited = time.monotonic() - started
+        assert reply.startswith(b"HTTP/1.0 408 "), reply
+        assert reply.endswith(b"body not received within 0.5 s\n"), reply
+        assert 0.4 < waited < 3.0
+        assert push(server.url, REPORTS, secret=SECRET) == (200, "ok")
+    assert [r.provider_id for r in got] == ["1001", "1002"]
+
+
+def test_the_oldest_request_still_reading_its_body_makes_room(
+    got: list[StatusResult],
+) -> None:
+    with Receiver(got.append, secret=SECRET, max_reading=3) as server:
+        first, *others = _heads(server, 4, 100)
+        try:
+            reply = first.recv(4096)
+            assert reply.startswith(b"HTTP/1.0 503 "), reply
+            assert push(server.url, REPORTS, secret=SECRET) == (200, "ok")
+        finally:
+            for sock in [first, *others]:
+                sock.close()
+    assert [r.provider_id for r in got] == ["1001", "1002"]
+
+
+def test_a_body_read_by_a_slot_is_bounded_by_the_body_deadline(
+    got: list[StatusResult],
+) -> None:
+    # A body over max_body is read (and dropped) by the request's thread, so that the
+    # caller sees its 413: never longer than the body deadline.
+    with Receiver(got.append, secret=SECRET, max_body=100, max_connections=1,
+                  body_deadline=0.5) as server:
+        (sock,) = _heads(server, 1, 5000, b"x" * 10)
+        with sock:
+            started = time.monotonic()
+            reply = b""
+            while chunk := sock.recv(4096):
+                reply += chunk
+            assert time.monotonic() - started < 3.0
+        assert reply.startswith(b"HTTP/1.0 408 "), reply
+        assert reply.endswith(b"body not received in time\n"), reply
+        # The slot is free again: a push is taken.
+        assert push(server.url, REPORTS, secret=SECRET) == (200, "ok")
+    assert [r.provider_id for r in got] == ["1001", "1002"]
+
+
+@pytest.mark.parametrize(
+    "name, status",
+    [("X-HPG-Secret", 200), ("x-hpg-secret", 200), ("X_HPG_Secret", 401),
+     ("X_HPG-Secret", 401), ("x-hpg_secret", 401)],
+)
+def test_the_secret_header_is_read_only_under_its_dashed_name(
+    got: list[StatusResult], name: str, status: int
+) -> None:
+    # WSGI turns "-" into "_" in HTTP_* names: "X_HPG_Secret" would be read as the
+    # secret, past a proxy that strips (or sets) the real "X-HPG-Secret".
+    with Receiver(got.append, secret=SECRET) as server:
+        assert _raw(server, "POST", "/", b"ok;5;sent;;\n", {name: SECRET})[0] == status
+        # Beside a real header with a wrong value, it is not read either.
+        if status == 401:
+            with socket.create_connection((server.host, server.port), timeout=10) as sock:
+                sock.sendall(b"GET /?providerId=6&status=sent HTTP/1.0\r\n"
+                             + f"X-HPG-Secret: wrong\r\n{name}: {SECRET}\r\n\r\n".encode())
+                assert sock.recv(4096).startswith(b"HTTP/1.0 401 ")
+    assert len(got) == (status == 200)
+
+
+def test_a_secret_header_name_with_an_underscore_is_refused() -> None:
+    with pytest.raises(ValueError, match="underscore"):
+        make_app(secret=SECRET, secret_header="X_HPG_Secret")
 
 
 def test_the_oldest_waiting_connection_makes_room(got: list[StatusResult]) -> None:
@@ -617,3 +736,46 @@ def test_json_push_shape(receiver: Receiver, got: list[StatusResult]) -> None:
     assert push(receiver.url, reports, secret=SECRET, shape="json") == (200, "ok")
     assert got == [StatusResult("ok", "1001", "delivered", WHEN, None),
                    StatusResult("ok", "1002", "sent", None, "x")]
+
+
+def test_hpgfast_receive_takes_a_body_deadline() -> None:
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HPGFAST_RECEIVER_SECRET=SECRET)
+    bad = subprocess.run([sys.executable, "-m", "hpgfast", "receive", "--port", "0",
+                          "--body-deadline", "0"], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "body_deadline" in bad.stderr, bad.stderr
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpgfast", "receive", "--port", "0", "--body-deadline", "0.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        match = re.search(r"listening at http://127\.0\.0\.1:(\d+)/;", proc.stderr.readline())
+        assert match is not None
+        port = int(match.group(1))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nX-HPG-Secret: " + SECRET.encode()
+                         + b"\r\nContent-Length: 10\r\n\r\nok;")
+            started = time.monotonic()
+            reply = b""
+            while chunk := sock.recv(4096):
+                reply += chunk
+            assert time.monotonic() - started < 3.0
+        assert reply.startswith(b"HTTP/1.0 408 "), reply
+        url = f"http://127.0.0.1:{port}/"
+        assert push(url, REPORTS, secret=SECRET) == (200, "ok")
+        with urllib3.PoolManager() as pool:
+            r = pool.request("POST", url, body=b"ok;7;sent;;\n", headers={"X_HPG_Secret": SECRET})
+            assert r.status == 401
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert out.splitlines() == ["1001;ok;delivered;2026-11-28 09:30:01;",
+                                "1002;ok;undelivered;2026-11-28 09:30:02;unknown-subscriber"]

@@ -13,6 +13,7 @@ log targets.
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import threading
@@ -68,20 +69,25 @@ def _char_pattern(char: str, *, any_case: bool = False) -> str:
     also once more encoded (``%2541``); ``+`` for a space; a Python bytes escape
     (``\xc3``); an HTML named or numeric character reference (``&lt;``, ``&#60;``,
     ``&#x3C;``, the ``;`` optional as in lenient HTML); a JSON ``\uXXXX`` escape (a
-    surrogate pair beyond the BMP) or ``\/``. Each character of a text may take any
-    of its forms independently of the others, so a half-encoded echo is caught too.
+    surrogate pair beyond the BMP) or ``\/``; quoted-printable (``=C3=A9``, hex in
+    any case, a soft line break allowed between the bytes of one character) and
+    ``_`` for a space (RFC 2047's Q encoding of mail headers). Each character of a
+    text may take any of its forms independently of the others, so a half-encoded
+    echo is caught too.
     """
     code = ord(char)
     first, *more = char.encode("utf-8", "surrogatepass")
     tail = "".join(f"(?:%(?:25)?{_hex(b, 2)}|\\\\x{_hex(b, 2)})" for b in more)
+    quoted = _QP_SOFT_BREAK.join(f"={_hex(b, 2)}" for b in (first, *more))
     forms = [
         f"%(?:25)?{_hex(first, 2)}{tail}",
         f"\\\\x{_hex(first, 2)}{tail}",
         f"&#0*{code};?",
         f"&#[xX]0*{_hex(code, 1)};?",
+        quoted,
     ]
     if char == " ":
-        forms.append(r"\+")
+        forms += [r"\+", "_"]
     if char in _HTML_NAMED:
         forms.append(f"&{_HTML_NAMED[char]};?")
     if code > 0xFFFF:
@@ -103,9 +109,57 @@ def _char_pattern(char: str, *, any_case: bool = False) -> str:
     return "(?:" + "|".join(forms) + ")"
 
 
+#: A quoted-printable soft line break: "=" at the end of a line, which the decoder
+#: drops. An encoder puts one wherever a line would pass 76 characters, so one may
+#: fall between any two characters of an echoed password.
+_QP_SOFT_BREAK = r"(?:=\r?\n)?"
+
+
 def _text_pattern(text: str, *, any_case: bool = False) -> str:
     """A pattern of ``text`` in any of its forms, character by character."""
-    return "".join(_char_pattern(c, any_case=any_case) for c in text)
+    return _QP_SOFT_BREAK.join(_char_pattern(c, any_case=any_case) for c in text)
+
+
+#: The characters of a base64 run, either alphabet (standard "+/", URL-safe "-_").
+_B64_RUN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_")
+
+
+def _b64_char_pattern(char: str) -> str:
+    """One base64 character, in either alphabet, itself or as a URL or JSON escapes it.
+
+    Letters and digits only as themselves: no encoder escapes them, and a literal
+    first character lets the regex scan a long text fast.
+    """
+    if char == "+":
+        return r"(?:\+|-|%2[bB])"
+    if char == "/":
+        return r"(?:/|_|%2[fF]|\\/)"
+    return char
+
+
+def _base64_pattern(password: str) -> str | None:
+    """A pattern of the password inside any base64 text, at any of its alignments.
+
+    Base64 turns 3 bytes into 4 characters, so inside a longer base64 text (an
+    echoed ``Authorization: Basic`` header, ``login:password``) the password's bytes
+    start at one of three alignments, and at each, the characters between the first
+    and the last it shares with its neighbours depend on the password alone: those
+    are matched, in the standard or the URL-safe alphabet (each character in either,
+    ``+`` and ``/`` also escaped as in a URL or JSON), with a MIME line break allowed
+    between any two. ``Redactor`` then masks the whole base64 run around a match (see
+    ``_mask_base64``).
+    """
+    raw = password.encode("utf-8", "surrogatepass")
+    alternatives = []
+    for offset in range(3):
+        text = base64.b64encode(b"\0" * offset + raw).decode("ascii")
+        # Characters holding bits of the padding bytes only, or of both, are left out.
+        core = text[-(-8 * offset // 6) : 8 * (offset + len(raw)) // 6]
+        # One character (a one-byte password) would match in most words, and the
+        # whole run around it would go: no text would survive the redaction.
+        if len(core) >= 2:
+            alternatives.append(r"(?:\r?\n)?".join(_b64_char_pattern(c) for c in core))
+    return "|".join(alternatives) or None
 
 
 class Redactor:
@@ -115,21 +169,29 @@ class Redactor:
 
     1. the password in any encoding a server or library may echo it in (see
        ``_char_pattern``: percent-encoding with hex in any case, ``+`` for space,
-       ``java.net.URLEncoder``'s choices, HTML and JSON escapes, mixed), so that
-       ``password=p%40ss`` becomes ``password=***``;
+       ``java.net.URLEncoder``'s choices, HTML and JSON escapes, quoted-printable
+       with soft line breaks, mixed), so that ``password=p%40ss`` becomes
+       ``password=***``; and in base64 (see ``_base64_pattern``: alone or inside a
+       longer base64 text such as an echoed Basic ``Authorization`` header, either
+       alphabet);
     2. the value of any ``<password_param>=`` (the name in any case or encoding,
        ``=`` as such or encoded) up to ``&``, whitespace, a quote or the end, so that
        a form hpgfast does not know (another client's password, a cut or garbled
        echo) does not show either.
 
     A very short password also masks its other occurrences: over-redaction is the
-    safe side.
+    safe side (but a one-byte password is not looked for in base64, where it would
+    mask nearly every word). A masked echo that ran over several lines (quoted-printable soft line
+    breaks, wrapped base64) leaves as many line ends as it held after its ``***``, so
+    that a text read line by line keeps its line numbers and shows no piece of it.
     """
 
-    __slots__ = ("_assignment", "_forms")
+    __slots__ = ("_assignment", "_base64", "_forms")
 
     def __init__(self, password: str, *, password_param: str = "password") -> None:
         self._forms = re.compile(_text_pattern(password)) if password else None
+        b64 = _base64_pattern(password) if password else None
+        self._base64 = re.compile(b64) if b64 else None
         # The name in any case: a foreign echo may change it.
         self._assignment = (
             re.compile(
@@ -142,7 +204,9 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         if self._forms is not None:
-            text = self._forms.sub(MASK, text)
+            text = self._forms.sub(_mask, text)
+        if self._base64 is not None:
+            text = _mask_base64(self._base64, text)
         if self._assignment is not None:
             text = self._assignment.sub(_mask_value, text)
         return text
@@ -156,6 +220,44 @@ class Redactor:
 
 def _mask_value(match: re.Match[str]) -> str:
     return match.group(1) + MASK
+
+
+def _mask(match: re.Match[str]) -> str:
+    # The line ends it held: a text read line by line keeps its line numbers.
+    return MASK + "\n" * match.group().count("\n")
+
+
+def _mask_base64(pattern: re.Pattern[str], text: str) -> str:
+    """``text`` with every base64 run that holds the password masked whole.
+
+    The whole run, not only the password's characters: the ones at its edges hold a
+    few bits of it too, and an echoed ``login:password`` is better shown as ``***``
+    than as the login's base64 and a stump. A run is extended here rather than in
+    the pattern: a leading ``[A-Za-z0-9+/]*`` would make the regex retry a long run
+    from each of its characters.
+    """
+    spans: list[list[int]] = []
+    for match in pattern.finditer(text):
+        start, end = match.span()
+        while start > 0 and text[start - 1] in _B64_RUN:
+            start -= 1
+        while end < len(text) and text[end] in _B64_RUN:
+            end += 1
+        pad = 0
+        while pad < 2 and text.startswith("=", end):
+            end, pad = end + 1, pad + 1
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    if not spans:
+        return text
+    out, last = [], 0
+    for start, end in spans:
+        out += [text[last:start], MASK, "\n" * text.count("\n", start, end)]
+        last = end
+    out.append(text[last:])
+    return "".join(out)
 
 
 def scrub_exception(exc: BaseException, redact: Callable[[str], str]) -> None:

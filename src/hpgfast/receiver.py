@@ -50,23 +50,38 @@ say nothing. So a connection costs a thread only once it has proven something:
    An idle peer cannot outlive its deadline, and a flood of them evicts its own
    oldest members while a real push, whose head arrives at once, is not waiting
    long enough to be the oldest.
-3. A connection whose head has arrived takes one of ``max_connections`` (64)
+3. Then it waits there, still without a thread, for the body its
+   ``Content-Length`` announces, for ``body_deadline`` seconds (10) at most; then
+   it is answered 408. Up to ``max_reading`` (64) wait so at once (each holds at
+   most ``max_body`` bytes); one more answers the oldest 503. So requests that send
+   their head and never their body, with the secret or not, hold no slot.
+4. A request whose bytes have all arrived takes one of ``max_connections`` (64)
    slots, a thread that runs the WSGI application from the buffered bytes; with
    every slot busy it is answered 503 at once. The application checks the source
-   and the secret before it reads a byte of the body, so a peer without the secret
-   holds a slot for one 401 only; ``request_deadline`` (60 s) bounds a whole
-   request, and each read is bounded by 30 s.
+   and the secret first, so a peer without the secret holds a slot for one 401
+   only. A body the application refuses anyway (chunked, over ``max_body``) goes
+   to a slot at once and is read there (to answer 413 rather than a reset) by the
+   same body deadline; ``request_deadline`` (60 s) bounds a whole request, and
+   each read is bounded by 30 s.
 
-So with or without an allow-list, 500 idle connections hold no slot and a push
-with the secret is answered at once. socketserver's and wsgiref's own error
-reports (tracebacks they would print to standard error) go to this module's
-logger instead, with the secret masked.
+So with or without an allow-list, 500 idle connections, or 70 that never send
+their body, hold no slot and a push with the secret is answered at once.
+
+The secret header is read under its own name only: headers whose name holds an
+underscore are dropped (WSGI would read ``X_HPG_Secret`` as ``X-HPG-Secret``, past a
+proxy that strips or sets the real one), as nginx and gunicorn (22 and later) drop
+them by default; ``make_app`` in another WSGI server relies on that server, or the
+proxy in front of it, doing so.
+
+socketserver's and wsgiref's own error reports (tracebacks they would print to
+standard error) go to this module's logger instead, with the secret masked.
 
 HTTP answers: 200 ``ok`` (a repeat, too); 400 garbage (the reason); 401 wrong or
-missing secret; 403 source address not allowed; 405 other methods; 411 chunked
-bodies; 413 body over ``max_body``; 431 a request head over 64 KiB; 500 the
-callback (or the journal) failed: the platform should push again; 503 every slot
-busy.
+missing secret; 403 source address not allowed; 405 other methods; 408 a body not
+received within ``body_deadline``; 411 chunked bodies; 413 body over ``max_body``;
+431 a request head over 64 KiB; 500 the callback (or the journal) failed: the
+platform should push again; 503 every slot busy, or too many requests waiting for
+their body.
 """
 
 from __future__ import annotations
@@ -363,7 +378,9 @@ def make_app(
         secret: the shared secret (printable ASCII, no spaces or ``/``) the caller must
             present in ``secret_header`` or as the last path segment (``/hpg/<secret>``).
             ``None`` turns the check off, which is allowed only together with ``allow``.
-        secret_header: the header's name.
+        secret_header: the header's name (letters, digits and ``-``: WSGI gives "-"
+            and "_" one name, so a name with "_" is refused; see ``Receiver`` for
+            headers whose name holds one).
         allow: IP addresses or networks (``"10.0.0.0/8"``) pushes may come from
             (``REMOTE_ADDR``); ``None``: any.
         max_body: the largest body accepted, bytes.
@@ -390,6 +407,11 @@ def make_app(
         raise ValueError(
             "the secret must be printable ASCII without spaces or '/' "
             "(it travels in a header or a path segment)"
+        )
+    if not secret_header or "_" in secret_header:
+        raise ValueError(
+            f"the secret header's name must not be empty nor hold an underscore, got "
+            f"{secret_header!r}: WSGI reads '_' as '-', and proxies drop such headers"
         )
     if max_body < 1:
         raise ValueError(f"max_body must be positive, got {max_body}")
@@ -439,7 +461,12 @@ def make_app(
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
             raise _Refused("400 Bad Request", f"bad Content-Length {raw[:40]!r}")
         length = int(raw)
-        stream = environ["wsgi.input"]
+        try:
+            return read_exactly(environ["wsgi.input"], length)
+        except OSError:  # the server's read timed out (the body deadline) or failed
+            raise _Refused("408 Request Timeout", "body not received in time") from None
+
+    def read_exactly(stream: Any, length: int) -> bytes:
         if length > max_body:
             if length <= _DRAIN_LIMIT:
                 left = length
@@ -558,6 +585,12 @@ MAX_WAITING = 1024
 HEADER_DEADLINE = 10.0
 #: The largest request head (request line and headers), bytes: 431 over it.
 MAX_HEAD = 64 * 1024
+#: Seconds a request has, once its head has arrived, to deliver its whole body.
+BODY_DEADLINE = 10.0
+#: Requests whose head has arrived and whose body has not yet, at once (they hold no
+#: thread, only a socket and the bytes so far, at most max_body each); when a new
+#: one comes over the cap, the oldest is answered 503.
+MAX_READING = 64
 #: Seconds a connection may take for its whole request and answer. The handler's
 #: timeout bounds each read only: a client sending a byte every 29 s would hold a
 #: thread for ever without this.
@@ -573,25 +606,66 @@ _HEAD_ENDS = (b"\n\r\n", b"\n\n")
 
 
 class _Conn:
-    """A connection the selector holds: waiting for its head, or lingering after a refusal."""
+    """A connection the selector holds: waiting for its head or its body, or lingering
+    after a refusal."""
 
-    __slots__ = ("address", "deadline", "head", "sock", "started")
+    __slots__ = ("address", "deadline", "head", "need", "sock", "started")
 
     def __init__(self, sock: socket.socket, address: Any, now: float, deadline: float) -> None:
         self.sock = sock
         self.address = address
         self.started = now
         self.deadline = deadline
-        self.head = bytearray()
+        self.head = bytearray()  # the bytes read so far: the head, then the body
+        self.need = 0  # while reading the body: the bytes of head and body in all
+
+
+def _head_end(data: bytearray, start: int = 0) -> int:
+    """Where the request head in ``data`` ends (after its empty line), or -1."""
+    ends = [i + len(end) for end in _HEAD_ENDS if (i := data.find(end, start)) >= 0]
+    return min(ends, default=-1)
+
+
+def _body_length(head: bytes, max_body: int) -> Optional[int]:
+    """The body's length as the application will read it, when the selector should
+    wait for it: ``None`` for a body the application refuses anyway (chunked, a
+    bad or missing-digit ``Content-Length``, over ``max_body``), which goes to a
+    thread at once and is read there under the same body deadline.
+
+    Headers are read as ``http.server`` reads them, the first ``Content-Length``
+    counting; a name that is not exactly one (a space before the colon) is not one.
+    """
+    length: Optional[bytes] = None
+    for line in head.split(b"\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        name = name.lower()
+        if name == b"transfer-encoding" and b"chunked" in value.lower():
+            return None
+        if name == b"content-length" and length is None:
+            length = value.strip()
+    if length is None:
+        return 0
+    if not (length.isdigit() and len(length) <= 18):
+        return None
+    size = int(length)
+    return size if size <= max_body else None
 
 
 class _Prefixed(io.RawIOBase):
     """A socket's reading side with the bytes the selector already read put back in front."""
 
-    def __init__(self, prefix: bytes, sock: socket.socket) -> None:
+    def __init__(self, prefix: bytes, sock: socket.socket, deadline: float = float("inf"),
+                 timeout: Optional[float] = None) -> None:
         super().__init__()
         self._prefix = memoryview(prefix)
+        self._sock = sock
         self._raw = socket.SocketIO(sock, "rb")
+        # Past the bytes the selector read, every read must end by ``deadline``: a
+        # body that trickles in from a thread holds a slot no longer than that.
+        self._deadline = deadline
+        self._timeout = timeout
 
     def readable(self) -> bool:
         return True
@@ -602,7 +676,14 @@ class _Prefixed(io.RawIOBase):
             buffer[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
-        return self._raw.readinto(buffer)
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("the body did not arrive in time")
+        self._sock.settimeout(left if self._timeout is None else min(left, self._timeout))
+        try:
+            return self._raw.readinto(buffer)
+        finally:
+            self._sock.settimeout(self._timeout)  # the answer is written as before
 
     def close(self) -> None:
         self._raw.close()
@@ -618,7 +699,10 @@ class _Server(WSGIServer):
 
     max_connections = MAX_CONNECTIONS
     max_waiting = MAX_WAITING
+    max_reading = MAX_READING
+    max_body = DEFAULT_MAX_BODY
     header_deadline = HEADER_DEADLINE
+    body_deadline = BODY_DEADLINE
     request_deadline = REQUEST_DEADLINE
     nets: Optional[Networks] = None
     #: The secret as it may appear in text (plain, percent-encoded): masked in logs.
@@ -633,12 +717,15 @@ class _Server(WSGIServer):
         self._selector.register(self.socket, selectors.EVENT_READ, None)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._waiting: dict[socket.socket, _Conn] = {}  # in accept order: oldest first
+        self._reading: dict[socket.socket, _Conn] = {}  # in head order: oldest first
         self._lingering: dict[socket.socket, _Conn] = {}
         self._workers: set[threading.Thread] = set()
         self._workers_lock = threading.Lock()
         self._stopping = False
         self._evicted = 0
         self._evicted_logged = float("-inf")
+        self._evicted_reading = 0
+        self._evicted_reading_logged = float("-inf")
 
     # -- the selector thread: accept, collect heads, hand complete ones to a worker
 
@@ -663,7 +750,7 @@ class _Server(WSGIServer):
         except Exception:  # a bug of ours: logged (not a raw traceback), then stop
             self.handle_error(None, ("the selector loop", 0))
         finally:
-            for pool in (self._waiting, self._lingering):
+            for pool in (self._waiting, self._reading, self._lingering):
                 for conn in list(pool.values()):
                     self._drop(conn, pool)
 
@@ -690,9 +777,9 @@ class _Server(WSGIServer):
         self._wake_w.close()
 
     def _next_deadline(self) -> float:
-        # Both pools are in deadline order (one fixed delay each): the first is next.
+        # Every pool is in deadline order (one fixed delay each): the first is next.
         first = [next(iter(pool.values())).deadline
-                 for pool in (self._waiting, self._lingering) if pool]
+                 for pool in (self._waiting, self._reading, self._lingering) if pool]
         return min(first, default=time.monotonic() + 1.0)
 
     def _accept(self) -> None:
@@ -728,7 +815,8 @@ class _Server(WSGIServer):
 
     def _read(self, conn: _Conn) -> None:
         lingering = conn.sock in self._lingering
-        pool = self._lingering if lingering else self._waiting
+        reading = not lingering and conn.sock in self._reading
+        pool = self._lingering if lingering else self._reading if reading else self._waiting
         try:
             data = conn.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
@@ -743,8 +831,14 @@ class _Server(WSGIServer):
             return  # dropped: the answer is out already
         seen = len(conn.head)
         conn.head += data
-        start = max(0, seen - 2)
-        if not any(conn.head.find(end, start) >= 0 for end in _HEAD_ENDS):
+        if reading:
+            if len(conn.head) >= conn.need:
+                del self._reading[conn.sock]
+                self._selector.unregister(conn.sock)
+                self._hand_over(conn)
+            return
+        end = _head_end(conn.head, max(0, seen - 2))
+        if end < 0:
             if len(conn.head) > MAX_HEAD:
                 del self._waiting[conn.sock]
                 self._selector.unregister(conn.sock)
@@ -752,7 +846,39 @@ class _Server(WSGIServer):
                              f"request head over {MAX_HEAD} bytes")
             return
         del self._waiting[conn.sock]
+        # The body is waited for here too, holding no thread: a request that sends
+        # its head and never its body (or trickles it) must not hold a slot, or a few
+        # dozen of them starve every real push. Only a request whose bytes have all
+        # arrived takes a slot.
+        length = _body_length(bytes(conn.head[:end]), self.max_body)
+        if length is not None and len(conn.head) < end + length:
+            conn.need = end + length
+            self._wait_for_body(conn, time.monotonic())
+            return
         self._selector.unregister(conn.sock)
+        self._hand_over(conn)
+
+    def _wait_for_body(self, conn: _Conn, now: float) -> None:
+        """Keep ``conn`` in the selector until its body has arrived, for the body deadline."""
+        if len(self._reading) >= self.max_reading:
+            # A flood of bodies that never come evicts its own oldest members; a real
+            # push, whose body follows its head at once, is never the oldest for long.
+            oldest = next(iter(self._reading.values()))
+            del self._reading[oldest.sock]
+            self._selector.unregister(oldest.sock)
+            self._refuse(oldest, "503 Service Unavailable", "busy, push again later",
+                         ("Retry-After: 1",))
+            self._evicted_reading += 1
+            if now - self._evicted_reading_logged >= 5.0:
+                log.warning("receiver: %d requests waiting for their body; %d of the oldest "
+                            "answered 503 to make room", self.max_reading,
+                            self._evicted_reading)
+                self._evicted_reading, self._evicted_reading_logged = 0, now
+        conn.deadline = now + self.body_deadline
+        self._reading[conn.sock] = conn
+
+    def _hand_over(self, conn: _Conn) -> None:
+        """Serve a request whose bytes have arrived from a thread: one of the slots."""
         if not self._slots.acquire(blocking=False):
             log.warning("receiver: %d requests being served; one from %s answered 503",
                         self.max_connections, conn.address[0])
@@ -782,6 +908,15 @@ class _Server(WSGIServer):
             log.info("receiver: no request from %s within %.1f s; closed",
                      conn.address[0], conn.deadline - conn.started)
             self._drop(conn, self._waiting)
+        while self._reading:
+            conn = next(iter(self._reading.values()))
+            if conn.deadline > now:
+                break
+            # The head came, so this may be a platform with a slow link: it is told.
+            del self._reading[conn.sock]
+            self._selector.unregister(conn.sock)
+            self._refuse(conn, "408 Request Timeout",
+                         f"body not received within {self.body_deadline:g} s")
         while self._lingering:
             conn = next(iter(self._lingering.values()))
             if conn.deadline > now:
@@ -831,7 +966,8 @@ class _Server(WSGIServer):
         watchdog.daemon = True
         watchdog.start()
         try:
-            _Handler(sock, conn.address, self, bytes(conn.head))
+            _Handler(sock, conn.address, self, bytes(conn.head),
+                     time.monotonic() + self.body_deadline)
         except Exception:
             self.handle_error(sock, conn.address)
         finally:
@@ -872,16 +1008,35 @@ def _cut(sock: socket.socket) -> None:
 class _Handler(WSGIRequestHandler):
     timeout = 30  # seconds a connection may stall: a slow client holds one thread only
 
-    def __init__(self, request: Any, client_address: Any, server: Any, prefix: bytes = b"") -> None:
+    def __init__(self, request: Any, client_address: Any, server: Any, prefix: bytes = b"",
+                 body_by: float = float("inf")) -> None:
         self._prefix = prefix
+        self._body_by = body_by
         super().__init__(request, client_address, server)
 
     def setup(self) -> None:
         super().setup()
         if self._prefix:
-            # The selector read the head (and maybe more): the handler reads it first.
+            # The selector read the head (and maybe more): the handler reads it first,
+            # and whatever more it reads, by the body deadline.
             self.rfile.close()
-            self.rfile = io.BufferedReader(_Prefixed(self._prefix, self.connection))
+            self.rfile = io.BufferedReader(
+                _Prefixed(self._prefix, self.connection, self._body_by, self.timeout))
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        # WSGI names a header HTTP_ + its name upper-cased with "-" made "_", so
+        # "X_HPG_Secret" would be read as "X-HPG-Secret": a peer could pass the secret
+        # under a name that a proxy in front, stripping or setting the real header,
+        # does not know. A name with "_" is dropped, as nginx and gunicorn do.
+        dropped = {name for name in self.headers.keys() if "_" in name}
+        for name in dropped:
+            del self.headers[name]
+        if dropped:
+            log.debug("%s %d header(s) dropped: a name with '_'", self.address_string(),
+                      len(dropped))
+        return True
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         # Not the request line: its path may end with the secret.
@@ -916,10 +1071,17 @@ class Receiver:
     Takes ``make_app``'s arguments, plus ``host`` and ``port`` (0: a free one),
     ``max_connections`` requests served at once (more are answered 503),
     ``max_waiting`` connections waiting for their request head (more close the
-    oldest), ``header_deadline``, the seconds a connection has to send its head,
-    and ``request_deadline``, the seconds one connection may take in all. It serves
-    from a background thread until ``close()``. ``url`` is its base URL;
-    ``url_shown`` the same (the secret travels in a header, never in it).
+    oldest), ``max_reading`` requests waiting for their body (more answer the
+    oldest 503), ``header_deadline``, the seconds a connection has to send its head,
+    ``body_deadline``, the seconds a request then has to send its whole body (408
+    after it), and ``request_deadline``, the seconds one connection may take in
+    all. It serves from a background thread until ``close()``. ``url`` is its base
+    URL; ``url_shown`` the same (the secret travels in a header, never in it).
+
+    Headers whose name holds an underscore are dropped before the application sees
+    them (WSGI would read ``X_HPG_Secret`` as ``X-HPG-Secret``). With ``make_app``
+    in another server the same is needed, from it or the proxy in front: nginx
+    (``underscores_in_headers off``) and gunicorn (22 and later) drop them by default.
     """
 
     def __init__(
@@ -930,19 +1092,25 @@ class Receiver:
         port: int = 0,
         max_connections: int = MAX_CONNECTIONS,
         max_waiting: int = MAX_WAITING,
+        max_reading: int = MAX_READING,
         header_deadline: float = HEADER_DEADLINE,
+        body_deadline: float = BODY_DEADLINE,
         request_deadline: float = REQUEST_DEADLINE,
         **settings: Any,
     ) -> None:
-        if max_connections < 1 or max_waiting < 1:
-            raise ValueError("max_connections and max_waiting must be at least 1")
-        if not (header_deadline > 0 and request_deadline > 0):
-            raise ValueError("header_deadline and request_deadline must be positive")
+        if max_connections < 1 or max_waiting < 1 or max_reading < 1:
+            raise ValueError("max_connections, max_waiting and max_reading must be at least 1")
+        if not (header_deadline > 0 and body_deadline > 0 and request_deadline > 0):
+            raise ValueError(
+                "header_deadline, body_deadline and request_deadline must be positive")
         app = make_app(callback, **settings)
         server = _Server((host, port), _Handler, bind_and_activate=False)
         server.max_connections = max_connections
         server.max_waiting = max_waiting
+        server.max_reading = max_reading
+        server.max_body = settings.get("max_body", DEFAULT_MAX_BODY)
         server.header_deadline = header_deadline
+        server.body_deadline = body_deadline
         server.request_deadline = request_deadline
         server.nets = _networks(settings.get("allow"))
         secret = settings.get("secret")
@@ -972,6 +1140,17 @@ class Receiver:
     def waiting(self) -> int:
         """Connections waiting for their request head now (they hold no thread)."""
         return len(self._server._waiting)
+
+    @property
+    def reading(self) -> int:
+        """Requests whose head has arrived, waiting for the rest of their body (no thread)."""
+        return len(self._server._reading)
+
+    @property
+    def serving(self) -> int:
+        """Requests being served now, each on a thread of its own (a slot)."""
+        with self._server._workers_lock:
+            return len(self._server._workers)
 
     @property
     def lingering(self) -> int:

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
                 max_body=args.max_body,
                 journal=journal,
                 json_fields=_json_fields(args.json_field),
+                **({} if args.body_deadline is None else {"body_deadline": args.body_deadline}),
             )
         except ValueError as exc:  # a bad --allow network or secret: not a traceback
             raise UsageError(str(exc)) from None
@@ -103,9 +104,11 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "prints each report; with --journal records it. A repeated report (same "
         "providerId, status and time among the last 100,000) is answered 'ok' and "
         "taken once. The caller must present the secret (in the X-HPG-Secret header or "
-        "as the last path segment); addresses outside --allow are refused before "
-        "anything is read, and a connection holds a thread only once its request head "
-        "has arrived (within 10 s), so idle connections cannot starve a push.",
+        "as the last path segment; never in a header named with '_', which is dropped); "
+        "addresses outside --allow are refused before anything is read, and a "
+        "connection holds a thread only once its whole request has arrived (the head "
+        "within 10 s, then the body within --body-deadline), so idle connections and "
+        "bodies that never come cannot starve a push.",
         epilog=LOCAL_EXIT_CODES_HELP, formatter_class=formatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
@@ -122,6 +125,9 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
                    help="accept pushes only from these addresses or networks; repeat")
     p.add_argument("--max-body", type=positive_int, default=1 << 20,
                    help="largest body accepted, bytes (default 1 MiB)")
+    p.add_argument("--body-deadline", type=float, metavar="SECONDS",
+                   help="seconds a request has to send its whole body once its head "
+                   "has arrived; 408 after it (default 10)")
     p.add_argument("--journal", "-j", metavar="DB", help="record reports in this journal")
     p.add_argument("--journal-sync", choices=("full", "normal"), default="normal",
                    help=argparse.SUPPRESS)

@@ -279,8 +279,33 @@ def _reworded(facts: RequestFacts, body: bytes, bad: list[ProtocolError]) -> lis
     return out
 
 
-def _judge_body(facts: RequestFacts, body: bytes, read: Optional[Read] = None) -> Verdict:
+def _unsplit(facts: RequestFacts, body: bytes) -> Optional[bytes]:
+    """``body`` with an echo of the password that runs over lines masked whole, or
+    ``None`` when there is none.
+
+    The reply is read line by line, and each line's text is masked on its own; a
+    password a server echoes in quoted-printable with a soft line break inside it
+    (``Pa=7Ess=`` and ``=2Aw...`` on the next line) matches on no single line, and
+    would show in pieces. The redactor keeps the line count when it masks, so the
+    masked body reads with the same line numbers.
+    """
+    raw = bytes(body)
+    if b"=\n" not in raw and b"=\r\n" not in raw:
+        return None
+    text = raw.decode("utf-8", "surrogateescape")
+    masked = facts.scrub(text)
+    return None if masked == text else masked.encode("utf-8", "surrogateescape")
+
+
+def _judge_body(
+    facts: RequestFacts, body: bytes, read: Optional[Read] = None, *, whole: bool = False
+) -> Verdict:
     records, bad, flags = facts.read(body, facts.ids) if read is None else read
+    if not flags & _ALL and not whole:
+        # Not the usual reply: a rare path, where the body is worth a look as a whole.
+        masked = _unsplit(facts, body)
+        if masked is not None:
+            return _judge_body(facts, masked, whole=True)
     if flags & _ALL:
         # The usual reply, as the reader found it: a readable line per item, each with
         # the item's id, in order. Only what its flags name needs another look.
