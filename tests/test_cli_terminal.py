@@ -2,7 +2,8 @@
 
 A push, a platform's reply and a journal (fed by both) carry control sequences,
 bidi overrides and line separators; human output shows them escaped, JSON and CSV
-output keep them exact.
+output keep them exact, except CSV written to a terminal (a real pseudo-terminal
+here), which is read by a person and shown escaped.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import csv
 import io
 import json
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -181,3 +183,53 @@ def test_report_csv_and_json_stay_exact(
     summary = json.loads(out)
     assert summary["rejected_by_code"] == {f"error-{HOSTILE}": 1}
     assert summary["statuses"] == {f"gone{HOSTILE}": 1}
+
+
+def _on_terminal(*args: str, cwd: Path) -> str:
+    """Run ``python -m hpgfast ARGS`` with a pseudo-terminal for stdin, stdout and
+    stderr, as a user at a terminal does; everything it wrote there."""
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "hpgfast", *args], cwd=cwd, env=env,
+                                stdin=slave, stdout=slave, stderr=slave)
+    finally:
+        os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: every end of the terminal's other side is closed
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        assert proc.wait(timeout=60) == 0, b"".join(chunks)
+    # The terminal writes LF as CR LF (onlcr): what the user sees, line by line.
+    return b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+
+
+def test_report_csv_on_a_terminal_shows_journal_text_escaped(hostile_journal: Path) -> None:
+    out = _on_terminal("report", hostile_journal.name, "--csv", "-", cwd=hostile_journal.parent)
+    assert _clean(out)
+    rows = list(csv.DictReader(io.StringIO(out, newline="")))
+    assert len(rows) == 2
+    assert rows[0]["text"] == f"text {SHOWN}" and rows[0]["reason"] == SHOWN
+    assert rows[0]["status"] == f"gone{SHOWN}" and rows[1]["code"] == f"error-{SHOWN}"
+    assert rows[0]["address"] == "79000000001" and rows[1]["state"] == "rejected"
+
+
+def test_report_csv_to_a_file_keeps_exact_bytes_beside_a_terminal(
+    hostile_journal: Path,
+) -> None:
+    target = hostile_journal.parent / "rows.csv"
+    out = _on_terminal("report", hostile_journal.name, "--csv", target.name,
+                       cwd=hostile_journal.parent)
+    assert _clean(out)  # the summary printed on the terminal
+    with open(target, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["text"] == f"text {HOSTILE}" and rows[0]["reason"] == HOSTILE
+    assert rows[0]["status"] == f"gone{HOSTILE}" and rows[1]["code"] == f"error-{HOSTILE}"

@@ -36,7 +36,7 @@ from hpgfast import (
 )
 from hpgfast._sample import standard_batch
 from hpgfast.core import RequestFinished, RequestStarting, Subscriber
-from hpgfast.emulator import Emulator
+from hpgfast.emulator import Emulator, Fault
 from ledger_checks import assert_truthful
 from transports import interrupt_soon
 
@@ -696,6 +696,27 @@ def test_an_interrupt_stops_the_batch_and_keeps_what_was_known() -> None:
         assert_truthful(emu, messages, results)
         # The client still works after an interrupt.
         assert all(r.ok for r in client.send(numbered(3, start=100)))
+
+
+@pytest.mark.sync_only  # the sync client's own thread pool
+def test_an_interrupt_while_waiting_for_the_oldest_request_keeps_its_result() -> None:
+    # Concurrency 2: the calling thread waits for the oldest request (held back by the
+    # platform) while the later ones of its window have ended. Ctrl-C then: the oldest
+    # is on the wire and must get the grace period like the others, not be taken for
+    # one that never left (not-sent, and sent twice by whoever trusts that).
+    faults = {"delay": Fault(schedule=frozenset({1}), seconds=1.0)}
+    messages = numbered(60)
+    with Emulator(faults=faults) as emu, client_for(emu, max_batch=10, concurrency=2) as client:
+        thread = interrupt_soon(client, 0.5)  # requests 2 to 4 ended; the 1st held back
+        try:
+            with pytest.raises(KeyboardInterrupt) as info:
+                client.send(messages)
+        finally:
+            thread.join()
+        results = info.value.results  # type: ignore[attr-defined]
+        assert len(emu.ledger) >= 10  # the platform applied the held request
+        assert {r.code for r in results[:10]} == {Code.OK}, results[:10]
+        assert_truthful(emu, messages, results)
 
 
 @pytest.mark.async_only  # at concurrency 1 the sync client's interrupt is immediate

@@ -41,7 +41,8 @@ def _prose(page: Path) -> str:
 
 def test_the_pages_exist() -> None:
     names = {p.name for p in PAGES}
-    assert {"README.md", "index.md", "protocol.md", "defaults.md", "scaling.md"} <= names
+    assert {"README.md", "index.md", "protocol.md", "defaults.md", "scaling.md",
+            "segments.md", "outcomes.md"} <= names
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -79,3 +80,15 @@ def test_nothing_points_outside_the_repository() -> None:
             if needle in text:
                 offenders.append(f"{f.relative_to(ROOT)}: {needle}")
     assert not offenders
+
+
+def test_the_index_links_every_page_of_docs() -> None:
+    index = ROOT / "docs" / "index.md"
+    linked = {
+        (index.parent / target.partition("#")[0]).resolve()
+        for target in LINK.findall(_prose(index))
+        if not re.match(r"[a-z][a-z0-9+.-]*:", target)
+    }
+    pages = {p.resolve() for p in (ROOT / "docs").glob("*.md") if p != index}
+    missing = sorted(p.name for p in pages - linked)
+    assert not missing, f"docs/index.md does not link to: {missing}"

@@ -11,6 +11,7 @@ pure-install run leaves them out; ``.ci/run`` runs them).
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 import tarfile
@@ -56,6 +57,58 @@ def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def wheel(sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel pip builds from the sdist, as a user's ``pip install`` does."""
+    out = tmp_path_factory.mktemp("wheels")
+    done = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
+                 str(sdist)], cwd=out, env=_env())
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (path,) = out.glob("hpgfast-*.whl")
+    return path
+
+
+def elf_sections(data: bytes) -> list[str]:
+    """The section names of an ELF file (32 or 64 bit, either byte order)."""
+    assert data[:4] == b"\x7fELF", "not an ELF file"
+    wide, order = data[4] == 2, "<" if data[5] == 1 else ">"
+    if wide:
+        (shoff,) = struct.unpack_from(order + "Q", data, 0x28)
+        shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x3A)
+    else:
+        (shoff,) = struct.unpack_from(order + "I", data, 0x20)
+        shentsize, shnum, shstrndx = struct.unpack_from(order + "HHH", data, 0x2E)
+
+    def header(i: int) -> tuple[int, int, int]:
+        """(name offset, file offset, size) of section ``i``."""
+        at = shoff + i * shentsize
+        if wide:
+            name, _, _, _, offset, size = struct.unpack_from(order + "IIQQQQ", data, at)
+        else:
+            name, _, _, _, offset, size = struct.unpack_from(order + "IIIIII", data, at)
+        return name, offset, size
+
+    _, names_at, names_size = header(shstrndx)
+    names = data[names_at : names_at + names_size]
+    return [names[n : names.index(b"\0", n)].decode() for n, _, _ in map(header, range(shnum))]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF: the Linux build")
+def test_wheel_extensions_are_stripped(wheel: Path, tmp_path: Path) -> None:
+    # Debug sections and the symbol table once made the compiled core 3.2 MB of
+    # the unpacked wheel; what runs is a fraction of that.
+    with zipfile.ZipFile(wheel) as archive:
+        shared = {n: archive.read(n) for n in archive.namelist() if n.endswith(".so")}
+    assert len(shared) == 3, sorted(shared)
+    for name, data in shared.items():
+        sections = elf_sections(data)
+        assert ".text" in sections and ".dynsym" in sections, (name, sections)
+        leftovers = [s for s in sections if s.startswith((".debug", ".zdebug", ".symtab"))]
+        assert not leftovers, (name, leftovers)
+    total = sum(map(len, shared.values()))
+    assert total < 1_000_000, {n: len(d) for n, d in shared.items()}
+
+
 def test_sdist_holds_what_its_tests_need(sdist: Path) -> None:
     with tarfile.open(sdist) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
@@ -68,14 +121,8 @@ def test_sdist_holds_what_its_tests_need(sdist: Path) -> None:
     assert not [n for n in names if n.endswith((".so", ".pyc", ".db"))]
 
 
-def test_sdist_installs_and_passes_its_tests(sdist: Path, tmp_path: Path) -> None:
+def test_sdist_installs_and_passes_its_tests(sdist: Path, wheel: Path, tmp_path: Path) -> None:
     env = _env(HYPOTHESIS_PROFILE="dev")
-    wheels = tmp_path / "wheels"
-    done = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels),
-                 str(sdist)], cwd=tmp_path, env=env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    (wheel,) = wheels.glob("hpgfast-*.whl")
-
     # The wheel ships what runs: no generated C, no Cython source.
     names = zipfile.ZipFile(wheel).namelist()
     assert not [n for n in names if n.endswith((".c", ".pyx"))], names

@@ -56,3 +56,14 @@ def test_the_dry_run_example_prints_what_the_readme_shows(
         monkeypatch.delenv(name, raising=False)
     assert main(shlex.split(command)[2:]) == 0
     assert capsys.readouterr().out == shown
+
+
+def test_emulator_example_runs() -> None:
+    blocks = re.findall(r"```pycon\n(.*?)```", _section("The emulator"), re.S)
+    assert len(blocks) == 1
+    assert "```python" not in _section("The emulator")  # no block left unrun
+    test = doctest.DocTestParser().get_doctest(blocks[0], {}, "README", str(README), 0)
+    assert len(test.examples) >= 5
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    result = runner.run(test)
+    assert result.failed == 0, f"{result.failed} README example(s) failed (see output above)"

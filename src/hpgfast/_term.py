@@ -6,7 +6,9 @@ hyperlinks) and Unicode that reorders or breaks what a reader sees (bidi overrid
 line and paragraph separators). Human output shows every such character escaped,
 as Python writes it in a literal (``\\x1b``, ``\\u202e``); everything else, Cyrillic
 and emoji included, is shown as it is. Machine output (JSON, CSV) is never escaped:
-it is exact, and its reader is a program.
+it is exact, and its reader is a program; JSON stays exact on a terminal too, its
+escapes being part of JSON (``json_safe``), while CSV written to a terminal
+(``hpgfast report --csv -``) has its cells escaped, since CSV has no escapes of its own.
 """
 
 from __future__ import annotations

@@ -333,12 +333,16 @@ class Client(ClientSettings):
             window = 2 * self.concurrency
             inflight: deque[tuple[Future[None], Request]] = deque()
             try:
+                # A request leaves ``inflight`` only once its future is done: an
+                # interrupt while waiting for it must find it there, on the wire.
                 while (request := batch.next(_monotonic())) is not None:
                     inflight.append((executor.submit(self._run, batch, request), request))
                     if len(inflight) >= window:
-                        inflight.popleft()[0].result()
+                        inflight[0][0].result()
+                        inflight.popleft()
                 while inflight:
-                    inflight.popleft()[0].result()
+                    inflight[0][0].result()
+                    inflight.popleft()
             except BaseException as exc:  # Ctrl-C (or SystemExit) in the calling thread
                 self._interrupted(batch, inflight, exc)
         return batch.finish()

@@ -25,6 +25,7 @@ from .._wire import SEND, Code
 from ..core import RequestFinished, RequestStarting, Subscriber
 from ..exceptions import ConnectError, HPGError, MessageError
 from ..journal import FINAL_STATUS_CODES, Journal, JournalStorageError, State
+from ._results import ResultsFile
 
 __all__ = [
     "FollowOutcome",
@@ -283,6 +284,7 @@ def send_journal(
     tick: Tick = _no_tick,
     hook: Optional[JournalHook] = None,
     resend_unknown_without_ids: bool = False,
+    results_file: Optional[ResultsFile] = None,
 ) -> SendOutcome:
     """Send every sendable message of a loaded journal, chunk by chunk.
 
@@ -306,6 +308,9 @@ def send_journal(
     (``JournalIdsNotRecorded``, before anything is sent) when some of them went
     out before the journal recorded clientIds; ``resend_unknown_without_ids``
     sends those too (see ``Journal.recover``).
+
+    With ``results_file`` (a ``ResultsFile`` the client was made with too) every
+    message's outcome is written there as well, as soon as it is known.
     """
     outcome = SendOutcome()
     outcome.recovered = journal.recover(
@@ -320,6 +325,8 @@ def send_journal(
         if writing is not None:
             done, writing = writing, None
             outcome.earlier(done.result())
+        if results_file is not None:
+            results_file.release()  # what waited for the journal's word on it
 
     try:
         lines, messages = journal.next_chunk(chunk)
@@ -329,6 +336,8 @@ def send_journal(
                 hook.arm(lines)
             else:
                 journal.mark_in_flight(lines)
+            if results_file is not None:
+                results_file.arm(lines, messages)
             upcoming = writer.submit(journal.next_chunk, chunk, after=lines[-1])
             try:
                 results = client.send(messages)
@@ -340,16 +349,25 @@ def send_journal(
                 if exc.index is None or not 0 <= exc.index < len(lines):
                     raise
                 journal.record_invalid(lines[exc.index], str(exc))
+                if results_file is not None:
+                    results_file.invalid(lines[exc.index], messages[exc.index], str(exc))
                 outcome.states[State.INVALID] += 1
                 lines, messages = journal.next_chunk(chunk, after=lines[0] - 1)
                 continue
-            except JournalStorageError:
-                raise  # the journal cannot be written: nothing more can be recorded
+            except JournalStorageError as exc:
+                # The journal cannot be written: nothing more can be recorded there;
+                # the results file still gets what the client knew.
+                if results_file is not None:
+                    results_file.settle(getattr(exc, "results", None))
+                raise
             except HPGError as exc:
                 upcoming.result()
                 drain()
                 carried = getattr(exc, "results", None)
                 written = _settle(journal, hook, lines, carried, f"send failed: {exc}")
+                if results_file is not None:
+                    results_file.settle(carried)
+                    results_file.release()
                 if carried is not None and len(carried) == len(lines):
                     outcome.add(len(lines), carried)
                     outcome.earlier(written)
@@ -363,17 +381,22 @@ def send_journal(
                 # each message came to; only requests cut on the wire are unknown.
                 upcoming.cancel()
                 drain()
-                _settle(
-                    journal, hook, lines, getattr(exc, "results", None),
-                    "interrupted while in flight",
-                )
+                carried = getattr(exc, "results", None)
+                _settle(journal, hook, lines, carried, "interrupted while in flight")
+                if results_file is not None:
+                    results_file.settle(carried)
+                    results_file.release()
                 raise
             drain()  # the previous chunk's results are committed before the next send
             outcome.add(len(lines), results)
+            if results_file is not None:
+                results_file.settle(results)
             if hook is None:
                 writing = writer.submit(journal.record_results, lines, results)
             else:
                 outcome.earlier(hook.flush(results))
+                if results_file is not None:
+                    results_file.release()
             outcome.attempted += len(lines)
             accepted = outcome.states[State.ACCEPTED]
             other = outcome.attempted - accepted
@@ -402,11 +425,15 @@ def send_plain(
     chunk: int = DEFAULT_CHUNK,
     tick: Tick = _no_tick,
     on_results: Optional[Callable[[Sequence[int], Sequence[SendResult]], None]] = None,
+    results_file: Optional[ResultsFile] = None,
 ) -> SendOutcome:
     """Send messages without a journal, ``chunk`` at a time, reading them lazily.
 
     Stops at the first configuration failure or when the platform cannot be reached
-    (``outcome.error``); the messages not tried are not counted.
+    (``outcome.error``); the messages not tried are not counted. With
+    ``results_file`` (a ``ResultsFile`` the client was made with too) every
+    message's outcome is written there as soon as it is known, and an interrupt
+    (Ctrl-C, SIGTERM) writes what the client knew of its batch before it goes on.
     """
     outcome = SendOutcome()
     start = time.perf_counter()
@@ -414,10 +441,14 @@ def send_plain(
         for block in chunked(rows, chunk):
             lines = [line for line, _ in block]
             messages = [m for _, m in block]
+            if results_file is not None:
+                results_file.arm(lines, messages)
             try:
                 results = client.send(messages)
             except HPGError as exc:
                 carried = getattr(exc, "results", None)
+                if results_file is not None:
+                    results_file.settle(carried)
                 if carried is not None:
                     outcome.add(len(lines), carried)
                     if on_results is not None:
@@ -425,6 +456,13 @@ def send_plain(
                     outcome.attempted += len(lines)
                 outcome.error = exc
                 break
+            except BaseException as exc:
+                # Interrupted: the client's ``.results`` say what each message came to.
+                if results_file is not None:
+                    results_file.settle(getattr(exc, "results", None))
+                raise
+            if results_file is not None:
+                results_file.settle(results)
             outcome.add(len(lines), results)
             outcome.attempted += len(lines)
             if on_results is not None:

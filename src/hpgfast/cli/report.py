@@ -6,7 +6,7 @@ import argparse
 import csv
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -17,7 +17,7 @@ from ._common import (
     UsageError,
     add_output,
 )
-from ._output import dump_json, table
+from ._output import _isatty, dump_json, table
 
 #: Columns ``--csv`` adds after the journal's own (``ROW_COLUMNS``): what each
 #: message costs, from the journal's ``costs`` table (empty when not recorded).
@@ -61,6 +61,18 @@ def _print_report(summary: dict[str, Any], path: str) -> None:
     print(f"\n{summary['status_changes']:,} status changes recorded")
 
 
+class _EscapingWriter:
+    """A ``csv.writer`` whose text cells are written escaped (``escape``)."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+
+    def writerow(self, row: Iterable[Any]) -> Any:
+        return self._writer.writerow(
+            [escape(cell) if isinstance(cell, str) else cell for cell in row]
+        )
+
+
 def _blocks(rows: Iterator[tuple[Any, ...]], size: int = 10_000) -> Iterator[list[Any]]:
     """``rows`` in lists of up to ``size``: one costs query per list."""
     block: list[Any] = []
@@ -96,7 +108,12 @@ def run(args: argparse.Namespace) -> int:
             out = sys.stdout if args.csv == "-" else open(args.csv, "w", encoding="utf-8",
                                                           newline="")
             try:
-                writer = csv.writer(out)
+                writer: Any = csv.writer(out)
+                if out is sys.stdout and _isatty(out):
+                    # Read by a person: reasons and texts came from outside (pushes,
+                    # replies, the input) and must not drive the terminal. A file or
+                    # a pipe gets the exact text.
+                    writer = _EscapingWriter(writer)
                 writer.writerow(ROW_COLUMNS + COST_COLUMNS)
                 at = ROW_COLUMNS.index("updated_at")
                 for block in _blocks(journal.rows(states=args.state or None)):
@@ -131,7 +148,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     )
     p.add_argument("journal_path", nargs="?", metavar="DB", help="the journal")
     p.add_argument("--journal", "-j", metavar="DB", help=argparse.SUPPRESS)
-    p.add_argument("--csv", metavar="PATH", help="write the rows as CSV to PATH ('-': stdout)")
+    p.add_argument("--csv", metavar="PATH", help="write the rows as CSV to PATH ('-': stdout; on a "
+                   "terminal, control characters are shown escaped)")
     p.add_argument("--state", action="append", help="only rows in this state (with --csv); repeat")
     add_output(p)
     p.set_defaults(func=run)

@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any, Optional
 
@@ -38,6 +39,7 @@ from ._input import (
     spool_stdin,
 )
 from ._output import Progress, dump_json, table
+from ._results import ResultsFile
 
 
 def _single_rows(args: argparse.Namespace) -> list[tuple[int, Message]]:
@@ -157,6 +159,29 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
         print(f"stopped early: {escape(str(summary['error']))}")
 
 
+def _open_results(args: argparse.Namespace, journal: Any = None) -> Optional[ResultsFile]:
+    """The ``--results`` file, opened (for appending) before anything is sent."""
+    return None if args.results is None else ResultsFile(args.results, journal=journal)
+
+
+def _subscribers(*subscribers: Any) -> list[Any]:
+    return [s for s in subscribers if s is not None]
+
+
+def _warn_unresumable(args: argparse.Namespace) -> None:
+    """Say, before a file is sent without a journal, what a stopped run leaves."""
+    if args.results is not None:
+        kept = f"Each message's outcome goes to {escape(args.results)} as it is known."
+    else:
+        kept = "Give --results FILE to keep each message's outcome."
+    print(
+        "hpgfast: warning: sending without --journal: a run stopped part way cannot be "
+        "resumed without sending some messages twice. Give --journal FILE to make it "
+        f"resumable. {kept}",
+        file=sys.stderr, flush=True,
+    )
+
+
 def _send_exit(outcome: Any, complete: bool) -> int:
     if outcome.error is not None:
         return exit_for(outcome.error)
@@ -171,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give --file PATH, or --to ADDRESS with --text TEXT")
     if args.to is not None and args.text is None:
         raise UsageError("--to needs --text")
+    if args.results == "-":
+        raise UsageError("--results needs a file (standard output gets the summary)")
     fmt = detect_format(args.file, args.format) if args.file is not None else None
     encoding = _encoding(args)
     if args.file is None:
@@ -202,12 +229,28 @@ def run(args: argparse.Namespace) -> int:
         spooled = spool_stdin() if args.file == "-" else None
         if spooled is not None:
             source = spooled
+        results_file: Optional[ResultsFile] = None
         try:
             if source is not None:
                 check_messages(rows())  # the whole input, before the first request
-            with make_client(args) as client:
+            results_file = _open_results(args)
+            if source is not None:
+                _warn_unresumable(args)
+            with make_client(args, _subscribers(results_file)) as client:
                 if args.to is not None:
-                    results = client.send([m for _, m in rows()])
+                    single = list(rows())
+                    lines = [line for line, _ in single]
+                    messages = [m for _, m in single]
+                    if results_file is not None:
+                        results_file.arm(lines, messages)
+                    try:
+                        results = client.send(messages)
+                    except BaseException as exc:
+                        if results_file is not None:
+                            results_file.settle(getattr(exc, "results", None))
+                        raise
+                    if results_file is not None:
+                        results_file.settle(results)
                     r = results[0]
                     if args.json:
                         dump_json({"code": r[0], "client_id": r[1], "provider_id": r[2],
@@ -221,9 +264,11 @@ def run(args: argparse.Namespace) -> int:
                 with Progress(None, "sending", quiet=args.quiet or args.json) as progress:
                     outcome = send_plain(
                         client, rows(), chunk=args.chunk,
-                        tick=progress.tick,
+                        tick=progress.tick, results_file=results_file,
                     )
         finally:
+            if results_file is not None:
+                results_file.close()
             if spooled is not None:
                 os.unlink(spooled)
         summary = _send_summary(outcome, None, None)
@@ -264,17 +309,23 @@ def run(args: argparse.Namespace) -> int:
         if args.resend_unknown or args.resend_unknown_without_ids:
             todo += counts["unknown"] + counts["in_flight"]
         hook = JournalHook(journal)
-        with make_client(args, [hook]) as client:
-            with Progress(todo, "sending", quiet=quiet) as progress:
-                outcome = send_journal(
-                    client,
-                    journal,
-                    chunk=args.chunk,
-                    resend_unknown=args.resend_unknown,
-                    tick=progress.tick,
-                    hook=hook,
-                    resend_unknown_without_ids=args.resend_unknown_without_ids,
-                )
+        results_file = _open_results(args, journal)
+        try:
+            with make_client(args, _subscribers(hook, results_file)) as client:
+                with Progress(todo, "sending", quiet=quiet) as progress:
+                    outcome = send_journal(
+                        client,
+                        journal,
+                        chunk=args.chunk,
+                        resend_unknown=args.resend_unknown,
+                        tick=progress.tick,
+                        hook=hook,
+                        results_file=results_file,
+                        resend_unknown_without_ids=args.resend_unknown_without_ids,
+                    )
+        finally:
+            if results_file is not None:
+                results_file.close()  # before the journal it may still ask
         summary = _send_summary(outcome, journal.summary(), total)
         final = journal.counts()
         complete = final["accepted"] + final["accepted_earlier"] == total
@@ -346,6 +397,11 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     cg.add_argument("--transliterate", action="store_true",
                     help="write Russian letters in Latin ones (ICAO Doc 9303) where that "
                     "needs fewer segments; part of a journal's settings")
+    p.add_argument("--results", metavar="FILE",
+                   help="write each message's outcome to FILE as CSV as soon as it is known "
+                   "(line, address, client_id, outcome, code, provider_id, reason, time), "
+                   "flushed as it goes, so a stopped or killed run leaves every outcome it "
+                   "knew; a later run appends; with or without --journal")
     p.add_argument("--chunk", type=positive_int, default=5000,
                    help="messages per client call and journal transaction (default 5000)")
     add_connection(p)
