@@ -27,10 +27,12 @@ back (a ``Reply``) or what went wrong (a ``Failure`` of a named kind).
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -153,11 +155,28 @@ class _Watchdog:
             thread.join()
 
 
+#: Every open ``Client`` of this process: each starts afresh in a child after
+#: ``fork()`` (``_after_fork_in_child``). Weak: the registry keeps no client alive.
+_LIVE: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_LIVE):
+        if not client._closed:
+            client._forked()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Client(ClientSettings):
     __doc__ = settings_doc(
         """A client of one HPG connector: ``send()`` messages, ask their ``status()``.
 
-        Thread-safe; use it as a context manager or call ``close()``.
+        Thread-safe; use it as a context manager or call ``close()``. A child
+        process after ``fork()`` may go on using it: the child gets connections,
+        threads and locks of its own, and the parent keeps its connections.
         """
     )
 
@@ -165,6 +184,13 @@ class Client(ClientSettings):
     _log_names = ()
 
     def _open(self, ca_certs: Optional[str], verify: bool) -> None:
+        self._verify = verify
+        self._start()
+        _LIVE.add(self)
+
+    def _start(self) -> None:
+        """Make the pool, the watchdog and the lazily started executor: in ``_open()``,
+        and again in a child after ``fork()`` (``_forked()``)."""
         self._watchdog = _Watchdog(self.request_deadline)
         self._executor: Optional[ThreadPoolExecutor] = None
         self._executor_lock = threading.Lock()
@@ -172,6 +198,7 @@ class Client(ClientSettings):
         pool_timeout = urllib3.Timeout(connect=self._connect_timeout, read=self._timeout)
         self._pool: urllib3.HTTPConnectionPool
         if self._scheme == "https":
+            verify = self._verify
             self._pool = urllib3.HTTPSConnectionPool(
                 self._host,
                 self._port,
@@ -193,6 +220,33 @@ class Client(ClientSettings):
                 timeout=pool_timeout,
             )
 
+    def _forked(self) -> None:
+        """Start afresh in a child after ``fork()``: nothing of the parent's is used.
+
+        The pooled sockets are the parent's too: a child writing on one would read
+        (or steal) replies meant for the parent or a sibling. The worker and watchdog
+        threads stayed in the parent, and a lock held by one of its threads at the
+        fork would stay held forever. So the child makes a new pool, watchdog,
+        executor and locks. The inherited connections are only closed here, never
+        shut down: closing a descriptor the parent still holds sends nothing (no
+        FIN, and an ``SSLSocket`` closes without a close_notify), so the parent's
+        connections stay open for the parent.
+        """
+        inherited = self._pool
+        self._start()
+        if self._core.rate_limit is not None:
+            self._core.rate_limit.relock(self._rate_lock())
+        idle = inherited.pool
+        if idle is not None:
+            conns = list(idle.queue)  # read without its lock: a parent thread may hold it
+            # A queue as new (a fresh lock, nothing in it): urllib3's finalizer of the
+            # inherited pool then finds nothing to close and no lock to wait on.
+            type(idle).__init__(idle, idle.maxsize)
+            for conn in conns:
+                if conn is not None:
+                    conn.close()  # the child's descriptor only (see above)
+        inherited.pool = None  # its close() now does nothing
+
     # -- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
@@ -206,6 +260,7 @@ class Client(ClientSettings):
             executor.shutdown(wait=True)
         self._watchdog.stop()
         self._pool.close()
+        _LIVE.discard(self)
         _redact.unregister(id(self))
 
     def __enter__(self) -> Client:
