@@ -23,8 +23,11 @@ from pathlib import Path
 
 import pytest
 
+from hpgfast import Client, Code, Message
 from hpgfast.emulator import Emulator
 from hpgfast.journal import Journal
+from ledger_checks import assert_truthful
+from transports import interrupt_soon
 
 N = 400
 MAX_BATCH = 10
@@ -157,3 +160,24 @@ def test_the_cli_lets_the_requests_on_the_wire_finish(tmp_path: Path, concurrenc
                 assert state in ("pending", "not_sent"), (client_id, state)
     assert states.get("unknown", 0) == 0, states
     assert states.get("accepted", 0) == len(ledger), states
+
+
+def test_a_second_interrupt_ends_the_grace_at_concurrency_1() -> None:
+    # The calling thread's own grace (Client at concurrency 1) ends at a second
+    # Ctrl-C, as the worker threads' does: the request on the wire is unknown.
+    messages = [Message(f"7903{i:07d}", f"twice #{i}") for i in range(30)]
+    with Emulator(speed=None, latency=1.0) as emu:
+        client = Client(emu.url, emu.login, emu.password, default_subject="Shop", max_batch=10)
+        with client:
+            thread = interrupt_soon(client, 0.2, times=2)
+            started = time.monotonic()
+            try:
+                with pytest.raises(KeyboardInterrupt) as info:
+                    client.send(messages)
+            finally:
+                thread.join()
+            took = time.monotonic() - started
+            results = info.value.results  # type: ignore[attr-defined]
+            assert [r.code for r in results] == [Code.UNKNOWN] * 10 + [Code.NOT_SENT] * 20
+            assert took < 0.9  # cut at the second interrupt, not at the reply
+            assert_truthful(emu, messages, results)

@@ -401,9 +401,8 @@ class Client(ClientSettings):
             window = 2 * self.concurrency
             inflight: deque[tuple[Future[None], Request]] = deque()
             try:
-                # A future leaves the window only once done: an interrupt that lands
-                # while waiting on it must still find it there (_interrupted waits for
-                # the requests on the wire, and only for those in the window).
+                # A request leaves ``inflight`` only once its future is done: an
+                # interrupt while waiting for it must find it there, on the wire.
                 while (request := batch.next(_monotonic())) is not None:
                     inflight.append((executor.submit(self._run, batch, request), request))
                     if len(inflight) >= window:
