@@ -531,3 +531,18 @@ def test_the_benchmarks_peers_get_the_clients_own_splitting(size: int) -> None:
         plan = [(r.start, r.end) for r in client._core.batch("send", batch, None).requests]
     assert _bench.bounds(batch, size, url) == plan
     assert len(_bench.bounds(batch, size, url, client_ids=False)) <= len(plan)
+
+
+def test_a_begun_request_never_reported_is_unknown_not_not_sent() -> None:
+    # A transport that lost track of a request on the wire (an interrupt while it
+    # waited on it) leaves its items unset: only a request never begun is not-sent.
+    batch = exchange().batch("send", MESSAGES, None)
+    first = batch.next(0.0)
+    assert first is not None and batch.begin_line(first, 0.0) is not None
+    second = batch.next(0.0)
+    assert second is not None
+    batch.stop(KeyboardInterrupt())
+    assert batch.begin_line(second, 0.0) is None
+    with pytest.raises(KeyboardInterrupt) as info:
+        batch.finish()
+    assert codes(info.value.results) == [Code.UNKNOWN] * 2 + [Code.NOT_SENT] * 2  # type: ignore[attr-defined]

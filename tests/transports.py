@@ -115,7 +115,8 @@ def interrupt_soon(client: Any, after: float, times: int = 1) -> threading.Threa
     """Interrupt a call in progress on ``client`` after ``after`` seconds.
 
     The sync client gets a real SIGINT in the main thread (Ctrl-C); the async one
-    its task cancelled (what ``asyncio.run`` makes of Ctrl-C), ``times`` times.
+    its task cancelled (what ``asyncio.run`` makes of Ctrl-C); ``times`` times,
+    0.1 s apart.
     """
 
     def fire() -> None:
@@ -123,7 +124,10 @@ def interrupt_soon(client: Any, after: float, times: int = 1) -> threading.Threa
         if isinstance(client, BlockingAsyncClient):
             client.interrupt(times)
         else:
-            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+            for i in range(times):
+                if i:
+                    threading.Event().wait(0.1)
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
     thread = threading.Thread(target=fire, daemon=True)
     thread.start()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -277,6 +278,17 @@ def scrub_exception(exc: BaseException, redact: Callable[[str], str]) -> None:
 # -- the log filter ------------------------------------------------------------------
 
 _lock = threading.Lock()
+
+
+def _new_lock() -> None:
+    # In a child after fork(): a parent thread may have held the lock at the fork.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock)
+
 # Redactors of the open clients, by id(client). A plain dict: clients unregister on
 # close(), and a closed client's password can no longer travel anyway.
 _active: dict[int, Redactor] = {}

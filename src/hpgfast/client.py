@@ -27,10 +27,12 @@ back (a ``Reply``) or what went wrong (a ``Failure`` of a named kind).
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import ssl
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -153,11 +155,28 @@ class _Watchdog:
             thread.join()
 
 
+#: Every open ``Client`` of this process: each starts afresh in a child after
+#: ``fork()`` (``_after_fork_in_child``). Weak: the registry keeps no client alive.
+_LIVE: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_LIVE):
+        if not client._closed:
+            client._forked()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Client(ClientSettings):
     __doc__ = settings_doc(
         """A client of one HPG connector: ``send()`` messages, ask their ``status()``.
 
-        Thread-safe; use it as a context manager or call ``close()``.
+        Thread-safe; use it as a context manager or call ``close()``. A child
+        process after ``fork()`` may go on using it: the child gets connections,
+        threads and locks of its own, and the parent keeps its connections.
         """
     )
 
@@ -165,6 +184,13 @@ class Client(ClientSettings):
     _log_names = ()
 
     def _open(self, ca_certs: Optional[str], verify: bool) -> None:
+        self._verify = verify
+        self._start()
+        _LIVE.add(self)
+
+    def _start(self) -> None:
+        """Make the pool, the watchdog and the lazily started executor: in ``_open()``,
+        and again in a child after ``fork()`` (``_forked()``)."""
         self._watchdog = _Watchdog(self.request_deadline)
         self._executor: Optional[ThreadPoolExecutor] = None
         self._executor_lock = threading.Lock()
@@ -172,6 +198,7 @@ class Client(ClientSettings):
         pool_timeout = urllib3.Timeout(connect=self._connect_timeout, read=self._timeout)
         self._pool: urllib3.HTTPConnectionPool
         if self._scheme == "https":
+            verify = self._verify
             self._pool = urllib3.HTTPSConnectionPool(
                 self._host,
                 self._port,
@@ -193,6 +220,33 @@ class Client(ClientSettings):
                 timeout=pool_timeout,
             )
 
+    def _forked(self) -> None:
+        """Start afresh in a child after ``fork()``: nothing of the parent's is used.
+
+        The pooled sockets are the parent's too: a child writing on one would read
+        (or steal) replies meant for the parent or a sibling. The worker and watchdog
+        threads stayed in the parent, and a lock held by one of its threads at the
+        fork would stay held forever. So the child makes a new pool, watchdog,
+        executor and locks. The inherited connections are only closed here, never
+        shut down: closing a descriptor the parent still holds sends nothing (no
+        FIN, and an ``SSLSocket`` closes without a close_notify), so the parent's
+        connections stay open for the parent.
+        """
+        inherited = self._pool
+        self._start()
+        if self._core.rate_limit is not None:
+            self._core.rate_limit.relock(self._rate_lock())
+        idle = inherited.pool
+        if idle is not None:
+            conns = list(idle.queue)  # read without its lock: a parent thread may hold it
+            # A queue as new (a fresh lock, nothing in it): urllib3's finalizer of the
+            # inherited pool then finds nothing to close and no lock to wait on.
+            type(idle).__init__(idle, idle.maxsize)
+            for conn in conns:
+                if conn is not None:
+                    conn.close()  # the child's descriptor only (see above)
+        inherited.pool = None  # its close() now does nothing
+
     # -- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
@@ -206,6 +260,7 @@ class Client(ClientSettings):
             executor.shutdown(wait=True)
         self._watchdog.stop()
         self._pool.close()
+        _LIVE.discard(self)
         _redact.unregister(id(self))
 
     def __enter__(self) -> Client:
@@ -280,6 +335,12 @@ class Client(ClientSettings):
             An exception raised after some requests were sent carries ``results``:
             the list of every message's result so far (``not-sent`` for the ones
             never tried).
+
+            Ctrl-C (``KeyboardInterrupt``) stops the batch the same way at any
+            ``concurrency``: no request starts after it, the requests on the wire
+            get ``INTERRUPT_GRACE`` seconds to finish (a second Ctrl-C ends the
+            wait; those still out are ``unknown``), and the ``KeyboardInterrupt``
+            raised carries ``results``.
         """
         msgs: Sequence[Any] = messages if isinstance(messages, Sequence) else list(messages)
         return self._batch(_wire.SEND, msgs, params)
@@ -325,8 +386,15 @@ class Client(ClientSettings):
             raise RuntimeError("this hpgfast.Client is closed")
         batch = self._core.batch(op, items, params)  # raises on bad input: nothing sent
         if self.concurrency == 1 or len(batch.requests) == 1:
-            while (request := batch.next(_monotonic())) is not None:
-                self._run(batch, request)
+            # One at a time, in the calling thread: no thread hop per request (it
+            # would cost about a third more CPU per message). An interrupt then lands
+            # in the exchange itself, which gives the request on the wire the same
+            # grace as the worker threads get (_exchange, _grace).
+            try:
+                while (request := batch.next(_monotonic())) is not None:
+                    self._run(batch, request)
+            except BaseException as exc:  # between two requests: none is on the wire
+                batch.stop(exc)
         else:
             executor = self._get_executor()
             # A bounded window of queued requests keeps memory flat for any batch.
@@ -356,7 +424,8 @@ class Client(ClientSettings):
         stop in ``begin()`` and stay ``not-sent``); those already on the wire get
         ``INTERRUPT_GRACE`` seconds to finish (a second interrupt ends the wait), and
         whatever is still out then is ``unknown``. The batch is then sealed: a reply
-        that comes later changes nothing the caller was given.
+        that comes later changes nothing the caller was given. (One request at a
+        time runs in the calling thread: there ``_exchange`` gives the same grace.)
         """
         batch.stop(exc)
         pending = [(f, r) for f, r in inflight if not f.cancel()]
@@ -386,6 +455,7 @@ class Client(ClientSettings):
     def _run(self, batch: Batch, request: Request) -> None:
         """Send one request until the core calls it settled; wait where it says."""
         on_wire = False
+        results = batch.results
         try:
             wait = request.not_before - _monotonic()
             if wait > 0:
@@ -394,12 +464,13 @@ class Client(ClientSettings):
             if line is None:
                 return
             while True:
+                before = results[request.start]
                 on_wire = True
-                event, conn, received = self._exchange(line, batch.shown)
-                on_wire = False
+                event, conn, received = self._exchange(line, batch)
                 keep_alive = False
                 try:
                     step = batch.report(request, event, _monotonic(), received)
+                    on_wire = False
                     keep_alive = step.keep_alive
                 finally:
                     if conn is not None:
@@ -412,16 +483,24 @@ class Client(ClientSettings):
                 if batch.stopped:
                     return  # stopped while waiting: what the last attempt established stands
         except BaseException as exc:  # a bug, or an interrupt: the batch stops with it
+            if on_wire and results[request.start] is not before:
+                # Interrupted after the reply had settled the request (in a
+                # subscriber, a journal write): what the reply said stands.
+                on_wire = False
             batch.abort(request, exc, on_wire=on_wire)
 
     def _exchange(
-        self, line: bytes, shown: str
+        self, line: bytes, batch: Batch
     ) -> tuple[Union[Reply, Failure], Optional[HTTPConnection], int]:
         """One GET on a pooled connection: what happened, and the connection to release.
 
         The connection comes back (still checked out of the pool) with a ``Reply``;
         after a ``Failure`` it is already closed and returned, and ``None`` comes back.
+        An interrupt (Ctrl-C in the calling thread) stops the batch; before the
+        request is written, the request is a ``CONNECT`` failure (nothing sent);
+        once it is written, its reply gets ``INTERRUPT_GRACE`` seconds (``_grace``).
         """
+        shown = batch.shown
         pool = self._pool
         try:
             # _get_conn/_put_conn are urllib3's own pooling (LIFO queue, dropped-
@@ -435,6 +514,8 @@ class Client(ClientSettings):
         watch: Optional[list[Any]] = None
         reader: Optional[ResponseReader] = None
         phase = "connect"
+        data = b""
+        interrupt: Optional[BaseException] = None
         try:
             if conn.sock is None:  # urllib3's is_closed, without its Python frame
                 conn.timeout = self._connect_timeout
@@ -446,12 +527,12 @@ class Client(ClientSettings):
                 if self._scheme == "http" and conn.sock is not None:
                     if wait_for_read(conn.sock, timeout=_FRESH_GRACE):
                         raise ConnectionResetError("connection closed by the server on connect")
-            phase = "send"
             sock = conn.sock
             if sock.gettimeout() != self._timeout:
                 # Once per connection (settimeout is a system call every time).
                 sock.settimeout(self._timeout)
             watch = self._watchdog.watch(sock)
+            phase = "send"
             # One write of a request built once: the codec made the target ready to
             # send and the headers never change (http.client would build and check
             # them again, line by line, and scan the whole target, for every request).
@@ -466,13 +547,32 @@ class Client(ClientSettings):
                     break
                 if reader.feed(data):
                     break
+                data = b""  # fed: an interrupt from here on has lost no byte
         except (OSError, _Urllib3Error) as exc:
             failure = self._wrap(exc, phase, shown)
-        except BaseException:
-            self._watchdog.done(watch)
-            conn.close()
-            pool._put_conn(conn)
-            raise
+        except BaseException as exc:
+            interrupt = exc
+        if interrupt is not None:
+            # An interrupt in the calling thread (a worker thread never gets one).
+            batch.stop(interrupt)
+            if phase == "connect" and not isinstance(interrupt, Exception):
+                failure = Failure(
+                    CONNECT,
+                    ConnectError("interrupted before the request was sent", url=shown, sent=False),
+                )
+            else:
+                # Not for a bug, nor with bytes read but maybe not fed (the reply can
+                # no longer be read whole): those, and no whole reply within the
+                # grace, leave the request unknown.
+                whole = None
+                if not isinstance(interrupt, Exception) and not data:
+                    whole = self._grace(conn, reader)
+                if whole is None:
+                    self._watchdog.done(watch)
+                    conn.close()
+                    pool._put_conn(conn)
+                    raise interrupt
+                reader = whole
         if self._watchdog.done(watch):
             # The watchdog cut the exchange: whatever error it left is the deadline's.
             failure = Failure(
@@ -503,6 +603,36 @@ class Client(ClientSettings):
         if not reader.keep_alive:
             conn.close()
         return reader.reply(), conn, received
+
+    def _grace(
+        self, conn: HTTPConnection, reader: Optional[ResponseReader]
+    ) -> Optional[ResponseReader]:
+        """After an interrupt with the request written: read the rest of its reply.
+
+        The reader, done, when the reply ended within ``INTERRUPT_GRACE`` seconds
+        (what the worker threads get at concurrency > 1: ``_interrupted``); None
+        when it did not, the connection broke, or a second interrupt ended the wait.
+        """
+        sock = conn.sock
+        if sock is None:
+            return None
+        try:
+            if reader is None:  # interrupted before the reader was made: nothing read
+                reader = self._reader_for(conn, sock)
+            deadline = _monotonic() + INTERRUPT_GRACE
+            while not reader.done:
+                left = deadline - _monotonic()
+                if left <= 0:
+                    return None
+                sock.settimeout(left)  # set back to timeout by the next exchange
+                data = sock.recv(_RECV_SIZE)
+                if not data:
+                    reader.eof()
+                elif reader.feed(data):
+                    break
+        except BaseException:  # a second interrupt, a timeout, a broken connection
+            return None
+        return reader
 
     def _reader_for(self, conn: HTTPConnection, sock: Any) -> ResponseReader:
         """The connection's reply reader: the last one, if it may read the next reply.

@@ -582,14 +582,22 @@ class Batch:
     def finish(self) -> list[Any]:
         """The results, one per item in order; raises the error that stopped the batch.
 
-        Items of requests never begun are ``not-sent``. The raised error carries
-        ``results``: whatever was known of every item when the batch stopped.
+        Items of requests never begun are ``not-sent``; of requests begun and never
+        reported (a transport that lost one on the wire), ``unknown``. The raised
+        error carries ``results``: whatever was known of every item when the batch
+        stopped.
         """
         self._sealed = True
         results = self.results
         for request in self.requests:
             if results[request.start] is None:
-                self._settle(request, _NOT_SENT, self.down)
+                # Begun (its ids made, its line handed to the transport) and never
+                # reported: it may be on the platform. Only one never begun is not-sent.
+                begun = request.ids is not _NO_IDS
+                if begun:
+                    self._settle(request, _UNKNOWN, None)
+                else:
+                    self._settle(request, _NOT_SENT, self.down)
         if self._holes is not None:
             results = self.results = self._fill_holes(results)
         fatal = self.fatal

@@ -69,5 +69,10 @@ class RateLimit:
             self._next = at + count / self.rate
         return at
 
+    def relock(self, lock: Any) -> None:
+        """Use ``lock`` from now on: in a child after ``fork()``, where the old one
+        may stay held by a thread that exists only in the parent."""
+        self._lock = lock
+
     def __repr__(self) -> str:
         return f"RateLimit({self.rate!r})"
