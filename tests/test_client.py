@@ -719,7 +719,6 @@ def test_an_interrupt_while_waiting_for_the_oldest_request_keeps_its_result() ->
         assert_truthful(emu, messages, results)
 
 
-@pytest.mark.async_only  # at concurrency 1 the sync client's interrupt is immediate
 def test_a_second_cancel_ends_the_grace_period(transport: str) -> None:
     messages = numbered(30)
     with Emulator(latency=0.5) as emu, client_for(emu, max_batch=10) as client:
