@@ -220,12 +220,15 @@ from ._emulator import Emulator
 from ._faults import FAULT_KINDS, Fault, Faults
 from ._ledger import Ledger, LedgerEntry
 from ._lifecycle import FIELD_LIFECYCLE, LIFECYCLE, Lifecycle, Timing
+from ._settings import LIVE_SETTINGS, EmulatorSettings
 
 __all__ = [
     "FAULT_KINDS",
     "FIELD_LIFECYCLE",
     "LIFECYCLE",
+    "LIVE_SETTINGS",
     "Emulator",
+    "EmulatorSettings",
     "Fault",
     "Faults",
     "Ledger",
