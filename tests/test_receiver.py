@@ -849,3 +849,21 @@ def test_receiver_settings_are_checked_once_naming_the_setting(
         ReceiverSettings(**settings)
     with pytest.raises(error, match=named):
         make_app(None, **{"secret": None, **settings})
+
+
+def test_the_server_reads_its_limits_from_one_settings_value(got: list[StatusResult]) -> None:
+    from hpgfast.receiver import ReceiverApp, ServerSettings
+
+    with Receiver(got.append, secret=SECRET, max_connections=3, body_deadline=2.5,
+                  max_body=4096) as server:
+        assert server.settings == ServerSettings(max_connections=3, body_deadline=2.5)
+        assert isinstance(server.app, ReceiverApp) and server.app.settings.max_body == 4096
+        with pytest.raises(AttributeError):
+            server.settings.max_connections = 9  # type: ignore[misc]
+        assert push(server.url, REPORTS[:1], secret=SECRET) == (200, "ok")
+    for name, bad, error in [("max_connections", 0, ValueError), ("max_waiting", 1.0, TypeError),
+                             ("body_deadline", 0, ValueError), ("port", -1, ValueError)]:
+        with pytest.raises(error, match=name):
+            ServerSettings(**{name: bad})
+        with pytest.raises(error, match=name):
+            Receiver(got.append, secret=SECRET, **{name: bad})

@@ -78,8 +78,9 @@ standard error) go to this module's logger instead, with the secret masked.
 
 Layout: ``_app`` holds the WSGI application (``ReceiverApp``, built by
 ``make_app``) and its frozen ``ReceiverSettings``; ``_reports`` reads the report
-shapes; ``_server`` is ``Receiver``, the standalone server; ``_push`` is the
-platform's side (``push``).
+shapes; ``_server`` is ``Receiver``, the standalone server, with its frozen
+``ServerSettings``; ``_push`` is the platform's side (``push``). Settings are
+checked once, when their value is made, and read from it alone.
 
 HTTP answers: 200 ``ok`` (a repeat, too); 400 garbage (the reason); 401 wrong or
 missing secret; 403 source address not allowed; 405 other methods; 408 a body not
@@ -113,7 +114,7 @@ from ._server import MAX_HEAD as MAX_HEAD
 from ._server import MAX_READING as MAX_READING
 from ._server import MAX_WAITING as MAX_WAITING
 from ._server import REQUEST_DEADLINE as REQUEST_DEADLINE
-from ._server import Receiver
+from ._server import Receiver, ServerSettings
 from ._server import _Handler as _Handler
 
 __all__ = [
@@ -127,6 +128,7 @@ __all__ = [
     "Receiver",
     "ReceiverApp",
     "ReceiverSettings",
+    "ServerSettings",
     "make_app",
     "push",
     "status_json",

@@ -19,11 +19,12 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 from urllib.parse import quote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from ._app import DEFAULT_MAX_BODY, Callback, Networks, _allowed, make_app
+from ._app import Callback, ReceiverSettings, _allowed, make_app
 
 # One logger for the whole receiver, under the name users configure.
 log = logging.getLogger("hpgfast.receiver")
@@ -58,6 +59,43 @@ _MAX_LINGERING = 256
 _ACCEPTS_PER_WAKE = 64
 #: The end of a request head: an empty line (http.server accepts bare LF lines too).
 _HEAD_ENDS = (b"\n\r\n", b"\n\n")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How ``Receiver`` listens and what each connection may hold: one frozen value,
+    checked once (see ``Receiver`` for each; ``ReceiverSettings`` for the application).
+
+    Raises:
+        ValueError: a limit below 1 or a deadline not positive, naming it.
+        TypeError: a limit that is not a whole number, or a deadline not a number.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    max_connections: int = MAX_CONNECTIONS
+    max_waiting: int = MAX_WAITING
+    max_reading: int = MAX_READING
+    header_deadline: float = HEADER_DEADLINE
+    body_deadline: float = BODY_DEADLINE
+    request_deadline: float = REQUEST_DEADLINE
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str):
+            raise TypeError(f"host must be a string, got {self.host!r}")
+        for name in ("port", "max_connections", "max_waiting", "max_reading"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be a whole number, got {value!r}")
+            if value < (0 if name == "port" else 1):
+                raise ValueError(f"{name} must be at least {0 if name == 'port' else 1}, "
+                                 f"got {value}")
+        for name in ("header_deadline", "body_deadline", "request_deadline"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, got {value}")
 
 
 class _Conn:
@@ -152,21 +190,17 @@ class _Server(WSGIServer):
     # A flood's SYNs must not fill the kernel's accept queue before serve() sees them.
     request_queue_size = 1024
 
-    max_connections = MAX_CONNECTIONS
-    max_waiting = MAX_WAITING
-    max_reading = MAX_READING
-    max_body = DEFAULT_MAX_BODY
-    header_deadline = HEADER_DEADLINE
-    body_deadline = BODY_DEADLINE
-    request_deadline = REQUEST_DEADLINE
-    nets: Optional[Networks] = None
+    #: Set by ``Receiver`` before ``server_activate``: the server's settings and the
+    #: application's (for the body cap and the allow-list, checked before a thread).
+    limits: ServerSettings
+    app_settings: ReceiverSettings
     #: The secret as it may appear in text (plain, percent-encoded): masked in logs.
     secret_forms: tuple[str, ...] = ()
 
     def server_activate(self) -> None:
         super().server_activate()
         self.socket.setblocking(False)
-        self._slots = threading.BoundedSemaphore(self.max_connections)
+        self._slots = threading.BoundedSemaphore(self.limits.max_connections)
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
         self._selector.register(self.socket, selectors.EVENT_READ, None)
@@ -250,20 +284,22 @@ class _Server(WSGIServer):
                 return
             sock.setblocking(False)
             now = time.monotonic()
-            conn = _Conn(sock, address, now, now + min(self.header_deadline,
-                                                       self.request_deadline))
+            conn = _Conn(sock, address, now, now + min(self.limits.header_deadline,
+                                                       self.limits.request_deadline))
+            nets = self.app_settings.networks
             # The allow-list is the one check possible before a byte is read: a peer
             # outside it never waits in the selector, let alone takes a slot.
-            if self.nets is not None and not _allowed(str(address[0]), self.nets):
+            if nets is not None and not _allowed(str(address[0]), nets):
                 self._refuse(conn, "403 Forbidden", "source address not allowed")
                 continue
-            if len(self._waiting) >= self.max_waiting:
+            if len(self._waiting) >= self.limits.max_waiting:
                 self._drop(next(iter(self._waiting.values())), self._waiting)
                 # A flood evicts thousands a second: one line every few seconds.
                 self._evicted += 1
                 if now - self._evicted_logged >= 5.0:
                     log.warning("receiver: %d connections waiting for a request; %d of the "
-                                "oldest closed to make room", self.max_waiting, self._evicted)
+                                "oldest closed to make room", self.limits.max_waiting,
+                                self._evicted)
                     self._evicted, self._evicted_logged = 0, now
             self._waiting[sock] = conn
             self._selector.register(sock, selectors.EVENT_READ, conn)
@@ -305,7 +341,7 @@ class _Server(WSGIServer):
         # its head and never its body (or trickles it) must not hold a slot, or a few
         # dozen of them starve every real push. Only a request whose bytes have all
         # arrived takes a slot.
-        length = _body_length(bytes(conn.head[:end]), self.max_body)
+        length = _body_length(bytes(conn.head[:end]), self.app_settings.max_body)
         if length is not None and len(conn.head) < end + length:
             conn.need = end + length
             self._wait_for_body(conn, time.monotonic())
@@ -315,7 +351,7 @@ class _Server(WSGIServer):
 
     def _wait_for_body(self, conn: _Conn, now: float) -> None:
         """Keep ``conn`` in the selector until its body has arrived, for the body deadline."""
-        if len(self._reading) >= self.max_reading:
+        if len(self._reading) >= self.limits.max_reading:
             # A flood of bodies that never come evicts its own oldest members; a real
             # push, whose body follows its head at once, is never the oldest for long.
             oldest = next(iter(self._reading.values()))
@@ -326,17 +362,17 @@ class _Server(WSGIServer):
             self._evicted_reading += 1
             if now - self._evicted_reading_logged >= 5.0:
                 log.warning("receiver: %d requests waiting for their body; %d of the oldest "
-                            "answered 503 to make room", self.max_reading,
+                            "answered 503 to make room", self.limits.max_reading,
                             self._evicted_reading)
                 self._evicted_reading, self._evicted_reading_logged = 0, now
-        conn.deadline = now + self.body_deadline
+        conn.deadline = now + self.limits.body_deadline
         self._reading[conn.sock] = conn
 
     def _hand_over(self, conn: _Conn) -> None:
         """Serve a request whose bytes have arrived from a thread: one of the slots."""
         if not self._slots.acquire(blocking=False):
             log.warning("receiver: %d requests being served; one from %s answered 503",
-                        self.max_connections, conn.address[0])
+                        self.limits.max_connections, conn.address[0])
             self._refuse(conn, "503 Service Unavailable", "busy, push again later",
                          ("Retry-After: 1",))
             return
@@ -371,7 +407,7 @@ class _Server(WSGIServer):
             del self._reading[conn.sock]
             self._selector.unregister(conn.sock)
             self._refuse(conn, "408 Request Timeout",
-                         f"body not received within {self.body_deadline:g} s")
+                         f"body not received within {self.limits.body_deadline:g} s")
         while self._lingering:
             conn = next(iter(self._lingering.values()))
             if conn.deadline > now:
@@ -416,13 +452,13 @@ class _Server(WSGIServer):
         sock = conn.sock
         # Past the deadline the socket is shut down under the handler, whose next
         # read or write then fails and ends the thread.
-        left = self.request_deadline - (time.monotonic() - conn.started)
+        left = self.limits.request_deadline - (time.monotonic() - conn.started)
         watchdog = threading.Timer(max(left, 0.0), _cut, (sock,))
         watchdog.daemon = True
         watchdog.start()
         try:
             _Handler(sock, conn.address, self, bytes(conn.head),
-                     time.monotonic() + self.body_deadline)
+                     time.monotonic() + self.limits.body_deadline)
         except Exception:
             self.handle_error(sock, conn.address)
         finally:
@@ -530,8 +566,11 @@ class Receiver:
     oldest 503), ``header_deadline``, the seconds a connection has to send its head,
     ``body_deadline``, the seconds a request then has to send its whole body (408
     after it), and ``request_deadline``, the seconds one connection may take in
-    all. It serves from a background thread until ``close()``. ``url`` is its base
-    URL; ``url_shown`` the same (the secret travels in a header, never in it).
+    all. These are checked once into ``settings``, a frozen ``ServerSettings``; the
+    application it serves is ``app`` (a ``ReceiverApp``, its ``app.settings`` a
+    ``ReceiverSettings``). It serves from a background thread until ``close()``.
+    ``url`` is its base URL; ``url_shown`` the same (the secret travels in a header,
+    never in it).
 
     Headers whose name holds an underscore are dropped before the application sees
     them (WSGI would read ``X_HPG_Secret`` as ``X-HPG-Secret``). With ``make_app``
@@ -553,21 +592,15 @@ class Receiver:
         request_deadline: float = REQUEST_DEADLINE,
         **settings: Any,
     ) -> None:
-        if max_connections < 1 or max_waiting < 1 or max_reading < 1:
-            raise ValueError("max_connections, max_waiting and max_reading must be at least 1")
-        if not (header_deadline > 0 and body_deadline > 0 and request_deadline > 0):
-            raise ValueError(
-                "header_deadline, body_deadline and request_deadline must be positive")
+        limits = ServerSettings(
+            host=host, port=port, max_connections=max_connections, max_waiting=max_waiting,
+            max_reading=max_reading, header_deadline=header_deadline,
+            body_deadline=body_deadline, request_deadline=request_deadline,
+        )
         app = make_app(callback, **settings)
         server = _Server((host, port), _Handler, bind_and_activate=False)
-        server.max_connections = max_connections
-        server.max_waiting = max_waiting
-        server.max_reading = max_reading
-        server.max_body = app.settings.max_body
-        server.header_deadline = header_deadline
-        server.body_deadline = body_deadline
-        server.request_deadline = request_deadline
-        server.nets = app.settings.networks
+        server.limits = limits
+        server.app_settings = app.settings
         secret = app.settings.secret
         if secret:
             server.secret_forms = tuple(sorted({secret, quote(secret, safe="")}, key=len,
@@ -579,6 +612,9 @@ class Receiver:
             server.server_close()
             raise
         server.set_app(app)
+        #: The server's settings and the application it serves (``app.settings``).
+        self.settings = limits
+        self.app = app
         self._server = server
         self.host = host
         self.port: int = self._server.server_address[1]
