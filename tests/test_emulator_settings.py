@@ -137,7 +137,7 @@ def test_a_fixed_setting_cannot_be_assigned(name: str) -> None:
 
 
 def test_live_settings_take_effect_on_the_next_request() -> None:
-    assert LIVE_SETTINGS == {"account_state", "push_secret"}
+    assert LIVE_SETTINGS == {"account_state", "login", "password", "push_secret"}
     with Emulator(speed=None) as emu:
         emu.account_state = "error-account-locked"
         assert emu.settings.account_state == "error-account-locked"
@@ -147,6 +147,13 @@ def test_live_settings_take_effect_on_the_next_request() -> None:
         assert emu.account_state == "error-account-locked"  # a bad value changes nothing
         emu.account_state = None
         assert get(emu, SEND) == b"ok;0;1001\n"
+        emu.password = "changed"  # the credentials, as a platform's operator may
+        assert get(emu, SEND) == b"error-auth\n"
+        emu.login = "OTHER"
+        assert get(emu, SEND.replace("CLIENT", "OTHER").replace("P%40ssw0rd", "changed")) == (
+            b"ok;0;1002\n"
+        )
+        assert (emu.settings.login, emu.settings.password) == ("OTHER", "changed")
         emu.push_secret = "s3cret"
         assert emu.settings.push_secret == emu.push_secret == "s3cret"
         with pytest.raises(ValueError, match="push_secret"):

@@ -11,11 +11,11 @@ Settings. Every keyword of ``Emulator`` is a field of one frozen
 value raises ``ValueError``, a wrong type ``TypeError``, each naming the setting)
 and given whole as ``Emulator(settings=...)`` if you like. The emulator reads
 every setting from it; each is also an attribute (``emu.latency``). Those in
-``LIVE_SETTINGS`` (``account_state``, ``push_secret``) may be assigned while the
-emulator runs: the assignment replaces ``emu.settings``, checked again, and the
-next request (or push) reads the new value. Assigning any other raises
-``AttributeError``: make another emulator. ``balance``, ``faults`` and ``port``
-are state that starts from their setting: what is left (may be topped up), the
+``LIVE_SETTINGS`` (``account_state``, ``login``, ``password``, ``push_secret``) may
+be assigned while the emulator runs: the assignment replaces ``emu.settings``,
+checked again, and the next request (or push) reads the new value. Assigning any
+other raises ``AttributeError``: make another emulator. ``balance``, ``faults``
+and ``port`` are state that starts from their setting: what is left (may be topped up), the
 ``Faults`` struck with (change its kinds, or assign a new one), the port bound.
 
 Strategy: the emulator is an oracle for hpgfast's encoder and parsers, so it shares

@@ -110,13 +110,13 @@ class Emulator(HttpServer, Platform, Pusher):
 
     The keywords build one frozen ``EmulatorSettings``, ``emu.settings``, which the
     emulator reads everything from. Each setting is also an attribute reading it
-    (``emu.push_url``); ``account_state`` and ``push_secret`` (``LIVE_SETTINGS``) may
-    be assigned while the emulator runs, which replaces ``emu.settings`` (checked
-    again) for the next request or push; assigning any other raises
-    ``AttributeError``. Three are state that starts from the setting: ``balance``
-    reads (and tops up) what is left, ``faults`` is the ``Faults`` the emulator
-    strikes with (change its kinds, or assign a new one), and ``port`` is the port
-    bound (``settings.port`` may be 0).
+    (``emu.push_url``); ``account_state``, ``login``, ``password`` and
+    ``push_secret`` (``LIVE_SETTINGS``) may be assigned while the emulator runs,
+    which replaces ``emu.settings`` (checked again) for the next request or push;
+    assigning any other raises ``AttributeError``. Three are state that starts from
+    the setting: ``balance`` reads (and tops up) what is left, ``faults`` is the
+    ``Faults`` the emulator strikes with (change its kinds, or assign a new one), and
+    ``port`` is the port bound (``settings.port`` may be 0).
 
     Raises:
         ValueError: a setting out of range, naming it (an unknown ``reply_order``...).

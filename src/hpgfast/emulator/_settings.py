@@ -3,9 +3,10 @@
 Strategy: every keyword ``Emulator`` takes is a field of ``EmulatorSettings``, and
 the emulator reads its settings from that value alone, so each setting has one
 default, one check and one place it is read from. The few that may change while the
-emulator runs (``account_state``, ``push_secret``) change by replacing the whole
-value (``dataclasses.replace``), which checks it again; a request reads the value
-once, so it never sees half of a change.
+emulator runs (``LIVE_SETTINGS``: ``account_state``, ``login``, ``password``,
+``push_secret``) change by replacing the whole value (``dataclasses.replace``),
+which checks it again; a request reads the value once, so it never sees half of a
+change.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ DATE_FORMATS = {"dots": "%Y.%m.%d %H:%M:%S", "dashes": "%Y-%m-%d %H:%M:%S"}
 PUSH_SHAPES = ("lines", "form", "query", "json")
 CLIENT_ID_MODES = ("echo", "ignore")
 #: The settings an ``Emulator`` lets you assign while it runs (the next request, or
-#: the next push, reads the new value); every other one is fixed at start.
-LIVE_SETTINGS = frozenset({"account_state", "push_secret"})
+#: the next push, reads the new value); every other one is fixed at start. The
+#: credentials are among them: a password changed at the platform mid-run is a case
+#: to play.
+LIVE_SETTINGS = frozenset({"account_state", "login", "password", "push_secret"})
 
 Names = Optional[Iterable[str]]
 FaultsLike = Union[Faults, Mapping[str, FaultLike], None]
