@@ -78,9 +78,10 @@ standard error) go to this module's logger instead, with the secret masked.
 
 Layout: ``_app`` holds the WSGI application (``ReceiverApp``, built by
 ``make_app``) and its frozen ``ReceiverSettings``; ``_reports`` reads the report
-shapes; ``_server`` is ``Receiver``, the standalone server, with its frozen
-``ServerSettings``; ``_push`` is the platform's side (``push``). Settings are
-checked once, when their value is made, and read from it alone.
+shapes; ``_receiver`` is ``Receiver``, the standalone server, which runs the
+selector server of ``_server`` with its frozen ``ServerSettings``; ``_push`` is
+the platform's side (``push``). Settings are checked once, when their value is
+made, and read from it alone.
 
 HTTP answers: 200 ``ok`` (a repeat, too); 400 garbage (the reason); 401 wrong or
 missing secret; 403 source address not allowed; 405 other methods; 408 a body not
@@ -103,6 +104,7 @@ from ._app import (
 )
 from ._app import Callback as Callback
 from ._push import push, status_json, status_lines, status_params
+from ._receiver import Receiver
 from ._reports import DATETIME, JSON_FIELDS, REASON, STATUS_PARAM
 
 # The server's limits and the handler, importable from here as before (a test
@@ -114,7 +116,7 @@ from ._server import MAX_HEAD as MAX_HEAD
 from ._server import MAX_READING as MAX_READING
 from ._server import MAX_WAITING as MAX_WAITING
 from ._server import REQUEST_DEADLINE as REQUEST_DEADLINE
-from ._server import Receiver, ServerSettings
+from ._server import ServerSettings
 from ._server import _Handler as _Handler
 
 __all__ = [
