@@ -779,3 +779,91 @@ def test_hpgfast_receive_takes_a_body_deadline() -> None:
     assert proc.returncode == 0
     assert out.splitlines() == ["1001;ok;delivered;2026-11-28 09:30:01;",
                                 "1002;ok;undelivered;2026-11-28 09:30:02;unknown-subscriber"]
+
+
+# -- the application as a class, its settings as one value --------------------------------
+
+
+def _call(app: Any, target: str, body: bytes = b"", **environ: str) -> tuple[str, bytes]:
+    """One WSGI call, as a server makes it."""
+    from wsgiref.util import setup_testing_defaults
+
+    path, _, query = target.partition("?")
+    env: dict[str, Any] = {"REQUEST_METHOD": "POST" if body else "GET", "PATH_INFO": path,
+                           "QUERY_STRING": query, "CONTENT_LENGTH": str(len(body)),
+                           "wsgi.input": io.BytesIO(body), **environ}
+    setup_testing_defaults(env)
+    answer: list[str] = []
+    chunks = app(env, lambda status, headers: answer.append(status))
+    return answer[0], b"".join(chunks)
+
+
+def test_make_app_is_a_receiver_app_built_from_one_settings_value() -> None:
+    from hpgfast.receiver import JSON_FIELDS, ReceiverApp, ReceiverSettings
+
+    got: list[StatusResult] = []
+    app = make_app(got.append, secret=SECRET, allow=["127.0.0.1/32"], max_body=100,
+                   json_fields={"providerId": "msgId"}, remember=5)
+    assert isinstance(app, ReceiverApp)
+    assert app.settings == ReceiverSettings(secret=SECRET, allow=("127.0.0.1/32",),
+                                            max_body=100, json_fields={"providerId": ["msgId"]},
+                                            remember=5)
+    assert app.settings.json_fields == {**JSON_FIELDS, "providerId": ("msgId",)}
+    assert SECRET not in repr(app) and SECRET not in repr(app.settings)
+    with pytest.raises(AttributeError):
+        app.settings.max_body = 1  # type: ignore[misc]
+    status, body = _call(app, f"/hpg/{SECRET}?providerId=7&status=sent",
+                         REMOTE_ADDR="127.0.0.1")
+    assert (status, body) == ("200 OK", b"ok\n")
+    assert [r.provider_id for r in got] == ["7"]
+    status, _ = _call(app, f"/hpg/{SECRET}?providerId=7&status=sent", REMOTE_ADDR="10.0.0.1")
+    assert status == "403 Forbidden"
+    # Given whole, the same value makes an application that behaves the same.
+    again = ReceiverApp(got.append, app.settings)
+    status, _ = _call(again, f"/hpg/{SECRET}", b"x" * 101, REMOTE_ADDR="127.0.0.1")
+    assert status == "413 Content Too Large"
+    with pytest.raises(TypeError, match="ReceiverSettings"):
+        ReceiverApp(got.append, {"secret": SECRET})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "named"),
+    [
+        ({}, ValueError, "secret"),
+        ({"secret": ""}, ValueError, "secret"),
+        ({"secret": "a b"}, ValueError, "secret"),
+        ({"secret": SECRET, "secret_header": "X_Secret"}, ValueError, "header"),
+        ({"secret": SECRET, "max_body": 0}, ValueError, "max_body"),
+        ({"secret": SECRET, "max_body": 1.5}, TypeError, "max_body"),
+        ({"secret": SECRET, "remember": -1}, ValueError, "remember"),
+        ({"secret": SECRET, "json_fields": {"nope": "x"}}, ValueError, "json_fields"),
+        ({"secret": SECRET, "allow": ["not-a-net"]}, ValueError, "allow"),
+    ],
+)
+def test_receiver_settings_are_checked_once_naming_the_setting(
+    settings: dict[str, Any], error: type[Exception], named: str
+) -> None:
+    from hpgfast.receiver import ReceiverSettings
+
+    with pytest.raises(error, match=named):
+        ReceiverSettings(**settings)
+    with pytest.raises(error, match=named):
+        make_app(None, **{"secret": None, **settings})
+
+
+def test_the_server_reads_its_limits_from_one_settings_value(got: list[StatusResult]) -> None:
+    from hpgfast.receiver import ReceiverApp, ServerSettings
+
+    with Receiver(got.append, secret=SECRET, max_connections=3, body_deadline=2.5,
+                  max_body=4096) as server:
+        assert server.settings == ServerSettings(max_connections=3, body_deadline=2.5)
+        assert isinstance(server.app, ReceiverApp) and server.app.settings.max_body == 4096
+        with pytest.raises(AttributeError):
+            server.settings.max_connections = 9  # type: ignore[misc]
+        assert push(server.url, REPORTS[:1], secret=SECRET) == (200, "ok")
+    for name, bad, error in [("max_connections", 0, ValueError), ("max_waiting", 1.0, TypeError),
+                             ("body_deadline", 0, ValueError), ("port", -1, ValueError)]:
+        with pytest.raises(error, match=name):
+            ServerSettings(**{name: bad})
+        with pytest.raises(error, match=name):
+            Receiver(got.append, secret=SECRET, **{name: bad})

@@ -6,6 +6,18 @@ command line, ``python -m hpgfast.emulator --port 9876`` serves until interrupte
 Every accepted message is recorded in ``emu.ledger``; faults are injected through
 ``emu.faults``; the delivery lifecycle runs on ``emu``'s own clock.
 
+Settings. Every keyword of ``Emulator`` is a field of one frozen
+``EmulatorSettings`` value, ``emu.settings``, checked once when it is made (a bad
+value raises ``ValueError``, a wrong type ``TypeError``, each naming the setting)
+and given whole as ``Emulator(settings=...)`` if you like. The emulator reads
+every setting from it; each is also an attribute (``emu.latency``). Those in
+``LIVE_SETTINGS`` (``account_state``, ``login``, ``password``, ``push_secret``) may
+be assigned while the emulator runs: the assignment replaces ``emu.settings``,
+checked again, and the next request (or push) reads the new value. Assigning any
+other raises ``AttributeError``: make another emulator. ``balance``, ``faults``
+and ``port`` are state that starts from their setting: what is left (may be topped up), the
+``Faults`` struck with (change its kinds, or assign a new one), the port bound.
+
 Strategy: the emulator is an oracle for hpgfast's encoder and parsers, so it shares
 none of their code: queries are decoded with ``urllib.parse.parse_qsl`` alone
 (UTF-8, strict), and only the wire constants (``hpgfast._wire``) are common.
@@ -220,12 +232,15 @@ from ._emulator import Emulator
 from ._faults import FAULT_KINDS, Fault, Faults
 from ._ledger import Ledger, LedgerEntry
 from ._lifecycle import FIELD_LIFECYCLE, LIFECYCLE, Lifecycle, Timing
+from ._settings import LIVE_SETTINGS, EmulatorSettings
 
 __all__ = [
     "FAULT_KINDS",
     "FIELD_LIFECYCLE",
     "LIFECYCLE",
+    "LIVE_SETTINGS",
     "Emulator",
+    "EmulatorSettings",
     "Fault",
     "Faults",
     "Ledger",
