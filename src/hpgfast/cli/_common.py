@@ -63,7 +63,27 @@ connection settings (flags win over the environment):
 
 
 class UsageError(Exception):
-    """A command line that cannot be run as given (exit code 2)."""
+    """A command line that cannot be run as given (``ExitCode.USAGE``)."""
+
+
+def journal_path(path: str, flag: str, *, existing: bool) -> str:
+    """``path`` as a journal's, checked: not a directory and, when ``existing``, there.
+
+    ``existing``: a command that reads a journal (status, report, receive) refuses a
+    path with none, instead of making an empty one that would answer nothing.
+    """
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path!r} is a directory; give the journal's file")
+    if existing and not os.path.exists(path):
+        raise UsageError(f"no journal at {path!r}")
+    return path
+
+
+def usage_file(path: str, flag: str) -> str:
+    """``path`` for a flag that reads a file: refused when it is a directory."""
+    if path != "-" and os.path.isdir(path):
+        raise UsageError(f"{flag} {path!r} is a directory; give a file")
+    return path
 
 
 # -- settings --------------------------------------------------------------------------
@@ -256,7 +276,9 @@ def status_json(r: StatusResult) -> dict[str, Any]:
     return dict(zip(("provider_id", "code", "status", "time", "reason"), status_row(r)))
 
 
-def wait_for_signal() -> None:
+def wait_for_signal(announce: Callable[[], None] = lambda: None) -> None:
+    """Wait for Ctrl-C or SIGTERM; ``announce`` (saying "Ctrl-C stops") is called once
+    they are caught, so a Ctrl-C that follows the words stops the server cleanly."""
     import threading
 
     stop = threading.Event()
@@ -266,6 +288,7 @@ def wait_for_signal() -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        announce()
         while not stop.wait(0.5):
             pass
     finally:

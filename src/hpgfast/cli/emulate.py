@@ -23,14 +23,17 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         raise UsageError(f"emulator: {exc}") from None
     with emulator:
-        print(emulator.url, flush=True)
-        print(
-            f"login={emulator.login_param}:{emulator.login} "
-            f"{emulator.password_param}:{emulator.password}; Ctrl-C stops",
-            file=sys.stderr,
-            flush=True,
-        )
-        wait_for_signal()
+
+        def announce() -> None:
+            print(emulator.url, flush=True)
+            print(
+                f"login={emulator.login_param}:{emulator.login} "
+                f"{emulator.password_param}:{emulator.password}; Ctrl-C stops",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        wait_for_signal(announce)
         print(
             f"served {sum(emulator.requests.values())} requests, "
             f"accepted {len(emulator.ledger)} messages",

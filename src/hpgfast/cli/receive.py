@@ -15,6 +15,7 @@ from ._common import (
     UsageError,
     add_output,
     env,
+    journal_path,
     positive_int,
     read_secret,
     status_json,
@@ -45,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
     if args.journal is not None:
         from ..journal import Journal
 
-        journal = Journal(args.journal, synchronous=args.journal_sync)
+        # Reports are recorded against the messages a send put there: a new, empty
+        # journal would answer every push 'ok' and keep nothing of use.
+        path = journal_path(args.journal, "--journal", existing=True)
+        journal = Journal(path, synchronous=args.journal_sync)
     out_lock = threading.Lock()
 
     def callback(report: StatusResult) -> None:
@@ -71,10 +75,14 @@ def run(args: argparse.Namespace) -> int:
             )
         except ValueError as exc:  # a bad --allow network or secret: not a traceback
             raise UsageError(str(exc)) from None
+        except OSError as exc:  # the port is in use, the address is not this machine's
+            raise UsageError(
+                f"cannot listen at {args.host}:{args.port}: {exc.strerror or exc}"
+            ) from None
         with server:
-            print(f"hpgfast receive: listening at {server.url_shown}; Ctrl-C stops",
-                  file=sys.stderr, flush=True)
-            wait_for_signal()
+            wait_for_signal(lambda: print(
+                f"hpgfast receive: listening at {server.url_shown}; Ctrl-C stops",
+                file=sys.stderr, flush=True))
     finally:
         if journal is not None:
             journal.close()
