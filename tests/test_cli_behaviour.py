@@ -9,11 +9,15 @@ and delivery reports posted the way ``curl -d`` posts them.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any, Optional
+
+import pytest
 
 PASSWORD = "P@ssw0rd"
 SECRET = "s3cret"
@@ -74,3 +78,42 @@ def test_receive_refuses_a_journal_that_does_not_exist(tmp_path: Path) -> None:
                          str(missing))
     assert status.returncode == 2
     assert f"no journal at {str(missing)!r}" in status.stderr
+
+
+# -- reports posted with curl's default content type -----------------------------------
+
+
+@pytest.fixture
+def receiver() -> Any:
+    proc = subprocess.Popen([sys.executable, "-m", "hpgfast", "receive", "--port", "0"],
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "listening at " in line, line
+    url = line.split("listening at ", 1)[1].split(";", 1)[0]
+    yield proc, url
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+
+
+def _post_form(url: str, body: bytes) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/x-www-form-urlencoded", "X-HPG-Secret": SECRET,
+    })
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return reply.status, reply.read()
+
+
+def test_status_lines_posted_as_a_form_are_read(receiver: Any) -> None:
+    proc, url = receiver
+    lines = (b"ok;1001;delivered;2020.01.10 19:03:52;\n"
+             b"ok;1002;undelivered;2020.01.10 19:03:53;code=5\n")
+    assert _post_form(url, lines) == (200, b"ok\n")
+    assert _post_form(url, b'{"imOutMessageId": 1003, "dlvStatus": "delivered", '
+                           b'"dlvStatusAt": "2020-01-10T19:03:52.355+0300"}') == (200, b"ok\n")
+    assert _post_form(url, b"providerId=1004&status=delivered") == (200, b"ok\n")
+    assert proc.stdout is not None
+    seen = [proc.stdout.readline().split(";")[:3] for _ in range(4)]
+    assert seen == [["1001", "ok", "delivered"], ["1002", "ok", "undelivered"],
+                    ["1003", "ok", "delivered"], ["1004", "ok", "delivered"]]

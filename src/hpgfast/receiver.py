@@ -165,6 +165,20 @@ def _allowed(remote: str, nets: Networks) -> bool:
     return any(address in net for net in nets)
 
 
+def _is_form(body: bytes) -> bool:
+    """Whether a body sent as a form is one (``name=value&...``), not text sent as one.
+
+    ``curl -d`` labels every body a form: STATUS lines (``ok;1001;...``) and JSON
+    then arrive with the form's type. JSON starts with a brace or a bracket; a form's
+    first name (``providerId``, ``providerId[0]``) holds no ``;`` or line break, as a
+    STATUS line's start does, and is followed by ``=``.
+    """
+    if body.lstrip()[:1] in (b"{", b"["):
+        return False
+    head, sep, _ = body.partition(b"=")
+    return bool(sep) and b";" not in head and b"\n" not in head
+
+
 def _params(text: str, where: str) -> list[tuple[str, str]]:
     try:
         return parse_qsl(text, keep_blank_values=True, strict_parsing=False,
@@ -465,7 +479,7 @@ def make_app(
             raise _Refused("400 Bad Request", "the query string is not ASCII") from None
         pairs = _params(query_text, "query string") if query_text else []
         content_type = str(environ.get("CONTENT_TYPE", "")).split(";", 1)[0].strip().lower()
-        if body and content_type == _FORM:
+        if body and content_type == _FORM and _is_form(body):
             try:
                 form = body.decode("ascii")
             except UnicodeDecodeError:
