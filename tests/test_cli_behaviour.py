@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Optional
@@ -80,6 +81,37 @@ def test_receive_refuses_a_journal_that_does_not_exist(tmp_path: Path) -> None:
     assert status.returncode == 2
     assert f"no journal at {str(missing)!r}" in status.stderr
 
+
+# -- Ctrl-C while the command starts ---------------------------------------------------
+
+
+def _maps(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def test_ctrl_c_during_start_up_says_interrupted() -> None:
+    """SIGINT as soon as the process maps ``_socket``'s library, which ``main``
+    loads while it builds the parser (until then the process ran only the
+    interpreter's start, ``import hpgfast`` and the light ``hpgfast.cli``):
+    "interrupted", exit 130, no traceback."""
+    args = ["send", "--url", "http://127.0.0.1:9/C/connectorX/", "--to", "79031111111",
+            "--text", "hi"]
+    proc = subprocess.Popen([sys.executable, "-m", "hpgfast", *args], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        if "_socket" in _maps(proc.pid):
+            proc.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.0005)
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err, err
+    assert proc.returncode == 130, err
+    assert "hpgfast: interrupted" in err
 
 def test_bench_judges_only_what_a_single_run_can() -> None:
     from hpgfast._ratios import SINGLE_RUN_JUDGED

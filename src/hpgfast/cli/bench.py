@@ -11,6 +11,7 @@ from ._common import (
     EXIT_OK,
     add_output,
 )
+from ._exit import exit_codes_help
 from ._output import dump_json
 
 
@@ -42,16 +43,6 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.met for r in rows if r.judged) else EXIT_INCOMPLETE
 
 
-BENCH_EXIT_CODES = """\
-exit codes:
-  0    every claim a single run can judge meets its target (the rows
-       marked 'information' are not judged)
-  1    at least one claim is under its target, of those a single run can
-       judge; on a busy machine timings are noisy: rerun with a larger
-       --budget before drawing conclusions
-  2    usage error
-  130  interrupted
-"""
 
 
 def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
@@ -64,7 +55,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "Only the claims a single run like this one meets by a wide margin decide the "
         "exit status; the others (met in interleaved runs, see the README's "
         "Performance section) are shown as information.",
-        epilog=BENCH_EXIT_CODES, formatter_class=formatter,
+        epilog=exit_codes_help("bench"), formatter_class=formatter,
     )
     p.add_argument("--budget", type=float, default=2.0, help="seconds per case (default 2)")
     add_output(p)

@@ -11,7 +11,6 @@ from .._records import StatusResult
 from .._term import escape, json_safe
 from ._common import (
     EXIT_OK,
-    LOCAL_EXIT_CODES_HELP,
     UsageError,
     add_output,
     env,
@@ -22,6 +21,7 @@ from ._common import (
     status_row,
     wait_for_signal,
 )
+from ._exit import exit_codes_help
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,7 +114,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "as the last path segment); addresses outside --allow are refused before "
         "anything is read, and a connection holds a thread only once its request head "
         "has arrived (within 10 s), so idle connections cannot starve a push.",
-        epilog=LOCAL_EXIT_CODES_HELP, formatter_class=formatter,
+        epilog=exit_codes_help("receive"), formatter_class=formatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
                    "%(default)s)")

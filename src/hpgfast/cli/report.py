@@ -13,10 +13,12 @@ from typing import Any, Optional
 from .._term import escape
 from ._common import (
     EXIT_OK,
-    LOCAL_EXIT_CODES_HELP,
     UsageError,
     add_output,
+    journal_path,
+    usage_file,
 )
+from ._exit import exit_codes_help
 from ._output import dump_json, table
 
 #: Columns ``--csv`` adds after the journal's own (``ROW_COLUMNS``): what each
@@ -127,7 +129,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "encoding, rejections by code, delivery statuses) or write its rows as CSV "
         "(updated_at in UTC, ISO 8601; segments, encoding and transliterated last). "
         "Accepted segments are what the platform bills.",
-        epilog=LOCAL_EXIT_CODES_HELP, formatter_class=formatter,
+        epilog=exit_codes_help("report"), formatter_class=formatter,
     )
     p.add_argument("journal_path", nargs="?", metavar="DB", help="the journal")
     p.add_argument("--journal", "-j", metavar="DB", help=argparse.SUPPRESS)

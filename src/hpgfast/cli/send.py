@@ -14,7 +14,6 @@ from .._term import escape
 from .._wire import Code
 from ._common import (
     CONNECTION_HELP,
-    EXIT_CODES_HELP,
     EXIT_INCOMPLETE,
     EXIT_OK,
     UsageError,
@@ -26,7 +25,9 @@ from ._common import (
     pairs,
     positive_int,
     setting,
+    usage_file,
 )
+from ._exit import exit_codes_help
 from ._input import (
     ADDRESS_HELP,
     FORMATS,
@@ -158,8 +159,11 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
 
 
 def _send_exit(outcome: Any, complete: bool) -> int:
-    if outcome.error is not None:
-        return exit_for(outcome.error)
+    # The same code as ``--to`` gives for the same reply: what stopped the run, else
+    # what left a message of this run unknown or not sent.
+    error = outcome.error if outcome.error is not None else outcome.failure
+    if error is not None:
+        return exit_for(error)
     return EXIT_OK if complete else EXIT_INCOMPLETE
 
 
@@ -298,7 +302,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "With --journal every message is recorded before it goes out; rerunning the "
         "same command resumes without sending anything twice (and is refused if the "
         "input or a setting that changes what is sent differs).",
-        epilog=EXIT_CODES_HELP + CONNECTION_HELP, formatter_class=formatter,
+        epilog=exit_codes_help("send") + CONNECTION_HELP, formatter_class=formatter,
     )
     src = p.add_argument_group("what to send")
     src.add_argument("--file", "-f", metavar="PATH", help="a CSV or JSON Lines file ('-': stdin, "

@@ -10,7 +10,6 @@ from typing import Any
 from .._term import escape
 from ._common import (
     CONNECTION_HELP,
-    EXIT_CODES_HELP,
     EXIT_INCOMPLETE,
     EXIT_OK,
     UsageError,
@@ -21,7 +20,9 @@ from ._common import (
     make_client,
     status_json,
     status_row,
+    usage_file,
 )
+from ._exit import exit_codes_help
 from ._output import Progress, dump_json, table
 
 
@@ -127,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"stopped early: {escape(explain(outcome.error))}")
     if outcome.error is not None:
         return exit_for(outcome.error)
+    if outcome.open and outcome.failure is not None:
+        return exit_for(outcome.failure)  # as for the same reply without --follow
     return EXIT_OK if outcome.open == 0 else EXIT_INCOMPLETE
 
 
@@ -138,7 +141,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "(one per line), or of every accepted message of a journal. --follow polls the "
         "ids that are not final, with backoff, until all are or the deadline passes; with "
         "a journal each change is recorded with its time and reason.",
-        epilog=EXIT_CODES_HELP + CONNECTION_HELP, formatter_class=formatter,
+        epilog=exit_codes_help("status") + CONNECTION_HELP, formatter_class=formatter,
     )
     p.add_argument("ids", nargs="*", metavar="PROVIDER_ID", help="provider ids")
     p.add_argument("--file", "-f", metavar="PATH", help="provider ids, one per line ('-': stdin)")
