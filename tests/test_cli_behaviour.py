@@ -21,6 +21,8 @@ from typing import Any, Optional
 
 import pytest
 
+from hpgfast.emulator import Emulator
+
 PASSWORD = "P@ssw0rd"
 SECRET = "s3cret"
 
@@ -112,6 +114,63 @@ def test_ctrl_c_during_start_up_says_interrupted() -> None:
     assert "Traceback" not in err, err
     assert proc.returncode == 130, err
     assert "hpgfast: interrupted" in err
+
+def test_the_encoding_hint_reads_well(tmp_path: Path) -> None:
+    path = tmp_path / "cp.csv"
+    path.write_bytes("address,text\n79031111111,Привет\n".encode("cp1251"))
+    result = hpgfast_run("send", "--url", "http://127.0.0.1:9/C/connectorX/", "--file",
+                         str(path))
+    assert result.returncode == 2
+    assert "(give its encoding with --encoding, for example --encoding cp1251)" in result.stderr
+    assert "cp1251 say" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["send", "--file", "{dir}"], "--file '{dir}' is a directory"),
+        (["send", "--to", "79031111111", "--text", "x", "--journal", "{dir}"],
+         "--journal '{dir}' is a directory"),
+        (["status", "--file", "{dir}"], "--file '{dir}' is a directory"),
+        (["status", "--journal", "{dir}"], "--journal '{dir}' is a directory"),
+        (["report", "{dir}"], "the journal '{dir}' is a directory"),
+        (["receive", "--port", "0", "--journal", "{dir}"], "--journal '{dir}' is a directory"),
+    ],
+    ids=["send-file", "send-journal", "status-file", "status-journal", "report", "receive"],
+)
+def test_a_directory_given_as_a_file_is_named(tmp_path: Path, args: list[str],
+                                              said: str) -> None:
+    folder = str(tmp_path)
+    argv = [a.format(dir=folder) for a in args]
+    result = hpgfast_run(*argv[:1], "--url", "http://127.0.0.1:9/C/connectorX/", *argv[1:]
+                         ) if argv[0] in ("send", "status") else hpgfast_run(*argv)
+    assert result.returncode == 2, result.stderr
+    assert said.format(dir=folder) in result.stderr
+    assert "Errno" not in result.stderr and "hard links" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        ("empty.csv", "", "the file is empty"),
+        ("header.csv", "address,text\n", "the file has a header and no rows"),
+        ("empty.jsonl", "", "the file is empty"),
+        ("blank.jsonl", "\n\n", "the file has no message lines"),
+    ],
+)
+@pytest.mark.parametrize("journal", [False, True], ids=["plain", "journal"])
+def test_an_input_with_no_messages_says_so(tmp_path: Path, name: str, content: str,
+                                           said: str, journal: bool) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    extra = ["--journal", str(tmp_path / "run.db")] if journal else []
+    with Emulator(speed=None) as emu:
+        result = hpgfast_run("send", "--url", emu.url, "--file", str(path), *extra)
+        requests = sum(emu.requests.values())
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{path}: no messages to send: {said}" in result.stderr
+    assert requests == 0
+
 
 def test_bench_judges_only_what_a_single_run_can() -> None:
     from hpgfast._ratios import SINGLE_RUN_JUDGED

@@ -154,7 +154,10 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         os.close(devnull)
         return EXIT_OK
     except OSError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        # Which file, and what is wrong with it, not "[Errno 21] Is a directory: 'x'".
+        text = (f"{exc.filename!r}: {exc.strerror}" if exc.filename and exc.strerror
+                else str(exc))
+        return _fail(text, EXIT_USAGE)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -89,8 +88,9 @@ def run(args: argparse.Namespace) -> int:
     path = args.journal_path or args.journal
     if path is None:
         raise UsageError("give the journal: hpgfast report run.db")
-    if not os.path.exists(path):
-        raise UsageError(f"no journal at {path!r}")
+    journal_path(path, "the journal", existing=True)
+    if args.csv not in (None, "-"):
+        usage_file(args.csv, "--csv")
     with Journal(path) as journal:
         summary = journal.summary()
         summary["costs"] = journal.cost_totals()

@@ -21,6 +21,7 @@ from ._common import (
     add_output,
     exit_for,
     explain,
+    journal_path,
     make_client,
     pairs,
     positive_int,
@@ -175,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give --file PATH, or --to ADDRESS with --text TEXT")
     if args.to is not None and args.text is None:
         raise UsageError("--to needs --text")
+    if args.file is not None:
+        usage_file(args.file, "--file")
     fmt = detect_format(args.file, args.format) if args.file is not None else None
     encoding = _encoding(args)
     if args.file is None:
@@ -243,6 +246,7 @@ def run(args: argparse.Namespace) -> int:
     quiet = args.quiet or args.json
     if args.file == "-":
         _fingerprint(args, fmt)  # refused: standard input cannot be resumed
+    journal_path(args.journal, "--journal", existing=False)
     with Journal(args.journal, synchronous=args.journal_sync, lock=True) as journal:
         if journal.loaded is None and args.file is not None:
             # A new journal (or a load cut short): the input is read once, hashed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -17,6 +16,7 @@ from ._common import (
     add_output,
     exit_for,
     explain,
+    journal_path,
     make_client,
     status_json,
     status_row,
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     ids = list(args.ids)
     if args.file:
-        ids.extend(_read_ids(args.file))
+        ids.extend(_read_ids(usage_file(args.file, "--file")))
     if args.journal is None and not ids:
         raise UsageError("give provider ids, --file PATH or --journal PATH")
     if args.journal is not None and ids:
@@ -64,10 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.journal is not None:
         from ..journal import Journal
 
-        if not os.path.exists(args.journal):
-            raise UsageError(f"no journal at {args.journal!r}")
         journal = Journal(
-            args.journal,
+            journal_path(args.journal, "--journal", existing=True),
             synchronous=args.journal_sync,
             **({"final_statuses": args.final} if args.final else {}),
         )
