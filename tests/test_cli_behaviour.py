@@ -115,6 +115,32 @@ def test_ctrl_c_during_start_up_says_interrupted() -> None:
     assert proc.returncode == 130, err
     assert "hpgfast: interrupted" in err
 
+
+# -- what a run says ---------------------------------------------------------------
+
+
+def test_a_run_where_nothing_went_out_does_not_say_sent(tmp_path: Path) -> None:
+    path = _csv(tmp_path / "m.csv", [f"790311111{i:02d}" for i in range(4)])
+    result = hpgfast_run("send", "--url", "http://127.0.0.1:9/C/connectorX/", "--file",
+                         str(path), "--timeout", "2")
+    assert result.returncode == 4, result.stderr
+    assert "messages sent" not in result.stdout
+    assert "none of 4 messages went out" in result.stdout
+    assert "stopped early: could not connect" in result.stdout
+
+
+def test_the_library_logs_nothing_without_v(tmp_path: Path) -> None:
+    with Emulator(speed=None, faults={"http_500": 1.0}) as emu:
+        quiet = hpgfast_run("send", "--url", emu.url, "--to", "79031111111", "--text", "hi")
+        loud = hpgfast_run("-v", "send", "--url", emu.url, "--to", "79031111111",
+                           "--text", "hi")
+    assert quiet.returncode == loud.returncode == 4
+    assert "WARNING" not in quiet.stderr and "hpgfast.core" not in quiet.stderr
+    # The command says why in its own words instead.
+    assert "outcome unknown: HTTP 500" in quiet.stdout
+    assert "hpgfast.core WARNING HTTP 500" in loud.stderr
+
+
 def test_the_encoding_hint_reads_well(tmp_path: Path) -> None:
     path = tmp_path / "cp.csv"
     path.write_bytes("address,text\n79031111111,Привет\n".encode("cp1251"))

@@ -126,10 +126,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
-    handler = logging.StreamHandler()
-    handler.setFormatter(EscapingFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
+    _configure_logging(args.verbose, args.command, EscapingFormatter)
     previous: Any = None
     if args.command in ("send", "status", "demo"):
         # SIGTERM unwinds like Ctrl-C: the journal settles what is in flight.
@@ -163,6 +160,24 @@ def _main(argv: Optional[Sequence[str]]) -> int:
             signal.signal(signal.SIGTERM, previous)
     log.debug("hpgfast %s: exit %d after %.3f s", args.command, code, time.perf_counter() - start)
     return code
+
+
+#: The servers' own loggers, whose warnings (a flood of connections, a push that
+#: failed) ``receive`` and ``emulate`` show without ``-v``.
+SERVER_LOGGERS = {"receive": "hpgfast.receiver", "emulate": "hpgfast.emulator"}
+
+
+def _configure_logging(verbose: int, command: str, formatter: Any) -> None:
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    if not verbose:
+        # The command says what happened in its own words (a summary, "stopped
+        # early: ..."); the library's log lines are for -v.
+        own = SERVER_LOGGERS.get(command)
+        handler.addFilter(lambda record: own is not None and (
+            record.name == own or record.name.startswith(own + ".")))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 if __name__ == "__main__":  # pragma: no cover

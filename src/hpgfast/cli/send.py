@@ -114,6 +114,7 @@ def _send_summary(
             "messages_per_second": round(outcome.rate, 1),
         },
         "error": None if outcome.error is None else explain(outcome.error),
+        "failure": None if outcome.failure is None else explain(outcome.failure),
     }
     if outcome.recovered:
         out["recovered"] = outcome.recovered
@@ -145,10 +146,7 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
         rows.append(("pending", "", journal["states"].get("pending", 0)))
     header = ["result", "this run"] + (["journal"] if journal is not None else [])
     print(table(rows, header))
-    print(
-        f"\n{run['attempted']:,} messages sent in {run['seconds']:.1f} s "
-        f"({run['messages_per_second']:,.0f} msg/s)"
-    )
+    print("\n" + _what_happened(run, journal))
     recovered = summary.get("recovered") or {}
     if recovered.get("in_flight_to_unknown"):
         print(
@@ -157,6 +155,25 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
         )
     if summary.get("error"):
         print(f"stopped early: {escape(str(summary['error']))}")
+    elif summary.get("failure"):
+        print(f"why the first was unknown or not sent: {escape(str(summary['failure']))}")
+
+
+def _what_happened(run: dict[str, Any], journal: Optional[dict[str, Any]]) -> str:
+    """One line on what this run did: what went out and what came of it."""
+    tried = run["attempted"]
+    if not tried:
+        if journal is not None and not journal["states"].get("pending", 0):
+            return "nothing sent: every message of the journal already has its result"
+        return "nothing sent"
+    gone = tried - run.get("not_sent", 0) - run.get("invalid", 0)
+    accepted = run.get("accepted", 0) + run.get("accepted_earlier", 0)
+    went = (f"{gone:,} of {tried:,} messages went out" if gone != tried
+            else f"{tried:,} messages went out")
+    if not gone:
+        went = f"none of {tried:,} messages went out"
+    return (f"{went} in {run['seconds']:.1f} s ({run['messages_per_second']:,.0f} msg/s); "
+            f"{accepted:,} accepted")
 
 
 def _send_exit(outcome: Any, complete: bool) -> int:
@@ -223,6 +240,9 @@ def run(args: argparse.Namespace) -> int:
                         print(table([(r[0], r[1], r[2])], ("code", "client id", "provider id")))
                     error = getattr(r, "error", None)
                     if r[0] in (Code.NOT_SENT, Code.UNKNOWN) and error is not None:
+                        if not args.json:
+                            print(f"{'not sent' if r[0] == Code.NOT_SENT else 'outcome unknown'}"
+                                  f": {escape(explain(error))}")
                         return exit_for(error)
                     return EXIT_OK if r[0] == Code.OK else EXIT_INCOMPLETE
                 with Progress(None, "sending", quiet=args.quiet or args.json) as progress:
