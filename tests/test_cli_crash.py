@@ -93,12 +93,18 @@ def test_sigkill_at_random_points_never_sends_twice(tmp_path: Path) -> None:
             proc.wait()
         assert kills >= 3, "the sender finished before it could be killed: raise N"
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-        # 0: all accepted; 1: some unknown (a reply lost, or in flight at a kill).
-        assert done.returncode in (0, 1), done.stderr
+        # 0: all accepted; 1: some unknown, left by the killed runs (in flight at a
+        # kill, or a reply they lost); 4: a reply of this run was cut, leaving its
+        # messages unknown: the code one message sent with --to gets for that reply.
+        assert done.returncode in (0, 1, 4), done.stderr
+        if done.returncode == 4:
+            assert "why the first was unknown or not sent" in done.stdout, done.stdout
 
-        # A rerun after completion sends nothing at all.
+        # A rerun after completion sends nothing at all: only the earlier runs'
+        # unknown messages can make it incomplete.
         again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-        assert again.returncode == done.returncode, again.stderr
+        assert again.returncode == (0 if done.returncode == 0 else 1), again.stderr
+        assert "nothing sent" in again.stdout
         ledger = {e.client_id: e.provider_id for e in emu.ledger.messages()}
         assert len(ledger) == len(emu.ledger), "a client id was accepted twice"
         assert emu.ledger.duplicates("client_id") == {}

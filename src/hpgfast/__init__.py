@@ -3,8 +3,12 @@
 The codec (``hpgfast.codec``) turns messages into HPG query strings and replies into
 records; it runs on a compiled core with a pure-Python twin. ``Client`` sends them
 to the platform over pooled HTTP(S) connections; ``AsyncClient`` does the same on
-asyncio, imported only when first used (so that ``import hpgfast`` never loads
-asyncio).
+asyncio. Both are imported when first used: ``import hpgfast`` loads neither urllib3
+nor asyncio, so the ``hpgfast`` command is listening for Ctrl-C within milliseconds
+of its start.
+
+The ``hpgfast`` command is ``hpgfast.cli``; its exit codes, one table for every
+command, are in ``hpgfast.cli._exit`` and docs/cli.md.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from ._records import Message, SendResult, StatusResult
 from ._wire import Code, Status
-from .client import Client, SendFailure, StatusFailure
 from .exceptions import (
     AccountError,
     AuthError,
@@ -33,6 +36,7 @@ from .exceptions import (
 
 if TYPE_CHECKING:
     from .aio import AsyncClient
+    from .client import Client, SendFailure, StatusFailure
 
 __version__ = "0.1.0"
 
@@ -65,10 +69,26 @@ __all__ = [
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 
-def __getattr__(name: str) -> Any:
-    # Importing asyncio costs a sender that never uses it tens of milliseconds at start-up.
-    if name == "AsyncClient":
-        from .aio import AsyncClient
+#: Names imported on first use: asyncio costs a sender that never uses it tens of
+#: milliseconds at start-up, urllib3 (the client) a hundred or more.
+_LAZY = {
+    "AsyncClient": "aio",
+    "Client": "client",
+    "SendFailure": "client",
+    "StatusFailure": "client",
+}
 
-        return AsyncClient
-    raise AttributeError(f"module 'hpgfast' has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hpgfast' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 from . import _codec_py, codec
-from ._ratios import RATIOS, Ratio
+from ._ratios import RATIOS, SINGLE_RUN_JUDGED, Ratio
 from ._records import Message
 from ._sample import query_pairs, standard_batch, standard_send_reply, standard_status_reply
 from ._wire import ID_MAX_LENGTH, ID_SUFFIX_LENGTH
@@ -46,10 +46,24 @@ class Row(NamedTuple):
     value: float
 
     @property
+    def judged(self) -> bool:
+        """Whether this run can judge the claim (``_ratios.SINGLE_RUN_JUDGED``)."""
+        r = self.ratio
+        return bool(r.target) and (r.group, r.subject, r.peer) in SINGLE_RUN_JUDGED
+
+    @property
+    def met(self) -> bool:
+        return self.value >= self.ratio.target
+
+    @property
     def verdict(self) -> str:
         if not self.ratio.target:
             return "reported"
-        return "meets target" if self.value >= self.ratio.target else "under target"
+        if not self.judged:
+            # Met in interleaved runs, or by a margin a single run on a busy
+            # machine cannot resolve: shown, not judged.
+            return "information (" + ("meets" if self.met else "under") + " target here)"
+        return "meets target" if self.met else "under target"
 
 
 def _median(fn: Callable[[], Any], budget: float) -> float:

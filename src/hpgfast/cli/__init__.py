@@ -19,50 +19,32 @@ Connection settings come from flags or the environment: ``HPGFAST_URL``,
 ``HPGFAST_MAX_REQUEST_BYTES``. A password is never taken from the command line
 (where ``ps`` shows it to every user) unless ``--password`` is given, which warns.
 
-Exit codes (scripts can rely on them):
+Exit codes (scripts can rely on them; ``hpgfast COMMAND --help`` lists the codes that
+command can return, docs/cli.md has the same table):
 
-===  ====================================================================
-0    done: every message accepted / every status final / server stopped
-1    done, but not everything succeeded: some messages rejected, unknown,
-     not sent or invalid; or statuses not final when the deadline passed
-2    usage or configuration error: bad flags, unreadable input, a journal
-     made for another input, a journal in use, an HTTP 4xx from the URL
-3    authentication failed (``error-auth``)
-4    transport or protocol failure: platform unreachable, TLS, HTTP 5xx,
-     unreadable replies
-6    the journal cannot be written (disk full, I/O error); it stays resumable
-130  interrupted (Ctrl-C or SIGTERM); the journal stays consistent
-===  ====================================================================
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any, NoReturn, Optional
 
-from .. import __version__
-from .._term import EscapingFormatter, escape
-from ..exceptions import HPGError
-from . import bench, demo, emulate, receive, report, send, status
-from ._common import (
-    CONNECTION_HELP,
-    EXIT_AUTH,
-    EXIT_CODES_HELP,
-    EXIT_INCOMPLETE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_TRANSPORT,
-    EXIT_USAGE,
-    UsageError,
-    exit_for,
-    explain,
-)
+# Only what is quick to import here: the commands (and the client, urllib3...) are
+# imported inside ``main``, where Ctrl-C is already answered with "interrupted".
+from ._exit import ExitCode, overview_help, rst_table
+
+EXIT_OK = ExitCode.OK
+EXIT_INCOMPLETE = ExitCode.INCOMPLETE
+EXIT_USAGE = ExitCode.USAGE
+EXIT_AUTH = ExitCode.AUTH
+EXIT_TRANSPORT = ExitCode.TRANSPORT
+EXIT_INTERRUPTED = ExitCode.INTERRUPTED
+
+__doc__ = (__doc__ or "") + rst_table()
 
 __all__ = [
     "EXIT_AUTH",
@@ -71,36 +53,44 @@ __all__ = [
     "EXIT_OK",
     "EXIT_TRANSPORT",
     "EXIT_USAGE",
+    "ExitCode",
     "build_parser",
     "main",
 ]
 
 log = logging.getLogger(__name__)
 
-#: One module per command, in the order ``hpgfast --help`` lists them.
-COMMANDS = (send, status, report, receive, emulate, demo, bench)
+#: The commands' modules, in the order ``hpgfast --help`` lists them.
+COMMAND_NAMES = ("send", "status", "report", "receive", "emulate", "demo", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``hpgfast`` argument parser, every subcommand with its ``--help``."""
+    import importlib
+
+    from .. import __version__
+    from ._common import CONNECTION_HELP
+
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="hpgfast",
         description="A fast, safe client for the MFMS HPG SMS protocol. "
         "Start with: hpgfast demo",
-        epilog=EXIT_CODES_HELP + CONNECTION_HELP,
+        epilog=overview_help() + CONNECTION_HELP,
         formatter_class=formatter,
     )
     parser.add_argument("--version", action="version", version=f"hpgfast {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log to stderr (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in COMMANDS:
-        command.add_parser(sub, formatter)
+    for name in COMMAND_NAMES:
+        importlib.import_module(f".{name}", __name__).add_parser(sub, formatter)
     return parser
 
 
 def _fail(message: str, code: int) -> int:
+    from .._term import escape
+
     print(f"hpgfast: error: {escape(message)}", file=sys.stderr)
     return code
 
@@ -115,15 +105,28 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ``hpgfast`` command; returns the exit status (see the module docstring)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # At any moment, start-up (imports, argument parsing) included.
+        print("hpgfast: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Optional[Sequence[str]]) -> int:
+    import os
+    import signal
+
+    from .._term import EscapingFormatter
+    from ..exceptions import HPGError
+    from ._common import UsageError, exit_for, explain
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
-    handler = logging.StreamHandler()
-    handler.setFormatter(EscapingFormatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
+    _configure_logging(args.verbose, args.command, EscapingFormatter)
     previous: Any = None
     if args.command in ("send", "status", "demo"):
         # SIGTERM unwinds like Ctrl-C: the journal settles what is in flight.
@@ -148,12 +151,33 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.close(devnull)
         return EXIT_OK
     except OSError as exc:
-        return _fail(str(exc), EXIT_USAGE)
+        # Which file, and what is wrong with it, not "[Errno 21] Is a directory: 'x'".
+        text = (f"{exc.filename!r}: {exc.strerror}" if exc.filename and exc.strerror
+                else str(exc))
+        return _fail(text, EXIT_USAGE)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     log.debug("hpgfast %s: exit %d after %.3f s", args.command, code, time.perf_counter() - start)
     return code
+
+
+#: The servers' own loggers, whose warnings (a flood of connections, a push that
+#: failed) ``receive`` and ``emulate`` show without ``-v``.
+SERVER_LOGGERS = {"receive": "hpgfast.receiver", "emulate": "hpgfast.emulator"}
+
+
+def _configure_logging(verbose: int, command: str, formatter: Any) -> None:
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    if not verbose:
+        # The command says what happened in its own words (a summary, "stopped
+        # early: ..."); the library's log lines are for -v.
+        own = SERVER_LOGGERS.get(command)
+        handler.addFilter(lambda record: own is not None and (
+            record.name == own or record.name.startswith(own + ".")))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 if __name__ == "__main__":  # pragma: no cover

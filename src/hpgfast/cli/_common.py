@@ -19,39 +19,18 @@ from ..exceptions import (
     MessageError,
     RequestTooLarge,
 )
+from ._exit import ExitCode
 from ._input import InputError
 
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
-EXIT_USAGE = 2
-EXIT_AUTH = 3
-EXIT_TRANSPORT = 4
-EXIT_ACCOUNT = 5
-EXIT_JOURNAL = 6
-EXIT_INTERRUPTED = 130
-
-EXIT_CODES_HELP = """\
-exit codes:
-  0    done: every message accepted / every status final / server stopped
-  1    done, but some messages were rejected, unknown, not sent or invalid,
-       or some statuses were not final when the deadline passed
-  2    usage or configuration error (bad flags or input, journal mismatch or in use)
-  3    authentication failed (error-auth: wrong login or password)
-  4    transport or protocol failure (unreachable, TLS, HTTP 5xx, bad replies)
-  5    the account cannot send (error-insufficient-balance, error-account-locked,
-       error-system-blocked): the run stopped, the rest is not sent
-  6    the journal cannot be written (disk full, I/O error); it stays resumable:
-       free space and run the same command again
-  130  interrupted (Ctrl-C, SIGTERM); a journal stays consistent
-"""
-
-#: For the commands that do not talk to the platform (report, receive, emulate).
-LOCAL_EXIT_CODES_HELP = """\
-exit codes:
-  0    done (a server: stopped by Ctrl-C or SIGTERM)
-  2    usage or configuration error (bad flags, no such journal, port in use)
-  130  interrupted (Ctrl-C during a report)
-"""
+# The codes themselves, their words and which command returns which: ``_exit``.
+EXIT_OK = ExitCode.OK
+EXIT_INCOMPLETE = ExitCode.INCOMPLETE
+EXIT_USAGE = ExitCode.USAGE
+EXIT_AUTH = ExitCode.AUTH
+EXIT_TRANSPORT = ExitCode.TRANSPORT
+EXIT_ACCOUNT = ExitCode.ACCOUNT
+EXIT_JOURNAL = ExitCode.JOURNAL
+EXIT_INTERRUPTED = ExitCode.INTERRUPTED
 
 #: For the commands that talk to the platform (send, status) and the overview.
 CONNECTION_HELP = """
@@ -63,7 +42,27 @@ connection settings (flags win over the environment):
 
 
 class UsageError(Exception):
-    """A command line that cannot be run as given (exit code 2)."""
+    """A command line that cannot be run as given (``ExitCode.USAGE``)."""
+
+
+def journal_path(path: str, flag: str, *, existing: bool) -> str:
+    """``path`` as a journal's, checked: not a directory and, when ``existing``, there.
+
+    ``existing``: a command that reads a journal (status, report, receive) refuses a
+    path with none, instead of making an empty one that would answer nothing.
+    """
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path!r} is a directory; give the journal's file")
+    if existing and not os.path.exists(path):
+        raise UsageError(f"no journal at {path!r}")
+    return path
+
+
+def usage_file(path: str, flag: str) -> str:
+    """``path`` for a flag that reads a file: refused when it is a directory."""
+    if path != "-" and os.path.isdir(path):
+        raise UsageError(f"{flag} {path!r} is a directory; give a file")
+    return path
 
 
 # -- settings --------------------------------------------------------------------------
@@ -256,7 +255,9 @@ def status_json(r: StatusResult) -> dict[str, Any]:
     return dict(zip(("provider_id", "code", "status", "time", "reason"), status_row(r)))
 
 
-def wait_for_signal() -> None:
+def wait_for_signal(announce: Callable[[], None] = lambda: None) -> None:
+    """Wait for Ctrl-C or SIGTERM; ``announce`` (saying "Ctrl-C stops") is called once
+    they are caught, so a Ctrl-C that follows the words stops the server cleanly."""
     import threading
 
     stop = threading.Event()
@@ -266,6 +267,7 @@ def wait_for_signal() -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        announce()
         while not stop.wait(0.5):
             pass
     finally:
@@ -299,7 +301,8 @@ def exit_for(exc: BaseException) -> int:
         return EXIT_ACCOUNT
     if isinstance(exc, (UsageError, InputError, JournalError, MessageError, RequestTooLarge)):
         return EXIT_USAGE
-    if isinstance(exc, HTTPStatusError) and 400 <= exc.status < 500:
+    # A 4xx says the URL or the request is wrong; 429 only that the platform is busy.
+    if isinstance(exc, HTTPStatusError) and 400 <= exc.status < 500 and exc.status != 429:
         return EXIT_USAGE
     return EXIT_TRANSPORT
 

@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from typing import IO, Any, Optional
 
+from ._common import journal_path
 from ._output import Progress, dump_json, table
 
 __all__ = ["run_demo"]
@@ -113,7 +114,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 journal: Optional[Journal] = None
                 if not args.no_journal:
                     path = args.journal or os.path.join(tmp, "demo.db")
-                    journal = Journal(path, lock=True)
+                    journal = Journal(journal_path(path, "--journal", existing=False),
+                                      lock=True)
                 # As ``hpgfast send`` does: each request's messages are marked in
                 # flight just before it leaves, not a whole chunk before the first.
                 hook = JournalHook(journal) if journal is not None else None

@@ -183,12 +183,18 @@ def read_messages(
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     shown = name or ("<stdin>" if path == "-" else os.fspath(path))
+    if path != "-" and os.path.isdir(path):
+        raise InputError(shown, "is a directory, not a file of messages")
     hashing: Optional[list[_Hashing]] = [] if fingerprint is not None else None
     f = _open(path, encoding, hashing)
     rules = _Rules(normalize_addresses, default_subject is None)
     try:
         reader = _read_csv(f, shown, rules) if fmt == "csv" else _read_jsonl(f, shown, rules)
         try:
+            first = next(reader, None)
+            if first is None:
+                raise InputError(shown, _nothing(path, fmt))
+            yield first
             yield from reader
             if hashing and fingerprint is not None:
                 raw = hashing[0]
@@ -196,13 +202,24 @@ def read_messages(
                 fingerprint["input_size"] = str(raw.size)
                 fingerprint["input_sha256"] = raw.digest.hexdigest()
         except UnicodeDecodeError as exc:
-            hint = " (give --encoding, cp1251 say)" if encoding == "utf-8" else ""
+            hint = (" (give its encoding with --encoding, for example --encoding cp1251)"
+                    if encoding == "utf-8" else "")
             # The decoder's offset is within a buffer, not the file: find the line.
             where = shown if path == "-" else _bad_line(path, encoding, shown)
             raise InputError(where, f"not {encoding} text ({exc.reason}){hint}") from None
     finally:
         if path != "-":
             f.close()
+
+
+def _nothing(path: str, fmt: str) -> str:
+    """Why a file held no message, in the words its owner would check."""
+    empty = path != "-" and os.path.getsize(path) == 0
+    if empty:
+        return "no messages to send: the file is empty"
+    if fmt == "csv":
+        return "no messages to send: the file has a header and no rows"
+    return "no messages to send: the file has no message lines"
 
 
 def _bad_line(path: str, encoding: str, shown: str) -> str:

@@ -62,6 +62,10 @@ class SendOutcome:
     error: Optional[BaseException] = None
     #: What the journal's recovery did at the start (``in_flight_to_unknown``...).
     recovered: dict[str, int] = field(default_factory=dict)
+    #: The first error a result of this run carried (a message left unknown or not
+    #: sent by an HTTP 5xx, a redirect, an unreadable reply...), if any: the exit
+    #: code is the same as for that error with a single message (``send --to``).
+    failure: Optional[BaseException] = None
 
     def add(self, lines_or_n: int, results: Sequence[SendResult]) -> None:
         """Count one chunk's results."""
@@ -71,8 +75,12 @@ class SendOutcome:
                 self.states[State.ACCEPTED] += 1
             elif code == Code.UNKNOWN:
                 self.states[State.UNKNOWN] += 1
+                if self.failure is None:
+                    self.failure = getattr(r, "error", None)
             elif code == Code.NOT_SENT:
                 self.states[State.NOT_SENT] += 1
+                if self.failure is None:
+                    self.failure = getattr(r, "error", None)
             else:
                 self.states[State.REJECTED] += 1
                 self.rejected_by_code[code] += 1
@@ -493,11 +501,25 @@ class FollowOutcome:
     statuses: dict[str, StatusResult] = field(default_factory=dict)
     error: Optional[BaseException] = None
     deadline_passed: bool = False
+    #: The first error an id's result carried in the last round (an HTTP 5xx, an
+    #: unreadable reply...): while ids stay open because of it, the exit code is
+    #: that error's, as for ``hpgfast status ID``.
+    failure: Optional[BaseException] = None
 
 
 def _is_final(client: Any, r: StatusResult) -> bool:
     """Final by the client's ``final_statuses`` (any case), or a final answer code."""
     return bool(client.is_final(r)) or r[0] in FINAL_STATUS_CODES
+
+
+def _first_failure(results: Sequence[StatusResult]) -> Optional[BaseException]:
+    """The error of the first result left unknown or not sent, if any."""
+    for r in results:
+        if r[0] == Code.UNKNOWN or r[0] == Code.NOT_SENT:
+            error: Optional[BaseException] = getattr(r, "error", None)
+            if error is not None:
+                return error
+    return None
 
 
 #: Ids asked per ``client.status()`` call while following (results recorded per call).
@@ -537,12 +559,15 @@ def follow(
             outcome.rounds += 1
             changed = 0
             still: list[str] = []
+            outcome.failure = None
             for block in chunked(ids, FOLLOW_BATCH):
                 try:
                     results = client.status(block)
                 except HPGError as exc:
                     outcome.error = exc
                     return outcome
+                if outcome.failure is None:
+                    outcome.failure = _first_failure(results)
                 if journal is not None:
                     changed += journal.record_statuses(results, source="poll")
                 else:

@@ -9,16 +9,7 @@ from ._common import (
     add_output,
     positive_int,
 )
-
-DEMO_EXIT_CODES = """\
-exit codes:
-  0    every message ended as the emulator's rules say, the deliberate
-       rejections (every 250th address) included, and every status is final
-  1    anything else: other rejections, unknown or not-sent messages, statuses
-       not final when following stopped, or the run stopped early
-  2    usage error
-  130  interrupted (Ctrl-C, SIGTERM)
-"""
+from ._exit import exit_codes_help
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +29,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "client's CPU per message. Nothing leaves the machine. Every 250th address is "
         "malformed on purpose, so the summary shows what a rejection looks like "
         "(error-address-format): those rejections are expected.",
-        epilog=DEMO_EXIT_CODES, formatter_class=formatter,
+        epilog=exit_codes_help("demo"), formatter_class=formatter,
     )
     p.add_argument("--messages", "-n", type=positive_int, default=100_000,
                    help="how many messages (default %(default)s)")

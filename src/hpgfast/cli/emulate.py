@@ -8,10 +8,10 @@ from typing import Any
 
 from ._common import (
     EXIT_OK,
-    LOCAL_EXIT_CODES_HELP,
     UsageError,
     wait_for_signal,
 )
+from ._exit import exit_codes_help
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,14 +23,17 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         raise UsageError(f"emulator: {exc}") from None
     with emulator:
-        print(emulator.url, flush=True)
-        print(
-            f"login={emulator.login_param}:{emulator.login} "
-            f"{emulator.password_param}:{emulator.password}; Ctrl-C stops",
-            file=sys.stderr,
-            flush=True,
-        )
-        wait_for_signal()
+
+        def announce() -> None:
+            print(emulator.url, flush=True)
+            print(
+                f"login={emulator.login_param}:{emulator.login} "
+                f"{emulator.password_param}:{emulator.password}; Ctrl-C stops",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        wait_for_signal(announce)
         print(
             f"served {sum(emulator.requests.values())} requests, "
             f"accepted {len(emulator.ledger)} messages",
@@ -47,7 +50,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "emulate", help="run the bundled platform emulator",
         description="A local HPG platform on loopback: accepts SMS, sends none. Prints "
         "the connector URL on the first line of stdout, then serves until Ctrl-C.",
-        epilog=LOCAL_EXIT_CODES_HELP, formatter_class=formatter,
+        epilog=exit_codes_help("emulate"), formatter_class=formatter,
     )
     add_arguments(p)
     p.set_defaults(func=run)

@@ -11,16 +11,17 @@ from .._records import StatusResult
 from .._term import escape, json_safe
 from ._common import (
     EXIT_OK,
-    LOCAL_EXIT_CODES_HELP,
     UsageError,
     add_output,
     env,
+    journal_path,
     positive_int,
     read_secret,
     status_json,
     status_row,
     wait_for_signal,
 )
+from ._exit import exit_codes_help
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
     if args.journal is not None:
         from ..journal import Journal
 
-        journal = Journal(args.journal, synchronous=args.journal_sync)
+        # Reports are recorded against the messages a send put there: a new, empty
+        # journal would answer every push 'ok' and keep nothing of use.
+        path = journal_path(args.journal, "--journal", existing=True)
+        journal = Journal(path, synchronous=args.journal_sync)
     out_lock = threading.Lock()
 
     def callback(report: StatusResult) -> None:
@@ -72,10 +76,14 @@ def run(args: argparse.Namespace) -> int:
             )
         except ValueError as exc:  # a bad --allow network or secret: not a traceback
             raise UsageError(str(exc)) from None
+        except OSError as exc:  # the port is in use, the address is not this machine's
+            raise UsageError(
+                f"cannot listen at {args.host}:{args.port}: {exc.strerror or exc}"
+            ) from None
         with server:
-            print(f"hpgfast receive: listening at {server.url_shown}; Ctrl-C stops",
-                  file=sys.stderr, flush=True)
-            wait_for_signal()
+            wait_for_signal(lambda: print(
+                f"hpgfast receive: listening at {server.url_shown}; Ctrl-C stops",
+                file=sys.stderr, flush=True))
     finally:
         if journal is not None:
             journal.close()
@@ -109,7 +117,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "connection holds a thread only once its whole request has arrived (the head "
         "within 10 s, then the body within --body-deadline), so idle connections and "
         "bodies that never come cannot starve a push.",
-        epilog=LOCAL_EXIT_CODES_HELP, formatter_class=formatter,
+        epilog=exit_codes_help("receive"), formatter_class=formatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
                    "%(default)s)")

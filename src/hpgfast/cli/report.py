@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -13,10 +12,12 @@ from typing import Any, Optional
 from .._term import escape
 from ._common import (
     EXIT_OK,
-    LOCAL_EXIT_CODES_HELP,
     UsageError,
     add_output,
+    journal_path,
+    usage_file,
 )
+from ._exit import exit_codes_help
 from ._output import _isatty, dump_json, table
 
 #: Columns ``--csv`` adds after the journal's own (``ROW_COLUMNS``): what each
@@ -99,8 +100,9 @@ def run(args: argparse.Namespace) -> int:
     path = args.journal_path or args.journal
     if path is None:
         raise UsageError("give the journal: hpgfast report run.db")
-    if not os.path.exists(path):
-        raise UsageError(f"no journal at {path!r}")
+    journal_path(path, "the journal", existing=True)
+    if args.csv not in (None, "-"):
+        usage_file(args.csv, "--csv")
     with Journal(path) as journal:
         summary = journal.summary()
         summary["costs"] = journal.cost_totals()
@@ -144,7 +146,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "encoding, rejections by code, delivery statuses) or write its rows as CSV "
         "(updated_at in UTC, ISO 8601; segments, encoding and transliterated last). "
         "Accepted segments are what the platform bills.",
-        epilog=LOCAL_EXIT_CODES_HELP, formatter_class=formatter,
+        epilog=exit_codes_help("report"), formatter_class=formatter,
     )
     p.add_argument("journal_path", nargs="?", metavar="DB", help="the journal")
     p.add_argument("--journal", "-j", metavar="DB", help=argparse.SUPPRESS)

@@ -15,7 +15,6 @@ from .._term import escape
 from .._wire import Code
 from ._common import (
     CONNECTION_HELP,
-    EXIT_CODES_HELP,
     EXIT_INCOMPLETE,
     EXIT_OK,
     UsageError,
@@ -23,11 +22,14 @@ from ._common import (
     add_output,
     exit_for,
     explain,
+    journal_path,
     make_client,
     pairs,
     positive_int,
     setting,
+    usage_file,
 )
+from ._exit import exit_codes_help
 from ._input import (
     ADDRESS_HELP,
     FORMATS,
@@ -114,6 +116,7 @@ def _send_summary(
             "messages_per_second": round(outcome.rate, 1),
         },
         "error": None if outcome.error is None else explain(outcome.error),
+        "failure": None if outcome.failure is None else explain(outcome.failure),
     }
     if outcome.recovered:
         out["recovered"] = outcome.recovered
@@ -145,10 +148,7 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
         rows.append(("pending", "", journal["states"].get("pending", 0)))
     header = ["result", "this run"] + (["journal"] if journal is not None else [])
     print(table(rows, header))
-    print(
-        f"\n{run['attempted']:,} messages sent in {run['seconds']:.1f} s "
-        f"({run['messages_per_second']:,.0f} msg/s)"
-    )
+    print("\n" + _what_happened(run, journal))
     recovered = summary.get("recovered") or {}
     if recovered.get("in_flight_to_unknown"):
         print(
@@ -157,6 +157,25 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
         )
     if summary.get("error"):
         print(f"stopped early: {escape(str(summary['error']))}")
+    elif summary.get("failure"):
+        print(f"why the first was unknown or not sent: {escape(str(summary['failure']))}")
+
+
+def _what_happened(run: dict[str, Any], journal: Optional[dict[str, Any]]) -> str:
+    """One line on what this run did: what went out and what came of it."""
+    tried = run["attempted"]
+    if not tried:
+        if journal is not None and not journal["states"].get("pending", 0):
+            return "nothing sent: every message of the journal already has its result"
+        return "nothing sent"
+    gone = tried - run.get("not_sent", 0) - run.get("invalid", 0)
+    accepted = run.get("accepted", 0) + run.get("accepted_earlier", 0)
+    went = (f"{gone:,} of {tried:,} messages went out" if gone != tried
+            else f"{tried:,} messages went out")
+    if not gone:
+        went = f"none of {tried:,} messages went out"
+    return (f"{went} in {run['seconds']:.1f} s ({run['messages_per_second']:,.0f} msg/s); "
+            f"{accepted:,} accepted")
 
 
 def _open_results(args: argparse.Namespace, journal: Any = None) -> Optional[ResultsFile]:
@@ -183,8 +202,11 @@ def _warn_unresumable(args: argparse.Namespace) -> None:
 
 
 def _send_exit(outcome: Any, complete: bool) -> int:
-    if outcome.error is not None:
-        return exit_for(outcome.error)
+    # The same code as ``--to`` gives for the same reply: what stopped the run, else
+    # what left a message of this run unknown or not sent.
+    error = outcome.error if outcome.error is not None else outcome.failure
+    if error is not None:
+        return exit_for(error)
     return EXIT_OK if complete else EXIT_INCOMPLETE
 
 
@@ -198,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--to needs --text")
     if args.results == "-":
         raise UsageError("--results needs a file (standard output gets the summary)")
+    if args.file is not None:
+        usage_file(args.file, "--file")
     fmt = detect_format(args.file, args.format) if args.file is not None else None
     encoding = _encoding(args)
     if args.file is None:
@@ -259,6 +283,9 @@ def run(args: argparse.Namespace) -> int:
                         print(table([(r[0], r[1], r[2])], ("code", "client id", "provider id")))
                     error = getattr(r, "error", None)
                     if r[0] in (Code.NOT_SENT, Code.UNKNOWN) and error is not None:
+                        if not args.json:
+                            print(f"{'not sent' if r[0] == Code.NOT_SENT else 'outcome unknown'}"
+                                  f": {escape(explain(error))}")
                         return exit_for(error)
                     return EXIT_OK if r[0] == Code.OK else EXIT_INCOMPLETE
                 with Progress(None, "sending", quiet=args.quiet or args.json) as progress:
@@ -284,6 +311,7 @@ def run(args: argparse.Namespace) -> int:
     quiet = args.quiet or args.json
     if args.file == "-":
         _fingerprint(args, fmt)  # refused: standard input cannot be resumed
+    journal_path(args.journal, "--journal", existing=False)
     with Journal(args.journal, synchronous=args.journal_sync, lock=True) as journal:
         if journal.loaded is None and args.file is not None:
             # A new journal (or a load cut short): the input is read once, hashed
@@ -350,7 +378,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "With --journal every message is recorded before it goes out; rerunning the "
         "same command resumes without sending anything twice (and is refused if the "
         "input or a setting that changes what is sent differs).",
-        epilog=EXIT_CODES_HELP + CONNECTION_HELP, formatter_class=formatter,
+        epilog=exit_codes_help("send") + CONNECTION_HELP, formatter_class=formatter,
     )
     src = p.add_argument_group("what to send")
     src.add_argument("--file", "-f", metavar="PATH", help="a CSV or JSON Lines file ('-': stdin, "

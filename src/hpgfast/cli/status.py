@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
 from .._term import escape
 from ._common import (
     CONNECTION_HELP,
-    EXIT_CODES_HELP,
     EXIT_INCOMPLETE,
     EXIT_OK,
     UsageError,
@@ -18,10 +16,13 @@ from ._common import (
     add_output,
     exit_for,
     explain,
+    journal_path,
     make_client,
     status_json,
     status_row,
+    usage_file,
 )
+from ._exit import exit_codes_help
 from ._output import Progress, dump_json, table
 
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     ids = list(args.ids)
     if args.file:
-        ids.extend(_read_ids(args.file))
+        ids.extend(_read_ids(usage_file(args.file, "--file")))
     if args.journal is None and not ids:
         raise UsageError("give provider ids, --file PATH or --journal PATH")
     if args.journal is not None and ids:
@@ -63,10 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if args.journal is not None:
         from ..journal import Journal
 
-        if not os.path.exists(args.journal):
-            raise UsageError(f"no journal at {args.journal!r}")
         journal = Journal(
-            args.journal,
+            journal_path(args.journal, "--journal", existing=True),
             synchronous=args.journal_sync,
             **({"final_statuses": args.final} if args.final else {}),
         )
@@ -127,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"stopped early: {escape(explain(outcome.error))}")
     if outcome.error is not None:
         return exit_for(outcome.error)
+    if outcome.open and outcome.failure is not None:
+        return exit_for(outcome.failure)  # as for the same reply without --follow
     return EXIT_OK if outcome.open == 0 else EXIT_INCOMPLETE
 
 
@@ -138,7 +139,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "(one per line), or of every accepted message of a journal. --follow polls the "
         "ids that are not final, with backoff, until all are or the deadline passes; with "
         "a journal each change is recorded with its time and reason.",
-        epilog=EXIT_CODES_HELP + CONNECTION_HELP, formatter_class=formatter,
+        epilog=exit_codes_help("status") + CONNECTION_HELP, formatter_class=formatter,
     )
     p.add_argument("ids", nargs="*", metavar="PROVIDER_ID", help="provider ids")
     p.add_argument("--file", "-f", metavar="PATH", help="provider ids, one per line ('-': stdin)")

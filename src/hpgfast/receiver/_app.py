@@ -28,6 +28,7 @@ from ._reports import (
     _FORM,
     _INDEXED,
     JSON_FIELDS,
+    _is_form,
     _params,
     _parse,
     _Refused,
@@ -274,7 +275,7 @@ class ReceiverApp:
             raise _Refused("400 Bad Request", "the query string is not ASCII") from None
         pairs = _params(query_text, "query string") if query_text else []
         content_type = str(environ.get("CONTENT_TYPE", "")).split(";", 1)[0].strip().lower()
-        if body and content_type == _FORM:
+        if body and content_type == _FORM and _is_form(body):
             try:
                 form = body.decode("ascii")
             except UnicodeDecodeError:

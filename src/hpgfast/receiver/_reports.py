@@ -41,6 +41,20 @@ class _Refused(Exception):
 
 
 
+def _is_form(body: bytes) -> bool:
+    """Whether a body sent as a form is one (``name=value&...``), not text sent as one.
+
+    ``curl -d`` labels every body a form: STATUS lines (``ok;1001;...``) and JSON
+    then arrive with the form's type. JSON starts with a brace or a bracket; a form's
+    first name (``providerId``, ``providerId[0]``) holds no ``;`` or line break, as a
+    STATUS line's start does, and is followed by ``=``.
+    """
+    if body.lstrip()[:1] in (b"{", b"["):
+        return False
+    head, sep, _ = body.partition(b"=")
+    return bool(sep) and b";" not in head and b"\n" not in head
+
+
 def _params(text: str, where: str) -> list[tuple[str, str]]:
     try:
         return parse_qsl(text, keep_blank_values=True, strict_parsing=False,

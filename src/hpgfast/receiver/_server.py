@@ -260,6 +260,8 @@ class _Server(WSGIServer):
 
     def server_close(self) -> None:
         super().server_close()
+        if not hasattr(self, "_selector"):
+            return  # never activated: the bind failed (port in use, no such address)
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()

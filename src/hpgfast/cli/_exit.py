@@ -1,0 +1,161 @@
+"""The exit codes of the ``hpgfast`` command: the one table every help text, the
+package docstring and ``docs/cli.md`` are made from.
+
+Strategy: a code means one thing whichever command returns it and however its input
+was given (``send --to`` or ``--file``, with or without a journal). ``COMMAND_CODES``
+says which codes each command can really return (tests/test_cli_exit_codes.py runs a
+real process for every pair), with the words that command's help uses for a code
+where its meaning there is narrower (``demo``'s 1, ``bench``'s 0).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["COMMAND_CODES", "ExitCode", "exit_codes_help", "markdown_tables", "rst_table"]
+
+
+class ExitCode(IntEnum):
+    """An exit status of ``hpgfast``, with what it means (``.description``)."""
+
+    OK = 0
+    INCOMPLETE = 1
+    USAGE = 2
+    AUTH = 3
+    TRANSPORT = 4
+    ACCOUNT = 5
+    JOURNAL = 6
+    INTERRUPTED = 130
+
+    @property
+    def description(self) -> str:
+        """What the code means, for every command that returns it."""
+        return _DESCRIPTIONS[self]
+
+
+_DESCRIPTIONS = {
+    ExitCode.OK: "done: every message accepted, every status final, a server stopped "
+    "by Ctrl-C or SIGTERM",
+    ExitCode.INCOMPLETE: "done, but not everything succeeded: some messages rejected or "
+    "invalid, or left unknown or not sent by an earlier run; ids the platform does not "
+    "know, or statuses not final when the deadline passed",
+    ExitCode.USAGE: "usage, configuration or input error: bad flags, an unreadable or "
+    "empty input, no such journal, a journal made for another input or in use, a port "
+    "that cannot be bound, an HTTP 4xx from the URL",
+    ExitCode.AUTH: "authentication failed (error-auth: wrong login or password)",
+    ExitCode.TRANSPORT: "transport or protocol failure: the platform unreachable, TLS, "
+    "an HTTP 5xx, a redirect, an unreadable reply (the affected messages are unknown "
+    "or not sent)",
+    ExitCode.ACCOUNT: "the account cannot send (error-insufficient-balance, "
+    "error-account-locked, error-system-blocked): the run stopped, the rest is not sent",
+    ExitCode.JOURNAL: "the journal cannot be written (disk full, I/O error); it stays "
+    "resumable: free space and run the same command again",
+    ExitCode.INTERRUPTED: "interrupted: Ctrl-C at any moment, start-up included (and "
+    "SIGTERM, for send, status and demo); a journal stays consistent",
+}
+
+_ALL = tuple(ExitCode)
+_SERVER_OK = "stopped by Ctrl-C or SIGTERM"
+_SERVER_INTERRUPTED = "interrupted by Ctrl-C before it was serving"
+
+#: command -> {code: what it means for that command ("" : the table's own words)}.
+COMMAND_CODES: dict[str, dict[ExitCode, str]] = {
+    "send": {code: "" for code in _ALL},
+    "status": {code: "" for code in _ALL},
+    "report": {
+        ExitCode.OK: "done",
+        ExitCode.USAGE: "",
+        ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+    },
+    "receive": {
+        ExitCode.OK: _SERVER_OK,
+        ExitCode.USAGE: "",
+        ExitCode.INTERRUPTED: _SERVER_INTERRUPTED,
+    },
+    "emulate": {
+        ExitCode.OK: _SERVER_OK,
+        ExitCode.USAGE: "",
+        ExitCode.INTERRUPTED: _SERVER_INTERRUPTED,
+    },
+    "demo": {
+        ExitCode.OK: "every message ended as the emulator's rules say, the deliberate "
+        "rejections (every 250th address) included, and every status is final",
+        ExitCode.INCOMPLETE: "anything else: other rejections, unknown or not-sent "
+        "messages, statuses not final when following stopped, or the run stopped early",
+        ExitCode.USAGE: "",
+        ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM)",
+    },
+    "bench": {
+        ExitCode.OK: "every claim a single run can judge meets its target (the rows "
+        "marked 'information' are not judged)",
+        ExitCode.INCOMPLETE: "at least one claim is under its target, of those a single "
+        "run can judge; on a busy machine "
+        "timings are noisy: rerun with a larger --budget before drawing conclusions",
+        ExitCode.USAGE: "",
+        ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+    },
+}
+
+
+def _meaning(command: str, code: ExitCode) -> str:
+    return COMMAND_CODES[command][code] or code.description
+
+
+def _wrap(text: str, width: int, indent: str) -> list[str]:
+    import textwrap
+
+    # Every line the same width: the first one's room is taken by the code itself.
+    lines = textwrap.wrap(text, width + len(indent), initial_indent=indent,
+                          subsequent_indent=indent) or [indent]
+    return [lines[0][len(indent):], *lines[1:]]
+
+
+def exit_codes_help(command: str) -> str:
+    """The ``exit codes:`` section of ``hpgfast COMMAND --help``: only its own codes."""
+    lines = ["exit codes:"]
+    for code, _ in COMMAND_CODES[command].items():
+        head = f"  {int(code):<4} "
+        body = _wrap(_meaning(command, code), 79 - len(head), " " * len(head))
+        lines.append(head + body[0])
+        lines.extend(body[1:])
+    return "\n".join(lines) + "\n"
+
+
+def overview_help() -> str:
+    """The ``exit codes:`` section of ``hpgfast --help``: every code, its commands."""
+    lines = ["exit codes: (in brackets, the commands that return it)"]
+    for code in ExitCode:
+        users = [c for c, codes in COMMAND_CODES.items() if code in codes]
+        head = f"  {int(code):<4} "
+        text = f"{code.description} [{', '.join(users)}]"
+        body = _wrap(text, 79 - len(head), " " * len(head))
+        lines.append(head + body[0])
+        lines.extend(body[1:])
+    return "\n".join(lines) + "\n"
+
+
+def rst_table() -> str:
+    """The codes as a reStructuredText table (the ``hpgfast.cli`` docstring)."""
+    rule = "===  " + "=" * 74
+    rows = [rule]
+    for code in ExitCode:
+        body = _wrap(code.description, 74, " " * 5)
+        rows.append(f"{int(code):<3}  " + body[0])
+        rows.extend(body[1:])
+    rows.append(rule)
+    return "\n".join(rows) + "\n"
+
+
+def markdown_tables() -> str:
+    """The codes as Markdown (``docs/cli.md``): the codes, then each command's."""
+    out = ["| code | meaning | returned by |", "|---|---|---|"]
+    for code in ExitCode:
+        users = ", ".join(f"`{c}`" for c, codes in COMMAND_CODES.items() if code in codes)
+        out.append(f"| {int(code)} | {code.description} | {users} |")
+    out += ["", "Where a command gives a code narrower words:", "",
+            "| command | code | meaning there |", "|---|---|---|"]
+    for command, codes in COMMAND_CODES.items():
+        for code, words in codes.items():
+            if words:
+                out.append(f"| `{command}` | {int(code)} | {words} |")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,480 @@
+"""One table of exit codes (``hpgfast.cli._exit``), true for every command.
+
+Every (command, code) pair the table lists is produced here by a real ``hpgfast``
+process against the emulator or real files and sockets on loopback; each help text,
+the ``hpgfast.cli`` docstring and docs/cli.md are checked against the table; and a
+platform reply gives the same code whether the message came from ``--to`` or from a
+``--file``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+
+import hpgfast.cli
+from hpgfast import Client, Message
+from hpgfast.cli._exit import COMMAND_CODES, ExitCode, exit_codes_help, markdown_tables
+from hpgfast.emulator import Emulator
+from hpgfast.emulator._faults import Fault
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "P@ssw0rd"
+TIMEOUT = 180
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPGFAST_")}
+    env.update({"HPGFAST_LOGIN": "CLIENT", "HPGFAST_PASSWORD": PASSWORD,
+                "HPGFAST_SUBJECT": "ACME", "HPGFAST_TIMEOUT": "5",
+                "HPGFAST_RECEIVER_SECRET": "s3cret"})
+    env.update(extra)
+    return env
+
+
+def hpgfast_run(*args: str, env: Optional[dict[str, str]] = None,
+                **kw: Any) -> subprocess.CompletedProcess[str]:
+    """``hpgfast ARGS`` as a process; its output for the assertion messages."""
+    return subprocess.run(
+        [sys.executable, "-m", "hpgfast", *args], capture_output=True, text=True,
+        timeout=TIMEOUT, env=env or _env(), **kw,
+    )
+
+
+def _csv(path: Path, addresses: list[str]) -> Path:
+    path.write_text("address,text\n" + "".join(f"{a},hello\n" for a in addresses),
+                    encoding="utf-8")
+    return path
+
+
+def _faulty(**faults: Any) -> Emulator:
+    return Emulator(speed=None, faults=faults)
+
+
+# -- interrupts: at start-up, for every command ----------------------------------------
+
+
+def _maps(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def interrupted_at_start(args: list[str], env: Optional[dict[str, str]] = None,
+                         ) -> subprocess.CompletedProcess[str]:
+    """``hpgfast ARGS`` sent SIGINT while it is still starting up.
+
+    The signal goes as soon as the process maps ``_socket``'s library: ``main``
+    imports it while building the parser, before any command runs (``import
+    hpgfast.cli`` does not). A command that finished first is run again.
+    """
+    for _ in range(20):
+        proc = subprocess.Popen([sys.executable, "-m", "hpgfast", *args], env=env or _env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            if "_socket" in _maps(proc.pid):
+                proc.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.0005)
+        out, err = proc.communicate(timeout=TIMEOUT)
+        if proc.returncode not in (0, 1, 2):  # it did not finish before the signal
+            return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    raise AssertionError("every run finished before the interrupt")
+
+
+# -- a scenario for every (command, code) pair --------------------------------------
+
+
+Scenario = Callable[[Path], subprocess.CompletedProcess[str]]
+SCENARIOS: dict[tuple[str, ExitCode], Scenario] = {}
+
+
+def scenario(command: str, code: ExitCode) -> Callable[[Scenario], Scenario]:
+    def register(fn: Scenario) -> Scenario:
+        SCENARIOS[(command, code)] = fn
+        return fn
+    return register
+
+
+def _send_one(url: str, *extra: str, env: Optional[dict[str, str]] = None,
+              ) -> subprocess.CompletedProcess[str]:
+    return hpgfast_run("send", "--url", url, "--to", "79031111111", "--text", "hi", *extra,
+                       env=env)
+
+
+@scenario("send", ExitCode.OK)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    with Emulator(speed=None) as emu:
+        return _send_one(emu.url)
+
+
+@scenario("send", ExitCode.INCOMPLETE)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    with Emulator(speed=None, deny_addresses=["79999999999"]) as emu:
+        path = _csv(tmp / "m.csv", ["79031111111", "79999999999"])
+        return hpgfast_run("send", "--url", emu.url, "--file", str(path))
+
+
+@scenario("send", ExitCode.USAGE)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return hpgfast_run("send", "--url", "http://127.0.0.1:9/C/connectorX/", "--file", str(tmp))
+
+
+@scenario("send", ExitCode.AUTH)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    with Emulator(speed=None) as emu:
+        return _send_one(emu.url, env=_env(HPGFAST_PASSWORD="wrong"))
+
+
+@scenario("send", ExitCode.TRANSPORT)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    with _faulty(http_500=1.0) as emu:
+        path = _csv(tmp / "m.csv", ["79031111111", "79031111112"])
+        return hpgfast_run("send", "--url", emu.url, "--file", str(path))
+
+
+@scenario("send", ExitCode.ACCOUNT)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    with Emulator(speed=None, account_state="error-account-locked") as emu:
+        path = _csv(tmp / "m.csv", ["79031111111", "79031111112"])
+        return hpgfast_run("send", "--url", emu.url, "--file", str(path))
+
+
+def _fsize_limit(limit: int) -> Callable[[], None]:
+    import resource
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@scenario("send", ExitCode.JOURNAL)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    # Writes past RLIMIT_FSIZE fail with EFBIG, as on a full disk.
+    path = _csv(tmp / "m.csv", [f"7900{i:07d}" for i in range(5_000)])
+    with Emulator(speed=None) as emu:
+        return hpgfast_run("send", "--url", emu.url, "--file", str(path), "--journal",
+                           str(tmp / "run.db"), "--max-batch", "200", "--quiet",
+                           preexec_fn=_fsize_limit(200_000))
+
+
+@scenario("send", ExitCode.INTERRUPTED)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return interrupted_at_start(["send", "--url", "http://127.0.0.1:9/C/connectorX/",
+                                 "--to", "79031111111", "--text", "hi"])
+
+
+def _accepted_id(url: str) -> str:
+    with Client(url, "CLIENT", PASSWORD) as client:
+        provider_id = client.send([Message("79031111111", "hi", "ACME")])[0][2]
+    assert provider_id
+    return str(provider_id)
+
+
+@scenario("status", ExitCode.OK)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    with Emulator(speed=None) as emu:
+        return hpgfast_run("status", "--url", emu.url, _accepted_id(emu.url))
+
+
+@scenario("status", ExitCode.INCOMPLETE)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    with Emulator(speed=None) as emu:  # a manual clock: nothing becomes final
+        return hpgfast_run("status", "--url", emu.url, _accepted_id(emu.url), "--follow",
+                           "--deadline", "0.5", "--interval", "0.1")
+
+
+@scenario("status", ExitCode.USAGE)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return hpgfast_run("status", "--url", "http://127.0.0.1:9/C/connectorX/", "--journal",
+                       str(tmp / "none.db"))
+
+
+@scenario("status", ExitCode.AUTH)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    with Emulator(speed=None) as emu:
+        return hpgfast_run("status", "--url", emu.url, "1001",
+                           env=_env(HPGFAST_PASSWORD="wrong"))
+
+
+@scenario("status", ExitCode.TRANSPORT)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    with _faulty(http_500=1.0) as emu:
+        return hpgfast_run("status", "--url", emu.url, "1001")
+
+
+@scenario("status", ExitCode.ACCOUNT)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    with _faulty(code_only=Fault(rate=1.0, code="error-account-locked")) as emu:
+        return hpgfast_run("status", "--url", emu.url, "1001")
+
+
+@scenario("status", ExitCode.JOURNAL)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    # Statuses recorded in a journal past RLIMIT_FSIZE: as on a full disk.
+    path = _csv(tmp / "m.csv", [f"7900{i:07d}" for i in range(5_000)])
+    db = tmp / "run.db"
+    with Emulator(speed=2000.0) as emu:
+        sent = hpgfast_run("send", "--url", emu.url, "--file", str(path), "--journal",
+                           str(db), "--quiet")
+        assert sent.returncode == 0, sent.stderr
+        time.sleep(0.5)  # emulator time: the statuses move on
+        return hpgfast_run("status", "--url", emu.url, "--journal", str(db), "--follow",
+                           "--deadline", "30", "--interval", "0.2",
+                           preexec_fn=_fsize_limit(100_000))
+
+
+@scenario("status", ExitCode.INTERRUPTED)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return interrupted_at_start(["status", "--url", "http://127.0.0.1:9/C/connectorX/", "1"])
+
+
+def _journal(tmp: Path) -> Path:
+    path = _csv(tmp / "j.csv", ["79031111111", "79031111112"])
+    db = tmp / "run.db"
+    with Emulator(speed=None) as emu:
+        done = hpgfast_run("send", "--url", emu.url, "--file", str(path), "--journal", str(db))
+    assert done.returncode == 0, done.stderr
+    return db
+
+
+@scenario("report", ExitCode.OK)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return hpgfast_run("report", str(_journal(tmp)))
+
+
+@scenario("report", ExitCode.USAGE)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return hpgfast_run("report", str(tmp / "none.db"))
+
+
+@scenario("report", ExitCode.INTERRUPTED)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return interrupted_at_start(["report", str(_journal(tmp))])
+
+
+def _serve_then_interrupt(args: list[str], ready: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "hpgfast", *args], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 60
+    while ready not in seen and proc.poll() is None and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=TIMEOUT)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, seen + err)
+
+
+def _in_use() -> tuple[socket.socket, str]:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    return s, str(s.getsockname()[1])
+
+
+@scenario("receive", ExitCode.OK)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return _serve_then_interrupt(["receive", "--port", "0"], "listening")
+
+
+@scenario("receive", ExitCode.USAGE)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    s, port = _in_use()
+    with s:
+        return hpgfast_run("receive", "--port", port)
+
+
+@scenario("receive", ExitCode.INTERRUPTED)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return interrupted_at_start(["receive", "--port", "0"])
+
+
+@scenario("emulate", ExitCode.OK)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return _serve_then_interrupt(["emulate", "--port", "0"], "Ctrl-C stops")
+
+
+@scenario("emulate", ExitCode.USAGE)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    s, port = _in_use()
+    with s:
+        return hpgfast_run("emulate", "--port", port)
+
+
+@scenario("emulate", ExitCode.INTERRUPTED)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return interrupted_at_start(["emulate", "--port", "0"])
+
+
+DEMO = ["demo", "-n", "500", "--speed", "2000", "--quiet"]
+
+
+@scenario("demo", ExitCode.OK)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return hpgfast_run(*DEMO, "--no-journal")
+
+
+@scenario("demo", ExitCode.INCOMPLETE)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    # A journal of an earlier demo in which some messages' outcome is unknown: they
+    # are not sent again, so not every message ends as the rules say.
+    db = tmp / "demo.db"
+    first = hpgfast_run(*DEMO, "--journal", str(db))
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE outcomes SET state = 'unknown', code = 'unknown' "
+                     "WHERE line <= 3")
+    return hpgfast_run(*DEMO, "--journal", str(db))
+
+
+@scenario("demo", ExitCode.USAGE)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return hpgfast_run("demo", "-n", "0")
+
+
+@scenario("demo", ExitCode.INTERRUPTED)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return interrupted_at_start(DEMO)
+
+
+@scenario("bench", ExitCode.OK)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return hpgfast_run("bench", "--budget", "0.2", "--quiet")
+
+
+@scenario("bench", ExitCode.INCOMPLETE)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    # The pure twin measured against itself: the compiled-path claims fail.
+    return hpgfast_run("bench", "--budget", "0.05", "--quiet",
+                       env=_env(HPGFAST_PURE_PYTHON="1"))
+
+
+@scenario("bench", ExitCode.USAGE)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return hpgfast_run("bench", "--budget", "soon")
+
+
+@scenario("bench", ExitCode.INTERRUPTED)
+def _(tmp: Path) -> subprocess.CompletedProcess[str]:
+    return interrupted_at_start(["bench", "--budget", "0.05", "--quiet"])
+
+
+PAIRS = [(command, code) for command, codes in COMMAND_CODES.items() for code in codes]
+
+
+@pytest.mark.parametrize(("command", "code"), PAIRS, ids=[f"{c}-{int(k)}" for c, k in PAIRS])
+def test_every_listed_code_is_produced(command: str, code: ExitCode, tmp_path: Path) -> None:
+    run = SCENARIOS.get((command, code))
+    assert run is not None, f"no scenario for {command} exiting {int(code)}"
+    result = run(tmp_path)
+    detail = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == code, detail
+    assert "Traceback" not in result.stderr, detail
+    if code == ExitCode.INTERRUPTED:
+        assert "hpgfast: interrupted" in result.stderr, detail
+
+
+def test_every_scenario_is_for_a_listed_code() -> None:
+    # A scenario for a pair the table does not list means the help leaves out a code.
+    assert set(SCENARIOS) == set(PAIRS)
+
+
+# -- the texts made from the table -----------------------------------------------------
+
+
+def _codes_in_help(command: str) -> list[int]:
+    text = hpgfast_run(command, "--help").stdout
+    section = text.split("exit codes:", 1)[1].split("\n\n", 1)[0]
+    return [int(line.split()[0]) for line in section.splitlines()
+            if line.startswith("  ") and line.split() and line.split()[0].isdigit()]
+
+
+@pytest.mark.parametrize("command", list(COMMAND_CODES))
+def test_each_help_lists_exactly_its_codes(command: str) -> None:
+    assert _codes_in_help(command) == [int(c) for c in COMMAND_CODES[command]]
+    assert exit_codes_help(command) in hpgfast_run(command, "--help").stdout
+
+
+def test_the_docstring_and_the_docs_hold_the_table() -> None:
+    doc = hpgfast.cli.__doc__ or ""
+    for code in ExitCode:
+        assert f"\n{int(code):<3}  " in doc, code
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert markdown_tables() in page, "docs/cli.md: regenerate the exit code tables"
+    overview = hpgfast_run("--help").stdout
+    assert [int(c) for c in ExitCode] == [
+        int(line.split()[0]) for line in overview.split("exit codes:", 1)[1].splitlines()
+        if line.startswith("  ") and line.split()[0].isdigit()
+    ]
+
+
+# -- the same reply, the same code, whatever way the message came -------------------
+
+
+class _Redirect(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", "http://127.0.0.1:9/elsewhere")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _redirector() -> tuple[HTTPServer, str]:
+    server = HTTPServer(("127.0.0.1", 0), _Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/CLIENT/connectorX/"
+
+
+REPLIES: dict[str, dict[str, Any]] = {
+    "http-500": {"http_500": 1.0},
+    "http-503": {"http_503": 1.0},
+    "unreadable": {"raw_reply": Fault(rate=1.0, body=b"<html>maintenance</html>\n")},
+    "cut": {"cut_reply": 1.0},
+    "redirect": {},
+}
+
+
+@pytest.mark.parametrize("reply", list(REPLIES))
+@pytest.mark.parametrize("journal", [False, True], ids=["plain", "journal"])
+def test_to_and_file_exit_alike(reply: str, journal: bool, tmp_path: Path) -> None:
+    path = _csv(tmp_path / "m.csv", ["79031111111"])
+    codes = {}
+    for how in ("to", "file"):
+        if reply == "redirect":
+            server, url = _redirector()
+        else:
+            server, emu = None, _faulty(**REPLIES[reply])
+            url = emu.__enter__().url
+        try:
+            extra = ["--journal", str(tmp_path / f"{how}.db")] if journal else []
+            if how == "to":
+                result = _send_one(url, *extra)
+            else:
+                result = hpgfast_run("send", "--url", url, "--file", str(path), *extra)
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+            else:
+                emu.__exit__(None, None, None)
+        assert "Traceback" not in result.stderr, result.stderr
+        codes[how] = result.returncode
+    assert codes == {"to": ExitCode.TRANSPORT, "file": ExitCode.TRANSPORT}
