@@ -12,7 +12,7 @@ build (``fuzz/run_sanitizers.sh``) compiles with its own flags and keeps its ``-
 """
 
 import os
-import re
+import subprocess
 import sys
 
 from setuptools import Extension, setup
@@ -26,6 +26,17 @@ as pure Python (the same results; its codec is 20 to 35 times slower), run:
 
     HPGFAST_NO_EXTENSIONS=1 pip install .
 """
+
+
+def _called_process_error(exc):
+    """The ``subprocess.CalledProcessError`` a build error was raised from, if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, subprocess.CalledProcessError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 class BuildExt(build_ext):
@@ -45,12 +56,16 @@ class BuildExt(build_ext):
 
     def _fail(self, exc):
         error = str(exc).strip().rstrip(".") or type(exc).__name__
-        # "Command '['gcc', '-O3', ... 30 arguments]' returned non-zero exit status 1":
-        # the compiler's name and status say it; its whole command line is above.
-        command = re.match(r"[Cc]ommand '\[?'?([^',\]]+)", error)
-        status = re.search(r"(exit (?:status|code) -?\d+)", error)
-        if command and status:
-            error = f"the C compiler '{command.group(1)}' ended with {status.group(1)}"
+        # The compiler's name and status say it; its whole command line is above.
+        # They are read off the CalledProcessError under the CompileError, not off
+        # setuptools' wording, which differs: 84 passes "Command '['gcc', ...]'
+        # returned non-zero exit status 1" up as it is, while 82 (the newest for
+        # Python 3.9) says "command '/usr/bin/gcc' failed with exit code 1".
+        called = _called_process_error(exc)
+        if called is not None:
+            cmd = called.cmd
+            program = os.path.basename(str(cmd[0] if isinstance(cmd, (list, tuple)) else cmd))
+            error = f"the C compiler '{program}' ended with exit status {called.returncode}"
         sys.stderr.write(PURE_HINT.format(error=error))
         sys.stderr.flush()
         raise SystemExit("hpgfast: the compiled codec core was not built (see above)")

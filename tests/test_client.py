@@ -17,6 +17,7 @@ import trustme
 import urllib3
 
 from hpgfast import (
+    AccountError,
     AuthError,
     Client,
     Code,
@@ -32,7 +33,9 @@ from hpgfast import (
     SendFailure,
     SendResult,
     StatusFailure,
+    StatusResult,
     TLSError,
+    results_of,
 )
 from hpgfast._sample import standard_batch
 from hpgfast.core import RequestFinished, RequestStarting, Subscriber
@@ -717,6 +720,40 @@ def test_an_interrupt_while_waiting_for_the_oldest_request_keeps_its_result() ->
         assert len(emu.ledger) >= 10  # the platform applied the held request
         assert {r.code for r in results[:10]} == {Code.OK}, results[:10]
         assert_truthful(emu, messages, results)
+
+
+def test_a_results_list_gets_the_results_however_the_call_ends() -> None:
+    # send(results=...) and status(results=...): what the call returns or its error
+    # carries, in the caller's own list (for asyncio code whose caught exception
+    # may be asyncio's: tests/test_aio.py).
+    messages = numbered(50)
+    with Emulator(latency=0.4) as emu, client_for(emu, max_batch=10) as client:
+        kept: list[SendResult] = []
+        thread = interrupt_soon(client, 0.6)  # during the second request
+        try:
+            with pytest.raises(KeyboardInterrupt) as info:
+                client.send(messages, results=kept)
+        finally:
+            thread.join()
+        assert kept == info.value.results  # type: ignore[attr-defined]
+        assert results_of(info.value) is info.value.results  # type: ignore[attr-defined]
+        assert len(kept) == 50 and {r.code for r in kept[20:]} == {Code.NOT_SENT}
+        assert_truthful(emu, messages, kept)
+        kept = [SendResult("stale", None, None)]
+        sent = client.send(numbered(3, start=100), results=kept)
+        assert kept == sent and all(r.ok for r in kept)
+        asked: list[StatusResult] = []
+        statuses = client.status([sent[0].provider_id, None, sent[2].provider_id],  # type: ignore[list-item]
+                                 results=asked)  # fmt: skip
+        assert asked == statuses and len(asked) == 3 and asked[1].code == Code.NOT_SENT
+        with pytest.raises(TypeError, match="results must be a list"):
+            client.send(numbered(1), results=(1,))  # type: ignore[arg-type]
+    with Emulator(speed=None, balance=7) as emu, client_for(emu, max_batch=5) as client:
+        kept = []
+        with pytest.raises(AccountError) as stop:
+            client.send(messages, results=kept)
+        assert kept == stop.value.results  # type: ignore[attr-defined]
+        assert [r.code for r in kept].count(Code.OK) == 7 and len(kept) == 50
 
 
 def test_a_second_cancel_ends_the_grace_period(transport: str) -> None:

@@ -122,6 +122,25 @@ def test_start_and_limits_are_their_integer_values(codec: ModuleType) -> None:
         codec.encode_status(["1"], max_count=[1])
 
 
+def test_sent_ids_start_and_end_are_their_integer_values(codec: ModuleType) -> None:
+    # On Python 3.9 operator.index hands an int subclass back as it is: its lying
+    # comparisons let a span outside the batch through the bounds check (the
+    # compiled twin then read outside the list and crashed the interpreter).
+    batch = [Message(str(i), "t") for i in range(3)]
+    assert codec.sent_ids(batch, OddInt(1), OddInt(2)) == codec.sent_ids(batch, 1, 2)
+    assert codec.sent_ids(batch, True, 3) == ["0", "1"]
+    for start, end in ((OddInt(-1), OddInt(0)), (OddInt(2), OddInt(1)), (0, OddInt(4))):
+        with pytest.raises(ValueError, match=r"are not within 0\.\.3"):
+            codec.sent_ids(batch, start, end)
+    # The message shows the values used: exact ints, not what the caller's type says.
+    with pytest.raises(ValueError, match=r"^start=1 and end=0 are not within 0\.\.3$"):
+        codec.sent_ids(batch, True, False)
+    with pytest.raises(ValueError, match=r"^start=4 is outside 0\.\.3$"):
+        codec.encode_send(batch, start=OddInt(4))
+    with pytest.raises(ValueError, match=r"^max_count must be at least 1, got 0$"):
+        codec.encode_status(["1"], max_count=False)
+
+
 @pytest.mark.parametrize("batch", [{0: Message("1", "t", "s")}, {}, "123"], ids=repr)
 def test_the_batch_is_a_sequence(codec: ModuleType, batch: Any) -> None:
     # Issue 11: a dict was read by key by one twin and refused by the other; a str

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import pickle
 import pkgutil
+import sys
 
 import pytest
 
@@ -104,3 +105,71 @@ def test_exceptions_pickle_with_their_context_and_results(error: HPGError) -> No
     assert [type(r) for r in results] == [type(r) for r in error.results]  # type: ignore[attr-defined]
     assert results[1].error.description == "boom" and results[1].error.url == URL
     assert results[2].error.sent is False
+
+
+# -- results_of: the results, whichever exception the caller caught ---------------------
+
+
+def _raised_from(cause: BaseException, outer: BaseException) -> BaseException:
+    try:
+        raise outer from cause
+    except BaseException as exc:
+        return exc
+
+
+def _raised_during(context: BaseException, outer: BaseException) -> BaseException:
+    try:
+        try:
+            raise context
+        except BaseException:
+            raise outer  # noqa: B904 - implicit chaining (__context__) is the point
+    except BaseException as exc:
+        return exc
+
+
+def test_results_of_finds_results_on_the_error_or_what_it_came_from_or_during() -> None:
+    results = [SendResult("ok", "0", "1001"), SendFailure("not-sent", "1", None)]
+    carrier = AccountError("error-insufficient-balance", URL)
+    carrier.results = results  # type: ignore[attr-defined]
+    assert hpgfast.results_of(carrier) is results
+    # asyncio.wait_for: a TimeoutError raised from the CancelledError that has them.
+    assert hpgfast.results_of(_raised_from(carrier, TimeoutError())) is results
+    # asyncio.run() and Ctrl-C (3.11+): a KeyboardInterrupt raised while handling it.
+    assert hpgfast.results_of(_raised_during(carrier, KeyboardInterrupt())) is results
+    # An awaited task on 3.9/3.10: a new CancelledError whose context is it, and deeper.
+    deep = _raised_from(_raised_during(carrier, ValueError()), TimeoutError())
+    assert hpgfast.results_of(deep) is results
+    # Nothing in the chain carries results: None, never an error.
+    assert hpgfast.results_of(ValueError("x")) is None
+    assert hpgfast.results_of(_raised_from(ValueError(), KeyboardInterrupt())) is None
+    # Only a list is results: an attribute of that name holding anything else is not.
+    other = ValueError()
+    other.results = "not ours"  # type: ignore[attr-defined]
+    assert hpgfast.results_of(other) is None
+
+
+def test_results_of_takes_the_nearest_and_ends_on_a_loop() -> None:
+    near, far = [SendResult("ok", "0", "1")], [SendResult("ok", "0", "2")]
+    inner, outer = ValueError("inner"), ValueError("outer")
+    inner.results, outer.results = far, near  # type: ignore[attr-defined]
+    assert hpgfast.results_of(_raised_from(inner, outer)) is near
+    # The cause comes before the context (raise ... from ... inside an except block).
+    cause, context, top = ValueError(), ValueError(), TimeoutError()
+    cause.results, context.results = near, far  # type: ignore[attr-defined]
+    top.__cause__, top.__context__ = cause, context
+    assert hpgfast.results_of(top) is near
+    # A chain that loops back on itself ends.
+    a, b = ValueError("a"), ValueError("b")
+    a.__context__, b.__context__ = b, a
+    assert hpgfast.results_of(a) is None
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception groups are Python 3.11+")
+def test_results_of_looks_into_an_exception_group() -> None:
+    import builtins
+
+    results = [SendResult("ok", "0", "1001")]
+    carrier = ValueError("cancelled send")
+    carrier.results = results  # type: ignore[attr-defined]
+    group = builtins.BaseExceptionGroup("task group", [KeyboardInterrupt(), carrier])
+    assert hpgfast.results_of(group) is results

@@ -32,6 +32,7 @@ from .exceptions import (
     RequestTooLarge,
     TLSError,
     TransportError,
+    results_of,
 )
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ __all__ = [
     "TLSError",
     "TransportError",
     "__version__",
+    "results_of",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

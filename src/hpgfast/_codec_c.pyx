@@ -489,14 +489,26 @@ cdef int _check_batch(object batch) except -1:
     return 0
 
 
+cdef object _int_index = int.__index__
+
+
+cdef object _index(object value):
+    """As _codec_py._index: operator.index as an exact int, as Python 3.10+ gives it
+    (3.9 hands an int subclass back as it is, with its lying comparisons)."""
+    if type(value) is int:
+        return value
+    value = _operator.index(value)
+    return value if type(value) is int else _int_index(value)
+
+
 cdef object _limit(object value, str name):
-    """As _codec_py._limit: an exact int (operator.index) or float; None stays."""
+    """As _codec_py._limit: an exact int (_index) or float; None stays."""
     if value is None or type(value) is int:
         return value
     if isinstance(value, float):
         return float.__float__(value)
     try:
-        return _operator.index(value)
+        return _index(value)
     except TypeError:
         raise TypeError(f"{name} must be an int, got {_type_name(value)}") from None
 
@@ -1305,8 +1317,7 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
     # The arguments as _codec_py._limits makes them (exact ints, or floats), in its
     # order, before the batch's length is asked.
     _check_batch(seq)
-    if type(start) is not int:
-        start = _operator.index(start)
+    start = _index(start)
     max_bytes = _limit(max_bytes, "max_bytes")
     max_count = _limit(max_count, "max_count")
     total = len(seq)
@@ -1680,10 +1691,8 @@ def sent_ids(messages, start, end, id_prefix=None):
     b.id_prefix = NULL
     b.id_plen = 0
     _check_batch(messages)
-    if type(start) is not int:
-        start = _operator.index(start)
-    if type(end) is not int:
-        end = _operator.index(end)
+    start = _index(start)
+    end = _index(end)
     total = len(messages)
     if not 0 <= start <= end <= total:
         raise ValueError(f"start={start} and end={end} are not within 0..{total}")

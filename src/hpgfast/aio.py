@@ -23,7 +23,8 @@ llhttp reading the replies (``_response.ResponseReader``):
 - **Cancellation is an interrupt.** A cancelled ``send()`` starts no further
   request; the requests on the wire get ``_GRACE`` seconds to finish (a second
   cancel ends the grace); what was known is reported: the ``CancelledError``
-  raised carries ``.results`` like every error of a batch.
+  raised carries ``.results`` like every error of a batch (``results_of`` and
+  ``send(results=...)`` for the exceptions asyncio raises in its place).
 - **No password anywhere**: URLs shown are the core's redacted view, foreign error
   texts go through its redactor, errors are made outside ``except`` blocks, and
   asyncio's loggers get the redacting filter.
@@ -204,10 +205,11 @@ class AsyncClient(ClientSettings):
     client: no request starts after it, requests on the wire get two seconds to
     finish (a second cancel ends that at once), and the ``CancelledError`` raised
     carries ``results``: what is known of every message (``unknown`` for those cut
-    on the wire, ``not-sent`` for those never begun). ``asyncio.run()`` turns a
-    Ctrl-C into such a cancellation of its main task and then raises
-    ``KeyboardInterrupt``: catch ``asyncio.CancelledError`` inside the coroutine to
-    keep the results.
+    on the wire, ``not-sent`` for those never begun). The exception the caller
+    catches may be asyncio's own (``asyncio.wait_for``'s ``TimeoutError``, the
+    ``KeyboardInterrupt`` of ``asyncio.run()`` on Ctrl-C): ``hpgfast.results_of``
+    finds the results through it, and a list passed as ``send(results=...)`` gets
+    them however the call ends (docs/outcomes.md, "When the caller stops a batch").
     """
     )
 
@@ -275,28 +277,37 @@ class AsyncClient(ClientSettings):
         messages: Iterable[Union[Message, tuple[Any, ...]]],
         *,
         params: Optional[Params] = None,
+        results: Optional[list[SendResult]] = None,
     ) -> list[SendResult]:
         """Send a batch of messages of any size; one result per message, in order.
 
         Exactly ``hpgfast.Client.send()``, awaited: same arguments, results and
         exceptions (errors raised after something was sent carry ``results``).
+        The exception the caller catches after a cancellation may be asyncio's own
+        (``asyncio.wait_for``'s ``TimeoutError``, ``KeyboardInterrupt`` from
+        ``asyncio.run``): ``hpgfast.results_of(exc)`` finds the results through
+        it, and a list passed as ``results`` gets them however the call ends.
         """
         msgs: Sequence[Any] = messages if isinstance(messages, Sequence) else list(messages)
-        return await self._batch(_wire.SEND, msgs, params)
+        return await self._batch(_wire.SEND, msgs, params, results)
 
     async def status(
-        self, provider_ids: Iterable[str], *, params: Optional[Params] = None
+        self,
+        provider_ids: Iterable[str],
+        *,
+        params: Optional[Params] = None,
+        results: Optional[list[StatusResult]] = None,
     ) -> list[StatusResult]:
         """Ask the delivery status of messages, by provider id; one result per id, in order.
 
-        Exactly ``hpgfast.Client.status()``, awaited.
+        Exactly ``hpgfast.Client.status()``, awaited (``results`` as for ``send()``).
         """
         ids: Sequence[Any] = (
             provider_ids if isinstance(provider_ids, Sequence) else list(provider_ids)
         )
         if isinstance(ids, str):
             raise TypeError("provider_ids must be a sequence of str, not one str")
-        return await self._batch(_wire.STATUS, ids, params)
+        return await self._batch(_wire.STATUS, ids, params, results)
 
     def is_final(self, result: StatusResult) -> bool:
         """True when ``result``'s status is one of ``final_statuses`` (any case)."""
@@ -371,11 +382,13 @@ class AsyncClient(ClientSettings):
             except RuntimeError:  # its loop is closed
                 pass
 
-    async def _batch(self, op: str, items: Sequence[Any], params: Optional[Params]) -> list[Any]:
+    async def _batch(
+        self, op: str, items: Sequence[Any], params: Optional[Params], sink: Optional[list[Any]]
+    ) -> list[Any]:
         if self._closed:
             raise RuntimeError("this hpgfast.AsyncClient is closed")
         loop = self._bind()
-        batch = self._core.batch(op, items, params)  # raises on bad input: nothing sent
+        batch = self._core.batch(op, items, params, sink)  # raises on bad input: nothing sent
         tasks: set[asyncio.Task[None]] = set()
         limit = self.concurrency
         stop: Optional[BaseException] = None

@@ -286,6 +286,7 @@ class Client(ClientSettings):
         messages: Iterable[Union[Message, tuple[Any, ...]]],
         *,
         params: Optional[Params] = None,
+        results: Optional[list[SendResult]] = None,
     ) -> list[SendResult]:
         """Send a batch of messages of any size; one result per message, in order.
 
@@ -318,6 +319,12 @@ class Client(ClientSettings):
                 client_id[, params]]])``.
             params: request-level parameters for this call's requests, after the
                 client's ``extra_params``.
+            results: a list that gets the results however the call ends: returned,
+                or raised mid-batch, interrupted or cancelled (its items are
+                replaced). For code where the exception caught may be another one
+                than the batch's (asyncio's around a cancellation: see
+                ``hpgfast.results_of``). Left as it was by an error raised before
+                anything is sent.
 
         Returns:
             A list of ``SendResult``, one per message, in input order.
@@ -343,10 +350,14 @@ class Client(ClientSettings):
             raised carries ``results``.
         """
         msgs: Sequence[Any] = messages if isinstance(messages, Sequence) else list(messages)
-        return self._batch(_wire.SEND, msgs, params)
+        return self._batch(_wire.SEND, msgs, params, results)
 
     def status(
-        self, provider_ids: Iterable[str], *, params: Optional[Params] = None
+        self,
+        provider_ids: Iterable[str],
+        *,
+        params: Optional[Params] = None,
+        results: Optional[list[StatusResult]] = None,
     ) -> list[StatusResult]:
         """Ask the delivery status of messages, by provider id; one result per id, in order.
 
@@ -360,6 +371,8 @@ class Client(ClientSettings):
         Args:
             provider_ids: the ``provider_id`` values ``send()`` returned.
             params: request-level parameters for this call's requests.
+            results: a list that gets the results however the call ends, as for
+                ``send()``.
 
         Returns:
             A list of ``StatusResult``, one per id, in input order.
@@ -373,7 +386,7 @@ class Client(ClientSettings):
         )
         if isinstance(ids, str):
             raise TypeError("provider_ids must be a sequence of str, not one str")
-        return self._batch(_wire.STATUS, ids, params)
+        return self._batch(_wire.STATUS, ids, params, results)
 
     def is_final(self, result: StatusResult) -> bool:
         """True when ``result``'s status is one of ``final_statuses`` (any case)."""
@@ -381,10 +394,12 @@ class Client(ClientSettings):
 
     # -- driving the core -----------------------------------------------------------------
 
-    def _batch(self, op: str, items: Sequence[Any], params: Optional[Params]) -> list[Any]:
+    def _batch(
+        self, op: str, items: Sequence[Any], params: Optional[Params], sink: Optional[list[Any]]
+    ) -> list[Any]:
         if self._closed:
             raise RuntimeError("this hpgfast.Client is closed")
-        batch = self._core.batch(op, items, params)  # raises on bad input: nothing sent
+        batch = self._core.batch(op, items, params, sink)  # raises on bad input: nothing sent
         if self.concurrency == 1 or len(batch.requests) == 1:
             # One at a time, in the calling thread: no thread hop per request (it
             # would cost about a third more CPU per message). An interrupt then lands

@@ -11,7 +11,8 @@ client passes only redacted URLs in.
 
 from __future__ import annotations
 
-from typing import Optional
+import builtins
+from typing import Any, Optional
 
 __all__ = [
     "AccountError",
@@ -27,6 +28,7 @@ __all__ = [
     "RequestTooLarge",
     "TLSError",
     "TransportError",
+    "results_of",
 ]
 
 
@@ -174,3 +176,49 @@ class AccountError(RequestRejected):
 
 class AuthError(AccountError):
     """Wrong login or password (``error-auth``): a configuration error, raised at once."""
+
+
+#: ``BaseExceptionGroup`` (Python 3.11+; ``asyncio.TaskGroup`` raises one), or None.
+_GROUP: Optional[type[BaseException]] = getattr(builtins, "BaseExceptionGroup", None)
+
+
+def results_of(exc: BaseException) -> Optional[list[Any]]:
+    """The results of the ``send()`` or ``status()`` call that ``exc`` ended, or None.
+
+    An exception raised once a batch began carries ``.results``, one result per
+    item in order. The exception a caller catches may be another one, raised from
+    it or while it was handled: ``asyncio.wait_for()``'s ``TimeoutError``, the
+    ``KeyboardInterrupt`` that ``asyncio.run()`` raises for Ctrl-C (Python 3.11+),
+    the new ``CancelledError`` an awaited task gives on Python 3.9 and 3.10. This
+    gives the first ``.results`` list found, looking at ``exc``, then into an
+    exception group's members, then down its ``__cause__``, then down its
+    ``__context__``.
+
+    Where asyncio links the exception caught to nothing (Ctrl-C under
+    ``asyncio.run()`` on Python 3.9 and 3.10, a task cancelled while it waits in
+    ``asyncio.wait_for()``), pass a list as ``send(..., results=...)``: it is
+    filled however the call ends.
+
+    Args:
+        exc: the exception caught.
+
+    Returns:
+        The results list itself, or None when no exception in the chain carries one.
+    """
+    seen: set[int] = set()
+    todo: list[Optional[BaseException]] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        results = getattr(current, "results", None)
+        if isinstance(results, list):
+            return results
+        # Pushed in reverse: the members first, then the cause, then the context.
+        todo.append(current.__context__)
+        todo.append(current.__cause__)
+        if _GROUP is not None and isinstance(current, _GROUP):
+            todo.extend(reversed(getattr(current, "exceptions", ())))
+    return None
+

@@ -222,11 +222,20 @@ class Exchange:
     def __repr__(self) -> str:
         return "<hpgfast.core.Exchange>"
 
-    def batch(self, op: str, items: Sequence[Any], params: Optional[Params]) -> Batch:
+    def batch(
+        self,
+        op: str,
+        items: Sequence[Any],
+        params: Optional[Params],
+        sink: Optional[list[Any]] = None,
+    ) -> Batch:
         """Plan a ``send`` or ``status`` batch: validated and cut into requests.
 
+        ``sink``: a list ``finish()`` fills with the results, returned or raised.
         Raises ``MessageError`` (naming the item) before anything is sent.
         """
+        if sink is not None and not isinstance(sink, list):
+            raise TypeError(f"results must be a list, got {type(sink).__name__}")
         head = self._heads[op].value
         shown = self._shown[op]
         if params:
@@ -252,6 +261,7 @@ class Exchange:
             items = [pid for pid in items if pid is not None]
         batch = Batch(self, op, items, head, shown, max_bytes, holes)
         batch.transliterated = transliterated
+        batch.sink = sink
         return batch
 
 
@@ -291,6 +301,10 @@ class Batch:
         self.results: list[Any] = [None] * len(items)
         #: A configuration failure (or a bug, or an interrupt) that stops the batch.
         self.fatal: Optional[BaseException] = None
+        #: The caller's list that ``finish()`` fills (``send(results=...)``): the
+        #: results reach it even when the exception the caller catches is another
+        #: one than ``fatal`` (asyncio's, around a cancellation).
+        self.sink: Optional[list[Any]] = None
         #: Set when a request could not connect even after its retries: the platform
         #: is taken to be down and the remaining requests are not attempted.
         self.down: Optional[HPGError] = None
@@ -585,7 +599,7 @@ class Batch:
         Items of requests never begun are ``not-sent``; of requests begun and never
         reported (a transport that lost one on the wire), ``unknown``. The raised
         error carries ``results``: whatever was known of every item when the batch
-        stopped.
+        stopped. The ``sink`` list, if any, gets the same results, returned or raised.
         """
         self._sealed = True
         results = self.results
@@ -600,6 +614,8 @@ class Batch:
                     self._settle(request, _NOT_SENT, self.down)
         if self._holes is not None:
             results = self.results = self._fill_holes(results)
+        if self.sink is not None:
+            self.sink[:] = results
         fatal = self.fatal
         if fatal is not None:
             # Whatever was sent before the failure is not lost: the error carries it.
