@@ -21,7 +21,10 @@ back (a ``Reply``) or what went wrong (a ``Failure`` of a named kind).
   "nothing sent": the ``CONNECT`` failure the core may repeat.
 - **No password anywhere.** URLs shown in logs and errors are the core's redacted
   view; foreign error texts go through its redactor; errors are made outside
-  ``except`` blocks so no urllib3 exception rides along as ``__context__``.
+  ``except`` blocks so no urllib3 exception rides along as ``__context__``. urllib3
+  is never given a request target (it pools and connects; the client writes the
+  request), so none of its log records can hold the password, and hpgfast changes
+  nothing in the process's logging (see ``_redact``).
 """
 
 from __future__ import annotations
@@ -181,7 +184,6 @@ class Client(ClientSettings):
     )
 
     _rate_lock = threading.Lock
-    _log_names = ()
 
     def _open(self, ca_certs: Optional[str], verify: bool) -> None:
         self._verify = verify
