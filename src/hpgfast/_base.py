@@ -112,8 +112,6 @@ class ClientSettings:
 
     #: Makes the lock that guards the rate limit's bookings (threads need one).
     _rate_lock: ClassVar[Any] = nullcontext
-    #: Loggers of the transport's libraries that get the redacting filter.
-    _log_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -260,7 +258,6 @@ class ClientSettings:
             _redact.register(id(self), self._core.redactor)
             # A client dropped without close() must not stay registered.
             weakref.finalize(self, _redact.unregister, id(self))
-        _redact.install_log_filter(self._log_names)
 
     def _open(self, ca_certs: Optional[str], verify: bool) -> None:
         """Make the transport's connection machinery (the subclass's part)."""

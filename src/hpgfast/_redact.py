@@ -4,29 +4,31 @@ Strategy: HPG puts the password in the query string, so every URL is a secret. T
 client never logs or raises a URL it did not build redacted itself; what it cannot
 build (the text of a urllib3 or OS error, a description the platform echoes back)
 goes through a ``Redactor`` first, which knows the password in every encoding a
-server may echo it in and masks the value of any ``password=`` it sees. urllib3
-writes full URLs into some of its own log records (``Failed to parse headers
-(url=...)``), so every log record, of any logger, is redacted when it is made while
-a client is open: defence in depth, since the client bypasses the urllib3 paths that
-log targets.
+server may echo it in and masks the value of any ``password=`` it sees.
+
+Logging is redacted where hpgfast formats its own messages, and nowhere else:
+hpgfast changes nothing process-wide (no log record factory, no filter on another
+library's logger, no handler), as urllib3, httpx or aiohttp do not. That is enough
+because no other logger is ever given a secret: both clients write the request
+bytes themselves, so urllib3 and asyncio never see a request target (urllib3's
+own records quote only the host and port), and every text a client logs or
+raises was redacted first. tests/test_logging.py holds every logger of the process
+at DEBUG through every failure and finds the password in no record.
 """
 
 from __future__ import annotations
 
 import base64
-import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
 __all__ = [
     "MASK",
     "Redactor",
     "Secret",
-    "install_log_filter",
-    "redact_record",
+    "redact_all",
     "register",
     "scrub_exception",
     "unregister",
@@ -275,7 +277,7 @@ def scrub_exception(exc: BaseException, redact: Callable[[str], str]) -> None:
             setattr(exc, name, redact(value))
 
 
-# -- the log filter ------------------------------------------------------------------
+# -- the registry of open clients' redactors -----------------------------------------
 
 _lock = threading.Lock()
 
@@ -289,13 +291,14 @@ def _new_lock() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_lock)
 
-# Redactors of the open clients, by id(client). A plain dict: clients unregister on
+# Redactors of the open clients, by id(client), for texts written by code that holds
+# no client (the command line's results file). A plain dict: clients unregister on
 # close(), and a closed client's password can no longer travel anyway.
 _active: dict[int, Redactor] = {}
 
 
 def register(key: int, redactor: Redactor) -> None:
-    """Make the log filter redact this password until ``unregister(key)``."""
+    """Make ``redact_all()`` mask this password until ``unregister(key)``."""
     with _lock:
         _active[key] = redactor
 
@@ -311,94 +314,3 @@ def redact_all(text: str) -> str:
     for redactor in tuple(_active.values()):
         text = redactor(text)
     return text
-
-
-def redact_record(record: logging.LogRecord) -> None:
-    """Rewrite ``record`` in place if its text or traceback holds an open client's password."""
-    if not _active:
-        return
-    try:
-        message = record.getMessage()
-    except Exception:  # a broken record is the logging module's business
-        return
-    redacted = redact_all(message)
-    if redacted != message:
-        record.msg = redacted
-        record.args = None
-    if record.exc_info and not record.exc_text:
-        # Formatters use a pre-set exc_text instead of formatting exc_info again.
-        record.exc_text = redact_all(logging.Formatter().formatException(record.exc_info))
-    elif record.exc_text:
-        record.exc_text = redact_all(record.exc_text)
-    if record.stack_info:
-        record.stack_info = redact_all(record.stack_info)
-
-
-class RedactingFilter(logging.Filter):
-    """Rewrites a record in place when its text holds an open client's password."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        redact_record(record)
-        return True
-
-
-_filter = RedactingFilter()
-_installed: set[str] = set()
-
-
-# Every record is redacted where it is made, by a wrapper around the log record
-# factory, rather than by filters on loggers or handlers:
-# - a logger's filters see only the records made on that very logger, never its
-#   children's, so a filter on "urllib3" misses "urllib3.connectionpool", and a
-#   logger created after the first Client (a new urllib3 module, a plug-in, user
-#   code logging an exception that quotes a URL) would have none;
-# - a filter on handlers misses handlers added later, and records that a caller
-#   handles itself (caplog, QueueHandler, a formatter reading exc_info);
-# - patching logging.Logger.manager's creation path reaches into private API and
-#   still misses loggers made before the patch; a lazy per-call filter needs a hook
-#   that logging does not have.
-# logging.setLogRecordFactory is the documented hook every Logger.makeRecord goes
-# through, whenever and however its logger was created. Another library may install
-# its own factory later: a well-behaved one chains to ours (the documented pattern),
-# and every new Client checks and re-wraps a factory that dropped ours, once per
-# foreign factory, so the chain never grows. The filters on urllib3's loggers stay as
-# a second line for records made by a factory that did not chain.
-_wrapped: set[int] = set()  # ids of the factories we wrapped (and our own wrappers)
-
-
-def _install_factory() -> None:
-    current = logging.getLogRecordFactory()
-    if id(current) in _wrapped:
-        return
-
-    def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = current(*args, **kwargs)
-        if _active:
-            redact_record(record)
-        return record
-
-    # Both the factory and its wrapper: a foreign factory chaining to ours is
-    # wrapped once when a Client meets it, then recognised.
-    _wrapped.update((id(current), id(redacting_factory)))
-    _keep.append(redacting_factory)  # ids stay unique only while the object lives
-    logging.setLogRecordFactory(redacting_factory)
-
-
-_keep: list[Callable[..., logging.LogRecord]] = []
-
-
-def install_log_filter(names: Iterable[str] = ()) -> None:
-    """Redact every log record from now on, whatever logger makes it.
-
-    Wraps the log record factory (see above) and attaches the filter to every
-    existing ``urllib3`` logger (and to ``names``) as a second line, once each.
-    """
-    wanted = {"urllib3", *names}
-    wanted.update(
-        name for name in list(logging.root.manager.loggerDict) if name.startswith("urllib3.")
-    )
-    with _lock:
-        _install_factory()
-        for name in wanted - _installed:
-            logging.getLogger(name).addFilter(_filter)
-            _installed.add(name)

@@ -21,7 +21,10 @@ back (a ``Reply``) or what went wrong (a ``Failure`` of a named kind).
   "nothing sent": the ``CONNECT`` failure the core may repeat.
 - **No password anywhere.** URLs shown in logs and errors are the core's redacted
   view; foreign error texts go through its redactor; errors are made outside
-  ``except`` blocks so no urllib3 exception rides along as ``__context__``.
+  ``except`` blocks so no urllib3 exception rides along as ``__context__``. urllib3
+  is never given a request target (it pools and connects; the client writes the
+  request), so none of its log records can hold the password, and hpgfast changes
+  nothing in the process's logging (see ``_redact``).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from urllib3.util.wait import wait_for_read
 
 from . import _redact, _wire
 from ._base import DEFAULT_MAX_REPLY_BYTES, ClientSettings, settings_doc
+from ._pool import drop_inherited, give_back, take
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
 from .core import (
@@ -181,7 +185,6 @@ class Client(ClientSettings):
     )
 
     _rate_lock = threading.Lock
-    _log_names = ()
 
     def _open(self, ca_certs: Optional[str], verify: bool) -> None:
         self._verify = verify
@@ -236,16 +239,7 @@ class Client(ClientSettings):
         self._start()
         if self._core.rate_limit is not None:
             self._core.rate_limit.relock(self._rate_lock())
-        idle = inherited.pool
-        if idle is not None:
-            conns = list(idle.queue)  # read without its lock: a parent thread may hold it
-            # A queue as new (a fresh lock, nothing in it): urllib3's finalizer of the
-            # inherited pool then finds nothing to close and no lock to wait on.
-            type(idle).__init__(idle, idle.maxsize)
-            for conn in conns:
-                if conn is not None:
-                    conn.close()  # the child's descriptor only (see above)
-        inherited.pool = None  # its close() now does nothing
+        drop_inherited(inherited)  # its close() now does nothing
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -518,10 +512,9 @@ class Client(ClientSettings):
         shown = batch.shown
         pool = self._pool
         try:
-            # _get_conn/_put_conn are urllib3's own pooling (LIFO queue, dropped-
-            # connection check, maxsize with block=True); urlopen() around them would
-            # re-encode the whole target. tests/test_client.py pins them.
-            conn = cast(HTTPConnection, pool._get_conn())
+            # urllib3's own pooling, without urlopen() (which would re-encode the
+            # whole target): see _pool.
+            conn = cast(HTTPConnection, take(pool))
         except ClosedPoolError:
             raise RuntimeError("this hpgfast.Client is closed") from None
         started = time.perf_counter()
@@ -585,7 +578,7 @@ class Client(ClientSettings):
                 if whole is None:
                     self._watchdog.done(watch)
                     conn.close()
-                    pool._put_conn(conn)
+                    give_back(pool, conn)
                     raise interrupt
                 reader = whole
         if self._watchdog.done(watch):
@@ -612,7 +605,7 @@ class Client(ClientSettings):
             )
         if failure is not None or reader is None:
             conn.close()
-            pool._put_conn(conn)
+            give_back(pool, conn)
             assert failure is not None
             return failure, None, received
         if not reader.keep_alive:
@@ -668,7 +661,7 @@ class Client(ClientSettings):
         """Put a connection back in the pool; closed first unless it may serve again."""
         if not keep_alive:
             conn.close()
-        self._pool._put_conn(conn)
+        give_back(self._pool, conn)
 
     def _wrap(self, exc: BaseException, phase: str, shown: str) -> Failure:
         """The core's ``Failure`` for a urllib3/OS error, with a redacted text."""

@@ -1,0 +1,69 @@
+"""The private parts of urllib3 that ``hpgfast.Client`` uses, and only here.
+
+Why private: urllib3's public way to make a request, ``HTTPConnectionPool.urlopen()``,
+re-parses and re-encodes the whole target in pure Python (about 3 ms for an 8 KiB
+query, a hundred times what the rest of a request costs), and its pool has no
+public way to check a connection out and back in without it. So the client uses the
+two methods ``urlopen()`` itself is built on, ``_get_conn`` and ``_put_conn``
+(urllib3's LIFO queue, its check for a connection the server dropped, ``maxsize``
+with ``block=True``), and, in a child after ``fork()``, the pool's queue
+(``HTTPConnectionPool.pool``).
+
+These names are the same from urllib3 2.0 to the newest 2.x; pyproject.toml bounds
+urllib3 to that range, and tests/test_urllib3_contract.py checks each one's
+signature and behaviour against the installed urllib3, failing with the name and
+the version when either changes.
+"""
+
+from __future__ import annotations
+
+import queue
+from typing import Any, Callable, Optional
+
+from urllib3 import HTTPConnectionPool
+
+__all__ = ["drop_inherited", "give_back", "take"]
+
+
+def _private(name: str) -> Callable[..., Any]:
+    method = getattr(HTTPConnectionPool, name, None)
+    if not callable(method):
+        from importlib.metadata import version
+
+        raise ImportError(
+            f"hpgfast needs urllib3's HTTPConnectionPool.{name}, which urllib3 "
+            f"{version('urllib3')} does not have; install urllib3>=2.0,<3"
+        )
+    return method  # type: ignore[no-any-return]
+
+
+#: ``take(pool)``: a connection checked out of ``pool``: an idle one (closed first
+#: if the server dropped it, so its ``sock`` is None), or a new unconnected one;
+#: blocks while ``maxsize`` are out; ``ClosedPoolError`` once the pool is closed.
+#: The function itself, not a wrapper: no extra call on the per-request path.
+take: Callable[[HTTPConnectionPool], Any] = _private("_get_conn")
+
+#: ``give_back(pool, conn)``: ``conn`` back into ``pool`` for the next ``take``;
+#: closed instead when the pool is closed.
+give_back: Callable[[HTTPConnectionPool, Any], None] = _private("_put_conn")
+
+
+def drop_inherited(pool: HTTPConnectionPool) -> None:
+    """In a child after ``fork()``: let go of a pool made by the parent, touching
+    nothing the parent still uses.
+
+    The idle connections' sockets are the parent's too: they are only closed
+    here (closing a descriptor the parent still holds sends nothing). The queue is
+    read without its lock (a parent thread may have held it at the fork), then made
+    new, empty and with a fresh lock: urllib3's finalizer of the pool drains that
+    very queue object, and then finds nothing to close and no lock to wait on.
+    Without a queue the pool's ``close()`` does nothing.
+    """
+    idle: Optional[queue.Queue[Any]] = pool.pool
+    if idle is not None:
+        conns = list(idle.queue)
+        type(idle).__init__(idle, idle.maxsize)
+        for conn in conns:
+            if conn is not None:  # urllib3 fills the queue with None placeholders
+                conn.close()
+    pool.pool = None
