@@ -27,7 +27,7 @@ llhttp reading the replies (``_response.ResponseReader``):
   ``send(results=...)`` for the exceptions asyncio raises in its place).
 - **No password anywhere**: URLs shown are the core's redacted view, foreign error
   texts go through its redactor, errors are made outside ``except`` blocks, and
-  asyncio's loggers get the redacting filter.
+  asyncio never sees a request target (the client writes the request bytes itself).
 """
 
 from __future__ import annotations
@@ -212,8 +212,6 @@ class AsyncClient(ClientSettings):
     them however the call ends (docs/outcomes.md, "When the caller stops a batch").
     """
     )
-
-    _log_names = ("asyncio",)
 
     def _open(self, ca_certs: Optional[str], verify: bool) -> None:
         host = self._host
