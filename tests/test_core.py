@@ -546,3 +546,33 @@ def test_a_begun_request_never_reported_is_unknown_not_not_sent() -> None:
     with pytest.raises(KeyboardInterrupt) as info:
         batch.finish()
     assert codes(info.value.results) == [Code.UNKNOWN] * 2 + [Code.NOT_SENT] * 2  # type: ignore[attr-defined]
+
+
+# -- one source of truth -------------------------------------------------------------------
+
+
+def test_the_operation_is_an_object_chosen_once_when_the_batch_is_made() -> None:
+    # Exchange.batch takes SEND or STATUS (or their wire names, resolved there once);
+    # the batch, its facts and the rules then ask the object, and subscribers still
+    # hear the wire name.
+    from hpgfast.core import SEND, STATUS, Operation
+
+    recorder = Recorder()
+    for op, name, items in ((SEND, "send", MESSAGES), (STATUS, "status", IDS)):
+        assert isinstance(op, Operation) and op.name == name
+        for chosen in (op, name):
+            batch = exchange(subscribers=(recorder,)).batch(chosen, items, None)
+            assert batch.op is op
+            request = batch.next(0.0)
+            assert request is not None and batch.begin(request, 0.0) is not None
+            assert batch._facts(request).op is op
+            assert recorder.starting[-1].op == name
+    with pytest.raises(ValueError, match="SEND or STATUS"):
+        exchange().batch("sned", MESSAGES, None)
+    # What differs between them is a field of the object, not a comparison of names.
+    pattern = re.compile(
+        r"""\bop\s*[!=]=|[!=]=\s*(_wire\.)?(SEND|STATUS)\b|[!=]=\s*["'](send|status)["']"""
+    )
+    for path in SRC.glob("*.py"):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            assert not pattern.search(line), f"{path.name}:{number}: {line.strip()}"

@@ -6,7 +6,9 @@ socket, imports no HTTP library, reads no clock and never sleeps. A transport
 (``hpgfast.Client`` on urllib3) only moves bytes:
 
 1. ``Exchange.batch(op, items, params)`` checks every item and cuts the batch into
-   ``Request`` objects (``_batch``);
+   ``Request`` objects (``_batch``). ``op`` is ``SEND`` or ``STATUS``, an
+   ``Operation`` that carries all the two differ in (``_operations``), chosen once
+   there;
 2. for each request, ``Batch.begin(request, now)`` gives the target to send (and
    tells the subscribers, ``_events``), the transport sends it and reports a
    ``Reply`` or a ``Failure`` to ``Batch.report(request, event, now)``, which
@@ -33,6 +35,7 @@ from ._events import (
     RequestStarting,
     Subscriber,
 )
+from ._operations import SEND, STATUS, Operation
 from ._policy import RateLimit, RetryPolicy
 from ._results import SendFailure, StatusFailure
 from ._rules import Verdict, judge
@@ -41,11 +44,14 @@ __all__ = [
     "CONNECT",
     "CUT",
     "LINE_OVERHEAD",
+    "SEND",
     "SENT",
+    "STATUS",
     "TLS",
     "Batch",
     "Exchange",
     "Failure",
+    "Operation",
     "RateLimit",
     "Reply",
     "Request",

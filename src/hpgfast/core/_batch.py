@@ -8,6 +8,8 @@ Strategy:
   requests are kept (up to ``PLAN_CACHE_BYTES``) and the rest are encoded again when
   their turn comes (encoding is deterministic, so the bounds hold). Memory stays
   bounded for any batch size while small batches are encoded once.
+- **The operation is an object.** ``Exchange.batch`` takes ``SEND`` or ``STATUS``
+  (``_operations``) and everything after asks it; nothing compares names.
 - **The transport only moves bytes.** It takes ``Request`` objects from the batch,
   asks ``begin()`` for the target (subscribers hear of it first), sends it, and
   hands what happened to ``report()``, which answers "done" or "again at ``t``".
@@ -24,23 +26,16 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import tzinfo
 from functools import partial
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Union
 
-from .. import _redact, _wire
+from .. import _redact
 from .._records import Params
 from .._wire import Code, Status
-from ..codec import (
-    encode_params,
-    encode_send,
-    encode_status,
-    match_send,
-    match_status,
-    sent_ids,
-)
+from ..codec import encode_params, sent_ids
 from ..exceptions import HPGError, MessageError
-from ..sms import transliterate_messages
 from ._events import Reply, RequestFinished, RequestStarting, Subscriber
 from ._ids import request_prefix
+from ._operations import OPERATIONS, SEND, Encode, Operation, operation
 from ._policy import RateLimit, RetryPolicy
 from ._results import StatusFailure
 from ._rules import TOO_MANY_REQUESTS, RequestFacts, fill, judge, plain_results
@@ -180,12 +175,12 @@ class Exchange:
         # The target prefixes hold the password: kept in Secrets so that no repr
         # (nor one built from vars()) shows them.
         self._heads = {
-            op: _redact.Secret(f"{path}{op}?{secret_q.decode('ascii')}{tail}&")
-            for op in (_wire.SEND, _wire.STATUS)
+            op: _redact.Secret(f"{path}{op.name}?{secret_q.decode('ascii')}{tail}&")
+            for op in OPERATIONS.values()
         }
         # What logs and errors show instead: "...&password=***&..." (no message data).
-        self._shown = {op: f"{origin}{path}{op}?{shown_q}{tail}" for op in self._heads}
-        if max_request_bytes < LINE_OVERHEAD + len(self._heads[_wire.SEND].value) + 1:
+        self._shown = {op: f"{origin}{path}{op.name}?{shown_q}{tail}" for op in self._heads}
+        if max_request_bytes < LINE_OVERHEAD + len(self._heads[SEND].value) + 1:
             raise ValueError(
                 f"max_request_bytes={max_request_bytes} leaves no room for messages after "
                 "the URL and credentials"
@@ -222,11 +217,16 @@ class Exchange:
     def __repr__(self) -> str:
         return "<hpgfast.core.Exchange>"
 
-    def batch(self, op: str, items: Sequence[Any], params: Optional[Params]) -> Batch:
-        """Plan a ``send`` or ``status`` batch: validated and cut into requests.
+    def batch(
+        self, op: Union[Operation, str], items: Sequence[Any], params: Optional[Params]
+    ) -> Batch:
+        """Plan a ``SEND`` or ``STATUS`` batch: validated and cut into requests.
 
-        Raises ``MessageError`` (naming the item) before anything is sent.
+        ``op``: the ``Operation``, or its wire name (``"send"``, ``"status"``),
+        chosen here once for the whole batch. Raises ``MessageError`` (naming the
+        item) before anything is sent.
         """
+        op = operation(op)
         head = self._heads[op].value
         shown = self._shown[op]
         if params:
@@ -240,16 +240,7 @@ class Exchange:
                 f"max_request_bytes={self.max_request_bytes} leaves no room for messages "
                 "after the URL, credentials and parameters"
             )
-        holes: Optional[list[int]] = None
-        transliterated: list[int] = []
-        if op == _wire.SEND and self.transliterate:
-            # Only where Latin letters make the message need fewer segments.
-            items, transliterated = transliterate_messages(items)
-        if op == _wire.STATUS and None in items:
-            # An accepted message without a provider id cannot be asked about: it gets
-            # a failure result of its own and the rest of the batch goes out as usual.
-            holes = [i for i, pid in enumerate(items) if pid is None]
-            items = [pid for pid in items if pid is not None]
+        items, transliterated, holes = op.prepare(items, self.transliterate)
         batch = Batch(self, op, items, head, shown, max_bytes, holes)
         batch.transliterated = transliterated
         return batch
@@ -268,7 +259,7 @@ class Batch:
     def __init__(
         self,
         exchange: Exchange,
-        op: str,
+        op: Operation,
         items: Sequence[Any],
         head: str,
         shown: str,
@@ -294,48 +285,11 @@ class Batch:
         #: Set when a request could not connect even after its retries: the platform
         #: is taken to be down and the remaining requests are not attempted.
         self.down: Optional[HPGError] = None
-        if op == _wire.SEND:
-            default_subject = exchange.default_subject
-            quote_brackets = exchange.quote_brackets
-            self._made_ids = exchange.client_ids
-
-            def encode(
-                start: int, count: Optional[int], prefix: Optional[str] = None
-            ) -> tuple[bytes, int]:
-                return encode_send(
-                    items,
-                    start=start,
-                    max_bytes=max_bytes,
-                    max_count=count,
-                    default_subject=default_subject,
-                    quote_brackets=quote_brackets,
-                    id_prefix=prefix,
-                )
-
-            # match_*: the reader also checks the ids against those sent, so the
-            # usual reply needs no second walk over its records in Python.
-            self._read: Callable[[bytes, list[Any]], Any] = match_send
-        else:
-            quote_brackets = exchange.quote_brackets
-            tz = exchange.status_tz
-            self._made_ids = False
-
-            def encode(
-                start: int, count: Optional[int], prefix: Optional[str] = None
-            ) -> tuple[bytes, int]:
-                return encode_status(
-                    items,
-                    start=start,
-                    max_bytes=max_bytes,
-                    max_count=count,
-                    quote_brackets=quote_brackets,
-                )
-
-            def read(body: bytes, ids: list[Any]) -> Any:
-                return match_status(body, ids, tz=tz)
-
-            self._read = read
-        self._encode = encode
+        self._made_ids = op.makes_ids and exchange.client_ids
+        self._encode: Encode = op.encoder(
+            items, max_bytes, exchange.default_subject, exchange.quote_brackets
+        )
+        self._read = op.reader(exchange.status_tz)
         self.requests = self._plan(exchange.max_batch) if items else []
 
     def _plan(self, max_batch: Optional[int]) -> list[Request]:
@@ -382,10 +336,8 @@ class Batch:
         return request
 
     def _ids(self, request: Request) -> list[Any]:
-        if self.op == _wire.SEND:
-            # effective_ids itself, without its Python frame (once per request).
-            return sent_ids(self.items, request.start, request.end, request.prefix)
-        return list(self.items[request.start : request.end])
+        # SEND: effective_ids itself, without its Python frame (once per request).
+        return self.op.ids(self.items, request.start, request.end, request.prefix)
 
     def _facts(self, request: Request) -> RequestFacts:
         # Made once per request (they change only with its ids or after a 429).
@@ -445,7 +397,9 @@ class Batch:
         request.started = now
         subscribers = self.exchange.subscribers
         if subscribers:
-            event = RequestStarting(self.op, request.start, request.end, request.ids, self.shown)
+            event = RequestStarting(
+                self.op.name, request.start, request.end, request.ids, self.shown
+            )
             try:
                 for subscriber in subscribers:
                     subscriber.request_starting(event)
@@ -546,7 +500,7 @@ class Batch:
         if not subscribers:
             return
         event = RequestFinished(
-            self.op,
+            self.op.name,
             request.start,
             request.end,
             self.results[request.start : request.end],
