@@ -576,3 +576,55 @@ def test_the_operation_is_an_object_chosen_once_when_the_batch_is_made() -> None
     for path in SRC.glob("*.py"):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             assert not pattern.search(line), f"{path.name}:{number}: {line.strip()}"
+
+
+@pytest.mark.parametrize("size", [1200, 2048, 8192])
+@pytest.mark.parametrize("client_ids", [True, False])
+def test_plan_is_the_cut_the_batch_makes(size: int, client_ids: bool) -> None:
+    # core.plan (what the dry run counts with) cuts as Exchange.batch does, from the
+    # head's length alone: no exchange, no password.
+    from hpgfast._sample import standard_batch
+    from hpgfast.core import SEND, STATUS, plan, target_head
+
+    batch = standard_batch(300)
+    ids = [str(10_000_000 + i) for i in range(300)]
+    path = "/CLIENT/connectorX/"
+    credentials = [("login", "CLIENT"), ("password", "S3cret!")]
+    for op, items in ((SEND, batch), (STATUS, ids)):
+        ex = Exchange(
+            origin="http://platform.test", path=path, login="CLIENT", password="S3cret!",
+            login_param="login", password_param="password", extra_params=[("x", "1 2")],
+            max_request_bytes=size, max_batch=40, default_subject="SHOP",
+            quote_brackets=True, status_tz=None, policy=RetryPolicy(), client_ids=client_ids,
+        )  # fmt: skip
+        head = target_head(op, path, credentials, [("x", "1 2")])
+        expected = [(r.start, r.end) for r in ex.batch(op, items, None).requests]
+        assert len(expected) > 1
+        got = plan(
+            op, items, head_bytes=len(head), max_request_bytes=size, max_batch=40,
+            default_subject="SHOP", quote_brackets=True, client_ids=client_ids,
+        )  # fmt: skip
+        assert got == expected
+    with pytest.raises(ValueError, match="no room"):
+        plan(SEND, batch, head_bytes=8192 - len("GET  HTTP/1.1"))
+
+
+def test_the_dry_run_asks_the_core_and_imports_nothing_private() -> None:
+    # The dry run's count comes from core.plan and core.target_head, and its default
+    # max_request_bytes is Client's own: it copies none of them.
+    import ast
+    import inspect
+
+    from hpgfast import AsyncClient, Client, core
+    from hpgfast.cli import _costs
+
+    source = Path(_costs.__file__).read_text(encoding="utf-8")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("core"):
+            assert node.module == "core", ast.unparse(node)
+            assert all(not alias.name.startswith("_") for alias in node.names)
+    assert "encode_send" not in source and "request_prefix" not in source
+    assert not re.search(r"\b8192\b", source)
+    for client in (Client, AsyncClient):
+        default = inspect.signature(client).parameters["max_request_bytes"].default
+        assert default == core.MAX_REQUEST_BYTES == _costs.DEFAULT_MAX_REQUEST_BYTES

@@ -8,7 +8,7 @@ socket, imports no HTTP library, reads no clock and never sleeps. A transport
 1. ``Exchange.batch(op, items, params)`` checks every item and cuts the batch into
    ``Request`` objects (``_batch``). ``op`` is ``SEND`` or ``STATUS``, an
    ``Operation`` that carries all the two differ in (``_operations``), chosen once
-   there;
+   there; ``plan()`` gives the same cut without an exchange (a dry run's);
 2. for each request, ``Batch.begin(request, now)`` gives the target to send (and
    tells the subscribers, ``_events``), the transport sends it and reports a
    ``Reply`` or a ``Failure`` to ``Batch.report(request, event, now)``, which
@@ -23,7 +23,18 @@ returning a ``Verdict`` for the request's items.
 
 from __future__ import annotations
 
-from ._batch import LINE_OVERHEAD, Batch, Exchange, Request, Step, effective_ids
+from ._batch import (
+    LINE_OVERHEAD,
+    MAX_REQUEST_BYTES,
+    Batch,
+    Exchange,
+    Request,
+    Step,
+    effective_ids,
+    plan,
+    room,
+    target_head,
+)
 from ._events import (
     CONNECT,
     CUT,
@@ -44,6 +55,7 @@ __all__ = [
     "CONNECT",
     "CUT",
     "LINE_OVERHEAD",
+    "MAX_REQUEST_BYTES",
     "SEND",
     "SENT",
     "STATUS",
@@ -65,4 +77,7 @@ __all__ = [
     "Verdict",
     "effective_ids",
     "judge",
+    "plan",
+    "room",
+    "target_head",
 ]

@@ -7,7 +7,9 @@ Strategy:
   plan is a list of ``(start, end)`` bounds; the encoded queries of the first
   requests are kept (up to ``PLAN_CACHE_BYTES``) and the rest are encoded again when
   their turn comes (encoding is deterministic, so the bounds hold). Memory stays
-  bounded for any batch size while small batches are encoded once.
+  bounded for any batch size while small batches are encoded once. The cut is
+  public as ``plan()`` (what ``hpgfast send --dry-run`` counts), from the same
+  ``target_head()`` and ``room()`` the batch uses.
 - **The operation is an object.** ``Exchange.batch`` takes ``SEND`` or ``STATUS``
   (``_operations``) and everything after asks it; nothing compares names.
 - **The transport only moves bytes.** It takes ``Request`` objects from the batch,
@@ -40,12 +42,26 @@ from ._policy import RateLimit, RetryPolicy
 from ._results import StatusFailure
 from ._rules import TOO_MANY_REQUESTS, RequestFacts, fill, judge, plain_results
 
-__all__ = ["LINE_OVERHEAD", "Batch", "Exchange", "Request", "Step", "effective_ids"]
+__all__ = [
+    "LINE_OVERHEAD",
+    "MAX_REQUEST_BYTES",
+    "Batch",
+    "Exchange",
+    "Request",
+    "Step",
+    "effective_ids",
+    "plan",
+    "room",
+    "target_head",
+]
 
 log = logging.getLogger("hpgfast.core")
 
 #: ``GET `` and `` HTTP/1.1`` around the target on the request line.
 LINE_OVERHEAD = len("GET ") + len(" HTTP/1.1")
+#: The longest request line sent, by default (``Client(max_request_bytes=...)``):
+#: 8 KiB, what common servers and proxies take.
+MAX_REQUEST_BYTES = 8192
 #: Encoded queries of a plan kept from the validation pass instead of encoded again.
 PLAN_CACHE_BYTES = 8 * 1024 * 1024
 
@@ -63,6 +79,64 @@ def effective_ids(
     (``codec.sent_ids``: one pass in the compiled core.)
     """
     return sent_ids(messages, start, end, prefix)
+
+
+def target_head(
+    op: Union[Operation, str], path: str, credentials: Params, params: Optional[Params] = None
+) -> str:
+    """A request's target up to its items: ``<path><op>?<credentials>&<params>&``.
+
+    ``path`` is the connector's, ending in ``/``; ``credentials`` the login and
+    password pairs (their names are the connector's). The head holds the password:
+    keep it out of anything shown.
+    """
+    query = encode_params(credentials).decode("ascii")
+    extra = encode_params(params).decode("ascii") if params else ""
+    if extra:
+        query += "&" + extra
+    return f"{path}{operation(op).name}?{query}&"
+
+
+def room(max_request_bytes: int, head_bytes: int) -> int:
+    """The bytes a request's items may take: ``max_request_bytes`` less ``GET ``, the
+    target's head (``target_head``, ``head_bytes`` long) and `` HTTP/1.1``. Below 1,
+    no item fits."""
+    return max_request_bytes - LINE_OVERHEAD - head_bytes
+
+
+def plan(
+    op: Union[Operation, str],
+    items: Sequence[Any],
+    *,
+    head_bytes: int,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
+    max_batch: Optional[int] = None,
+    default_subject: Optional[str] = None,
+    quote_brackets: bool = False,
+    client_ids: bool = True,
+) -> list[tuple[int, int]]:
+    """The requests ``items`` are cut into, as ``(start, end)`` bounds per request.
+
+    The very cut ``Exchange.batch`` makes with the same settings (the defaults are
+    ``Client``'s), without an exchange: no URL or password is needed, only the
+    length of the target's head (``len(target_head(...))``; per-call parameters
+    add theirs). ``items`` are taken as they go out: transliterated already, if
+    they are to be, and (STATUS) without ``None``. Every item is checked.
+
+    Raises:
+        MessageError: an item that cannot be sent, naming its index.
+        ValueError: ``max_request_bytes`` leaves no room for an item after the head.
+    """
+    op = operation(op)
+    max_bytes = room(max_request_bytes, head_bytes)
+    if max_bytes < 1:
+        raise ValueError(
+            f"max_request_bytes={max_request_bytes} leaves no room for messages after "
+            f"a head of {head_bytes} bytes"
+        )
+    encode = op.encoder(items, max_bytes, default_subject, quote_brackets)
+    requests = _cut(encode, len(items), max_batch, op.makes_ids and client_ids, 0)
+    return [(request.start, request.end) for request in requests]
 
 
 class Step(NamedTuple):
@@ -166,21 +240,21 @@ class Exchange:
             _redact.Redactor(password, password_param=password_param) if password else None
         )
         login_q = encode_params([(login_param, login)]).decode("ascii")
-        secret_q = encode_params([(login_param, login), (password_param, password)])
         shown_q = (
             login_q + "&" + encode_params([(password_param, "")]).decode("ascii") + _redact.MASK
         )
         extra_q = encode_params(extra_params).decode("ascii") if extra_params else ""
         tail = "&" + extra_q if extra_q else ""
+        credentials = [(login_param, login), (password_param, password)]
         # The target prefixes hold the password: kept in Secrets so that no repr
         # (nor one built from vars()) shows them.
         self._heads = {
-            op: _redact.Secret(f"{path}{op.name}?{secret_q.decode('ascii')}{tail}&")
+            op: _redact.Secret(target_head(op, path, credentials, extra_params))
             for op in OPERATIONS.values()
         }
         # What logs and errors show instead: "...&password=***&..." (no message data).
         self._shown = {op: f"{origin}{path}{op.name}?{shown_q}{tail}" for op in self._heads}
-        if max_request_bytes < LINE_OVERHEAD + len(self._heads[SEND].value) + 1:
+        if room(max_request_bytes, len(self._heads[SEND].value)) < 1:
             raise ValueError(
                 f"max_request_bytes={max_request_bytes} leaves no room for messages after "
                 "the URL and credentials"
@@ -234,7 +308,7 @@ class Exchange:
             head += extra + "&"
             shown += "&" + extra
         shown += "&..."
-        max_bytes = self.max_request_bytes - LINE_OVERHEAD - len(head)
+        max_bytes = room(self.max_request_bytes, len(head))
         if max_bytes < 1:
             raise ValueError(
                 f"max_request_bytes={self.max_request_bytes} leaves no room for messages "
@@ -290,28 +364,11 @@ class Batch:
             items, max_bytes, exchange.default_subject, exchange.quote_brackets
         )
         self._read = op.reader(exchange.status_tz)
-        self.requests = self._plan(exchange.max_batch) if items else []
-
-    def _plan(self, max_batch: Optional[int]) -> list[Request]:
-        """Cut the batch into requests, checking every item (raises on bad input)."""
-        plan: list[Request] = []
-        kept = 0
-        start = 0
-        total = len(self.items)
-        encode = self._encode
-        make_ids = self._made_ids
-        prefix = None
-        while start < total:
-            if make_ids:
-                prefix = request_prefix()
-            query, end = encode(start, max_batch, prefix)
-            if kept + len(query) <= PLAN_CACHE_BYTES:
-                kept += len(query)
-                plan.append(Request(start, end, query, prefix))
-            else:
-                plan.append(Request(start, end, None, prefix))
-            start = end
-        return plan
+        self.requests = (
+            _cut(self._encode, len(items), exchange.max_batch, self._made_ids, PLAN_CACHE_BYTES)
+            if items
+            else []
+        )
 
     @property
     def stopped(self) -> bool:
@@ -560,3 +617,27 @@ class Batch:
             fatal.results = results  # type: ignore[attr-defined]
             raise fatal
         return results
+
+
+def _cut(
+    encode: Encode, total: int, max_batch: Optional[int], make_ids: bool, keep_bytes: int
+) -> list[Request]:
+    """Cut ``total`` items into requests, checking every one (raises on bad input).
+
+    The encoded queries of the first requests are kept, up to ``keep_bytes``.
+    """
+    requests: list[Request] = []
+    kept = 0
+    start = 0
+    prefix = None
+    while start < total:
+        if make_ids:
+            prefix = request_prefix()
+        query, end = encode(start, max_batch, prefix)
+        if kept + len(query) <= keep_bytes:
+            kept += len(query)
+            requests.append(Request(start, end, query, prefix))
+        else:
+            requests.append(Request(start, end, None, prefix))
+        start = end
+    return requests
