@@ -628,3 +628,72 @@ def test_the_dry_run_asks_the_core_and_imports_nothing_private() -> None:
     for client in (Client, AsyncClient):
         default = inspect.signature(client).parameters["max_request_bytes"].default
         assert default == core.MAX_REQUEST_BYTES == _costs.DEFAULT_MAX_REQUEST_BYTES
+
+
+def test_the_clean_verdict_shortcut_has_verdicts_own_layout() -> None:
+    # _clean_verdict builds a Verdict without NamedTuple.__new__ (once per request):
+    # field by field, what it makes must be what the named constructor makes, and a
+    # field added to Verdict or moved must not shift the values.
+    from hpgfast.core import Verdict, judge
+    from hpgfast.core._rules import _CLEAN, _clean_verdict
+
+    records = [("ok", "0", "2001")]
+    shortcut = _clean_verdict((records, *_CLEAN))
+    named = Verdict(results=records, clean=True)
+    assert type(shortcut) is Verdict and len(shortcut) == len(Verdict._fields)
+    assert shortcut._asdict() == named._asdict()
+    # And on the paths that use it: a plain SEND and a plain STATUS reply.
+    for op, items, reply in (
+        ("send", MESSAGES, ok_send(0, 2)),
+        ("status", IDS, ok_status(IDS[:2])),
+    ):
+        batch = exchange().batch(op, items, None)
+        request = batch.next(0.0)
+        assert request is not None and batch.begin(request, 0.0) is not None
+        verdict = judge(batch._facts(request), reply)
+        expected = Verdict(results=verdict.results, clean=True)
+        assert len(verdict) == len(Verdict._fields)
+        for field in Verdict._fields:
+            assert getattr(verdict, field) == getattr(expected, field), field
+
+
+def test_the_request_facts_shortcut_has_their_layout() -> None:
+    # Batch._facts builds RequestFacts positionally (tuple.__new__, once per request).
+    # Each field, by name, must hold what it says; the values are distinct where the
+    # types allow, so that a field moved shows, and a field added fails the named call.
+    from hpgfast.core import SEND
+    from hpgfast.core._rules import RequestFacts
+
+    ex = Exchange(
+        origin="http://platform.test", path="/CLIENT/connectorX/", login="CLIENT",
+        password="S3cret!", login_param="login", password_param="password",
+        extra_params=None, max_request_bytes=8192, max_batch=2, default_subject="SHOP",
+        quote_brackets=False, status_tz=None, policy=RetryPolicy(),
+        account_stop_codes={"error-account-locked"}, retry_on_429=False,
+        retry_after_max=7.5, client_ids=True,
+    )  # fmt: skip
+    batch = ex.batch(SEND, MESSAGES, None)
+    batch.next(0.0)
+    second = batch.next(0.0)
+    assert second is not None and batch.begin(second, 0.0) is not None
+    second.after_429 = True
+    facts = batch._facts(second)
+    named = {
+        "op": SEND,
+        "start": 2,
+        "end": 4,
+        "ids": second.ids,
+        "own_ids": True,
+        "shown": batch.shown,
+        "read": batch._read,
+        "scrub": ex.scrub,
+        "account_stop": frozenset({"error-account-locked", Code.ERROR_AUTH}),
+        "retry_on_429": False,
+        "retry_after_max": 7.5,
+        "after_429": True,
+    }
+    expected = RequestFacts(**named)
+    assert type(facts) is RequestFacts and len(facts) == len(RequestFacts._fields)
+    assert list(named) == list(RequestFacts._fields)
+    for field in RequestFacts._fields:
+        assert getattr(facts, field) == getattr(expected, field), field

@@ -366,19 +366,25 @@ def _stop_for(facts: RequestFacts, results: list[Any]) -> Optional[AccountError]
 
 
 #: ``Verdict(results, clean=True)`` without the Python-level ``__new__`` of a
-#: NamedTuple: the verdict of the usual reply, made once per request.
+#: NamedTuple: the verdict of the usual reply, made once per request, as
+#: ``_clean_verdict((results,) + _CLEAN)``. Its fields after ``results`` are taken
+#: from the named constructor once, here, so that a field added to ``Verdict`` (with
+#: its default) cannot shift them; tests/test_core.py checks the layout by name.
 _clean_verdict = partial(tuple.__new__, Verdict)
+_CLEAN = Verdict([], clean=True)[1:]
+if Verdict._fields[0] != "results":
+    raise RuntimeError("_clean_verdict puts the results first: Verdict's first field moved")
 
 
 def all_matched_status(facts: RequestFacts, records: list[Any], flags: int) -> Verdict:
     """A STATUS reply with one line per id, in order (``Match.ALL``): clean."""
-    return _clean_verdict((records, False, None, None, None, True, None))
+    return _clean_verdict((records, *_CLEAN))
 
 
 def all_matched_send(facts: RequestFacts, records: list[Any], flags: int) -> Verdict:
     """A SEND reply with one line per message, in order (``Match.ALL``)."""
     if not flags & _NOT_OK:
-        return _clean_verdict((records, False, None, None, None, True, None))
+        return _clean_verdict((records, *_CLEAN))
     if facts.after_429 and any(r[0] == _ID_NOT_UNIQUE for r in records):
         records = _accepted_earlier(facts, list(records))
     stop = _stop_for(facts, records)
