@@ -232,12 +232,16 @@ def _quote(facts: RequestFacts, lines: Sequence[Any]) -> str:
     return "; ".join(repr(s) for s in shown) + more
 
 
-def _scrubbed(facts: RequestFacts, records: list[Any]) -> list[Any]:
+def _scrubbed(facts: RequestFacts, records: list[Any], flagged: bool = False) -> list[Any]:
     """Records whose free text (a STATUS reason, a SEND line's extra fields) held the
-    password, masked: what is stored and shown (journal, report, CSV) never holds it."""
-    # A C-level pass first: most replies carry no free text at all (SEND lines with
-    # no extra field, STATUS lines of delivered messages), and pay nothing more.
-    if not facts.op.has_text(records):
+    password, masked: what is stored and shown (journal, report, CSV) never holds it.
+
+    ``flagged``: the reader said some record holds free text (``Match.FREE_TEXT``).
+    """
+    # Unless the reader said so, a C-level pass first: most replies carry no free
+    # text at all (SEND lines with no extra field, STATUS lines of delivered
+    # messages), and pay nothing more.
+    if not flagged and not facts.op.has_text(records):
         return records
     field = facts.op.text_field
     out = records
@@ -303,7 +307,7 @@ def _judge_body(
         # The usual reply, as the reader found it: a readable line per item, each with
         # the item's id, in order. Only what its flags name needs another look.
         if flags & _FREE_TEXT:
-            records = _scrubbed(facts, records)
+            records = _scrubbed(facts, records, True)
         return facts.op.all_matched(facts, records, flags)
     if bad:
         bad = _reworded(facts, body, bad)
