@@ -546,3 +546,154 @@ def test_a_begun_request_never_reported_is_unknown_not_not_sent() -> None:
     with pytest.raises(KeyboardInterrupt) as info:
         batch.finish()
     assert codes(info.value.results) == [Code.UNKNOWN] * 2 + [Code.NOT_SENT] * 2  # type: ignore[attr-defined]
+
+
+# -- one source of truth -------------------------------------------------------------------
+
+
+def test_the_operation_is_an_object_chosen_once_when_the_batch_is_made() -> None:
+    # Exchange.batch takes SEND or STATUS (or their wire names, resolved there once);
+    # the batch, its facts and the rules then ask the object, and subscribers still
+    # hear the wire name.
+    from hpgfast.core import SEND, STATUS, Operation
+
+    recorder = Recorder()
+    for op, name, items in ((SEND, "send", MESSAGES), (STATUS, "status", IDS)):
+        assert isinstance(op, Operation) and op.name == name
+        for chosen in (op, name):
+            batch = exchange(subscribers=(recorder,)).batch(chosen, items, None)
+            assert batch.op is op
+            request = batch.next(0.0)
+            assert request is not None and batch.begin(request, 0.0) is not None
+            assert batch._facts(request).op is op
+            assert recorder.starting[-1].op == name
+    with pytest.raises(ValueError, match="SEND or STATUS"):
+        exchange().batch("sned", MESSAGES, None)
+    # What differs between them is a field of the object, not a comparison of names.
+    pattern = re.compile(
+        r"""\bop\s*[!=]=|[!=]=\s*(_wire\.)?(SEND|STATUS)\b|[!=]=\s*["'](send|status)["']"""
+    )
+    for path in SRC.glob("*.py"):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            assert not pattern.search(line), f"{path.name}:{number}: {line.strip()}"
+
+
+@pytest.mark.parametrize("size", [1200, 2048, 8192])
+@pytest.mark.parametrize("client_ids", [True, False])
+def test_plan_is_the_cut_the_batch_makes(size: int, client_ids: bool) -> None:
+    # core.plan (what the dry run counts with) cuts as Exchange.batch does, from the
+    # head's length alone: no exchange, no password.
+    from hpgfast._sample import standard_batch
+    from hpgfast.core import SEND, STATUS, plan, target_head
+
+    batch = standard_batch(300)
+    ids = [str(10_000_000 + i) for i in range(300)]
+    path = "/CLIENT/connectorX/"
+    credentials = [("login", "CLIENT"), ("password", "S3cret!")]
+    for op, items in ((SEND, batch), (STATUS, ids)):
+        ex = Exchange(
+            origin="http://platform.test", path=path, login="CLIENT", password="S3cret!",
+            login_param="login", password_param="password", extra_params=[("x", "1 2")],
+            max_request_bytes=size, max_batch=40, default_subject="SHOP",
+            quote_brackets=True, status_tz=None, policy=RetryPolicy(), client_ids=client_ids,
+        )  # fmt: skip
+        head = target_head(op, path, credentials, [("x", "1 2")])
+        expected = [(r.start, r.end) for r in ex.batch(op, items, None).requests]
+        assert len(expected) > 1
+        got = plan(
+            op, items, head_bytes=len(head), max_request_bytes=size, max_batch=40,
+            default_subject="SHOP", quote_brackets=True, client_ids=client_ids,
+        )  # fmt: skip
+        assert got == expected
+    with pytest.raises(ValueError, match="no room"):
+        plan(SEND, batch, head_bytes=8192 - len("GET  HTTP/1.1"))
+
+
+def test_the_dry_run_asks_the_core_and_imports_nothing_private() -> None:
+    # The dry run's count comes from core.plan and core.target_head, and its default
+    # max_request_bytes is Client's own: it copies none of them.
+    import ast
+    import inspect
+
+    from hpgfast import AsyncClient, Client, core
+    from hpgfast.cli import _costs
+
+    source = Path(_costs.__file__).read_text(encoding="utf-8")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("core"):
+            assert node.module == "core", ast.unparse(node)
+            assert all(not alias.name.startswith("_") for alias in node.names)
+    assert "encode_send" not in source and "request_prefix" not in source
+    assert not re.search(r"\b8192\b", source)
+    for client in (Client, AsyncClient):
+        default = inspect.signature(client).parameters["max_request_bytes"].default
+        assert default == core.MAX_REQUEST_BYTES == _costs.DEFAULT_MAX_REQUEST_BYTES
+
+
+def test_the_clean_verdict_shortcut_has_verdicts_own_layout() -> None:
+    # _clean_verdict builds a Verdict without NamedTuple.__new__ (once per request):
+    # field by field, what it makes must be what the named constructor makes, and a
+    # field added to Verdict or moved must not shift the values.
+    from hpgfast.core import Verdict, judge
+    from hpgfast.core._rules import _CLEAN, _clean_verdict
+
+    records = [("ok", "0", "2001")]
+    shortcut = _clean_verdict((records, *_CLEAN))
+    named = Verdict(results=records, clean=True)
+    assert type(shortcut) is Verdict and len(shortcut) == len(Verdict._fields)
+    assert shortcut._asdict() == named._asdict()
+    # And on the paths that use it: a plain SEND and a plain STATUS reply.
+    for op, items, reply in (
+        ("send", MESSAGES, ok_send(0, 2)),
+        ("status", IDS, ok_status(IDS[:2])),
+    ):
+        batch = exchange().batch(op, items, None)
+        request = batch.next(0.0)
+        assert request is not None and batch.begin(request, 0.0) is not None
+        verdict = judge(batch._facts(request), reply)
+        expected = Verdict(results=verdict.results, clean=True)
+        assert len(verdict) == len(Verdict._fields)
+        for field in Verdict._fields:
+            assert getattr(verdict, field) == getattr(expected, field), field
+
+
+def test_the_request_facts_shortcut_has_their_layout() -> None:
+    # Batch._facts builds RequestFacts positionally (tuple.__new__, once per request).
+    # Each field, by name, must hold what it says; the values are distinct where the
+    # types allow, so that a field moved shows, and a field added fails the named call.
+    from hpgfast.core import SEND
+    from hpgfast.core._rules import RequestFacts
+
+    ex = Exchange(
+        origin="http://platform.test", path="/CLIENT/connectorX/", login="CLIENT",
+        password="S3cret!", login_param="login", password_param="password",
+        extra_params=None, max_request_bytes=8192, max_batch=2, default_subject="SHOP",
+        quote_brackets=False, status_tz=None, policy=RetryPolicy(),
+        account_stop_codes={"error-account-locked"}, retry_on_429=False,
+        retry_after_max=7.5, client_ids=True,
+    )  # fmt: skip
+    batch = ex.batch(SEND, MESSAGES, None)
+    batch.next(0.0)
+    second = batch.next(0.0)
+    assert second is not None and batch.begin(second, 0.0) is not None
+    second.after_429 = True
+    facts = batch._facts(second)
+    named = {
+        "op": SEND,
+        "start": 2,
+        "end": 4,
+        "ids": second.ids,
+        "own_ids": True,
+        "shown": batch.shown,
+        "read": batch._read,
+        "scrub": ex.scrub,
+        "account_stop": frozenset({"error-account-locked", Code.ERROR_AUTH}),
+        "retry_on_429": False,
+        "retry_after_max": 7.5,
+        "after_429": True,
+    }
+    expected = RequestFacts(**named)
+    assert type(facts) is RequestFacts and len(facts) == len(RequestFacts._fields)
+    assert list(named) == list(RequestFacts._fields)
+    for field in RequestFacts._fields:
+        assert getattr(facts, field) == getattr(expected, field), field

@@ -26,7 +26,7 @@ from urllib3.util.ssl_ import create_urllib3_context
 from . import _redact, _wire
 from ._records import Params
 from ._wire import Code, Status
-from .core import Exchange, RateLimit, RetryPolicy, Subscriber
+from .core import MAX_REQUEST_BYTES, Exchange, RateLimit, RetryPolicy, Subscriber
 
 #: Characters a header value must not hold (a CR or LF would start a new header).
 _HEADER_UNSAFE = re.compile("[\x00-\x1f\x7f]")
@@ -125,7 +125,7 @@ class ClientSettings:
         connect_timeout: float = 10.0,
         ca_certs: Optional[str] = None,
         verify: bool = True,
-        max_request_bytes: int = 8192,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
         max_batch: Optional[int] = None,
         concurrency: int = 1,
         extra_params: Optional[Params] = None,

@@ -4,15 +4,15 @@ Strategy: the input is read and checked exactly as a send reads it, in chunks of
 ``--chunk`` messages (a send hands the client one chunk at a time, so requests never
 span chunks); each chunk is counted with ``hpgfast.sms.total_segments`` (and, with
 ``--transliterate``, counted again after ``transliterate_messages``, the client's own
-step), and cut into requests with ``hpgfast.codec.encode_send`` and the byte budget
-the client uses (``core.Exchange.batch``: ``max_request_bytes`` less ``GET ``,
-`` HTTP/1.1`` and the target's head, the URL path, ``send?`` and the credentials).
-No connection settings are needed: without ``--url`` the head is taken to be
-``PLACEHOLDER_HEAD_BYTES`` long; with it, the head is built from the URL's path,
-the login (``--login``, else ``PLACEHOLDER_LOGIN_BYTES``) and a password of
-``PLACEHOLDER_PASSWORD_BYTES`` (the password itself is never read): exact for a
-password of that length, high for a shorter one, low for a longer one. Memory stays
-flat: one chunk at a time.
+step), and cut into requests by the client's own planner, ``core.plan`` (the cut
+``core.Exchange.batch`` makes: ``max_request_bytes`` less ``GET ``, `` HTTP/1.1``
+and the target's head, the URL path, ``send?`` and the credentials). No connection
+settings are needed: without ``--url`` the head is taken to be
+``PLACEHOLDER_HEAD_BYTES`` long; with it, the head is the client's own
+(``core.target_head``) from the URL's path, the login (``--login``, else
+``PLACEHOLDER_LOGIN_BYTES``) and a password of ``PLACEHOLDER_PASSWORD_BYTES`` (the
+password itself is never read): exact for a password of that length, high for a
+shorter one, low for a longer one. Memory stays flat: one chunk at a time.
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from urllib.parse import urlsplit
 
 from .._records import Message
 from .._term import escape
-from .._wire import LOGIN, PASSWORD, SEND
-from ..codec import encode_params, encode_send
-from ..core import LINE_OVERHEAD
-from ..core._ids import request_prefix
+from .._wire import LOGIN, PASSWORD
+from ..codec import encode_params
+from ..core import MAX_REQUEST_BYTES, SEND, plan, room, target_head
 from ..exceptions import MessageError
 from ..sms import total_segments, transliterate_messages
 from ._common import EXIT_OK, pairs, setting
@@ -44,7 +43,7 @@ __all__ = [
 ]
 
 #: ``Client``'s default ``max_request_bytes``.
-DEFAULT_MAX_REQUEST_BYTES = 8192
+DEFAULT_MAX_REQUEST_BYTES = MAX_REQUEST_BYTES
 #: The target's head (path, ``send?``, credentials, ``&``) assumed without ``--url``:
 #: room for a long connector path and long credentials, so the count errs high.
 PLACEHOLDER_HEAD_BYTES = 256
@@ -58,19 +57,17 @@ def head_bytes(args: argparse.Namespace) -> int:
     """The length of the SEND target before the messages, as ``Exchange`` builds it."""
     url = setting(args.url, "HPGFAST_URL")
     extra = pairs(args.param, "--param")
-    tail = "&" + encode_params(extra).decode("ascii") if extra else ""
     if not url:
-        return PLACEHOLDER_HEAD_BYTES + len(tail)
+        # The parameters' own length, and the "&" before them.
+        return PLACEHOLDER_HEAD_BYTES + (len(encode_params(extra)) + 1 if extra else 0)
     login = setting(args.login, "HPGFAST_LOGIN") or "x" * PLACEHOLDER_LOGIN_BYTES
     login_param = setting(args.login_param, "HPGFAST_LOGIN_PARAM") or LOGIN
     password_param = setting(args.password_param, "HPGFAST_PASSWORD_PARAM") or PASSWORD
     path = urlsplit(url).path or "/"
     if not path.endswith("/"):
         path += "/"
-    credentials = encode_params(
-        [(login_param, login), (password_param, "x" * PLACEHOLDER_PASSWORD_BYTES)]
-    ).decode("ascii")
-    return len(f"{path}{SEND}?{credentials}{tail}&")
+    credentials = [(login_param, login), (password_param, "x" * PLACEHOLDER_PASSWORD_BYTES)]
+    return len(target_head(SEND, path, credentials, extra))
 
 
 class _Tally:
@@ -100,22 +97,17 @@ class _Tally:
 
 
 def _requests(
-    messages: Sequence[Any], lines: Sequence[int], shown: str, max_bytes: int,
-    max_batch: Optional[int], default_subject: Optional[str],
+    messages: Sequence[Any], lines: Sequence[int], shown: str, head: int,
+    max_request_bytes: int, max_batch: Optional[int], default_subject: Optional[str],
 ) -> int:
-    """How many requests the client cuts ``messages`` into (``Batch._plan``'s loop)."""
-    count = 0
-    start = 0
+    """How many requests the client cuts ``messages`` into (``core.plan``)."""
     try:
-        while start < len(messages):
-            _, start = encode_send(
-                messages, start=start, max_bytes=max_bytes, max_count=max_batch,
-                default_subject=default_subject, id_prefix=request_prefix(),
-            )
-            count += 1
+        return len(plan(
+            SEND, messages, head_bytes=head, max_request_bytes=max_request_bytes,
+            max_batch=max_batch, default_subject=default_subject,
+        ))
     except MessageError as exc:
         raise _input_error(exc, lines, shown) from None
-    return count
 
 
 def _input_error(exc: MessageError, lines: Sequence[int], shown: str) -> InputError:
@@ -136,8 +128,7 @@ def dry_run(
         args.max_request_bytes, "HPGFAST_MAX_REQUEST_BYTES", int
     ) or DEFAULT_MAX_REQUEST_BYTES
     head = head_bytes(args)
-    max_bytes = max_request_bytes - LINE_OVERHEAD - head
-    if max_bytes < 1:
+    if room(max_request_bytes, head) < 1:
         from ._common import UsageError
 
         raise UsageError(
@@ -164,7 +155,7 @@ def dry_run(
         tally.before += before.segments
         tally.add(lines, after)
         tally.requests += _requests(
-            messages, lines, shown, max_bytes, args.max_batch, default_subject
+            messages, lines, shown, head, max_request_bytes, args.max_batch, default_subject
         )
         lines.clear()
         chunk.clear()

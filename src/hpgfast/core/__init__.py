@@ -6,7 +6,9 @@ socket, imports no HTTP library, reads no clock and never sleeps. A transport
 (``hpgfast.Client`` on urllib3) only moves bytes:
 
 1. ``Exchange.batch(op, items, params)`` checks every item and cuts the batch into
-   ``Request`` objects (``_batch``);
+   ``Request`` objects (``_batch``). ``op`` is ``SEND`` or ``STATUS``, an
+   ``Operation`` that carries all the two differ in (``_operations``), chosen once
+   there; ``plan()`` gives the same cut without an exchange (a dry run's);
 2. for each request, ``Batch.begin(request, now)`` gives the target to send (and
    tells the subscribers, ``_events``), the transport sends it and reports a
    ``Reply`` or a ``Failure`` to ``Batch.report(request, event, now)``, which
@@ -21,7 +23,18 @@ returning a ``Verdict`` for the request's items.
 
 from __future__ import annotations
 
-from ._batch import LINE_OVERHEAD, Batch, Exchange, Request, Step, effective_ids
+from ._batch import (
+    LINE_OVERHEAD,
+    MAX_REQUEST_BYTES,
+    Batch,
+    Exchange,
+    Request,
+    Step,
+    effective_ids,
+    plan,
+    room,
+    target_head,
+)
 from ._events import (
     CONNECT,
     CUT,
@@ -33,6 +46,7 @@ from ._events import (
     RequestStarting,
     Subscriber,
 )
+from ._operations import SEND, STATUS, Operation
 from ._policy import RateLimit, RetryPolicy
 from ._results import SendFailure, StatusFailure
 from ._rules import Verdict, judge
@@ -41,11 +55,15 @@ __all__ = [
     "CONNECT",
     "CUT",
     "LINE_OVERHEAD",
+    "MAX_REQUEST_BYTES",
+    "SEND",
     "SENT",
+    "STATUS",
     "TLS",
     "Batch",
     "Exchange",
     "Failure",
+    "Operation",
     "RateLimit",
     "Reply",
     "Request",
@@ -59,4 +77,7 @@ __all__ = [
     "Verdict",
     "effective_ids",
     "judge",
+    "plan",
+    "room",
+    "target_head",
 ]

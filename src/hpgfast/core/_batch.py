@@ -7,7 +7,11 @@ Strategy:
   plan is a list of ``(start, end)`` bounds; the encoded queries of the first
   requests are kept (up to ``PLAN_CACHE_BYTES``) and the rest are encoded again when
   their turn comes (encoding is deterministic, so the bounds hold). Memory stays
-  bounded for any batch size while small batches are encoded once.
+  bounded for any batch size while small batches are encoded once. The cut is
+  public as ``plan()`` (what ``hpgfast send --dry-run`` counts), from the same
+  ``target_head()`` and ``room()`` the batch uses.
+- **The operation is an object.** ``Exchange.batch`` takes ``SEND`` or ``STATUS``
+  (``_operations``) and everything after asks it; nothing compares names.
 - **The transport only moves bytes.** It takes ``Request`` objects from the batch,
   asks ``begin()`` for the target (subscribers hear of it first), sends it, and
   hands what happened to ``report()``, which answers "done" or "again at ``t``".
@@ -24,33 +28,40 @@ import logging
 from collections.abc import Iterable, Sequence
 from datetime import tzinfo
 from functools import partial
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Union
 
-from .. import _redact, _wire
+from .. import _redact
 from .._records import Params
 from .._wire import Code, Status
-from ..codec import (
-    encode_params,
-    encode_send,
-    encode_status,
-    match_send,
-    match_status,
-    sent_ids,
-)
+from ..codec import encode_params, sent_ids
 from ..exceptions import HPGError, MessageError
-from ..sms import transliterate_messages
 from ._events import Reply, RequestFinished, RequestStarting, Subscriber
 from ._ids import request_prefix
+from ._operations import OPERATIONS, SEND, Encode, Operation, operation
 from ._policy import RateLimit, RetryPolicy
 from ._results import StatusFailure
 from ._rules import TOO_MANY_REQUESTS, RequestFacts, fill, judge, plain_results
 
-__all__ = ["LINE_OVERHEAD", "Batch", "Exchange", "Request", "Step", "effective_ids"]
+__all__ = [
+    "LINE_OVERHEAD",
+    "MAX_REQUEST_BYTES",
+    "Batch",
+    "Exchange",
+    "Request",
+    "Step",
+    "effective_ids",
+    "plan",
+    "room",
+    "target_head",
+]
 
 log = logging.getLogger("hpgfast.core")
 
 #: ``GET `` and `` HTTP/1.1`` around the target on the request line.
 LINE_OVERHEAD = len("GET ") + len(" HTTP/1.1")
+#: The longest request line sent, by default (``Client(max_request_bytes=...)``):
+#: 8 KiB, what common servers and proxies take.
+MAX_REQUEST_BYTES = 8192
 #: Encoded queries of a plan kept from the validation pass instead of encoded again.
 PLAN_CACHE_BYTES = 8 * 1024 * 1024
 
@@ -68,6 +79,64 @@ def effective_ids(
     (``codec.sent_ids``: one pass in the compiled core.)
     """
     return sent_ids(messages, start, end, prefix)
+
+
+def target_head(
+    op: Union[Operation, str], path: str, credentials: Params, params: Optional[Params] = None
+) -> str:
+    """A request's target up to its items: ``<path><op>?<credentials>&<params>&``.
+
+    ``path`` is the connector's, ending in ``/``; ``credentials`` the login and
+    password pairs (their names are the connector's). The head holds the password:
+    keep it out of anything shown.
+    """
+    query = encode_params(credentials).decode("ascii")
+    extra = encode_params(params).decode("ascii") if params else ""
+    if extra:
+        query += "&" + extra
+    return f"{path}{operation(op).name}?{query}&"
+
+
+def room(max_request_bytes: int, head_bytes: int) -> int:
+    """The bytes a request's items may take: ``max_request_bytes`` less ``GET ``, the
+    target's head (``target_head``, ``head_bytes`` long) and `` HTTP/1.1``. Below 1,
+    no item fits."""
+    return max_request_bytes - LINE_OVERHEAD - head_bytes
+
+
+def plan(
+    op: Union[Operation, str],
+    items: Sequence[Any],
+    *,
+    head_bytes: int,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
+    max_batch: Optional[int] = None,
+    default_subject: Optional[str] = None,
+    quote_brackets: bool = False,
+    client_ids: bool = True,
+) -> list[tuple[int, int]]:
+    """The requests ``items`` are cut into, as ``(start, end)`` bounds per request.
+
+    The very cut ``Exchange.batch`` makes with the same settings (the defaults are
+    ``Client``'s), without an exchange: no URL or password is needed, only the
+    length of the target's head (``len(target_head(...))``; per-call parameters
+    add theirs). ``items`` are taken as they go out: transliterated already, if
+    they are to be, and (STATUS) without ``None``. Every item is checked.
+
+    Raises:
+        MessageError: an item that cannot be sent, naming its index.
+        ValueError: ``max_request_bytes`` leaves no room for an item after the head.
+    """
+    op = operation(op)
+    max_bytes = room(max_request_bytes, head_bytes)
+    if max_bytes < 1:
+        raise ValueError(
+            f"max_request_bytes={max_request_bytes} leaves no room for messages after "
+            f"a head of {head_bytes} bytes"
+        )
+    encode = op.encoder(items, max_bytes, default_subject, quote_brackets)
+    requests = _cut(encode, len(items), max_batch, op.makes_ids and client_ids, 0)
+    return [(request.start, request.end) for request in requests]
 
 
 class Step(NamedTuple):
@@ -171,21 +240,21 @@ class Exchange:
             _redact.Redactor(password, password_param=password_param) if password else None
         )
         login_q = encode_params([(login_param, login)]).decode("ascii")
-        secret_q = encode_params([(login_param, login), (password_param, password)])
         shown_q = (
             login_q + "&" + encode_params([(password_param, "")]).decode("ascii") + _redact.MASK
         )
         extra_q = encode_params(extra_params).decode("ascii") if extra_params else ""
         tail = "&" + extra_q if extra_q else ""
+        credentials = [(login_param, login), (password_param, password)]
         # The target prefixes hold the password: kept in Secrets so that no repr
         # (nor one built from vars()) shows them.
         self._heads = {
-            op: _redact.Secret(f"{path}{op}?{secret_q.decode('ascii')}{tail}&")
-            for op in (_wire.SEND, _wire.STATUS)
+            op: _redact.Secret(target_head(op, path, credentials, extra_params))
+            for op in OPERATIONS.values()
         }
         # What logs and errors show instead: "...&password=***&..." (no message data).
-        self._shown = {op: f"{origin}{path}{op}?{shown_q}{tail}" for op in self._heads}
-        if max_request_bytes < LINE_OVERHEAD + len(self._heads[_wire.SEND].value) + 1:
+        self._shown = {op: f"{origin}{path}{op.name}?{shown_q}{tail}" for op in self._heads}
+        if room(max_request_bytes, len(self._heads[SEND].value)) < 1:
             raise ValueError(
                 f"max_request_bytes={max_request_bytes} leaves no room for messages after "
                 "the URL and credentials"
@@ -224,18 +293,21 @@ class Exchange:
 
     def batch(
         self,
-        op: str,
+        op: Union[Operation, str],
         items: Sequence[Any],
         params: Optional[Params],
         sink: Optional[list[Any]] = None,
     ) -> Batch:
-        """Plan a ``send`` or ``status`` batch: validated and cut into requests.
+        """Plan a ``SEND`` or ``STATUS`` batch: validated and cut into requests.
 
-        ``sink``: a list ``finish()`` fills with the results, returned or raised.
-        Raises ``MessageError`` (naming the item) before anything is sent.
+        ``op``: the ``Operation``, or its wire name (``"send"``, ``"status"``),
+        chosen here once for the whole batch. ``sink``: a list ``finish()`` fills
+        with the results, returned or raised. Raises ``MessageError`` (naming the
+        item) before anything is sent.
         """
         if sink is not None and not isinstance(sink, list):
             raise TypeError(f"results must be a list, got {type(sink).__name__}")
+        op = operation(op)
         head = self._heads[op].value
         shown = self._shown[op]
         if params:
@@ -243,22 +315,13 @@ class Exchange:
             head += extra + "&"
             shown += "&" + extra
         shown += "&..."
-        max_bytes = self.max_request_bytes - LINE_OVERHEAD - len(head)
+        max_bytes = room(self.max_request_bytes, len(head))
         if max_bytes < 1:
             raise ValueError(
                 f"max_request_bytes={self.max_request_bytes} leaves no room for messages "
                 "after the URL, credentials and parameters"
             )
-        holes: Optional[list[int]] = None
-        transliterated: list[int] = []
-        if op == _wire.SEND and self.transliterate:
-            # Only where Latin letters make the message need fewer segments.
-            items, transliterated = transliterate_messages(items)
-        if op == _wire.STATUS and None in items:
-            # An accepted message without a provider id cannot be asked about: it gets
-            # a failure result of its own and the rest of the batch goes out as usual.
-            holes = [i for i, pid in enumerate(items) if pid is None]
-            items = [pid for pid in items if pid is not None]
+        items, transliterated, holes = op.prepare(items, self.transliterate)
         batch = Batch(self, op, items, head, shown, max_bytes, holes)
         batch.transliterated = transliterated
         batch.sink = sink
@@ -278,7 +341,7 @@ class Batch:
     def __init__(
         self,
         exchange: Exchange,
-        op: str,
+        op: Operation,
         items: Sequence[Any],
         head: str,
         shown: str,
@@ -308,70 +371,16 @@ class Batch:
         #: Set when a request could not connect even after its retries: the platform
         #: is taken to be down and the remaining requests are not attempted.
         self.down: Optional[HPGError] = None
-        if op == _wire.SEND:
-            default_subject = exchange.default_subject
-            quote_brackets = exchange.quote_brackets
-            self._made_ids = exchange.client_ids
-
-            def encode(
-                start: int, count: Optional[int], prefix: Optional[str] = None
-            ) -> tuple[bytes, int]:
-                return encode_send(
-                    items,
-                    start=start,
-                    max_bytes=max_bytes,
-                    max_count=count,
-                    default_subject=default_subject,
-                    quote_brackets=quote_brackets,
-                    id_prefix=prefix,
-                )
-
-            # match_*: the reader also checks the ids against those sent, so the
-            # usual reply needs no second walk over its records in Python.
-            self._read: Callable[[bytes, list[Any]], Any] = match_send
-        else:
-            quote_brackets = exchange.quote_brackets
-            tz = exchange.status_tz
-            self._made_ids = False
-
-            def encode(
-                start: int, count: Optional[int], prefix: Optional[str] = None
-            ) -> tuple[bytes, int]:
-                return encode_status(
-                    items,
-                    start=start,
-                    max_bytes=max_bytes,
-                    max_count=count,
-                    quote_brackets=quote_brackets,
-                )
-
-            def read(body: bytes, ids: list[Any]) -> Any:
-                return match_status(body, ids, tz=tz)
-
-            self._read = read
-        self._encode = encode
-        self.requests = self._plan(exchange.max_batch) if items else []
-
-    def _plan(self, max_batch: Optional[int]) -> list[Request]:
-        """Cut the batch into requests, checking every item (raises on bad input)."""
-        plan: list[Request] = []
-        kept = 0
-        start = 0
-        total = len(self.items)
-        encode = self._encode
-        make_ids = self._made_ids
-        prefix = None
-        while start < total:
-            if make_ids:
-                prefix = request_prefix()
-            query, end = encode(start, max_batch, prefix)
-            if kept + len(query) <= PLAN_CACHE_BYTES:
-                kept += len(query)
-                plan.append(Request(start, end, query, prefix))
-            else:
-                plan.append(Request(start, end, None, prefix))
-            start = end
-        return plan
+        self._made_ids = op.makes_ids and exchange.client_ids
+        self._encode: Encode = op.encoder(
+            items, max_bytes, exchange.default_subject, exchange.quote_brackets
+        )
+        self._read = op.reader(exchange.status_tz)
+        self.requests = (
+            _cut(self._encode, len(items), exchange.max_batch, self._made_ids, PLAN_CACHE_BYTES)
+            if items
+            else []
+        )
 
     @property
     def stopped(self) -> bool:
@@ -396,10 +405,8 @@ class Batch:
         return request
 
     def _ids(self, request: Request) -> list[Any]:
-        if self.op == _wire.SEND:
-            # effective_ids itself, without its Python frame (once per request).
-            return sent_ids(self.items, request.start, request.end, request.prefix)
-        return list(self.items[request.start : request.end])
+        # SEND: effective_ids itself, without its Python frame (once per request).
+        return self.op.ids(self.items, request.start, request.end, request.prefix)
 
     def _facts(self, request: Request) -> RequestFacts:
         # Made once per request (they change only with its ids or after a 429).
@@ -459,7 +466,9 @@ class Batch:
         request.started = now
         subscribers = self.exchange.subscribers
         if subscribers:
-            event = RequestStarting(self.op, request.start, request.end, request.ids, self.shown)
+            event = RequestStarting(
+                self.op.name, request.start, request.end, request.ids, self.shown
+            )
             try:
                 for subscriber in subscribers:
                     subscriber.request_starting(event)
@@ -560,7 +569,7 @@ class Batch:
         if not subscribers:
             return
         event = RequestFinished(
-            self.op,
+            self.op.name,
             request.start,
             request.end,
             self.results[request.start : request.end],
@@ -622,3 +631,27 @@ class Batch:
             fatal.results = results  # type: ignore[attr-defined]
             raise fatal
         return results
+
+
+def _cut(
+    encode: Encode, total: int, max_batch: Optional[int], make_ids: bool, keep_bytes: int
+) -> list[Request]:
+    """Cut ``total`` items into requests, checking every one (raises on bad input).
+
+    The encoded queries of the first requests are kept, up to ``keep_bytes``.
+    """
+    requests: list[Request] = []
+    kept = 0
+    start = 0
+    prefix = None
+    while start < total:
+        if make_ids:
+            prefix = request_prefix()
+        query, end = encode(start, max_batch, prefix)
+        if kept + len(query) <= keep_bytes:
+            kept += len(query)
+            requests.append(Request(start, end, query, prefix))
+        else:
+            requests.append(Request(start, end, None, prefix))
+        start = end
+    return requests

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Sequence
 from functools import partial
 from operator import itemgetter
-from typing import Any, Callable, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from .._wire import Code, Match
 from ..exceptions import (
@@ -36,13 +36,20 @@ from ..exceptions import (
 from ._events import CONNECT, TLS, Failure, Reply
 from ._results import SendFailure, StatusFailure
 
+if TYPE_CHECKING:
+    from ._operations import Operation
+
 __all__ = [
     "TRANSIENT_STATUSES",
     "Read",
     "RequestFacts",
     "Verdict",
+    "all_matched_send",
+    "all_matched_status",
     "fill",
     "judge",
+    "match_send_lines",
+    "match_status_lines",
     "plain_results",
 ]
 
@@ -69,13 +76,6 @@ _ERROR_AUTH = Code.ERROR_AUTH
 _ID_NOT_UNIQUE = Code.ERROR_ID_NOT_UNIQUE
 _code = itemgetter(0)  # of any line
 _line_id = itemgetter(1)  # clientId of a SEND line, providerId of a STATUS line
-_reason = itemgetter(4)  # of a STATUS line
-
-#: How the warnings of a failed request name it, an unreadable outcome, and its items.
-_LOG_LABELS = {
-    "send": ("SEND", "outcome unknown", "message(s)"),
-    "status": ("STATUS", "failed", "id(s)"),
-}
 
 
 class Verdict(NamedTuple):
@@ -104,7 +104,7 @@ class Verdict(NamedTuple):
 class RequestFacts(NamedTuple):
     """What the rules need to know of one request."""
 
-    op: str
+    op: Operation  # SEND or STATUS: what differs between them (``_operations``)
     start: int
     end: int
     ids: list[Any]  # what the platform answers with: clientIds (SEND), provider ids (STATUS)
@@ -121,9 +121,7 @@ class RequestFacts(NamedTuple):
 
 def fill(facts: RequestFacts, code: str, error: Optional[HPGError]) -> list[Any]:
     """The same made-up result for every item of a request."""
-    if facts.op == "send":
-        return [SendFailure(code, cid, None, error) for cid in facts.ids]
-    return [StatusFailure(code, pid, error=error) for pid in facts.ids]
+    return facts.op.failures(facts.ids, code, error)
 
 
 #: What ``RequestFacts.read`` returns: the records, the unreadable lines, the flags.
@@ -159,14 +157,14 @@ def judge(facts: RequestFacts, event: Any, read: Optional[Read] = None) -> Verdi
 def _judge_failure(facts: RequestFacts, failure: Failure) -> Verdict:
     error = failure.error
     count = facts.end - facts.start
-    label, failed, noun = _LOG_LABELS[facts.op]
+    op = facts.op
     if failure.kind == CONNECT:
-        note = f"{label} not sent, {count} {noun}: {error}"
+        note = f"{op.label} not sent, {count} {op.noun}(s): {error}"
         return Verdict(fill(facts, _NOT_SENT, error), retryable=True, down=error, note=note)
     if failure.kind == TLS:
         return Verdict(fill(facts, _NOT_SENT, error), fatal=error)
-    note = f"{label} {failed}, {count} {noun}: {error}"
-    return Verdict(fill(facts, _UNKNOWN, error), retryable=facts.op == "status", note=note)
+    note = f"{op.label} {op.failed}, {count} {op.noun}(s): {error}"
+    return Verdict(fill(facts, _UNKNOWN, error), retryable=op.repeatable, note=note)
 
 
 # -- an HTTP status other than 200 -----------------------------------------------------------
@@ -195,7 +193,7 @@ def _judge_status(facts: RequestFacts, reply: Reply) -> Verdict:
         return Verdict(fill(facts, _NOT_SENT, error), fatal=error)
     error = HTTPStatusError(status, description, facts.shown)
     count = facts.end - facts.start
-    if status == TOO_MANY_REQUESTS and (facts.op == "status" or facts.retry_on_429):
+    if status == TOO_MANY_REQUESTS and (facts.op.repeatable or facts.retry_on_429):
         # A rate limiter in front of the platform answers 429 before the platform
         # sees the request: nothing was processed. The one named exception to "a
         # SEND is repeated only when the connection could not be opened".
@@ -213,7 +211,7 @@ def _judge_status(facts: RequestFacts, reply: Reply) -> Verdict:
     # from a balancer, a 429 with retry_on_429=False, a 408.
     return Verdict(
         fill(facts, _UNKNOWN, error),
-        retryable=facts.op == "status" and status in TRANSIENT_STATUSES,
+        retryable=facts.op.repeatable and status in TRANSIENT_STATUSES,
         note=f"{error}: {count} item(s) with outcome unknown",
     )
 
@@ -234,19 +232,18 @@ def _quote(facts: RequestFacts, lines: Sequence[Any]) -> str:
     return "; ".join(repr(s) for s in shown) + more
 
 
-def _scrubbed(facts: RequestFacts, records: list[Any]) -> list[Any]:
+def _scrubbed(facts: RequestFacts, records: list[Any], flagged: bool = False) -> list[Any]:
     """Records whose free text (a STATUS reason, a SEND line's extra fields) held the
-    password, masked: what is stored and shown (journal, report, CSV) never holds it."""
-    # A C-level pass first: most replies carry no free text at all (SEND lines with
-    # no extra field, STATUS lines of delivered messages), and pay nothing more.
-    if facts.op == "status":
-        field = 4
-        if not any(map(_reason, records)):
-            return records
-    else:
-        field = 3
-        if max(map(len, records)) <= field:
-            return records
+    password, masked: what is stored and shown (journal, report, CSV) never holds it.
+
+    ``flagged``: the reader said some record holds free text (``Match.FREE_TEXT``).
+    """
+    # Unless the reader said so, a C-level pass first: most replies carry no free
+    # text at all (SEND lines with no extra field, STATUS lines of delivered
+    # messages), and pay nothing more.
+    if not flagged and not facts.op.has_text(records):
+        return records
+    field = facts.op.text_field
     out = records
     for k, record in enumerate(records):
         if len(record) > field and record[field] is not None:
@@ -310,10 +307,8 @@ def _judge_body(
         # The usual reply, as the reader found it: a readable line per item, each with
         # the item's id, in order. Only what its flags name needs another look.
         if flags & _FREE_TEXT:
-            records = _scrubbed(facts, records)
-        if facts.op == "send":
-            return _all_matched_send(facts, records, flags)
-        return _clean_verdict((records, False, None, None, None, True, None))
+            records = _scrubbed(facts, records, True)
+        return facts.op.all_matched(facts, records, flags)
     if bad:
         bad = _reworded(facts, body, bad)
     if records:
@@ -321,21 +316,18 @@ def _judge_body(
     if not records and bad:
         # Nothing readable at all (an HTML page served with 200): the reply as a whole
         # is a protocol error.
-        label, failed, noun = _LOG_LABELS[facts.op]
+        op = facts.op
         error = ProtocolError(bad[0].line, f"no readable line; {_quote(facts, bad)}")
-        note = f"{label} {failed}, {facts.end - facts.start} {noun}: {error}"
-        return Verdict(fill(facts, _UNKNOWN, error), retryable=facts.op == "status", note=note)
+        note = f"{op.label} {op.failed}, {facts.end - facts.start} {op.noun}(s): {error}"
+        return Verdict(fill(facts, _UNKNOWN, error), retryable=op.repeatable, note=note)
     if len(records) == 1 and _code_only(facts.op, records[0]):
         return _whole_request(facts, records[0][0], bad)
-    if facts.op == "send":
-        return _match_send(facts, records, bad)
-    return _match_status(facts, records, bad)
+    return facts.op.match(facts, records, bad)
 
 
-def _code_only(op: str, line: Any) -> bool:
-    if op == "send":
-        return line[1] is None and line[2] is None
-    return line[1] is None and line[2] is None and line[3] is None
+def _code_only(op: Operation, line: Any) -> bool:
+    """A line with a code and none of the fields that name an item and its fate."""
+    return all(field is None for field in line[1 : op.text_field])
 
 
 def _whole_request(facts: RequestFacts, code: str, bad: list[ProtocolError]) -> Verdict:
@@ -359,7 +351,7 @@ def _whole_request(facts: RequestFacts, code: str, bad: list[ProtocolError]) -> 
     # for a request of several messages: nobody can say what became of which one.
     return Verdict(
         fill(facts, _UNKNOWN, error),
-        retryable=facts.op == "status",
+        retryable=facts.op.repeatable,
         note=f"{error}: {count} item(s) with outcome unknown",
     )
 
@@ -378,14 +370,25 @@ def _stop_for(facts: RequestFacts, results: list[Any]) -> Optional[AccountError]
 
 
 #: ``Verdict(results, clean=True)`` without the Python-level ``__new__`` of a
-#: NamedTuple: the verdict of the usual reply, made once per request.
+#: NamedTuple: the verdict of the usual reply, made once per request, as
+#: ``_clean_verdict((results,) + _CLEAN)``. Its fields after ``results`` are taken
+#: from the named constructor once, here, so that a field added to ``Verdict`` (with
+#: its default) cannot shift them; tests/test_core.py checks the layout by name.
 _clean_verdict = partial(tuple.__new__, Verdict)
+_CLEAN = Verdict([], clean=True)[1:]
+if Verdict._fields[0] != "results":
+    raise RuntimeError("_clean_verdict puts the results first: Verdict's first field moved")
 
 
-def _all_matched_send(facts: RequestFacts, records: list[Any], flags: int) -> Verdict:
+def all_matched_status(facts: RequestFacts, records: list[Any], flags: int) -> Verdict:
+    """A STATUS reply with one line per id, in order (``Match.ALL``): clean."""
+    return _clean_verdict((records, *_CLEAN))
+
+
+def all_matched_send(facts: RequestFacts, records: list[Any], flags: int) -> Verdict:
     """A SEND reply with one line per message, in order (``Match.ALL``)."""
     if not flags & _NOT_OK:
-        return _clean_verdict((records, False, None, None, None, True, None))
+        return _clean_verdict((records, *_CLEAN))
     if facts.after_429 and any(r[0] == _ID_NOT_UNIQUE for r in records):
         records = _accepted_earlier(facts, list(records))
     stop = _stop_for(facts, records)
@@ -393,13 +396,16 @@ def _all_matched_send(facts: RequestFacts, records: list[Any], flags: int) -> Ve
     return Verdict(records, fatal=stop, clean=stop is None, note=note)
 
 
-def _match_send(facts: RequestFacts, parsed: list[Any], bad: list[ProtocolError]) -> Verdict:
+def match_send_lines(
+    facts: RequestFacts, parsed: list[Any], bad: list[ProtocolError]
+) -> Verdict:
+    """A SEND reply's lines matched to its messages by clientId."""
     ids = facts.ids
     count = len(ids)
     # One line per message, in request order, that the reader could not flag as
     # such (ids that are str subclasses): the usual verdict all the same.
     if not bad and len(parsed) == count and list(map(_line_id, parsed)) == ids:
-        return _all_matched_send(facts, parsed, _NOT_OK)
+        return all_matched_send(facts, parsed, _NOT_OK)
     if count == 1 and len(parsed) == 1 and parsed[0][1] is None:
         # One message, one line without a clientId (``ok;;1001``): it can only be
         # that message's line.
@@ -432,9 +438,9 @@ def _match_send(facts: RequestFacts, parsed: list[Any], bad: list[ProtocolError]
             continue
         missing += 1
         if unmatched_error is None:
-            unmatched_error = ProtocolError(None, _unmatched_reason(facts, stray, bad, "message"))
+            unmatched_error = ProtocolError(None, _unmatched_reason(facts, stray, bad))
         out[k] = SendFailure(_UNKNOWN, ids[k], None, unmatched_error)
-    _warn_unmatched(facts, "SEND", count, missing, conflicts, stray, bad)
+    _warn_unmatched(facts, count, missing, conflicts, stray, bad)
     if facts.after_429:
         out = _accepted_earlier(facts, out)
     stop = _stop_for(facts, out)
@@ -461,10 +467,8 @@ def _accepted_earlier(facts: RequestFacts, results: list[Any]) -> list[Any]:
     return out
 
 
-def _unmatched_reason(
-    facts: RequestFacts, stray: list[Any], bad: list[ProtocolError], noun: str
-) -> str:
-    reason = f"the reply has no line for this {noun}"
+def _unmatched_reason(facts: RequestFacts, stray: list[Any], bad: list[ProtocolError]) -> str:
+    reason = f"the reply has no line for this {facts.op.noun}"
     if stray:
         reason += f"; lines that match nothing sent: {_quote(facts, stray)}"
     if bad:
@@ -474,13 +478,13 @@ def _unmatched_reason(
 
 def _warn_unmatched(
     facts: RequestFacts,
-    label: str,
     count: int,
     missing: int,
     conflicts: int,
     stray: list[Any],
     bad: list[ProtocolError],
 ) -> None:
+    label = facts.op.label
     if stray:
         log.warning(
             "%s reply (%s): %d line(s) match no item of the request: %s",
@@ -526,7 +530,10 @@ def _is_index(value: Optional[str]) -> bool:
     return value is not None and value.isascii() and value.isdigit()
 
 
-def _match_status(facts: RequestFacts, parsed: list[Any], bad: list[ProtocolError]) -> Verdict:
+def match_status_lines(
+    facts: RequestFacts, parsed: list[Any], bad: list[ProtocolError]
+) -> Verdict:
+    """A STATUS reply's lines matched to the ids asked about."""
     ids = facts.ids
     if not bad and len(parsed) == len(ids) and list(map(_line_id, parsed)) == ids:
         return Verdict(parsed, clean=True)
@@ -557,8 +564,8 @@ def _match_status(facts: RequestFacts, parsed: list[Any], bad: list[ProtocolErro
         else:
             missing += 1
             if unmatched_error is None:
-                unmatched_error = ProtocolError(None, _unmatched_reason(facts, stray, bad, "id"))
+                unmatched_error = ProtocolError(None, _unmatched_reason(facts, stray, bad))
             out.append(StatusFailure(_UNKNOWN, pid, error=unmatched_error))
-    _warn_unmatched(facts, "STATUS", len(ids), missing, conflicts, stray, bad)
+    _warn_unmatched(facts, len(ids), missing, conflicts, stray, bad)
     stop = _stop_for(facts, out)
     return Verdict(out, fatal=stop, note=None if stop is None else str(stop))
