@@ -20,7 +20,7 @@ Peers, in the same run and with the same request splitting:
 
 Recorded values (``record``): CPU seconds per message in ``client-cpu-8k`` and
 ``client-cpu-1m``; wall seconds per batch in ``client-concurrency`` (5 ms emulator
-latency, ``concurrency=4`` vs ``1``). Ratios are peer / hpgfast, as in _ratios.py.
+latency, ``concurrency=4`` vs ``1``). Ratios are peer / hpgfast, as in bench/_ratios.py.
 """
 
 from __future__ import annotations
