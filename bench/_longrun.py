@@ -3,7 +3,7 @@
 Run as ``python bench/_longrun.py [--warm] [row filter]``.
 
 Prints one JSON object: per row, the ratio (peer median / hpgfast median, as in
-``hpgfast/_ratios.py``) and the minor page faults per call of each side. Subject and
+``bench/_ratios.py``) and the minor page faults per call of each side. Subject and
 peer run interleaved, call after call, so a load change on a shared machine hits
 both alike; the ratio is the median of the per-round ratios. Times are the thread's
 CPU time (``time.thread_time``): on a shared machine, wall time also counts the

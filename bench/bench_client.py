@@ -20,7 +20,7 @@ Peers, in the same run and with the same request splitting:
 
 Recorded values (``record``): CPU seconds per message in ``client-cpu-8k`` and
 ``client-cpu-1m``; wall seconds per batch in ``client-concurrency`` (5 ms emulator
-latency, ``concurrency=4`` vs ``1``). Ratios are peer / hpgfast, as in _ratios.py.
+latency, ``concurrency=4`` vs ``1``). Ratios are peer / hpgfast, as in bench/_ratios.py.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ ROUNDS = 3
 #: Rounds of the interleaved client measurement (hpgfast, floor, aiohttp each).
 INTERLEAVED_ROUNDS = 7
 SIZES = {"8k": 8192, "1m": 1024 * 1024}
-CPU_TARGETS = {"8k": 8.0, "1m": 30.0}  # the issue's promise against requests
+CPU_TARGETS = {"8k": 8.0, "1m": 30.0}  # the promise against requests (bench/_ratios.py)
 FLOOR_TARGETS = {"8k": 1 / 2, "1m": 1 / 1.3}  # within 2x / 1.3x of the raw socket
 
 
@@ -251,7 +251,7 @@ def bench_client_concurrency(
     )
 
 
-# -- the asyncio transport (issue 12) ------------------------------------------------------
+# -- the asyncio transport ------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -377,7 +377,7 @@ def asyncio_floor_with_core(proc: EmulatorProcess, max_request_bytes: int) -> An
     return send, close
 
 
-#: The issue's targets: AsyncClient's CPU at most 1.5x the asyncio floor's, at most
+#: The targets: AsyncClient's CPU at most 1.5x the asyncio floor's, at most
 #: 0.5x the naive aiohttp loop's at 8 KiB and 0.33x at 1 MiB.
 AIO_TARGETS = {"8k": 2.0, "1m": 3.0}
 

@@ -1,6 +1,6 @@
 """What the journal costs: ``hpgfast send --file`` with and without ``--journal``.
 
-Run as a script for the figures quoted in the README and the issue's closing note::
+Run as a script for the figures quoted in docs/performance.md::
 
     python bench/bench_journal.py                 # 200,000 messages, 3 runs each
     python bench/bench_journal.py -n 1000000 -r 1 # a million
@@ -9,7 +9,7 @@ or under pytest (``python -m pytest bench -m slow -k journal``). Both runs are t
 real command in a subprocess, end to end (reading the CSV, the client, the journal),
 against one emulator in its own process with the fault rates at zero; the figure is
 the ratio of median wall times, and the journal's overhead is how much lower the
-send rate is with it: ``1 - rate_with / rate_without``. The issue's budget is 25%.
+send rate is with it: ``1 - rate_with / rate_without``. The budget is 25%.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 ``_longrun.py`` runs twice, each time in a new process: once fresh, once after
 ``_warmup.churn()`` (the heap of a long-running sender). Each row's ratio (peer /
 hpgfast, subject and peer interleaved, CPU time of the thread) is printed for both,
-and recorded as ``longrun-<row>`` so that ``hpgfast/_ratios.py`` holds the warmed-up
+and recorded as ``longrun-<row>`` so that ``bench/_ratios.py`` holds the warmed-up
 ratio to within 1.3x of the fresh one (``warm`` vs ``fresh``: warmed-up ratio over
 fresh ratio). hpgfast's own CPU time per call is recorded too
 (``longrun-time-<row>``: fresh time over warmed-up time), as a ratio can also move
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from _longrun import REFERENCE
-from hpgfast._ratios import LONGRUN_ROWS
+from _ratios import LONGRUN_ROWS
 
 PROBE = Path(__file__).parent / "_longrun.py"
 

@@ -1,7 +1,7 @@
 """Scaling: cost per message stays flat from 10^3 to 10^6 messages.
 
 Each case records seconds per message under ``scale-<job>`` with the batch size as
-its name; ``hpgfast/_ratios.py`` holds the 10^5 and 10^6 costs to within 1.5x of
+its name; ``bench/_ratios.py`` holds the 10^5 and 10^6 costs to within 1.5x of
 the 10^3 cost. The 10^6 cases are marked ``slow`` (the CI gate's short pass stops at
 10^5).
 

@@ -2,7 +2,7 @@
 
 Every benchmark calls ``measure(group, name, fn, ...)`` (or ``record`` for a value it
 measured itself, such as CPU per message). At the end of the run a table of the
-ratios in ``hpgfast/_ratios.py`` is printed; with ``--gate`` a ratio under its floor fails the
+ratios in ``bench/_ratios.py`` is printed; with ``--gate`` a ratio under its floor fails the
 run. The cyclic garbage collector stays on, as users run it.
 """
 
@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hpgfast._ratios import RATIOS
+from _ratios import RATIOS
 
 MEDIANS: dict[tuple[str, str], float] = {}
 NOTES: list[str] = []  # lines printed after the ratio table (see the ``note`` fixture)
@@ -28,7 +28,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--gate",
         action="store_true",
         default=False,
-        help="Fail the run when a ratio of src/hpgfast/_ratios.py falls under its floor.",
+        help="Fail the run when a ratio of bench/_ratios.py falls under its floor.",
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 
 class FalsyStr(str):
-    """A non-empty string that says it is false (issue 11: query injection)."""
+    """A non-empty string that says it is false (query injection)."""
 
     def __bool__(self) -> bool:
         return False

@@ -304,7 +304,7 @@ def test_receive_json_field_must_name_a_field(capsys: pytest.CaptureFixture[str]
         assert "json" in capsys.readouterr().err.lower()
 
 
-# -- issue 10 on the command line ------------------------------------------------------
+# -- replies seen in the field, on the command line -----------------------------------
 
 
 def test_account_stop_has_an_exit_code_of_its_own(

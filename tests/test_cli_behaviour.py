@@ -199,7 +199,7 @@ def test_an_input_with_no_messages_says_so(tmp_path: Path, name: str, content: s
 
 
 def test_bench_judges_only_what_a_single_run_can() -> None:
-    from hpgfast._ratios import SINGLE_RUN_JUDGED
+    from hpgfast._bench import SINGLE_RUN_JUDGED
 
     result = hpgfast_run("bench", "--budget", "0.05", "--quiet", "--json")
     claims = json.loads(result.stdout)["claims"]

@@ -15,7 +15,7 @@ Then, joining the ledger to the journal by client id:
 - every message not in the ledger is ``unknown``, ``rejected`` or ``not_sent`` in
   the journal: never ``accepted``, never still ``pending`` or ``in_flight``;
 - the journal is a sound SQLite database;
-- the window (issue 11, item 3): messages ``unknown`` that never reached the
+- the window: messages ``unknown`` that never reached the
   platform are at most W requests per kill, W = 4 x ``--concurrency`` (the
   journal marks messages ``in_flight`` from the core's before-first-byte hook,
   a few requests ahead per commit, and writes results with the next commit; see

@@ -1,4 +1,4 @@
-"""The journal's disk fills up mid-run (issue 11, item 6).
+"""The journal's disk fills up mid-run: the run stops, the journal resumes.
 
 A real process with a file-size limit (``RLIMIT_FSIZE``: writes past it fail with
 ``EFBIG``, as on a full disk; Python ignores ``SIGXFSZ``) runs a journaled send:

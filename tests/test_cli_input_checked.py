@@ -1,4 +1,4 @@
-"""Without ``--journal`` bad input is found before the first request (issue 11, item 7).
+"""Without ``--journal`` bad input is found before the first request.
 
 A cp1251 row at record 6,001, or a short row at 7,001, of a UTF-8 CSV: nothing
 reaches the emulator, exit 2, and the error names the file's line. Standard input

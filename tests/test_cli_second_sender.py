@@ -1,4 +1,4 @@
-"""One sender per journal file, whatever the path (issue 11, item 5).
+"""One sender per journal file, whatever the path.
 
 A sender runs against a slow emulator; a second ``hpgfast send --resend-unknown``
 through a symlink to the same database, and one through a relative path, are

@@ -206,7 +206,7 @@ def test_unknown_results_carry_their_cause(emu: Emulator) -> None:
     assert "SendFailure(code='unknown'" in repr(result)
 
 
-# -- interrupts (issue 11, item 2) ----------------------------------------------------------
+# -- interrupts ----------------------------------------------------------------------------
 
 
 def _interrupt_when(emulator: Emulator, accepted: int) -> None:

@@ -1,8 +1,8 @@
-"""The client against replies seen in the field, over real HTTP (issue 10's cases).
+"""The client against replies seen in the field, over real HTTP.
 
 Each test plays one shape with the emulator and asserts every message's outcome
 and, through the ledger, what reached the platform. The numbers in the test names
-follow the cases of docs/outcomes.md's table and the issue that found them.
+follow the cases of docs/outcomes.md's table.
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ def test_max_rate_paces_the_batch(concurrency: int) -> None:
             results = client.send(messages)
             took = time.monotonic() - started
         assert all(r.ok for r in results)
-    # The issue's window: 10,000 messages at 2,000 a second, a burst of one request.
+    # The window asked for: 10,000 messages at 2,000 a second, a burst of one request.
     assert 4.75 <= took <= 6.0
 
 
@@ -371,7 +371,7 @@ def test_warnings_are_logged_at_warning(caplog: pytest.LogCaptureFixture) -> Non
     assert any("ok;7;1099" in r.getMessage() for r in caplog.records)
 
 
-# -- transliteration (issue 14) -------------------------------------------------------------
+# -- transliteration ------------------------------------------------------------------------
 
 
 def test_transliterate_only_where_it_saves_segments(emu: Emulator) -> None:

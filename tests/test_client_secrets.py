@@ -275,7 +275,7 @@ def test_no_partial_leak_when_a_long_description_is_cut(cut: int) -> None:
 
 # -- servers that echo the password in other encodings -------------------------------------
 
-# The password of issue 11: every character that encoders disagree on (~ * & < >),
+# A password of every character that encoders disagree on (~ * & < >),
 # made unique so that a find proves a leak.
 ECHO_CORE = uuid.uuid4().hex[:12]
 ECHO_SECRET = f"Pa~ss*w&rd<1>Z{ECHO_CORE}"

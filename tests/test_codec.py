@@ -776,7 +776,7 @@ def test_message_defaults_and_replace() -> None:
 def test_status_result_final_statuses() -> None:
     for status in Status.ALL:
         assert StatusResult("ok", "1", status).final == (status in Status.FINAL)
-    # The specification's four, and the field's five (issue 10), in any case.
+    # The specification's four, and the five seen in the field, in any case.
     assert Status.FINAL == {
         "delivered",
         "undelivered",

@@ -1,4 +1,4 @@
-"""Hostile types through both twins (issue 11, item 9): what is sent is the data.
+"""Hostile types through both twins: what is sent is the data.
 
 A ``str`` subclass is sent as its characters, whatever it says about its truth,
 length, encoding or text; a tuple subclass message by its real items; ``start`` and

@@ -281,7 +281,7 @@ def test_twins_agree_on_encode_status(
 
 
 @given(pairs=hostile_params)
-@example(pairs=[("priority", FalsyStr("high&password=x"))])  # issue 11: query injection
+@example(pairs=[("priority", FalsyStr("high&password=x"))])  # query injection
 @example(pairs={FalsyStr("a&b"): ""})
 @example(pairs=FakeStr())  # the pure twin asked isinstance(), which __class__ fools
 def test_twins_agree_on_encode_params(pure: ModuleType, compiled: ModuleType, pairs: Any) -> None:

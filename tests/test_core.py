@@ -1,4 +1,4 @@
-"""The sans-IO core alone: every row of the README's outcome table, without sockets.
+"""The sans-IO core alone: every row of docs/client.md's outcome table, without sockets.
 
 Each test drives ``hpgfast.core.Batch`` the way a transport does (``begin``, then
 ``report`` per attempt) with made-up events, and checks each item's outcome, what

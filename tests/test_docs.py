@@ -92,3 +92,72 @@ def test_the_index_links_every_page_of_docs() -> None:
     pages = {p.resolve() for p in (ROOT / "docs").glob("*.md") if p != index}
     missing = sorted(p.name for p in pages - linked)
     assert not missing, f"docs/index.md does not link to: {missing}"
+
+
+# -- the code map (docs/design.md) -------------------------------------------------------
+
+DESIGN = ROOT / "docs" / "design.md"
+PACKAGE = ROOT / "src" / "hpgfast"
+
+
+def _code_map() -> list[str]:
+    """The paths the code map names, relative to ``src/hpgfast`` (``core/_batch.py``).
+
+    The map is the first code block under "## The code map": one entry a line, its
+    name first, a subpackage's entries indented under it (``core/``).
+    """
+    text = DESIGN.read_text(encoding="utf-8")
+    section = text[text.index("\n## The code map\n"):]
+    block = re.search(r"```\n(.*?)```", section, re.S)
+    assert block, "docs/design.md: no code block under '## The code map'"
+    lines = block.group(1).splitlines()
+    assert lines[0].strip() == "src/hpgfast/", lines[0]
+    entries: list[str] = []
+    parents: list[tuple[int, str]] = []  # (indent, "core/") of the open subpackages
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        name = line.split()[0]
+        while parents and parents[-1][0] >= indent:
+            parents.pop()
+        path = "".join(p for _, p in parents) + name
+        entries.append(path)
+        if name.endswith("/"):
+            parents.append((indent, name))
+    return entries
+
+
+def _modules() -> tuple[set[str], set[str]]:
+    """(every module and .pyx, every subpackage) of the tree, relative to the package."""
+    files = {
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*")
+        if p.suffix in (".py", ".pyx") and "__pycache__" not in p.parts
+    }
+    packages = {
+        str(p.parent.relative_to(PACKAGE)) + "/"
+        for p in PACKAGE.rglob("__init__.py")
+        if p.parent != PACKAGE
+    }
+    return files, packages
+
+
+def test_the_code_map_names_only_what_exists() -> None:
+    files, packages = _modules()
+    missing = [e for e in _code_map() if e not in files and e not in packages]
+    assert not missing, (
+        f"docs/design.md's code map names what src/hpgfast/ does not have: {missing}; "
+        "remove or rename them in the map"
+    )
+
+
+def test_the_code_map_lists_every_public_module_and_subpackage() -> None:
+    files, packages = _modules()
+    listed = set(_code_map())
+    public = {f for f in files if not Path(f).name.startswith("_")}
+    unlisted = sorted((public | packages) - listed)
+    assert not unlisted, (
+        f"add to the code map in docs/design.md (one line each, with what it is for): "
+        f"{', '.join('src/hpgfast/' + u for u in unlisted)}"
+    )

@@ -1,4 +1,4 @@
-"""Resends that cannot double (issue 11, item 4) and the schema migration.
+"""Resends that cannot double and the schema migration.
 
 The journal sends every message without a clientId of its own with one it makes
 (its random prefix and the line: 20 characters of [0-9A-Za-z]), the same on every

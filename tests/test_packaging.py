@@ -109,6 +109,15 @@ def test_wheel_extensions_are_stripped(wheel: Path, tmp_path: Path) -> None:
     assert total < 1_000_000, {n: len(d) for n, d in shared.items()}
 
 
+def test_the_wheel_ships_what_the_commands_run_and_no_benchmark_gate(wheel: Path) -> None:
+    # hpgfast bench and hpgfast demo run from the wheel (their cases, claims and sample
+    # data); the benchmark suite and its CI gate's floors stay in the sdist.
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"hpgfast/_bench.py", "hpgfast/_sample.py", "hpgfast/cli/bench.py"} <= names
+    assert "hpgfast/_ratios.py" not in names
+    assert not [n for n in names if n.startswith("bench/")]
+
+
 def test_sdist_holds_what_its_tests_need(sdist: Path) -> None:
     with tarfile.open(sdist) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}

@@ -1,9 +1,10 @@
-"""The README's "Migrating from a requests loop" snippets run as written.
+"""The Python blocks of README.md and docs/migrating.md run as written.
 
-Strategy: each snippet is the Python block after a ``<!-- migrating: NAME -->`` marker
-in README.md, executed against the emulator with the names the README leaves to the
-reader (``URL``, ``LOGIN``, ``PASSWORD``, ``outbox`` and the callbacks) bound to
-recorders; the emulator's ledger says what arrived.
+Strategy: each snippet is the Python block after a ``<!-- readme: NAME -->`` marker in
+README.md (the quick start) or a ``<!-- migrating: NAME -->`` marker in
+docs/migrating.md, executed against the emulator with the names the page leaves to
+the reader (``URL``, ``LOGIN``, ``PASSWORD``, ``outbox``, ``pending_codes`` and the
+callbacks) bound to recorders; the emulator's ledger says what arrived.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import pytest
 
 from hpgfast.emulator import Emulator
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+MIGRATING = ROOT / "docs" / "migrating.md"
 BLOCK = re.compile(r"<!-- migrating: (\w+) -->\s*```python\n(.*?)```", re.S)
+README_BLOCK = re.compile(r"<!-- readme: (\w+) -->\s*```python\n(.*?)```", re.S)
 PASSWORD = "P@ss w&rd"
 
 
 
 def _snippets() -> dict[str, str]:
-    return dict(BLOCK.findall(README.read_text(encoding="utf-8")))
+    return dict(BLOCK.findall(MIGRATING.read_text(encoding="utf-8")))
 
 
 @pytest.fixture
@@ -33,8 +37,12 @@ def emu() -> Iterator[Emulator]:
         yield emulator
 
 
-def _run(name: str, emu: Emulator, outbox: list[tuple[str, str]]) -> dict[str, list[Any]]:
-    seen: dict[str, list[Any]] = {"save": [], "retry_later": [], "reject": []}
+def _run(
+    name: str, emu: Emulator, outbox: list[tuple[str, str]], source: str | None = None
+) -> dict[str, list[Any]]:
+    seen: dict[str, list[Any]] = {
+        "save": [], "retry_later": [], "reject": [], "remember": [], "investigate": []
+    }
     namespace: dict[str, Any] = {
         "URL": emu.url,
         "LOGIN": "CLIENT",
@@ -43,8 +51,13 @@ def _run(name: str, emu: Emulator, outbox: list[tuple[str, str]]) -> dict[str, l
         "save": lambda *a: seen["save"].append(a),
         "retry_later": lambda *a: seen["retry_later"].append(a),
         "reject": lambda *a: seen["reject"].append(a),
+        "remember": lambda *a: seen["remember"].append(a),
+        "investigate": lambda *a: seen["investigate"].append(a),
+        "pending_codes": lambda: [(phone, text.split()[2].rstrip(",")) for phone, text in outbox],
     }
-    exec(compile(_snippets()[name], f"README.md:{name}", "exec"), namespace)
+    code = _snippets()[name] if source is None else source
+    exec(compile(code, f"{name}", "exec"), namespace)
+    seen["namespace"] = [namespace]
     return seen
 
 
@@ -78,3 +91,22 @@ def test_migrated_snippet_sends_every_message_once(emu: Emulator, name: str) -> 
         assert seen["retry_later"] == []
     # Many messages per request: far fewer requests than messages.
     assert sum(emu.requests.values()) < 300 // 5
+
+
+def test_the_readme_quick_start_runs(emu: Emulator) -> None:
+    blocks = dict(README_BLOCK.findall(README.read_text(encoding="utf-8")))
+    assert set(blocks) == {"sync"}
+    outbox = _outbox(300)
+    seen = _run("README.md:sync", emu, outbox, source=blocks["sync"])
+    # Every message but the denied one arrived once, under the default subject.
+    entries = list(emu.ledger.messages())
+    assert len(entries) == 299 and {e.subject for e in entries} == {"SHOP"}
+    assert {m.address: pid for m, pid in seen["remember"]} == {
+        e.address: e.provider_id for e in entries
+    }
+    assert [(m.address, code) for m, code in seen["reject"]] == [
+        ("79030000003", "error-address-unknown")
+    ]
+    assert seen["retry_later"] == [] and seen["investigate"] == []
+    namespace = seen["namespace"][0]
+    assert len(namespace["statuses"]) == 299 and all(s.ok for s in namespace["statuses"])

@@ -4,11 +4,13 @@ The codec cases, and the client end to end (client CPU per message against an
 emulator child process, beside a ``requests`` loop when requests is installed). The
 emulator process and the peers here are also what ``bench/`` imports.
 
-Strategy: the same seeded data as ``bench/`` (``hpgfast._sample``) and the same claim
-table (``hpgfast._ratios``), timed with ``time.perf_counter`` medians instead of
-pytest-benchmark so that the command needs nothing beyond hpgfast itself. Peers that
-are not installed (yarl, requests) are left out and named (``missing_peers``). The
-cyclic GC stays on.
+Strategy: the same seeded data as ``bench/`` (``hpgfast._sample``), and the claims
+this command measures (``CLAIMS``, with their targets) written here, where the
+installed command finds them; ``bench/_ratios.py``, the full table of the benchmark
+suite with the CI gate's floors, reads them from here and is not installed. Timed
+with ``time.perf_counter`` medians instead of pytest-benchmark so that the command
+needs nothing beyond hpgfast itself. Peers that are not installed (yarl, requests)
+are left out and named (``missing_peers``). The cyclic GC stays on.
 """
 
 from __future__ import annotations
@@ -24,13 +26,62 @@ from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 from . import _codec_py, codec
-from ._ratios import RATIOS, SINGLE_RUN_JUDGED, Ratio
 from ._records import Message
 from ._sample import query_pairs, standard_batch, standard_send_reply, standard_status_reply
 from ._wire import ID_MAX_LENGTH, ID_SUFFIX_LENGTH
 from .codec import encode_params, encode_send
 
-__all__ = ["OPTIONAL_PEERS", "Row", "format_table", "missing_peers", "run"]
+__all__ = [
+    "CLAIMS", "OPTIONAL_PEERS", "SINGLE_RUN_JUDGED", "Claim", "Row", "format_table",
+    "missing_peers", "run",
+]
+
+
+class Claim(NamedTuple):
+    """A ratio hpgfast promises: ``peer median / subject median`` of one run.
+
+    "10x faster" is 10.0 and "within 5x of the floor" is 0.2.
+    """
+
+    group: str  # the case's group (the pytest-benchmark group in bench/)
+    subject: str  # what is claimed to be fast
+    peer: str  # what it is compared with
+    target: float  # the promise: peer/subject at least this
+    claim: str  # how the table words it
+
+
+#: The claims this command measures. bench/ measures them too, with more peers;
+#: docs/performance.md gives the figures.
+CLAIMS: tuple[Claim, ...] = (
+    Claim("encode-10k", "hpgfast", "urlencode", 30.0, "encode_send vs urllib.parse.urlencode"),
+    Claim("encode-10k", "hpgfast", "yarl", 5.0, "encode_send vs yarl's quoter per value"),
+    Claim("encode-10k", "hpgfast", "pure", 10.0, "encode_send vs the pure twin"),
+    Claim("parse-status-100k", "hpgfast", "split", 0.2, "parse_status vs bytes.split (floor)"),
+    Claim("parse-status-100k", "hpgfast", "pure", 10.0, "parse_status vs the pure twin"),
+    Claim("parse-send-100k", "hpgfast", "split", 1 / 3, "parse_send vs bytes.split (floor)"),
+    Claim("parse-send-100k", "hpgfast", "pure", 10.0, "parse_send vs the pure twin"),
+    Claim("parse-send-100k", "read", "split", 1 / 3, "read_send vs bytes.split (floor)"),
+    Claim("parse-status-100k", "read", "split", 0.25, "read_status vs bytes.split (floor)"),
+    Claim("parse-send-100k", "columns", "split", 1.0, "read_send_columns vs bytes.split"),
+    Claim("client-cpu-8k", "hpgfast", "requests", 8.0, "client CPU/msg vs requests, 8 KiB"),
+)
+
+#: The claims this command judges (its exit status), as (group, subject, peer):
+#: those a single run, each case timed back to back as the command does, meets by
+#: twice the target or more (docs/performance.md): encode_send and parse_status
+#: against the pure twin (34x and 25x against 10x) and the client's CPU against
+#: requests (16x against 8x). They fail when the compiled path is lost. The others
+#: are shown as information: met only in interleaved runs (parse_send, read_send
+#: against split: 8-9x its time back to back against 3x; yarl 3.3x against 5x in a
+#: wall-clock run), or by a margin one run on a busy machine erases (urlencode
+#: 32.6x against 30x, parse_status 4.2x split's time against 5x, read_status 2.3x
+#: against 4x, the columns 0.74x in one short pass against 1x, parse_send 16x the
+#: pure twin against 10x and 8.5x in a short run on the loaded machine).
+SINGLE_RUN_JUDGED: frozenset[tuple[str, str, str]] = frozenset({
+    ("encode-10k", "hpgfast", "pure"),
+    ("parse-status-100k", "hpgfast", "pure"),
+    ("client-cpu-8k", "hpgfast", "requests"),
+})
 
 #: Peers measured only when their package is installed: (group, peer) -> package.
 OPTIONAL_PEERS = {
@@ -42,12 +93,12 @@ OPTIONAL_PEERS = {
 class Row(NamedTuple):
     """One claim as measured here: ``value`` is the peer/hpgfast ratio of medians."""
 
-    ratio: Ratio
+    ratio: Claim
     value: float
 
     @property
     def judged(self) -> bool:
-        """Whether this run can judge the claim (``_ratios.SINGLE_RUN_JUDGED``)."""
+        """Whether this run can judge the claim (``SINGLE_RUN_JUDGED``)."""
         r = self.ratio
         return bool(r.target) and (r.group, r.subject, r.peer) in SINGLE_RUN_JUDGED
 
@@ -257,7 +308,7 @@ def run(
         if progress is not None:
             progress(f"{'client-cpu-8k':<20} {name:<10} {seconds * 1e6:10.2f} us/msg")
     rows = []
-    for ratio in RATIOS:
+    for ratio in CLAIMS:
         subject = medians.get((ratio.group, ratio.subject))
         peer = medians.get((ratio.group, ratio.peer))
         if subject and peer:

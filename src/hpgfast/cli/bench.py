@@ -43,8 +43,6 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.met for r in rows if r.judged) else EXIT_INCOMPLETE
 
 
-
-
 def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     """Add ``hpgfast bench`` to the subcommands ``sub``."""
     p = sub.add_parser(
@@ -53,8 +51,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "against their peers on this machine and compare with the claimed ratios. "
         "Peers whose package is not installed (yarl, requests) are named and left out. "
         "Only the claims a single run like this one meets by a wide margin decide the "
-        "exit status; the others (met in interleaved runs, see the README's "
-        "Performance section) are shown as information.",
+        "exit status; the others (met in interleaved runs, see docs/performance.md) "
+        "are shown as information.",
         epilog=exit_codes_help("bench"), formatter_class=formatter,
     )
     p.add_argument("--budget", type=float, default=2.0, help="seconds per case (default 2)")
