@@ -1,9 +1,10 @@
 """Reading a journal: counts, summaries, rows, costs, for reports and the command line.
 
-Strategy: reads only, each under the journal's mutex (one connection serves the
-sender's threads), so that a report can be made from any process while a sender
-runs (WAL readers do not block the writer). Rows are read in blocks by line, never
-all at once: a journal of millions of messages is reported on in constant memory.
+Strategy: reads only, apart from the writes, so that a report needs nothing but
+this and the file. Each read holds the journal's mutex, since one connection serves
+all of a process's threads; another process may read while a sender runs (in WAL
+mode readers do not block the writer). Rows are read in blocks by line, never all at
+once: a journal of millions of messages is reported on in constant memory.
 """
 
 from __future__ import annotations

@@ -191,8 +191,7 @@ def _new_meta() -> dict[str, str]:
 
 
 def _migrate(db: sqlite3.Connection, version: str) -> None:
-    """Bring a journal of ``version`` (one of ``_MIGRATIONS``) one version up, in ``db``'s
-    transaction."""
+    """One step up from ``version`` (one of ``_MIGRATIONS``), in ``db``'s transaction."""
     if version == "1":
         # 1 -> 2: the clientId prefix. Messages sent under version 1 carried
         # the client's own ids; from now on resends use the journal's. Those
