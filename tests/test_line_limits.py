@@ -21,9 +21,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "hpgfast"
 NOT_YET_SPLIT = {
     "_base.py": "_BaseClient.__init__ is 146 lines",
     "_codec_py.py": "the pure codec twin: 753 lines, encode_send 129",
-    "cli/_run.py": "send_journal is 141 lines",
-    "cli/send.py": "run is 146 lines",
-    "journal.py": "1274 lines",
 }
 
 

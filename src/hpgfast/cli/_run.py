@@ -3,7 +3,7 @@
 Strategy: the command line only parses settings and prints; the work is here, as
 functions over a ``Client`` (and a ``Journal``), so that ``hpgfast demo`` and the
 tests drive exactly the code users run. The journal's write order (see
-``hpgfast.journal``) is what makes a crash at any point safe: a chunk is marked
+``hpgfast.journal._send``) is what makes a crash at any point safe: a chunk is marked
 ``in_flight`` and committed before ``client.send()`` is called, its results are
 written after it returns.
 """
@@ -71,19 +71,12 @@ class SendOutcome:
         """Count one chunk's results."""
         for r in results:
             code = r[0] if r is not None else Code.UNKNOWN
-            if code == Code.OK:
-                self.states[State.ACCEPTED] += 1
-            elif code == Code.UNKNOWN:
-                self.states[State.UNKNOWN] += 1
-                if self.failure is None:
-                    self.failure = getattr(r, "error", None)
-            elif code == Code.NOT_SENT:
-                self.states[State.NOT_SENT] += 1
-                if self.failure is None:
-                    self.failure = getattr(r, "error", None)
-            else:
-                self.states[State.REJECTED] += 1
+            state = State.of(code)
+            self.states[state] += 1
+            if state == State.REJECTED:
                 self.rejected_by_code[code] += 1
+            elif state != State.ACCEPTED and self.failure is None:  # unknown, not sent
+                self.failure = getattr(r, "error", None)
 
     def earlier(self, written: Mapping[str, int]) -> None:
         """Take the journal's word on results it recorded ``accepted_earlier``.
@@ -325,105 +318,179 @@ def send_journal(
         resend_unknown=resend_unknown, resend_unknown_without_ids=resend_unknown_without_ids
     )
     start = time.perf_counter()
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpgfast-journal")
-    writing: Optional[Future[dict[str, int]]] = None
-
-    def drain() -> None:
-        nonlocal writing
-        if writing is not None:
-            done, writing = writing, None
-            outcome.earlier(done.result())
-        if results_file is not None:
-            results_file.release()  # what waited for the journal's word on it
-
+    run = _JournalRun(
+        client, journal, outcome, chunk=chunk, tick=tick, hook=hook, results_file=results_file
+    )
     try:
+        run.send_all()
+    finally:
+        try:
+            run.drain()
+        finally:
+            run.writer.shutdown(wait=True)
+            outcome.elapsed = time.perf_counter() - start
+    return outcome
+
+
+class _JournalRun:
+    """One ``send_journal`` run: the chunk loop, and what each way out of a send records.
+
+    Without a hook a chunk's results are written by a writer thread while the client
+    sends the next chunk; ``drain`` waits for that write, so the journal has one
+    chunk's results before the next one's go out. The same thread reads the next
+    chunk while the client sends.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        journal: Journal,
+        outcome: SendOutcome,
+        *,
+        chunk: int,
+        tick: Tick,
+        hook: Optional[JournalHook],
+        results_file: Optional[ResultsFile],
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.outcome = outcome
+        self.chunk = chunk
+        self.tick = tick
+        self.hook = hook
+        self.results_file = results_file
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpgfast-journal")
+        self.writing: Optional[Future[dict[str, int]]] = None
+
+    def send_all(self) -> None:
+        """Send chunk after chunk, until none is left or the run has to stop."""
+        journal, chunk = self.journal, self.chunk
         lines, messages = journal.next_chunk(chunk)
         while lines:
-            if hook is not None:
-                hook.concurrency = max(1, int(getattr(client, "concurrency", 1) or 1))
-                hook.arm(lines)
-            else:
-                journal.mark_in_flight(lines)
-            if results_file is not None:
-                results_file.arm(lines, messages)
-            upcoming = writer.submit(journal.next_chunk, chunk, after=lines[-1])
+            upcoming = self._hand_over(lines, messages)
             try:
-                results = client.send(messages)
+                results = self.client.send(messages)
             except MessageError as exc:
                 # Raised while planning: nothing of this batch left.
-                upcoming.result()
-                drain()
-                journal.settle_in_flight(lines, State.PENDING, code=None, reason=None)
-                if exc.index is None or not 0 <= exc.index < len(lines):
+                if not self._set_aside(exc, lines, messages, upcoming):
                     raise
-                journal.record_invalid(lines[exc.index], str(exc))
-                if results_file is not None:
-                    results_file.invalid(lines[exc.index], messages[exc.index], str(exc))
-                outcome.states[State.INVALID] += 1
                 lines, messages = journal.next_chunk(chunk, after=lines[0] - 1)
                 continue
             except JournalStorageError as exc:
                 # The journal cannot be written: nothing more can be recorded there;
                 # the results file still gets what the client knew.
-                if results_file is not None:
-                    results_file.settle(getattr(exc, "results", None))
+                if self.results_file is not None:
+                    self.results_file.settle(getattr(exc, "results", None))
                 raise
             except HPGError as exc:
                 upcoming.result()
-                drain()
-                carried = getattr(exc, "results", None)
-                written = _settle(journal, hook, lines, carried, f"send failed: {exc}")
-                if results_file is not None:
-                    results_file.settle(carried)
-                    results_file.release()
-                if carried is not None and len(carried) == len(lines):
-                    outcome.add(len(lines), carried)
-                    outcome.earlier(written)
-                else:
-                    outcome.states[State.UNKNOWN] += len(lines)
-                outcome.attempted += len(lines)
-                outcome.error = exc
+                self._stopped(exc, lines)
                 break
             except BaseException as exc:
                 # Interrupted (Ctrl-C, SIGTERM): the client's ``.results`` say what
                 # each message came to; only requests cut on the wire are unknown.
                 upcoming.cancel()
-                drain()
-                carried = getattr(exc, "results", None)
-                _settle(journal, hook, lines, carried, "interrupted while in flight")
-                if results_file is not None:
-                    results_file.settle(carried)
-                    results_file.release()
+                self._settle_cut(exc, lines, "interrupted while in flight")
                 raise
-            drain()  # the previous chunk's results are committed before the next send
-            outcome.add(len(lines), results)
-            if results_file is not None:
-                results_file.settle(results)
-            if hook is None:
-                writing = writer.submit(journal.record_results, lines, results)
-            else:
-                outcome.earlier(hook.flush(results))
-                if results_file is not None:
-                    results_file.release()
-            outcome.attempted += len(lines)
-            accepted = outcome.states[State.ACCEPTED]
-            other = outcome.attempted - accepted
-            tick(len(lines), f"accepted={accepted:,}" + (f" other={other:,}" if other else ""))
-            if outcome.states[State.NOT_SENT]:
-                down = _platform_down(results)
-                if down is not None:
-                    outcome.error = down
-                    upcoming.result()
-                    break
+            down = self._answered(lines, results)
+            if down is not None:
+                self.outcome.error = down
+                upcoming.result()
+                break
             lines, messages = upcoming.result()
-        drain()
-    finally:
-        try:
-            drain()
-        finally:
-            writer.shutdown(wait=True)
-            outcome.elapsed = time.perf_counter() - start
-    return outcome
+        self.drain()
+
+    def drain(self) -> None:
+        """Wait for the results being written; release what waited for them."""
+        if self.writing is not None:
+            done, self.writing = self.writing, None
+            self.outcome.earlier(done.result())
+        if self.results_file is not None:
+            self.results_file.release()  # what waited for the journal's word on it
+
+    def _hand_over(
+        self, lines: Sequence[int], messages: Sequence[Message]
+    ) -> Future[tuple[list[int], list[Message]]]:
+        """Make a chunk ready to go (``in_flight``, or the hook armed to mark it as it
+        goes); the next chunk is read meanwhile, and returned."""
+        if self.hook is not None:
+            self.hook.concurrency = max(1, int(getattr(self.client, "concurrency", 1) or 1))
+            self.hook.arm(lines)
+        else:
+            self.journal.mark_in_flight(lines)
+        if self.results_file is not None:
+            self.results_file.arm(lines, messages)
+        return self.writer.submit(self.journal.next_chunk, self.chunk, after=lines[-1])
+
+    def _answered(
+        self, lines: Sequence[int], results: Sequence[SendResult]
+    ) -> Optional[HPGError]:
+        """Record a chunk's results; returns the error when they say the platform is down."""
+        self.drain()  # the previous chunk's results are committed before the next send
+        outcome = self.outcome
+        outcome.add(len(lines), results)
+        if self.results_file is not None:
+            self.results_file.settle(results)
+        if self.hook is None:
+            self.writing = self.writer.submit(self.journal.record_results, lines, results)
+        else:
+            outcome.earlier(self.hook.flush(results))
+            if self.results_file is not None:
+                self.results_file.release()
+        outcome.attempted += len(lines)
+        accepted = outcome.states[State.ACCEPTED]
+        other = outcome.attempted - accepted
+        self.tick(len(lines), f"accepted={accepted:,}" + (f" other={other:,}" if other else ""))
+        return _platform_down(results) if outcome.states[State.NOT_SENT] else None
+
+    def _set_aside(
+        self,
+        exc: MessageError,
+        lines: Sequence[int],
+        messages: Sequence[Message],
+        upcoming: Future[tuple[list[int], list[Message]]],
+    ) -> bool:
+        """Put the chunk back to ``pending`` and make the message ``exc`` names ``invalid``.
+
+        Returns False when ``exc`` names none of the chunk's messages.
+        """
+        upcoming.result()
+        self.drain()
+        self.journal.settle_in_flight(lines, State.PENDING, code=None, reason=None)
+        if exc.index is None or not 0 <= exc.index < len(lines):
+            return False
+        self.journal.record_invalid(lines[exc.index], str(exc))
+        if self.results_file is not None:
+            self.results_file.invalid(lines[exc.index], messages[exc.index], str(exc))
+        self.outcome.states[State.INVALID] += 1
+        return True
+
+    def _stopped(self, exc: HPGError, lines: Sequence[int]) -> None:
+        """A send that failed for the whole run (auth, TLS, platform down): record it."""
+        carried, written = self._settle_cut(exc, lines, f"send failed: {exc}")
+        outcome = self.outcome
+        if carried is not None and len(carried) == len(lines):
+            outcome.add(len(lines), carried)
+            outcome.earlier(written)
+        else:
+            outcome.states[State.UNKNOWN] += len(lines)
+        outcome.attempted += len(lines)
+        outcome.error = exc
+
+    def _settle_cut(
+        self, exc: BaseException, lines: Sequence[int], reason: str
+    ) -> tuple[Optional[Sequence[SendResult]], dict[str, int]]:
+        """After a ``send()`` that raised: record what the client knew of the chunk.
+
+        Returns the results it carried (or None) and what their write did.
+        """
+        self.drain()
+        carried = getattr(exc, "results", None)
+        written = _settle(self.journal, self.hook, lines, carried, reason)
+        if self.results_file is not None:
+            self.results_file.settle(carried)
+            self.results_file.release()
+        return carried, written
 
 
 def send_plain(

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .._records import Message
 from .._term import escape
@@ -42,6 +42,9 @@ from ._input import (
 )
 from ._output import Progress, dump_json, table
 from ._results import ResultsFile
+
+if TYPE_CHECKING:  # for annotations; imported where used, as the rest of this module does
+    from ..journal import Journal
 
 
 def _single_rows(args: argparse.Namespace) -> list[tuple[int, Message]]:
@@ -212,8 +215,21 @@ def _send_exit(outcome: Any, complete: bool) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """``hpgfast send``."""
-    from ._run import JournalHook, load_journal, send_journal, send_plain
+    fmt = _check_args(args)
+    source = _Source(args, fmt, _encoding(args))
+    if args.file is None:
+        _single_rows(args)  # checked now, before anything is sent
+    if args.dry_run:
+        from ._costs import dry_run, shown_path
 
+        return dry_run(args, source.rows(), shown_path(args.file))
+    if args.journal is None:
+        return _send_unjournaled(args, source)
+    return _send_journaled(args, source)
+
+
+def _check_args(args: argparse.Namespace) -> Optional[str]:
+    """Refuse flags that do not go together; returns the input file's format."""
     if (args.file is None) == (args.to is None):
         raise UsageError("give --file PATH, or --to ADDRESS with --text TEXT")
     if args.to is not None and args.text is None:
@@ -222,116 +238,114 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--results needs a file (standard output gets the summary)")
     if args.file is not None:
         usage_file(args.file, "--file")
-    fmt = detect_format(args.file, args.format) if args.file is not None else None
-    encoding = _encoding(args)
-    if args.file is None:
-        _single_rows(args)  # checked now, before anything is sent
+    return detect_format(args.file, args.format) if args.file is not None else None
 
-    source = args.file  # without a journal, standard input is spooled to a file first
 
-    def rows(fingerprint: Optional[dict[str, str]] = None) -> Iterator[tuple[int, Message]]:
-        if source is None:
+class _Source:
+    """Where the messages come from: the flags (``--to``) or a file, read lazily."""
+
+    def __init__(self, args: argparse.Namespace, fmt: Optional[str], encoding: str) -> None:
+        self.args = args
+        self.fmt = fmt
+        self.encoding = encoding
+        #: The file read; without a journal, standard input is spooled to a file first.
+        self.path: Optional[str] = args.file
+
+    def rows(self, fingerprint: Optional[dict[str, str]] = None) -> Iterator[tuple[int, Message]]:
+        """The messages, numbered; ``fingerprint`` gets the file's as it is read."""
+        args = self.args
+        if self.path is None:
             return iter(_single_rows(args))
         return read_messages(
-            source,
-            fmt or "csv",
+            self.path,
+            self.fmt or "csv",
             name="<stdin>" if args.file == "-" else None,
             fingerprint=fingerprint,
-            encoding=encoding,
+            encoding=self.encoding,
             normalize_addresses=args.normalize_addresses,
             default_subject=_default_subject(args),
         )
 
-    if args.dry_run:
-        from ._costs import dry_run, shown_path
 
-        return dry_run(args, rows(), shown_path(args.file))
+def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
+    """Send without a journal: one message from the flags, or a file checked whole first."""
+    from ._run import send_plain
 
-    if args.journal is None:
-        if args.resend_unknown or args.resend_unknown_without_ids:
-            raise UsageError("--resend-unknown needs --journal")
-        spooled = spool_stdin() if args.file == "-" else None
+    if args.resend_unknown or args.resend_unknown_without_ids:
+        raise UsageError("--resend-unknown needs --journal")
+    spooled = spool_stdin() if args.file == "-" else None
+    if spooled is not None:
+        source.path = spooled
+    results_file: Optional[ResultsFile] = None
+    try:
+        if source.path is not None:
+            check_messages(source.rows())  # the whole input, before the first request
+        results_file = _open_results(args)
+        if source.path is not None:
+            _warn_unresumable(args)
+        with make_client(args, _subscribers(results_file)) as client:
+            if args.to is not None:
+                return _send_one(args, client, list(source.rows()), results_file)
+            with Progress(None, "sending", quiet=args.quiet or args.json) as progress:
+                outcome = send_plain(
+                    client, source.rows(), chunk=args.chunk,
+                    tick=progress.tick, results_file=results_file,
+                )
+    finally:
+        if results_file is not None:
+            results_file.close()
         if spooled is not None:
-            source = spooled
-        results_file: Optional[ResultsFile] = None
-        try:
-            if source is not None:
-                check_messages(rows())  # the whole input, before the first request
-            results_file = _open_results(args)
-            if source is not None:
-                _warn_unresumable(args)
-            with make_client(args, _subscribers(results_file)) as client:
-                if args.to is not None:
-                    single = list(rows())
-                    lines = [line for line, _ in single]
-                    messages = [m for _, m in single]
-                    if results_file is not None:
-                        results_file.arm(lines, messages)
-                    try:
-                        results = client.send(messages)
-                    except BaseException as exc:
-                        if results_file is not None:
-                            results_file.settle(getattr(exc, "results", None))
-                        raise
-                    if results_file is not None:
-                        results_file.settle(results)
-                    r = results[0]
-                    if args.json:
-                        dump_json({"code": r[0], "client_id": r[1], "provider_id": r[2],
-                                   "error": str(getattr(r, "error", None) or "") or None})
-                    else:
-                        print(table([(r[0], r[1], r[2])], ("code", "client id", "provider id")))
-                    error = getattr(r, "error", None)
-                    if r[0] in (Code.NOT_SENT, Code.UNKNOWN) and error is not None:
-                        if not args.json:
-                            print(f"{'not sent' if r[0] == Code.NOT_SENT else 'outcome unknown'}"
-                                  f": {escape(explain(error))}")
-                        return exit_for(error)
-                    return EXIT_OK if r[0] == Code.OK else EXIT_INCOMPLETE
-                with Progress(None, "sending", quiet=args.quiet or args.json) as progress:
-                    outcome = send_plain(
-                        client, rows(), chunk=args.chunk,
-                        tick=progress.tick, results_file=results_file,
-                    )
-        finally:
-            if results_file is not None:
-                results_file.close()
-            if spooled is not None:
-                os.unlink(spooled)
-        summary = _send_summary(outcome, None, None)
-        if args.json:
-            dump_json(summary)
-        else:
-            _print_send_summary(summary)
-        complete = outcome.states.get("accepted", 0) == outcome.attempted
-        return _send_exit(outcome, complete)
+            os.unlink(spooled)
+    _show_summary(args, _send_summary(outcome, None, None))
+    complete = outcome.states.get("accepted", 0) == outcome.attempted
+    return _send_exit(outcome, complete)
 
+
+def _send_one(
+    args: argparse.Namespace,
+    client: Any,
+    single: list[tuple[int, Message]],
+    results_file: Optional[ResultsFile],
+) -> int:
+    """Send the one message of ``--to`` and show its result; returns the exit code."""
+    lines = [line for line, _ in single]
+    messages = [m for _, m in single]
+    if results_file is not None:
+        results_file.arm(lines, messages)
+    try:
+        results = client.send(messages)
+    except BaseException as exc:
+        if results_file is not None:
+            results_file.settle(getattr(exc, "results", None))
+        raise
+    if results_file is not None:
+        results_file.settle(results)
+    r = results[0]
+    if args.json:
+        dump_json({"code": r[0], "client_id": r[1], "provider_id": r[2],
+                   "error": str(getattr(r, "error", None) or "") or None})
+    else:
+        print(table([(r[0], r[1], r[2])], ("code", "client id", "provider id")))
+    error = getattr(r, "error", None)
+    if r[0] in (Code.NOT_SENT, Code.UNKNOWN) and error is not None:
+        if not args.json:
+            print(f"{'not sent' if r[0] == Code.NOT_SENT else 'outcome unknown'}"
+                  f": {escape(explain(error))}")
+        return exit_for(error)
+    return EXIT_OK if r[0] == Code.OK else EXIT_INCOMPLETE
+
+
+def _send_journaled(args: argparse.Namespace, source: _Source) -> int:
+    """Send with a journal: load the input into it (once), then send what is left."""
     from ..journal import Journal
+    from ._run import JournalHook, send_journal
 
     quiet = args.quiet or args.json
     if args.file == "-":
-        _fingerprint(args, fmt)  # refused: standard input cannot be resumed
+        _fingerprint(args, source.fmt)  # refused: standard input cannot be resumed
     journal_path(args.journal, "--journal", existing=False)
     with Journal(args.journal, synchronous=args.journal_sync, lock=True) as journal:
-        if journal.loaded is None and args.file is not None:
-            # A new journal (or a load cut short): the input is read once, hashed
-            # while it is loaded, and bound before the load counts as finished.
-            journal.restart_load()
-            hashed: dict[str, str] = {}
-            with Progress(None, "journaling input", quiet=quiet) as progress:
-                total = load_journal(
-                    journal, rows(hashed), tick=lambda n, note: progress.update(n),
-                    transliterate=args.transliterate,
-                    bind=lambda: _fingerprint(args, fmt, hashed),
-                )
-        elif journal.loaded is None:
-            journal.bind(_fingerprint(args, fmt))
-            with Progress(None, "journaling input", quiet=quiet) as progress:
-                total = load_journal(journal, rows(), tick=lambda n, note: progress.update(n),
-                                     transliterate=args.transliterate)
-        else:
-            journal.bind(_fingerprint(args, fmt))
-            total = journal.loaded
+        total = _load_input(args, source, journal, quiet=quiet)
         counts = journal.counts()
         todo = counts["pending"] + counts["not_sent"]
         if args.resend_unknown or args.resend_unknown_without_ids:
@@ -357,11 +371,46 @@ def run(args: argparse.Namespace) -> int:
         summary = _send_summary(outcome, journal.summary(), total)
         final = journal.counts()
         complete = final["accepted"] + final["accepted_earlier"] == total
+    _show_summary(args, summary)
+    return _send_exit(outcome, complete)
+
+
+def _load_input(
+    args: argparse.Namespace, source: _Source, journal: Journal, *, quiet: bool
+) -> Optional[int]:
+    """Put the input in the journal, bound to its fingerprint; returns how many messages.
+
+    A journal already loaded is only bound to the input again (``bind`` refuses
+    another once anything was sent, and empties the journal while nothing was).
+    """
+    from ._run import load_journal
+
+    fmt = source.fmt
+    if journal.loaded is not None:
+        journal.bind(_fingerprint(args, fmt))
+        return journal.loaded
+    if args.file is not None:
+        # A new journal (or a load cut short): the input is read once, hashed
+        # while it is loaded, and bound before the load counts as finished.
+        journal.restart_load()
+        hashed: dict[str, str] = {}
+        with Progress(None, "journaling input", quiet=quiet) as progress:
+            return load_journal(
+                journal, source.rows(hashed), tick=lambda n, note: progress.update(n),
+                transliterate=args.transliterate,
+                bind=lambda: _fingerprint(args, fmt, hashed),
+            )
+    journal.bind(_fingerprint(args, fmt))
+    with Progress(None, "journaling input", quiet=quiet) as progress:
+        return load_journal(journal, source.rows(), tick=lambda n, note: progress.update(n),
+                            transliterate=args.transliterate)
+
+
+def _show_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
     if args.json:
         dump_json(summary)
     else:
         _print_send_summary(summary)
-    return _send_exit(outcome, complete)
 
 
 def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:

@@ -1,0 +1,76 @@
+"""A crash-safe journal of a bulk send: what went out, what came back, what was delivered.
+
+One SQLite file per send run; ``Journal`` is its interface. The code is split by
+concern, one module each, so that each can be read alone:
+
+- ``_schema``: the tables, the schema's versions and their migrations, the states;
+- ``_file``: opening the file by one name, the sender's lock, transactions, ``meta``;
+- ``_load``: binding the journal to an input and loading its messages;
+- ``_send``: the send loop's writes, and the order of writes that makes a crash at
+  any moment safe (the safety argument is that module's docstring);
+- ``_statuses``: delivery statuses, polled or pushed, and their history;
+- ``_reading``: counts, summaries, rows and costs for reports;
+- ``_errors``: the ``JournalError`` tree.
+
+``Journal`` is those parts together; each part is a subclass of the file's class,
+so every part reads and writes through the same connection, mutex and transactions.
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    JournalError,
+    JournalIdsNotRecorded,
+    JournalLocked,
+    JournalMismatch,
+    JournalStorageError,
+)
+from ._load import _Loading, file_fingerprint, message_costs
+from ._reading import ROW_COLUMNS as ROW_COLUMNS
+from ._reading import _Reading
+from ._schema import FINAL_STATES, SENDABLE_STATES, STATES, State
+from ._schema import FINAL_STATUS_CODES as FINAL_STATUS_CODES
+from ._schema import ID_LINE_LENGTH as ID_LINE_LENGTH
+from ._schema import ID_PREFIX_LENGTH as ID_PREFIX_LENGTH
+from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
+from ._send import _Sending
+from ._statuses import _Statuses
+
+# ``ROW_COLUMNS``, ``FINAL_STATUS_CODES``, ``SCHEMA_VERSION`` and the clientId lengths
+# (imported ``as`` themselves above) are public too, outside ``__all__`` as always.
+__all__ = [
+    "FINAL_STATES",
+    "SENDABLE_STATES",
+    "STATES",
+    "Journal",
+    "JournalError",
+    "JournalIdsNotRecorded",
+    "JournalLocked",
+    "JournalMismatch",
+    "JournalStorageError",
+    "State",
+    "file_fingerprint",
+    "message_costs",
+]
+
+
+class Journal(_Loading, _Sending, _Statuses, _Reading):
+    """A send run's journal in one SQLite file (created if missing).
+
+    Args:
+        path: the journal file; ``-wal`` and ``-shm`` files appear beside it. It
+            is opened by its real path (symlinks resolved); a file with more than
+            one hard link is refused. The file records the name it was last opened
+            by; while that name's ``-wal`` is there (its user was killed, or runs),
+            another name of the same file (a bind mount, a move) is refused.
+        synchronous: ``"FULL"`` (fsync on every commit: safe against power loss) or
+            ``"NORMAL"`` (safe against a killed process, not a power loss).
+        lock: take the sender's lock (``flock`` on the database file: its device
+            and inode, whatever the path): only one process may send with a journal
+            at a time. Readers (reports, the receiver) pass False.
+
+    Raises:
+        JournalLocked: ``lock`` and another process holds the lock.
+        JournalError: the file is not a journal (or of a newer schema), or it was
+            last opened by another name whose write-ahead log is still there.
+    """

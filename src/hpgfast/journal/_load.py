@@ -1,0 +1,216 @@
+"""Loading the input into the journal, and tying the journal to that input.
+
+Strategy: every input message is in the journal, ``pending``, before anything is
+sent (the first write in the order ``_send`` gives), so the send loop only ever
+reads the journal, and a resumed run sends from it, never from the input again. A
+load is written in batches (one transaction each) that resume where a crash cut
+them: lines already in the journal are skipped. Each message's cost in SMS segments
+goes in with it, in the same transaction. A journal is bound to the input's
+fingerprint (size, SHA-256, the settings that change what is sent), so that a
+changed input is refused once anything was sent, and simply replaces the old one
+while nothing was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Optional, Union
+
+from .._records import Message
+from ..exceptions import MessageError
+from ..sms import count_segments, transliterate_if_cheaper, transliterate_messages
+from ._errors import JournalMismatch
+from ._file import _JournalFile, log
+from ._schema import _write_meta
+
+_INSERT = (
+    "INSERT INTO messages (line, address, text, subject, client_id, params) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_COST = (
+    "INSERT OR REPLACE INTO costs (line, segments, encoding, transliterated) VALUES (?, ?, ?, ?)"
+)
+
+
+def file_fingerprint(path: Union[str, os.PathLike[str]]) -> dict[str, str]:
+    """``{"input_size": ..., "input_sha256": ...}`` of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(1 << 20)
+            if not block:
+                break
+            size += len(block)
+            digest.update(block)
+    return {"input_size": str(size), "input_sha256": digest.hexdigest()}
+
+
+def message_costs(
+    rows: Sequence[tuple[int, Message]], *, transliterate: bool = False
+) -> list[tuple[int, int, str, int]]:
+    """``(line, segments, encoding, transliterated)`` for each ``(line, message)``.
+
+    Counted on the text as it will be sent (with ``transliterate``, in Latin letters
+    where that saves segments, as ``Client(transliterate=True)`` sends it). A batch
+    goes through ``count_segments`` at once; a text that cannot be counted (a lone
+    surrogate) gets no row: the send loop marks it ``invalid`` and it is never sent.
+    """
+    messages = [m for _, m in rows]
+    try:
+        changed: Sequence[int] = ()
+        if transliterate:
+            messages, changed = transliterate_messages(messages)
+        counts = count_segments(messages)
+    except MessageError:
+        out = []
+        for line, message in rows:  # rare: find the bad texts one by one
+            try:
+                text, moved = message[1], False
+                if transliterate:
+                    text, moved = transliterate_if_cheaper(text)
+                (cost,) = count_segments([text])
+            except MessageError:
+                continue
+            out.append((line, cost[2], cost[0], int(moved)))
+        return out
+    moved_set = set(changed)
+    return [
+        (line, cost[2], cost[0], int(i in moved_set))
+        for i, ((line, _), cost) in enumerate(zip(rows, counts))
+    ]
+
+
+def _params_json(params: Any) -> Optional[str]:
+    if not params:
+        return None
+    pairs = params.items() if isinstance(params, Mapping) else params
+    return json.dumps(dict(pairs), ensure_ascii=False, separators=(",", ":"))
+
+
+def _anything_sent(db: sqlite3.Connection) -> bool:
+    """Whether any message ever went out (has an outcome row): then the input is kept."""
+    return db.execute("SELECT 1 FROM outcomes LIMIT 1").fetchone() is not None
+
+
+def _forget_input(db: sqlite3.Connection) -> None:
+    """Empty the loaded input and its fingerprint (only while nothing was sent)."""
+    db.execute("DELETE FROM messages")
+    db.execute("DELETE FROM meta WHERE key LIKE 'input:%' OR key = 'loaded'")
+
+
+class _Loading(_JournalFile):
+    """Binding the journal to an input and loading the input's messages."""
+
+    def bind(self, fingerprint: Mapping[str, str]) -> bool:
+        """Tie the journal to an input and its settings; returns True when it is new.
+
+        A journal already tied to a different fingerprint is refused, unless none of
+        its messages ever went out (all still ``pending``): then it is emptied and
+        rebound, since nothing was sent and so nothing can be sent twice.
+
+        Raises:
+            JournalMismatch: the fingerprint differs and messages were sent.
+        """
+        fingerprint = {f"input:{k}": str(v) for k, v in fingerprint.items()}
+        with self._transaction() as db:
+            old = {
+                str(k): str(v)
+                for k, v in db.execute("SELECT key, value FROM meta WHERE key LIKE 'input:%'")
+            }
+            if old == fingerprint:
+                return False
+            if old:
+                if _anything_sent(db):
+                    keys = set(old) | set(fingerprint)
+                    raise JournalMismatch(
+                        self.path,
+                        {
+                            k.partition(":")[2]: (old.get(k), fingerprint.get(k, ""))
+                            for k in keys
+                            if old.get(k) != fingerprint.get(k)
+                        },
+                    )
+                log.info("journal %s: input changed before anything was sent; rebinding", self.path)
+                _forget_input(db)
+            _write_meta(db, fingerprint)
+        return True
+
+    @property
+    def last_line(self) -> int:
+        """The highest line in the journal (0 when empty): loading resumes after it."""
+        with self._mutex:
+            row = self._db.execute("SELECT MAX(line) FROM messages").fetchone()
+        return int(row[0] or 0)
+
+    def load(
+        self,
+        rows: Iterable[tuple[int, Message]],
+        *,
+        batch: int = 10_000,
+        transliterate: bool = False,
+    ) -> int:
+        """Insert input messages (``pending``), ``batch`` per transaction; returns the count.
+
+        ``rows`` are ``(line, message)`` with increasing lines; lines already in the
+        journal are skipped, so a load cut short by a crash simply resumes. Call
+        ``finish_load(total)`` once the input is exhausted. Each message's segments
+        go into ``costs`` in the same transaction (see ``message_costs``), counted on
+        the text as it will be sent: with ``transliterate``, in Latin letters where
+        that saves segments.
+        """
+        start = self.last_line
+        # Lines up to here have their messages and counts in the journal: this
+        # load's earlier transactions wrote them, or an earlier load did.
+        kept = start
+        count = 0
+        buffer: list[tuple[Any, ...]] = []
+        batch_messages: list[tuple[int, Message]] = []
+
+        def flush() -> None:
+            nonlocal kept
+            costs = message_costs(batch_messages, transliterate=transliterate)
+            with self._transaction() as db:
+                # Counts left by a load this journal was rebound from (``bind``
+                # empties ``messages`` only) would be counted as this input's;
+                # those of the rows written since are this input's own.
+                db.execute("DELETE FROM costs WHERE line > ?", (kept,))
+                db.executemany(_INSERT, buffer)
+                db.executemany(_INSERT_COST, costs)
+            kept = buffer[-1][0]
+
+        for line, message in rows:
+            if line <= start:
+                continue
+            address, text, subject, client_id, params = message
+            buffer.append((line, address, text, subject, client_id, _params_json(params)))
+            batch_messages.append((line, message))
+            if len(buffer) >= batch:
+                flush()
+                count += len(buffer)
+                buffer.clear()
+                batch_messages.clear()
+        if buffer:
+            flush()
+            count += len(buffer)
+        return count
+
+    def restart_load(self) -> None:
+        """Empty a load that was cut short, so the input is read again from its start.
+
+        Only while nothing was sent (no outcome rows): the input's fingerprint is
+        computed while it is loaded, so a cut load has none to check a resumed one
+        against.
+        """
+        with self._transaction() as db:
+            if not _anything_sent(db):
+                _forget_input(db)
+
+    def finish_load(self, total: int) -> None:
+        """Record that the whole input (``total`` messages) is in the journal."""
+        with self._transaction() as db:
+            _write_meta(db, {"loaded": str(total)})

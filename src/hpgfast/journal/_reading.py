@@ -1,0 +1,159 @@
+"""Reading a journal: counts, summaries, rows, costs, for reports and the command line.
+
+Strategy: reads only, apart from the writes, so that a report needs nothing but
+this and the file. Each read holds the journal's mutex, since one connection serves
+all of a process's threads; another process may read while a sender runs (in WAL
+mode readers do not block the writer). Rows are read in blocks by line, never all at
+once: a journal of millions of messages is reported on in constant memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Optional
+
+from ._file import _JournalFile
+from ._schema import STATES, State
+
+#: Columns of ``rows()`` (and of ``hpgfast report --csv``).
+ROW_COLUMNS = (
+    "line",
+    "address",
+    "text",
+    "subject",
+    "client_id",
+    "params",
+    "state",
+    "provider_id",
+    "code",
+    "status",
+    "status_time",
+    "reason",
+    "updated_at",
+)
+
+
+class _Reading(_JournalFile):
+    """What the journal holds, read for reports: counts, summary, rows, costs."""
+
+    def counts(self) -> dict[str, int]:
+        """Messages per state (every state present, zeros included)."""
+        counts = dict.fromkeys(STATES, 0)
+        with self._mutex:
+            db = self._db
+            total = int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+            seen = 0
+            for state, n in db.execute("SELECT state, COUNT(*) FROM outcomes GROUP BY state"):
+                counts[str(state)] = counts.get(str(state), 0) + int(n)
+                seen += int(n)
+        counts[State.PENDING] += total - seen
+        return counts
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by state, rejections by code, delivery statuses, history size."""
+        with self._mutex:
+            db = self._db
+            by_code = {
+                str(code): int(n)
+                for code, n in db.execute(
+                    "SELECT code, COUNT(*) FROM outcomes WHERE state = ? GROUP BY code "
+                    "ORDER BY COUNT(*) DESC, code",
+                    (State.REJECTED,),
+                )
+            }
+            statuses = {
+                ("(none yet)" if status is None else str(status)): int(n)
+                for status, n in db.execute(
+                    "SELECT status, COUNT(*) FROM outcomes WHERE state = ? GROUP BY status "
+                    "ORDER BY COUNT(*) DESC, status",
+                    (State.ACCEPTED,),
+                )
+            }
+            changes = int(db.execute("SELECT COUNT(*) FROM status_history").fetchone()[0])
+            total = int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+        return {
+            "messages": total,
+            "loaded": self.loaded,
+            "states": self.counts(),
+            "rejected_by_code": by_code,
+            "statuses": statuses,
+            "status_changes": changes,
+        }
+
+    def rows(self, *, states: Optional[Iterable[str]] = None) -> Iterator[tuple[Any, ...]]:
+        """Every row (``ROW_COLUMNS``), in input order, read in blocks of 10,000."""
+        wanted = None if states is None else tuple(states)
+        after = 0
+        columns = ", ".join(ROW_COLUMNS)
+        while True:
+            query = f"SELECT {columns} FROM journal WHERE line > ?"
+            args: list[Any] = [after]
+            if wanted is not None:
+                query += f" AND state IN ({', '.join('?' for _ in wanted)})"
+                args.extend(wanted)
+            query += " ORDER BY line LIMIT 10000"
+            with self._mutex:
+                block = self._db.execute(query, args).fetchall()
+            if not block:
+                return
+            yield from block
+            after = block[-1][0]
+
+    def by_line(self, line: int) -> Optional[dict[str, Any]]:
+        """One row as a dict (``ROW_COLUMNS``), or None."""
+        with self._mutex:
+            row = self._db.execute(
+                f"SELECT {', '.join(ROW_COLUMNS)} FROM journal WHERE line = ?", (line,)
+            ).fetchone()
+        return None if row is None else dict(zip(ROW_COLUMNS, row))
+
+    def cost_totals(self) -> dict[str, Any]:
+        """Segments recorded in ``costs``: in all, by encoding and by state.
+
+        ``{"messages": counted, "segments": n, "transliterated": messages,
+        "by_encoding": {enc: {"messages", "segments"}}, "by_state": {state:
+        {"messages", "segments"}}}``; ``by_state`` has every state. Accepted segments
+        are what the platform bills. Messages without a ``costs`` row (a journal
+        made before costs were recorded, or a text that cannot be encoded) are not
+        counted: compare ``messages`` with the journal's.
+        """
+        by_state = {state: {"messages": 0, "segments": 0} for state in STATES}
+        by_encoding: dict[str, dict[str, int]] = {}
+        with self._mutex:
+            db = self._db
+            for state, n, segments in db.execute(
+                f"SELECT COALESCE(o.state, '{State.PENDING}'), COUNT(*), SUM(c.segments) "
+                "FROM costs AS c LEFT JOIN outcomes AS o ON o.line = c.line "
+                "GROUP BY 1"
+            ):
+                by_state[str(state)] = {"messages": int(n), "segments": int(segments or 0)}
+            for encoding, n, segments in db.execute(
+                "SELECT encoding, COUNT(*), SUM(segments) FROM costs GROUP BY encoding "
+                "ORDER BY encoding"
+            ):
+                by_encoding[str(encoding)] = {"messages": int(n), "segments": int(segments or 0)}
+            changed = int(
+                db.execute("SELECT COUNT(*) FROM costs WHERE transliterated").fetchone()[0]
+            )
+        return {
+            "messages": sum(v["messages"] for v in by_encoding.values()),
+            "segments": sum(v["segments"] for v in by_encoding.values()),
+            "transliterated": changed,
+            "by_encoding": by_encoding,
+            "by_state": by_state,
+        }
+
+    def costs_between(self, first: int, last: int) -> dict[int, tuple[int, str, bool]]:
+        """``{line: (segments, encoding, transliterated)}`` for lines ``first..last``."""
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT line, segments, encoding, transliterated FROM costs "
+                "WHERE line BETWEEN ? AND ?",
+                (first, last),
+            ).fetchall()
+        return {int(r[0]): (int(r[1]), str(r[2]), bool(r[3])) for r in rows}
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` answer (``"ok"`` when sound)."""
+        with self._mutex:
+            return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])

@@ -1,0 +1,221 @@
+"""What a journal file holds: its tables, its schema's versions, the states of a row.
+
+Strategy: the layout on disk written down once, here, with the steps that bring an
+older file up to it, so that every other part of the journal names the same tables
+and states, and a change of layout is a change of this module and a migration.
+
+``messages`` holds the input as read, one row per input message keyed by its 1-based
+number in the input (``line``), written once; ``outcomes`` holds each message's
+state, provider id, code, delivery status, status time, reason and update time, in
+narrow rows (so the two state changes of every message rewrite few pages); the
+``journal`` view joins them into one row per message (no outcome row yet means
+``pending``). ``meta`` holds the input's fingerprint (size, SHA-256, the settings that
+change what is sent), the schema version, the journal's clientId prefix and the name
+the file was last opened by (see ``_file``). ``costs`` holds what each message costs
+in SMS segments; ``status_history`` every delivery status change (see ``_statuses``).
+The states and the order in which the send loop writes them are in ``_send``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Iterable, Mapping
+
+from .._wire import ID_ALPHABET, Code
+
+SCHEMA_VERSION = "2"
+#: Versions this code opens, each with the step that brings it to the next.
+#: 1 -> 2: a clientId prefix per journal (``id_prefix`` in meta); the schema of the
+#: tables is unchanged, so the step only adds the prefix.
+_MIGRATIONS = ("1",)
+
+#: Random characters of a journal's clientId prefix (65 bits of [0-9A-Za-z]).
+ID_PREFIX_LENGTH = 11
+#: Characters of the line number after it: 11 + 9 = 20, the protocol's maximum.
+ID_LINE_LENGTH = 9
+
+
+class State:
+    """The states of a journal row (see ``hpgfast.journal._send`` for the machine)."""
+
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+    NOT_SENT = "not_sent"
+    INVALID = "invalid"
+    #: Resent after an unknown outcome and answered ``error-id-not-unique`` for the
+    #: clientId the journal made for it: the platform accepted it the first time.
+    ACCEPTED_EARLIER = "accepted_earlier"
+
+    @staticmethod
+    def of(code: str) -> str:
+        """The state a SEND result's code puts its message in, by the code alone."""
+        if code == Code.OK:
+            return State.ACCEPTED
+        if code == Code.UNKNOWN:
+            return State.UNKNOWN
+        if code == Code.NOT_SENT:
+            return State.NOT_SENT
+        return State.REJECTED
+
+
+#: Every state, in the order summaries show them.
+STATES = (
+    State.PENDING,
+    State.IN_FLIGHT,
+    State.ACCEPTED,
+    State.ACCEPTED_EARLIER,
+    State.REJECTED,
+    State.UNKNOWN,
+    State.NOT_SENT,
+    State.INVALID,
+)
+#: States a send run picks up (``unknown`` too when the user asks to resend it).
+SENDABLE_STATES = (State.PENDING, State.NOT_SENT)
+#: States a message never leaves.
+FINAL_STATES = frozenset(
+    (State.ACCEPTED, State.ACCEPTED_EARLIER, State.REJECTED, State.INVALID)
+)
+
+#: Non-``ok`` STATUS codes that are an answer about the message, not a failed query:
+#: recorded in ``status`` and treated as final.
+FINAL_STATUS_CODES = frozenset((Code.ERROR_PROVIDER_ID_UNKNOWN,))
+
+
+def _final_status_sql(final_statuses: Iterable[str]) -> str:
+    """``(status IS NULL OR lower(status) NOT IN (...))``: not final, in any case.
+
+    Statuses are data (``Client(final_statuses=...)``); each must be a plain token
+    (the wire's code characters), so it can stand in SQL as a literal.
+    """
+    names = sorted({s.lower() for s in final_statuses} | FINAL_STATUS_CODES)
+    for name in names:
+        if not name or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in name):
+            raise ValueError(f"not a status name: {name!r}")
+    listed = ", ".join(f"'{n}'" for n in names)
+    return f"(status IS NULL OR lower(status) NOT IN ({listed}))"
+
+# Two tables: the input as read (written once, never changed) and each message's
+# outcome (narrow rows, so that the two state changes of every message rewrite few
+# pages). An outcome row exists from the moment a message first goes in flight; no
+# row means pending. The ``journal`` view joins them into one row per message.
+_META_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+_SCHEMA = _META_SCHEMA + f"""
+CREATE TABLE IF NOT EXISTS messages (
+    line      INTEGER PRIMARY KEY,   -- 1-based number of the message in the input
+    address   TEXT NOT NULL,
+    text      TEXT NOT NULL,
+    subject   TEXT,
+    client_id TEXT,
+    params    TEXT                   -- JSON object of extra parameters, or NULL
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    line          INTEGER PRIMARY KEY REFERENCES messages(line),
+    state         TEXT NOT NULL,
+    provider_id   TEXT,
+    code          TEXT,              -- the platform's code, or not-sent / unknown
+    status        TEXT,              -- the last delivery status seen
+    status_time   TEXT,              -- when that status began (platform's clock)
+    reason        TEXT,              -- why: undelivered reason, invalid input, ...
+    status_source TEXT,              -- poll or push
+    updated_at    REAL NOT NULL      -- Unix time of the row's last change
+);
+CREATE VIEW IF NOT EXISTS journal AS
+    SELECT m.line, m.address, m.text, m.subject, m.client_id, m.params,
+           COALESCE(o.state, '{State.PENDING}') AS state, o.provider_id, o.code,
+           o.status, o.status_time, o.reason, o.status_source, o.updated_at
+    FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line;
+-- Messages sent before the journal recorded clientIds (schema 1) and in flight or
+-- unknown when it was migrated: their first clientId is not known, so a resend under
+-- the journal's own id could be accepted twice. Filled once, by the migration.
+CREATE TABLE IF NOT EXISTS ids_not_recorded (
+    line INTEGER PRIMARY KEY             -- messages.line
+);
+CREATE TABLE IF NOT EXISTS status_history (
+    id          INTEGER PRIMARY KEY,
+    line        INTEGER NOT NULL,
+    provider_id TEXT NOT NULL,
+    status      TEXT,
+    status_time TEXT,
+    reason      TEXT,
+    source      TEXT,
+    recorded_at REAL NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS outcomes_status_change
+AFTER UPDATE OF status, status_time ON outcomes
+WHEN NEW.status IS NOT OLD.status OR NEW.status_time IS NOT OLD.status_time
+BEGIN
+    INSERT INTO status_history (line, provider_id, status, status_time, reason, source,
+                                recorded_at)
+    VALUES (NEW.line, NEW.provider_id, NEW.status, NEW.status_time, NEW.reason,
+            NEW.status_source, NEW.updated_at);
+END;
+"""
+
+# What each message costs, for reconciling an invoice: its SMS segments, the encoding
+# they are counted in and whether the text goes out transliterated (``send
+# --transliterate``: the count is then that of the Latin text). A table of its own,
+# written in the load's transactions, so the schema of the others stays as it is; a
+# journal made before it has no rows here, and the totals say how many are counted.
+_COSTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS costs (
+    line           INTEGER PRIMARY KEY,  -- messages.line
+    segments       INTEGER NOT NULL,
+    encoding       TEXT NOT NULL,        -- gsm7 or ucs2
+    transliterated INTEGER NOT NULL      -- 1: counted (and sent) in Latin letters
+);
+"""
+
+
+def _create_tables(db: sqlite3.Connection) -> None:
+    """Make the tables a journal of this schema has (those it has already are kept)."""
+    db.executescript(_SCHEMA)
+    db.executescript(_COSTS_SCHEMA)
+
+
+def _write_meta(db: sqlite3.Connection, values: Mapping[str, str]) -> None:
+    db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items())
+
+
+def _new_meta() -> dict[str, str]:
+    """The meta entries a new journal starts with: its schema and its clientId prefix."""
+    return {"schema_version": SCHEMA_VERSION, "id_prefix": _new_id_prefix()}
+
+
+def _migrate(db: sqlite3.Connection, version: str) -> None:
+    """One step up from ``version`` (one of ``_MIGRATIONS``), in ``db``'s transaction."""
+    if version == "1":
+        # 1 -> 2: the clientId prefix. Messages sent under version 1 carried
+        # the client's own ids; from now on resends use the journal's. Those
+        # whose outcome is open (in flight, unknown) may have reached the
+        # platform under an id nobody recorded: a resend under the journal's
+        # id would not be refused as a repeat. They are kept by line.
+        db.execute(
+            "INSERT OR IGNORE INTO ids_not_recorded (line) SELECT o.line "
+            "FROM outcomes AS o JOIN messages AS m ON m.line = o.line "
+            "WHERE m.client_id IS NULL AND o.state IN (?, ?)",
+            (State.IN_FLIGHT, State.UNKNOWN),
+        )
+        _write_meta(db, {"schema_version": "2", "id_prefix": _new_id_prefix()})
+
+
+def _new_id_prefix() -> str:
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_PREFIX_LENGTH))
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 62)
+        digits.append(ID_ALPHABET[digit])
+    if number:
+        raise ValueError("line number too large for a clientId")
+    return "".join(reversed(digits))

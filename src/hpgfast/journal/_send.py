@@ -1,0 +1,297 @@
+"""The send loop's writes: what went out, and what came back, in a crash-safe order.
+
+Strategy: the journal is one SQLite file in WAL mode (see ``_schema`` for its
+tables). The send loop moves each message through a small state machine, and the
+order of the writes is the whole safety argument:
+
+1. every input message is inserted as ``pending`` (batches of 10,000 rows per
+   transaction) before anything is sent (``_load``);
+2. a chunk of rows is marked ``in_flight`` in one transaction, which is committed
+   *before* the chunk is handed to the client;
+3. the chunk's results are written in one transaction after the client returns.
+
+A process killed at any moment therefore leaves every message either ``pending``
+(never handed to the client: safe to send), ``in_flight`` (may have reached the
+platform: becomes ``unknown`` on resume and is not sent again unless the user
+asks), or in a result state. SQLite's WAL commit is atomic, and a commit that
+returned is in the operating system's cache before the next request leaves, so
+``kill -9`` loses nothing that was committed. ``synchronous=FULL`` (the default)
+also fsyncs the WAL on every commit, so a power loss cannot undo an ``in_flight``
+mark either (with ``NORMAL`` it could, and the message would be sent again).
+Writes are batched per chunk, so the journal costs a few transactions per few
+thousand messages.
+
+States::
+
+    pending --> in_flight --> accepted   (code ok, provider_id set)
+       ^            |    \\--> rejected   (a platform code other than ok)
+       |            |     \\-> not_sent   (the request never left: sent again on resume)
+       |            \\-------> unknown    (no reply line, or the process died)
+       +-- not_sent, and unknown with resend_unknown=True
+    pending --> invalid   (the message cannot be encoded as given; never sent)
+    unknown --> pending --> in_flight --> accepted_earlier
+                (resent with the clientId the journal made for it, and answered
+                error-id-not-unique on its own reply line: it was accepted before)
+
+Every message without a clientId of its own is sent with one the journal makes:
+the journal's random prefix (11 characters of ``[0-9A-Za-z]``, 65 bits, drawn once
+and kept in ``meta``) and the message's line in base 62 (9 characters): 20
+characters, the same on every resend. A platform that enforces unique clientIds
+then refuses a resend of a message it already has, instead of sending a second SMS.
+A journal of schema 1 kept no clientIds: its messages open (in flight, unknown) at
+the migration are listed in ``ids_not_recorded``, and resending them (under a new
+id) takes ``resend_unknown_without_ids`` (see ``Journal.recover``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from typing import Optional
+
+from .._records import Message, SendResult
+from .._wire import Code
+from ..exceptions import RequestRejected
+from ._errors import JournalError, JournalIdsNotRecorded
+from ._file import _JournalFile, log
+from ._schema import State
+
+_SENDABLE_SQL = f"('{State.PENDING}', '{State.NOT_SENT}')"
+
+_RESULT = "UPDATE outcomes SET state = ?, code = ?, provider_id = ?, updated_at = ? WHERE line = ?"
+
+
+def _settle_in_flight_rows(
+    db: sqlite3.Connection,
+    state: str,
+    code: Optional[str],
+    reason: Optional[str],
+    now: float,
+    lines: Optional[Sequence[int]] = None,
+) -> int:
+    """Move the rows ``in_flight`` (those among ``lines``, or all) to ``state``."""
+    query = "UPDATE outcomes SET state = ?, code = ?, reason = ?, updated_at = ? WHERE "
+    if lines is None:
+        return db.execute(
+            query + "state = ?", (state, code, reason, now, State.IN_FLIGHT)
+        ).rowcount
+    return db.execute(
+        query + "line BETWEEN ? AND ? AND state = ?",
+        (state, code, reason, now, lines[0], lines[-1], State.IN_FLIGHT),
+    ).rowcount
+
+
+class _Sending(_JournalFile):
+    """The send loop's reads and writes: recovery, chunks, marks and results."""
+
+    def recover(
+        self, *, resend_unknown: bool = False, resend_unknown_without_ids: bool = False
+    ) -> dict[str, int]:
+        """Settle what a previous run left: call once before sending; returns counts.
+
+        Rows ``in_flight`` (the previous process died with their request out) become
+        ``unknown``. With ``resend_unknown`` every ``unknown`` row goes back to
+        ``pending``: the user accepts that some recipients may get a second SMS (a
+        platform that refuses repeated clientIds refuses those it has, since a
+        message is resent with the clientId it went out with).
+
+        Raises:
+            JournalIdsNotRecorded: ``resend_unknown`` and some unknown messages went
+                out before the journal recorded clientIds (a journal migrated from
+                schema 1): a resend would carry a new id. Nothing is changed.
+                ``resend_unknown_without_ids`` (which implies ``resend_unknown``)
+                resends them all the same.
+        """
+        resend_unknown = resend_unknown or resend_unknown_without_ids
+        now = time.time()
+        with self._transaction() as db:
+            lost = _settle_in_flight_rows(
+                db, State.UNKNOWN, Code.UNKNOWN, "in flight when the sender stopped", now
+            )
+            resent = 0
+            if resend_unknown and not resend_unknown_without_ids:
+                unrecorded = [
+                    int(r[0])
+                    for r in db.execute(
+                        "SELECT o.line FROM outcomes AS o JOIN ids_not_recorded AS n "
+                        "ON n.line = o.line WHERE o.state = ? ORDER BY o.line",
+                        (State.UNKNOWN,),
+                    )
+                ]
+                if unrecorded:  # raised inside the transaction: it is rolled back
+                    raise JournalIdsNotRecorded(self.path, unrecorded)
+            if resend_unknown:
+                resent = db.execute(
+                    "UPDATE outcomes SET state = ?, reason = ?, updated_at = ? WHERE state = ?",
+                    (State.PENDING, "unknown: sent again (resend_unknown)", now, State.UNKNOWN),
+                ).rowcount
+        if lost:
+            log.warning("journal %s: %d messages were in flight; now unknown", self.path, lost)
+        return {"in_flight_to_unknown": lost, "unknown_to_pending": resent}
+
+    def next_chunk(self, size: int, *, after: int = 0) -> tuple[list[int], list[Message]]:
+        """The next up to ``size`` sendable rows after line ``after``, as (lines, messages).
+
+        Empty lists when there are none. Rows are in input order.
+        """
+        query = (
+            "SELECT m.line, m.address, m.text, m.subject, m.client_id, m.params "
+            "FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line "
+            f"WHERE m.line > ? AND (o.state IS NULL OR o.state IN {_SENDABLE_SQL}) "
+            "ORDER BY m.line LIMIT ?"
+        )
+        with self._mutex:
+            rows = self._db.execute(query, (after, size)).fetchall()
+        loads = json.loads
+        made = self.made_id
+        lines = [r[0] for r in rows]
+        messages = [
+            Message(
+                r[1], r[2], r[3], made(r[0]) if r[4] is None else r[4],
+                None if r[5] is None else loads(r[5]),
+            )
+            for r in rows
+        ]
+        return lines, messages
+
+    def mark_in_flight(self, lines: Sequence[int]) -> None:
+        """Mark a chunk ``in_flight`` and commit: call before handing it to the client.
+
+        ``lines`` must be consecutive lines one ``next_chunk()`` gave (ascending);
+        the sender's lock guarantees no other process changed them since.
+        """
+        if lines:
+            self.advance(lines, ())
+
+    def advance(
+        self,
+        in_flight: Sequence[int],
+        finished: Iterable[tuple[Sequence[int], Sequence[SendResult]]],
+    ) -> dict[str, int]:
+        """In one transaction: write ``finished`` results, mark ``in_flight`` lines.
+
+        What a sender does before a request leaves: the results of requests that
+        ended since the last commit, and the next lines to go out, one commit
+        (one fsync with ``synchronous=FULL``) for both. Returns the result counts.
+        """
+        now = time.time()
+        counts: dict[str, int] = {}
+        with self._transaction() as db:
+            for lines, results in finished:
+                for state, n in self._write_results(db, lines, results, now).items():
+                    counts[state] = counts.get(state, 0) + n
+            if in_flight:
+                self._mark(db, in_flight, now)
+        return counts
+
+    def _mark(self, db: sqlite3.Connection, lines: Sequence[int], now: float) -> None:
+        first, last = lines[0], lines[-1]
+        changed = db.execute(
+            "UPDATE outcomes SET state = ?, updated_at = ? "
+            f"WHERE line BETWEEN ? AND ? AND state IN {_SENDABLE_SQL}",
+            (State.IN_FLIGHT, now, first, last),
+        ).rowcount
+        changed += db.execute(
+            "INSERT INTO outcomes (line, state, updated_at) "
+            "SELECT m.line, ?, ? FROM messages AS m WHERE m.line BETWEEN ? AND ? "
+            "AND NOT EXISTS (SELECT 1 FROM outcomes AS o WHERE o.line = m.line)",
+            (State.IN_FLIGHT, now, first, last),
+        ).rowcount
+        if changed != len(lines):  # pragma: no cover - only if the lock was bypassed
+            raise JournalError(
+                f"journal {self.path}: {changed} rows would go in flight, expected "
+                f"{len(lines)}; is another process sending with it?"
+            )
+
+    def record_results(self, lines: Sequence[int], results: Sequence[SendResult]) -> dict[str, int]:
+        """Write a chunk's results (the client's, in input order) in one transaction.
+
+        ``ok`` -> accepted, ``unknown`` -> unknown, ``not-sent`` -> not_sent, any other
+        code -> rejected; except that a result the client made up for a request the
+        platform refused *as a whole* (``error-auth``, ``error-syntax`` as a single
+        line: its ``error`` is a ``RequestRejected``) -> not_sent, code kept: the
+        platform took none of it, so sending it again after a fix is safe.
+        Returns how many rows went to each state.
+        """
+        with self._transaction() as db:
+            return self._write_results(db, lines, results, time.time())
+
+    def _write_results(
+        self,
+        db: sqlite3.Connection,
+        lines: Sequence[int],
+        results: Sequence[SendResult],
+        now: float,
+    ) -> dict[str, int]:
+        if len(lines) != len(results):
+            raise ValueError(f"{len(lines)} lines but {len(results)} results")
+        counts: dict[str, int] = {}
+        params = []
+        earlier: list[tuple[int, str]] = []
+        accepted = State.ACCEPTED
+        state_of = State.of
+        plain = SendResult
+        for line, r in zip(lines, results):
+            if r is None:  # defensive: a result the client never filled
+                state, code, provider_id = State.UNKNOWN, Code.UNKNOWN, None
+            else:
+                code = r[0]
+                provider_id = r[2]
+                state = accepted if code == "ok" else state_of(code)
+                whole_request = type(r) is not plain and isinstance(
+                    getattr(r, "error", None), RequestRejected
+                )
+                if state == State.REJECTED and whole_request:
+                    state = State.NOT_SENT
+                elif (
+                    code == Code.ERROR_ID_NOT_UNIQUE
+                    and not whole_request
+                    and r[1] == self.made_id(line)
+                ):
+                    # Its own reply line, for the id the journal made: accepted
+                    # earlier if the journal had it in flight or unknown (checked below).
+                    earlier.append((line, code))
+                    continue
+            counts[state] = counts.get(state, 0) + 1
+            params.append((state, code, provider_id, now, line))
+        db.executemany(_RESULT, params)
+        for line, code in earlier:
+            state = State.ACCEPTED_EARLIER
+            if not db.execute(
+                "UPDATE outcomes SET state = ?, code = ?, provider_id = NULL, reason = ?, "
+                # (or already recorded so: the same results may be written twice)
+                "updated_at = ? WHERE line = ? AND (code = ? OR state = ?) AND EXISTS "
+                "(SELECT 1 FROM messages AS m WHERE m.line = outcomes.line "
+                "AND m.client_id IS NULL)",
+                (state, code, "the platform had this clientId: accepted by an earlier "
+                 "send whose outcome was unknown", now, line, Code.UNKNOWN, state),
+            ).rowcount:
+                state = State.REJECTED
+                db.execute(_RESULT, (state, code, None, now, line))
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
+    def record_invalid(self, line: int, reason: str) -> None:
+        """Mark one message ``invalid``: it cannot be encoded as given and is never sent."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO outcomes (line, state, reason, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (line) DO UPDATE SET state = excluded.state, "
+                "reason = excluded.reason, updated_at = excluded.updated_at",
+                (line, State.INVALID, reason, time.time()),
+            )
+
+    def settle_in_flight(
+        self, lines: Sequence[int], state: str, *, code: Optional[str], reason: Optional[str]
+    ) -> int:
+        """Move a chunk's rows still ``in_flight`` to ``state``; returns how many moved.
+
+        For a send that raised: back to ``pending`` when certainly nothing left (bad
+        input found before sending), or ``unknown`` when the outcome is not known.
+        """
+        if not lines:
+            return 0
+        with self._transaction() as db:
+            return _settle_in_flight_rows(db, state, code, reason, time.time(), lines)
