@@ -24,6 +24,7 @@ from hpgfast import (
     HTTPStatusError,
     Message,
     RequestTooLarge,
+    Settings,
     TLSError,
     TransportError,
 )
@@ -38,7 +39,6 @@ from hpgfast.core import (
     Reply,
     RequestFinished,
     RequestStarting,
-    RetryPolicy,
     SendFailure,
     StatusFailure,
     Subscriber,
@@ -47,23 +47,33 @@ from hpgfast.core import (
 SRC = Path(__file__).resolve().parent.parent / "src" / "hpgfast" / "core"
 
 
-def exchange(retries: int = 2, subscribers: tuple[Subscriber, ...] = ()) -> Exchange:
+def exchange(
+    retries: int = 2, subscribers: tuple[Subscriber, ...] = (), **settings: Any
+) -> Exchange:
+    """The test exchange; ``settings``: others than the defaults below."""
+    fields: dict[str, Any] = {
+        "client_ids": False,  # the platform answers with indexes: replies are easy to write
+        **settings,
+    }
     return Exchange(
-        origin="http://platform.test",
-        path="/CLIENT/connectorX/",
-        login="CLIENT",
-        password="S3cret!",
-        login_param="login",
-        password_param="password",
-        extra_params=None,
-        max_request_bytes=8192,
-        max_batch=2,
-        default_subject="SHOP",
-        quote_brackets=False,
-        status_tz=None,
-        policy=RetryPolicy(retries=retries, backoff=0.5, backoff_max=1.0),
-        subscribers=subscribers,
-        client_ids=False,  # the platform answers with indexes: replies are easy to write
+        Settings(
+            "http://platform.test/CLIENT/connectorX/",
+            "CLIENT",
+            "S3cret!",
+            login_param="login",
+            password_param="password",
+            extra_params=None,
+            max_request_bytes=8192,
+            max_batch=2,
+            default_subject="SHOP",
+            quote_brackets=False,
+            status_tz=None,
+            retries=retries,
+            backoff=0.5,
+            backoff_max=1.0,
+            subscribers=subscribers,
+            **fields,
+        )
     )
 
 
@@ -283,8 +293,7 @@ def test_429_retry_after_is_capped_and_falls_back_to_backoff() -> None:
 
 
 def test_429_without_retry_on_429_is_unknown_for_send() -> None:
-    ex = exchange()
-    ex.retry_on_429 = False
+    ex = exchange(retry_on_429=False)
     batch = ex.batch("send", MESSAGES, None)
     request = batch.next(0.0)
     assert request is not None and batch.begin(request, 0.0)
@@ -439,8 +448,7 @@ ID_SHAPE = re.compile(r"^[0-9A-Za-z]{20}$")
 
 
 def test_made_ids_are_unique_across_requests_and_stale_index_replies_never_match() -> None:
-    ex = exchange()
-    ex.client_ids = True
+    ex = exchange(client_ids=True)
     batch = ex.batch("send", [*MESSAGES, Message("79030000009", "own", None, "my-id-1")], None)
     seen: list[str] = []
     while (request := batch.next(0.0)) is not None:
