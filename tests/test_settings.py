@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import pickle
+import time
 from datetime import timedelta, timezone
 from typing import Any
 
@@ -20,8 +21,10 @@ import pytest
 
 from hostile_types import OddFloat, OddInt
 from hpgfast import AsyncClient, Client, Code, Message, MessageError, Settings
+from hpgfast._base import INTERRUPT_GRACE
 from hpgfast.core import Exchange, Reply
 from hpgfast.emulator import Emulator
+from transports import interrupt_soon
 
 CLIENTS = (Client, AsyncClient)
 URL = "http://127.0.0.1:1/CLIENT/connectorX/"
@@ -281,3 +284,23 @@ def test_a_sealed_batch_cuts_what_is_on_the_wire_and_changes_no_more() -> None:
         batch.finish()
     codes = [r.code for r in info.value.results]  # type: ignore[attr-defined]
     assert codes == [Code.UNKNOWN, Code.NOT_SENT, Code.NOT_SENT]
+
+
+@pytest.mark.usefixtures("transport")  # ``Client`` is either client here
+def test_an_interrupt_at_concurrency_4_gives_the_wire_one_grace_in_both_clients() -> None:
+    # Before, the async client cut its tasks after the grace, and each cut task
+    # then waited a grace of its own: twice INTERRUPT_GRACE in all.
+    four = [Message(f"7903000000{i}", f"text {i}", "SHOP") for i in range(4)]
+    with Emulator(latency=INTERRUPT_GRACE + 2) as emu:
+        with Client(emu.url, emu.login, emu.password, max_batch=1, concurrency=4) as client:
+            thread = interrupt_soon(client, 0.5)
+            started = time.monotonic()
+            try:
+                with pytest.raises(KeyboardInterrupt) as info:
+                    client.send(four)
+            finally:
+                thread.join()
+            took = time.monotonic() - started - 0.5
+            results = info.value.results  # type: ignore[attr-defined]
+            assert [r.code for r in results] == [Code.UNKNOWN] * 4
+            assert INTERRUPT_GRACE - 0.2 < took < INTERRUPT_GRACE + 1.0

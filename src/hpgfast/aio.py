@@ -469,9 +469,14 @@ class AsyncClient(BaseClient):
         if cancelled is not None:
             # The grace period: the batch stops, but the reply to what was sent may
             # still come and say what became of its messages. A second
-            # cancellation cuts it at once.
+            # cancellation cuts it at once, and so does a sealed batch: its grace
+            # (_wind_down's) is over.
             batch.stop(cancelled)
-            if isinstance(cancelled, asyncio.CancelledError) and not reader.done:
+            if (
+                isinstance(cancelled, asyncio.CancelledError)
+                and not reader.done
+                and not batch.sealed
+            ):
                 # The cancellation cancelled the waiter too: wait on a new one.
                 grace: asyncio.Future[None] = loop.create_future()
                 conn.waiter = grace

@@ -357,6 +357,12 @@ class Batch:
         return plan
 
     @property
+    def sealed(self) -> bool:
+        """True once the results stay as they are (``seal()``, ``finish()``): a
+        request still on the wire then gets no grace period of its own."""
+        return self._sealed
+
+    @property
     def stopped(self) -> bool:
         """True once no further request may start."""
         return self.fatal is not None or self.down is not None
