@@ -774,13 +774,19 @@ def test_a_second_cancel_ends_the_grace_period(transport: str) -> None:
 
 @pytest.mark.sync_only  # about both classes at once: once is enough
 def test_both_clients_document_every_setting() -> None:
+    import dataclasses
     import inspect
 
     import hpgfast
-    from hpgfast._base import ClientSettings
 
-    names = [n for n in inspect.signature(ClientSettings.__init__).parameters if n != "self"]
+    names = [f.name for f in dataclasses.fields(hpgfast.Settings) if f.init]
     for cls in (hpgfast.Client, hpgfast.AsyncClient):
+        # The keyword arguments are the settings, one for one, with the same defaults.
+        params = inspect.signature(cls).parameters
+        assert list(params) == names, cls.__name__
+        for f in dataclasses.fields(hpgfast.Settings):
+            if f.init and f.default is not dataclasses.MISSING:
+                assert params[f.name].default == f.default, (cls.__name__, f.name)
         doc = inspect.getdoc(cls) or ""
         assert doc.splitlines()[0].startswith(("A client", "The asyncio client"))
         missing = [n for n in names if f"\n    {n}: " not in doc]

@@ -24,6 +24,7 @@ from hpgfast import (
     HTTPStatusError,
     Message,
     RequestTooLarge,
+    Settings,
     TLSError,
     TransportError,
 )
@@ -38,7 +39,6 @@ from hpgfast.core import (
     Reply,
     RequestFinished,
     RequestStarting,
-    RetryPolicy,
     SendFailure,
     StatusFailure,
     Subscriber,
@@ -47,23 +47,33 @@ from hpgfast.core import (
 SRC = Path(__file__).resolve().parent.parent / "src" / "hpgfast" / "core"
 
 
-def exchange(retries: int = 2, subscribers: tuple[Subscriber, ...] = ()) -> Exchange:
+def exchange(
+    retries: int = 2, subscribers: tuple[Subscriber, ...] = (), **settings: Any
+) -> Exchange:
+    """The test exchange; ``settings``: others than the defaults below."""
+    fields: dict[str, Any] = {
+        "client_ids": False,  # the platform answers with indexes: replies are easy to write
+        **settings,
+    }
     return Exchange(
-        origin="http://platform.test",
-        path="/CLIENT/connectorX/",
-        login="CLIENT",
-        password="S3cret!",
-        login_param="login",
-        password_param="password",
-        extra_params=None,
-        max_request_bytes=8192,
-        max_batch=2,
-        default_subject="SHOP",
-        quote_brackets=False,
-        status_tz=None,
-        policy=RetryPolicy(retries=retries, backoff=0.5, backoff_max=1.0),
-        subscribers=subscribers,
-        client_ids=False,  # the platform answers with indexes: replies are easy to write
+        Settings(
+            "http://platform.test/CLIENT/connectorX/",
+            "CLIENT",
+            "S3cret!",
+            login_param="login",
+            password_param="password",
+            extra_params=None,
+            max_request_bytes=8192,
+            max_batch=2,
+            default_subject="SHOP",
+            quote_brackets=False,
+            status_tz=None,
+            retries=retries,
+            backoff=0.5,
+            backoff_max=1.0,
+            subscribers=subscribers,
+            **fields,
+        )
     )
 
 
@@ -283,8 +293,7 @@ def test_429_retry_after_is_capped_and_falls_back_to_backoff() -> None:
 
 
 def test_429_without_retry_on_429_is_unknown_for_send() -> None:
-    ex = exchange()
-    ex.retry_on_429 = False
+    ex = exchange(retry_on_429=False)
     batch = ex.batch("send", MESSAGES, None)
     request = batch.next(0.0)
     assert request is not None and batch.begin(request, 0.0)
@@ -439,8 +448,7 @@ ID_SHAPE = re.compile(r"^[0-9A-Za-z]{20}$")
 
 
 def test_made_ids_are_unique_across_requests_and_stale_index_replies_never_match() -> None:
-    ex = exchange()
-    ex.client_ids = True
+    ex = exchange(client_ids=True)
     batch = ex.batch("send", [*MESSAGES, Message("79030000009", "own", None, "my-id-1")], None)
     seen: list[str] = []
     while (request := batch.next(0.0)) is not None:
@@ -591,12 +599,12 @@ def test_plan_is_the_cut_the_batch_makes(size: int, client_ids: bool) -> None:
     path = "/CLIENT/connectorX/"
     credentials = [("login", "CLIENT"), ("password", "S3cret!")]
     for op, items in ((SEND, batch), (STATUS, ids)):
-        ex = Exchange(
-            origin="http://platform.test", path=path, login="CLIENT", password="S3cret!",
+        ex = Exchange(Settings(
+            "http://platform.test" + path, "CLIENT", "S3cret!",
             login_param="login", password_param="password", extra_params=[("x", "1 2")],
             max_request_bytes=size, max_batch=40, default_subject="SHOP",
-            quote_brackets=True, status_tz=None, policy=RetryPolicy(), client_ids=client_ids,
-        )  # fmt: skip
+            quote_brackets=True, status_tz=None, client_ids=client_ids,
+        ))  # fmt: skip
         head = target_head(op, path, credentials, [("x", "1 2")])
         expected = [(r.start, r.end) for r in ex.batch(op, items, None).requests]
         assert len(expected) > 1
@@ -664,11 +672,7 @@ def test_the_request_facts_shortcut_has_their_layout() -> None:
     from hpgfast.core import SEND
     from hpgfast.core._rules import RequestFacts
 
-    ex = Exchange(
-        origin="http://platform.test", path="/CLIENT/connectorX/", login="CLIENT",
-        password="S3cret!", login_param="login", password_param="password",
-        extra_params=None, max_request_bytes=8192, max_batch=2, default_subject="SHOP",
-        quote_brackets=False, status_tz=None, policy=RetryPolicy(),
+    ex = exchange(
         account_stop_codes={"error-account-locked"}, retry_on_429=False,
         retry_after_max=7.5, client_ids=True,
     )  # fmt: skip

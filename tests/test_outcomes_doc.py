@@ -13,8 +13,8 @@ from typing import Any, NamedTuple
 import pytest
 
 import hpgfast
-from hpgfast import Message
-from hpgfast.core import Exchange, Reply, RetryPolicy
+from hpgfast import Message, Settings
+from hpgfast.core import Exchange, Reply
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "outcomes.md"
 ROW = re.compile(r"^\| (\d+) \| (send|status) \| `([^`]*)`[^|]* \| (\d+) \| `([^`]*)` \| (.+?) \|$")
@@ -60,20 +60,23 @@ def test_the_table_was_read() -> None:
 
 def exchange() -> Exchange:
     return Exchange(
-        origin="http://platform.test",
-        path="/CLIENT/connectorX/",
-        login="CLIENT",
-        password="P@ssw0rd",
-        login_param="login",
-        password_param="password",
-        extra_params=None,
-        max_request_bytes=8192,
-        max_batch=None,
-        default_subject="SHOP",
-        quote_brackets=False,
-        status_tz=None,
-        policy=RetryPolicy(retries=3, backoff=0.1, backoff_max=5.0),
-        client_ids=False,  # the table's replies answer with indexes
+        Settings(
+            "http://platform.test/CLIENT/connectorX/",
+            "CLIENT",
+            "P@ssw0rd",
+            login_param="login",
+            password_param="password",
+            extra_params=None,
+            max_request_bytes=8192,
+            max_batch=None,
+            default_subject="SHOP",
+            quote_brackets=False,
+            status_tz=None,
+            retries=3,
+            backoff=0.1,
+            backoff_max=5.0,
+            client_ids=False,  # the table's replies answer with indexes
+        )
     )
 
 

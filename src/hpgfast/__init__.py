@@ -36,6 +36,7 @@ from .exceptions import (
 )
 
 if TYPE_CHECKING:
+    from ._settings import Settings
     from .aio import AsyncClient
     from .client import Client, SendFailure, StatusFailure
 
@@ -59,6 +60,7 @@ __all__ = [
     "RequestTooLarge",
     "SendFailure",
     "SendResult",
+    "Settings",
     "Status",
     "StatusFailure",
     "StatusResult",
@@ -77,6 +79,7 @@ _LAZY = {
     "AsyncClient": "aio",
     "Client": "client",
     "SendFailure": "client",
+    "Settings": "_settings",
     "StatusFailure": "client",
 }
 

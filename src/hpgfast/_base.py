@@ -1,117 +1,114 @@
-"""The settings both clients share: argument checking and the core, written once.
+"""What both clients share: everything a transport does but moving bytes, written once.
 
 Strategy: ``Client`` (urllib3, threads) and ``AsyncClient`` (asyncio) differ only in
-how they move bytes. Everything their constructors do besides opening connections
-(checking each setting, parsing the URL, making the sans-IO ``Exchange`` that holds
-the password, registering its redactor) lives here, so a setting can never be
-checked one way in one client and another way in the other.
+how they move bytes. Everything else lives here, so that it can never be done one
+way in one client and another way in the other:
+
+- **The settings**: the constructor's keyword arguments build one frozen
+  ``Settings`` (checked there, once); ``from_settings()`` takes one whole. The core
+  (``core.Exchange``) reads that value, and the client's setting attributes are
+  read-only views of it (``_Setting``): none can be changed behind the core's back.
+- **The shape of a call**: ``send()``/``status()`` check their arguments and plan
+  the batch here (``_plan``); a transport drives it and returns ``finish()``.
+- **What a failure is**: the classification of a connect or socket error
+  (``_failure``), the grace periods and the debug line of each exchange.
 """
 
 from __future__ import annotations
 
 import inspect
-import re
+import logging
+import socket
 import ssl
+import time
 import warnings
 import weakref
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from datetime import tzinfo
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Generic, NoReturn, Optional, TypeVar, overload
 
-from urllib3.exceptions import InsecureRequestWarning
-from urllib3.util import parse_url
+from urllib3.exceptions import InsecureRequestWarning, NewConnectionError
+from urllib3.exceptions import SSLError as _Urllib3SSLError
+from urllib3.exceptions import TimeoutError as _Urllib3Timeout
 from urllib3.util.ssl_ import create_urllib3_context
 
 from . import _redact, _wire
-from ._records import Params
-from ._wire import Code, Status
-from .core import MAX_REQUEST_BYTES, Exchange, RateLimit, RetryPolicy, Subscriber
+from ._records import Params, StatusResult
+from ._settings import DEFAULT_MAX_REPLY_BYTES, Settings
+from .core import CONNECT, SENT, TLS, Batch, Exchange, Failure, Subscriber
+from .exceptions import ConnectError, TLSError, TransportError
 
-#: Characters a header value must not hold (a CR or LF would start a new header).
-_HEADER_UNSAFE = re.compile("[\x00-\x1f\x7f]")
+__all__ = ["DEFAULT_MAX_REPLY_BYTES", "FRESH_GRACE", "INTERRUPT_GRACE", "BaseClient"]
 
-__all__ = ["DEFAULT_MAX_REPLY_BYTES", "ClientSettings"]
+#: Seconds the requests on the wire may still take after an interrupt (Ctrl-C, or a
+#: cancelled ``AsyncClient`` call); a second interrupt ends the wait at once.
+INTERRUPT_GRACE = 2.0
 
-#: Default reply cap per request: a SEND reply line is ~20-60 bytes, so 4 MiB holds
-#: far more lines than the largest sensible request has messages.
-DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024
+#: How long a fresh plain-HTTP connection is watched for an immediate close before
+#: the request is written. A server that accepts and closes at once (overloaded, at
+#: its connection limit) has then certainly read nothing, so the request can be
+#: retried instead of being reported unknown. Paid once per new connection.
+FRESH_GRACE = 0.001
 
-#: What http.client would refuse in a target (its _contains_disallowed_url_pchar_re).
-_UNSAFE_TARGET = re.compile("[\x00-\x20\x7f-\U0010ffff]")
+#: Timeouts of a socket or of urllib3 (``socket.timeout`` is ``TimeoutError`` since
+#: Python 3.10, asyncio's since 3.11: a transport adds its own in ``_timeouts``).
+_TIMEOUTS: tuple[type[BaseException], ...] = (socket.timeout, TimeoutError, _Urllib3Timeout)
+#: A TLS handshake cut by the server: nothing was sent, a connect failure.
+_TLS_CUT = (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+_TLS_FAILED = (ssl.SSLError, ssl.CertificateError, _Urllib3SSLError)
+
+T = TypeVar("T")
+_Client = TypeVar("_Client", bound="BaseClient")
+_D = Settings  # the defaults of the constructor's arguments are the settings' own
 
 
-class ClientSettings:
-    """The settings both clients take, checked once: ``Client`` and ``AsyncClient``.
+class _Setting(Generic[T]):
+    """A client's read-only view of one of its settings (``client.max_batch``).
 
-    A transport subclasses it and opens its connections in ``_open()``; the
-    arguments below are checked, the core (``Exchange``) is made and the redactor
-    registered here, so both clients refuse and accept exactly the same settings.
-
-    Args:
-        url: the connector's base URL, ``http(s)://host:port/<CLIENT>/<connector>/``;
-            ``send`` and ``status`` are appended to it.
-        login: the client's login.
-        password: the client's password. It is never logged, shown or raised: every
-            URL hpgfast shows has it replaced by ``***``.
-        login_param: the name of the login parameter on this connector.
-        password_param: the name of the password parameter (some connectors use
-            ``pass``).
-        timeout: seconds to wait for the platform's reply (each socket read).
-        connect_timeout: seconds to wait for a connection (and TLS handshake).
-        ca_certs: a PEM file with the certificate(s) to trust for HTTPS (the
-            provider's); the system's trust store when ``None``.
-        verify: verify the platform's certificate and host name (HTTPS). Turning it
-            off warns with ``urllib3.exceptions.InsecureRequestWarning``.
-        max_request_bytes: the longest request line (``GET <target> HTTP/1.1``) sent;
-            batches are split to stay within it.
-        max_batch: at most this many messages (or ids) per request.
-        concurrency: how many requests may be in flight at once, each on its own
-            pooled connection.
-        extra_params: request-level parameters sent with every request
-            (``{"priority": "high"}``).
-        default_subject: the subject of messages that have none.
-        status_tz: the platform's time zone; STATUS times are then aware.
-        quote_brackets: send ``text%5B0%5D`` instead of ``text[0]``.
-        retries: how many times a request is repeated: for SEND only after a failure
-            to connect; for STATUS after any transient failure.
-        backoff: seconds before the first repeat; doubled for each further one.
-        backoff_max: the longest wait between repeats.
-        max_reply_bytes: a reply longer than this is a protocol error.
-        user_agent: the ``User-Agent`` header.
-        subscribers: ``hpgfast.core.Subscriber`` objects told of every request
-            before its first byte leaves and after it ended (a journal, metrics).
-        account_stop_codes: platform codes that say the account cannot send; met on
-            any line, they stop the batch and raise ``AccountError``.
-        final_statuses: delivery statuses after which nothing changes (any case);
-            ``is_final()`` uses them.
-        retry_on_429: send a request answered HTTP 429 again after ``Retry-After``
-            (its messages were not processed); ``False`` makes a SEND's messages
-            ``unknown`` instead, never repeated.
-        retry_after_max: the longest ``Retry-After`` honoured, in seconds.
-        max_rate: at most this many messages per second, over every thread and
-            call of this client, with a burst of at most one request.
-        request_deadline: seconds one exchange may take from its first written byte
-            to the end of its reply, however slowly the reply trickles in (default
-            10 x ``timeout``). Past it a SEND's messages are ``unknown``. The
-            deadline (and ``AsyncClient``'s read timeout) is checked a few times a
-            second, at least four times per limit, so it may fire up to half a
-            second late.
-        client_ids: send a clientId of hpgfast's own with every message that has
-            none (20 characters of ``[0-9A-Za-z]``, unique across requests and
-            processes), so that a stray or late reply can never match. ``False``
-            sends none: the platform then answers with indexes.
-        transliterate: write Russian letters in Latin ones (ICAO Doc 9303) in each
-            text that then needs fewer SMS segments (``hpgfast.sms``); a text that
-            is GSM 7-bit already, or stays UCS-2, is sent as it is.
-
-    Raises:
-        ValueError: a setting out of range or a URL that is not HTTP(S).
-        MessageError: a login, password or extra parameter that cannot be encoded.
+    Assigning one raises: a setting takes effect only through the ``Settings`` the
+    client was made with (and a client with other settings is another client).
     """
+
+    __slots__ = ("name", "source")
+
+    def __init__(self, source: str = "") -> None:
+        self.name = source
+        self.source = source  # the attribute of Settings read: by default, the same name
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.source = self.source or name
+
+    @overload
+    def __get__(self, client: None, owner: Any = None) -> _Setting[T]: ...
+    @overload
+    def __get__(self, client: BaseClient, owner: Any = None) -> T: ...
+    def __get__(self, client: Optional[BaseClient], owner: Any = None) -> Any:
+        if client is None:
+            return self
+        return getattr(client._settings, self.source)
+
+    def __set__(self, client: BaseClient, value: NoReturn) -> None:
+        raise AttributeError(
+            f"{type(client).__name__}.{self.name} is read-only: settings are fixed when a "
+            f"client is made; make another with {type(client).__name__}.from_settings("
+            f"dataclasses.replace(client.settings, {self.name}=...))"
+        )
+
+    def __delete__(self, client: BaseClient) -> None:
+        self.__set__(client, None)  # type: ignore[arg-type]
+
+
+class BaseClient:
+    """A client of one HPG connector, without its transport (the subclass's part)."""
 
     #: Makes the lock that guards the rate limit's bookings (threads need one).
     _rate_lock: ClassVar[Any] = nullcontext
+    #: The transport's timeout exceptions besides ``_TIMEOUTS``.
+    _timeouts: ClassVar[tuple[type[BaseException], ...]] = ()
+    #: The logger of the transport's module.
+    _log: ClassVar[logging.Logger]
 
     def __init__(
         self,
@@ -119,155 +116,256 @@ class ClientSettings:
         login: str,
         password: str,
         *,
-        login_param: str = _wire.LOGIN,
-        password_param: str = _wire.PASSWORD,
-        timeout: float = 30.0,
-        connect_timeout: float = 10.0,
-        ca_certs: Optional[str] = None,
-        verify: bool = True,
-        max_request_bytes: int = MAX_REQUEST_BYTES,
-        max_batch: Optional[int] = None,
-        concurrency: int = 1,
-        extra_params: Optional[Params] = None,
-        default_subject: Optional[str] = None,
-        status_tz: Optional[tzinfo] = None,
-        quote_brackets: bool = False,
-        retries: int = 3,
-        backoff: float = 0.1,
-        backoff_max: float = 5.0,
-        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
-        user_agent: str = "hpgfast",
-        subscribers: Sequence[Subscriber] = (),
-        account_stop_codes: Iterable[str] = Code.ACCOUNT_STOP,
-        final_statuses: Iterable[str] = Status.FINAL,
-        retry_on_429: bool = True,
-        retry_after_max: float = 60.0,
-        max_rate: Optional[float] = None,
-        request_deadline: Optional[float] = None,
-        client_ids: bool = True,
-        transliterate: bool = False,
+        login_param: str = _D.login_param,
+        password_param: str = _D.password_param,
+        timeout: float = _D.timeout,
+        connect_timeout: float = _D.connect_timeout,
+        ca_certs: Optional[str] = _D.ca_certs,
+        verify: bool = _D.verify,
+        max_request_bytes: int = _D.max_request_bytes,
+        max_batch: Optional[int] = _D.max_batch,
+        concurrency: int = _D.concurrency,
+        extra_params: Optional[Params] = _D.extra_params,
+        default_subject: Optional[str] = _D.default_subject,
+        status_tz: Optional[tzinfo] = _D.status_tz,
+        quote_brackets: bool = _D.quote_brackets,
+        retries: int = _D.retries,
+        backoff: float = _D.backoff,
+        backoff_max: float = _D.backoff_max,
+        max_reply_bytes: int = _D.max_reply_bytes,
+        user_agent: str = _D.user_agent,
+        subscribers: Sequence[Subscriber] = _D.subscribers,
+        account_stop_codes: Iterable[str] = _D.account_stop_codes,
+        final_statuses: Iterable[str] = _D.final_statuses,
+        retry_on_429: bool = _D.retry_on_429,
+        retry_after_max: float = _D.retry_after_max,
+        max_rate: Optional[float] = _D.max_rate,
+        request_deadline: Optional[float] = _D.request_deadline,
+        client_ids: bool = _D.client_ids,
+        transliterate: bool = _D.transliterate,
     ) -> None:
-        # The redactor first: from here on, no error may show the password.
-        if not isinstance(password, str):
-            raise TypeError(f"password must be a str, got {type(password).__name__}")
         self._closed = True  # until the transport exists, close() has nothing to do
-        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
-        if max_batch is not None and max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch!r}")
-        policy = RetryPolicy(retries, backoff, backoff_max)
-        if max_reply_bytes < 1:
-            raise ValueError(f"max_reply_bytes must be positive, got {max_reply_bytes!r}")
-
-        parsed = parse_url(url)
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
-        if parsed.query or parsed.fragment or parsed.auth:
-            raise ValueError("url must be the connector's base URL, without query or user info")
-        path = parsed.path or "/"
-        if not path.endswith("/"):
-            path += "/"
-        if _UNSAFE_TARGET.search(path):
-            raise ValueError("url: the path holds spaces, control or non-ASCII characters")
-        self._scheme = parsed.scheme
-        self._host = parsed.host
-        self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        self.url = f"{self._scheme}://{parsed.netloc}{path}"
-        self._core = Exchange(
-            origin=f"{self._scheme}://{parsed.netloc}",
-            path=path,
-            login=login,
-            password=password,
+        settings = Settings(
+            url,
+            login,
+            password,
             login_param=login_param,
             password_param=password_param,
-            extra_params=extra_params,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            ca_certs=ca_certs,
+            verify=verify,
             max_request_bytes=max_request_bytes,
             max_batch=max_batch,
+            concurrency=concurrency,
+            extra_params=extra_params,
             default_subject=default_subject,
-            quote_brackets=quote_brackets,
             status_tz=status_tz,
-            policy=policy,
+            quote_brackets=quote_brackets,
+            retries=retries,
+            backoff=backoff,
+            backoff_max=backoff_max,
+            max_reply_bytes=max_reply_bytes,
+            user_agent=user_agent,
             subscribers=subscribers,
             account_stop_codes=account_stop_codes,
             final_statuses=final_statuses,
             retry_on_429=retry_on_429,
             retry_after_max=retry_after_max,
-            rate_limit=None if max_rate is None else RateLimit(max_rate, self._rate_lock()),
+            max_rate=max_rate,
+            request_deadline=request_deadline,
             client_ids=client_ids,
             transliterate=transliterate,
         )
-        deadline = 10 * float(timeout) if request_deadline is None else float(request_deadline)
-        if not deadline > 0:
-            raise ValueError(f"request_deadline must be positive, got {request_deadline!r}")
-        self.request_deadline = deadline
+        self._setup(settings)
 
-        self.login = login
-        self.max_request_bytes = max_request_bytes
-        self.max_batch = max_batch
-        self.concurrency = concurrency
-        self.default_subject = default_subject
-        self.status_tz = status_tz
-        self.quote_brackets = quote_brackets
-        self.retries = retries
-        self.backoff = backoff
-        self.backoff_max = backoff_max
-        self.max_reply_bytes = max_reply_bytes
-        self._timeout = float(timeout)
-        self._connect_timeout = float(connect_timeout)
-        self.user_agent = user_agent
-        self._ssl_context: Optional[ssl.SSLContext] = None
-        if self._scheme == "https":
-            # One context for every connection: loading the CA file per connection
-            # would cost milliseconds each time. urllib3's defaults (TLS 1.2 at
-            # least, its cipher choice) for both clients.
-            context = create_urllib3_context(
-                cert_reqs=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
-            )
-            if verify:
-                context.check_hostname = True
-                if ca_certs is not None:
-                    context.load_verify_locations(cafile=ca_certs)
-                else:
-                    context.load_default_certs()
-            else:
-                context.check_hostname = False
-                warnings.warn(
-                    f"hpgfast.{type(self).__name__}(verify=False): the platform's "
-                    "certificate is not checked, so anyone on the path can read the password",
-                    InsecureRequestWarning,
-                    stacklevel=2,
-                )
-            self._ssl_context = context
-        if _HEADER_UNSAFE.search(self.user_agent):
-            raise ValueError("user_agent holds control characters")
-        host = self._host
+    @classmethod
+    def from_settings(cls: type[_Client], settings: Settings) -> _Client:
+        """A client with these ``settings`` (``hpgfast.Settings``), taken whole."""
+        if not isinstance(settings, Settings):
+            raise TypeError(f"settings must be a hpgfast.Settings, got {type(settings).__name__}")
+        client = cls.__new__(cls)
+        client._closed = True
+        client._setup(settings)
+        return client
+
+    def _setup(self, settings: Settings) -> None:
+        """Make the core, the TLS context and the request headers, then the transport."""
+        self._settings = settings
+        endpoint = settings.endpoint
+        self._scheme = endpoint.scheme
+        self._host = endpoint.host
+        self._port = endpoint.port
+        self._core = Exchange(settings, rate_lock=self._rate_lock())
+        self._ssl_context = self._tls_context() if self._scheme == "https" else None
         default_port = 443 if self._scheme == "https" else 80
-        host_header = host if self._port == default_port else f"{host}:{self._port}"
+        host = self._host if self._port == default_port else f"{self._host}:{self._port}"
         #: What follows the target in every request: the request line's end and the
         #: headers, built once (both clients write a request with one call).
         self._tail = (
-            f" HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {self.user_agent}\r\n"
+            f" HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {settings.user_agent}\r\n"
             "Accept-Encoding: identity\r\n\r\n"
         ).encode("latin-1")
-        self._open(ca_certs, verify)
+        self._open()
         self._closed = False
         if self._core.redactor is not None:
             _redact.register(id(self), self._core.redactor)
             # A client dropped without close() must not stay registered.
             weakref.finalize(self, _redact.unregister, id(self))
 
-    def _open(self, ca_certs: Optional[str], verify: bool) -> None:
+    def _tls_context(self) -> ssl.SSLContext:
+        """One context for every connection: loading the CA file per connection would
+        cost milliseconds each time. urllib3's defaults (TLS 1.2 at least, its cipher
+        choice) for both clients."""
+        verify = self._settings.verify
+        context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE)
+        if verify:
+            context.check_hostname = True
+            if self._settings.ca_certs is not None:
+                context.load_verify_locations(cafile=self._settings.ca_certs)
+            else:
+                context.load_default_certs()
+        else:
+            context.check_hostname = False
+            warnings.warn(
+                f"hpgfast.{type(self).__name__}(verify=False): the platform's "
+                "certificate is not checked, so anyone on the path can read the password",
+                InsecureRequestWarning,
+                stacklevel=4,  # the caller of Client(...) or from_settings()
+            )
+        return context
+
+    def _open(self) -> None:
         """Make the transport's connection machinery (the subclass's part)."""
         raise NotImplementedError
+
+    # -- the settings: read-only ---------------------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        """The client's settings: one frozen ``hpgfast.Settings``, read by the core."""
+        return self._settings
+
+    url = _Setting[str]()
+    login = _Setting[str]()
+    login_param = _Setting[str]()
+    password_param = _Setting[str]()
+    timeout = _Setting[float]()
+    connect_timeout = _Setting[float]()
+    ca_certs = _Setting[Optional[str]]()
+    verify = _Setting[bool]()
+    max_request_bytes = _Setting[int]()
+    max_batch = _Setting[Optional[int]]()
+    concurrency = _Setting[int]()
+    extra_params = _Setting[Optional[Params]]()
+    default_subject = _Setting[Optional[str]]()
+    status_tz = _Setting[Optional[tzinfo]]()
+    quote_brackets = _Setting[bool]()
+    retries = _Setting[int]()
+    backoff = _Setting[float]()
+    backoff_max = _Setting[float]()
+    max_reply_bytes = _Setting[int]()
+    user_agent = _Setting[str]()
+    subscribers = _Setting[Sequence[Subscriber]]()
+    account_stop_codes = _Setting[Iterable[str]]()
+    final_statuses = _Setting[Iterable[str]]()
+    retry_on_429 = _Setting[bool]()
+    retry_after_max = _Setting[float]()
+    max_rate = _Setting[Optional[float]]()
+    #: What is in force: ``request_deadline``, or 10 x ``timeout`` when that is None.
+    request_deadline = _Setting[float]("deadline")
+    client_ids = _Setting[bool]()
+    transliterate = _Setting[bool]()
+
+    # -- what both transports' calls share ---------------------------------------------
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        settings = self._settings
+        return (
+            f"<hpgfast.{type(self).__name__}{state} {settings.url!r} login={settings.login!r} "
+            f"concurrency={settings.concurrency}>"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        article = "an" if type(self).__name__[0] in "AEIOU" else "a"
+        raise TypeError(
+            f"{article} {type(self).__name__} cannot be pickled "
+            "(it holds connections and a password)"
+        )
+
+    def is_final(self, result: StatusResult) -> bool:
+        """True when ``result``'s status is one of ``final_statuses`` (any case)."""
+        return self._core.is_final(result)
+
+    def _plan(
+        self, op: str, items: Iterable[Any], params: Optional[Params], sink: Optional[list[Any]]
+    ) -> Batch:
+        """``send()``'s or ``status()``'s batch, checked and planned: nothing sent yet.
+
+        Raises on bad input (``MessageError`` naming the item), or when closed.
+        """
+        if self._closed:
+            raise RuntimeError(f"this hpgfast.{type(self).__name__} is closed")
+        if not isinstance(items, Sequence):
+            items = list(items)
+        elif op == _wire.STATUS and isinstance(items, str):
+            raise TypeError("provider_ids must be a sequence of str, not one str")
+        return self._core.batch(op, items, params, sink)
+
+    def _failure(self, exc: BaseException, phase: str, shown: str) -> Failure:
+        """The core's ``Failure`` for an OS, TLS or urllib3 error, with a redacted text.
+
+        ``phase``: ``"connect"`` (nothing sent: a ``CONNECT`` or ``TLS`` failure the
+        core may repeat) or anything else (the request may have left: ``SENT``).
+        """
+        said = str(exc)
+        text = self._core.scrub(f"{type(exc).__name__}: {said}" if said else type(exc).__name__)
+        timeouts = _TIMEOUTS + self._timeouts
+        if phase == "connect":
+            if isinstance(exc, _TLS_CUT):
+                error = ConnectError(f"TLS handshake cut: {text}", url=shown, sent=False)
+            elif isinstance(exc, _TLS_FAILED):
+                return Failure(TLS, TLSError(f"TLS failed: {text}", url=shown, sent=False))
+            elif isinstance(exc, timeouts) and not isinstance(exc, NewConnectionError):
+                # (urllib3's NewConnectionError is a ConnectTimeoutError: a refusal.)
+                seconds = self._settings.connect_timeout
+                error = ConnectError(
+                    f"connect timed out after {seconds}s: {text}", url=shown, sent=False
+                )
+            else:
+                error = ConnectError(f"could not connect: {text}", url=shown, sent=False)
+            return Failure(CONNECT, error)
+        if isinstance(exc, timeouts):
+            message = f"no reply within timeout={self._settings.timeout}s: {text}"
+        else:
+            message = f"connection broken: {text}"
+        return Failure(SENT, TransportError(message, url=shown, sent=True))
+
+    def _log_exchange(
+        self,
+        shown: str,
+        line: bytes,
+        failure: Optional[Failure],
+        status: Optional[int],
+        received: int,
+        started: float,
+    ) -> None:
+        """The debug line of one exchange (the transport checks the level first)."""
+        self._log.debug(
+            "GET %s (%d bytes): %s, %d bytes in %.2f ms",
+            shown,
+            len(line) + len(self._tail),  # the whole request, headers too
+            failure.error if failure is not None else f"HTTP {status}",
+            received,
+            (time.perf_counter() - started) * 1000.0,
+        )
 
 
 def settings_doc(intro: str) -> str:
     """A client's docstring: its own ``intro``, then the arguments and errors of
-    ``ClientSettings`` (written once, so that ``help()`` on either client shows them)."""
+    ``Settings`` (written once, so that ``help()`` on either client shows them)."""
     own = inspect.cleandoc(intro)
-    shared = inspect.cleandoc(ClientSettings.__doc__ or "")  # None under python -OO
+    shared = inspect.cleandoc(Settings.__doc__ or "")  # None under python -OO
     start = shared.find("Args:")
     return own if start < 0 else f"{own}\n\n{shared[start:]}"

@@ -12,7 +12,7 @@ llhttp reading the replies (``_response.ResponseReader``):
   nothing arrived on it while it was idle (a stale or extra reply).
 - **Connect, then send.** A connection (and its TLS handshake) is made before any
   byte of the request is written, and a fresh plain-HTTP connection is watched for
-  ``_FRESH_GRACE`` for a close on accept: "connect failed" always means "nothing
+  ``FRESH_GRACE`` for a close on accept: "connect failed" always means "nothing
   sent", the ``CONNECT`` failure the core may repeat.
 - **Time limits on one timer per client**: while exchanges are on the wire, one
   loop timer a few times a second (``_TICKS`` per ``timeout``, at least four a
@@ -21,7 +21,7 @@ llhttp reading the replies (``_response.ResponseReader``):
   reply trickles in). A timer per exchange cost more than reading an 8 KiB
   request's reply; a limit now fires up to two ticks late.
 - **Cancellation is an interrupt.** A cancelled ``send()`` starts no further
-  request; the requests on the wire get ``_GRACE`` seconds to finish (a second
+  request; the requests on the wire get ``INTERRUPT_GRACE`` seconds to finish (a second
   cancel ends the grace); what was known is reported: the ``CancelledError``
   raised carries ``.results`` like every error of a batch (``results_of`` and
   ``send(results=...)`` for the exceptions asyncio raises in its place).
@@ -37,27 +37,22 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, Optional, Union
 
 from urllib3.util.wait import wait_for_read
 
 from . import _redact, _wire
-from ._base import ClientSettings, settings_doc
+from ._base import FRESH_GRACE, INTERRUPT_GRACE, BaseClient, settings_doc
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
-from .core import CONNECT, SENT, TLS, Batch, Failure, Reply, Request
-from .exceptions import ConnectError, TLSError
+from .core import CONNECT, SENT, Batch, Failure, Reply, Request
+from .exceptions import ConnectError
 
 __all__ = ["AsyncClient"]
 
 log = logging.getLogger(__name__)
 
-#: How long a fresh plain-HTTP connection is watched for a close on accept (as in
-#: the sync client): paid once per new connection.
-_FRESH_GRACE = 0.001
-#: Seconds the requests on the wire get to finish after a cancellation.
-_GRACE = 2.0
 #: Ticks per ``timeout`` (and per ``request_deadline``) while exchanges are on the
 #: wire, within these bounds (seconds between ticks).
 _TICKS = 4
@@ -191,7 +186,7 @@ class _Connection(asyncio.Protocol):
                 pass
 
 
-class AsyncClient(ClientSettings):
+class AsyncClient(BaseClient):
     __doc__ = settings_doc(
         """The asyncio client of one HPG connector: ``await send()``, ``await status()``.
 
@@ -213,7 +208,10 @@ class AsyncClient(ClientSettings):
     """
     )
 
-    def _open(self, ca_certs: Optional[str], verify: bool) -> None:
+    _log = log
+    _timeouts = (asyncio.TimeoutError,)  # not yet the builtin TimeoutError before 3.11
+
+    def _open(self) -> None:
         host = self._host
         # parse_url keeps an IPv6 literal's brackets: the Host header wants them,
         # the socket does not.
@@ -227,8 +225,9 @@ class AsyncClient(ClientSettings):
         #: Connections with an exchange on the wire, and the tick that watches them.
         self._watched: set[_Connection] = set()
         self._ticking: Optional[asyncio.TimerHandle] = None
+        settings = self._settings
         self._tick_every = max(
-            _MIN_TICK, min(_MAX_TICK, self._timeout / _TICKS, self.request_deadline / _TICKS)
+            _MIN_TICK, min(_MAX_TICK, settings.timeout / _TICKS, settings.deadline / _TICKS)
         )
 
     # -- lifecycle -------------------------------------------------------------------
@@ -258,16 +257,6 @@ class AsyncClient(ClientSettings):
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        state = " closed" if self._closed else ""
-        return (
-            f"<hpgfast.AsyncClient{state} {self.url!r} login={self.login!r} "
-            f"concurrency={self.concurrency}>"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        raise TypeError("an AsyncClient cannot be pickled (it holds connections and a password)")
-
     # -- public operations -------------------------------------------------------------
 
     async def send(
@@ -286,8 +275,7 @@ class AsyncClient(ClientSettings):
         ``asyncio.run``): ``hpgfast.results_of(exc)`` finds the results through
         it, and a list passed as ``results`` gets them however the call ends.
         """
-        msgs: Sequence[Any] = messages if isinstance(messages, Sequence) else list(messages)
-        return await self._batch(_wire.SEND, msgs, params, results)
+        return await self._drive(self._plan(_wire.SEND, messages, params, results))
 
     async def status(
         self,
@@ -300,16 +288,7 @@ class AsyncClient(ClientSettings):
 
         Exactly ``hpgfast.Client.status()``, awaited (``results`` as for ``send()``).
         """
-        ids: Sequence[Any] = (
-            provider_ids if isinstance(provider_ids, Sequence) else list(provider_ids)
-        )
-        if isinstance(ids, str):
-            raise TypeError("provider_ids must be a sequence of str, not one str")
-        return await self._batch(_wire.STATUS, ids, params, results)
-
-    def is_final(self, result: StatusResult) -> bool:
-        """True when ``result``'s status is one of ``final_statuses`` (any case)."""
-        return self._core.is_final(result)
+        return await self._drive(self._plan(_wire.STATUS, provider_ids, params, results))
 
     # -- driving the core -----------------------------------------------------------------
 
@@ -333,7 +312,7 @@ class AsyncClient(ClientSettings):
             self._stop_keeper()
             self._stop_ticking()
             self._loop = loop
-            self._slots = asyncio.Semaphore(self.concurrency)
+            self._slots = asyncio.Semaphore(self._settings.concurrency)
             self._keeper = loop.create_task(self._keep(loop))
         return loop
 
@@ -380,15 +359,11 @@ class AsyncClient(ClientSettings):
             except RuntimeError:  # its loop is closed
                 pass
 
-    async def _batch(
-        self, op: str, items: Sequence[Any], params: Optional[Params], sink: Optional[list[Any]]
-    ) -> list[Any]:
-        if self._closed:
-            raise RuntimeError("this hpgfast.AsyncClient is closed")
+    async def _drive(self, batch: Batch) -> list[Any]:
+        """Send a planned batch (``_plan``); its results, or the error that stopped it."""
         loop = self._bind()
-        batch = self._core.batch(op, items, params, sink)  # raises on bad input: nothing sent
-        tasks: set[asyncio.Task[None]] = set()
-        limit = self.concurrency
+        tasks: dict[asyncio.Task[None], Request] = {}
+        limit = self._settings.concurrency
         stop: Optional[BaseException] = None
         try:
             if limit == 1 or len(batch.requests) == 1:
@@ -399,17 +374,18 @@ class AsyncClient(ClientSettings):
                     await self._run(batch, request)
             else:
                 while (request := batch.next(_monotonic())) is not None:
-                    tasks.add(loop.create_task(self._run(batch, request)))
+                    tasks[loop.create_task(self._run(batch, request))] = request
                     if len(tasks) >= limit:
-                        _, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                        for task in done:
+                            del tasks[task]
                 if tasks:
                     await asyncio.wait(tasks)
         except BaseException as exc:  # a cancellation (or an interrupt): stop the batch
             stop = exc
         if stop is not None:
-            if batch.fatal is None:
-                batch.fatal = stop
-            await _wind_down(tasks)
+            batch.stop(stop)
+            await _wind_down(batch, stop, tasks)
         return batch.finish()
 
     async def _run(self, batch: Batch, request: Request) -> None:
@@ -477,9 +453,10 @@ class AsyncClient(ClientSettings):
         # llhttp parser costs more than reading an 8 KiB request's reply).
         reader = conn.spare
         if reader is None or not reader.reuse():
-            reader = conn.spare = ResponseReader(self.max_reply_bytes)
+            reader = conn.spare = ResponseReader(self._settings.max_reply_bytes)
         waiter: asyncio.Future[None] = loop.create_future()
-        conn.start(reader, waiter, loop.time(), self._timeout, self.request_deadline)
+        settings = self._settings
+        conn.start(reader, waiter, loop.time(), settings.timeout, settings.deadline)
         self._watch(conn, loop)
         transport = conn.transport
         assert transport is not None
@@ -492,15 +469,19 @@ class AsyncClient(ClientSettings):
         if cancelled is not None:
             # The grace period: the batch stops, but the reply to what was sent may
             # still come and say what became of its messages. A second
-            # cancellation cuts it at once.
-            if batch.fatal is None:
-                batch.fatal = cancelled
-            if isinstance(cancelled, asyncio.CancelledError) and not reader.done:
+            # cancellation cuts it at once, and so does a sealed batch: its grace
+            # (_wind_down's) is over.
+            batch.stop(cancelled)
+            if (
+                isinstance(cancelled, asyncio.CancelledError)
+                and not reader.done
+                and not batch.sealed
+            ):
                 # The cancellation cancelled the waiter too: wait on a new one.
                 grace: asyncio.Future[None] = loop.create_future()
                 conn.waiter = grace
                 try:
-                    await asyncio.wait({grace}, timeout=_GRACE)
+                    await asyncio.wait({grace}, timeout=INTERRUPT_GRACE)
                 except BaseException:  # a second cancellation: no more grace
                     pass
             if not reader.done:
@@ -511,18 +492,12 @@ class AsyncClient(ClientSettings):
         conn.stop()
         self._watched.discard(conn)
         received = reader.received
+        failure = None if reader.ok else reader.failure(shown, self._core.scrub)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "GET %s (%d bytes): %s, %d bytes in %.2f ms",
-                shown,
-                len(line) + len(self._tail),  # the whole request, headers too
-                f"HTTP {reader.status}" if reader.ok else self._core.scrub(reader.error_text or ""),
-                received,
-                (time.perf_counter() - started) * 1000.0,
-            )
-        if not reader.ok:
+            self._log_exchange(shown, line, failure, reader.status, received, started)
+        if failure is not None:
             conn.close()
-            return reader.failure(shown, self._core.scrub), None, received
+            return failure, None, received
         if not reader.keep_alive:
             conn.close()
         return reader.reply(), conn, received
@@ -542,11 +517,11 @@ class AsyncClient(ClientSettings):
                     ssl=self._ssl_context,
                     server_hostname=self._server_hostname,
                 ),
-                self._connect_timeout,
+                self._settings.connect_timeout,
             )
             if self._ssl_context is None and conn is not None:
-                # A server that closes on accept has read nothing (see _FRESH_GRACE).
-                await asyncio.sleep(_FRESH_GRACE)
+                # A server that closes on accept has read nothing (see FRESH_GRACE).
+                await asyncio.sleep(FRESH_GRACE)
                 if conn.closed or conn.stray:
                     conn.close()
                     return Failure(
@@ -562,45 +537,31 @@ class AsyncClient(ClientSettings):
         if error is None:
             assert conn is not None
             return conn
-        return self._connect_failure(error, shown)
-
-    def _connect_failure(self, exc: BaseException, shown: str) -> Failure:
-        """The core's ``Failure`` for an error while connecting, with a redacted text."""
-        text = self._core.scrub(f"{type(exc).__name__}: {exc}")
-        if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-            return Failure(
-                CONNECT, ConnectError(f"TLS handshake cut: {text}", url=shown, sent=False)
-            )
-        if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
-            return Failure(TLS, TLSError(f"TLS failed: {text}", url=shown, sent=False))
-        if isinstance(exc, asyncio.TimeoutError):
-            return Failure(
-                CONNECT,
-                ConnectError(
-                    f"connect timed out after {self._connect_timeout}s", url=shown, sent=False
-                ),
-            )
-        return Failure(CONNECT, ConnectError(f"could not connect: {text}", url=shown, sent=False))
+        return self._failure(error, "connect", shown)
 
     def _release(self, conn: _Connection, keep_alive: bool) -> None:
         """Keep a connection for the next request, or close it."""
         if keep_alive and not conn.closed and not conn.stray and not self._closed:
-            if len(self._idle) < self.concurrency:
+            if len(self._idle) < self._settings.concurrency:
                 self._idle.append(conn)
                 return
         conn.close()
 
 
-async def _wind_down(tasks: set[asyncio.Task[None]]) -> None:
-    """Give requests on the wire ``_GRACE`` seconds, then cut them; each records its end."""
+async def _wind_down(
+    batch: Batch, stop: BaseException, tasks: dict[asyncio.Task[None], Request]
+) -> None:
+    """Give requests on the wire ``INTERRUPT_GRACE`` seconds, then seal the batch and
+    cut them (those still out are ``unknown``); each then records its end."""
     pending = {task for task in tasks if not task.done()}
-    if not pending:
-        return
-    try:
-        await asyncio.wait(pending, timeout=_GRACE)
-    except BaseException:  # a second cancellation ends the grace at once
-        pass
-    for task in pending:
-        task.cancel()
-    # A cut task only calls batch.abort(): this wait is short.
-    await asyncio.wait(pending)
+    if pending:
+        try:
+            await asyncio.wait(pending, timeout=INTERRUPT_GRACE)
+        except BaseException:  # a second cancellation ends the grace at once
+            pass
+    batch.seal(stop, [tasks[task] for task in pending if not task.done()])
+    if pending:
+        for task in pending:
+            task.cancel()
+        # A cut task only calls batch.abort() (the batch is sealed): this wait is short.
+        await asyncio.wait(pending)

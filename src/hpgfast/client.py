@@ -32,37 +32,35 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import ssl
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Any, Optional, Union, cast
 
 import urllib3
 from urllib3.connection import HTTPConnection
-from urllib3.exceptions import (
-    ClosedPoolError,
-    ConnectTimeoutError,
-    NewConnectionError,
-)
+from urllib3.exceptions import ClosedPoolError
 from urllib3.exceptions import HTTPError as _Urllib3Error
-from urllib3.exceptions import SSLError as _Urllib3SSLError
-from urllib3.exceptions import TimeoutError as _Urllib3Timeout
 from urllib3.util.wait import wait_for_read
 
 from . import _redact, _wire
-from ._base import DEFAULT_MAX_REPLY_BYTES, ClientSettings, settings_doc
+from ._base import (
+    DEFAULT_MAX_REPLY_BYTES,
+    FRESH_GRACE,
+    INTERRUPT_GRACE,
+    BaseClient,
+    settings_doc,
+)
 from ._pool import drop_inherited, give_back, take
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
 from .core import (
     CONNECT,
     SENT,
-    TLS,
     Batch,
     Failure,
     Reply,
@@ -70,17 +68,11 @@ from .core import (
     SendFailure,
     StatusFailure,
 )
-from .exceptions import ConnectError, TLSError, TransportError
+from .exceptions import ConnectError, TransportError
 
-__all__ = ["DEFAULT_MAX_REPLY_BYTES", "Client", "SendFailure", "StatusFailure"]
+__all__ = ["DEFAULT_MAX_REPLY_BYTES", "INTERRUPT_GRACE", "Client", "SendFailure", "StatusFailure"]
 
 log = logging.getLogger(__name__)
-
-#: How long a fresh plain-HTTP connection is watched for an immediate close before
-#: the request is written. A server that accepts and closes at once (overloaded, at
-#: its connection limit) has then certainly read nothing, so the request can be
-#: retried instead of being reported unknown. Paid once per new connection.
-_FRESH_GRACE = 0.001
 
 #: Bytes asked of each read of a reply: a whole 8 KiB request's reply in one.
 _RECV_SIZE = 65536
@@ -89,9 +81,6 @@ _monotonic = time.monotonic
 #: The attribute of a urllib3 connection holding ``(socket, ResponseReader)`` of its
 #: last exchange (``Client._reader_for``).
 _KEPT_READER = "_hpgfast_reader"
-
-#: Seconds the requests on the wire may still take after an interrupt (Ctrl-C).
-INTERRUPT_GRACE = 2.0
 
 
 # -- connections ---------------------------------------------------------------------
@@ -174,7 +163,7 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork()
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class Client(ClientSettings):
+class Client(BaseClient):
     __doc__ = settings_doc(
         """A client of one HPG connector: ``send()`` messages, ask their ``status()``.
 
@@ -185,27 +174,28 @@ class Client(ClientSettings):
     )
 
     _rate_lock = threading.Lock
+    _log = log
 
-    def _open(self, ca_certs: Optional[str], verify: bool) -> None:
-        self._verify = verify
+    def _open(self) -> None:
         self._start()
         _LIVE.add(self)
 
     def _start(self) -> None:
         """Make the pool, the watchdog and the lazily started executor: in ``_open()``,
         and again in a child after ``fork()`` (``_forked()``)."""
-        self._watchdog = _Watchdog(self.request_deadline)
+        settings = self._settings
+        self._watchdog = _Watchdog(settings.deadline)
         self._executor: Optional[ThreadPoolExecutor] = None
         self._executor_lock = threading.Lock()
 
-        pool_timeout = urllib3.Timeout(connect=self._connect_timeout, read=self._timeout)
+        pool_timeout = urllib3.Timeout(connect=settings.connect_timeout, read=settings.timeout)
         self._pool: urllib3.HTTPConnectionPool
         if self._scheme == "https":
-            verify = self._verify
+            verify = settings.verify
             self._pool = urllib3.HTTPSConnectionPool(
                 self._host,
                 self._port,
-                maxsize=self.concurrency,
+                maxsize=settings.concurrency,
                 block=True,
                 retries=False,
                 timeout=pool_timeout,
@@ -217,7 +207,7 @@ class Client(ClientSettings):
             self._pool = urllib3.HTTPConnectionPool(
                 self._host,
                 self._port,
-                maxsize=self.concurrency,
+                maxsize=settings.concurrency,
                 block=True,
                 retries=False,
                 timeout=pool_timeout,
@@ -262,16 +252,6 @@ class Client(ClientSettings):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        state = " closed" if self._closed else ""
-        return (
-            f"<hpgfast.Client{state} {self.url!r} login={self.login!r} "
-            f"concurrency={self.concurrency}>"
-        )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        raise TypeError("a Client cannot be pickled (it holds connections and a password)")
 
     # -- public operations -------------------------------------------------------------
 
@@ -343,8 +323,7 @@ class Client(ClientSettings):
             wait; those still out are ``unknown``), and the ``KeyboardInterrupt``
             raised carries ``results``.
         """
-        msgs: Sequence[Any] = messages if isinstance(messages, Sequence) else list(messages)
-        return self._batch(_wire.SEND, msgs, params, results)
+        return self._drive(self._plan(_wire.SEND, messages, params, results))
 
     def status(
         self,
@@ -375,26 +354,14 @@ class Client(ClientSettings):
             MessageError: an id that cannot be sent (raised before anything is sent).
             AuthError, TLSError, RequestTooLarge, HTTPStatusError: as for ``send()``.
         """
-        ids: Sequence[Any] = (
-            provider_ids if isinstance(provider_ids, Sequence) else list(provider_ids)
-        )
-        if isinstance(ids, str):
-            raise TypeError("provider_ids must be a sequence of str, not one str")
-        return self._batch(_wire.STATUS, ids, params, results)
-
-    def is_final(self, result: StatusResult) -> bool:
-        """True when ``result``'s status is one of ``final_statuses`` (any case)."""
-        return self._core.is_final(result)
+        return self._drive(self._plan(_wire.STATUS, provider_ids, params, results))
 
     # -- driving the core -----------------------------------------------------------------
 
-    def _batch(
-        self, op: str, items: Sequence[Any], params: Optional[Params], sink: Optional[list[Any]]
-    ) -> list[Any]:
-        if self._closed:
-            raise RuntimeError("this hpgfast.Client is closed")
-        batch = self._core.batch(op, items, params, sink)  # raises on bad input: nothing sent
-        if self.concurrency == 1 or len(batch.requests) == 1:
+    def _drive(self, batch: Batch) -> list[Any]:
+        """Send a planned batch (``_plan``); its results, or the error that stopped it."""
+        concurrency = self._settings.concurrency
+        if concurrency == 1 or len(batch.requests) == 1:
             # One at a time, in the calling thread: no thread hop per request (it
             # would cost about a third more CPU per message). An interrupt then lands
             # in the exchange itself, which gives the request on the wire the same
@@ -407,7 +374,7 @@ class Client(ClientSettings):
         else:
             executor = self._get_executor()
             # A bounded window of queued requests keeps memory flat for any batch.
-            window = 2 * self.concurrency
+            window = 2 * concurrency
             inflight: deque[tuple[Future[None], Request]] = deque()
             try:
                 # A request leaves ``inflight`` only once its future is done: an
@@ -446,10 +413,7 @@ class Client(ClientSettings):
                     futures_wait([future], timeout=remaining)
         except BaseException:  # a second interrupt: no more waiting
             pass
-        for future, request in pending:
-            if not future.done():
-                batch.abort(request, exc, on_wire=True)
-        batch.seal()
+        batch.seal(exc, [request for future, request in pending if not future.done()])
 
     def _get_executor(self) -> ThreadPoolExecutor:
         with self._executor_lock:
@@ -457,7 +421,7 @@ class Client(ClientSettings):
                 raise RuntimeError("this hpgfast.Client is closed")
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
-                    max_workers=self.concurrency, thread_name_prefix="hpgfast"
+                    max_workers=self._settings.concurrency, thread_name_prefix="hpgfast"
                 )
             return self._executor
 
@@ -526,19 +490,20 @@ class Client(ClientSettings):
         interrupt: Optional[BaseException] = None
         try:
             if conn.sock is None:  # urllib3's is_closed, without its Python frame
-                conn.timeout = self._connect_timeout
+                conn.timeout = self._settings.connect_timeout
                 conn.connect()
                 # A server that closed the connection on accept has read nothing:
-                # if that shows within _FRESH_GRACE, it is a connect failure. Only for
+                # if that shows within FRESH_GRACE, it is a connect failure. Only for
                 # plain HTTP: TLS 1.3 sends tickets after the handshake, which would
                 # look the same (and there the handshake itself proves the accept).
                 if self._scheme == "http" and conn.sock is not None:
-                    if wait_for_read(conn.sock, timeout=_FRESH_GRACE):
+                    if wait_for_read(conn.sock, timeout=FRESH_GRACE):
                         raise ConnectionResetError("connection closed by the server on connect")
             sock = conn.sock
-            if sock.gettimeout() != self._timeout:
+            timeout = self._settings.timeout
+            if sock.gettimeout() != timeout:
                 # Once per connection (settimeout is a system call every time).
-                sock.settimeout(self._timeout)
+                sock.settimeout(timeout)
             watch = self._watchdog.watch(sock)
             phase = "send"
             # One write of a request built once: the codec made the target ready to
@@ -557,7 +522,7 @@ class Client(ClientSettings):
                     break
                 data = b""  # fed: an interrupt from here on has lost no byte
         except (OSError, _Urllib3Error) as exc:
-            failure = self._wrap(exc, phase, shown)
+            failure = self._failure(exc, phase, shown)
         except BaseException as exc:
             interrupt = exc
         if interrupt is not None:
@@ -595,14 +560,8 @@ class Client(ClientSettings):
             failure = reader.failure(shown, self._core.scrub)
         received = 0 if reader is None else reader.received
         if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "GET %s (%d bytes): %s, %d bytes in %.2f ms",
-                shown,
-                len(line) + len(self._tail),  # the whole request, headers too
-                failure.error if failure is not None else f"HTTP {reader and reader.status}",
-                received,
-                (time.perf_counter() - started) * 1000.0,
-            )
+            status = None if reader is None else reader.status
+            self._log_exchange(shown, line, failure, status, received, started)
         if failure is not None or reader is None:
             conn.close()
             give_back(pool, conn)
@@ -653,7 +612,7 @@ class Client(ClientSettings):
         kept = getattr(conn, _KEPT_READER, None)
         if kept is not None and kept[0] is sock and kept[1].reuse():
             return cast(ResponseReader, kept[1])
-        reader = ResponseReader(self.max_reply_bytes)
+        reader = ResponseReader(self._settings.max_reply_bytes)
         setattr(conn, _KEPT_READER, (sock, reader))
         return reader
 
@@ -662,31 +621,3 @@ class Client(ClientSettings):
         if not keep_alive:
             conn.close()
         give_back(self._pool, conn)
-
-    def _wrap(self, exc: BaseException, phase: str, shown: str) -> Failure:
-        """The core's ``Failure`` for a urllib3/OS error, with a redacted text."""
-        text = self._core.scrub(f"{type(exc).__name__}: {exc}")
-        if phase == "connect":
-            if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-                return Failure(
-                    CONNECT, ConnectError(f"TLS handshake cut: {text}", url=shown, sent=False)
-                )
-            if isinstance(exc, (ssl.SSLError, ssl.CertificateError, _Urllib3SSLError)):
-                return Failure(TLS, TLSError(f"TLS failed: {text}", url=shown, sent=False))
-            if isinstance(exc, (ConnectTimeoutError, socket.timeout)) and not isinstance(
-                exc, NewConnectionError
-            ):
-                return Failure(
-                    CONNECT, ConnectError(f"connect timed out: {text}", url=shown, sent=False)
-                )
-            return Failure(
-                CONNECT, ConnectError(f"could not connect: {text}", url=shown, sent=False)
-            )
-        if isinstance(exc, (socket.timeout, TimeoutError, _Urllib3Timeout)):
-            return Failure(
-                SENT,
-                TransportError(
-                    f"no reply within timeout={self._timeout}s: {text}", url=shown, sent=True
-                ),
-            )
-        return Failure(SENT, TransportError(f"connection broken: {text}", url=shown, sent=True))

@@ -26,21 +26,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import tzinfo
 from functools import partial
-from typing import Any, NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
 from .. import _redact
 from .._records import Params
-from .._wire import Code, Status
+from .._wire import Code
 from ..codec import encode_params, sent_ids
 from ..exceptions import HPGError, MessageError
-from ._events import Reply, RequestFinished, RequestStarting, Subscriber
+from ._events import Reply, RequestFinished, RequestStarting
 from ._ids import request_prefix
 from ._operations import OPERATIONS, SEND, Encode, Operation, operation
 from ._policy import RateLimit, RetryPolicy
 from ._results import StatusFailure
 from ._rules import TOO_MANY_REQUESTS, RequestFacts, fill, judge, plain_results
+
+if TYPE_CHECKING:
+    from .._settings import Settings
 
 __all__ = [
     "LINE_OVERHEAD",
@@ -205,84 +207,65 @@ class Request:
 class Exchange:
     """The HPG exchange of one connector, with no I/O: everything but moving bytes.
 
-    A transport makes one per client and calls ``batch()`` per ``send()`` or
-    ``status()``. It holds the targets' prefixes (with the password, in
-    ``Secret``), their redacted view, the encoding settings, the retry policy and
-    the subscribers.
+    A transport makes one per client, from the client's ``Settings`` (the one value
+    every setting is read from: the exchange keeps no copy of any), and calls
+    ``batch()`` per ``send()`` or ``status()``. It holds what the settings make:
+    the targets' prefixes (with the password, in ``Secret``), their redacted view,
+    the retry policy, the rate limit and the codes that stop a batch.
+
+    ``rate_lock``: a lock (a context manager) that makes each booking of the rate
+    limit atomic, for a transport whose requests are booked from several threads.
     """
 
-    def __init__(
-        self,
-        *,
-        origin: str,
-        path: str,
-        login: str,
-        password: str,
-        login_param: str,
-        password_param: str,
-        extra_params: Optional[Params],
-        max_request_bytes: int,
-        max_batch: Optional[int],
-        default_subject: Optional[str],
-        quote_brackets: bool,
-        status_tz: Optional[tzinfo],
-        policy: RetryPolicy,
-        subscribers: Sequence[Subscriber] = (),
-        account_stop_codes: Iterable[str] = Code.ACCOUNT_STOP,
-        final_statuses: Iterable[str] = Status.FINAL,
-        retry_on_429: bool = True,
-        retry_after_max: float = 60.0,
-        rate_limit: Optional[RateLimit] = None,
-        client_ids: bool = True,
-        transliterate: bool = False,
-    ) -> None:
+    # Slots: an attribute that is not here (a setting: ``exchange.max_batch = 1``)
+    # cannot be set and then silently ignored; settings are read from ``settings``.
+    __slots__ = ("_heads", "_shown", "account_stop", "policy", "rate_limit", "redactor", "settings")
+
+    def __init__(self, settings: Settings, *, rate_lock: Any = None) -> None:
+        self.settings = settings
+        password = settings.password
+        password_param = settings.password_param
+        login_param = settings.login_param
         self.redactor = (
             _redact.Redactor(password, password_param=password_param) if password else None
         )
-        login_q = encode_params([(login_param, login)]).decode("ascii")
+        login_q = encode_params([(login_param, settings.login)]).decode("ascii")
         shown_q = (
             login_q + "&" + encode_params([(password_param, "")]).decode("ascii") + _redact.MASK
         )
-        extra_q = encode_params(extra_params).decode("ascii") if extra_params else ""
+        extra = settings.extra_params
+        extra_q = encode_params(extra).decode("ascii") if extra else ""
         tail = "&" + extra_q if extra_q else ""
-        credentials = [(login_param, login), (password_param, password)]
+        credentials = [(login_param, settings.login), (password_param, password)]
+        endpoint = settings.endpoint
+        path = endpoint.path
         # The target prefixes hold the password: kept in Secrets so that no repr
         # (nor one built from vars()) shows them.
         self._heads = {
-            op: _redact.Secret(target_head(op, path, credentials, extra_params))
+            op: _redact.Secret(target_head(op, path, credentials, extra))
             for op in OPERATIONS.values()
         }
         # What logs and errors show instead: "...&password=***&..." (no message data).
-        self._shown = {op: f"{origin}{path}{op.name}?{shown_q}{tail}" for op in self._heads}
+        self._shown = {
+            op: f"{endpoint.origin}{path}{op.name}?{shown_q}{tail}" for op in self._heads
+        }
+        max_request_bytes = settings.max_request_bytes
         if room(max_request_bytes, len(self._heads[SEND].value)) < 1:
             raise ValueError(
                 f"max_request_bytes={max_request_bytes} leaves no room for messages after "
                 "the URL and credentials"
             )
-        self.max_request_bytes = max_request_bytes
-        self.max_batch = max_batch
-        self.default_subject = default_subject
-        self.quote_brackets = quote_brackets
-        self.status_tz = status_tz
-        self.policy = policy
-        self.subscribers = tuple(subscribers)
-        self.account_stop = frozenset(account_stop_codes)
-        if Code.ERROR_AUTH not in self.account_stop:
-            # A wrong password is never a per-request accident: always a stop.
-            self.account_stop |= {Code.ERROR_AUTH}
-        self.final_statuses = frozenset(s.lower() for s in final_statuses)
-        self.retry_on_429 = retry_on_429
-        if not retry_after_max >= 0:
-            raise ValueError(f"retry_after_max must not be negative, got {retry_after_max!r}")
-        self.retry_after_max = float(retry_after_max)
-        self.rate_limit = rate_limit
-        self.client_ids = client_ids
-        self.transliterate = transliterate
+        self.policy = RetryPolicy(settings.retries, settings.backoff, settings.backoff_max)
+        #: A wrong password is never a per-request accident: always a stop.
+        self.account_stop = frozenset(settings.account_stop_codes) | {Code.ERROR_AUTH}
+        self.rate_limit = (
+            None if settings.max_rate is None else RateLimit(settings.max_rate, rate_lock)
+        )
 
     def is_final(self, result: Any) -> bool:
         """True when a STATUS result's status is one of ``final_statuses`` (any case)."""
         status = result[2]
-        return status is not None and status.lower() in self.final_statuses
+        return status is not None and status.lower() in self.settings.final_statuses
 
     def scrub(self, text: str) -> str:
         """``text`` with the password masked in every form it may take."""
@@ -315,13 +298,13 @@ class Exchange:
             head += extra + "&"
             shown += "&" + extra
         shown += "&..."
-        max_bytes = room(self.max_request_bytes, len(head))
+        max_bytes = room(self.settings.max_request_bytes, len(head))
         if max_bytes < 1:
             raise ValueError(
-                f"max_request_bytes={self.max_request_bytes} leaves no room for messages "
+                f"max_request_bytes={self.settings.max_request_bytes} leaves no room for messages "
                 "after the URL, credentials and parameters"
             )
-        items, transliterated, holes = op.prepare(items, self.transliterate)
+        items, transliterated, holes = op.prepare(items, self.settings.transliterate)
         batch = Batch(self, op, items, head, shown, max_bytes, holes)
         batch.transliterated = transliterated
         batch.sink = sink
@@ -349,8 +332,10 @@ class Batch:
         holes: Optional[list[int]] = None,
     ) -> None:
         self.exchange = exchange
+        settings = exchange.settings
+        self._subscribers = settings.subscribers  # read once a batch, used once a request
         self._holes = holes
-        #: Indexes of the messages sent transliterated (``Exchange.transliterate``).
+        #: Indexes of the messages sent transliterated (``Settings.transliterate``).
         self.transliterated: list[int] = []
         self._sealed = False  # finished or interrupted: no result changes any more
         self._next = 0  # the plan's next request to hand out
@@ -371,16 +356,22 @@ class Batch:
         #: Set when a request could not connect even after its retries: the platform
         #: is taken to be down and the remaining requests are not attempted.
         self.down: Optional[HPGError] = None
-        self._made_ids = op.makes_ids and exchange.client_ids
+        self._made_ids = op.makes_ids and settings.client_ids
         self._encode: Encode = op.encoder(
-            items, max_bytes, exchange.default_subject, exchange.quote_brackets
+            items, max_bytes, settings.default_subject, settings.quote_brackets
         )
-        self._read = op.reader(exchange.status_tz)
+        self._read = op.reader(settings.status_tz)
         self.requests = (
-            _cut(self._encode, len(items), exchange.max_batch, self._made_ids, PLAN_CACHE_BYTES)
+            _cut(self._encode, len(items), settings.max_batch, self._made_ids, PLAN_CACHE_BYTES)
             if items
             else []
         )
+
+    @property
+    def sealed(self) -> bool:
+        """True once the results stay as they are (``seal()``, ``finish()``): a
+        request still on the wire then gets no grace period of its own."""
+        return self._sealed
 
     @property
     def stopped(self) -> bool:
@@ -425,8 +416,8 @@ class Batch:
                 self._read,
                 exchange.scrub,
                 exchange.account_stop,
-                exchange.retry_on_429,
-                exchange.retry_after_max,
+                exchange.settings.retry_on_429,
+                exchange.settings.retry_after_max,
                 request.after_429,
             )
         )
@@ -464,7 +455,7 @@ class Batch:
         line = self._head_line + query
         request.sent_bytes = len(line) + LINE_OVERHEAD - 4
         request.started = now
-        subscribers = self.exchange.subscribers
+        subscribers = self._subscribers
         if subscribers:
             event = RequestStarting(
                 self.op.name, request.start, request.end, request.ids, self.shown
@@ -480,12 +471,22 @@ class Batch:
         return line
 
     def stop(self, exc: BaseException) -> None:
-        """Stop the batch with ``exc`` (an interrupt): no request starts after this."""
+        """Stop the batch with ``exc`` (an interrupt): no request starts after this.
+
+        The first half of the one way a transport stops a batch: the requests on
+        the wire then get their grace period (``INTERRUPT_GRACE``), and ``seal()``
+        ends it. A stop while none is on the wire needs no seal: ``finish()`` seals.
+        """
         if self.fatal is None:
             self.fatal = exc
 
-    def seal(self) -> None:
-        """Keep the results as they are now: later reports change nothing."""
+    def seal(self, exc: BaseException, cut: Iterable[Request] = ()) -> None:
+        """End a stopped batch's grace period: the requests in ``cut``, still on the
+        wire, are ``unknown``; from now on the results stay as they are (a reply that
+        comes later changes nothing the caller was given)."""
+        for request in cut:
+            self.abort(request, exc, on_wire=True)
+        self.stop(exc)
         self._sealed = True
 
     def report(self, request: Request, event: Any, now: float, received: int = 0) -> Step:
@@ -565,7 +566,7 @@ class Batch:
             self._settle(request, _NOT_SENT, error)
 
     def _finished(self, request: Request, now: float, received: int) -> None:
-        subscribers = self.exchange.subscribers
+        subscribers = self._subscribers
         if not subscribers:
             return
         event = RequestFinished(

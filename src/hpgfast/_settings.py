@@ -1,0 +1,294 @@
+"""``hpgfast.Settings``: every setting of a client, checked once, in one frozen value.
+
+Strategy: a client's settings live in one place. ``Client`` and ``AsyncClient``
+take their keyword arguments only to build a ``Settings`` (or take one whole:
+``Client.from_settings``), the core (``core.Exchange``) reads that same value, and
+the clients' attributes (``client.max_batch``...) are read-only views of it. No
+copy can drift from what is in force, and a changed setting is a new client:
+``Client.from_settings(dataclasses.replace(client.settings, max_batch=1))``.
+
+Every value is checked here, with an error naming the setting, and kept in a plain
+form: exact ``int``/``float``/``str``/``bool`` (an ``int`` subclass whose
+comparisons lie, or a ``bool`` given for a number, cannot slip past a bound),
+tuples and frozensets for collections. The password is kept out of ``repr()``,
+and a ``Settings`` refuses to be pickled, as the clients do.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from typing import Any, NamedTuple, Optional
+
+from urllib3.util import parse_url
+
+from . import _wire
+from ._records import Params
+from ._wire import Code, Status
+from .codec import encode_params
+from .core import MAX_REQUEST_BYTES, Subscriber
+
+__all__ = ["DEFAULT_MAX_REPLY_BYTES", "Endpoint", "Settings"]
+
+#: Default reply cap per request: a SEND reply line is ~20-60 bytes, so 4 MiB holds
+#: far more lines than the largest sensible request has messages.
+DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024
+
+#: What http.client would refuse in a target (its _contains_disallowed_url_pchar_re).
+_UNSAFE_TARGET = re.compile("[\x00-\x20\x7f-\U0010ffff]")
+#: Characters a header value must not hold (a CR or LF would start a new header).
+_HEADER_UNSAFE = re.compile("[\x00-\x1f\x7f]")
+
+
+class Endpoint(NamedTuple):
+    """The parts of a connector's base URL the clients and the core use."""
+
+    scheme: str
+    host: str  # as in the URL: an IPv6 literal keeps its brackets
+    port: int
+    origin: str  # scheme://netloc
+    path: str  # ends with "/"
+
+
+def _endpoint(url: object) -> Endpoint:
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str, got {type(url).__name__}")
+    parsed = parse_url(str.__str__(url))
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
+    if parsed.query or parsed.fragment or parsed.auth:
+        raise ValueError("url must be the connector's base URL, without query or user info")
+    path = parsed.path or "/"
+    if not path.endswith("/"):
+        path += "/"
+    if _UNSAFE_TARGET.search(path):
+        raise ValueError("url: the path holds spaces, control or non-ASCII characters")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return Endpoint(parsed.scheme, parsed.host, port, f"{parsed.scheme}://{parsed.netloc}", path)
+
+
+# -- the checks: each answers the plain value or raises naming the setting ----------------
+
+
+def _text(name: str, value: object, *, optional: bool = False) -> Any:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        # The type only: the value may be the password.
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    return str.__str__(value)  # an exact str: a subclass's overrides go no further
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return value
+
+
+def _count(name: str, value: object, minimum: int, *, optional: bool = False) -> Any:
+    """An exact ``int`` of at least ``minimum``: not a bool, and compared as a plain int
+    (an int subclass could answer any comparison it likes)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got a bool")
+    try:
+        number = int(operator.index(value))  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def _seconds(name: str, value: object, *, zero: bool = False, optional: bool = False) -> Any:
+    """An exact, finite ``float``: positive (or, with ``zero``, not negative)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    number = float(value)  # an exact float, compared as one
+    if not math.isfinite(number) or not (number >= 0 if zero else number > 0):
+        bound = "a finite number, not negative" if zero else "a finite positive number"
+        raise ValueError(f"{name} must be {bound}, got {number!r}")
+    return number
+
+
+def _codes(name: str, value: object, *, lower: bool = False) -> frozenset[str]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a collection of str, got {type(value).__name__}")
+    codes = [_text(name, code) for code in value]
+    return frozenset(code.lower() for code in codes) if lower else frozenset(codes)
+
+
+def _params(value: object) -> Optional[tuple[tuple[str, str], ...]]:
+    if value is None:
+        return None
+    pairs = tuple(value.items()) if isinstance(value, Mapping) else value
+    if not isinstance(pairs, Iterable) or isinstance(pairs, (str, bytes)):
+        raise TypeError(f"extra_params must be a mapping or pairs, got {type(value).__name__}")
+    pairs = tuple(pairs)
+    encode_params(pairs)  # raises MessageError naming the parameter
+    return tuple((str.__str__(n), str.__str__(v)) for n, v in pairs)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of a client, checked; ``Client`` and ``AsyncClient`` take the same.
+
+    A client's keyword arguments build one; ``Client.from_settings(settings)`` (and
+    ``AsyncClient.from_settings``) take one whole, and ``client.settings`` is the one
+    in force. It is frozen: for other settings make another client, with
+    ``dataclasses.replace(client.settings, ...)`` (which checks again).
+
+    Args:
+        url: the connector's base URL, ``http(s)://host:port/<CLIENT>/<connector>/``;
+            ``send`` and ``status`` are appended to it.
+        login: the client's login.
+        password: the client's password. It is never logged, shown or raised: every
+            URL hpgfast shows has it replaced by ``***``.
+        login_param: the name of the login parameter on this connector.
+        password_param: the name of the password parameter (some connectors use
+            ``pass``).
+        timeout: seconds to wait for the platform's reply (each socket read).
+        connect_timeout: seconds to wait for a connection (and TLS handshake).
+        ca_certs: a PEM file with the certificate(s) to trust for HTTPS (the
+            provider's); the system's trust store when ``None``.
+        verify: verify the platform's certificate and host name (HTTPS). Turning it
+            off warns with ``urllib3.exceptions.InsecureRequestWarning``.
+        max_request_bytes: the longest request line (``GET <target> HTTP/1.1``) sent;
+            batches are split to stay within it.
+        max_batch: at most this many messages (or ids) per request.
+        concurrency: how many requests may be in flight at once, each on its own
+            pooled connection.
+        extra_params: request-level parameters sent with every request
+            (``{"priority": "high"}``).
+        default_subject: the subject of messages that have none.
+        status_tz: the platform's time zone; STATUS times are then aware.
+        quote_brackets: send ``text%5B0%5D`` instead of ``text[0]``.
+        retries: how many times a request is repeated: for SEND only after a failure
+            to connect; for STATUS after any transient failure.
+        backoff: seconds before the first repeat; doubled for each further one.
+        backoff_max: the longest wait between repeats.
+        max_reply_bytes: a reply longer than this is a protocol error.
+        user_agent: the ``User-Agent`` header.
+        subscribers: ``hpgfast.core.Subscriber`` objects told of every request
+            before its first byte leaves and after it ended (a journal, metrics).
+        account_stop_codes: platform codes that say the account cannot send; met on
+            any line, they stop the batch and raise ``AccountError``.
+        final_statuses: delivery statuses after which nothing changes (any case);
+            ``is_final()`` uses them.
+        retry_on_429: send a request answered HTTP 429 again after ``Retry-After``
+            (its messages were not processed); ``False`` makes a SEND's messages
+            ``unknown`` instead, never repeated.
+        retry_after_max: the longest ``Retry-After`` honoured, in seconds.
+        max_rate: at most this many messages per second, over every thread and
+            call of this client, with a burst of at most one request.
+        request_deadline: seconds one exchange may take from its first written byte
+            to the end of its reply, however slowly the reply trickles in (default
+            10 x ``timeout``). Past it a SEND's messages are ``unknown``. The
+            deadline (and ``AsyncClient``'s read timeout) is checked a few times a
+            second, at least four times per limit, so it may fire up to half a
+            second late.
+        client_ids: send a clientId of hpgfast's own with every message that has
+            none (20 characters of ``[0-9A-Za-z]``, unique across requests and
+            processes), so that a stray or late reply can never match. ``False``
+            sends none: the platform then answers with indexes.
+        transliterate: write Russian letters in Latin ones (ICAO Doc 9303) in each
+            text that then needs fewer SMS segments (``hpgfast.sms``); a text that
+            is GSM 7-bit already, or stays UCS-2, is sent as it is.
+
+    Raises:
+        ValueError: a setting out of range or a URL that is not HTTP(S).
+        TypeError: a setting of the wrong type (a ``bool`` is not a number).
+        MessageError: a login, password or extra parameter that cannot be encoded.
+    """
+
+    url: str
+    login: str
+    password: str = field(repr=False)
+    login_param: str = _wire.LOGIN
+    password_param: str = _wire.PASSWORD
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    ca_certs: Optional[str] = None
+    verify: bool = True
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    max_batch: Optional[int] = None
+    concurrency: int = 1
+    extra_params: Optional[Params] = None
+    default_subject: Optional[str] = None
+    status_tz: Optional[tzinfo] = None
+    quote_brackets: bool = False
+    retries: int = 3
+    backoff: float = 0.1
+    backoff_max: float = 5.0
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    user_agent: str = "hpgfast"
+    subscribers: Sequence[Subscriber] = ()
+    account_stop_codes: Iterable[str] = Code.ACCOUNT_STOP
+    final_statuses: Iterable[str] = Status.FINAL
+    retry_on_429: bool = True
+    retry_after_max: float = 60.0
+    max_rate: Optional[float] = None
+    request_deadline: Optional[float] = None
+    client_ids: bool = True
+    transliterate: bool = False
+    # Made of the settings above (not arguments): read on every request, so made once.
+    #: The URL's parts: scheme, host, port, origin and path.
+    endpoint: Endpoint = field(init=False, repr=False, compare=False)
+    #: Seconds one exchange may take: ``request_deadline``, or 10 x ``timeout``.
+    deadline: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The password first: no later error may show it (none prints a value of a
+        # str setting it could be mistaken for).
+        plain: dict[str, Any] = {"password": _text("password", self.password)}
+        endpoint = plain["endpoint"] = _endpoint(self.url)
+        plain["url"] = endpoint.origin + endpoint.path
+        for name in ("login", "login_param", "password_param", "user_agent"):
+            plain[name] = _text(name, getattr(self, name))
+        if _HEADER_UNSAFE.search(plain["user_agent"]):
+            raise ValueError("user_agent holds control characters")
+        # Raises MessageError (naming the parameter) for what cannot be encoded.
+        encode_params(
+            [(plain["login_param"], plain["login"]), (plain["password_param"], plain["password"])]
+        )
+        plain["default_subject"] = _text("default_subject", self.default_subject, optional=True)
+        for name in ("timeout", "connect_timeout", "backoff", "backoff_max", "retry_after_max"):
+            plain[name] = _seconds(name, getattr(self, name), zero=name.startswith(("back", "ret")))
+        for name in ("max_rate", "request_deadline"):
+            plain[name] = _seconds(name, getattr(self, name), optional=True)
+        plain["max_request_bytes"] = _count("max_request_bytes", self.max_request_bytes, 1)
+        plain["max_batch"] = _count("max_batch", self.max_batch, 1, optional=True)
+        plain["concurrency"] = _count("concurrency", self.concurrency, 1)
+        plain["retries"] = _count("retries", self.retries, 0)
+        plain["max_reply_bytes"] = _count("max_reply_bytes", self.max_reply_bytes, 1)
+        for name in ("verify", "quote_brackets", "retry_on_429", "client_ids", "transliterate"):
+            plain[name] = _flag(name, getattr(self, name))
+        if self.ca_certs is not None:
+            if not isinstance(self.ca_certs, (str, os.PathLike)):
+                raise TypeError(f"ca_certs must be a path, got {type(self.ca_certs).__name__}")
+            plain["ca_certs"] = _text("ca_certs", os.fspath(self.ca_certs))
+        if self.status_tz is not None and not isinstance(self.status_tz, tzinfo):
+            raise TypeError(f"status_tz must be a tzinfo, got {type(self.status_tz).__name__}")
+        plain["extra_params"] = _params(self.extra_params)
+        subscribers = self.subscribers
+        if isinstance(subscribers, (str, bytes)) or not isinstance(subscribers, Iterable):
+            raise TypeError(f"subscribers must be a sequence, got {type(subscribers).__name__}")
+        plain["subscribers"] = tuple(subscribers)
+        plain["account_stop_codes"] = _codes("account_stop_codes", self.account_stop_codes)
+        plain["final_statuses"] = _codes("final_statuses", self.final_statuses, lower=True)
+        deadline = plain["request_deadline"]
+        plain["deadline"] = 10 * plain["timeout"] if deadline is None else deadline
+        for name, value in plain.items():
+            object.__setattr__(self, name, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        raise TypeError("Settings cannot be pickled (they hold a password)")
