@@ -33,10 +33,10 @@ from urllib3.exceptions import SSLError as _Urllib3SSLError
 from urllib3.exceptions import TimeoutError as _Urllib3Timeout
 from urllib3.util.ssl_ import create_urllib3_context
 
-from . import _redact, _wire
+from . import _redact
 from ._records import Params, StatusResult
 from ._settings import DEFAULT_MAX_REPLY_BYTES, Settings
-from .core import CONNECT, SENT, TLS, Batch, Exchange, Failure, Subscriber
+from .core import CONNECT, SENT, STATUS, TLS, Batch, Exchange, Failure, Operation, Subscriber
 from .exceptions import ConnectError, TLSError, TransportError
 
 __all__ = ["DEFAULT_MAX_REPLY_BYTES", "FRESH_GRACE", "INTERRUPT_GRACE", "BaseClient"]
@@ -299,7 +299,11 @@ class BaseClient:
         return self._core.is_final(result)
 
     def _plan(
-        self, op: str, items: Iterable[Any], params: Optional[Params], sink: Optional[list[Any]]
+        self,
+        op: Operation,
+        items: Iterable[Any],
+        params: Optional[Params],
+        sink: Optional[list[Any]],
     ) -> Batch:
         """``send()``'s or ``status()``'s batch, checked and planned: nothing sent yet.
 
@@ -309,7 +313,7 @@ class BaseClient:
             raise RuntimeError(f"this hpgfast.{type(self).__name__} is closed")
         if not isinstance(items, Sequence):
             items = list(items)
-        elif op == _wire.STATUS and isinstance(items, str):
+        elif op is STATUS and isinstance(items, str):
             raise TypeError("provider_ids must be a sequence of str, not one str")
         return self._core.batch(op, items, params, sink)
 

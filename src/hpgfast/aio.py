@@ -42,11 +42,11 @@ from typing import Any, Optional, Union
 
 from urllib3.util.wait import wait_for_read
 
-from . import _redact, _wire
+from . import _redact
 from ._base import FRESH_GRACE, INTERRUPT_GRACE, BaseClient, settings_doc
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
-from .core import CONNECT, SENT, Batch, Failure, Reply, Request
+from .core import CONNECT, SEND, SENT, STATUS, Batch, Failure, Reply, Request
 from .exceptions import ConnectError
 
 __all__ = ["AsyncClient"]
@@ -275,7 +275,7 @@ class AsyncClient(BaseClient):
         ``asyncio.run``): ``hpgfast.results_of(exc)`` finds the results through
         it, and a list passed as ``results`` gets them however the call ends.
         """
-        return await self._drive(self._plan(_wire.SEND, messages, params, results))
+        return await self._drive(self._plan(SEND, messages, params, results))
 
     async def status(
         self,
@@ -288,7 +288,7 @@ class AsyncClient(BaseClient):
 
         Exactly ``hpgfast.Client.status()``, awaited (``results`` as for ``send()``).
         """
-        return await self._drive(self._plan(_wire.STATUS, provider_ids, params, results))
+        return await self._drive(self._plan(STATUS, provider_ids, params, results))
 
     # -- driving the core -----------------------------------------------------------------
 

@@ -47,7 +47,7 @@ from urllib3.exceptions import ClosedPoolError
 from urllib3.exceptions import HTTPError as _Urllib3Error
 from urllib3.util.wait import wait_for_read
 
-from . import _redact, _wire
+from . import _redact
 from ._base import (
     DEFAULT_MAX_REPLY_BYTES,
     FRESH_GRACE,
@@ -60,7 +60,9 @@ from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
 from .core import (
     CONNECT,
+    SEND,
     SENT,
+    STATUS,
     Batch,
     Failure,
     Reply,
@@ -323,7 +325,7 @@ class Client(BaseClient):
             wait; those still out are ``unknown``), and the ``KeyboardInterrupt``
             raised carries ``results``.
         """
-        return self._drive(self._plan(_wire.SEND, messages, params, results))
+        return self._drive(self._plan(SEND, messages, params, results))
 
     def status(
         self,
@@ -354,7 +356,7 @@ class Client(BaseClient):
             MessageError: an id that cannot be sent (raised before anything is sent).
             AuthError, TLSError, RequestTooLarge, HTTPStatusError: as for ``send()``.
         """
-        return self._drive(self._plan(_wire.STATUS, provider_ids, params, results))
+        return self._drive(self._plan(STATUS, provider_ids, params, results))
 
     # -- driving the core -----------------------------------------------------------------
 
