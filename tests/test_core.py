@@ -100,10 +100,10 @@ def drive(op: str, events: list[Any], *, retries: int = 2) -> tuple[list[Any], l
     clock = 0.0
     pending = list(events)
     while (request := batch.next(clock)) is not None:
-        target = batch.begin(request, clock)
-        if target is None:
+        line = batch.begin_line(request, clock)
+        if line is None:
             continue
-        assert "S3cret" in target and "S3cret" not in batch.shown
+        assert line.startswith(b"GET /") and b"S3cret" in line and "S3cret" not in batch.shown
         count = 0
         while True:
             count += 1
@@ -159,7 +159,7 @@ def test_the_plain_reply_shortcut_gives_what_judge_gives(op: str, body: bytes, p
     items = MESSAGES if op == "send" else IDS
     batch = exchange().batch(op, items, None)
     request = batch.next(0.0)
-    assert request is not None and batch.begin(request, 0.0) is not None
+    assert request is not None and batch.begin_line(request, 0.0) is not None
     shortcut = plain_results(batch._read(body, request.ids))
     verdict = judge(batch._facts(request), Reply(200, body))
     assert (shortcut is not None) == plain
@@ -271,7 +271,7 @@ def test_429_is_not_sent_and_sent_again_after_retry_after(op: str) -> None:
     items = MESSAGES if op == "send" else IDS
     batch = exchange().batch(op, items, None)
     first = batch.next(10.0)
-    assert first is not None and batch.begin(first, 10.0)
+    assert first is not None and batch.begin_line(first, 10.0)
     step = batch.report(first, Reply(429, b"slow down", "7"), 10.0)
     assert step.retry_at == 17.0 and not step.keep_alive
     assert codes(batch.results[:2]) == [Code.NOT_SENT] * 2  # what stands if interrupted
@@ -279,7 +279,7 @@ def test_429_is_not_sent_and_sent_again_after_retry_after(op: str) -> None:
     assert second is not None and second.not_before == 17.0  # the whole batch waits
     event = ok_send(0, 2) if op == "send" else ok_status(IDS[:2])
     assert batch.report(first, event, 17.0).retry_at is None
-    assert batch.begin(second, 17.0) is not None
+    assert batch.begin_line(second, 17.0) is not None
     batch.report(second, ok_send(2, 4) if op == "send" else ok_status(IDS[2:]), 17.0)
     assert codes(batch.finish()) == ["ok"] * 4
 
@@ -287,7 +287,7 @@ def test_429_is_not_sent_and_sent_again_after_retry_after(op: str) -> None:
 def test_429_retry_after_is_capped_and_falls_back_to_backoff() -> None:
     batch = exchange().batch("send", MESSAGES, None)
     request = batch.next(0.0)
-    assert request is not None and batch.begin(request, 0.0)
+    assert request is not None and batch.begin_line(request, 0.0)
     assert batch.report(request, Reply(429, b"", "86400"), 0.0).retry_at == 60.0
     assert batch.report(request, Reply(429, b"", "soon"), 60.0).retry_at == 61.0  # backoff
 
@@ -296,7 +296,7 @@ def test_429_without_retry_on_429_is_unknown_for_send() -> None:
     ex = exchange(retry_on_429=False)
     batch = ex.batch("send", MESSAGES, None)
     request = batch.next(0.0)
-    assert request is not None and batch.begin(request, 0.0)
+    assert request is not None and batch.begin_line(request, 0.0)
     assert batch.report(request, Reply(429, b"", "1"), 0.0).retry_at is None
     assert codes(batch.results[:2]) == [Code.UNKNOWN] * 2
 
@@ -304,7 +304,7 @@ def test_429_without_retry_on_429_is_unknown_for_send() -> None:
 def test_id_not_unique_after_429_means_accepted_earlier() -> None:
     batch = exchange().batch("send", MESSAGES[:2], None)
     request = batch.next(0.0)
-    assert request is not None and batch.begin(request, 0.0)
+    assert request is not None and batch.begin_line(request, 0.0)
     batch.report(request, Reply(429, b"", "1"), 0.0)
     body = b"error-id-not-unique;0;\nok;1;2002\n"
     assert batch.report(request, Reply(200, body), 1.0).retry_at is None
@@ -314,7 +314,7 @@ def test_id_not_unique_after_429_means_accepted_earlier() -> None:
     # Without a 429 before it, the same line is a rejection.
     plain = exchange().batch("send", MESSAGES[:2], None)
     request = plain.next(0.0)
-    assert request is not None and plain.begin(request, 0.0)
+    assert request is not None and plain.begin_line(request, 0.0)
     plain.report(request, Reply(200, body), 0.0)
     assert codes(plain.finish()) == ["error-id-not-unique", "ok"]
 
@@ -325,7 +325,7 @@ def test_id_not_unique_after_429_means_accepted_earlier() -> None:
 def test_an_account_stop_on_a_message_line_stops_the_batch() -> None:
     batch = exchange().batch("send", MESSAGES, None)
     request = batch.next(0.0)
-    assert request is not None and batch.begin(request, 0.0)
+    assert request is not None and batch.begin_line(request, 0.0)
     body = b"ok;0;2001\nerror-insufficient-balance;1;\n"
     batch.report(request, Reply(200, body), 0.0)
     assert batch.next(0.0) is None  # no request starts after a stop
@@ -345,7 +345,7 @@ def test_account_stop_codes_are_a_setting() -> None:
     ex.account_stop = frozenset({"error-auth"})
     batch = ex.batch("send", MESSAGES, None)
     request = batch.next(0.0)
-    assert request is not None and batch.begin(request, 0.0)
+    assert request is not None and batch.begin_line(request, 0.0)
     batch.report(request, Reply(200, b"error-insufficient-balance\n"), 0.0)
     assert batch.next(0.0) is not None  # not a stop any more: the batch goes on
     assert codes(batch.results[:2]) == [Code.NOT_SENT] * 2  # still not processed
@@ -367,7 +367,7 @@ def test_rate_limit_books_slots_with_a_burst_of_one_request() -> None:
 def test_none_provider_ids_get_a_failure_not_an_exception() -> None:
     batch = exchange().batch("status", ["1001", None, "1002"], None)
     request = batch.next(0.0)
-    assert request is not None and batch.begin(request, 0.0)
+    assert request is not None and batch.begin_line(request, 0.0)
     assert (request.start, request.end) == (0, 2)
     batch.report(request, ok_status(["1001", "1002"]), 0.0)
     results = batch.finish()
@@ -398,7 +398,7 @@ def test_subscribers_hear_of_every_request() -> None:
     recorder = Recorder()
     batch = exchange(subscribers=(recorder,)).batch("send", MESSAGES, None)
     while (request := batch.next(1.0)) is not None:
-        assert batch.begin(request, 1.0) is not None
+        assert batch.begin_line(request, 1.0) is not None
         assert batch.report(request, ok_send(request.start, request.end), 1.25, 30).retry_at is None
     assert codes(batch.finish()) == ["ok"] * 4
     assert [(e.start, e.end, list(e.ids)) for e in recorder.starting] == [
@@ -417,7 +417,7 @@ def test_a_raising_subscriber_stops_the_batch_before_the_request_leaves() -> Non
     batch = exchange(subscribers=(recorder,)).batch("send", MESSAGES, None)
     sent = []
     while (request := batch.next(0.0)) is not None:
-        target = batch.begin(request, 0.0)
+        target = batch.begin_line(request, 0.0)
         if target is None:
             continue
         sent.append(request.start)
@@ -452,7 +452,7 @@ def test_made_ids_are_unique_across_requests_and_stale_index_replies_never_match
     batch = ex.batch("send", [*MESSAGES, Message("79030000009", "own", None, "my-id-1")], None)
     seen: list[str] = []
     while (request := batch.next(0.0)) is not None:
-        target = batch.begin(request, 0.0)
+        target = batch.begin_line(request, 0.0)
         assert target is not None
         seen += request.ids
         if request.start == 0:
@@ -470,7 +470,7 @@ def test_made_ids_are_unique_across_requests_and_stale_index_replies_never_match
     assert made[0][:11] == made[2][:11]  # one random part per process
     again = ex.batch("send", MESSAGES[:1], None)
     request = again.next(0.0)
-    assert request is not None and again.begin(request, 0.0)
+    assert request is not None and again.begin_line(request, 0.0)
     assert request.ids[0] not in made  # a resend never reuses an id
 
 
@@ -492,7 +492,7 @@ def test_a_fork_draws_a_new_random_part() -> None:
 def test_free_text_holding_the_password_is_masked_in_records() -> None:
     batch = exchange().batch("status", IDS[:2], None)
     request = batch.next(0.0)
-    assert request is not None and batch.begin(request, 0.0)
+    assert request is not None and batch.begin_line(request, 0.0)
     body = (
         b"ok;1001;undelivered;2012.03.15 19:53:07;echo S3cret!;x\n"
         b"ok;1002;sent;2012.03.15 19:53:07;\n"
@@ -502,26 +502,27 @@ def test_free_text_holding_the_password_is_masked_in_records() -> None:
     assert results[0].reason == "echo ***;x" and results[1].reason is None
     sends = exchange().batch("send", MESSAGES[:1], None)
     request = sends.next(0.0)
-    assert request is not None and sends.begin(request, 0.0)
+    assert request is not None and sends.begin_line(request, 0.0)
     sends.report(request, Reply(200, b"ok;0;2001;S3cret%21\n"), 0.0)
     assert sends.finish()[0].extra == "***"
 
 
 @pytest.mark.parametrize("op", ["send", "status"])
-def test_begin_line_is_the_request_line_start_of_begin(op: str) -> None:
+def test_begin_line_is_the_request_line_start(op: str) -> None:
     items = MESSAGES if op == "send" else IDS
-    texts = exchange().batch(op, items, None)
-    lines = exchange().batch(op, items, None)
-    while (request := texts.next(0.0)) is not None:
-        twin = lines.next(0.0)
+    first = exchange().batch(op, items, None)
+    second = exchange().batch(op, items, None)
+    while (request := first.next(0.0)) is not None:
+        twin = second.next(0.0)
         assert twin is not None
-        target = texts.begin(request, 0.0)
-        line = lines.begin_line(twin, 0.0)
-        assert target is not None and line is not None
+        line = first.begin_line(request, 0.0)
+        again = second.begin_line(twin, 0.0)
+        assert line is not None and again is not None
         # The clientIds differ between the batches (a fresh prefix per request).
         if op == "status":
-            assert line == b"GET " + target.encode("ascii")
-        assert line.startswith(b"GET /") and len(line) == len(target) + 4
+            assert line == again
+        target = line[len(b"GET ") :].decode("ascii")
+        assert line.startswith(b"GET /") and len(again) == len(line)
         assert twin.sent_bytes == request.sent_bytes == len(target) + len("GET  HTTP/1.1")
 
 
@@ -572,7 +573,7 @@ def test_the_operation_is_an_object_chosen_once_when_the_batch_is_made() -> None
             batch = exchange(subscribers=(recorder,)).batch(chosen, items, None)
             assert batch.op is op
             request = batch.next(0.0)
-            assert request is not None and batch.begin(request, 0.0) is not None
+            assert request is not None and batch.begin_line(request, 0.0) is not None
             assert batch._facts(request).op is op
             assert recorder.starting[-1].op == name
     with pytest.raises(ValueError, match="SEND or STATUS"):
@@ -657,7 +658,7 @@ def test_the_clean_verdict_shortcut_has_verdicts_own_layout() -> None:
     ):
         batch = exchange().batch(op, items, None)
         request = batch.next(0.0)
-        assert request is not None and batch.begin(request, 0.0) is not None
+        assert request is not None and batch.begin_line(request, 0.0) is not None
         verdict = judge(batch._facts(request), reply)
         expected = Verdict(results=verdict.results, clean=True)
         assert len(verdict) == len(Verdict._fields)
@@ -679,7 +680,7 @@ def test_the_request_facts_shortcut_has_their_layout() -> None:
     batch = ex.batch(SEND, MESSAGES, None)
     batch.next(0.0)
     second = batch.next(0.0)
-    assert second is not None and batch.begin(second, 0.0) is not None
+    assert second is not None and batch.begin_line(second, 0.0) is not None
     second.after_429 = True
     facts = batch._facts(second)
     named = {
@@ -701,3 +702,29 @@ def test_the_request_facts_shortcut_has_their_layout() -> None:
     assert list(named) == list(RequestFacts._fields)
     for field in RequestFacts._fields:
         assert getattr(facts, field) == getattr(expected, field), field
+
+
+def test_the_transports_call_exactly_the_documented_contract() -> None:
+    # hpgfast.core's docstring is the contract a transport drives a batch by; both
+    # transports (and what they share) call exactly the Batch methods it names.
+    import ast
+    import re
+    from pathlib import Path
+
+    import hpgfast.core
+
+    documented = set(re.findall(r"``Batch\.(\w+)\(", hpgfast.core.__doc__ or ""))
+    package = Path(hpgfast.core.__file__).resolve().parent.parent
+    for name in ("client.py", "aio.py"):
+        called = set()
+        for module in (name, "_base.py"):
+            tree = ast.parse((package / module).read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id == "batch"
+                ):
+                    called.add(node.func.attr)
+        assert called == documented, (name, sorted(called ^ documented))

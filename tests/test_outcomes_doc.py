@@ -89,7 +89,7 @@ def test_row(row: Row) -> None:
         items = [str(1001 + i) for i in range(row.items)]
     batch = exchange().batch(row.op, items, None)
     request = batch.next(0.0)
-    assert request is not None and batch.begin(request, 0.0) is not None
+    assert request is not None and batch.begin_line(request, 0.0) is not None
     step = batch.report(request, row.reply, 0.0)
     if row.then.startswith("again after "):
         seconds = float(row.then.split()[2])

@@ -273,7 +273,7 @@ def test_a_sealed_batch_cuts_what_is_on_the_wire_and_changes_no_more() -> None:
         "send", three(), None
     )
     first = batch.next(0.0)
-    assert first is not None and batch.begin(first, 0.0)
+    assert first is not None and batch.begin_line(first, 0.0)
     interrupt = KeyboardInterrupt()
     batch.stop(interrupt)
     assert batch.stopped and batch.next(0.0) is None

@@ -3,19 +3,29 @@
 Strategy (h11's lesson): what a reply means for each message, what is repeated
 and when, and what stops a batch are decided here, once, by code that opens no
 socket, imports no HTTP library, reads no clock and never sleeps. A transport
-(``hpgfast.Client`` on urllib3) only moves bytes:
+(``hpgfast.Client`` on urllib3, ``hpgfast.AsyncClient`` on asyncio) only moves
+bytes:
 
 1. ``Exchange.batch(op, items, params)`` checks every item and cuts the batch into
    ``Request`` objects (``_batch``). ``op`` is ``SEND`` or ``STATUS``, an
    ``Operation`` that carries all the two differ in (``_operations``), chosen once
    there; ``plan()`` gives the same cut without an exchange (a dry run's);
-2. for each request, ``Batch.begin(request, now)`` gives the target to send (and
-   tells the subscribers, ``_events``), the transport sends it and reports a
-   ``Reply`` or a ``Failure`` to ``Batch.report(request, event, now)``, which
-   answers with a ``Step``: settled, or "again at ``t``" under the ``RetryPolicy``
-   (``_policy``);
-3. ``Batch.finish()`` returns one result per item, or raises the error that
-   stopped the batch with ``.results`` attached.
+2. ``Batch.next(now)`` hands out the next ``Request`` (``None`` when none is left,
+   or once the batch stopped), its ``not_before`` set by the rate limit and any
+   ``Retry-After`` pause; at that time ``Batch.begin_line(request, now)`` gives the
+   request line's bytes (``GET <target>``; the subscribers hear of it first,
+   ``_events``; ``None``: not to be sent), the transport writes them and reports a
+   ``Reply`` or a ``Failure`` to ``Batch.report(request, event, now, received)``,
+   which answers with a ``Step``: settled, or "again at ``t``" under the
+   ``RetryPolicy`` (``_policy``). An exception of the transport's own while a
+   request is out is ``Batch.abort(request, exc, on_wire=...)``;
+3. an interrupt or a cancel is ``Batch.stop(exc)`` (no request starts after it),
+   then, once the requests on the wire had their grace, ``Batch.seal(exc, cut)``
+   (those still out are ``unknown``; results change no more);
+4. ``Batch.finish()`` returns one result per item, or raises the error that
+   stopped the batch with ``.results`` attached (and fills ``sink``).
+
+Both transports call exactly these, and nothing else of a batch.
 
 The outcome table itself is ``_rules``: one function per kind of event, each
 returning a ``Verdict`` for the request's items.

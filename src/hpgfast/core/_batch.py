@@ -12,9 +12,10 @@ Strategy:
   ``target_head()`` and ``room()`` the batch uses.
 - **The operation is an object.** ``Exchange.batch`` takes ``SEND`` or ``STATUS``
   (``_operations``) and everything after asks it; nothing compares names.
-- **The transport only moves bytes.** It takes ``Request`` objects from the batch,
-  asks ``begin()`` for the target (subscribers hear of it first), sends it, and
-  hands what happened to ``report()``, which answers "done" or "again at ``t``".
+- **The transport only moves bytes.** It takes ``Request`` objects from the batch
+  (``next()``), asks ``begin_line()`` for the request line (subscribers hear of it
+  first), writes it, and hands what happened to ``report()``, which answers "done"
+  or "again at ``t``"; an interrupt is ``stop()``, then ``seal()`` after the grace.
   It never decides an outcome, and the batch never sleeps or reads a clock: the
   transport passes ``now`` in (``time.monotonic()``) and waits as it waits.
 - **No locks.** Each request's results land in their own slice of the batch's
@@ -428,19 +429,14 @@ class Batch:
             request.ids = self._ids(request)
         self.results[request.start : request.end] = fill(self._facts(request), code, error)
 
-    def begin(self, request: Request, now: float) -> Optional[str]:
-        """The target to send for ``request``, or ``None`` when it must not be sent.
-
-        Called once, before the request's first byte, in the thread or task that
-        sends it: the subscribers hear of it here. ``None`` (the batch stopped, or
-        a subscriber raised) leaves the request's items ``not-sent``.
-        """
-        line = self.begin_line(request, now)
-        return None if line is None else line[4:].decode("ascii")
-
     def begin_line(self, request: Request, now: float) -> Optional[bytes]:
-        """``begin()``, answering with the request line's first bytes instead:
-        ``GET <target>`` as a transport writes it (no text round trip per request)."""
+        """The request line's first bytes for ``request`` (``GET <target>``, as the
+        transport writes it), or ``None`` when it must not be sent.
+
+        Called once, just before the request's first byte, in the thread or task
+        that sends it: the subscribers hear of it here. ``None`` (the batch stopped,
+        or a subscriber raised) leaves the request's items ``not-sent``.
+        """
         if self.stopped:
             self._settle(request, _NOT_SENT, self.down)
             return None
