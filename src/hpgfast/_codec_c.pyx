@@ -489,6 +489,14 @@ cdef int _check_batch(object batch) except -1:
     return 0
 
 
+cdef object _index(object value):
+    """As _codec_py._index: ``operator.index(value)`` as an exact int. CPython 3.9
+    hands an int subclass back as it is, and a check made with its own comparisons
+    may pass any value (the C bounds below are checked on C values all the same)."""
+    value = _operator.index(value)
+    return value if type(value) is int else int.__index__(value)
+
+
 cdef object _limit(object value, str name):
     """As _codec_py._limit: an exact int (operator.index) or float; None stays."""
     if value is None or type(value) is int:
@@ -496,7 +504,7 @@ cdef object _limit(object value, str name):
     if isinstance(value, float):
         return float.__float__(value)
     try:
-        return _operator.index(value)
+        return _index(value)
     except TypeError:
         raise TypeError(f"{name} must be an int, got {_type_name(value)}") from None
 
@@ -1306,7 +1314,7 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
     # order, before the batch's length is asked.
     _check_batch(seq)
     if type(start) is not int:
-        start = _operator.index(start)
+        start = _index(start)
     max_bytes = _limit(max_bytes, "max_bytes")
     max_count = _limit(max_count, "max_count")
     total = len(seq)
@@ -1320,6 +1328,8 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
     else:
         _check_limits(start, total, max_bytes, max_count)
         cstart = start
+        if not 0 <= cstart <= total:   # the walk indexes the batch's C array from here
+            raise SystemError("hpgfast: start passed its check out of range")
         limit_bytes = _byte_limit(max_bytes)
         limit_count = _count_limit(max_count)
     if send and default_subject is not None:
@@ -1681,9 +1691,9 @@ def sent_ids(messages, start, end, id_prefix=None):
     b.id_plen = 0
     _check_batch(messages)
     if type(start) is not int:
-        start = _operator.index(start)
+        start = _index(start)
     if type(end) is not int:
-        end = _operator.index(end)
+        end = _index(end)
     total = len(messages)
     if not 0 <= start <= end <= total:
         raise ValueError(f"start={start} and end={end} are not within 0..{total}")
@@ -1691,6 +1701,10 @@ def sent_ids(messages, start, end, id_prefix=None):
         prefix = _check_id_prefix(id_prefix)
     cstart = start
     count = <Py_ssize_t>end - cstart
+    # The walk below reads a list's or tuple's C array from cstart: the span is
+    # checked again on the C values, whatever the objects' comparisons said.
+    if cstart < 0 or count < 0 or count > total - cstart:
+        raise SystemError("hpgfast: the span passed its check out of range")
     if prefix is not None:
         if count > ID_MAX_COUNT:
             raise ValueError(f"{count} messages: made clientIds number at most {ID_MAX_COUNT}")
@@ -1701,7 +1715,7 @@ def sent_ids(messages, start, end, id_prefix=None):
         i = cstart + k
         # No Python code runs between two items (but to raise), so a list cannot
         # change under the walk; its size is read afresh all the same.
-        if fast and i < hpg_seq_size(messages):
+        if fast and 0 <= i < hpg_seq_size(messages):
             msg = hpg_seq_item(messages, i)
         else:
             msg = messages[i]

@@ -24,8 +24,9 @@ Hostile types: what is sent is the data itself, never what a subclass says about
 it. A ``str`` subclass counts as the exact ``str`` of its characters (its own
 ``__bool__``, ``__len__``, ``encode``, ``__str__``, ``__eq__`` or ``__hash__`` are
 never asked, so a "falsy" value cannot slip through unescaped); a tuple subclass
-message as the exact tuple of its items; ``start``, and integer limits, as the exact
-``int`` that ``operator.index`` gives (a float ``start`` is a ``TypeError``); a
+message as the exact tuple of its items; ``start``, ``end`` and integer limits, as
+the exact ``int`` that ``operator.index`` gives (an ``int`` subclass as its value,
+never asked to compare, on 3.9 too; a float ``start`` is a ``TypeError``); a
 float limit as the exact ``float``. The batch is a sequence: a mapping or a ``str``
 is a ``TypeError``. Types are told by the object's real type, not its ``__class__``.
 
@@ -169,6 +170,17 @@ def _check_batch(batch: object) -> None:
         raise TypeError(f"expected a sequence, got {_type_name(batch)}")
 
 
+def _index(value: Any) -> int:
+    """``operator.index(value)`` as an exact ``int``, as 3.10 on always gives it.
+
+    CPython 3.9 hands an ``int`` subclass back as it is, and the span and limit
+    checks would then ask its own comparisons (which may say anything);
+    ``int.__index__`` is int's own copy of the value.
+    """
+    value = operator.index(value)
+    return value if type(value) is int else int.__index__(value)
+
+
 def _limit(value: Any, name: str) -> Any:
     """A limit as an exact ``int`` (``operator.index``) or ``float``; ``None`` stays."""
     if value is None:
@@ -176,16 +188,14 @@ def _limit(value: Any, name: str) -> Any:
     if _is(value, float):
         return float.__float__(value)
     try:
-        return operator.index(value)
+        return _index(value)
     except TypeError:
         raise TypeError(f"{name} must be an int, got {_type_name(value)}") from None
 
 
-def _limits(
-    start: Any, max_bytes: Any, max_count: Any
-) -> tuple[int, Optional[int], Optional[int]]:
+def _limits(start: Any, max_bytes: Any, max_count: Any) -> tuple[int, Optional[int], Optional[int]]:
     """The arguments of encode_send/encode_status, normalised (see the module doc)."""
-    return operator.index(start), _limit(max_bytes, "max_bytes"), _limit(max_count, "max_count")
+    return _index(start), _limit(max_bytes, "max_bytes"), _limit(max_count, "max_count")
 
 
 def _check_limits(
@@ -404,8 +414,8 @@ def sent_ids(
             not a ``str``.
     """
     _check_batch(messages)
-    start = operator.index(start)
-    end = operator.index(end)
+    start = _index(start)
+    end = _index(end)
     total = len(messages)
     if not 0 <= start <= end <= total:
         raise ValueError(f"start={start} and end={end} are not within 0..{total}")
