@@ -27,7 +27,7 @@ The wire format (names, codes, statuses, character sets, BOM) is read from
 ``_wire`` at import: it is written down once, there.
 """
 
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyObject_GetItem
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -1718,7 +1718,10 @@ def sent_ids(messages, start, end, id_prefix=None):
         if fast and 0 <= i < hpg_seq_size(messages):
             msg = hpg_seq_item(messages, i)
         else:
-            msg = messages[i]
+            # Not messages[i]: built with boundscheck=False, Cython reads an exact
+            # list's or tuple's item there without checking the index. The call
+            # Python makes for messages[i], which checks it (IndexError, as the twin).
+            msg = PyObject_GetItem(messages, i)
         if not isinstance(msg, tuple):   # the real type, as the twin's _is()
             raise MessageTypeError(
                 i, "message", f"expected a Message or a tuple, got {_type_name(msg)}"
