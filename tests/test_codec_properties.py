@@ -834,6 +834,10 @@ def test_sent_ids_are_the_client_ids_encode_send_wrote(
 @example(batch=[Message("1", "t")], start=OddInt(-1), end=0, prefix=None)
 @example(batch=(Message("1", "t"),), start=OddInt(-1), end=OddInt(1), prefix="P")
 @example(batch=[], start=OddInt(-1), end=0, prefix=None)
+# ... and passed an end past the last item: the slots after a tuple's or list's last
+# (read unchecked: heap-buffer-overflow under ASan).
+@example(batch=(Message("1", "t"),), start=0, end=OddInt(2), prefix=None)
+@example(batch=[Message("1", "t")], start=0, end=OddInt(3), prefix="P")
 def test_twins_agree_on_sent_ids(
     pure: ModuleType, compiled: ModuleType, batch: Any, start: Any, end: Any, prefix: Any
 ) -> None:
