@@ -237,6 +237,11 @@ def _python_memory() -> int:
     return sys.getallocatedblocks() * 32  # about the smallest block: a lower bound
 
 
+# The fewest runs a path makes whatever the time: a reference leaked per call then
+# shows as a refcount grown by 20, over the bound of 10 below.
+MIN_RUNS = 20
+
+
 def check(
     name: str,
     fn: Callable[[], Any],
@@ -245,14 +250,15 @@ def check(
     seconds: float | None = None,
 ) -> tuple[list[str], int]:
     """Problems found on one path (empty: none), and the runs made: ``runs``, or
-    fewer when ``seconds`` (for the warm-up and the runs together) ran out first."""
+    fewer when ``seconds`` (for the warm-up and the runs together) ran out first,
+    but never fewer than ``MIN_RUNS``: a check of no runs would find nothing."""
     now = time.monotonic()
     deadline = None if seconds is None else now + seconds
     # The warm-up fills the core's caches (records, interned codes, dates): 200 calls,
-    # or a quarter of the time share, but never fewer than 10.
+    # or a quarter of the time share, but never fewer than 5.
     warm_until = None if seconds is None else now + seconds / 4
     warm = 0
-    while warm < 200 and (warm < 10 or warm_until is None or time.monotonic() < warm_until):
+    while warm < 200 and (warm < 5 or warm_until is None or time.monotonic() < warm_until):
         _call(fn)
         warm += 1
     gc.collect()
@@ -261,7 +267,7 @@ def check(
     traced = _python_memory()
     rss = _rss()
     done = 0
-    while done < runs and (deadline is None or time.monotonic() < deadline):
+    while done < runs and (done < MIN_RUNS or deadline is None or time.monotonic() < deadline):
         _call(fn)
         done += 1
     runs = done

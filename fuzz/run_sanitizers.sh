@@ -3,12 +3,14 @@
 # AddressSanitizer and UndefinedBehaviorSanitizer into a temporary directory, and run
 # against it, for SECONDS in all after the build (default 60):
 #   - the differential fuzz targets (fuzz.py: compiled against pure, hostile input),
-#     about half of the time,
+#     about two fifths of the time,
 #   - the GIL-release race checks (races.py: the batch changed by other threads),
 #     about a fifth,
-#   - the leak check over every error path (leaks.py; LeakSanitizer at exit), each
-#     path LEAK_RUNS times (default 10,000) or until the rest of the time is spent,
-#     whichever comes first (the paths cut short are counted in its output).
+#   - the leak check over every error path (leaks.py; LeakSanitizer at exit), the
+#     rest: each path LEAK_RUNS times (default 10,000) or until its share of the
+#     time is spent, whichever comes first, but at least 20 times (the paths cut
+#     short are counted in its output; each path costs a few tenths of a second of
+#     warm-up and garbage collection under ASan whatever its runs).
 # Each phase gets its share of the time still left, so one that overruns is taken
 # out of the next ones; the whole stays within SECONDS plus a few seconds (the last
 # call of a phase, interpreters starting, LeakSanitizer's scan at exit). The build
@@ -97,8 +99,8 @@ for module in (core, counter, reader):
     print("sanitizers: running", module.__file__)
 PY
 
-"$python" fuzz/fuzz.py --seconds "$(left 50)"
-"$python" fuzz/races.py --seconds "$(left 40)"
+"$python" fuzz/fuzz.py --seconds "$(left 40)"
+"$python" fuzz/races.py --seconds "$(left 33)"
 
 # LeakSanitizer over the leak check: a block lost with the core in its allocation
 # stack is a leak of the core's (CPython loses a few of its own at exit: those make
