@@ -2,9 +2,12 @@
 
     python fuzz/leaks.py                 # each error path 10,000 times
     python fuzz/leaks.py --runs 100000
+    python fuzz/leaks.py --runs 1000 --seconds 20   # at most about 20 s in all
 
 Every way each compiled function can fail (and its success paths, for comparison)
-runs ``--runs`` times after a warm-up. A leaked reference to an input shows as its
+runs ``--runs`` times after a warm-up; with ``--seconds``, each path gets an equal
+share of the time left and stops early when its share is spent (the runs it made
+are printed, and the bounds below scale with them). A leaked reference to an input shows as its
 refcount growing by about ``runs``; a leaked object as memory traced by
 ``tracemalloc`` growing; a leaked C buffer (the core's ``malloc``s) as the process's
 resident size growing. ``sys.gettotalrefcount`` is used too on a debug build of
@@ -18,12 +21,13 @@ import argparse
 import gc
 import os
 import sys
+import time
 import tracemalloc
 from collections.abc import Callable
 from datetime import timezone
 from typing import Any
 
-from hpgfast import Message, _response_c
+from hpgfast import Message, _response_c, _sms_c
 from hpgfast import _codec_c as core
 
 _SANITIZED = bool(os.environ.get("HPGFAST_SANITIZED"))
@@ -71,6 +75,20 @@ STATUS_BODY = b"ok;1001;delivered;2012.03.15 19:53:07;\n" * 1100
 # faulty line, non-ASCII, a code alone.
 ODD_BODY = BODY + b"new-code;2;1002\nok;3;1003;more\no k;4;5\nok;\xd0\xaf;6\nerror-auth\n"
 SENT = ["1"] * 1100
+# The segment counter: over its GIL-free threshold (8192 characters a chunk of 1024
+# items), in two chunks, and long UCS-2 texts that are cut into parts.
+TEXTS = [("hello world " * 10 if i % 2 else "привет 😀 " * 40) for i in range(1500)]
+TEXT_MESSAGES = [Message("1", t, "S") for t in TEXTS]
+LONG_TEXT = TEXTS[0] * 50  # one text over the GIL-free threshold
+SURROGATE_TEXTS = [*TEXTS[:1400], "late \udc00 surrogate"]
+BAD_TEXTS = [*TEXTS[:1100], ("1", 5, "S")]
+SHORT_TEXTS = [*TEXTS[:1100], ("1",)]
+
+
+def _failing_texts() -> Any:
+    yield from TEXTS[:10]
+    raise _Boom
+
 
 REPLY_OK = b"HTTP/1.1 200 OK\r\nRetry-After: 1\r\nContent-Length: 10\r\n\r\nok;0;1001\n"
 REPLY_CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nok;\r\n0\r\n\r\n"
@@ -168,6 +186,34 @@ CASES: dict[str, tuple[Callable[[], Any], tuple[Any, ...]]] = {
     "parse_status garbled status": (lambda: core.parse_status(b"ok;1;b a d;;\n"), ()),
     "parse_status bad tz": (lambda: core.parse_status(b"ok;1\n", tz="UTC"), ()),
     "parse_status memoryview": (lambda: core.parse_status(memoryview(b"ok;1;x y\n")), ()),
+    "segments ok": (lambda: _sms_c.segments(LONG_TEXT), (LONG_TEXT,)),
+    "segments surrogate": (lambda: _sms_c.segments("ab\ud800"), ()),
+    "segments not a str": (lambda: _sms_c.segments(b"ab"), ()),
+    "segments str subclass": (lambda: _sms_c.segments(_FalsyStr("ж" * 500)), ()),
+    "count_segments ok": (lambda: _sms_c.count_segments(TEXTS), (TEXTS, TEXTS[0])),
+    "count_segments messages ok": (
+        lambda: _sms_c.count_segments(TEXT_MESSAGES),
+        (TEXT_MESSAGES, TEXT_MESSAGES[0]),
+    ),
+    "count_segments surrogate late": (
+        lambda: _sms_c.count_segments(SURROGATE_TEXTS),
+        (SURROGATE_TEXTS, TEXTS[0]),
+    ),
+    "count_segments type error late": (lambda: _sms_c.count_segments(BAD_TEXTS), (BAD_TEXTS,)),
+    "count_segments short tuple late": (
+        lambda: _sms_c.count_segments(SHORT_TEXTS),
+        (SHORT_TEXTS,),
+    ),
+    "count_segments not an item": (lambda: _sms_c.count_segments(["a", None]), ()),
+    "count_segments a str": (lambda: _sms_c.count_segments("abc"), ()),
+    "count_segments failing iterable": (lambda: _sms_c.count_segments(_failing_texts()), ()),
+    "total_segments ok": (lambda: _sms_c.total_segments(TEXTS), (TEXTS, TEXTS[0])),
+    "total_segments surrogate late": (
+        lambda: _sms_c.total_segments(SURROGATE_TEXTS),
+        (SURROGATE_TEXTS,),
+    ),
+    "total_segments type error late": (lambda: _sms_c.total_segments(BAD_TEXTS), (BAD_TEXTS,)),
+    "total_segments not a sequence": (lambda: _sms_c.total_segments(5), ()),
 }
 
 
@@ -191,17 +237,40 @@ def _python_memory() -> int:
     return sys.getallocatedblocks() * 32  # about the smallest block: a lower bound
 
 
-def check(name: str, fn: Callable[[], Any], watched: tuple[Any, ...], runs: int) -> list[str]:
-    """Problems found on one path (empty: none)."""
-    for _ in range(200):
+# The fewest runs a path makes whatever the time: a reference leaked per call then
+# shows as a refcount grown by 20, over the bound of 10 below.
+MIN_RUNS = 20
+
+
+def check(
+    name: str,
+    fn: Callable[[], Any],
+    watched: tuple[Any, ...],
+    runs: int,
+    seconds: float | None = None,
+) -> tuple[list[str], int]:
+    """Problems found on one path (empty: none), and the runs made: ``runs``, or
+    fewer when ``seconds`` (for the warm-up and the runs together) ran out first,
+    but never fewer than ``MIN_RUNS``: a check of no runs would find nothing."""
+    now = time.monotonic()
+    deadline = None if seconds is None else now + seconds
+    # The warm-up fills the core's caches (records, interned codes, dates): 200 calls,
+    # or a quarter of the time share, but never fewer than 5.
+    warm_until = None if seconds is None else now + seconds / 4
+    warm = 0
+    while warm < 200 and (warm < 5 or warm_until is None or time.monotonic() < warm_until):
         _call(fn)
+        warm += 1
     gc.collect()
     refs = [sys.getrefcount(o) for o in watched]
     total = sys.gettotalrefcount() if hasattr(sys, "gettotalrefcount") else None
     traced = _python_memory()
     rss = _rss()
-    for _ in range(runs):
+    done = 0
+    while done < runs and (done < MIN_RUNS or deadline is None or time.monotonic() < deadline):
         _call(fn)
+        done += 1
+    runs = done
     gc.collect()
     problems = []
     for obj, before in zip(watched, refs):
@@ -216,26 +285,40 @@ def check(name: str, fn: Callable[[], Any], watched: tuple[Any, ...], runs: int)
     grown = _rss() - rss
     if not _SANITIZED and grown > 16 << 20:
         problems.append(f"resident size grew by {grown >> 20} MiB")
-    return problems
+    return problems, done
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("-k", default="", help="only the paths whose name holds this")
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="in all, shared evenly (default: no bound)"
+    )
     args = parser.parse_args()
+    deadline = None if args.seconds is None else time.monotonic() + args.seconds
     if sys.getallocatedblocks() == 0:
         tracemalloc.start()
     failed = 0
-    for name, (fn, watched) in CASES.items():
-        if args.k not in name:
-            continue
+    cut = 0
+    cases = [(name, case) for name, case in CASES.items() if args.k in name]
+    for k, (name, (fn, watched)) in enumerate(cases):
         # The big success paths are slow under ASan: a tenth of the runs is plenty.
         runs = args.runs // 10 if name.endswith(("ok", "ok, all")) else args.runs
-        problems = check(name, fn, watched, runs)
-        print(f"leaks: {name}: {runs} runs, {'; '.join(problems) or 'no leak'}", flush=True)
+        # Each path an equal share of the time left: one that ends early leaves its
+        # rest to the paths after it.
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        share = None if left is None else left / (len(cases) - k)
+        problems, done = check(name, fn, watched, runs, share)
+        cut += done < runs
+        shown = f"{done} runs" if done == runs else f"{done} of {runs} runs (time share spent)"
+        print(f"leaks: {name}: {shown}, {'; '.join(problems) or 'no leak'}", flush=True)
         failed += bool(problems)
-    print(f"leaks: {len(CASES)} paths, {failed} leaking", flush=True)
+    print(
+        f"leaks: {len(cases)} paths, {failed} leaking"
+        + (f", {cut} cut short by --seconds" if cut else ""),
+        flush=True,
+    )
     return 1 if failed else 0
 
 

@@ -3,12 +3,13 @@
     python fuzz/races.py --seconds 30
 
 The core releases the GIL for its byte loops, so another thread runs while it reads
-the batch. These checks run each encoder and parser on big inputs (big enough for
-the GIL-free paths) while other threads replace, delete and append the batch's
-messages, clear and refill their params, and resize or rewrite a bytearray body,
-with a tiny switch interval so that the threads really interleave. A result must be
-well formed (ASCII, reading back as fields) or an ordinary exception; under the
-ASan/UBSan build (run_sanitizers.sh) any read of freed or moved memory is reported.
+the batch. These checks run each encoder, parser and segment counter on big inputs
+(big enough for the GIL-free paths) while other threads replace, delete and append
+the batch's messages or texts, clear and refill their params, and resize or rewrite
+a bytearray body, with a tiny switch interval so that the threads really interleave.
+A result must be well formed (ASCII, reading back as fields; records that add up)
+or an ordinary exception; under the ASan/UBSan build (run_sanitizers.sh) any read
+of freed or moved memory is reported.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from hpgfast import HPGError, Message, _codec_c
+from hpgfast import HPGError, Message, _codec_c, _sms_c
 
 # What a call may raise when its input changes under it: never a crash.
 _EXPECTED = (HPGError, TypeError, ValueError, LookupError, RuntimeError, BufferError)
@@ -187,6 +188,70 @@ def _race_parse(parse: Callable[[Any], Any], line: bytes) -> Callable[..., int]:
     return race
 
 
+def _sms_texts(rng: random.Random, n: int) -> list[Any]:
+    # GSM 7-bit, extension, UCS-2 and astral texts, some long enough to be cut into
+    # parts: over the GIL-free threshold in every chunk of the counter.
+    kinds = ["hello world ", "{braces} [] ~ ", "привет мир ", "emoji 😀 ", "é ß Δ "]
+    out: list[Any] = []
+    for i in range(n):
+        text = rng.choice(kinds) * rng.randint(1, 40)
+        out.append(text if i % 2 else Message(f"7903{i:07d}", text, "S"))
+    return out
+
+
+def _check_segments(result: Any) -> None:
+    if isinstance(result, list):  # count_segments
+        for r in result:
+            assert r.segments >= 1 and r.encoding in ("gsm7", "ucs2"), r
+    else:  # total_segments
+        assert result.segments == result.gsm7_segments + result.ucs2_segments, result
+        assert result.messages == result.gsm7_messages + result.ucs2_messages, result
+
+
+def _race_segments(count: Callable[[Any], Any]) -> Callable[..., int]:
+    def race(stop: threading.Event, rng: random.Random) -> int:
+        items = _sms_texts(rng, 4000)
+        spare = _sms_texts(random.Random(rng.random()), 64)
+
+        def mutate() -> None:
+            # The counter holds the batch as a tuple while the GIL is released; the
+            # list it was given, and the only references to texts, change meanwhile.
+            while not stop.is_set():
+                op = rng.randrange(4)
+                try:
+                    if op == 0 and items:
+                        items[rng.randrange(len(items))] = rng.choice(spare)
+                    elif op == 1 and items:
+                        del items[rng.randrange(len(items)) :]
+                    elif op == 2:
+                        items.extend("x" * rng.randint(1, 900) for _ in range(rng.randint(1, 500)))
+                    else:
+                        items.reverse()
+                except (IndexError, ValueError):
+                    pass
+
+        helper = threading.Thread(target=mutate)
+        helper.start()
+        calls = 0
+        try:
+            while not stop.is_set():
+                try:
+                    result = count(items)
+                except _EXPECTED:
+                    pass
+                else:
+                    _check_segments(result)
+                calls += 1
+                if len(items) < 1000:
+                    items.extend(_sms_texts(rng, 2000))
+        finally:
+            stop.set()
+            helper.join()
+        return calls
+
+    return race
+
+
 RACES: dict[str, Callable[[threading.Event, random.Random], int]] = {
     "encode_send": race_encode_send,
     "encode_status": race_encode_status,
@@ -195,6 +260,8 @@ RACES: dict[str, Callable[[threading.Event, random.Random], int]] = {
     "parse_status": _race_parse(
         _codec_c.parse_status, b"ok;100012345;delivered;2012.03.15 19:53:07;\r\n"
     ),
+    "count_segments": _race_segments(_sms_c.count_segments),
+    "total_segments": _race_segments(_sms_c.total_segments),
 }
 
 

@@ -176,7 +176,7 @@ class Draw:
         if kind < 11:
             return self.below(50) - 1
         return self.choice(
-            [None, True, False, OddInt(self.below(20)), 2**63, 2**70, -(2**70), 0.0, 2.5,
+            [None, True, False, OddInt(self.below(20) - 2), 2**63, 2**70, -(2**70), 0.0, 2.5,
              float("nan"), float("inf"), OddFloat(self.below(3000)), "1"]
         )  # fmt: skip
 
@@ -375,6 +375,92 @@ def _match_send(d: Draw) -> Args:
 def _match_status(d: Draw) -> Args:
     body = d.body(send=False)
     return (body, _expect(d, body, False)), {"tz": d.choice([None, timezone.utc])}
+
+
+# -- the segment counter: hpgfast._sms_c against _sms_py ---------------------------------
+
+_SMS = ("hpgfast._sms_py", "hpgfast._sms_c")
+# What a text costs turns on these: GSM 7-bit basic and extension characters (one and
+# two septets), a single non-GSM one (the whole text goes UCS-2), astral characters
+# (two UTF-16 units, never cut in half between parts), lone surrogates (an error).
+_SMS_ALPHABETS = (
+    "abc XYZ019@$\n\r",
+    "{}[]~^|\\€",
+    "éßÆÑüΔΩ",
+    "жЯç\u00a0\u2028",
+    "😀\U0010ffff\U00010000",
+    "\ud800\udfff",
+)
+
+
+def _sms_text(d: Draw, long: bool = True) -> Any:
+    """A text around the single and concatenated limits, long at times (the
+    GIL-free count, and the cut of a long UCS-2 text), a lying subclass at times.
+    (A batch's texts are short: a big batch reaches the GIL-free count by itself,
+    and the pure twin would take seconds over thousands of long ones.)"""
+    alphabets = [d.choice(_SMS_ALPHABETS) for _ in range(d.below(3) + 1)]
+    n = d.choice([0, 1, 69, 70, 71, 153, 159, 160, 161, 306, 307, d.below(400)])
+    if not long:
+        n = min(n, d.choice([20, 200, 400]))
+    text = "".join(d.choice(d.choice(alphabets)) for _ in range(n))
+    if long and d.below(8) == 0:
+        text *= d.below(300) + 1
+    if d.below(8) == 0:
+        return d.choice(STR_SUBCLASSES)(text)
+    return text
+
+
+def _sms_item(d: Draw) -> Any:
+    kind = d.below(16)
+    if kind < 8:
+        return _sms_text(d, long=False)
+    if kind < 12:
+        return Message(d.string(), _sms_text(d, long=False), d.choice([None, "S"]))
+    if kind < 14:
+        fields = tuple(
+            _sms_text(d, long=False) if k == 1 else d.value() for k in range(d.below(7))
+        )
+        return d.choice([tuple, *TUPLE_SUBCLASSES])(fields)
+    return d.value()
+
+
+class _Iterable:
+    """Items that are neither a list nor a tuple (copied by both twins); iterable
+    anew for each twin."""
+
+    def __init__(self, items: Any) -> None:
+        self.items = items
+
+    def __iter__(self) -> Any:
+        return iter(self.items)
+
+    def __repr__(self) -> str:
+        return f"_Iterable({show(self.items)})"
+
+
+def _sms_items(d: Draw) -> Any:
+    items = d.batch(lambda: _sms_item(d))
+    kind = d.below(16)
+    if kind == 0:
+        return _Iterable(items)
+    if kind == 1:
+        return d.choice(["text", b"text", bytearray(b"x"), None, 5, {"a": "b"}])
+    return items
+
+
+@target("segments", module=_SMS)
+def _segments(d: Draw) -> Args:
+    return (_sms_text(d) if d.below(8) else d.value(),), {}
+
+
+@target("count_segments", module=_SMS)
+def _count_segments(d: Draw) -> Args:
+    return (_sms_items(d),), {}
+
+
+@target("total_segments", module=_SMS)
+def _total_segments(d: Draw) -> Args:
+    return (_sms_items(d),), {}
 
 
 # -- running one input ----------------------------------------------------------------------

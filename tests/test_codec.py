@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from hostile_types import FalsyStr
+from hostile_types import FalsyStr, OddInt
 from hpgfast import (
     Code,
     Message,
@@ -1122,6 +1122,38 @@ def test_sent_ids_own_made_and_index_ids(codec: ModuleType) -> None:
     assert ids[9] == "9" and ids[69_999] == "69999"
     made = codec.sent_ids(many, 5, 3850, "p")
     assert made[0] == "p000" and made[3844] == "p100"
+
+
+# OddInt is an int whose comparisons lie (every ``<=`` is True). CPython 3.9's
+# ``operator.index`` hands an int subclass back as it is (3.10 on: an exact int), so a
+# span checked with ``<=`` on it let any value through: the pure twin read
+# ``messages[-1]``, and the compiled core the slot before a list's or tuple's first
+# item (a segmentation fault). Spans and limits are checked on their int values.
+@pytest.mark.parametrize("batch", [[], [Message("1", "t")], (Message("1", "t"),)])
+def test_sent_ids_checks_the_span_on_int_values(codec: ModuleType, batch: Any) -> None:
+    n = len(batch)
+    with pytest.raises(ValueError, match=rf"start=-1 and end=0 are not within 0\.\.{n}"):
+        codec.sent_ids(batch, OddInt(-1), 0)
+    with pytest.raises(ValueError, match=rf"start=0 and end={n + 1} are not within"):
+        codec.sent_ids(batch, 0, OddInt(n + 1))
+    with pytest.raises(ValueError, match=rf"start={n + 1} and end={n} are not within"):
+        codec.sent_ids(batch, OddInt(n + 1), OddInt(n))
+    assert codec.sent_ids(batch, OddInt(0), OddInt(n)) == [str(k) for k in range(n)]
+
+
+@pytest.mark.parametrize("batch", [[("1", "t", "s")], (("1", "t", "s"),)])
+def test_encoders_check_start_and_limits_on_int_values(codec: ModuleType, batch: Any) -> None:
+    for encode, items in ((codec.encode_send, batch), (codec.encode_status, ["1"])):
+        with pytest.raises(ValueError, match="start=-1 is outside"):
+            encode(items, start=OddInt(-1))
+        with pytest.raises(ValueError, match="start=2 is outside"):
+            encode(items, start=OddInt(2))
+        with pytest.raises(ValueError, match="max_bytes must be at least 1, got 0"):
+            encode(items, max_bytes=OddInt(0))
+        with pytest.raises(ValueError, match="max_count must be at least 1, got -1"):
+            encode(items, max_count=OddInt(-1))
+        assert encode(items, start=OddInt(1)) == (b"", 1)
+        assert encode(items, max_count=OddInt(1))[1] == 1
 
 
 def test_sent_ids_name_the_message_and_refuse_bad_spans(codec: ModuleType) -> None:

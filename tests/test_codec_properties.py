@@ -213,6 +213,15 @@ hostile_batches = st.one_of(
     batch={0: Message("1", "t", "s")}, start=0, max_bytes=None, max_count=None,
     default_subject=None, quote_brackets=False,
 )  # fmt: skip
+# The same 3.9 int subclass as start: the compiled encoder walked a tuple from -1.
+@example(
+    batch=(Message("1", "t", "s"),), start=OddInt(-1), max_bytes=OddInt(0),
+    max_count=None, default_subject=None, quote_brackets=False,
+)  # fmt: skip
+@example(
+    batch=(Message("1", "t", "s"),), start=OddInt(-1), max_bytes=None, max_count=None,
+    default_subject=None, quote_brackets=False,
+)  # fmt: skip
 @example(
     batch=[LongTuple(("1", "t", "s"))], start=0, max_bytes=None, max_count=None,
     default_subject=None, quote_brackets=False,
@@ -825,6 +834,16 @@ def test_sent_ids_are_the_client_ids_encode_send_wrote(
 # bounds check and the compiled twin read outside the list.
 @example(batch=[Message("1", "t")] * 3, start=OddInt(-1), end=OddInt(0), prefix=None)
 @example(batch=[Message("1", "t")], start=OddInt(1), end=OddInt(2), prefix=None)
+# A segmentation fault on CPython 3.9, whose operator.index hands an int subclass back
+# as it is: OddInt's lying comparisons passed start=-1, and the compiled core read the
+# slot before the first item of the list (or tuple, or an empty list's NULL array).
+@example(batch=[Message("1", "t")], start=OddInt(-1), end=0, prefix=None)
+@example(batch=(Message("1", "t"),), start=OddInt(-1), end=OddInt(1), prefix="P")
+@example(batch=[], start=OddInt(-1), end=0, prefix=None)
+# ... and passed an end past the last item: the slots after a tuple's or list's last
+# (read unchecked: heap-buffer-overflow under ASan).
+@example(batch=(Message("1", "t"),), start=0, end=OddInt(2), prefix=None)
+@example(batch=[Message("1", "t")], start=0, end=OddInt(3), prefix="P")
 def test_twins_agree_on_sent_ids(
     pure: ModuleType, compiled: ModuleType, batch: Any, start: Any, end: Any, prefix: Any
 ) -> None:

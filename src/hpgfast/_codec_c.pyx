@@ -27,7 +27,7 @@ The wire format (names, codes, statuses, character sets, BOM) is read from
 ``_wire`` at import: it is written down once, there.
 """
 
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyObject_GetItem
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -1331,6 +1331,8 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
     else:
         _check_limits(start, total, max_bytes, max_count)
         cstart = start
+        if not 0 <= cstart <= total:   # the walk indexes the batch's C array from here
+            raise SystemError("hpgfast: start passed its check out of range")
         limit_bytes = _byte_limit(max_bytes)
         limit_count = _count_limit(max_count)
     if send and default_subject is not None:
@@ -1700,6 +1702,10 @@ def sent_ids(messages, start, end, id_prefix=None):
         prefix = _check_id_prefix(id_prefix)
     cstart = start
     count = <Py_ssize_t>end - cstart
+    # The walk below reads a list's or tuple's C array from cstart: the span is
+    # checked again on the C values, whatever the objects' comparisons said.
+    if cstart < 0 or count < 0 or count > total - cstart:
+        raise SystemError("hpgfast: the span passed its check out of range")
     if prefix is not None:
         if count > ID_MAX_COUNT:
             raise ValueError(f"{count} messages: made clientIds number at most {ID_MAX_COUNT}")
@@ -1710,10 +1716,13 @@ def sent_ids(messages, start, end, id_prefix=None):
         i = cstart + k
         # No Python code runs between two items (but to raise), so a list cannot
         # change under the walk; its size is read afresh all the same.
-        if fast and i < hpg_seq_size(messages):
+        if fast and 0 <= i < hpg_seq_size(messages):
             msg = hpg_seq_item(messages, i)
         else:
-            msg = messages[i]
+            # Not messages[i]: built with boundscheck=False, Cython reads an exact
+            # list's or tuple's item there without checking the index. The call
+            # Python makes for messages[i], which checks it (IndexError, as the twin).
+            msg = PyObject_GetItem(messages, i)
         if not isinstance(msg, tuple):   # the real type, as the twin's _is()
             raise MessageTypeError(
                 i, "message", f"expected a Message or a tuple, got {_type_name(msg)}"

@@ -193,9 +193,7 @@ def _limit(value: Any, name: str) -> Any:
         raise TypeError(f"{name} must be an int, got {_type_name(value)}") from None
 
 
-def _limits(
-    start: Any, max_bytes: Any, max_count: Any
-) -> tuple[int, Optional[int], Optional[int]]:
+def _limits(start: Any, max_bytes: Any, max_count: Any) -> tuple[int, Optional[int], Optional[int]]:
     """The arguments of encode_send/encode_status, normalised (see the module doc)."""
     return _index(start), _limit(max_bytes, "max_bytes"), _limit(max_count, "max_count")
 
