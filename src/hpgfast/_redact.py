@@ -140,29 +140,83 @@ def _b64_char_pattern(char: str) -> str:
     return char
 
 
+def _wire_forms(password: str) -> list[bytes]:
+    """The byte strings the password may be when a server base64-encodes an echo.
+
+    HPG carries the password in the query, so an echoed request target holds it
+    percent-encoded, not raw: the codec's form (RFC 3986 unreserved kept, upper-case
+    hex, space as ``%20``), the same with lower-case hex, ``+`` for a space (a form
+    encoder, ``java.net.URLEncoder``), ``/`` kept (Python's default ``quote``) and
+    once more encoded (``%2540``): the forms ``_char_pattern`` finds in plain text
+    that a whole query takes. Base64 hides the case and choice of each character,
+    so every whole form is searched, not each character's forms independently
+    (which a base64 pattern cannot express).
+    """
+    text = password.encode("utf-8", "surrogatepass")
+    forms = {text}
+    for safe in (b"", b"/", b"*"):
+        for space in (b"%20", b"+"):
+            quoted = b"".join(
+                bytes([b])
+                if (chr(b).isascii() and (chr(b).isalnum() or b in b"-._~"))
+                or b in safe
+                else (space if b == 0x20 else b"%%%02X" % b)
+                for b in text
+            )
+            forms |= {quoted, quoted.replace(b"%", b"%25")}
+    # The same with lower-case hex (only hex digits follow a "%").
+    forms |= {re.sub(rb"%[0-9A-F]{2}", lambda m: m.group().lower(), f) for f in forms}
+    return sorted(forms, key=lambda f: (len(f), f))
+
+
 def _base64_pattern(password: str) -> str | None:
     """A pattern of the password inside any base64 text, at any of its alignments.
 
     Base64 turns 3 bytes into 4 characters, so inside a longer base64 text (an
-    echoed ``Authorization: Basic`` header, ``login:password``) the password's bytes
-    start at one of three alignments, and at each, the characters between the first
-    and the last it shares with its neighbours depend on the password alone: those
-    are matched, in the standard or the URL-safe alphabet (each character in either,
-    ``+`` and ``/`` also escaped as in a URL or JSON), with a MIME line break allowed
-    between any two. ``Redactor`` then masks the whole base64 run around a match (see
-    ``_mask_base64``).
+    echoed ``Authorization: Basic`` header, ``login:password``, a whole query) the
+    password's bytes start at one of three alignments, and at each, the characters
+    between the first and the last it shares with its neighbours depend on the
+    password alone: those are matched, in the standard or the URL-safe alphabet
+    (each character in either, ``+`` and ``/`` also escaped as in a URL or JSON),
+    with a MIME line break allowed between any two. This for each form the password
+    takes on the wire (see ``_wire_forms``): a server echoing the request target in
+    base64 echoes ``password=P%40ss``, not ``P@ss``. ``Redactor`` then masks the
+    whole base64 run around a match (see ``_mask_base64``).
     """
-    raw = password.encode("utf-8", "surrogatepass")
-    alternatives = []
-    for offset in range(3):
-        text = base64.b64encode(b"\0" * offset + raw).decode("ascii")
-        # Characters holding bits of the padding bytes only, or of both, are left out.
-        core = text[-(-8 * offset // 6) : 8 * (offset + len(raw)) // 6]
-        # One character (a one-byte password) would match in most words, and the
-        # whole run around it would go: no text would survive the redaction.
-        if len(core) >= 2:
-            alternatives.append(r"(?:\r?\n)?".join(_b64_char_pattern(c) for c in core))
-    return "|".join(alternatives) or None
+    trie: _Trie = {}
+    for raw in _wire_forms(password):
+        for offset in range(3):
+            text = base64.b64encode(b"\0" * offset + raw).decode("ascii")
+            # Characters holding bits of the padding bytes only, or of both, are left out.
+            core = text[-(-8 * offset // 6) : 8 * (offset + len(raw)) // 6]
+            # One character (a one-byte password) would match in most words, and the
+            # whole run around it would go: no text would survive the redaction.
+            if len(core) >= 2:
+                node = trie
+                for c in core:
+                    node = node.setdefault(c, {})
+                node[""] = {}
+    return _trie_pattern(trie) if trie else None
+
+
+_Trie = dict[str, "_Trie"]
+
+
+def _trie_pattern(node: _Trie) -> str:
+    """One regex of the base64 cores in ``node``, their common prefixes shared.
+
+    A flat alternation of some forty cores makes ``re`` try each at every position
+    of the text; sharing prefixes keeps the cost near that of a single core. A core
+    that is a prefix of another ends the match there: the whole base64 run around a
+    match is masked anyway.
+    """
+    branches = []
+    for char, child in sorted(node.items()):
+        if not char:
+            return ""
+        rest = _trie_pattern(child)
+        branches.append(_b64_char_pattern(char) + (r"(?:\r?\n)?" + rest if rest else ""))
+    return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
 
 
 class Redactor:
