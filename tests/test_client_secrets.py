@@ -721,3 +721,49 @@ def test_no_leak_of_the_base64_query_on_the_command_line(
     assert not wire_leaks(shown), shown
     if results.exists():  # a refused request (400) ends before any result is written
         assert not wire_leaks(results.read_text(encoding="utf-8"))
+
+
+def test_the_redactor_masks_a_password_split_across_two_lines() -> None:
+    # An echo cut in two (one piece per reply line, or per quoted line): both pieces
+    # go when both are there, in order; one piece alone, or a short one, stays.
+    redact = Redactor("P@ssw0rd")
+    shown = redact("lines that match nothing sent: 'error-x;P@ss;'; 'error-y;w0rd;'")
+    assert shown == "lines that match nothing sent: 'error-x;***;'; 'error-y;***;'"
+    assert redact("error-x;P%40ss\nerror-y;w0rd\n") == "error-x;***\nerror-y;***\n"
+    for kept in ("a P@ss here", "w0rd then P@ss", "P@s and sw0rd", "Ps and sw0rd"):
+        assert redact(kept) == kept
+    long = Redactor(WIRE_SECRET)
+    head, tail = WIRE_SECRET[:7], WIRE_SECRET[7:]
+    assert long(f"x;{head}\ny;{tail}\n") == "x;***\ny;***\n"
+    # A password too short to cut into two pieces of four is never looked for so.
+    assert Redactor("abcdefg")("abc d efg abcd efg") == "abc d efg abcd efg"
+
+
+def test_no_leak_when_the_server_echoes_the_password_over_two_lines(
+    all_logs: pytest.LogCaptureFixture, collected: Collected
+) -> None:
+    head, tail = WIRE_SECRET[:7], WIRE_SECRET[7:]
+
+    def reply(line: bytes) -> bytes:
+        body = f"error-x;{head}\nerror-y;{tail}\n".encode()
+        return (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                % (len(body), body))
+
+    listener, thread = serve(reply)
+    port = listener.getsockname()[1]
+    try:
+        url = f"http://127.0.0.1:{port}/hpg/"
+        with Client(url, "CLIENT", WIRE_SECRET, default_subject="S", retries=1,
+                    backoff=0.0) as client:
+            try:
+                collected.results(client.send(messages(1)))
+            except HPGError as exc:
+                collected.exception(exc)
+    finally:
+        stop(listener, thread)
+    assert any("error-x;***" in text for text in collected.texts), collected.texts
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    shown = [formatter.format(r) for r in all_logs.records] + collected.texts
+    assert any("error-y;***" in text for text in shown)
+    for text in shown:
+        assert head not in text and tail not in text, text

@@ -23,6 +23,7 @@ import os
 import re
 import threading
 from collections.abc import Callable
+from urllib.parse import quote, quote_plus
 
 __all__ = [
     "MASK",
@@ -243,7 +244,7 @@ class Redactor:
     that a text read line by line keeps its line numbers and shows no piece of it.
     """
 
-    __slots__ = ("_assignment", "_base64", "_forms")
+    __slots__ = ("_assignment", "_base64", "_forms", "_split")
 
     def __init__(self, password: str, *, password_param: str = "password") -> None:
         self._forms = re.compile(_text_pattern(password)) if password else None
@@ -258,6 +259,7 @@ class Redactor:
             if password_param
             else None
         )
+        self._split = _split_pieces(password)
 
     def __call__(self, text: str) -> str:
         if self._forms is not None:
@@ -266,6 +268,8 @@ class Redactor:
             text = _mask_base64(self._base64, text)
         if self._assignment is not None:
             text = self._assignment.sub(_mask_value, text)
+        if self._split:
+            text = _mask_split(self._split, text)
         return text
 
     def __repr__(self) -> str:
@@ -273,6 +277,64 @@ class Redactor:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a redactor cannot be pickled")
+
+
+#: The shortest piece of a password cut in two that is masked (when the other piece
+#: follows it): shorter ones are common in any text.
+_MIN_PIECE = 4
+
+_Pieces = list[tuple[tuple[str, ...], tuple[str, ...]]]
+
+
+def _piece_forms(piece: str) -> tuple[str, ...]:
+    """A piece as itself and as a query carries it (upper and lower hex, ``+``)."""
+    quoted = quote(piece, safe="")
+    lower = re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quoted)
+    return tuple(dict.fromkeys((piece, quoted, lower, quote_plus(piece, safe=""))))
+
+
+def _split_pieces(password: str) -> _Pieces:
+    """Each cut of the password into two pieces of at least ``_MIN_PIECE``
+    characters, longest head first: the forms of the head and of the tail."""
+    return [
+        (_piece_forms(password[:k]), _piece_forms(password[k:]))
+        for k in range(len(password) - _MIN_PIECE, _MIN_PIECE - 1, -1)
+    ]
+
+
+def _mask_split(pieces: _Pieces, text: str) -> str:
+    """``text`` with a password cut in two masked: a head followed, anywhere later,
+    by the rest (an echo wrapped over two reply lines, each quoted alone).
+
+    Only both pieces together, in order, and each of at least ``_MIN_PIECE``
+    characters: a piece alone is too weak a sign, and masking every short
+    fragment would eat ordinary words. Every head starts with the shortest one:
+    a text without it (nearly every text) costs a few ``find`` calls.
+    """
+    shortest_heads = pieces[-1][0]
+    for _ in range(16):  # each round masks one pair; a text holds few
+        if not any(form in text for form in shortest_heads):
+            return text
+        pair = _find_pair(pieces, text)
+        if pair is None:
+            return text
+        i, head_end, j, tail_end = pair
+        text = text[:i] + MASK + text[head_end:j] + MASK + text[tail_end:]
+    return text
+
+
+def _find_pair(pieces: _Pieces, text: str) -> tuple[int, int, int, int] | None:
+    """The spans of the first head (longest cut first) and a tail after it."""
+    for heads, tails in pieces:
+        for head in heads:
+            i = text.find(head)
+            while i >= 0:
+                for tail in tails:
+                    j = text.find(tail, i + len(head))
+                    if j >= 0:
+                        return i, i + len(head), j, j + len(tail)
+                i = text.find(head, i + 1)
+    return None
 
 
 def _mask_value(match: re.Match[str]) -> str:
