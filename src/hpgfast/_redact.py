@@ -308,12 +308,15 @@ def _mask_split(pieces: _Pieces, text: str) -> str:
 
     Only both pieces together, in order, and each of at least ``_MIN_PIECE``
     characters: a piece alone is too weak a sign, and masking every short
-    fragment would eat ordinary words. Every head starts with the shortest one:
-    a text without it (nearly every text) costs a few ``find`` calls.
+    fragment would eat ordinary words. A text without the shortest head and the
+    shortest tail (nearly every text) costs a few ``find`` calls.
     """
-    shortest_heads = pieces[-1][0]
+    # Every head starts with the shortest head, every tail ends with the shortest
+    # tail (in each form, as each is encoded character by character).
+    shortest_heads, shortest_tails = pieces[-1][0], pieces[0][1]
     for _ in range(16):  # each round masks one pair; a text holds few
-        if not any(form in text for form in shortest_heads):
+        if not (any(form in text for form in shortest_heads)
+                and any(form in text for form in shortest_tails)):
             return text
         pair = _find_pair(pieces, text)
         if pair is None:
@@ -327,13 +330,14 @@ def _find_pair(pieces: _Pieces, text: str) -> tuple[int, int, int, int] | None:
     """The spans of the first head (longest cut first) and a tail after it."""
     for heads, tails in pieces:
         for head in heads:
+            # The first occurrence only: a tail after a later one is after it too.
             i = text.find(head)
-            while i >= 0:
-                for tail in tails:
-                    j = text.find(tail, i + len(head))
-                    if j >= 0:
-                        return i, i + len(head), j, j + len(tail)
-                i = text.find(head, i + 1)
+            if i < 0:
+                continue
+            for tail in tails:
+                j = text.find(tail, i + len(head))
+                if j >= 0:
+                    return i, i + len(head), j, j + len(tail)
     return None
 
 
