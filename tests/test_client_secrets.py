@@ -576,3 +576,194 @@ def test_other_code_s_log_records_are_left_as_they_are(
     mine = [r for r in all_logs.records if r.name in (late.name, other.name)]
     assert [r.getMessage() for r in mine] == ["own text: password=kept"] * 2
     assert_no_leak(all_logs, Collected())
+
+
+# -- a server that echoes the request query in base64 --------------------------------------
+
+#: A password with characters the query percent-encodes ("@", " ", "/", "+", "é"):
+#: on the wire it is not its raw bytes, and neither is the base64 of an echo.
+WIRE_CORE = uuid.uuid4().hex[:10]
+WIRE_SECRET = f"P@ss w0rd/+é{WIRE_CORE}"
+#: Every form the password takes in a query, as the codec writes it and otherwise.
+WIRE_FORMS = {
+    WIRE_SECRET,
+    quote(WIRE_SECRET, safe=""),
+    quote(WIRE_SECRET, safe="").lower(),
+    quote_plus(WIRE_SECRET, safe=""),
+    quote(WIRE_SECRET),
+}
+_B64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{8,}")
+
+
+def wire_leaks(text: str) -> list[str]:
+    """The forms of ``WIRE_SECRET`` in ``text``, as such or in any base64 run of it,
+    decoded at each of its alignments and in either alphabet."""
+    found = [form for form in WIRE_FORMS | {WIRE_CORE} if form in text]
+    for token in _B64_TOKEN.findall(text):
+        token = token.replace("-", "+").replace("_", "/")
+        for skip in range(4):
+            part = token[skip:]
+            part = part[: len(part) - len(part) % 4]
+            try:
+                decoded = base64.b64decode(part).decode("latin-1")
+            except ValueError:
+                continue
+            found += [f"base64 of {form!r}" for form in WIRE_FORMS if form in decoded]
+            if WIRE_CORE in decoded:
+                found.append("base64 of the password's core")
+    return found
+
+
+class Base64EchoHandler(http.server.BaseHTTPRequestHandler):
+    """``error-bad-request;echo <base64(query)>``, as a platform that quotes the
+    request it refused.
+
+    The path says how: ``/<status>/<pad>/<alphabet>/...``; ``pad`` bytes go before
+    the query (so the password lands at each base64 alignment) and ``alphabet`` is
+    ``std`` or ``url``.
+    """
+
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        path, _, query = self.path.partition("?")
+        status, pad, alphabet = path.split("/")[1:4]
+        echoed = b"x" * int(pad) + (query.encode("ascii") or body)
+        encode = base64.urlsafe_b64encode if alphabet == "url" else base64.b64encode
+        data = b"error-bad-request;echo " + encode(echoed) + b"\n"
+        self.send_response(int(status))
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the server's own lines hold the query: not the client's doing
+
+
+@pytest.fixture(scope="module")
+def base64_echo_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Base64EchoHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_wire_leaks_sees_the_base64_of_the_query() -> None:
+    # The detector itself: an unredacted echo is found at every alignment.
+    query = f"login=C&password={quote(WIRE_SECRET, safe='')}&x=1".encode()
+    for pad in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            assert wire_leaks(encode(b"x" * pad + query).decode())
+
+
+@pytest.mark.parametrize("status", ["200", "500"])
+@pytest.mark.parametrize("alphabet", ["std", "url"])
+@pytest.mark.parametrize("pad", [0, 1, 2])
+def test_no_leak_when_the_server_echoes_the_query_in_base64(
+    base64_echo_server: str,
+    all_logs: pytest.LogCaptureFixture,
+    collected: Collected,
+    status: str,
+    alphabet: str,
+    pad: int,
+) -> None:
+    logging.getLogger().setLevel(logging.DEBUG)  # every logger, at DEBUG
+    url = f"{base64_echo_server}/{status}/{pad}/{alphabet}/hpg/"
+    with Client(url, "CLIENT", WIRE_SECRET, default_subject="S", retries=1, backoff=0.0) as c:
+        for call in (lambda: c.send(messages(3)), lambda: c.status(["1", "2"])):
+            try:
+                collected.results(call())
+            except HPGError as exc:
+                collected.exception(exc)
+                collected.results(getattr(exc, "results", []))
+    assert [r for r in all_logs.records if r.levelno >= logging.WARNING], "no failure logged"
+    assert any("echo " in text for text in collected.texts), "the echo never got through"
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    for record in all_logs.records:
+        assert not wire_leaks(formatter.format(record)), record
+        assert not wire_leaks(repr(record.args)), record
+    for text in collected.texts:
+        assert not wire_leaks(text), text
+
+
+@pytest.mark.sync_only  # the command line runs the blocking client
+@pytest.mark.parametrize("status", ["200", "500", "400"])
+def test_no_leak_of_the_base64_query_on_the_command_line(
+    base64_echo_server: str, tmp_path: Any, status: str
+) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("HPGFAST_")
+    } | {"HPGFAST_PASSWORD": WIRE_SECRET, "TMPDIR": str(tmp_path)}
+    results = tmp_path / "results.csv"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "hpgfast", "-vv", "send",
+            "--url", f"{base64_echo_server}/{status}/1/std/hpg/", "--login", "CLIENT",
+            "--timeout", "5", "--to", "79031234567", "--text", "hi", "--subject", "S",
+            "--results", str(results),
+        ],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    shown = done.stdout + done.stderr
+    assert " DEBUG " in done.stderr, done.stderr  # -vv logged at DEBUG
+    assert done.returncode != 0, shown  # the echo is a failure
+    assert "echo " in shown, shown  # the echo was shown, masked
+    assert not wire_leaks(shown), shown
+    if results.exists():  # a refused request (400) ends before any result is written
+        assert not wire_leaks(results.read_text(encoding="utf-8"))
+
+
+def test_the_redactor_masks_a_password_split_across_two_lines() -> None:
+    # An echo cut in two (one piece per reply line, or per quoted line): both pieces
+    # go when both are there, in order; one piece alone, or a short one, stays.
+    redact = Redactor("P@ssw0rd")
+    shown = redact("lines that match nothing sent: 'error-x;P@ss;'; 'error-y;w0rd;'")
+    assert shown == "lines that match nothing sent: 'error-x;***;'; 'error-y;***;'"
+    assert redact("error-x;P%40ss\nerror-y;w0rd\n") == "error-x;***\nerror-y;***\n"
+    for kept in ("a P@ss here", "w0rd then P@ss", "P@s and sw0rd", "Ps and sw0rd"):
+        assert redact(kept) == kept
+    long = Redactor(WIRE_SECRET)
+    head, tail = WIRE_SECRET[:7], WIRE_SECRET[7:]
+    assert long(f"x;{head}\ny;{tail}\n") == "x;***\ny;***\n"
+    # A password too short to cut into two pieces of four is never looked for so.
+    assert Redactor("abcdefg")("abc d efg abcd efg") == "abc d efg abcd efg"
+
+
+def test_no_leak_when_the_server_echoes_the_password_over_two_lines(
+    all_logs: pytest.LogCaptureFixture, collected: Collected
+) -> None:
+    head, tail = WIRE_SECRET[:7], WIRE_SECRET[7:]
+
+    def reply(line: bytes) -> bytes:
+        body = f"error-x;{head}\nerror-y;{tail}\n".encode()
+        return (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                % (len(body), body))
+
+    listener, thread = serve(reply)
+    port = listener.getsockname()[1]
+    try:
+        url = f"http://127.0.0.1:{port}/hpg/"
+        with Client(url, "CLIENT", WIRE_SECRET, default_subject="S", retries=1,
+                    backoff=0.0) as client:
+            try:
+                collected.results(client.send(messages(1)))
+            except HPGError as exc:
+                collected.exception(exc)
+    finally:
+        stop(listener, thread)
+    assert any("error-x;***" in text for text in collected.texts), collected.texts
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    shown = [formatter.format(r) for r in all_logs.records] + collected.texts
+    assert any("error-y;***" in text for text in shown)
+    for text in shown:
+        assert head not in text and tail not in text, text

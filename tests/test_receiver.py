@@ -370,7 +370,7 @@ def test_a_slot_is_taken_only_once_the_head_arrived(got: list[StatusResult]) -> 
             # ... so a third whole request is answered 503 at once, without a thread.
             status, text = _raw(server, "POST", "/", b"ok;1;sent;;\n", {"X-HPG-Secret": SECRET})
             assert (status, text) == (503, "busy, push again later")
-            # A request without the secret holds a slot for one 401 only.
+            # A request without the secret is answered 401 from its head, without a slot.
         finally:
             release.set()
             for thread in slow:
@@ -444,23 +444,24 @@ def test_the_oldest_request_still_reading_its_body_makes_room(
     assert [r.provider_id for r in got] == ["1001", "1002"]
 
 
-def test_a_body_read_by_a_slot_is_bounded_by_the_body_deadline(
+def test_a_body_over_max_body_takes_no_slot(
     got: list[StatusResult],
 ) -> None:
-    # A body over max_body is read (and dropped) by the request's thread, so that the
-    # caller sees its 413: never longer than the body deadline.
+    # A body over max_body is refused from its head, 413 at once: no thread reads
+    # (drains) it, so the one slot stays free for a push.
     with Receiver(got.append, secret=SECRET, max_body=100, max_connections=1,
-                  body_deadline=0.5) as server:
+                  body_deadline=5.0) as server:
         (sock,) = _heads(server, 1, 5000, b"x" * 10)
         with sock:
             started = time.monotonic()
             reply = b""
             while chunk := sock.recv(4096):
                 reply += chunk
-            assert time.monotonic() - started < 3.0
-        assert reply.startswith(b"HTTP/1.0 408 "), reply
-        assert reply.endswith(b"body not received in time\n"), reply
-        # The slot is free again: a push is taken.
+            assert time.monotonic() - started < 1.0
+        assert reply.startswith(b"HTTP/1.0 413 "), reply
+        assert reply.endswith(b"body over 100 bytes\n"), reply
+        assert server.serving == 0
+        # The slot is free: a push is taken.
         assert push(server.url, REPORTS, secret=SECRET) == (200, "ok")
     assert [r.provider_id for r in got] == ["1001", "1002"]
 
@@ -527,7 +528,8 @@ def test_server_tracebacks_go_to_the_log_redacted(
     caplog.set_level("DEBUG", logger="hpgfast")
     with Receiver(got.append, secret=SECRET) as server:
         with socket.create_connection((server.host, server.port), timeout=10) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            # With the secret: a head without it is answered 401 before any handler.
+            sock.sendall(b"GET / HTTP/1.1\r\nX-HPG-Secret: " + SECRET.encode() + b"\r\n\r\n")
             assert _closed_by_server(sock)
         _wait(lambda: "error serving" in caplog.text)
     assert "RuntimeError: a fault quoting /hpg/***" in caplog.text
@@ -867,3 +869,160 @@ def test_the_server_reads_its_limits_from_one_settings_value(got: list[StatusRes
             ServerSettings(**{name: bad})
         with pytest.raises(error, match=name):
             Receiver(got.append, secret=SECRET, **{name: bad})
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    reply = b""
+    try:
+        while chunk := sock.recv(4096):
+            reply += chunk
+    except ConnectionResetError:
+        pass
+    return reply
+
+
+def test_oversized_bodies_are_refused_at_once_and_take_no_slot(
+    got: list[StatusResult],
+) -> None:
+    # No secret to check: a body over max_body is refused from its head alone, 413,
+    # and the connection closed; nothing is drained in a thread. Sixty-four of them
+    # (every slot, were they handed over) leave a real push its slot.
+    with Receiver(got.append, secret=None, allow=["127.0.0.1/32"], max_body=4096) as server:
+        heads = _connect(server, 64)
+        try:
+            started = time.monotonic()
+            for sock in heads:
+                sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n")
+            for sock in heads:
+                reply = _read_all(sock)
+                assert reply.startswith(b"HTTP/1.0 413 "), reply
+                assert reply.endswith(b"body over 4096 bytes\n"), reply
+            assert time.monotonic() - started < 3.0
+            assert server.serving == 0
+            started = time.monotonic()
+            assert _push_from(server, "127.0.0.1", secret=None) == (200, "ok")
+            assert time.monotonic() - started < 1.0
+        finally:
+            for sock in heads:
+                sock.close()
+    assert [r.provider_id for r in got] == ["9"]
+
+
+def test_an_oversized_body_flood_does_not_starve_a_push(got: list[StatusResult]) -> None:
+    # The heads stay open, never sending their body: they hold neither a slot nor
+    # a place among the requests waiting for a body.
+    with Receiver(got.append, secret=None, allow=["127.0.0.1/32"]) as server:
+        heads = _connect(server, 70)
+        try:
+            for sock in heads:
+                sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n")
+            _wait(lambda: server.waiting == 0)
+            time.sleep(0.2)
+            assert server.serving == 0 and server.reading == 0
+            started = time.monotonic()
+            assert _push_from(server, "127.0.0.1", secret=None) == (200, "ok")
+            assert time.monotonic() - started < 1.0
+        finally:
+            for sock in heads:
+                sock.close()
+    assert [r.provider_id for r in got] == ["9"]
+
+
+@pytest.mark.parametrize("where", ["header", "path", "none"])
+def test_a_request_without_the_secret_is_refused_from_its_head(
+    got: list[StatusResult], where: str
+) -> None:
+    # 401 as soon as the head is in, the body never waited for; with the right
+    # secret (header or last path segment) the same head waits for its body.
+    with Receiver(got.append, secret=SECRET) as server:
+        (sock,) = _connect(server, 1)
+        with sock:
+            target = b"/hpg/wrong" if where == "path" else b"/"
+            extra = b"X-HPG-Secret: wrong\r\n" if where == "header" else b""
+            sock.sendall(b"POST " + target + b" HTTP/1.1\r\nHost: x\r\n" + extra
+                         + b"Content-Length: 100\r\n\r\n")
+            started = time.monotonic()
+            reply = _read_all(sock)
+            assert time.monotonic() - started < 1.0
+        assert reply.startswith(b"HTTP/1.0 401 "), reply
+        assert b'WWW-Authenticate: X-HPG-Secret realm="hpgfast"' in reply
+        assert server.reading == 0
+        for pid, target, headers in (("5", f"/hpg/{SECRET}", {}),
+                                     ("6", "/", {"X-HPG-Secret": SECRET})):
+            status, _ = _raw(server, "POST", target, f"ok;{pid};sent;;\n".encode(), headers)
+            assert status == 200
+    assert [r.provider_id for r in got] == ["5", "6"]
+
+
+def _trailing_push(server: Receiver, pid: str, gap: float) -> str:
+    """A POST push with the secret whose body follows its head ``gap`` seconds later."""
+    body = f"ok;{pid};delivered;;\n".encode()
+    with socket.create_connection((server.host, server.port), timeout=15) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-HPG-Secret: " + SECRET.encode()
+                     + b"\r\nContent-Length: %d\r\n\r\n" % len(body))
+        time.sleep(gap)
+        sock.sendall(body)
+        return _read_all(sock).split(b"\r\n", 1)[0].decode()
+
+
+def test_an_unauthenticated_flood_does_not_evict_real_pushes(got: list[StatusResult]) -> None:
+    # 200 head-only requests without the secret, reopened as they are answered,
+    # while 30 real pushes each send their body 200 ms after their head: every push
+    # is taken.
+    with Receiver(got.append, secret=SECRET) as server:
+        stop = threading.Event()
+        opened = [0]
+
+        def flood() -> None:
+            socks: list[socket.socket] = []
+            while not stop.is_set():
+                try:
+                    sock = socket.create_connection((server.host, server.port), timeout=2)
+                    sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+                except OSError:
+                    time.sleep(0.01)
+                    continue
+                socks.append(sock)
+                opened[0] += 1
+                if len(socks) > 50:
+                    socks.pop(0).close()
+            for sock in socks:
+                sock.close()
+
+        flooders = [threading.Thread(target=flood, daemon=True) for _ in range(4)]
+        for thread in flooders:
+            thread.start()
+        try:
+            _wait(lambda: opened[0] >= 200)
+            answers = [_trailing_push(server, str(i), 0.2) for i in range(30)]
+        finally:
+            stop.set()
+            for thread in flooders:
+                thread.join()
+        assert opened[0] >= 400, opened  # the flood ran all along
+        assert answers == ["HTTP/1.0 200 OK"] * 30, answers
+    assert sorted(int(r.provider_id) for r in got) == list(range(30))
+
+
+def test_one_address_cannot_evict_the_bodies_others_wait_for(
+    got: list[StatusResult],
+) -> None:
+    # Authenticated heads from one address fill the requests waiting for a body;
+    # the next from that address evicts its own oldest, not another address's.
+    with Receiver(got.append, secret=SECRET, max_reading=4) as server:
+        body = b"ok;7;sent;;\n"
+        (other,) = _connect(server, 1, "127.0.0.2")
+        other.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nX-HPG-Secret: " + SECRET.encode()
+                      + b"\r\nContent-Length: %d\r\n\r\n" % len(body))
+        _wait(lambda: server.reading == 1)
+        hogs = _heads(server, 10, 100)
+        try:
+            time.sleep(0.3)
+            other.sendall(body)
+            reply = _read_all(other)
+            assert reply.startswith(b"HTTP/1.0 200 "), reply
+        finally:
+            other.close()
+            for sock in hogs:
+                sock.close()
+    assert [r.provider_id for r in got] == ["7"]

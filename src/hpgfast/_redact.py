@@ -23,6 +23,7 @@ import os
 import re
 import threading
 from collections.abc import Callable
+from urllib.parse import quote, quote_plus
 
 __all__ = [
     "MASK",
@@ -140,29 +141,83 @@ def _b64_char_pattern(char: str) -> str:
     return char
 
 
+def _wire_forms(password: str) -> list[bytes]:
+    """The byte strings the password may be when a server base64-encodes an echo.
+
+    HPG carries the password in the query, so an echoed request target holds it
+    percent-encoded, not raw: the codec's form (RFC 3986 unreserved kept, upper-case
+    hex, space as ``%20``), the same with lower-case hex, ``+`` for a space (a form
+    encoder, ``java.net.URLEncoder``), ``/`` kept (Python's default ``quote``) and
+    once more encoded (``%2540``): the forms ``_char_pattern`` finds in plain text
+    that a whole query takes. Base64 hides the case and choice of each character,
+    so every whole form is searched, not each character's forms independently
+    (which a base64 pattern cannot express).
+    """
+    text = password.encode("utf-8", "surrogatepass")
+    forms = {text}
+    for safe in (b"", b"/", b"*"):
+        for space in (b"%20", b"+"):
+            quoted = b"".join(
+                bytes([b])
+                if (chr(b).isascii() and (chr(b).isalnum() or b in b"-._~"))
+                or b in safe
+                else (space if b == 0x20 else b"%%%02X" % b)
+                for b in text
+            )
+            forms |= {quoted, quoted.replace(b"%", b"%25")}
+    # The same with lower-case hex (only hex digits follow a "%").
+    forms |= {re.sub(rb"%[0-9A-F]{2}", lambda m: m.group().lower(), f) for f in forms}
+    return sorted(forms, key=lambda f: (len(f), f))
+
+
 def _base64_pattern(password: str) -> str | None:
     """A pattern of the password inside any base64 text, at any of its alignments.
 
     Base64 turns 3 bytes into 4 characters, so inside a longer base64 text (an
-    echoed ``Authorization: Basic`` header, ``login:password``) the password's bytes
-    start at one of three alignments, and at each, the characters between the first
-    and the last it shares with its neighbours depend on the password alone: those
-    are matched, in the standard or the URL-safe alphabet (each character in either,
-    ``+`` and ``/`` also escaped as in a URL or JSON), with a MIME line break allowed
-    between any two. ``Redactor`` then masks the whole base64 run around a match (see
-    ``_mask_base64``).
+    echoed ``Authorization: Basic`` header, ``login:password``, a whole query) the
+    password's bytes start at one of three alignments, and at each, the characters
+    between the first and the last it shares with its neighbours depend on the
+    password alone: those are matched, in the standard or the URL-safe alphabet
+    (each character in either, ``+`` and ``/`` also escaped as in a URL or JSON),
+    with a MIME line break allowed between any two. This for each form the password
+    takes on the wire (see ``_wire_forms``): a server echoing the request target in
+    base64 echoes ``password=P%40ss``, not ``P@ss``. ``Redactor`` then masks the
+    whole base64 run around a match (see ``_mask_base64``).
     """
-    raw = password.encode("utf-8", "surrogatepass")
-    alternatives = []
-    for offset in range(3):
-        text = base64.b64encode(b"\0" * offset + raw).decode("ascii")
-        # Characters holding bits of the padding bytes only, or of both, are left out.
-        core = text[-(-8 * offset // 6) : 8 * (offset + len(raw)) // 6]
-        # One character (a one-byte password) would match in most words, and the
-        # whole run around it would go: no text would survive the redaction.
-        if len(core) >= 2:
-            alternatives.append(r"(?:\r?\n)?".join(_b64_char_pattern(c) for c in core))
-    return "|".join(alternatives) or None
+    trie: _Trie = {}
+    for raw in _wire_forms(password):
+        for offset in range(3):
+            text = base64.b64encode(b"\0" * offset + raw).decode("ascii")
+            # Characters holding bits of the padding bytes only, or of both, are left out.
+            core = text[-(-8 * offset // 6) : 8 * (offset + len(raw)) // 6]
+            # One character (a one-byte password) would match in most words, and the
+            # whole run around it would go: no text would survive the redaction.
+            if len(core) >= 2:
+                node = trie
+                for c in core:
+                    node = node.setdefault(c, {})
+                node[""] = {}
+    return _trie_pattern(trie) if trie else None
+
+
+_Trie = dict[str, "_Trie"]
+
+
+def _trie_pattern(node: _Trie) -> str:
+    """One regex of the base64 cores in ``node``, their common prefixes shared.
+
+    A flat alternation of some forty cores makes ``re`` try each at every position
+    of the text; sharing prefixes keeps the cost near that of a single core. A core
+    that is a prefix of another ends the match there: the whole base64 run around a
+    match is masked anyway.
+    """
+    branches = []
+    for char, child in sorted(node.items()):
+        if not char:
+            return ""
+        rest = _trie_pattern(child)
+        branches.append(_b64_char_pattern(char) + (r"(?:\r?\n)?" + rest if rest else ""))
+    return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
 
 
 class Redactor:
@@ -189,7 +244,7 @@ class Redactor:
     that a text read line by line keeps its line numbers and shows no piece of it.
     """
 
-    __slots__ = ("_assignment", "_base64", "_forms")
+    __slots__ = ("_assignment", "_base64", "_forms", "_split")
 
     def __init__(self, password: str, *, password_param: str = "password") -> None:
         self._forms = re.compile(_text_pattern(password)) if password else None
@@ -204,6 +259,7 @@ class Redactor:
             if password_param
             else None
         )
+        self._split = _split_pieces(password)
 
     def __call__(self, text: str) -> str:
         if self._forms is not None:
@@ -212,6 +268,8 @@ class Redactor:
             text = _mask_base64(self._base64, text)
         if self._assignment is not None:
             text = self._assignment.sub(_mask_value, text)
+        if self._split:
+            text = _mask_split(self._split, text)
         return text
 
     def __repr__(self) -> str:
@@ -219,6 +277,68 @@ class Redactor:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a redactor cannot be pickled")
+
+
+#: The shortest piece of a password cut in two that is masked (when the other piece
+#: follows it): shorter ones are common in any text.
+_MIN_PIECE = 4
+
+_Pieces = list[tuple[tuple[str, ...], tuple[str, ...]]]
+
+
+def _piece_forms(piece: str) -> tuple[str, ...]:
+    """A piece as itself and as a query carries it (upper and lower hex, ``+``)."""
+    quoted = quote(piece, safe="")
+    lower = re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quoted)
+    return tuple(dict.fromkeys((piece, quoted, lower, quote_plus(piece, safe=""))))
+
+
+def _split_pieces(password: str) -> _Pieces:
+    """Each cut of the password into two pieces of at least ``_MIN_PIECE``
+    characters, longest head first: the forms of the head and of the tail."""
+    return [
+        (_piece_forms(password[:k]), _piece_forms(password[k:]))
+        for k in range(len(password) - _MIN_PIECE, _MIN_PIECE - 1, -1)
+    ]
+
+
+def _mask_split(pieces: _Pieces, text: str) -> str:
+    """``text`` with a password cut in two masked: a head followed, anywhere later,
+    by the rest (an echo wrapped over two reply lines, each quoted alone).
+
+    Only both pieces together, in order, and each of at least ``_MIN_PIECE``
+    characters: a piece alone is too weak a sign, and masking every short
+    fragment would eat ordinary words. A text without the shortest head and the
+    shortest tail (nearly every text) costs a few ``find`` calls.
+    """
+    # Every head starts with the shortest head, every tail ends with the shortest
+    # tail (in each form, as each is encoded character by character).
+    shortest_heads, shortest_tails = pieces[-1][0], pieces[0][1]
+    for _ in range(16):  # each round masks one pair; a text holds few
+        if not (any(form in text for form in shortest_heads)
+                and any(form in text for form in shortest_tails)):
+            return text
+        pair = _find_pair(pieces, text)
+        if pair is None:
+            return text
+        i, head_end, j, tail_end = pair
+        text = text[:i] + MASK + text[head_end:j] + MASK + text[tail_end:]
+    return text
+
+
+def _find_pair(pieces: _Pieces, text: str) -> tuple[int, int, int, int] | None:
+    """The spans of the first head (longest cut first) and a tail after it."""
+    for heads, tails in pieces:
+        for head in heads:
+            # The first occurrence only: a tail after a later one is after it too.
+            i = text.find(head)
+            if i < 0:
+                continue
+            for tail in tails:
+                j = text.find(tail, i + len(head))
+                if j >= 0:
+                    return i, i + len(head), j, j + len(tail)
+    return None
 
 
 def _mask_value(match: re.Match[str]) -> str:

@@ -116,7 +116,11 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "addresses outside --allow are refused before anything is read, and a "
         "connection holds a thread only once its whole request has arrived (the head "
         "within 10 s, then the body within --body-deadline), so idle connections and "
-        "bodies that never come cannot starve a push.",
+        "bodies that never come cannot starve a push. From the head alone, a request "
+        "without the secret is answered 401 and one announcing a body over --max-body "
+        "413, the connection closed: neither waits for its body nor takes a thread; "
+        "of the 64 requests waiting for their body, an address holding the most "
+        "makes room from its own.",
         epilog=exit_codes_help("receive"), formatter_class=formatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "

@@ -229,7 +229,9 @@ def _quote(facts: RequestFacts, lines: Sequence[Any]) -> str:
             text = ";".join("" if f is None else str(f) for f in line)
             shown.append(facts.scrub(text)[:200])
     more = f" (+{len(lines) - QUOTED_LINES} more)" if len(lines) > QUOTED_LINES else ""
-    return "; ".join(repr(s) for s in shown) + more
+    # Once more as a whole: an echo cut over two lines is masked only where both
+    # pieces are seen together.
+    return facts.scrub("; ".join(repr(s) for s in shown)) + more
 
 
 def _scrubbed(facts: RequestFacts, records: list[Any], flagged: bool = False) -> list[Any]:

@@ -50,22 +50,30 @@ say nothing. So a connection costs a thread only once it has proven something:
    An idle peer cannot outlive its deadline, and a flood of them evicts its own
    oldest members while a real push, whose head arrives at once, is not waiting
    long enough to be the oldest.
-3. Then it waits there, still without a thread, for the body its
+3. The head is checked as the application will check it: without the secret (in
+   its header or as the last path segment, both in the head) the request is
+   answered 401 at once, and one whose ``Content-Length`` is over ``max_body``
+   413, both without a thread and closed after the answer; neither waits for its
+   body. Anyone could otherwise fill the requests waiting for a body with heads
+   (evicting real pushes), or drain an oversized body in every slot.
+   Otherwise it waits there, still without a thread, for the body its
    ``Content-Length`` announces, for ``body_deadline`` seconds (10) at most; then
    it is answered 408. Up to ``max_reading`` (64) wait so at once (each holds at
-   most ``max_body`` bytes); one more answers the oldest 503. So requests that send
-   their head and never their body, with the secret or not, hold no slot.
+   most ``max_body`` bytes); one more answers 503 the oldest of the address that
+   holds the most (its own oldest, when the newcomer's address holds as many), so
+   one address cannot evict another's. So requests that send their head and never
+   their body hold no slot, and only those with the secret wait.
 4. A request whose bytes have all arrived takes one of ``max_connections`` (64)
    slots, a thread that runs the WSGI application from the buffered bytes; with
    every slot busy it is answered 503 at once. The application checks the source
-   and the secret first, so a peer without the secret holds a slot for one 401
-   only. A body the application refuses anyway (chunked, over ``max_body``) goes
-   to a slot at once and is read there (to answer 413 rather than a reset) by the
-   same body deadline; ``request_deadline`` (60 s) bounds a whole request, and
-   each read is bounded by 30 s.
+   and the secret again (as it does under another WSGI server). A body it refuses
+   without reading (chunked, a bad ``Content-Length``) goes to a slot at once;
+   ``request_deadline`` (60 s) bounds a whole request, and each read is bounded
+   by 30 s.
 
-So with or without an allow-list, 500 idle connections, or 70 that never send
-their body, hold no slot and a push with the secret is answered at once.
+So with or without an allow-list, 500 idle connections, 70 that never send
+their body, or 64 announcing an oversized one, hold no slot, and a flood of heads
+without the secret evicts no push waiting for its body.
 
 The secret header is read under its own name only: headers whose name holds an
 underscore are dropped (WSGI would read ``X_HPG_Secret`` as ``X-HPG-Secret``, past a

@@ -75,6 +75,24 @@ def _allowed(remote: str, nets: Networks) -> bool:
     return any(address in net for net in nets)
 
 
+def _secret_given(secret: bytes, header: Optional[str], path: str) -> bool:
+    """Whether the secret is the header's value or the last segment of the path.
+
+    ``header`` and ``path`` as WSGI gives them (the raw bytes as latin-1, the path
+    percent-decoded). Shared with the server, which checks the head before it waits
+    for a body: both must agree.
+    """
+    candidates = [] if header is None else [header]
+    segment = path.rstrip("/").rsplit("/", 1)[-1]
+    if segment:
+        candidates.append(segment)
+    # Compare every candidate, always, in constant time per candidate.
+    ok = False
+    for candidate in candidates:
+        ok |= hmac.compare_digest(candidate.encode("latin-1", "replace"), secret)
+    return ok
+
+
 def _json_fields(given: Optional[JsonFields]) -> Mapping[str, tuple[str, ...]]:
     fields = dict(JSON_FIELDS)
     for name, names in (given or {}).items():
@@ -213,21 +231,8 @@ class ReceiverApp:
         if secret_bytes is None:
             return
         given = environ.get(self._header_key)
-        candidates = []
-        if given is not None:
-            candidates.append(str(given))
         path = str(environ.get("PATH_INFO", ""))
-        segment = path.rstrip("/").rsplit("/", 1)[-1]
-        if segment:
-            candidates.append(segment)
-        # Compare every candidate, always, in constant time per candidate.
-        ok = False
-        for candidate in candidates:
-            # WSGI strings carry the raw bytes as latin-1; a percent-encoded path
-            # segment arrives decoded.
-            raw = candidate.encode("latin-1", "replace")
-            ok |= hmac.compare_digest(raw, secret_bytes)
-        if not ok:
+        if not _secret_given(secret_bytes, None if given is None else str(given), path):
             raise _Refused(
                 "401 Unauthorized", "wrong or missing secret",
                 [("WWW-Authenticate", f'{self._settings.secret_header} realm="hpgfast"')],

@@ -11,6 +11,7 @@ through wsgiref's handler. Timeouts and caps bound each step.
 
 from __future__ import annotations
 
+import http.client
 import io
 import logging
 import selectors
@@ -18,12 +19,14 @@ import socket
 import threading
 import time
 import traceback
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
+from urllib.parse import unquote
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from ._app import ReceiverSettings, _allowed
+from ._app import ReceiverSettings, _allowed, _secret_given
 
 # One logger for the whole receiver, under the name users configure.
 log = logging.getLogger("hpgfast.receiver")
@@ -44,7 +47,8 @@ MAX_HEAD = 64 * 1024
 BODY_DEADLINE = 10.0
 #: Requests whose head has arrived and whose body has not yet, at once (they hold no
 #: thread, only a socket and the bytes so far, at most max_body each); when a new
-#: one comes over the cap, the oldest is answered 503.
+#: one comes over the cap, the oldest of the address holding the most is answered
+#: 503. Only a request that has shown the secret (when there is one) waits here.
 MAX_READING = 64
 #: Seconds a connection may take for its whole request and answer. The handler's
 #: timeout bounds each read only: a client sending a byte every 29 s would hold a
@@ -118,11 +122,15 @@ def _head_end(data: bytearray, start: int = 0) -> int:
     return min(ends, default=-1)
 
 
+#: What ``_body_length`` says of a ``Content-Length`` over ``max_body``.
+_TOO_LARGE = -1
+
+
 def _body_length(head: bytes, max_body: int) -> Optional[int]:
     """The body's length as the application will read it, when the selector should
-    wait for it: ``None`` for a body the application refuses anyway (chunked, a
-    bad or missing-digit ``Content-Length``, over ``max_body``), which goes to a
-    thread at once and is read there under the same body deadline.
+    wait for it: ``None`` for a body the application refuses without reading it
+    (chunked, a bad or missing-digit ``Content-Length``), which goes to a thread at
+    once; ``_TOO_LARGE`` for one over ``max_body``, refused from the head alone.
 
     Headers are read as ``http.server`` reads them, the first ``Content-Length``
     counting; a name that is not exactly one (a space before the colon) is not one.
@@ -142,7 +150,43 @@ def _body_length(head: bytes, max_body: int) -> Optional[int]:
     if not (length.isdigit() and len(length) <= 18):
         return None
     size = int(length)
-    return size if size <= max_body else None
+    return size if size <= max_body else _TOO_LARGE
+
+
+#: A refusal the selector answers itself: status, reason, extra header lines.
+_Refusal = tuple[str, str, tuple[str, ...]]
+
+
+def _unauthenticated(head: bytes, settings: ReceiverSettings) -> Optional[_Refusal]:
+    """The 401 for a request head without the secret, or ``None`` (shown, or no
+    secret, or a head the handler refuses itself without reading a body).
+
+    Both places the secret may be are in the head (the header, the last path
+    segment), so a request without it is answered before its body is waited for:
+    else anyone could fill the requests waiting for a body with heads. Read as the
+    handler and the application will read them (``http.server``'s header parser,
+    names holding "_" dropped, repeated headers joined with "," as wsgiref joins
+    them, the path percent-decoded as latin-1), and checked by the application's
+    own ``_secret_given``: the two cannot disagree.
+    """
+    if settings.secret is None:
+        return None
+    line, _, rest = head.partition(b"\n")
+    words = line.decode("latin-1").split()
+    if len(words) != 3 or words[0] not in ("GET", "POST"):
+        return None  # 400 or 405 from the handler or the application, no body read
+    try:
+        headers = http.client.parse_headers(io.BytesIO(rest))
+    except (http.client.HTTPException, ValueError):
+        return None  # 431 or 400 from the handler
+    name = settings.secret_header.lower()
+    values = [v.strip() for k, v in headers.items() if "_" not in k and k.lower() == name]
+    path = unquote(words[1].split("?", 1)[0], "iso-8859-1")
+    if _secret_given(settings.secret.encode("utf-8"), ",".join(values) if values else None,
+                     path):
+        return None
+    return ("401 Unauthorized", "wrong or missing secret",
+            (f'WWW-Authenticate: {settings.secret_header} realm="hpgfast"',))
 
 
 class _Prefixed(io.RawIOBase):
@@ -338,11 +382,23 @@ class _Server(WSGIServer):
                              f"request head over {MAX_HEAD} bytes")
             return
         del self._waiting[conn.sock]
+        head = bytes(conn.head[:end])
+        # Refused from the head, neither waiting for a body nor taking a slot: a
+        # request without the secret, or announcing a body over max_body (drained in
+        # a thread, a few dozen of those would hold every slot).
+        refusal = _unauthenticated(head, self.app_settings)
+        length = _body_length(head, self.app_settings.max_body)
+        if refusal is None and length == _TOO_LARGE:
+            refusal = ("413 Content Too Large",
+                       f"body over {self.app_settings.max_body} bytes", ())
+        if refusal is not None:
+            self._selector.unregister(conn.sock)
+            self._refuse(conn, *refusal)
+            return
         # The body is waited for here too, holding no thread: a request that sends
         # its head and never its body (or trickles it) must not hold a slot, or a few
         # dozen of them starve every real push. Only a request whose bytes have all
         # arrived takes a slot.
-        length = _body_length(bytes(conn.head[:end]), self.app_settings.max_body)
         if length is not None and len(conn.head) < end + length:
             conn.need = end + length
             self._wait_for_body(conn, time.monotonic())
@@ -355,7 +411,9 @@ class _Server(WSGIServer):
         if len(self._reading) >= self.limits.max_reading:
             # A flood of bodies that never come evicts its own oldest members; a real
             # push, whose body follows its head at once, is never the oldest for long.
-            oldest = next(iter(self._reading.values()))
+            # The oldest of the address holding the most: one address filling the
+            # pool evicts its own requests, not another's.
+            oldest = self._to_evict(conn)
             del self._reading[oldest.sock]
             self._selector.unregister(oldest.sock)
             self._refuse(oldest, "503 Service Unavailable", "busy, push again later",
@@ -368,6 +426,18 @@ class _Server(WSGIServer):
                 self._evicted_reading, self._evicted_reading_logged = 0, now
         conn.deadline = now + self.limits.body_deadline
         self._reading[conn.sock] = conn
+
+    def _to_evict(self, newcomer: _Conn) -> _Conn:
+        """The request waiting for its body that makes room for ``newcomer``."""
+        counts = Counter(c.address[0] for c in self._reading.values())
+        mine = counts[newcomer.address[0]]
+        top = max(counts.values())
+        address = newcomer.address[0] if mine and mine + 1 >= top else None
+        for conn in self._reading.values():  # oldest first
+            if conn.address[0] == address or (address is None
+                                               and counts[conn.address[0]] == top):
+                return conn
+        raise AssertionError("unreachable: the pool is full")
 
     def _hand_over(self, conn: _Conn) -> None:
         """Serve a request whose bytes have arrived from a thread: one of the slots."""
