@@ -25,6 +25,7 @@ import pytest
 
 from hpgfast import AsyncClient, Client, Code, Message
 from hpgfast.client import INTERRUPT_GRACE
+from hpgfast.emulator import Emulator, Fault, Faults
 from hpgfast.journal import Journal
 
 MAX_BATCH = 10
@@ -212,10 +213,10 @@ def test_the_cut_requests_threads_are_released(black_hole: _BlackHole) -> None:
 
 
 def _busy(thread: threading.Thread) -> bool:
-    """True while a worker thread is inside an exchange (not idle in the pool)."""
+    """True while a worker thread runs a request (not idle in the pool)."""
     frame = sys._current_frames().get(thread.ident or 0)
     while frame is not None:
-        if frame.f_code.co_name == "_exchange":
+        if frame.f_code.co_name == "_run":
             return True
         frame = frame.f_back
     return False
@@ -242,3 +243,34 @@ def test_the_async_client_ends_one_grace_after_a_cancel(black_hole: _BlackHole) 
     assert codes.count(Code.UNKNOWN) == 2 * MAX_BATCH, codes
     # One grace, not one per task (the grace given twice took 2 * INTERRUPT_GRACE).
     assert took < INTERRUPT_GRACE + 1.5, took
+
+
+def test_a_worker_waiting_out_a_retry_after_is_woken_by_the_interrupt() -> None:
+    # Every request is answered 429 with Retry-After 30: the worker threads wait
+    # to send again. An interrupt stops the batch; their wait must end with it, not
+    # 30 s later (close() would not wait for them, but the interpreter's exit would).
+    faults = Faults(http_429=Fault(1.0, seconds=30))
+    with Emulator(speed=None, faults=faults) as emu:
+        client = Client(emu.url, emu.login, emu.password, concurrency=2, max_batch=MAX_BATCH)
+        try:
+
+            def fire() -> None:
+                deadline = time.monotonic() + 30
+                while emu.requests["send"] < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.2)
+                signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+            thread = threading.Thread(target=fire, daemon=True)
+            thread.start()
+            with pytest.raises(KeyboardInterrupt) as info:
+                client.send(_messages())
+            thread.join()
+            raised = time.monotonic()
+            while any(t.name.startswith("hpgfast_") and _busy(t) for t in threading.enumerate()):
+                assert time.monotonic() - raised < 3, "a worker thread still waits to retry"
+                time.sleep(0.02)
+        finally:
+            client.close()
+    codes = [r.code for r in info.value.results]  # type: ignore[attr-defined]
+    assert set(codes) == {Code.NOT_SENT}, codes

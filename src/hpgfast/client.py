@@ -415,11 +415,14 @@ class Client(BaseClient):
             # A bounded window of queued requests keeps memory flat for any batch.
             window = 2 * concurrency
             inflight: deque[tuple[Future[None], Request]] = deque()
+            # Set at an interrupt: ends the workers' waits (rate limit, Retry-After).
+            wake = threading.Event()
             try:
                 # A request leaves ``inflight`` only once its future is done: an
                 # interrupt while waiting for it must find it there, on the wire.
                 while (request := batch.next(_monotonic())) is not None:
-                    inflight.append((executor.submit(self._run, batch, request), request))
+                    future = executor.submit(self._run, batch, request, wake)
+                    inflight.append((future, request))
                     if len(inflight) >= window:
                         inflight[0][0].result()
                         inflight.popleft()
@@ -427,24 +430,30 @@ class Client(BaseClient):
                     inflight[0][0].result()
                     inflight.popleft()
             except BaseException as exc:  # Ctrl-C (or SystemExit) in the calling thread
-                self._interrupted(batch, inflight, exc)
+                self._interrupted(batch, inflight, exc, wake)
         return batch.finish()
 
     def _interrupted(
-        self, batch: Batch, inflight: deque[tuple[Future[None], Request]], exc: BaseException
+        self,
+        batch: Batch,
+        inflight: deque[tuple[Future[None], Request]],
+        exc: BaseException,
+        wake: threading.Event,
     ) -> None:
         """Stop a batch at once; give the requests on the wire a short grace period.
 
         No request starts after an interrupt (queued ones are cancelled or see the
         stop in ``begin()`` and stay ``not-sent``); those already on the wire get
         ``INTERRUPT_GRACE`` seconds to finish (a second interrupt ends the wait), and
-        whatever is still out then is ``unknown``. The batch is then sealed: a reply
+        whatever is still out then is ``unknown``; a worker waiting to send (rate
+        limit, ``Retry-After``) is woken and sends nothing. The batch is then sealed: a reply
         that comes later changes nothing the caller was given; and the exchanges
         still out are cut (their sockets shut down), so their worker threads are
         free at once instead of waiting for the read timeout. (One request at a
         time runs in the calling thread: there ``_exchange`` gives the same grace.)
         """
         batch.stop(exc)
+        wake.set()
         pending = [(f, r) for f, r in inflight if not f.cancel()]
         deadline = _monotonic() + INTERRUPT_GRACE
         try:
@@ -467,14 +476,19 @@ class Client(BaseClient):
                 )
             return self._executor
 
-    def _run(self, batch: Batch, request: Request) -> None:
-        """Send one request until the core calls it settled; wait where it says."""
+    def _run(self, batch: Batch, request: Request, wake: Optional[threading.Event] = None) -> None:
+        """Send one request until the core calls it settled; wait where it says.
+
+        A worker thread waits on ``wake``, which an interrupt sets (the calling
+        thread's own waits end with the interrupt itself).
+        """
         on_wire = False
         results = batch.results
+        sleep = time.sleep if wake is None else wake.wait
         try:
             wait = request.not_before - _monotonic()
             if wait > 0:
-                time.sleep(wait)  # the rate limit, or a batch-wide Retry-After
+                sleep(wait)  # the rate limit, or a batch-wide Retry-After
             line = batch.begin_line(request, _monotonic())
             if line is None:
                 return
@@ -494,7 +508,7 @@ class Client(BaseClient):
                     return
                 delay = step.retry_at - _monotonic()
                 if delay > 0:
-                    time.sleep(delay)
+                    sleep(delay)
                 if batch.stopped:
                     return  # stopped while waiting: what the last attempt established stands
         except BaseException as exc:  # a bug, or an interrupt: the batch stops with it
