@@ -84,6 +84,13 @@ _monotonic = time.monotonic
 #: last exchange (``Client._reader_for``).
 _KEPT_READER = "_hpgfast_reader"
 
+#: Why the watchdog cut an exchange (the third item of its entry).
+_PAST_DEADLINE = 1
+_GRACE_OVER = 2
+
+#: How long ``close()`` waits for the worker threads to end.
+_CLOSE_WAIT = 1.0
+
 
 # -- connections ---------------------------------------------------------------------
 
@@ -96,7 +103,12 @@ class _Watchdog:
     per deadline and shuts down the socket of any exchange past it, which ends the
     blocked read at once. Watching costs a list and a dict entry per exchange (no
     lock: dict operations are atomic), and the thread exists only while a client
-    has sent something.
+    has sent something. The same cut ends a batch's exchanges still out when an
+    interrupt's grace is over (``cut()``): their worker threads are free at once,
+    not when the read timeout runs out.
+
+    Only sockets this client opened in this process are ever watched: a child after
+    ``fork()`` gets a new watchdog, so the parent's connections are never shut down.
     """
 
     def __init__(self, deadline: float) -> None:
@@ -107,20 +119,43 @@ class _Watchdog:
         self._stopped = threading.Event()
         self._start_lock = threading.Lock()
 
-    def watch(self, sock: Any) -> list[Any]:
-        """Start watching an exchange on ``sock``; ``done()`` ends it."""
-        entry = [_monotonic() + self.deadline, sock, False]
+    def watch(self, sock: Any, batch: Batch) -> list[Any]:
+        """Start watching an exchange of ``batch`` on ``sock``; ``done()`` ends it."""
+        entry = [_monotonic() + self.deadline, sock, 0, batch]
         self._active[id(entry)] = entry
         if self._thread is None:
             self._start()
+        if batch.sealed:
+            # Sealed (its grace over) while this exchange was starting: cut() may
+            # have looked before the entry was there.
+            self._cut(entry, _GRACE_OVER)
         return entry
 
-    def done(self, entry: Optional[list[Any]]) -> bool:
-        """Stop watching; True when the deadline cut the exchange."""
+    def done(self, entry: Optional[list[Any]]) -> int:
+        """Stop watching; why the exchange was cut (``_PAST_DEADLINE``,
+        ``_GRACE_OVER``), or 0 when it was not."""
         if entry is None:
-            return False
+            return 0
         self._active.pop(id(entry), None)
-        return bool(entry[2])
+        return int(entry[2])
+
+    def cut(self, batch: Batch) -> None:
+        """Cut every exchange of ``batch`` still out (the batch is sealed first)."""
+        for entry in list(self._active.values()):
+            if entry[3] is batch:
+                self._cut(entry, _GRACE_OVER)
+
+    @staticmethod
+    def _cut(entry: list[Any], why: int) -> None:
+        if entry[2]:
+            return
+        entry[2] = why
+        try:
+            # The plain socket's shutdown, also for TLS: it only ends the blocked
+            # read (or write); the owner closes the connection afterwards.
+            socket.socket.shutdown(entry[1], socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _start(self) -> None:
         with self._start_lock:
@@ -134,14 +169,8 @@ class _Watchdog:
         while not self._stopped.wait(self._interval):
             now = _monotonic()
             for entry in list(self._active.values()):
-                if entry[0] <= now and not entry[2]:
-                    entry[2] = True
-                    try:
-                        # The plain socket's shutdown, also for TLS: it only ends the
-                        # blocked read; the owner closes the connection afterwards.
-                        socket.socket.shutdown(entry[1], socket.SHUT_RDWR)
-                    except OSError:
-                        pass
+                if entry[0] <= now:
+                    self._cut(entry, _PAST_DEADLINE)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -236,14 +265,22 @@ class Client(BaseClient):
     # -- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close every pooled connection and stop the worker threads. Idempotent."""
+        """Close every pooled connection and stop the worker threads. Idempotent.
+
+        Waits at most about a second for the worker threads: after an interrupt, the
+        exchanges its grace left out were cut already and their threads end at
+        once; a thread still busy then (connecting, say) ends on its own.
+        """
         if self._closed:
             return
         self._closed = True
         with self._executor_lock:
             executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=True)
+            executor.shutdown(wait=False, cancel_futures=True)
+            deadline = _monotonic() + _CLOSE_WAIT
+            for thread in list(executor._threads):
+                thread.join(max(0.0, deadline - _monotonic()))
         self._watchdog.stop()
         self._pool.close()
         _LIVE.discard(self)
@@ -378,11 +415,14 @@ class Client(BaseClient):
             # A bounded window of queued requests keeps memory flat for any batch.
             window = 2 * concurrency
             inflight: deque[tuple[Future[None], Request]] = deque()
+            # Set at an interrupt: ends the workers' waits (rate limit, Retry-After).
+            wake = threading.Event()
             try:
                 # A request leaves ``inflight`` only once its future is done: an
                 # interrupt while waiting for it must find it there, on the wire.
                 while (request := batch.next(_monotonic())) is not None:
-                    inflight.append((executor.submit(self._run, batch, request), request))
+                    future = executor.submit(self._run, batch, request, wake)
+                    inflight.append((future, request))
                     if len(inflight) >= window:
                         inflight[0][0].result()
                         inflight.popleft()
@@ -390,22 +430,30 @@ class Client(BaseClient):
                     inflight[0][0].result()
                     inflight.popleft()
             except BaseException as exc:  # Ctrl-C (or SystemExit) in the calling thread
-                self._interrupted(batch, inflight, exc)
+                self._interrupted(batch, inflight, exc, wake)
         return batch.finish()
 
     def _interrupted(
-        self, batch: Batch, inflight: deque[tuple[Future[None], Request]], exc: BaseException
+        self,
+        batch: Batch,
+        inflight: deque[tuple[Future[None], Request]],
+        exc: BaseException,
+        wake: threading.Event,
     ) -> None:
         """Stop a batch at once; give the requests on the wire a short grace period.
 
         No request starts after an interrupt (queued ones are cancelled or see the
         stop in ``begin()`` and stay ``not-sent``); those already on the wire get
         ``INTERRUPT_GRACE`` seconds to finish (a second interrupt ends the wait), and
-        whatever is still out then is ``unknown``. The batch is then sealed: a reply
-        that comes later changes nothing the caller was given. (One request at a
+        whatever is still out then is ``unknown``; a worker waiting to send (rate
+        limit, ``Retry-After``) is woken and sends nothing. The batch is then sealed: a reply
+        that comes later changes nothing the caller was given; and the exchanges
+        still out are cut (their sockets shut down), so their worker threads are
+        free at once instead of waiting for the read timeout. (One request at a
         time runs in the calling thread: there ``_exchange`` gives the same grace.)
         """
         batch.stop(exc)
+        wake.set()
         pending = [(f, r) for f, r in inflight if not f.cancel()]
         deadline = _monotonic() + INTERRUPT_GRACE
         try:
@@ -416,6 +464,7 @@ class Client(BaseClient):
         except BaseException:  # a second interrupt: no more waiting
             pass
         batch.seal(exc, [request for future, request in pending if not future.done()])
+        self._watchdog.cut(batch)
 
     def _get_executor(self) -> ThreadPoolExecutor:
         with self._executor_lock:
@@ -427,14 +476,19 @@ class Client(BaseClient):
                 )
             return self._executor
 
-    def _run(self, batch: Batch, request: Request) -> None:
-        """Send one request until the core calls it settled; wait where it says."""
+    def _run(self, batch: Batch, request: Request, wake: Optional[threading.Event] = None) -> None:
+        """Send one request until the core calls it settled; wait where it says.
+
+        A worker thread waits on ``wake``, which an interrupt sets (the calling
+        thread's own waits end with the interrupt itself).
+        """
         on_wire = False
         results = batch.results
+        sleep = time.sleep if wake is None else wake.wait
         try:
             wait = request.not_before - _monotonic()
             if wait > 0:
-                time.sleep(wait)  # the rate limit, or a batch-wide Retry-After
+                sleep(wait)  # the rate limit, or a batch-wide Retry-After
             line = batch.begin_line(request, _monotonic())
             if line is None:
                 return
@@ -454,7 +508,7 @@ class Client(BaseClient):
                     return
                 delay = step.retry_at - _monotonic()
                 if delay > 0:
-                    time.sleep(delay)
+                    sleep(delay)
                 if batch.stopped:
                     return  # stopped while waiting: what the last attempt established stands
         except BaseException as exc:  # a bug, or an interrupt: the batch stops with it
@@ -506,7 +560,7 @@ class Client(BaseClient):
             if sock.gettimeout() != timeout:
                 # Once per connection (settimeout is a system call every time).
                 sock.settimeout(timeout)
-            watch = self._watchdog.watch(sock)
+            watch = self._watchdog.watch(sock, batch)
             phase = "send"
             # One write of a request built once: the codec made the target ready to
             # send and the headers never change (http.client would build and check
@@ -548,16 +602,14 @@ class Client(BaseClient):
                     give_back(pool, conn)
                     raise interrupt
                 reader = whole
-        if self._watchdog.done(watch):
-            # The watchdog cut the exchange: whatever error it left is the deadline's.
-            failure = Failure(
-                SENT,
-                TransportError(
-                    f"no whole reply within request_deadline={self.request_deadline}s",
-                    url=shown,
-                    sent=True,
-                ),
-            )
+        cut = self._watchdog.done(watch)
+        if cut:
+            # The watchdog cut the exchange: whatever error it left is the cut's.
+            if cut == _PAST_DEADLINE:
+                cause = f"no whole reply within request_deadline={self.request_deadline}s"
+            else:
+                cause = f"no whole reply within the interrupt's grace of {INTERRUPT_GRACE}s"
+            failure = Failure(SENT, TransportError(cause, url=shown, sent=True))
         elif failure is None and reader is not None and not reader.ok:
             failure = reader.failure(shown, self._core.scrub)
         received = 0 if reader is None else reader.received
