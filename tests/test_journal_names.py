@@ -7,8 +7,10 @@ mount, a moved file) has no log there, so it would read the journal as it was at
 the last checkpoint and send again what the killed sender had sent. The journal
 records, in the database file itself, the name it was last opened by; a journal
 opened by another name while that name's log is there is refused, with that name
-in the message. A journal closed cleanly (its log checkpointed and removed) opens by
-any name: moved, copied, or through a mount.
+in the message. A sender also marks the file itself as open until it closes cleanly,
+so that a copy taken after a kill, a file whose log was deleted, and what a move or an
+unmount leaves are refused too. A journal closed cleanly (its log checkpointed and
+removed) opens by any name: moved, copied, or through a mount.
 
 The bind-mount test needs root (``mount --bind``); it is skipped only when not run
 as root, and fails under CI (``CI`` set), which runs as root.

@@ -7,7 +7,9 @@ its writes reach the disk, in one place, under the parts that read and write row
 looks older through one of them than it is: the file is opened by its real path, a
 file with several hard links is refused, and the file records (in ``meta``, written
 into the file itself, not its log) the name it was last opened by, so that another
-name of the same file is refused while that name's log is there. Only one process
+name of the same file is refused while that name's log is there. A sender also marks
+the file itself as open (``unclean``) until a clean close, so that a copy, or the
+file whose log was deleted, knows its log is elsewhere or gone. Only one process
 sends with a journal at a time (``flock`` on the file, so the lock follows the file,
 not a name). A write that fails (disk full, I/O error) rolls back and becomes a
 ``JournalStorageError``: the journal stays as the last commit left it.
