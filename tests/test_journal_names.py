@@ -487,3 +487,17 @@ def test_a_copy_with_its_log_made_after_a_kill_is_refused_once_the_original_resu
     os.unlink(real)
     with Journal(copy, lock=True) as j:
         assert j.counts()[State.IN_FLIGHT] == 50
+
+
+@pytest.mark.parametrize("lose", ["delete", "empty"])
+def test_a_journal_whose_log_is_lost_after_a_kill_is_refused(tmp_path: Path, lose: str) -> None:
+    path = tmp_path / "run.db"
+    _crash(path)
+    if lose == "delete":
+        os.unlink(f"{path}-wal")
+    else:
+        os.truncate(f"{path}-wal", 0)
+    for lock in (True, False, True):
+        with pytest.raises(JournalError) as refused:
+            Journal(path, lock=lock)
+        assert str(path) in str(refused.value) and "not closed cleanly" in str(refused.value)

@@ -115,6 +115,23 @@ def _holds_this_journal(other: str, path: str, meta: dict[str, str]) -> bool:
     return prefix is not None and _file_meta(other).get("id_prefix") == prefix
 
 
+#: A write-ahead log begins with a 32-byte header; a shorter one holds no commit.
+_WAL_HEADER = 32
+
+
+def _has_log(path: str) -> bool:
+    """Whether a write-ahead log that can hold commits is beside ``path``.
+
+    An emptied log (truncated to nothing) is lost as surely as a deleted one:
+    SQLite reads the file alone then. The journal never truncates its own log
+    while the file is marked open (its checkpoints keep the log's header).
+    """
+    try:
+        return os.path.getsize(path + "-wal") >= _WAL_HEADER
+    except OSError:
+        return False
+
+
 def _refuse_a_stale_name(path: str, meta: dict[str, str]) -> None:
     """Refuse ``path`` if, through it, the journal would not show every commit made.
 
@@ -129,8 +146,9 @@ def _refuse_a_stale_name(path: str, meta: dict[str, str]) -> None:
       used has a log, or still holds this journal: this file is a copy taken (or
       a file left) behind that sender's back (a copy, a move with something new
       at the old name, a bind mount since unmounted): refused;
-    - the file says a sender had it open and there is no log beside this name:
-      the log of a run that did not end cleanly was deleted: refused.
+    - the file says a sender had it open and there is no log beside this name
+      (or an emptied one): the log of a run that did not end cleanly was deleted:
+      refused.
 
     A clean close checkpoints the log into the file, clears ``unclean`` and
     removes the log: then any name, or any copy, may open the file.
@@ -176,12 +194,13 @@ def _refuse_a_stale_name(path: str, meta: dict[str, str]) -> None:
                 f"lack what that send committed. Use --journal {opened_as}; a journal "
                 "closed cleanly opens by any name."
             )
-    if unclean and not os.path.exists(path + "-wal"):
+    if unclean and not _has_log(path):
         last = opened_as or path
         raise JournalError(
             f"journal {path} was not closed cleanly (last opened as {last}) and its "
-            f"write-ahead log ({last}-wal) is gone: the commits of that run, what it "
-            "had in flight among them, are lost, and a send could repeat what it sent. "
+            f"write-ahead log ({path}-wal) is gone or empty: the commits of that run, "
+            "what it had in flight among them, are lost, and a send could repeat what "
+            "it sent. "
             f"Put the log back beside {last} (the journal and its -wal together) and "
             f"use --journal {last}."
         )
