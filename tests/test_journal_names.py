@@ -7,8 +7,10 @@ mount, a moved file) has no log there, so it would read the journal as it was at
 the last checkpoint and send again what the killed sender had sent. The journal
 records, in the database file itself, the name it was last opened by; a journal
 opened by another name while that name's log is there is refused, with that name
-in the message. A journal closed cleanly (its log checkpointed and removed) opens by
-any name: moved, copied, or through a mount.
+in the message. A sender also marks the file itself as open until it closes cleanly,
+so that a copy taken after a kill, a file whose log was deleted, and what a move or an
+unmount leaves are refused too. A journal closed cleanly (its log checkpointed and
+removed) opens by any name: moved, copied, or through a mount.
 
 The bind-mount test needs root (``mount --bind``); it is skipped only when not run
 as root, and fails under CI (``CI`` set), which runs as root.
@@ -230,3 +232,272 @@ def test_the_name_is_in_the_database_file_itself(tmp_path: Path) -> None:
         finally:
             db.close()
     assert row == (str(path),)
+
+
+# -- a resume through a second name after a kill: every way the tester found ----------
+#
+# Each case kills a real ``hpgfast send`` once 2,000 messages are in the emulator's
+# ledger, then resumes through another name. The emulator accepts a repeated clientId
+# (``unique_client_ids`` off), so a duplicate would show in the ledger; and a journal
+# whose main file did not hold its clientId prefix would resend under new ids, which
+# even a strict platform would take. The resume must be refused (exit 2, naming the
+# path the killed sender used) and send nothing.
+
+
+def _no_duplicates(ledger: object) -> None:
+    pairs = [(e.address, e.text) for e in ledger]  # type: ignore[attr-defined]
+    assert len(pairs) == len(set(pairs)), "a message was sent twice"
+
+
+def _copy(real: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "copy.db"
+    shutil.copyfile(real, copy)
+    return copy
+
+
+def _delete_log(real: Path, tmp_path: Path) -> Path:
+    os.unlink(f"{real}-wal")
+    return real
+
+
+def _move_and_replace(real: Path, tmp_path: Path) -> Path:
+    moved = tmp_path / "moved.db"
+    os.rename(real, moved)
+    real.touch()  # any file at the old name: a new run's journal, say
+    return moved
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "second_name", [_copy, _delete_log, _move_and_replace], ids=["copy", "log-deleted", "moved"]
+)
+def test_a_resume_through_a_stale_name_after_a_kill_is_refused(
+    tmp_path: Path, second_name: Callable[[Path, Path], Path]
+) -> None:
+    csv_path = tmp_path / "m.csv"
+    _write_csv(csv_path, N)
+    real = tmp_path / "real" / "j.db"
+    real.parent.mkdir()
+    with Emulator(speed=None, latency=0.02, unique_client_ids=False) as emu:
+        _kill_while_sending(emu.url, csv_path, real, emu.ledger)
+        sent = len(emu.ledger)
+        assert 0 < sent < N
+        other = second_name(real, tmp_path)
+        resumed = subprocess.run(
+            _send(emu.url, csv_path, other), env=ENV, capture_output=True, text=True,
+            timeout=300,
+        )
+        assert resumed.returncode == 2, resumed.stdout + resumed.stderr
+        assert str(real) in resumed.stderr, resumed.stderr
+        assert len(emu.ledger) == sent, "the refused run sent messages"
+        # A reader is refused too: it would show a journal without the last commits.
+        report = subprocess.run(
+            [sys.executable, "-m", "hpgfast", "report", str(other), "--json"],
+            env=ENV, capture_output=True, text=True, timeout=60,
+        )
+        assert report.returncode == 2 and str(real) in report.stderr, report.stderr
+        # Refused again: the reader did not make the journal look whole.
+        again = subprocess.run(
+            _send(emu.url, csv_path, other), env=ENV, capture_output=True, text=True,
+            timeout=300,
+        )
+        assert again.returncode == 2, again.stdout + again.stderr
+        assert len(emu.ledger) == sent
+        _no_duplicates(emu.ledger)
+
+
+@pytest.mark.slow
+def test_a_resume_after_the_killed_senders_bind_mount_is_gone_is_refused(
+    tmp_path: Path, bind_mount: Callable[[Path, Path], None]
+) -> None:
+    # The killed sender ran in a container whose bind mount is gone when the host
+    # resumes: the mount point is an ordinary (empty) file again, beside its log.
+    csv_path = tmp_path / "m.csv"
+    _write_csv(csv_path, N)
+    real = tmp_path / "real" / "j.db"
+    real.parent.mkdir()
+    real.touch()
+    alias = tmp_path / "alias.db"
+    bind_mount(real, alias)
+    with Emulator(speed=None, latency=0.02, unique_client_ids=False) as emu:
+        _kill_while_sending(emu.url, csv_path, alias, emu.ledger)
+        sent = len(emu.ledger)
+        assert Path(f"{alias}-wal").exists()
+        subprocess.run(["umount", str(alias)], check=True)
+        assert not os.path.samefile(real, alias)
+        resumed = subprocess.run(
+            _send(emu.url, csv_path, real), env=ENV, capture_output=True, text=True,
+            timeout=300,
+        )
+        assert resumed.returncode == 2, resumed.stdout + resumed.stderr
+        assert str(alias) in resumed.stderr, resumed.stderr
+        assert len(emu.ledger) == sent, "the refused run sent messages"
+        _no_duplicates(emu.ledger)
+
+
+@pytest.mark.slow
+def test_the_legitimate_resumes_after_a_kill_still_work(tmp_path: Path) -> None:
+    # By the same name after kill -9; then, once closed cleanly, through a copy;
+    # and a journal killed again and moved together with its log.
+    csv_path = tmp_path / "m.csv"
+    _write_csv(csv_path, N)
+    real = tmp_path / "real" / "j.db"
+    real.parent.mkdir()
+    with Emulator(speed=None, latency=0.02, unique_client_ids=False) as emu:
+        _kill_while_sending(emu.url, csv_path, real, emu.ledger)
+        resumed = subprocess.run(
+            _send(emu.url, csv_path, real), env=ENV, capture_output=True, text=True,
+            timeout=300,
+        )
+        # 1: the messages in flight at the kill are unknown, not sent again.
+        assert resumed.returncode == 1, resumed.stdout + resumed.stderr
+        _no_duplicates(emu.ledger)
+        done = len(emu.ledger)
+        assert not Path(f"{real}-wal").exists()
+        copy = _copy(real, tmp_path)
+        through_copy = subprocess.run(
+            _send(emu.url, csv_path, copy), env=ENV, capture_output=True, text=True,
+            timeout=300,
+        )
+        assert through_copy.returncode == 1, through_copy.stdout + through_copy.stderr
+        assert len(emu.ledger) == done
+
+    second = tmp_path / "second" / "j.db"
+    second.parent.mkdir()
+    with Emulator(speed=None, latency=0.02, unique_client_ids=False) as emu:
+        _kill_while_sending(emu.url, csv_path, second, emu.ledger)
+        moved = tmp_path / "moved.db"
+        os.rename(second, moved)
+        os.rename(f"{second}-wal", f"{moved}-wal")
+        resumed = subprocess.run(
+            _send(emu.url, csv_path, moved), env=ENV, capture_output=True, text=True,
+            timeout=300,
+        )
+        assert resumed.returncode == 1, resumed.stdout + resumed.stderr
+        _no_duplicates(emu.ledger)
+        assert len(emu.ledger) <= N
+
+
+def test_the_database_file_knows_a_send_is_open_and_keeps_the_clientid_prefix(
+    tmp_path: Path,
+) -> None:
+    # Read as the file alone holds it: what a copy, or a name without the log, sees.
+    import sqlite3
+
+    path = tmp_path / "run.db"
+
+    def file_meta() -> dict[str, str]:
+        db = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            return dict(db.execute("SELECT key, value FROM meta"))
+        finally:
+            db.close()
+
+    _crash(path)
+    meta = file_meta()
+    assert len(meta["id_prefix"]) == 11 and meta["schema_version"]
+    assert "unclean" in meta
+    with Journal(path, lock=True) as j:
+        assert j.meta()["id_prefix"] == meta["id_prefix"]
+        j.recover()
+    assert "unclean" not in file_meta()
+    # A reader does not mark the file.
+    with Journal(path):
+        pass
+    assert "unclean" not in file_meta()
+    # A journal killed with its log deleted is refused, by every opener.
+    _crash_again = subprocess.run(
+        [sys.executable, "-c", _KILL_OPEN, str(path)], timeout=60
+    )
+    assert _crash_again.returncode == -signal.SIGKILL
+    os.unlink(f"{path}-wal")
+    for lock in (True, False):
+        with pytest.raises(JournalError) as refused:
+            Journal(path, lock=lock)
+        assert str(path) in str(refused.value)
+    assert not Path(f"{path}-wal").exists()
+
+
+_KILL_OPEN = """
+import os, sys
+from hpgfast.journal import Journal
+j = Journal(sys.argv[1], lock=True)
+j.mark_in_flight([51, 52])
+os.kill(os.getpid(), 9)
+"""
+
+
+def _unclean_in_file(path: Path) -> bool:
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return db.execute("SELECT 1 FROM meta WHERE key = 'unclean'").fetchone() is not None
+    finally:
+        db.close()
+
+
+def test_a_report_after_a_kill_leaves_the_journal_resumable(tmp_path: Path) -> None:
+    # The reader's close is the one that checkpoints the killed sender's log into the
+    # file and removes it: it must clear the mark too, or the resume would be refused.
+    path = tmp_path / "run.db"
+    _crash(path)
+    with Journal(path) as reader:
+        assert reader.counts()[State.IN_FLIGHT] == 50
+    assert not Path(f"{path}-wal").exists()
+    assert not _unclean_in_file(path)
+    with Journal(path, lock=True) as j:
+        assert j.recover()["in_flight_to_unknown"] == 50
+
+
+def test_a_reader_beside_a_running_sender_leaves_the_mark(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    with Journal(path, lock=True) as sender:
+        sender.bind({"input_sha256": "x"})
+        with Journal(path) as reader:
+            assert reader.loaded is None
+        assert _unclean_in_file(path)
+    assert not _unclean_in_file(path)
+    assert not Path(f"{path}-wal").exists()
+
+
+def test_a_copy_with_its_log_made_after_a_kill_is_refused_once_the_original_resumed(
+    tmp_path: Path,
+) -> None:
+    # A directory copied with the log after a kill sees what the killed sender did;
+    # but once the original has been resumed (and closed cleanly, its log gone), the
+    # copy lacks what the resume sent: the original's name still holds the journal.
+    real = tmp_path / "real" / "j.db"
+    real.parent.mkdir()
+    _crash(real)
+    shutil.copytree(real.parent, tmp_path / "copy")
+    copy = tmp_path / "copy" / "j.db"
+    # While the original's log is there, the copy is refused (naming the original).
+    with pytest.raises(JournalError) as refused:
+        Journal(copy, lock=True)
+    assert str(real) in str(refused.value)
+    with Journal(real, lock=True) as j:
+        j.recover()
+        j.mark_in_flight(list(range(51, 101)))
+    assert not Path(f"{real}-wal").exists()
+    with pytest.raises(JournalError) as refused:
+        Journal(copy, lock=True)
+    assert str(real) in str(refused.value)
+    # Gone from there (the original removed): the copy is all there is, and opens.
+    os.unlink(real)
+    with Journal(copy, lock=True) as j:
+        assert j.counts()[State.IN_FLIGHT] == 50
+
+
+@pytest.mark.parametrize("lose", ["delete", "empty"])
+def test_a_journal_whose_log_is_lost_after_a_kill_is_refused(tmp_path: Path, lose: str) -> None:
+    path = tmp_path / "run.db"
+    _crash(path)
+    if lose == "delete":
+        os.unlink(f"{path}-wal")
+    else:
+        os.truncate(f"{path}-wal", 0)
+    for lock in (True, False, True):
+        with pytest.raises(JournalError) as refused:
+            Journal(path, lock=lock)
+        assert str(path) in str(refused.value) and "not closed cleanly" in str(refused.value)

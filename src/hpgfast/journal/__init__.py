@@ -62,7 +62,11 @@ class Journal(_Loading, _Sending, _Statuses, _Reading):
             is opened by its real path (symlinks resolved); a file with more than
             one hard link is refused. The file records the name it was last opened
             by; while that name's ``-wal`` is there (its user was killed, or runs),
-            another name of the same file (a bind mount, a move) is refused.
+            another name of the same file (a bind mount, a move) is refused. A
+            sender also marks the file itself as open until it closes cleanly: a
+            file so marked is refused without a ``-wal`` beside its name (the log
+            was deleted), and as a copy or a leftover of a file whose last sender's
+            name still has its log, or still holds the journal.
         synchronous: ``"FULL"`` (fsync on every commit: safe against power loss) or
             ``"NORMAL"`` (safe against a killed process, not a power loss).
         lock: take the sender's lock (``flock`` on the database file: its device
@@ -71,6 +75,7 @@ class Journal(_Loading, _Sending, _Statuses, _Reading):
 
     Raises:
         JournalLocked: ``lock`` and another process holds the lock.
-        JournalError: the file is not a journal (or of a newer schema), or it was
-            last opened by another name whose write-ahead log is still there.
+        JournalError: the file is not a journal (or of a newer schema), or through
+            this name it might not show every commit its last sender made (see
+            ``path``); the message names the path last used.
     """
