@@ -478,3 +478,48 @@ def test_to_and_file_exit_alike(reply: str, journal: bool, tmp_path: Path) -> No
         assert "Traceback" not in result.stderr, result.stderr
         codes[how] = result.returncode
     assert codes == {"to": ExitCode.TRANSPORT, "file": ExitCode.TRANSPORT}
+
+
+# -- an account-stop code on a line of its own id: status exits as send does ----------
+
+ACCOUNT_LINES = {
+    "error-auth": ExitCode.AUTH,
+    "error-insufficient-balance": ExitCode.ACCOUNT,
+    "error-account-locked": ExitCode.ACCOUNT,
+    "error-system-blocked": ExitCode.ACCOUNT,
+}
+
+
+@pytest.mark.parametrize("code", list(ACCOUNT_LINES))
+def test_status_exits_as_send_for_an_account_stop_on_an_id_line(code: str,
+                                                                 tmp_path: Path) -> None:
+    expected = ACCOUNT_LINES[code]
+    db = tmp_path / "run.db"
+    ids = tmp_path / "ids.txt"
+    with Emulator(speed=None) as emu:  # a manual clock: no status becomes final
+        sent = hpgfast_run("send", "--url", emu.url, "--to", "79031111111", "--text", "hi",
+                           "--journal", str(db))
+        assert sent.returncode == ExitCode.OK, sent.stderr
+        with sqlite3.connect(db) as conn:
+            (provider_id,) = conn.execute(
+                "SELECT provider_id FROM outcomes WHERE provider_id IS NOT NULL").fetchone()
+        ids.write_text(f"{provider_id}\n", encoding="utf-8")
+        # Every reply from now on: one line, for the one id asked about.
+        emu.faults.raw_reply = Fault(rate=1.0, body=f"{code};{provider_id}\n".encode())
+        status_forms = {
+            "ids": ["status", provider_id],
+            "ids --follow": ["status", provider_id, "--follow", "--deadline", "5"],
+            "--file": ["status", "--file", str(ids)],
+            "--journal": ["status", "--journal", str(db)],
+            "--journal --follow": ["status", "--journal", str(db), "--follow",
+                                   "--deadline", "5"],
+        }
+        codes = {}
+        for form, args in status_forms.items():
+            result = hpgfast_run(*args[:1], "--url", emu.url, *args[1:])
+            assert "Traceback" not in result.stderr, result.stderr
+            codes[form] = result.returncode
+        emu.faults.raw_reply = Fault(rate=1.0, body=f"{code};X1\n".encode())
+        send = _send_one(emu.url, "--client-id", "X1")
+    assert send.returncode == expected, send.stderr
+    assert codes == dict.fromkeys(status_forms, expected)
