@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -99,23 +100,51 @@ def _sigterm(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
 
+def _interrupted_by(exc: BaseException) -> bool:
+    """Whether ``exc`` came of a Ctrl-C (or SIGTERM): Python 3.11 turns one that lands
+    while a class is being made (``__set_name__``, in an import) into a RuntimeError."""
+    seen: set[int] = set()
+    cause: Optional[BaseException] = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     return int(args.func(args))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ``hpgfast`` command; returns the exit status (see the module docstring)."""
+    previous: Any = None
     try:
+        # The very first thing, before the commands (and urllib3...) are imported:
+        # SIGTERM unwinds like Ctrl-C (a journal settles what is in flight). A server
+        # that is serving answers both itself (``wait_for_signal``).
+        try:
+            previous = signal.signal(signal.SIGTERM, _sigterm)
+        except ValueError:  # not the main thread (embedded use)
+            pass
         return _main(argv)
     except KeyboardInterrupt:
         # At any moment, start-up (imports, argument parsing) included.
         print("hpgfast: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        if not _interrupted_by(exc):
+            raise
+        print("hpgfast: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:
     import os
-    import signal
 
     from .._term import EscapingFormatter
     from ..exceptions import HPGError
@@ -127,13 +156,6 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         parser.print_help()
         return EXIT_USAGE
     _configure_logging(args.verbose, args.command, EscapingFormatter)
-    previous: Any = None
-    if args.command in ("send", "status", "demo"):
-        # SIGTERM unwinds like Ctrl-C: the journal settles what is in flight.
-        try:
-            previous = signal.signal(signal.SIGTERM, _sigterm)
-        except ValueError:  # not the main thread (embedded use)
-            pass
     start = time.perf_counter()
     try:
         code = _dispatch(args)
@@ -155,9 +177,6 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         text = (f"{exc.filename!r}: {exc.strerror}" if exc.filename and exc.strerror
                 else str(exc))
         return _fail(text, EXIT_USAGE)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     log.debug("hpgfast %s: exit %d after %.3f s", args.command, code, time.perf_counter() - start)
     return code
 

@@ -50,13 +50,14 @@ _DESCRIPTIONS = {
     "error-account-locked, error-system-blocked): the run stopped, the rest is not sent",
     ExitCode.JOURNAL: "the journal cannot be written (disk full, I/O error); it stays "
     "resumable: free space and run the same command again",
-    ExitCode.INTERRUPTED: "interrupted: Ctrl-C at any moment, start-up included (and "
-    "SIGTERM, for send, status and demo); a journal stays consistent",
+    ExitCode.INTERRUPTED: "interrupted: Ctrl-C or SIGTERM at any moment, start-up "
+    "included (a server already serving stops instead, with 0); a journal stays "
+    "consistent",
 }
 
 _ALL = tuple(ExitCode)
 _SERVER_OK = "stopped by Ctrl-C or SIGTERM"
-_SERVER_INTERRUPTED = "interrupted by Ctrl-C before it was serving"
+_SERVER_INTERRUPTED = "interrupted by Ctrl-C or SIGTERM before it was serving"
 
 #: command -> {code: what it means for that command ("" : the table's own words)}.
 COMMAND_CODES: dict[str, dict[ExitCode, str]] = {
@@ -65,7 +66,7 @@ COMMAND_CODES: dict[str, dict[ExitCode, str]] = {
     "report": {
         ExitCode.OK: "done",
         ExitCode.USAGE: "",
-        ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+        ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM)",
     },
     "receive": {
         ExitCode.OK: _SERVER_OK,
@@ -92,7 +93,7 @@ COMMAND_CODES: dict[str, dict[ExitCode, str]] = {
         "run can judge; on a busy machine "
         "timings are noisy: rerun with a larger --budget before drawing conclusions",
         ExitCode.USAGE: "",
-        ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+        ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM)",
     },
 }
 

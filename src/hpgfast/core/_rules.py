@@ -383,7 +383,15 @@ if Verdict._fields[0] != "results":
 
 
 def all_matched_status(facts: RequestFacts, records: list[Any], flags: int) -> Verdict:
-    """A STATUS reply with one line per id, in order (``Match.ALL``): clean."""
+    """A STATUS reply with one line per id, in order (``Match.ALL``).
+
+    Clean, unless a line holds an account-stop code: then, as for SEND and as for
+    the same lines out of order (``match_status_lines``), the batch stops.
+    """
+    if flags & _NOT_OK:
+        stop = _stop_for(facts, records)
+        if stop is not None:
+            return Verdict(records, fatal=stop, note=str(stop))
     return _clean_verdict((records, *_CLEAN))
 
 
