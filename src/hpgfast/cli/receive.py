@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         # Reports are recorded against the messages a send put there: a new, empty
         # journal would answer every push 'ok' and keep nothing of use.
         path = journal_path(args.journal, "--journal", existing=True)
-        journal = Journal(path, synchronous=args.journal_sync)
+        journal = Journal(path, synchronous=args.journal_sync, create=False)
     out_lock = threading.Lock()
 
     def callback(report: StatusResult) -> None:

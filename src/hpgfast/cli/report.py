@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     journal_path(path, "the journal", existing=True)
     if args.csv not in (None, "-"):
         usage_file(args.csv, "--csv")
-    with Journal(path) as journal:
+    with Journal(path, create=False) as journal:
         summary = journal.summary()
         summary["costs"] = journal.cost_totals()
         if args.csv is not None:

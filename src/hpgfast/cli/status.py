@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         journal = Journal(
             journal_path(args.journal, "--journal", existing=True),
             synchronous=args.journal_sync,
+            create=False,
             **({"final_statuses": args.final} if args.final else {}),
         )
     try:
