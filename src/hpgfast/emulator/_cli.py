@@ -17,17 +17,28 @@ from ._emulator import CLIENT_ID_MODES, PUSH_SHAPES, Emulator
 from ._faults import FAULT_KINDS, LATE_VARIANTS, Fault, Faults
 from ._lifecycle import LIFECYCLE, STATUS_CASES
 
-__all__ = ["PUSH_SECRET_ENV", "add_arguments", "emulator_from_args"]
+__all__ = ["PUSH_SECRET_ENV", "add_arguments", "emulator_from_args", "port_number"]
 
 #: The environment variable holding the push secret (never an option: ``ps`` shows those).
 PUSH_SECRET_ENV = "HPGFAST_PUSH_SECRET"
+
+
+def port_number(text: str) -> int:
+    """An argparse type for a TCP port (0: any free one); shared by every server command."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0 to 65535, got {value}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the emulator's settings to ``parser`` as options."""
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    add("--port", type=int, default=9876, help="port; 0 picks a free one (default %(default)s)")
+    add("--port", type=port_number, default=9876, help="port; 0 picks a free one (default %(default)s)")
     add("--client", default="CLIENT", help="first path segment (default %(default)s)")
     add("--connector", default="connectorX", help="second path segment (default %(default)s)")
     add("--login", default="CLIENT", help="accepted login (default %(default)s)")
