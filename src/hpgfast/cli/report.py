@@ -101,6 +101,15 @@ def run(args: argparse.Namespace) -> int:
     if path is None:
         raise UsageError("give the journal: hpgfast report run.db")
     journal_path(path, "the journal", existing=True)
+    if args.state and args.csv is None:
+        raise UsageError("--state selects the rows --csv writes; give --csv PATH "
+                         "(the summary always counts every state)")
+    from ..journal import STATES
+
+    unknown = [s for s in args.state or () if s not in STATES]
+    if unknown:
+        raise UsageError(f"--state {unknown[0]!r} is not a state of a journal; "
+                         f"the states are {', '.join(STATES)}")
     if args.csv not in (None, "-"):
         usage_file(args.csv, "--csv")
     with Journal(path, create=False) as journal:
@@ -152,6 +161,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--journal", "-j", metavar="DB", help=argparse.SUPPRESS)
     p.add_argument("--csv", metavar="PATH", help="write the rows as CSV to PATH ('-': stdout; on a "
                    "terminal, control characters are shown escaped)")
-    p.add_argument("--state", action="append", help="only rows in this state (with --csv); repeat")
+    p.add_argument("--state", action="append",
+                   help="with --csv: only rows in this state (pending, in_flight, accepted, "
+                   "accepted_earlier, rejected, unknown, not_sent, invalid); repeat")
     add_output(p)
     p.set_defaults(func=run)
