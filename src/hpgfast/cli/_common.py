@@ -281,6 +281,20 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
+
+def positive_float(text: str) -> float:
+    """An argparse type for a finite number above 0 (seconds, a budget)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    return value
+
+
 def explain(exc: BaseException) -> str:
     """What a failure means, in the words a user looks for, then hpgfast's own text."""
     if isinstance(exc, AuthError):
