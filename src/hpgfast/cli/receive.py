@@ -9,6 +9,7 @@ from typing import Any
 
 from .._records import StatusResult
 from .._term import escape, json_safe
+from ..emulator._cli import port_number
 from ._common import (
     EXIT_OK,
     UsageError,
@@ -21,7 +22,6 @@ from ._common import (
     status_row,
     wait_for_signal,
 )
-from ..emulator._cli import port_number
 from ._exit import exit_codes_help
 
 
@@ -122,7 +122,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
                    "%(default)s)")
-    p.add_argument("--port", type=port_number, default=8080, help="port (default %(default)s; 0: any)")
+    p.add_argument("--port", type=port_number, default=8080,
+                   help="port (default %(default)s; 0: any)")
     p.add_argument("--secret-file", metavar="PATH",
                    help="read the shared secret from the first line of PATH; or set "
                    "HPGFAST_RECEIVER_SECRET to the secret itself (not a path)")

@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the emulator's settings to ``parser`` as options."""
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    add("--port", type=port_number, default=9876, help="port; 0 picks a free one (default %(default)s)")
+    add("--port", type=port_number, default=9876,
+        help="port; 0 picks a free one (default %(default)s)")
     add("--client", default="CLIENT", help="first path segment (default %(default)s)")
     add("--connector", default="connectorX", help="second path segment (default %(default)s)")
     add("--login", default="CLIENT", help="accepted login (default %(default)s)")
