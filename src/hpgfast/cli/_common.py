@@ -200,7 +200,9 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
         "or set HPGFAST_PASSWORD")
     add("--password-stdin", action="store_true",
         help="read the password from the first line of standard input")
-    add("--password", help=argparse.SUPPRESS)  # visible in ps: works, but warns
+    add("--password", metavar="PASSWORD",
+        help="the password itself; discouraged: every user of this machine sees it "
+        "(ps, /proc), so it warns; prefer the flags above or HPGFAST_PASSWORD")
     add("--login-param", help="the login parameter's name (default login) "
         "[HPGFAST_LOGIN_PARAM]")
     add("--password-param", help="the password parameter's name, e.g. pass "

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from .._term import escape
+from .._term import counted, escape
 from ._common import (
     EXIT_OK,
     UsageError,
@@ -37,7 +37,7 @@ def _print_report(summary: dict[str, Any], path: str) -> None:
         if state == "rejected":
             rows.extend((f"  {code}", n, "") for code, n in summary["rejected_by_code"].items())
     loaded = summary["loaded"]
-    print(f"journal {escape(path)}: {summary['messages']:,} messages"
+    print(f"journal {escape(path)}: {counted(summary['messages'], 'message')}"
           + ("" if loaded is not None else " (input not fully loaded yet)"))
     print()
     print(table(rows, ("state", "messages", "segments")))
@@ -50,16 +50,19 @@ def _print_report(summary: dict[str, Any], path: str) -> None:
         ("encoding", "messages", "segments"),
     ))
     accepted = by_state.get("accepted", {}).get("segments", 0)
-    print(f"\n{accepted:,} segments accepted: what the platform bills")
+    print(f"\n{counted(accepted, 'segment')} accepted: what the platform bills")
     if costs["transliterated"]:
-        print(f"{costs['transliterated']:,} messages counted (and sent) transliterated")
+        print(f"{counted(costs['transliterated'], 'message')} counted (and sent) "
+              "transliterated")
     if costs["messages"] != summary["messages"]:
-        print(f"{summary['messages'] - costs['messages']:,} messages have no segment count "
+        uncounted = summary["messages"] - costs["messages"]
+        print(f"{counted(uncounted, 'message')} {'has' if uncounted == 1 else 'have'} "
+              "no segment count "
               "(a journal made before counts were recorded, or a text that cannot be sent)")
     if summary["statuses"]:
         print()
         print(table(list(summary["statuses"].items()), ("delivery status", "accepted")))
-    print(f"\n{summary['status_changes']:,} status changes recorded")
+    print(f"\n{counted(summary['status_changes'], 'status change')} recorded")
 
 
 class _EscapingWriter:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .._records import Message
-from .._term import escape
+from .._term import counted, escape
 from .._wire import Code
 from ._common import (
     CONNECTION_HELP,
@@ -156,9 +156,10 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
     print("\n" + _what_happened(run, journal))
     recovered = summary.get("recovered") or {}
     if recovered.get("in_flight_to_unknown"):
+        lost = recovered["in_flight_to_unknown"]
         print(
-            f"{recovered['in_flight_to_unknown']:,} messages were in flight when an earlier "
-            "run stopped: marked unknown, not sent again (--resend-unknown sends them)"
+            f"{counted(lost, 'message')} {'was' if lost == 1 else 'were'} in flight when an "
+            "earlier run stopped: marked unknown, not sent again (--resend-unknown sends them)"
         )
     if summary.get("interrupted"):
         print("interrupted (Ctrl-C or SIGTERM): the counts are what this run did until "
@@ -178,10 +179,13 @@ def _what_happened(run: dict[str, Any], journal: Optional[dict[str, Any]]) -> st
         return "nothing sent"
     gone = tried - run.get("not_sent", 0) - run.get("invalid", 0)
     accepted = run.get("accepted", 0) + run.get("accepted_earlier", 0)
-    went = (f"{gone:,} of {tried:,} messages went out" if gone != tried
-            else f"{tried:,} messages went out")
     if not gone:
-        went = f"none of {tried:,} messages went out"
+        # No rate: a rate of nothing sent is the speed of failing.
+        went = ("the message did not go out" if tried == 1
+                else f"none of {counted(tried, 'message')} went out")
+        return f"{went} ({run['seconds']:.1f} s); {accepted:,} accepted"
+    went = (f"{gone:,} of {counted(tried, 'message')} went out" if gone != tried
+            else f"{counted(tried, 'message')} went out")
     return (f"{went} in {run['seconds']:.1f} s ({run['messages_per_second']:,.0f} msg/s); "
             f"{accepted:,} accepted")
 
