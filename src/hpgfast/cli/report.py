@@ -130,11 +130,17 @@ def run(args: argparse.Namespace) -> int:
                     writer = _EscapingWriter(writer)
                 writer.writerow(ROW_COLUMNS + COST_COLUMNS)
                 at = ROW_COLUMNS.index("updated_at")
+                cid = ROW_COLUMNS.index("client_id")
                 for block in _blocks(journal.rows(states=args.state or None)):
-                    costs = journal.costs_between(block[0][0], block[-1][0])
+                    first, last = block[0][0], block[-1][0]
+                    costs = journal.costs_between(first, last)
+                    # The clientId sent, as --results shows it: the input's, else
+                    # the one the journal made.
+                    made = journal.made_ids_between(first, last)
                     for row in block:
                         cost = costs.get(row[0])
                         extra = ("", "", "") if cost is None else (cost[0], cost[1], int(cost[2]))
+                        row = (*row[:cid], made.get(row[0], row[cid]), *row[cid + 1:])
                         writer.writerow((*row[:at], iso_time(row[at]), *row[at + 1:], *extra))
             finally:
                 if out is not sys.stdout:
@@ -156,7 +162,9 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "report", help="a journal's summary, and its rows as CSV",
         description="Summarise a journal (messages and SMS segments by state, segments by "
         "encoding, rejections by code, delivery statuses) or write its rows as CSV "
-        "(updated_at in UTC, ISO 8601; segments, encoding and transliterated last). "
+        "(line: the message's number in the input; client_id: the one sent, the input's "
+        "or the journal's; updated_at in UTC, ISO 8601; segments, encoding and "
+        "transliterated last). "
         "Accepted segments are what the platform bills.",
         epilog=exit_codes_help("report"), formatter_class=formatter,
     )
