@@ -360,20 +360,3 @@ def test_report_csv_shows_the_client_id_the_journal_sent(tmp_path: Path) -> None
     with open(results, encoding="utf-8", newline="") as f:
         from_results = {r["address"]: r["client_id"] for r in csv.DictReader(f)}
     assert from_results == sent
-
-
-# -- the README through doctest --------------------------------------------------------
-
-
-@pytest.mark.parametrize("page", ["README.md", *sorted(
-    f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md"))])
-def test_no_doctest_example_swallows_a_fence(page: str) -> None:
-    """``python -m doctest PAGE`` reads the page whole: an example's expected output
-    ends at a blank line, so a block without one before its closing fence expects
-    the fence itself."""
-    import doctest
-
-    text = (ROOT / page).read_text(encoding="utf-8")
-    bad = [ex.source.strip() for ex in doctest.DocTestParser().get_examples(text)
-           if "```" in ex.want]
-    assert bad == [], f"{page}: add a blank line before the closing fence after {bad}"
