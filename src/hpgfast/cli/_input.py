@@ -309,6 +309,8 @@ def _delimiter(first: str) -> str:
 
 def _read_csv(f: IO[str], shown: str, rules: _Rules) -> Iterator[tuple[int, Message]]:
     first = f.readline()
+    if not first:
+        return  # an empty file: the caller says so
     # The header line goes back in front: the reader counts the file's lines itself.
     reader = csv.reader(itertools.chain([first], f), delimiter=_delimiter(first), strict=True)
     try:
