@@ -186,8 +186,9 @@ def _what_happened(run: dict[str, Any], journal: Optional[dict[str, Any]]) -> st
         return f"{went} ({run['seconds']:.1f} s); {accepted:,} accepted"
     went = (f"{gone:,} of {counted(tried, 'message')} went out" if gone != tried
             else f"{counted(tried, 'message')} went out")
-    return (f"{went} in {run['seconds']:.1f} s ({run['messages_per_second']:,.0f} msg/s); "
-            f"{accepted:,} accepted")
+    # The rate of what went out: messages not sent (a stop, an interrupt) took no time.
+    rate = gone / run["seconds"] if run["seconds"] > 0 else 0.0
+    return f"{went} in {run['seconds']:.1f} s ({rate:,.0f} msg/s); {accepted:,} accepted"
 
 
 def _open_results(args: argparse.Namespace, journal: Any = None) -> Optional[ResultsFile]:
