@@ -191,8 +191,6 @@ class _JournalFile:
         self._mutex = threading.RLock()
         self._lock_file: Optional[int] = None
         _refuse_hard_links(self.path)
-        if not create:
-            _refuse_non_journal(self.path)
         self._provider_index = False
         if lock:
             self._take_lock()
@@ -200,6 +198,10 @@ class _JournalFile:
             # Before SQLite reads (or makes) a log beside this name.
             opened_as = _opened_as(self.path)
             _refuse_another_names_log(self.path, opened_as)
+            if not create:
+                # After that check: through another name of a journal whose log is
+                # beside its own name, the tables may not be in the file yet.
+                _refuse_non_journal(self.path)
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
