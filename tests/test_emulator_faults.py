@@ -281,7 +281,7 @@ def test_command_line_serves_until_interrupted() -> None:
             conn.close()
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 0
-        assert "accepted 1 messages" in proc.stderr.read()
+        assert "accepted 1 message\n" in proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()

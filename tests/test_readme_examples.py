@@ -185,3 +185,15 @@ def test_the_readme_shell_commands_are_valid() -> None:
                     assert option.split("=")[0] in pytest_help, f"README: {command!r}: {option}"
         else:
             pytest.fail(f"README: a shell command no test checks: {command!r}")
+
+
+@pytest.mark.parametrize("page", ["README.md", *sorted(
+    f"docs/{p.name}" for p in DOCS.glob("*.md"))])
+def test_no_doctest_example_swallows_a_fence(page: str) -> None:
+    """``python -m doctest PAGE`` reads the page whole: an example's expected output
+    ends at a blank line, so a block without one before its closing fence expects
+    the fence itself."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    bad = [ex.source.strip() for ex in doctest.DocTestParser().get_examples(text)
+           if "```" in ex.want]
+    assert bad == [], f"{page}: add a blank line before the closing fence after {bad}"

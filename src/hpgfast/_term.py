@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Optional
 
-__all__ = ["EscapingFormatter", "escape", "json_safe"]
+__all__ = ["EscapingFormatter", "counted", "escape", "json_safe"]
 
 #: C0 controls (tab and newline too: they break a table's line), DEL, C1 controls,
 #: the Arabic letter mark, LRM/RLM, the line and paragraph separators, the bidi
@@ -27,6 +28,11 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\
 def _escaped(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def counted(n: int, word: str, plural: Optional[str] = None) -> str:
+    """``n`` and ``word`` for a summary: "1 message", "2,000 messages", "0 messages"."""
+    return f"{n:,} {word if n == 1 else (plural or word + 's')}"
 
 
 def escape(text: str) -> str:

@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_NAMES:
         importlib.import_module(f".{name}", __name__).add_parser(sub, formatter)
+        # After the command too (hpgfast send -vv): its own count, added to the one
+        # before it, since a subcommand's defaults would overwrite the main parser's.
+        sub.choices[name].add_argument(
+            "-v", "--verbose", action="count", default=0, dest="command_verbose",
+            help="log to stderr (-vv for debug)")
     return parser
 
 
@@ -155,7 +160,8 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    _configure_logging(args.verbose, args.command, EscapingFormatter)
+    verbose = args.verbose + getattr(args, "command_verbose", 0)
+    _configure_logging(verbose, args.command, EscapingFormatter)
     start = time.perf_counter()
     try:
         code = _dispatch(args)

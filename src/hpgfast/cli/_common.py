@@ -200,7 +200,9 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
         "or set HPGFAST_PASSWORD")
     add("--password-stdin", action="store_true",
         help="read the password from the first line of standard input")
-    add("--password", help=argparse.SUPPRESS)  # visible in ps: works, but warns
+    add("--password", metavar="PASSWORD",
+        help="the password itself; discouraged: every user of this machine sees it "
+        "(ps, /proc), so it warns; prefer the flags above or HPGFAST_PASSWORD")
     add("--login-param", help="the login parameter's name (default login) "
         "[HPGFAST_LOGIN_PARAM]")
     add("--password-param", help="the password parameter's name, e.g. pass "
@@ -280,6 +282,20 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type for a finite number above 0 (seconds, a budget)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    return value
+
 
 def explain(exc: BaseException) -> str:
     """What a failure means, in the words a user looks for, then hpgfast's own text."""

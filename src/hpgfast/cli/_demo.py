@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from typing import IO, Any, Optional
 
+from .._term import counted
 from ._common import journal_path
 from ._output import Progress, dump_json, table
 
@@ -223,7 +224,8 @@ def _print(result: dict[str, Any]) -> None:
     print()
     print(table(list(result["delivery_statuses"].items()), ("delivery status", "count")))
     if result["not_final"]:
-        print(f"{result['not_final']:,} messages had no final status when following stopped")
+        print(f"{counted(result['not_final'], 'message')} had no final status when "
+              "following stopped")
     f = result["figures"]
     print()
     print(table(

@@ -7,7 +7,8 @@ Lines), which is the journal's key. Input faults raise ``InputError`` naming the
 file and line, before anything is sent (the whole file is read into the journal,
 or checked, before the first request).
 
-CSV: a header row names the columns. ``address`` and ``text`` are required;
+CSV: a header row names the columns; fields are separated by commas, semicolons or
+tabs, whichever splits the header into the required columns. ``address`` and ``text`` are required;
 ``subject`` and ``client_id`` (or ``clientId``) are optional; every other column is
 an extra per-message parameter, sent as ``name[i]=value`` when its cell is not
 empty. JSON Lines: one object per line with the same keys; extra parameters go in a
@@ -28,6 +29,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
 import os
 from collections.abc import Iterator
@@ -283,8 +285,34 @@ class _Rules:
         return subject
 
 
+#: Field separators a CSV may use, in the order tried: spreadsheets write ';' where
+#: the comma is the decimal mark (Russian and most European locales), and tabs.
+CSV_DELIMITERS = (",", ";", "\t")
+
+
+def _delimiter(first: str) -> str:
+    """The separator of the header line ``first``: the first of ``CSV_DELIMITERS``
+    that splits it into fields holding both ``address`` and ``text``; else ','
+    (whose error then shows the header as read)."""
+    if first.count('"') % 2:
+        return ","  # a header field runs on past this line: not a header to guess from
+    for sep in CSV_DELIMITERS:
+        try:
+            fields = next(csv.reader([first], delimiter=sep, strict=True), [])
+        except csv.Error:
+            continue
+        names = {name.strip().lower() for name in fields}
+        if ADDRESS in names and TEXT in names:
+            return sep
+    return ","
+
+
 def _read_csv(f: IO[str], shown: str, rules: _Rules) -> Iterator[tuple[int, Message]]:
-    reader = csv.reader(f, strict=True)
+    first = f.readline()
+    if not first:
+        return  # an empty file: the caller says so
+    # The header line goes back in front: the reader counts the file's lines itself.
+    reader = csv.reader(itertools.chain([first], f), delimiter=_delimiter(first), strict=True)
     try:
         header = next(reader)
     except StopIteration:

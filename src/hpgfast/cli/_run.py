@@ -66,6 +66,8 @@ class SendOutcome:
     #: sent by an HTTP 5xx, a redirect, an unreadable reply...), if any: the exit
     #: code is the same as for that error with a single message (``send --to``).
     failure: Optional[BaseException] = None
+    #: The run was stopped by Ctrl-C or SIGTERM: the counts are what it did until then.
+    interrupted: bool = False
 
     def add(self, lines_or_n: int, results: Sequence[SendResult]) -> None:
         """Count one chunk's results."""
@@ -77,6 +79,19 @@ class SendOutcome:
                 self.rejected_by_code[code] += 1
             elif state != State.ACCEPTED and self.failure is None:  # unknown, not sent
                 self.failure = getattr(r, "error", None)
+
+    def cut(self, n: int, carried: Optional[Sequence[SendResult]]) -> None:
+        """Count a batch of ``n`` messages whose ``send()`` was interrupted.
+
+        What the client carried (accepted, rejected, not sent, unknown) when it has
+        a result for each; else the whole batch is unknown.
+        """
+        self.interrupted = True
+        if carried is not None and len(carried) == n:
+            self.add(n, carried)
+        else:
+            self.states[State.UNKNOWN] += n
+        self.attempted += n
 
     def earlier(self, written: Mapping[str, int]) -> None:
         """Take the journal's word on results it recorded ``accepted_earlier``.
@@ -286,6 +301,7 @@ def send_journal(
     hook: Optional[JournalHook] = None,
     resend_unknown_without_ids: bool = False,
     results_file: Optional[ResultsFile] = None,
+    outcome: Optional[SendOutcome] = None,
 ) -> SendOutcome:
     """Send every sendable message of a loaded journal, chunk by chunk.
 
@@ -311,9 +327,10 @@ def send_journal(
     sends those too (see ``Journal.recover``).
 
     With ``results_file`` (a ``ResultsFile`` the client was made with too) every
-    message's outcome is written there as well, as soon as it is known.
+    message's outcome is written there as well, as soon as it is known. ``outcome``
+    (given by the caller) holds the counts so far when an interrupt propagates.
     """
-    outcome = SendOutcome()
+    outcome = SendOutcome() if outcome is None else outcome
     outcome.recovered = journal.recover(
         resend_unknown=resend_unknown, resend_unknown_without_ids=resend_unknown_without_ids
     )
@@ -390,7 +407,9 @@ class _JournalRun:
                 # Interrupted (Ctrl-C, SIGTERM): the client's ``.results`` say what
                 # each message came to; only requests cut on the wire are unknown.
                 upcoming.cancel()
-                self._settle_cut(exc, lines, "interrupted while in flight")
+                carried, written = self._settle_cut(exc, lines, "interrupted while in flight")
+                self.outcome.cut(len(lines), carried)
+                self.outcome.earlier(written)
                 raise
             down = self._answered(lines, results)
             if down is not None:
@@ -501,6 +520,7 @@ def send_plain(
     tick: Tick = _no_tick,
     on_results: Optional[Callable[[Sequence[int], Sequence[SendResult]], None]] = None,
     results_file: Optional[ResultsFile] = None,
+    outcome: Optional[SendOutcome] = None,
 ) -> SendOutcome:
     """Send messages without a journal, ``chunk`` at a time, reading them lazily.
 
@@ -509,8 +529,10 @@ def send_plain(
     ``results_file`` (a ``ResultsFile`` the client was made with too) every
     message's outcome is written there as soon as it is known, and an interrupt
     (Ctrl-C, SIGTERM) writes what the client knew of its batch before it goes on.
+    ``outcome`` (given by the caller) holds the counts so far when an interrupt
+    propagates (``outcome.interrupted``).
     """
-    outcome = SendOutcome()
+    outcome = SendOutcome() if outcome is None else outcome
     start = time.perf_counter()
     try:
         for block in chunked(rows, chunk):
@@ -535,6 +557,7 @@ def send_plain(
                 # Interrupted: the client's ``.results`` say what each message came to.
                 if results_file is not None:
                     results_file.settle(getattr(exc, "results", None))
+                outcome.cut(len(lines), getattr(exc, "results", None))
                 raise
             if results_file is not None:
                 results_file.settle(results)

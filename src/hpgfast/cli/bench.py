@@ -10,6 +10,7 @@ from ._common import (
     EXIT_INCOMPLETE,
     EXIT_OK,
     add_output,
+    positive_float,
 )
 from ._exit import exit_codes_help
 from ._output import dump_json
@@ -55,6 +56,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "are shown as information.",
         epilog=exit_codes_help("bench"), formatter_class=formatter,
     )
-    p.add_argument("--budget", type=float, default=2.0, help="seconds per case (default 2)")
+    p.add_argument("--budget", type=positive_float, default=2.0,
+                   help="seconds per case, above 0 (default 2)")
     add_output(p)
     p.set_defaults(func=run)

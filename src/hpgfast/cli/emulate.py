@@ -16,7 +16,7 @@ from ._exit import exit_codes_help
 
 def run(args: argparse.Namespace) -> int:
     """``hpgfast emulate``."""
-    from ..emulator._cli import emulator_from_args
+    from ..emulator._cli import banner, emulator_from_args, served
 
     try:
         emulator = emulator_from_args(args)
@@ -26,17 +26,11 @@ def run(args: argparse.Namespace) -> int:
 
         def announce() -> None:
             print(emulator.url, flush=True)
-            print(
-                f"login={emulator.login_param}:{emulator.login} "
-                f"{emulator.password_param}:{emulator.password}; Ctrl-C stops",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(banner(emulator, args), file=sys.stderr, flush=True)
 
         wait_for_signal(announce)
         print(
-            f"served {sum(emulator.requests.values())} requests, "
-            f"accepted {len(emulator.ledger)} messages",
+            served(emulator),
             file=sys.stderr,
         )
     return EXIT_OK

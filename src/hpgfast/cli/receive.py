@@ -9,6 +9,7 @@ from typing import Any
 
 from .._records import StatusResult
 from .._term import escape, json_safe
+from ..emulator._cli import port_number
 from ._common import (
     EXIT_OK,
     UsageError,
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         # Reports are recorded against the messages a send put there: a new, empty
         # journal would answer every push 'ok' and keep nothing of use.
         path = journal_path(args.journal, "--journal", existing=True)
-        journal = Journal(path, synchronous=args.journal_sync)
+        journal = Journal(path, synchronous=args.journal_sync, create=False)
     out_lock = threading.Lock()
 
     def callback(report: StatusResult) -> None:
@@ -125,7 +126,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
                    "%(default)s)")
-    p.add_argument("--port", type=int, default=8080, help="port (default %(default)s; 0: any)")
+    p.add_argument("--port", type=port_number, default=8080,
+                   help="port (default %(default)s; 0: any)")
     p.add_argument("--secret-file", metavar="PATH",
                    help="read the shared secret from the first line of PATH; or set "
                    "HPGFAST_RECEIVER_SECRET to the secret itself (not a path)")

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from .._term import escape
+from .._term import counted, escape
 from ._common import (
     EXIT_OK,
     UsageError,
@@ -37,7 +37,7 @@ def _print_report(summary: dict[str, Any], path: str) -> None:
         if state == "rejected":
             rows.extend((f"  {code}", n, "") for code, n in summary["rejected_by_code"].items())
     loaded = summary["loaded"]
-    print(f"journal {escape(path)}: {summary['messages']:,} messages"
+    print(f"journal {escape(path)}: {counted(summary['messages'], 'message')}"
           + ("" if loaded is not None else " (input not fully loaded yet)"))
     print()
     print(table(rows, ("state", "messages", "segments")))
@@ -50,16 +50,19 @@ def _print_report(summary: dict[str, Any], path: str) -> None:
         ("encoding", "messages", "segments"),
     ))
     accepted = by_state.get("accepted", {}).get("segments", 0)
-    print(f"\n{accepted:,} segments accepted: what the platform bills")
+    print(f"\n{counted(accepted, 'segment')} accepted: what the platform bills")
     if costs["transliterated"]:
-        print(f"{costs['transliterated']:,} messages counted (and sent) transliterated")
+        print(f"{counted(costs['transliterated'], 'message')} counted (and sent) "
+              "transliterated")
     if costs["messages"] != summary["messages"]:
-        print(f"{summary['messages'] - costs['messages']:,} messages have no segment count "
+        uncounted = summary["messages"] - costs["messages"]
+        print(f"{counted(uncounted, 'message')} {'has' if uncounted == 1 else 'have'} "
+              "no segment count "
               "(a journal made before counts were recorded, or a text that cannot be sent)")
     if summary["statuses"]:
         print()
         print(table(list(summary["statuses"].items()), ("delivery status", "accepted")))
-    print(f"\n{summary['status_changes']:,} status changes recorded")
+    print(f"\n{counted(summary['status_changes'], 'status change')} recorded")
 
 
 class _EscapingWriter:
@@ -101,9 +104,18 @@ def run(args: argparse.Namespace) -> int:
     if path is None:
         raise UsageError("give the journal: hpgfast report run.db")
     journal_path(path, "the journal", existing=True)
+    if args.state and args.csv is None:
+        raise UsageError("--state selects the rows --csv writes; give --csv PATH "
+                         "(the summary always counts every state)")
+    from ..journal import STATES
+
+    unknown = [s for s in args.state or () if s not in STATES]
+    if unknown:
+        raise UsageError(f"--state {unknown[0]!r} is not a state of a journal; "
+                         f"the states are {', '.join(STATES)}")
     if args.csv not in (None, "-"):
         usage_file(args.csv, "--csv")
-    with Journal(path) as journal:
+    with Journal(path, create=False) as journal:
         summary = journal.summary()
         summary["costs"] = journal.cost_totals()
         if args.csv is not None:
@@ -118,11 +130,17 @@ def run(args: argparse.Namespace) -> int:
                     writer = _EscapingWriter(writer)
                 writer.writerow(ROW_COLUMNS + COST_COLUMNS)
                 at = ROW_COLUMNS.index("updated_at")
+                cid = ROW_COLUMNS.index("client_id")
                 for block in _blocks(journal.rows(states=args.state or None)):
-                    costs = journal.costs_between(block[0][0], block[-1][0])
+                    first, last = block[0][0], block[-1][0]
+                    costs = journal.costs_between(first, last)
+                    # The clientId sent, as --results shows it: the input's, else
+                    # the one the journal made.
+                    made = journal.made_ids_between(first, last)
                     for row in block:
                         cost = costs.get(row[0])
                         extra = ("", "", "") if cost is None else (cost[0], cost[1], int(cost[2]))
+                        row = (*row[:cid], made.get(row[0], row[cid]), *row[cid + 1:])
                         writer.writerow((*row[:at], iso_time(row[at]), *row[at + 1:], *extra))
             finally:
                 if out is not sys.stdout:
@@ -144,7 +162,9 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "report", help="a journal's summary, and its rows as CSV",
         description="Summarise a journal (messages and SMS segments by state, segments by "
         "encoding, rejections by code, delivery statuses) or write its rows as CSV "
-        "(updated_at in UTC, ISO 8601; segments, encoding and transliterated last). "
+        "(line: the message's number in the input; client_id: the one sent, the input's "
+        "or the journal's; updated_at in UTC, ISO 8601; segments, encoding and "
+        "transliterated last). "
         "Accepted segments are what the platform bills.",
         epilog=exit_codes_help("report"), formatter_class=formatter,
     )
@@ -152,6 +172,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--journal", "-j", metavar="DB", help=argparse.SUPPRESS)
     p.add_argument("--csv", metavar="PATH", help="write the rows as CSV to PATH ('-': stdout; on a "
                    "terminal, control characters are shown escaped)")
-    p.add_argument("--state", action="append", help="only rows in this state (with --csv); repeat")
+    p.add_argument("--state", action="append",
+                   help="with --csv: only rows in this state (pending, in_flight, accepted, "
+                   "accepted_earlier, rejected, unknown, not_sent, invalid); repeat")
     add_output(p)
     p.set_defaults(func=run)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .._records import Message
-from .._term import escape
+from .._term import counted, escape
 from .._wire import Code
 from ._common import (
     CONNECTION_HELP,
@@ -118,6 +119,7 @@ def _send_summary(
             "seconds": round(outcome.elapsed, 3),
             "messages_per_second": round(outcome.rate, 1),
         },
+        "interrupted": outcome.interrupted,
         "error": None if outcome.error is None else explain(outcome.error),
         "failure": None if outcome.failure is None else explain(outcome.failure),
     }
@@ -154,10 +156,14 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
     print("\n" + _what_happened(run, journal))
     recovered = summary.get("recovered") or {}
     if recovered.get("in_flight_to_unknown"):
+        lost = recovered["in_flight_to_unknown"]
         print(
-            f"{recovered['in_flight_to_unknown']:,} messages were in flight when an earlier "
-            "run stopped: marked unknown, not sent again (--resend-unknown sends them)"
+            f"{counted(lost, 'message')} {'was' if lost == 1 else 'were'} in flight when an "
+            "earlier run stopped: marked unknown, not sent again (--resend-unknown sends them)"
         )
+    if summary.get("interrupted"):
+        print("interrupted (Ctrl-C or SIGTERM): the counts are what this run did until "
+              "then; the rest of the input was not sent")
     if summary.get("error"):
         print(f"stopped early: {escape(str(summary['error']))}")
     elif summary.get("failure"):
@@ -173,12 +179,16 @@ def _what_happened(run: dict[str, Any], journal: Optional[dict[str, Any]]) -> st
         return "nothing sent"
     gone = tried - run.get("not_sent", 0) - run.get("invalid", 0)
     accepted = run.get("accepted", 0) + run.get("accepted_earlier", 0)
-    went = (f"{gone:,} of {tried:,} messages went out" if gone != tried
-            else f"{tried:,} messages went out")
     if not gone:
-        went = f"none of {tried:,} messages went out"
-    return (f"{went} in {run['seconds']:.1f} s ({run['messages_per_second']:,.0f} msg/s); "
-            f"{accepted:,} accepted")
+        # No rate: a rate of nothing sent is the speed of failing.
+        went = ("the message did not go out" if tried == 1
+                else f"none of {counted(tried, 'message')} went out")
+        return f"{went} ({run['seconds']:.1f} s); {accepted:,} accepted"
+    went = (f"{gone:,} of {counted(tried, 'message')} went out" if gone != tried
+            else f"{counted(tried, 'message')} went out")
+    # The rate of what went out: messages not sent (a stop, an interrupt) took no time.
+    rate = gone / run["seconds"] if run["seconds"] > 0 else 0.0
+    return f"{went} in {run['seconds']:.1f} s ({rate:,.0f} msg/s); {accepted:,} accepted"
 
 
 def _open_results(args: argparse.Namespace, journal: Any = None) -> Optional[ResultsFile]:
@@ -269,7 +279,7 @@ class _Source:
 
 def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
     """Send without a journal: one message from the flags, or a file checked whole first."""
-    from ._run import send_plain
+    from ._run import SendOutcome, send_plain
 
     if args.resend_unknown or args.resend_unknown_without_ids:
         raise UsageError("--resend-unknown needs --journal")
@@ -286,10 +296,12 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
         with make_client(args, _subscribers(results_file)) as client:
             if args.to is not None:
                 return _send_one(args, client, list(source.rows()), results_file)
-            with Progress(None, "sending", quiet=args.quiet or args.json) as progress:
-                outcome = send_plain(
+            outcome = SendOutcome()
+            with _summary_when_interrupted(args, outcome, lambda: None), \
+                    Progress(None, "sending", quiet=args.quiet or args.json) as progress:
+                send_plain(
                     client, source.rows(), chunk=args.chunk,
-                    tick=progress.tick, results_file=results_file,
+                    tick=progress.tick, results_file=results_file, outcome=outcome,
                 )
     finally:
         if results_file is not None:
@@ -299,6 +311,22 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
     _show_summary(args, _send_summary(outcome, None, None))
     complete = outcome.states.get("accepted", 0) == outcome.attempted
     return _send_exit(outcome, complete)
+
+
+@contextlib.contextmanager
+def _summary_when_interrupted(
+    args: argparse.Namespace, outcome: Any, journal_summary: Callable[[], Any],
+    total: Optional[int] = None,
+) -> Iterator[None]:
+    """On Ctrl-C or SIGTERM while sending: show what the run did so far, then go on
+    unwinding (the exit status stays 130)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        outcome.interrupted = True  # between two batches too, not only inside one
+        _show_summary(args, _send_summary(outcome, journal_summary(), total))
+        sys.stdout.flush()
+        raise
 
 
 def _send_one(
@@ -338,7 +366,7 @@ def _send_one(
 def _send_journaled(args: argparse.Namespace, source: _Source) -> int:
     """Send with a journal: load the input into it (once), then send what is left."""
     from ..journal import Journal
-    from ._run import JournalHook, send_journal
+    from ._run import JournalHook, SendOutcome, send_journal
 
     quiet = args.quiet or args.json
     if args.file == "-":
@@ -352,10 +380,12 @@ def _send_journaled(args: argparse.Namespace, source: _Source) -> int:
             todo += counts["unknown"] + counts["in_flight"]
         hook = JournalHook(journal)
         results_file = _open_results(args, journal)
+        outcome = SendOutcome()
         try:
-            with make_client(args, _subscribers(hook, results_file)) as client:
+            with make_client(args, _subscribers(hook, results_file)) as client, \
+                    _summary_when_interrupted(args, outcome, journal.summary, total):
                 with Progress(todo, "sending", quiet=quiet) as progress:
-                    outcome = send_journal(
+                    send_journal(
                         client,
                         journal,
                         chunk=args.chunk,
@@ -364,6 +394,7 @@ def _send_journaled(args: argparse.Namespace, source: _Source) -> int:
                         hook=hook,
                         results_file=results_file,
                         resend_unknown_without_ids=args.resend_unknown_without_ids,
+                        outcome=outcome,
                     )
         finally:
             if results_file is not None:

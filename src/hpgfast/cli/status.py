@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from .._term import escape
+from .._term import counted, escape
 from ._common import (
     CONNECTION_HELP,
     EXIT_INCOMPLETE,
@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         journal = Journal(
             journal_path(args.journal, "--journal", existing=True),
             synchronous=args.journal_sync,
+            create=False,
             **({"final_statuses": args.final} if args.final else {}),
         )
     try:
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
                         ("provider id", "code", "status", "time", "reason")))
         print(
             f"\n{outcome.rounds} round{'' if outcome.rounds == 1 else 's'}, "
-            f"{outcome.changes:,} changes recorded, "
+            f"{counted(outcome.changes, 'change')} recorded, "
             f"{outcome.open:,} not final, {outcome.elapsed:.1f} s"
             + (" (deadline passed)" if outcome.deadline_passed else "")
         )

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from typing import Optional
 
-from ._cli import add_arguments, emulator_from_args
+from ._cli import add_arguments, banner, emulator_from_args, served
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -44,12 +44,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     with emulator:
         print(emulator.url, flush=True)
-        print(
-            f"login={emulator.login_param}:{emulator.login} "
-            f"{emulator.password_param}:{emulator.password}; Ctrl-C stops",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(banner(emulator, args), file=sys.stderr, flush=True)
         try:
             while not stop.wait(0.5):
                 pass
@@ -57,8 +52,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         print(
-            f"served {sum(emulator.requests.values())} requests, "
-            f"accepted {len(emulator.ledger)} messages",
+            served(emulator),
             file=sys.stderr,
         )
     return 0

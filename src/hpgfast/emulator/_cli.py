@@ -13,25 +13,48 @@ import os
 from typing import Any, Optional
 
 from .._secretfile import read_secret_file
+from .._term import counted
 from ._emulator import CLIENT_ID_MODES, PUSH_SHAPES, Emulator
 from ._faults import FAULT_KINDS, LATE_VARIANTS, Fault, Faults
 from ._lifecycle import LIFECYCLE, STATUS_CASES
 
-__all__ = ["PUSH_SECRET_ENV", "add_arguments", "emulator_from_args"]
+__all__ = [
+    "PUSH_SECRET_ENV",
+    "add_arguments",
+    "banner",
+    "emulator_from_args",
+    "port_number",
+    "served",
+]
+
+_DEFAULT_PASSWORD = "P@ssw0rd"
 
 #: The environment variable holding the push secret (never an option: ``ps`` shows those).
 PUSH_SECRET_ENV = "HPGFAST_PUSH_SECRET"
+
+
+def port_number(text: str) -> int:
+    """An argparse type for a TCP port (0: any free one); shared by every server command."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0 to 65535, got {value}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the emulator's settings to ``parser`` as options."""
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    add("--port", type=int, default=9876, help="port; 0 picks a free one (default %(default)s)")
+    add("--port", type=port_number, default=9876,
+        help="port; 0 picks a free one (default %(default)s)")
     add("--client", default="CLIENT", help="first path segment (default %(default)s)")
     add("--connector", default="connectorX", help="second path segment (default %(default)s)")
     add("--login", default="CLIENT", help="accepted login (default %(default)s)")
-    add("--password", default="P@ssw0rd", help="accepted password (default %(default)s)")
+    add("--password", default=_DEFAULT_PASSWORD,
+        help="accepted password (default %(default)s; never shown on the banner)")
     add("--login-param", default="login", help="login parameter name (default %(default)s)")
     add(
         "--password-param",
@@ -335,6 +358,25 @@ def _push_secret(args: argparse.Namespace) -> Optional[str]:
     if path:
         return read_secret_file(path, "push secret")
     return os.environ.get(PUSH_SECRET_ENV) or None
+
+
+def banner(emulator: Emulator, args: argparse.Namespace) -> str:
+    """What the emulator accepts, for its start-up line: the password masked.
+
+    The password is one the user gave (``--password``, in their shell already) or the
+    default ``--help`` shows; either way it is not echoed where logs and screen
+    recordings keep it, only where it came from.
+    """
+    default = args.password == _DEFAULT_PASSWORD
+    source = "the default, see --help" if default else "as given by --password"
+    return (f"login={emulator.login_param}:{emulator.login} "
+            f"{emulator.password_param}:*** ({source}); Ctrl-C stops")
+
+
+def served(emulator: Emulator) -> str:
+    """The emulator's last line: what it served."""
+    return (f"served {counted(sum(emulator.requests.values()), 'request')}, "
+            f"accepted {counted(len(emulator.ledger), 'message')}")
 
 
 def emulator_from_args(args: argparse.Namespace) -> Emulator:

@@ -72,10 +72,15 @@ class Journal(_Loading, _Sending, _Statuses, _Reading):
         lock: take the sender's lock (``flock`` on the database file: its device
             and inode, whatever the path): only one process may send with a journal
             at a time. Readers (reports, the receiver) pass False.
+        final_statuses: the delivery statuses after which nothing changes.
+        create: False for a command that only uses a journal a send made (a
+            report, statuses, the receiver): a missing, empty or foreign file is
+            refused (``JournalError``) before anything is written, and left as it was.
 
     Raises:
         JournalLocked: ``lock`` and another process holds the lock.
-        JournalError: the file is not a journal (or of a newer schema), or through
-            this name it might not show every commit its last sender made (see
-            ``path``); the message names the path last used.
+        JournalError: the file is not a journal (missing or empty too, with
+            ``create=False``), or of a newer schema, or through this name it might
+            not show every commit its last sender made (see ``path``); the message
+            names the path last used.
     """

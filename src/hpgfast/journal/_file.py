@@ -206,6 +206,49 @@ def _refuse_a_stale_name(path: str, meta: dict[str, str]) -> None:
         )
 
 
+#: The first 16 bytes of every SQLite 3 database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _refuse_non_journal(path: str) -> None:
+    """Refuse ``path`` unless it already is a journal, reading it only.
+
+    For the commands that read a journal (and the receiver, which records into one):
+    SQLite would make a database of an empty file, and the schema would be written
+    into any SQLite file, so the file is checked before it is opened for writing,
+    and an empty or foreign file is left byte for byte as it was.
+    """
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        raise JournalError(f"no journal at {path}") from None
+    if not header:
+        raise JournalError(f"{path} is not an hpgfast journal: the file is empty")
+    if header != _SQLITE_HEADER:
+        raise JournalError(f"{path} is not an hpgfast journal: not an SQLite database")
+    uri = pathlib.Path(path).as_uri() + "?mode=ro"
+    try:
+        db = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        raise JournalError(f"{path} is not an hpgfast journal: {exc}") from None
+    try:
+        # sqlite_master only: a foreign database gets no -wal or -shm for it.
+        found = db.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+            "('meta', 'messages', 'outcomes')"
+        ).fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"{path} is not an hpgfast journal: {exc}") from None
+    finally:
+        db.close()
+    if found != 3:
+        raise JournalError(
+            f"{path} is not an hpgfast journal: an SQLite database without a journal's "
+            "tables"
+        )
+
+
 class _JournalFile:
     """The open journal file: its name, its lock, its transactions and ``meta``.
 
@@ -219,6 +262,7 @@ class _JournalFile:
         synchronous: str = "FULL",
         lock: bool = False,
         final_statuses: Iterable[str] = Status.FINAL,
+        create: bool = True,
     ) -> None:
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
@@ -238,6 +282,9 @@ class _JournalFile:
             file_meta = _file_meta(self.path)
             opened_as = file_meta.get(_OPENED_AS)
             _refuse_a_stale_name(self.path, file_meta)
+            if not create:
+                # After that check: through a stale name the precise refusal says more.
+                _refuse_non_journal(self.path)
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
             )

@@ -153,6 +153,22 @@ class _Reading(_JournalFile):
             ).fetchall()
         return {int(r[0]): (int(r[1]), str(r[2]), bool(r[3])) for r in rows}
 
+    def made_ids_between(self, first: int, last: int) -> dict[int, str]:
+        """``{line: clientId}`` for lines ``first..last`` sent with an id the journal made.
+
+        Those without a ``client_id`` of their own, except the lines that may have
+        gone out, before the journal made ids, under an id nobody recorded
+        (``ids_not_recorded``): their id is not known.
+        """
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT m.line FROM messages AS m WHERE m.line BETWEEN ? AND ? "
+                "AND m.client_id IS NULL AND NOT EXISTS "
+                "(SELECT 1 FROM ids_not_recorded AS n WHERE n.line = m.line)",
+                (first, last),
+            ).fetchall()
+        return {int(r[0]): self.made_id(int(r[0])) for r in rows}
+
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` answer (``"ok"`` when sound)."""
         with self._mutex:

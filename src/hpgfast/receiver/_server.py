@@ -90,9 +90,11 @@ class ServerSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be a whole number, got {value!r}")
+            if name == "port" and value > 65535:
+                raise ValueError(f"port must be 0 to 65535, got {value}")
             if value < (0 if name == "port" else 1):
-                raise ValueError(f"{name} must be at least {0 if name == 'port' else 1}, "
-                                 f"got {value}")
+                raise ValueError(f"port must be 0 to 65535, got {value}" if name == "port"
+                                 else f"{name} must be at least 1, got {value}")
         for name in ("header_deadline", "body_deadline", "request_deadline"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
