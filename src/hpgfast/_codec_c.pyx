@@ -707,16 +707,42 @@ cdef char* _put_key(char* out, const char* open_b, Py_ssize_t open_n, Py_ssize_t
     return _put(out, close_b, close_n)
 
 
+cdef inline char* _put_base62(char* out, Py_ssize_t number, Py_ssize_t width) noexcept nogil:
+    """``number`` in ``width`` base-62 digits, most significant first: the C twin of
+    ``_wire.base62``, the one Python writer (``base62`` below holds it to it). The
+    caller makes sure 0 <= number < ID_BASE ** width."""
+    cdef Py_ssize_t k = width
+    while k > 0:
+        k -= 1
+        out[k] = ID_DIGIT[number % ID_BASE]
+        number //= ID_BASE
+    return out + width
+
+
+def base62(number, width):
+    """``_wire.base62`` written by the compiled core's writer (``_put_base62``), for
+    the test that holds the two to each other; widths up to 10 (62**10 < 2**63).
+
+    Raises:
+        ValueError: as ``_wire.base62``; also for a width over 10.
+    """
+    if not 0 <= width <= 10:
+        raise ValueError(f"the compiled base-62 writer takes 0 to 10 digits, not {width}")
+    if number < 0:
+        raise ValueError(f"{number} is negative: no base-62 id for it")
+    if number >= ID_BASE ** width:
+        raise ValueError(f"{number} does not fit in {width} base-62 digits")
+    cdef char buf[10]
+    cdef Py_ssize_t w = width
+    _put_base62(buf, <Py_ssize_t>number, w)
+    return buf[:w].decode("ascii")
+
+
 cdef inline char* _put_id(Batch* b, char* out, Py_ssize_t m) noexcept nogil:
     """The clientId made for message m: the prefix, then m in ID_SUFFIX base-62
     digits (m < ID_MAX_COUNT: the caller caps the request)."""
-    cdef Py_ssize_t k = ID_SUFFIX
     out = _put(out, b.id_prefix, b.id_plen)
-    while k > 0:
-        k -= 1
-        out[k] = ID_DIGIT[m % ID_BASE]
-        m //= ID_BASE
-    return out + ID_SUFFIX
+    return _put_base62(out, m, ID_SUFFIX)
 
 
 # -- encoding: the gathered batch -------------------------------------------------------

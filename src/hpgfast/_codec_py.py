@@ -227,16 +227,6 @@ def _check_id_prefix(id_prefix: object) -> Optional[str]:
     return prefix
 
 
-def _id_suffix(k: int) -> str:
-    # k in ID_SUFFIX_LENGTH base-62 digits; k < ID_MAX_COUNT (the caller caps it).
-    digits = _wire.ID_ALPHABET
-    suffix = ""
-    for _ in range(_wire.ID_SUFFIX_LENGTH):
-        k, d = divmod(k, len(digits))
-        suffix = digits[d] + suffix
-    return suffix
-
-
 def _message_fields(msg: object, i: int) -> tuple[Any, ...]:
     """Message ``i``'s five fields (``None`` for those it lacks), checked as a tuple
     of 2 to 5: its real items, whatever a subclass's ``__len__``, ``__getitem__``
@@ -352,7 +342,7 @@ def encode_send(
             piece += [b"&", _CLIENT_ID, key, _quote(client_id)]
         elif prefix is not None:
             # The made id is all unreserved characters: sent as it is.
-            client_id = prefix + _id_suffix(local)
+            client_id = prefix + _wire.base62(local, _wire.ID_SUFFIX_LENGTH)
             piece += [b"&", _CLIENT_ID, key, client_id.encode("ascii")]
         for name, value in pairs:
             piece += [b"&", _quote(name), key, _quote(value)]
@@ -432,7 +422,7 @@ def sent_ids(
         if client_id is not None:
             ids.append(_check_str(client_id, i, "client_id"))
         elif prefix is not None:
-            ids.append(prefix + _id_suffix(i - start))
+            ids.append(prefix + _wire.base62(i - start, _wire.ID_SUFFIX_LENGTH))
         else:
             ids.append(str(i - start))
     return ids
