@@ -2778,6 +2778,138 @@ cdef object _expected_field(const unsigned char* d, Line* ln, object e, bint sen
     return e if a == e else None
 
 
+# -- _parse's parts: where the bytes are, and each record's fields ----------------------
+
+
+cdef object _scan_start(object body, Scan* sc, Py_buffer* view, bint* have_view, int nfields,
+                        bint collect):
+    """Points sc at the reply's bytes (past a BOM) and readies it; returns what holds
+    the bytes (None when ``view`` does: the caller releases it)."""
+    cdef object data = None
+    if type(body) is bytes:
+        data = body
+        sc.data = <const unsigned char*>PyBytes_AS_STRING(body)
+        sc.size = PyBytes_GET_SIZE(body)
+    elif (type(body) is memoryview and type(body.obj) is bytes and body.c_contiguous):
+        # A view of an immutable bytes: read it in place through the buffer protocol.
+        PyObject_GetBuffer(body, view, PyBUF_SIMPLE)
+        have_view[0] = True
+        sc.data = <const unsigned char*>view.buf
+        sc.size = view.len
+    else:
+        # A mutable buffer (bytearray, a view of one) could change under the
+        # GIL-free pre-pass, and a byte proved ASCII there could be non-ASCII when
+        # the str is built: a corrupt str. Snapshot it (as the pure twin does).
+        data = bytes(body)
+        sc.data = <const unsigned char*>PyBytes_AS_STRING(data)
+        sc.size = PyBytes_GET_SIZE(data)
+    sc.pos = 0
+    sc.number = 0
+    sc.nfields = nfields
+    sc.collect = collect
+    sc.last_date = NULL
+    sc.day_p = NULL
+    sc.err = PERR_NONE
+    if sc.size >= BOM_LEN and memcmp(sc.data, BOM, <size_t>BOM_LEN) == 0:
+        sc.pos = BOM_LEN
+    return data
+
+
+cdef inline object _matched_id(const unsigned char* d, Line* ln, object expect, Py_ssize_t nrec,
+                               bint send, bint* matched):
+    """match_*: line nrec's id, the expected str itself when it is the one expected
+    there (else a new str, and matched[0] False)."""
+    cdef object a
+    # Read from expect afresh for every line, bounds-checked: a list
+    # could change while the records are made (a finalizer run by an
+    # allocation, another thread while the GIL is released).
+    hpg_seq_prefetch(expect, nrec + 8)
+    if nrec < hpg_seq_size(expect):
+        a = _expected_field(d, ln, hpg_seq_item(expect, nrec), send)
+        if a is not None:
+            return a
+    matched[0] = False
+    return _client_id(d, ln) if send else _field_str(d, ln, 1)
+
+
+cdef inline object _send_record(object rtype, const unsigned char* d, Line* ln, object code,
+                                object a):
+    """A SEND line's record, its code and clientId read."""
+    cdef object status = _field_str(d, ln, 2)
+    cdef object rec, extra
+    if ln.f[3].length == 0:
+        if _FAST_RECORDS:
+            # Not tracked by the GC: the items are str or None, which
+            # hold no references, so the record can never be part of
+            # a cycle. With a million records, GC passes over them
+            # would cost more than building them.
+            return hpg_record3(rtype, code, a, status)
+        return rtype(code, a, status)
+    # Text after the third ';': a fourth item (rare).
+    extra = _field_str(d, ln, 3)
+    if _FAST_RECORDS:
+        rec = hpg_alloc_record(rtype, 4)
+        Py_INCREF(code)
+        PyTuple_SET_ITEM(rec, 0, code)
+        Py_INCREF(a)
+        PyTuple_SET_ITEM(rec, 1, a)
+        Py_INCREF(status)
+        PyTuple_SET_ITEM(rec, 2, status)
+        Py_INCREF(extra)
+        PyTuple_SET_ITEM(rec, 3, extra)
+        PyObject_GC_UnTrack(<PyObject*>rec)   # str items, as above
+        return rec
+    return rtype(code, a, status, extra)
+
+
+cdef inline object _status_when(Line* ln, PyObject** dates, uint64_t* date_keys, object tz,
+                                object last_when):
+    """A STATUS line's date: None, the last line's object (datetimes are immutable:
+    a run of equal dates shares one), one from the date cache, or a new one."""
+    cdef uint64_t dkey
+    cdef Py_ssize_t slot
+    cdef object when
+    if ln.f[3].length == 0:
+        return None
+    if ln.date_same:
+        return last_when
+    if dates == NULL:
+        return _datetime_of(ln.dkey, tz)
+    dkey = ln.dkey
+    slot = ln.dslot
+    if date_keys[slot] == dkey:
+        return <object>dates[slot]
+    when = _datetime_of(dkey, tz)
+    Py_INCREF(when)
+    if dates[slot] != NULL:
+        Py_DECREF(<object>dates[slot])
+    dates[slot] = <PyObject*>when
+    date_keys[slot] = dkey
+    return when
+
+
+cdef inline object _status_reason(const unsigned char* d, Line* ln, PyObject** reasons):
+    """A STATUS line's reason. Reasons repeat ("unknown-subscriber", ...): a small
+    cache keyed by length and end bytes, verified by a full compare."""
+    cdef Py_ssize_t rlen = ln.f[4].length, slot
+    cdef const unsigned char* rp
+    cdef object reason
+    if not (0 < rlen <= REASON_CACHE_MAX_LEN and ln.ascii[4] and ln.intern[4] < 0):
+        return _field_str(d, ln, 4)
+    rp = d + ln.f[4].start
+    slot = (rlen * 7 + rp[0] * 31 + rp[rlen - 1] * 131 + rp[rlen >> 1]) % REASON_CACHE
+    if (reasons[slot] != NULL
+            and PyUnicode_GET_LENGTH(<object>reasons[slot]) == rlen
+            and memcmp(PyUnicode_DATA(<object>reasons[slot]), rp, <size_t>rlen) == 0):
+        return <object>reasons[slot]
+    reason = hpg_ascii(<const char*>rp, rlen)
+    Py_INCREF(reason)
+    if reasons[slot] != NULL:
+        Py_DECREF(<object>reasons[slot])
+    reasons[slot] = <PyObject*>reason
+    return reason
+
+
 cdef object _parse(object body, int nfields, object tz, bint collect, bint columns=False,
                    bint match=False, object expect=None):
     """The shared parse loop: nogil pre-pass per chunk, then records with the GIL.
@@ -2799,15 +2931,12 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
     cdef Py_ssize_t n, j
     cdef list results = []
     cdef list errors = []
-    cdef object code, a, status, when, reason, rec, extra
+    cdef object code, a, status, when, reason, rec
     cdef object last_when = None
     cdef PyObject** dates = NULL     # DATE_CACHE slots (STATUS replies of some size)
     cdef uint64_t* date_keys = NULL
-    cdef uint64_t dkey
     cdef object rtype = _SendResult if nfields == 4 else _StatusResult
     cdef PyObject* reasons[REASON_CACHE]
-    cdef Py_ssize_t rlen, slot
-    cdef const unsigned char* rp
     cdef const unsigned char* d
     cdef Py_ssize_t nrec = 0         # records made so far (match_*)
     cdef bint matched = True
@@ -2821,32 +2950,7 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
     for j in range(REASON_CACHE):
         reasons[j] = NULL
     try:
-        if type(body) is bytes:
-            data = body
-            sc.data = <const unsigned char*>PyBytes_AS_STRING(body)
-            sc.size = PyBytes_GET_SIZE(body)
-        elif (type(body) is memoryview and type(body.obj) is bytes and body.c_contiguous):
-            # A view of an immutable bytes: read it in place through the buffer protocol.
-            PyObject_GetBuffer(body, &view, PyBUF_SIMPLE)
-            have_view = True
-            sc.data = <const unsigned char*>view.buf
-            sc.size = view.len
-        else:
-            # A mutable buffer (bytearray, a view of one) could change under the
-            # GIL-free pre-pass, and a byte proved ASCII there could be non-ASCII when
-            # the str is built: a corrupt str. Snapshot it (as the pure twin does).
-            data = bytes(body)
-            sc.data = <const unsigned char*>PyBytes_AS_STRING(data)
-            sc.size = PyBytes_GET_SIZE(data)
-        sc.pos = 0
-        sc.number = 0
-        sc.nfields = nfields
-        sc.collect = collect
-        sc.last_date = NULL
-        sc.day_p = NULL
-        sc.err = PERR_NONE
-        if sc.size >= BOM_LEN and memcmp(sc.data, BOM, <size_t>BOM_LEN) == 0:
-            sc.pos = BOM_LEN
+        data = _scan_start(body, &sc, &view, &have_view, nfields, collect)
         d = sc.data
         lines = <Line*>malloc(PARSE_CHUNK * sizeof(Line))
         if lines == NULL:
@@ -2882,91 +2986,20 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                         flags |= MATCH_NOT_OK
                     if ln.f[nfields - 1].length:
                         flags |= MATCH_FREE_TEXT
-                    # Read from expect afresh for every line, bounds-checked: a list
-                    # could change while the records are made (a finalizer run by an
-                    # allocation, another thread while the GIL is released).
-                    hpg_seq_prefetch(expect, nrec + 8)
-                    if nrec < hpg_seq_size(expect):
-                        a = _expected_field(d, ln, hpg_seq_item(expect, nrec), nfields == 4)
-                        if a is None:
-                            matched = False
-                            a = _client_id(d, ln) if nfields == 4 else _field_str(d, ln, 1)
-                    else:
-                        matched = False
-                        a = _client_id(d, ln) if nfields == 4 else _field_str(d, ln, 1)
+                    a = _matched_id(d, ln, expect, nrec, nfields == 4, &matched)
                     nrec += 1
                 elif nfields == 4:
                     a = _client_id(d, ln)
                 else:
                     a = _field_str(d, ln, 1)
                 if nfields == 4:
-                    status = _field_str(d, ln, 2)
-                    if ln.f[3].length == 0:
-                        if _FAST_RECORDS:
-                            # Not tracked by the GC: the items are str or None, which
-                            # hold no references, so the record can never be part of
-                            # a cycle. With a million records, GC passes over them
-                            # would cost more than building them.
-                            rec = hpg_record3(rtype, code, a, status)
-                        else:
-                            rec = rtype(code, a, status)
-                    else:
-                        # Text after the third ';': a fourth item (rare).
-                        extra = _field_str(d, ln, 3)
-                        if _FAST_RECORDS:
-                            rec = hpg_alloc_record(rtype, 4)
-                            Py_INCREF(code)
-                            PyTuple_SET_ITEM(rec, 0, code)
-                            Py_INCREF(a)
-                            PyTuple_SET_ITEM(rec, 1, a)
-                            Py_INCREF(status)
-                            PyTuple_SET_ITEM(rec, 2, status)
-                            Py_INCREF(extra)
-                            PyTuple_SET_ITEM(rec, 3, extra)
-                            PyObject_GC_UnTrack(<PyObject*>rec)   # str items, as above
-                        else:
-                            rec = rtype(code, a, status, extra)
-                    PyList_Append(results, rec)
+                    PyList_Append(results, _send_record(rtype, d, ln, code, a))
                     continue
                 status = _field_str(d, ln, 2)
-                if ln.f[3].length == 0:
-                    when = None
-                elif ln.date_same:
-                    when = last_when   # datetimes are immutable: share the object
-                elif dates != NULL:
-                    dkey = ln.dkey
-                    slot = ln.dslot
-                    if date_keys[slot] == dkey:
-                        when = <object>dates[slot]
-                    else:
-                        when = _datetime_of(dkey, tz)
-                        Py_INCREF(when)
-                        if dates[slot] != NULL:
-                            Py_DECREF(<object>dates[slot])
-                        dates[slot] = <PyObject*>when
-                        date_keys[slot] = dkey
-                    last_when = when
-                else:
-                    when = _datetime_of(ln.dkey, tz)
-                    last_when = when
-                rlen = ln.f[4].length
-                if 0 < rlen <= REASON_CACHE_MAX_LEN and ln.ascii[4] and ln.intern[4] < 0:
-                    # Reasons repeat ("unknown-subscriber", ...): a small cache keyed
-                    # by length and end bytes, verified by a full compare.
-                    rp = d + ln.f[4].start
-                    slot = (rlen * 7 + rp[0] * 31 + rp[rlen - 1] * 131 + rp[rlen >> 1]) % REASON_CACHE
-                    if (reasons[slot] != NULL
-                            and PyUnicode_GET_LENGTH(<object>reasons[slot]) == rlen
-                            and memcmp(PyUnicode_DATA(<object>reasons[slot]), rp, <size_t>rlen) == 0):
-                        reason = <object>reasons[slot]
-                    else:
-                        reason = hpg_ascii(<const char*>rp, rlen)
-                        Py_INCREF(reason)
-                        if reasons[slot] != NULL:
-                            Py_DECREF(<object>reasons[slot])
-                        reasons[slot] = <PyObject*>reason
-                else:
-                    reason = _field_str(d, ln, 4)
+                when = _status_when(ln, dates, date_keys, tz, last_when)
+                if ln.f[3].length:
+                    last_when = when   # a run of equal dates shares the object
+                reason = _status_reason(d, ln, reasons)
                 if _FAST_RECORDS:
                     # Not tracked (hpg_record5): str, None and datetime items. datetime
                     # is not a GC type (the collector cannot see through it, even to a
