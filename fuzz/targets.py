@@ -523,7 +523,7 @@ def _short(value: Any, most: int = 2000) -> str:
     return text if len(text) <= most else text[:most] + f"... ({len(text)} characters)"
 
 
-# -- the reply reader (llhttp's callbacks): hpgfast._response_c against _response -------
+# -- the reply reader (llhttp's callbacks): hpgfast._response_c against _response_py ----
 
 _REPLY_PARTS = [
     b"HTTP/1.1 200 OK\r\n", b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.0 429 X\r\n",
@@ -564,8 +564,8 @@ def _drive_reader(cls: Any) -> Callable[..., Any]:
 
 @target(
     "ResponseReader",
-    module=("hpgfast._response", "hpgfast._response_c"),
-    names=("PyResponseReader", "ResponseReader"),
+    module=("hpgfast._response_py", "hpgfast._response_c"),
+    names=("ResponseReader", "ResponseReader"),
     wrap=_drive_reader,
 )
 def _response_reader(d: Draw) -> Args:

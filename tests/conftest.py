@@ -1,5 +1,8 @@
-"""Shared fixtures: every codec test runs against both twins through ``codec``
-(and every segment-counting test through ``sms``).
+"""Shared fixtures: one per twin pair. Every codec test runs against both twins
+through ``codec``, every segment-counting test through ``sms``, and every reply
+reader test through ``response``; ``<pair>_pure`` and ``<pair>_compiled`` (``pure``
+and ``compiled`` for the codec) give one side each, for the tests that hold the
+two to each other.
 
 The compiled twin's parameter is marked ``compiled``; ``--no-c-extensions`` drops it
 (for a pure install), and it is skipped where the extension is not importable only
@@ -100,16 +103,30 @@ def sms_compiled(request: pytest.FixtureRequest) -> ModuleType:
     return _compiled_or_skip(request, "hpgfast._sms_c")
 
 
+@pytest.fixture(
+    scope="session",
+    params=[
+        pytest.param("python", id="py"),
+        pytest.param("compiled", id="c", marks=pytest.mark.compiled),
+    ],
+)
+def response(request: pytest.FixtureRequest) -> ModuleType:
+    """The reply reader twin under test: the pure one, then the compiled one."""
+    if request.param == "python":
+        return importlib.import_module("hpgfast._response_py")
+    return _compiled_or_skip(request, "hpgfast._response_c")
+
+
 @pytest.fixture(scope="session")
-def reader_pure() -> type:
+def response_pure() -> ModuleType:
     """The pure-Python reply reader: the reference the compiled one is held to."""
-    return importlib.import_module("hpgfast._response").PyResponseReader  # type: ignore[no-any-return]
+    return importlib.import_module("hpgfast._response_py")
 
 
 @pytest.fixture(scope="session")
-def reader_compiled(request: pytest.FixtureRequest) -> type:
+def response_compiled(request: pytest.FixtureRequest) -> ModuleType:
     """The compiled reply reader (the test is skipped when a pure run was asked for)."""
-    return _compiled_or_skip(request, "hpgfast._response_c").ResponseReader  # type: ignore[no-any-return]
+    return _compiled_or_skip(request, "hpgfast._response_c")
 
 
 # -- both clients, one suite -------------------------------------------------------------

@@ -1,9 +1,7 @@
 """The size rule: no Python function over 120 lines, no module over 700.
 
 Every ``.py`` module under ``src/hpgfast`` is checked (the compiled cores are
-``.pyx`` and not), except the ones named in ``NOT_YET_SPLIT``, each with what
-breaks the rule. An entry whose module keeps the rule fails too, so that the list
-only shrinks: remove the entry when its module is split.
+``.pyx`` and not): a unit that grows past the rule is split along its phases.
 """
 
 from __future__ import annotations
@@ -16,12 +14,6 @@ import pytest
 MAX_MODULE_LINES = 700
 MAX_FUNCTION_LINES = 120
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "hpgfast"
-
-#: Modules (relative to ``src/hpgfast``) not split yet, and why each breaks the rule.
-NOT_YET_SPLIT = {
-    "_codec_py.py": "the pure codec twin: 753 lines, encode_send 129",
-}
-
 
 def _modules() -> list[str]:
     return sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py"))
@@ -46,15 +38,9 @@ def _breaches(relative: str, package: Path = PACKAGE) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("relative", [m for m in _modules() if m not in NOT_YET_SPLIT])
+@pytest.mark.parametrize("relative", _modules())
 def test_module_keeps_the_line_limits(relative: str) -> None:
     assert _breaches(relative) == []
-
-
-@pytest.mark.parametrize("relative", sorted(NOT_YET_SPLIT))
-def test_modules_not_yet_split_still_need_their_entry(relative: str) -> None:
-    assert (PACKAGE / relative).exists(), f"{relative} is gone: remove it from NOT_YET_SPLIT"
-    assert _breaches(relative), f"{relative} keeps the limits now: remove it from NOT_YET_SPLIT"
 
 
 def test_the_check_sees_the_split_modules() -> None:

@@ -8,39 +8,29 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from conftest import _compiled_or_skip
-from hpgfast._response import MAX_HEAD, PyResponseReader, ResponseReader
+from hpgfast._http_limits import MAX_HEAD
+from hpgfast._response import ResponseReader
 from hpgfast.core import CUT, SENT
 from hpgfast.exceptions import ProtocolError, TransportError
 
 CAP = 1000
 
 
-@pytest.fixture(
-    autouse=True,
-    scope="module",
-    params=[
-        pytest.param("python", id="py"),
-        pytest.param("compiled", id="c", marks=pytest.mark.compiled),
-    ],
-)
-def twin(request: pytest.FixtureRequest) -> Iterator[str]:
+@pytest.fixture(autouse=True, scope="module")
+def twin(response: ModuleType) -> Iterator[ModuleType]:
     """Every test of this module runs over the pure reader, then the compiled one
-    (``ResponseReader`` here names the one under test)."""
+    (conftest's ``response``; ``ResponseReader`` here names the one under test)."""
     global ResponseReader
-    if request.param == "python":
-        cls: Any = PyResponseReader
-    else:
-        cls = _compiled_or_skip(request, "hpgfast._response_c").ResponseReader
     saved = ResponseReader
-    ResponseReader = cls
-    yield request.param
+    ResponseReader = response.ResponseReader
+    yield response
     ResponseReader = saved
 
 
@@ -398,8 +388,8 @@ def _twin_outcome(cls: Any, chunks: list[bytes], eof: bool, cap: int, again: byt
 @example(_OK + _OK, [5], False, 1000, _TOO_MANY)
 @example(b"HTTP/1.1 200 OK\r\nRetry-After:  7 \r\nContent-Length: 0\r\n\r\n", [], False, 9, b"")
 def test_twins_read_every_reply_alike(
-    reader_pure: Any,
-    reader_compiled: Any,
+    response_pure: ModuleType,
+    response_compiled: ModuleType,
     data: bytes,
     cuts: list[int],
     eof: bool,
@@ -407,5 +397,5 @@ def test_twins_read_every_reply_alike(
     again: bytes,
 ) -> None:
     chunks = _split(data, cuts)
-    expected = _twin_outcome(reader_pure, chunks, eof, cap, again)
-    assert _twin_outcome(reader_compiled, chunks, eof, cap, again) == expected
+    expected = _twin_outcome(response_pure.ResponseReader, chunks, eof, cap, again)
+    assert _twin_outcome(response_compiled.ResponseReader, chunks, eof, cap, again) == expected

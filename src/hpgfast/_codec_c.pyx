@@ -707,16 +707,42 @@ cdef char* _put_key(char* out, const char* open_b, Py_ssize_t open_n, Py_ssize_t
     return _put(out, close_b, close_n)
 
 
+cdef inline char* _put_base62(char* out, Py_ssize_t number, Py_ssize_t width) noexcept nogil:
+    """``number`` in ``width`` base-62 digits, most significant first: the C twin of
+    ``_wire.base62``, the one Python writer (``base62`` below holds it to it). The
+    caller makes sure 0 <= number < ID_BASE ** width."""
+    cdef Py_ssize_t k = width
+    while k > 0:
+        k -= 1
+        out[k] = ID_DIGIT[number % ID_BASE]
+        number //= ID_BASE
+    return out + width
+
+
+def base62(number, width):
+    """``_wire.base62`` written by the compiled core's writer (``_put_base62``), for
+    the test that holds the two to each other; widths up to 10 (62**10 < 2**63).
+
+    Raises:
+        ValueError: as ``_wire.base62``; also for a width over 10.
+    """
+    if not 0 <= width <= 10:
+        raise ValueError(f"the compiled base-62 writer takes 0 to 10 digits, not {width}")
+    if number < 0:
+        raise ValueError(f"{number} is negative: no base-62 id for it")
+    if number >= ID_BASE ** width:
+        raise ValueError(f"{number} does not fit in {width} base-62 digits")
+    cdef char buf[10]
+    cdef Py_ssize_t w = width
+    _put_base62(buf, <Py_ssize_t>number, w)
+    return buf[:w].decode("ascii")
+
+
 cdef inline char* _put_id(Batch* b, char* out, Py_ssize_t m) noexcept nogil:
     """The clientId made for message m: the prefix, then m in ID_SUFFIX base-62
     digits (m < ID_MAX_COUNT: the caller caps the request)."""
-    cdef Py_ssize_t k = ID_SUFFIX
     out = _put(out, b.id_prefix, b.id_plen)
-    while k > 0:
-        k -= 1
-        out[k] = ID_DIGIT[m % ID_BASE]
-        m //= ID_BASE
-    return out + ID_SUFFIX
+    return _put_base62(out, m, ID_SUFFIX)
 
 
 # -- encoding: the gathered batch -------------------------------------------------------
@@ -1306,14 +1332,334 @@ cdef str _made_id(str prefix, Py_ssize_t m):
     return buf[:b.id_plen + ID_SUFFIX].decode("ascii")
 
 
+# -- _encode's phases: a function each; _encode runs them in order ----------------------
+
+
+cdef struct Enc:
+    # What every phase of one _encode call reads, and what its GIL-free stretches
+    # hand back.
+    Py_ssize_t cstart        # the first message (start)
+    Py_ssize_t stop          # one past the last message max_count allows
+    Py_ssize_t limit_bytes   # -1: none
+    Py_ssize_t limit_count   # -1: none
+    const char* open_p       # b"[" or b"%5B"
+    const char* close_p      # b"]=" or b"%5D="
+    Py_ssize_t open_n
+    Py_ssize_t close_n
+    bint send
+    bint did_size            # the round was sized in the GIL-free gather stretch
+    char* scratch            # a small query written ahead in that stretch, or NULL
+    Py_ssize_t scratch_n
+    int dup_found            # _find_duplicate's answer, once it ran
+    Py_ssize_t dup_at
+    Py_ssize_t dup_first
+
+cdef struct Own:
+    # A sequence that is not an exact tuple: references to its messages fetched
+    # ahead (items[k] is seq[cstart + k]), released at the end of _encode.
+    PyObject** items
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef int _encode_limits(object start, object max_bytes, object max_count, Py_ssize_t total,
+                        Enc* e) except -1:
+    """``start`` and the limits into e (``-1``: no limit). The usual arguments (exact
+    ints and None) are checked in C; anything else, and every failure, goes through
+    the pure twin's checks word for word."""
+    cdef Py_ssize_t v = 0
+    if (_as_ssize(start, &e.cstart) and 0 <= e.cstart <= total
+            and (max_bytes is None or (_as_ssize(max_bytes, &v) and v >= 1))
+            and (max_count is None or (_as_ssize(max_count, &v) and v >= 1))):
+        e.limit_bytes = -1 if max_bytes is None else <Py_ssize_t>max_bytes
+        e.limit_count = -1 if max_count is None else <Py_ssize_t>max_count
+    else:
+        _check_limits(start, total, max_bytes, max_count)
+        e.cstart = start
+        if not 0 <= e.cstart <= total:   # the walk indexes the batch's C array from here
+            raise SystemError("hpgfast: start passed its check out of range")
+        e.limit_bytes = _byte_limit(max_bytes)
+        e.limit_count = _count_limit(max_count)
+    return 0
+
+
+cdef int _fetch_ahead(object seq, Enc* e, Own* own, Py_ssize_t i, Py_ssize_t est,
+                      list fetch_exc) except -1:
+    """References to the messages from i on, appended to ``own``: about as many as
+    can fit (a message is at least 14 bytes encoded), at least 64. What fetching
+    raised is kept in ``fetch_exc[0]`` and raised on reaching that message, as the
+    pure twin would (now, when no message was fetched)."""
+    cdef Py_ssize_t want = e.stop - i, k
+    cdef void* p
+    cdef object msg
+    if fetch_exc[0] is not None:
+        raise fetch_exc[0]   # seq[i] failed; reached now
+    if e.limit_bytes >= 0 and want > 64 and (e.limit_bytes - est) // 14 + 2 < want:
+        want = max(64, (e.limit_bytes - est) // 14 + 2)
+    if own.n + want > own.cap:
+        if <size_t>(own.n + want) > (<size_t>PY_SSIZE_T_MAX) // sizeof(PyObject*):
+            raise MemoryError()
+        p = realloc(own.items, <size_t>(own.n + want) * sizeof(PyObject*))
+        if p == NULL:
+            raise MemoryError()
+        own.items = <PyObject**>p
+        own.cap = own.n + want
+    try:
+        for k in range(want):
+            msg = PySequence_GetItem(seq, e.cstart + own.n)   # bounds-checked
+            Py_INCREF(msg)
+            own.items[own.n] = <PyObject*>msg
+            own.n += 1
+    except Exception as exc:
+        fetch_exc[0] = exc
+        if i - e.cstart >= own.n:
+            raise
+    return 0
+
+
+cdef Py_ssize_t _fast_round(Batch* b, Enc* e, Gather* g, SizeOut* so, PyObject** items,
+                            Py_ssize_t base, Py_ssize_t i, Py_ssize_t sized) noexcept nogil:
+    """_gather_fast, called without the GIL; when it gathered the whole round, the
+    round's size pass in the same stretch. And when that is the last round (the test
+    below, with no pending error) and the query is small, the query is written too,
+    into a scratch buffer copied into the bytes later: one GIL hand-over per call
+    instead of two. For a sender of 8 KB requests in threads, getting the GIL back
+    costs more than the copy."""
+    cdef char* w
+    i = _gather_fast(b, items, base, i, g)
+    if g.why == G_FULL or (g.why == G_END and i >= e.stop):
+        _size_pass(b, sized, e.limit_bytes, so)
+        e.did_size = True
+        if (so.err == SIZE_OK and so.total <= SCRATCH_MAX
+                and (so.cut or i >= e.stop or e.limit_bytes < 0)):
+            e.scratch = <char*>malloc(<size_t>so.total + 1)
+            if e.scratch != NULL:
+                w = _fill(b, so.taken, e.scratch, e.open_p, e.open_n, e.close_p, e.close_n,
+                          e.send)
+                e.scratch_n = w - e.scratch
+                if g.any_client:
+                    e.dup_found = _find_duplicate(b, so.taken, &e.dup_at, &e.dup_first)
+    return i
+
+
+cdef MsgRef* _gather_send(Batch* b, Gather* g, object msg, Py_ssize_t i, Py_ssize_t keylen,
+                          object default_subject, list keep, Py_ssize_t* lb) except NULL:
+    """A SEND message by the general path: its structure checked as the pure twin
+    checks it (rule 1), its strings added to the batch (their length into lb)."""
+    cdef Py_ssize_t n, first_pair = 0, npairs, k
+    cdef object address, text, subject, client_id, params, name
+    cdef MsgRef* mr
+    if not isinstance(msg, tuple):
+        raise MessageTypeError(
+            i, "message", f"expected a Message or a tuple, got {_type_name(msg)}"
+        )
+    n = len(<tuple>msg)
+    if not 2 <= n <= 5:
+        raise MessageError(i, "message", f"expected 2 to 5 fields, got {n}")
+    address = (<tuple>msg)[0]
+    _check_str(address, i, "address")
+    text = (<tuple>msg)[1]
+    _check_str(text, i, "text")
+    subject = (<tuple>msg)[2] if n > 2 else None
+    if subject is None:
+        if default_subject is None:
+            raise MessageError(i, "subject", "required, and no default subject is set")
+        subject = default_subject
+    else:
+        _check_str(subject, i, "subject")
+    client_id = (<tuple>msg)[3] if n > 3 else None
+    if client_id is not None:
+        _check_str(client_id, i, "client_id")
+    # A str subclass is sent, compared and shown as the exact str
+    # of its characters (its __eq__/__hash__ never asked).
+    address = _exact(address, keep)
+    text = _exact(text, keep)
+    subject = _exact(subject, keep)
+    if client_id is not None:
+        client_id = _exact(client_id, keep)
+    params = (<tuple>msg)[4] if n > 4 else None
+    # The tuple is immutable and held (by seq or by `own`): holding
+    # it holds its fields. Params may be mutable, so their strings
+    # are held one by one.
+    npairs = 0
+    if params is not None:
+        first_pair = len(keep)
+        _gather_pairs(params, i, keep)
+        npairs = (len(keep) - first_pair) // 2
+    for k in range(npairs):
+        name = keep[first_pair + 2 * k]
+        if name in _RESERVED:
+            raise MessageError(i, "params", f"parameter name {name!r} is reserved")
+    _reserve(b, 4 + 2 * npairs)
+    mr = &b.msgs[b.nmsgs]
+    mr.first = b.nstrs
+    lb[0] = _add_str(b, address) + _add_str(b, text) + _add_str(b, subject)
+    mr.fixed = N_SUBJECT + N_ADDRESS + N_TEXT + 2 + 3 * keylen
+    mr.has_client = client_id is not None
+    if mr.has_client:
+        g.any_client = True
+        mr.client_id = <PyObject*>client_id
+        lb[0] += _add_str(b, client_id)
+        mr.fixed += 1 + N_CLIENT_ID + keylen
+    else:
+        mr.client_id = NULL
+        if b.id_n:
+            mr.fixed += 1 + N_CLIENT_ID + keylen + b.id_n
+    for k in range(2 * npairs):
+        lb[0] = _sat_add(lb[0], _add_str(b, keep[first_pair + k]))
+    mr.fixed += npairs * (1 + keylen)
+    return mr
+
+
+cdef MsgRef* _gather_status(Batch* b, object msg, Py_ssize_t i, Py_ssize_t keylen, list keep,
+                            Py_ssize_t* lb) except NULL:
+    """A STATUS provider id by the general path, checked and added to the batch."""
+    cdef MsgRef* mr
+    _check_str(msg, i, "provider_id")
+    msg = _exact(msg, keep)
+    _reserve(b, 1)
+    mr = &b.msgs[b.nmsgs]
+    mr.first = b.nstrs
+    mr.has_client = False
+    mr.client_id = NULL
+    lb[0] = _add_str(b, msg)
+    mr.fixed = N_PROVIDER_ID + keylen
+    return mr
+
+
+cdef int _gather_round(Batch* b, Enc* e, Gather* g, SizeOut* so, Own* own, object seq,
+                       bint seq_is_tuple, Py_ssize_t* pi, Py_ssize_t sized,
+                       object default_subject, list keep, list fetch_exc) except -1:
+    """Phase 1, one round, from message pi[0] (moved on as messages are taken):
+    about max_bytes' worth gathered. Messages of the common form are taken by
+    _gather_fast, without the GIL when there is enough work (and then sized in the
+    same GIL-free stretch); the others, one by one, by the general path, with the
+    GIL. An error is raised when the pure twin would reach it; _encode decides."""
+    cdef Py_ssize_t i = pi[0], w_end, local, lb = 0
+    cdef Py_ssize_t base = 0 if seq_is_tuple else e.cstart
+    cdef PyObject** items = hpg_tuple_items(seq) if seq_is_tuple else own.items
+    cdef MsgRef* mr
+    cdef object msg
+    while i < e.stop:
+        if not seq_is_tuple and i - e.cstart >= own.n:
+            _fetch_ahead(seq, e, own, i, g.est, fetch_exc)
+            items = own.items
+        w_end = e.stop if seq_is_tuple else min(e.stop, e.cstart + own.n)
+        g.stop = w_end
+        if w_end - i >= 16 and (e.limit_bytes < 0 or e.limit_bytes - g.est >= NOGIL_ENCODE_BYTES):
+            with nogil:
+                i = _fast_round(b, e, g, so, items, base, i, sized)
+        else:
+            i = _gather_fast(b, items, base, i, g)
+        pi[0] = i
+        if g.why == G_NOMEM:
+            raise MemoryError()
+        if g.why == G_FULL:
+            break
+        if g.why == G_END:
+            continue
+        # -- the general path: message i, with the GIL -----------------------------
+        msg = <object>items[i - base]
+        local = i - e.cstart
+        keylen = e.open_n + _ndigits(local) + e.close_n
+        if e.send:
+            mr = _gather_send(b, g, msg, i, keylen, default_subject, keep, &lb)
+        else:
+            mr = _gather_status(b, msg, i, keylen, keep, &lb)
+        mr.nstr = b.nstrs - mr.first
+        b.nmsgs += 1
+        g.est = _sat_add(g.est, _sat_add(_sat_add(mr.fixed, lb), 1 if local else 0))
+        i += 1
+        pi[0] = i
+        if e.limit_bytes >= 0 and g.est > e.limit_bytes:
+            break
+    return 0
+
+
+cdef int _raise_size_error(Batch* b, SizeOut* so, bint send, Py_ssize_t cstart,
+                           object max_bytes) except -1:
+    """Phase 2's verdict: a lone surrogate, a first message too large, an overflow."""
+    cdef MsgRef* mr
+    cdef Py_ssize_t k
+    if so.err == SIZE_SURROGATE:
+        mr = &b.msgs[so.err_msg]
+        k = mr.first + so.err_str
+        field = _send_field(mr, so.err_str) if send else "provider_id"
+        raise MessageError(cstart + so.err_msg, field,
+                           _surrogate_reason(<object>b.strs[k].obj, so.err_pos))
+    if so.err == SIZE_TOO_LARGE:
+        raise MessageTooLarge(
+            cstart,
+            "message" if send else "provider_id",
+            f"needs {b.msgs[0].size} bytes encoded, more than max_bytes={max_bytes}",
+        )
+    if so.err == SIZE_OVERFLOW:
+        raise OverflowError("the encoded request would be too large")
+    return 0
+
+
+cdef bytes _write_query(Batch* b, Enc* e, SizeOut* so, bint check_ids):
+    """Phase 3: one bytes object of the exact size, filled without the GIL (or the
+    scratch query the gather stretch wrote, copied), and the duplicate check."""
+    cdef bytes out
+    cdef char* w
+    if e.scratch != NULL:
+        # Written in the GIL-free stretch above (the duplicate check done too).
+        if e.scratch_n != so.total:
+            raise SystemError("hpgfast: encoded size mismatch")
+        out = PyBytes_FromStringAndSize(e.scratch, so.total)
+        w = PyBytes_AS_STRING(out) + so.total
+    elif so.total >= NOGIL_ENCODE_BYTES:
+        out = PyBytes_FromStringAndSize(NULL, so.total)
+        w = PyBytes_AS_STRING(out)
+        with nogil:
+            w = _fill(b, so.taken, w, e.open_p, e.open_n, e.close_p, e.close_n, e.send)
+            if check_ids:
+                e.dup_found = _find_duplicate(b, so.taken, &e.dup_at, &e.dup_first)
+    else:
+        out = PyBytes_FromStringAndSize(NULL, so.total)
+        w = PyBytes_AS_STRING(out)
+        w = _fill(b, so.taken, w, e.open_p, e.open_n, e.close_p, e.close_n, e.send)
+        if check_ids:
+            e.dup_found = _find_duplicate(b, so.taken, &e.dup_at, &e.dup_first)
+    if w - PyBytes_AS_STRING(out) != so.total:
+        raise SystemError("hpgfast: encoded size mismatch")
+    if e.dup_found < 0:
+        raise MemoryError()
+    return out
+
+
+cdef int _raise_duplicate(Batch* b, Enc* e, str prefix) except -1:
+    """The MessageError for message dup_at, whose effective client id dup_first has."""
+    cdef MsgRef* mr = &b.msgs[e.dup_at]
+    effective = (<object>mr.client_id if mr.has_client
+                 else _made_id(prefix, e.dup_at) if b.id_n else str(e.dup_at))
+    raise MessageError(
+        e.cstart + e.dup_at,
+        "client_id",
+        f"client id {effective!r} is already used in this request "
+        f"by message {e.cstart + e.dup_first}",
+    )
+
+
 cdef object _encode(object seq, object start, object max_bytes, object max_count,
                     object default_subject, object quote_brackets, bint send,
                     object id_prefix=None):
-    """encode_send (send=True) and encode_status: the four phases described above."""
-    cdef Py_ssize_t total
-    cdef Py_ssize_t cstart = 0, limit_bytes, limit_count, v = 0
+    """encode_send (send=True) and encode_status: the four phases described above,
+    in their order (each is a function above)."""
+    cdef Py_ssize_t total, i, sized, k
     cdef list keep = []          # owns the strings a StrRef points into, but the
-                                 # fields of a held message tuple (see below)
+                                 # fields of a held message tuple (see _gather_send)
+    cdef list fetch_exc = [None] # what seq[fetched] raised (not a tuple seq)
+    cdef object pending = None   # structural error of the first message not gathered
+    cdef str prefix = None
+    cdef bytes open_b, close_b, out
+    cdef Enc e
+    cdef Batch b
+    cdef SizeOut so
+    cdef Gather g
+    cdef Own own
+    cdef bint seq_is_tuple = type(seq) is tuple
     # The arguments as _codec_py._limits makes them (exact ints, or floats), in its
     # order, before the batch's length is asked.
     _check_batch(seq)
@@ -1321,40 +1667,32 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
     max_bytes = _limit(max_bytes, "max_bytes")
     max_count = _limit(max_count, "max_count")
     total = len(seq)
-    # The usual arguments (exact ints and None) are checked in C; anything else, and
-    # every failure, goes through the pure twin's checks word for word.
-    if (_as_ssize(start, &cstart) and 0 <= cstart <= total
-            and (max_bytes is None or (_as_ssize(max_bytes, &v) and v >= 1))
-            and (max_count is None or (_as_ssize(max_count, &v) and v >= 1))):
-        limit_bytes = -1 if max_bytes is None else <Py_ssize_t>max_bytes
-        limit_count = -1 if max_count is None else <Py_ssize_t>max_count
-    else:
-        _check_limits(start, total, max_bytes, max_count)
-        cstart = start
-        if not 0 <= cstart <= total:   # the walk indexes the batch's C array from here
-            raise SystemError("hpgfast: start passed its check out of range")
-        limit_bytes = _byte_limit(max_bytes)
-        limit_count = _count_limit(max_count)
+    _encode_limits(start, max_bytes, max_count, total, &e)
     if send and default_subject is not None:
         _check_str(default_subject, -1, "default_subject")
         default_subject = _exact(default_subject, keep)
         _check_content(default_subject, None, "default_subject")
-    cdef str prefix = None
     if id_prefix is not None:
         prefix = _check_id_prefix(id_prefix)
         # With made ids, a request stops where the suffixes run out, as max_count would.
-        if limit_count < 0 or limit_count > ID_MAX_COUNT:
-            limit_count = ID_MAX_COUNT
-    cdef bytes open_b, close_b
+        if e.limit_count < 0 or e.limit_count > ID_MAX_COUNT:
+            e.limit_count = ID_MAX_COUNT
     if quote_brackets:
         open_b, close_b = b"%5B", b"%5D="
     else:
         open_b, close_b = b"[", b"]="
-    cdef const char* open_p = PyBytes_AS_STRING(open_b)
-    cdef const char* close_p = PyBytes_AS_STRING(close_b)
-    cdef Py_ssize_t open_n = PyBytes_GET_SIZE(open_b), close_n = PyBytes_GET_SIZE(close_b)
+    e.open_p = PyBytes_AS_STRING(open_b)
+    e.close_p = PyBytes_AS_STRING(close_b)
+    e.open_n = PyBytes_GET_SIZE(open_b)
+    e.close_n = PyBytes_GET_SIZE(close_b)
+    e.send = send
+    e.scratch = NULL
+    e.scratch_n = 0
+    e.dup_found = 0
+    e.dup_at = e.dup_first = -1
+    e.stop = (total if e.limit_count < 0 or e.limit_count >= total - e.cstart
+              else e.cstart + e.limit_count)
 
-    cdef Batch b
     b.strs = NULL
     b.msgs = NULL
     b.nstrs = b.cap_strs = b.nmsgs = b.cap_msgs = 0
@@ -1364,281 +1702,65 @@ cdef object _encode(object seq, object start, object max_bytes, object max_count
         b.id_prefix = <const char*>PyUnicode_DATA(prefix)   # ASCII: one byte a character
         b.id_plen = PyUnicode_GET_LENGTH(prefix)
         b.id_n = b.id_plen + ID_SUFFIX
-    cdef SizeOut so
-    cdef Gather g
-    cdef object pending = None   # structural error of the first message not gathered
-    cdef object fetch_exc = None # what seq[fetched] raised (not a tuple seq)
-    cdef object msg, address, text, subject, client_id, params, name
-    cdef Py_ssize_t i, local, n, keylen, lb, sized, first_pair, npairs, k, stop, w_end, want
-    cdef Py_ssize_t nf_subject = N_SUBJECT, nf_address = N_ADDRESS
-    cdef Py_ssize_t nf_text = N_TEXT, nf_client = N_CLIENT_ID, nf_pid = N_PROVIDER_ID
-    cdef MsgRef* mr
-    cdef bint release, did_size, nog
-    cdef bint seq_is_tuple = type(seq) is tuple
-    # The messages as a C array: an exact tuple's own items (it is immutable and the
-    # caller holds it), or, for any other sequence, references fetched ahead into
-    # `own` (own[k] is seq[cstart + k]), released at the end.
-    cdef PyObject** items = NULL
-    cdef Py_ssize_t base = 0
-    cdef PyObject** own = NULL
-    cdef Py_ssize_t nown = 0, cap_own = 0
-    cdef void* p
-    cdef int dup_found = 0
-    cdef Py_ssize_t dup_at = -1, dup_first = -1
-    cdef bytes out
-    cdef char* w
-    cdef char* scratch = NULL
-    cdef Py_ssize_t scratch_n = 0
-    cdef bint check_ids
-    cdef object effective
-    stop = total if limit_count < 0 or limit_count >= total - cstart else cstart + limit_count
     g.dsubj = <PyObject*>default_subject if default_subject is not None else NULL
-    g.cstart = cstart
-    g.limit_bytes = limit_bytes
-    g.open_n = open_n
-    g.close_n = close_n
+    g.cstart = e.cstart
+    g.limit_bytes = e.limit_bytes
+    g.open_n = e.open_n
+    g.close_n = e.close_n
     g.any_client = False
     g.send = send
     g.why = G_END
-    if seq_is_tuple:
-        items = hpg_tuple_items(seq)
-    else:
-        base = cstart
+    # The messages as a C array: an exact tuple's own items (it is immutable and the
+    # caller holds it), or, for any other sequence, references fetched ahead.
+    own.items = NULL
+    own.n = own.cap = 0
     try:
         _batch_take(&b)   # given back (or freed) in the finally below
         # -- phase 1: structure, and where every string's buffer is ------------------
         # (in rounds: gather about max_bytes' worth, size it exactly, and gather on
         # only if all of it fitted; messages past the cut are rarely touched).
-        # Messages of the common form are taken by _gather_fast, without the GIL when
-        # there is enough work, and then sized in the same GIL-free stretch; the
-        # others, one by one, by the general path below, with the GIL.
-        i = cstart
+        i = e.cstart
         so.total = 0
         so.taken = 0
         while True:
             g.est = so.total
             sized = b.nmsgs
-            did_size = False
+            e.did_size = False
             try:
-                while i < stop:
-                    if not seq_is_tuple and i - cstart >= nown:
-                        if fetch_exc is not None:
-                            raise fetch_exc   # seq[i] failed; reached now
-                        # Fetch ahead about as many as can fit (a message is at
-                        # least 14 bytes encoded), at least 64.
-                        want = stop - i
-                        if limit_bytes >= 0 and want > 64 and (limit_bytes - g.est) // 14 + 2 < want:
-                            want = max(64, (limit_bytes - g.est) // 14 + 2)
-                        if nown + want > cap_own:
-                            if <size_t>(nown + want) > (<size_t>PY_SSIZE_T_MAX) // sizeof(PyObject*):
-                                raise MemoryError()
-                            p = realloc(own, <size_t>(nown + want) * sizeof(PyObject*))
-                            if p == NULL:
-                                raise MemoryError()
-                            own = <PyObject**>p
-                            cap_own = nown + want
-                        try:
-                            for k in range(want):
-                                msg = PySequence_GetItem(seq, cstart + nown)   # bounds-checked
-                                Py_INCREF(msg)
-                                own[nown] = <PyObject*>msg
-                                nown += 1
-                        except Exception as exc:
-                            fetch_exc = exc
-                            if i - cstart >= nown:
-                                raise
-                        msg = None
-                        items = own
-                    w_end = stop if seq_is_tuple else min(stop, cstart + nown)
-                    g.stop = w_end
-                    nog = w_end - i >= 16 and (limit_bytes < 0 or limit_bytes - g.est >= NOGIL_ENCODE_BYTES)
-                    if nog:
-                        with nogil:
-                            i = _gather_fast(&b, items, base, i, &g)
-                            if g.why == G_FULL or (g.why == G_END and i >= stop):
-                                # The round is gathered: size it in the same stretch.
-                                _size_pass(&b, sized, limit_bytes, &so)
-                                did_size = True
-                                # And when it is the last round (the test below, with
-                                # no pending error) and the query is small, write it
-                                # too, into a scratch buffer copied into the bytes
-                                # later: one GIL hand-over per call instead of two.
-                                # For a sender of 8 KB requests in threads, getting
-                                # the GIL back costs more than the copy.
-                                if (so.err == SIZE_OK and so.total <= SCRATCH_MAX
-                                        and (so.cut or i >= stop or limit_bytes < 0)):
-                                    scratch = <char*>malloc(<size_t>so.total + 1)
-                                    if scratch != NULL:
-                                        w = _fill(&b, so.taken, scratch, open_p, open_n,
-                                                  close_p, close_n, send)
-                                        scratch_n = w - scratch
-                                        if g.any_client:
-                                            dup_found = _find_duplicate(&b, so.taken, &dup_at, &dup_first)
-                    else:
-                        i = _gather_fast(&b, items, base, i, &g)
-                    if g.why == G_NOMEM:
-                        raise MemoryError()
-                    if g.why == G_FULL:
-                        break
-                    if g.why == G_END:
-                        continue
-                    # -- the general path: message i, with the GIL ---------------------
-                    msg = <object>items[i - base]
-                    local = i - cstart
-                    keylen = open_n + _ndigits(local) + close_n
-                    if send:
-                        if not isinstance(msg, tuple):
-                            raise MessageTypeError(
-                                i, "message", f"expected a Message or a tuple, got {_type_name(msg)}"
-                            )
-                        n = len(<tuple>msg)
-                        if not 2 <= n <= 5:
-                            raise MessageError(i, "message", f"expected 2 to 5 fields, got {n}")
-                        address = (<tuple>msg)[0]
-                        _check_str(address, i, "address")
-                        text = (<tuple>msg)[1]
-                        _check_str(text, i, "text")
-                        subject = (<tuple>msg)[2] if n > 2 else None
-                        if subject is None:
-                            if default_subject is None:
-                                raise MessageError(i, "subject", "required, and no default subject is set")
-                            subject = default_subject
-                        else:
-                            _check_str(subject, i, "subject")
-                        client_id = (<tuple>msg)[3] if n > 3 else None
-                        if client_id is not None:
-                            _check_str(client_id, i, "client_id")
-                        # A str subclass is sent, compared and shown as the exact str
-                        # of its characters (its __eq__/__hash__ never asked).
-                        address = _exact(address, keep)
-                        text = _exact(text, keep)
-                        subject = _exact(subject, keep)
-                        if client_id is not None:
-                            client_id = _exact(client_id, keep)
-                        params = (<tuple>msg)[4] if n > 4 else None
-                        # The tuple is immutable and held (by seq or by `own`): holding
-                        # it holds its fields. Params may be mutable, so their strings
-                        # are held one by one.
-                        npairs = 0
-                        if params is not None:
-                            first_pair = len(keep)
-                            _gather_pairs(params, i, keep)
-                            npairs = (len(keep) - first_pair) // 2
-                        for k in range(npairs):
-                            name = keep[first_pair + 2 * k]
-                            if name in _RESERVED:
-                                raise MessageError(i, "params", f"parameter name {name!r} is reserved")
-                        _reserve(&b, 4 + 2 * npairs)
-                        mr = &b.msgs[b.nmsgs]
-                        mr.first = b.nstrs
-                        lb = _add_str(&b, address) + _add_str(&b, text) + _add_str(&b, subject)
-                        mr.fixed = nf_subject + nf_address + nf_text + 2 + 3 * keylen
-                        mr.has_client = client_id is not None
-                        if mr.has_client:
-                            g.any_client = True
-                            mr.client_id = <PyObject*>client_id
-                            lb += _add_str(&b, client_id)
-                            mr.fixed += 1 + nf_client + keylen
-                        else:
-                            mr.client_id = NULL
-                            if b.id_n:
-                                mr.fixed += 1 + nf_client + keylen + b.id_n
-                        for k in range(2 * npairs):
-                            lb = _sat_add(lb, _add_str(&b, keep[first_pair + k]))
-                        mr.fixed += npairs * (1 + keylen)
-                    else:
-                        _check_str(msg, i, "provider_id")
-                        msg = _exact(msg, keep)
-                        _reserve(&b, 1)
-                        mr = &b.msgs[b.nmsgs]
-                        mr.first = b.nstrs
-                        mr.has_client = False
-                        mr.client_id = NULL
-                        lb = _add_str(&b, msg)
-                        mr.fixed = nf_pid + keylen
-                    mr.nstr = b.nstrs - mr.first
-                    b.nmsgs += 1
-                    g.est = _sat_add(g.est, _sat_add(_sat_add(mr.fixed, lb), 1 if local else 0))
-                    i += 1
-                    if limit_bytes >= 0 and g.est > limit_bytes:
-                        break
+                _gather_round(&b, &e, &g, &so, &own, seq, seq_is_tuple, &i, sized,
+                              default_subject, keep, fetch_exc)
             except Exception as exc:
                 # The pure twin would raise this only on reaching message i; an
                 # earlier message may still be cut, too large or hold a surrogate.
                 pending = exc
 
             # -- phase 2, without the GIL: exact sizes, surrogates, the cut ------------
-            if not did_size:
+            if not e.did_size:
                 if g.est - so.total >= NOGIL_ENCODE_BYTES:
                     with nogil:
-                        _size_pass(&b, sized, limit_bytes, &so)
+                        _size_pass(&b, sized, e.limit_bytes, &so)
                 else:
-                    _size_pass(&b, sized, limit_bytes, &so)
-            if (so.cut or pending is not None or i >= total or limit_bytes < 0
-                    or (limit_count >= 0 and i - cstart >= limit_count)):
+                    _size_pass(&b, sized, e.limit_bytes, &so)
+            if (so.cut or pending is not None or i >= total or e.limit_bytes < 0
+                    or (e.limit_count >= 0 and i - e.cstart >= e.limit_count)):
                 break
             # All gathered messages fit and more remain (the guess was low): gather on.
 
-        if so.err == SIZE_SURROGATE:
-            mr = &b.msgs[so.err_msg]
-            k = mr.first + so.err_str
-            field = _send_field(mr, so.err_str) if send else "provider_id"
-            raise MessageError(cstart + so.err_msg, field,
-                               _surrogate_reason(<object>b.strs[k].obj, so.err_pos))
-        if so.err == SIZE_TOO_LARGE:
-            raise MessageTooLarge(
-                cstart,
-                "message" if send else "provider_id",
-                f"needs {b.msgs[0].size} bytes encoded, more than max_bytes={max_bytes}",
-            )
-        if so.err == SIZE_OVERFLOW:
-            raise OverflowError("the encoded request would be too large")
+        _raise_size_error(&b, &so, send, e.cstart, max_bytes)
         if so.taken == b.nmsgs and pending is not None:
             raise pending
 
         # -- phase 3: one bytes object of the exact size, filled without the GIL -------
-        check_ids = g.any_client
-        if scratch != NULL:
-            # Written in the GIL-free stretch above (the duplicate check done too).
-            if scratch_n != so.total:
-                raise SystemError("hpgfast: encoded size mismatch")
-            out = PyBytes_FromStringAndSize(scratch, so.total)
-            w = PyBytes_AS_STRING(out) + so.total
-        elif so.total >= NOGIL_ENCODE_BYTES:
-            out = PyBytes_FromStringAndSize(NULL, so.total)
-            w = PyBytes_AS_STRING(out)
-            with nogil:
-                w = _fill(&b, so.taken, w, open_p, open_n, close_p, close_n, send)
-                if check_ids:
-                    dup_found = _find_duplicate(&b, so.taken, &dup_at, &dup_first)
-        else:
-            out = PyBytes_FromStringAndSize(NULL, so.total)
-            w = PyBytes_AS_STRING(out)
-            w = _fill(&b, so.taken, w, open_p, open_n, close_p, close_n, send)
-            if check_ids:
-                dup_found = _find_duplicate(&b, so.taken, &dup_at, &dup_first)
-        if w - PyBytes_AS_STRING(out) != so.total:
-            raise SystemError("hpgfast: encoded size mismatch")
-        if dup_found < 0:
-            raise MemoryError()
-        if dup_found:
-            mr = &b.msgs[dup_at]
-            effective = (<object>mr.client_id if mr.has_client
-                         else _made_id(prefix, dup_at) if b.id_n else str(dup_at))
-            raise MessageError(
-                cstart + dup_at,
-                "client_id",
-                f"client id {effective!r} is already used in this request "
-                f"by message {cstart + dup_first}",
-            )
-
-        return out, cstart + so.taken
+        out = _write_query(&b, &e, &so, g.any_client)
+        if e.dup_found:
+            _raise_duplicate(&b, &e, prefix)
+        return out, e.cstart + so.taken
     finally:
         _batch_give(&b)
-        free(scratch)
-        for k in range(nown):
-            Py_DECREF(<object>own[k])
-        free(own)
+        free(e.scratch)
+        for k in range(own.n):
+            Py_DECREF(<object>own.items[k])
+        free(own.items)
 
 
 def encode_send(messages, *, start=0, max_bytes=None, max_count=None, default_subject=None,
@@ -2665,6 +2787,138 @@ cdef object _expected_field(const unsigned char* d, Line* ln, object e, bint sen
     return e if a == e else None
 
 
+# -- _parse's parts: where the bytes are, and each record's fields ----------------------
+
+
+cdef object _scan_start(object body, Scan* sc, Py_buffer* view, bint* have_view, int nfields,
+                        bint collect):
+    """Points sc at the reply's bytes (past a BOM) and readies it; returns what holds
+    the bytes (None when ``view`` does: the caller releases it)."""
+    cdef object data = None
+    if type(body) is bytes:
+        data = body
+        sc.data = <const unsigned char*>PyBytes_AS_STRING(body)
+        sc.size = PyBytes_GET_SIZE(body)
+    elif (type(body) is memoryview and type(body.obj) is bytes and body.c_contiguous):
+        # A view of an immutable bytes: read it in place through the buffer protocol.
+        PyObject_GetBuffer(body, view, PyBUF_SIMPLE)
+        have_view[0] = True
+        sc.data = <const unsigned char*>view.buf
+        sc.size = view.len
+    else:
+        # A mutable buffer (bytearray, a view of one) could change under the
+        # GIL-free pre-pass, and a byte proved ASCII there could be non-ASCII when
+        # the str is built: a corrupt str. Snapshot it (as the pure twin does).
+        data = bytes(body)
+        sc.data = <const unsigned char*>PyBytes_AS_STRING(data)
+        sc.size = PyBytes_GET_SIZE(data)
+    sc.pos = 0
+    sc.number = 0
+    sc.nfields = nfields
+    sc.collect = collect
+    sc.last_date = NULL
+    sc.day_p = NULL
+    sc.err = PERR_NONE
+    if sc.size >= BOM_LEN and memcmp(sc.data, BOM, <size_t>BOM_LEN) == 0:
+        sc.pos = BOM_LEN
+    return data
+
+
+cdef inline object _matched_id(const unsigned char* d, Line* ln, object expect, Py_ssize_t nrec,
+                               bint send, bint* matched):
+    """match_*: line nrec's id, the expected str itself when it is the one expected
+    there (else a new str, and matched[0] False)."""
+    cdef object a
+    # Read from expect afresh for every line, bounds-checked: a list
+    # could change while the records are made (a finalizer run by an
+    # allocation, another thread while the GIL is released).
+    hpg_seq_prefetch(expect, nrec + 8)
+    if nrec < hpg_seq_size(expect):
+        a = _expected_field(d, ln, hpg_seq_item(expect, nrec), send)
+        if a is not None:
+            return a
+    matched[0] = False
+    return _client_id(d, ln) if send else _field_str(d, ln, 1)
+
+
+cdef inline object _send_record(object rtype, const unsigned char* d, Line* ln, object code,
+                                object a):
+    """A SEND line's record, its code and clientId read."""
+    cdef object status = _field_str(d, ln, 2)
+    cdef object rec, extra
+    if ln.f[3].length == 0:
+        if _FAST_RECORDS:
+            # Not tracked by the GC: the items are str or None, which
+            # hold no references, so the record can never be part of
+            # a cycle. With a million records, GC passes over them
+            # would cost more than building them.
+            return hpg_record3(rtype, code, a, status)
+        return rtype(code, a, status)
+    # Text after the third ';': a fourth item (rare).
+    extra = _field_str(d, ln, 3)
+    if _FAST_RECORDS:
+        rec = hpg_alloc_record(rtype, 4)
+        Py_INCREF(code)
+        PyTuple_SET_ITEM(rec, 0, code)
+        Py_INCREF(a)
+        PyTuple_SET_ITEM(rec, 1, a)
+        Py_INCREF(status)
+        PyTuple_SET_ITEM(rec, 2, status)
+        Py_INCREF(extra)
+        PyTuple_SET_ITEM(rec, 3, extra)
+        PyObject_GC_UnTrack(<PyObject*>rec)   # str items, as above
+        return rec
+    return rtype(code, a, status, extra)
+
+
+cdef inline object _status_when(Line* ln, PyObject** dates, uint64_t* date_keys, object tz,
+                                object last_when):
+    """A STATUS line's date: None, the last line's object (datetimes are immutable:
+    a run of equal dates shares one), one from the date cache, or a new one."""
+    cdef uint64_t dkey
+    cdef Py_ssize_t slot
+    cdef object when
+    if ln.f[3].length == 0:
+        return None
+    if ln.date_same:
+        return last_when
+    if dates == NULL:
+        return _datetime_of(ln.dkey, tz)
+    dkey = ln.dkey
+    slot = ln.dslot
+    if date_keys[slot] == dkey:
+        return <object>dates[slot]
+    when = _datetime_of(dkey, tz)
+    Py_INCREF(when)
+    if dates[slot] != NULL:
+        Py_DECREF(<object>dates[slot])
+    dates[slot] = <PyObject*>when
+    date_keys[slot] = dkey
+    return when
+
+
+cdef inline object _status_reason(const unsigned char* d, Line* ln, PyObject** reasons):
+    """A STATUS line's reason. Reasons repeat ("unknown-subscriber", ...): a small
+    cache keyed by length and end bytes, verified by a full compare."""
+    cdef Py_ssize_t rlen = ln.f[4].length, slot
+    cdef const unsigned char* rp
+    cdef object reason
+    if not (0 < rlen <= REASON_CACHE_MAX_LEN and ln.ascii[4] and ln.intern[4] < 0):
+        return _field_str(d, ln, 4)
+    rp = d + ln.f[4].start
+    slot = (rlen * 7 + rp[0] * 31 + rp[rlen - 1] * 131 + rp[rlen >> 1]) % REASON_CACHE
+    if (reasons[slot] != NULL
+            and PyUnicode_GET_LENGTH(<object>reasons[slot]) == rlen
+            and memcmp(PyUnicode_DATA(<object>reasons[slot]), rp, <size_t>rlen) == 0):
+        return <object>reasons[slot]
+    reason = hpg_ascii(<const char*>rp, rlen)
+    Py_INCREF(reason)
+    if reasons[slot] != NULL:
+        Py_DECREF(<object>reasons[slot])
+    reasons[slot] = <PyObject*>reason
+    return reason
+
+
 cdef object _parse(object body, int nfields, object tz, bint collect, bint columns=False,
                    bint match=False, object expect=None):
     """The shared parse loop: nogil pre-pass per chunk, then records with the GIL.
@@ -2686,15 +2940,12 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
     cdef Py_ssize_t n, j
     cdef list results = []
     cdef list errors = []
-    cdef object code, a, status, when, reason, rec, extra
+    cdef object code, a, status, when, reason, rec
     cdef object last_when = None
     cdef PyObject** dates = NULL     # DATE_CACHE slots (STATUS replies of some size)
     cdef uint64_t* date_keys = NULL
-    cdef uint64_t dkey
     cdef object rtype = _SendResult if nfields == 4 else _StatusResult
     cdef PyObject* reasons[REASON_CACHE]
-    cdef Py_ssize_t rlen, slot
-    cdef const unsigned char* rp
     cdef const unsigned char* d
     cdef Py_ssize_t nrec = 0         # records made so far (match_*)
     cdef bint matched = True
@@ -2708,32 +2959,7 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
     for j in range(REASON_CACHE):
         reasons[j] = NULL
     try:
-        if type(body) is bytes:
-            data = body
-            sc.data = <const unsigned char*>PyBytes_AS_STRING(body)
-            sc.size = PyBytes_GET_SIZE(body)
-        elif (type(body) is memoryview and type(body.obj) is bytes and body.c_contiguous):
-            # A view of an immutable bytes: read it in place through the buffer protocol.
-            PyObject_GetBuffer(body, &view, PyBUF_SIMPLE)
-            have_view = True
-            sc.data = <const unsigned char*>view.buf
-            sc.size = view.len
-        else:
-            # A mutable buffer (bytearray, a view of one) could change under the
-            # GIL-free pre-pass, and a byte proved ASCII there could be non-ASCII when
-            # the str is built: a corrupt str. Snapshot it (as the pure twin does).
-            data = bytes(body)
-            sc.data = <const unsigned char*>PyBytes_AS_STRING(data)
-            sc.size = PyBytes_GET_SIZE(data)
-        sc.pos = 0
-        sc.number = 0
-        sc.nfields = nfields
-        sc.collect = collect
-        sc.last_date = NULL
-        sc.day_p = NULL
-        sc.err = PERR_NONE
-        if sc.size >= BOM_LEN and memcmp(sc.data, BOM, <size_t>BOM_LEN) == 0:
-            sc.pos = BOM_LEN
+        data = _scan_start(body, &sc, &view, &have_view, nfields, collect)
         d = sc.data
         lines = <Line*>malloc(PARSE_CHUNK * sizeof(Line))
         if lines == NULL:
@@ -2769,91 +2995,20 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                         flags |= MATCH_NOT_OK
                     if ln.f[nfields - 1].length:
                         flags |= MATCH_FREE_TEXT
-                    # Read from expect afresh for every line, bounds-checked: a list
-                    # could change while the records are made (a finalizer run by an
-                    # allocation, another thread while the GIL is released).
-                    hpg_seq_prefetch(expect, nrec + 8)
-                    if nrec < hpg_seq_size(expect):
-                        a = _expected_field(d, ln, hpg_seq_item(expect, nrec), nfields == 4)
-                        if a is None:
-                            matched = False
-                            a = _client_id(d, ln) if nfields == 4 else _field_str(d, ln, 1)
-                    else:
-                        matched = False
-                        a = _client_id(d, ln) if nfields == 4 else _field_str(d, ln, 1)
+                    a = _matched_id(d, ln, expect, nrec, nfields == 4, &matched)
                     nrec += 1
                 elif nfields == 4:
                     a = _client_id(d, ln)
                 else:
                     a = _field_str(d, ln, 1)
                 if nfields == 4:
-                    status = _field_str(d, ln, 2)
-                    if ln.f[3].length == 0:
-                        if _FAST_RECORDS:
-                            # Not tracked by the GC: the items are str or None, which
-                            # hold no references, so the record can never be part of
-                            # a cycle. With a million records, GC passes over them
-                            # would cost more than building them.
-                            rec = hpg_record3(rtype, code, a, status)
-                        else:
-                            rec = rtype(code, a, status)
-                    else:
-                        # Text after the third ';': a fourth item (rare).
-                        extra = _field_str(d, ln, 3)
-                        if _FAST_RECORDS:
-                            rec = hpg_alloc_record(rtype, 4)
-                            Py_INCREF(code)
-                            PyTuple_SET_ITEM(rec, 0, code)
-                            Py_INCREF(a)
-                            PyTuple_SET_ITEM(rec, 1, a)
-                            Py_INCREF(status)
-                            PyTuple_SET_ITEM(rec, 2, status)
-                            Py_INCREF(extra)
-                            PyTuple_SET_ITEM(rec, 3, extra)
-                            PyObject_GC_UnTrack(<PyObject*>rec)   # str items, as above
-                        else:
-                            rec = rtype(code, a, status, extra)
-                    PyList_Append(results, rec)
+                    PyList_Append(results, _send_record(rtype, d, ln, code, a))
                     continue
                 status = _field_str(d, ln, 2)
-                if ln.f[3].length == 0:
-                    when = None
-                elif ln.date_same:
-                    when = last_when   # datetimes are immutable: share the object
-                elif dates != NULL:
-                    dkey = ln.dkey
-                    slot = ln.dslot
-                    if date_keys[slot] == dkey:
-                        when = <object>dates[slot]
-                    else:
-                        when = _datetime_of(dkey, tz)
-                        Py_INCREF(when)
-                        if dates[slot] != NULL:
-                            Py_DECREF(<object>dates[slot])
-                        dates[slot] = <PyObject*>when
-                        date_keys[slot] = dkey
-                    last_when = when
-                else:
-                    when = _datetime_of(ln.dkey, tz)
-                    last_when = when
-                rlen = ln.f[4].length
-                if 0 < rlen <= REASON_CACHE_MAX_LEN and ln.ascii[4] and ln.intern[4] < 0:
-                    # Reasons repeat ("unknown-subscriber", ...): a small cache keyed
-                    # by length and end bytes, verified by a full compare.
-                    rp = d + ln.f[4].start
-                    slot = (rlen * 7 + rp[0] * 31 + rp[rlen - 1] * 131 + rp[rlen >> 1]) % REASON_CACHE
-                    if (reasons[slot] != NULL
-                            and PyUnicode_GET_LENGTH(<object>reasons[slot]) == rlen
-                            and memcmp(PyUnicode_DATA(<object>reasons[slot]), rp, <size_t>rlen) == 0):
-                        reason = <object>reasons[slot]
-                    else:
-                        reason = hpg_ascii(<const char*>rp, rlen)
-                        Py_INCREF(reason)
-                        if reasons[slot] != NULL:
-                            Py_DECREF(<object>reasons[slot])
-                        reasons[slot] = <PyObject*>reason
-                else:
-                    reason = _field_str(d, ln, 4)
+                when = _status_when(ln, dates, date_keys, tz, last_when)
+                if ln.f[3].length:
+                    last_when = when   # a run of equal dates shares the object
+                reason = _status_reason(d, ln, reasons)
                 if _FAST_RECORDS:
                     # Not tracked (hpg_record5): str, None and datetime items. datetime
                     # is not a GC type (the collector cannot see through it, even to a

@@ -38,20 +38,31 @@ a SEND line's ``extra``, a STATUS line's reason.
 
 read_send / read_status: the same, but each faulty line is returned as a
 ``ProtocolError`` beside the records, and reading goes on.
+
+The readers live in ``_codec_py_read`` (this module imports them, so that
+``_codec_py`` is the whole twin to its callers); the encoders are here.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Mapping, Sequence
-from datetime import datetime, tzinfo
 from typing import Any, Optional, Union
 from urllib.parse import quote
 
 from . import _wire
-from ._columns import SendColumns
-from ._records import Message, Params, SendResult, StatusResult
-from .exceptions import MessageError, MessageTooLarge, MessageTypeError, ProtocolError
+from ._codec_py_read import (
+    _type_name,
+    match_send,
+    match_status,
+    parse_send,
+    parse_status,
+    read_send,
+    read_send_columns,
+    read_status,
+)
+from ._records import Message, Params
+from .exceptions import MessageError, MessageTooLarge, MessageTypeError
 
 __all__ = [
     "encode_params",
@@ -73,12 +84,7 @@ _TEXT = _wire.TEXT.encode()
 _CLIENT_ID = _wire.CLIENT_ID.encode()
 _PROVIDER_ID = _wire.PROVIDER_ID.encode()
 _RESERVED = _wire.SEND_FIELDS
-_CODE_CHARS = bytes(sorted(_wire.CODE_CHARS))
-_STRIP = _wire.LINE_STRIP
-_INTERNED = {s: s for s in (*_wire.Code.PLATFORM, *_wire.Status.ALL)}
 _ID_CHARS = frozenset(_wire.ID_ALPHABET)
-
-Body = Union[bytes, bytearray, memoryview]
 
 
 # -- encoding ------------------------------------------------------------------------
@@ -99,10 +105,6 @@ def _surrogate_reason(text: str) -> Optional[str]:
     except UnicodeEncodeError as exc:
         return f"contains a lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start}"
     return None
-
-
-def _type_name(value: object) -> str:
-    return type(value).__name__
 
 
 def _is(value: object, cls: Union[type, tuple[type, ...]]) -> bool:
@@ -225,16 +227,6 @@ def _check_id_prefix(id_prefix: object) -> Optional[str]:
     return prefix
 
 
-def _id_suffix(k: int) -> str:
-    # k in ID_SUFFIX_LENGTH base-62 digits; k < ID_MAX_COUNT (the caller caps it).
-    digits = _wire.ID_ALPHABET
-    suffix = ""
-    for _ in range(_wire.ID_SUFFIX_LENGTH):
-        k, d = divmod(k, len(digits))
-        suffix = digits[d] + suffix
-    return suffix
-
-
 def _message_fields(msg: object, i: int) -> tuple[Any, ...]:
     """Message ``i``'s five fields (``None`` for those it lacks), checked as a tuple
     of 2 to 5: its real items, whatever a subclass's ``__len__``, ``__getitem__``
@@ -251,6 +243,59 @@ def _message_fields(msg: object, i: int) -> tuple[Any, ...]:
 
 def _bracket(quote_brackets: bool) -> tuple[bytes, bytes]:
     return (b"%5B", b"%5D=") if quote_brackets else (b"[", b"]=")
+
+
+def _checked_message(
+    msg: object, i: int, default_subject: Optional[str]
+) -> tuple[str, str, str, Optional[str], list[tuple[str, str]]]:
+    """Message ``i``'s ``(address, text, subject, client_id, pairs)``, checked: its
+    structure (rule 1), then its content (rule 2), in ``encode_send``'s order."""
+    # 1. structure
+    fields = _message_fields(msg, i)
+    address = _check_str(fields[0], i, "address")
+    text = _check_str(fields[1], i, "text")
+    subject = fields[2]
+    if subject is None:
+        if default_subject is None:
+            raise MessageError(i, "subject", "required, and no default subject is set")
+        subject = default_subject
+    else:
+        subject = _check_str(subject, i, "subject")
+    client_id = fields[3]
+    if client_id is not None:
+        client_id = _check_str(client_id, i, "client_id")
+    params = fields[4]
+    pairs = [] if params is None else _param_pairs(params, i)
+    for name, _ in pairs:
+        if name in _RESERVED:
+            raise MessageError(i, "params", f"parameter name {name!r} is reserved")
+    # 2. content
+    _check_content(address, i, "address")
+    _check_content(text, i, "text")
+    _check_content(subject, i, "subject")
+    if client_id is not None:
+        _check_content(client_id, i, "client_id")
+    for name, value in pairs:
+        _check_content(name, i, "params")
+        _check_content(value, i, "params")
+    return address, text, subject, client_id, pairs
+
+
+def _check_unique_ids(ids: list[Optional[str]], start: int) -> None:
+    """Effective client ids must be unique within the request, or replies cannot be
+    matched to messages (a made id counts as the message's own; ``None``, no id
+    sent, is the index in the request)."""
+    seen: dict[str, int] = {}
+    for local, client_id in enumerate(ids):
+        effective = str(local) if client_id is None else client_id
+        if effective in seen:
+            raise MessageError(
+                start + local,
+                "client_id",
+                f"client id {effective!r} is already used in this request "
+                f"by message {start + seen[effective]}",
+            )
+        seen[effective] = local
 
 
 def encode_send(
@@ -310,34 +355,9 @@ def encode_send(
         local = i - start
         if max_count is not None and local >= max_count:
             break
-        # 1. structure
-        fields = _message_fields(messages[i], i)
-        address = _check_str(fields[0], i, "address")
-        text = _check_str(fields[1], i, "text")
-        subject = fields[2]
-        if subject is None:
-            if default_subject is None:
-                raise MessageError(i, "subject", "required, and no default subject is set")
-            subject = default_subject
-        else:
-            subject = _check_str(subject, i, "subject")
-        client_id = fields[3]
-        if client_id is not None:
-            client_id = _check_str(client_id, i, "client_id")
-        params = fields[4]
-        pairs = [] if params is None else _param_pairs(params, i)
-        for name, _ in pairs:
-            if name in _RESERVED:
-                raise MessageError(i, "params", f"parameter name {name!r} is reserved")
-        # 2. content
-        _check_content(address, i, "address")
-        _check_content(text, i, "text")
-        _check_content(subject, i, "subject")
-        if client_id is not None:
-            _check_content(client_id, i, "client_id")
-        for name, value in pairs:
-            _check_content(name, i, "params")
-            _check_content(value, i, "params")
+        address, text, subject, client_id, pairs = _checked_message(
+            messages[i], i, default_subject
+        )
         # 3. size
         idx = str(local).encode("ascii")
         key = open_b + idx + close_b
@@ -350,7 +370,7 @@ def encode_send(
             piece += [b"&", _CLIENT_ID, key, _quote(client_id)]
         elif prefix is not None:
             # The made id is all unreserved characters: sent as it is.
-            client_id = prefix + _id_suffix(local)
+            client_id = prefix + _wire.base62(local, _wire.ID_SUFFIX_LENGTH)
             piece += [b"&", _CLIENT_ID, key, client_id.encode("ascii")]
         for name, value in pairs:
             piece += [b"&", _quote(name), key, _quote(value)]
@@ -368,19 +388,7 @@ def encode_send(
         ids.append(client_id)
         size += added
         i += 1
-    # Effective client ids must be unique within the request, or replies cannot be
-    # matched to messages (a made id counts as the message's own).
-    seen: dict[str, int] = {}
-    for local, client_id in enumerate(ids):
-        effective = str(local) if client_id is None else client_id
-        if effective in seen:
-            raise MessageError(
-                start + local,
-                "client_id",
-                f"client id {effective!r} is already used in this request "
-                f"by message {start + seen[effective]}",
-            )
-        seen[effective] = local
+    _check_unique_ids(ids, start)
     return b"&".join(parts), i
 
 
@@ -430,7 +438,7 @@ def sent_ids(
         if client_id is not None:
             ids.append(_check_str(client_id, i, "client_id"))
         elif prefix is not None:
-            ids.append(prefix + _id_suffix(i - start))
+            ids.append(prefix + _wire.base62(i - start, _wire.ID_SUFFIX_LENGTH))
         else:
             ids.append(str(i - start))
     return ids
@@ -496,268 +504,3 @@ def encode_params(pairs: Params) -> bytes:
         _check_content(name, None, "params")
         _check_content(value, None, "params")
     return b"&".join(_quote(name) + b"=" + _quote(value) for name, value in checked)
-
-
-# -- parsing -------------------------------------------------------------------------
-
-
-def _lines(body: Body) -> list[tuple[int, bytes]]:
-    if not isinstance(body, (bytes, bytearray, memoryview)):
-        raise TypeError(f"a reply body must be bytes-like, got {_type_name(body)}")
-    data = bytes(body)
-    if data.startswith(_wire.BOM):
-        data = data[len(_wire.BOM) :]
-    out = []
-    for number, raw in enumerate(data.split(b"\n"), 1):
-        line = raw.strip(_STRIP)
-        if line:
-            out.append((number, line))
-    return out
-
-
-def _fields(line: bytes, number: int, count: int) -> list[bytes]:
-    # The last field is the rest of the line, ";" included (a STATUS reason such as
-    # "absent;subscriber", a SEND line's extra fields): only trailing separators (a
-    # stray ";" at the end) are dropped from it.
-    fields = line.split(b";", count - 1)
-    if len(fields) == count:
-        fields[-1] = fields[-1].rstrip(b";")
-    code = fields[0]
-    if not code:
-        raise ProtocolError(number, "empty code")
-    if code.translate(None, _CODE_CHARS):
-        raise ProtocolError(number, "garbled code")
-    fields += [b""] * (count - len(fields))
-    return fields
-
-
-def _text(raw: bytes, number: int) -> Optional[str]:
-    if not raw:
-        return None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ProtocolError(number, "not UTF-8") from None
-    return _INTERNED.get(text, text)
-
-
-def _token(raw: bytes, number: int, what: str) -> Optional[str]:
-    if not raw:
-        return None
-    if raw.translate(None, _CODE_CHARS):
-        raise ProtocolError(number, f"garbled {what}")
-    text = raw.decode("ascii")
-    return _INTERNED.get(text, text)
-
-
-def _digits(raw: bytes) -> int:
-    # int() would take "+1", " 1" or "1_0"; only ASCII digits are allowed here.
-    if not raw.isdigit():
-        raise ValueError
-    return int(raw)
-
-
-def _datetime(raw: bytes, number: int, tz: Optional[tzinfo]) -> Optional[datetime]:
-    if not raw:
-        return None
-    try:
-        if len(raw) != _wire.DATETIME_LENGTH:
-            raise ValueError
-        sep = raw[4:5]
-        if sep not in (b".", b"-") or raw[7:8] != sep or raw[10:11] != b" ":
-            raise ValueError
-        if raw[13:14] != b":" or raw[16:17] != b":":
-            raise ValueError
-        return datetime(
-            _digits(raw[0:4]),
-            _digits(raw[5:7]),
-            _digits(raw[8:10]),
-            _digits(raw[11:13]),
-            _digits(raw[14:16]),
-            _digits(raw[17:19]),
-            tzinfo=tz,
-        )
-    except ValueError:
-        shown = raw[:40].decode("utf-8", "replace")
-        raise ProtocolError(number, f"not a date and time: {shown!r}") from None
-
-
-def _send_record(line: bytes, number: int) -> SendResult:
-    code, client_id, provider_id, extra = _fields(line, number, 4)
-    return SendResult(
-        _token(code, number, "code"),  # type: ignore[arg-type]
-        _text(client_id, number),
-        _text(provider_id, number),
-        _text(extra, number),
-    )
-
-
-def _status_record(line: bytes, number: int, tz: Optional[tzinfo]) -> StatusResult:
-    code, provider_id, status, when, reason = _fields(line, number, 5)
-    return StatusResult(
-        _token(code, number, "code"),  # type: ignore[arg-type]
-        _text(provider_id, number),
-        _token(status, number, "status"),
-        _datetime(when, number, tz),
-        _text(reason, number),
-    )
-
-
-def _check_tz(tz: object) -> None:
-    if tz is not None and not isinstance(tz, tzinfo):
-        raise TypeError(f"tz must be a datetime.tzinfo, got {_type_name(tz)}")
-
-
-def parse_send(body: Body) -> list[SendResult]:
-    """Read a SEND reply: a ``SendResult`` per line ``code;clientId;providerId``.
-
-    Missing trailing fields and empty fields are ``None``; a whole-request error
-    comes back as one result holding only its code. Text after a third ``;`` is
-    kept as the result's ``extra``.
-
-    Raises:
-        TypeError: ``body`` is not bytes-like.
-        ProtocolError: a line that is not UTF-8 or is garbled (``.line`` says which).
-    """
-    return [_send_record(line, number) for number, line in _lines(body)]
-
-
-def parse_status(body: Body, *, tz: Optional[tzinfo] = None) -> list[StatusResult]:
-    """Read a STATUS reply: a ``StatusResult`` per line
-    ``code;providerId;status;dateTime;reason``.
-
-    Everything after the fourth ``;`` is the reason, ``;`` included.
-
-    Args:
-        body: the reply body.
-        tz: the platform's time zone; ``time`` is then an aware ``datetime``.
-
-    Raises:
-        TypeError: ``body`` is not bytes-like, or ``tz`` is not a ``tzinfo``.
-        ProtocolError: a line that is not UTF-8, is garbled, or holds an impossible
-            date (``.line`` says which).
-    """
-    _check_tz(tz)
-    return [_status_record(line, number, tz) for number, line in _lines(body)]
-
-
-# -- reading line by line ------------------------------------------------------------
-# read_send / read_status: the rules of parse_send / parse_status, but a line with a
-# fault costs only itself. It becomes a ProtocolError (not raised) whose reason is
-# parse_*'s, followed by at most the first _SHOWN bytes of the stripped line, so a
-# person can match it to the raw reply; reading goes on with the next line.
-
-_SHOWN = 60
-
-
-def _line_error(exc: ProtocolError, line: bytes) -> ProtocolError:
-    shown = line[:_SHOWN].decode("utf-8", "replace")
-    cut = f" (first {_SHOWN} of {len(line)} bytes)" if len(line) > _SHOWN else ""
-    return ProtocolError(exc.line, f"{exc.reason} in {shown!r}{cut}")
-
-
-def read_send(body: Body) -> tuple[list[SendResult], list[ProtocolError]]:
-    """Read a SEND reply line by line: ``(results, errors)``.
-
-    Each readable line gives a ``SendResult`` as ``parse_send`` reads it; each
-    unreadable one a ``ProtocolError`` (returned, not raised) with its 1-based
-    ``.line`` and a reason quoting the start of the line. An empty body gives
-    ``([], [])``.
-
-    Raises:
-        TypeError: ``body`` is not bytes-like.
-    """
-    results = []
-    errors = []
-    for number, line in _lines(body):
-        try:
-            results.append(_send_record(line, number))
-        except ProtocolError as exc:
-            errors.append(_line_error(exc, line))
-    return results, errors
-
-
-def read_send_columns(body: Body) -> SendColumns:
-    """Read a SEND reply into columns: a ``SendColumns`` (see ``hpgfast._columns``).
-
-    The answer ``read_send`` gives (``columns.results()`` equals its results,
-    ``columns.errors`` its errors), without one Python object per line: for very
-    large replies.
-
-    Raises:
-        TypeError: ``body`` is not bytes-like.
-    """
-    return SendColumns.from_results(*read_send(body))
-
-
-def _match(results: Sequence[Any], errors: list[ProtocolError], expect: object, free: int) -> int:
-    # The flags of match_*: what the caller would otherwise learn by walking the
-    # records again (see _wire.Match).
-    if type(expect) is not list and type(expect) is not tuple:
-        raise TypeError(f"expect must be a list or tuple of str, got {_type_name(expect)}")
-    count = len(expect)
-    matched = not errors and len(results) == count
-    flags = 0
-    for k, record in enumerate(results):
-        if record[0] != _wire.Code.OK:
-            flags |= _wire.Match.NOT_OK
-        if len(record) > free and record[free] is not None:
-            flags |= _wire.Match.FREE_TEXT
-        if matched:
-            wanted = expect[k]
-            if type(wanted) is not str or record[1] != wanted:
-                matched = False
-    return flags | _wire.Match.ALL if matched else flags
-
-
-def match_send(
-    body: Body, expect: Sequence[Any]
-) -> tuple[list[SendResult], list[ProtocolError], int]:
-    """``read_send``, checked against the clientIds the request sent: ``(results,
-    errors, flags)``.
-
-    ``results`` and ``errors`` are ``read_send(body)``'s. ``expect`` is the list (or
-    tuple) of ids sent, in order. ``flags`` (``hpgfast._wire.Match``): ``ALL`` when
-    every line was read and there is one per expected id, each with that id
-    (``type(e) is str and client_id == e``), in order; ``NOT_OK`` when some record's
-    code is not ``ok``; ``FREE_TEXT`` when some record has an ``extra``. (The
-    compiled twin's records then hold the expected str objects themselves.)
-
-    Raises:
-        TypeError: ``body`` is not bytes-like, or ``expect`` not a list or tuple.
-    """
-    results, errors = read_send(body)
-    return results, errors, _match(results, errors, expect, 3)
-
-
-def match_status(
-    body: Body, expect: Sequence[Any], *, tz: Optional[tzinfo] = None
-) -> tuple[list[StatusResult], list[ProtocolError], int]:
-    """``read_status``, checked against the provider ids asked about: ``(results,
-    errors, flags)``, as ``match_send`` (``FREE_TEXT``: some record has a reason).
-
-    Raises:
-        TypeError: ``body`` is not bytes-like, ``expect`` not a list or tuple, or
-            ``tz`` not a ``tzinfo``.
-    """
-    results, errors = read_status(body, tz=tz)
-    return results, errors, _match(results, errors, expect, 4)
-
-
-def read_status(
-    body: Body, *, tz: Optional[tzinfo] = None
-) -> tuple[list[StatusResult], list[ProtocolError]]:
-    """Read a STATUS reply line by line: ``(results, errors)``, as ``read_send`` does.
-
-    Raises:
-        TypeError: ``body`` is not bytes-like, or ``tz`` is not a ``tzinfo``.
-    """
-    _check_tz(tz)
-    results = []
-    errors = []
-    for number, line in _lines(body):
-        try:
-            results.append(_status_record(line, number, tz))
-        except ProtocolError as exc:
-            errors.append(_line_error(exc, line))
-    return results, errors

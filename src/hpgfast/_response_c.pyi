@@ -1,4 +1,4 @@
-"""Type stub of the compiled reply reader: the same class as ``_response.PyResponseReader``."""
+"""Type stub of the compiled reply reader: the same class as ``_response_py.ResponseReader``."""
 
 from typing import Callable, Optional
 

@@ -1,19 +1,19 @@
 # cython: language_level=3
-"""The compiled twin of ``hpgfast._response.ResponseReader``.
+"""The compiled twin of ``hpgfast._response_py.ResponseReader``.
 
 The same reader, line for line: llhttp (httptools) still reads the framing, and
 this class only keeps what hpgfast needs of it and decides what a hostile reply
 is. Compiled, llhttp's callbacks into it (a dozen a reply, four of them per
 header) and the transport's calls (``reuse``, ``feed``, ``reply``...) are C calls
 on C fields instead of Python frames: at 8 KiB requests the reader was a fifth of
-the Python run per request. ``_response.ResponseReader`` is the reference: the
+the Python run per request. ``_response_py.ResponseReader`` is the reference: the
 tests run every reader test over both, and a differential fuzz test feeds both the
 same bytes in the same splits (``tests/test_response.py``).
 """
 
 import httptools
 
-from ._response import MAX_HEAD, MAX_HEADERS, MAX_INTERIM, MAX_RAW_HEAD
+from ._http_limits import MAX_HEAD, MAX_HEADERS, MAX_INTERIM, MAX_RAW_HEAD
 from .core import CUT, SENT, Failure, Reply
 from .exceptions import ProtocolError, TransportError
 

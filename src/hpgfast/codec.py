@@ -3,14 +3,15 @@
 ``IMPLEMENTATION`` says which: ``"compiled"`` or ``"python"``. Setting the
 environment variable ``HPGFAST_PURE_PYTHON=1`` (or running on an interpreter other
 than CPython) forces the pure twin at import. Both export the same functions with
-the same signatures, results and exceptions; type checkers read the pure one.
+the same signatures, results and exceptions; type checkers read the pure one. The
+switch is ``_switch``, which every selector reads.
 """
 
 from __future__ import annotations
 
-import os
-import platform
 from typing import TYPE_CHECKING
+
+from ._switch import PURE_PYTHON_REQUESTED
 
 __all__ = [
     "IMPLEMENTATION",
@@ -26,11 +27,6 @@ __all__ = [
     "read_status",
     "sent_ids",
 ]
-
-#: True when the environment asks for the pure twin.
-PURE_PYTHON_REQUESTED = bool(os.environ.get("HPGFAST_PURE_PYTHON")) or (
-    platform.python_implementation() != "CPython"
-)
 
 if TYPE_CHECKING or PURE_PYTHON_REQUESTED:
     from ._codec_py import (

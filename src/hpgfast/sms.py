@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 from ._gsm import GSM7
 from ._records import Message
 from ._sms_records import Segments, SegmentTotals
+from ._switch import PURE_PYTHON_REQUESTED
 from ._translit import ICAO_9303_RUSSIAN, transliterate
-from .codec import PURE_PYTHON_REQUESTED
 from .exceptions import MessageError
 
 __all__ = [

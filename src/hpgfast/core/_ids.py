@@ -21,7 +21,7 @@ import itertools
 import os
 import secrets
 
-from .._wire import ID_ALPHABET, ID_MAX_LENGTH, ID_SUFFIX_LENGTH
+from .._wire import ID_ALPHABET, ID_MAX_LENGTH, ID_SUFFIX_LENGTH, base62
 
 __all__ = ["COUNTER_PART", "PROCESS_PART", "request_prefix"]
 
@@ -32,23 +32,6 @@ _COUNTER_LIMIT = len(ID_ALPHABET) ** COUNTER_PART
 
 def _random_part() -> str:
     return "".join(secrets.choice(ID_ALPHABET) for _ in range(PROCESS_PART))
-
-
-#: Every pair of base-62 digits, in order: a request's counter is written two digits
-#: at a time (one lookup per pair instead of a divmod and a join per digit).
-_PAIRS = [a + b for a in ID_ALPHABET for b in ID_ALPHABET]
-_PAIR_BASE = len(_PAIRS)
-
-
-if COUNTER_PART != 6:  # _counter_digits writes three pairs
-    raise RuntimeError(f"the request counter is {COUNTER_PART} digits, not 6")
-
-
-def _counter_digits(number: int) -> str:
-    """``number`` (below ``_COUNTER_LIMIT``) in 6 base-62 digits, leading zeros kept."""
-    high, low = divmod(number, _PAIR_BASE)
-    top, middle = divmod(high, _PAIR_BASE)
-    return _PAIRS[top] + _PAIRS[middle] + _PAIRS[low]
 
 
 class _Source:
@@ -73,4 +56,4 @@ def request_prefix() -> str:
     if number >= _COUNTER_LIMIT:  # not in this universe's lifetime, but never reuse
         _source.redraw()
         number = next(_source.counter)
-    return _source.part + _counter_digits(number)
+    return _source.part + base62(number, COUNTER_PART)

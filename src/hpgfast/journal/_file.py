@@ -27,14 +27,13 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Optional, TypeVar, Union
 
-from .._wire import Status
+from .._wire import Status, base62
 from ._errors import JournalError, JournalLocked, JournalStorageError, _is_storage_error
 from ._schema import (
     _META_SCHEMA,
     _MIGRATIONS,
     ID_LINE_LENGTH,
     SCHEMA_VERSION,
-    _base62,
     _create_tables,
     _final_status_sql,
     _migrate,
@@ -402,7 +401,7 @@ class _JournalFile:
 
     def made_id(self, line: int) -> str:
         """The clientId the journal sends for ``line`` when the input gives none."""
-        return self._id_prefix + _base62(line, ID_LINE_LENGTH)
+        return self._id_prefix + base62(line, ID_LINE_LENGTH)
 
     # -- lifetime ------------------------------------------------------------------------
 

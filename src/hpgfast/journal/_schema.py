@@ -209,13 +209,3 @@ def _migrate(db: sqlite3.Connection, version: str) -> None:
 
 def _new_id_prefix() -> str:
     return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_PREFIX_LENGTH))
-
-
-def _base62(number: int, width: int) -> str:
-    digits = []
-    for _ in range(width):
-        number, digit = divmod(number, 62)
-        digits.append(ID_ALPHABET[digit])
-    if number:
-        raise ValueError("line number too large for a clientId")
-    return "".join(reversed(digits))
