@@ -344,9 +344,11 @@ def _(tmp: Path) -> subprocess.CompletedProcess[str]:
     db = tmp / "demo.db"
     first = hpgfast_run(*DEMO, "--journal", str(db))
     assert first.returncode == 0, first.stderr
-    with sqlite3.connect(db) as conn:
+    conn = sqlite3.connect(db)
+    with conn:  # commits; the close below is the connection's own
         conn.execute("UPDATE outcomes SET state = 'unknown', code = 'unknown' "
                      "WHERE line <= 3")
+    conn.close()
     return hpgfast_run(*DEMO, "--journal", str(db))
 
 
@@ -508,9 +510,10 @@ def test_status_exits_as_send_for_an_account_stop_on_an_id_line(code: str,
         sent = hpgfast_run("send", "--url", emu.url, "--to", "79031111111", "--text", "hi",
                            "--journal", str(db))
         assert sent.returncode == ExitCode.OK, sent.stderr
-        with sqlite3.connect(db) as conn:
-            (provider_id,) = conn.execute(
-                "SELECT provider_id FROM outcomes WHERE provider_id IS NOT NULL").fetchone()
+        conn = sqlite3.connect(db)
+        (provider_id,) = conn.execute(
+            "SELECT provider_id FROM outcomes WHERE provider_id IS NOT NULL").fetchone()
+        conn.close()
         ids.write_text(f"{provider_id}\n", encoding="utf-8")
         # Every reply from now on: one line, for the one id asked about.
         emu.faults.raw_reply = Fault(rate=1.0, body=f"{code};{provider_id}\n".encode())
