@@ -36,14 +36,17 @@ from typing import Any, NoReturn, Optional
 
 # Only what is quick to import here: the commands (and the client, urllib3...) are
 # imported inside ``main``, where Ctrl-C is already answered with "interrupted".
-from ._exit import ExitCode, overview_help, rst_table
-
-EXIT_OK = ExitCode.OK
-EXIT_INCOMPLETE = ExitCode.INCOMPLETE
-EXIT_USAGE = ExitCode.USAGE
-EXIT_AUTH = ExitCode.AUTH
-EXIT_TRANSPORT = ExitCode.TRANSPORT
-EXIT_INTERRUPTED = ExitCode.INTERRUPTED
+from ._exit import (
+    EXIT_AUTH,
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TRANSPORT,
+    EXIT_USAGE,
+    ExitCode,
+    overview_help,
+    rst_table,
+)
 
 __doc__ = (__doc__ or "") + rst_table()
 

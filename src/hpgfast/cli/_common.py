@@ -19,18 +19,16 @@ from ..exceptions import (
     MessageError,
     RequestTooLarge,
 )
-from ._exit import ExitCode
-from ._input import InputError
 
 # The codes themselves, their words and which command returns which: ``_exit``.
-EXIT_OK = ExitCode.OK
-EXIT_INCOMPLETE = ExitCode.INCOMPLETE
-EXIT_USAGE = ExitCode.USAGE
-EXIT_AUTH = ExitCode.AUTH
-EXIT_TRANSPORT = ExitCode.TRANSPORT
-EXIT_ACCOUNT = ExitCode.ACCOUNT
-EXIT_JOURNAL = ExitCode.JOURNAL
-EXIT_INTERRUPTED = ExitCode.INTERRUPTED
+from ._exit import (
+    EXIT_ACCOUNT,
+    EXIT_AUTH,
+    EXIT_JOURNAL,
+    EXIT_TRANSPORT,
+    EXIT_USAGE,
+)
+from ._input import InputError
 
 #: For the commands that talk to the platform (send, status) and the overview.
 CONNECTION_HELP = """

@@ -30,7 +30,11 @@ from ..codec import encode_params
 from ..core import MAX_REQUEST_BYTES, SEND, plan, room, target_head
 from ..exceptions import MessageError
 from ..sms import total_segments, transliterate_messages
-from ._common import EXIT_OK, pairs, setting
+from ._common import (
+    pairs,
+    setting,
+)
+from ._exit import EXIT_OK
 from ._input import InputError
 from ._output import dump_json, table
 

@@ -12,7 +12,21 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-__all__ = ["COMMAND_CODES", "ExitCode", "exit_codes_help", "markdown_tables", "rst_table"]
+__all__ = [
+    "COMMAND_CODES",
+    "EXIT_ACCOUNT",
+    "EXIT_AUTH",
+    "EXIT_INCOMPLETE",
+    "EXIT_INTERRUPTED",
+    "EXIT_JOURNAL",
+    "EXIT_OK",
+    "EXIT_TRANSPORT",
+    "EXIT_USAGE",
+    "ExitCode",
+    "exit_codes_help",
+    "markdown_tables",
+    "rst_table",
+]
 
 
 class ExitCode(IntEnum):
@@ -60,6 +74,17 @@ _SERVER_OK = "stopped by Ctrl-C or SIGTERM"
 _SERVER_INTERRUPTED = "interrupted by Ctrl-C or SIGTERM before it was serving"
 
 #: command -> {code: what it means for that command ("" : the table's own words)}.
+
+# Short names the commands use, each the table's own member.
+EXIT_OK = ExitCode.OK
+EXIT_INCOMPLETE = ExitCode.INCOMPLETE
+EXIT_USAGE = ExitCode.USAGE
+EXIT_AUTH = ExitCode.AUTH
+EXIT_TRANSPORT = ExitCode.TRANSPORT
+EXIT_ACCOUNT = ExitCode.ACCOUNT
+EXIT_JOURNAL = ExitCode.JOURNAL
+EXIT_INTERRUPTED = ExitCode.INTERRUPTED
+
 COMMAND_CODES: dict[str, dict[ExitCode, str]] = {
     "send": {code: "" for code in _ALL},
     "status": {code: "" for code in _ALL},

@@ -7,12 +7,10 @@ import sys
 from typing import Any
 
 from ._common import (
-    EXIT_INCOMPLETE,
-    EXIT_OK,
     add_output,
     positive_float,
 )
-from ._exit import exit_codes_help
+from ._exit import EXIT_INCOMPLETE, EXIT_OK, exit_codes_help
 from ._output import dump_json
 
 

@@ -7,11 +7,10 @@ import sys
 from typing import Any
 
 from ._common import (
-    EXIT_OK,
     UsageError,
     wait_for_signal,
 )
-from ._exit import exit_codes_help
+from ._exit import EXIT_OK, exit_codes_help
 
 
 def run(args: argparse.Namespace) -> int:

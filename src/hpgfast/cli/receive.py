@@ -11,7 +11,6 @@ from .._records import StatusResult
 from .._term import escape, json_safe
 from ..emulator._cli import port_number
 from ._common import (
-    EXIT_OK,
     UsageError,
     add_output,
     env,
@@ -22,7 +21,7 @@ from ._common import (
     status_row,
     wait_for_signal,
 )
-from ._exit import exit_codes_help
+from ._exit import EXIT_OK, exit_codes_help
 
 
 def run(args: argparse.Namespace) -> int:

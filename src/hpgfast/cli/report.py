@@ -11,13 +11,12 @@ from typing import Any, Optional
 
 from .._term import counted, escape
 from ._common import (
-    EXIT_OK,
     UsageError,
     add_output,
     journal_path,
     usage_file,
 )
-from ._exit import exit_codes_help
+from ._exit import EXIT_OK, exit_codes_help
 from ._output import _isatty, dump_json, table
 
 #: Columns ``--csv`` adds after the journal's own (``ROW_COLUMNS``): what each

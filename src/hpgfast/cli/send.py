@@ -16,8 +16,6 @@ from .._term import counted, escape
 from .._wire import Code
 from ._common import (
     CONNECTION_HELP,
-    EXIT_INCOMPLETE,
-    EXIT_OK,
     UsageError,
     add_connection,
     add_output,
@@ -30,7 +28,7 @@ from ._common import (
     setting,
     usage_file,
 )
-from ._exit import exit_codes_help
+from ._exit import EXIT_INCOMPLETE, EXIT_OK, exit_codes_help
 from ._input import (
     ADDRESS_HELP,
     FORMATS,

@@ -9,8 +9,6 @@ from typing import Any
 from .._term import counted, escape
 from ._common import (
     CONNECTION_HELP,
-    EXIT_INCOMPLETE,
-    EXIT_OK,
     UsageError,
     add_connection,
     add_output,
@@ -22,7 +20,7 @@ from ._common import (
     status_row,
     usage_file,
 )
-from ._exit import exit_codes_help
+from ._exit import EXIT_INCOMPLETE, EXIT_OK, exit_codes_help
 from ._output import Progress, dump_json, table
 
 
