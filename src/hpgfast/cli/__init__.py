@@ -104,8 +104,20 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+#: The signals (Ctrl-C, SIGTERM) this run of ``main`` was sent. Python may run a
+#: handler inside a finalizer or a callback, where the KeyboardInterrupt it raises is
+#: only reported and then lost; what it recorded here is not (``signalled()``).
+_SIGNALLED: list[int] = []
+
+
 def _sigterm(signum: int, frame: object) -> NoReturn:
+    _SIGNALLED.append(signum)
     raise KeyboardInterrupt
+
+
+def signalled() -> bool:
+    """Whether this run was sent Ctrl-C or SIGTERM (even one whose exception was lost)."""
+    return bool(_SIGNALLED)
 
 
 def _interrupted_by(exc: BaseException) -> bool:
@@ -127,13 +139,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ``hpgfast`` command; returns the exit status (see the module docstring)."""
-    previous: Any = None
+    previous: dict[int, Any] = {}
+    _SIGNALLED.clear()
     try:
         # The very first thing, before the commands (and urllib3...) are imported:
-        # SIGTERM unwinds like Ctrl-C (a journal settles what is in flight). A server
-        # that is serving answers both itself (``wait_for_signal``).
+        # SIGTERM unwinds like Ctrl-C (a journal settles what is in flight), and both
+        # are recorded (``signalled()``). A server that is serving answers both itself
+        # (``wait_for_signal``). A Ctrl-C the shell has us ignore stays ignored.
         try:
-            previous = signal.signal(signal.SIGTERM, _sigterm)
+            previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _sigterm)
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                previous[signal.SIGINT] = signal.signal(signal.SIGINT, _sigterm)
         except ValueError:  # not the main thread (embedded use)
             pass
         return _main(argv)
@@ -147,8 +163,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("hpgfast: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:

@@ -265,8 +265,12 @@ def wait_for_signal(announce: Callable[[], None] = lambda: None) -> None:
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
 
+    from . import signalled
+
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        if signalled():
+            return  # one came during start-up and its KeyboardInterrupt was lost
         announce()
         while not stop.wait(0.5):
             pass
