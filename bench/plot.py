@@ -1,6 +1,6 @@
 """Plot encode and parse throughput against batch size, hpgfast beside its peers.
 
-    python bench/plot.py                 # writes bench/throughput.png, prints the table
+    python bench/plot.py                 # writes docs/throughput.png, prints the table
     python bench/plot.py --max 100000    # a quicker run, up to 10^5
 
 Each point is the median of several runs (the cyclic GC on, as users run it), in
@@ -103,7 +103,8 @@ def plot(sizes: list[int], results: dict[str, dict[str, list[float]]], out: Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max", type=int, default=10**6, help="largest batch size")
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("throughput.png"))
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    parser.add_argument("--out", type=Path, default=docs / "throughput.png")
     args = parser.parse_args()
     sizes = [n for n in (10**3, 10**4, 10**5, 10**6) if n <= args.max]
     plot(sizes, measure(sizes), args.out)
