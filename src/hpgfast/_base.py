@@ -360,7 +360,9 @@ class BaseClient:
             "GET %s (%d bytes): %s, %d bytes in %.2f ms",
             shown,
             len(line) + len(self._tail),  # the whole request, headers too
-            failure.error if failure is not None else f"HTTP {status}",
+            # The error's text is scrubbed where it is made; scrubbed again as a
+            # whole here, the one line every exchange logs can show no echo of it.
+            self._core.scrub(str(failure.error)) if failure is not None else f"HTTP {status}",
             received,
             (time.perf_counter() - started) * 1000.0,
         )
