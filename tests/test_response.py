@@ -77,6 +77,28 @@ def test_retry_after_and_connection_close() -> None:
     assert every_split(data) == ("ok", 429, b"", "3", False)
 
 
+def test_the_headers_the_rules_read_reach_the_reply() -> None:
+    data = (
+        b"HTTP/1.1 301 Moved\r\nlocation:  https://h/x \r\nContent-Type: text/html; charset=utf-8\r\n"
+        b"Content-Encoding: gzip\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n"
+    )
+    reader = ResponseReader(CAP)
+    assert reader.feed(data)
+    assert tuple(reader.reply()) == (
+        301,
+        b"",
+        "2",
+        "text/html; charset=utf-8",
+        "gzip",
+        "https://h/x",
+    )
+    # An interim response's headers are not the final one's.
+    reader = ResponseReader(CAP)
+    reader.feed(b"HTTP/1.1 103 Early\r\nLocation: /a\r\nContent-Type: x/y\r\n\r\n")
+    assert reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    assert tuple(reader.reply()) == (200, b"ok", None, None, None, None)
+
+
 def test_http_10_without_keep_alive_is_not_kept() -> None:
     data = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"
     assert every_split(data) == ("ok", 200, b"ok", None, False)
@@ -367,6 +389,8 @@ def _twin_outcome(cls: Any, chunks: list[bytes], eof: bool, cap: int, again: byt
     if eof:
         reader.eof()
     first = (outcome(reader), reader.received, reader.extra, reader.error_text)
+    if reader.ok:
+        first += (tuple(reader.reply()),)
     if reader.done and not reader.ok:
         failure = reader.failure("u", lambda text: text.upper())
         first += (failure.kind, type(failure.error), str(failure.error))
@@ -387,6 +411,15 @@ def _twin_outcome(cls: Any, chunks: list[bytes], eof: bool, cap: int, again: byt
 )
 @example(_OK + _OK, [5], False, 1000, _TOO_MANY)
 @example(b"HTTP/1.1 200 OK\r\nRetry-After:  7 \r\nContent-Length: 0\r\n\r\n", [], False, 9, b"")
+@example(
+    b"HTTP/1.1 100 Continue\r\nLocation: /x\r\n\r\nHTTP/1.1 302 Found\r\nLOCATION: /y \r\n"
+    b"content-TYPE: text/html; charset=cp1251\r\nContent-Encoding: gzip\r\n"
+    b"Content-Length: 0\r\n\r\n",
+    [],
+    False,
+    9,
+    b"",
+)
 def test_twins_read_every_reply_alike(
     response_pure: ModuleType,
     response_compiled: ModuleType,

@@ -9,6 +9,9 @@ __all__ = ["ResponseReader"]
 class ResponseReader:
     status: int
     retry_after: Optional[str]
+    content_type: Optional[str]
+    content_encoding: Optional[str]
+    location: Optional[str]
     keep_alive: bool
     extra: bool
     max_body: int

@@ -58,6 +58,10 @@ cdef class ResponseReader:
     cdef public int status
     #: The ``Retry-After`` header, if any.
     cdef public object retry_after
+    #: The ``Content-Type``, ``Content-Encoding`` and ``Location`` headers, if any.
+    cdef public object content_type
+    cdef public object content_encoding
+    cdef public object location
     #: Whether the connection may carry another request after this response.
     cdef public bint keep_alive
     #: Bytes followed the response: the connection must not be reused.
@@ -100,6 +104,9 @@ cdef class ResponseReader:
         self._received = 0
         self.status = 0
         self.retry_after = None
+        self.content_type = None
+        self.content_encoding = None
+        self.location = None
         self.keep_alive = False
         self.extra = False
         return 0
@@ -173,7 +180,15 @@ cdef class ResponseReader:
         matters, and is only passed on, when the status is not 200."""
         # tuple.__new__: a NamedTuple's own __new__ is a Python function.
         return tuple.__new__(
-            _ReplyType, (self.status, self.body, None if self.status == 200 else self.retry_after)
+            _ReplyType,
+            (
+                self.status,
+                self.body,
+                None if self.status == 200 else self.retry_after,
+                self.content_type,
+                self.content_encoding,
+                self.location,
+            ),
         )
 
     def failure(self, shown, scrub=None):
@@ -231,13 +246,19 @@ cdef class ResponseReader:
             text = f"the reply's headers are over {MAX_HEAD} bytes or {MAX_HEADERS} lines"
             self._fail(SENT, text, True)
             raise _Stop
-        # Only the three names below matter, and each is longer than 10 bytes:
-        # shorter names (Date, Server...) are passed without lowering them.
-        if len(name) < 11:
+        # Only the names below matter, and each is 8 bytes or longer: shorter
+        # names (Date, Vary, ETag...) are passed without lowering them.
+        if len(name) < 8:
             return
         lowered = name.lower()
         if lowered == b"retry-after":
             self.retry_after = value.decode("latin-1").strip()
+        elif lowered == b"content-type":
+            self.content_type = value.decode("latin-1").strip()
+        elif lowered == b"content-encoding":
+            self.content_encoding = value.decode("latin-1").strip()
+        elif lowered == b"location":
+            self.location = value.decode("latin-1").strip()
         elif lowered == b"content-length":
             self._has_length = True
             # Refuse a reply announced over the cap before reading any of it (a bad
@@ -284,7 +305,8 @@ cdef class ResponseReader:
                 self._fail(SENT, f"more than {MAX_INTERIM} interim (1xx) responses", True)
                 raise _Stop
             self.status = 0
-            self.retry_after = None
+            self.retry_after = self.content_type = None
+            self.content_encoding = self.location = None
             self._has_length = self._chunked = False
             return
         keep_alive = self._parser.should_keep_alive()

@@ -40,7 +40,7 @@ from .exceptions import ProtocolError, TransportError
 __all__ = ["ResponseReader"]
 
 _HttpParserError = (httptools.HttpParserError, httptools.HttpParserUpgrade)
-#: ``Reply(status, body, retry_after)`` without a NamedTuple ``__new__``'s Python frame.
+#: ``Reply(status, body, retry_after, ...)`` without a NamedTuple ``__new__``'s Python frame.
 _new_reply = partial(tuple.__new__, Reply)
 
 
@@ -71,8 +71,11 @@ class ResponseReader:
         "_protocol_error",
         "_received",
         "_size",
+        "content_encoding",
+        "content_type",
         "extra",
         "keep_alive",
+        "location",
         "max_body",
         "retry_after",
         "status",
@@ -116,6 +119,10 @@ class ResponseReader:
         self.status = 0
         #: The ``Retry-After`` header, if any.
         self.retry_after: Optional[str] = None
+        #: The ``Content-Type``, ``Content-Encoding`` and ``Location`` headers, if any.
+        self.content_type: Optional[str] = None
+        self.content_encoding: Optional[str] = None
+        self.location: Optional[str] = None
         #: Whether the connection may carry another request after this response.
         self.keep_alive = False
         #: Bytes followed the response: the connection must not be reused.
@@ -189,7 +196,16 @@ class ResponseReader:
         """The core's ``Reply`` for a whole response (``ok``): ``Retry-After`` only
         matters, and is only passed on, when the status is not 200."""
         status = self.status
-        return _new_reply((status, self.body, None if status == 200 else self.retry_after))
+        return _new_reply(
+            (
+                status,
+                self.body,
+                None if status == 200 else self.retry_after,
+                self.content_type,
+                self.content_encoding,
+                self.location,
+            )
+        )
 
     def failure(self, shown: str, scrub: Optional[Callable[[str], str]] = None) -> Failure:
         """The core's ``Failure`` for a failed read.
@@ -250,13 +266,19 @@ class ResponseReader:
             text = f"the reply's headers are over {MAX_HEAD} bytes or {MAX_HEADERS} lines"
             self._fail(SENT, text, True)
             raise _Stop
-        # Only the three names below matter, and each is longer than 10 bytes:
-        # shorter names (Date, Server...) are passed without lowering them.
-        if len(name) < 11:
+        # Only the names below matter, and each is 8 bytes or longer: shorter
+        # names (Date, Vary, ETag...) are passed without lowering them.
+        if len(name) < 8:
             return
         lowered = name.lower()
         if lowered == b"retry-after":
             self.retry_after = value.decode("latin-1").strip()
+        elif lowered == b"content-type":
+            self.content_type = value.decode("latin-1").strip()
+        elif lowered == b"content-encoding":
+            self.content_encoding = value.decode("latin-1").strip()
+        elif lowered == b"location":
+            self.location = value.decode("latin-1").strip()
         elif lowered == b"content-length":
             self._has_length = True
             # Refuse a reply announced over the cap before reading any of it (a bad
@@ -303,7 +325,8 @@ class ResponseReader:
                 self._fail(SENT, f"more than {MAX_INTERIM} interim (1xx) responses", True)
                 raise _Stop
             self.status = 0
-            self.retry_after = None
+            self.retry_after = self.content_type = None
+            self.content_encoding = self.location = None
             self._has_length = self._chunked = False
             return
         keep_alive = self._parser.should_keep_alive()

@@ -42,11 +42,21 @@ CUT = "cut"
 
 
 class Reply(NamedTuple):
-    """An HTTP reply read to its end: status, the ``Retry-After`` header, the body."""
+    """An HTTP reply read to its end: status, body, and the headers the rules read.
+
+    Each header is its value as sent (latin-1, stripped), or ``None`` when absent:
+    ``retry_after`` (only kept when the status is not 200), ``content_type`` (its
+    charset decodes text fields; it names what came back when a reply is not HPG),
+    ``content_encoding`` (a compressed body) and ``location`` (a redirect's target,
+    never followed).
+    """
 
     status: int
     body: bytes
     retry_after: Optional[str] = None
+    content_type: Optional[str] = None
+    content_encoding: Optional[str] = None
+    location: Optional[str] = None
 
 
 class Failure(NamedTuple):
