@@ -79,7 +79,8 @@ def test_retry_after_and_connection_close() -> None:
 
 def test_the_headers_the_rules_read_reach_the_reply() -> None:
     data = (
-        b"HTTP/1.1 301 Moved\r\nlocation:  https://h/x \r\nContent-Type: text/html; charset=utf-8\r\n"
+        b"HTTP/1.1 301 Moved\r\nlocation:  https://h/x \r\n"
+        b"Content-Type: text/html; charset=utf-8\r\n"
         b"Content-Encoding: gzip\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n"
     )
     reader = ResponseReader(CAP)
