@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 from types import ModuleType
 
 import pytest
@@ -24,6 +25,14 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=150, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+# A shell runs a background job (``.ci/run`` runs the other Pythons' suites so) with
+# Ctrl-C ignored, and every process the tests start would inherit that: the tests
+# that send SIGINT to an ``hpgfast`` command, as a user at a terminal does, would see
+# it ignored (as hpgfast keeps an ignored Ctrl-C ignored until a server serves). The
+# tests' processes start as a terminal's would: with Ctrl-C's default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 PURE_REQUESTED = bool(
     os.environ.get("HPGFAST_PURE_PYTHON") or os.environ.get("HPGFAST_NO_EXTENSIONS")

@@ -595,13 +595,6 @@ def test_a_server_stops_on_a_signal_whose_interrupt_was_lost() -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="this sweep found receive losing an interrupt about one run in a hundred "
-    "(a handler run inside a finalizer: its KeyboardInterrupt is only reported); "
-    "every signal is now recorded (hpgfast.cli.signalled) and the server stops on it. "
-    "Not strict until that has held over many runs",
-)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("entry", list(ENTRY_POINTS))
 def test_an_early_interrupt_is_answered_from_hpgfast_s_first_line(
