@@ -132,7 +132,7 @@ class BaseClient:
         retries: int = _D.retries,
         backoff: float = _D.backoff,
         backoff_max: float = _D.backoff_max,
-        max_reply_bytes: int = _D.max_reply_bytes,
+        max_reply_bytes: Optional[int] = _D.max_reply_bytes,
         user_agent: str = _D.user_agent,
         subscribers: Sequence[Subscriber] = _D.subscribers,
         account_stop_codes: Iterable[str] = _D.account_stop_codes,
@@ -264,7 +264,7 @@ class BaseClient:
     retries = _Setting[int]()
     backoff = _Setting[float]()
     backoff_max = _Setting[float]()
-    max_reply_bytes = _Setting[int]()
+    max_reply_bytes = _Setting[Optional[int]]()
     user_agent = _Setting[str]()
     subscribers = _Setting[Sequence[Subscriber]]()
     account_stop_codes = _Setting[Iterable[str]]()

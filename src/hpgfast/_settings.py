@@ -32,13 +32,13 @@ from . import _wire
 from ._records import Params
 from ._wire import Code, Status
 from .codec import encode_params
-from .core import MAX_REQUEST_BYTES, Subscriber
+from .core import MAX_REQUEST_BYTES, REPLY_BYTES_FLOOR, Subscriber
 
 __all__ = ["DEFAULT_MAX_REPLY_BYTES", "Endpoint", "Settings"]
 
-#: Default reply cap per request: a SEND reply line is ~20-60 bytes, so 4 MiB holds
-#: far more lines than the largest sensible request has messages.
-DEFAULT_MAX_REPLY_BYTES = 4 * 1024 * 1024
+#: The least reply cap of a request by default (``max_reply_bytes=None``), which
+#: then grows with the request: ``hpgfast.core.reply_cap``.
+DEFAULT_MAX_REPLY_BYTES = REPLY_BYTES_FLOOR
 
 #: What http.client would refuse in a target (its _contains_disallowed_url_pchar_re).
 _UNSAFE_TARGET = re.compile("[\x00-\x20\x7f-\U0010ffff]")
@@ -176,7 +176,12 @@ class Settings:
             to connect; for STATUS after any transient failure.
         backoff: seconds before the first repeat; doubled for each further one.
         backoff_max: the longest wait between repeats.
-        max_reply_bytes: a reply longer than this is a protocol error.
+        max_reply_bytes: the longest reply body read, on the wire and once its
+            ``Content-Encoding`` (gzip, deflate) is undone; a longer one is a
+            protocol error (a SEND's messages ``unknown``). ``None`` (the default):
+            the cap follows each request, ``max(4 MiB, 512 bytes per message or id
+            + 64 KiB)``, room for ten times the longest lines seen. A number is a
+            hard cap for every request, however many messages it carries.
         user_agent: the ``User-Agent`` header.
         subscribers: ``hpgfast.core.Subscriber`` objects told of every request
             before its first byte leaves and after it ended (a journal, metrics).
@@ -229,7 +234,7 @@ class Settings:
     retries: int = 3
     backoff: float = 0.1
     backoff_max: float = 5.0
-    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES
+    max_reply_bytes: Optional[int] = None
     user_agent: str = "hpgfast"
     subscribers: Sequence[Subscriber] = ()
     account_stop_codes: Iterable[str] = Code.ACCOUNT_STOP
@@ -269,7 +274,9 @@ class Settings:
         plain["max_batch"] = _count("max_batch", self.max_batch, 1, optional=True)
         plain["concurrency"] = _count("concurrency", self.concurrency, 1)
         plain["retries"] = _count("retries", self.retries, 0)
-        plain["max_reply_bytes"] = _count("max_reply_bytes", self.max_reply_bytes, 1)
+        plain["max_reply_bytes"] = _count(
+            "max_reply_bytes", self.max_reply_bytes, 1, optional=True
+        )
         for name in ("verify", "quote_brackets", "retry_on_429", "client_ids", "transliterate"):
             plain[name] = _flag(name, getattr(self, name))
         if self.ca_certs is not None:

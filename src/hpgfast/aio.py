@@ -400,7 +400,7 @@ class AsyncClient(BaseClient):
                 return
             while True:
                 on_wire = True
-                event, conn, received = await self._exchange(line, batch)
+                event, conn, received = await self._exchange(line, batch, request.max_reply)
                 on_wire = False
                 keep_alive = False
                 try:
@@ -420,16 +420,16 @@ class AsyncClient(BaseClient):
             batch.abort(request, exc, on_wire=on_wire)
 
     async def _exchange(
-        self, line: bytes, batch: Batch
+        self, line: bytes, batch: Batch, max_reply: int
     ) -> tuple[Union[Reply, Failure], Optional[_Connection], int]:
         """One GET: what happened, and the connection to release (None after a failure)."""
         slots = self._slots
         assert slots is not None
         async with slots:
-            return await self._exchange_on(line, batch)
+            return await self._exchange_on(line, batch, max_reply)
 
     async def _exchange_on(
-        self, line: bytes, batch: Batch
+        self, line: bytes, batch: Batch, max_reply: int
     ) -> tuple[Union[Reply, Failure], Optional[_Connection], int]:
         shown = batch.shown
         loop = self._loop
@@ -450,10 +450,13 @@ class AsyncClient(BaseClient):
                 return made, None, 0
             conn = made
         # The connection's last reader, when it may read the next reply (a new
-        # llhttp parser costs more than reading an 8 KiB request's reply).
+        # llhttp parser costs more than reading an 8 KiB request's reply), set to
+        # this request's cap.
         reader = conn.spare
         if reader is None or not reader.reuse():
-            reader = conn.spare = ResponseReader(self._settings.max_reply_bytes)
+            reader = conn.spare = ResponseReader(max_reply)
+        else:
+            reader.max_body = max_reply
         waiter: asyncio.Future[None] = loop.create_future()
         settings = self._settings
         conn.start(reader, waiter, loop.time(), settings.timeout, settings.deadline)

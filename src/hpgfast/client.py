@@ -495,7 +495,7 @@ class Client(BaseClient):
             while True:
                 before = results[request.start]
                 on_wire = True
-                event, conn, received = self._exchange(line, batch)
+                event, conn, received = self._exchange(line, batch, request.max_reply)
                 keep_alive = False
                 try:
                     step = batch.report(request, event, _monotonic(), received)
@@ -519,7 +519,7 @@ class Client(BaseClient):
             batch.abort(request, exc, on_wire=on_wire)
 
     def _exchange(
-        self, line: bytes, batch: Batch
+        self, line: bytes, batch: Batch, max_reply: int
     ) -> tuple[Union[Reply, Failure], Optional[HTTPConnection], int]:
         """One GET on a pooled connection: what happened, and the connection to release.
 
@@ -567,7 +567,7 @@ class Client(BaseClient):
             # them again, line by line, and scan the whole target, for every request).
             sock.sendall(line + self._tail)
             phase = "reply"
-            reader = self._reader_for(conn, sock)
+            reader = self._reader_for(conn, sock, max_reply)
             recv = sock.recv
             while True:
                 data = recv(_RECV_SIZE)
@@ -595,7 +595,7 @@ class Client(BaseClient):
                 # grace, leave the request unknown.
                 whole = None
                 if not isinstance(interrupt, Exception) and not data:
-                    whole = self._grace(conn, reader)
+                    whole = self._grace(conn, reader, max_reply)
                 if whole is None:
                     self._watchdog.done(watch)
                     conn.close()
@@ -626,7 +626,7 @@ class Client(BaseClient):
         return reader.reply(), conn, received
 
     def _grace(
-        self, conn: HTTPConnection, reader: Optional[ResponseReader]
+        self, conn: HTTPConnection, reader: Optional[ResponseReader], max_reply: int
     ) -> Optional[ResponseReader]:
         """After an interrupt with the request written: read the rest of its reply.
 
@@ -639,7 +639,7 @@ class Client(BaseClient):
             return None
         try:
             if reader is None:  # interrupted before the reader was made: nothing read
-                reader = self._reader_for(conn, sock)
+                reader = self._reader_for(conn, sock, max_reply)
             deadline = _monotonic() + INTERRUPT_GRACE
             while not reader.done:
                 left = deadline - _monotonic()
@@ -655,8 +655,10 @@ class Client(BaseClient):
             return None
         return reader
 
-    def _reader_for(self, conn: HTTPConnection, sock: Any) -> ResponseReader:
-        """The connection's reply reader: the last one, if it may read the next reply.
+    def _reader_for(self, conn: HTTPConnection, sock: Any, max_reply: int) -> ResponseReader:
+        """The connection's reply reader, reading within ``max_reply`` bytes (the
+        request's cap, ``Request.max_reply``): the last one, if it may read the next
+        reply.
 
         A reader's llhttp parser costs more to make than a reply costs to read at
         8 KiB requests, so a kept-alive connection keeps its reader (as an attribute
@@ -665,8 +667,10 @@ class Client(BaseClient):
         """
         kept = getattr(conn, _KEPT_READER, None)
         if kept is not None and kept[0] is sock and kept[1].reuse():
-            return cast(ResponseReader, kept[1])
-        reader = ResponseReader(self._settings.max_reply_bytes)
+            reader = cast(ResponseReader, kept[1])
+            reader.max_body = max_reply
+            return reader
+        reader = ResponseReader(max_reply)
         setattr(conn, _KEPT_READER, (sock, reader))
         return reader
 

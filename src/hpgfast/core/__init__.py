@@ -14,8 +14,10 @@ bytes:
    or once the batch stopped), its ``not_before`` set by the rate limit and any
    ``Retry-After`` pause; at that time ``Batch.begin_line(request, now)`` gives the
    request line's bytes (``GET <target>``; the subscribers hear of it first,
-   ``_events``; ``None``: not to be sent), the transport writes them and reports a
-   ``Reply`` or a ``Failure`` to ``Batch.report(request, event, now, received)``,
+   ``_events``; ``None``: not to be sent) and sets ``request.max_reply``, the cap
+   the transport reads its reply within (``_coding``); the transport writes them
+   and reports a ``Reply`` (its body as sent: a ``Content-Encoding`` is undone
+   here) or a ``Failure`` to ``Batch.report(request, event, now, received)``,
    which answers with a ``Step``: settled, or "again at ``t``" under the
    ``RetryPolicy`` (``_policy``). An exception of the transport's own while a
    request is out is ``Batch.abort(request, exc, on_wire=...)``;
@@ -45,6 +47,7 @@ from ._batch import (
     room,
     target_head,
 )
+from ._coding import REPLY_BYTES_FLOOR, reply_cap
 from ._events import (
     CONNECT,
     CUT,
@@ -66,6 +69,7 @@ __all__ = [
     "CUT",
     "LINE_OVERHEAD",
     "MAX_REQUEST_BYTES",
+    "REPLY_BYTES_FLOOR",
     "SEND",
     "SENT",
     "STATUS",
@@ -88,6 +92,7 @@ __all__ = [
     "effective_ids",
     "judge",
     "plan",
+    "reply_cap",
     "room",
     "target_head",
 ]

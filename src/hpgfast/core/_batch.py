@@ -34,8 +34,9 @@ from .. import _redact
 from .._records import Params
 from .._wire import Code
 from ..codec import encode_params, sent_ids
-from ..exceptions import HPGError, MessageError
-from ._events import Reply, RequestFinished, RequestStarting
+from ..exceptions import HPGError, MessageError, ProtocolError
+from ._coding import CodingError, decode_body, reply_cap
+from ._events import SENT, Failure, Reply, RequestFinished, RequestStarting
 from ._ids import request_prefix
 from ._operations import OPERATIONS, SEND, Encode, Operation, operation
 from ._policy import RateLimit, RetryPolicy
@@ -175,6 +176,7 @@ class Request:
         "end",
         "facts",
         "ids",
+        "max_reply",
         "not_before",
         "prefix",
         "query",
@@ -194,6 +196,9 @@ class Request:
         self.ids: list[Any] = _NO_IDS
         self.started = 0.0
         self.sent_bytes = 0
+        #: The longest reply read, on the wire and decoded (set when it begins):
+        #: ``max_reply_bytes``, or by default a cap that grows with the request.
+        self.max_reply = 0
         #: When the request may start (the rate limit, a batch-wide Retry-After).
         self.not_before = 0.0
         #: An attempt was answered 429: a later error-id-not-unique means "taken".
@@ -358,6 +363,7 @@ class Batch:
         #: is taken to be down and the remaining requests are not attempted.
         self.down: Optional[HPGError] = None
         self._made_ids = op.makes_ids and settings.client_ids
+        self._max_reply = settings.max_reply_bytes  # None: the cap follows the request
         self._encode: Encode = op.encoder(
             items, max_bytes, settings.default_subject, settings.quote_brackets
         )
@@ -448,6 +454,7 @@ class Batch:
         else:
             request.query = None  # sent once: let it go
         request.ids = self._ids(request)
+        request.max_reply = reply_cap(request.end - request.start, self._max_reply)
         line = self._head_line + query
         request.sent_bytes = len(line) + LINE_OVERHEAD - 4
         request.started = now
@@ -495,14 +502,19 @@ class Batch:
             log.info("%r ended after its batch was interrupted", request)
             return _FAILED
         read = None
-        if type(event) is Reply and event.status == 200:
-            # The usual reply, read once here: a plain one (plain_results) is settled
-            # without the facts and the verdict the rules need for anything else.
-            read = self._read(event.body, request.ids)
-            results = plain_results(read)
-            if results is not None:
-                self.results[request.start : request.end] = results
-                return self._settled(request, now, received, _DONE)
+        if type(event) is Reply:
+            if event.content_encoding is not None:
+                # A compressed body (never asked for): decoded here, within the cap,
+                # for both transports; or the reply is a failure.
+                event = self._decoded(request, event)
+            elif event.status == 200:
+                # The usual reply, read once here: a plain one (plain_results) is
+                # settled without the facts and the verdict the rules need otherwise.
+                read = self._read(event.body, request.ids)
+                results = plain_results(read)
+                if results is not None:
+                    self.results[request.start : request.end] = results
+                    return self._settled(request, now, received, _DONE)
         verdict = judge(self._facts(request), event, read)
         policy = self.exchange.policy
         if type(event) is Reply and event.status == TOO_MANY_REQUESTS:
@@ -531,6 +543,25 @@ class Batch:
         if verdict.down is not None and self.down is None:
             self.down = verdict.down
         return self._settled(request, now, received, _DONE if verdict.clean else _FAILED)
+
+    def _decoded(self, request: Request, reply: Reply) -> Union[Reply, Failure]:
+        """``reply`` with its body's ``Content-Encoding`` undone (``_coding``).
+
+        A 200 whose body cannot be decoded within the request's cap (a coding
+        hpgfast does not read, a broken stream, a bomb) was not read: a ``SENT``
+        failure, as a reply over the cap is (a SEND's messages ``unknown``). Any
+        other status still says what it says; only its description is lost.
+        """
+        coding = reply.content_encoding
+        assert coding is not None
+        try:
+            body = decode_body(reply.body, coding, request.max_reply)
+        except CodingError as exc:
+            text = self.exchange.scrub(str(exc))
+            if reply.status == 200:
+                return Failure(SENT, ProtocolError(None, text))
+            return reply._replace(body=f"({text})".encode(), content_encoding=None)
+        return reply._replace(body=body, content_encoding=None)
 
     def _settled(self, request: Request, now: float, received: int, step: Step) -> Step:
         self._finished(request, now, received)

@@ -1,7 +1,8 @@
 """What a transport tells the core, and what the core tells subscribers.
 
 A transport reports each attempt of a request as one of two events: a ``Reply``
-(an HTTP status and a body, read whole and within ``max_reply_bytes``) or a
+(an HTTP status and a body as sent, read whole and within the request's cap,
+``Request.max_reply``) or a
 ``Failure`` of a named kind. The kinds are the only facts about an exchange that
 decide a message's outcome:
 
@@ -47,8 +48,10 @@ class Reply(NamedTuple):
     Each header is its value as sent (latin-1, stripped), or ``None`` when absent:
     ``retry_after`` (only kept when the status is not 200), ``content_type`` (its
     charset decodes text fields; it names what came back when a reply is not HPG),
-    ``content_encoding`` (a compressed body) and ``location`` (a redirect's target,
-    never followed).
+    ``content_encoding`` (a compressed body: ``Batch.report`` decodes it, within the
+    cap, before any rule reads the body, and passes the rules a ``Reply`` whose
+    ``content_encoding`` is ``None``) and ``location`` (a redirect's target, never
+    followed).
     """
 
     status: int

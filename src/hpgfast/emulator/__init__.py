@@ -124,6 +124,13 @@ Extra fields. ``send_extra="2"`` (``--send-extra 2``) appends ``;2`` to every
 ``ok`` SEND line: ``ok;0;1001;2`` (a part count, as some platforms add); other
 lines are unchanged.
 
+Compressed replies. ``reply_encoding`` (``--reply-encoding``) sends every reply
+body with a ``Content-Encoding`` no client asked for: ``gzip``, ``deflate``
+(zlib-wrapped), ``deflate-raw`` (raw deflate labelled ``deflate``), ``br`` (the
+body as it is, labelled ``br``: a coding a client cannot read) or ``gzip-bomb``
+(1 GiB of zeros and then the reply's lines, in about 1 MB of gzip; made once per
+process, in a few seconds).
+
 ProviderIds are consecutive integers from ``first_provider_id`` (1001), unique for
 the emulator's lifetime, ``ledger.clear()`` included.
 

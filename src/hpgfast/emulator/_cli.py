@@ -15,6 +15,7 @@ from typing import Any, Optional
 from .._secretfile import read_secret_file
 from .._term import counted
 from ._emulator import CLIENT_ID_MODES, PUSH_SHAPES, Emulator
+from ._encoding import REPLY_ENCODINGS
 from ._faults import FAULT_KINDS, LATE_VARIANTS, Fault, Faults
 from ._lifecycle import LIFECYCLE, STATUS_CASES
 
@@ -189,6 +190,13 @@ def _add_platform_arguments(parser: argparse.ArgumentParser) -> None:
         "--send-extra",
         metavar="FIELD",
         help="append ;FIELD to every ok SEND line, e.g. 2: ok;0;1001;2 (a part count)",
+    )
+    add(
+        "--reply-encoding",
+        choices=REPLY_ENCODINGS,
+        help="send every reply body in this Content-Encoding (deflate-raw: raw deflate "
+        "labelled deflate; br: the body as it is, labelled br; gzip-bomb: 1 GiB of "
+        "zeros, then the lines)",
     )
     add(
         "--client-ids",
@@ -458,6 +466,7 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
         client_ids=args.client_ids,
         max_client_id_length=args.max_client_id_length,
         unique_client_ids=args.unique_client_ids,
+        reply_encoding=args.reply_encoding,
     )
     if args.push_url:
         settings.update(

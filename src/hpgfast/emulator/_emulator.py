@@ -104,6 +104,11 @@ class Emulator(HttpServer, Platform, Pusher):
         max_client_id_length: echo at most this many characters of a clientId.
         unique_client_ids: a clientId accepted in any earlier request (for the
             emulator's lifetime) is answered ``error-id-not-unique``, not applied.
+        reply_encoding: every reply's body sent with a ``Content-Encoding`` no
+            client asked for: ``"gzip"``, ``"deflate"`` (zlib-wrapped),
+            ``"deflate-raw"`` (raw deflate labelled ``deflate``), ``"br"`` (the
+            body as it is, labelled ``br``) or ``"gzip-bomb"`` (1 GiB of zeros,
+            then the reply's lines, in about 1 MB of gzip); None: plain replies.
 
         settings: all of the above as one ``EmulatorSettings`` (then give no other
             keyword).
@@ -262,6 +267,7 @@ class Emulator(HttpServer, Platform, Pusher):
     client_ids = Setting[str]()
     max_client_id_length = Setting[Optional[int]]()
     unique_client_ids = Setting[bool]()
+    reply_encoding = Setting[Optional[str]]()
 
     @property
     def port(self) -> int:

@@ -26,6 +26,7 @@ from typing import BinaryIO, NamedTuple, Optional, cast
 
 from .._wire import SEND
 from ._core import EmulatorCore
+from ._encoding import encode
 from ._faults import Fault
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,18 @@ _WHOLE_REQUEST_FAULTS = (
 
 
 
-def _response(status: int, body: bytes, keep_alive: bool, headers: str = "") -> bytes:
-    """A whole HTTP/1.1 response (``headers``: extra lines, each ending in CRLF)."""
+def _response(
+    status: int,
+    body: bytes,
+    keep_alive: bool,
+    headers: str = "",
+    encoding: Optional[str] = None,
+) -> bytes:
+    """A whole HTTP/1.1 response (``headers``: extra lines, each ending in CRLF;
+    ``encoding``: a ``reply_encoding`` the body is sent in)."""
+    if encoding is not None:
+        body, coding = encode(encoding, body)
+        headers += f"Content-Encoding: {coding}\r\n"
     head = (
         f"HTTP/1.1 {status} {_REASONS[status]}\r\nServer: hpgfast-emulator\r\n"
         f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
@@ -334,7 +345,10 @@ class HttpServer(EmulatorCore):
             if whole[0] != 200:
                 return self._answer_whole(sock, number, whole, keep_alive)
             body = whole[2]
-        if keep_alive:
+        encoding = self._settings.reply_encoding
+        if encoding is not None:
+            data = _response(200, body, keep_alive, encoding=encoding)
+        elif keep_alive:
             if head.version == b"HTTP/1.0":
                 data = b"%s%d\r\nConnection: keep-alive\r\n\r\n%s" % (_OK_HEAD, len(body), body)
             else:
@@ -354,7 +368,7 @@ class HttpServer(EmulatorCore):
         or ``raw_reply`` fault's 200 (then through the other faults, as any reply)."""
         status, fault, body = whole
         if status == 200:
-            data = _response(200, body, keep_alive)
+            data = _response(200, body, keep_alive, encoding=self._settings.reply_encoding)
             if self._faults.active:
                 return self._faulty_reply(sock, number, body, data, keep_alive)
             self._wait_latency()
@@ -455,4 +469,5 @@ class HttpServer(EmulatorCore):
         self, sock: socket.socket, status: int, body: bytes, keep_alive: bool, headers: str = ""
     ) -> None:
         self._wait_latency()
-        sock.sendall(_response(status, body, keep_alive, headers))
+        encoding = self._settings.reply_encoding
+        sock.sendall(_response(status, body, keep_alive, headers, encoding))

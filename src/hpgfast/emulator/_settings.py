@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any, Optional, Union
 
 from .._wire import LOGIN, PASSWORD
+from ._encoding import REPLY_ENCODINGS
 from ._faults import FAULT_KINDS, Fault, FaultLike, Faults, check_code
 from ._lifecycle import LIFECYCLE, STATUS_CASES
 
@@ -45,7 +46,8 @@ Names = Optional[Iterable[str]]
 FaultsLike = Union[Faults, Mapping[str, FaultLike], None]
 
 _STR = ("host", "client", "connector", "login", "password", "login_param", "password_param")
-_OPTIONAL_STR = ("certfile", "keyfile", "push_url", "push_secret", "account_state", "send_extra")
+_OPTIONAL_STR = ("certfile", "keyfile", "push_url", "push_secret", "account_state", "send_extra",
+                 "reply_encoding")
 _INT = ("port", "max_request_line", "subject_max_length", "first_provider_id", "push_batch",
         "push_attempts", "retry_after")
 _OPTIONAL_INT = ("seed", "balance", "max_client_id_length")
@@ -115,6 +117,7 @@ class EmulatorSettings:
     client_ids: str = "echo"
     max_client_id_length: Optional[int] = None
     unique_client_ids: bool = False
+    reply_encoding: Optional[str] = None
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -254,6 +257,8 @@ def _check_values(s: EmulatorSettings) -> None:
         )
     if s.unique_client_ids and s.client_ids != "echo":
         raise ValueError("unique_client_ids needs client_ids='echo'")
+    if s.reply_encoding is not None:
+        _one_of("reply_encoding", s.reply_encoding, REPLY_ENCODINGS)
 
 
 def _check_push(s: EmulatorSettings) -> None:
