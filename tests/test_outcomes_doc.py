@@ -150,6 +150,10 @@ def _expect_stop(row: Row) -> Optional[type[BaseException]]:
     return None
 
 
+def _messages(count: int) -> list[Message]:
+    return [Message(f"7903111111{i}", f"text {i}") for i in range(count)]
+
+
 def _seconds(row: Row) -> float:
     return float(row.then.split()[-2])
 
@@ -158,7 +162,7 @@ def _seconds(row: Row) -> float:
 def test_row(row: Row) -> None:
     items: list[Any]
     if row.op == "send":
-        items = [Message(f"7903111111{i}", f"text {i}") for i in range(row.items)]
+        items = _messages(row.items)
     else:
         items = [str(1001 + i) for i in range(row.items)]
     batch = exchange().batch(row.op, items, None)
@@ -225,7 +229,7 @@ def test_row_over_http(row: Row, transport: str) -> None:
         with make(emu.url, emu.login, emu.password, **kw) as client:
             extra: Any
             if row.op == "send":
-                items: list[Any] = [Message(f"7903111111{i}", f"text {i}") for i in range(row.items)]
+                items: list[Any] = _messages(row.items)
                 extra = Message("79032222222", "the next request")
             else:
                 ready = client.send([Message("79032222222", "a message to ask about")])
@@ -278,7 +282,7 @@ def test_row_again_over_http(row: Row, transport: str) -> None:
                               "client_ids": False, "retries": 1}
         with make(emu.url, emu.login, emu.password, **kw) as client:
             if row.op == "send":
-                items: list[Any] = [Message(f"7903111111{i}", f"text {i}") for i in range(row.items)]
+                items: list[Any] = _messages(row.items)
             else:
                 ready = client.send([Message("79032222222", "ask")])
                 items = [ready[0].provider_id] * row.items
