@@ -211,7 +211,7 @@ class PlatformUnavailable(HTTPStatusError):
         self.count = count
 
     def __str__(self) -> str:
-        text = f"HTTP {self.status} from the platform, {self.count} replies in a row of 5xx"
+        text = f"HTTP {self.status} from the platform (5xx {self.count} times in a row)"
         if self.description:
             text += f": {self.description}"
         text += "; the platform is unavailable, nothing more was sent"
