@@ -99,9 +99,9 @@ class Fault:
     - ``status``: ``raw_reply`` only: the reply's HTTP status (200; a 302, a 503,
       any status from 100 to 599).
     - ``headers``: ``raw_reply`` only: header lines sent as given, as
-      ``(name, value)`` pairs (``(("Location", "https://..."),)``,
-      ``(("Retry-After", "2"),)``); a ``Content-Type`` among them replaces the
-      emulator's ``text/plain; charset=utf-8``.
+      ``(name, value)`` pairs or a mapping (``{"Location": "https://..."}``,
+      ``{"Retry-After": "2"}``), kept as pairs; a ``Content-Type`` among them
+      replaces the emulator's ``text/plain; charset=utf-8``.
     """
 
     rate: float = 0.0
