@@ -465,9 +465,13 @@ REPLIES: dict[str, dict[str, Any]] = {
     "http-500": {"http_500": 1.0},
     "http-503": {"http_503": 1.0},
     "unreadable": {"raw_reply": Fault(rate=1.0, body=b"<html>maintenance</html>\n")},
+    "unmatched": {"raw_reply": Fault(rate=1.0, body=b"ok;nothing-sent;1\n<html>x</html>\n")},
     "cut": {"cut_reply": 1.0},
     "redirect": {},
 }
+#: Replies that are not HPG stop the run as a configuration error (the URL is not
+#: the platform's); the others leave the message unknown: a transport failure.
+NOT_HPG = ("unreadable", "redirect")
 
 
 @pytest.mark.parametrize("reply", list(REPLIES))
@@ -495,7 +499,8 @@ def test_to_and_file_exit_alike(reply: str, journal: bool, tmp_path: Path) -> No
                 emu.__exit__(None, None, None)
         assert "Traceback" not in result.stderr, result.stderr
         codes[how] = result.returncode
-    assert codes == {"to": ExitCode.TRANSPORT, "file": ExitCode.TRANSPORT}
+    expected = ExitCode.USAGE if reply in NOT_HPG else ExitCode.TRANSPORT
+    assert codes == {"to": expected, "file": expected}
 
 
 # -- an account-stop code on a line of its own id: status exits as send does ----------

@@ -220,11 +220,13 @@ def test_runs_append_and_a_foreign_file_is_refused(emu: Emulator, tmp_path: Path
 def test_unknown_and_not_sent_rows_say_why_without_the_password(tmp_path: Path) -> None:
     _write_csv(tmp_path / "m.csv", 12)
     results = tmp_path / "results.csv"
-    # Request 2 gets a reply that echoes the password and matches nothing (unknown);
+    # Request 2 gets a reply that echoes the password and matches nothing (unknown;
+    # an HPG line, so the run goes on);
     # request 3 is refused with a code-only error-syntax (not sent: safe to resend).
     faults: dict[str, Any] = {
         "raw_reply": Fault(schedule=frozenset({2}),
-                           body=f"<html>password={PASSWORD}</html>\n".encode()),
+                           body=f"ok;nothing-sent;1\n<html>password={PASSWORD}</html>\n"
+                           .encode()),
         "code_only": Fault(schedule=frozenset({3}), code="error-syntax"),
     }
     with Emulator(speed=None, password=PASSWORD, faults=faults) as emu:

@@ -35,6 +35,7 @@ from hpgfast import (
     StatusFailure,
     StatusResult,
     TLSError,
+    UnexpectedReply,
     results_of,
 )
 from hpgfast._sample import standard_batch
@@ -512,18 +513,24 @@ def test_missing_and_stray_lines(caplog: pytest.LogCaptureFixture) -> None:
     assert len(server.requests) == 1
 
 
-def test_garbled_reply_is_unknown_for_send_and_retried_for_status() -> None:
+def test_garbled_reply_is_unknown_and_stops_send_and_status_unrepeated() -> None:
+    # A reply with no HPG line is not the platform's (docs/outcomes.md): the batch
+    # stops there, and neither a SEND nor a STATUS meets it again.
     def reply(line: bytes, sock: socket.socket) -> None:
         sock.sendall(http_reply(b"<html>oops</html>\n"))
 
     with RawServer(reply) as server:
         with Client(server.url, LOGIN, PASSWORD, default_subject="S", retries=2, backoff=0) as c:
-            results = c.send(numbered(3))
+            with pytest.raises(UnexpectedReply) as sent:
+                c.send(numbered(3))
             assert len(server.requests) == 1
-            statuses = c.status(["1", "2"])
+            with pytest.raises(UnexpectedReply) as asked:
+                c.status(["1", "2"])
+    results = sent.value.results  # type: ignore[attr-defined]
+    statuses = asked.value.results  # type: ignore[attr-defined]
     assert {r.code for r in results} == {Code.UNKNOWN}
     assert {s.code for s in statuses} == {Code.UNKNOWN}
-    assert len(server.requests) == 1 + 3
+    assert len(server.requests) == 1 + 1
 
 
 def test_reply_over_the_cap(emu: Emulator) -> None:

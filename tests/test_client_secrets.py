@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 import pytest
 import trustme
 
-from hpgfast import Client, HPGError, Message
+from hpgfast import Client, HPGError, Message, PlatformUnavailable, UnexpectedReply
 from hpgfast._redact import Redactor
 from hpgfast.emulator import Emulator, Fault
 
@@ -139,7 +139,23 @@ def test_no_leak_on_success_and_every_fault(
             collected.results(sent)
             assert {r.code for r in sent} == {"ok", "unknown"}
             emu.faults.http_500 = Fault(rate=1.0)
-            collected.results(client.status(["1001", "1002"]))
+            with pytest.raises(PlatformUnavailable) as down:  # the third 5xx in a row
+                client.status(["1001", "1002"])
+            collected.exception(down.value)
+            collected.results(down.value.results)  # type: ignore[attr-defined]
+            # A redirect that echoes the password, and a login page that does.
+            emu.faults.http_500 = Fault()
+            emu.faults.raw_reply = Fault(
+                rate=1.0,
+                status=302,
+                headers={"Location": f"https://elsewhere.test/send?password={SECRET}"},
+                body=f"<html>moved: password={SECRET}</html>".encode(),
+            )
+            with pytest.raises(UnexpectedReply) as moved:
+                client.send(messages())
+            collected.exception(moved.value)
+            collected.results(moved.value.results)  # type: ignore[attr-defined]
+            collected.texts += [str(moved.value.location), moved.value.body]
             with pytest.raises(TypeError) as info:
                 pickle.dumps(client)
             collected.exception(info.value)

@@ -23,10 +23,12 @@ from hpgfast import (
     ConnectError,
     HTTPStatusError,
     Message,
+    PlatformUnavailable,
     RequestTooLarge,
     Settings,
     TLSError,
     TransportError,
+    UnexpectedReply,
 )
 from hpgfast.core import (
     CONNECT,
@@ -91,11 +93,13 @@ def ok_status(ids: list[str]) -> Reply:
     return Reply(200, body.encode())
 
 
-def drive(op: str, events: list[Any], *, retries: int = 2) -> tuple[list[Any], list[int]]:
+def drive(
+    op: str, events: list[Any], *, retries: int = 2, **settings: Any
+) -> tuple[list[Any], list[int]]:
     """Run a batch of 4 items (2 per request): the first request gets ``events`` one per
     attempt, later requests a clean reply. Returns the results and attempts made."""
     items = MESSAGES if op == "send" else IDS
-    batch = exchange(retries).batch(op, items, None)
+    batch = exchange(retries, **settings).batch(op, items, None)
     attempts: list[int] = []
     clock = 0.0
     pending = list(events)
@@ -201,7 +205,6 @@ MAY_HAVE_LEFT = [
     Reply(503, b""),
     Reply(504, b""),
     Reply(408, b""),
-    Reply(200, b"<html>oops</html>\n"),  # unreadable
 ]
 
 
@@ -215,13 +218,54 @@ def test_send_that_may_have_left_is_unknown_and_never_repeated(event: Any) -> No
 
 @pytest.mark.parametrize("event", MAY_HAVE_LEFT, ids=repr)
 def test_status_is_repeated_then_unknown(event: Any) -> None:
-    results, attempts = drive("status", [event] * 5, retries=2)
+    # Three 5xx in a row stop the batch by default (below): here the platform is
+    # given more room, so that the repeats alone are seen.
+    results, attempts = drive("status", [event] * 5, retries=2, stop_after_5xx=4)
     assert attempts == [3, 1]
     assert codes(results) == [Code.UNKNOWN] * 2 + ["ok"] * 2
     assert all(isinstance(r, StatusFailure) for r in results[:2])
     results, attempts = drive("status", [event], retries=2)
     assert attempts == [2, 1]
     assert codes(results) == ["ok"] * 4
+
+
+@pytest.mark.parametrize("op", ["send", "status"])
+@pytest.mark.parametrize(
+    "event",
+    [Reply(200, b"<html>oops</html>\n"), Reply(200, b""), Reply(302, b"", location="https://x/")],
+    ids=repr,
+)
+def test_a_reply_that_is_not_hpg_stops_the_batch_unrepeated(op: str, event: Any) -> None:
+    with pytest.raises(UnexpectedReply) as info:
+        drive(op, [event] * 5)
+    results = info.value.results  # type: ignore[attr-defined]
+    assert codes(results) == [Code.UNKNOWN] * 2 + [Code.NOT_SENT] * 2
+    assert info.value.status == event.status and info.value.location == event.location
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_three_5xx_in_a_row_stop_the_batch(status: int) -> None:
+    # A STATUS request repeated: each repeat counts (SEND: tests/test_client_stops.py).
+    with pytest.raises(PlatformUnavailable) as info:
+        drive("status", [Reply(status, b"down")] * 5, retries=5)
+    results = info.value.results  # type: ignore[attr-defined]
+    assert codes(results) == [Code.UNKNOWN] * 2 + [Code.NOT_SENT] * 2
+    assert info.value.count == 3 and info.value.description == "down"
+
+
+def test_a_503_retry_after_pauses_the_batch() -> None:
+    batch = exchange(2).batch("send", MESSAGES, None)
+    first = batch.next(0.0)
+    assert first is not None and batch.begin_line(first, 0.0) is not None
+    step = batch.report(first, Reply(503, b"", retry_after="7"), 1.0)
+    assert step.retry_at is None  # a SEND answered 5xx is never repeated
+    second = batch.next(1.5)
+    assert second is not None and batch.start_in(second, 1.5) == pytest.approx(6.5)
+    statuses = exchange(2).batch("status", IDS, None)
+    first = statuses.next(0.0)
+    assert first is not None and statuses.begin_line(first, 0.0) is not None
+    step = statuses.report(first, Reply(503, b"", retry_after="7"), 1.0)
+    assert step.retry_at == pytest.approx(8.0)  # repeated no sooner than Retry-After
 
 
 def test_missing_line_is_unknown_for_that_message_only() -> None:

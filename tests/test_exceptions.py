@@ -23,6 +23,7 @@ from hpgfast import (
     MessageError,
     MessageTooLarge,
     MessageTypeError,
+    PlatformUnavailable,
     ProtocolError,
     RequestRejected,
     RequestTooLarge,
@@ -31,6 +32,7 @@ from hpgfast import (
     StatusFailure,
     TLSError,
     TransportError,
+    UnexpectedReply,
 )
 from hpgfast.cli._input import InputError
 from hpgfast.journal import (
@@ -55,6 +57,9 @@ ERRORS = [
     TLSError("TLS failed", url=None, sent=False),
     HTTPStatusError(500, "Internal error", URL),
     RequestTooLarge(414, "URI Too Long", URL),
+    UnexpectedReply(302, "", URL, content_type="text/html", location="https://x/?password=***",
+                    body="<html>Moved</html>"),
+    PlatformUnavailable(503, "busy", URL, 3),
     RequestRejected("error-syntax", URL),
     AuthError("error-auth", None),
     AccountError("error-insufficient-balance", "http://h/send?login=C&password=***"),
@@ -98,7 +103,7 @@ def test_exceptions_pickle_with_their_context_and_results(error: HPGError) -> No
     assert copy.args == error.args
     for name in ("index", "field", "reason", "line", "message", "url", "sent", "status",
                  "description", "code", "path", "differences", "where",
-                 "lines"):  # fmt: skip
+                 "lines", "content_type", "location", "body", "count"):  # fmt: skip
         assert getattr(copy, name, None) == getattr(error, name, None), name
     results = copy.results  # type: ignore[attr-defined]
     assert results == error.results  # type: ignore[attr-defined]

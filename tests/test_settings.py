@@ -57,6 +57,7 @@ OTHER: dict[str, Any] = {
     "final_statuses": frozenset({"gone"}),
     "retry_on_429": False,
     "retry_after_max": 1.0,
+    "stop_after_5xx": 5,
     "max_rate": 10.0,
     "request_deadline": 7.0,
     "client_ids": False,
@@ -144,7 +145,8 @@ def test_from_settings_takes_a_settings_value_only(cls: type[Any]) -> None:
 
 # -- the checks: once, in Settings, for both clients ---------------------------------------
 
-INTS = ("max_request_bytes", "max_batch", "concurrency", "retries", "max_reply_bytes")
+INTS = ("max_request_bytes", "max_batch", "concurrency", "retries", "max_reply_bytes",
+        "stop_after_5xx")
 FLOATS = ("timeout", "connect_timeout", "backoff", "backoff_max", "retry_after_max",
           "max_rate", "request_deadline")
 FLAGS = ("verify", "quote_brackets", "retry_on_429", "client_ids", "transliterate")

@@ -27,11 +27,13 @@ from .exceptions import (
     MessageError,
     MessageTooLarge,
     MessageTypeError,
+    PlatformUnavailable,
     ProtocolError,
     RequestRejected,
     RequestTooLarge,
     TLSError,
     TransportError,
+    UnexpectedReply,
     results_of,
 )
 
@@ -55,6 +57,7 @@ __all__ = [
     "MessageError",
     "MessageTooLarge",
     "MessageTypeError",
+    "PlatformUnavailable",
     "ProtocolError",
     "RequestRejected",
     "RequestTooLarge",
@@ -66,6 +69,7 @@ __all__ = [
     "StatusResult",
     "TLSError",
     "TransportError",
+    "UnexpectedReply",
     "__version__",
     "results_of",
 ]

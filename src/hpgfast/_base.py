@@ -139,6 +139,7 @@ class BaseClient:
         final_statuses: Iterable[str] = _D.final_statuses,
         retry_on_429: bool = _D.retry_on_429,
         retry_after_max: float = _D.retry_after_max,
+        stop_after_5xx: int = _D.stop_after_5xx,
         max_rate: Optional[float] = _D.max_rate,
         request_deadline: Optional[float] = _D.request_deadline,
         client_ids: bool = _D.client_ids,
@@ -172,6 +173,7 @@ class BaseClient:
             final_statuses=final_statuses,
             retry_on_429=retry_on_429,
             retry_after_max=retry_after_max,
+            stop_after_5xx=stop_after_5xx,
             max_rate=max_rate,
             request_deadline=request_deadline,
             client_ids=client_ids,
@@ -271,6 +273,7 @@ class BaseClient:
     final_statuses = _Setting[Iterable[str]]()
     retry_on_429 = _Setting[bool]()
     retry_after_max = _Setting[float]()
+    stop_after_5xx = _Setting[int]()
     max_rate = _Setting[Optional[float]]()
     #: What is in force: ``request_deadline``, or 10 x ``timeout`` when that is None.
     request_deadline = _Setting[float]("deadline")

@@ -192,7 +192,14 @@ class Settings:
         retry_on_429: send a request answered HTTP 429 again after ``Retry-After``
             (its messages were not processed); ``False`` makes a SEND's messages
             ``unknown`` instead, never repeated.
-        retry_after_max: the longest ``Retry-After`` honoured, in seconds.
+        retry_after_max: the longest ``Retry-After`` honoured, in seconds. A
+            ``Retry-After`` on a 429 or a 5xx reply holds back every request of the
+            batch that has not started yet, SEND and STATUS alike; a STATUS (or a
+            SEND answered 429) is repeated no sooner.
+        stop_after_5xx: this many HTTP 5xx replies in a row (a STATUS sent again
+            counts each time; any other reply starts the count again) stop the
+            batch with ``PlatformUnavailable``: the platform is down, and the rest
+            of the batch is ``not-sent`` instead of each request meeting a 5xx.
         max_rate: at most this many messages per second, over every thread and
             call of this client, with a burst of at most one request.
         request_deadline: seconds one exchange may take from its first written byte
@@ -241,6 +248,7 @@ class Settings:
     final_statuses: Iterable[str] = Status.FINAL
     retry_on_429: bool = True
     retry_after_max: float = 60.0
+    stop_after_5xx: int = 3
     max_rate: Optional[float] = None
     request_deadline: Optional[float] = None
     client_ids: bool = True
@@ -274,6 +282,7 @@ class Settings:
         plain["max_batch"] = _count("max_batch", self.max_batch, 1, optional=True)
         plain["concurrency"] = _count("concurrency", self.concurrency, 1)
         plain["retries"] = _count("retries", self.retries, 0)
+        plain["stop_after_5xx"] = _count("stop_after_5xx", self.stop_after_5xx, 1)
         plain["max_reply_bytes"] = _count(
             "max_reply_bytes", self.max_reply_bytes, 1, optional=True
         )

@@ -392,9 +392,9 @@ class AsyncClient(BaseClient):
         """Send one request until the core calls it settled; wait where it says."""
         on_wire = False
         try:
-            wait = request.not_before - _monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)  # the rate limit, or a batch-wide Retry-After
+            # The rate limit, or a batch-wide Retry-After (which may grow meanwhile).
+            while (wait := batch.start_in(request, _monotonic())) > 0:
+                await asyncio.sleep(wait)
             line = batch.begin_line(request, _monotonic())
             if line is None:
                 return

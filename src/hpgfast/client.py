@@ -486,9 +486,10 @@ class Client(BaseClient):
         results = batch.results
         sleep = time.sleep if wake is None else wake.wait
         try:
-            wait = request.not_before - _monotonic()
-            if wait > 0:
-                sleep(wait)  # the rate limit, or a batch-wide Retry-After
+            # The rate limit, or a batch-wide Retry-After (which may grow meanwhile).
+            while (wait := batch.start_in(request, _monotonic())) > 0:
+                if sleep(wait):
+                    break  # woken: an interrupt
             line = batch.begin_line(request, _monotonic())
             if line is None:
                 return

@@ -23,11 +23,13 @@ __all__ = [
     "MessageError",
     "MessageTooLarge",
     "MessageTypeError",
+    "PlatformUnavailable",
     "ProtocolError",
     "RequestRejected",
     "RequestTooLarge",
     "TLSError",
     "TransportError",
+    "UnexpectedReply",
     "results_of",
 ]
 
@@ -122,7 +124,8 @@ class TLSError(TransportError):
 
 
 class HTTPStatusError(HPGError):
-    """The platform answered with an HTTP status other than 200.
+    """The platform answered with an HTTP status other than 200 (or, ``UnexpectedReply``,
+    with a reply that is not HPG at all).
 
     ``status`` is the HTTP status, ``description`` the platform's text (HPG answers
     500 "with a description of the error"), ``url`` the redacted URL.
@@ -147,6 +150,72 @@ class RequestTooLarge(HTTPStatusError, ValueError):
     A configuration error: ``max_request_bytes`` is above the server's limit. Nothing
     of that request was processed.
     """
+
+
+class UnexpectedReply(HTTPStatusError, ValueError):
+    """The URL answered, but not as an HPG platform: the batch stopped at that reply.
+
+    A redirect (3xx, never followed: the password would travel with it), a 200
+    whose body holds no HPG line (a captive portal's or a proxy's login page, plain
+    text, an empty body), or another status no HPG platform answers with. A
+    configuration error, like a 404: the URL is not the platform's, or something
+    in front of it wants attention. ``status`` is the HTTP status,
+    ``content_type`` the ``Content-Type`` and ``location`` the redirect's target
+    (``None`` when absent), ``body`` the first characters of the body; each
+    redacted and cut short. ``results`` (set by the client): that request's
+    messages ``unknown``, those never sent ``not-sent``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        description: str,
+        url: Optional[str] = None,
+        *,
+        content_type: Optional[str] = None,
+        location: Optional[str] = None,
+        body: str = "",
+    ) -> None:
+        super().__init__(status, description, url)
+        self.content_type = content_type
+        self.location = location
+        self.body = body
+
+    def __str__(self) -> str:
+        text = f"not an HPG reply: HTTP {self.status}"
+        if self.location is not None:
+            text += f", a redirect to {self.location!r} (not followed)"
+        if self.content_type is not None:
+            text += f", Content-Type {self.content_type!r}"
+        text += f", body {self.body!r}" if self.body else ", an empty body"
+        if self.description:
+            text += f": {self.description}"
+        return text if self.url is None else f"{text} ({self.url})"
+
+
+class PlatformUnavailable(HTTPStatusError):
+    """The platform answered 5xx ``count`` times in a row: the batch stopped there.
+
+    ``status`` and ``description`` are the last such reply's. The messages of those
+    requests are ``unknown`` (a SEND answered 5xx is never sent again); those never
+    sent are ``not-sent`` (``results``, set by the client): send them later.
+    """
+
+    def __init__(
+        self, status: int, description: str, url: Optional[str] = None, count: int = 1
+    ) -> None:
+        HPGError.__init__(self, status, description, url, count)
+        self.status = status
+        self.description = description
+        self.url = url
+        self.count = count
+
+    def __str__(self) -> str:
+        text = f"HTTP {self.status} from the platform (5xx {self.count} times in a row)"
+        if self.description:
+            text += f": {self.description}"
+        text += "; the platform is unavailable, nothing more was sent"
+        return text if self.url is None else f"{text} ({self.url})"
 
 
 class RequestRejected(HPGError):

@@ -18,6 +18,7 @@ from ..exceptions import (
     HTTPStatusError,
     MessageError,
     RequestTooLarge,
+    UnexpectedReply,
 )
 
 # The codes themselves, their words and which command returns which: ``_exit``.
@@ -317,7 +318,9 @@ def exit_for(exc: BaseException) -> int:
         return EXIT_AUTH
     if isinstance(exc, AccountError):
         return EXIT_ACCOUNT
-    if isinstance(exc, (UsageError, InputError, JournalError, MessageError, RequestTooLarge)):
+    if isinstance(
+        exc, (UsageError, InputError, JournalError, MessageError, RequestTooLarge, UnexpectedReply)
+    ):
         return EXIT_USAGE
     # A 4xx says the URL or the request is wrong; 429 only that the platform is busy.
     if isinstance(exc, HTTPStatusError) and 400 <= exc.status < 500 and exc.status != 429:

@@ -55,11 +55,13 @@ _DESCRIPTIONS = {
     "know, or statuses not final when the deadline passed",
     ExitCode.USAGE: "usage, configuration or input error: bad flags, an unreadable or "
     "empty input, no such journal (or a file that is not one), a journal made for another "
-    "input or in use, a port out of range or that cannot be bound, an HTTP 4xx from the URL",
+    "input or in use, a port out of range or that cannot be bound, an HTTP 4xx from the URL, "
+    "a reply that is not HPG (a redirect, never followed; a login page): the run stopped, "
+    "the rest is not sent",
     ExitCode.AUTH: "authentication failed (error-auth: wrong login or password)",
     ExitCode.TRANSPORT: "transport or protocol failure: the platform unreachable, TLS, "
-    "an HTTP 5xx, a redirect, an unreadable reply (the affected messages are unknown "
-    "or not sent)",
+    "HTTP 5xx replies (three in a row stop the run), an unreadable reply (the affected "
+    "messages are unknown or not sent)",
     ExitCode.ACCOUNT: "the account cannot send (error-insufficient-balance, "
     "error-account-locked, error-system-blocked): the run stopped, the rest is not sent",
     ExitCode.JOURNAL: "the journal cannot be written (disk full, I/O error); it stays "

@@ -12,7 +12,9 @@ bytes:
    there; ``plan()`` gives the same cut without an exchange (a dry run's);
 2. ``Batch.next(now)`` hands out the next ``Request`` (``None`` when none is left,
    or once the batch stopped), its ``not_before`` set by the rate limit and any
-   ``Retry-After`` pause; at that time ``Batch.begin_line(request, now)`` gives the
+   ``Retry-After`` pause; the transport waits ``Batch.start_in(request, now)``
+   seconds (asked again after the wait: a ``Retry-After`` met meanwhile pauses the
+   batch further), then ``Batch.begin_line(request, now)`` gives the
    request line's bytes (``GET <target>``; the subscribers hear of it first,
    ``_events``; ``None``: not to be sent) and sets ``request.max_reply``, the cap
    the transport reads its reply within (``_coding``); the transport writes them

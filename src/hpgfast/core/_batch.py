@@ -41,7 +41,7 @@ from ._ids import request_prefix
 from ._operations import OPERATIONS, SEND, Encode, Operation, operation
 from ._policy import RateLimit, RetryPolicy
 from ._results import StatusFailure
-from ._rules import TOO_MANY_REQUESTS, RequestFacts, fill, judge, plain_results
+from ._rules import TOO_MANY_REQUESTS, RequestFacts, fill, judge, plain_results, unavailable
 
 if TYPE_CHECKING:
     from .._settings import Settings
@@ -345,8 +345,12 @@ class Batch:
         self.transliterated: list[int] = []
         self._sealed = False  # finished or interrupted: no result changes any more
         self._next = 0  # the plan's next request to hand out
-        #: A batch-wide pause (a 429's Retry-After): no request starts before it.
+        #: A batch-wide pause (the Retry-After of a 429 or a 5xx): no request starts
+        #: before it.
         self.pause_until = float("-inf")
+        #: 5xx replies in a row, over the batch's requests and their repeats; at
+        #: ``stop_after_5xx`` the batch stops (``PlatformUnavailable``).
+        self.unavailable = 0
         self.op = op
         self.items = items
         self.head = head  # the target up to the items: holds the password
@@ -401,6 +405,16 @@ class Batch:
         else:
             request.not_before = max(now, self.pause_until)
         return request
+
+    def start_in(self, request: Request, now: float) -> float:
+        """Seconds to wait before ``request`` may begin (0 once the batch stopped).
+
+        Its ``not_before``, or a batch-wide pause (``Retry-After``) set since it was
+        handed out: a transport waits, then asks again, as a pause may grow meanwhile.
+        """
+        if self.stopped:
+            return 0.0
+        return max(request.not_before, self.pause_until) - now
 
     def _ids(self, request: Request) -> list[Any]:
         # SEND: effective_ids itself, without its Python frame (once per request).
@@ -502,11 +516,17 @@ class Batch:
             log.info("%r ended after its batch was interrupted", request)
             return _FAILED
         read = None
-        if type(event) is Reply:
+        replied = type(event) is Reply
+        if replied:
+            if event.status >= 500:
+                self.unavailable += 1
+            else:
+                self.unavailable = 0  # any other reply: the platform answers again
             if event.content_encoding is not None:
                 # A compressed body (never asked for): decoded here, within the cap,
                 # for both transports; or the reply is a failure.
                 event = self._decoded(request, event)
+                replied = type(event) is Reply
             elif event.status == 200:
                 # The usual reply, read once here: a plain one (plain_results) is
                 # settled without the facts and the verdict the rules need otherwise.
@@ -515,17 +535,26 @@ class Batch:
                 if results is not None:
                     self.results[request.start : request.end] = results
                     return self._settled(request, now, received, _DONE)
-        verdict = judge(self._facts(request), event, read)
+        facts = self._facts(request)
+        verdict = judge(facts, event, read)
         policy = self.exchange.policy
-        if type(event) is Reply and event.status == TOO_MANY_REQUESTS:
+        if replied and event.status == TOO_MANY_REQUESTS:
             request.after_429 = True
+        if (
+            replied
+            and event.status >= 500
+            and self.unavailable >= self.exchange.settings.stop_after_5xx
+            and self.fatal is None
+        ):
+            verdict = unavailable(facts, verdict, event, self.unavailable)
+        if verdict.wait is not None:
+            # Retry-After speaks for the platform as a whole: the batch slows down,
+            # whether or not this request is repeated.
+            self.pause_until = max(self.pause_until, now + verdict.wait)
         if verdict.retryable and self.fatal is None and policy.allows(request.attempt):
             # What stands if the request is never repeated (an interrupt while waiting).
             self.results[request.start : request.end] = verdict.results
             delay = policy.delay(request.attempt) if verdict.wait is None else verdict.wait
-            if verdict.wait is not None:
-                # Retry-After speaks for the platform as a whole: the batch slows down.
-                self.pause_until = max(self.pause_until, now + delay)
             request.attempt += 1
             log.info(
                 "retrying (%d of %d) in %.2f s after: %s",

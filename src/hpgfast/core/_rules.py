@@ -29,9 +29,11 @@ from ..exceptions import (
     AuthError,
     HPGError,
     HTTPStatusError,
+    PlatformUnavailable,
     ProtocolError,
     RequestRejected,
     RequestTooLarge,
+    UnexpectedReply,
 )
 from ._events import CONNECT, TLS, Failure, Reply
 from ._results import SendFailure, StatusFailure
@@ -51,6 +53,7 @@ __all__ = [
     "match_send_lines",
     "match_status_lines",
     "plain_results",
+    "unavailable",
 ]
 
 log = logging.getLogger("hpgfast.core")
@@ -65,6 +68,10 @@ TOO_MANY_REQUESTS = 429
 DESCRIPTION_CHARS = 2000
 #: Reply lines quoted on an error or in a warning, at most (each cut to 200 chars).
 QUOTED_LINES = 5
+#: Characters of a reply that is not HPG quoted on its ``UnexpectedReply`` (a
+#: header value: 300), after the password is masked.
+UNEXPECTED_BODY_CHARS = 200
+HEADER_CHARS = 300
 
 _OK = Code.OK
 _ALL = Match.ALL
@@ -146,9 +153,78 @@ def judge(facts: RequestFacts, event: Any, read: Optional[Read] = None) -> Verdi
     """
     if type(event) is Reply:
         if event.status == 200:
-            return _judge_body(facts, event.body, read)
+            return _judge_body(facts, event.body, read, reply=event)
         return _judge_status(facts, event)
     return _judge_failure(facts, event)
+
+
+# -- a reply that is not HPG at all ----------------------------------------------------------
+
+
+def _not_hpg(facts: RequestFacts, reply: Reply) -> Verdict:
+    """A reply no HPG platform gives (a redirect, a login page): the batch stops here.
+
+    The URL reaches something else than the platform (a captive portal, a proxy
+    that wants a login, an http-to-https redirect): every further request would meet
+    the same reply, with the password, so none is sent. A redirect is never
+    followed. The request's items are ``unknown``, STATUS ids too: as after any
+    STATUS that got no answer, asking again is safe.
+    """
+    status = reply.status
+
+    def shown(value: Optional[str], limit: int) -> Optional[str]:
+        # Masked before it is cut: a cut through the password would leave a prefix
+        # of it that no longer matches the redactor.
+        return None if value is None else facts.scrub(value)[:limit]
+
+    # The body is capped at max_reply_bytes by the transport and this path ends a
+    # batch, so the whole of it is masked before the first characters are kept.
+    body = facts.scrub(bytes(reply.body).decode("utf-8", "replace")).strip()
+    if 300 <= status < 400:
+        why = "a redirect is never followed: give the platform's own URL (https, its host)"
+    elif status == 200 and not body:
+        why = "an empty body: no HPG line"
+    elif status == 200:
+        why = "no line reads as HPG: a login page, a proxy or a portal answered"
+    else:
+        why = "no HPG platform answers with this status"
+    error = UnexpectedReply(
+        status,
+        why,
+        facts.shown,
+        content_type=shown(reply.content_type, HEADER_CHARS),
+        location=shown(reply.location, HEADER_CHARS),
+        body=body[:UNEXPECTED_BODY_CHARS],
+    )
+    return Verdict(fill(facts, _UNKNOWN, error), fatal=error, note=str(error))
+
+
+def _reads_as_hpg(op: Operation, records: list[Any], bad: list[ProtocolError]) -> bool:
+    """Whether a 200's lines are an HPG reply (``records``: the lines read as HPG lines,
+    ``bad``: the unreadable ones).
+
+    An HPG line is a code token (``[0-9A-Za-z._-]``) with ``;`` fields after it. A
+    code alone on a line is the platform's answer for a whole request only where no
+    unreadable line stands beside it: a word alone on a line of a web page (``ok``,
+    ``Login``) is no reply of the platform's. A body with no line at all (empty, or
+    blank lines) is not an HPG reply either: no platform answers a request so.
+    """
+    if not records:
+        return False
+    if not bad:
+        return True
+    return not all(_code_only(op, line) for line in records)
+
+
+def unavailable(facts: RequestFacts, verdict: Verdict, reply: Reply, count: int) -> Verdict:
+    """``verdict`` on a 5xx reply that is the ``count``-th 5xx in a row: the batch stops.
+
+    The items keep what the reply made of them (``unknown``: a SEND answered 5xx is
+    never repeated); no request starts after this one.
+    """
+    description = facts.scrub(bytes(reply.body).decode("utf-8", "replace")).strip()
+    error = PlatformUnavailable(reply.status, description[:DESCRIPTION_CHARS], facts.shown, count)
+    return verdict._replace(retryable=False, fatal=error, note=str(error))
 
 
 # -- no reply ----------------------------------------------------------------------------
@@ -182,6 +258,9 @@ def retry_after_seconds(value: Optional[str], cap: float) -> Optional[float]:
 
 def _judge_status(facts: RequestFacts, reply: Reply) -> Verdict:
     status = reply.status
+    if not 400 <= status < 600:
+        # 1xx, a 2xx other than 200, a redirect: no HPG platform answers so.
+        return _not_hpg(facts, reply)
     # Redacted before it is cut: a cut through the password would leave a prefix of
     # it that no longer matches the Redactor. The body is capped by the transport
     # at max_reply_bytes and this path is rare, so the whole of it is scrubbed.
@@ -208,11 +287,17 @@ def _judge_status(facts: RequestFacts, reply: Reply) -> Verdict:
         return Verdict(fill(facts, _UNKNOWN, error), fatal=error)
     # HTTP 500 says processing failed, but the platform may have taken some of the
     # messages before failing: conservatively unknown, never resent. So is a 503
-    # from a balancer, a 429 with retry_on_429=False, a 408.
+    # from a balancer, a 429 with retry_on_429=False, a 408. A Retry-After on a 5xx
+    # or a 429 speaks for the platform as a whole: the batch pauses (``wait``), and
+    # a STATUS is repeated no sooner.
+    wait = None
+    if status >= 500 or status == TOO_MANY_REQUESTS:
+        wait = retry_after_seconds(reply.retry_after, facts.retry_after_max)
     return Verdict(
         fill(facts, _UNKNOWN, error),
         retryable=facts.op.repeatable and status in TRANSIENT_STATUSES,
         note=f"{error}: {count} item(s) with outcome unknown",
+        wait=wait,
     )
 
 
@@ -297,14 +382,19 @@ def _unsplit(facts: RequestFacts, body: bytes) -> Optional[bytes]:
 
 
 def _judge_body(
-    facts: RequestFacts, body: bytes, read: Optional[Read] = None, *, whole: bool = False
+    facts: RequestFacts,
+    body: bytes,
+    read: Optional[Read] = None,
+    *,
+    whole: bool = False,
+    reply: Optional[Reply] = None,
 ) -> Verdict:
     records, bad, flags = facts.read(body, facts.ids) if read is None else read
     if not flags & _ALL and not whole:
         # Not the usual reply: a rare path, where the body is worth a look as a whole.
         masked = _unsplit(facts, body)
         if masked is not None:
-            return _judge_body(facts, masked, whole=True)
+            return _judge_body(facts, masked, whole=True, reply=reply)
     if flags & _ALL:
         # The usual reply, as the reader found it: a readable line per item, each with
         # the item's id, in order. Only what its flags name needs another look.
@@ -315,16 +405,20 @@ def _judge_body(
         bad = _reworded(facts, body, bad)
     if records:
         records = _scrubbed(facts, records)
-    if not records and bad:
-        # Nothing readable at all (an HTML page served with 200): the reply as a whole
-        # is a protocol error.
-        op = facts.op
-        error = ProtocolError(bad[0].line, f"no readable line; {_quote(facts, bad)}")
-        note = f"{op.label} {op.failed}, {facts.end - facts.start} {op.noun}(s): {error}"
-        return Verdict(fill(facts, _UNKNOWN, error), retryable=op.repeatable, note=note)
+    stop = _stop_for(facts, records)
+    if not _reads_as_hpg(facts.op, records, bad):
+        if stop is not None:
+            # An account-stop code is the platform's, wherever it stands.
+            return _whole_request(facts, stop.code, bad)
+        return _not_hpg(facts, Reply(200, body) if reply is None else reply)
     if len(records) == 1 and _code_only(facts.op, records[0]):
         return _whole_request(facts, records[0][0], bad)
-    return facts.op.match(facts, records, bad)
+    verdict = facts.op.match(facts, records, bad)
+    if stop is not None and verdict.fatal is None:
+        # An account-stop code on a line that matched no item (a code-only line
+        # beside the message lines): the platform said it all the same.
+        return verdict._replace(fatal=stop, clean=False, note=str(stop))
+    return verdict
 
 
 def _code_only(op: Operation, line: Any) -> bool:

@@ -215,9 +215,10 @@ every request line read counts) or at a seeded rate; ``refuse`` counts connectio
 Beside the connection-level ones they play the whole-request shapes a platform or
 the gateways in front of it give: ``http_503``, ``http_429`` (with ``Retry-After``),
 ``code_only`` (a 200 whose body is one code-only line, any code:
-``error-system\\n``, ``error-address-format\\n``, ``ok\\n``), ``raw_reply`` (a 200
-with any body, verbatim: ``ok;;1001\\n``, ``ok;0;\\n``, two lines for one clientId,
-an HTML page), ``trickle`` (the reply a byte at a time) and ``late_bytes`` (stale
+``error-system\\n``, ``error-address-format\\n``, ``ok\\n``), ``raw_reply`` (any
+status, headers and body, verbatim: ``ok;;1001\\n``, ``ok;0;\\n``, two lines for one
+clientId, an HTML login page, a redirect with a ``Location``, a 503 with
+``Retry-After``), ``trickle`` (the reply a byte at a time) and ``late_bytes`` (stale
 bytes written on a keep-alive connection after a reply: a whole extra 200 response
 with ``ok;0;999999`` and ``ok;1;999998``, a late 429, or a bare code-only line; a
 client must never take them for its next request's reply). The ledger holds exactly

@@ -96,6 +96,12 @@ class Fault:
     - ``body``: ``late_bytes`` with variant ``response``: the stale response's
       body; ``raw_reply``: the reply's body (both ``ok;0;999999\\nok;1;999998\\n``
       by default).
+    - ``status``: ``raw_reply`` only: the reply's HTTP status (200; a 302, a 503,
+      any status from 100 to 599).
+    - ``headers``: ``raw_reply`` only: header lines sent as given, as
+      ``(name, value)`` pairs or a mapping (``{"Location": "https://..."}``,
+      ``{"Retry-After": "2"}``), kept as pairs; a ``Content-Type`` among them
+      replaces the emulator's ``text/plain; charset=utf-8``.
     """
 
     rate: float = 0.0
@@ -105,6 +111,8 @@ class Fault:
     code: str = "error-system"
     variant: Optional[str] = None
     body: bytes = LATE_BODY
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
@@ -120,6 +128,17 @@ class Fault:
             )
         if not isinstance(self.body, bytes):
             raise TypeError(f"body must be bytes, got {type(self.body).__name__}")
+        if isinstance(self.status, bool) or not isinstance(self.status, int):
+            raise TypeError(f"status must be an int, got {type(self.status).__name__}")
+        if not 100 <= self.status <= 599:
+            raise ValueError(f"status must be within 100..599, got {self.status!r}")
+        given = self.headers.items() if isinstance(self.headers, Mapping) else self.headers
+        headers = tuple((str(name), str(value)) for name, value in given)
+        for name, value in headers:
+            # A header line of its own: no line break may start another one.
+            if not name or not _CODE_CHARS.issuperset(name) or any(c in value for c in "\r\n"):
+                raise ValueError(f"not a header line: {name!r}: {value!r}")
+        object.__setattr__(self, "headers", headers)
         schedule = frozenset(self.schedule)
         if any(not isinstance(n, int) or n < 1 for n in schedule):
             raise ValueError(f"schedule holds 1-based numbers, got {sorted(schedule)!r}")
@@ -181,10 +200,12 @@ class Faults:
       ``ok``, any code); with ``variant="drop"`` (the default) nothing is applied,
       with ``"apply"`` the request is applied first (the ledger holds its
       accepted messages) and its reply lines are replaced by the code.
-    - ``raw_reply``: answer 200 with ``body``, verbatim: any reply shape a test
-      needs (``ok;;1001\\n``, ``ok;0;\\n``, two lines for one clientId, an HTML
-      page); ``variant`` as for ``code_only`` (``"apply"``: the ledger holds what
-      the request carried, with the providerIds it would have had).
+    - ``raw_reply``: answer ``status`` (200) with ``headers`` and ``body``,
+      verbatim: any reply shape a test needs (``ok;;1001\\n``, ``ok;0;\\n``, two
+      lines for one clientId, an HTML page served as ``text/html``, a 302 with a
+      ``Location``, a 503 with ``Retry-After``); ``variant`` as for ``code_only``
+      (``"apply"``: the ledger holds what the request carried, with the
+      providerIds it would have had).
     - ``reset_after_accept``: read and apply the request (the ledger records the
       messages), then close the socket with ``SO_LINGER`` 0 (a TCP RST), no reply.
     - ``cut_reply``: apply, send the headers with the full ``Content-Length`` and

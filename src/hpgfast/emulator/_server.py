@@ -22,6 +22,7 @@ import ssl
 import struct
 import threading
 import time
+from http import HTTPStatus
 from typing import BinaryIO, NamedTuple, Optional, cast
 
 from .._wire import SEND
@@ -67,7 +68,11 @@ _WHOLE_REQUEST_FAULTS = (
 )
 
 
-
+def _reason(status: int) -> str:
+    try:
+        return _REASONS.get(status) or HTTPStatus(status).phrase
+    except ValueError:  # a status no standard names: any phrase will do
+        return "Unknown"
 
 
 def _response(
@@ -77,15 +82,16 @@ def _response(
     headers: str = "",
     encoding: Optional[str] = None,
 ) -> bytes:
-    """A whole HTTP/1.1 response (``headers``: extra lines, each ending in CRLF;
-    ``encoding``: a ``reply_encoding`` the body is sent in)."""
+    """A whole HTTP/1.1 response (``headers``: extra lines, each ending in CRLF; a
+    ``Content-Type`` among them replaces the default one; ``encoding``: a
+    ``reply_encoding`` the body is sent in)."""
     if encoding is not None:
         body, coding = encode(encoding, body)
         headers += f"Content-Encoding: {coding}\r\n"
-    head = (
-        f"HTTP/1.1 {status} {_REASONS[status]}\r\nServer: hpgfast-emulator\r\n"
-        f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
-    )
+    head = f"HTTP/1.1 {status} {_reason(status)}\r\nServer: hpgfast-emulator\r\n"
+    if not headers.lower().startswith("content-type:") and "\ncontent-type:" not in headers.lower():
+        head += "Content-Type: text/plain; charset=utf-8\r\n"
+    head += f"Content-Length: {len(body)}\r\n"
     if status == 405:
         head += "Allow: GET\r\n"
     if not keep_alive:
@@ -326,7 +332,10 @@ class HttpServer(EmulatorCore):
                 fault = getattr(faults, kind)
                 if fault.strikes(number, rng):
                     log.debug("emulator: fault %s (%s) at request %d", kind, fault.variant, number)
-                    body = fault.body if kind == "raw_reply" else fault.code.encode() + b"\n"
+                    if kind == "raw_reply":
+                        status, body = fault.status, fault.body
+                    else:
+                        body = fault.code.encode() + b"\n"
                     whole = (status, fault, body)
                     break
             if whole is not None and whole[1].variant == "drop":
@@ -364,15 +373,20 @@ class HttpServer(EmulatorCore):
     def _answer_whole(
         self, sock: socket.socket, number: int, whole: tuple[int, Fault, bytes], keep_alive: bool
     ) -> bool:
-        """Answer with an ``http_503`` or ``http_429`` fault's status, or a ``code_only``
-        or ``raw_reply`` fault's 200 (then through the other faults, as any reply)."""
+        """Answer with an ``http_503`` or ``http_429`` fault's status, a ``code_only``
+        fault's 200, or a ``raw_reply`` fault's status, headers and body (a 200 then
+        goes through the other faults, as any reply)."""
         status, fault, body = whole
+        headers = "".join(f"{name}: {value}\r\n" for name, value in fault.headers)
         if status == 200:
-            data = _response(200, body, keep_alive, encoding=self._settings.reply_encoding)
+            data = _response(200, body, keep_alive, headers, self._settings.reply_encoding)
             if self._faults.active:
                 return self._faulty_reply(sock, number, body, data, keep_alive)
             self._wait_latency()
             sock.sendall(data)
+            return keep_alive
+        if fault.status == status:  # a raw_reply's own status (503 and 429 faults: 200)
+            self._reply(sock, status, body, keep_alive, headers)
             return keep_alive
         if status == 503:
             text = f"service unavailable: injected fault http_503 at request {number}\n"
