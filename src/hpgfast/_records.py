@@ -132,7 +132,7 @@ class SendResult(tuple):  # type: ignore[type-arg]
     @property
     def raw(self) -> Optional[bytes]:
         """The reply line's bytes when a field was read tolerantly, else ``None``."""
-        return self[4] if len(self) > 4 else None  # type: ignore[no-any-return]
+        return self[4] if len(self) > 4 else None
 
     def __repr__(self) -> str:
         tail = f", extra={self[3]!r}" if len(self) > 3 else ""
@@ -199,7 +199,7 @@ class StatusResult(tuple):  # type: ignore[type-arg]
     @property
     def raw(self) -> Optional[bytes]:
         """The reply line's bytes when a field was read tolerantly, else ``None``."""
-        return self[5] if len(self) > 5 else None  # type: ignore[no-any-return]
+        return self[5] if len(self) > 5 else None
 
     def __repr__(self) -> str:
         tail = f", raw={self[5]!r}" if len(self) > 5 else ""

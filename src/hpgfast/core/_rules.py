@@ -23,6 +23,7 @@ from functools import partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
+from .._fields import charset_of, read_text
 from .._wire import Code, Match
 from ..exceptions import (
     AccountError,
@@ -110,8 +111,9 @@ class RequestFacts(NamedTuple):
     ids: list[Any]  # what the platform answers with: clientIds (SEND), provider ids (STATUS)
     own_ids: bool  # the ids are hpgfast's own, sent with the request (SEND)
     shown: str  # the redacted URL
-    # match_send/match_status of the codec (the ids are ``ids``): records, errors, flags
-    read: Callable[[bytes, list[Any]], tuple[list[Any], list[ProtocolError], int]]
+    # match_send/match_status of the codec (the ids are ``ids``; ``charset=`` a reply's
+    # declared charset): records, errors, flags
+    read: Callable[..., tuple[list[Any], list[ProtocolError], int]]
     scrub: Callable[[str], str]
     account_stop: frozenset[str]
     retry_on_429: bool
@@ -146,7 +148,7 @@ def judge(facts: RequestFacts, event: Any, read: Optional[Read] = None) -> Verdi
     """
     if type(event) is Reply:
         if event.status == 200:
-            return _judge_body(facts, event.body, read)
+            return _judge_body(facts, event.body, read, content_type=event.content_type)
         return _judge_status(facts, event)
     return _judge_failure(facts, event)
 
@@ -185,7 +187,8 @@ def _judge_status(facts: RequestFacts, reply: Reply) -> Verdict:
     # Redacted before it is cut: a cut through the password would leave a prefix of
     # it that no longer matches the Redactor. The body is capped by the transport
     # at max_reply_bytes and this path is rare, so the whole of it is scrubbed.
-    description = facts.scrub(reply.body.decode("utf-8", "replace")).strip()
+    text = read_text(reply.body, charset_of(reply.content_type))
+    description = facts.scrub(text).strip()
     description = description[:DESCRIPTION_CHARS]
     if status in TOO_LARGE_STATUSES:
         # The server's limit is below ours; nothing of this request was processed.
@@ -226,7 +229,10 @@ def _quote(facts: RequestFacts, lines: Sequence[Any]) -> str:
         if isinstance(line, ProtocolError):
             shown.append(facts.scrub(str(line)))
         else:
-            text = ";".join("" if f is None else str(f) for f in line)
+            # The fields up to the free text: not a record's raw bytes (``_scrubbed``
+            # masks them, but their repr would show a password's other bytes escaped).
+            fields = line[: facts.op.text_field + 1]
+            text = ";".join("" if f is None else str(f) for f in fields)
             shown.append(facts.scrub(text)[:200])
     more = f" (+{len(lines) - QUOTED_LINES} more)" if len(lines) > QUOTED_LINES else ""
     # Once more as a whole: an echo cut over two lines is masked only where both
@@ -254,7 +260,18 @@ def _scrubbed(facts: RequestFacts, records: list[Any], flagged: bool = False) ->
             if masked != text:
                 if out is records:
                     out = list(records)
-                out[k] = type(record)(*record[:field], masked, *record[field + 1 :])
+                record = out[k] = type(record)(*record[:field], masked, *record[field + 1 :])
+        if len(record) > field + 1:
+            # The line's bytes, kept when a field was read tolerantly (``.raw``).
+            raw = record[field + 1]
+            text = raw.decode("utf-8", "surrogateescape")
+            masked = facts.scrub(text)
+            if masked != text:
+                if out is records:
+                    out = list(records)
+                out[k] = type(record)(
+                    *record[: field + 1], masked.encode("utf-8", "surrogateescape")
+                )
     return out
 
 
@@ -297,14 +314,25 @@ def _unsplit(facts: RequestFacts, body: bytes) -> Optional[bytes]:
 
 
 def _judge_body(
-    facts: RequestFacts, body: bytes, read: Optional[Read] = None, *, whole: bool = False
+    facts: RequestFacts,
+    body: bytes,
+    read: Optional[Read] = None,
+    *,
+    whole: bool = False,
+    content_type: Optional[str] = None,
 ) -> Verdict:
-    records, bad, flags = facts.read(body, facts.ids) if read is None else read
+    if read is None:
+        charset = charset_of(content_type)
+        if charset is None:
+            read = facts.read(body, facts.ids)
+        else:
+            read = facts.read(body, facts.ids, charset=charset)
+    records, bad, flags = read
     if not flags & _ALL and not whole:
         # Not the usual reply: a rare path, where the body is worth a look as a whole.
         masked = _unsplit(facts, body)
         if masked is not None:
-            return _judge_body(facts, masked, whole=True)
+            return _judge_body(facts, masked, whole=True, content_type=content_type)
     if flags & _ALL:
         # The usual reply, as the reader found it: a readable line per item, each with
         # the item's id, in order. Only what its flags name needs another look.
