@@ -7,6 +7,7 @@ the code does not honour fails here, so the two cannot drift apart.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -34,8 +35,16 @@ def _reply(text: str) -> Reply:
     retry_after = None
     if rest.startswith("Retry-After: "):
         retry_after, _, rest = rest[len("Retry-After: ") :].partition(" ")
-    body = rest.replace("⏎", "\n").encode()
-    return Reply(int(status), body, retry_after)
+    # ``charset=NAME``: the body in NAME, declared in the Content-Type; ``bytes=NAME``:
+    # the body in NAME, nothing declared.
+    charset, content_type = "utf-8", None
+    for prefix in ("charset=", "bytes="):
+        if rest.startswith(prefix):
+            charset, _, rest = rest[len(prefix) :].partition(" ")
+            if prefix == "charset=":
+                content_type = f"text/plain; charset={charset}"
+    body = rest.replace("⏎", "\n").encode(charset)
+    return Reply(int(status), body, retry_after, content_type)
 
 
 def rows() -> list[Row]:
@@ -114,3 +123,18 @@ def test_row(row: Row) -> None:
         assert [r.extra for r in results] == ["2", "1"]
     if row.number == 35:
         assert results[0].reason == "absent;subscriber"
+    if row.number == 39:
+        assert results[0].time == datetime(2012, 3, 15, 19, 53, 14, tzinfo=timezone.utc)
+        assert results[0].final and results[0].raw == row.reply.body
+    if row.number == 40:
+        assert results[0].time is None and results[0].final
+        assert results[0].raw == row.reply.body
+    if row.number == 41:
+        assert results[0].extra == "Неверный формат адреса"
+        assert results[0].raw == row.reply.body
+    if row.number == 42:
+        assert results[0].status == "undelivered" and results[0].final
+        assert results[0].reason == "абонент недоступен".encode("cp1251").decode(
+            "utf-8", "replace"
+        )
+        assert results[0].raw == row.reply.body
