@@ -150,3 +150,39 @@ def test_status_follow_settles_an_id_whose_date_is_iso(
     # Before: the line was unreadable, the id unknown, and --follow never settled it.
     assert code == 0, out
     assert "delivered" in out and "unknown" not in out
+
+
+@pytest.mark.sync_only
+def test_status_follow_with_a_journal_records_an_iso_date_and_a_windows_1251_reason(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    db = tmp_path / "run.db"
+    with Emulator(
+        speed=2000.0,
+        date_style="iso_offset",
+        reasons={"6": REASON},
+        text_charset="windows-1251",
+        content_type="text/plain; charset=windows-1251",
+    ) as emu:
+        monkeypatch.setenv("HPGFAST_URL", emu.url)
+        monkeypatch.setenv("HPGFAST_LOGIN", emu.login)
+        monkeypatch.setenv("HPGFAST_PASSWORD", emu.password)
+        for name in ("HPGFAST_PASSWORD_FILE", "HPGFAST_SUBJECT", "HPGFAST_CONCURRENCY"):
+            monkeypatch.delenv(name, raising=False)
+        path = tmp_path / "messages.jsonl"
+        path.write_text("".join(
+            json.dumps({"address": address, "text": f"x{address}"}) + "\n"
+            for address in ("79031111110", "79031111116")
+        ), encoding="utf-8")
+        assert main(["send", "--file", str(path), "--journal", str(db), "--subject", "ACME",
+                     "--json"]) == 0
+        capsys.readouterr()
+        code = main(["status", "--journal", str(db), "--follow", "--interval", "0.05",
+                     "--deadline", "20", "--json"])
+        out = capsys.readouterr().out
+        assert emu.requests["send"] == 1 and len(emu.ledger) == 2
+    assert code == 0, out
+    assert json.loads(out)["open"] == 0
+    assert main(["report", str(db), "--csv", str(tmp_path / "rows.csv")]) == 0
+    rows = (tmp_path / "rows.csv").read_text(encoding="utf-8")
+    assert "undelivered" in rows and REASON in rows and "delivered" in rows
