@@ -267,10 +267,17 @@ def _scrubbed(facts: RequestFacts, records: list[Any], flagged: bool = False) ->
             text = raw.decode("utf-8", "surrogateescape")
             masked = facts.scrub(text)
             if masked != text:
+                # The password was on the line, maybe over two fields (a ';' in it put
+                # a piece where the time goes, the rest in the free text, each too
+                # short to be recognised): the free text is read again from the
+                # masked line, where no piece of it is left.
+                parts = masked.split(";", field)
+                free = parts[field].rstrip(";") if len(parts) > field else ""
+                free_text = read_text(free.encode("utf-8", "surrogateescape"), None) or None
                 if out is records:
                     out = list(records)
                 out[k] = type(record)(
-                    *record[: field + 1], masked.encode("utf-8", "surrogateescape")
+                    *record[:field], free_text, masked.encode("utf-8", "surrogateescape")
                 )
     return out
 
