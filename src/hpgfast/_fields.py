@@ -29,6 +29,7 @@ from __future__ import annotations
 import codecs
 import re
 from datetime import datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 from typing import Optional
 
 __all__ = ["charset_name", "charset_of", "read_text", "read_time"]
@@ -106,15 +107,23 @@ def read_text(raw: bytes, charset: Optional[str]) -> str:
 
 def charset_of(content_type: Optional[str]) -> Optional[str]:
     """The charset a Content-Type declares (``text/plain; charset=windows-1251``),
-    as ``charset_name`` gives it; ``None`` when there is none or it is unknown.
+    as ``charset_name`` gives it; ``None`` when there is none, it is unknown, or it
+    is UTF-8 (which ``read_text`` tries first in any case).
 
-    A Content-Type without parameters costs one ``in`` test.
+    A Content-Type without parameters costs one ``in`` test; the others are
+    remembered (a server sends the same one or two).
     """
     if not content_type or ";" not in content_type:
         return None
+    return _declared(content_type)
+
+
+@lru_cache(maxsize=64)
+def _declared(content_type: str) -> Optional[str]:
     for param in content_type.split(";")[1:]:
         name, sep, value = param.partition("=")
         if sep and name.strip().lower() == "charset":
             value = value.strip().strip('"').strip()
-            return charset_name(value) if value else None
+            charset = charset_name(value) if value else None
+            return None if charset == "utf-8" else charset
     return None
