@@ -1364,3 +1364,27 @@ def test_records_read_tolerantly() -> None:
     for record in (odd, send):
         copy = pickle.loads(pickle.dumps(record))
         assert copy == record and type(copy) is type(record) and copy.raw == record.raw
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("text/plain", None),
+        ("text/plain; charset=utf-8", None),  # UTF-8 is read first in any case
+        ("text/plain; charset=windows-1251", "cp1251"),
+        ('text/html; Charset="CP1251"', "cp1251"),
+        ("text/plain; format=flowed; charset = koi8-r ", "koi8-r"),
+        ("text/plain; charset=", None),
+        ("text/plain; charset=no-such-charset", None),
+        ("text/plain; charset=hex", None),  # a codec, but not a text encoding
+        ("text/plain; charset=ut\x00f", None),
+    ],
+)
+def test_the_charset_a_content_type_declares(
+    content_type: Optional[str], expected: Optional[str]
+) -> None:
+    from hpgfast._fields import charset_of
+
+    assert charset_of(content_type) == expected
