@@ -74,6 +74,12 @@ STATUS_BODY = b"ok;1001;delivered;2012.03.15 19:53:07;\n" * 1100
 # Every kind of SEND line the columns take another way: a new code, an extra, a
 # faulty line, non-ASCII, a code alone.
 ODD_BODY = BODY + b"new-code;2;1002\nok;3;1003;more\no k;4;5\nok;\xd0\xaf;6\nerror-auth\n"
+# Lines whose time and text are read by hpgfast._fields (the slow path of each field).
+SLOW_STATUS = (
+    b"ok;1001;delivered;2012-03-15T19:53:07.5+03:00;\nok;1002;sent;garbage;\xcd\xe5\n"
+    b"ok;1003;delivered;2012.03.15 19:53:07;\xcd\n"
+) * 40
+SLOW_SEND = b"error-address-format;0;;\xcd\xe5\xe2\n"
 SENT = ["1"] * 1100
 # The segment counter: over its GIL-free threshold (8192 characters a chunk of 1024
 # items), in two chunks, and long UCS-2 texts that are cut into parts.
@@ -183,6 +189,19 @@ CASES: dict[str, tuple[Callable[[], Any], tuple[Any, ...]]] = {
         lambda: core.parse_status(STATUS_BODY + b"ok;1;sent;2012.13.45 25:61:00;\n"),
         (),
     ),
+    "read_status fields read slowly": (
+        lambda: core.read_status(SLOW_STATUS, tz=timezone.utc, charset="cp1251"),
+        (SLOW_STATUS,),
+    ),
+    "match_send a windows-1251 description": (
+        lambda: core.match_send(SLOW_SEND, ["0"], charset="windows-1251"),
+        (SLOW_SEND,),
+    ),
+    "read_send_columns a windows-1251 description": (
+        lambda: core.read_send_columns(SLOW_SEND, charset="no-such-charset"),
+        (SLOW_SEND,),
+    ),
+    "parse_status charset not a str": (lambda: core.parse_status(b"ok;1\n", charset=1251), ()),
     "parse_status garbled status": (lambda: core.parse_status(b"ok;1;b a d;;\n"), ()),
     "parse_status bad tz": (lambda: core.parse_status(b"ok;1\n", tz="UTC"), ()),
     "parse_status memoryview": (lambda: core.parse_status(memoryview(b"ok;1;x y\n")), ()),

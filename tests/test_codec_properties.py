@@ -312,9 +312,25 @@ _dates = st.one_of(
          "0000.01.01 00:00:00", "9999.12.31 23:59:59", "2012.03.15 19:53:14 ",
          "2012.03.15  9:53:14", "٢٠١٢.03.15 19:53:14"]
     ),
+    # Other shapes, read as ISO-8601 (or not at all) by hpgfast._fields in both twins.
+    st.builds(
+        lambda d, sep, frac, zone: d.strftime(f"%Y-%m-%d{sep}%H:%M:%S") + frac + zone,
+        st.datetimes(),
+        st.sampled_from(["T", " ", "t"]),
+        st.sampled_from(["", ".5", ",25", ".123456", ".1234567891"]),
+        st.sampled_from(["", "Z", "z", "+03:00", "+0300", "+03", "-05:30", "+24:00", "+03:60"]),
+    ),
+    st.sampled_from(
+        ["2024-05-01T10:00", "2024-05-01", "yesterday", "2024-05-01T10:00:00 Z",
+         "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
+    ),
 )  # fmt: skip
-_free = st.text(max_size=12).map(lambda s: s.encode("utf-8", "surrogatepass")) | st.binary(
-    max_size=6
+_free = (
+    st.text(max_size=12).map(lambda s: s.encode("utf-8", "surrogatepass"))
+    | st.binary(max_size=6)
+    | st.text("абвгдеёжзий клмнопрстуфхцчшщъыьэюяАБВГ", max_size=12).map(
+        lambda s: s.encode("cp1251")
+    )
 )
 _sep = st.sampled_from([b"\n", b"\r\n", b"\n\n", b" \n", b"\t\r\n", b"\r", b"\n;", b""])
 
@@ -529,6 +545,52 @@ def test_twins_agree_on_match_status(
     assert _match_outcome(lambda: compiled.match_status(body, expect, tz=tz)) == expected
     if expected[0] == "ok":
         assert expected[2:] == _read_outcome(lambda: pure.read_status(body, tz=tz))[1:]
+
+
+# A reply's declared charset: known, unknown, not a text codec, or none.
+_charsets = st.sampled_from([None, "windows-1251", "latin-1", "utf-8", "no-such-charset", "hex"])
+
+
+@given(
+    body=st.one_of(st.binary(max_size=200), _status_bodies(), _send_bodies()),
+    tz=_zones,
+    charset=_charsets,
+)
+@example(body=b"ok;1001;delivered;2024-05-01T10:00:00.1234567Z;", tz=None, charset=None)
+@example(body=b"ok;1001;delivered;2024-05-01 10:00:00+0300;", tz=timezone.utc, charset=None)
+@example(body=b"ok;1001;delivered;garbage;\xcd\xe5\xf2", tz=None, charset="windows-1251")
+@example(
+    body=b"ok;1;sent;2012.03.15 19:53:14;\nok;2;sent;2012-03-15T19:53:14Z;\n"
+    b"ok;3;sent;2012.03.15 19:53:14;",
+    tz=None,
+    charset=None,
+)
+@example(body=b"error-address-format;0;;\xcd\xe5\xe2", tz=None, charset="windows-1251")
+@example(body=b"error-address-format;0;;\xcd\xe5\xe2", tz=None, charset="hex")
+@example(body=b"ok;1;sent;9999-12-31T23:59:59-01:00;", tz=timezone.utc, charset=None)
+def test_twins_agree_on_fields_read_tolerantly(
+    pure: ModuleType, compiled: ModuleType, body: bytes, tz: Any, charset: Any
+) -> None:
+    # Every reader, with a charset: times in other shapes and text in other charsets
+    # cost only their field, and both twins read them alike (``raw`` included).
+    expected = _read_outcome(lambda: pure.read_send(body, charset=charset))
+    assert _read_outcome(lambda: compiled.read_send(body, charset=charset)) == expected
+    assert pure.read_send_columns(body, charset=charset) == compiled.read_send_columns(
+        body, charset=charset
+    )
+    expected = _outcome(lambda: pure.parse_send(body, charset=charset))
+    assert _outcome(lambda: compiled.parse_send(body, charset=charset)) == expected
+    expected = _read_outcome(lambda: pure.read_status(body, tz=tz, charset=charset))
+    assert _read_outcome(lambda: compiled.read_status(body, tz=tz, charset=charset)) == expected
+    expected = _outcome(lambda: pure.parse_status(body, tz=tz, charset=charset))
+    assert _outcome(lambda: compiled.parse_status(body, tz=tz, charset=charset)) == expected
+    ids = [r[1] for r in pure.read_send(body, charset=charset)[0]]
+    expected = _match_outcome(lambda: pure.match_send(body, ids, charset=charset))
+    assert _match_outcome(lambda: compiled.match_send(body, ids, charset=charset)) == expected
+    ids = [r[1] for r in pure.read_status(body, tz=tz, charset=charset)[0]]
+    expected = _match_outcome(lambda: pure.match_status(body, ids, tz=tz, charset=charset))
+    actual = _match_outcome(lambda: compiled.match_status(body, ids, tz=tz, charset=charset))
+    assert actual == expected
 
 
 _token = st.from_regex(rb"\A[A-Za-z0-9._-]{1,24}\Z")

@@ -772,3 +772,50 @@ def test_the_transports_call_exactly_the_documented_contract() -> None:
                 ):
                     called.add(node.func.attr)
         assert called == documented, (name, sorted(called ^ documented))
+
+
+# -- fields read tolerantly (hpgfast._fields): the charset, and the raw bytes kept ----------
+
+
+_ERROR_TEXT = "Ошибка обработки"
+_ERROR_MANGLED = _ERROR_TEXT.encode("cp1251").decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        ("text/plain; charset=windows-1251", _ERROR_TEXT),
+        ('text/html; Charset="CP1251"', _ERROR_TEXT),
+        ("text/plain", _ERROR_MANGLED),
+        ("text/plain; charset=no-such", _ERROR_MANGLED),
+        (None, _ERROR_MANGLED),
+    ],
+)
+def test_a_non_200_description_is_read_by_the_declared_charset(
+    content_type: Optional[str], expected: str
+) -> None:
+    reply = Reply(500, _ERROR_TEXT.encode("cp1251"), None, content_type)
+    results, _ = drive("send", [reply])
+    assert results[0].code == Code.UNKNOWN
+    assert results[0].error.description == expected
+
+
+@pytest.mark.parametrize("op", ["send", "status"])
+def test_the_raw_bytes_of_a_line_read_tolerantly_never_hold_the_password(op: str) -> None:
+    # The platform echoes the password where the time (or the description) should be:
+    # the line is read all the same, and its kept bytes are masked as free text is.
+    if op == "send":
+        body = b"ok;0;1001\nerror-address-format;1;;\xcd\xe5 S3cret!\n"
+    else:
+        body = b"ok;1001;delivered;S3cret!;\nok;1002;delivered;2012.03.15 19:53:14;\n"
+    results, _ = drive(op, [Reply(200, body, None, "text/plain; charset=windows-1251")])
+    odd = results[1] if op == "send" else results[0]
+    assert odd.raw is not None and b"S3cret" not in odd.raw and b"***" in odd.raw
+    assert "S3cret" not in repr(results)
+    # Not in order either (the rules' other path): the same.
+    body = b"\n".join(reversed(body.strip().split(b"\n")))
+    results, _ = drive(op, [Reply(200, body, None, None)])
+    assert "S3cret" not in repr(results)
+    assert [r.code for r in results[:2]] == (
+        ["ok", "error-address-format"] if op == "send" else ["ok", "ok"]
+    )

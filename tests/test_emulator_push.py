@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import quote, urlsplit
@@ -311,3 +311,23 @@ def test_command_line_options(
     assert "bad" not in str(info.value)
     with pytest.raises(ValueError):
         emulator_from_args(_args("--push-secret-file", str(secret_file)))
+
+
+@pytest.mark.parametrize("shape", ["lines", "form", "query"])
+@pytest.mark.parametrize("style", ["iso_offset", "garbage"])
+def test_pushed_times_of_another_shape_cost_only_the_time(
+    receiver: Receiver, collector: Collector, shape: str, style: str
+) -> None:
+    # Before, a push whose dateTime the receiver could not read was answered 400 and
+    # lost after push_attempts tries; an ISO-8601 one in STATUS lines was refused too.
+    with push_emulator(receiver, push_shape=shape, date_style=style) as emu:
+        pids = send(emu, ADDRESSES[:3])
+        got = collector.wait_for(3)
+        assert [(r.provider_id, r.status) for r in got] == [(p, "enqueued") for p in pids]
+        pushes = emu.pushes
+        assert pushes["failed"] == 0 and pushes["reports"] == 3
+        if style == "garbage":
+            assert all(r.time is None and r.raw is not None for r in got)
+        else:
+            plus3 = timezone(timedelta(hours=3))
+            assert [r.time for r in got] == [emu.datetime_at(0.0).replace(tzinfo=plus3)] * 3

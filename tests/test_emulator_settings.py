@@ -29,7 +29,8 @@ KEYWORDS = [
     "push_url", "push_secret", "push_shape", "push_batch", "push_interval", "push_attempts",
     "balance", "account_state", "rate_limit", "rate_burst", "retry_after", "status_case",
     "field_statuses", "semicolon_reasons", "reasons", "send_extra", "client_ids",
-    "max_client_id_length", "unique_client_ids", "reply_encoding",
+    "max_client_id_length", "unique_client_ids", "reply_encoding", "reject_description",
+    "text_charset", "content_type",
 ]
 
 

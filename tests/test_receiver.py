@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_from_bytes, urlencode
 
 import pytest
 import urllib3
@@ -111,14 +111,14 @@ def test_source_allow_list(got: list[StatusResult]) -> None:
     [
         (b"\x00\xff garbage \xfe", "text/plain", "/", "unreadable body"),
         (b"<html>oops</html>", "text/plain", "/", "unreadable body"),
-        (b"ok;1001;delivered;2026.13.45 99:99:99;\n", "text/plain", "/", "unreadable body"),
         (b"", "text/plain", "/", "no report"),
         (b"", "text/plain", "/?status=delivered", "without 'providerId'"),
         (b"", "text/plain", "/?providerId=1&providerId=2&status=sent", "given twice"),
         (b"", "text/plain", "/?providerId=1&status=sent&providerId[0]=2", "mixed"),
         (b"", "text/plain", "/?providerId=1%3B2&status=sent", "';'"),
-        (b"", "text/plain", "/?providerId=1&status=sent&dateTime=yesterday", "unreadable"),
         (b"providerId=%FF&status=sent", "application/x-www-form-urlencoded", "/", "UTF-8"),
+        (b"providerId=1&status=s%FFnt", "application/x-www-form-urlencoded", "/", "UTF-8"),
+        (b"ok;\xff;sent;;\n", "text/plain; charset=windows-1251", "/", "unreadable body"),
         (b"ok;1;sent;;\n", "text/plain", "/?providerId=1&status=sent", "mixed"),
     ],
 )
@@ -626,7 +626,8 @@ def test_a_time_without_offset_takes_the_platform_zone(got: list[StatusResult]) 
     [
         (b"{not json", "unreadable JSON"),
         (b"[" * 4000, "unreadable JSON"),  # deeper than the recursion limit
-        (b'{"a": "\xff"}', "not UTF-8"),
+        (b'{"providerId": "\xff", "status": "sent"}', "not UTF-8"),
+        (b'{"providerId": "\\ud800", "status": "sent"}', "not UTF-8"),
         (b"[]", "no report"),
         (b"[1, 2]", "not an object"),
         (b'{"imOutMessageId": 1}', "without 'status'"),
@@ -635,11 +636,6 @@ def test_a_time_without_offset_takes_the_platform_zone(got: list[StatusResult]) 
         (b'{"imOutMessageId": 1.5, "dlvStatus": "sent"}', "not a string"),
         (b'{"imOutMessageId": "1;2", "dlvStatus": "sent"}', "';'"),
         (b'{"imOutMessageId": "1", "providerId": "2", "status": "sent"}', "twice"),
-        (b'{"providerId": "1", "status": "sent", "dateTime": "2020-13-10T19:03:52Z"}',
-         "unreadable dateTime"),
-        (b'{"providerId": "1", "status": "sent", "dateTime": "2020-01-10T19:03:52+2500"}',
-         "unreadable dateTime"),
-        (b'{"providerId": "1", "status": "sent", "dateTime": "yesterday"}', "unreadable"),
     ],
 )
 def test_garbage_json_gets_400(
@@ -1026,3 +1022,78 @@ def test_one_address_cannot_evict_the_bodies_others_wait_for(
             for sock in hogs:
                 sock.close()
     assert [r.provider_id for r in got] == ["7"]
+
+
+# -- a time or a reason that cannot be read costs only itself ---------------------------
+
+
+@pytest.mark.parametrize(
+    "body, content_type, target",
+    [
+        (b"ok;1001;delivered;2026.13.45 99:99:99;\n", "text/plain", "/"),
+        (b"ok;1001;delivered;sometime today;\n", "text/plain", "/"),
+        (b"", "text/plain", "/?providerId=1001&status=delivered&dateTime=yesterday"),
+        (b'{"providerId": "1001", "status": "delivered", "dateTime": "2020-13-10T19:03:52Z"}',
+         "application/json", "/"),
+        (b'{"providerId": "1001", "status": "delivered", "dateTime": "2020-01-10T19:03:52+2500"}',
+         "application/json", "/"),
+        (b'{"providerId": "1001", "status": "delivered", "dateTime": "yesterday"}',
+         "application/json", "/"),
+    ],
+)
+def test_a_report_whose_time_cannot_be_read_is_taken(
+    receiver: Receiver, got: list[StatusResult], body: bytes, content_type: str, target: str
+) -> None:
+    status, text = _raw(receiver, "POST", target, body,
+                        {"X-HPG-Secret": SECRET, "Content-Type": content_type})
+    assert (status, text) == (200, "ok")
+    [report] = got
+    assert report[:5] == ("ok", "1001", "delivered", None, None)
+    assert report.final and report.raw is not None and report.raw.startswith(b"ok;1001;")
+
+
+_REASON = "абонент недоступен"
+_CP = _REASON.encode("cp1251")
+_MANGLED = _CP.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize(
+    "body, content_type, target, expected",
+    [
+        (b"ok;1001;undelivered;2020.01.10 19:03:52;" + _CP, "text/plain; charset=windows-1251",
+         "/", _REASON),
+        (b"ok;1001;undelivered;2020.01.10 19:03:52;" + _CP, "text/plain", "/", _MANGLED),
+        (b"providerId=1001&status=undelivered&dateTime=2020.01.10%2019:03:52&reason="
+         + quote_from_bytes(_CP).encode(),
+         "application/x-www-form-urlencoded; charset=windows-1251", "/", _REASON),
+        (b"", "text/plain", "/?providerId=1001&status=undelivered"
+         "&dateTime=2020.01.10%2019:03:52&reason=" + quote_from_bytes(_CP), _MANGLED),
+        (b'{"providerId": "1001", "status": "undelivered", "dateTime": "2020.01.10 19:03:52",'
+         b' "reason": "' + _CP + b'"}', "application/json; charset=windows-1251", "/", _REASON),
+        (b'{"providerId": "1001", "status": "undelivered", "dateTime": "2020.01.10 19:03:52",'
+         b' "reason": "' + _CP + b'"}', "application/json", "/", _MANGLED),
+    ],
+)
+def test_a_reason_in_another_charset_is_read_by_the_declared_one(
+    receiver: Receiver, got: list[StatusResult], body: bytes, content_type: str, target: str,
+    expected: str,
+) -> None:
+    status, text = _raw(receiver, "POST", target, body,
+                        {"X-HPG-Secret": SECRET, "Content-Type": content_type})
+    assert (status, text) == (200, "ok")
+    [report] = got
+    assert report[:5] == (
+        "ok", "1001", "undelivered", datetime(2020, 1, 10, 19, 3, 52), expected
+    )
+    assert report.raw is not None and report.raw.endswith(_CP)
+
+
+def test_an_iso_time_in_a_body_of_lines_is_read(
+    receiver: Receiver, got: list[StatusResult]
+) -> None:
+    body = b"ok;1001;delivered;2020-01-10T16:03:52.355Z;\nok;1002;sent;2020.01.10 19:03:52;\n"
+    status, text = _raw(receiver, "POST", "/", body,
+                        {"X-HPG-Secret": SECRET, "Content-Type": "text/plain"})
+    assert (status, text) == (200, "ok")
+    assert got[0].time == WHEN and got[0].raw == body.split(b"\n")[0]
+    assert got[1].raw is None and len(got[1]) == 5

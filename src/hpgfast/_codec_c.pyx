@@ -49,6 +49,7 @@ from datetime import tzinfo as _tzinfo
 
 from . import _wire
 from ._columns import SendColumns as _SendColumns
+from ._fields import charset_name as _charset_name, read_text as _read_text, read_time as _read_time
 from ._records import Message as _Message, SendResult as _SendResult, StatusResult as _StatusResult
 from .exceptions import MessageError, MessageTooLarge, MessageTypeError, ProtocolError
 
@@ -1941,6 +1942,7 @@ cdef struct Line:
     unsigned short dslot     # the date's slot in _parse's datetime cache
     uint64_t dkey            # the date's fields, packed (_date): that slot's key
     Py_ssize_t rec           # read_send_columns: the line's record, or -1 (faulty)
+    unsigned char slow       # SLOW_*: fields left to hpgfast._fields (whole is set)
 
 cdef enum:
     PERR_NONE = 0
@@ -1949,6 +1951,12 @@ cdef enum:
     PERR_UTF8 = 4
     PERR_GARBLED_STATUS = 5
     PERR_DATE = 6
+
+# A field an outcome does not depend on, not of the usual shape: read (with the GIL,
+# by _fields, as the pure twin reads it) on the record loop, never costing the line.
+cdef enum:
+    SLOW_DATE = 1            # a STATUS time not yyyy.MM.dd HH:mm:ss (or impossible)
+    SLOW_TEXT = 2            # free text (the last field) that is not UTF-8
 
 cdef struct Scan:
     const unsigned char* data
@@ -2168,7 +2176,8 @@ cdef inline object _datetime_of(uint64_t key, object tz):
                         0, tz)
 
 
-cdef inline bint _text_field(Scan* sc, Line* ln, int k, bint line_ascii) noexcept nogil:
+cdef inline bint _text_field(Scan* sc, Line* ln, int k, bint line_ascii,
+                             bint tolerant=False) noexcept nogil:
     cdef const unsigned char* p = sc.data + ln.f[k].start
     cdef Py_ssize_t n = ln.f[k].length
     cdef int u
@@ -2179,6 +2188,11 @@ cdef inline bint _text_field(Scan* sc, Line* ln, int k, bint line_ascii) noexcep
     # The line scan saw every byte already: an ASCII line needs no second look.
     u = 1 if line_ascii else _utf8(p, n)
     if u < 0:
+        if tolerant:
+            # Free text: not UTF-8 costs only itself (read by _fields later).
+            ln.slow |= SLOW_TEXT
+            ln.ascii[k] = 0
+            return True
         ln.err = PERR_UTF8
         return False
     ln.ascii[k] = <unsigned char>u
@@ -2284,7 +2298,7 @@ cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t*
     ln.ascii[0] = 1
     if nf == 4:
         return (_text_field(sc, ln, 1, line_ascii) and _text_field(sc, ln, 2, line_ascii)
-                and _text_field(sc, ln, 3, line_ascii))
+                and _text_field(sc, ln, 3, line_ascii, True))
     if not _text_field(sc, ln, 1, line_ascii):
         return False
     # status
@@ -2301,11 +2315,14 @@ cdef bint _scan_line(Scan* sc, Line* ln, Py_ssize_t s, Py_ssize_t e, Py_ssize_t*
         q = d + ln.f[3].start
         if sc.last_date != NULL and ln.f[3].length == 19 and _same19(sc.last_date, q):
             ln.date_same = 1
-        elif not _date(sc, q, ln.f[3].length, ln):
-            ln.err = PERR_DATE
-            return False
-        sc.last_date = q
-    return _text_field(sc, ln, 4, line_ascii)
+            sc.last_date = q
+        elif _date(sc, q, ln.f[3].length, ln):
+            sc.last_date = q
+        else:
+            # Another shape, or no such moment: read by _fields on the record loop;
+            # sc.last_date stays the last date read here (and so does last_when).
+            ln.slow |= SLOW_DATE
+    return _text_field(sc, ln, 4, line_ascii, True)
 
 
 cdef unsigned char SEP_BYTE = _wire.FIELD_SEPARATOR[0]
@@ -2426,6 +2443,7 @@ cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
             continue
         out[n].number = sc.number
         out[n].err = PERR_NONE
+        out[n].slow = 0
         # Stripping never removes a ';': every separator lies inside [s, e).
         if ascii and nf == 4 and nseps == 2 and _send_fast(sc, &out[n], s, e, seps):
             n += 1
@@ -2442,8 +2460,15 @@ cdef Py_ssize_t _scan(Scan* sc, Line* out, Py_ssize_t cap) noexcept nogil:
             if not sc.collect:
                 sc.err = out[n].err
                 return n
+        elif out[n].slow:
+            out[n].whole.start = s
+            out[n].whole.length = e - s
         n += 1
     return n
+
+
+cdef inline bytes _span_bytes(const unsigned char* d, Span sp):
+    return PyBytes_FromStringAndSize(<const char*>d + sp.start, sp.length)
 
 
 cdef inline object _field_str(const unsigned char* d, Line* ln, int k):
@@ -2708,7 +2733,10 @@ cdef Py_ssize_t _scan_columns(Scan* sc, Line* out, Py_ssize_t cap, Cols* c) noex
         ln = &out[n]
         ln.number = sc.number
         ln.err = PERR_NONE
+        ln.slow = 0
         if _scan_line(sc, ln, s, e, seps, nseps, ascii):
+            ln.whole.start = s
+            ln.whole.length = e - s
             k = ln.intern[0]
             if not _cols_put(c, INTERN_OBJ[k] if k >= 0 else NULL, d, ln.f[1], ln.f[2], end):
                 return n
@@ -2723,7 +2751,7 @@ cdef Py_ssize_t _scan_columns(Scan* sc, Line* out, Py_ssize_t cap, Cols* c) noex
     return n
 
 
-cdef object _read_columns(Scan* sc, Line* lines, bint release):
+cdef object _read_columns(Scan* sc, Line* lines, bint release, object charset):
     """read_send_columns' answer, a ``SendColumns``; sc is set on the body."""
     cdef Cols c
     cdef Py_ssize_t n, j
@@ -2732,6 +2760,7 @@ cdef object _read_columns(Scan* sc, Line* lines, bint release):
     cdef list errors = []
     cdef list owned = []     # the codes that are not interned, while c.codes points at them
     cdef dict extras = {}
+    cdef dict raws = {}
     cdef object code
     _cols_take(&c)
     try:
@@ -2754,13 +2783,16 @@ cdef object _read_columns(Scan* sc, Line* lines, bint release):
                     code = hpg_ascii(<const char*>d + ln.f[0].start, ln.f[0].length)
                     PyList_Append(owned, code)
                     c.codes[ln.rec] = <PyObject*>code
-                if ln.f[3].length:
+                if ln.slow:
+                    extras[ln.rec] = _read_text(_span_bytes(d, ln.f[3]), charset)
+                    raws[ln.rec] = _span_bytes(d, ln.whole)
+                elif ln.f[3].length:
                     extras[ln.rec] = _field_str(d, ln, 3)
         return _SendColumns(
             hpg_list_of(c.codes, c.n), c.ok,
             PyBytes_FromStringAndSize(c.cid, c.cused), _int64_array(c.cends, c.n),
             PyBytes_FromStringAndSize(c.pid, c.pused), _int64_array(c.pends, c.n),
-            extras, errors)
+            extras, errors, raws)
     finally:
         _cols_give(&c)
 
@@ -2920,7 +2952,7 @@ cdef inline object _status_reason(const unsigned char* d, Line* ln, PyObject** r
 
 
 cdef object _parse(object body, int nfields, object tz, bint collect, bint columns=False,
-                   bint match=False, object expect=None):
+                   bint match=False, object expect=None, object charset=None):
     """The shared parse loop: nogil pre-pass per chunk, then records with the GIL.
 
     nfields: 4 (SEND: code, clientId, providerId, extra) or 5 (STATUS). collect
@@ -2929,7 +2961,8 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
     (read_send_columns, with collect and nfields 4): no records, a ``SendColumns``.
     match (match_*, with collect): ``expect`` holds the ids sent, a list or tuple; the answer is
     ``(results, errors, flags)`` and a record whose id equals the expected one at
-    its position holds that very str (no new one is made).
+    its position holds that very str (no new one is made). charset: the reply's
+    charset (already checked by _charset_name), for free text that is not UTF-8.
     """
     cdef Py_buffer view
     cdef bint have_view = False, release
@@ -2972,7 +3005,7 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                 raise MemoryError()
         release = sc.size >= NOGIL_PARSE_BYTES
         if columns:
-            return _read_columns(&sc, lines, release)
+            return _read_columns(&sc, lines, release, charset)
         while sc.pos <= sc.size:
             if release:
                 with nogil:
@@ -2993,7 +3026,7 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                 if match:
                     if ln.intern[0] != INTERN_OK:
                         flags |= MATCH_NOT_OK
-                    if ln.f[nfields - 1].length:
+                    if ln.f[nfields - 1].length or ln.slow:
                         flags |= MATCH_FREE_TEXT
                     a = _matched_id(d, ln, expect, nrec, nfields == 4, &matched)
                     nrec += 1
@@ -3002,14 +3035,29 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
                 else:
                     a = _field_str(d, ln, 1)
                 if nfields == 4:
-                    PyList_Append(results, _send_record(rtype, d, ln, code, a))
+                    if ln.slow:
+                        # Free text that is not UTF-8 (SLOW_TEXT): the rare path.
+                        PyList_Append(results, rtype(
+                            code, a, _field_str(d, ln, 2),
+                            _read_text(_span_bytes(d, ln.f[3]), charset),
+                            _span_bytes(d, ln.whole)))
+                    else:
+                        PyList_Append(results, _send_record(rtype, d, ln, code, a))
                     continue
                 status = _field_str(d, ln, 2)
-                when = _status_when(ln, dates, date_keys, tz, last_when)
-                if ln.f[3].length:
-                    last_when = when   # a run of equal dates shares the object
-                reason = _status_reason(d, ln, reasons)
-                if _FAST_RECORDS:
+                if ln.slow & SLOW_DATE:
+                    when = _read_time(_span_bytes(d, ln.f[3]), tz)
+                else:
+                    when = _status_when(ln, dates, date_keys, tz, last_when)
+                    if ln.f[3].length:
+                        last_when = when   # a run of equal dates shares the object
+                if ln.slow & SLOW_TEXT:
+                    reason = _read_text(_span_bytes(d, ln.f[4]), charset)
+                else:
+                    reason = _status_reason(d, ln, reasons)
+                if ln.slow:
+                    rec = rtype(code, a, status, when, reason, _span_bytes(d, ln.whole))
+                elif _FAST_RECORDS:
                     # Not tracked (hpg_record5): str, None and datetime items. datetime
                     # is not a GC type (the collector cannot see through it, even to a
                     # tzinfo), so the record can never be part of a collectable cycle.
@@ -3039,41 +3087,53 @@ cdef object _parse(object body, int nfields, object tz, bint collect, bint colum
         free(date_keys)
 
 
-def parse_send(body):
+def parse_send(body, *, charset=None):
     """Read a SEND reply: a ``SendResult`` per line ``code;clientId;providerId``.
 
     Missing trailing fields and empty fields are ``None``; a whole-request error
     comes back as one result holding only its code. Text after a third ``;`` is
-    kept as the result's ``extra``.
+    kept as the result's ``extra``; text there that is not UTF-8 (a rejection's
+    description in another charset) is decoded by ``charset`` (the reply's
+    Content-Type charset; an unknown name is ignored), else with U+FFFD, and the
+    result keeps the line's bytes in ``raw`` (``hpgfast._fields``).
 
     Raises:
-        TypeError: ``body`` is not bytes-like.
-        ProtocolError: a line that is not UTF-8 or is garbled (``.line`` says which).
+        TypeError: ``body`` is not bytes-like, or ``charset`` not a str.
+        ProtocolError: a line that is garbled, or whose ids are not UTF-8
+            (``.line`` says which).
     """
-    return _parse(body, 4, None, False)
+    charset = _charset_name(charset)
+    return _parse(body, 4, None, False, False, False, None, charset)
 
 
-def parse_status(body, *, tz=None):
+def parse_status(body, *, tz=None, charset=None):
     """Read a STATUS reply: a ``StatusResult`` per line
     ``code;providerId;status;dateTime;reason``.
 
-    Everything after the fourth ``;`` is the reason, ``;`` included.
+    Everything after the fourth ``;`` is the reason, ``;`` included. The time and the
+    reason never cost the line (``hpgfast._fields``): a time in another shape is
+    read as ISO-8601, or is ``None``; a reason that is not UTF-8 is decoded by
+    ``charset``, else with U+FFFD; the result then keeps the line's bytes in ``raw``.
 
     Args:
         body: the reply body.
-        tz: the platform's time zone; ``time`` is then an aware ``datetime``.
+        tz: the platform's time zone; ``time`` is then an aware ``datetime`` (a time
+            written with an offset is converted to it).
+        charset: the reply's declared charset, for text that is not UTF-8.
 
     Raises:
-        TypeError: ``body`` is not bytes-like, or ``tz`` is not a ``tzinfo``.
-        ProtocolError: a line that is not UTF-8, is garbled, or holds an impossible
-            date (``.line`` says which).
+        TypeError: ``body`` is not bytes-like, ``tz`` is not a ``tzinfo``, or
+            ``charset`` not a str.
+        ProtocolError: a line that is garbled or whose provider id is not UTF-8
+            (``.line`` says which).
     """
     if tz is not None and not isinstance(tz, _tzinfo):
         raise TypeError(f"tz must be a datetime.tzinfo, got {_type_name(tz)}")
-    return _parse(body, 5, tz, False)
+    charset = _charset_name(charset)
+    return _parse(body, 5, tz, False, False, False, None, charset)
 
 
-def read_send(body):
+def read_send(body, *, charset=None):
     """Read a SEND reply line by line: ``(results, errors)``.
 
     Each readable line gives a ``SendResult`` as ``parse_send`` reads it; each
@@ -3082,12 +3142,13 @@ def read_send(body):
     ``([], [])``.
 
     Raises:
-        TypeError: ``body`` is not bytes-like.
+        TypeError: ``body`` is not bytes-like, or ``charset`` not a str.
     """
-    return _parse(body, 4, None, True)
+    charset = _charset_name(charset)
+    return _parse(body, 4, None, True, False, False, None, charset)
 
 
-def read_send_columns(body):
+def read_send_columns(body, *, charset=None):
     """Read a SEND reply into columns: a ``SendColumns`` (see ``hpgfast._columns``).
 
     The answer ``read_send`` gives (``columns.results()`` equals its results,
@@ -3095,12 +3156,13 @@ def read_send_columns(body):
     large replies.
 
     Raises:
-        TypeError: ``body`` is not bytes-like.
+        TypeError: ``body`` is not bytes-like, or ``charset`` not a str.
     """
-    return _parse(body, 4, None, True, True)
+    charset = _charset_name(charset)
+    return _parse(body, 4, None, True, True, False, None, charset)
 
 
-def match_send(body, expect):
+def match_send(body, expect, *, charset=None):
     """``read_send``, checked against the clientIds the request sent: ``(results,
     errors, flags)``.
 
@@ -3108,34 +3170,40 @@ def match_send(body, expect):
     tuple) of ids sent, in order. ``flags`` (``hpgfast._wire.Match``): ``ALL`` when
     every line was read and there is one per expected id, each with that id
     (``type(e) is str and client_id == e``), in order; ``NOT_OK`` when some record's
-    code is not ``ok``; ``FREE_TEXT`` when some record has an ``extra``. A record
-    whose id equals the expected one holds that str object.
-
-    Raises:
-        TypeError: ``body`` is not bytes-like, or ``expect`` not a list or tuple.
-    """
-    return _parse(body, 4, None, True, False, True, expect)
-
-
-def match_status(body, expect, *, tz=None):
-    """``read_status``, checked against the provider ids asked about: ``(results,
-    errors, flags)``, as ``match_send`` (``FREE_TEXT``: some record has a reason).
+    code is not ``ok``; ``FREE_TEXT`` when some record has an ``extra`` or a ``raw``.
+    A record whose id equals the expected one holds that str object.
 
     Raises:
         TypeError: ``body`` is not bytes-like, ``expect`` not a list or tuple, or
-            ``tz`` not a ``tzinfo``.
+            ``charset`` not a str.
+    """
+    charset = _charset_name(charset)
+    return _parse(body, 4, None, True, False, True, expect, charset)
+
+
+def match_status(body, expect, *, tz=None, charset=None):
+    """``read_status``, checked against the provider ids asked about: ``(results,
+    errors, flags)``, as ``match_send`` (``FREE_TEXT``: some record has a reason or
+    a ``raw``).
+
+    Raises:
+        TypeError: ``body`` is not bytes-like, ``expect`` not a list or tuple, ``tz``
+            not a ``tzinfo``, or ``charset`` not a str.
     """
     if tz is not None and not isinstance(tz, _tzinfo):
         raise TypeError(f"tz must be a datetime.tzinfo, got {_type_name(tz)}")
-    return _parse(body, 5, tz, True, False, True, expect)
+    charset = _charset_name(charset)
+    return _parse(body, 5, tz, True, False, True, expect, charset)
 
 
-def read_status(body, *, tz=None):
+def read_status(body, *, tz=None, charset=None):
     """Read a STATUS reply line by line: ``(results, errors)``, as ``read_send`` does.
 
     Raises:
-        TypeError: ``body`` is not bytes-like, or ``tz`` is not a ``tzinfo``.
+        TypeError: ``body`` is not bytes-like, ``tz`` is not a ``tzinfo``, or
+            ``charset`` not a str.
     """
     if tz is not None and not isinstance(tz, _tzinfo):
         raise TypeError(f"tz must be a datetime.tzinfo, got {_type_name(tz)}")
-    return _parse(body, 5, tz, True)
+    charset = _charset_name(charset)
+    return _parse(body, 5, tz, True, False, False, None, charset)

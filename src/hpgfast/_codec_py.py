@@ -34,7 +34,11 @@ parse_send / parse_status: lines are split on LF; each is stripped of spaces, ta
 and CR at both ends; blank lines are skipped; a UTF-8 BOM at the start is skipped.
 The first line with a fault raises ``ProtocolError`` with its 1-based number.
 The last field of a line is the rest of it, ``;`` included, less trailing ``;``s:
-a SEND line's ``extra``, a STATUS line's reason.
+a SEND line's ``extra``, a STATUS line's reason. Faults are in the code, ids and
+status only: a time in another shape than HPG's (read as ISO-8601, else ``None``)
+or free text that is not UTF-8 (decoded by ``charset``, else with U+FFFD) costs
+only that field, and the record then keeps the line's bytes as ``raw``
+(``hpgfast._fields`` has the rules, and reads those fields for both twins).
 
 read_send / read_status: the same, but each faulty line is returned as a
 ``ProtocolError`` beside the records, and reading goes on.

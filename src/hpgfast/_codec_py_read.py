@@ -14,6 +14,7 @@ from typing import Any, Optional, Union
 
 from . import _wire
 from ._columns import SendColumns
+from ._fields import charset_name, read_text, read_time
 from ._records import SendResult, StatusResult
 from .exceptions import ProtocolError
 
@@ -97,49 +98,78 @@ def _digits(raw: bytes) -> int:
     return int(raw)
 
 
-def _datetime(raw: bytes, number: int, tz: Optional[tzinfo]) -> Optional[datetime]:
+def _free(raw: bytes, charset: Optional[str]) -> tuple[Optional[str], bool]:
+    # Free text (a STATUS reason, a SEND line's description or extra fields): an
+    # outcome never depends on it, so text that is not UTF-8 costs only itself
+    # (hpgfast._fields' rule); the flag says it was read so.
     if not raw:
-        return None
+        return None, False
     try:
-        if len(raw) != _wire.DATETIME_LENGTH:
-            raise ValueError
-        sep = raw[4:5]
-        if sep not in (b".", b"-") or raw[7:8] != sep or raw[10:11] != b" ":
-            raise ValueError
-        if raw[13:14] != b":" or raw[16:17] != b":":
-            raise ValueError
-        return datetime(
-            _digits(raw[0:4]),
-            _digits(raw[5:7]),
-            _digits(raw[8:10]),
-            _digits(raw[11:13]),
-            _digits(raw[14:16]),
-            _digits(raw[17:19]),
-            tzinfo=tz,
-        )
-    except ValueError:
-        shown = raw[:40].decode("utf-8", "replace")
-        raise ProtocolError(number, f"not a date and time: {shown!r}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return read_text(raw, charset), True
+    return _INTERNED.get(text, text), False
 
 
-def _send_record(line: bytes, number: int) -> SendResult:
+def _datetime(raw: bytes, tz: Optional[tzinfo]) -> tuple[Optional[datetime], bool]:
+    # HPG's own shape (the usual one) here; any other goes to hpgfast._fields, and a
+    # time that cannot be read is None: the flag says it was not read the usual way.
+    if not raw:
+        return None, False
+    if (
+        len(raw) == _wire.DATETIME_LENGTH
+        and raw[4:5] in (b".", b"-")
+        and raw[7:8] == raw[4:5]
+        and raw[10:11] == b" "
+        and raw[13:14] == b":"
+        and raw[16:17] == b":"
+    ):
+        try:
+            return datetime(
+                _digits(raw[0:4]),
+                _digits(raw[5:7]),
+                _digits(raw[8:10]),
+                _digits(raw[11:13]),
+                _digits(raw[14:16]),
+                _digits(raw[17:19]),
+                tzinfo=tz,
+            ), False
+        except ValueError:
+            pass
+    return read_time(raw, tz), True
+
+
+def _send_record(line: bytes, number: int, charset: Optional[str]) -> SendResult:
     code, client_id, provider_id, extra = _fields(line, number, 4)
+    token = _token(code, number, "code")
+    cid = _text(client_id, number)
+    pid = _text(provider_id, number)
+    text, tolerated = _free(extra, charset)
     return SendResult(
-        _token(code, number, "code"),  # type: ignore[arg-type]
-        _text(client_id, number),
-        _text(provider_id, number),
-        _text(extra, number),
+        token,  # type: ignore[arg-type]
+        cid,
+        pid,
+        text,
+        line if tolerated else None,
     )
 
 
-def _status_record(line: bytes, number: int, tz: Optional[tzinfo]) -> StatusResult:
+def _status_record(
+    line: bytes, number: int, tz: Optional[tzinfo], charset: Optional[str]
+) -> StatusResult:
     code, provider_id, status, when, reason = _fields(line, number, 5)
+    token = _token(code, number, "code")
+    pid = _text(provider_id, number)
+    state = _token(status, number, "status")
+    time, odd_time = _datetime(when, tz)
+    text, odd_text = _free(reason, charset)
     return StatusResult(
-        _token(code, number, "code"),  # type: ignore[arg-type]
-        _text(provider_id, number),
-        _token(status, number, "status"),
-        _datetime(when, number, tz),
-        _text(reason, number),
+        token,  # type: ignore[arg-type]
+        pid,
+        state,
+        time,
+        text,
+        line if odd_time or odd_text else None,
     )
 
 
@@ -148,37 +178,51 @@ def _check_tz(tz: object) -> None:
         raise TypeError(f"tz must be a datetime.tzinfo, got {_type_name(tz)}")
 
 
-def parse_send(body: Body) -> list[SendResult]:
+def parse_send(body: Body, *, charset: Optional[str] = None) -> list[SendResult]:
     """Read a SEND reply: a ``SendResult`` per line ``code;clientId;providerId``.
 
     Missing trailing fields and empty fields are ``None``; a whole-request error
     comes back as one result holding only its code. Text after a third ``;`` is
-    kept as the result's ``extra``.
+    kept as the result's ``extra``; text there that is not UTF-8 (a rejection's
+    description in another charset) is decoded by ``charset`` (the reply's
+    Content-Type charset; an unknown name is ignored), else with U+FFFD, and the
+    result keeps the line's bytes in ``raw`` (``hpgfast._fields``).
 
     Raises:
-        TypeError: ``body`` is not bytes-like.
-        ProtocolError: a line that is not UTF-8 or is garbled (``.line`` says which).
+        TypeError: ``body`` is not bytes-like, or ``charset`` not a str.
+        ProtocolError: a line that is garbled, or whose ids are not UTF-8
+            (``.line`` says which).
     """
-    return [_send_record(line, number) for number, line in _lines(body)]
+    charset = charset_name(charset)
+    return [_send_record(line, number, charset) for number, line in _lines(body)]
 
 
-def parse_status(body: Body, *, tz: Optional[tzinfo] = None) -> list[StatusResult]:
+def parse_status(
+    body: Body, *, tz: Optional[tzinfo] = None, charset: Optional[str] = None
+) -> list[StatusResult]:
     """Read a STATUS reply: a ``StatusResult`` per line
     ``code;providerId;status;dateTime;reason``.
 
-    Everything after the fourth ``;`` is the reason, ``;`` included.
+    Everything after the fourth ``;`` is the reason, ``;`` included. The time and the
+    reason never cost the line (``hpgfast._fields``): a time in another shape is
+    read as ISO-8601, or is ``None``; a reason that is not UTF-8 is decoded by
+    ``charset``, else with U+FFFD; the result then keeps the line's bytes in ``raw``.
 
     Args:
         body: the reply body.
-        tz: the platform's time zone; ``time`` is then an aware ``datetime``.
+        tz: the platform's time zone; ``time`` is then an aware ``datetime`` (a time
+            written with an offset is converted to it).
+        charset: the reply's declared charset, for text that is not UTF-8.
 
     Raises:
-        TypeError: ``body`` is not bytes-like, or ``tz`` is not a ``tzinfo``.
-        ProtocolError: a line that is not UTF-8, is garbled, or holds an impossible
-            date (``.line`` says which).
+        TypeError: ``body`` is not bytes-like, ``tz`` is not a ``tzinfo``, or
+            ``charset`` not a str.
+        ProtocolError: a line that is garbled or whose provider id is not UTF-8
+            (``.line`` says which).
     """
     _check_tz(tz)
-    return [_status_record(line, number, tz) for number, line in _lines(body)]
+    charset = charset_name(charset)
+    return [_status_record(line, number, tz, charset) for number, line in _lines(body)]
 
 
 # -- reading line by line ------------------------------------------------------------
@@ -196,7 +240,9 @@ def _line_error(exc: ProtocolError, line: bytes) -> ProtocolError:
     return ProtocolError(exc.line, f"{exc.reason} in {shown!r}{cut}")
 
 
-def read_send(body: Body) -> tuple[list[SendResult], list[ProtocolError]]:
+def read_send(
+    body: Body, *, charset: Optional[str] = None
+) -> tuple[list[SendResult], list[ProtocolError]]:
     """Read a SEND reply line by line: ``(results, errors)``.
 
     Each readable line gives a ``SendResult`` as ``parse_send`` reads it; each
@@ -205,19 +251,20 @@ def read_send(body: Body) -> tuple[list[SendResult], list[ProtocolError]]:
     ``([], [])``.
 
     Raises:
-        TypeError: ``body`` is not bytes-like.
+        TypeError: ``body`` is not bytes-like, or ``charset`` not a str.
     """
+    charset = charset_name(charset)
     results = []
     errors = []
     for number, line in _lines(body):
         try:
-            results.append(_send_record(line, number))
+            results.append(_send_record(line, number, charset))
         except ProtocolError as exc:
             errors.append(_line_error(exc, line))
     return results, errors
 
 
-def read_send_columns(body: Body) -> SendColumns:
+def read_send_columns(body: Body, *, charset: Optional[str] = None) -> SendColumns:
     """Read a SEND reply into columns: a ``SendColumns`` (see ``hpgfast._columns``).
 
     The answer ``read_send`` gives (``columns.results()`` equals its results,
@@ -225,9 +272,9 @@ def read_send_columns(body: Body) -> SendColumns:
     large replies.
 
     Raises:
-        TypeError: ``body`` is not bytes-like.
+        TypeError: ``body`` is not bytes-like, or ``charset`` not a str.
     """
-    return SendColumns.from_results(*read_send(body))
+    return SendColumns.from_results(*read_send(body, charset=charset))
 
 
 def _match(results: Sequence[Any], errors: list[ProtocolError], expect: object, free: int) -> int:
@@ -241,7 +288,8 @@ def _match(results: Sequence[Any], errors: list[ProtocolError], expect: object, 
     for k, record in enumerate(results):
         if record[0] != _wire.Code.OK:
             flags |= _wire.Match.NOT_OK
-        if len(record) > free and record[free] is not None:
+        if len(record) > free and (record[free] is not None or len(record) > free + 1):
+            # Free text, or a line read tolerantly (its raw bytes, after the text).
             flags |= _wire.Match.FREE_TEXT
         if matched:
             wanted = expect[k]
@@ -251,7 +299,7 @@ def _match(results: Sequence[Any], errors: list[ProtocolError], expect: object, 
 
 
 def match_send(
-    body: Body, expect: Sequence[Any]
+    body: Body, expect: Sequence[Any], *, charset: Optional[str] = None
 ) -> tuple[list[SendResult], list[ProtocolError], int]:
     """``read_send``, checked against the clientIds the request sent: ``(results,
     errors, flags)``.
@@ -260,44 +308,52 @@ def match_send(
     tuple) of ids sent, in order. ``flags`` (``hpgfast._wire.Match``): ``ALL`` when
     every line was read and there is one per expected id, each with that id
     (``type(e) is str and client_id == e``), in order; ``NOT_OK`` when some record's
-    code is not ``ok``; ``FREE_TEXT`` when some record has an ``extra``. (The
-    compiled twin's records then hold the expected str objects themselves.)
+    code is not ``ok``; ``FREE_TEXT`` when some record has an ``extra`` or a ``raw``.
+    (The compiled twin's records then hold the expected str objects themselves.)
 
     Raises:
-        TypeError: ``body`` is not bytes-like, or ``expect`` not a list or tuple.
+        TypeError: ``body`` is not bytes-like, ``expect`` not a list or tuple, or
+            ``charset`` not a str.
     """
-    results, errors = read_send(body)
+    results, errors = read_send(body, charset=charset)
     return results, errors, _match(results, errors, expect, 3)
 
 
 def match_status(
-    body: Body, expect: Sequence[Any], *, tz: Optional[tzinfo] = None
+    body: Body,
+    expect: Sequence[Any],
+    *,
+    tz: Optional[tzinfo] = None,
+    charset: Optional[str] = None,
 ) -> tuple[list[StatusResult], list[ProtocolError], int]:
     """``read_status``, checked against the provider ids asked about: ``(results,
-    errors, flags)``, as ``match_send`` (``FREE_TEXT``: some record has a reason).
+    errors, flags)``, as ``match_send`` (``FREE_TEXT``: some record has a reason or
+    a ``raw``).
 
     Raises:
-        TypeError: ``body`` is not bytes-like, ``expect`` not a list or tuple, or
-            ``tz`` not a ``tzinfo``.
+        TypeError: ``body`` is not bytes-like, ``expect`` not a list or tuple, ``tz``
+            not a ``tzinfo``, or ``charset`` not a str.
     """
-    results, errors = read_status(body, tz=tz)
+    results, errors = read_status(body, tz=tz, charset=charset)
     return results, errors, _match(results, errors, expect, 4)
 
 
 def read_status(
-    body: Body, *, tz: Optional[tzinfo] = None
+    body: Body, *, tz: Optional[tzinfo] = None, charset: Optional[str] = None
 ) -> tuple[list[StatusResult], list[ProtocolError]]:
     """Read a STATUS reply line by line: ``(results, errors)``, as ``read_send`` does.
 
     Raises:
-        TypeError: ``body`` is not bytes-like, or ``tz`` is not a ``tzinfo``.
+        TypeError: ``body`` is not bytes-like, ``tz`` is not a ``tzinfo``, or
+            ``charset`` not a str.
     """
     _check_tz(tz)
+    charset = charset_name(charset)
     results = []
     errors = []
     for number, line in _lines(body):
         try:
-            results.append(_status_record(line, number, tz))
+            results.append(_status_record(line, number, tz, charset))
         except ProtocolError as exc:
             errors.append(_line_error(exc, line))
     return results, errors

@@ -37,6 +37,7 @@ class SendColumns:
             an empty one is ``None`` in the record (as ``read_send`` reads it).
         provider_ids, provider_id_ends: the same for the providerIds.
         extras: ``{i: extra}`` for the records with text after a third ``;``.
+        raws: ``{i: raw}`` for the records read tolerantly (``SendResult.raw``).
         errors: the unreadable lines, as ``read_send`` returns them.
     """
 
@@ -49,6 +50,7 @@ class SendColumns:
         "ok_count",
         "provider_id_ends",
         "provider_ids",
+        "raws",
     )
 
     def __init__(
@@ -61,6 +63,7 @@ class SendColumns:
         provider_id_ends: array,  # type: ignore[type-arg]
         extras: dict[int, str],
         errors: list[ProtocolError],
+        raws: Optional[dict[int, bytes]] = None,
     ) -> None:
         self.codes = codes
         self.ok_count = ok_count
@@ -70,6 +73,7 @@ class SendColumns:
         self.provider_id_ends = provider_id_ends
         self.extras = extras
         self.errors = errors
+        self.raws = {} if raws is None else raws
 
     @classmethod
     def from_results(cls, results: list[SendResult], errors: list[ProtocolError]) -> SendColumns:
@@ -77,13 +81,16 @@ class SendColumns:
         client_ids, provider_ids = bytearray(), bytearray()
         client_ends, provider_ends = array("q"), array("q")
         extras = {}
+        raws = {}
         for i, result in enumerate(results):
             client_ids += (result[1] or "").encode()
             client_ends.append(len(client_ids))
             provider_ids += (result[2] or "").encode()
             provider_ends.append(len(provider_ids))
-            if len(result) > 3:
+            if len(result) > 3 and result[3] is not None:
                 extras[i] = result[3]
+            if len(result) > 4:
+                raws[i] = result[4]
         return cls(
             [result[0] for result in results],
             sum(1 for result in results if result[0] == _OK),
@@ -93,6 +100,7 @@ class SendColumns:
             provider_ends,
             extras,
             errors,
+            raws,
         )
 
     def __len__(self) -> int:
@@ -124,6 +132,7 @@ class SendColumns:
             self._field(self.client_ids, self.client_id_ends, i),
             self._field(self.provider_ids, self.provider_id_ends, i),
             self.extras.get(i),
+            self.raws.get(i),
         )
 
     def __iter__(self) -> Iterator[SendResult]:
@@ -145,6 +154,7 @@ class SendColumns:
             self.provider_id_ends,
             self.extras,
             errors,
+            self.raws,
         )
 
     def __eq__(self, other: object) -> bool:

@@ -87,6 +87,12 @@ class SendResult(tuple):  # type: ignore[type-arg]
     any ``;`` inside it kept and trailing ones dropped; it is ``None`` when the line
     has nothing there. Only then does the record hold a fourth item, so a plain line
     still equals the 3-tuple ``(code, client_id, provider_id)``.
+
+    ``raw`` is the reply line's bytes (stripped) when some field of it was read
+    tolerantly (see ``hpgfast._fields``): an ``extra`` (a rejection's description)
+    that is not UTF-8, decoded by the reply's charset or with U+FFFD. Only then does
+    the record hold a fifth item (``extra`` fourth, maybe ``None``); it is ``None``
+    for every usual line, which costs nothing more.
     """
 
     __slots__ = ()
@@ -102,7 +108,10 @@ class SendResult(tuple):  # type: ignore[type-arg]
         client_id: Optional[str] = None,
         provider_id: Optional[str] = None,
         extra: Optional[str] = None,
+        raw: Optional[bytes] = None,
     ) -> SendResult:
+        if raw is not None:
+            return tuple.__new__(cls, (code, client_id, provider_id, extra, raw))
         if extra is None:
             return tuple.__new__(cls, (code, client_id, provider_id))
         return tuple.__new__(cls, (code, client_id, provider_id, extra))
@@ -120,8 +129,15 @@ class SendResult(tuple):  # type: ignore[type-arg]
         """The reply line's text after its third ``;``, or ``None`` (see the class)."""
         return self[3] if len(self) > 3 else None
 
+    @property
+    def raw(self) -> Optional[bytes]:
+        """The reply line's bytes when a field was read tolerantly, else ``None``."""
+        return self[4] if len(self) > 4 else None
+
     def __repr__(self) -> str:
         tail = f", extra={self[3]!r}" if len(self) > 3 else ""
+        if len(self) > 4:
+            tail += f", raw={self[4]!r}"
         return (
             f"SendResult(code={self[0]!r}, client_id={self[1]!r}, provider_id={self[2]!r}{tail})"
         )
@@ -132,7 +148,16 @@ class StatusResult(tuple):  # type: ignore[type-arg]
 
     ``status`` and ``time`` may be ``None`` when ``code`` is not ``"ok"``; ``reason``
     is given only when the message was not delivered. ``time`` is a naive
-    ``datetime`` unless the parser was given the platform's time zone.
+    ``datetime`` unless the parser was given the platform's time zone, or the line
+    wrote its time with an offset (ISO-8601: ``...Z``, ``...+03:00``), which gives an
+    aware one (in the platform's zone, when the parser was given it).
+
+    ``raw`` is the reply line's bytes (stripped) when some field of it was read
+    tolerantly (see ``hpgfast._fields``): a time in another shape than
+    ``yyyy.MM.dd HH:mm:ss`` (ISO-8601, read; or unreadable, ``time`` is then
+    ``None``), or a reason that is not UTF-8 (decoded by the reply's charset, or with
+    U+FFFD). Only then does the record hold a sixth item; a usual line still equals
+    the 5-tuple.
     """
 
     __slots__ = ()
@@ -151,7 +176,10 @@ class StatusResult(tuple):  # type: ignore[type-arg]
         status: Optional[str] = None,
         time: Optional[datetime] = None,
         reason: Optional[str] = None,
+        raw: Optional[bytes] = None,
     ) -> StatusResult:
+        if raw is not None:
+            return tuple.__new__(cls, (code, provider_id, status, time, reason, raw))
         return tuple.__new__(cls, (code, provider_id, status, time, reason))
 
     def __getnewargs__(self) -> tuple[Any, ...]:
@@ -168,10 +196,16 @@ class StatusResult(tuple):  # type: ignore[type-arg]
         status = self[2]
         return status is not None and (status in _FINAL or status.lower() in _FINAL)
 
+    @property
+    def raw(self) -> Optional[bytes]:
+        """The reply line's bytes when a field was read tolerantly, else ``None``."""
+        return self[5] if len(self) > 5 else None
+
     def __repr__(self) -> str:
+        tail = f", raw={self[5]!r}" if len(self) > 5 else ""
         return (
             f"StatusResult(code={self[0]!r}, provider_id={self[1]!r}, status={self[2]!r}, "
-            f"time={self[3]!r}, reason={self[4]!r})"
+            f"time={self[3]!r}, reason={self[4]!r}{tail})"
         )
 
 

@@ -5,6 +5,13 @@ environment variable ``HPGFAST_PURE_PYTHON=1`` (or running on an interpreter oth
 than CPython) forces the pure twin at import. Both export the same functions with
 the same signatures, results and exceptions; type checkers read the pure one. The
 switch is ``_switch``, which every selector reads.
+
+Every reader (``parse_*``, ``read_*``, ``match_*``) takes ``charset=`` (the reply's
+declared charset, from its Content-Type; None by default): a reason, description or
+extra field that is not UTF-8 is decoded by it (else with U+FFFD), and a time in
+another shape is read as ISO-8601 or is None, without costing the line; both twins
+read such fields with ``hpgfast._fields``, and the record keeps the line's bytes as
+``.raw``.
 """
 
 from __future__ import annotations

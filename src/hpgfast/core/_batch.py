@@ -31,6 +31,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
 from .. import _redact
+from .._fields import charset_of
 from .._records import Params
 from .._wire import Code
 from ..codec import encode_params, sent_ids
@@ -530,7 +531,12 @@ class Batch:
             elif event.status == 200:
                 # The usual reply, read once here: a plain one (plain_results) is
                 # settled without the facts and the verdict the rules need otherwise.
-                read = self._read(event.body, request.ids)
+                ct = event.content_type
+                if ct is None or ";" not in ct:
+                    read = self._read(event.body, request.ids)
+                else:
+                    # A declared charset, for free text that is not UTF-8 (``_fields``).
+                    read = self._read(event.body, request.ids, charset=charset_of(ct))
                 results = plain_results(read)
                 if results is not None:
                     self.results[request.start : request.end] = results

@@ -37,8 +37,9 @@ __all__ = ["OPERATIONS", "SEND", "STATUS", "Encode", "Operation", "operation"]
 #: ``encode(start, count, prefix)``: the query of the items from ``start`` (at most
 #: ``count`` of them, all that fit when ``None``) and the index after the last.
 Encode = Callable[[int, Optional[int], Optional[str]], tuple[bytes, int]]
-#: ``read(body, ids)``: a 200 reply's records checked against the ids sent.
-Reader = Callable[[bytes, list[Any]], Read]
+#: ``read(body, ids, charset=None)``: a 200 reply's records checked against the ids
+#: sent (``charset``: the reply's declared one, for free text that is not UTF-8).
+Reader = Callable[..., Read]
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,7 +161,8 @@ _reason = itemgetter(4)
 
 
 def _status_has_text(records: list[Any]) -> bool:
-    return any(map(_reason, records))
+    # A reason, or a line read tolerantly (a sixth item: its bytes).
+    return any(map(_reason, records)) or max(map(len, records)) > 5
 
 
 def _status_prepare(
@@ -186,8 +188,8 @@ def _status_encoder(
 
 
 def _status_reader(tz: Optional[tzinfo]) -> Reader:
-    def read(body: bytes, ids: list[Any]) -> Read:
-        return match_status(body, ids, tz=tz)
+    def read(body: bytes, ids: list[Any], charset: Optional[str] = None) -> Read:
+        return match_status(body, ids, tz=tz, charset=charset)
 
     return read
 

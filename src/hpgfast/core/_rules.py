@@ -23,6 +23,7 @@ from functools import partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
+from .._fields import charset_of, read_text
 from .._wire import Code, Match
 from ..exceptions import (
     AccountError,
@@ -117,8 +118,9 @@ class RequestFacts(NamedTuple):
     ids: list[Any]  # what the platform answers with: clientIds (SEND), provider ids (STATUS)
     own_ids: bool  # the ids are hpgfast's own, sent with the request (SEND)
     shown: str  # the redacted URL
-    # match_send/match_status of the codec (the ids are ``ids``): records, errors, flags
-    read: Callable[[bytes, list[Any]], tuple[list[Any], list[ProtocolError], int]]
+    # match_send/match_status of the codec (the ids are ``ids``; ``charset=`` a reply's
+    # declared charset): records, errors, flags
+    read: Callable[..., tuple[list[Any], list[ProtocolError], int]]
     scrub: Callable[[str], str]
     account_stop: frozenset[str]
     retry_on_429: bool
@@ -264,7 +266,8 @@ def _judge_status(facts: RequestFacts, reply: Reply) -> Verdict:
     # Redacted before it is cut: a cut through the password would leave a prefix of
     # it that no longer matches the Redactor. The body is capped by the transport
     # at max_reply_bytes and this path is rare, so the whole of it is scrubbed.
-    description = facts.scrub(reply.body.decode("utf-8", "replace")).strip()
+    text = read_text(reply.body, charset_of(reply.content_type))
+    description = facts.scrub(text).strip()
     description = description[:DESCRIPTION_CHARS]
     if status in TOO_LARGE_STATUSES:
         # The server's limit is below ours; nothing of this request was processed.
@@ -311,7 +314,10 @@ def _quote(facts: RequestFacts, lines: Sequence[Any]) -> str:
         if isinstance(line, ProtocolError):
             shown.append(facts.scrub(str(line)))
         else:
-            text = ";".join("" if f is None else str(f) for f in line)
+            # The fields up to the free text: not a record's raw bytes (``_scrubbed``
+            # masks them, but their repr would show a password's other bytes escaped).
+            fields = line[: facts.op.text_field + 1]
+            text = ";".join("" if f is None else str(f) for f in fields)
             shown.append(facts.scrub(text)[:200])
     more = f" (+{len(lines) - QUOTED_LINES} more)" if len(lines) > QUOTED_LINES else ""
     # Once more as a whole: an echo cut over two lines is masked only where both
@@ -339,7 +345,25 @@ def _scrubbed(facts: RequestFacts, records: list[Any], flagged: bool = False) ->
             if masked != text:
                 if out is records:
                     out = list(records)
-                out[k] = type(record)(*record[:field], masked, *record[field + 1 :])
+                record = out[k] = type(record)(*record[:field], masked, *record[field + 1 :])
+        if len(record) > field + 1:
+            # The line's bytes, kept when a field was read tolerantly (``.raw``).
+            raw = record[field + 1]
+            text = raw.decode("utf-8", "surrogateescape")
+            masked = facts.scrub(text)
+            if masked != text:
+                # The password was on the line, maybe over two fields (a ';' in it put
+                # a piece where the time goes, the rest in the free text, each too
+                # short to be recognised): the free text is read again from the
+                # masked line, where no piece of it is left.
+                parts = masked.split(";", field)
+                free = parts[field].rstrip(";") if len(parts) > field else ""
+                free_text = read_text(free.encode("utf-8", "surrogateescape"), None) or None
+                if out is records:
+                    out = list(records)
+                out[k] = type(record)(
+                    *record[:field], free_text, masked.encode("utf-8", "surrogateescape")
+                )
     return out
 
 
@@ -389,7 +413,13 @@ def _judge_body(
     whole: bool = False,
     reply: Optional[Reply] = None,
 ) -> Verdict:
-    records, bad, flags = facts.read(body, facts.ids) if read is None else read
+    if read is None:
+        charset = charset_of(None if reply is None else reply.content_type)
+        if charset is None:
+            read = facts.read(body, facts.ids)
+        else:
+            read = facts.read(body, facts.ids, charset=charset)
+    records, bad, flags = read
     if not flags & _ALL and not whole:
         # Not the usual reply: a rare path, where the body is worth a look as a whole.
         masked = _unsplit(facts, body)

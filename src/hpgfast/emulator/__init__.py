@@ -139,6 +139,11 @@ index order (or shuffled): ``ok;ID;status;dateTime;reason`` for a message in the
 ledger, else ``error-provider-id-unknown;ID;;;``. dateTime is
 ``yyyy.MM.dd HH:mm:ss`` (``date_style="dashes"``: ``yyyy-MM-dd HH:mm:ss``), the
 time the current status began, in local wall-clock time from ``emu.start_time``.
+Shapes from the field: ``date_style="iso_z"`` (``2012-03-15T19:53:14.000000Z``),
+``"iso_offset"`` (``2012-03-15 19:53:14+0300``), ``"garbage"`` (``sometime today``).
+``text_charset="windows-1251"`` writes reasons (and ``reject_description``, a text
+appended to refused SEND lines: ``error-address-format;0;;TEXT``) in that charset;
+``content_type`` is every 200 reply's Content-Type (declaring it, or not).
 ``status_case="upper"`` (``--status-case upper``) writes every status in capitals
 in STATUS replies and pushes alike (``ok;1001;DELIVERED;2012.03.15 19:53:14;``).
 

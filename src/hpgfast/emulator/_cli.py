@@ -18,6 +18,7 @@ from ._emulator import CLIENT_ID_MODES, PUSH_SHAPES, Emulator
 from ._encoding import REPLY_ENCODINGS
 from ._faults import FAULT_KINDS, LATE_VARIANTS, Fault, Faults
 from ._lifecycle import LIFECYCLE, STATUS_CASES
+from ._settings import DATE_FORMATS
 
 __all__ = [
     "PUSH_SECRET_ENV",
@@ -65,9 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-request-line", type=int, default=8192, help="longer request lines get 414")
     add("--reply-order", choices=("sent", "shuffled"), default="sent",
         help="reply lines in request order, or shuffled as the spec allows (default %(default)s)")
-    add("--date-style", choices=("dots", "dashes"), default="dots",
-        help="status times as 2012.03.15 19:53:14 (dots) or 2012-03-15 19:53:14 (dashes) "
-        "(default %(default)s)")
+    add("--date-style", choices=tuple(DATE_FORMATS), default="dots",
+        help="status times as 2012.03.15 19:53:14 (dots) or 2012-03-15 19:53:14 (dashes); "
+        "shapes from the field: iso_z, iso_offset, garbage (default %(default)s)")
     add("--allow-address", action="append", metavar="ADDRESS", help="only these are allowed")
     add("--deny-address", action="append", default=[], metavar="ADDRESS",
         help="answer error-address-unknown for this address; repeat")
@@ -191,6 +192,14 @@ def _add_platform_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FIELD",
         help="append ;FIELD to every ok SEND line, e.g. 2: ok;0;1001;2 (a part count)",
     )
+    add("--reject-description", metavar="TEXT",
+        help="append ;;TEXT to every refused SEND line: error-address-format;0;;TEXT")
+    add("--text-charset", default="utf-8", metavar="CHARSET",
+        help="write reasons and descriptions in this charset, e.g. windows-1251 "
+        "(default %(default)s)")
+    add("--content-type", default="text/plain; charset=utf-8", metavar="TYPE",
+        help="the Content-Type of every 200 reply, e.g. 'text/plain' (no charset) "
+        "(default %(default)s)")
     add(
         "--reply-encoding",
         choices=REPLY_ENCODINGS,
@@ -467,6 +476,9 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
         max_client_id_length=args.max_client_id_length,
         unique_client_ids=args.unique_client_ids,
         reply_encoding=args.reply_encoding,
+        reject_description=args.reject_description,
+        text_charset=args.text_charset,
+        content_type=args.content_type,
     )
     if args.push_url:
         settings.update(

@@ -49,7 +49,10 @@ class Emulator(HttpServer, Platform, Pusher):
             may expect ``pass`` instead of ``password``).
         max_request_line: the longest request line answered; longer ones get 414.
         reply_order: ``"sent"`` (request index order) or ``"shuffled"``.
-        date_style: ``"dots"`` (``2012.03.15 19:53:14``) or ``"dashes"``.
+        date_style: ``"dots"`` (``2012.03.15 19:53:14``) or ``"dashes"``; shapes
+            from the field: ``"iso_z"`` (``2012-03-15T19:53:14.000000Z``),
+            ``"iso_offset"`` (``2012-03-15 19:53:14+0300``), ``"garbage"`` (no date:
+            ``sometime today``).
         allow_addresses, allow_subjects: when given, only these are allowed (others
             get ``error-address-unknown`` / ``error-subject-unknown``).
         deny_addresses, deny_subjects: these are never allowed.
@@ -109,6 +112,13 @@ class Emulator(HttpServer, Platform, Pusher):
             ``"deflate-raw"`` (raw deflate labelled ``deflate``), ``"br"`` (the
             body as it is, labelled ``br``) or ``"gzip-bomb"`` (1 GiB of zeros,
             then the reply's lines, in about 1 MB of gzip); None: plain replies.
+        reject_description: a description appended to every refused SEND line
+            (``error-address-format;0;;<description>``); None: none.
+        text_charset: the charset reasons and descriptions are written in (the
+            reply body is encoded in it): ``"windows-1251"`` plays a platform that
+            writes its texts so.
+        content_type: the Content-Type of every 200 reply (``"text/plain"`` declares
+            no charset; ``"text/plain; charset=windows-1251"`` declares one).
 
         settings: all of the above as one ``EmulatorSettings`` (then give no other
             keyword).
@@ -268,6 +278,9 @@ class Emulator(HttpServer, Platform, Pusher):
     max_client_id_length = Setting[Optional[int]]()
     unique_client_ids = Setting[bool]()
     reply_encoding = Setting[Optional[str]]()
+    reject_description = Setting[Optional[str]]()
+    text_charset = Setting[str]()
+    content_type = Setting[str]()
 
     @property
     def port(self) -> int:

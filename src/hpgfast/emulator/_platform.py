@@ -175,6 +175,8 @@ class Platform(EmulatorCore):
             if code == Code.OK:
                 lines.append(f"ok;{reply_id};{pid}\n")
                 pid += 1
+            elif s.reject_description is not None:
+                lines.append(f"{code};{reply_id};;{s.reject_description}\n")
             else:
                 lines.append(f"{code};{reply_id};\n")
         extra_field = s.send_extra
@@ -183,7 +185,7 @@ class Platform(EmulatorCore):
             lines = [line[:-1] + end if line[:3] == "ok;" else line for line in lines]
         if s.reply_order == "shuffled":
             self._rng.shuffle(lines)
-        return "".join(lines).encode()
+        return "".join(lines).encode(s.text_charset, "replace")
 
     def _settle(
         self, ordered: Sequence[tuple[int, dict[str, str]]], codes: list[str], unique: bool
@@ -301,7 +303,7 @@ class Platform(EmulatorCore):
             lines.append(f"{Code.OK};{provider_id};{status};{when};{reason}\n")
         if s.reply_order == "shuffled":
             self._rng.shuffle(lines)
-        return "".join(lines).encode()
+        return "".join(lines).encode(s.text_charset, "replace")
 
     def _lookup(self, provider_id: str) -> Optional[tuple[int, float]]:
         if not (provider_id.isascii() and provider_id.isdigit()) or len(provider_id) > 19:

@@ -45,6 +45,21 @@ _OK_HEAD = (
     b"HTTP/1.1 200 OK\r\nServer: hpgfast-emulator\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: "
 )
+_OK_TYPE = "text/plain; charset=utf-8"
+
+
+def _ok_head(content_type: str) -> bytes:
+    """The head of a 200 reply, up to its Content-Length's value (``content_type``:
+    the setting; the usual one costs a compare)."""
+    if content_type == _OK_TYPE:
+        return _OK_HEAD
+    return (
+        b"HTTP/1.1 200 OK\r\nServer: hpgfast-emulator\r\nContent-Type: "
+        + content_type.encode("ascii")
+        + b"\r\nContent-Length: "
+    )
+
+
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -355,15 +370,18 @@ class HttpServer(EmulatorCore):
                 return self._answer_whole(sock, number, whole, keep_alive)
             body = whole[2]
         encoding = self._settings.reply_encoding
+        content_type = self._settings.content_type
         if encoding is not None:
-            data = _response(200, body, keep_alive, encoding=encoding)
-        elif keep_alive:
-            if head.version == b"HTTP/1.0":
-                data = b"%s%d\r\nConnection: keep-alive\r\n\r\n%s" % (_OK_HEAD, len(body), body)
-            else:
-                data = b"%s%d\r\n\r\n%s" % (_OK_HEAD, len(body), body)
+            typed = f"Content-Type: {content_type}\r\n"
+            data = _response(200, body, keep_alive, typed, encoding)
         else:
-            data = b"%s%d\r\nConnection: close\r\n\r\n%s" % (_OK_HEAD, len(body), body)
+            ok_head = _ok_head(content_type)
+            if not keep_alive:
+                data = b"%s%d\r\nConnection: close\r\n\r\n%s" % (ok_head, len(body), body)
+            elif head.version == b"HTTP/1.0":
+                data = b"%s%d\r\nConnection: keep-alive\r\n\r\n%s" % (ok_head, len(body), body)
+            else:
+                data = b"%s%d\r\n\r\n%s" % (ok_head, len(body), body)
         if faults.active:
             return self._faulty_reply(sock, number, body, data, keep_alive)
         self._wait_latency()
@@ -417,7 +435,8 @@ class HttpServer(EmulatorCore):
             cut = len(body) // 2
             if body[cut - 1 : cut] == b"\n":
                 cut -= 1
-            head = b"%s%d\r\nConnection: close\r\n\r\n" % (_OK_HEAD, len(body))
+            ok_head = _ok_head(self._settings.content_type)
+            head = b"%s%d\r\nConnection: close\r\n\r\n" % (ok_head, len(body))
             self._wait_latency()
             sock.sendall(head + body[:cut])
             return False

@@ -33,7 +33,15 @@ __all__ = [
 ]
 
 REPLY_ORDERS = ("sent", "shuffled")
-DATE_FORMATS = {"dots": "%Y.%m.%d %H:%M:%S", "dashes": "%Y-%m-%d %H:%M:%S"}
+DATE_FORMATS = {
+    "dots": "%Y.%m.%d %H:%M:%S",
+    "dashes": "%Y-%m-%d %H:%M:%S",
+    # Shapes seen in the field, which a client must read without losing the line:
+    # ISO-8601 with a Z and a fraction, with an offset, and no date at all.
+    "iso_z": "%Y-%m-%dT%H:%M:%S.%fZ",
+    "iso_offset": "%Y-%m-%d %H:%M:%S+0300",
+    "garbage": "sometime today",
+}
 PUSH_SHAPES = ("lines", "form", "query", "json")
 CLIENT_ID_MODES = ("echo", "ignore")
 #: The settings an ``Emulator`` lets you assign while it runs (the next request, or
@@ -47,7 +55,7 @@ FaultsLike = Union[Faults, Mapping[str, FaultLike], None]
 
 _STR = ("host", "client", "connector", "login", "password", "login_param", "password_param")
 _OPTIONAL_STR = ("certfile", "keyfile", "push_url", "push_secret", "account_state", "send_extra",
-                 "reply_encoding")
+                 "reply_encoding", "reject_description")
 _INT = ("port", "max_request_line", "subject_max_length", "first_provider_id", "push_batch",
         "push_attempts", "retry_after")
 _OPTIONAL_INT = ("seed", "balance", "max_client_id_length")
@@ -118,6 +126,9 @@ class EmulatorSettings:
     max_client_id_length: Optional[int] = None
     unique_client_ids: bool = False
     reply_encoding: Optional[str] = None
+    reject_description: Optional[str] = None
+    text_charset: str = "utf-8"
+    content_type: str = "text/plain; charset=utf-8"
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -185,7 +196,8 @@ def _check_types(s: EmulatorSettings) -> None:
                          else f"{name} must be {kind}, got {type(value).__name__}")
 
     for name in _STR + _OPTIONAL_STR + ("reply_order", "date_style", "push_shape",
-                                        "status_case", "client_ids"):
+                                        "status_case", "client_ids", "text_charset",
+                                        "content_type"):
         value = getattr(s, name)
         if not isinstance(value, str) and not (value is None and name in _OPTIONAL_STR):
             raise wrong(name, "a string")
@@ -259,6 +271,18 @@ def _check_values(s: EmulatorSettings) -> None:
         raise ValueError("unique_client_ids needs client_ids='echo'")
     if s.reply_encoding is not None:
         _one_of("reply_encoding", s.reply_encoding, REPLY_ENCODINGS)
+    if s.reject_description is not None and (
+        not s.reject_description or any(c in "\r\n" for c in s.reject_description)
+    ):
+        raise ValueError("reject_description must be non-empty text without CR or LF")
+    try:
+        "".encode(s.text_charset)
+    except LookupError:
+        raise ValueError(
+            f"text_charset must name a text encoding, got {s.text_charset!r}"
+        ) from None
+    if not s.content_type.isascii() or not s.content_type.isprintable():
+        raise ValueError(f"content_type must be printable ASCII, got {s.content_type!r}")
 
 
 def _check_push(s: EmulatorSettings) -> None:

@@ -66,7 +66,8 @@ class _Statuses(_JournalFile):
         now = time.time()
         params = []
         for r in results:
-            code, provider_id, status, when, reason = r
+            # A record read tolerantly holds its line's bytes after these (``.raw``).
+            code, provider_id, status, when, reason = r[:5]
             if provider_id is None:
                 continue
             if code != Code.OK:

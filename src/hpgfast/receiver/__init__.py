@@ -16,9 +16,14 @@ client but not how. hpgfast accepts the shapes a platform plausibly uses:
   and hpgfast's own ``providerId``, ``status``, ``dateTime``, ``reason``).
 
 Times are read in HPG's two styles (``2012.03.15 19:53:07``, ``2012-03-15 19:53:07``)
-and, in parameters and JSON, as ISO-8601 (``T`` or a space, optional seconds and
-fraction, an offset ``Z``, ``+03``, ``+0300`` or ``+03:00``); a time with an offset
-is an aware ``datetime``, one without takes ``tz`` (naive when None).
+and, in every shape, as ISO-8601 (``T`` or a space, optional seconds and fraction,
+an offset ``Z``, ``+03``, ``+0300`` or ``+03:00``); a time with an offset is an aware
+``datetime`` (converted to ``tz`` when it is given), one without takes ``tz`` (naive
+when None). As in STATUS replies (``hpgfast._fields``), a time that cannot be read
+is ``None`` and a reason that is not UTF-8 is decoded by the charset the request's
+Content-Type declares, else with U+FFFD: neither costs the report, which keeps the
+bytes of its line as ``.raw`` (a line made of the parameters or the JSON object
+when those were sent). A provider id or a status that is not UTF-8 is refused.
 
 Each report becomes a ``StatusResult`` (read by the codec's ``parse_status``, so the
 codes and statuses are read exactly as in STATUS replies), goes to the user's

@@ -22,6 +22,7 @@ from datetime import tzinfo
 from types import MappingProxyType
 from typing import Any, Callable, Optional, Union
 
+from .._fields import charset_of
 from .._records import StatusResult
 from ._reports import (
     _FIELDS,
@@ -279,7 +280,10 @@ class ReceiverApp:
         except (UnicodeEncodeError, UnicodeDecodeError):
             raise _Refused("400 Bad Request", "the query string is not ASCII") from None
         pairs = _params(query_text, "query string") if query_text else []
-        content_type = str(environ.get("CONTENT_TYPE", "")).split(";", 1)[0].strip().lower()
+        full_type = str(environ.get("CONTENT_TYPE", ""))
+        content_type = full_type.split(";", 1)[0].strip().lower()
+        # A declared charset, for a reason that is not UTF-8 (``hpgfast._fields``).
+        charset = charset_of(full_type)
         if body and content_type == _FORM and _is_form(body):
             try:
                 form = body.decode("ascii")
@@ -292,9 +296,9 @@ class ReceiverApp:
                 raise _Refused("400 Bad Request", "report parameters and a body of lines mixed")
             # JSON by its type, or by its first byte (no STATUS line starts so).
             if content_type.endswith(("/json", "+json")) or body.lstrip()[:1] in (b"{", b"["):
-                return _reports_from_json(body, self._settings.json_fields, tz)
-            return _parse(body, tz, "body")
-        return _reports_from_params(pairs, tz)
+                return _reports_from_json(body, self._settings.json_fields, tz, charset)
+            return _parse(body, tz, "body", charset)
+        return _reports_from_params(pairs, tz, charset)
 
     def _take(self, reports: list[StatusResult]) -> int:
         """Reports not seen lately to the journal and the callback; returns the repeats."""

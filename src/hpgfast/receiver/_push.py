@@ -25,9 +25,10 @@ def _format_time(value: Any) -> str:
 
 
 def status_lines(reports: Iterable[Sequence[Any]]) -> bytes:
-    """Reports ``(code, providerId, status, dateTime, reason)`` as STATUS reply lines."""
+    """Reports ``(code, providerId, status, dateTime, reason)`` as STATUS reply lines
+    (items after these, a record's ``raw``, are not sent)."""
     out = []
-    for code, provider_id, status, when, reason in reports:
+    for code, provider_id, status, when, reason in (r[:5] for r in reports):
         out.append(_SEP.join((
             code, provider_id or "", status or "", _format_time(when), reason or "",
         )))
@@ -37,7 +38,7 @@ def status_lines(reports: Iterable[Sequence[Any]]) -> bytes:
 def status_params(reports: Iterable[Sequence[Any]]) -> str:
     """Reports as indexed ``providerId[i]=..&status[i]=..`` parameters (``%20`` spaces)."""
     parts = []
-    for i, (_code, provider_id, status, when, reason) in enumerate(reports):
+    for i, (_code, provider_id, status, when, reason) in enumerate(r[:5] for r in reports):
         for name, value in (
             (PROVIDER_ID, provider_id), (STATUS_PARAM, status),
             (DATETIME, _format_time(when)), (REASON, reason or ""),
@@ -51,7 +52,7 @@ def status_json(reports: Iterable[Sequence[Any]]) -> bytes:
     "dlvStatus", "dlvStatusAt", "reason"}`` objects (``datetime`` times in ISO-8601
     with milliseconds; text times as given)."""
     out = []
-    for _code, provider_id, status, when, reason in reports:
+    for _code, provider_id, status, when, reason in (r[:5] for r in reports):
         item: dict[str, Any] = {"imOutMessageId": provider_id, "dlvStatus": status}
         if when is not None and when != "":
             item["dlvStatusAt"] = (when.isoformat(timespec="milliseconds")

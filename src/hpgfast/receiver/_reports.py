@@ -1,8 +1,11 @@
 """Reading pushed reports: parameters (query or form), STATUS lines, JSON.
 
 Strategy: every shape ends as STATUS reply lines read by the codec's
-``parse_status``, so codes and statuses are read exactly as in STATUS replies;
-only ISO-8601 times, which the codec does not read, are read here. Anything
+``parse_status``, so codes, ids, statuses, times (HPG's own shape, or ISO-8601) and
+reasons are read exactly as in STATUS replies: a time or a reason that cannot be
+read costs only itself (``hpgfast._fields``), never the report. Parameters and JSON
+are taken apart here with their bytes kept, so that an id or a status that is not
+UTF-8 is refused while a reason in another charset is decoded by the rule. Anything
 unreadable raises ``_Refused``: a 400 with a one-line reason, never a traceback.
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import tzinfo
 from typing import Optional
 from urllib.parse import parse_qsl
 
@@ -56,18 +59,32 @@ def _is_form(body: bytes) -> bool:
 
 
 def _params(text: str, where: str) -> list[tuple[str, str]]:
-    try:
-        return parse_qsl(text, keep_blank_values=True, strict_parsing=False,
-                         encoding="utf-8", errors="strict")
-    except UnicodeDecodeError:
-        raise _Refused("400 Bad Request", f"the {where} is not UTF-8") from None
+    """The pairs of a query or form, each value's bytes as they came (a ``str`` of
+    code points below 256, ``latin-1``): ``_value`` reads them by field."""
+    return parse_qsl(text, keep_blank_values=True, strict_parsing=False,
+                     encoding="latin-1", errors="strict")
+
+
+def _value(field: str, raw: bytes, name: str) -> bytes:
+    """A report field's bytes, for its STATUS line: a reason as it came (the codec
+    reads it by the tolerant rule, ``hpgfast._fields``, and keeps the bytes), any
+    other field (an id, a status, a time) only as UTF-8, else refused."""
+    if field != REASON:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Refused("400 Bad Request", f"{name!r} is not UTF-8") from None
+    # ASCII bytes never stand inside a UTF-8 (or windows-1251) character.
+    if b";" in raw or b"\r" in raw or b"\n" in raw:
+        raise _Refused("400 Bad Request", f"{name!r} holds ';' or a line break")
+    return raw
 
 
 def _reports_from_params(
-    pairs: list[tuple[str, str]], tz: Optional[tzinfo]
+    pairs: list[tuple[str, str]], tz: Optional[tzinfo], charset: Optional[str] = None
 ) -> list[StatusResult]:
-    plain: dict[str, str] = {}
-    indexed: dict[int, dict[str, str]] = {}
+    plain: dict[str, bytes] = {}
+    indexed: dict[int, dict[str, bytes]] = {}
     for name, value in pairs:
         match = _INDEXED.match(name)
         if match is not None and match.group(1) in _FIELDS:
@@ -79,9 +96,7 @@ def _reports_from_params(
             continue  # other parameters (a secret, a login) are not ours to judge
         if field in group:
             raise _Refused("400 Bad Request", f"parameter {name!r} given twice")
-        if _SEP in value or "\r" in value or "\n" in value:
-            raise _Refused("400 Bad Request", f"parameter {name!r} holds ';' or a line break")
-        group[field] = value
+        group[field] = _value(field, value.encode("latin-1"), f"parameter {name!r}")
     if plain and indexed:
         raise _Refused("400 Bad Request", "plain and indexed report parameters mixed")
     groups = [plain] if plain else [indexed[i] for i in sorted(indexed)]
@@ -90,72 +105,43 @@ def _reports_from_params(
             "400 Bad Request",
             "no report: expected providerId and status parameters, or a body of STATUS lines",
         )
-    return _reports_from_groups(groups, tz, "parameters")
+    return _reports_from_groups(groups, tz, "parameters", charset)
 
 
 def _reports_from_groups(
-    groups: list[dict[str, str]], tz: Optional[tzinfo], what: str
+    groups: list[dict[str, bytes]], tz: Optional[tzinfo], what: str, charset: Optional[str]
 ) -> list[StatusResult]:
-    """Reports from ``{field: value}`` groups: through the codec, as STATUS lines are,
-    except ISO-8601 times, which the codec does not read and ``_iso_time`` does."""
+    """Reports from ``{field: bytes}`` groups: through the codec, as STATUS lines are
+    (a time in any shape, ISO-8601 included, and a reason in any charset are the
+    codec's to read).
+
+    ISO-8601 is these shapes' own way to write a time (the platform's JSON callbacks
+    do), so a report keeps its line's bytes (``raw``, the line made here) only when
+    its time could not be read or its reason was not UTF-8.
+    """
     lines = []
-    times: list[Optional[datetime]] = []
     for group in groups:
         for required in (PROVIDER_ID, STATUS_PARAM):
             if not group.get(required):
                 raise _Refused("400 Bad Request", f"a report without {required!r}")
-        when = group.get(DATETIME, "")
-        iso = _iso_time(when, tz)
-        times.append(iso)
-        lines.append(_SEP.join((
-            Code.OK, group[PROVIDER_ID], group[STATUS_PARAM],
-            "" if iso is not None else when, group.get(REASON, ""),
+        lines.append(b";".join((
+            Code.OK.encode(), group[PROVIDER_ID], group[STATUS_PARAM],
+            group.get(DATETIME, b""), group.get(REASON, b""),
         )))
-    reports = _parse("\n".join(lines).encode("utf-8"), tz, what)
+    reports = _parse(b"\n".join(lines), tz, what, charset)
     if len(reports) != len(groups):  # pragma: no cover - every line is non-blank
         raise _Refused("400 Bad Request", f"unreadable {what}")
-    return [r if when is None else StatusResult(r[0], r[1], r[2], when, r[4])
-            for r, when in zip(reports, times)]
-
-
-#: ISO-8601 as pushes write it: ``2020-01-10T19:03:52.355+0300``, ``...Z``,
-#: ``...+03:00``, a space for the ``T``, seconds and fraction optional.
-_ISO = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})([T ])(\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?"
-    r"(Z|z|[+-]\d{2}(?::?\d{2})?)?",
-    re.ASCII,
-)
-
-
-def _iso_time(text: str, tz: Optional[tzinfo]) -> Optional[datetime]:
-    """An ISO-8601 time, or None for an empty text or one in HPG's own style
-    (``2012.03.15 19:53:07``, ``2012-03-15 19:53:07``), which the codec reads.
-
-    A time without an offset takes ``tz`` (naive when None), as the codec does.
-    """
-    match = _ISO.fullmatch(text)
-    if match is None:
-        return None
-    year, month, day, sep, hour, minute, second, fraction, offset = match.groups()
-    if sep == " " and second is not None and fraction is None and offset is None:
-        return None  # HPG's dashes style: the codec's
-    try:
-        zone: Optional[tzinfo] = tz
-        if offset is not None:
-            if offset in ("Z", "z"):
-                zone = timezone.utc
+    out = []
+    for report, group in zip(reports, groups):
+        if len(report) > 5 and (report[3] is not None or not group.get(DATETIME)):
+            try:
+                group.get(REASON, b"").decode("utf-8")
+            except UnicodeDecodeError:
+                pass
             else:
-                digits = offset[1:].replace(":", "")
-                delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:] or 0))
-                if int(digits[2:] or 0) > 59:
-                    raise ValueError("offset minutes over 59")
-                zone = timezone(-delta if offset[0] == "-" else delta)
-        return datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second or 0),
-            int((fraction or "0")[:6].ljust(6, "0")), tzinfo=zone,
-        )
-    except ValueError as exc:
-        raise _Refused("400 Bad Request", f"unreadable dateTime {text[:40]!r}: {exc}") from None
+                report = StatusResult(*report[:5])
+        out.append(report)
+    return out
 
 
 #: JSON pushes: hpgfast's field -> the names a JSON object may carry it under. The
@@ -170,12 +156,15 @@ JSON_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 def _reports_from_json(
-    body: bytes, fields: Mapping[str, Sequence[str]], tz: Optional[tzinfo]
+    body: bytes,
+    fields: Mapping[str, Sequence[str]],
+    tz: Optional[tzinfo],
+    charset: Optional[str] = None,
 ) -> list[StatusResult]:
     try:
-        data = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise _Refused("400 Bad Request", "the JSON body is not UTF-8") from None
+        # Bytes that are not UTF-8 are kept (as surrogates) for _value to judge by
+        # field: a reason in another charset is read, an id so is refused.
+        data = json.loads(body.decode("utf-8", "surrogateescape"))
     except (ValueError, RecursionError) as exc:
         raise _Refused("400 Bad Request", f"unreadable JSON body: {str(exc)[:80]}") from None
     items = data if isinstance(data, list) else [data]
@@ -185,7 +174,7 @@ def _reports_from_json(
     for n, item in enumerate(items):
         if not isinstance(item, dict):
             raise _Refused("400 Bad Request", f"JSON report {n} is not an object")
-        group: dict[str, str] = {}
+        group: dict[str, bytes] = {}
         for field, names in fields.items():
             present = [name for name in names if item.get(name) is not None]
             if len(present) > 1:
@@ -198,17 +187,20 @@ def _reports_from_json(
                 raise _Refused("400 Bad Request",
                                f"JSON report {n}: {present[0]!r} is not a string")
             text = str(value)
-            if _SEP in text or "\r" in text or "\n" in text:
-                raise _Refused("400 Bad Request",
-                               f"JSON report {n}: {present[0]!r} holds ';' or a line break")
-            group[field] = text
+            try:
+                raw = text.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:  # a \ud800 escape: no UTF-8 at all
+                raw = text.encode("utf-8", "surrogatepass")
+            group[field] = _value(field, raw, f"JSON report {n}: {present[0]!r}")
         groups.append(group)
-    return _reports_from_groups(groups, tz, "JSON body")
+    return _reports_from_groups(groups, tz, "JSON body", charset)
 
 
-def _parse(body: bytes, tz: Optional[tzinfo], what: str) -> list[StatusResult]:
+def _parse(
+    body: bytes, tz: Optional[tzinfo], what: str, charset: Optional[str] = None
+) -> list[StatusResult]:
     try:
-        reports = parse_status(body, tz=tz)
+        reports = parse_status(body, tz=tz, charset=charset)
     except ProtocolError as exc:
         raise _Refused("400 Bad Request", f"unreadable {what}: {exc}") from None
     if not reports:
