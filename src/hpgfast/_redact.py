@@ -29,6 +29,7 @@ __all__ = [
     "MASK",
     "Redactor",
     "Secret",
+    "mask_url",
     "redact_all",
     "register",
     "scrub_exception",
@@ -381,6 +382,38 @@ def _mask_base64(pattern: re.Pattern[str], text: str) -> str:
         last = end
     out.append(text[last:])
     return "".join(out)
+
+
+#: A scheme as RFC 3986 spells one, with its colon (``htps:`` too: any scheme).
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+#: A query or fragment parameter's value: whatever follows ``name=`` up to the next
+#: separator.
+_QUERY_VALUE = re.compile(r"([?&;#][^=&;#?]*=)[^&;#]*")
+
+
+def mask_url(text: str, redact: Callable[[str], str] | None = None) -> str:
+    """``text``, a URL as given (maybe malformed), safe to show in an error or a log.
+
+    For a URL that is refused, so cannot be trusted to have the shape a parser
+    expects (``htps://u:p@h/``, ``http//u:p@h/``, ``u:p@h``): everything between
+    where user info may start (after the first ``//``, else after a scheme, else the
+    start) and the last ``@`` becomes ``***`` (a password holding ``@``, ``/`` or
+    ``:`` unencoded goes whole with it); every query or fragment parameter's value
+    becomes ``***`` (a base URL has none of its own, and the caller may have put
+    the password there under any name); ``redact`` (a client's ``Redactor``) then
+    masks the password itself wherever else it is.
+    """
+    at = text.rfind("@")
+    if at >= 0:
+        slashes = text.find("//", 0, at)
+        if slashes >= 0:
+            start = slashes + 2
+        else:
+            scheme = _SCHEME.match(text)
+            start = scheme.end() if scheme is not None else 0
+        text = text[:start] + MASK + text[at:]
+    text = _QUERY_VALUE.sub(_mask_value, text)
+    return text if redact is None else redact(text)
 
 
 def scrub_exception(exc: BaseException, redact: Callable[[str], str]) -> None:

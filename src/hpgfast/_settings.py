@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, Optional
 
 from urllib3.util import parse_url
 
-from . import _wire
+from . import _redact, _wire
 from ._records import Params
 from ._wire import Code, Status
 from .codec import encode_params
@@ -56,14 +56,29 @@ class Endpoint(NamedTuple):
     path: str  # ends with "/"
 
 
-def _endpoint(url: object) -> Endpoint:
+def _endpoint(url: object, password: str = "", name: str = "url") -> Endpoint:
+    """``url``'s parts, checked; an error shows it masked (``_redact.mask_url``)."""
     if not isinstance(url, str):
-        raise TypeError(f"url must be a str, got {type(url).__name__}")
-    parsed = parse_url(str.__str__(url))
+        raise TypeError(f"{name} must be a str, got {type(url).__name__}")
+    url = str.__str__(url)
+    parsed: Any = None
+    try:
+        parsed = parse_url(url)
+    except ValueError:  # urllib3's LocationParseError, which quotes the URL
+        pass
+    # Raised outside the except block: the parser's error (the URL in it, password
+    # and all) must not ride along as __context__.
+    if parsed is None:
+        raise ValueError(f"{name} is not a valid URL: {_shown(url, password)}")
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
+        raise ValueError(
+            f"{name} must be an http:// or https:// URL, got {_shown(url, password)!r}"
+        )
     if parsed.query or parsed.fragment or parsed.auth:
-        raise ValueError("url must be the connector's base URL, without query or user info")
+        raise ValueError(
+            f"{name} must be the connector's base URL, without query or user info, "
+            f"got {_shown(url, password)!r}"
+        )
     path = parsed.path or "/"
     if not path.endswith("/"):
         path += "/"
@@ -71,6 +86,13 @@ def _endpoint(url: object) -> Endpoint:
         raise ValueError("url: the path holds spaces, control or non-ASCII characters")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     return Endpoint(parsed.scheme, parsed.host, port, f"{parsed.scheme}://{parsed.netloc}", path)
+
+
+def _shown(url: str, password: str) -> str:
+    """A refused URL as an error may show it: user info, query values and the
+    password masked."""
+    redactor = _redact.Redactor(password) if password else None
+    return _redact.mask_url(url, redactor)
 
 
 # -- the checks: each answers the plain value or raises naming the setting ----------------
@@ -250,7 +272,7 @@ class Settings:
         # The password first: no later error may show it (none prints a value of a
         # str setting it could be mistaken for).
         plain: dict[str, Any] = {"password": _text("password", self.password)}
-        endpoint = plain["endpoint"] = _endpoint(self.url)
+        endpoint = plain["endpoint"] = _endpoint(self.url, plain["password"])
         plain["url"] = endpoint.origin + endpoint.path
         for name in ("login", "login_param", "password_param", "user_agent"):
             plain[name] = _text(name, getattr(self, name))
