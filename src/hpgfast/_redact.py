@@ -28,6 +28,7 @@ from urllib.parse import quote, quote_plus
 __all__ = [
     "MASK",
     "Redactor",
+    "Redactors",
     "Secret",
     "mask_url",
     "redact_all",
@@ -280,6 +281,26 @@ class Redactor:
         raise TypeError("a redactor cannot be pickled")
 
 
+class Redactors:
+    """Several ``Redactor`` applied in turn (the platform's password, the proxy's)."""
+
+    __slots__ = ("_all",)
+
+    def __init__(self, redactors: list[Redactor]) -> None:
+        self._all = tuple(redactors)
+
+    def __call__(self, text: str) -> str:
+        for redactor in self._all:
+            text = redactor(text)
+        return text
+
+    def __repr__(self) -> str:
+        return "<Redactors>"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a redactor cannot be pickled")
+
+
 #: The shortest piece of a password cut in two that is masked (when the other piece
 #: follows it): shorter ones are common in any text.
 _MIN_PIECE = 4
@@ -447,10 +468,10 @@ if hasattr(os, "register_at_fork"):
 # Redactors of the open clients, by id(client), for texts written by code that holds
 # no client (the command line's results file). A plain dict: clients unregister on
 # close(), and a closed client's password can no longer travel anyway.
-_active: dict[int, Redactor] = {}
+_active: dict[int, Callable[[str], str]] = {}
 
 
-def register(key: int, redactor: Redactor) -> None:
+def register(key: int, redactor: Callable[[str], str]) -> None:
     """Make ``redact_all()`` mask this password until ``unregister(key)``."""
     with _lock:
         _active[key] = redactor

@@ -42,7 +42,7 @@ from concurrent.futures import wait as futures_wait
 from typing import Any, Optional, Union, cast
 
 import urllib3
-from urllib3.connection import HTTPConnection
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import ClosedPoolError
 from urllib3.exceptions import HTTPError as _Urllib3Error
 from urllib3.util.wait import wait_for_read
@@ -52,8 +52,11 @@ from ._base import (
     DEFAULT_MAX_REPLY_BYTES,
     FRESH_GRACE,
     INTERRUPT_GRACE,
+    PROXY_HEAD_MAX,
     BaseClient,
+    TunnelRefused,
     settings_doc,
+    tunnel_reply,
 )
 from ._pool import drop_inherited, give_back, take
 from ._records import Message, Params, SendResult, StatusResult
@@ -179,6 +182,42 @@ class _Watchdog:
             thread.join()
 
 
+class _TunnelConnection(HTTPSConnection):
+    """urllib3's HTTPS connection, with the ``CONNECT`` through a proxy hpgfast's own.
+
+    urllib3 (``connect()``) opens the socket to the proxy, calls ``_tunnel()``
+    once ``set_tunnel()`` named the platform, then does TLS with the platform's
+    name (SNI and host name check) over the tunnel. http.client's ``_tunnel``
+    reads the proxy's reply without a bound and tells a refusal only by the text
+    of an ``OSError``; this one writes the request the client built (credentials
+    and all, in one write), reads the reply head within ``PROXY_HEAD_MAX`` and
+    raises ``TunnelRefused`` for anything but a 2xx.
+    """
+
+    #: The ``CONNECT`` request, set by the client before ``connect()``.
+    hpgfast_connect: bytes = b""
+
+    def _tunnel(self) -> None:
+        sock = self.sock
+        sock.sendall(self.hpgfast_connect)
+        head = b""
+        while True:
+            # Byte-sized reads past the first chunk are not needed: the proxy sends
+            # nothing after a 2xx head until the TLS handshake begins.
+            data = sock.recv(4096)
+            if not data:
+                raise ConnectionResetError("the proxy closed the connection after CONNECT")
+            head += data
+            end = head.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(head) > PROXY_HEAD_MAX:
+                raise TunnelRefused(None, f"a reply head over {PROXY_HEAD_MAX} bytes")
+        tunnel_reply(head)
+        if end + 4 != len(head):
+            raise TunnelRefused(None, "bytes after the reply to CONNECT")
+
+
 #: Every open ``Client`` of this process: each starts afresh in a child after
 #: ``fork()`` (``_after_fork_in_child``). Weak: the registry keeps no client alive.
 _LIVE: weakref.WeakSet[Client] = weakref.WeakSet()
@@ -208,6 +247,9 @@ class Client(BaseClient):
     _log = log
 
     def _open(self) -> None:
+        host = self._host
+        #: The platform's host as ``set_tunnel`` takes it (an IPv6 literal bare).
+        self._tunnel_host = host[1:-1] if host.startswith("[") else host
         self._start()
         _LIVE.add(self)
 
@@ -221,8 +263,13 @@ class Client(BaseClient):
 
         pool_timeout = urllib3.Timeout(connect=settings.connect_timeout, read=settings.timeout)
         self._pool: urllib3.HTTPConnectionPool
+        route = self._proxy_route
         if self._scheme == "https":
             verify = settings.verify
+            proxy: dict[str, Any] = {}
+            if route is not None:
+                # urllib3 opens the socket to the proxy, the tunnel is ours.
+                proxy["_proxy"] = urllib3.util.Url(scheme="http", host=route.host, port=route.port)
             self._pool = urllib3.HTTPSConnectionPool(
                 self._host,
                 self._port,
@@ -233,11 +280,19 @@ class Client(BaseClient):
                 cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE",
                 assert_hostname=None if verify else False,
                 ssl_context=self._ssl_context,
+                **proxy,
             )
+            if route is not None:
+                self._pool.ConnectionCls = _TunnelConnection
+                # urllib3 turns TCP_NODELAY off behind a proxy (it writes headers and
+                # body apart); a request here is one write: keep it on.
+                self._pool.conn_kw["socket_options"] = HTTPConnection.default_socket_options
         else:
+            # Through a proxy, every connection is to the proxy (absolute-form targets).
+            host, port = (self._host, self._port) if route is None else (route.host, route.port)
             self._pool = urllib3.HTTPConnectionPool(
-                self._host,
-                self._port,
+                host,
+                port,
                 maxsize=settings.concurrency,
                 block=True,
                 retries=False,
@@ -547,6 +602,11 @@ class Client(BaseClient):
         try:
             if conn.sock is None:  # urllib3's is_closed, without its Python frame
                 conn.timeout = self._settings.connect_timeout
+                tunnel = self._connect_request
+                if tunnel is not None:
+                    # Per connection: urllib3's close() forgets the tunnel.
+                    conn.set_tunnel(self._tunnel_host, self._port)
+                    cast(_TunnelConnection, conn).hpgfast_connect = tunnel.value.encode("latin-1")
                 conn.connect()
                 # A server that closed the connection on accept has read nothing:
                 # if that shows within FRESH_GRACE, it is a connect failure. Only for
@@ -565,6 +625,9 @@ class Client(BaseClient):
             # One write of a request built once: the codec made the target ready to
             # send and the headers never change (http.client would build and check
             # them again, line by line, and scan the whole target, for every request).
+            if self._absolute:
+                # Through a proxy: the whole URL as the target (absolute form).
+                line = line[:4] + self._absolute + line[4:]
             sock.sendall(line + self._tail)
             phase = "reply"
             reader = self._reader_for(conn, sock)
@@ -612,6 +675,10 @@ class Client(BaseClient):
             failure = Failure(SENT, TransportError(cause, url=shown, sent=True))
         elif failure is None and reader is not None and not reader.ok:
             failure = reader.failure(shown, self._core.scrub)
+        elif failure is None and self._absolute and reader is not None and reader.status == 407:
+            # The proxy's own refusal, in place of the platform's reply: nothing
+            # reached the platform.
+            failure = self.proxy_refused(407, "Proxy Authentication Required", shown)
         received = 0 if reader is None else reader.received
         if log.isEnabledFor(logging.DEBUG):
             status = None if reader is None else reader.status

@@ -55,7 +55,8 @@ _DESCRIPTIONS = {
     "know, or statuses not final when the deadline passed",
     ExitCode.USAGE: "usage, configuration or input error: bad flags, an unreadable or "
     "empty input, no such journal (or a file that is not one), a journal made for another "
-    "input or in use, a port out of range or that cannot be bound, an HTTP 4xx from the URL",
+    "input or in use, a port out of range or that cannot be bound, an HTTP 4xx from the URL, "
+    "a proxy that refuses (407, a refused CONNECT)",
     ExitCode.AUTH: "authentication failed (error-auth: wrong login or password)",
     ExitCode.TRANSPORT: "transport or protocol failure: the platform unreachable, TLS, "
     "an HTTP 5xx, a redirect, an unreadable reply (the affected messages are unknown "

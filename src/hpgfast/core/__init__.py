@@ -48,6 +48,7 @@ from ._batch import (
 from ._events import (
     CONNECT,
     CUT,
+    PROXY,
     SENT,
     TLS,
     Failure,
@@ -66,6 +67,7 @@ __all__ = [
     "CUT",
     "LINE_OVERHEAD",
     "MAX_REQUEST_BYTES",
+    "PROXY",
     "SEND",
     "SENT",
     "STATUS",
