@@ -42,7 +42,7 @@ from concurrent.futures import wait as futures_wait
 from typing import Any, Optional, Union, cast
 
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connection import HTTPConnection
 from urllib3.exceptions import ClosedPoolError
 from urllib3.exceptions import HTTPError as _Urllib3Error
 from urllib3.util.wait import wait_for_read
@@ -52,13 +52,10 @@ from ._base import (
     DEFAULT_MAX_REPLY_BYTES,
     FRESH_GRACE,
     INTERRUPT_GRACE,
-    PROXY_HEAD_MAX,
     BaseClient,
-    TunnelRefused,
     settings_doc,
-    tunnel_reply,
 )
-from ._pool import drop_inherited, give_back, take
+from ._pool import TunnelConnection, drop_inherited, give_back, take
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
 from .core import (
@@ -182,42 +179,6 @@ class _Watchdog:
             thread.join()
 
 
-class _TunnelConnection(HTTPSConnection):
-    """urllib3's HTTPS connection, with the ``CONNECT`` through a proxy hpgfast's own.
-
-    urllib3 (``connect()``) opens the socket to the proxy, calls ``_tunnel()``
-    once ``set_tunnel()`` named the platform, then does TLS with the platform's
-    name (SNI and host name check) over the tunnel. http.client's ``_tunnel``
-    reads the proxy's reply without a bound and tells a refusal only by the text
-    of an ``OSError``; this one writes the request the client built (credentials
-    and all, in one write), reads the reply head within ``PROXY_HEAD_MAX`` and
-    raises ``TunnelRefused`` for anything but a 2xx.
-    """
-
-    #: The ``CONNECT`` request, set by the client before ``connect()``.
-    hpgfast_connect: bytes = b""
-
-    def _tunnel(self) -> None:
-        sock = self.sock
-        sock.sendall(self.hpgfast_connect)
-        head = b""
-        while True:
-            # Byte-sized reads past the first chunk are not needed: the proxy sends
-            # nothing after a 2xx head until the TLS handshake begins.
-            data = sock.recv(4096)
-            if not data:
-                raise ConnectionResetError("the proxy closed the connection after CONNECT")
-            head += data
-            end = head.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-            if len(head) > PROXY_HEAD_MAX:
-                raise TunnelRefused(None, f"a reply head over {PROXY_HEAD_MAX} bytes")
-        tunnel_reply(head)
-        if end + 4 != len(head):
-            raise TunnelRefused(None, "bytes after the reply to CONNECT")
-
-
 #: Every open ``Client`` of this process: each starts afresh in a child after
 #: ``fork()`` (``_after_fork_in_child``). Weak: the registry keeps no client alive.
 _LIVE: weakref.WeakSet[Client] = weakref.WeakSet()
@@ -283,7 +244,7 @@ class Client(BaseClient):
                 **proxy,
             )
             if route is not None:
-                self._pool.ConnectionCls = _TunnelConnection
+                self._pool.ConnectionCls = TunnelConnection
                 # urllib3 turns TCP_NODELAY off behind a proxy (it writes headers and
                 # body apart); a request here is one write: keep it on.
                 self._pool.conn_kw["socket_options"] = HTTPConnection.default_socket_options
@@ -606,7 +567,7 @@ class Client(BaseClient):
                 if tunnel is not None:
                     # Per connection: urllib3's close() forgets the tunnel.
                     conn.set_tunnel(self._tunnel_host, self._port)
-                    cast(_TunnelConnection, conn).hpgfast_connect = tunnel.value.encode("latin-1")
+                    cast(TunnelConnection, conn).hpgfast_connect = tunnel.value.encode("latin-1")
                 conn.connect()
                 # A server that closed the connection on accept has read nothing:
                 # if that shows within FRESH_GRACE, it is a connect failure. Only for
