@@ -9,7 +9,9 @@ as the proxy had them) and each request it handled (``proxy.requests``:
 
 - ``auth=(user, password)``: a request without the matching
   ``Proxy-Authorization: Basic`` gets ``407`` (``Proxy-Authenticate: Basic``);
-- ``refuse=status``: every ``CONNECT`` gets that status (403, 502...).
+- ``refuse=status``: every ``CONNECT`` gets that status (403, 502...);
+- ``echo=True``: every forwarded ``GET`` gets ``502`` with the request's head as
+  its body (a gateway's error page quoting what it got, credentials and all).
 
 A forwarded ``GET`` goes to its origin with the request target made origin-form
 and ``Proxy-Authorization`` removed, over one upstream connection per client
@@ -30,10 +32,15 @@ HEAD_MAX = 64 * 1024
 
 class ForwardProxy:
     def __init__(
-        self, *, auth: Optional[tuple[str, str]] = None, refuse: Optional[int] = None
+        self,
+        *,
+        auth: Optional[tuple[str, str]] = None,
+        refuse: Optional[int] = None,
+        echo: bool = False,
     ) -> None:
         self.auth = auth
         self.refuse = refuse
+        self.echo = echo
         self.seen = bytearray()
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._lock = threading.Lock()
@@ -125,6 +132,13 @@ class ForwardProxy:
                 if method == "CONNECT":
                     await self._tunnel(target, reader, writer)
                     return
+                if self.echo:
+                    writer.write(
+                        b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
+                        b"Content-Length: %d\r\n\r\n%s" % (len(head), head)
+                    )
+                    await writer.drain()
+                    continue
                 upstream = upstream or await self._open(target)
                 if not await self._forward(head, target, upstream, writer):
                     return

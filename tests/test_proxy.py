@@ -286,6 +286,24 @@ def test_407_is_not_sent_and_stops_the_batch(
     assert "***@127.0.0.1" in str(error)
 
 
+def test_a_gateway_page_echoing_the_credentials_shows_neither_password(
+    http_emu: Emulator, tls: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with ForwardProxy(auth=(PROXY_USER, PROXY_PW), echo=True) as proxy:
+        url = f"http://{PROXY_CREDENTIALS}@127.0.0.1:{proxy.port}"
+        with client_for(http_emu, tls, proxy=url) as client:
+            results = client.send(messages(2))
+        assert proxy.methods() == ["GET"]
+    assert [r.code for r in results] == ["unknown"] * 2  # a 502: it may have gone on
+    error = results[0].error
+    assert "Proxy-Authorization" in str(error)  # the echo is shown, masked
+    texts = [str(error), repr(error), repr(results)]
+    texts += [logging.Formatter("%(message)s").format(r) for r in caplog.records]
+    for text in texts:
+        assert not leaks(text, proxy_forms() | {PLATFORM_PW}), text
+
+
 def test_a_refused_connect_is_a_proxy_error(https_emu: Emulator, tls: dict[str, str]) -> None:
     with ForwardProxy(refuse=403) as proxy:
         with client_for(https_emu, tls, proxy=proxy.url) as client:
