@@ -122,10 +122,12 @@ class ForwardProxy:
                 with self._lock:
                     self.requests.append((method, target, headers))
                 if not self._authorized(headers):
+                    page = b"<html><body>407: who are you?</body></html>"
                     writer.write(
                         b"HTTP/1.1 407 Proxy Authentication Required\r\n"
                         b'Proxy-Authenticate: Basic realm="test"\r\n'
-                        b"Content-Length: 0\r\n\r\n"
+                        b"Content-Type: text/html\r\nContent-Length: %d\r\n\r\n%s"
+                        % (len(page), page)
                     )
                     await writer.drain()
                     continue
@@ -155,7 +157,11 @@ class ForwardProxy:
         self, authority: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         if self.refuse is not None:
-            writer.write(f"HTTP/1.1 {self.refuse} Refused\r\nContent-Length: 0\r\n\r\n".encode())
+            page = b"no tunnels here"
+            writer.write(
+                f"HTTP/1.1 {self.refuse} Refused\r\nContent-Length: {len(page)}\r\n\r\n".encode()
+                + page
+            )
             await writer.drain()
             return
         host, _, port = authority.rpartition(":")

@@ -83,10 +83,11 @@ class TunnelRefused(OSError):
         self.reason = reason
 
 
-def tunnel_reply(head: bytes) -> None:
-    """Check the proxy's reply head to ``CONNECT`` (up to its blank line): returns
-    when it is 2xx, raises ``TunnelRefused`` otherwise."""
-    line = head.split(b"\r\n", 1)[0].decode("latin-1")
+def tunnel_reply(data: bytes) -> None:
+    """Check what the proxy answered to ``CONNECT``: ``data`` holds its reply head
+    whole (up to the blank line). Returns when it is 2xx with nothing after the head,
+    raises ``TunnelRefused`` otherwise (a refusal may come with a body)."""
+    line = data.split(b"\r\n", 1)[0].decode("latin-1")
     version, _, rest = line.partition(" ")
     code, _, reason = rest.partition(" ")
     if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
@@ -94,6 +95,10 @@ def tunnel_reply(head: bytes) -> None:
     status = int(code)
     if not 200 <= status < 300:
         raise TunnelRefused(status, reason.strip()[:200])
+    if not data.endswith(b"\r\n\r\n") or data.find(b"\r\n\r\n") + 4 != len(data):
+        # A 2xx to CONNECT has no body, and the platform speaks only after our
+        # TLS hello: bytes here are not the tunnel's.
+        raise TunnelRefused(None, f"bytes after the proxy's {status} to CONNECT")
 
 
 T = TypeVar("T")

@@ -197,9 +197,9 @@ class _Connection(asyncio.Protocol):
 class _Tunnel(asyncio.Protocol):
     """The proxy's side of a connection until its reply to ``CONNECT`` is read.
 
-    ``done`` gets the reply head (up to its blank line), or the error: a close, a
-    head over ``PROXY_HEAD_MAX``, bytes after it. The TLS layer then replaces this
-    protocol (``loop.start_tls``).
+    ``done`` gets what was read once the reply head is whole (``tunnel_reply``
+    judges it), or the error: a close, a head over ``PROXY_HEAD_MAX``. The TLS
+    layer then replaces this protocol (``loop.start_tls``).
     """
 
     def __init__(self, done: asyncio.Future[bytes]) -> None:
@@ -210,12 +210,8 @@ class _Tunnel(asyncio.Protocol):
         if self.done.done():
             return
         self.head += data
-        end = self.head.find(b"\r\n\r\n")
-        if end >= 0:
-            if end + 4 != len(self.head):
-                self.done.set_exception(TunnelRefused(None, "bytes after the reply to CONNECT"))
-            else:
-                self.done.set_result(self.head)
+        if b"\r\n\r\n" in self.head:
+            self.done.set_result(self.head)  # tunnel_reply() judges it
         elif len(self.head) > PROXY_HEAD_MAX:
             self.done.set_exception(
                 TunnelRefused(None, f"a reply head over {PROXY_HEAD_MAX} bytes")
