@@ -364,6 +364,8 @@ class Client(BaseClient):
                 (``MessageTooLarge``). Raised before anything is sent.
             AuthError: the platform refused the credentials.
             TLSError: the platform's certificate could not be verified.
+            ProxyError: the proxy refused to carry the request (407, a refused
+                ``CONNECT``): nothing reached the platform.
             RequestTooLarge: the server refused the request line as too long
                 (``max_request_bytes`` is above its limit).
             HTTPStatusError: any other 4xx reply: a misconfigured URL, say.
@@ -407,7 +409,8 @@ class Client(BaseClient):
 
         Raises:
             MessageError: an id that cannot be sent (raised before anything is sent).
-            AuthError, TLSError, RequestTooLarge, HTTPStatusError: as for ``send()``.
+            AuthError, TLSError, ProxyError, RequestTooLarge, HTTPStatusError: as for
+                ``send()``.
         """
         return self._drive(self._plan(STATUS, provider_ids, params, results))
 
