@@ -228,8 +228,6 @@ def test_connect_calls_the_tunnel_of_a_connection_set_to_tunnel() -> None:
     """``HTTPSConnection.connect()`` opens the socket to the proxy and calls the
     ``_tunnel()`` that ``_pool.TunnelConnection`` overrides, once ``set_tunnel()``
     named the platform; its refusal comes out of ``connect()`` as it was raised."""
-    from urllib3.util import Url
-
     from hpgfast._base import TunnelRefused
 
     listener = socket.create_server(("127.0.0.1", 0))
@@ -245,12 +243,11 @@ def test_connect_calls_the_tunnel_of_a_connection_set_to_tunnel() -> None:
     thread.start()
     port = listener.getsockname()[1]
     with contract("HTTPSConnection.connect() -> _tunnel() after set_tunnel()"):
-        pool = HTTPSConnectionPool(
-            "platform.invalid", 443, retries=False,
-            _proxy=Url(scheme="http", host="127.0.0.1", port=port),
+        pool = _pool.TunnelPool(
+            "platform.invalid", 443, retries=False, **_pool.tunnelled("127.0.0.1", port)
         )
-        pool.ConnectionCls = _pool.TunnelConnection
         conn = _pool.take(pool)
+        assert (conn.host, conn.port) == ("127.0.0.1", port)  # urllib3 dials the proxy
         assert isinstance(conn, _pool.TunnelConnection)
         conn.set_tunnel("platform.invalid", 443)
         conn.hpgfast_connect = b"CONNECT platform.invalid:443 HTTP/1.1\r\n\r\n"

@@ -24,12 +24,13 @@ from __future__ import annotations
 import queue
 from typing import Any, Callable, Optional
 
-from urllib3 import HTTPConnectionPool
-from urllib3.connection import HTTPSConnection
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.util import Url
 
 from ._base import PROXY_HEAD_MAX, TunnelRefused, tunnel_reply
 
-__all__ = ["TunnelConnection", "drop_inherited", "give_back", "take"]
+__all__ = ["TunnelConnection", "TunnelPool", "drop_inherited", "give_back", "take", "tunnelled"]
 
 
 def _private(name: str) -> Callable[..., Any]:
@@ -53,6 +54,17 @@ take: Callable[[HTTPConnectionPool], Any] = _private("_get_conn")
 #: ``give_back(pool, conn)``: ``conn`` back into ``pool`` for the next ``take``;
 #: closed instead when the pool is closed.
 give_back: Callable[[HTTPConnectionPool, Any], None] = _private("_put_conn")
+
+
+def tunnelled(host: str, port: int) -> dict[str, Any]:
+    """The keyword arguments of a ``TunnelPool`` whose connections go through the
+    proxy at ``host:port``."""
+    return {
+        "_proxy": Url(scheme="http", host=host, port=port),
+        # urllib3 turns TCP_NODELAY off behind a proxy (it writes a request's headers
+        # and body apart); hpgfast writes a request at once: keep it on.
+        "socket_options": HTTPConnection.default_socket_options,
+    }
 
 
 def drop_inherited(pool: HTTPConnectionPool) -> None:
@@ -107,3 +119,9 @@ class TunnelConnection(HTTPSConnection):
             if len(head) > PROXY_HEAD_MAX:
                 raise TunnelRefused(None, f"a reply head over {PROXY_HEAD_MAX} bytes")
         tunnel_reply(head)
+
+
+class TunnelPool(HTTPSConnectionPool):
+    """An HTTPS pool whose connections are ``TunnelConnection`` (give it ``tunnelled()``)."""
+
+    ConnectionCls = TunnelConnection

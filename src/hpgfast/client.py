@@ -55,7 +55,7 @@ from ._base import (
     BaseClient,
     settings_doc,
 )
-from ._pool import TunnelConnection, drop_inherited, give_back, take
+from ._pool import TunnelConnection, TunnelPool, drop_inherited, give_back, take, tunnelled
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
 from .core import (
@@ -208,9 +208,6 @@ class Client(BaseClient):
     _log = log
 
     def _open(self) -> None:
-        host = self._host
-        #: The platform's host as ``set_tunnel`` takes it (an IPv6 literal bare).
-        self._tunnel_host = host[1:-1] if host.startswith("[") else host
         self._start()
         _LIVE.add(self)
 
@@ -227,11 +224,8 @@ class Client(BaseClient):
         route = self._proxy_route
         if self._scheme == "https":
             verify = settings.verify
-            proxy: dict[str, Any] = {}
-            if route is not None:
-                # urllib3 opens the socket to the proxy, the tunnel is ours.
-                proxy["_proxy"] = urllib3.util.Url(scheme="http", host=route.host, port=route.port)
-            self._pool = urllib3.HTTPSConnectionPool(
+            pool_class = urllib3.HTTPSConnectionPool if route is None else TunnelPool
+            self._pool = pool_class(
                 self._host,
                 self._port,
                 maxsize=settings.concurrency,
@@ -241,13 +235,9 @@ class Client(BaseClient):
                 cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE",
                 assert_hostname=None if verify else False,
                 ssl_context=self._ssl_context,
-                **proxy,
+                # urllib3 opens the socket to the proxy; the tunnel is ours (_pool).
+                **({} if route is None else tunnelled(route.host, route.port)),
             )
-            if route is not None:
-                self._pool.ConnectionCls = TunnelConnection
-                # urllib3 turns TCP_NODELAY off behind a proxy (it writes headers and
-                # body apart); a request here is one write: keep it on.
-                self._pool.conn_kw["socket_options"] = HTTPConnection.default_socket_options
         else:
             # Through a proxy, every connection is to the proxy (absolute-form targets).
             host, port = (self._host, self._port) if route is None else (route.host, route.port)
@@ -569,7 +559,7 @@ class Client(BaseClient):
                 tunnel = self._connect_request
                 if tunnel is not None:
                     # Per connection: urllib3's close() forgets the tunnel.
-                    conn.set_tunnel(self._tunnel_host, self._port)
+                    conn.set_tunnel(self._host.strip("[]"), self._port)
                     cast(TunnelConnection, conn).hpgfast_connect = tunnel.value.encode("latin-1")
                 conn.connect()
                 # A server that closed the connection on accept has read nothing:
@@ -639,9 +629,7 @@ class Client(BaseClient):
             failure = Failure(SENT, TransportError(cause, url=shown, sent=True))
         elif failure is None and reader is not None and not reader.ok:
             failure = reader.failure(shown, self._core.scrub)
-        elif failure is None and self._absolute and reader is not None and reader.status == 407:
-            # The proxy's own refusal, in place of the platform's reply: nothing
-            # reached the platform.
+        elif self._absolute and failure is None and reader is not None and reader.status == 407:
             failure = self.proxy_refused(407, "Proxy Authentication Required", shown)
         received = 0 if reader is None else reader.received
         if log.isEnabledFor(logging.DEBUG):
