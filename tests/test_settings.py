@@ -40,6 +40,8 @@ OTHER: dict[str, Any] = {
     "connect_timeout": 2.0,
     "ca_certs": "/nonexistent.pem",
     "verify": False,
+    "proxy": "http://127.0.0.1:3128",
+    "trust_env": False,
     "max_request_bytes": 4096,
     "max_batch": 1,
     "concurrency": 4,

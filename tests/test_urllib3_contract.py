@@ -222,3 +222,40 @@ def test_drop_inherited_closes_the_idle_connections_without_the_queue_s_lock(
     with contract("HTTPConnectionPool's finalizer (of the idle queue)"):
         assert not finalizing.is_alive(), "the pool's finalizer waited for the queue's lock"
     parents_lock.release()
+
+
+def test_connect_calls_the_tunnel_of_a_connection_set_to_tunnel() -> None:
+    """``HTTPSConnection.connect()`` opens the socket to the proxy and calls the
+    ``_tunnel()`` that ``_pool.TunnelConnection`` overrides, once ``set_tunnel()``
+    named the platform; its refusal comes out of ``connect()`` as it was raised."""
+    from hpgfast._base import TunnelRefused
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    got: list[bytes] = []
+
+    def refuse() -> None:
+        conn = listener.accept()[0]
+        got.append(conn.recv(4096))
+        conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+        conn.close()
+
+    thread = threading.Thread(target=refuse, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    with contract("HTTPSConnection.connect() -> _tunnel() after set_tunnel()"):
+        pool = _pool.TunnelPool(
+            "platform.invalid", 443, retries=False, **_pool.tunnelled("127.0.0.1", port)
+        )
+        conn = _pool.take(pool)
+        assert (conn.host, conn.port) == ("127.0.0.1", port)  # urllib3 dials the proxy
+        assert isinstance(conn, _pool.TunnelConnection)
+        conn.set_tunnel("platform.invalid", 443)
+        conn.hpgfast_connect = b"CONNECT platform.invalid:443 HTTP/1.1\r\n\r\n"
+        with pytest.raises(TunnelRefused) as info:
+            conn.connect()
+        assert info.value.status == 407
+        thread.join(5)
+        assert got == [b"CONNECT platform.invalid:443 HTTP/1.1\r\n\r\n"]
+        conn.close()
+        pool.close()
+    listener.close()

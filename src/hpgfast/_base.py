@@ -36,8 +36,19 @@ from urllib3.util.ssl_ import create_urllib3_context
 from . import _redact
 from ._records import Params, StatusResult
 from ._settings import DEFAULT_MAX_REPLY_BYTES, Settings
-from .core import CONNECT, SENT, STATUS, TLS, Batch, Exchange, Failure, Operation, Subscriber
-from .exceptions import ConnectError, TLSError, TransportError
+from .core import (
+    CONNECT,
+    PROXY,
+    SENT,
+    STATUS,
+    TLS,
+    Batch,
+    Exchange,
+    Failure,
+    Operation,
+    Subscriber,
+)
+from .exceptions import ConnectError, ProxyError, TLSError, TransportError
 
 __all__ = ["DEFAULT_MAX_REPLY_BYTES", "FRESH_GRACE", "INTERRUPT_GRACE", "BaseClient"]
 
@@ -57,6 +68,38 @@ _TIMEOUTS: tuple[type[BaseException], ...] = (socket.timeout, TimeoutError, _Url
 #: A TLS handshake cut by the server: nothing was sent, a connect failure.
 _TLS_CUT = (ssl.SSLEOFError, ssl.SSLZeroReturnError)
 _TLS_FAILED = (ssl.SSLError, ssl.CertificateError, _Urllib3SSLError)
+
+#: The longest reply head a proxy may give to ``CONNECT`` (a 200 has no body).
+PROXY_HEAD_MAX = 16 * 1024
+
+
+class TunnelRefused(OSError):
+    """The proxy's answer to ``CONNECT`` was not 2xx (or not HTTP): ``status`` (None
+    when unreadable) and its reason phrase. Raised by a transport while connecting."""
+
+    def __init__(self, status: Optional[int], reason: str) -> None:
+        super().__init__(f"{status} {reason}" if status is not None else reason)
+        self.status = status
+        self.reason = reason
+
+
+def tunnel_reply(data: bytes) -> None:
+    """Check what the proxy answered to ``CONNECT``: ``data`` holds its reply head
+    whole (up to the blank line). Returns when it is 2xx with nothing after the head,
+    raises ``TunnelRefused`` otherwise (a refusal may come with a body)."""
+    line = data.split(b"\r\n", 1)[0].decode("latin-1")
+    version, _, rest = line.partition(" ")
+    code, _, reason = rest.partition(" ")
+    if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+        raise TunnelRefused(None, f"not an HTTP reply: {line[:80]!r}")
+    status = int(code)
+    if not 200 <= status < 300:
+        raise TunnelRefused(status, reason.strip()[:200])
+    if not data.endswith(b"\r\n\r\n") or data.find(b"\r\n\r\n") + 4 != len(data):
+        # A 2xx to CONNECT has no body, and the platform speaks only after our
+        # TLS hello: bytes here are not the tunnel's.
+        raise TunnelRefused(None, f"bytes after the proxy's {status} to CONNECT")
+
 
 T = TypeVar("T")
 _Client = TypeVar("_Client", bound="BaseClient")
@@ -122,6 +165,8 @@ class BaseClient:
         connect_timeout: float = _D.connect_timeout,
         ca_certs: Optional[str] = _D.ca_certs,
         verify: bool = _D.verify,
+        proxy: Optional[str] = _D.proxy,
+        trust_env: Optional[bool] = _D.trust_env,
         max_request_bytes: int = _D.max_request_bytes,
         max_batch: Optional[int] = _D.max_batch,
         concurrency: int = _D.concurrency,
@@ -156,6 +201,8 @@ class BaseClient:
             connect_timeout=connect_timeout,
             ca_certs=ca_certs,
             verify=verify,
+            proxy=proxy,
+            trust_env=trust_env,
             max_request_bytes=max_request_bytes,
             max_batch=max_batch,
             concurrency=concurrency,
@@ -202,11 +249,42 @@ class BaseClient:
         self._ssl_context = self._tls_context() if self._scheme == "https" else None
         default_port = 443 if self._scheme == "https" else 80
         host = self._host if self._port == default_port else f"{self._host}:{self._port}"
+        route = self._proxy_route = settings.proxy_route
+        #: An http:// platform through a proxy: the request target is the whole URL
+        #: (absolute form), written after ``GET `` by the transport.
+        self._absolute = b""
+        proxy_headers = ""
+        #: The ``CONNECT`` request of an https:// platform through a proxy.
+        self._connect_request: Optional[_redact.Secret] = None
+        if route is not None:
+            auth = route.authorization
+            if self._scheme == "https":
+                authority = f"{self._host}:{self._port}"
+                self._connect_request = _redact.Secret(
+                    f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+                    f"User-Agent: {settings.user_agent}\r\n"
+                    + (f"Proxy-Authorization: {auth.value}\r\n" if auth else "")
+                    + "\r\n"
+                )
+            else:
+                self._absolute = endpoint.origin.encode("ascii")
+                if auth is not None:
+                    proxy_headers = f"Proxy-Authorization: {auth.value}\r\n"
+                # Once per client: every request line shows the proxy the password.
+                self._log.warning(
+                    "hpgfast.%s: %s goes through the proxy %s (%s) in the clear: the "
+                    "proxy sees the password in every request line; use https:// to "
+                    "keep it from the proxy",
+                    type(self).__name__,
+                    endpoint.origin,
+                    route.shown,
+                    route.source,
+                )
         #: What follows the target in every request: the request line's end and the
         #: headers, built once (both clients write a request with one call).
         self._tail = (
             f" HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {settings.user_agent}\r\n"
-            "Accept-Encoding: identity\r\n\r\n"
+            f"{proxy_headers}Accept-Encoding: identity\r\n\r\n"
         ).encode("latin-1")
         self._open()
         self._closed = False
@@ -256,6 +334,8 @@ class BaseClient:
     connect_timeout = _Setting[float]()
     ca_certs = _Setting[Optional[str]]()
     verify = _Setting[bool]()
+    proxy = _Setting[Optional[str]]()
+    trust_env = _Setting[Optional[bool]]()
     max_request_bytes = _Setting[int]()
     max_batch = _Setting[Optional[int]]()
     concurrency = _Setting[int]()
@@ -285,9 +365,11 @@ class BaseClient:
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
         settings = self._settings
+        route = settings.proxy_route
+        via = "" if route is None else f" proxy={route.shown!r}"
         return (
             f"<hpgfast.{type(self).__name__}{state} {settings.url!r} login={settings.login!r} "
-            f"concurrency={settings.concurrency}>"
+            f"concurrency={settings.concurrency}{via}>"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -329,6 +411,11 @@ class BaseClient:
         said = str(exc)
         text = self._core.scrub(f"{type(exc).__name__}: {said}" if said else type(exc).__name__)
         timeouts = _TIMEOUTS + self._timeouts
+        route = self._proxy_route
+        if phase == "connect" and route is not None:
+            if isinstance(exc, TunnelRefused):
+                return self.proxy_refused(exc.status, self._core.scrub(exc.reason), shown)
+            text = f"{text} (through the proxy {route.shown})"
         if phase == "connect":
             if isinstance(exc, _TLS_CUT):
                 error = ConnectError(f"TLS handshake cut: {text}", url=shown, sent=False)
@@ -348,6 +435,23 @@ class BaseClient:
         else:
             message = f"connection broken: {text}"
         return Failure(SENT, TransportError(message, url=shown, sent=True))
+
+    def proxy_refused(self, status: Optional[int], reason: str, shown: str) -> Failure:
+        """The ``PROXY`` failure of a proxy that refused (407, a refused ``CONNECT``):
+        nothing reached the platform, and the batch stops (a setting is wrong)."""
+        route = self._proxy_route
+        assert route is not None
+        said = f"HTTP {status} {reason}".rstrip() if status is not None else reason
+        hint = " (its credentials are missing or wrong)" if status == 407 else ""
+        error = ProxyError(
+            f"the proxy {route.shown} ({route.source}) refused to carry the request{hint}: "
+            f"{said}",
+            url=shown,
+            sent=False,
+            status=status,
+            proxy=route.shown,
+        )
+        return Failure(PROXY, error)
 
     def _log_exchange(
         self,

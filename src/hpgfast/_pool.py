@@ -9,6 +9,10 @@ two methods ``urlopen()`` itself is built on, ``_get_conn`` and ``_put_conn``
 with ``block=True``), and, in a child after ``fork()``, the pool's queue
 (``HTTPConnectionPool.pool``).
 
+Through a proxy, an HTTPS connection's tunnel is hpgfast's own
+(``TunnelConnection``): it overrides ``_tunnel()``, which urllib3's
+``HTTPSConnection.connect()`` calls after ``set_tunnel()`` (as http.client's does).
+
 These names are the same from urllib3 2.0 to the newest 2.x; pyproject.toml bounds
 urllib3 to that range, and tests/test_urllib3_contract.py checks each one's
 signature and behaviour against the installed urllib3, failing with the name and
@@ -20,9 +24,13 @@ from __future__ import annotations
 import queue
 from typing import Any, Callable, Optional
 
-from urllib3 import HTTPConnectionPool
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.util import Url
 
-__all__ = ["drop_inherited", "give_back", "take"]
+from ._base import PROXY_HEAD_MAX, TunnelRefused, tunnel_reply
+
+__all__ = ["TunnelConnection", "TunnelPool", "drop_inherited", "give_back", "take", "tunnelled"]
 
 
 def _private(name: str) -> Callable[..., Any]:
@@ -48,6 +56,17 @@ take: Callable[[HTTPConnectionPool], Any] = _private("_get_conn")
 give_back: Callable[[HTTPConnectionPool, Any], None] = _private("_put_conn")
 
 
+def tunnelled(host: str, port: int) -> dict[str, Any]:
+    """The keyword arguments of a ``TunnelPool`` whose connections go through the
+    proxy at ``host:port``."""
+    return {
+        "_proxy": Url(scheme="http", host=host, port=port),
+        # urllib3 turns TCP_NODELAY off behind a proxy (it writes a request's headers
+        # and body apart); hpgfast writes a request at once: keep it on.
+        "socket_options": HTTPConnection.default_socket_options,
+    }
+
+
 def drop_inherited(pool: HTTPConnectionPool) -> None:
     """In a child after ``fork()``: let go of a pool made by the parent, touching
     nothing the parent still uses.
@@ -67,3 +86,42 @@ def drop_inherited(pool: HTTPConnectionPool) -> None:
             if conn is not None:  # urllib3 fills the queue with None placeholders
                 conn.close()
     pool.pool = None
+
+
+class TunnelConnection(HTTPSConnection):
+    """urllib3's HTTPS connection, with the ``CONNECT`` through a proxy hpgfast's own.
+
+    urllib3 (``connect()``) opens the socket to the proxy, calls ``_tunnel()``
+    once ``set_tunnel()`` named the platform, then does TLS with the platform's
+    name (SNI and host name check) over the tunnel. http.client's ``_tunnel``
+    reads the proxy's reply without a bound and tells a refusal only by the text
+    of an ``OSError``; this one writes the request the client built (credentials
+    and all, in one write), reads the reply head within ``PROXY_HEAD_MAX`` and
+    raises ``TunnelRefused`` for anything but a 2xx.
+    """
+
+    #: The ``CONNECT`` request, set by the client before ``connect()``.
+    hpgfast_connect: bytes = b""
+
+    def _tunnel(self) -> None:
+        sock = self.sock
+        sock.sendall(self.hpgfast_connect)
+        head = b""
+        while True:
+            # No need to stop at the head's end: after a 2xx head the proxy sends
+            # nothing until the TLS handshake begins (tunnel_reply checks).
+            data = sock.recv(4096)
+            if not data:
+                raise ConnectionResetError("the proxy closed the connection after CONNECT")
+            head += data
+            if b"\r\n\r\n" in head:
+                break
+            if len(head) > PROXY_HEAD_MAX:
+                raise TunnelRefused(None, f"a reply head over {PROXY_HEAD_MAX} bytes")
+        tunnel_reply(head)
+
+
+class TunnelPool(HTTPSConnectionPool):
+    """An HTTPS pool whose connections are ``TunnelConnection`` (give it ``tunnelled()``)."""
+
+    ConnectionCls = TunnelConnection

@@ -28,7 +28,9 @@ from urllib.parse import quote, quote_plus
 __all__ = [
     "MASK",
     "Redactor",
+    "Redactors",
     "Secret",
+    "mask_url",
     "redact_all",
     "register",
     "scrub_exception",
@@ -279,6 +281,26 @@ class Redactor:
         raise TypeError("a redactor cannot be pickled")
 
 
+class Redactors:
+    """Several ``Redactor`` applied in turn (the platform's password, the proxy's)."""
+
+    __slots__ = ("_all",)
+
+    def __init__(self, redactors: list[Redactor]) -> None:
+        self._all = tuple(redactors)
+
+    def __call__(self, text: str) -> str:
+        for redactor in self._all:
+            text = redactor(text)
+        return text
+
+    def __repr__(self) -> str:
+        return "<Redactors>"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("a redactor cannot be pickled")
+
+
 #: The shortest piece of a password cut in two that is masked (when the other piece
 #: follows it): shorter ones are common in any text.
 _MIN_PIECE = 4
@@ -383,6 +405,38 @@ def _mask_base64(pattern: re.Pattern[str], text: str) -> str:
     return "".join(out)
 
 
+#: A scheme as RFC 3986 spells one, with its colon (``htps:`` too: any scheme).
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+#: A query or fragment parameter's value: whatever follows ``name=`` up to the next
+#: separator.
+_QUERY_VALUE = re.compile(r"([?&;#][^=&;#?]*=)[^&;#]*")
+
+
+def mask_url(text: str, redact: Callable[[str], str] | None = None) -> str:
+    """``text``, a URL as given (maybe malformed), safe to show in an error or a log.
+
+    For a URL that is refused, so cannot be trusted to have the shape a parser
+    expects (``htps://u:p@h/``, ``http//u:p@h/``, ``u:p@h``): everything between
+    where user info may start (after the first ``//``, else after a scheme, else the
+    start) and the last ``@`` becomes ``***`` (a password holding ``@``, ``/`` or
+    ``:`` unencoded goes whole with it); every query or fragment parameter's value
+    becomes ``***`` (a base URL has none of its own, and the caller may have put
+    the password there under any name); ``redact`` (a client's ``Redactor``) then
+    masks the password itself wherever else it is.
+    """
+    at = text.rfind("@")
+    if at >= 0:
+        slashes = text.find("//", 0, at)
+        if slashes >= 0:
+            start = slashes + 2
+        else:
+            scheme = _SCHEME.match(text)
+            start = scheme.end() if scheme is not None else 0
+        text = text[:start] + MASK + text[at:]
+    text = _QUERY_VALUE.sub(_mask_value, text)
+    return text if redact is None else redact(text)
+
+
 def scrub_exception(exc: BaseException, redact: Callable[[str], str]) -> None:
     """Redact, in place, every ``str`` in ``exc.args`` and among its attributes.
 
@@ -414,10 +468,10 @@ if hasattr(os, "register_at_fork"):
 # Redactors of the open clients, by id(client), for texts written by code that holds
 # no client (the command line's results file). A plain dict: clients unregister on
 # close(), and a closed client's password can no longer travel anyway.
-_active: dict[int, Redactor] = {}
+_active: dict[int, Callable[[str], str]] = {}
 
 
-def register(key: int, redactor: Redactor) -> None:
+def register(key: int, redactor: Callable[[str], str]) -> None:
     """Make ``redact_all()`` mask this password until ``unregister(key)``."""
     with _lock:
         _active[key] = redactor

@@ -16,25 +16,28 @@ and a ``Settings`` refuses to be pickled, as the clients do.
 
 from __future__ import annotations
 
+import base64
 import math
 import numbers
 import operator
 import os
 import re
+import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import Any, NamedTuple, Optional
+from urllib.parse import unquote
 
 from urllib3.util import parse_url
 
-from . import _wire
+from . import _redact, _wire
 from ._records import Params
 from ._wire import Code, Status
 from .codec import encode_params
 from .core import MAX_REQUEST_BYTES, REPLY_BYTES_FLOOR, Subscriber
 
-__all__ = ["DEFAULT_MAX_REPLY_BYTES", "Endpoint", "Settings"]
+__all__ = ["DEFAULT_MAX_REPLY_BYTES", "Endpoint", "Proxy", "Settings"]
 
 #: The least reply cap of a request by default (``max_reply_bytes=None``), which
 #: then grows with the request: ``hpgfast.core.reply_cap``.
@@ -56,14 +59,29 @@ class Endpoint(NamedTuple):
     path: str  # ends with "/"
 
 
-def _endpoint(url: object) -> Endpoint:
+def _endpoint(url: object, password: str = "", name: str = "url") -> Endpoint:
+    """``url``'s parts, checked; an error shows it masked (``_redact.mask_url``)."""
     if not isinstance(url, str):
-        raise TypeError(f"url must be a str, got {type(url).__name__}")
-    parsed = parse_url(str.__str__(url))
+        raise TypeError(f"{name} must be a str, got {type(url).__name__}")
+    url = str.__str__(url)
+    parsed: Any = None
+    try:
+        parsed = parse_url(url)
+    except ValueError:  # urllib3's LocationParseError, which quotes the URL
+        pass
+    # Raised outside the except block: the parser's error (the URL in it, password
+    # and all) must not ride along as __context__.
+    if parsed is None:
+        raise ValueError(f"{name} is not a valid URL: {_shown(url, password)}")
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ValueError(f"url must be an http:// or https:// URL, got {url!r}")
+        raise ValueError(
+            f"{name} must be an http:// or https:// URL, got {_shown(url, password)!r}"
+        )
     if parsed.query or parsed.fragment or parsed.auth:
-        raise ValueError("url must be the connector's base URL, without query or user info")
+        raise ValueError(
+            f"{name} must be the connector's base URL, without query or user info, "
+            f"got {_shown(url, password)!r}"
+        )
     path = parsed.path or "/"
     if not path.endswith("/"):
         path += "/"
@@ -71,6 +89,95 @@ def _endpoint(url: object) -> Endpoint:
         raise ValueError("url: the path holds spaces, control or non-ASCII characters")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     return Endpoint(parsed.scheme, parsed.host, port, f"{parsed.scheme}://{parsed.netloc}", path)
+
+
+def _shown(url: str, password: str) -> str:
+    """A refused URL as an error may show it: user info, query values and the
+    password masked."""
+    redactor = _redact.Redactor(password) if password else None
+    return _redact.mask_url(url, redactor)
+
+
+class Proxy(NamedTuple):
+    """The forward proxy a client goes through, resolved from ``proxy`` or the
+    environment; its credentials only in ``Secret`` (no repr shows them)."""
+
+    host: str  # to connect to: an IPv6 literal without its brackets
+    port: int
+    #: The proxy's URL as logs and errors show it: ``http://***@host:port``.
+    shown: str
+    #: The ``Proxy-Authorization`` header's value (Basic), or None.
+    authorization: Optional[_redact.Secret]
+    #: The proxy's password (for the redactor), or None.
+    password: Optional[_redact.Secret]
+    #: Where it came from: ``proxy`` or the environment variable's name.
+    source: str
+
+
+def _proxy(url: str, source: str, password: str) -> Proxy:
+    """``url`` (``http://[user:password@]host[:port]``) as a ``Proxy``, checked."""
+    if "://" not in url and not url.startswith("//"):
+        url = "http://" + url  # "proxy:3128", as urllib and requests take it
+    parsed: Any = None
+    try:
+        parsed = parse_url(url)
+    except ValueError:  # LocationParseError quotes the URL
+        pass
+    if parsed is None:
+        raise ValueError(f"{source} is not a valid URL: {_shown(url, password)}")
+    if parsed.scheme != "http" or not parsed.host:
+        raise ValueError(
+            f"{source} must be an http:// proxy URL (CONNECT to it in the clear), "
+            f"got {_shown(url, password)!r}"
+        )
+    if parsed.path not in (None, "", "/") or parsed.query or parsed.fragment:
+        raise ValueError(f"{source} must be a proxy's URL, without a path or query, "
+                         f"got {_shown(url, password)!r}")
+    host = parsed.host
+    port = parsed.port or 80
+    netloc = f"{host}:{port}"
+    authorization = secret = None
+    if parsed.auth is not None:
+        user, _, pw = parsed.auth.partition(":")
+        user, pw = unquote(user), unquote(pw)
+        if _HEADER_UNSAFE.search(user + pw):
+            raise ValueError(f"{source}: the proxy's user or password holds control characters")
+        token = base64.b64encode(f"{user}:{pw}".encode()).decode("ascii")
+        authorization = _redact.Secret(f"Basic {token}")
+        secret = _redact.Secret(pw) if pw else None
+        netloc = f"{_redact.MASK}@{netloc}"
+    bare = host[1:-1] if host.startswith("[") else host
+    return Proxy(bare, port, f"http://{netloc}", authorization, secret, source)
+
+
+def _route(explicit: Optional[str], endpoint: Endpoint, trust_env: Optional[bool],
+           password: str) -> Optional[Proxy]:
+    """The proxy to go through, or None.
+
+    ``proxy`` when given. Otherwise the environment's, as urllib reads it
+    (``getproxies()``: ``https_proxy``/``HTTPS_PROXY``, ``http_proxy``, the latter
+    never under CGI), unless ``NO_PROXY`` names the platform's host: for an
+    ``https://`` platform unless ``trust_env`` is False, for ``http://`` only when
+    it is True (a proxy then reads the password in the clear).
+    """
+    if explicit is not None:
+        return _proxy(explicit, "proxy", password)
+    if trust_env is False or (endpoint.scheme == "http" and not trust_env):
+        return None
+    proxies = urllib.request.getproxies()
+    url = proxies.get(endpoint.scheme)
+    if not url:
+        return None
+    host = endpoint.host[1:-1] if endpoint.host.startswith("[") else endpoint.host
+    if "no" in proxies:
+        # NO_PROXY as urllib reads it (not in typeshed, in urllib.request since 3.0).
+        by_env = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+        bypass = by_env(host, proxies)
+    else:
+        bypass = urllib.request.proxy_bypass(host)
+    if bypass:
+        return None
+    return _proxy(url, f"{endpoint.scheme}_proxy from the environment", password)
 
 
 # -- the checks: each answers the plain value or raises naming the setting ----------------
@@ -162,6 +269,19 @@ class Settings:
             provider's); the system's trust store when ``None``.
         verify: verify the platform's certificate and host name (HTTPS). Turning it
             off warns with ``urllib3.exceptions.InsecureRequestWarning``.
+        proxy: a forward proxy, ``http://[user:password@]host:port``, used whatever
+            the environment says. An ``https://`` platform is reached through it
+            with ``CONNECT`` (the platform's certificate still verified, end to
+            end); an ``http://`` one with the whole URL as the request target, so
+            the proxy reads the password (a warning is logged once per client).
+            Its credentials go as ``Proxy-Authorization: Basic`` and are masked
+            like the password. A proxy that refuses (HTTP 407, any non-2xx to
+            ``CONNECT``) stops the batch with ``ProxyError``: nothing was sent.
+        trust_env: whether the environment's proxies (``HTTPS_PROXY``,
+            ``HTTP_PROXY``, ``NO_PROXY``, read as ``urllib.request.getproxies()``
+            reads them, when the settings are made) are used when ``proxy`` is not
+            given. ``None``: for an ``https://`` platform only; ``True``: for an
+            ``http://`` one too (with the warning above); ``False``: never.
         max_request_bytes: the longest request line (``GET <target> HTTP/1.1``) sent;
             batches are split to stay within it.
         max_batch: at most this many messages (or ids) per request.
@@ -231,6 +351,8 @@ class Settings:
     connect_timeout: float = 10.0
     ca_certs: Optional[str] = None
     verify: bool = True
+    proxy: Optional[str] = field(default=None, repr=False)  # may hold credentials
+    trust_env: Optional[bool] = None
     max_request_bytes: int = MAX_REQUEST_BYTES
     max_batch: Optional[int] = None
     concurrency: int = 1
@@ -258,12 +380,14 @@ class Settings:
     endpoint: Endpoint = field(init=False, repr=False, compare=False)
     #: Seconds one exchange may take: ``request_deadline``, or 10 x ``timeout``.
     deadline: float = field(init=False, repr=False, compare=False)
+    #: The proxy in force (``proxy``, else the environment's), or None.
+    proxy_route: Optional[Proxy] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # The password first: no later error may show it (none prints a value of a
         # str setting it could be mistaken for).
         plain: dict[str, Any] = {"password": _text("password", self.password)}
-        endpoint = plain["endpoint"] = _endpoint(self.url)
+        endpoint = plain["endpoint"] = _endpoint(self.url, plain["password"])
         plain["url"] = endpoint.origin + endpoint.path
         for name in ("login", "login_param", "password_param", "user_agent"):
             plain[name] = _text(name, getattr(self, name))
@@ -301,6 +425,12 @@ class Settings:
         plain["subscribers"] = tuple(subscribers)
         plain["account_stop_codes"] = _codes("account_stop_codes", self.account_stop_codes)
         plain["final_statuses"] = _codes("final_statuses", self.final_statuses, lower=True)
+        plain["proxy"] = _text("proxy", self.proxy, optional=True)
+        if self.trust_env is not None:
+            plain["trust_env"] = _flag("trust_env", self.trust_env)
+        plain["proxy_route"] = _route(
+            plain["proxy"], endpoint, self.trust_env, plain["password"]
+        )
         deadline = plain["request_deadline"]
         plain["deadline"] = 10 * plain["timeout"] if deadline is None else deadline
         for name, value in plain.items():

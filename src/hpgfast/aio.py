@@ -43,7 +43,15 @@ from typing import Any, Optional, Union
 from urllib3.util.wait import wait_for_read
 
 from . import _redact
-from ._base import FRESH_GRACE, INTERRUPT_GRACE, BaseClient, settings_doc
+from ._base import (
+    FRESH_GRACE,
+    INTERRUPT_GRACE,
+    PROXY_HEAD_MAX,
+    BaseClient,
+    TunnelRefused,
+    settings_doc,
+    tunnel_reply,
+)
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
 from .core import CONNECT, SEND, SENT, STATUS, Batch, Failure, Reply, Request
@@ -186,6 +194,40 @@ class _Connection(asyncio.Protocol):
                 pass
 
 
+class _Tunnel(asyncio.Protocol):
+    """The proxy's side of a connection until its reply to ``CONNECT`` is read.
+
+    ``done`` gets what was read once the reply head is whole (``tunnel_reply``
+    judges it), or the error: a close, a head over ``PROXY_HEAD_MAX``. The TLS
+    layer then replaces this protocol (``loop.start_tls``).
+    """
+
+    def __init__(self, done: asyncio.Future[bytes]) -> None:
+        self.done = done
+        self.head = b""
+
+    def data_received(self, data: bytes) -> None:
+        if self.done.done():
+            return
+        self.head += data
+        if b"\r\n\r\n" in self.head:
+            self.done.set_result(self.head)  # tunnel_reply() judges it
+        elif len(self.head) > PROXY_HEAD_MAX:
+            self.done.set_exception(
+                TunnelRefused(None, f"a reply head over {PROXY_HEAD_MAX} bytes")
+            )
+
+    def eof_received(self) -> Optional[bool]:
+        self.connection_lost(None)
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if not self.done.done():
+            self.done.set_exception(
+                ConnectionResetError("the proxy closed the connection after CONNECT")
+            )
+
+
 class AsyncClient(BaseClient):
     __doc__ = settings_doc(
         """The asyncio client of one HPG connector: ``await send()``, ``await status()``.
@@ -217,6 +259,11 @@ class AsyncClient(BaseClient):
         # the socket does not.
         self._connect_host = host[1:-1] if host.startswith("[") else host
         self._server_hostname = self._connect_host if self._ssl_context is not None else None
+        route = self._proxy_route
+        #: Where sockets go: the platform, or the proxy.
+        self._dial = (
+            (self._connect_host, self._port) if route is None else (route.host, route.port)
+        )
         self._idle: list[_Connection] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._slots: Optional[asyncio.Semaphore] = None
@@ -464,6 +511,9 @@ class AsyncClient(BaseClient):
         transport = conn.transport
         assert transport is not None
         cancelled: Optional[BaseException] = None
+        if self._absolute:
+            # Through a proxy: the whole URL as the target (absolute form).
+            line = line[:4] + self._absolute + line[4:]
         try:
             transport.write(line + self._tail)
             await waiter
@@ -496,6 +546,10 @@ class AsyncClient(BaseClient):
         self._watched.discard(conn)
         received = reader.received
         failure = None if reader.ok else reader.failure(shown, self._core.scrub)
+        if failure is None and self._absolute and reader.status == 407:
+            # The proxy's own refusal, in place of the platform's reply: nothing
+            # reached the platform.
+            failure = self.proxy_refused(407, "Proxy Authentication Required", shown)
         if log.isEnabledFor(logging.DEBUG):
             self._log_exchange(shown, line, failure, reader.status, received, started)
         if failure is not None:
@@ -512,15 +566,8 @@ class AsyncClient(BaseClient):
         error: Optional[BaseException] = None
         conn: Optional[_Connection] = None
         try:
-            _, conn = await asyncio.wait_for(
-                loop.create_connection(
-                    _Connection,
-                    self._connect_host,
-                    self._port,
-                    ssl=self._ssl_context,
-                    server_hostname=self._server_hostname,
-                ),
-                self._settings.connect_timeout,
+            conn = await asyncio.wait_for(
+                self._open_connection(loop), self._settings.connect_timeout
             )
             if self._ssl_context is None and conn is not None:
                 # A server that closes on accept has read nothing (see FRESH_GRACE).
@@ -536,11 +583,43 @@ class AsyncClient(BaseClient):
                         ),
                     )
         except (OSError, asyncio.TimeoutError, ssl.SSLError, ssl.CertificateError) as exc:
+            # (TunnelRefused is an OSError: the proxy's refusal.)
             error = exc
         if error is None:
             assert conn is not None
             return conn
         return self._failure(error, "connect", shown)
+
+    async def _open_connection(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        """A new connection to the platform: direct, or to the proxy (through a
+        ``CONNECT`` tunnel for https://, with TLS to the platform over it)."""
+        request = self._connect_request
+        if request is None:
+            _, conn = await loop.create_connection(
+                _Connection,
+                *self._dial,
+                ssl=self._ssl_context,
+                server_hostname=self._server_hostname,
+            )
+            return conn
+        assert self._ssl_context is not None  # a tunnel is for https:// only
+        done: asyncio.Future[bytes] = loop.create_future()
+        transport, _ = await loop.create_connection(lambda: _Tunnel(done), *self._dial)
+        try:
+            transport.write(request.value.encode("latin-1"))
+            tunnel_reply(await done)
+            conn = _Connection()
+            # TLS to the platform over the tunnel: its name for SNI and the check.
+            tls = await loop.start_tls(
+                transport, conn, self._ssl_context, server_hostname=self._server_hostname
+            )
+        except BaseException:
+            transport.abort()
+            raise
+        if tls is None:  # only for a transport already closing
+            raise ConnectionResetError("the tunnel closed during the TLS handshake")
+        conn.connection_made(tls)
+        return conn
 
     def _release(self, conn: _Connection, keep_alive: bool) -> None:
         """Keep a connection for the next request, or close it."""

@@ -55,7 +55,7 @@ from ._base import (
     BaseClient,
     settings_doc,
 )
-from ._pool import drop_inherited, give_back, take
+from ._pool import TunnelConnection, TunnelPool, drop_inherited, give_back, take, tunnelled
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
 from .core import (
@@ -221,9 +221,11 @@ class Client(BaseClient):
 
         pool_timeout = urllib3.Timeout(connect=settings.connect_timeout, read=settings.timeout)
         self._pool: urllib3.HTTPConnectionPool
+        route = self._proxy_route
         if self._scheme == "https":
             verify = settings.verify
-            self._pool = urllib3.HTTPSConnectionPool(
+            pool_class = urllib3.HTTPSConnectionPool if route is None else TunnelPool
+            self._pool = pool_class(
                 self._host,
                 self._port,
                 maxsize=settings.concurrency,
@@ -233,11 +235,15 @@ class Client(BaseClient):
                 cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE",
                 assert_hostname=None if verify else False,
                 ssl_context=self._ssl_context,
+                # urllib3 opens the socket to the proxy; the tunnel is ours (_pool).
+                **({} if route is None else tunnelled(route.host, route.port)),
             )
         else:
+            # Through a proxy, every connection is to the proxy (absolute-form targets).
+            host, port = (self._host, self._port) if route is None else (route.host, route.port)
             self._pool = urllib3.HTTPConnectionPool(
-                self._host,
-                self._port,
+                host,
+                port,
                 maxsize=settings.concurrency,
                 block=True,
                 retries=False,
@@ -348,6 +354,8 @@ class Client(BaseClient):
                 (``MessageTooLarge``). Raised before anything is sent.
             AuthError: the platform refused the credentials.
             TLSError: the platform's certificate could not be verified.
+            ProxyError: the proxy refused to carry the request (407, a refused
+                ``CONNECT``): nothing reached the platform.
             RequestTooLarge: the server refused the request line as too long
                 (``max_request_bytes`` is above its limit).
             HTTPStatusError: any other 4xx reply: a misconfigured URL, say.
@@ -391,7 +399,8 @@ class Client(BaseClient):
 
         Raises:
             MessageError: an id that cannot be sent (raised before anything is sent).
-            AuthError, TLSError, RequestTooLarge, HTTPStatusError: as for ``send()``.
+            AuthError, TLSError, ProxyError, RequestTooLarge, HTTPStatusError: as for
+                ``send()``.
         """
         return self._drive(self._plan(STATUS, provider_ids, params, results))
 
@@ -548,6 +557,11 @@ class Client(BaseClient):
         try:
             if conn.sock is None:  # urllib3's is_closed, without its Python frame
                 conn.timeout = self._settings.connect_timeout
+                tunnel = self._connect_request
+                if tunnel is not None:
+                    # Per connection: urllib3's close() forgets the tunnel.
+                    conn.set_tunnel(self._host.strip("[]"), self._port)
+                    cast(TunnelConnection, conn).hpgfast_connect = tunnel.value.encode("latin-1")
                 conn.connect()
                 # A server that closed the connection on accept has read nothing:
                 # if that shows within FRESH_GRACE, it is a connect failure. Only for
@@ -566,6 +580,9 @@ class Client(BaseClient):
             # One write of a request built once: the codec made the target ready to
             # send and the headers never change (http.client would build and check
             # them again, line by line, and scan the whole target, for every request).
+            if self._absolute:
+                # Through a proxy: the whole URL as the target (absolute form).
+                line = line[:4] + self._absolute + line[4:]
             sock.sendall(line + self._tail)
             phase = "reply"
             reader = self._reader_for(conn, sock, max_reply)
@@ -613,6 +630,8 @@ class Client(BaseClient):
             failure = Failure(SENT, TransportError(cause, url=shown, sent=True))
         elif failure is None and reader is not None and not reader.ok:
             failure = reader.failure(shown, self._core.scrub)
+        elif self._absolute and failure is None and reader is not None and reader.status == 407:
+            failure = self.proxy_refused(407, "Proxy Authentication Required", shown)
         received = 0 if reader is None else reader.received
         if log.isEnabledFor(logging.DEBUG):
             status = None if reader is None else reader.status

@@ -25,6 +25,7 @@ __all__ = [
     "MessageTypeError",
     "PlatformUnavailable",
     "ProtocolError",
+    "ProxyError",
     "RequestRejected",
     "RequestTooLarge",
     "TLSError",
@@ -117,6 +118,28 @@ def _rebuild_transport(
 
 class ConnectError(TransportError):
     """The connection could not be opened: no byte of the request left."""
+
+
+class ProxyError(ConnectError):
+    """The proxy refused to carry the request (HTTP 407, a refused ``CONNECT``).
+
+    Nothing reached the platform. A configuration error: the proxy, its
+    credentials or ``NO_PROXY`` are wrong. ``status`` is the proxy's HTTP status,
+    ``url`` the redacted URL of the platform, ``proxy`` the proxy's, redacted.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: Optional[str] = None,
+        sent: bool = False,
+        status: Optional[int] = None,
+        proxy: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, url=url, sent=sent)
+        self.status = status
+        self.proxy = proxy
 
 
 class TLSError(TransportError):

@@ -17,6 +17,7 @@ from ..exceptions import (
     AuthError,
     HTTPStatusError,
     MessageError,
+    ProxyError,
     RequestTooLarge,
     UnexpectedReply,
 )
@@ -36,7 +37,8 @@ CONNECTION_HELP = """
 connection settings (flags win over the environment):
   HPGFAST_URL, HPGFAST_LOGIN, HPGFAST_PASSWORD or HPGFAST_PASSWORD_FILE,
   HPGFAST_LOGIN_PARAM, HPGFAST_PASSWORD_PARAM, HPGFAST_CA_CERTS, HPGFAST_SUBJECT,
-  HPGFAST_TIMEOUT, HPGFAST_CONCURRENCY, HPGFAST_MAX_REQUEST_BYTES, HPGFAST_RATE
+  HPGFAST_TIMEOUT, HPGFAST_CONCURRENCY, HPGFAST_MAX_REQUEST_BYTES, HPGFAST_RATE;
+  HTTPS_PROXY and NO_PROXY for an https:// URL (or --proxy)
 """
 
 
@@ -167,6 +169,14 @@ def make_client(args: argparse.Namespace, subscribers: Sequence[Any] = ()) -> An
     ):
         if value is not None:
             settings[key] = value
+    if args.proxy is not None:
+        if "@" in args.proxy:
+            print(
+                "hpgfast: warning: --proxy with credentials is visible to every user of "
+                "this machine (ps, /proc); prefer HTTPS_PROXY in the environment",
+                file=sys.stderr,
+            )
+        settings["proxy"] = args.proxy
     if args.insecure:
         settings["verify"] = False
     if args.no_client_ids:
@@ -208,6 +218,9 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
         "(default password) [HPGFAST_PASSWORD_PARAM]")
     add("--ca-certs", metavar="PEM", help="certificates to trust for HTTPS "
         "[HPGFAST_CA_CERTS]")
+    add("--proxy", metavar="URL",
+        help="a forward proxy, http://[user:password@]host:port, for an http:// URL too "
+        "(default: HTTPS_PROXY and NO_PROXY, for an https:// URL only)")
     add("--insecure", action="store_true",
         help="do not verify the platform's certificate (anyone on the path can read "
         "the password)")
@@ -319,7 +332,16 @@ def exit_for(exc: BaseException) -> int:
     if isinstance(exc, AccountError):
         return EXIT_ACCOUNT
     if isinstance(
-        exc, (UsageError, InputError, JournalError, MessageError, RequestTooLarge, UnexpectedReply)
+        exc,
+        (
+            UsageError,
+            InputError,
+            JournalError,
+            MessageError,
+            RequestTooLarge,
+            UnexpectedReply,
+            ProxyError,
+        ),
     ):
         return EXIT_USAGE
     # A 4xx says the URL or the request is wrong; 429 only that the platform is busy.

@@ -56,8 +56,8 @@ _DESCRIPTIONS = {
     ExitCode.USAGE: "usage, configuration or input error: bad flags, an unreadable or "
     "empty input, no such journal (or a file that is not one), a journal made for another "
     "input or in use, a port out of range or that cannot be bound, an HTTP 4xx from the URL, "
-    "a reply that is not HPG (a redirect, never followed; a login page): the run stopped, "
-    "the rest is not sent",
+    "a proxy that refuses (407, a refused CONNECT), a reply that is not HPG (a redirect, "
+    "never followed; a login page): the run stopped, the rest is not sent",
     ExitCode.AUTH: "authentication failed (error-auth: wrong login or password)",
     ExitCode.TRANSPORT: "transport or protocol failure: the platform unreachable, TLS, "
     "HTTP 5xx replies (three in a row stop the run), an unreadable reply (the affected "

@@ -53,6 +53,7 @@ from ._coding import REPLY_BYTES_FLOOR, reply_cap
 from ._events import (
     CONNECT,
     CUT,
+    PROXY,
     SENT,
     TLS,
     Failure,
@@ -71,6 +72,7 @@ __all__ = [
     "CUT",
     "LINE_OVERHEAD",
     "MAX_REQUEST_BYTES",
+    "PROXY",
     "REPLY_BYTES_FLOOR",
     "SEND",
     "SENT",

@@ -26,7 +26,7 @@ Strategy:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
@@ -233,8 +233,15 @@ class Exchange:
         password = settings.password
         password_param = settings.password_param
         login_param = settings.login_param
-        self.redactor = (
-            _redact.Redactor(password, password_param=password_param) if password else None
+        redactors = [_redact.Redactor(password, password_param=password_param)] if password else []
+        route = settings.proxy_route
+        if route is not None and route.password is not None:
+            # The proxy's password, masked like the platform's wherever a text is
+            # scrubbed (no parameter name of its own: it never is in a query).
+            redactors.append(_redact.Redactor(route.password.value, password_param=""))
+        self.redactor: Optional[Callable[[str], str]] = (
+            None if not redactors else redactors[0] if len(redactors) == 1
+            else _redact.Redactors(redactors)
         )
         login_q = encode_params([(login_param, settings.login)]).decode("ascii")
         shown_q = (

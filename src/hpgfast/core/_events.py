@@ -8,6 +8,8 @@ decide a message's outcome:
 
 ``CONNECT``  the connection could not be opened: no byte of the request left;
 ``TLS``      the TLS handshake failed verification: nothing left, a setting is wrong;
+``PROXY``    the proxy refused to carry the request (407, a refused ``CONNECT``):
+             nothing reached the platform, a setting is wrong;
 ``SENT``     the request may have left and no reply came (a timeout, a reset, a
              refused reply over the size cap): the platform may have processed it;
 ``CUT``      a reply began and broke off: the platform processed the request.
@@ -27,6 +29,7 @@ from ..exceptions import HPGError
 __all__ = [
     "CONNECT",
     "CUT",
+    "PROXY",
     "SENT",
     "TLS",
     "Failure",
@@ -38,6 +41,7 @@ __all__ = [
 
 CONNECT = "connect"
 TLS = "tls"
+PROXY = "proxy"
 SENT = "sent"
 CUT = "cut"
 

@@ -36,7 +36,7 @@ from ..exceptions import (
     RequestTooLarge,
     UnexpectedReply,
 )
-from ._events import CONNECT, TLS, Failure, Reply
+from ._events import CONNECT, PROXY, TLS, Failure, Reply
 from ._results import SendFailure, StatusFailure
 
 if TYPE_CHECKING:
@@ -239,7 +239,7 @@ def _judge_failure(facts: RequestFacts, failure: Failure) -> Verdict:
     if failure.kind == CONNECT:
         note = f"{op.label} not sent, {count} {op.noun}(s): {error}"
         return Verdict(fill(facts, _NOT_SENT, error), retryable=True, down=error, note=note)
-    if failure.kind == TLS:
+    if failure.kind == TLS or failure.kind == PROXY:
         return Verdict(fill(facts, _NOT_SENT, error), fatal=error)
     note = f"{op.label} {op.failed}, {count} {op.noun}(s): {error}"
     return Verdict(fill(facts, _UNKNOWN, error), retryable=op.repeatable, note=note)

@@ -1,0 +1,112 @@
+"""A base URL refused as malformed never shows the password it holds.
+
+A mistyped scheme (``htps://``, ``http//``), a port or host the parser refuses, or
+a base URL with user info or a query: the error names what is wrong and shows the
+URL with its user info, query values and the password masked, in the client's
+exception (both clients), in the log and on the command line's terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import traceback
+import uuid
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from hpgfast import Client, Settings
+
+pytestmark = pytest.mark.usefixtures("transport")
+
+CORE = uuid.uuid4().hex
+#: The password put into the URL (another one is passed as ``password``).
+SECRET = f"Pw{CORE}"
+#: The client's own password, which the URL may also hold.
+PASSWORD = f"Own{uuid.uuid4().hex}"
+FORMS = {SECRET, CORE, PASSWORD, quote(SECRET, safe=""), quote_plus(PASSWORD)}
+
+#: Malformed (or not base) URLs, each with a password in it.
+SHAPES = [
+    f"htps://user:{SECRET}@127.0.0.1:1/CLIENT/conn/",
+    f"http//user:{SECRET}@127.0.0.1:1/CLIENT/conn/",
+    f"user:{SECRET}@127.0.0.1:1/CLIENT/conn/",
+    f"http://user:{SECRET}@127.0.0.1:1/CLIENT/conn/",
+    f"http://user:{SECRET}@127.0.0.1:99999999/",
+    f"http://user:{SECRET}@bad host/",
+    f"http://user:{quote(SECRET + '@/x', safe='')}@127.0.0.1:1/",
+    f"http://user:{SECRET}@with@at@127.0.0.1:1/",
+    f"ftp://user:{SECRET}@127.0.0.1/",
+    f"htps://127.0.0.1:1/CLIENT/conn/?password={SECRET}",
+    f"http://127.0.0.1:1/CLIENT/conn/?login=x&pass={SECRET}",
+    f"http://127.0.0.1:1/CLIENT/conn/#token={SECRET}",
+    f"http://127.0.0.1:1/CLIENT/conn/?password={quote(SECRET + '&')}",
+    f"http//127.0.0.1:1/?pwd={PASSWORD}",
+    f"htps://127.0.0.1:1/{PASSWORD}/?x=1",
+]
+
+
+def leaks(text: str) -> list[str]:
+    return [form for form in FORMS if form in text]
+
+
+def texts_of(exc: BaseException) -> list[str]:
+    assert exc.__cause__ is None and exc.__context__ is None, "a chained error shows the URL"
+    return [
+        str(exc),
+        repr(exc),
+        repr(exc.args),
+        "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    ]
+
+
+@pytest.mark.parametrize("url", SHAPES)
+def test_a_refused_url_shows_no_password(url: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ValueError) as info:
+        Client(url, "CLIENT", PASSWORD)
+    for text in texts_of(info.value):
+        assert not leaks(text), text
+    assert "url" in str(info.value)  # still says which setting is wrong
+    for record in caplog.records:
+        assert not leaks(record.getMessage()), record
+
+
+@pytest.mark.parametrize("url", SHAPES[:4])
+def test_settings_refuse_it_alike(url: str) -> None:
+    with pytest.raises(ValueError) as info:
+        Settings(url, "CLIENT", PASSWORD)
+    for text in texts_of(info.value):
+        assert not leaks(text), text
+
+
+def test_the_mask_keeps_what_helps_find_the_mistake() -> None:
+    from hpgfast._redact import mask_url
+
+    assert mask_url("htps://u:pw@host:1/a/") == "htps://***@host:1/a/"
+    assert mask_url("http//u:pw@host/") == "http//***@host/"
+    assert mask_url("http://host/a/?password=pw&x=1") == "http://host/a/?password=***&x=***"
+    assert mask_url("http://host/a/") == "http://host/a/"
+
+
+@pytest.mark.sync_only  # the command line runs the blocking client
+@pytest.mark.parametrize("url", SHAPES)
+def test_the_command_line_shows_no_password(url: str, tmp_path: Any) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPGFAST_")} | {
+        "HPGFAST_PASSWORD": PASSWORD,
+        "TMPDIR": str(tmp_path),
+    }
+    for how in (["--url", url], []):
+        run_env = env if how else env | {"HPGFAST_URL": url}
+        done = subprocess.run(
+            [sys.executable, "-m", "hpgfast", "-vv", "send", *how, "--login", "CLIENT",
+             "--to", "79031234567", "--text", "hi", "--subject", "S"],
+            env=run_env, capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "url" in done.stderr
+        assert not leaks(done.stdout + done.stderr), done.stderr
