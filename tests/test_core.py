@@ -688,7 +688,7 @@ def test_the_clean_verdict_shortcut_has_verdicts_own_layout() -> None:
     # field by field, what it makes must be what the named constructor makes, and a
     # field added to Verdict or moved must not shift the values.
     from hpgfast.core import Verdict, judge
-    from hpgfast.core._rules import _CLEAN, _clean_verdict
+    from hpgfast.core._matching import _CLEAN, _clean_verdict
 
     records = [("ok", "0", "2001")]
     shortcut = _clean_verdict((records, *_CLEAN))

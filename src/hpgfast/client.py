@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 import weakref
@@ -58,6 +57,7 @@ from ._base import (
 from ._pool import TunnelConnection, TunnelPool, drop_inherited, give_back, take, tunnelled
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
+from ._watchdog import PAST_DEADLINE, Watchdog
 from .core import (
     CONNECT,
     SEND,
@@ -84,99 +84,11 @@ _monotonic = time.monotonic
 #: last exchange (``Client._reader_for``).
 _KEPT_READER = "_hpgfast_reader"
 
-#: Why the watchdog cut an exchange (the third item of its entry).
-_PAST_DEADLINE = 1
-_GRACE_OVER = 2
-
 #: How long ``close()`` waits for the worker threads to end.
 _CLOSE_WAIT = 1.0
 
 
 # -- connections ---------------------------------------------------------------------
-
-
-class _Watchdog:
-    """Cuts exchanges that outlive the request deadline, however they trickle.
-
-    The socket's timeout bounds each read; nothing else bounds a whole
-    reply that arrives a byte at a time. One thread per client wakes a few times
-    per deadline and shuts down the socket of any exchange past it, which ends the
-    blocked read at once. Watching costs a list and a dict entry per exchange (no
-    lock: dict operations are atomic), and the thread exists only while a client
-    has sent something. The same cut ends a batch's exchanges still out when an
-    interrupt's grace is over (``cut()``): their worker threads are free at once,
-    not when the read timeout runs out.
-
-    Only sockets this client opened in this process are ever watched: a child after
-    ``fork()`` gets a new watchdog, so the parent's connections are never shut down.
-    """
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self._interval = min(0.25, deadline / 4)
-        self._active: dict[int, list[Any]] = {}
-        self._thread: Optional[threading.Thread] = None
-        self._stopped = threading.Event()
-        self._start_lock = threading.Lock()
-
-    def watch(self, sock: Any, batch: Batch) -> list[Any]:
-        """Start watching an exchange of ``batch`` on ``sock``; ``done()`` ends it."""
-        entry = [_monotonic() + self.deadline, sock, 0, batch]
-        self._active[id(entry)] = entry
-        if self._thread is None:
-            self._start()
-        if batch.sealed:
-            # Sealed (its grace over) while this exchange was starting: cut() may
-            # have looked before the entry was there.
-            self._cut(entry, _GRACE_OVER)
-        return entry
-
-    def done(self, entry: Optional[list[Any]]) -> int:
-        """Stop watching; why the exchange was cut (``_PAST_DEADLINE``,
-        ``_GRACE_OVER``), or 0 when it was not."""
-        if entry is None:
-            return 0
-        self._active.pop(id(entry), None)
-        return int(entry[2])
-
-    def cut(self, batch: Batch) -> None:
-        """Cut every exchange of ``batch`` still out (the batch is sealed first)."""
-        for entry in list(self._active.values()):
-            if entry[3] is batch:
-                self._cut(entry, _GRACE_OVER)
-
-    @staticmethod
-    def _cut(entry: list[Any], why: int) -> None:
-        if entry[2]:
-            return
-        entry[2] = why
-        try:
-            # The plain socket's shutdown, also for TLS: it only ends the blocked
-            # read (or write); the owner closes the connection afterwards.
-            socket.socket.shutdown(entry[1], socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-    def _start(self) -> None:
-        with self._start_lock:
-            if self._thread is None and not self._stopped.is_set():
-                self._thread = threading.Thread(
-                    target=self._run, name="hpgfast-deadline", daemon=True
-                )
-                self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            now = _monotonic()
-            for entry in list(self._active.values()):
-                if entry[0] <= now:
-                    self._cut(entry, _PAST_DEADLINE)
-
-    def stop(self) -> None:
-        self._stopped.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join()
 
 
 #: Every open ``Client`` of this process: each starts afresh in a child after
@@ -215,7 +127,7 @@ class Client(BaseClient):
         """Make the pool, the watchdog and the lazily started executor: in ``_open()``,
         and again in a child after ``fork()`` (``_forked()``)."""
         settings = self._settings
-        self._watchdog = _Watchdog(settings.deadline)
+        self._watchdog = Watchdog(settings.deadline)
         self._executor: Optional[ThreadPoolExecutor] = None
         self._executor_lock = threading.Lock()
 
@@ -623,7 +535,7 @@ class Client(BaseClient):
         cut = self._watchdog.done(watch)
         if cut:
             # The watchdog cut the exchange: whatever error it left is the cut's.
-            if cut == _PAST_DEADLINE:
+            if cut == PAST_DEADLINE:
                 cause = f"no whole reply within request_deadline={self.request_deadline}s"
             else:
                 cause = f"no whole reply within the interrupt's grace of {INTERRUPT_GRACE}s"

@@ -41,7 +41,6 @@ from ._batch import (
     LINE_OVERHEAD,
     MAX_REQUEST_BYTES,
     Batch,
-    Exchange,
     Request,
     Step,
     effective_ids,
@@ -62,6 +61,7 @@ from ._events import (
     RequestStarting,
     Subscriber,
 )
+from ._exchange import Exchange
 from ._operations import SEND, STATUS, Operation
 from ._policy import RateLimit, RetryPolicy
 from ._results import SendFailure, StatusFailure

@@ -21,16 +21,14 @@ from .. import _wire
 from ..codec import encode_send, encode_status, match_send, match_status, sent_ids
 from ..exceptions import HPGError, ProtocolError
 from ..sms import transliterate_messages
-from ._results import SendFailure, StatusFailure
-from ._rules import (
-    Read,
-    RequestFacts,
-    Verdict,
+from ._matching import (
     all_matched_send,
     all_matched_status,
     match_send_lines,
     match_status_lines,
 )
+from ._results import SendFailure, StatusFailure
+from ._rules import Read, RequestFacts, Verdict
 
 __all__ = ["OPERATIONS", "SEND", "STATUS", "Encode", "Operation", "operation"]
 
