@@ -330,6 +330,35 @@ def test_account_stop_has_an_exit_code_of_its_own(
     assert "the account cannot send" in capsys.readouterr().out
 
 
+def test_messages_refused_for_the_account_are_sent_on_the_next_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A message the platform answered error-insufficient-balance on its own line was
+    # not processed because of the account, not because of itself: once the balance
+    # is topped up, the same command sends it (it is not "rejected" for good).
+    monkeypatch.setenv("HPGFAST_LOGIN", "CLIENT")
+    monkeypatch.setenv("HPGFAST_PASSWORD", PASSWORD)
+    source = _csv(tmp_path / "in.csv", 30)
+    args = ["send", "--file", str(source), "--subject", "ACME", "--max-batch", "10",
+            "--journal", str(tmp_path / "run.db")]
+    with Emulator(speed=None, balance=3) as emu:
+        monkeypatch.setenv("HPGFAST_URL", emu.url)
+        assert main(args) == 5
+        assert len(emu.ledger) == 3
+    with Journal(tmp_path / "run.db") as journal:
+        counts = journal.counts()
+        assert counts["accepted"] == 3 and counts["rejected"] == 0
+        refused = [journal.by_line(line) for line in range(1, 31)]
+        assert sum(r is not None and r["code"] == "error-insufficient-balance"
+                   for r in refused) == 7  # the code is kept for the report
+    with Emulator(speed=None) as emu:
+        monkeypatch.setenv("HPGFAST_URL", emu.url)
+        assert main(args) == 0, capsys.readouterr()
+        assert len(emu.ledger) == 27  # the rest, each once: nothing accepted is resent
+    with Journal(tmp_path / "run.db") as journal:
+        assert journal.counts()["accepted"] == 30
+
+
 def test_status_follow_ends_on_upper_case_statuses(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -25,7 +25,8 @@ States::
 
     pending --> in_flight --> accepted   (code ok, provider_id set)
        ^            |    \\--> rejected   (a platform code other than ok)
-       |            |     \\-> not_sent   (the request never left: sent again on resume)
+       |            |     \\-> not_sent   (the request never left, or an account stop:
+       |            |                      sent again on resume)
        |            \\-------> unknown    (no reply line, or the process died)
        +-- not_sent, and unknown with resend_unknown=True
     pending --> invalid   (the message cannot be encoded as given; never sent)
@@ -60,6 +61,8 @@ from ._schema import State
 
 _SENDABLE_SQL = f"('{State.PENDING}', '{State.NOT_SENT}')"
 
+#: Codes on a message's own line that say the account, not the message, was refused.
+_ACCOUNT_STOP = Code.ACCOUNT_STOP
 _RESULT = "UPDATE outcomes SET state = ?, code = ?, provider_id = ?, updated_at = ? WHERE line = ?"
 
 
@@ -211,8 +214,11 @@ class _Sending(_JournalFile):
         ``ok`` -> accepted, ``unknown`` -> unknown, ``not-sent`` -> not_sent, any other
         code -> rejected; except that a result the client made up for a request the
         platform refused *as a whole* (``error-auth``, ``error-syntax`` as a single
-        line: its ``error`` is a ``RequestRejected``) -> not_sent, code kept: the
-        platform took none of it, so sending it again after a fix is safe.
+        line: its ``error`` is a ``RequestRejected``), and a message's own line with
+        an account stop (``error-insufficient-balance``, ``error-account-locked``,
+        ``error-system-blocked``, ``error-auth``: the account could not send, the
+        message was not processed) -> not_sent, code kept: sending it again after a
+        fix (a top-up) is safe.
         Returns how many rows went to each state.
         """
         with self._transaction() as db:
@@ -243,7 +249,9 @@ class _Sending(_JournalFile):
                 whole_request = type(r) is not plain and isinstance(
                     getattr(r, "error", None), RequestRejected
                 )
-                if state == State.REJECTED and whole_request:
+                if state == State.REJECTED and (whole_request or code in _ACCOUNT_STOP):
+                    # The platform took none of it (a whole request refused, or the
+                    # account that cannot send): sent again once that is fixed.
                     state = State.NOT_SENT
                 elif (
                     code == Code.ERROR_ID_NOT_UNIQUE
