@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from hpgfast import Client, Code, Message, ProtocolError
-from hpgfast.emulator import Emulator
+from hpgfast.emulator import Emulator, Fault
 from ledger_checks import assert_truthful
 
 # Every test runs over both clients (sync, async): see conftest.transport.
@@ -72,6 +72,23 @@ def test_compressed_reply_is_read(encoding: str) -> None:
             assert codes(statuses) == {Code.OK: 20}
             assert [s.provider_id for s in statuses] == ids
             assert emu.requests["status"] == 1
+
+
+def test_a_coding_on_two_header_lines_is_undone_twice() -> None:
+    # "Content-Encoding: gzip" twice is "gzip, gzip" (RFC 9110): decoded twice.
+    import gzip
+
+    body = b"ok;0;1001\nok;1;1002\n"
+    with Emulator(speed=None) as emu:
+        emu.faults.raw_reply = Fault(
+            rate=1.0,
+            headers=[("Content-Encoding", "gzip"), ("Content-Encoding", "gzip")],
+            body=gzip.compress(gzip.compress(body)),
+        )
+        with client_for(emu, client_ids=False) as client:
+            results = client.send(numbered(2))
+        assert codes(results) == {Code.OK: 2}
+        assert emu.requests["send"] == 1
 
 
 def test_unknown_coding_is_a_protocol_failure() -> None:

@@ -21,6 +21,7 @@ from hpgfast import (
     AuthError,
     Code,
     ConnectError,
+    HPGError,
     HTTPStatusError,
     Message,
     PlatformUnavailable,
@@ -241,6 +242,26 @@ def test_a_reply_that_is_not_hpg_stops_the_batch_unrepeated(op: str, event: Any)
     results = info.value.results  # type: ignore[attr-defined]
     assert codes(results) == [Code.UNKNOWN] * 2 + [Code.NOT_SENT] * 2
     assert info.value.status == event.status and info.value.location == event.location
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        Reply(500, b"\x1b[2J\x1b]0;owned\x07boom\x00 S\xe2\x80\x8b3cret!"),
+        Reply(200, b"<html>\x1b[31mred\x9b</html>\n\xe2\x80\xaeevil"),
+        Reply(404, b"no\rsuch\x7fthing"),
+    ],
+    ids=["500", "200", "404"],
+)
+def test_a_reply_s_text_in_an_error_cannot_drive_a_terminal(event: Any) -> None:
+    # An error quotes what came back; printed, it must not clear the screen, set the
+    # title, or hide text behind invisible or right-to-left characters.
+    with pytest.raises(HPGError) as info:
+        drive("send", [event] * 5, retries=0, stop_after_5xx=1)
+    shown = str(info.value)
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e]", shown)
+    assert "\\x1b[2J" in shown or "\\x1b[31m" in shown or "\\x7f" in shown
+    assert "S3cret!" not in shown
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])

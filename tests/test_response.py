@@ -93,6 +93,11 @@ def test_the_headers_the_rules_read_reach_the_reply() -> None:
         "gzip",
         "https://h/x",
     )
+    # A header given on two lines is one list, in order.
+    reader = ResponseReader(CAP)
+    reader.feed(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nX-A: 1\r\n")
+    assert reader.feed(b"content-encoding: deflate\r\nContent-Length: 0\r\n\r\n")
+    assert reader.reply().content_encoding == "gzip, deflate"
     # An interim response's headers are not the final one's.
     reader = ResponseReader(CAP)
     reader.feed(b"HTTP/1.1 103 Early\r\nLocation: /a\r\nContent-Type: x/y\r\n\r\n")

@@ -256,7 +256,11 @@ cdef class ResponseReader:
         elif lowered == b"content-type":
             self.content_type = value.decode("latin-1").strip()
         elif lowered == b"content-encoding":
-            self.content_encoding = value.decode("latin-1").strip()
+            # Repeated lines are one list (RFC 9110 5.3): "gzip" twice is "gzip, gzip".
+            coding = value.decode("latin-1").strip()
+            if self.content_encoding is not None:
+                coding = self.content_encoding + ", " + coding
+            self.content_encoding = coding
         elif lowered == b"location":
             self.location = value.decode("latin-1").strip()
         elif lowered == b"content-length":

@@ -18,6 +18,7 @@ phone: a person decides). When in doubt, ``unknown``: never ``ok``, never
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
@@ -157,6 +158,22 @@ def judge(facts: RequestFacts, event: Any, read: Optional[Read] = None) -> Verdi
 # -- a reply that is not HPG at all ----------------------------------------------------------
 
 
+#: Control characters (C0 but tab and newline, DEL, C1) and invisible format
+#: characters a reply's text may hold: shown escaped in an error, so that printing
+#: the error cannot drive a terminal nor hide what it says.
+_UNPRINTABLE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]"
+)
+
+
+def reply_text(facts: RequestFacts, reply: Reply) -> str:
+    """A reply's body as an error shows it: decoded by the field rule (``_fields``),
+    the password masked (before anything is cut or escaped, so that no form of it is
+    broken up), control and invisible characters escaped, stripped."""
+    text = facts.scrub(read_text(bytes(reply.body), charset_of(reply.content_type)))
+    return _UNPRINTABLE.sub(lambda m: ascii(m.group())[1:-1], text).strip()
+
+
 def _not_hpg(facts: RequestFacts, reply: Reply) -> Verdict:
     """A reply no HPG platform gives (a redirect, a login page): the batch stops here.
 
@@ -175,7 +192,7 @@ def _not_hpg(facts: RequestFacts, reply: Reply) -> Verdict:
 
     # The body is capped at max_reply_bytes by the transport and this path ends a
     # batch, so the whole of it is masked before the first characters are kept.
-    body = facts.scrub(bytes(reply.body).decode("utf-8", "replace")).strip()
+    body = reply_text(facts, reply)
     if 300 <= status < 400:
         why = "a redirect is never followed: give the platform's own URL (https, its host)"
     elif status == 200 and not body:
@@ -199,17 +216,25 @@ def _reads_as_hpg(op: Operation, records: list[Any], bad: list[ProtocolError]) -
     """Whether a 200's lines are an HPG reply (``records``: the lines read as HPG lines,
     ``bad``: the unreadable ones).
 
-    An HPG line is a code token (``[0-9A-Za-z._-]``) with ``;`` fields after it. A
-    code alone on a line is the platform's answer for a whole request only where no
-    unreadable line stands beside it: a word alone on a line of a web page (``ok``,
-    ``Login``) is no reply of the platform's. A body with no line at all (empty, or
-    blank lines) is not an HPG reply either: no platform answers a request so.
+    An HPG line is a code token (``[0-9A-Za-z._-]``) with ``;`` fields after it, and
+    the platform's codes are ``ok`` and ``error-...`` (any case): a line of prose
+    with a ``;`` in it (``Error;please try again later``) is none. A code alone on a
+    line is the platform's answer for a whole request only where no unreadable line
+    stands beside it: a word alone on a line of a web page (``ok``, ``Login``) is no
+    reply of the platform's. A body with no line at all (empty, or blank lines) is
+    not an HPG reply either: no platform answers a request so.
     """
-    if not records:
+    if not any(map(_platform_code, records)):
         return False
     if not bad:
         return True
     return not all(_code_only(op, line) for line in records)
+
+
+def _platform_code(line: Any) -> bool:
+    """Whether a line's code is one the platform gives: ``ok`` or ``error-...``."""
+    code: str = line[0].lower()
+    return code == "ok" or code.startswith("error-")
 
 
 def unavailable(facts: RequestFacts, verdict: Verdict, reply: Reply, count: int) -> Verdict:
@@ -218,7 +243,7 @@ def unavailable(facts: RequestFacts, verdict: Verdict, reply: Reply, count: int)
     The items keep what the reply made of them (``unknown``: a SEND answered 5xx is
     never repeated); no request starts after this one.
     """
-    description = facts.scrub(bytes(reply.body).decode("utf-8", "replace")).strip()
+    description = reply_text(facts, reply)
     error = PlatformUnavailable(reply.status, description[:DESCRIPTION_CHARS], facts.shown, count)
     return verdict._replace(retryable=False, fatal=error, note=str(error))
 
@@ -252,6 +277,13 @@ def retry_after_seconds(value: Optional[str], cap: float) -> Optional[float]:
     return float(min(int(value), cap))
 
 
+def _stop_code(facts: RequestFacts, text: str) -> Optional[str]:
+    """The account-stop code a non-200 reply's text is, as an HPG line: its first
+    line's code (``error-auth``, ``error-insufficient-balance;...``), or None."""
+    first = text.split("\n", 1)[0].split(";", 1)[0].strip()
+    return first if first in facts.account_stop else None
+
+
 def _judge_status(facts: RequestFacts, reply: Reply) -> Verdict:
     status = reply.status
     if not 400 <= status < 600:
@@ -260,8 +292,13 @@ def _judge_status(facts: RequestFacts, reply: Reply) -> Verdict:
     # Redacted before it is cut: a cut through the password would leave a prefix of
     # it that no longer matches the Redactor. The body is capped by the transport
     # at max_reply_bytes and this path is rare, so the whole of it is scrubbed.
-    text = read_text(reply.body, charset_of(reply.content_type))
-    description = facts.scrub(text).strip()
+    description = reply_text(facts, reply)
+    code = _stop_code(facts, description)
+    if code is not None:
+        # "error-auth" or "error-insufficient-balance" as a 403's or a 500's text:
+        # the platform says why it processed nothing (the spec's errors come as
+        # a 500 with a description), so the batch stops as an account stop.
+        return _whole_request(facts, code, [])
     description = description[:DESCRIPTION_CHARS]
     if status in TOO_LARGE_STATUSES:
         # The server's limit is below ours; nothing of this request was processed.
