@@ -37,10 +37,12 @@ class ForwardProxy:
         auth: Optional[tuple[str, str]] = None,
         refuse: Optional[int] = None,
         echo: bool = False,
+        huge_head: bool = False,
     ) -> None:
         self.auth = auth
         self.refuse = refuse
         self.echo = echo
+        self.huge_head = huge_head  # a 200 to CONNECT whose head is 100 KB, then a close
         self.seen = bytearray()
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._lock = threading.Lock()
@@ -156,6 +158,10 @@ class ForwardProxy:
     async def _tunnel(
         self, authority: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        if self.huge_head:
+            writer.write(b"HTTP/1.1 200 OK\r\nX: " + b"a" * 100_000 + b"\r\n\r\n")
+            await writer.drain()
+            return
         if self.refuse is not None:
             page = b"no tunnels here"
             writer.write(

@@ -315,6 +315,20 @@ def test_a_refused_connect_is_a_proxy_error(https_emu: Emulator, tls: dict[str, 
         assert https_emu.requests["status"] == 0
 
 
+def test_a_connect_reply_head_over_the_cap_is_a_proxy_error(
+    https_emu: Emulator, tls: dict[str, str]
+) -> None:
+    # However the bytes arrive (the async client may get the whole head in one
+    # read), a head over the cap is a refusal: not-sent, and not tried again.
+    with ForwardProxy(huge_head=True) as proxy:
+        with client_for(https_emu, tls, proxy=proxy.url) as client:
+            with pytest.raises(ProxyError) as info:
+                client.send(messages(3))
+        assert "over" in str(info.value)
+        assert [r.code for r in info.value.results] == ["not-sent"] * 3  # type: ignore[attr-defined]
+        assert proxy.methods() == ["CONNECT"]
+
+
 def test_an_unreachable_proxy_is_like_an_unreachable_platform(
     https_emu: Emulator, tls: dict[str, str]
 ) -> None:
