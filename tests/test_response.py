@@ -105,6 +105,11 @@ def test_the_headers_the_rules_read_reach_the_reply() -> None:
     assert tuple(reader.reply()) == (200, b"ok", None, None, None, None)
 
 
+def test_a_head_of_bare_lf_lines_is_read() -> None:
+    data = b"HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 10\n\nok;0;1001\n"
+    assert every_split(data) == ("ok", 200, b"ok;0;1001\n", None, True)
+
+
 def test_http_10_without_keep_alive_is_not_kept() -> None:
     data = b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok"
     assert every_split(data) == ("ok", 200, b"ok", None, False)

@@ -84,6 +84,9 @@ class ResponseReader:
     def __init__(self, max_body: int) -> None:
         self.max_body = max_body
         self._parser = httptools.HttpResponseParser(self)
+        # Lines ended by a bare LF, as some embedded servers write them (curl and
+        # http.client read them): only the line ends, no other leniency.
+        self._parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
         self._reset()
 
     def reuse(self) -> bool:
