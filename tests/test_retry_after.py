@@ -109,7 +109,8 @@ def test_http_date_without_a_clock_is_unreadable() -> None:
 
 # -- over HTTP, both clients -------------------------------------------------------------------
 
-pytestmark_transport = pytest.mark.usefixtures("transport")
+#: Over both clients (sync, async): see conftest.transport.
+over_both_clients = pytest.mark.usefixtures("transport")
 
 
 def numbered(n: int) -> list[Message]:
@@ -159,7 +160,7 @@ def following(emu: Emulator, *offsets: int) -> set[int]:
     return {seen + offset for offset in offsets}
 
 
-@pytestmark_transport
+@over_both_clients
 def test_send_503_with_a_date_ahead_pauses_the_next_requests() -> None:
     unavailable = Fault(schedule={1}, status=503, headers={"Retry-After": date_ahead(3)},
                         body=b"busy\n")
@@ -172,7 +173,7 @@ def test_send_503_with_a_date_ahead_pauses_the_next_requests() -> None:
         assert_truthful(emu, messages, results)
 
 
-@pytestmark_transport
+@over_both_clients
 def test_status_503_with_a_date_ahead_is_repeated_no_sooner() -> None:
     with Emulator(speed=None) as emu:
         ids = sent_ids(emu, 3)
@@ -185,7 +186,7 @@ def test_status_503_with_a_date_ahead_is_repeated_no_sooner() -> None:
         assert emu.requests["status"] == 2
 
 
-@pytestmark_transport
+@over_both_clients
 def test_send_429_with_a_date_ahead_is_sent_again_after_the_date() -> None:
     too_many = Fault(schedule={1}, status=429, headers={"Retry-After": date_ahead(3)},
                      body=b"slow down\n")
@@ -198,7 +199,7 @@ def test_send_429_with_a_date_ahead_is_sent_again_after_the_date() -> None:
         assert_truthful(emu, messages, results)
 
 
-@pytestmark_transport
+@over_both_clients
 @pytest.mark.parametrize("value", ["100000000000", "99999999999999999999999"])
 def test_huge_delay_seconds_is_capped_not_ignored(value: str) -> None:
     unavailable = Fault(schedule={1}, status=503, headers={"Retry-After": value})
@@ -211,7 +212,7 @@ def test_huge_delay_seconds_is_capped_not_ignored(value: str) -> None:
         assert_truthful(emu, messages, results)
 
 
-@pytestmark_transport
+@over_both_clients
 @pytest.mark.parametrize("status", [503, 429])
 def test_a_past_date_is_no_wait(status: int) -> None:
     past = Fault(schedule={1}, status=status,
