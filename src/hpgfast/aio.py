@@ -454,7 +454,8 @@ class AsyncClient(BaseClient):
                 on_wire = False
                 keep_alive = False
                 try:
-                    step = batch.report(request, event, _monotonic(), received)
+                    # The wall clock too: a Retry-After may be an HTTP-date.
+                    step = batch.report(request, event, _monotonic(), received, time.time())
                     keep_alive = step.keep_alive
                 finally:
                     if conn is not None:

@@ -420,7 +420,8 @@ class Client(BaseClient):
                 event, conn, received = self._exchange(line, batch, request.max_reply)
                 keep_alive = False
                 try:
-                    step = batch.report(request, event, _monotonic(), received)
+                    # The wall clock too: a Retry-After may be an HTTP-date.
+                    step = batch.report(request, event, _monotonic(), received, time.time())
                     on_wire = False
                     keep_alive = step.keep_alive
                 finally:

@@ -19,10 +19,11 @@ bytes:
    ``_events``; ``None``: not to be sent) and sets ``request.max_reply``, the cap
    the transport reads its reply within (``_coding``); the transport writes them
    and reports a ``Reply`` (its body as sent: a ``Content-Encoding`` is undone
-   here) or a ``Failure`` to ``Batch.report(request, event, now, received)``,
-   which answers with a ``Step``: settled, or "again at ``t``" under the
-   ``RetryPolicy`` (``_policy``). An exception of the transport's own while a
-   request is out is ``Batch.abort(request, exc, on_wire=...)``;
+   here) or a ``Failure`` to ``Batch.report(request, event, now, received, wall)``
+   (``wall``: ``time.time()``, for a ``Retry-After`` date), which answers with a
+   ``Step``: settled, or "again at ``t``" under the ``RetryPolicy`` (``_policy``).
+   An exception of the transport's own while a request is out is
+   ``Batch.abort(request, exc, on_wire=...)``;
 3. an interrupt or a cancel is ``Batch.stop(exc)`` (no request starts after it),
    then, once the requests on the wire had their grace, ``Batch.seal(exc, cut)``
    (those still out are ``unknown``; results change no more);

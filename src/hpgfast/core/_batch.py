@@ -17,7 +17,9 @@ Strategy:
   first), writes it, and hands what happened to ``report()``, which answers "done"
   or "again at ``t``"; an interrupt is ``stop()``, then ``seal()`` after the grace.
   It never decides an outcome, and the batch never sleeps or reads a clock: the
-  transport passes ``now`` in (``time.monotonic()``) and waits as it waits.
+  transport passes ``now`` in (``time.monotonic()``), with the wall-clock time of a
+  reply (``time.time()``) that a ``Retry-After`` date is read against, and waits as
+  it waits.
 - **No locks.** Each request's results land in their own slice of the batch's
   list; the flags that stop a batch are plain attributes set once. A transport's
   threads or tasks never wait on the core.
@@ -397,10 +399,19 @@ class Batch:
         self.stop(exc)
         self._sealed = True
 
-    def report(self, request: Request, event: Any, now: float, received: int = 0) -> Step:
+    def report(
+        self,
+        request: Request,
+        event: Any,
+        now: float,
+        received: int = 0,
+        wall: Optional[float] = None,
+    ) -> Step:
         """What one attempt of ``request`` came to: settled, or again at ``retry_at``.
 
-        ``event`` is a ``Reply`` or a ``Failure``; ``received`` the reply's bytes.
+        ``event`` is a ``Reply`` or a ``Failure``; ``received`` the reply's bytes;
+        ``wall`` the wall-clock time (``time.time()``) alongside ``now``, which a
+        ``Retry-After`` date is read against (without it, a date is ignored).
         The request's results are in place when the step says it is settled.
         """
         if self._sealed:
@@ -432,7 +443,7 @@ class Batch:
                     self.results[request.start : request.end] = results
                     return self._settled(request, now, received, _DONE)
         facts = self._facts(request)
-        verdict = judge(facts, event, read)
+        verdict = judge(facts, event, read, wall)
         policy = self.exchange.policy
         if replied and event.status == TOO_MANY_REQUESTS:
             request.after_429 = True

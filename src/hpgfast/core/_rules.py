@@ -17,6 +17,7 @@ phone: a person decides). When in doubt, ``unknown``: never ``ok``, never
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import re
 from collections.abc import Sequence
@@ -143,15 +144,18 @@ def plain_results(read: Read) -> Optional[list[Any]]:
     return read[0] if read[2] == _ALL else None
 
 
-def judge(facts: RequestFacts, event: Any, read: Optional[Read] = None) -> Verdict:
+def judge(
+    facts: RequestFacts, event: Any, read: Optional[Read] = None, wall: Optional[float] = None
+) -> Verdict:
     """The verdict on one attempt of a request: a ``Reply`` or a ``Failure``.
 
     ``read``: what ``facts.read`` made of a 200 reply's body, if already read.
+    ``wall``: the wall-clock time the reply came, for a ``Retry-After`` date.
     """
     if type(event) is Reply:
         if event.status == 200:
             return _judge_body(facts, event.body, read, reply=event)
-        return _judge_status(facts, event)
+        return _judge_status(facts, event, wall)
     return _judge_failure(facts, event)
 
 
@@ -267,14 +271,45 @@ def _judge_failure(facts: RequestFacts, failure: Failure) -> Verdict:
 # -- an HTTP status other than 200 -----------------------------------------------------------
 
 
-def retry_after_seconds(value: Optional[str], cap: float) -> Optional[float]:
-    """``Retry-After`` as seconds (delta-seconds only), capped; ``None`` if unreadable."""
+#: delay-seconds (RFC 9110: 1*DIGIT), and a decimal, which some gateways send.
+_DELAY = re.compile(r"([0-9]+)(?:\.([0-9]+))?")
+#: More digits than any wait: capped without asking int() (which refuses very long
+#: strings) to read them.
+_MANY_DIGITS = 15
+
+
+def retry_after_seconds(
+    value: Optional[str], cap: float, wall: Optional[float] = None
+) -> Optional[float]:
+    """``Retry-After`` as seconds to wait, at most ``cap``; ``None`` if unreadable.
+
+    ``value`` is delay-seconds, or an HTTP-date (any form RFC 9110 allows: IMF-fixdate,
+    the obsolete RFC 850 and asctime forms), read against ``wall``, the wall-clock
+    time (``time.time()``) the reply came: the rules read no clock, so without
+    ``wall`` a date is unreadable. A date already past is no wait (0). A decimal is
+    not delay-seconds but plainly asks for a pause: it is rounded up to whole
+    seconds. Anything else (a sign, words, an impossible date) is as if the header
+    were absent: the caller falls back to its backoff.
+    """
     if value is None:
         return None
     value = value.strip()
-    if not value.isascii() or not value.isdigit() or len(value) > 9:
+    delay = _DELAY.fullmatch(value)
+    if delay is not None:
+        whole = delay.group(1).lstrip("0")
+        if len(whole) > _MANY_DIGITS:
+            return float(cap)
+        seconds = int(whole or "0")
+        fraction = delay.group(2)
+        if fraction is not None and fraction.strip("0"):
+            seconds += 1
+        return float(min(seconds, cap))
+    if wall is None:
         return None
-    return float(min(int(value), cap))
+    at = _http_date(value, wall)
+    if at is None:
+        return None
+    return min(max(at - wall, 0.0), cap)
 
 
 def _stop_code(facts: RequestFacts, text: str) -> Optional[str]:
@@ -284,7 +319,65 @@ def _stop_code(facts: RequestFacts, text: str) -> Optional[str]:
     return first if first in facts.account_stop else None
 
 
-def _judge_status(facts: RequestFacts, reply: Reply) -> Verdict:
+#: The three forms of an HTTP-date (RFC 9110 5.6.7), told apart by their shape:
+#: IMF-fixdate ``Sun, 06 Nov 1994 08:49:37 GMT`` and the obsolete RFC 850
+#: ``Sunday, 06-Nov-94 08:49:37 GMT`` (day, month, year), and asctime
+#: ``Sun Nov  6 08:49:37 1994`` (month, day, time, year). Read leniently as
+#: gateways write them: any case, the weekday left out, another zone than GMT.
+_DAY_FIRST = re.compile(
+    r"(?:[a-z]+,?\s+)?([0-9]{1,2})[\s-]([a-z]{3})[\s-]([0-9]{4}|[0-9]{2})"
+    r"\s+([0-9]{1,2}):([0-9]{2}):([0-9]{2})(?:\s+(gmt|utc|ut|z|[+-][0-9]{4}))?",
+    re.IGNORECASE,
+)
+_ASCTIME = re.compile(
+    r"(?:[a-z]+\s+)?([a-z]{3})\s+([0-9]{1,2})\s+([0-9]{1,2}):([0-9]{2}):([0-9]{2})"
+    r"\s+([0-9]{4})(?:\s+(gmt|utc|ut|z))?",
+    re.IGNORECASE,
+)
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+
+
+def _http_date(value: str, wall: float) -> Optional[float]:
+    """An HTTP-date as a POSIX timestamp; ``None`` if it is not one.
+
+    Read here rather than by ``email.utils``, which would bring ``socket`` into the
+    core, and reads an unknown zone as GMT where this reads no date at all.
+    """
+    day_first = _DAY_FIRST.fullmatch(value)
+    if day_first is not None:
+        day, month, year, hour, minute, second, zone = day_first.groups()
+    else:
+        asctime = _ASCTIME.fullmatch(value)
+        if asctime is None:
+            return None
+        month, day, hour, minute, second, year, zone = asctime.groups()
+    number = _MONTHS.get(month.lower())
+    if number is None:
+        return None
+    full_year = int(year)
+    if len(year) == 2:
+        # RFC 850's two digits: the year of that century within 50 years of now.
+        full_year += 2000
+        if full_year > _dt.datetime.fromtimestamp(wall, _dt.timezone.utc).year + 50:
+            full_year -= 100
+    offset = 0
+    if zone is not None and zone[0] in "+-":
+        offset = (int(zone[1:3]) * 60 + int(zone[3:5])) * (-1 if zone[0] == "-" else 1)
+    try:
+        zone_of = _dt.timezone(_dt.timedelta(minutes=offset))
+        fields = (full_year, number, int(day), int(hour), int(minute), int(second))
+        return _dt.datetime(*fields, tzinfo=zone_of).timestamp()
+    except (ValueError, OverflowError):
+        # An impossible day, hour or offset; a year past datetime's range.
+        return None
+
+
+def _judge_status(facts: RequestFacts, reply: Reply, wall: Optional[float]) -> Verdict:
     status = reply.status
     if not 400 <= status < 600:
         # 1xx, a 2xx other than 200, a redirect: no HPG platform answers so.
@@ -313,7 +406,7 @@ def _judge_status(facts: RequestFacts, reply: Reply) -> Verdict:
         return Verdict(
             fill(facts, _NOT_SENT, error),
             retryable=True,
-            wait=retry_after_seconds(reply.retry_after, facts.retry_after_max),
+            wait=retry_after_seconds(reply.retry_after, facts.retry_after_max, wall),
             note=f"{error}: {count} item(s) not sent",
         )
     if 400 <= status < 500 and status not in TRANSIENT_STATUSES:
@@ -326,7 +419,7 @@ def _judge_status(facts: RequestFacts, reply: Reply) -> Verdict:
     # a STATUS is repeated no sooner.
     wait = None
     if status >= 500 or status == TOO_MANY_REQUESTS:
-        wait = retry_after_seconds(reply.retry_after, facts.retry_after_max)
+        wait = retry_after_seconds(reply.retry_after, facts.retry_after_max, wall)
     return Verdict(
         fill(facts, _UNKNOWN, error),
         retryable=facts.op.repeatable and status in TRANSIENT_STATUSES,
