@@ -12,10 +12,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Optional
 
-from .._wire import Code, Match
 from ..exceptions import ProtocolError, RequestRejected
 from ._results import SendFailure, StatusFailure
-from ._rules import (
+from ._rules import (  # the table's names, once
+    _ID_NOT_UNIQUE,
+    _NOT_OK,
+    _OK,
+    _UNKNOWN,
     RequestFacts,
     Verdict,
     _line_id,
@@ -25,13 +28,6 @@ from ._rules import (
 )
 
 __all__ = ["all_matched_send", "all_matched_status", "match_send_lines", "match_status_lines"]
-
-_OK = Code.OK
-_NOT_OK = Match.NOT_OK
-_FREE_TEXT = Match.FREE_TEXT
-_NOT_SENT = Code.NOT_SENT
-_UNKNOWN = Code.UNKNOWN
-_ID_NOT_UNIQUE = Code.ERROR_ID_NOT_UNIQUE
 
 
 #: ``Verdict(results, clean=True)`` without the Python-level ``__new__`` of a
