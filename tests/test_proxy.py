@@ -286,6 +286,31 @@ def test_407_is_not_sent_and_stops_the_batch(
     assert "***@127.0.0.1" in str(error)
 
 
+@pytest.mark.parametrize("scheme", ["https", "http"])
+def test_a_proxy_refusal_logs_one_debug_line_alike(
+    scheme: str, transport: str, https_emu: Emulator, http_emu: Emulator,
+    tls: dict[str, str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="hpgfast")
+    emu = https_emu if scheme == "https" else http_emu
+    with ForwardProxy(auth=(PROXY_USER, "another")) as proxy:
+        url = f"http://{PROXY_CREDENTIALS}@127.0.0.1:{proxy.port}"
+        with client_for(emu, tls, proxy=url, max_batch=2) as client:
+            with pytest.raises(ProxyError):
+                client.send(messages(2))
+    lines = [
+        logging.Formatter("%(message)s").format(r) for r in caplog.records
+        if r.name.startswith("hpgfast") and r.levelno == logging.DEBUG
+        and r.getMessage().startswith("GET ")
+    ]
+    # One exchange line, the same for both clients: the request, then the refusal.
+    assert len(lines) == 1, (transport, lines)
+    line = lines[0]
+    assert "407" in line and "refused to carry the request" in line, line
+    assert "http://***@127.0.0.1" in line and "password=***" in line, line
+    assert not leaks(line, proxy_forms() | {PLATFORM_PW}), line
+
+
 def test_a_gateway_page_echoing_the_credentials_shows_neither_password(
     http_emu: Emulator, tls: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
