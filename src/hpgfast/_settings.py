@@ -319,7 +319,9 @@ class Settings:
         stop_after_5xx: this many HTTP 5xx replies in a row (a STATUS sent again
             counts each time; any other reply starts the count again) stop the
             batch with ``PlatformUnavailable``: the platform is down, and the rest
-            of the batch is ``not-sent`` instead of each request meeting a 5xx.
+            of the batch is ``not-sent`` instead of each request meeting a 5xx
+            (requests already on the wire are settled by their own replies: up to
+            about ``stop_after_5xx + concurrency - 1`` requests in all).
         max_rate: at most this many messages per second, over every thread and
             call of this client, with a burst of at most one request.
         request_deadline: seconds one exchange may take from its first written byte
