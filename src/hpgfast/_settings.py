@@ -273,16 +273,18 @@ class Settings:
             scheme, ``host:port`` is taken as ``http://``, as urllib, requests and
             curl take it), used whatever the environment says. An ``https://``
             platform is reached through it with ``CONNECT`` (the platform's
-            certificate still verified, end to end); an ``http://`` one with the whole URL as the request target, so
-            the proxy reads the password (a warning is logged once per client).
-            Its credentials go as ``Proxy-Authorization: Basic`` and are masked
-            like the password. A proxy that refuses (HTTP 407, any non-2xx to
-            ``CONNECT``) stops the batch with ``ProxyError``: nothing was sent.
+            certificate still verified, end to end); an ``http://`` one with the
+            whole URL as the request target, so the proxy reads the password (a
+            warning is logged once per client). Its credentials go as
+            ``Proxy-Authorization: Basic`` and are masked like the password. A
+            proxy that refuses (HTTP 407, any non-2xx to ``CONNECT``) stops the
+            batch with ``ProxyError``: nothing was sent.
         trust_env: whether the environment's proxies (``HTTPS_PROXY``,
             ``HTTP_PROXY``, ``NO_PROXY``, read as ``urllib.request.getproxies()``
             reads them, when the settings are made; never ``ALL_PROXY``) are used
-            when ``proxy`` is not given. ``None``: for an ``https://`` platform only; ``True``: for an
-            ``http://`` one too (with the warning above); ``False``: never.
+            when ``proxy`` is not given. ``None``: for an ``https://`` platform
+            only; ``True``: for an ``http://`` one too (with the warning above);
+            ``False``: never.
         max_request_bytes: the longest request line (``GET <target> HTTP/1.1``) sent;
             batches are split to stay within it.
         max_batch: at most this many messages (or ids) per request.
