@@ -236,7 +236,8 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add = group.add_argument
     for kind, what in (
-        ("http-503", "answer 503 Service Unavailable, apply nothing"),
+        ("http-503", "answer 503 Service Unavailable (Retry-After only with "
+         "--http-503-retry-after), apply nothing (unless --http-503-apply)"),
         ("http-429", "answer 429 Too Many Requests with Retry-After, apply nothing"),
         (
             "code-only",
