@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -141,18 +142,23 @@ def test_late_bytes_body_from_the_command_line(tmp_path: Path) -> None:
     stale.write_bytes(b"ok;a9;424242\n")
     with emulate(
         "--fault-schedule", "late-bytes=1", "--late-bytes-file", str(stale),
-        "--late-bytes-seconds", "0",
+        "--late-bytes-seconds", "0.05",
     ) as (host, port):
-        conn = http.client.HTTPConnection(host, port, timeout=10)
-        try:
-            conn.request("GET", send_target(client_id="a1"))
-            assert conn.getresponse().read().startswith(b"ok;a1;")
-            time.sleep(0.5)
-            raw = conn.sock.recv(65536) if conn.sock is not None else b""
-            assert raw.startswith(b"HTTP/1.1 200"), raw
-            assert raw.endswith(b"\r\n\r\nok;a9;424242\n"), raw
-        finally:
-            conn.close()
+        # A raw socket: every byte on the connection, the reply and what follows it.
+        with socket.create_connection((host, port), timeout=10) as sock:
+            sock.sendall(
+                f"GET {send_target(client_id='a1')} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+            )
+            seen = b""
+            deadline = time.monotonic() + 10
+            while seen.count(b"HTTP/1.1 200") < 2 or not seen.endswith(b"ok;a9;424242\n"):
+                assert time.monotonic() < deadline, seen
+                data = sock.recv(65536)
+                assert data, seen
+                seen += data
+        reply, late = seen.split(b"HTTP/1.1 200", 2)[1:]
+        assert b"\r\n\r\nok;a1;" in reply, seen
+        assert late.endswith(b"\r\n\r\nok;a9;424242\n"), seen
 
 
 @pytest.mark.parametrize("bad", [
