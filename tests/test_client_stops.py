@@ -2,7 +2,8 @@
 
 A redirect, a page that is not HPG, an account-stop code anywhere in a reply, and
 a platform that keeps answering 5xx: each stops the batch at the first such reply
-(the third 5xx in a row), so that a thousand messages do not each meet it. Every
+(the third 5xx in a row; requests already on the wire are settled by their own
+replies), so that a thousand messages do not each meet it. Every
 test asserts each message's outcome, the number of requests the server saw, and
 (through the ledger) that no SEND was repeated.
 """
@@ -314,6 +315,26 @@ def test_three_5xx_in_a_row_stop_a_send_batch(kind: str) -> None:
         assert codes(error.results) == [Code.UNKNOWN] * 30 + [Code.NOT_SENT] * 70
         assert len(emu.ledger) == 0  # no SEND repeated, nothing applied
         assert_truthful(emu, messages, error.results)
+
+
+@pytest.mark.parametrize("concurrency", [4, 16])
+def test_a_platform_that_is_down_costs_at_most_stop_plus_concurrency_minus_one(
+    concurrency: int,
+) -> None:
+    # Requests already on the wire when the third 5xx comes are settled by their own
+    # replies: up to stop_after_5xx + concurrency - 1 requests, never one per request.
+    with Emulator(speed=None, faults={"http_503": Fault(rate=1.0)}) as emu:
+        messages = numbered(1000)
+        with client_for(emu, concurrency=concurrency) as client:
+            with pytest.raises(PlatformUnavailable) as info:
+                client.send(messages)
+        seen = emu.requests["send"]
+        assert 3 <= seen <= 3 + concurrency - 1, seen
+        results = info.value.results
+        assert codes(results).count(Code.UNKNOWN) == seen * PER_REQUEST
+        assert codes(results).count(Code.NOT_SENT) == 1000 - seen * PER_REQUEST
+        assert len(emu.ledger) == 0  # no SEND repeated, nothing applied
+        assert_truthful(emu, messages, results)
 
 
 def test_a_reply_between_5xx_resets_the_count() -> None:

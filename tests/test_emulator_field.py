@@ -784,5 +784,7 @@ def test_help_names_every_setting() -> None:
         "--http-503-rate", "--http-429-rate", "--code-only-rate", "--code-only-code",
         "--http-429-apply", "--trickle-rate", "--trickle-seconds", "--late-bytes-rate",
         "--late-bytes-variant", "--fault-schedule", "--raw-reply-rate", "--raw-reply-file",
+        "--raw-reply-status", "--raw-reply-header", "--http-503-retry-after",
+        "--http-503-apply", "--late-bytes-file",
     ):
         assert option in out, option

@@ -162,6 +162,50 @@ def test_no_proxy_bypasses_it(
         assert https_emu.requests["send"] == 1
 
 
+@pytest.mark.parametrize("where", ["proxy=", "HTTPS_PROXY"])
+def test_a_proxy_without_a_scheme_is_an_http_proxy(
+    where: str, https_emu: Emulator, tls: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # "host:port", as urllib, requests and curl take it: http://host:port.
+    caplog.set_level(logging.DEBUG)
+    with ForwardProxy(auth=(PROXY_USER, PROXY_PW)) as proxy:
+        bare = f"{PROXY_CREDENTIALS}@127.0.0.1:{proxy.port}"
+        kw: dict[str, Any] = {}
+        if where == "proxy=":
+            kw["proxy"] = bare
+        else:
+            monkeypatch.setenv("HTTPS_PROXY", bare)
+        sent = messages(3)
+        with client_for(https_emu, tls, **kw) as client:
+            route = client.settings.proxy_route
+            assert route is not None
+            assert route.shown == f"http://***@127.0.0.1:{proxy.port}"
+            results = client.send(sent)
+            texts = [repr(client), repr(client.settings)]
+        assert [r.code for r in results] == ["ok"] * 3
+        assert proxy.methods() == ["CONNECT"]
+        assert_truthful(https_emu, sent, results)
+    texts += [logging.Formatter("%(message)s").format(r) for r in caplog.records]
+    for text in texts:
+        assert not leaks(text, proxy_forms() | {PLATFORM_PW}), text
+
+
+@pytest.mark.parametrize("value", ["proxy", "socks5://127.0.0.1:1080"])
+def test_all_proxy_is_not_used(
+    value: str, https_emu: Emulator, tls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ForwardProxy() as proxy:
+        url = proxy.url if value == "proxy" else value
+        for name in ("ALL_PROXY", "all_proxy"):
+            monkeypatch.setenv(name, url)
+        with client_for(https_emu, tls, trust_env=True) as client:
+            assert client.settings.proxy_route is None
+            assert [r.code for r in client.send(messages(2))] == ["ok"] * 2
+        assert proxy.requests == []
+        assert https_emu.requests["send"] == 1
+
+
 def test_trust_env_false_ignores_the_environment(
     https_emu: Emulator, tls: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -284,6 +328,31 @@ def test_407_is_not_sent_and_stops_the_batch(
     for text in texts:
         assert not leaks(text, forms), text
     assert "***@127.0.0.1" in str(error)
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+def test_a_proxy_refusal_logs_one_debug_line_alike(
+    scheme: str, transport: str, https_emu: Emulator, http_emu: Emulator,
+    tls: dict[str, str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="hpgfast")
+    emu = https_emu if scheme == "https" else http_emu
+    with ForwardProxy(auth=(PROXY_USER, "another")) as proxy:
+        url = f"http://{PROXY_CREDENTIALS}@127.0.0.1:{proxy.port}"
+        with client_for(emu, tls, proxy=url, max_batch=2) as client:
+            with pytest.raises(ProxyError):
+                client.send(messages(2))
+    lines = [
+        logging.Formatter("%(message)s").format(r) for r in caplog.records
+        if r.name.startswith("hpgfast") and r.levelno == logging.DEBUG
+        and r.getMessage().startswith("GET ")
+    ]
+    # One exchange line, the same for both clients: the request, then the refusal.
+    assert len(lines) == 1, (transport, lines)
+    line = lines[0]
+    assert "407" in line and "refused to carry the request" in line, line
+    assert "http://***@127.0.0.1" in line and "password=***" in line, line
+    assert not leaks(line, proxy_forms() | {PLATFORM_PW}), line
 
 
 def test_a_gateway_page_echoing_the_credentials_shows_neither_password(

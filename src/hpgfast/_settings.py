@@ -269,19 +269,22 @@ class Settings:
             provider's); the system's trust store when ``None``.
         verify: verify the platform's certificate and host name (HTTPS). Turning it
             off warns with ``urllib3.exceptions.InsecureRequestWarning``.
-        proxy: a forward proxy, ``http://[user:password@]host:port``, used whatever
-            the environment says. An ``https://`` platform is reached through it
-            with ``CONNECT`` (the platform's certificate still verified, end to
-            end); an ``http://`` one with the whole URL as the request target, so
-            the proxy reads the password (a warning is logged once per client).
-            Its credentials go as ``Proxy-Authorization: Basic`` and are masked
-            like the password. A proxy that refuses (HTTP 407, any non-2xx to
-            ``CONNECT``) stops the batch with ``ProxyError``: nothing was sent.
+        proxy: a forward proxy, ``http://[user:password@]host:port`` (without a
+            scheme, ``host:port`` is taken as ``http://``, as urllib, requests and
+            curl take it), used whatever the environment says. An ``https://``
+            platform is reached through it with ``CONNECT`` (the platform's
+            certificate still verified, end to end); an ``http://`` one with the
+            whole URL as the request target, so the proxy reads the password (a
+            warning is logged once per client). Its credentials go as
+            ``Proxy-Authorization: Basic`` and are masked like the password. A
+            proxy that refuses (HTTP 407, any non-2xx to ``CONNECT``) stops the
+            batch with ``ProxyError``: nothing was sent.
         trust_env: whether the environment's proxies (``HTTPS_PROXY``,
             ``HTTP_PROXY``, ``NO_PROXY``, read as ``urllib.request.getproxies()``
-            reads them, when the settings are made) are used when ``proxy`` is not
-            given. ``None``: for an ``https://`` platform only; ``True``: for an
-            ``http://`` one too (with the warning above); ``False``: never.
+            reads them, when the settings are made; never ``ALL_PROXY``) are used
+            when ``proxy`` is not given. ``None``: for an ``https://`` platform
+            only; ``True``: for an ``http://`` one too (with the warning above);
+            ``False``: never.
         max_request_bytes: the longest request line (``GET <target> HTTP/1.1``) sent;
             batches are split to stay within it.
         max_batch: at most this many messages (or ids) per request.
@@ -319,7 +322,9 @@ class Settings:
         stop_after_5xx: this many HTTP 5xx replies in a row (a STATUS sent again
             counts each time; any other reply starts the count again) stop the
             batch with ``PlatformUnavailable``: the platform is down, and the rest
-            of the batch is ``not-sent`` instead of each request meeting a 5xx.
+            of the batch is ``not-sent`` instead of each request meeting a 5xx
+            (requests already on the wire are settled by their own replies: up to
+            about ``stop_after_5xx + concurrency - 1`` requests in all).
         max_rate: at most this many messages per second, over every thread and
             call of this client, with a burst of at most one request.
         request_deadline: seconds one exchange may take from its first written byte

@@ -498,6 +498,10 @@ class AsyncClient(BaseClient):
         if conn is None:
             made = await self._connect(shown)
             if isinstance(made, Failure):
+                # Logged as the sync client logs it: a refused CONNECT (407) or a
+                # platform that cannot be reached is an exchange too.
+                if log.isEnabledFor(logging.DEBUG):
+                    self._log_exchange(shown, line, made, None, 0, started)
                 return made, None, 0
             conn = made
         # The connection's last reader, when it may read the next reply (a new

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from .._records import Message
 from .._term import counted, escape
 from .._wire import Code
+from ..exceptions import HPGError, results_of
 from ._common import (
     CONNECTION_HELP,
     UsageError,
@@ -338,21 +339,32 @@ def _send_one(
     messages = [m for _, m in single]
     if results_file is not None:
         results_file.arm(lines, messages)
+    stop: Optional[HPGError] = None
     try:
         results = client.send(messages)
     except BaseException as exc:
         if results_file is not None:
             results_file.settle(getattr(exc, "results", None))
-        raise
-    if results_file is not None:
-        results_file.settle(results)
+        known = results_of(exc)
+        if not isinstance(exc, HPGError) or known is None or len(known) != len(messages):
+            raise
+        # A batch-stopping error (an account stop, a reply that is not HPG, the
+        # platform down): what is known, then the error, as a --file run shows it.
+        stop, results = exc, known
+    else:
+        if results_file is not None:
+            results_file.settle(results)
     r = results[0]
+    error = getattr(r, "error", None)
     if args.json:
-        dump_json({"code": r[0], "client_id": r[1], "provider_id": r[2],
-                   "error": str(getattr(r, "error", None) or "") or None})
+        said = explain(stop) if stop is not None else str(error or "") or None
+        dump_json({"code": r[0], "client_id": r[1], "provider_id": r[2], "error": said})
     else:
         print(table([(r[0], r[1], r[2])], ("code", "client id", "provider id")))
-    error = getattr(r, "error", None)
+    if stop is not None:
+        if not args.json:
+            print(f"stopped early: {escape(explain(stop))}")
+        return exit_for(stop)
     if r[0] in (Code.NOT_SENT, Code.UNKNOWN) and error is not None:
         if not args.json:
             print(f"{'not sent' if r[0] == Code.NOT_SENT else 'outcome unknown'}"

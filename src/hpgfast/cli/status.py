@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, Optional
 
 from .._term import counted, escape
+from ..exceptions import HPGError, results_of
 from ._common import (
     CONNECTION_HELP,
     UsageError,
@@ -71,12 +72,25 @@ def run(args: argparse.Namespace) -> int:
     try:
         with make_client(args) as client:
             if journal is None and not args.follow:
-                results = client.status(ids)
+                stop: Optional[HPGError] = None
+                try:
+                    results = client.status(ids)
+                except HPGError as exc:
+                    known = results_of(exc)
+                    if known is None or len(known) != len(ids):
+                        raise
+                    # A batch-stopping error: what is known, then the error.
+                    stop, results = exc, known
                 if args.json:
                     dump_json([status_json(r) for r in results])
                 else:
                     print(table([status_row(r) for r in results],
                                 ("provider id", "code", "status", "time", "reason")))
+                if stop is not None:
+                    if args.json:
+                        raise stop  # stdout keeps a list; the error goes to stderr
+                    print(f"stopped early: {escape(explain(stop))}")
+                    return exit_for(stop)
                 errors = [e for e in (getattr(r, "error", None) for r in results) if e]
                 if errors:
                     return exit_for(errors[0])

@@ -182,8 +182,8 @@ Reasons. ``semicolon_reasons=True`` (``--semicolon-reasons``) writes the reasons
 digits 6, 7 and 9 with ``;`` in them: ``absent;subscriber``, ``platform;error``,
 ``cancelled;by-operator``, so a STATUS line reads
 ``ok;1001;undelivered;2012.03.15 19:53:07;absent;subscriber``. ``reasons``
-(``--reason 6=TEXT``) sets the reason of any digit's final status to any text
-without CR or LF (Cyrillic too), over both.
+(``{"6": TEXT}`` or ``{6: TEXT}``; ``--reason 6=TEXT``) sets the reason of any
+digit's final status to any text without CR or LF (Cyrillic too), over both.
 
 Push mode. With ``push_url`` (command line: ``--push-url``), the emulator also
 plays the one call the platform makes itself: it pushes every status change of
@@ -233,7 +233,10 @@ the messages that were applied: all of them for ``reset_after_accept``,
 that gave up on a platform which went on: a resend then meets its clientIds again);
 none for ``http_500``, ``refuse``, a request the rate limit turned away, and
 ``http_503``, ``http_429``, ``code_only`` and ``raw_reply`` with their default
-``variant="drop"``.
+``variant="drop"``. On the command line every knob is an option:
+``--raw-reply-status``, ``--raw-reply-header 'Name: value'`` (repeatable) and
+``--raw-reply-file``; ``--http-503-retry-after`` (``--retry-after`` is the 429s');
+``--http-503-apply`` and the other ``--KIND-apply``; ``--late-bytes-file``.
 
 Cost: every setting above is off by default, and off it costs nothing per
 message (a check per request at most).

@@ -236,7 +236,8 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add = group.add_argument
     for kind, what in (
-        ("http-503", "answer 503 Service Unavailable, apply nothing"),
+        ("http-503", "answer 503 Service Unavailable (Retry-After only with "
+         "--http-503-retry-after), apply nothing (unless --http-503-apply)"),
         ("http-429", "answer 429 Too Many Requests with Retry-After, apply nothing"),
         (
             "code-only",
@@ -244,8 +245,8 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         ),
         (
             "raw-reply",
-            "answer 200 with the bytes of --raw-reply-file, verbatim (apply nothing, "
-            "unless --raw-reply-apply)",
+            "answer --raw-reply-status (200) with --raw-reply-header lines and the bytes "
+            "of --raw-reply-file, verbatim (apply nothing, unless --raw-reply-apply)",
         ),
         ("trickle", "apply, then send the reply a byte every --trickle-seconds"),
         (
@@ -282,9 +283,39 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: ok;0;999999 and ok;1;999998)",
     )
     add(
+        "--raw-reply-status",
+        type=int,
+        default=200,
+        metavar="N",
+        help="the raw-reply fault's HTTP status, 100 to 599, e.g. 302 or 503 "
+        "(default %(default)s)",
+    )
+    add(
+        "--raw-reply-header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a header line of the raw-reply fault, sent as given, e.g. "
+        "'Location: https://portal.example/login', 'Retry-After: 2' or "
+        "'Content-Type: text/html' (replaces text/plain; charset=utf-8); repeatable",
+    )
+    add(
         "--raw-reply-apply",
         action="store_true",
         help="the raw-reply fault applies the request before answering",
+    )
+    add(
+        "--http-503-retry-after",
+        type=float,
+        metavar="S",
+        help="the http-503 fault's Retry-After, S seconds rounded up (default: no "
+        "Retry-After; --retry-after is the 429s')",
+    )
+    add(
+        "--http-503-apply",
+        action="store_true",
+        help="the http-503 fault applies the request before answering 503 (a gateway "
+        "that gave up on a platform which went on)",
     )
     add(
         "--http-429-apply",
@@ -320,6 +351,11 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.05,
         metavar="S",
         help="pause between the reply and the stale bytes (default %(default)s)",
+    )
+    add(
+        "--late-bytes-file",
+        metavar="PATH",
+        help="the body of a late 'response' (default: ok;0;999999 and ok;1;999998)",
     )
     add(
         "--late-bytes-code",
@@ -364,6 +400,17 @@ def _reasons(specs: list[str]) -> dict[str, str]:
     return out
 
 
+def _headers(specs: list[str]) -> tuple[tuple[str, str], ...]:
+    """``--raw-reply-header`` values as (name, value) pairs, in the order given."""
+    out = []
+    for spec in specs:
+        name, sep, value = spec.partition(":")
+        if not sep or not name.strip() or name != name.strip():
+            raise ValueError(f"--raw-reply-header takes 'NAME: VALUE', got {spec!r}")
+        out.append((name, value.strip()))
+    return tuple(out)
+
+
 def _read_bytes(path: str) -> bytes:
     with open(path, "rb") as f:
         return f.read()
@@ -399,13 +446,22 @@ def served(emulator: Emulator) -> str:
 def emulator_from_args(args: argparse.Namespace) -> Emulator:
     """Start an ``Emulator`` with the settings parsed by ``add_arguments``' options."""
     schedules = _schedules(args.fault_schedule)
+    if args.http_503_retry_after is not None and not args.http_503_retry_after >= 0:
+        raise ValueError(
+            f"--http-503-retry-after must not be negative, got {args.http_503_retry_after}"
+        )
 
     def fault(kind: str, rate: float, **knobs: Any) -> Fault:
         return Fault(rate=rate, schedule=schedules.get(kind, frozenset()), **knobs)
 
     faults = Faults(
         http_500=fault("http_500", args.http_500_rate),
-        http_503=fault("http_503", args.http_503_rate),
+        http_503=fault(
+            "http_503",
+            args.http_503_rate,
+            seconds=args.http_503_retry_after,
+            variant="apply" if args.http_503_apply else "drop",
+        ),
         http_429=fault(
             "http_429",
             args.http_429_rate,
@@ -422,6 +478,8 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
             "raw_reply",
             args.raw_reply_rate,
             variant="apply" if args.raw_reply_apply else "drop",
+            status=args.raw_reply_status,
+            headers=_headers(args.raw_reply_header),
             **({"body": _read_bytes(args.raw_reply_file)} if args.raw_reply_file else {}),
         ),
         reset_after_accept=fault("reset_after_accept", args.reset_rate),
@@ -436,6 +494,7 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
             seconds=args.late_bytes_seconds,
             variant=args.late_bytes_variant,
             code=args.late_bytes_code,
+            **({"body": _read_bytes(args.late_bytes_file)} if args.late_bytes_file else {}),
         ),
         refuse=fault("refuse", args.refuse_rate),
     )

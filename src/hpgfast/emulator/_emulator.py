@@ -99,7 +99,7 @@ class Emulator(HttpServer, Platform, Pusher):
         field_statuses: digits 1 to 5 play ``read``, ``expired``, ``vp_expired``,
             ``rejected``, ``no-match-template`` (see ``hpgfast.emulator``).
         semicolon_reasons: final reasons holding ``;`` (``absent;subscriber``).
-        reasons: digit -> reason of its final status, over the defaults.
+        reasons: digit ("6" or 6) -> reason of its final status, over the defaults.
         send_extra: a field appended to every ``ok`` SEND line (``"2"``:
             ``ok;0;1001;2``, a part count); None: none.
         client_ids: ``"echo"`` (reply lines carry the clientId sent) or

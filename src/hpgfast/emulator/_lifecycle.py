@@ -53,7 +53,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Mapping
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 from .._wire import Status
 
@@ -65,6 +65,7 @@ __all__ = [
     "Lifecycle",
     "Schedule",
     "Timing",
+    "checked_reasons",
     "status_at",
     "transitions",
 ]
@@ -126,6 +127,31 @@ class _Rule(NamedTuple):
     then: str  # a status after the final one (``read``), or ""
 
 
+def checked_reasons(value: Mapping[Any, Any]) -> dict[str, str]:
+    """``reasons`` as digit text -> reason: keys ``"6"`` or ``6`` (an int 0-9)."""
+    out: dict[str, str] = {}
+    for digit, reason in value.items():
+        # An int digit reads as its text; bool is an int but no digit anyone means.
+        key = (
+            str(digit)
+            if isinstance(digit, int) and not isinstance(digit, bool) and 0 <= digit <= 9
+            else digit
+        )
+        if (
+            not isinstance(key, str)
+            or key not in LIFECYCLE
+            or not isinstance(reason, str)
+            or "\r" in reason
+            or "\n" in reason
+        ):
+            raise ValueError(
+                "reasons map digits 0-9 (\"6\" or 6) to text without CR or LF, "
+                f"got {digit!r}: {reason!r}"
+            )
+        out[key] = reason
+    return out
+
+
 class Lifecycle:
     """The statuses one emulator plays, per last address digit (see the module doc).
 
@@ -143,17 +169,7 @@ class Lifecycle:
     ) -> None:
         if status_case not in STATUS_CASES:
             raise ValueError(f"status_case must be one of {STATUS_CASES}, got {status_case!r}")
-        reasons = dict(reasons or {})
-        for digit, reason in reasons.items():
-            if (
-                digit not in LIFECYCLE
-                or not isinstance(reason, str)
-                or "\r" in reason
-                or ("\n" in reason)
-            ):
-                raise ValueError(
-                    f"reasons map digits 0-9 to text without CR or LF, got {digit!r}: {reason!r}"
-                )
+        reasons = checked_reasons(reasons or {})
         self.field_statuses = field_statuses
         self.status_case = status_case
         table = FIELD_LIFECYCLE if field_statuses else LIFECYCLE

@@ -21,7 +21,7 @@ from typing import Any, Optional, Union
 from .._wire import LOGIN, PASSWORD
 from ._encoding import REPLY_ENCODINGS
 from ._faults import FAULT_KINDS, Fault, FaultLike, Faults, check_code
-from ._lifecycle import LIFECYCLE, STATUS_CASES
+from ._lifecycle import STATUS_CASES, checked_reasons
 
 __all__ = [
     "CLIENT_ID_MODES",
@@ -178,14 +178,10 @@ def _names(value: Any, name: str) -> frozenset[str]:
 def _reasons(value: Any) -> Mapping[str, str]:
     if not isinstance(value, Mapping):
         raise TypeError(f"reasons must be a mapping of digits to text, got {type(value).__name__}")
-    for digit, reason in value.items():
-        if digit not in LIFECYCLE or not isinstance(reason, str) or "\r" in reason or (
-            "\n" in reason
-        ):
-            raise ValueError(
-                f"reasons map digits 0-9 to text without CR or LF, got {digit!r}: {reason!r}"
-            )
-    return value if isinstance(value, MappingProxyType) else MappingProxyType(dict(value))
+    if isinstance(value, MappingProxyType) and all(isinstance(d, str) for d in value):
+        checked_reasons(value)
+        return value
+    return MappingProxyType(checked_reasons(value))
 
 
 def _check_types(s: EmulatorSettings) -> None:
