@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .._secretfile import read_secret_file
 from .._term import counted
@@ -276,6 +276,11 @@ def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the code-only fault applies the request before answering the code",
     )
+    _add_fault_knobs(add)
+
+
+def _add_fault_knobs(add: Callable[..., Any]) -> None:
+    """The knobs of the faults (``_add_fault_arguments``): what each one answers."""
     add(
         "--raw-reply-file",
         metavar="PATH",
