@@ -24,7 +24,7 @@ import os
 import re
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import tzinfo
 from typing import Any, NamedTuple, Optional
 from urllib.parse import unquote
@@ -57,9 +57,15 @@ class Endpoint(NamedTuple):
     port: int
     origin: str  # scheme://netloc
     path: str  # ends with "/"
+    #: The base URL as reprs, logs and errors show it: ``origin`` and ``path`` with
+    #: the password masked, should the path hold it (a user's mistake, but a path
+    #: is shown wherever the URL is).
+    shown: str
 
 
-def _endpoint(url: object, password: str = "", name: str = "url") -> Endpoint:
+def _endpoint(
+    url: object, password: str = "", name: str = "url", password_param: str = _wire.PASSWORD
+) -> Endpoint:
     """``url``'s parts, checked; an error shows it masked (``_redact.mask_url``)."""
     if not isinstance(url, str):
         raise TypeError(f"{name} must be a str, got {type(url).__name__}")
@@ -88,7 +94,14 @@ def _endpoint(url: object, password: str = "", name: str = "url") -> Endpoint:
     if _UNSAFE_TARGET.search(path):
         raise ValueError("url: the path holds spaces, control or non-ASCII characters")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return Endpoint(parsed.scheme, parsed.host, port, f"{parsed.scheme}://{parsed.netloc}", path)
+    origin = f"{parsed.scheme}://{parsed.netloc}"
+    # The path only (the scheme and host hold no password; a short one would mask
+    # "http"): every form of the password, percent-encoded too, and the value of a
+    # ";password=" path parameter.
+    shown = (
+        _redact.Redactor(password, password_param=password_param)(path) if password else path
+    )
+    return Endpoint(parsed.scheme, parsed.host, port, origin, path, origin + shown)
 
 
 def _shown(url: str, password: str) -> str:
@@ -387,10 +400,12 @@ class Settings:
         # The password first: no later error may show it (none prints a value of a
         # str setting it could be mistaken for).
         plain: dict[str, Any] = {"password": _text("password", self.password)}
-        endpoint = plain["endpoint"] = _endpoint(self.url, plain["password"])
-        plain["url"] = endpoint.origin + endpoint.path
         for name in ("login", "login_param", "password_param", "user_agent"):
             plain[name] = _text(name, getattr(self, name))
+        endpoint = plain["endpoint"] = _endpoint(
+            self.url, plain["password"], password_param=plain["password_param"]
+        )
+        plain["url"] = endpoint.origin + endpoint.path
         if _HEADER_UNSAFE.search(plain["user_agent"]):
             raise ValueError("user_agent holds control characters")
         # Raises MessageError (naming the parameter) for what cannot be encoded.
@@ -435,6 +450,16 @@ class Settings:
         plain["deadline"] = 10 * plain["timeout"] if deadline is None else deadline
         for name, value in plain.items():
             object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        # The dataclass's own repr, but for the URL, shown masked: its path may
+        # hold the password.
+        shown = ", ".join(
+            f"{f.name}={self.endpoint.shown if f.name == 'url' else getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.repr
+        )
+        return f"{type(self).__name__}({shown})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         raise TypeError("Settings cannot be pickled (they hold a password)")
