@@ -162,6 +162,35 @@ def test_no_proxy_bypasses_it(
         assert https_emu.requests["send"] == 1
 
 
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_no_proxy_with_a_port_bypasses_it_as_urllib_does(
+    host: str, https_emu: Emulator, tls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.request
+
+    url = https_emu.url.replace("127.0.0.1", host)
+    netloc = f"{host}:{https_emu.port}"
+    with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        # Another port of the same host: urllib goes through the proxy, and so do we.
+        monkeypatch.setenv("NO_PROXY", f"{host}:{https_emu.port + 1}")
+        assert not urllib.request.proxy_bypass_environment(netloc)  # type: ignore[attr-defined]
+        with Client(url, https_emu.login, PLATFORM_PW, ca_certs=tls["ca"],
+                    default_subject="Shop") as client:
+            assert client.settings.proxy_route is not None
+            assert [r.code for r in client.send(messages(2))] == ["ok"] * 2
+        assert proxy.methods() == ["CONNECT"]
+        # This port: urllib bypasses the proxy, and so do we.
+        monkeypatch.setenv("NO_PROXY", f"example.test,{netloc}")
+        assert urllib.request.proxy_bypass_environment(netloc)  # type: ignore[attr-defined]
+        with Client(url, https_emu.login, PLATFORM_PW, ca_certs=tls["ca"],
+                    default_subject="Shop") as client:
+            assert client.settings.proxy_route is None
+            assert [r.code for r in client.send(messages(3))] == ["ok"] * 3
+        assert proxy.methods() == ["CONNECT"]  # no second one
+        assert https_emu.requests["send"] == 2
+
+
 def test_trust_env_false_ignores_the_environment(
     https_emu: Emulator, tls: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -169,7 +169,8 @@ def _route(explicit: Optional[str], endpoint: Endpoint, trust_env: Optional[bool
 
     ``proxy`` when given. Otherwise the environment's, as urllib reads it
     (``getproxies()``: ``https_proxy``/``HTTPS_PROXY``, ``http_proxy``, the latter
-    never under CGI), unless ``NO_PROXY`` names the platform's host: for an
+    never under CGI), unless ``NO_PROXY`` names the platform's host (or its
+    ``host:port``, as urllib matches it): for an
     ``https://`` platform unless ``trust_env`` is False, for ``http://`` only when
     it is True (a proxy then reads the password in the clear).
     """
@@ -181,15 +182,21 @@ def _route(explicit: Optional[str], endpoint: Endpoint, trust_env: Optional[bool
     url = proxies.get(endpoint.scheme)
     if not url:
         return None
+    # What urllib asks about: the request's host as the URL writes it, with its port
+    # when the URL has one ("localhost:8443", "[::1]:8443"), so that a NO_PROXY entry
+    # naming a port matches as urllib matches it; and the bare host, so that "::1"
+    # matches "[::1]" as it always did here.
+    netloc = endpoint.origin.split("://", 1)[1]
     host = endpoint.host[1:-1] if endpoint.host.startswith("[") else endpoint.host
-    if "no" in proxies:
-        # NO_PROXY as urllib reads it (not in typeshed, in urllib.request since 3.0).
-        by_env = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-        bypass = by_env(host, proxies)
-    else:
-        bypass = urllib.request.proxy_bypass(host)
-    if bypass:
-        return None
+    for name in dict.fromkeys((netloc, host)):
+        if "no" in proxies:
+            # NO_PROXY as urllib reads it (not in typeshed, in urllib.request since 3.0).
+            by_env = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+            bypass = by_env(name, proxies)
+        else:
+            bypass = urllib.request.proxy_bypass(name)
+        if bypass:
+            return None
     return _proxy(url, f"{endpoint.scheme}_proxy from the environment", password)
 
 
