@@ -812,3 +812,77 @@ def test_no_leak_when_the_server_echoes_the_password_over_two_lines(
     assert any("error-y;***" in text for text in shown)
     for text in shown:
         assert head not in text and tail not in text, text
+
+
+# -- a short or numeric password: masking never rewrites ids, codes or statuses ----------
+
+
+@pytest.mark.parametrize("tail", ["", "a note that ends in a soft line break=\r\n"])
+@pytest.mark.parametrize("password", ["1001", "ok", "delivered"])
+def test_a_short_password_masks_free_text_but_never_ids_codes_or_statuses(
+    password: str, tail: str
+) -> None:
+    # Lines whose ids, codes and statuses hold (or are) the password, with free text
+    # and a field read tolerantly (so that .raw is kept): the free text and .raw are
+    # masked wherever the password stands in them; the fields outcomes depend on are not.
+    # A line after them that ends in "=" (a soft line break of quoted-printable) makes
+    # the client look for an echo of the password over lines, in the whole body.
+    cids = ["1001", "c1001okdelivered"]
+    pids = ["1001", "ok1001delivered"]
+    send_body = (
+        f"ok;{cids[0]};{pids[0]};code 1001 ok delivered \xff\n"
+        f"ok;{cids[1]};{pids[1]};2\n{tail}"
+    ).encode("latin-1")
+    status_body = (
+        f"ok;{pids[0]};undelivered;2024.01.02 03:04:05;code 1001 ok delivered \xff\n"
+        f"ok;{pids[1]};delivered;2024-01-02T03:04:05Z;\n{tail}"
+    ).encode("latin-1")
+    with Emulator(password=password, speed=None) as emu:
+        with Client(emu.url, emu.login, password, default_subject="S", retries=0) as client:
+            emu.faults.raw_reply = Fault(rate=1.0, body=send_body)
+            sent = client.send([Message("79031234567", "a", client_id=cids[0]),
+                                Message("79031234568", "b", client_id=cids[1])])
+            emu.faults.raw_reply = Fault(rate=1.0, body=status_body)
+            asked = client.status(pids)
+        assert sum(emu.requests.values()) == 2  # one SEND (never repeated), one STATUS
+    assert [(r.code, r.client_id, r.provider_id) for r in sent] == [
+        ("ok", cids[0], pids[0]), ("ok", cids[1], pids[1])
+    ]
+    assert [(r.code, r.provider_id, r.status) for r in asked] == [
+        ("ok", pids[0], "undelivered"), ("ok", pids[1], "delivered")
+    ]
+    assert asked[1].time is not None
+    # The free text and the raw line are masked wherever the password stands in them.
+    for text in (sent[0].extra, asked[0].reason):
+        assert text is not None and password not in text and "***" in text, text
+    for raw in (sent[0].raw, asked[0].raw):
+        assert raw is not None and password.encode() not in raw, raw
+
+
+@pytest.mark.sync_only  # the command line runs the blocking client
+@pytest.mark.parametrize("password", ["ok", "1001", "accepted"])
+def test_the_results_file_keeps_codes_and_ids_with_a_short_password(
+    password: str, tmp_path: Any
+) -> None:
+    import csv
+    import json
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPGFAST_")} | {
+        "HPGFAST_PASSWORD": password, "TMPDIR": str(tmp_path),
+    }
+    results = tmp_path / "results.csv"
+    with Emulator(password=password, speed=None) as emu:
+        done = subprocess.run(
+            [sys.executable, "-m", "hpgfast", "send", "--url", emu.url, "--login", emu.login,
+             "--to", "79031234567", "--text", "hi", "--subject", "S", "--json",
+             "--results", str(results)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert emu.requests["send"] == 1
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    with open(results, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["outcome"], r["code"], r["provider_id"], r["client_id"]) for r in rows] == [
+        ("accepted", "ok", shown["provider_id"], shown["client_id"])
+    ]
