@@ -295,6 +295,8 @@ def test_no_partial_leak_when_a_long_description_is_cut(cut: int) -> None:
 # made unique so that a find proves a leak.
 ECHO_CORE = uuid.uuid4().hex[:12]
 ECHO_SECRET = f"Pa~ss*w&rd<1>Z{ECHO_CORE}"
+#: A password of non-ASCII letters, which a server may echo as mojibake.
+UNICODE_SECRET = f"Жq@7 x+y&é{ECHO_CORE}"
 
 
 def _hex_case(text: str, case: Callable[[str, int], str]) -> str:
@@ -312,6 +314,12 @@ def _html_numeric(text: str, template: str) -> str:
 def _b64(data: str, *, url: bool = False) -> str:
     raw = data.encode("utf-8")
     return (base64.urlsafe_b64encode(raw) if url else base64.b64encode(raw)).decode("ascii")
+
+
+def _cp1252(raw: bytes) -> str:
+    """``raw`` read as Windows-1252, as a browser or Windows reads it: the five bytes
+    it leaves undefined as the Latin-1 control characters."""
+    return "".join(bytes([b]).decode("cp1252", "ignore") or chr(b) for b in raw)
 
 
 def _qp(text: str, width: int = 9) -> str:
@@ -365,10 +373,20 @@ ECHO_FORMS: dict[str, Callable[[str], str]] = {
     "base64-shifted": lambda p: _b64(f"id{p}", url=True),
     # Quoted-printable with soft line breaks inside the password.
     "qp": lambda p: _qp(p),
+    # Mojibake: the password's UTF-8 bytes read as Latin-1 or as Windows-1252 (a
+    # server that decodes the query so: Tomcat's default), sent back as UTF-8.
+    "mojibake": lambda p: p.encode("utf-8").decode("latin-1"),
+    "mojibake-cp1252": lambda p: _cp1252(p.encode("utf-8")),
+    # The same, written back in Latin-1 (Tomcat's error page, charset ISO-8859-1),
+    # in a page with another non-UTF-8 character: the body is read as Latin-1.
+    "tomcat": lambda p: p.encode("utf-8").decode("latin-1"),
 }
+#: The forms the echo server writes in Latin-1, with a Content-Type that says so.
+LATIN1_FORMS = {"tomcat"}
 ECHO_LEAKS = {
     ECHO_CORE,
     *(encode(ECHO_SECRET) for encode in ECHO_FORMS.values()),
+    *(encode(UNICODE_SECRET) for encode in ECHO_FORMS.values()),
     *_b64_cores(ECHO_SECRET),
     # Any line of the quoted-printable echo that holds four characters of the core.
     *(line for line in _qp(ECHO_SECRET).split("=\r\n") if re.search("[0-9a-f]{4}", line)),
@@ -400,8 +418,13 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
             body = f"{echoed};{shown}\n"  # garbage: not a code
         else:
             body = f"<html><body>Error processing request: {shown}</body></html>"
-        data = body.encode("utf-8")
+        charset = "utf-8"
+        if form in LATIN1_FORMS:
+            charset = "ISO-8859-1"
+            body += "<p>\xa9 Apache</p>"
+        data = body.encode(charset)
         self.send_response(int(status))
+        self.send_header("Content-Type", f"text/html;charset={charset}")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -423,6 +446,7 @@ def echo_server() -> Iterator[str]:
         thread.join()
 
 
+@pytest.mark.parametrize("secret", [ECHO_SECRET, UNICODE_SECRET], ids=["ascii", "unicode"])
 @pytest.mark.parametrize("status", ["500", "200"])
 @pytest.mark.parametrize("place", ["text", "param"])
 @pytest.mark.parametrize("form", sorted(ECHO_FORMS))
@@ -433,10 +457,11 @@ def test_no_leak_when_the_server_echoes_the_password_encoded(
     status: str,
     form: str,
     place: str,
+    secret: str,
 ) -> None:
     logging.getLogger().setLevel(logging.DEBUG)  # every logger, at DEBUG
     url = f"{echo_server}/{status}-{form.replace('-', '_')}-{place}/x/"
-    with Client(url, "CLIENT", ECHO_SECRET, default_subject="S", retries=1, backoff=0.0) as c:
+    with Client(url, "CLIENT", secret, default_subject="S", retries=1, backoff=0.0) as c:
         for call in (lambda: c.send(messages(3)), lambda: c.status(["1", "2"])):
             try:
                 collected.results(call())
@@ -486,13 +511,17 @@ def test_no_leak_on_the_command_line_at_debug(
         assert not echo_leaks(text), text
 
 
-def test_the_redactor_masks_every_form_and_any_password_value() -> None:
-    redact = Redactor(ECHO_SECRET, password_param="pwd")
+@pytest.mark.parametrize("secret", [ECHO_SECRET, UNICODE_SECRET], ids=["ascii", "unicode"])
+def test_the_redactor_masks_every_form_and_any_password_value(secret: str) -> None:
+    redact = Redactor(secret, password_param="pwd")
     for name, encode in ECHO_FORMS.items():
-        text = f"<b>{encode(ECHO_SECRET)}</b> and again:{encode(ECHO_SECRET)}"
+        text = f"<b>{encode(secret)}</b> and again:{encode(secret)}"
         # An echo over several lines leaves its line ends (see Redactor).
-        masked = "***" + "\n" * encode(ECHO_SECRET).count("\n")
+        masked = "***" + "\n" * encode(secret).count("\n")
         assert redact(text) == f"<b>{masked}</b> and again:{masked}", name
+    # Mojibake as a repr shows it: a control character escaped.
+    shown = repr(UNICODE_SECRET.encode("utf-8").decode("latin-1"))
+    assert Redactor(UNICODE_SECRET)(shown) == "'***'"
     # Any value of the password parameter, in any case or encoding, whatever it is.
     assert redact("login=C&pwd=Other%20one&x=1") == "login=C&pwd=***&x=1"
     assert redact("URL: /send?PWD%3dabc def") == "URL: /send?PWD%3d*** def"
@@ -783,3 +812,77 @@ def test_no_leak_when_the_server_echoes_the_password_over_two_lines(
     assert any("error-y;***" in text for text in shown)
     for text in shown:
         assert head not in text and tail not in text, text
+
+
+# -- a short or numeric password: masking never rewrites ids, codes or statuses ----------
+
+
+@pytest.mark.parametrize("tail", ["", "a note that ends in a soft line break=\r\n"])
+@pytest.mark.parametrize("password", ["1001", "ok", "delivered"])
+def test_a_short_password_masks_free_text_but_never_ids_codes_or_statuses(
+    password: str, tail: str
+) -> None:
+    # Lines whose ids, codes and statuses hold (or are) the password, with free text
+    # and a field read tolerantly (so that .raw is kept): the free text and .raw are
+    # masked wherever the password stands in them; the fields outcomes depend on are not.
+    # A line after them that ends in "=" (a soft line break of quoted-printable) makes
+    # the client look for an echo of the password over lines, in the whole body.
+    cids = ["1001", "c1001okdelivered"]
+    pids = ["1001", "ok1001delivered"]
+    send_body = (
+        f"ok;{cids[0]};{pids[0]};code 1001 ok delivered \xff\n"
+        f"ok;{cids[1]};{pids[1]};2\n{tail}"
+    ).encode("latin-1")
+    status_body = (
+        f"ok;{pids[0]};undelivered;2024.01.02 03:04:05;code 1001 ok delivered \xff\n"
+        f"ok;{pids[1]};delivered;2024-01-02T03:04:05Z;\n{tail}"
+    ).encode("latin-1")
+    with Emulator(password=password, speed=None) as emu:
+        with Client(emu.url, emu.login, password, default_subject="S", retries=0) as client:
+            emu.faults.raw_reply = Fault(rate=1.0, body=send_body)
+            sent = client.send([Message("79031234567", "a", client_id=cids[0]),
+                                Message("79031234568", "b", client_id=cids[1])])
+            emu.faults.raw_reply = Fault(rate=1.0, body=status_body)
+            asked = client.status(pids)
+        assert sum(emu.requests.values()) == 2  # one SEND (never repeated), one STATUS
+    assert [(r.code, r.client_id, r.provider_id) for r in sent] == [
+        ("ok", cids[0], pids[0]), ("ok", cids[1], pids[1])
+    ]
+    assert [(r.code, r.provider_id, r.status) for r in asked] == [
+        ("ok", pids[0], "undelivered"), ("ok", pids[1], "delivered")
+    ]
+    assert asked[1].time is not None
+    # The free text and the raw line are masked wherever the password stands in them.
+    for text in (sent[0].extra, asked[0].reason):
+        assert text is not None and password not in text and "***" in text, text
+    for raw in (sent[0].raw, asked[0].raw):
+        assert raw is not None and password.encode() not in raw, raw
+
+
+@pytest.mark.sync_only  # the command line runs the blocking client
+@pytest.mark.parametrize("password", ["ok", "1001", "accepted"])
+def test_the_results_file_keeps_codes_and_ids_with_a_short_password(
+    password: str, tmp_path: Any
+) -> None:
+    import csv
+    import json
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPGFAST_")} | {
+        "HPGFAST_PASSWORD": password, "TMPDIR": str(tmp_path),
+    }
+    results = tmp_path / "results.csv"
+    with Emulator(password=password, speed=None) as emu:
+        done = subprocess.run(
+            [sys.executable, "-m", "hpgfast", "send", "--url", emu.url, "--login", emu.login,
+             "--to", "79031234567", "--text", "hi", "--subject", "S", "--json",
+             "--results", str(results)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert emu.requests["send"] == 1
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    with open(results, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["outcome"], r["code"], r["provider_id"], r["client_id"]) for r in rows] == [
+        ("accepted", "ok", shown["provider_id"], shown["client_id"])
+    ]

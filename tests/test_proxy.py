@@ -206,6 +206,35 @@ def test_all_proxy_is_not_used(
         assert https_emu.requests["send"] == 1
 
 
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1"])
+def test_no_proxy_with_a_port_bypasses_it_as_urllib_does(
+    host: str, https_emu: Emulator, tls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.request
+
+    url = https_emu.url.replace("127.0.0.1", host)
+    netloc = f"{host}:{https_emu.port}"
+    with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        # Another port of the same host: urllib goes through the proxy, and so do we.
+        monkeypatch.setenv("NO_PROXY", f"{host}:{https_emu.port + 1}")
+        assert not urllib.request.proxy_bypass_environment(netloc)  # type: ignore[attr-defined]
+        with Client(url, https_emu.login, PLATFORM_PW, ca_certs=tls["ca"],
+                    default_subject="Shop") as client:
+            assert client.settings.proxy_route is not None
+            assert [r.code for r in client.send(messages(2))] == ["ok"] * 2
+        assert proxy.methods() == ["CONNECT"]
+        # This port: urllib bypasses the proxy, and so do we.
+        monkeypatch.setenv("NO_PROXY", f"example.test,{netloc}")
+        assert urllib.request.proxy_bypass_environment(netloc)  # type: ignore[attr-defined]
+        with Client(url, https_emu.login, PLATFORM_PW, ca_certs=tls["ca"],
+                    default_subject="Shop") as client:
+            assert client.settings.proxy_route is None
+            assert [r.code for r in client.send(messages(3))] == ["ok"] * 3
+        assert proxy.methods() == ["CONNECT"]  # no second one
+        assert https_emu.requests["send"] == 2
+
+
 def test_trust_env_false_ignores_the_environment(
     https_emu: Emulator, tls: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -463,3 +492,39 @@ def test_the_command_line_proxy_flag(
         assert "proxy" in done.stderr and "407" in done.stderr
         assert https_emu.requests["send"] == 0
     assert not leaks(done.stdout + done.stderr, proxy_forms() | {PLATFORM_PW})
+
+
+@pytest.mark.sync_only  # the command line runs the blocking client
+@pytest.mark.parametrize("verbose", [[], ["-v"]])
+def test_the_command_line_warns_once_that_an_http_proxy_reads_the_password(
+    verbose: list[str], http_emu: Emulator, tmp_path: Any
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPGFAST_")} | {
+        "HPGFAST_PASSWORD": PLATFORM_PW, "TMPDIR": str(tmp_path),
+    }
+    common = ["--url", http_emu.url, "--login", http_emu.login]
+    with ForwardProxy(auth=(PROXY_USER, PROXY_PW)) as proxy:
+        via = ["--proxy", f"http://{PROXY_CREDENTIALS}@127.0.0.1:{proxy.port}"]
+        runs = [
+            subprocess.run(
+                [sys.executable, "-m", "hpgfast", *verbose, *command],
+                env=env, capture_output=True, text=True, timeout=60,
+            )
+            for command in (
+                ["send", *common, *via, "--to", "79031234567", "--text", "hi", "--subject",
+                 "S", "--json"],
+                ["status", *common, *via, "1001"],
+            )
+        ]
+        assert proxy.methods() == ["GET", "GET"]  # through the proxy, in the clear
+    for done in runs:
+        assert done.returncode == 0, done.stderr
+        said = [line for line in done.stderr.splitlines() if "sees the password" in line]
+        assert len(said) == 1, done.stderr  # by default, and once with -v too
+        assert "proxy" in said[0] and "https://" in said[0]
+        assert not leaks(done.stdout + done.stderr, proxy_forms() | {PLATFORM_PW})
+    # No proxy: nothing to warn about.
+    assert "sees the password" not in subprocess.run(
+        [sys.executable, "-m", "hpgfast", "status", *common, "1001"],
+        env=env, capture_output=True, text=True, timeout=60,
+    ).stderr

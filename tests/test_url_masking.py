@@ -110,3 +110,84 @@ def test_the_command_line_shows_no_password(url: str, tmp_path: Any) -> None:
         assert done.returncode == 2, done.stderr
         assert "url" in done.stderr
         assert not leaks(done.stdout + done.stderr), done.stderr
+
+
+# -- an accepted URL whose path holds the password (a user's mistake) ---------------------
+
+#: The client's password with a character a URL path may carry as it is or encoded.
+IN_PATH = f"Pw{CORE}!:"
+PATH_FORMS = {IN_PATH, CORE, quote(IN_PATH, safe=""), f"Pw{CORE}%21%3a"}
+
+#: Paths that hold the password: as a segment, as a path parameter, percent-encoded
+#: (upper- and lower-case hex).
+PATHS = [
+    f"/{IN_PATH}/connectorX/",
+    f"/connectorX/;password={IN_PATH}/",
+    f"/CLIENT/{quote(IN_PATH, safe='')}/connectorX/",
+    f"/CLIENT/Pw{CORE}%21%3a/",
+]
+
+
+def path_leaks(text: str) -> list[str]:
+    return [form for form in PATH_FORMS if form in text]
+
+
+def origin(url: str) -> str:
+    return "/".join(url.split("/")[:3])
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_password_in_an_accepted_url_s_path_never_shows(
+    path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hpgfast import HPGError, Message
+    from hpgfast.emulator import Emulator
+
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    # Nothing listens on port 9: the SEND is not sent, and a warning quotes the URL.
+    with Client(f"http://127.0.0.1:9{path}", "CLIENT", IN_PATH, retries=0, backoff=0.0,
+                default_subject="S") as client:
+        inner = getattr(client, "inner", client)
+        texts += [repr(client), repr(inner), repr(inner.settings), str(inner.settings)]
+        results = client.send([Message("79031234567", "hi")])
+        assert results[0].code == "not-sent"
+        texts += [repr(r) for r in results]
+        texts += texts_of(results[0].error)
+    # A real server: it answers 404 for a path it does not know, quoting the path.
+    with Emulator(password=IN_PATH, speed=None) as emu:
+        with Client(origin(emu.url) + path, "CLIENT", IN_PATH, retries=0, backoff=0.0,
+                    default_subject="S") as client:
+            with pytest.raises(HPGError) as info:
+                client.send([Message("79031234567", "hi")])
+            texts += texts_of(info.value)
+    assert "***" in str(info.value)
+    assert any(r.levelno == logging.WARNING for r in caplog.records)
+    assert any(r.levelno == logging.DEBUG for r in caplog.records)
+    for record in caplog.records:
+        texts.append(record.getMessage())
+    for text in texts:
+        assert not path_leaks(text), text
+
+
+@pytest.mark.sync_only  # the command line runs the blocking client
+@pytest.mark.parametrize("path", PATHS[:2])
+def test_the_command_line_shows_no_password_in_the_url_s_path(path: str, tmp_path: Any) -> None:
+    from hpgfast.emulator import Emulator
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPGFAST_")} | {
+        "HPGFAST_PASSWORD": IN_PATH,
+        "TMPDIR": str(tmp_path),
+    }
+    with Emulator(password=IN_PATH, speed=None) as emu:
+        url = origin(emu.url) + path
+        for verbose in ([], ["-vv"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "hpgfast", *verbose, "send", "--login", "CLIENT",
+                 "--to", "79031234567", "--text", "hi", "--subject", "S"],
+                env=env | {"HPGFAST_URL": url}, capture_output=True, text=True, timeout=60,
+            )
+            assert done.returncode == 2, done.stderr
+            # The error (on stdout after the table of what is known, for send --to).
+            assert "404" in done.stdout + done.stderr, done.stderr
+            assert not path_leaks(done.stdout + done.stderr), done.stderr

@@ -368,7 +368,8 @@ class BaseClient:
         route = settings.proxy_route
         via = "" if route is None else f" proxy={route.shown!r}"
         return (
-            f"<hpgfast.{type(self).__name__}{state} {settings.url!r} login={settings.login!r} "
+            f"<hpgfast.{type(self).__name__}{state} {settings.endpoint.shown!r} "
+            f"login={settings.login!r} "
             f"concurrency={settings.concurrency}{via}>"
         )
 

@@ -77,8 +77,11 @@ def _char_pattern(char: str, *, any_case: bool = False) -> str:
     ``&#x3C;``, the ``;`` optional as in lenient HTML); a JSON ``\uXXXX`` escape (a
     surrogate pair beyond the BMP) or ``\/``; quoted-printable (``=C3=A9``, hex in
     any case, a soft line break allowed between the bytes of one character) and
-    ``_`` for a space (RFC 2047's Q encoding of mail headers). Each character of a
-    text may take any of its forms independently of the others, so a half-encoded
+    ``_`` for a space (RFC 2047's Q encoding of mail headers); mojibake, its UTF-8
+    bytes read as Latin-1 or Windows-1252 (a server that decodes the query so, as
+    Tomcat does by default, or a reader that takes a UTF-8 body for Latin-1), each
+    byte also as a repr escapes a control character (``\x96``). Each character of
+    a text may take any of its forms independently of the others, so a half-encoded
     echo is caught too.
     """
     code = ord(char)
@@ -92,6 +95,8 @@ def _char_pattern(char: str, *, any_case: bool = False) -> str:
         f"&#[xX]0*{_hex(code, 1)};?",
         quoted,
     ]
+    if more:
+        forms.append("".join(_mojibake_byte(b) for b in (first, *more)))
     if char == " ":
         forms += [r"\+", "_"]
     if char in _HTML_NAMED:
@@ -113,6 +118,28 @@ def _char_pattern(char: str, *, any_case: bool = False) -> str:
     else:
         forms.append(re.escape(char))
     return "(?:" + "|".join(forms) + ")"
+
+
+def _cp1252(byte: int) -> str:
+    """``byte`` as Windows-1252 reads it; the five bytes it leaves undefined as the
+    Latin-1 control characters, as Windows and browsers read them."""
+    return bytes([byte]).decode("cp1252", "ignore") or chr(byte)
+
+
+def _mojibake(text: str) -> tuple[str, ...]:
+    """``text``'s UTF-8 bytes read as Latin-1 and as Windows-1252, when they differ
+    from ``text`` (non-ASCII)."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if raw.isascii():
+        return ()
+    return tuple(dict.fromkeys((raw.decode("latin-1"), "".join(_cp1252(b) for b in raw))))
+
+
+def _mojibake_byte(byte: int) -> str:
+    r"""One byte (0x80 and above) of a UTF-8 sequence read as one 8-bit character:
+    Latin-1's, Windows-1252's, or the ``\xNN`` a repr writes for a control one."""
+    forms = dict.fromkeys((re.escape(chr(byte)), re.escape(_cp1252(byte))))
+    return "(?:" + "|".join((*forms, f"\\\\x{_hex(byte, 2)}")) + ")"
 
 
 #: A quoted-printable soft line break: "=" at the end of a line, which the decoder
@@ -309,10 +336,13 @@ _Pieces = list[tuple[tuple[str, ...], tuple[str, ...]]]
 
 
 def _piece_forms(piece: str) -> tuple[str, ...]:
-    """A piece as itself and as a query carries it (upper and lower hex, ``+``)."""
+    """A piece as itself, as a query carries it (upper and lower hex, ``+``) and as
+    mojibake (see ``_char_pattern``)."""
     quoted = quote(piece, safe="")
     lower = re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quoted)
-    return tuple(dict.fromkeys((piece, quoted, lower, quote_plus(piece, safe=""))))
+    return tuple(
+        dict.fromkeys((piece, quoted, lower, quote_plus(piece, safe=""), *_mojibake(piece)))
+    )
 
 
 def _split_pieces(password: str) -> _Pieces:

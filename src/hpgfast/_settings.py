@@ -24,7 +24,7 @@ import os
 import re
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import tzinfo
 from typing import Any, NamedTuple, Optional
 from urllib.parse import unquote
@@ -57,9 +57,15 @@ class Endpoint(NamedTuple):
     port: int
     origin: str  # scheme://netloc
     path: str  # ends with "/"
+    #: The base URL as reprs, logs and errors show it: ``origin`` and ``path`` with
+    #: the password masked, should the path hold it (a user's mistake, but a path
+    #: is shown wherever the URL is).
+    shown: str
 
 
-def _endpoint(url: object, password: str = "", name: str = "url") -> Endpoint:
+def _endpoint(
+    url: object, password: str = "", name: str = "url", password_param: str = _wire.PASSWORD
+) -> Endpoint:
     """``url``'s parts, checked; an error shows it masked (``_redact.mask_url``)."""
     if not isinstance(url, str):
         raise TypeError(f"{name} must be a str, got {type(url).__name__}")
@@ -88,7 +94,14 @@ def _endpoint(url: object, password: str = "", name: str = "url") -> Endpoint:
     if _UNSAFE_TARGET.search(path):
         raise ValueError("url: the path holds spaces, control or non-ASCII characters")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return Endpoint(parsed.scheme, parsed.host, port, f"{parsed.scheme}://{parsed.netloc}", path)
+    origin = f"{parsed.scheme}://{parsed.netloc}"
+    # The path only (the scheme and host hold no password; a short one would mask
+    # "http"): every form of the password, percent-encoded too, and the value of a
+    # ";password=" path parameter.
+    shown = (
+        _redact.Redactor(password, password_param=password_param)(path) if password else path
+    )
+    return Endpoint(parsed.scheme, parsed.host, port, origin, path, origin + shown)
 
 
 def _shown(url: str, password: str) -> str:
@@ -156,7 +169,8 @@ def _route(explicit: Optional[str], endpoint: Endpoint, trust_env: Optional[bool
 
     ``proxy`` when given. Otherwise the environment's, as urllib reads it
     (``getproxies()``: ``https_proxy``/``HTTPS_PROXY``, ``http_proxy``, the latter
-    never under CGI), unless ``NO_PROXY`` names the platform's host: for an
+    never under CGI), unless ``NO_PROXY`` names the platform's host (or its
+    ``host:port``, as urllib matches it): for an
     ``https://`` platform unless ``trust_env`` is False, for ``http://`` only when
     it is True (a proxy then reads the password in the clear).
     """
@@ -168,15 +182,21 @@ def _route(explicit: Optional[str], endpoint: Endpoint, trust_env: Optional[bool
     url = proxies.get(endpoint.scheme)
     if not url:
         return None
+    # What urllib asks about: the request's host as the URL writes it, with its port
+    # when the URL has one ("localhost:8443", "[::1]:8443"), so that a NO_PROXY entry
+    # naming a port matches as urllib matches it; and the bare host, so that "::1"
+    # matches "[::1]" as it always did here.
+    netloc = endpoint.origin.split("://", 1)[1]
     host = endpoint.host[1:-1] if endpoint.host.startswith("[") else endpoint.host
-    if "no" in proxies:
-        # NO_PROXY as urllib reads it (not in typeshed, in urllib.request since 3.0).
-        by_env = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
-        bypass = by_env(host, proxies)
-    else:
-        bypass = urllib.request.proxy_bypass(host)
-    if bypass:
-        return None
+    for name in dict.fromkeys((netloc, host)):
+        if "no" in proxies:
+            # NO_PROXY as urllib reads it (not in typeshed, in urllib.request since 3.0).
+            by_env = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+            bypass = by_env(name, proxies)
+        else:
+            bypass = urllib.request.proxy_bypass(name)
+        if bypass:
+            return None
     return _proxy(url, f"{endpoint.scheme}_proxy from the environment", password)
 
 
@@ -392,10 +412,12 @@ class Settings:
         # The password first: no later error may show it (none prints a value of a
         # str setting it could be mistaken for).
         plain: dict[str, Any] = {"password": _text("password", self.password)}
-        endpoint = plain["endpoint"] = _endpoint(self.url, plain["password"])
-        plain["url"] = endpoint.origin + endpoint.path
         for name in ("login", "login_param", "password_param", "user_agent"):
             plain[name] = _text(name, getattr(self, name))
+        endpoint = plain["endpoint"] = _endpoint(
+            self.url, plain["password"], password_param=plain["password_param"]
+        )
+        plain["url"] = endpoint.origin + endpoint.path
         if _HEADER_UNSAFE.search(plain["user_agent"]):
             raise ValueError("user_agent holds control characters")
         # Raises MessageError (naming the parameter) for what cannot be encoded.
@@ -440,6 +462,16 @@ class Settings:
         plain["deadline"] = 10 * plain["timeout"] if deadline is None else deadline
         for name, value in plain.items():
             object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        # The dataclass's own repr, but for the URL, shown masked: its path may
+        # hold the password.
+        shown = ", ".join(
+            f"{f.name}={self.endpoint.shown if f.name == 'url' else getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.repr
+        )
+        return f"{type(self).__name__}({shown})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         raise TypeError("Settings cannot be pickled (they hold a password)")

@@ -191,9 +191,32 @@ def make_client(args: argparse.Namespace, subscribers: Sequence[Any] = ()) -> An
     if extra:
         settings["extra_params"] = extra
     try:
-        return Client(url, login, secret, **settings)
+        client = Client(url, login, secret, **settings)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    _warn_clear_proxy(args, client.settings)
+    return client
+
+
+def _warn_clear_proxy(args: argparse.Namespace, settings: Any) -> None:
+    """Say, once per run, that a proxy reads the password of an http:// URL.
+
+    The client logs it once, but the library's log lines show only with -v; this
+    is a warning a user must see (as for --password). With -v that log line says it,
+    and this one would say it twice.
+    """
+    route = settings.proxy_route
+    if route is None or settings.endpoint.scheme != "http":
+        return
+    if getattr(args, "verbose", 0) or getattr(args, "command_verbose", 0):
+        return
+    source = "--proxy" if route.source == "proxy" else route.source
+    print(
+        f"hpgfast: warning: {settings.endpoint.shown} goes through the proxy {route.shown} "
+        f"({source}) in the clear: the proxy sees the password in every request; use an "
+        "https:// URL to keep it from the proxy",
+        file=sys.stderr,
+    )
 
 
 def add_connection(parser: argparse.ArgumentParser) -> None:

@@ -227,12 +227,13 @@ class ResultsFile(Subscriber):
         provider_id: Optional[str],
         reason: str,
     ) -> None:
-        # The client masks the password in the texts it makes and keeps; the code and
-        # the reason (texts from outside) are masked again with the open clients'
-        # redactors all the same (defence in depth). The address and the ids stay
-        # exact: a row must name its message.
+        # The client masks the password in the texts it makes and keeps; the reason
+        # (a text from outside) is masked again with the open clients' redactors all
+        # the same (defence in depth). The address, the ids and the code stay exact: a
+        # row must name its message and its fate, and a short password ("ok", "1001")
+        # would mask a code or an id as it masks any text.
         self._csv.writerow((
             line, message[0], client_id or "", outcome,
-            _redact.redact_all(code) if code else "", provider_id or "",
+            code or "", provider_id or "",
             _redact.redact_all(reason) if reason else "", _now(),
         ))

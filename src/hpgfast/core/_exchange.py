@@ -72,9 +72,10 @@ class Exchange:
             op: _redact.Secret(target_head(op, path, credentials, extra))
             for op in OPERATIONS.values()
         }
-        # What logs and errors show instead: "...&password=***&..." (no message data).
+        # What logs and errors show instead: "...&password=***&..." (no message data),
+        # the base URL masked too (``Endpoint.shown``: its path may hold the password).
         self._shown = {
-            op: f"{endpoint.origin}{path}{op.name}?{shown_q}{tail}" for op in self._heads
+            op: f"{endpoint.shown}{op.name}?{shown_q}{tail}" for op in self._heads
         }
         max_request_bytes = settings.max_request_bytes
         if room(max_request_bytes, len(self._heads[SEND].value)) < 1:

@@ -520,13 +520,30 @@ def _unsplit(facts: RequestFacts, body: bytes) -> Optional[bytes]:
     (``Pa=7Ess=`` and ``=2Aw...`` on the next line) matches on no single line, and
     would show in pieces. The redactor keeps the line count when it masks, so the
     masked body reads with the same line numbers.
+
+    Only the lines such an echo touched are taken masked: a line the redactor masks
+    alone is left as it is, for the masking of its free text line by line, which
+    never rewrites a code, an id or a status (a short or numeric password, ``1001``,
+    would otherwise turn a provider id ``1001`` into ``***`` and the reply into one
+    that matches nothing).
     """
     raw = bytes(body)
     if b"=\n" not in raw and b"=\r\n" not in raw:
         return None
     text = raw.decode("utf-8", "surrogateescape")
     masked = facts.scrub(text)
-    return None if masked == text else masked.encode("utf-8", "surrogateescape")
+    if masked == text:
+        return None
+    lines, masked_lines = text.split("\n"), masked.split("\n")
+    if len(lines) == len(masked_lines):
+        masked = "\n".join(
+            after if after != facts.scrub(before) else before
+            for before, after in zip(lines, masked_lines)
+        )
+        if masked == text:
+            return None
+    # (Lines counted otherwise, which the redactor never does: the whole, masked.)
+    return masked.encode("utf-8", "surrogateescape")
 
 
 def _judge_body(
