@@ -1280,7 +1280,10 @@ _PLUS3 = timezone(timedelta(hours=3))
             "2024-05-01T10:00:00\u221205:30".encode(),
             datetime(2024, 5, 1, 10, tzinfo=timezone(-timedelta(hours=5, minutes=30))),
         ),
-        ("20240501T100000\u22120300".encode(), datetime(2024, 5, 1, 10, tzinfo=timezone(-timedelta(hours=3)))),
+        (
+            "20240501T100000\u22120300".encode(),
+            datetime(2024, 5, 1, 10, tzinfo=timezone(-timedelta(hours=3))),
+        ),
         # Spaces around the field (a server that pads): the time as without them.
         (b"2012.03.15 19:53:14 ", datetime(2012, 3, 15, 19, 53, 14)),
         (b" 2012.03.15 19:53:14", datetime(2012, 3, 15, 19, 53, 14)),
