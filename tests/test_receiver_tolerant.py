@@ -278,3 +278,44 @@ def test_good_lines_of_a_mixed_push_are_recorded(tmp_path: Path) -> None:
             assert status == 200 and "line 2 not read" in text, text
         assert [(h[0], h[2]) for h in journal.history()] == [(1, "delivered"), (2, "undelivered")]
         assert journal.open_provider_ids() == []
+
+
+def test_hpgfast_receive_takes_what_it_can_read() -> None:
+    # The command, as run: a report whose reason and time are of another JSON type is
+    # taken (printed, status and all); a push with a bad line keeps its good one; the
+    # secret never reaches the answer or the terminal.
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HPGFAST_RECEIVER_SECRET=SECRET)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpgfast", "receive", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        match = re.search(r"listening at http://127\.0\.0\.1:(\d+)/;", proc.stderr.readline())
+        assert match is not None
+        conn = http.client.HTTPConnection("127.0.0.1", int(match.group(1)), timeout=10)
+        item = {"imOutMessageId": "1001", "dlvStatus": "delivered",
+                "dlvStatusAt": {"at": 1}, "reason": {"code": 5}}
+        conn.request("POST", "/", json.dumps(item).encode(),
+                     {"X-HPG-Secret": SECRET, "Content-Type": "application/json"})
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"ok\n")
+        body = b"<" + SECRET.encode() + b">\nok;1002;undelivered;;unknown-subscriber\n"
+        conn.request("POST", "/", body, {"X-HPG-Secret": SECRET, "Content-Type": "text/plain"})
+        response = conn.getresponse()
+        text = response.read().decode()
+        assert response.status == 200 and text.startswith("ok, line 1 not read"), text
+        assert SECRET not in text
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.splitlines() == ["1001;ok;delivered;;", "1002;ok;undelivered;;unknown-subscriber"]
+    assert "line 1" in err and SECRET not in err and SECRET not in out
