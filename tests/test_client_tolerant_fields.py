@@ -17,7 +17,7 @@ import pytest
 
 from hpgfast import Client, Code, Message
 from hpgfast.cli import main
-from hpgfast.emulator import Emulator
+from hpgfast.emulator import Emulator, Fault
 from ledger_checks import assert_truthful
 
 # Every test runs over both clients (sync, async): see conftest.transport.
@@ -73,6 +73,84 @@ def test_an_iso_time_is_given_in_the_platform_zone() -> None:
         assert emu.requests["send"] == 1 and emu.requests["status"] == 1
     assert status.time == naive.replace(tzinfo=timezone.utc)
     assert status.time is not None and status.time.tzinfo is moscow
+
+
+_PLUS3 = timezone(timedelta(hours=3))
+
+
+@pytest.mark.parametrize(
+    ("style", "zone", "second"),
+    [
+        ("iso_basic", _PLUS3, True),
+        ("iso_week", timezone.utc, True),
+        ("iso_ordinal", timezone.utc, True),
+        ("iso_minutes", None, False),
+        ("padded", None, True),
+    ],
+)
+def test_status_lines_with_every_iso_form_are_read(
+    style: str, zone: Any, second: bool
+) -> None:
+    # The time each line says, in the form the emulator writes it: the same moment as
+    # the emulator's own (naive, wall-clock) time, in the zone the form names.
+    sent = messages("0166")
+    with Emulator(speed=None, date_style=style) as emu:
+        with client_for(emu) as client:
+            results = client.send(sent)
+            assert [r.code for r in results] == [Code.OK] * 4
+            emu.advance(10)
+            statuses = client.status([r.provider_id for r in results])
+        naive = [emu.status(r.provider_id)[1] for r in results]  # type: ignore[index,arg-type]
+        assert emu.requests["send"] == 1 and emu.requests["status"] == 1
+        assert_truthful(emu, sent, results)
+    assert [s.code for s in statuses] == [Code.OK] * 4
+    assert [s.status for s in statuses] == ["delivered", "delivered", "undelivered", "undelivered"]
+    assert all(s.final for s in statuses)
+    expected = [t if second else t.replace(second=0) for t in naive]
+    assert [s.time for s in statuses] == [t.replace(tzinfo=zone) for t in expected]
+    assert all(s.time is not None and s.time.tzinfo == zone for s in statuses)
+    assert all(s.raw is not None and s.raw.startswith(b"ok;") for s in statuses)
+
+
+def test_status_times_at_the_edges_of_iso_8601() -> None:
+    # 24:00 (the next day), a leap second (clamped), U+2212 as the minus, HPG's shape
+    # with a trailing space, and an expanded year (no datetime: None, the line kept).
+    times = [
+        b"2024-05-01T24:00:00",
+        b"2016-12-31T23:59:60Z",
+        "2024-05-01T10:00:00\u221203:00".encode(),
+        b"2012.03.15 19:53:14 ",
+        b"+12012-05-01T10:00:00Z",
+    ]
+    expected = [
+        datetime(2024, 5, 2),
+        datetime(2016, 12, 31, 23, 59, 59, tzinfo=timezone.utc),
+        datetime(2024, 5, 1, 10, tzinfo=timezone(-timedelta(hours=3))),
+        datetime(2012, 3, 15, 19, 53, 14),
+        None,
+    ]
+    sent = messages("00000")
+    with Emulator(speed=None) as emu:
+        with client_for(emu) as client:
+            results = client.send(sent)
+            assert [r.code for r in results] == [Code.OK] * 5
+            ids = [r.provider_id for r in results]
+            body = b"".join(
+                b"ok;%s;delivered;%s;\n" % (pid.encode(), when)  # type: ignore[union-attr]
+                for pid, when in zip(ids, times)
+            )
+            emu.faults.raw_reply = Fault(schedule=frozenset({2}), body=body)
+            statuses = client.status(ids)  # type: ignore[arg-type]
+        assert emu.requests["send"] == 1 and emu.requests["status"] == 1
+        assert_truthful(emu, sent, results)
+    assert [s.status for s in statuses] == ["delivered"] * 5
+    assert [s.provider_id for s in statuses] == ids
+    assert all(s.final for s in statuses)
+    assert [s.time for s in statuses] == expected
+    assert [s.time.utcoffset() if s.time else None for s in statuses] == [
+        e.utcoffset() if e else None for e in expected
+    ]
+    assert all(s.raw is not None for s in statuses)
 
 
 @pytest.mark.parametrize("declared", [True, False])

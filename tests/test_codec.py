@@ -651,9 +651,9 @@ def test_parse_status_shared_timestamps_are_equal(codec: ModuleType) -> None:
         (b"2012.13.45 25:61:00", None),
         (b"2012.02.30 10:00:00", None),
         (b"2011.02.29 10:00:00", None),
-        (b"2012.03.15 24:00:00", None),
+        (b"2012.03.15 24:00:00", datetime(2012, 3, 16)),  # ISO's end of day
         (b"2012.03.15 23:60:00", None),
-        (b"2012.03.15 23:59:60", None),
+        (b"2012.03.15 23:59:60", datetime(2012, 3, 15, 23, 59, 59)),  # a leap second
         (b"0000.01.01 00:00:00", None),
         (b"2012.03-15 19:53:14", None),
         (b"2012/03/15 19:53:14", None),
@@ -702,16 +702,17 @@ def test_read_status_dates_sharing_a_day(codec: ModuleType) -> None:
     results, errors = codec.read_status(body)
     assert [r.time for r in results] == [
         datetime(2012, 3, 15, 19, 53, 14),
-        None,
+        datetime(2012, 3, 16, 0, 0, 0),  # 24:00, the end of the day (slow path)
         datetime(2012, 3, 15, 0, 0, 0),
         datetime(2012, 3, 15, 23, 59, 59),
         datetime(2012, 3, 16, 0, 0, 1),
         None,
-        None,
+        datetime(2012, 3, 16, 12, 0, 59),  # a leap second, clamped (slow path)
         datetime(2012, 3, 15, 19, 53, 14),
         None,
     ]
-    # An impossible time costs only itself: the line is kept, with its bytes.
+    # A time read off the fast path, or impossible, costs only itself: the line is
+    # kept, with its bytes.
     assert [r.provider_id for r in results if r.raw is not None] == ["2", "6", "7", "9"]
     assert errors == []
 
@@ -1239,6 +1240,100 @@ def test_status_reads_any_iso_time(
     if expected is not None:
         assert result.time.utcoffset() == expected.utcoffset()
     assert result.raw == line
+
+
+_UTC = timezone.utc
+_PLUS3 = timezone(timedelta(hours=3))
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        # Basic format (no separators), with and without an offset or seconds.
+        (b"20240501T100000Z", datetime(2024, 5, 1, 10, tzinfo=_UTC)),
+        (b"20240501T100000+0300", datetime(2024, 5, 1, 10, tzinfo=_PLUS3)),
+        (b"20240501T1000", datetime(2024, 5, 1, 10)),
+        (b"20240501T10", datetime(2024, 5, 1, 10)),
+        (b"20240501T100000.25Z", datetime(2024, 5, 1, 10, 0, 0, 250000, _UTC)),
+        # Reduced precision: hours only, hours and minutes.
+        (b"2024-05-01T10", datetime(2024, 5, 1, 10)),
+        (b"2024-05-01T10:00", datetime(2024, 5, 1, 10)),
+        (b"2024-05-01T10Z", datetime(2024, 5, 1, 10, tzinfo=_UTC)),
+        # A decimal fraction of the smallest unit given (ISO allows it on any).
+        (b"2024-05-01T10:30.5", datetime(2024, 5, 1, 10, 30, 30)),
+        (b"2024-05-01T10.25", datetime(2024, 5, 1, 10, 15)),
+        # End of day: the next day's start.
+        (b"2024-05-01T24:00:00", datetime(2024, 5, 2)),
+        (b"2024-12-31T24:00Z", datetime(2025, 1, 1, tzinfo=_UTC)),
+        (b"2024-05-01 24:00:00,0", datetime(2024, 5, 2)),
+        (b"2024-05-01T24:00:01", None),
+        (b"2024-05-01T24:30", None),
+        (b"2024-05-01T24:00:00.5", None),
+        (b"9999-12-31T24:00:00", None),  # past the last day a datetime holds
+        # A leap second: clamped to the second before.
+        (b"2016-12-31T23:59:60Z", datetime(2016, 12, 31, 23, 59, 59, tzinfo=_UTC)),
+        (b"2016.12.31 23:59:60", datetime(2016, 12, 31, 23, 59, 59)),
+        (b"2016-12-31T23:59:60.5Z", datetime(2016, 12, 31, 23, 59, 59, 500000, _UTC)),
+        (b"2016-12-31T23:59:61Z", None),
+        # The minus sign (U+2212) in an offset.
+        (
+            "2024-05-01T10:00:00\u221205:30".encode(),
+            datetime(2024, 5, 1, 10, tzinfo=timezone(-timedelta(hours=5, minutes=30))),
+        ),
+        (
+            "20240501T100000\u22120300".encode(),
+            datetime(2024, 5, 1, 10, tzinfo=timezone(-timedelta(hours=3))),
+        ),
+        # Spaces around the field (a server that pads): the time as without them.
+        (b"2012.03.15 19:53:14 ", datetime(2012, 3, 15, 19, 53, 14)),
+        (b" 2012.03.15 19:53:14", datetime(2012, 3, 15, 19, 53, 14)),
+        (b"2024-05-01T10:00:00Z\t", datetime(2024, 5, 1, 10, tzinfo=_UTC)),
+        # Ordinal dates (the day of the year) and week dates.
+        (b"2024-122T10:00:00", datetime(2024, 5, 1, 10)),
+        (b"2024122T100000Z", datetime(2024, 5, 1, 10, tzinfo=_UTC)),
+        (b"2024-366T00:00", datetime(2024, 12, 31)),
+        (b"2023-366T00:00", None),
+        (b"2024-000T00:00", None),
+        (b"2024-W18-3T10:00:00", datetime(2024, 5, 1, 10)),
+        (b"2024W183T100000+0300", datetime(2024, 5, 1, 10, tzinfo=_PLUS3)),
+        (b"2020-W53-5T12:00", datetime(2021, 1, 1, 12)),
+        (b"2021-W53-1T12:00", None),  # 2021 has 52 weeks
+        (b"2024-W18-8T10:00", None),
+        # An expanded year is no Python datetime: None (the line's bytes are kept).
+        (b"+12012-05-01T10:00:00Z", None),
+        (b"+002024-05-01T10:00:00Z", None),
+        # Still not times.
+        (b"2024-05-01T10:0000", None),
+        (b"2024-05-01T1", None),
+        (b"2024-0501T10:00", None),
+    ],
+)
+def test_status_reads_every_iso_8601_form(
+    codec: ModuleType, when: bytes, expected: Optional[datetime]
+) -> None:
+    line = b"ok;1001;delivered;" + when + b";"
+    [result] = codec.parse_status(line)
+    assert result.status == "delivered" and result.final
+    assert result.time == expected
+    if expected is not None:
+        assert result.time.utcoffset() == expected.utcoffset()
+    assert result.raw == line
+
+
+def test_a_trailing_space_after_an_hpg_time_reads_as_without_it(codec: ModuleType) -> None:
+    # In a run of equal dates (the compiled reader shares one datetime across it) and
+    # in the platform's zone: the padded time is the same moment, in the same zone.
+    body = (
+        b"ok;1;sent;2012.03.15 19:53:14;\n"
+        b"ok;2;sent;2012.03.15 19:53:14 ;\n"
+        b"ok;3;sent;2012.03.15 19:53:14;\n"
+    )
+    for tz in (None, _MSK):
+        results, errors = codec.read_status(body, tz=tz)
+        assert errors == []
+        assert [r.time for r in results] == [datetime(2012, 3, 15, 19, 53, 14, tzinfo=tz)] * 3
+        assert all(r.time.tzinfo is tz for r in results)
+        assert [r.raw is None for r in results] == [True, False, True]
 
 
 def test_status_time_with_an_offset_is_given_in_the_platform_zone(codec: ModuleType) -> None:

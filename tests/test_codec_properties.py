@@ -324,6 +324,18 @@ _dates = st.one_of(
         ["2024-05-01T10:00", "2024-05-01", "yesterday", "2024-05-01T10:00:00 Z",
          "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
     ),
+    # Every other ISO-8601 form: basic, reduced, ordinal and week dates, 24:00, a leap
+    # second, U+2212 as the minus, padding, an expanded year (no datetime: None).
+    st.builds(
+        lambda d, fmt, zone, pad: pad + d.strftime(fmt) + zone + pad,
+        st.datetimes(),
+        st.sampled_from(["%Y%m%dT%H%M%S", "%Y%m%dT%H%M", "%Y-%m-%dT%H", "%Y-%jT%H:%M:%S",
+                         "%Y%jT%H%M%S", "%G-W%V-%uT%H:%M:%S", "%GW%V%uT%H%M%S",
+                         "%Y-%m-%dT24:00:00", "%Y.%m.%d 23:59:60", "%Y-%m-%dT%H.5",
+                         "+1%Y-%m-%dT%H:%M:%S"]),
+        st.sampled_from(["", "Z", "+0300", "\u22120530", "\u221203"]),
+        st.sampled_from(["", " "]),
+    ),
 )  # fmt: skip
 _free = (
     st.text(max_size=12).map(lambda s: s.encode("utf-8", "surrogatepass"))
@@ -568,6 +580,21 @@ _charsets = st.sampled_from([None, "windows-1251", "latin-1", "utf-8", "no-such-
 @example(body=b"error-address-format;0;;\xcd\xe5\xe2", tz=None, charset="windows-1251")
 @example(body=b"error-address-format;0;;\xcd\xe5\xe2", tz=None, charset="hex")
 @example(body=b"ok;1;sent;9999-12-31T23:59:59-01:00;", tz=timezone.utc, charset=None)
+@example(
+    body=b"ok;1;sent;20240501T100000Z;\nok;2;sent;20240501T100000+0300;\nok;3;sent;20240501T1000;\n"
+    b"ok;4;sent;2024-05-01T10;\nok;5;sent;2024-05-01T10:00;\nok;6;sent;2024-122T10:00;\n"
+    b"ok;7;sent;2024-W18-3T10:00:00;\nok;8;sent;+12012-05-01T10:00:00Z;",
+    tz=timezone(timedelta(hours=3)),
+    charset=None,
+)
+@example(
+    body=b"ok;1;sent;2012.03.15 19:53:14;\nok;2;sent;2012.03.15 19:53:14 ;\n"
+    b"ok;3;sent;2012.03.15 19:53:14;\nok;4;sent;2012.03.15 24:00:00;\n"
+    b"ok;5;sent;2016.12.31 23:59:60;\nok;6;sent;2024-05-01T10:00:00\xe2\x88\x9205:30;",
+    tz=None,
+    charset=None,
+)
+@example(body=b"ok;1;sent;9999-12-31T24:00:00+03:00;", tz=timezone.utc, charset=None)
 def test_twins_agree_on_fields_read_tolerantly(
     pure: ModuleType, compiled: ModuleType, body: bytes, tz: Any, charset: Any
 ) -> None:

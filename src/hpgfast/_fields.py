@@ -11,12 +11,18 @@ description) and the receiver read with them.
 
 The rules:
 
-- ``read_time``: any ISO-8601 date and time (``yyyy-MM-dd``, or HPG's
-  ``yyyy.MM.dd``; ``T`` or a space; ``HH:mm`` with optional ``:ss`` and a fraction of
-  any length, cut to microseconds; an optional ``Z``, ``+hh:mm``, ``+hhmm`` or
-  ``+hh``). Without an offset the time is in the platform's zone ``tz`` (naive when
-  None); with one it is an aware ``datetime``, converted to ``tz`` when ``tz`` is
-  given, so every time of a reply is in one zone. Anything else is ``None``.
+- ``read_time``: any ISO-8601 date and time, extended or basic (``2024-05-01T10:00:00``,
+  HPG's ``yyyy.MM.dd HH:mm:ss``, ``20240501T100000``): a calendar, ordinal
+  (``2024-122``) or week date (``2024-W18-3``); ``T`` or a space; ``HH``, ``HH:mm`` or
+  ``HH:mm:ss``, the smallest with an optional fraction of any length (cut to
+  microseconds); an optional ``Z``, ``+hh:mm``, ``+hhmm`` or ``+hh`` (the minus may
+  be U+2212). Spaces around the field are ignored. ``24:00`` is the end of a day,
+  read as the next day's ``00:00``; a leap second (``23:59:60``) is read as the second
+  before it (``23:59:59``), as ``datetime`` has none. Without an offset the time is in
+  the platform's zone ``tz`` (naive when None); with one it is an aware
+  ``datetime``, converted to ``tz`` when ``tz`` is given, so every time of a reply is
+  in one zone. Anything else is ``None``, and so is a time ``datetime`` cannot hold:
+  an expanded year (``+12012-05-01``), year 0, a moment past 9999.
 - ``read_text``: UTF-8 when the bytes are valid UTF-8 (servers often declare
   ISO-8859-1 over UTF-8 text), else the reply's declared charset when it names a
   text encoding Python knows (an unknown or bogus name is ignored), else UTF-8 with
@@ -28,40 +34,71 @@ from __future__ import annotations
 
 import codecs
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Optional
 
 __all__ = ["charset_name", "charset_of", "read_text", "read_time"]
 
+# One pattern for every form a reply may hold: extended (``2024-05-01T10:00:00``,
+# or HPG's dots) or basic (``20240501T100000``); a calendar, ordinal (``2024-122``)
+# or week date (``2024-W18-3``); hours, minutes and seconds down to hours alone, the
+# smallest given with an optional fraction; an optional ``Z`` or offset (the minus
+# may be U+2212). A field padded with spaces is read as without them.
 _ISO = re.compile(
-    rb"(\d{4})([-.])(\d{2})\2(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
-    rb"(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?"
+    rb"(?P<year>\d{4})"
+    rb"(?:(?P<ds>[-.]?)(?P<month>\d{2})(?P=ds)(?P<day>\d{2})"
+    rb"|-?[Ww](?P<week>\d{2})-?(?P<weekday>[1-7])"
+    rb"|-?(?P<yday>\d{3}))"
+    rb"[Tt ](?P<hour>\d{2})(?:(?P<ts>:?)(?P<minute>\d{2})(?:(?P=ts)(?P<second>\d{2}))?)?"
+    rb"(?:[.,](?P<fraction>\d+))?"
+    rb"(?:(?P<z>[Zz])|(?P<sign>[+-]|\xe2\x88\x92)(?P<oh>\d{2})(?::?(?P<om>\d{2}))?)?"
 )
+#: The length, in microseconds, of the smallest unit a time gives (its fraction's).
+_UNIT = {"hour": 3_600_000_000, "minute": 60_000_000, "second": 1_000_000}
 
 
 def read_time(raw: bytes, tz: Optional[tzinfo]) -> Optional[datetime]:
     """An ISO-8601 date and time (see the module), or ``None`` when ``raw`` is not one."""
-    match = _ISO.fullmatch(raw)
+    match = _ISO.fullmatch(raw.strip())
     if match is None:
         return None
-    year, _, month, day, hour, minute, second, fraction, z, sign, oh, om = match.groups()
+    g = match.groupdict()
     zone: Optional[tzinfo] = tz
-    if z is not None:
+    if g["z"] is not None:
         zone = timezone.utc
-    elif sign is not None:
-        hours, minutes = int(oh), int(om or 0)
+    elif g["sign"] is not None:
+        hours, minutes = int(g["oh"]), int(g["om"] or 0)
         if hours > 23 or minutes > 59:
             return None
         delta = timedelta(hours=hours, minutes=minutes)
-        zone = timezone(-delta if sign == b"-" else delta)
-    micro = int(fraction[:6].ljust(6, b"0")) if fraction else 0
+        zone = timezone(delta if g["sign"] == b"+" else -delta)
+    hour, minute, second = int(g["hour"]), int(g["minute"] or 0), int(g["second"] or 0)
+    fraction = g["fraction"] or b"0"
+    # The fraction is of the smallest unit given (10.5 is half past ten), cut to
+    # microseconds as datetime holds them.
+    unit = "second" if g["second"] else "minute" if g["minute"] else "hour"
+    micro = int(fraction[:12].ljust(12, b"0")) * _UNIT[unit] // 10**12
+    end_of_day = hour == 24  # ISO's 24:00, the end of a day: the next day's 00:00
+    if end_of_day and (minute or second or micro):
+        return None
+    if second == 60:  # a leap second (23:59:60): datetime has none, so the one before
+        second = 59
     try:
+        year = int(g["year"])
+        if g["week"] is not None:
+            day = date.fromisocalendar(year, int(g["week"]), int(g["weekday"]))
+        elif g["yday"] is not None:
+            day = date(year, 1, 1) + timedelta(days=int(g["yday"]) - 1)
+            if not 1 <= int(g["yday"]) <= 366 or day.year != year:
+                return None
+        else:
+            day = date(year, int(g["month"]), int(g["day"]))
         when = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro,
+            day.year, day.month, day.day, 0 if end_of_day else hour, minute, second,
             tzinfo=zone,
-        )
-    except ValueError:  # no such day or moment (2024-02-30, 25:00, second 60)
+        ) + timedelta(days=end_of_day, microseconds=micro)
+    except (ValueError, OverflowError):  # no such day or moment (2024-02-30, 25:00)
         return None
     if zone is not tz and tz is not None:
         try:

@@ -140,7 +140,10 @@ ledger, else ``error-provider-id-unknown;ID;;;``. dateTime is
 ``yyyy.MM.dd HH:mm:ss`` (``date_style="dashes"``: ``yyyy-MM-dd HH:mm:ss``), the
 time the current status began, in local wall-clock time from ``emu.start_time``.
 Shapes from the field: ``date_style="iso_z"`` (``2012-03-15T19:53:14.000000Z``),
-``"iso_offset"`` (``2012-03-15 19:53:14+0300``), ``"garbage"`` (``sometime today``).
+``"iso_offset"`` (``2012-03-15 19:53:14+0300``), ``"garbage"`` (``sometime today``),
+``"iso_basic"`` (``20120315T195314+0300``), ``"iso_week"`` (``2012-W11-4T19:53:14Z``),
+``"iso_ordinal"`` (``2012-075T19:53:14Z``), ``"iso_minutes"`` (``2012-03-15T19:53``),
+``"padded"`` (``2012.03.15 19:53:14 ``, a trailing space).
 ``text_charset="windows-1251"`` writes reasons (and ``reject_description``, a text
 appended to refused SEND lines: ``error-address-format;0;;TEXT``) in that charset;
 ``content_type`` is every 200 reply's Content-Type (declaring it, or not).

@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reply lines in request order, or shuffled as the spec allows (default %(default)s)")
     add("--date-style", choices=tuple(DATE_FORMATS), default="dots",
         help="status times as 2012.03.15 19:53:14 (dots) or 2012-03-15 19:53:14 (dashes); "
-        "shapes from the field: iso_z, iso_offset, garbage (default %(default)s)")
+        "shapes from the field: iso_z, iso_offset, garbage, iso_basic, iso_week, iso_ordinal, "
+        "iso_minutes, padded (default %(default)s)")
     add("--allow-address", action="append", metavar="ADDRESS", help="only these are allowed")
     add("--deny-address", action="append", default=[], metavar="ADDRESS",
         help="answer error-address-unknown for this address; repeat")

@@ -52,7 +52,8 @@ class Emulator(HttpServer, Platform, Pusher):
         date_style: ``"dots"`` (``2012.03.15 19:53:14``) or ``"dashes"``; shapes
             from the field: ``"iso_z"`` (``2012-03-15T19:53:14.000000Z``),
             ``"iso_offset"`` (``2012-03-15 19:53:14+0300``), ``"garbage"`` (no date:
-            ``sometime today``).
+            ``sometime today``), ``"iso_basic"``, ``"iso_week"``, ``"iso_ordinal"``,
+            ``"iso_minutes"``, ``"padded"`` (a trailing space).
         allow_addresses, allow_subjects: when given, only these are allowed (others
             get ``error-address-unknown`` / ``error-subject-unknown``).
         deny_addresses, deny_subjects: these are never allowed.

@@ -41,6 +41,13 @@ DATE_FORMATS = {
     "iso_z": "%Y-%m-%dT%H:%M:%S.%fZ",
     "iso_offset": "%Y-%m-%d %H:%M:%S+0300",
     "garbage": "sometime today",
+    # The other ISO-8601 forms: basic with an offset, a week date, an ordinal date,
+    # minutes only; and HPG's own shape padded with a space.
+    "iso_basic": "%Y%m%dT%H%M%S+0300",
+    "iso_week": "%G-W%V-%uT%H:%M:%SZ",
+    "iso_ordinal": "%Y-%jT%H:%M:%SZ",
+    "iso_minutes": "%Y-%m-%dT%H:%M",
+    "padded": "%Y.%m.%d %H:%M:%S ",
 }
 PUSH_SHAPES = ("lines", "form", "query", "json")
 CLIENT_ID_MODES = ("echo", "ignore")

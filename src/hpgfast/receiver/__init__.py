@@ -23,11 +23,22 @@ when None). As in STATUS replies (``hpgfast._fields``), a time that cannot be re
 is ``None`` and a reason that is not UTF-8 is decoded by the charset the request's
 Content-Type declares, else with U+FFFD: neither costs the report, which keeps the
 bytes of its line as ``.raw`` (a line made of the parameters or the JSON object
-when those were sent). A provider id or a status that is not UTF-8 is refused.
+when those were sent). So is a time or a reason of another JSON type (an object, a
+list, a boolean: the field is ``None``, its JSON text kept in ``.raw``; a number is
+text) or one that cannot stand in a line (a line break; a ``;`` in a time: read on
+its own by the same rules). Only the provider id and the status may refuse a
+report: missing, not UTF-8, of another JSON type, holding ``;`` or a line break.
 
-Each report becomes a ``StatusResult`` (read by the codec's ``parse_status``, so the
+Each report becomes a ``StatusResult`` (read by the codec's ``read_status``, so the
 codes and statuses are read exactly as in STATUS replies), goes to the user's
-callback and, with a journal, into it (``source='push'``). The answer is ``ok``.
+callback and, with a journal, into it (``source='push'``). The answer is ``ok``. A
+report or a line that cannot be read costs only itself: the others are taken and
+the answer is still 200, ``ok, line 2 not read (line 2: garbled code)`` (or ``ok, 2
+of 5 reports not read (JSON report 1: ...)``), each one logged as a warning; they
+are named by number and what was wrong, never by their bytes (a line may hold
+anything, the secret included). A 4xx would make the platform retry the whole push,
+good reports and all, to the same answer until it gave up. A push with nothing
+readable at all is answered 400.
 The platform pushes again what it thinks was not taken (up to 10 times): the keys
 (code, providerId, status, time) of the last ``remember`` reports taken (100,000 by
 default, least recently seen forgotten first) are kept, and a report seen again is
@@ -96,7 +107,8 @@ selector server of ``_server`` with its frozen ``ServerSettings``; ``_push`` is
 the platform's side (``push``). Settings are checked once, when their value is
 made, and read from it alone.
 
-HTTP answers: 200 ``ok`` (a repeat, too); 400 garbage (the reason); 401 wrong or
+HTTP answers: 200 ``ok`` (a repeat, too; ``ok, ... not read (...)`` when some
+reports of the push were not read); 400 garbage, no report readable (the reason); 401 wrong or
 missing secret; 403 source address not allowed; 405 other methods; 408 a body not
 received within ``body_deadline``; 411 chunked bodies; 413 body over ``max_body``;
 431 a request head over 64 KiB; 500 the callback (or the journal) failed: the

@@ -29,6 +29,7 @@ from ._reports import (
     _FORM,
     _INDEXED,
     JSON_FIELDS,
+    Problems,
     _is_form,
     _params,
     _parse,
@@ -209,7 +210,7 @@ class ReceiverApp:
                                [("Allow", "GET, POST")])
             self._authenticate(environ)
             body = self._read_body(environ)
-            reports = self._reports_of(environ, body)
+            reports, problems = self._reports_of(environ, body)
         except _Refused as refused:
             log.info("push refused (%s): %s", refused.status, refused.reason)
             return _answer(start_response, refused.status, refused.reason, refused.headers)
@@ -222,6 +223,12 @@ class ReceiverApp:
             log.exception("push: the callback or journal failed on %d report(s)", len(reports))
             return _answer(start_response, "500 Internal Server Error", "report not taken")
         log.debug("push: %d report(s) taken, %d repeated", len(reports) - repeats, repeats)
+        if problems:
+            # The good reports are taken (a 4xx would make the platform retry them
+            # all, to the same answer, and lose them): 200, naming the ones not read.
+            for problem in problems:
+                log.warning("push: not read: %s", problem)
+            return _answer(start_response, "200 OK", _partial(problems))
         return _answer(start_response, "200 OK", "ok")
 
     def _authenticate(self, environ: dict[str, Any]) -> None:
@@ -272,7 +279,9 @@ class ReceiverApp:
             body += block
         return body
 
-    def _reports_of(self, environ: dict[str, Any], body: bytes) -> list[StatusResult]:
+    def _reports_of(
+        self, environ: dict[str, Any], body: bytes
+    ) -> tuple[list[StatusResult], Problems]:
         tz = self._settings.tz
         query = str(environ.get("QUERY_STRING", ""))
         try:
@@ -378,6 +387,22 @@ def make_app(
         remember=remember,
     )
     return ReceiverApp(callback, settings, journal)
+
+
+#: How many unread reports an answer names, at most (the log names every one).
+_NAMED = 10
+
+
+def _partial(problems: Problems) -> str:
+    """The answer to a push taken but for some reports: ``ok``, then which were not
+    read and why (``ok, line 2 not read (line 2: garbled code)``); never their bytes."""
+    lines = [p.split(":", 1)[0] for p in problems if p.startswith("line ")]
+    if len(lines) == len(problems):
+        which = f"{'line' if len(lines) == 1 else 'lines'} {', '.join(n[5:] for n in lines)}"
+    else:
+        which = f"{len(problems)} of {problems.total} reports"
+    shown = "; ".join(problems[:_NAMED]) + ("; ..." if len(problems) > _NAMED else "")
+    return f"ok, {which} not read ({shown})"
 
 
 def _answer(
