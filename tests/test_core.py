@@ -274,6 +274,14 @@ def test_three_5xx_in_a_row_stop_the_batch(status: int) -> None:
     assert info.value.count == 3 and info.value.description == "down"
 
 
+def test_an_account_stop_as_the_third_5xx_in_a_row_is_an_account_stop() -> None:
+    # The count of 5xx replies does not hide what the third one says.
+    events = [Reply(503, b"down"), Reply(502, b"down"), Reply(500, b"error-insufficient-balance")]
+    with pytest.raises(AccountError) as info:
+        drive("status", events, retries=5)
+    assert info.value.code == "error-insufficient-balance"
+
+
 def test_a_503_retry_after_pauses_the_batch() -> None:
     batch = exchange(2).batch("send", MESSAGES, None)
     first = batch.next(0.0)

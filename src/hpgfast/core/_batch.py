@@ -452,6 +452,7 @@ class Batch:
             and event.status >= 500
             and self.unavailable >= self.exchange.settings.stop_after_5xx
             and self.fatal is None
+            and verdict.fatal is None  # an account stop as a 5xx's text says more
         ):
             verdict = unavailable(facts, verdict, event, self.unavailable)
         if verdict.wait is not None:
