@@ -606,14 +606,20 @@ def mask_url(text: str, redact: Callable[[str], str] | None = None) -> str:
     """``text``, a URL as given (maybe malformed), safe to show in an error or a log.
 
     For a URL that is refused, so cannot be trusted to have the shape a parser
-    expects (``htps://u:p@h/``, ``http//u:p@h/``, ``u:p@h``): everything between
-    where user info may start (after the first ``//``, else after a scheme, else the
-    start) and the last ``@`` becomes ``***`` (a password holding ``@``, ``/`` or
-    ``:`` unencoded goes whole with it); every query or fragment parameter's value
-    becomes ``***`` (a base URL has none of its own, and the caller may have put
-    the password there under any name); ``redact`` (a client's ``Redactor``) then
-    masks the password itself wherever else it is.
+    expects (``htps://u:p@h/``, ``http//u:p@h/``, ``u:p@h``): first ``redact`` (a
+    client's ``Redactor``) masks the password itself, in every form, wherever it
+    is; then everything between where user info may start (after the first ``//``,
+    else after a scheme, else the start) and the last ``@`` becomes ``***`` (a
+    password holding ``@``, ``/`` or ``:`` unencoded goes whole with it); every query
+    or fragment parameter's value becomes ``***`` (a base URL has none of its own,
+    and the caller may have put another password there under any name).
+
+    The password first: a password holding a character these rules cut at (``=``,
+    ``#``, ``?``, ``&``, ``/``, ``@``) would be cut by them, half masked, and the half
+    left (``#Tr0ub4dor=***``) would no longer match the whole password.
     """
+    if redact is not None:
+        text = redact(text)
     at = text.rfind("@")
     if at >= 0:
         slashes = text.find("//", 0, at)
@@ -623,8 +629,7 @@ def mask_url(text: str, redact: Callable[[str], str] | None = None) -> str:
             scheme = _SCHEME.match(text)
             start = scheme.end() if scheme is not None else 0
         text = text[:start] + MASK + text[at:]
-    text = _QUERY_VALUE.sub(_mask_value, text)
-    return text if redact is None else redact(text)
+    return _QUERY_VALUE.sub(_mask_value, text)
 
 
 def scrub_exception(exc: BaseException, redact: Callable[[str], str]) -> None:
