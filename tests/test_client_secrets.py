@@ -938,12 +938,21 @@ def test_hostile_leaks_sees_every_form() -> None:
         assert hostile_leaks(f"x {text} y"), text
 
 
-def _run_hostile(url: str, all_logs: pytest.LogCaptureFixture, collected: Collected) -> None:
-    """A SEND and a STATUS with the hostile password; every text and log is searched."""
+#: Two messages whose client ids the hostile replies' SEND lines carry (c1, c2).
+HOSTILE_MESSAGES = [Message("79031234567", "a", client_id="c1"),
+                    Message("79031234568", "b", client_id="c2")]
+
+
+def _run_hostile(
+    url: str, all_logs: pytest.LogCaptureFixture, collected: Collected
+) -> list[str]:
+    """A SEND and a STATUS with the hostile password; every text and log is searched.
+    Returns the results' free text and ``.raw``, searched too."""
     logging.getLogger().setLevel(logging.DEBUG)  # every logger, at DEBUG
+    free: list[str] = []
     with Client(url, "CLIENT", HOSTILE, default_subject="S", retries=1, backoff=0.0) as c:
         collected.texts += [repr(c)]
-        for call in (lambda: c.send(messages(2)), lambda: c.status(["1001", "1002"])):
+        for call in (lambda: c.send(HOSTILE_MESSAGES), lambda: c.status(["p1", "p2"])):
             try:
                 results = call()
             except HPGError as exc:
@@ -956,7 +965,8 @@ def _run_hostile(url: str, all_logs: pytest.LogCaptureFixture, collected: Collec
                     if isinstance(value, bytes):
                         value = value.decode("utf-8", "surrogateescape")
                     if value is not None:
-                        collected.texts.append(str(value))
+                        free.append(str(value))
+    collected.texts += free
     assert [r for r in all_logs.records if r.levelno >= logging.WARNING], "no failure logged"
     formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
     for record in all_logs.records:
@@ -965,6 +975,7 @@ def _run_hostile(url: str, all_logs: pytest.LogCaptureFixture, collected: Collec
     assert collected.texts
     for text in collected.texts:
         assert not hostile_leaks(text), text
+    return free
 
 
 @pytest.mark.parametrize("status", [b"500 Internal Server Error", b"200 OK"])
@@ -1017,10 +1028,13 @@ def test_no_leak_of_a_password_with_invisible_characters_between_its_own(
     if status == 500:
         body = f"Internal error: bad password '{hidden}'".encode()
     else:
-        body = f"ok;c1;p1;note {hidden} ".encode() + b"\xff\n" + f"{hidden}\n".encode()
+        body = (f"ok;c1;p1;note {hidden} ".encode() + b"\xff\n"
+                + f"ok;c2;p2;{hidden}\n{hidden}\n".encode())
     with Emulator(password=HOSTILE, speed=None) as emu:
         emu.faults.raw_reply = Fault(rate=1.0, status=status, body=body)
-        _run_hostile(emu.url, all_logs, collected)
+        free = _run_hostile(emu.url, all_logs, collected)
+    if status == 200:  # .extra and .raw were there, masked
+        assert sum("***" in text for text in free) >= 3, free
 
 
 HEX = _HOSTILE_RAW.hex()
@@ -1039,10 +1053,13 @@ def test_no_leak_of_a_hex_dump_of_the_password(
     if status == 500:
         body = f"Internal error: auth failed, secret bytes {dump}".encode()
     else:
-        body = f"ok;c1;p1;dump {dump} ".encode() + b"\xff\n" + f"bytes {dump}\n".encode()
+        body = (f"ok;c1;p1;dump {dump} ".encode() + b"\xff\n"
+                + f"ok;c2;p2;{dump}\nbytes {dump}\n".encode())
     with Emulator(password=HOSTILE, speed=None) as emu:
         emu.faults.raw_reply = Fault(rate=1.0, status=status, body=body)
-        _run_hostile(emu.url, all_logs, collected)
+        free = _run_hostile(emu.url, all_logs, collected)
+    if status == 200:  # .extra and .raw were there, masked
+        assert sum("***" in text for text in free) >= 3, free
 
 
 def test_the_redactor_sees_through_utf16_invisible_characters_and_hex() -> None:
@@ -1081,3 +1098,51 @@ def test_the_redactor_sees_through_utf16_invisible_characters_and_hex() -> None:
     began = time.perf_counter()
     redact(near + " " + "00" * 100000)
     assert time.perf_counter() - began < 5
+
+
+def _hostile_reply(kind: str, status: bytes) -> Callable[[bytes], bytes]:
+    """A reply echoing the password: the request line in UTF-16-LE, the password with
+    zero-width spaces between its characters, or a hex dump of it."""
+
+    def reply(line: bytes) -> bytes:
+        text = line.decode("latin-1").strip()
+        query = text[text.index("password=") :]
+        if kind == "utf16":
+            body = f"bad {query}\n".encode("utf-16-le")
+        elif kind == "invisible":
+            body = f"bad password {chr(0x200B).join(QUOTED)}\n".encode()
+        else:
+            body = f"bad password {_HOSTILE_RAW.hex(':')}\n".encode()
+        return b"HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n" \
+            b"Connection: close\r\n\r\n%s" % (status, len(body), body)
+
+    return reply
+
+
+@pytest.mark.sync_only  # the command line runs the blocking client
+@pytest.mark.parametrize("status", [b"500 Internal Server Error", b"200 OK"])
+@pytest.mark.parametrize("kind", ["utf16", "invisible", "hex"])
+def test_the_command_line_shows_no_hostile_echo(
+    tmp_path: Any, kind: str, status: bytes
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPGFAST_")} | {
+        "HPGFAST_PASSWORD": HOSTILE, "TMPDIR": str(tmp_path),
+    }
+    listener, thread = serve(_hostile_reply(kind, status))
+    results = tmp_path / "results.csv"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "hpgfast", "-vv", "send",
+             "--url", f"http://127.0.0.1:{listener.getsockname()[1]}/C/x/",
+             "--login", "CLIENT", "--timeout", "5", "--to", "79031234567", "--text", "hi",
+             "--subject", "S", "--results", str(results)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        stop(listener, thread)
+    shown = done.stdout + done.stderr
+    assert " DEBUG " in done.stderr and done.returncode != 0, shown
+    assert "bad" in _INVISIBLE.sub("", shown), shown  # the echo was shown, masked
+    assert not hostile_leaks(shown), shown
+    if results.exists():
+        assert not hostile_leaks(results.read_text(encoding="utf-8"))
