@@ -1040,7 +1040,7 @@ def test_no_leak_of_a_password_with_invisible_characters_between_its_own(
 HEX = _HOSTILE_RAW.hex()
 
 
-@pytest.mark.parametrize("status", [500, 200])
+@pytest.mark.parametrize("status", [500, 200, 302])
 @pytest.mark.parametrize(
     "dump",
     [HEX, HEX.upper(), _HOSTILE_RAW.hex(" "), _HOSTILE_RAW.hex(":").upper(),
@@ -1050,14 +1050,20 @@ HEX = _HOSTILE_RAW.hex()
 def test_no_leak_of_a_hex_dump_of_the_password(
     all_logs: pytest.LogCaptureFixture, collected: Collected, status: int, dump: str
 ) -> None:
+    headers = {}
     if status == 500:
         body = f"Internal error: auth failed, secret bytes {dump}".encode()
+    elif status == 302:  # UnexpectedReply: its text, .body and .location
+        body = f"<html>moved: token {dump}</html>".encode()
+        headers = {"Location": f"https://elsewhere.test/login?t={dump.replace(' ', '')}"}
     else:
         body = (f"ok;c1;p1;dump {dump} ".encode() + b"\xff\n"
                 + f"ok;c2;p2;{dump}\nbytes {dump}\n".encode())
     with Emulator(password=HOSTILE, speed=None) as emu:
-        emu.faults.raw_reply = Fault(rate=1.0, status=status, body=body)
+        emu.faults.raw_reply = Fault(rate=1.0, status=status, body=body, headers=headers)
         free = _run_hostile(emu.url, all_logs, collected)
+    if status == 302:
+        assert any("UnexpectedReply" in text for text in collected.texts)
     if status == 200:  # .extra and .raw were there, masked
         assert sum("***" in text for text in free) >= 3, free
 
