@@ -1082,6 +1082,11 @@ def test_the_redactor_sees_through_utf16_invisible_characters_and_hex() -> None:
             # As an error shows it: the invisible characters escaped.
             escaped = ascii(invisible)[1:-1].join(form)
             assert not hostile_leaks(redact(escaped)), escaped
+    # A password holding invisible characters: masked as given, without them (a
+    # server dropped them), and with others between its characters.
+    inner = Redactor("Pa\xadss\u200bw0rd")
+    for text in ("Pa\xadss\u200bw0rd", "Passw0rd", "\x00".join("Passw0rd")):
+        assert inner(f"[{text}]") == "[***]", text
     # A non-ASCII password in UTF-16, read as UTF-8 (U+FFFD for what is not) or as
     # Latin-1, and as a repr or an error escapes that.
     wide = Redactor(UNICODE_SECRET)

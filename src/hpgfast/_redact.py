@@ -437,11 +437,14 @@ class Redactor:
     __slots__ = ("_assignment", "_finders", "_seen_through", "_split")
 
     def __init__(self, password: str, *, password_param: str = "password") -> None:
-        self._finders = _finders(password)
         # The password as a reader sees it: the view a text is searched in once its
-        # invisible characters are taken out holds none of them either.
+        # invisible characters are taken out holds none of them either; and a
+        # server may have dropped them from its echo.
         visible = _INVISIBLE.sub("", password)
-        self._seen_through = self._finders if visible == password else _finders(visible)
+        self._seen_through = _finders(visible)
+        self._finders = _finders(password) + (
+            self._seen_through if visible != password else []
+        )
         # The name in any case: a foreign echo may change it.
         self._assignment = (
             re.compile(
@@ -454,17 +457,19 @@ class Redactor:
         self._split = _split_pieces(password)
 
     def __call__(self, text: str) -> str:
-        # Then through invisible characters (see ``_INVISIBLE``): found in the text
-        # without them, masked in the text with them. Only when the text holds one:
-        # nearly none does, and pays a scan (masking only takes them away).
+        # Masking only takes invisible characters away: one scan says for all passes.
         invisible = _has_invisible(text)
-        for find, find_visible in zip(self._finders, self._seen_through):
+        for find in self._finders:
             spans = find(text)
             if spans:
                 text = _masked(text, spans)
-            if invisible:
+        if invisible:
+            # Then through invisible characters (see ``_INVISIBLE``): found in the
+            # text without them, masked in the text with them. Only when the text
+            # holds one: nearly none does.
+            for find in self._seen_through:
                 view, where = _without_invisible(text)
-                spans = [where(start, end) for start, end in find_visible(view)]
+                spans = [where(start, end) for start, end in find(view)]
                 if spans:
                     text = _masked(text, spans)
         if self._assignment is not None:
