@@ -380,9 +380,16 @@ ECHO_FORMS: dict[str, Callable[[str], str]] = {
     # The same, written back in Latin-1 (Tomcat's error page, charset ISO-8859-1),
     # in a page with another non-UTF-8 character: the body is read as Latin-1.
     "tomcat": lambda p: p.encode("utf-8").decode("latin-1"),
+    # The page in UTF-16 (the server writes it so, see UTF16_FORMS), declared or
+    # not: read as UTF-8, a NUL stands between the characters.
+    "utf16-le": lambda p: p,
+    "utf16-be": lambda p: p,
 }
 #: The forms the echo server writes in Latin-1, with a Content-Type that says so.
 LATIN1_FORMS = {"tomcat"}
+#: The forms the echo server writes in UTF-16: the charset declared (little endian)
+#: or not (big endian).
+UTF16_FORMS = {"utf16-le": ("utf-16-le", True), "utf16-be": ("utf-16-be", False)}
 ECHO_LEAKS = {
     ECHO_CORE,
     *(encode(ECHO_SECRET) for encode in ECHO_FORMS.values()),
@@ -394,7 +401,9 @@ ECHO_LEAKS = {
 
 
 def echo_leaks(text: str) -> list[str]:
-    return [form for form in ECHO_LEAKS if form in text]
+    # Also once the characters a reader does not see (a NUL of UTF-16) are out.
+    flat = _INVISIBLE.sub("", text)
+    return [form for form in ECHO_LEAKS if form in text or form in flat]
 
 
 class EchoHandler(http.server.BaseHTTPRequestHandler):
@@ -418,13 +427,16 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
             body = f"{echoed};{shown}\n"  # garbage: not a code
         else:
             body = f"<html><body>Error processing request: {shown}</body></html>"
-        charset = "utf-8"
+        charset, declared = "utf-8", True
         if form in LATIN1_FORMS:
             charset = "ISO-8859-1"
             body += "<p>\xa9 Apache</p>"
+        if form.replace("_", "-") in UTF16_FORMS:
+            charset, declared = UTF16_FORMS[form.replace("_", "-")]
         data = body.encode(charset)
         self.send_response(int(status))
-        self.send_header("Content-Type", f"text/html;charset={charset}")
+        self.send_header("Content-Type", f"text/html;charset={charset}" if declared
+                         else "text/html")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -886,3 +898,262 @@ def test_the_results_file_keeps_codes_and_ids_with_a_short_password(
     assert [(r["outcome"], r["code"], r["provider_id"], r["client_id"]) for r in rows] == [
         ("accepted", "ok", shown["provider_id"], shown["client_id"])
     ]
+
+
+# -- a hostile tester's forms: UTF-16, invisible characters, hex dumps --------------------
+
+#: The hostile tester's password: every character a URL or a form treats apart.
+HOSTILE = "S3cr#t/Pw+x=Q"
+#: What a reader does not see: the characters a text may hold between the
+#: password's (NUL of UTF-16, zero-width ones, soft hyphen, BOM), and their escapes.
+_INVISIBLE = re.compile(
+    r"[\x00\xad\u200b-\u200f\u2060\ufeff]|\\+(?:x00|xad|u0000|u00ad|u200[b-f]|u2060|ufeff)",
+    re.IGNORECASE,
+)
+_HOSTILE_RAW = HOSTILE.encode("utf-8")
+#: The password percent-encoded, upper- and lower-case hex.
+QUOTED = quote(HOSTILE, safe="")
+QUOTED_LOWER = re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), QUOTED)
+
+
+def hostile_leaks(text: str) -> list[str]:
+    """The password in ``text`` once every invisible character (or its escape) is
+    taken out: raw (any run of four of its characters), percent-encoded (either hex
+    case), or as a hex dump of its bytes (any case, spaces or colons between bytes)."""
+    flat = _INVISIBLE.sub("", text)
+    found = [HOSTILE[i : i + 4] for i in range(len(HOSTILE) - 3) if HOSTILE[i : i + 4] in flat]
+    found += [form for form in (QUOTED, QUOTED_LOWER, quote_plus(HOSTILE)) if form in flat]
+    if _HOSTILE_RAW.hex() in re.sub("[ :]", "", flat).lower():
+        found.append("hex dump")
+    return found
+
+
+def test_hostile_leaks_sees_every_form() -> None:
+    # The detector itself: each form of the echo is found.
+    for text in (
+        HOSTILE, QUOTED, QUOTED_LOWER, "\u200b".join(HOSTILE), "\\x00".join(QUOTED),
+        QUOTED.encode("utf-16-le").decode("utf-8"), _HOSTILE_RAW.hex().upper(),
+        _HOSTILE_RAW.hex(":"), _HOSTILE_RAW.hex(" "),
+    ):
+        assert hostile_leaks(f"x {text} y"), text
+
+
+#: Two messages whose client ids the hostile replies' SEND lines carry (c1, c2).
+HOSTILE_MESSAGES = [Message("79031234567", "a", client_id="c1"),
+                    Message("79031234568", "b", client_id="c2")]
+
+
+def _run_hostile(
+    url: str, all_logs: pytest.LogCaptureFixture, collected: Collected
+) -> list[str]:
+    """A SEND and a STATUS with the hostile password; every text and log is searched.
+    Returns the results' free text and ``.raw``, searched too."""
+    logging.getLogger().setLevel(logging.DEBUG)  # every logger, at DEBUG
+    free: list[str] = []
+    with Client(url, "CLIENT", HOSTILE, default_subject="S", retries=1, backoff=0.0) as c:
+        collected.texts += [repr(c)]
+        for call in (lambda: c.send(HOSTILE_MESSAGES), lambda: c.status(["p1", "p2"])):
+            try:
+                results = call()
+            except HPGError as exc:
+                collected.exception(exc)
+                results = getattr(exc, "results", [])
+            collected.results(results)
+            for result in results:
+                for name in ("extra", "reason", "raw", "description"):
+                    value = getattr(result, name, None)
+                    if isinstance(value, bytes):
+                        value = value.decode("utf-8", "surrogateescape")
+                    if value is not None:
+                        free.append(str(value))
+    collected.texts += free
+    assert [r for r in all_logs.records if r.levelno >= logging.WARNING], "no failure logged"
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    for record in all_logs.records:
+        assert not hostile_leaks(formatter.format(record)), formatter.format(record)
+        assert not hostile_leaks(repr(record.args)), record
+    assert collected.texts
+    for text in collected.texts:
+        assert not hostile_leaks(text), text
+    return free
+
+
+@pytest.mark.parametrize("status", [b"500 Internal Server Error", b"200 OK"])
+@pytest.mark.parametrize("charset", [None, "utf-16"])
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-16"])
+def test_no_leak_when_a_gateway_echoes_the_request_line_in_utf16(
+    all_logs: pytest.LogCaptureFixture,
+    collected: Collected,
+    status: bytes,
+    charset: str | None,
+    encoding: str,
+) -> None:
+    # A gateway that echoes the request line (the percent-encoded password in it) in
+    # UTF-16, little or big endian, with a BOM ("utf-16") or without: read as UTF-8,
+    # the text has a NUL between every two characters.
+    def reply(line: bytes) -> bytes:
+        text = line.decode("latin-1").strip()
+        # The query from the password on first: what an error shows of a body is cut.
+        body = f"bad {text[text.index('password='):]}\nerror-x;{text}\n".encode(encoding)
+        kind = b"text/plain" + (b"; charset=" + charset.encode() if charset else b"")
+        return b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n" \
+            b"Connection: close\r\n\r\n%s" % (status, kind, len(body), body)
+
+    listener, thread = serve(reply)
+    try:
+        _run_hostile(f"http://127.0.0.1:{listener.getsockname()[1]}/C/x/", all_logs, collected)
+    finally:
+        stop(listener, thread)
+
+
+#: Characters a text may hold unseen between the password's characters.
+INVISIBLES = ["\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u2060", "\ufeff", "\xad", "\x00"]
+
+
+@pytest.mark.parametrize("status", [500, 200])
+@pytest.mark.parametrize("encode", ["raw", "percent", "percent-lower"])
+@pytest.mark.parametrize("invisible", INVISIBLES, ids=[f"U+{ord(c):04X}" for c in INVISIBLES])
+def test_no_leak_of_a_password_with_invisible_characters_between_its_own(
+    all_logs: pytest.LogCaptureFixture, collected: Collected, status: int, encode: str,
+    invisible: str,
+) -> None:
+    shown = {
+        "raw": HOSTILE,
+        "percent": QUOTED,
+        "percent-lower": QUOTED_LOWER,
+    }[encode]
+    hidden = invisible.join(shown)
+    # A 5xx description; on a 200, a SEND line's extra field (kept with .raw: the
+    # \xff makes the field read tolerantly) and a line that is no HPG.
+    if status == 500:
+        body = f"Internal error: bad password '{hidden}'".encode()
+    else:
+        body = (f"ok;c1;p1;note {hidden} ".encode() + b"\xff\n"
+                + f"ok;c2;p2;{hidden}\n{hidden}\n".encode())
+    with Emulator(password=HOSTILE, speed=None) as emu:
+        emu.faults.raw_reply = Fault(rate=1.0, status=status, body=body)
+        free = _run_hostile(emu.url, all_logs, collected)
+    if status == 200:  # .extra and .raw were there, masked
+        assert sum("***" in text for text in free) >= 3, free
+
+
+HEX = _HOSTILE_RAW.hex()
+
+
+@pytest.mark.parametrize("status", [500, 200, 302])
+@pytest.mark.parametrize(
+    "dump",
+    [HEX, HEX.upper(), _HOSTILE_RAW.hex(" "), _HOSTILE_RAW.hex(":").upper(),
+     _HOSTILE_RAW.hex(":")],
+    ids=["lower", "upper", "spaces", "colons-upper", "colons"],
+)
+def test_no_leak_of_a_hex_dump_of_the_password(
+    all_logs: pytest.LogCaptureFixture, collected: Collected, status: int, dump: str
+) -> None:
+    headers = {}
+    if status == 500:
+        body = f"Internal error: auth failed, secret bytes {dump}".encode()
+    elif status == 302:  # UnexpectedReply: its text, .body and .location
+        body = f"<html>moved: token {dump}</html>".encode()
+        headers = {"Location": f"https://elsewhere.test/login?t={dump.replace(' ', '')}"}
+    else:
+        body = (f"ok;c1;p1;dump {dump} ".encode() + b"\xff\n"
+                + f"ok;c2;p2;{dump}\nbytes {dump}\n".encode())
+    with Emulator(password=HOSTILE, speed=None) as emu:
+        emu.faults.raw_reply = Fault(rate=1.0, status=status, body=body, headers=headers)
+        free = _run_hostile(emu.url, all_logs, collected)
+    if status == 302:
+        assert any("UnexpectedReply" in text for text in collected.texts)
+    if status == 200:  # .extra and .raw were there, masked
+        assert sum("***" in text for text in free) >= 3, free
+
+
+def test_the_redactor_sees_through_utf16_invisible_characters_and_hex() -> None:
+    redact = Redactor(HOSTILE)
+    for form in (HOSTILE, QUOTED, QUOTED_LOWER):
+        for encoding in ("utf-16-le", "utf-16-be"):
+            echoed = form.encode(encoding).decode("utf-8")
+            assert "***" in redact(f"[{echoed}]"), echoed
+            assert not hostile_leaks(redact(f"[{echoed}]")), echoed
+            assert not hostile_leaks(redact(repr(echoed))), echoed
+        for invisible in INVISIBLES:
+            assert redact(f"<{invisible.join(form)}>") == "<***>", (form, invisible)
+            assert redact(f"<{invisible}{form}{invisible}>") == f"<{invisible}***{invisible}>"
+            # As an error shows it: the invisible characters escaped.
+            escaped = ascii(invisible)[1:-1].join(form)
+            assert not hostile_leaks(redact(escaped)), escaped
+    # A password holding invisible characters: masked as given, without them (a
+    # server dropped them), and with others between its characters.
+    inner = Redactor("Pa\xadss\u200bw0rd")
+    for text in ("Pa\xadss\u200bw0rd", "Passw0rd", "\x00".join("Passw0rd")):
+        assert inner(f"[{text}]") == "[***]", text
+    # A non-ASCII password in UTF-16, read as UTF-8 (U+FFFD for what is not) or as
+    # Latin-1, and as a repr or an error escapes that.
+    wide = Redactor(UNICODE_SECRET)
+    for encoding in ("utf-16-le", "utf-16-be"):
+        data = UNICODE_SECRET.encode(encoding)
+        for text in (data.decode("utf-8", "replace"), data.decode("latin-1")):
+            for shown in (wide(f"[{text}]"), wide(repr(text)), wide(ascii(text))):
+                assert "***" in shown and not echo_leaks(shown), (encoding, shown)
+    for dump in (HEX, HEX.upper(), _HOSTILE_RAW.hex(" "), _HOSTILE_RAW.hex(":"),
+                 _HOSTILE_RAW.hex("-")):
+        assert redact(f"dump {dump} end") == "dump *** end", dump
+    # The hex of the password as the query carries it (percent-encoded) goes too.
+    assert redact(f"line {QUOTED.encode().hex()} end") == "line *** end"
+    # Short passwords: their hex is not looked for (short hex runs are everywhere).
+    assert Redactor("abc")("id 616263 here") == "id 616263 here"
+    # Linear time: a long text of invisible characters and near-matches.
+    import time
+
+    near = ("\u200b".join(HOSTILE[:-1]) + "\u200b") * 20000
+    began = time.perf_counter()
+    redact(near + " " + "00" * 100000)
+    assert time.perf_counter() - began < 5
+
+
+def _hostile_reply(kind: str, status: bytes) -> Callable[[bytes], bytes]:
+    """A reply echoing the password: the request line in UTF-16-LE, the password with
+    zero-width spaces between its characters, or a hex dump of it."""
+
+    def reply(line: bytes) -> bytes:
+        text = line.decode("latin-1").strip()
+        query = text[text.index("password=") :]
+        if kind == "utf16":
+            body = f"bad {query}\n".encode("utf-16-le")
+        elif kind == "invisible":
+            body = f"bad password {chr(0x200B).join(QUOTED)}\n".encode()
+        else:
+            body = f"bad password {_HOSTILE_RAW.hex(':')}\n".encode()
+        return b"HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n" \
+            b"Connection: close\r\n\r\n%s" % (status, len(body), body)
+
+    return reply
+
+
+@pytest.mark.sync_only  # the command line runs the blocking client
+@pytest.mark.parametrize("status", [b"500 Internal Server Error", b"200 OK"])
+@pytest.mark.parametrize("kind", ["utf16", "invisible", "hex"])
+def test_the_command_line_shows_no_hostile_echo(
+    tmp_path: Any, kind: str, status: bytes
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPGFAST_")} | {
+        "HPGFAST_PASSWORD": HOSTILE, "TMPDIR": str(tmp_path),
+    }
+    listener, thread = serve(_hostile_reply(kind, status))
+    results = tmp_path / "results.csv"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "hpgfast", "-vv", "send",
+             "--url", f"http://127.0.0.1:{listener.getsockname()[1]}/C/x/",
+             "--login", "CLIENT", "--timeout", "5", "--to", "79031234567", "--text", "hi",
+             "--subject", "S", "--results", str(results)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+    finally:
+        stop(listener, thread)
+    shown = done.stdout + done.stderr
+    assert " DEBUG " in done.stderr and done.returncode != 0, shown
+    assert "bad" in _INVISIBLE.sub("", shown), shown  # the echo was shown, masked
+    assert not hostile_leaks(shown), shown
+    if results.exists():
+        assert not hostile_leaks(results.read_text(encoding="utf-8"))

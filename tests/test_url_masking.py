@@ -191,3 +191,86 @@ def test_the_command_line_shows_no_password_in_the_url_s_path(path: str, tmp_pat
             # The error (on stdout after the table of what is known, for send --to).
             assert "404" in done.stdout + done.stderr, done.stderr
             assert not path_leaks(done.stdout + done.stderr), done.stderr
+
+
+# -- a password holding characters a URL treats apart (= # ? & / @ ;) ---------------------
+
+#: Passwords with URL-special characters, each made unique.
+SPECIAL = [
+    "Tr0ub4dor=Xyzzy9",
+    "Sec#ret?Part2=x",
+    "S3cr#t/Pw+x=Q",
+    "a&b;c?d#e@f/g=hQ7",
+    "Kx=9&qz=Zz#w",
+]
+#: Where a user may put it by mistake, in a URL refused as malformed.
+SPECIAL_SHAPES = [
+    "http://gate.example/CLIENT/cx/#{}",
+    "ftp://gate.example/{}",
+    "http://gate.example/CLIENT/cx/?{}",
+    "http://gate.example/CLIENT/cx/?password={}",
+    "http://gate.example/CLIENT/cx/?x=1&{}&y=2",
+    "htps://gate.example/{}/cx/",
+    "http://user:{}@gate.example/",
+    "gate.example/{}",
+]
+
+
+def runs_of(password: str, text: str) -> list[str]:
+    """The runs of more than three consecutive characters of ``password`` in ``text``,
+    as such or percent-encoded."""
+    runs = [password[i : i + 4] for i in range(len(password) - 3)]
+    quoted = quote(password, safe="")
+    runs += [quoted[i : i + 6] for i in range(len(quoted) - 5)]
+    return [run for run in runs if run in text]
+
+
+def test_mask_url_masks_a_password_holding_url_special_characters() -> None:
+    from hpgfast._redact import Redactor, mask_url
+
+    assert mask_url("http://gate.example/CLIENT/cx/#Tr0ub4dor=Xyzzy9",
+                    Redactor("Tr0ub4dor=Xyzzy9")) == "http://gate.example/CLIENT/cx/#***"
+    assert mask_url("ftp://gate.example/Sec#ret?Part2=x",
+                    Redactor("Sec#ret?Part2=x")) == "ftp://gate.example/***"
+    for password in SPECIAL:
+        for shape in SPECIAL_SHAPES:
+            for form in (password, quote(password, safe=""), quote(password)):
+                url = shape.format(form)
+                shown = mask_url(url, Redactor(password))
+                assert not runs_of(password, shown), (url, shown)
+
+
+@pytest.mark.parametrize("password", SPECIAL)
+def test_a_refused_url_shows_no_run_of_a_special_password(
+    password: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for shape in SPECIAL_SHAPES:
+        url = shape.format(password)
+        with pytest.raises(ValueError) as info:
+            Client(url, "CLIENT", password)
+        assert "url" in str(info.value)
+        for text in texts_of(info.value):
+            assert not runs_of(password, text), text
+    for record in caplog.records:
+        assert not runs_of(password, record.getMessage()), record
+
+
+@pytest.mark.sync_only  # the command line runs the blocking client
+@pytest.mark.parametrize("password", SPECIAL[:2])
+def test_the_command_line_shows_no_run_of_a_special_password(
+    password: str, tmp_path: Any
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPGFAST_")} | {
+        "HPGFAST_PASSWORD": password,
+        "TMPDIR": str(tmp_path),
+    }
+    for shape in SPECIAL_SHAPES[:2]:
+        done = subprocess.run(
+            [sys.executable, "-m", "hpgfast", "-vv", "send", "--url", shape.format(password),
+             "--login", "CLIENT", "--to", "79031234567", "--text", "hi", "--subject", "S"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "url" in done.stderr
+        assert not runs_of(password, done.stdout + done.stderr), done.stderr

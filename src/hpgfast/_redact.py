@@ -4,7 +4,10 @@ Strategy: HPG puts the password in the query string, so every URL is a secret. T
 client never logs or raises a URL it did not build redacted itself; what it cannot
 build (the text of a urllib3 or OS error, a description the platform echoes back)
 goes through a ``Redactor`` first, which knows the password in every encoding a
-server may echo it in and masks the value of any ``password=`` it sees.
+server may echo it in (with invisible characters between its characters too) and
+masks the value of any ``password=`` it sees. What it does not look for: the
+password in base32, rot13, reversed, compressed or encrypted (see
+docs/defaults.md, Secrets).
 
 Logging is redacted where hpgfast formats its own messages, and nowhere else:
 hpgfast changes nothing process-wide (no log record factory, no filter on another
@@ -19,10 +22,12 @@ at DEBUG through every failure and finds the password in no record.
 from __future__ import annotations
 
 import base64
+import bisect
 import os
 import re
 import threading
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 __all__ = [
@@ -97,6 +102,7 @@ def _char_pattern(char: str, *, any_case: bool = False) -> str:
     ]
     if more:
         forms.append("".join(_mojibake_byte(b) for b in (first, *more)))
+        forms += _utf16_forms(char)
     if char == " ":
         forms += [r"\+", "_"]
     if char in _HTML_NAMED:
@@ -118,6 +124,30 @@ def _char_pattern(char: str, *, any_case: bool = False) -> str:
     else:
         forms.append(re.escape(char))
     return "(?:" + "|".join(forms) + ")"
+
+
+def _utf16_forms(char: str) -> list[str]:
+    r"""A non-ASCII character of a text in UTF-16 (either byte order) read as UTF-8
+    or Latin-1, byte by byte: each byte as itself (an ASCII one; a control one also
+    as a repr escapes it), or as Latin-1, Windows-1252, ``\xNN`` or U+FFFD (also
+    ``\ufffd``, as ``ascii()`` writes it) reads it. The bytes a reader does not see
+    (NUL, a soft hyphen: see ``_INVISIBLE``) optional, as the text is also searched
+    without them. An ASCII character needs none: its UTF-16 is itself and a NUL.
+    """
+    forms = []
+    for order in ("utf-16-le", "utf-16-be"):
+        parts = []
+        for byte in char.encode(order, "surrogatepass"):
+            if byte < 0x80 and chr(byte).isprintable():
+                part = re.escape(chr(byte))
+            elif byte < 0x80:  # a control character, as itself or as a repr shows it
+                part = f"(?:{re.escape(chr(byte))}|\\\\x{_hex(byte, 2)})"
+            else:
+                # U+FFFD as itself and as ascii() escapes it.
+                part = _mojibake_byte(byte)[:-1] + "|\ufffd|\\\\u[fF]{3}[dD])"
+            parts.append(f"(?:{part})?" if byte in (0x00, 0xAD) else part)
+        forms.append("".join(parts))
+    return forms
 
 
 def _cp1252(byte: int) -> str:
@@ -211,7 +241,7 @@ def _base64_pattern(password: str) -> str | None:
     with a MIME line break allowed between any two. This for each form the password
     takes on the wire (see ``_wire_forms``): a server echoing the request target in
     base64 echoes ``password=P%40ss``, not ``P@ss``. ``Redactor`` then masks the
-    whole base64 run around a match (see ``_mask_base64``).
+    whole base64 run around a match (see ``_base64_spans``).
     """
     trie: _Trie = {}
     for raw in _wire_forms(password):
@@ -249,6 +279,131 @@ def _trie_pattern(node: _Trie) -> str:
     return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
 
 
+#: What a reader does not see between two characters of a text, and a server may
+#: put there: NUL (a text in UTF-16 read as UTF-8 or Latin-1 holds one between any
+#: two ASCII characters, before or after each as the byte order goes, a BOM or
+#: not), the zero-width characters (U+200B..U+200F, U+2060..U+2064, U+180E),
+#: U+FEFF, the soft hyphen, the combining grapheme joiner; and each as an error or
+#: a repr escapes it (``\x00``, ``\u200b``, a repr of a repr doubling the
+#: backslash), in any case.
+_INVISIBLE_CHARS = "[\x00\xad\u034f\u180e\u200b-\u200f\u2060-\u2064\ufeff]"
+_INVISIBLE = re.compile(
+    _INVISIBLE_CHARS + r"|\\+(?i:x00|xad|u0000|u00ad|u034f|u180e|u200[b-f]|u206[0-4]|ufeff)"
+)
+
+#: The same, unescaped: a class, which ``re`` scans for fast.
+_INVISIBLE_CHAR = re.compile(_INVISIBLE_CHARS)
+
+
+def _has_invisible(text: str) -> bool:
+    return _INVISIBLE_CHAR.search(text) is not None or (
+        "\\" in text and _INVISIBLE.search(text) is not None
+    )
+
+
+_Span = tuple[int, int]
+_Finder = Callable[[str], list[_Span]]
+
+
+def _without_invisible(text: str) -> tuple[str, Callable[[int, int], _Span]]:
+    """``text`` without its invisible characters, and a function that turns a span
+    of that view into the span of ``text`` it came from (invisible characters
+    inside it included). Linear: one scan, and a binary search per span."""
+    pieces: list[str] = []
+    starts: list[int] = []  # where each kept piece starts in the view ...
+    origins: list[int] = []  # ... and in the text
+    last = length = 0
+    for match in _INVISIBLE.finditer(text):
+        if match.start() > last:
+            starts.append(length)
+            origins.append(last)
+            pieces.append(text[last : match.start()])
+            length += match.start() - last
+        last = match.end()
+    if last < len(text):
+        starts.append(length)
+        origins.append(last)
+        pieces.append(text[last:])
+
+    def where(start: int, end: int) -> _Span:
+        first = bisect.bisect_right(starts, start) - 1
+        final = bisect.bisect_right(starts, end - 1) - 1
+        return (origins[first] + start - starts[first], origins[final] + end - starts[final])
+
+    return "".join(pieces), where
+
+
+def _masked(text: str, spans: list[_Span]) -> str:
+    """``text`` with each span (in order, apart) replaced by ``***`` and the line
+    ends it held: a text read line by line keeps its line numbers."""
+    out, last = [], 0
+    for start, end in spans:
+        out += [text[last:start], MASK, "\n" * text.count("\n", start, end)]
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _spans(pattern: re.Pattern[str]) -> _Finder:
+    return lambda text: [match.span() for match in pattern.finditer(text)]
+
+
+def _finders(password: str) -> list[_Finder]:
+    """The searches ``Redactor`` makes for ``password``, in order: its forms as text
+    (``_text_pattern``), a hex dump of its bytes (``_hex_pattern``), its base64
+    (``_base64_pattern``)."""
+    if not password:
+        return []
+    found = [_spans(re.compile(_text_pattern(password)))]
+    hexed = _hex_pattern(password)
+    if hexed is not None:
+        found.append(_spans(re.compile(hexed)))
+    b64 = _base64_pattern(password)
+    if b64 is not None:
+        pattern = re.compile(b64)
+        found.append(lambda text: _base64_spans(pattern, text))
+    return found
+
+
+#: The shortest password whose hex dump is looked for, in bytes: shorter hex runs
+#: stand in any platform's ids, hashes and dumps.
+_MIN_HEX_BYTES = 4
+#: What a hex dump may put between two bytes.
+_HEX_SEPARATOR = "[ :-]?"
+
+
+def _hex_pattern(password: str) -> str | None:
+    """A pattern of a hex dump of the password's bytes: its UTF-8 bytes, and each
+    form it takes in a query (``_wire_forms``: a dump of the request), two hex
+    digits a byte in any case, a space, a colon or a dash between bytes or not.
+    ``None`` for a password of fewer than ``_MIN_HEX_BYTES`` bytes."""
+    if len(password.encode("utf-8", "surrogatepass")) < _MIN_HEX_BYTES:
+        return None
+    trie: dict[int, Any] = {}
+    for form in _wire_forms(password):
+        node = trie
+        for byte in form:
+            node = node.setdefault(byte, {})
+        node[-1] = {}
+    return _hex_trie(trie)
+
+
+def _hex_trie(node: dict[int, Any]) -> str:
+    """One regex of the byte strings in ``node`` (which has bytes below it),
+    prefixes shared; a string that is a prefix of another is matched whole, the
+    longer tried first."""
+    branches = []
+    for byte, child in sorted(node.items()):
+        if byte < 0:
+            continue
+        head = _hex(byte, 2)
+        if any(key >= 0 for key in child):
+            rest = _HEX_SEPARATOR + _hex_trie(child)
+            head += f"(?:{rest})?" if -1 in child else rest
+        branches.append(head)
+    return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+
 class Redactor:
     """Replaces every form of one password in a text by ``***``.
 
@@ -258,9 +413,15 @@ class Redactor:
        ``_char_pattern``: percent-encoding with hex in any case, ``+`` for space,
        ``java.net.URLEncoder``'s choices, HTML and JSON escapes, quoted-printable
        with soft line breaks, mixed), so that ``password=p%40ss`` becomes
-       ``password=***``; and in base64 (see ``_base64_pattern``: alone or inside a
-       longer base64 text such as an echoed Basic ``Authorization`` header, either
-       alphabet);
+       ``password=***``; in UTF-16 read as UTF-8 or Latin-1 (see
+       ``_utf16_forms``); as a hex dump of its bytes, raw or as a query carries
+       them (see ``_hex_pattern``: a password of four bytes or more); and in base64
+       (see ``_base64_pattern``: alone or inside a longer base64 text such as an
+       echoed Basic ``Authorization`` header, either alphabet). Each of these also
+       with invisible characters between any two characters (see ``_INVISIBLE``:
+       the NULs of UTF-16, zero-width ones, a soft hyphen, as such or escaped): the
+       text is searched once more without them, and what matches there is masked
+       in the text with them, in linear time (no regex backtracks over them);
     2. the value of any ``<password_param>=`` (the name in any case or encoding,
        ``=`` as such or encoded) up to ``&``, whitespace, a quote or the end, so that
        a form hpgfast does not know (another client's password, a cut or garbled
@@ -273,12 +434,17 @@ class Redactor:
     that a text read line by line keeps its line numbers and shows no piece of it.
     """
 
-    __slots__ = ("_assignment", "_base64", "_forms", "_split")
+    __slots__ = ("_assignment", "_finders", "_seen_through", "_split")
 
     def __init__(self, password: str, *, password_param: str = "password") -> None:
-        self._forms = re.compile(_text_pattern(password)) if password else None
-        b64 = _base64_pattern(password) if password else None
-        self._base64 = re.compile(b64) if b64 else None
+        # The password as a reader sees it: the view a text is searched in once its
+        # invisible characters are taken out holds none of them either; and a
+        # server may have dropped them from its echo.
+        visible = _INVISIBLE.sub("", password)
+        self._seen_through = _finders(visible)
+        self._finders = _finders(password) + (
+            self._seen_through if visible != password else []
+        )
         # The name in any case: a foreign echo may change it.
         self._assignment = (
             re.compile(
@@ -291,10 +457,21 @@ class Redactor:
         self._split = _split_pieces(password)
 
     def __call__(self, text: str) -> str:
-        if self._forms is not None:
-            text = self._forms.sub(_mask, text)
-        if self._base64 is not None:
-            text = _mask_base64(self._base64, text)
+        # Masking only takes invisible characters away: one scan says for all passes.
+        invisible = _has_invisible(text)
+        for find in self._finders:
+            spans = find(text)
+            if spans:
+                text = _masked(text, spans)
+        if invisible:
+            # Then through invisible characters (see ``_INVISIBLE``): found in the
+            # text without them, masked in the text with them. Only when the text
+            # holds one: nearly none does.
+            for find in self._seen_through:
+                view, where = _without_invisible(text)
+                spans = [where(start, end) for start, end in find(view)]
+                if spans:
+                    text = _masked(text, spans)
         if self._assignment is not None:
             text = self._assignment.sub(_mask_value, text)
         if self._split:
@@ -397,13 +574,8 @@ def _mask_value(match: re.Match[str]) -> str:
     return match.group(1) + MASK
 
 
-def _mask(match: re.Match[str]) -> str:
-    # The line ends it held: a text read line by line keeps its line numbers.
-    return MASK + "\n" * match.group().count("\n")
-
-
-def _mask_base64(pattern: re.Pattern[str], text: str) -> str:
-    """``text`` with every base64 run that holds the password masked whole.
+def _base64_spans(pattern: re.Pattern[str], text: str) -> list[_Span]:
+    """The spans of ``text``'s base64 runs that hold the password, whole.
 
     The whole run, not only the password's characters: the ones at its edges hold a
     few bits of it too, and an echoed ``login:password`` is better shown as ``***``
@@ -425,14 +597,7 @@ def _mask_base64(pattern: re.Pattern[str], text: str) -> str:
             spans[-1][1] = max(spans[-1][1], end)
         else:
             spans.append([start, end])
-    if not spans:
-        return text
-    out, last = [], 0
-    for start, end in spans:
-        out += [text[last:start], MASK, "\n" * text.count("\n", start, end)]
-        last = end
-    out.append(text[last:])
-    return "".join(out)
+    return [(start, end) for start, end in spans]
 
 
 #: A scheme as RFC 3986 spells one, with its colon (``htps:`` too: any scheme).
@@ -446,14 +611,20 @@ def mask_url(text: str, redact: Callable[[str], str] | None = None) -> str:
     """``text``, a URL as given (maybe malformed), safe to show in an error or a log.
 
     For a URL that is refused, so cannot be trusted to have the shape a parser
-    expects (``htps://u:p@h/``, ``http//u:p@h/``, ``u:p@h``): everything between
-    where user info may start (after the first ``//``, else after a scheme, else the
-    start) and the last ``@`` becomes ``***`` (a password holding ``@``, ``/`` or
-    ``:`` unencoded goes whole with it); every query or fragment parameter's value
-    becomes ``***`` (a base URL has none of its own, and the caller may have put
-    the password there under any name); ``redact`` (a client's ``Redactor``) then
-    masks the password itself wherever else it is.
+    expects (``htps://u:p@h/``, ``http//u:p@h/``, ``u:p@h``): first ``redact`` (a
+    client's ``Redactor``) masks the password itself, in every form, wherever it
+    is; then everything between where user info may start (after the first ``//``,
+    else after a scheme, else the start) and the last ``@`` becomes ``***`` (a
+    password holding ``@``, ``/`` or ``:`` unencoded goes whole with it); every query
+    or fragment parameter's value becomes ``***`` (a base URL has none of its own,
+    and the caller may have put another password there under any name).
+
+    The password first: a password holding a character these rules cut at (``=``,
+    ``#``, ``?``, ``&``, ``/``, ``@``) would be cut by them, half masked, and the half
+    left (``#Tr0ub4dor=***``) would no longer match the whole password.
     """
+    if redact is not None:
+        text = redact(text)
     at = text.rfind("@")
     if at >= 0:
         slashes = text.find("//", 0, at)
@@ -463,8 +634,7 @@ def mask_url(text: str, redact: Callable[[str], str] | None = None) -> str:
             scheme = _SCHEME.match(text)
             start = scheme.end() if scheme is not None else 0
         text = text[:start] + MASK + text[at:]
-    text = _QUERY_VALUE.sub(_mask_value, text)
-    return text if redact is None else redact(text)
+    return _QUERY_VALUE.sub(_mask_value, text)
 
 
 def scrub_exception(exc: BaseException, redact: Callable[[str], str]) -> None:
