@@ -274,6 +274,24 @@ def test_three_5xx_in_a_row_stop_the_batch(status: int) -> None:
     assert info.value.count == 3 and info.value.description == "down"
 
 
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"error-auth\r\n", AuthError),
+        (b"\xef\xbb\xbferror-insufficient-balance\n", AccountError),
+        (b"\r\n  error-account-locked ; no money\r\n", AccountError),
+    ],
+)
+def test_an_account_stop_as_a_5xx_s_text_is_read_as_a_200_s_line(
+    body: bytes, error: type[BaseException]
+) -> None:
+    # A BOM, CR and blanks around the code, as a 200's reader takes them.
+    with pytest.raises(error) as info:
+        drive("send", [Reply(500, body)] * 5)
+    results = info.value.results  # type: ignore[attr-defined]
+    assert codes(results) == [Code.NOT_SENT] * 4
+
+
 def test_an_account_stop_as_the_third_5xx_in_a_row_is_an_account_stop() -> None:
     # The count of 5xx replies does not hide what the third one says.
     events = [Reply(503, b"down"), Reply(502, b"down"), Reply(500, b"error-insufficient-balance")]

@@ -46,6 +46,8 @@ def http_date(at: float) -> str:
         ("3.5", 4.0),  # not delay-seconds, but a pause was asked for: rounded up
         ("0.2", 1.0),
         ("2.0", 2.0),
+        ("2, 2", 2.0),  # the header twice, joined by a proxy
+        ("3,5", 3.0),
     ],
 )
 def test_delay_seconds(value: str, seconds: float) -> None:
@@ -60,7 +62,7 @@ def test_delay_seconds(value: str, seconds: float) -> None:
      "21 Oct", "Wed, 21 Oct 2026 25:61:00 GMT", "Sat, 03 Oct 2026 03:20:30 XYZ",
      "Sat, 03 Oct 2026 03:20:30 +9999", "Sat, 03 Oct 0000 03:20:30 GMT",
      "Sat, 03 Oct 2026 03:20 GMT", "Sat, 03 Oct 2026", "Sat, 03 Oct 2026 03:20:30 GMT junk",
-     "03 Oct 2026 03:20:30 GMT, 03 Oct 2026 03:20:30 GMT"],
+     "03 Oct 2026 03:20:30 GMT, 03 Oct 2026 03:20:30 GMT", "2, soon", ", 2", "2,"],
 )
 def test_unreadable_is_as_if_absent(value: str) -> None:
     assert retry_after_seconds(value, 60.0, WALL) is None

@@ -170,6 +170,13 @@ _UNPRINTABLE = re.compile(
 )
 
 
+#: The code of a body's first line: a BOM, blank lines and blanks before it.
+_FIRST_CODE = re.compile(rb"(?:\xef\xbb\xbf)?\s*([0-9A-Za-z._-]+)[ \t\r]*(?:;|\n|$)")
+#: A line with a platform code and fields after it (``ok;``, ``error-...;``), though
+#: a field of it could not be read: an HPG reply all the same.
+_HPG_LINE = re.compile(rb"(?m)^(?:\xef\xbb\xbf)?[ \t]*(?:ok|error-[0-9A-Za-z._-]*);")
+
+
 def reply_text(facts: RequestFacts, reply: Reply) -> str:
     """A reply's body as an error shows it: decoded by the field rule (``_fields``),
     the password masked (before anything is cut or escaped, so that no form of it is
@@ -216,28 +223,32 @@ def _not_hpg(facts: RequestFacts, reply: Reply) -> Verdict:
     return Verdict(fill(facts, _UNKNOWN, error), fatal=error, note=str(error))
 
 
-def _reads_as_hpg(op: Operation, records: list[Any], bad: list[ProtocolError]) -> bool:
+def _reads_as_hpg(
+    op: Operation, records: list[Any], bad: list[ProtocolError], body: bytes
+) -> bool:
     """Whether a 200's lines are an HPG reply (``records``: the lines read as HPG lines,
-    ``bad``: the unreadable ones).
+    ``bad``: the unreadable ones, ``body``: all of it).
 
-    An HPG line is a code token (``[0-9A-Za-z._-]``) with ``;`` fields after it, and
-    the platform's codes are ``ok`` and ``error-...`` (any case): a line of prose
-    with a ``;`` in it (``Error;please try again later``) is none. A code alone on a
-    line is the platform's answer for a whole request only where no unreadable line
-    stands beside it: a word alone on a line of a web page (``ok``, ``Login``) is no
-    reply of the platform's. A body with no line at all (empty, or blank lines) is
-    not an HPG reply either: no platform answers a request so.
+    An HPG line is one of the platform's codes, ``ok`` or ``error-...`` (as the
+    specification writes them: lower case), with ``;`` fields after it; a line of
+    prose with a ``;`` in it (``Error;please try again later``) is none. A line that
+    is one but has a field that cannot be read (an id in another charset) is one
+    all the same: it costs only its item. A code alone on a line is the platform's
+    answer for a whole request only where no unreadable line stands beside it: a
+    word alone on a line of a web page (``ok``, ``Login``) is no reply of the
+    platform's. A body with no line at all (empty, or blank lines) is not an HPG
+    reply either: no platform answers a request so.
     """
-    if not any(map(_platform_code, records)):
-        return False
-    if not bad:
+    if any(_platform_code(line) and not _code_only(op, line) for line in records):
         return True
-    return not all(_code_only(op, line) for line in records)
+    if bad and _HPG_LINE.search(body) is not None:
+        return True
+    return not bad and any(map(_platform_code, records))
 
 
 def _platform_code(line: Any) -> bool:
     """Whether a line's code is one the platform gives: ``ok`` or ``error-...``."""
-    code: str = line[0].lower()
+    code: str = line[0]
     return code == "ok" or code.startswith("error-")
 
 
@@ -295,6 +306,12 @@ def retry_after_seconds(
         return None
     value = value.strip()
     delay = _DELAY.fullmatch(value)
+    if delay is None and "," in value:
+        # "2, 2": the header twice, joined into one list by a proxy (RFC 9110 5.3);
+        # an HTTP-date holds a comma too, so only a list of delays is read so.
+        first, _, rest = value.partition(",")
+        if all(_DELAY.fullmatch(part.strip()) for part in rest.split(",")):
+            delay = _DELAY.fullmatch(first.strip())
     if delay is not None:
         whole = delay.group(1).lstrip("0")
         if len(whole) > _MANY_DIGITS:
@@ -312,11 +329,15 @@ def retry_after_seconds(
     return min(max(at - wall, 0.0), cap)
 
 
-def _stop_code(facts: RequestFacts, text: str) -> Optional[str]:
-    """The account-stop code a non-200 reply's text is, as an HPG line: its first
-    line's code (``error-auth``, ``error-insufficient-balance;...``), or None."""
-    first = text.split("\n", 1)[0].split(";", 1)[0].strip()
-    return first if first in facts.account_stop else None
+def _stop_code(facts: RequestFacts, body: bytes) -> Optional[str]:
+    """The account-stop code a non-200 reply's body is, as an HPG line: its first
+    line's code (``error-auth``, ``error-insufficient-balance;...``; a BOM, CR and
+    blanks around it as a 200's reader takes them), or None."""
+    match = _FIRST_CODE.match(body)
+    if match is None:
+        return None
+    code = match.group(1).decode("ascii")
+    return code if code in facts.account_stop else None
 
 
 #: The three forms of an HTTP-date (RFC 9110 5.6.7), told apart by their shape:
@@ -385,14 +406,13 @@ def _judge_status(facts: RequestFacts, reply: Reply, wall: Optional[float]) -> V
     # Redacted before it is cut: a cut through the password would leave a prefix of
     # it that no longer matches the Redactor. The body is capped by the transport
     # at max_reply_bytes and this path is rare, so the whole of it is scrubbed.
-    description = reply_text(facts, reply)
-    code = _stop_code(facts, description)
+    code = _stop_code(facts, reply.body)
     if code is not None:
         # "error-auth" or "error-insufficient-balance" as a 403's or a 500's text:
         # the platform says why it processed nothing (the spec's errors come as
         # a 500 with a description), so the batch stops as an account stop.
         return _whole_request(facts, code, [])
-    description = description[:DESCRIPTION_CHARS]
+    description = reply_text(facts, reply)[:DESCRIPTION_CHARS]
     if status in TOO_LARGE_STATUSES:
         # The server's limit is below ours; nothing of this request was processed.
         error: HTTPStatusError = RequestTooLarge(status, description, facts.shown)
@@ -566,9 +586,10 @@ def _judge_body(
         masked = _unsplit(facts, body)
         if masked is not None:
             return _judge_body(facts, masked, whole=True, reply=reply)
-    if flags & _ALL:
+    if flags & _ALL and not (flags & _NOT_OK and not all(map(_platform_code, records))):
         # The usual reply, as the reader found it: a readable line per item, each with
-        # the item's id, in order. Only what its flags name needs another look.
+        # the item's id, in order (and each code the platform's: "OK" is none). Only
+        # what its flags name needs another look.
         if flags & _FREE_TEXT:
             records = _scrubbed(facts, records, True)
         return facts.op.all_matched(facts, records, flags)
@@ -577,7 +598,7 @@ def _judge_body(
     if records:
         records = _scrubbed(facts, records)
     stop = _stop_for(facts, records)
-    if not _reads_as_hpg(facts.op, records, bad):
+    if not _reads_as_hpg(facts.op, records, bad, body):
         if stop is not None:
             # An account-stop code is the platform's, wherever it stands.
             return _whole_request(facts, stop.code, bad)
