@@ -11,6 +11,7 @@ caller sends reaches a traceback.
 
 from __future__ import annotations
 
+import codecs
 import hmac
 import ipaddress
 import logging
@@ -283,6 +284,10 @@ class ReceiverApp:
         self, environ: dict[str, Any], body: bytes
     ) -> tuple[list[StatusResult], Problems]:
         tz = self._settings.tz
+        # A leading byte-order mark (some senders write UTF-8 so) is no part of any
+        # body: JSON, a form and STATUS lines are read without it.
+        if body.startswith(codecs.BOM_UTF8):
+            body = body[len(codecs.BOM_UTF8):]
         query = str(environ.get("QUERY_STRING", ""))
         try:
             query_text = query.encode("latin-1").decode("ascii")
