@@ -387,3 +387,59 @@ def test_an_id_given_as_another_number_is_refused(receiver: Receiver, literal: s
     body = f'[{{"imOutMessageId": {literal}, "dlvStatus": "delivered"}}]'
     status, text = _post(receiver, body.encode())
     assert status == 400, text
+
+
+def test_hpgfast_receive_never_prints_its_secret_carried_as_data() -> None:
+    # A push may carry the receiver's secret as data (a sender's bug, a probe): in a
+    # reason it is masked, in an id or a status it costs that report; the terminal,
+    # the log and the records never hold it, with --json or without.
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HPGFAST_RECEIVER_SECRET=SECRET)
+    for flags in (["--json"], []):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hpgfast", "receive", "--port", "0", *flags],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        try:
+            assert proc.stderr is not None
+            match = re.search(r"listening at http://127\.0\.0\.1:(\d+)/;", proc.stderr.readline())
+            assert match is not None
+            conn = http.client.HTTPConnection("127.0.0.1", int(match.group(1)), timeout=10)
+            items = [
+                {"imOutMessageId": "1001", "dlvStatus": "undelivered",
+                 "reason": f"key {SECRET} leaked"},
+                {"imOutMessageId": SECRET, "dlvStatus": "delivered"},
+                {"imOutMessageId": "1003", "dlvStatus": SECRET},
+                {"imOutMessageId": "1004", "dlvStatus": "delivered",
+                 "dlvStatusAt": f"<{SECRET}>"},
+            ]
+            conn.request("POST", "/", json.dumps(items).encode(),
+                         {"X-HPG-Secret": SECRET, "Content-Type": "application/json"})
+            response = conn.getresponse()
+            text = response.read().decode()
+            assert response.status == 200 and "2 of 4 reports not read" in text, text
+            lines = f"ok;1005;undelivered;;{SECRET}\nok;{SECRET};sent;;\n".encode()
+            conn.request("POST", "/", lines, {"X-HPG-Secret": SECRET,
+                                              "Content-Type": "text/plain"})
+            response = conn.getresponse()
+            text = response.read().decode()
+            assert response.status == 200 and SECRET not in text, text
+            conn.close()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert SECRET not in out and SECRET not in err, (out, err)
+        ids = ["1001", "1004", "1005"]
+        if flags:
+            got = [json.loads(line) for line in out.splitlines()]
+            assert [g["provider_id"] for g in got] == ids
+            assert got[0]["reason"] == "key *** leaked" and got[2]["reason"] == "***"
+        else:
+            assert [line.split(";")[0] for line in out.splitlines()] == ids
+            assert out.splitlines()[0].endswith(";key *** leaked")
