@@ -402,3 +402,43 @@ def test_a_password_echoed_in_reasons_and_extra_fields_never_reaches_journal_or_
     assert "echo ***" in stored  # the reason was kept, masked
     for text in outputs:
         assert secret not in text
+
+
+@pytest.mark.parametrize("max_batch", ["4", "1"])
+def test_an_account_stop_is_one_state_in_the_journal_the_results_and_the_summary(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    max_batch: str,
+) -> None:
+    # The journal, the --results file and the summary tell a message's state by one
+    # rule: a message the platform refused for the account (its own line
+    # error-insufficient-balance) is not_sent, code kept, in all three.
+    monkeypatch.setenv("HPGFAST_LOGIN", "CLIENT")
+    monkeypatch.setenv("HPGFAST_PASSWORD", PASSWORD)
+    source = _csv(tmp_path / "in.csv", 4)
+    db, results = tmp_path / "run.db", tmp_path / "results.csv"
+    with Emulator(speed=None, balance=1) as emu:
+        monkeypatch.setenv("HPGFAST_URL", emu.url)
+        code = main(["send", "--file", str(source), "--subject", "ACME", "--max-batch",
+                     max_batch, "--journal", str(db), "--results", str(results), "--json"])
+        assert code == 5
+    summary = json.loads(capsys.readouterr().out)
+    with Journal(db) as journal:
+        counts = journal.counts()
+        rows = {line: journal.by_line(line) for line in range(1, 5)}
+    with open(results, encoding="utf-8", newline="") as f:
+        written = {int(r["line"]): r for r in csv.DictReader(f)}
+    stopped = [line for line, r in rows.items()
+               if r is not None and r["code"] == "error-insufficient-balance"]
+    # (With one message a request, the refusal is the whole request's: not-sent.)
+    assert (stopped or max_batch == "1") and counts["rejected"] == 0
+    assert counts["accepted"] == 1
+    for line in stopped:
+        assert rows[line]["state"] == "not_sent"
+        assert (written[line]["outcome"], written[line]["code"]) == (
+            "not_sent", "error-insufficient-balance")
+    run = summary["this_run"]
+    assert run["rejected"] == 0 and run["rejected_by_code"] == {}
+    assert run["not_sent"] == counts["not_sent"] >= len(stopped) and run["accepted"] == 1
+    for state in ("accepted", "rejected", "unknown", "not_sent"):
+        assert run[state] == summary["journal"]["states"].get(state, 0), state
+        assert run[state] == sum(r["outcome"] == state for r in written.values()), state

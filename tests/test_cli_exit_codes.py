@@ -647,3 +647,17 @@ def test_an_early_interrupt_is_answered_from_hpgfast_s_first_line(
         assert proc.returncode in (1, -signum), outcomes
         assert "hpgfast/__main__.py" not in err and ", in main" not in err, outcomes
     assert answered, outcomes
+
+
+# A command's 2 names only causes that command can meet: a server never sends, so an
+# HTTP 4xx from the URL or a reply that is not HPG cannot stop it.
+SEND_ONLY = ("HTTP 4xx", "not HPG", "proxy", "the rest is not sent")
+
+
+@pytest.mark.parametrize("command", [c for c in COMMAND_CODES if c not in ("send", "status")])
+def test_a_command_s_usage_code_names_only_its_own_causes(command: str) -> None:
+    words = exit_codes_help(command)
+    for cause in SEND_ONLY:
+        assert cause not in words, (command, cause)
+    if command == "emulate":
+        assert "journal" not in words

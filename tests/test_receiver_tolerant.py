@@ -319,3 +319,127 @@ def test_hpgfast_receive_takes_what_it_can_read() -> None:
     assert proc.returncode == 0, err
     assert out.splitlines() == ["1001;ok;delivered;;", "1002;ok;undelivered;;unknown-subscriber"]
     assert "line 1" in err and SECRET not in err and SECRET not in out
+
+
+# -- a byte-order mark, a field nested too deep, an id written as a float ------------
+
+BOM = b"\xef\xbb\xbf"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'[{"imOutMessageId": "1001", "dlvStatus": "delivered"}]', "application/json"),
+        (b'{"imOutMessageId": "1001", "dlvStatus": "delivered"}', "application/json"),
+        (b"providerId=1001&status=delivered", "application/x-www-form-urlencoded"),
+        (b"providerId[0]=1001&status[0]=delivered", "application/x-www-form-urlencoded"),
+        (b"ok;1001;delivered;;\n", "text/plain"),
+        # curl -d labels every body a form: JSON and lines arrive so too.
+        (b'[{"imOutMessageId": "1001", "dlvStatus": "delivered"}]',
+         "application/x-www-form-urlencoded"),
+        (b"ok;1001;delivered;;\n", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_a_leading_byte_order_mark_is_ignored_in_every_body(
+    receiver: Receiver, got: list[StatusResult], body: bytes, content_type: str
+) -> None:
+    assert _post(receiver, BOM + body, content_type) == (200, "ok")
+    assert [r[:3] for r in got] == [("ok", "1001", "delivered")]
+
+
+def test_a_field_nested_too_deep_costs_only_that_field(got: list[StatusResult]) -> None:
+    deep = "[" * 5000 + "]" * 5000
+    body = ('[{"imOutMessageId": "1001", "dlvStatus": "delivered", "reason": ' + deep + '},'
+            ' {"imOutMessageId": "1002", "dlvStatus": "sent"},'
+            ' ' + deep + ','
+            ' {"imOutMessageId": ' + deep + ', "dlvStatus": "sent"},'
+            ' {"imOutMessageId": "1005", "dlvStatus": "sent", "x": {"y": ' + deep + '}}]')
+    with Receiver(got.append, secret=SECRET, max_body=1 << 20) as server:
+        status, text = _post(server, body.encode())
+    assert status == 200, text
+    assert "2 of 5 reports not read" in text
+    assert [r[:5] for r in got] == [
+        ("ok", "1001", "delivered", None, None), ("ok", "1002", "sent", None, None),
+        ("ok", "1005", "sent", None, None),
+    ]
+    # The field that was not read is kept in the report's raw, cut to its first levels.
+    assert got[0].raw is not None and got[0].raw.startswith(b"ok;1001;delivered;;[[[")
+    assert len(got[0].raw) < 1000
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(2006, "2006"), ("2006", "2006"), (b"2006.0", "2006"), (b"2006.000", "2006"),
+     # Digits beyond a float's precision: read as written, never rounded.
+     (b"12345678901234567890.0", "12345678901234567890")],
+)
+def test_an_id_given_as_an_integral_number_is_read_as_its_digits(
+    receiver: Receiver, got: list[StatusResult], value: Any, expected: str
+) -> None:
+    literal = value.decode() if isinstance(value, bytes) else json.dumps(value)
+    body = f'[{{"imOutMessageId": {literal}, "dlvStatus": "delivered", "reason": 2.50}}]'
+    assert _post(receiver, body.encode()) == (200, "ok")
+    assert [r[:5] for r in got] == [("ok", expected, "delivered", None, "2.50")]
+
+
+@pytest.mark.parametrize("literal", ["2006.5", "2.006e3", "2006e0", "-2006.0"])
+def test_an_id_given_as_another_number_is_refused(receiver: Receiver, literal: str) -> None:
+    body = f'[{{"imOutMessageId": {literal}, "dlvStatus": "delivered"}}]'
+    status, text = _post(receiver, body.encode())
+    assert status == 400, text
+
+
+def test_hpgfast_receive_never_prints_its_secret_carried_as_data() -> None:
+    # A push may carry the receiver's secret as data (a sender's bug, a probe): in a
+    # reason it is masked, in an id or a status it costs that report; the terminal,
+    # the log and the records never hold it, with --json or without.
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HPGFAST_RECEIVER_SECRET=SECRET)
+    for flags in (["--json"], []):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hpgfast", "receive", "--port", "0", *flags],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        try:
+            assert proc.stderr is not None
+            match = re.search(r"listening at http://127\.0\.0\.1:(\d+)/;", proc.stderr.readline())
+            assert match is not None
+            conn = http.client.HTTPConnection("127.0.0.1", int(match.group(1)), timeout=10)
+            items = [
+                {"imOutMessageId": "1001", "dlvStatus": "undelivered",
+                 "reason": f"key {SECRET} leaked"},
+                {"imOutMessageId": SECRET, "dlvStatus": "delivered"},
+                {"imOutMessageId": "1003", "dlvStatus": SECRET},
+                {"imOutMessageId": "1004", "dlvStatus": "delivered",
+                 "dlvStatusAt": f"<{SECRET}>"},
+            ]
+            conn.request("POST", "/", json.dumps(items).encode(),
+                         {"X-HPG-Secret": SECRET, "Content-Type": "application/json"})
+            response = conn.getresponse()
+            text = response.read().decode()
+            assert response.status == 200 and "2 of 4 reports not read" in text, text
+            lines = f"ok;1005;undelivered;;{SECRET}\nok;{SECRET};sent;;\n".encode()
+            conn.request("POST", "/", lines, {"X-HPG-Secret": SECRET,
+                                              "Content-Type": "text/plain"})
+            response = conn.getresponse()
+            text = response.read().decode()
+            assert response.status == 200 and SECRET not in text, text
+            conn.close()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert SECRET not in out and SECRET not in err, (out, err)
+        ids = ["1001", "1004", "1005"]
+        if flags:
+            got = [json.loads(line) for line in out.splitlines()]
+            assert [g["provider_id"] for g in got] == ids
+            assert got[0]["reason"] == "key *** leaked" and got[2]["reason"] == "***"
+        else:
+            assert [line.split(";")[0] for line in out.splitlines()] == ids
+            assert out.splitlines()[0].endswith(";key *** leaked")

@@ -74,6 +74,9 @@ _DESCRIPTIONS = {
 _ALL = tuple(ExitCode)
 _SERVER_OK = "stopped by Ctrl-C or SIGTERM"
 _SERVER_INTERRUPTED = "interrupted by Ctrl-C or SIGTERM before it was serving"
+# A server's or a local command's 2: the causes it can meet (it never sends, so no
+# reply from a URL can stop it).
+_PORT = "a port out of range or that cannot be bound"
 
 #: command -> {code: what it means for that command ("" : the table's own words)}.
 
@@ -92,17 +95,20 @@ COMMAND_CODES: dict[str, dict[ExitCode, str]] = {
     "status": {code: "" for code in _ALL},
     "report": {
         ExitCode.OK: "done",
-        ExitCode.USAGE: "",
+        ExitCode.USAGE: "usage error: bad flags, no such journal (or a file that is not "
+        "one), a --csv file that cannot be written",
         ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM)",
     },
     "receive": {
         ExitCode.OK: _SERVER_OK,
-        ExitCode.USAGE: "",
+        ExitCode.USAGE: "usage or configuration error: bad flags, no secret (or an "
+        "unreadable secret file), --no-secret without --allow, no such journal (or a "
+        f"file that is not one), {_PORT}",
         ExitCode.INTERRUPTED: _SERVER_INTERRUPTED,
     },
     "emulate": {
         ExitCode.OK: _SERVER_OK,
-        ExitCode.USAGE: "",
+        ExitCode.USAGE: f"usage error: bad flags or fault settings, {_PORT}",
         ExitCode.INTERRUPTED: _SERVER_INTERRUPTED,
     },
     "demo": {
@@ -110,7 +116,8 @@ COMMAND_CODES: dict[str, dict[ExitCode, str]] = {
         "rejections (every 250th address) included, and every status is final",
         ExitCode.INCOMPLETE: "anything else: other rejections, unknown or not-sent "
         "messages, statuses not final when following stopped, or the run stopped early",
-        ExitCode.USAGE: "",
+        ExitCode.USAGE: "usage error: bad flags, a journal that cannot be made or is in "
+        "use",
         ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM)",
     },
     "bench": {
@@ -119,7 +126,7 @@ COMMAND_CODES: dict[str, dict[ExitCode, str]] = {
         ExitCode.INCOMPLETE: "at least one claim is under its target, of those a single "
         "run can judge; on a busy machine "
         "timings are noisy: rerun with a larger --budget before drawing conclusions",
-        ExitCode.USAGE: "",
+        ExitCode.USAGE: "usage error: bad flags",
         ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM)",
     },
 }

@@ -26,8 +26,8 @@ from .. import _redact
 from .._records import Message, SendResult
 from .._wire import SEND, Code
 from ..core import RequestFinished, Subscriber
-from ..exceptions import RequestRejected
 from ..journal import Journal, State
+from ..journal._schema import result_state
 from ._common import UsageError
 
 __all__ = ["RESULT_COLUMNS", "ResultsFile", "outcome_of"]
@@ -41,26 +41,9 @@ RESULT_COLUMNS = (
 )
 
 
-def outcome_of(result: Optional[SendResult]) -> str:
-    """The journal state a send result leads to (as ``Journal.record_results`` decides).
-
-    A result hpgfast made up for a request the platform refused as a whole
-    (``error-syntax`` as its one line) is ``not_sent``: the platform took none of it.
-    """
-    if result is None:
-        return State.UNKNOWN
-    code = result[0]
-    if code == Code.OK:
-        return State.ACCEPTED
-    if code == Code.UNKNOWN:
-        return State.UNKNOWN
-    if code == Code.NOT_SENT:
-        return State.NOT_SENT
-    if type(result) is not SendResult and isinstance(
-        getattr(result, "error", None), RequestRejected
-    ):
-        return State.NOT_SENT
-    return State.REJECTED
+#: The journal state a send result leads to: the journal's own rule
+#: (``hpgfast.journal._schema.result_state``), so the file and the journal agree.
+outcome_of = result_state
 
 
 def _now() -> str:

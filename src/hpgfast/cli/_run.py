@@ -25,6 +25,7 @@ from .._wire import SEND, Code
 from ..core import RequestFinished, RequestStarting, Subscriber
 from ..exceptions import ConnectError, HPGError, MessageError
 from ..journal import FINAL_STATUS_CODES, Journal, JournalStorageError, State
+from ..journal._schema import result_state
 from ._results import ResultsFile
 
 __all__ = [
@@ -73,7 +74,8 @@ class SendOutcome:
         """Count one chunk's results."""
         for r in results:
             code = r[0] if r is not None else Code.UNKNOWN
-            state = State.of(code)
+            # The journal's rule: an account stop is not_sent there, so here too.
+            state = result_state(r)
             self.states[state] += 1
             if state == State.REJECTED:
                 self.rejected_by_code[code] += 1

@@ -21,8 +21,11 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Iterable, Mapping
+from typing import Optional
 
+from .._records import SendResult
 from .._wire import ID_ALPHABET, Code
+from ..exceptions import RequestRejected
 
 SCHEMA_VERSION = "2"
 #: Versions this code opens, each with the step that brings it to the next.
@@ -60,6 +63,35 @@ class State:
         if code == Code.NOT_SENT:
             return State.NOT_SENT
         return State.REJECTED
+
+
+def result_state(result: Optional[SendResult]) -> str:
+    """The state a SEND result puts its message in: the one rule the journal, the
+    ``--results`` file and the run's summary all apply, so they never disagree.
+
+    ``ok`` -> accepted, ``unknown`` (or no result) -> unknown, ``not-sent`` ->
+    not_sent; any other code -> rejected, except that the platform took none of it
+    -> not_sent, code kept (sent again once fixed): a result hpgfast made up for a
+    request the platform refused as a whole (its ``error`` a ``RequestRejected``),
+    or a message's own line with an account stop (``Code.ACCOUNT_STOP``:
+    ``error-insufficient-balance``, ``error-account-locked``, ``error-system-blocked``,
+    ``error-auth``). ``accepted_earlier`` is the journal's alone (it knows the ids it
+    made); here such a result is rejected.
+    """
+    if result is None:
+        return State.UNKNOWN
+    code = result[0]
+    state = State.of(code)
+    if state == State.REJECTED and (code in Code.ACCOUNT_STOP or refused_whole(result)):
+        return State.NOT_SENT
+    return state
+
+
+def refused_whole(result: SendResult) -> bool:
+    """Whether hpgfast made ``result`` up for a request the platform refused whole."""
+    return type(result) is not SendResult and isinstance(
+        getattr(result, "error", None), RequestRejected
+    )
 
 
 #: Every state, in the order summaries show them.

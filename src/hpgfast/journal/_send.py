@@ -54,15 +54,13 @@ from typing import Optional
 
 from .._records import Message, SendResult
 from .._wire import Code
-from ..exceptions import RequestRejected
 from ._errors import JournalError, JournalIdsNotRecorded
 from ._file import _JournalFile, log
-from ._schema import State
+from ._schema import State, refused_whole, result_state
 
 _SENDABLE_SQL = f"('{State.PENDING}', '{State.NOT_SENT}')"
 
 #: Codes on a message's own line that say the account, not the message, was refused.
-_ACCOUNT_STOP = Code.ACCOUNT_STOP
 _RESULT = "UPDATE outcomes SET state = ?, code = ?, provider_id = ?, updated_at = ? WHERE line = ?"
 
 
@@ -237,25 +235,19 @@ class _Sending(_JournalFile):
         params = []
         earlier: list[tuple[int, str]] = []
         accepted = State.ACCEPTED
-        state_of = State.of
-        plain = SendResult
+        state_of = result_state
         for line, r in zip(lines, results):
             if r is None:  # defensive: a result the client never filled
                 state, code, provider_id = State.UNKNOWN, Code.UNKNOWN, None
             else:
                 code = r[0]
                 provider_id = r[2]
-                state = accepted if code == "ok" else state_of(code)
-                whole_request = type(r) is not plain and isinstance(
-                    getattr(r, "error", None), RequestRejected
-                )
-                if state == State.REJECTED and (whole_request or code in _ACCOUNT_STOP):
-                    # The platform took none of it (a whole request refused, or the
-                    # account that cannot send): sent again once that is fixed.
-                    state = State.NOT_SENT
-                elif (
+                # The one rule (``result_state``), shared with --results and the summary.
+                state = accepted if code == "ok" else state_of(r)
+                if (
                     code == Code.ERROR_ID_NOT_UNIQUE
-                    and not whole_request
+                    and state == State.REJECTED
+                    and not refused_whole(r)
                     and r[1] == self.made_id(line)
                 ):
                     # Its own reply line, for the id the journal made: accepted

@@ -11,6 +11,7 @@ caller sends reaches a traceback.
 
 from __future__ import annotations
 
+import codecs
 import hmac
 import ipaddress
 import logging
@@ -210,7 +211,7 @@ class ReceiverApp:
                                [("Allow", "GET, POST")])
             self._authenticate(environ)
             body = self._read_body(environ)
-            reports, problems = self._reports_of(environ, body)
+            reports, problems = self._without_secret(*self._reports_of(environ, body))
         except _Refused as refused:
             log.info("push refused (%s): %s", refused.status, refused.reason)
             return _answer(start_response, refused.status, refused.reason, refused.headers)
@@ -230,6 +231,34 @@ class ReceiverApp:
                 log.warning("push: not read: %s", problem)
             return _answer(start_response, "200 OK", _partial(problems))
         return _answer(start_response, "200 OK", "ok")
+
+    def _without_secret(
+        self, reports: list[StatusResult], problems: Problems
+    ) -> tuple[list[StatusResult], Problems]:
+        """The reports with the receiver's own secret gone: a push may carry it as
+        data (a sender's bug, a probe), and what the receiver hands on is printed,
+        logged and kept. In a reason or a report's raw it is masked (``***``); an id
+        holding it costs that report (a status holding it is never a status)."""
+        secret = self._settings.secret
+        if not secret or self._secret_bytes is None:
+            return reports, problems
+        kept: list[StatusResult] = []
+        for report in reports:
+            if report[1] is not None and secret in report[1]:
+                problems.append("a report whose id holds the receiver's secret")
+                continue
+            reason, raw = report[4], report[5] if len(report) > 5 else None
+            if (reason is not None and secret in reason) or (
+                    raw is not None and self._secret_bytes in raw):
+                report = StatusResult(
+                    report[0], report[1], report[2], report[3],
+                    None if reason is None else reason.replace(secret, _MASK),
+                    None if raw is None else raw.replace(self._secret_bytes, _MASK.encode()),
+                )
+            kept.append(report)
+        if not kept:
+            raise _Refused("400 Bad Request", "no report to take in the push")
+        return kept, problems
 
     def _authenticate(self, environ: dict[str, Any]) -> None:
         nets = self._settings.networks
@@ -283,6 +312,10 @@ class ReceiverApp:
         self, environ: dict[str, Any], body: bytes
     ) -> tuple[list[StatusResult], Problems]:
         tz = self._settings.tz
+        # A leading byte-order mark (some senders write UTF-8 so) is no part of any
+        # body: JSON, a form and STATUS lines are read without it.
+        if body.startswith(codecs.BOM_UTF8):
+            body = body[len(codecs.BOM_UTF8):]
         query = str(environ.get("QUERY_STRING", ""))
         try:
             query_text = query.encode("latin-1").decode("ascii")
@@ -391,6 +424,9 @@ def make_app(
 
 #: How many unread reports an answer names, at most (the log names every one).
 _NAMED = 10
+
+
+_MASK = "***"
 
 
 def _partial(problems: Problems) -> str:

@@ -237,10 +237,16 @@ def _reports_from_json(
     tz: Optional[tzinfo],
     charset: Optional[str] = None,
 ) -> tuple[list[StatusResult], Problems]:
+    # Bytes that are not UTF-8 are kept (as surrogates) for _value to judge by
+    # field: a reason in another charset is read, an id so is refused.
+    text = body.decode("utf-8", "surrogateescape")
     try:
-        # Bytes that are not UTF-8 are kept (as surrogates) for _value to judge by
-        # field: a reason in another charset is read, an id so is refused.
-        data = json.loads(body.decode("utf-8", "surrogateescape"))
+        try:
+            data = json.loads(text, parse_float=_JsonFloat)
+        except RecursionError:
+            # Nesting deeper than the parser goes: cut each value that deep, so it
+            # costs only its field (or its report), never the push.
+            data = json.loads(_cut_deep(text), parse_float=_JsonFloat)
     except (ValueError, RecursionError) as exc:
         raise _Refused("400 Bad Request", f"unreadable JSON body: {str(exc)[:80]}") from None
     items = data if isinstance(data, list) else [data]
@@ -272,7 +278,16 @@ def _json_group(n: int, item: Any, fields: Mapping[str, Sequence[str]]) -> dict[
             text = value
         elif isinstance(value, bool):
             pass
-        elif isinstance(value, int) or (field == REASON and isinstance(value, float)):
+        elif isinstance(value, _JsonFloat):
+            if field == REASON:
+                text = value.text  # a number is text, as it was written
+            elif field == PROVIDER_ID:
+                # An id written as a number with a zero fraction (2006.0) is its
+                # integer digits as written (never the float, which rounds long ids);
+                # any other fraction or an exponent is not an id.
+                whole = _INTEGRAL.fullmatch(value.text)
+                text = whole.group(1) if whole else None
+        elif isinstance(value, int):
             text = str(value)  # a number is text: a reason code, an id
         if text is None:
             if field not in (DATETIME, REASON):
@@ -284,6 +299,67 @@ def _json_group(n: int, item: Any, fields: Mapping[str, Sequence[str]]) -> dict[
             continue
         group[field] = _value(field, _utf8(text), f"JSON report {n}: {present[0]!r}")
     return group
+
+
+class _JsonFloat(float):
+    """A JSON number with a fraction or an exponent, with its text as written."""
+
+    text: str
+
+    def __new__(cls, text: str) -> _JsonFloat:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+_INTEGRAL = re.compile(r"(\d+)\.0+")
+#: How deep a JSON value may nest before what is deeper is cut (``_cut_deep``): far
+#: beyond any report's shape, far below the parser's recursion limit.
+MAX_JSON_DEPTH = 64
+_TOO_DEEP = '"(nested too deep)"'
+_JSON_TOKEN = re.compile(r'["\[\]{}]')
+_IN_STRING = re.compile(r'["\\]')
+
+
+def _string_end(text: str, i: int) -> int:
+    """The index after the string whose body starts at ``i``."""
+    while True:
+        m = _IN_STRING.search(text, i)
+        if m is None:
+            return len(text)
+        if m.group() == '"':
+            return m.end()
+        i = m.end() + 1  # an escape: skip the escaped character
+
+
+def _cut_deep(text: str, limit: int = MAX_JSON_DEPTH) -> str:
+    """JSON text with every array or object opened at depth ``limit`` replaced by
+    a string: the value holding it is then of the wrong type, costing only itself.
+    Unbalanced text is left for the parser to refuse."""
+    out: list[str] = []
+    depth = 0
+    i = last = 0
+    cut_from: Optional[int] = None
+    while True:
+        m = _JSON_TOKEN.search(text, i)
+        if m is None:
+            break
+        c, j = m.group(), m.start()
+        if c == '"':
+            i = _string_end(text, m.end())
+            continue
+        i = m.end()
+        if c in "[{":
+            depth += 1
+            if depth == limit and cut_from is None:
+                cut_from = j
+        else:
+            if depth == limit and cut_from is not None:
+                out += [text[last:cut_from], _TOO_DEEP]
+                last, cut_from = i, None
+            depth -= 1
+    out.append(text[last:])
+    return "".join(out)
 
 
 def _utf8(text: str) -> bytes:
