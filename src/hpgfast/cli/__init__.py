@@ -31,7 +31,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, Optional
 
 # Only what is quick to import here: the commands (and the client, urllib3...) are
@@ -134,13 +134,32 @@ def _interrupted_by(exc: BaseException) -> bool:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if _SIGNALLED:
+        # A Ctrl-C or SIGTERM during start-up whose KeyboardInterrupt Python only
+        # reported (raised in a finalizer): the command does not start.
+        raise KeyboardInterrupt
     return int(args.func(args))
+
+
+def _quiet_lost_interrupts(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``sys.unraisablehook`` for a run: a KeyboardInterrupt of our signal handler
+    raised inside a finalizer (a weakref callback of the import machinery) cannot
+    unwind anything; the signal is recorded (``signalled()``) and answered there,
+    so Python's "Exception ignored" traceback is not printed. Anything else is."""
+
+    def quiet(unraisable: Any) -> None:
+        if not (_SIGNALLED and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+            hook(unraisable)
+
+    return quiet
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ``hpgfast`` command; returns the exit status (see the module docstring)."""
     previous: dict[int, Any] = {}
     _SIGNALLED.clear()
+    unraisable = sys.unraisablehook
+    sys.unraisablehook = _quiet_lost_interrupts(unraisable)
     try:
         # The very first thing, before the commands (and urllib3...) are imported:
         # SIGTERM unwinds like Ctrl-C (a journal settles what is in flight), and both
@@ -165,6 +184,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        sys.unraisablehook = unraisable
 
 
 def _main(argv: Optional[Sequence[str]]) -> int:
