@@ -201,7 +201,12 @@ def test_every_fault_at_random_nothing_lost_or_doubled(concurrency: int) -> None
             emu.faults.delay = Fault()
             statuses = client.status(accepted)
         assert [s.provider_id for s in statuses] == accepted
-        assert all(s.ok or s.code == Code.UNKNOWN for s in statuses)
+        # Asked, or not known; or not-sent where a request's last attempt could not
+        # connect (a refused connection after five failed attempts of other kinds:
+        # the platform is then taken to be down, docs/outcomes.md), safe to ask again.
+        odd = [(s.code, getattr(s, "error", None)) for s in statuses
+               if not (s.ok or s.code in (Code.UNKNOWN, Code.NOT_SENT))]
+        assert odd == []
 
 
 def test_unknown_results_carry_their_cause(emu: Emulator) -> None:
