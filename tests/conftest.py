@@ -14,9 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
-from collections.abc import Iterator
 from types import ModuleType
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -183,22 +181,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-
-
-# -- the receiver tests' fixtures (test_receiver.py, test_receiver_tolerant.py) --------
-
-
-@pytest.fixture
-def got() -> list[Any]:
-    """The reports a test receiver took, in order."""
-    return []
-
-
-@pytest.fixture
-def receiver(got: list[Any]) -> Iterator[Any]:
-    """A real receiver on loopback that appends each report to ``got``."""
-    from hpgfast.receiver import Receiver
-    from receiver_checks import SECRET
-
-    with Receiver(got.append, secret=SECRET, max_body=4096) as server:
-        yield server

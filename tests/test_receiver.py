@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,31 @@ import urllib3
 from hpgfast import SendResult, StatusResult
 from hpgfast.journal import Journal
 from hpgfast.receiver import Receiver, make_app, push, status_lines
-from receiver_checks import SECRET
-from receiver_checks import raw as _raw
+
+SECRET = "s3cret-K3y_~.-"
+
+
+@pytest.fixture
+def got() -> list[StatusResult]:
+    return []
+
+
+@pytest.fixture
+def receiver(got: list[StatusResult]) -> Iterator[Receiver]:
+    with Receiver(got.append, secret=SECRET, max_body=4096) as server:
+        yield server
+
+
+def _raw(server: Receiver, method: str, target: str, body: bytes = b"",
+         headers: dict[str, str] | None = None) -> tuple[int, str]:
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace").strip()
+    finally:
+        conn.close()
+
 
 REPORTS = [
     ("ok", "1001", "delivered", datetime(2026, 11, 28, 9, 30, 1), ""),

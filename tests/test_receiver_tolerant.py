@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,31 @@ import pytest
 from hpgfast import Message, SendResult, StatusResult
 from hpgfast.journal import Journal
 from hpgfast.receiver import Receiver
-from receiver_checks import SECRET
-from receiver_checks import raw as _raw
 
+SECRET = "s3cret-K3y_~.-"
 WHEN = datetime(2020, 1, 10, 19, 3, 52, 355000, timezone(timedelta(hours=3)))
+
+
+@pytest.fixture
+def got() -> list[StatusResult]:
+    return []
+
+
+@pytest.fixture
+def receiver(got: list[StatusResult]) -> Iterator[Receiver]:
+    with Receiver(got.append, secret=SECRET, max_body=4096) as server:
+        yield server
+
+
+def _raw(server: Receiver, method: str, target: str, body: bytes = b"",
+         headers: dict[str, str] | None = None) -> tuple[int, str]:
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    try:
+        conn.request(method, target, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read().decode("utf-8", "replace").strip()
+    finally:
+        conn.close()
 
 
 def _post(server: Receiver, body: bytes, content_type: str = "application/json") -> tuple[int, str]:
