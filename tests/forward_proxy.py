@@ -49,6 +49,11 @@ class ForwardProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: Optional[asyncio.AbstractServer] = None
+        # Python 3.9/3.10's start_server neither keeps the task it starts per
+        # connection nor the reader strongly: a connection task waiting for bytes is
+        # only a garbage cycle, and the collector may destroy it mid-request (the
+        # client then waits out its timeout). Hold each task until it ends.
+        self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
 
     # -- the test's side ----------------------------------------------------------------
@@ -56,7 +61,7 @@ class ForwardProxy:
     def __enter__(self) -> ForwardProxy:
         self._thread.start()
         self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop
+            asyncio.start_server(self._connected, "127.0.0.1", 0), self._loop
         ).result()
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -106,6 +111,11 @@ class ForwardProxy:
             return True
         token = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
         return headers.get("proxy-authorization") == f"Basic {token}"
+
+    def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = self._loop.create_task(self._serve(reader, writer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream: Optional[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = None

@@ -9,11 +9,15 @@ clients; HTTPS with real certificates (trustme).
 from __future__ import annotations
 
 import base64
+import gc
 import logging
 import os
 import pickle
+import socket
 import subprocess
 import sys
+import threading
+import time
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -533,3 +537,27 @@ def test_the_command_line_warns_once_that_an_http_proxy_reads_the_password(
         [sys.executable, "-m", "hpgfast", "status", *common, "1001"],
         env=env, capture_output=True, text=True, timeout=60,
     ).stderr
+
+
+def test_the_test_proxy_keeps_a_waiting_connection_through_a_collection() -> None:
+    # Python 3.9's start_server keeps no reference to a connection's task: while it
+    # waited for the origin's reply it was garbage, and a collection there left the
+    # client waiting out its timeout (a CI flake of the trust_env test).
+    origin = socket.create_server(("127.0.0.1", 0))
+
+    def answer_late() -> None:
+        conn, _ = origin.accept()
+        with conn:
+            conn.recv(65536)
+            time.sleep(0.5)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    threading.Thread(target=answer_late, daemon=True).start()
+    with origin, ForwardProxy() as proxy, socket.create_connection(
+        ("127.0.0.1", proxy.port), timeout=10
+    ) as conn:
+        port = origin.getsockname()[1]
+        conn.sendall(f"GET http://127.0.0.1:{port}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(0.2)
+        gc.collect()
+        assert conn.recv(100).endswith(b"\r\n\r\nok")
