@@ -14,7 +14,9 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -181,3 +183,48 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+# -- a real PostgreSQL server ------------------------------------------------------------
+
+
+def _postgres_or_skip() -> None:
+    from pg_server import unavailable
+
+    why = unavailable()
+    if why is not None:
+        if os.environ.get("HPGFAST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required here (HPGFAST_REQUIRE_POSTGRES=1): {why}")
+        pytest.skip(f"no PostgreSQL for the journal's PostgreSQL tests: {why}")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """One real PostgreSQL server for the session (see ``tests/pg_server.py``)."""
+    _postgres_or_skip()
+    from pg_server import PostgresServer
+
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """The URL (password included) of the session server's ``postgres`` database."""
+    return str(pg_server.url("postgres"))
+
+
+@pytest.fixture
+def pg_journal_url(pg_server: Any) -> str:
+    """The URL (password included) of a fresh empty database on the session server."""
+    return str(pg_server.url(pg_server.new_database()))
+
+
+@pytest.fixture
+def pg_own_server() -> Iterator[Any]:
+    """A server of this test's own, started: for tests that stop it under a sender."""
+    _postgres_or_skip()
+    from pg_server import PostgresServer
+
+    with PostgresServer() as server:
+        yield server
