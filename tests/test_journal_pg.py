@@ -337,7 +337,7 @@ def test_many_senders_drain_a_journal_each_row_once(pg_journal_url: str) -> None
         loader.load((i, Message("7900", f"m{i}")) for i in range(1, n + 1))
     claimed: list[list[int]] = []
     errors: list[BaseException] = []
-    start = threading.Barrier(4)
+    start = threading.Barrier(6)
 
     def sender() -> None:
         got: list[int] = []
@@ -346,7 +346,7 @@ def test_many_senders_drain_a_journal_each_row_once(pg_journal_url: str) -> None
                 start.wait()
                 after = 0
                 while True:
-                    lines, messages = j.next_chunk(50, after=after)
+                    lines, messages = j.next_chunk(20, after=after)
                     if not lines:
                         break
                     j.mark_in_flight(lines)
@@ -358,7 +358,7 @@ def test_many_senders_drain_a_journal_each_row_once(pg_journal_url: str) -> None
             errors.append(exc)
         claimed.append(got)
 
-    threads = [threading.Thread(target=sender) for _ in range(4)]
+    threads = [threading.Thread(target=sender) for _ in range(6)]
     for t in threads:
         t.start()
     for t in threads:

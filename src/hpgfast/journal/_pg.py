@@ -65,6 +65,7 @@ from ._pg_schema import (
     _MIGRATIONS,
     CREATE,
     FINAL_SQL,
+    HELD_SQL,
     LOCK_CLASS_LOAD,
     LOCK_CLASS_SCHEMA,
     LOCK_KEY,
@@ -336,7 +337,7 @@ class PostgresJournal:
                             tx.execute(
                                 "DELETE FROM senders WHERE id = %(me)s AND NOT EXISTS "
                                 "(SELECT 1 FROM outcomes WHERE owner = %(me)s "
-                                f"AND state = '{State.IN_FLIGHT}')",
+                                f"AND state IN {HELD_SQL})",
                                 {"me": self.sender_id},
                             )
             finally:
@@ -745,19 +746,31 @@ class PostgresJournal:
             started = time.monotonic()
             with self._transaction() as conn:
                 left = self._renew(conn)
+                # The senders whose lease lapsed, locked until this commit (they
+                # cannot renew meanwhile): their pending claims are for the taking.
+                # Named here rather than looked up in the claim's statement: a row
+                # claimed by another sender since this statement's snapshot is checked
+                # again as it is locked, and only against its own columns and these.
+                lapsed = [
+                    str(r[0])
+                    for r in conn.execute(
+                        "SELECT id FROM senders WHERE lease_until < now() AND id <> %s "
+                        "ORDER BY id FOR SHARE",
+                        (self.sender_id,),
+                    )
+                ]
                 rows = conn.execute(
                     "WITH picked AS ("
                     "SELECT o.line FROM outcomes AS o "
                     f"WHERE o.line > %(after)s AND o.state IN {SENDABLE_SQL} "
-                    "AND (o.owner IS NULL OR o.owner = %(me)s OR NOT EXISTS ("
-                    "SELECT 1 FROM senders AS s WHERE s.id = o.owner AND s.lease_until >= now())) "
+                    "AND (o.owner IS NULL OR o.owner = %(me)s OR o.owner = ANY(%(lapsed)s)) "
                     "ORDER BY o.line LIMIT %(size)s FOR UPDATE OF o SKIP LOCKED"
                     "), claimed AS ("
                     "UPDATE outcomes AS o SET owner = %(me)s FROM picked "
                     "WHERE o.line = picked.line RETURNING o.line) "
                     "SELECT m.line, m.address, m.text, m.subject, m.client_id, m.params "
                     "FROM messages AS m JOIN claimed AS c ON c.line = m.line ORDER BY m.line",
-                    {"after": after, "me": self.sender_id, "size": size},
+                    {"after": after, "me": self.sender_id, "size": size, "lapsed": lapsed},
                 ).fetchall()
             self._lease_deadline = started + left
         loads = json.loads
@@ -799,23 +812,31 @@ class PostgresJournal:
         resend = resend_unknown or resend_unknown_without_ids
         with self._transaction() as conn:
             conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK_CLASS_RECOVER}, {LOCK_KEY})")
-            lost = conn.execute(
-                "WITH lapsed AS (SELECT id FROM senders WHERE lease_until < now() "
-                "ORDER BY id FOR UPDATE) "
-                f"UPDATE outcomes AS o SET state = '{State.UNKNOWN}', code = %(code)s, "
-                f"reason = %(reason)s, updated_at = {NOW} "
-                f"WHERE o.state = '{State.IN_FLIGHT}' AND (o.owner IS NULL "
-                "OR o.owner IN (SELECT id FROM lapsed) "
-                "OR NOT EXISTS (SELECT 1 FROM senders AS s WHERE s.id = o.owner))",
-                {"code": Code.UNKNOWN, "reason": "in flight when its sender's lease lapsed"},
-            ).rowcount
-            # Lapsed senders that hold nothing in flight any more: their pending claims
-            # are everyone's already; their rows go so that the table stays small.
-            conn.execute(
-                "DELETE FROM senders AS s WHERE s.lease_until < now() AND NOT EXISTS "
-                "(SELECT 1 FROM outcomes AS o WHERE o.owner = s.id "
-                f"AND o.state = '{State.IN_FLIGHT}')"
-            )
+            # Locked until this commit: a lapsed sender cannot renew (and go on
+            # marking) while its rows in flight become unknown.
+            lapsed = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT id FROM senders WHERE lease_until < now() ORDER BY id FOR UPDATE"
+                )
+            ]
+            lost = 0
+            if lapsed:
+                lost = conn.execute(
+                    f"UPDATE outcomes SET state = '{State.UNKNOWN}', code = %s, reason = %s, "
+                    f"updated_at = {NOW} WHERE state = '{State.IN_FLIGHT}' AND owner = ANY(%s)",
+                    (Code.UNKNOWN, "in flight when its sender's lease lapsed", lapsed),
+                ).rowcount
+                # Lapsed senders that hold no row any more go, so that the table
+                # stays small (one comes back by renewing). One that holds pending
+                # rows stays: a lapsed sender's claims are found through its row
+                # (see ``next_chunk``). Locked: none of them claims meanwhile.
+                conn.execute(
+                    "DELETE FROM senders AS s WHERE s.id = ANY(%s) AND NOT EXISTS "
+                    "(SELECT 1 FROM outcomes AS o WHERE o.owner = s.id "
+                    f"AND o.state IN {HELD_SQL})",
+                    (lapsed,),
+                )
             resent = 0
             if resend:
                 resent = conn.execute(

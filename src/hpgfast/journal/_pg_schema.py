@@ -12,8 +12,9 @@ engines answer every reading the same way; and what a fleet of senders needs on 
   with ``lease_until`` on the server's clock. A lease is renewed by rewriting that
   one row, in the claim's transaction, however many rows the sender holds (a lease
   per message row would rewrite every held row at every renewal). A claim whose
-  owner's lease lapsed (or whose owner has no row any more) is lapsed: a pending
-  row so held is claimable again, an ``in_flight`` one becomes ``unknown``;
+  owner's lease lapsed is lapsed: a pending row so held is claimable again, an
+  ``in_flight`` one becomes ``unknown``. A sender's row goes only once it holds no
+  row (``pending``, ``not_sent`` or ``in_flight`` with it as ``owner``);
 - partial indexes find the sendable rows, the rows in flight and the provider ids
   without scanning what is final;
 - schema changes and loads are serialized by advisory locks keyed on the schema the
@@ -59,6 +60,8 @@ SENDABLE_SQL = f"('{State.PENDING}', '{State.NOT_SENT}')"
 #: States a SEND result may be written over: the sender's own in-flight rows, and
 #: those a lapse turned ``unknown`` while their request was out.
 OPEN_SQL = f"('{State.IN_FLIGHT}', '{State.UNKNOWN}')"
+#: States in which a row is held by its owner (``owner`` set): claimed, or on the wire.
+HELD_SQL = f"('{State.PENDING}', '{State.NOT_SENT}', '{State.IN_FLIGHT}')"
 FINAL_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(FINAL_STATES)) + ")"
 #: The transaction's time on the server's clock, as Unix time (``updated_at``).
 NOW = "EXTRACT(EPOCH FROM now())::float8"
@@ -94,7 +97,8 @@ CREATE = (
         updated_at    DOUBLE PRECISION  -- Unix time of the last change; NULL: none yet
     )""",
     f"CREATE INDEX outcomes_sendable ON outcomes (line) WHERE state IN {SENDABLE_SQL}",
-    f"CREATE INDEX outcomes_in_flight ON outcomes (owner) WHERE state = '{State.IN_FLIGHT}'",
+    "CREATE INDEX outcomes_held ON outcomes (owner) "
+    f"WHERE owner IS NOT NULL AND state IN {HELD_SQL}",
     "CREATE INDEX outcomes_provider ON outcomes (provider_id) WHERE provider_id IS NOT NULL",
     """
     CREATE TABLE senders (
