@@ -563,7 +563,17 @@ def test_the_password_is_never_shown(
     # A password in a query parameter (libpq takes it there too) is masked as well.
     with pytest.raises(JournalUnavailable) as in_query:
         PostgresJournal(f"postgresql://hpgfast@127.0.0.1:1/db?password={PASSWORD}")
-    for exc in (denied.value, unreachable.value, in_query.value):
+    refused: list[BaseException] = [denied.value, unreachable.value, in_query.value]
+    # URLs libpq cannot read: it echoes them, or the piece it took for a host.
+    for bad in (f"postgresql://hpgfast:{PASSWORD}@[::1/db",
+                f"postgresql://hpgfast:{PASSWORD}@127.0.0.1:1/db?bogus=1",
+                f"postgresql://hpgfast:{PASSWORD}%zz@127.0.0.1:1/db",
+                "postgresql://hpgfast:pg-secret@5e1f@127.0.0.1:1/db"):
+        with pytest.raises(JournalError) as unreadable:
+            PostgresJournal(bad, connect_timeout=2)
+        refused.append(unreadable.value)
+    assert "5e1f@127" not in str(refused[-1])
+    for exc in refused:
         assert PASSWORD not in str(exc) and PASSWORD not in repr(exc)
         assert PASSWORD not in repr(exc.args)
     assert caplog.records

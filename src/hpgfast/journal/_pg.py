@@ -135,22 +135,38 @@ def masked_url(target: str) -> str:
         return mask_url(target)
 
 
+_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@")
+
+
 def _passwords(target: str) -> list[str]:
-    """Every password ``target`` or the environment gives libpq (to mask in texts)."""
-    found = []
+    """Every password ``target`` or the environment gives libpq (to mask in texts).
+
+    Read the ways a parser may read it: Python's (up to the last ``@``), libpq's (up
+    to the first), and for a URL no parser takes (libpq then echoes it whole), by
+    pattern alone. A password holding a character parsers cut at (``@ : / ? # & =``)
+    is masked in its pieces too, so that no piece of one a parser split shows.
+    """
+    found: list[str] = []
     if "://" in target:
         with contextlib.suppress(ValueError):
             parts = urlsplit(target)
             if parts.password:
-                found += [parts.password, unquote(parts.password)]
-            for match in re.finditer(r"(?:^|&)[^=&]*password[^=&]*=([^&]*)", parts.query, re.I):
-                found += [match.group(1), unquote(match.group(1))]
+                found.append(parts.password)
+            for match in re.finditer(r"(?:^|&)[^=&]*password[^=&]*=([^&#]*)", parts.query, re.I):
+                found.append(match.group(1))
+        userinfo = _USERINFO.match(target)
+        if userinfo is not None:
+            for info in (userinfo.group(1), userinfo.group(1).partition("@")[0]):
+                if ":" in info:
+                    found.append(info.partition(":")[2])
     else:
         for match in _KEYWORD_SECRET.finditer(target):
             found.append(match.group(2).strip("'"))
     env = os.environ.get("PGPASSWORD")
     if env:
         found.append(env)
+    found += [unquote(p) for p in found]
+    found += [piece for p in found for piece in re.split(r"[@:/?#&=]", p) if len(piece) >= 3]
     return [p for p in dict.fromkeys(found) if p]
 
 
@@ -259,6 +275,10 @@ class PostgresJournal:
         psycopg = self._psycopg
         try:
             given = psycopg.conninfo.conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            reason = self._redact(" ".join(str(exc).split()))
+            raise JournalError(f"{self.path} is not a PostgreSQL URL libpq takes: {reason}") from None
+        try:
             options: dict[str, Any] = {"autocommit": True}
             if "connect_timeout" not in given:
                 options["connect_timeout"] = max(2, math.ceil(connect_timeout))
