@@ -277,7 +277,9 @@ class PostgresJournal:
             given = psycopg.conninfo.conninfo_to_dict(url)
         except psycopg.Error as exc:
             reason = self._redact(" ".join(str(exc).split()))
-            raise JournalError(f"{self.path} is not a PostgreSQL URL libpq takes: {reason}") from None
+            raise JournalError(
+                f"{self.path} is not a PostgreSQL URL libpq takes: {reason}"
+            ) from None
         try:
             options: dict[str, Any] = {"autocommit": True}
             if "connect_timeout" not in given:
