@@ -42,11 +42,14 @@ class JournalMismatch(JournalError, ValueError):
 
 
 class JournalStorageError(JournalError):
-    """SQLite could not write the journal (disk full, I/O error, read-only file).
+    """The journal could not be written (disk full, I/O error, read-only file).
+
+    SQLite's error, or the PostgreSQL server's (its disk full, an I/O error).
 
     The transaction that failed was rolled back, so the journal is as consistent as
     after the last commit: free space (or fix the file system) and run the same
-    command again to resume. ``sqlite_error`` is SQLite's own message.
+    command again to resume. ``sqlite_error`` is SQLite's (or the server's) own
+    message.
     """
 
     def __init__(self, path: str, sqlite_error: str) -> None:
