@@ -618,27 +618,57 @@ def test_a_server_that_goes_away_mid_run(pg_own_server: Any) -> None:
         assert again.counts()["in_flight"] == 0 and again.counts()["pending"] == 10
 
 
+class _Trace:
+    """libpq's own record of every message the client sends the server (PQtrace)."""
+
+    def __init__(self, journal: PostgresJournal) -> None:
+        assert journal._conn is not None
+        self.pgconn = journal._conn.pgconn
+        self.file = tempfile.TemporaryFile()
+        self.sent: list[list[str]] = []
+
+    def __enter__(self) -> _Trace:
+        from psycopg import pq
+
+        self.pgconn.trace(self.file.fileno())
+        self.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pgconn.untrace()
+        self.file.seek(0)
+        lines = self.file.read().decode(errors="replace").splitlines()
+        self.file.close()
+        self.sent = [f for f in (line.split("\t") for line in lines) if f[0] == "F"]
+
+    def count(self, *kinds: str) -> int:
+        return sum(1 for f in self.sent if len(f) > 2 and f[2] in kinds)
+
+
 def test_no_round_trip_per_message(pg_journal_url: str) -> None:
     n = 1_000
     with PostgresJournal(pg_journal_url) as j:
-        j.load((i, Message("7900", f"m{i}")) for i in range(1, 2 * n + 1))
+        with _Trace(j) as load:
+            j.load((i, Message("7900", f"m{i}")) for i in range(1, 20 * n + 1))
+        # Two transactions of 10,000 rows, each a few statements and two COPYs.
+        assert load.count("Query", "Parse") <= 20, load.sent
+        assert load.count("CopyData") >= 2
         lines, messages = j.next_chunk(n)
         j.mark_in_flight(lines)
         ahead, _ = j.next_chunk(n, after=lines[-1])
         results = [SendResult("ok", m.client_id, f"p{i}") for i, m in enumerate(messages)]
-        assert j._conn is not None
-        from psycopg import pq
-
-        with tempfile.TemporaryFile() as trace:
-            # libpq's own record of every message the client sends the server.
-            j._conn.pgconn.trace(trace.fileno())
-            j._conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        with _Trace(j) as advance:
             counts = j.advance(ahead, [(lines, results)])
-            j._conn.pgconn.untrace()
-            trace.seek(0)
-            sent = [line.split("\t") for line in trace.read().decode().splitlines()]
         assert counts == {"accepted": n}
         assert j.counts()["accepted"] == n and j.counts()["in_flight"] == n
-        statements = [f for f in sent if f[0] == "F" and f[2] in ("Query", "Parse")]
         # BEGIN, the lease, the results, the marks, COMMIT.
-        assert len(statements) <= 6, statements
+        assert advance.count("Query", "Parse") <= 5, advance.sent
+        when = datetime(2026, 1, 1, 12, 0, 0)
+        with _Trace(j) as statuses:
+            changed = j.record_statuses(
+                StatusResult("ok", f"p{i}", "delivered", when, None) for i in range(n)
+            )
+        assert changed == n
+        # One statement per status, pipelined: the client waits for the server a
+        # few times, not once per status.
+        assert statuses.count("Sync") <= 5, statuses.count("Sync")
