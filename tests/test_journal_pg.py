@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -599,6 +600,22 @@ def test_a_password_from_pgpassword_or_pgpass(
     monkeypatch.setenv("PGPASSFILE", str(pgpass))
     with PostgresJournal(bare) as j:
         assert j.last_line == 0
+
+
+def test_a_reader_with_a_read_only_role(pg_journal_url: str, journal: PostgresJournal) -> None:
+    role = "reader_" + uuid.uuid4().hex[:8]
+    database = pg_journal_url.rsplit("/", 1)[1]
+    _sql(pg_journal_url, f"CREATE ROLE {role} LOGIN PASSWORD 'r-{PASSWORD}'")
+    _sql(pg_journal_url, f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    url = pg_journal_url.replace(f"hpgfast:{PASSWORD}@", f"{role}:r-{PASSWORD}@")
+    with PostgresJournal(url, create=False) as reader:  # reads, and writes nothing
+        assert reader.counts()["pending"] == 10 and reader.loaded == 10
+        assert reader.made_id(1) == journal.made_id(1)
+        # A write it has no right to is refused as such, the password masked.
+        with pytest.raises(JournalAccessDenied, match="permission denied") as denied:
+            reader.next_chunk(1)
+        assert PASSWORD not in str(denied.value) and database in str(denied.value)
+    assert journal.next_chunk(10)[0] == list(range(1, 11))
 
 
 def test_a_server_that_goes_away_mid_run(pg_own_server: Any) -> None:

@@ -252,6 +252,8 @@ class PostgresJournal:
         #: This sender's id in ``senders`` and ``outcomes.owner``: new at every open.
         self.sender_id = secrets.token_hex(8)
         self._lease_deadline = -math.inf
+        #: Whether this object ever claimed (or marked) a row: then ``close`` releases.
+        self._claimed = False
         self._id_prefix = ""
         try:
             import psycopg
@@ -352,7 +354,8 @@ class PostgresJournal:
             if conn is None:
                 return
             try:
-                if not conn.broken:
+                # A reader (never claimed) writes nothing, so a read-only role may read.
+                if self._claimed and not conn.broken:
                     with contextlib.suppress(JournalError):
                         self.release()
                         with self._transaction() as tx:
@@ -435,11 +438,12 @@ class PostgresJournal:
 
     @staticmethod
     def _write_meta(conn: psycopg.Connection[Any], values: Mapping[str, str]) -> None:
-        conn.cursor().executemany(
-            "INSERT INTO meta (key, value) VALUES (%s, %s) "
-            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-            list(values.items()),
-        )
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                list(values.items()),
+            )
 
     def _meta(self, key: str) -> Optional[str]:
         with self._using() as conn:
@@ -739,6 +743,7 @@ class PostgresJournal:
 
     def _renew(self, conn: psycopg.Connection[Any]) -> float:
         """This sender's lease from now on the server's clock; returns its seconds."""
+        self._claimed = True
         row = conn.execute(
             "INSERT INTO senders (id, lease_until, host, pid) "
             "VALUES (%(me)s, now() + %(lease)s * interval '1 second', %(host)s, %(pid)s) "
