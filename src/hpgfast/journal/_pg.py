@@ -170,6 +170,19 @@ def _passwords(target: str) -> list[str]:
     return [p for p in dict.fromkeys(found) if p]
 
 
+#: What libpq's connection errors say when the server refused the credentials or
+#: the database (the server's FATAL text: no SQLSTATE comes with it).
+_REFUSED_AT_CONNECT = (
+    "password authentication failed",
+    "authentication failed",
+    "no password supplied",
+    "pg_hba.conf",
+    "not permitted to log in",
+    "does not exist",  # the database, or the role
+    "permission denied",
+)
+
+
 def _identity(text: str) -> str:
     return text
 
@@ -304,14 +317,11 @@ class PostgresJournal:
         reason = self._redact(text)
         state = str(getattr(exc, "sqlstate", None) or "")
         lowered = reason.lower()
+        # At connection time libpq gives the server's refusal as text (no SQLSTATE).
         if (
             state.startswith("28")
             or state in ("42501", "3D000")
-            or "password authentication failed" in lowered
-            or "no password supplied" in lowered
-            or ("database" in lowered and "does not exist" in lowered)
-            or ("role" in lowered and "does not exist" in lowered)
-            or "permission denied" in lowered
+            or (connecting and any(words in lowered for words in _REFUSED_AT_CONNECT))
         ):
             return JournalAccessDenied(self.path, reason)
         if state.startswith(("53", "58")):
