@@ -689,3 +689,67 @@ def test_no_round_trip_per_message(pg_journal_url: str) -> None:
         # One statement per status, pipelined: the client waits for the server a
         # few times, not once per status.
         assert statuses.count("Sync") <= 5, statuses.count("Sync")
+
+
+# -- the same answers as the SQLite journal ----------------------------------------------
+
+
+def _one_run(journal: Any) -> dict[str, Any]:
+    """The same calls on either engine; what every reading says after each step."""
+    seen: dict[str, Any] = {}
+    journal.bind({"input_sha256": "same"})
+    # Lines 3, 6, 9 and 12 without a clientId of their own: the journal makes one.
+    journal.load(
+        [(i, m if i % 3 else Message(*m[:3], None, m[4])) for i, m in _messages(12)],
+        batch=5, transliterate=True,
+    )
+    journal.finish_load(12)
+    lines, messages = journal.next_chunk(6)
+    seen["chunk"] = (lines, [m[:3] + (m[4],) for m in messages])
+    journal.mark_in_flight(lines[:5])
+    whole = SendFailure("error-auth", "c5", None, RequestRejected("error-auth"))
+    seen["written"] = journal.advance(lines[5:6], [(lines[:5], [
+        SendResult("ok", "c1", "1001"), SendResult("error-address-format", "c2"),
+        SendResult("unknown", "c3"), SendResult("error-insufficient-balance", "c4"), whole,
+    ])])
+    journal.record_invalid(6, "bad text")
+    seen["settled"] = journal.settle_in_flight([6], "pending", code=None, reason=None)
+    t = datetime(2026, 1, 1, 12, 0, 0)
+    seen["statuses"] = journal.record_statuses([
+        StatusResult("ok", "1001", "sent", t, None),
+        StatusResult("ok", "1001", "delivered", t, None),
+    ])
+    seen["recovered"] = journal.recover(resend_unknown=True)
+    lines, _ = journal.next_chunk(3)
+    seen["chunk2"] = lines
+    journal.mark_in_flight(lines)
+    seen["written2"] = journal.record_results(lines, [
+        SendResult("error-id-not-unique", journal.made_id(lines[0])),
+        SendResult("ok", "c4", "1004"), SendResult("ok", "c5", "1005"),
+    ])
+    seen["counts"] = journal.counts()
+    summary = journal.summary()
+    seen["summary"] = summary
+    seen["rows"] = [row[:12] for row in journal.rows()]  # all but updated_at
+    seen["by_line"] = {
+        k: v for k, v in (journal.by_line(3) or {}).items()
+        if k not in ("updated_at", "key", "client_id")
+    }
+    seen["costs"] = (journal.cost_totals(), journal.costs_between(1, 12))
+    seen["made"] = sorted(journal.made_ids_between(1, 12))
+    seen["open"] = journal.open_provider_ids()
+    seen["history"] = [h[:6] for h in journal.history()]
+    seen["loaded"] = (journal.loaded, journal.last_line)
+    return seen
+
+
+def test_the_same_answers_as_the_sqlite_journal(pg_journal_url: str, tmp_path: Any) -> None:
+    from hpgfast.journal import Journal
+
+    with Journal(tmp_path / "run.db", lock=True) as sqlite:
+        expected = _one_run(sqlite)
+    with PostgresJournal(pg_journal_url) as pg:
+        got = _one_run(pg)
+    assert expected["counts"]["accepted_earlier"] == 1 and expected["history"]
+    for key in expected:
+        assert got[key] == expected[key], key
