@@ -700,12 +700,12 @@ def _one_run(journal: Any) -> dict[str, Any]:
     journal.bind({"input_sha256": "same"})
     # Lines 3, 6, 9 and 12 without a clientId of their own: the journal makes one.
     journal.load(
-        [(i, m if i % 3 else Message(*m[:3], None, m[4])) for i, m in _messages(12)],
+        [(i, m if i % 3 else Message(m[0], m[1], m[2], None, m[4])) for i, m in _messages(12)],
         batch=5, transliterate=True,
     )
     journal.finish_load(12)
     lines, messages = journal.next_chunk(6)
-    seen["chunk"] = (lines, [m[:3] + (m[4],) for m in messages])
+    seen["chunk"] = (lines, [(*m[:3], m[4]) for m in messages])
     journal.mark_in_flight(lines[:5])
     whole = SendFailure("error-auth", "c5", None, RequestRejected("error-auth"))
     seen["written"] = journal.advance(lines[5:6], [(lines[:5], [
