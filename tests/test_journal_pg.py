@@ -635,6 +635,24 @@ def test_a_server_that_goes_away_mid_run(pg_own_server: Any) -> None:
         assert again.counts()["in_flight"] == 0 and again.counts()["pending"] == 10
 
 
+def test_a_server_that_goes_away_mid_load(pg_own_server: Any) -> None:
+    url = pg_own_server.url(pg_own_server.new_database())
+
+    def rows() -> Iterator[tuple[int, Message]]:
+        for i in range(1, 30_001):
+            if i == 15_000:  # one batch committed, the second half read
+                pg_own_server.stop()
+            yield i, Message("7900", f"m{i}")
+
+    with PostgresJournal(url) as j, pytest.raises(JournalUnavailable):
+        j.load(rows())
+    pg_own_server.start()
+    with PostgresJournal(url) as again:
+        assert again.last_line == 10_000 and again.loaded is None
+        assert again.load((i, Message("7900", f"m{i}")) for i in range(1, 30_001)) == 20_000
+        assert again.counts()["pending"] == 30_000 and again.integrity_check() == "ok"
+
+
 class _Trace:
     """libpq's own record of every message the client sends the server (PQtrace)."""
 
