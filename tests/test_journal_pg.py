@@ -310,6 +310,26 @@ def test_lease_is_validated(pg_journal_url: str) -> None:
             PostgresJournal(pg_journal_url, lease=bad)
 
 
+_WITHOUT_PSYCOPG = """
+import sys
+sys.modules["psycopg"] = None  # as if the postgres extra were not installed
+import hpgfast.journal
+assert "psycopg" not in [m for m in sys.modules if sys.modules[m] is not None]
+try:
+    hpgfast.journal.PostgresJournal("postgresql://u:s3cret@127.0.0.1:1/db")
+except hpgfast.journal.JournalError as exc:
+    print(exc)
+"""
+
+
+def test_without_psycopg_the_error_names_the_extra() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_PSYCOPG], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'hpgfast[postgres]'" in done.stdout and "s3cret" not in done.stdout
+
+
 # -- a fleet: claims, leases, lapses -----------------------------------------------------
 
 
