@@ -10,7 +10,10 @@ concern, one module each, so that each can be read alone:
   any moment safe (the safety argument is that module's docstring);
 - ``_statuses``: delivery statuses, polled or pushed, and their history;
 - ``_reading``: counts, summaries, rows and costs for reports;
-- ``_errors``: the ``JournalError`` tree.
+- ``_errors``: the ``JournalError`` tree;
+- ``_pg`` and ``_pg_schema``: ``PostgresJournal``, the same interface in a
+  PostgreSQL database shared by a fleet of senders (psycopg imported when one is
+  opened: the ``postgres`` extra).
 
 ``Journal`` is those parts together; each part is a subclass of the file's class,
 so every part reads and writes through the same connection, mutex and transactions.
@@ -19,13 +22,17 @@ so every part reads and writes through the same connection, mutex and transactio
 from __future__ import annotations
 
 from ._errors import (
+    JournalAccessDenied,
+    JournalClaimLost,
     JournalError,
     JournalIdsNotRecorded,
     JournalLocked,
     JournalMismatch,
     JournalStorageError,
+    JournalUnavailable,
 )
 from ._load import _Loading, file_fingerprint, message_costs
+from ._pg import PostgresJournal
 from ._reading import ROW_COLUMNS as ROW_COLUMNS
 from ._reading import _Reading
 from ._schema import FINAL_STATES, SENDABLE_STATES, STATES, State
@@ -43,11 +50,15 @@ __all__ = [
     "SENDABLE_STATES",
     "STATES",
     "Journal",
+    "JournalAccessDenied",
+    "JournalClaimLost",
     "JournalError",
     "JournalIdsNotRecorded",
     "JournalLocked",
     "JournalMismatch",
     "JournalStorageError",
+    "JournalUnavailable",
+    "PostgresJournal",
     "State",
     "file_fingerprint",
     "message_costs",

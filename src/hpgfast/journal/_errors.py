@@ -42,11 +42,14 @@ class JournalMismatch(JournalError, ValueError):
 
 
 class JournalStorageError(JournalError):
-    """SQLite could not write the journal (disk full, I/O error, read-only file).
+    """The journal could not be written (disk full, I/O error, read-only file).
+
+    SQLite's error, or the PostgreSQL server's (its disk full, an I/O error).
 
     The transaction that failed was rolled back, so the journal is as consistent as
     after the last commit: free space (or fix the file system) and run the same
-    command again to resume. ``sqlite_error`` is SQLite's own message.
+    command again to resume. ``sqlite_error`` is SQLite's (or the server's) own
+    message.
     """
 
     def __init__(self, path: str, sqlite_error: str) -> None:
@@ -115,3 +118,70 @@ class JournalIdsNotRecorded(JournalError):
 
 class JournalLocked(JournalError):
     """Another process is sending with this journal right now."""
+
+
+class JournalUnavailable(JournalError):
+    """The journal's database server cannot be reached, or went away mid-run.
+
+    Raised by the PostgreSQL journal for a server that refuses or drops the
+    connection, cannot be found, or times out. The transaction under way was not
+    committed (or its commit was not confirmed: a mark the server did commit stays
+    ``in_flight`` under this sender's lease, and becomes ``unknown`` when the lease
+    lapses, never ``pending``), so nothing is recorded that did not happen: run the
+    same command again once the server is back. ``path`` is the journal's URL with
+    its password masked; ``reason`` the server's or the driver's words, the password
+    masked in them too.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+        self.path = path
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return (
+            f"cannot use the journal {self.path}: {self.reason}. Nothing that was not "
+            "committed is recorded; run the same command again once the database "
+            "server is reachable, and the journal resumes where its last commit left it."
+        )
+
+
+class JournalAccessDenied(JournalUnavailable):
+    """The database server refused the journal's credentials or rights.
+
+    A wrong user or password (from the URL, ``PGPASSWORD`` or ``~/.pgpass``), a
+    database that does not exist, or a role without the rights the journal needs
+    (creating its tables, writing its rows). Fix the URL or the role's grants.
+    """
+
+    def __str__(self) -> str:
+        return (
+            f"the database server refused the journal {self.path}: {self.reason}. "
+            "Check the user, password and database name (the URL, PGPASSWORD or "
+            "~/.pgpass) and the role's rights on the database."
+        )
+
+
+class JournalClaimLost(JournalError):
+    """Lines this sender claimed are another sender's now (its lease lapsed meanwhile).
+
+    A fleet's journal (PostgreSQL) lets a sender hold the rows it claimed while its
+    lease lasts; a sender that stalled past it (a pause, a lost network) may find
+    that another sender claimed some of them, or that their in-flight marks became
+    ``unknown``. Nothing of the request about to go was marked, so none of it may be
+    sent: the sender stops and starts over from the journal. ``lines`` are the
+    lines no longer this sender's, ascending.
+    """
+
+    def __init__(self, path: str, lines: Sequence[int]) -> None:
+        super().__init__(path, list(lines))
+        self.path = path
+        self.lines = list(lines)
+
+    def __str__(self) -> str:
+        return (
+            f"journal {self.path}: this sender's lease lapsed and {len(self.lines):,} "
+            f"of the lines it was about to send are no longer its own: lines "
+            f"{_line_ranges(self.lines)}. Nothing of them was marked or sent; another "
+            "sender has them, or they wait as unknown."
+        )
