@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from hpgfast import Client, Message
-from hpgfast.cli._run import send_journal
 from hpgfast.emulator import Emulator
 from hpgfast.journal import Journal, JournalError, JournalIdsNotRecorded, State
 
@@ -121,7 +120,10 @@ def _version_1_journal(path: Path, csv_path: Path, emu: Emulator) -> None:
     )
     source = sqlite3.connect(loaded)
     fingerprint = source.execute("SELECT key, value FROM meta WHERE key LIKE 'input:%'").fetchall()
-    messages = source.execute("SELECT * FROM messages ORDER BY line").fetchall()
+    # Version 1's columns (the current schema has more).
+    messages = source.execute(
+        "SELECT line, address, text, subject, client_id, params FROM messages ORDER BY line"
+    ).fetchall()
     costs = source.execute("SELECT * FROM costs ORDER BY line").fetchall()
     source.close()
     assert len(messages) == N and len(fingerprint) >= 3
@@ -202,7 +204,7 @@ def test_resend_unknown_refuses_messages_sent_before_ids_were_recorded(tmp_path:
     # refused by the platform (error-id-not-unique), not sent twice.
     assert ledger == sorted([*range(1, 301), *WITHOUT_IDS])
     with Journal(journal) as j:
-        assert j.meta()["schema_version"] == "2"
+        assert j.meta()["schema_version"] == "3"
         counts = j.counts()
         assert counts[State.ACCEPTED] == 100 + 100 + len(WITHOUT_IDS)
         assert counts[State.REJECTED] == len(OWN_IDS)
@@ -223,8 +225,8 @@ def test_the_library_refuses_them_too_and_takes_the_risk_when_told(tmp_path: Pat
             assert j.counts()[State.IN_FLIGHT] == 50
             with Client(emu.url, "CLIENT", "P@ssw0rd") as client:
                 with pytest.raises(JournalIdsNotRecorded):
-                    send_journal(client, j, resend_unknown=True)
+                    j.send(client, resend_unknown=True)
                 assert len(emu.ledger) == 200
-                outcome = send_journal(client, j, resend_unknown_without_ids=True)
+                outcome = j.send(client, resend_unknown_without_ids=True)
             assert outcome.recovered["unknown_to_pending"] == 100
             assert len(emu.ledger) == 300 + len(WITHOUT_IDS)

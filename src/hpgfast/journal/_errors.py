@@ -115,3 +115,14 @@ class JournalIdsNotRecorded(JournalError):
 
 class JournalLocked(JournalError):
     """Another process is sending with this journal right now."""
+
+
+class JournalClaimLost(JournalError):
+    """This sender may no longer send messages it had claimed (a shared journal).
+
+    Raised before a request's first byte when the sender's claim on its messages
+    (its lease) would run out before the request could end (less than
+    ``request_deadline + connect_timeout`` left), or when a claim was taken over:
+    the request is not sent, and its messages stay sendable. A journal in one
+    file (SQLite) holds its claim as long as it is open, and never raises it.
+    """
