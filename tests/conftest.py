@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -181,3 +182,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+# -- one journal suite, every engine -----------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite"])
+def journal_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """What ``hpgfast.open_journal`` opens, for each journal engine: a fresh journal.
+
+    ``sqlite``: a path in the test's own directory (the file does not exist yet).
+    An engine added here (``postgres``: a URL from a ``pg_journal_url`` fixture,
+    one fresh journal per test) runs every test written over this fixture.
+    """
+    if request.param == "sqlite":
+        return str(tmp_path / "journal.db")
+    url: str = request.getfixturevalue({"postgres": "pg_journal_url"}[request.param])
+    return url
