@@ -99,13 +99,22 @@ class _Sending(_JournalFile):
         platform that refuses repeated clientIds refuses those it has, since a
         message is resent with the clientId it went out with).
 
+        Recovering is what a sender does first, so a journal opened without the
+        sender's lock (``lock=False``, ``open_journal``'s default) takes it here,
+        and keeps it until it is closed: another process's rows ``in_flight`` are
+        its requests on the wire, not a crash's leftovers.
+
         Raises:
+            JournalLocked: another process holds the sender's lock (it is sending).
             JournalIdsNotRecorded: ``resend_unknown`` and some unknown messages went
                 out before the journal recorded clientIds (a journal migrated from
                 schema 1): a resend would carry a new id. Nothing is changed.
                 ``resend_unknown_without_ids`` (which implies ``resend_unknown``)
                 resends them all the same.
         """
+        if self._lock_file is None and not self._marked_unclean:
+            self._take_lock()
+            self._mark_unclean()
         resend_unknown = resend_unknown or resend_unknown_without_ids
         now = time.time()
         with self._transaction() as db:
