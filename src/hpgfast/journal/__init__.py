@@ -74,7 +74,14 @@ __all__ = [
 
 
 class Journal(_Loading, _Sending, _Statuses, _Reading, _Sender, _Following):
-    """A send run's journal in one SQLite file (created if missing).
+    """A journal in one SQLite file (created if missing): exactly-once sending.
+
+    ``add`` messages (with keys of yours: idempotent), ``send(client)`` or ``await
+    send_async(aclient)`` what is pending, read outcomes with ``by_key``,
+    ``by_line``, ``rows``, ``counts`` and ``summary``, and statuses with ``follow``
+    and ``record_reports`` (docs/journal.md, "The journal in your own code").
+    ``open_journal`` opens one by a path, or a shared one by a ``postgresql://``
+    URL, with the same methods.
 
     Args:
         path: the journal file; ``-wal`` and ``-shm`` files appear beside it. It
