@@ -385,3 +385,34 @@ def test_open_journal_by_target(tmp_path: Path) -> None:
         except JournalError as exc:
             assert "secret" not in str(exc)
 
+
+
+def test_an_interrupt_while_the_results_are_written_still_writes_them(
+    journal_target: str,
+) -> None:
+    # Ctrl-C lands while the chunk's results are being committed: that commit is
+    # rolled back, but the results are known, so they are written before the
+    # interrupt goes on, and nothing is left in flight (to become unknown).
+    with open_journal(journal_target) as journal:
+        journal.add(_orders(30))
+        engine = type(journal)
+
+    class InterruptedOnce(engine):  # type: ignore[valid-type,misc]
+        interrupted = False
+
+        def advance(self, in_flight: Any, finished: Any) -> Any:
+            finished = list(finished)
+            if not in_flight and finished and not self.interrupted:
+                self.interrupted = True
+                raise KeyboardInterrupt  # as SIGINT would, before the commit
+            return super().advance(in_flight, finished)
+
+    with Emulator(speed=None, unique_client_ids=True) as emu, \
+            Client(emu.url, "CLIENT", PASSWORD, max_batch=10) as client:
+        with InterruptedOnce(journal_target) as journal:
+            with pytest.raises(KeyboardInterrupt):
+                journal.send(client)
+            assert journal.interrupted
+            counts = journal.counts()
+        assert counts[State.ACCEPTED] == 30 and counts[State.IN_FLIGHT] == 0
+        assert len(_ledger_once(emu)) == 30

@@ -440,7 +440,16 @@ def _run_sync(run: _Run) -> None:
             upcoming.cancel()
             run.cut(exc, lines)
             raise
-        if run.answered(lines, results):
+        try:
+            stop = run.answered(lines, results)
+        except (KeyboardInterrupt, SystemExit):
+            # Interrupted while the chunk's results were written (that commit was
+            # rolled back): they are known, so they are written before going on.
+            upcoming.cancel()
+            run.summary.interrupted = True
+            run.hook.flush(results)
+            raise
+        if stop:
             upcoming.result()
             return
         lines, messages = upcoming.result()
