@@ -18,7 +18,8 @@ from typing import Any, Callable, Optional
 from .._records import Message, SendResult
 from ..exceptions import HPGError
 from ..journal import State
-from ..journal._sender import DEFAULT_CHUNK, SendSummary, _platform_down
+from ..journal._sender import DEFAULT_CHUNK
+from ..journal._summary import SendSummary, _platform_down
 from ._results import ResultsFile
 
 #: The run's counts: the journal's ``SendSummary``, for a run with or without one.

@@ -30,22 +30,24 @@ The engine is only reached through the interface both engines implement
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional
 
 from .._records import Message, SendResult
 from .._wire import SEND, Code
 from ..core import RequestFinished, RequestStarting, Subscriber
-from ..exceptions import ConnectError, HPGError, MessageError
+from ..exceptions import HPGError, MessageError
 from ._errors import JournalClaimLost, JournalStorageError
-from ._schema import State, result_state
+from ._schema import State
+from ._summary import Progress, ResultsWriter, SendSummary, _platform_down
 
 __all__ = ["DEFAULT_CHUNK", "Progress", "ResultsWriter", "SendSummary"]
+
+log = logging.getLogger("hpgfast.journal")
 
 #: Messages per chunk: one ``client.send()`` call, read from the journal at once.
 DEFAULT_CHUNK = 5_000
@@ -54,116 +56,6 @@ DEFAULT_CHUNK = 5_000
 #: the client may have on the wire: one commit covers about this many requests (the
 #: journal's cost is a commit, an fsync, per mark). The crash window follows from it.
 AHEAD_PER_THREAD = 3
-
-#: ``progress(n, note)``: ``n`` more messages done (handed to the client and
-#: answered), ``note`` a short text of the counts so far.
-Progress = Callable[[int, str], None]
-
-
-class ResultsWriter(Protocol):
-    """What ``send(results_file=...)`` writes each outcome to as soon as it is known.
-
-    The command line's ``--results`` file is one; it is also a ``Subscriber`` of
-    the client, and hears of each request as it ends. ``arm`` gets a chunk's lines
-    and messages before it is handed to the client; ``settle`` the chunk's results
-    (returned, or an exception's ``.results``, or None); ``release`` is called once
-    the journal recorded them; ``invalid`` names a message never sent.
-    """
-
-    def arm(self, lines: Sequence[int], messages: Sequence[Message]) -> None: ...
-
-    def settle(self, results: Optional[Sequence[Optional[SendResult]]]) -> None: ...
-
-    def release(self) -> None: ...
-
-    def invalid(self, line: int, message: Message, reason: str) -> None: ...
-
-
-@dataclass
-class SendSummary:
-    """What one ``Journal.send()`` (or ``send_async()``) run did.
-
-    The counts are this run's; the journal's ``counts()`` hold every run's.
-    """
-
-    #: Results of this run by state (accepted, accepted_earlier, rejected, unknown,
-    #: not_sent, invalid).
-    states: Counter[str] = field(default_factory=Counter)
-    #: Rejections of this run by platform code.
-    rejected_by_code: Counter[str] = field(default_factory=Counter)
-    #: Messages handed to the client in this run.
-    attempted: int = 0
-    #: Seconds the run took.
-    elapsed: float = 0.0
-    #: The exception that stopped the run early (auth, TLS, the platform down, a
-    #: claim lost), if any; the messages it did not send stay sendable.
-    error: Optional[BaseException] = None
-    #: What the journal's recovery did at the start (``in_flight_to_unknown``,
-    #: ``unknown_to_pending``).
-    recovered: dict[str, int] = field(default_factory=dict)
-    #: The first error a result of this run carried (a message left unknown or not
-    #: sent by an HTTP 5xx, a redirect, an unreadable reply...), if any.
-    failure: Optional[BaseException] = None
-    #: The run was stopped by Ctrl-C, SIGTERM or a cancellation: the counts are
-    #: what it did until then.
-    interrupted: bool = False
-
-    def add(self, lines_or_n: int, results: Sequence[Optional[SendResult]]) -> None:
-        """Count one chunk's results."""
-        for r in results:
-            code = r[0] if r is not None else Code.UNKNOWN
-            # The journal's rule: an account stop is not_sent there, so here too.
-            state = result_state(r)
-            self.states[state] += 1
-            if state == State.REJECTED:
-                self.rejected_by_code[code] += 1
-            elif state != State.ACCEPTED and self.failure is None:  # unknown, not sent
-                self.failure = getattr(r, "error", None)
-
-    def cut(self, n: int, carried: Optional[Sequence[Optional[SendResult]]]) -> None:
-        """Count a batch of ``n`` messages whose ``send()`` was interrupted.
-
-        What the client carried when it has a result for each; else the whole
-        batch is unknown.
-        """
-        self.interrupted = True
-        if carried is not None and len(carried) == n:
-            self.add(n, carried)
-        else:
-            self.states[State.UNKNOWN] += n
-        self.attempted += n
-
-    def earlier(self, written: Mapping[str, int]) -> None:
-        """Take the journal's word on results it recorded ``accepted_earlier``.
-
-        ``add`` counts a result by its code, and ``error-id-not-unique`` is a
-        rejection there; the journal, which knows the ids it made and which of them
-        were in flight or unknown, records some of those as accepted by an earlier
-        send. ``written`` is what its write of the same results did (its counts by
-        state): that many move from rejected to accepted earlier.
-        """
-        k = written.get(State.ACCEPTED_EARLIER, 0)
-        if not k:
-            return
-        self.states[State.ACCEPTED_EARLIER] += k
-        self.states[State.REJECTED] -= k
-        self.rejected_by_code[Code.ERROR_ID_NOT_UNIQUE] -= k
-        if self.rejected_by_code[Code.ERROR_ID_NOT_UNIQUE] <= 0:
-            del self.rejected_by_code[Code.ERROR_ID_NOT_UNIQUE]
-
-    @property
-    def rate(self) -> float:
-        """Messages per second handed to the client and answered."""
-        return self.attempted / self.elapsed if self.elapsed > 0 else 0.0
-
-
-def _platform_down(results: Sequence[SendResult]) -> Optional[HPGError]:
-    """The ``ConnectError`` behind a chunk's ``not-sent`` results, if the platform is down."""
-    for r in reversed(results):
-        error = getattr(r, "error", None)
-        if isinstance(error, ConnectError):
-            return error
-    return None
 
 
 def _no_progress(n: int, note: str) -> None:
@@ -407,9 +299,19 @@ class _Run:
     def end(self) -> None:
         """The run is over: un-claim what it did not send (a shared journal)."""
         try:
-            self.journal.release()
+            _release(self.journal)
         finally:
             self.writer.shutdown(wait=True)
+
+
+def _release(journal: Any) -> None:
+    """``journal.release()``, best effort: a reservation left behind only waits for its
+    lease to lapse (its rows stay ``pending``), so a failure here must not hide the
+    error or the interrupt that ended the run."""
+    try:
+        journal.release()
+    except Exception as exc:
+        log.warning("journal %s: could not release the rows this run left: %s", journal.path, exc)
 
 
 def _run_sync(run: _Run) -> None:
@@ -613,7 +515,9 @@ class _Sender:
             await _run_async(run)
         finally:
             try:
-                await asyncio.shield(asyncio.wrap_future(writer.submit(self.release)))  # type: ignore[attr-defined]
+                # After every write the run queued (one writer thread): awaiting it
+                # is waiting for them too, even after a cancellation.
+                await asyncio.shield(asyncio.wrap_future(writer.submit(_release, self)))
             finally:
                 writer.shutdown(wait=False)  # its last job (release) is done or running
                 run.summary.elapsed = time.perf_counter() - start
