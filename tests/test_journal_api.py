@@ -420,3 +420,34 @@ def test_an_interrupt_while_the_results_are_written_still_writes_them(
             counts = journal.counts()
         assert counts[State.ACCEPTED] == 30 and counts[State.IN_FLIGHT] == 0
         assert len(_ledger_once(emu)) == 30
+
+
+def test_a_claim_taken_over_stops_the_run_before_its_request(journal_target: str) -> None:
+    # A shared journal's ``advance`` raises JournalClaimLost when a row it is to mark
+    # is no longer this sender's: that request is not sent, the run stops with it.
+    with open_journal(journal_target) as journal:
+        journal.add(_orders(40))
+        engine = type(journal)
+
+    class TakenOver(engine):  # type: ignore[valid-type,misc]
+        marks = 0
+
+        def advance(self, in_flight: Any, finished: Any) -> Any:
+            if in_flight:
+                self.marks += 1
+                if self.marks == 2:
+                    raise JournalClaimLost("another sender holds these rows now")
+            return super().advance(in_flight, finished)
+
+    with Emulator(speed=None) as emu, Client(emu.url, "CLIENT", PASSWORD, max_batch=5) as client:
+        with TakenOver(journal_target) as journal:
+            summary = journal.send(client)
+            counts = journal.counts()
+        assert isinstance(summary.error, JournalClaimLost)
+        sent = len(_ledger_once(emu))
+    # The first mark covered 4 requests (one, and 3 ahead at concurrency 1): those
+    # went; the fifth was refused; nothing is in flight or unknown.
+    assert sent == 20
+    assert counts[State.ACCEPTED] == 20
+    assert counts[State.PENDING] + counts[State.NOT_SENT] == 20
+    assert counts[State.IN_FLIGHT] == counts[State.UNKNOWN] == 0
