@@ -37,6 +37,7 @@ from hpgfast import (
 )
 from hpgfast.cli._input import InputError
 from hpgfast.journal import (
+    JournalClaimLost,
     JournalError,
     JournalIdsNotRecorded,
     JournalLocked,
@@ -67,6 +68,7 @@ ERRORS = [
     AccountError("error-insufficient-balance", "http://h/send?login=C&password=***"),
     JournalError("the journal is from another version"),
     JournalLocked("another process is sending with /tmp/x.db"),
+    JournalClaimLost("journal postgresql://u:***@db/x: this sender's claim ends in 0.0 s"),
     JournalStorageError("/tmp/x.db", "database or disk is full"),
     JournalMismatch("/tmp/x.db", {"input_sha256": ("ab", "cd"), "url": (None, "u")}),
     JournalIdsNotRecorded("/tmp/x.db", [101, 102, 103, 150]),
