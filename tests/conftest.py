@@ -15,6 +15,7 @@ import importlib
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -228,3 +229,18 @@ def pg_own_server() -> Iterator[Any]:
 
     with PostgresServer() as server:
         yield server
+# -- one journal suite, every engine -----------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite"])
+def journal_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """What ``hpgfast.open_journal`` opens, for each journal engine: a fresh journal.
+
+    ``sqlite``: a path in the test's own directory (the file does not exist yet).
+    An engine added here (``postgres``: a URL from a ``pg_journal_url`` fixture,
+    one fresh journal per test) runs every test written over this fixture.
+    """
+    if request.param == "sqlite":
+        return str(tmp_path / "journal.db")
+    url: str = request.getfixturevalue({"postgres": "pg_journal_url"}[request.param])
+    return url

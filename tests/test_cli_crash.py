@@ -19,7 +19,7 @@ Then, joining the ledger to the journal by client id:
   platform are at most W requests per kill, W = 4 x ``--concurrency`` (the
   journal marks messages ``in_flight`` from the core's before-first-byte hook,
   a few requests ahead per commit, and writes results with the next commit; see
-  ``hpgfast.cli._run.JournalHook``), here 8 requests of at most ``--max-batch``
+  ``hpgfast.journal._sender._JournalHook``), here 8 requests of at most ``--max-batch``
   100 messages: 800 per kill, not a 5,000-message chunk.
 """
 
@@ -44,7 +44,7 @@ KILLS = 5
 SEED = 20261128
 CONCURRENCY = 2
 MAX_BATCH = 100
-#: W: requests whose messages may be in flight on disk at once (JournalHook.window).
+#: W: requests whose messages may be in flight on disk at once (_JournalHook.window).
 WINDOW = 4 * CONCURRENCY
 
 

@@ -37,11 +37,14 @@ from hpgfast import (
 )
 from hpgfast.cli._input import InputError
 from hpgfast.journal import (
+    JournalAccessDenied,
+    JournalClaimLost,
     JournalError,
     JournalIdsNotRecorded,
     JournalLocked,
     JournalMismatch,
     JournalStorageError,
+    JournalUnavailable,
 )
 
 URL = "https://gate.example/C/x/send?login=C&password=***"
@@ -67,6 +70,11 @@ ERRORS = [
     AccountError("error-insufficient-balance", "http://h/send?login=C&password=***"),
     JournalError("the journal is from another version"),
     JournalLocked("another process is sending with /tmp/x.db"),
+    JournalClaimLost("journal postgresql://u:***@db/x: this sender's claim ends in 0.0 s"),
+    JournalClaimLost("postgresql://u:***@db/x", [3, 4, 5, 9]),
+    JournalClaimLost("postgresql://u:***@db/x", why="its claim ends in 0.2 s"),
+    JournalUnavailable("postgresql://u:***@db/x", "connection refused"),
+    JournalAccessDenied("postgresql://u:***@db/x", "password authentication failed"),
     JournalStorageError("/tmp/x.db", "database or disk is full"),
     JournalMismatch("/tmp/x.db", {"input_sha256": ("ab", "cd"), "url": (None, "u")}),
     JournalIdsNotRecorded("/tmp/x.db", [101, 102, 103, 150]),

@@ -186,3 +186,23 @@ def test_every_row_keeps_its_segment_count_past_one_load_batch(tmp_path: Path) -
         costs = journal.costs_between(1, n)
         assert sorted(costs) == list(range(1, n + 1))
         assert set(costs.values()) == {(2, "ucs2", False)}
+
+
+def test_a_journal_opened_without_the_lock_takes_it_to_send(tmp_path: Path) -> None:
+    # open_journal(path) opens without the sender's lock (readers use it too); a
+    # send takes it at its recovery, so a second process cannot send at the same
+    # time, nor turn the first one's requests on the wire into "unknown".
+    from hpgfast import Client, open_journal
+    from hpgfast.emulator import Emulator
+
+    path = tmp_path / "outbox.db"
+    with open_journal(path) as first, open_journal(path) as second, \
+            Emulator(speed=None) as emu:
+        first.add([(f"k{i}", Message(f"7900000000{i}", f"m {i}", "s")) for i in range(5)])
+        with Client(emu.url, "CLIENT", "P@ssw0rd") as client:
+            assert first.send(client).states["accepted"] == 5
+            second.add([("k9", Message("79000000009", "m 9", "s"))])
+            with pytest.raises(JournalLocked):
+                second.send(client)
+        assert len(emu.ledger) == 5
+        assert second.counts()["pending"] == 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hpgfast.cli._run import AHEAD_PER_THREAD, JournalHook
 from hpgfast.journal import Journal
+from hpgfast.journal._sender import AHEAD_PER_THREAD, _JournalHook
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,7 +15,7 @@ def test_the_journal_page_states_the_in_flight_window(tmp_path: Path) -> None:
     states = page.split("## States", 1)[1].split("\n## ", 1)[0]
     journal = Journal(tmp_path / "j.db", create=True)
     try:
-        window = JournalHook(journal, concurrency=1).window
+        window = _JournalHook(journal).window  # at concurrency 1
     finally:
         journal.close()
     # The marked span, the window it makes, and what a SIGKILL costs, in numbers.

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from hpgfast import Client, Code, Message, SendResult
-from hpgfast.cli._run import JournalHook, send_journal
 from hpgfast.emulator import Emulator
 from hpgfast.journal import Journal, State
 
@@ -122,8 +121,7 @@ def test_id_not_unique_elsewhere_stays_a_rejection(tmp_path: Path) -> None:
         assert [r[6] for r in j.rows()] == ["accepted_earlier", "rejected", "rejected"]
 
 
-@pytest.mark.parametrize("hooked", [True, False], ids=["per-request", "per-chunk"])
-def test_the_runs_counts_take_the_journals_accepted_earlier(tmp_path: Path, hooked: bool) -> None:
+def test_the_runs_counts_take_the_journals_accepted_earlier(tmp_path: Path, transport: str) -> None:
     # A resend answered error-id-not-unique for an id the journal made and had
     # unknown is accepted_earlier in the journal; the run's own counts ("this run"
     # in the summary) must say so too, not "rejected".
@@ -132,16 +130,15 @@ def test_the_runs_counts_take_the_journals_accepted_earlier(tmp_path: Path, hook
         j.bind({"input_sha256": "x"})
         j.load([(i, Message(f"7900{i:07d}", f"message {i}", "s")) for i in range(1, n + 1)])
         j.finish_load(n)
-        hook = JournalHook(j) if hooked else None
-        with Client(emu.url, "CLIENT", "P@ssw0rd", subscribers=[hook] if hook else []) as c:
-            first = send_journal(c, j, hook=hook)
+        with Client(emu.url, "CLIENT", "P@ssw0rd") as c:
+            first = j.send(c)
             assert first.states[State.ACCEPTED] == n
             # As after a crash with the requests on the wire: the platform has them,
             # the journal calls them unknown.
             with j._transaction() as db:
                 db.execute("UPDATE outcomes SET state = 'unknown', code = 'unknown', "
                            "provider_id = NULL")
-            again = send_journal(c, j, resend_unknown=True, hook=hook)
+            again = j.send(c, resend_unknown=True)
         assert len(emu.ledger) == n
         assert j.counts()[State.ACCEPTED_EARLIER] == n
     assert again.states[State.ACCEPTED_EARLIER] == n
@@ -182,6 +179,6 @@ def test_a_half_done_version_1_journal_resumes_without_a_duplicate(tmp_path: Pat
     # Only the pending ones went out, once each: 201-300 are messages 200-299.
     assert sent == list(range(200, 300))
     with Journal(journal_path) as j:
-        assert j.meta()["schema_version"] == "2" and len(j.meta()["id_prefix"]) == 11
+        assert j.meta()["schema_version"] == "3" and len(j.meta()["id_prefix"]) == 11
         counts = j.counts()
     assert (counts[State.ACCEPTED], counts[State.UNKNOWN]) == (200, 100)

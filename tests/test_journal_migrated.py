@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from hpgfast import Client, Message
-from hpgfast.cli._run import send_journal
 from hpgfast.emulator import Emulator
 from hpgfast.journal import Journal, JournalError, JournalIdsNotRecorded, State
 
@@ -121,7 +120,10 @@ def _version_1_journal(path: Path, csv_path: Path, emu: Emulator) -> None:
     )
     source = sqlite3.connect(loaded)
     fingerprint = source.execute("SELECT key, value FROM meta WHERE key LIKE 'input:%'").fetchall()
-    messages = source.execute("SELECT * FROM messages ORDER BY line").fetchall()
+    # Version 1's columns (the current schema has more).
+    messages = source.execute(
+        "SELECT line, address, text, subject, client_id, params FROM messages ORDER BY line"
+    ).fetchall()
     costs = source.execute("SELECT * FROM costs ORDER BY line").fetchall()
     source.close()
     assert len(messages) == N and len(fingerprint) >= 3
@@ -202,7 +204,7 @@ def test_resend_unknown_refuses_messages_sent_before_ids_were_recorded(tmp_path:
     # refused by the platform (error-id-not-unique), not sent twice.
     assert ledger == sorted([*range(1, 301), *WITHOUT_IDS])
     with Journal(journal) as j:
-        assert j.meta()["schema_version"] == "2"
+        assert j.meta()["schema_version"] == "3"
         counts = j.counts()
         assert counts[State.ACCEPTED] == 100 + 100 + len(WITHOUT_IDS)
         assert counts[State.REJECTED] == len(OWN_IDS)
@@ -223,8 +225,79 @@ def test_the_library_refuses_them_too_and_takes_the_risk_when_told(tmp_path: Pat
             assert j.counts()[State.IN_FLIGHT] == 50
             with Client(emu.url, "CLIENT", "P@ssw0rd") as client:
                 with pytest.raises(JournalIdsNotRecorded):
-                    send_journal(client, j, resend_unknown=True)
+                    j.send(client, resend_unknown=True)
                 assert len(emu.ledger) == 200
-                outcome = send_journal(client, j, resend_unknown_without_ids=True)
+                outcome = j.send(client, resend_unknown_without_ids=True)
             assert outcome.recovered["unknown_to_pending"] == 100
             assert len(emu.ledger) == 300 + len(WITHOUT_IDS)
+
+
+# The previous release's schema (journal schema version 2), exactly as it was: version
+# 1's tables and the list of messages whose first clientId was not recorded.
+V2_SCHEMA = V1_SCHEMA.replace(
+    "CREATE TABLE IF NOT EXISTS status_history (",
+    """-- Messages sent before the journal recorded clientIds (schema 1) and in flight or
+-- unknown when it was migrated: their first clientId is not known, so a resend under
+-- the journal's own id could be accepted twice. Filled once, by the migration.
+CREATE TABLE IF NOT EXISTS ids_not_recorded (
+    line INTEGER PRIMARY KEY             -- messages.line
+);
+CREATE TABLE IF NOT EXISTS status_history (""",
+)
+
+
+def _version_2_journal(path: Path) -> None:
+    """A version-2 journal: line 1 accepted (with a delivery status), 2 unknown, 3-4
+    pending; made by the input's load, so no message has a key."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(V2_SCHEMA)
+    now = time.time()
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+        ("schema_version", "2"), ("id_prefix", "Abcdefghij0"), ("input:input_sha256", "x"),
+        ("loaded", "4"),
+    ])
+    db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)", [
+        (line, f"7900000000{line}", f"old {line}", "hpgfast", None, None) for line in range(1, 5)
+    ])
+    db.execute("INSERT INTO outcomes (line, state, provider_id, code, updated_at) "
+               "VALUES (1, 'accepted', 'p1', 'ok', ?)", (now,))
+    db.execute("INSERT INTO outcomes (line, state, code, updated_at) "
+               "VALUES (2, 'unknown', 'unknown', ?)", (now,))
+    db.execute("UPDATE outcomes SET status = 'delivered', status_source = 'poll' WHERE line = 1")
+    db.execute("COMMIT")
+    db.close()
+
+
+def test_a_version_2_journal_gets_keys_and_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    _version_2_journal(path)
+    # A reader migrates it too (one transaction), and sees what was there.
+    with Journal(path, create=False) as j:
+        assert j.meta()["schema_version"] == "3"
+        assert j.meta()["id_prefix"] == "Abcdefghij0"
+        first = j.by_line(1)
+        assert first is not None
+        assert (first["state"], first["provider_id"], first["status"], first["key"]) == (
+            "accepted", "p1", "delivered", None)
+        assert [r[6] for r in j.rows()] == ["accepted", "unknown", "pending", "pending"]
+        assert len(j.history(1)) == 1
+    db = sqlite3.connect(path)
+    indexes = {r[1]: r[2] for r in db.execute("PRAGMA index_list(messages)")}
+    db.close()
+    assert indexes.get("messages_key") == 1  # unique
+    with Emulator(speed=None, unique_client_ids=True) as emu, Journal(path, lock=True) as j:
+        # Keyed messages go after the old ones, once each however often they are fed.
+        orders = [(f"order-{i}", Message(f"7911000000{i}", f"new {i}", "hpgfast"))
+                  for i in range(2)]
+        assert j.add(orders) == 2 and j.add(orders) == 0
+        assert j.by_key("order-1")["line"] == 6  # type: ignore[index]
+        with Client(emu.url, "CLIENT", "P@ssw0rd") as client:
+            summary = j.send(client)
+        assert summary.states[State.ACCEPTED] == 4
+        assert sorted(e.text for e in emu.ledger) == ["new 0", "new 1", "old 3", "old 4"]
+        # The old rows' clientIds are still the journal's prefix and their line.
+        assert {e.client_id for e in emu.ledger if e.text.startswith("old")} == {
+            j.made_id(3), j.made_id(4)}
+        assert j.counts()[State.UNKNOWN] == 1

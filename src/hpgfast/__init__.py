@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ._settings import Settings
     from .aio import AsyncClient
     from .client import Client, SendFailure, StatusFailure
+    from .journal import open_journal
 
 __version__ = "0.1.0"
 
@@ -73,6 +74,7 @@ __all__ = [
     "TransportError",
     "UnexpectedReply",
     "__version__",
+    "open_journal",
     "results_of",
 ]
 
@@ -87,6 +89,7 @@ _LAZY = {
     "SendFailure": "client",
     "Settings": "_settings",
     "StatusFailure": "client",
+    "open_journal": "journal",
 }
 
 

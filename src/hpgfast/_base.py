@@ -390,6 +390,7 @@ class BaseClient:
         items: Iterable[Any],
         params: Optional[Params],
         sink: Optional[list[Any]],
+        subscribers: Sequence[Subscriber] = (),
     ) -> Batch:
         """``send()``'s or ``status()``'s batch, checked and planned: nothing sent yet.
 
@@ -401,7 +402,9 @@ class BaseClient:
             items = list(items)
         elif op is STATUS and isinstance(items, str):
             raise TypeError("provider_ids must be a sequence of str, not one str")
-        return self._core.batch(op, items, params, sink)
+        if isinstance(subscribers, Subscriber):
+            raise TypeError("subscribers must be a sequence of Subscriber, not one")
+        return self._core.batch(op, items, params, sink, tuple(subscribers))
 
     def _failure(self, exc: BaseException, phase: str, shown: str) -> Failure:
         """The core's ``Failure`` for an OS, TLS or urllib3 error, with a redacted text.

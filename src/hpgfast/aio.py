@@ -37,7 +37,7 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Optional, Union
 
 from urllib3.util.wait import wait_for_read
@@ -54,7 +54,7 @@ from ._base import (
 )
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
-from .core import CONNECT, SEND, SENT, STATUS, Batch, Failure, Reply, Request
+from .core import CONNECT, SEND, SENT, STATUS, Batch, Failure, Reply, Request, Subscriber
 from .exceptions import ConnectError
 
 __all__ = ["AsyncClient"]
@@ -315,6 +315,7 @@ class AsyncClient(BaseClient):
         *,
         params: Optional[Params] = None,
         results: Optional[list[SendResult]] = None,
+        subscribers: Sequence[Subscriber] = (),
     ) -> list[SendResult]:
         """Send a batch of messages of any size; one result per message, in order.
 
@@ -325,7 +326,7 @@ class AsyncClient(BaseClient):
         ``asyncio.run``): ``hpgfast.results_of(exc)`` finds the results through
         it, and a list passed as ``results`` gets them however the call ends.
         """
-        return await self._drive(self._plan(SEND, messages, params, results))
+        return await self._drive(self._plan(SEND, messages, params, results, subscribers))
 
     async def status(
         self,
@@ -333,12 +334,13 @@ class AsyncClient(BaseClient):
         *,
         params: Optional[Params] = None,
         results: Optional[list[StatusResult]] = None,
+        subscribers: Sequence[Subscriber] = (),
     ) -> list[StatusResult]:
         """Ask the delivery status of messages, by provider id; one result per id, in order.
 
         Exactly ``hpgfast.Client.status()``, awaited (``results`` as for ``send()``).
         """
-        return await self._drive(self._plan(STATUS, provider_ids, params, results))
+        return await self._drive(self._plan(STATUS, provider_ids, params, results, subscribers))
 
     # -- driving the core -----------------------------------------------------------------
 
@@ -445,8 +447,10 @@ class AsyncClient(BaseClient):
             # The rate limit, or a batch-wide Retry-After (which may grow meanwhile).
             while (wait := batch.start_in(request, _monotonic())) > 0:
                 await asyncio.sleep(wait)
-            line = batch.begin_line(request, _monotonic())
+            line = batch.begin_line(request, _monotonic(), hold=True)
             if line is None:
+                return
+            if request.held is not None and not await _start_held(batch, request):
                 return
             while True:
                 on_wire = True
@@ -636,6 +640,21 @@ class AsyncClient(BaseClient):
                 self._idle.append(conn)
                 return
         conn.close()
+
+
+async def _start_held(batch: Batch, request: Request) -> bool:
+    """Run the blocking subscribers of a request (a journal's commit) off the loop.
+
+    In a worker thread of the loop's default executor, awaited: the loop goes on
+    with every other task meanwhile, and the request leaves only after they
+    returned. A cancellation meanwhile leaves the request unsent (``not-sent``);
+    the thread's work is shielded and runs to its end, since it may be the very
+    commit that marks the request: a subscriber that holds a lock through its
+    work (the journal's does) makes whoever writes next wait for it.
+    """
+    loop = asyncio.get_running_loop()
+    work = loop.run_in_executor(None, batch.start_held, request)
+    return await asyncio.shield(work)
 
 
 async def _wind_down(

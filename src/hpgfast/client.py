@@ -35,7 +35,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from typing import Any, Optional, Union, cast
@@ -69,6 +69,7 @@ from .core import (
     Request,
     SendFailure,
     StatusFailure,
+    Subscriber,
 )
 from .exceptions import ConnectError, TransportError
 
@@ -218,6 +219,7 @@ class Client(BaseClient):
         *,
         params: Optional[Params] = None,
         results: Optional[list[SendResult]] = None,
+        subscribers: Sequence[Subscriber] = (),
     ) -> list[SendResult]:
         """Send a batch of messages of any size; one result per message, in order.
 
@@ -282,7 +284,7 @@ class Client(BaseClient):
             wait; those still out are ``unknown``), and the ``KeyboardInterrupt``
             raised carries ``results``.
         """
-        return self._drive(self._plan(SEND, messages, params, results))
+        return self._drive(self._plan(SEND, messages, params, results, subscribers))
 
     def status(
         self,
@@ -290,6 +292,7 @@ class Client(BaseClient):
         *,
         params: Optional[Params] = None,
         results: Optional[list[StatusResult]] = None,
+        subscribers: Sequence[Subscriber] = (),
     ) -> list[StatusResult]:
         """Ask the delivery status of messages, by provider id; one result per id, in order.
 
@@ -314,7 +317,7 @@ class Client(BaseClient):
             AuthError, TLSError, ProxyError, RequestTooLarge, HTTPStatusError: as for
                 ``send()``.
         """
-        return self._drive(self._plan(STATUS, provider_ids, params, results))
+        return self._drive(self._plan(STATUS, provider_ids, params, results, subscribers))
 
     # -- driving the core -----------------------------------------------------------------
 

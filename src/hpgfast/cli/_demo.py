@@ -92,7 +92,8 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit status (0 when every message ended as expected)."""
     from ..client import Client
     from ..journal import Journal
-    from ._run import JournalHook, follow, send_journal, send_plain
+    from ..journal._follow import follow
+    from ._run import send_plain
 
     quiet = args.quiet or args.json
     n = args.messages
@@ -117,12 +118,9 @@ def run_demo(args: argparse.Namespace) -> int:
                     path = args.journal or os.path.join(tmp, "demo.db")
                     journal = Journal(journal_path(path, "--journal", existing=False),
                                       lock=True)
-                # As ``hpgfast send`` does: each request's messages are marked in
-                # flight just before it leaves, not a whole chunk before the first.
-                hook = JournalHook(journal) if journal is not None else None
                 try:
-                    with Client(emulator.url, LOGIN, PASSWORD, concurrency=args.concurrency,
-                                subscribers=[hook] if hook is not None else []) as client:
+                    with Client(emulator.url, LOGIN, PASSWORD,
+                                concurrency=args.concurrency) as client:
                         provider_ids: list[str] = []
                         t_load = time.perf_counter()
                         if journal is not None:
@@ -136,8 +134,9 @@ def run_demo(args: argparse.Namespace) -> int:
                         with Progress(n, "sending", quiet=quiet) as progress:
                             tick = progress.tick
                             if journal is not None:
-                                outcome = send_journal(client, journal, tick=tick,
-                                                       hook=hook)
+                                # As ``hpgfast send`` does: each request's messages
+                                # are marked in flight just before it leaves.
+                                outcome = journal.send(client, progress=tick)
                             else:
 
                                 def keep(lines: Any, results: Any) -> None:

@@ -375,8 +375,7 @@ def _send_one(
 
 def _send_journaled(args: argparse.Namespace, source: _Source) -> int:
     """Send with a journal: load the input into it (once), then send what is left."""
-    from ..journal import Journal
-    from ._run import JournalHook, SendOutcome, send_journal
+    from ..journal import Journal, SendSummary
 
     quiet = args.quiet or args.json
     if args.file == "-":
@@ -388,23 +387,22 @@ def _send_journaled(args: argparse.Namespace, source: _Source) -> int:
         todo = counts["pending"] + counts["not_sent"]
         if args.resend_unknown or args.resend_unknown_without_ids:
             todo += counts["unknown"] + counts["in_flight"]
-        hook = JournalHook(journal)
         results_file = _open_results(args, journal)
-        outcome = SendOutcome()
+        outcome = SendSummary()
         try:
-            with make_client(args, _subscribers(hook, results_file)) as client, \
+            # The journal puts its before-first-byte hook on each call it makes
+            # (``Journal.send``): the client is made as for any other send.
+            with make_client(args, _subscribers(results_file)) as client, \
                     _summary_when_interrupted(args, outcome, journal.summary, total):
                 with Progress(todo, "sending", quiet=quiet) as progress:
-                    send_journal(
+                    journal.send(
                         client,
-                        journal,
                         chunk=args.chunk,
                         resend_unknown=args.resend_unknown,
-                        tick=progress.tick,
-                        hook=hook,
-                        results_file=results_file,
                         resend_unknown_without_ids=args.resend_unknown_without_ids,
-                        outcome=outcome,
+                        progress=progress.tick,
+                        results_file=results_file,
+                        summary=outcome,
                     )
         finally:
             if results_file is not None:
@@ -424,8 +422,6 @@ def _load_input(
     A journal already loaded is only bound to the input again (``bind`` refuses
     another once anything was sent, and empties the journal while nothing was).
     """
-    from ._run import load_journal
-
     fmt = source.fmt
     if journal.loaded is not None:
         journal.bind(_fingerprint(args, fmt))
@@ -436,15 +432,15 @@ def _load_input(
         journal.restart_load()
         hashed: dict[str, str] = {}
         with Progress(None, "journaling input", quiet=quiet) as progress:
-            return load_journal(
-                journal, source.rows(hashed), tick=lambda n, note: progress.update(n),
+            return journal.load_input(
+                source.rows(hashed), progress=lambda n, note: progress.update(n),
                 transliterate=args.transliterate,
                 bind=lambda: _fingerprint(args, fmt, hashed),
             )
     journal.bind(_fingerprint(args, fmt))
     with Progress(None, "journaling input", quiet=quiet) as progress:
-        return load_journal(journal, source.rows(), tick=lambda n, note: progress.update(n),
-                            transliterate=args.transliterate)
+        return journal.load_input(source.rows(), progress=lambda n, note: progress.update(n),
+                                  transliterate=args.transliterate)
 
 
 def _show_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:

@@ -49,7 +49,7 @@ def _status_table(summary: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """``hpgfast status``."""
-    from ._run import follow
+    from ..journal._follow import follow
 
     ids = list(args.ids)
     if args.file:

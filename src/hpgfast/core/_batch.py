@@ -38,7 +38,7 @@ from .._wire import Code
 from ..codec import encode_params, sent_ids
 from ..exceptions import HPGError, MessageError, ProtocolError
 from ._coding import CodingError, decode_body, reply_cap
-from ._events import SENT, Failure, Reply, RequestFinished, RequestStarting
+from ._events import SENT, Failure, Reply, RequestFinished, RequestStarting, Subscriber
 from ._ids import request_prefix
 from ._operations import Encode, Operation, operation
 from ._results import StatusFailure
@@ -175,6 +175,7 @@ class Request:
         "attempt",
         "end",
         "facts",
+        "held",
         "ids",
         "max_reply",
         "not_before",
@@ -205,6 +206,9 @@ class Request:
         self.after_429 = False
         #: What the rules need to know of it, made when first asked (``Batch._facts``).
         self.facts: Optional[RequestFacts] = None
+        #: Its ``RequestStarting``, while the blocking subscribers have yet to hear of
+        #: it (``Batch.begin_line(hold=True)``, then ``Batch.start_held``).
+        self.held: Optional[RequestStarting] = None
 
     def __repr__(self) -> str:
         return f"<hpgfast Request items {self.start}..{self.end - 1} attempt {self.attempt}>"
@@ -229,10 +233,15 @@ class Batch:
         shown: str,
         max_bytes: int,
         holes: Optional[list[int]] = None,
+        subscribers: Sequence[Subscriber] = (),
     ) -> None:
         self.exchange = exchange
         settings = exchange.settings
-        self._subscribers = settings.subscribers  # read once a batch, used once a request
+        # Read once a batch, used once a request: the client's, then the call's own.
+        self._subscribers: Sequence[Subscriber] = (
+            (*settings.subscribers, *subscribers) if subscribers else settings.subscribers
+        )
+        self._blocking = any(getattr(s, "blocking", False) for s in self._subscribers)
         self._holes = holes
         #: Indexes of the messages sent transliterated (``Settings.transliterate``).
         self.transliterated: list[int] = []
@@ -342,13 +351,16 @@ class Batch:
             request.ids = self._ids(request)
         self.results[request.start : request.end] = fill(self._facts(request), code, error)
 
-    def begin_line(self, request: Request, now: float) -> Optional[bytes]:
+    def begin_line(self, request: Request, now: float, *, hold: bool = False) -> Optional[bytes]:
         """The request line's first bytes for ``request`` (``GET <target>``, as the
         transport writes it), or ``None`` when it must not be sent.
 
         Called once, just before the request's first byte, in the thread or task
         that sends it: the subscribers hear of it here. ``None`` (the batch stopped,
-        or a subscriber raised) leaves the request's items ``not-sent``.
+        or a subscriber raised) leaves the request's items ``not-sent``. ``hold``
+        (an event loop's transport): the ``blocking`` subscribers are not called
+        here; the event waits in ``request.held`` for ``start_held``, which the
+        transport runs in a worker thread and awaits before the first byte.
         """
         if self.stopped:
             self._settle(request, _NOT_SENT, self.down)
@@ -372,13 +384,41 @@ class Batch:
             )
             try:
                 for subscriber in subscribers:
-                    subscriber.request_starting(event)
+                    if hold and getattr(subscriber, "blocking", False):
+                        request.held = event
+                    else:
+                        subscriber.request_starting(event)
             except BaseException as exc:
+                request.held = None
                 if self.fatal is None:
                     self.fatal = exc
                 self._settle(request, _NOT_SENT, None)
                 return None
         return line
+
+    def start_held(self, request: Request) -> bool:
+        """Tell the blocking subscribers of ``request`` (held by ``begin_line``).
+
+        Run by an event loop's transport in a worker thread, awaited before the
+        request's first byte. False (the request must not be sent; its items are
+        ``not-sent``) when one of them raised, or the batch stopped meanwhile.
+        """
+        event, request.held = request.held, None
+        if event is None:
+            return True
+        if self.stopped:
+            self._settle(request, _NOT_SENT, self.down)
+            return False
+        try:
+            for subscriber in self._subscribers:
+                if getattr(subscriber, "blocking", False):
+                    subscriber.request_starting(event)
+        except BaseException as exc:
+            if self.fatal is None:
+                self.fatal = exc
+            self._settle(request, _NOT_SENT, None)
+            return False
+        return True
 
     def stop(self, exc: BaseException) -> None:
         """Stop the batch with ``exc`` (an interrupt): no request starts after this.

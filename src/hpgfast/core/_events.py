@@ -117,6 +117,14 @@ class Subscriber:
     ``request_finished`` stops the batch too, after that request's results are kept.
     """
 
+    #: True for a subscriber whose ``request_starting`` blocks on I/O (a journal's
+    #: commit, an fsync): an ``AsyncClient`` then runs it in a worker thread of the
+    #: loop's default executor and awaits it, so the event loop never waits on it;
+    #: the request still leaves only after it returned. A ``Client`` calls it in the
+    #: sending thread either way. ``request_finished`` always runs in the loop: keep
+    #: it quick (and off any lock the blocking part holds).
+    blocking: bool = False
+
     def request_starting(self, event: RequestStarting) -> None:
         """Called before the first byte of a request leaves."""
 

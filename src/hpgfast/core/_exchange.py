@@ -15,6 +15,7 @@ from .._records import Params
 from .._wire import Code
 from ..codec import encode_params
 from ._batch import Batch, room, target_head
+from ._events import Subscriber
 from ._operations import OPERATIONS, SEND, Operation, operation
 from ._policy import RateLimit, RetryPolicy
 
@@ -108,12 +109,14 @@ class Exchange:
         items: Sequence[Any],
         params: Optional[Params],
         sink: Optional[list[Any]] = None,
+        subscribers: Sequence[Subscriber] = (),
     ) -> Batch:
         """Plan a ``SEND`` or ``STATUS`` batch: validated and cut into requests.
 
         ``op``: the ``Operation``, or its wire name (``"send"``, ``"status"``),
         chosen here once for the whole batch. ``sink``: a list ``finish()`` fills
-        with the results, returned or raised. Raises ``MessageError`` (naming the
+        with the results, returned or raised. ``subscribers``: this batch's own,
+        heard after the settings' ones. Raises ``MessageError`` (naming the
         item) before anything is sent.
         """
         if sink is not None and not isinstance(sink, list):
@@ -133,7 +136,7 @@ class Exchange:
                 "after the URL, credentials and parameters"
             )
         items, transliterated, holes = op.prepare(items, self.settings.transliterate)
-        batch = Batch(self, op, items, head, shown, max_bytes, holes)
+        batch = Batch(self, op, items, head, shown, max_bytes, holes, subscribers)
         batch.transliterated = transliterated
         batch.sink = sink
         return batch

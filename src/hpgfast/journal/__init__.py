@@ -10,16 +10,25 @@ concern, one module each, so that each can be read alone:
   any moment safe (the safety argument is that module's docstring);
 - ``_statuses``: delivery statuses, polled or pushed, and their history;
 - ``_reading``: counts, summaries, rows and costs for reports;
-- ``_errors``: the ``JournalError`` tree;
 - ``_pg`` and ``_pg_schema``: ``PostgresJournal``, the same interface in a
   PostgreSQL database shared by a fleet of senders (psycopg imported when one is
-  opened: the ``postgres`` extra).
+  opened: the ``postgres`` extra);
+- ``_sender``: sending what the journal holds through a ``Client`` or an
+  ``AsyncClient`` (``Journal.send``, ``send_async``), exactly once;
+- ``_follow``: following delivery statuses, recording pushed reports;
+- ``_errors``: the ``JournalError`` tree.
+
+``open_journal(target)`` opens a journal by a path (this SQLite engine) or a
+``postgresql://`` URL (the shared engine, ``_pg``, with the ``postgres`` extra).
 
 ``Journal`` is those parts together; each part is a subclass of the file's class,
 so every part reads and writes through the same connection, mutex and transactions.
 """
 
 from __future__ import annotations
+
+import os
+from typing import Any, Union
 
 from ._errors import (
     JournalAccessDenied,
@@ -31,6 +40,7 @@ from ._errors import (
     JournalStorageError,
     JournalUnavailable,
 )
+from ._follow import FollowSummary, _Following
 from ._load import _Loading, file_fingerprint, message_costs
 from ._pg import PostgresJournal
 from ._reading import ROW_COLUMNS as ROW_COLUMNS
@@ -41,6 +51,8 @@ from ._schema import ID_LINE_LENGTH as ID_LINE_LENGTH
 from ._schema import ID_PREFIX_LENGTH as ID_PREFIX_LENGTH
 from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
 from ._send import _Sending
+from ._sender import DEFAULT_CHUNK as DEFAULT_CHUNK
+from ._sender import Progress, ResultsWriter, SendSummary, _Sender
 from ._statuses import _Statuses
 
 # ``ROW_COLUMNS``, ``FINAL_STATUS_CODES``, ``SCHEMA_VERSION`` and the clientId lengths
@@ -49,6 +61,7 @@ __all__ = [
     "FINAL_STATES",
     "SENDABLE_STATES",
     "STATES",
+    "FollowSummary",
     "Journal",
     "JournalAccessDenied",
     "JournalClaimLost",
@@ -59,14 +72,25 @@ __all__ = [
     "JournalStorageError",
     "JournalUnavailable",
     "PostgresJournal",
+    "Progress",
+    "ResultsWriter",
+    "SendSummary",
     "State",
     "file_fingerprint",
     "message_costs",
+    "open_journal",
 ]
 
 
-class Journal(_Loading, _Sending, _Statuses, _Reading):
-    """A send run's journal in one SQLite file (created if missing).
+class Journal(_Loading, _Sending, _Statuses, _Reading, _Sender, _Following):
+    """A journal in one SQLite file (created if missing): exactly-once sending.
+
+    ``add`` messages (with keys of yours: idempotent), ``send(client)`` or ``await
+    send_async(aclient)`` what is pending, read outcomes with ``by_key``,
+    ``by_line``, ``rows``, ``counts`` and ``summary``, and statuses with ``follow``
+    and ``record_reports`` (docs/journal.md, "The journal in your own code").
+    ``open_journal`` opens one by a path, or a shared one by a ``postgresql://``
+    URL, with the same methods.
 
     Args:
         path: the journal file; ``-wal`` and ``-shm`` files appear beside it. It
@@ -95,3 +119,30 @@ class Journal(_Loading, _Sending, _Statuses, _Reading):
             not show every commit its last sender made (see ``path``); the message
             names the path last used.
     """
+
+
+def open_journal(target: Union[str, os.PathLike[str]], **options: Any) -> Any:
+    """Open a journal: a path -> the SQLite ``Journal``; a URL -> the shared engine.
+
+    ``target`` is a file path (``str`` or ``os.PathLike``), opened as
+    ``Journal(target, **options)`` (``synchronous``, ``lock``, ``final_statuses``,
+    ``create``), or a ``postgresql://`` (or ``postgres://``) URL, opened as
+    ``PostgresJournal(target, **options)``: one journal shared by a fleet of
+    senders (it needs ``pip install 'hpgfast[postgres]'``). Both have the same
+    methods (``add``, ``send``, ``send_async``, ``by_key``, ``follow``...) and
+    are context managers.
+
+    Raises:
+        JournalError: the target cannot be opened as a journal (see ``Journal``),
+            or a URL while the ``postgres`` extra is not installed.
+    """
+    if isinstance(target, str) and target.split(":", 1)[0].lower() in ("postgresql", "postgres"):
+        # psycopg is imported when the engine opens a journal; without it, the
+        # JournalError names the postgres extra.
+        return PostgresJournal(target, **options)
+    if isinstance(target, str) and "://" in target:
+        scheme = target.split("://", 1)[0]
+        raise JournalError(
+            f"a journal is a file path or a postgresql:// URL, not a {scheme}:// URL"
+        )
+    return Journal(target, **options)

@@ -163,22 +163,29 @@ class JournalAccessDenied(JournalUnavailable):
 
 
 class JournalClaimLost(JournalError):
-    """Lines this sender claimed are another sender's now (its lease lapsed meanwhile).
+    """This sender may no longer send messages it had claimed (a shared journal).
 
     A fleet's journal (PostgreSQL) lets a sender hold the rows it claimed while its
-    lease lasts; a sender that stalled past it (a pause, a lost network) may find
-    that another sender claimed some of them, or that their in-flight marks became
-    ``unknown``. Nothing of the request about to go was marked, so none of it may be
-    sent: the sender stops and starts over from the journal. ``lines`` are the
-    lines no longer this sender's, ascending.
+    lease lasts. Raised before a request's first byte when the claim would run out
+    before the request could end (less than ``request_deadline + connect_timeout``
+    left: ``why`` says so), or when a sender that stalled past its lease finds some
+    of its lines claimed by another sender or their in-flight marks turned
+    ``unknown`` (``lines``, ascending). The request is not sent; its messages stay
+    sendable (or ``unknown``, if their mark lapsed). A journal in one file (SQLite)
+    holds its claim as long as it is open, and never raises it.
     """
 
-    def __init__(self, path: str, lines: Sequence[int]) -> None:
-        super().__init__(path, list(lines))
+    def __init__(self, path: str, lines: Sequence[int] = (), why: Optional[str] = None) -> None:
+        super().__init__(path, list(lines), why)
         self.path = path
         self.lines = list(lines)
+        self.why = why
 
     def __str__(self) -> str:
+        if self.why is not None:
+            return f"journal {self.path}: {self.why}"
+        if not self.lines:
+            return self.path
         return (
             f"journal {self.path}: this sender's lease lapsed and {len(self.lines):,} "
             f"of the lines it was about to send are no longer its own: lines "

@@ -31,6 +31,10 @@ _INSERT = (
     "INSERT INTO messages (line, address, text, subject, client_id, params) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
+_INSERT_KEYED = (
+    "INSERT INTO messages (line, address, text, subject, client_id, params, key) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 _INSERT_COST = (
     "INSERT OR REPLACE INTO costs (line, segments, encoding, transliterated) VALUES (?, ?, ?, ?)"
 )
@@ -90,6 +94,22 @@ def _params_json(params: Any) -> Optional[str]:
         return None
     pairs = params.items() if isinstance(params, Mapping) else params
     return json.dumps(dict(pairs), ensure_ascii=False, separators=(",", ":"))
+
+
+def _keyed(item: Any) -> tuple[Optional[str], Message]:
+    """``(key or None, Message)`` of one item given to ``Journal.add``."""
+    if isinstance(item, Message):
+        return None, item
+    if not isinstance(item, tuple):
+        raise TypeError(
+            f"a Message, a message tuple or a (key, message) pair, got {type(item).__name__}"
+        )
+    if len(item) == 2 and isinstance(item[1], tuple):
+        key, message = item
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"a message's key must be a str, got {type(key).__name__}")
+        return key, message if isinstance(message, Message) else Message(*message)
+    return None, Message(*item)
 
 
 def _anything_sent(db: sqlite3.Connection) -> bool:
@@ -198,6 +218,75 @@ class _Loading(_JournalFile):
             flush()
             count += len(buffer)
         return count
+
+    def add(
+        self,
+        items: Iterable[Union[Message, tuple[Any, ...]]],
+        *,
+        transliterate: bool = False,
+        batch: int = 10_000,
+    ) -> int:
+        """Append messages after the last line, ``pending``; returns how many were added.
+
+        ``items`` are messages (``Message``, or a tuple ``(address, text[, subject[,
+        client_id[, params]]])``) or ``(key, message)`` pairs. A key is a ``str`` of
+        yours (an order id), unique in the journal: an item whose key the journal
+        already holds (or an earlier item of the same call) is skipped, so feeding
+        the same rows again adds nothing twice. Messages without a key are always
+        added. Written ``batch`` per transaction, each message's cost in segments
+        with it (``transliterate``: counted as ``Client(transliterate=True)`` sends
+        it); a crash loses at most the batch being written, and adding again with
+        keys resumes. ``by_key(key)`` then finds a message and its outcome.
+        """
+        added = 0
+        block: list[tuple[Optional[str], Message]] = []
+        for item in items:
+            block.append(_keyed(item))
+            if len(block) >= batch:
+                added += self._add_block(block, transliterate)
+                block = []
+        if block:
+            added += self._add_block(block, transliterate)
+        return added
+
+    def _add_block(
+        self, block: Sequence[tuple[Optional[str], Message]], transliterate: bool
+    ) -> int:
+        counted = message_costs(
+            [(i, m) for i, (_, m) in enumerate(block)], transliterate=transliterate
+        )
+        costs = {cost[0]: cost[1:] for cost in counted}  # by index in the block
+        keys = list({k for k, _ in block if k is not None})
+        with self._transaction() as db:
+            taken: set[str] = set()
+            for i in range(0, len(keys), 500):  # within SQLite's bound on parameters
+                part = keys[i : i + 500]
+                taken.update(
+                    str(r[0]) for r in db.execute(
+                        f"SELECT key FROM messages WHERE key IN ({', '.join('?' * len(part))})",
+                        part,
+                    )
+                )
+            last = int(db.execute("SELECT MAX(line) FROM messages").fetchone()[0] or 0)
+            line = last
+            rows: list[tuple[Any, ...]] = []
+            cost_rows: list[tuple[Any, ...]] = []
+            for i, (key, message) in enumerate(block):
+                if key is not None:
+                    if key in taken:
+                        continue
+                    taken.add(key)
+                line += 1
+                address, text, subject, client_id, params = message
+                rows.append((line, address, text, subject, client_id, _params_json(params), key))
+                if i in costs:
+                    cost_rows.append((line, *costs[i]))
+            if rows:
+                # Counts left by an input a rebind emptied (see ``load``).
+                db.execute("DELETE FROM costs WHERE line > ?", (last,))
+                db.executemany(_INSERT_KEYED, rows)
+                db.executemany(_INSERT_COST, cost_rows)
+        return len(rows)
 
     def restart_load(self) -> None:
         """Empty a load that was cut short, so the input is read again from its start.

@@ -32,6 +32,9 @@ ROW_COLUMNS = (
     "updated_at",
 )
 
+#: The keys of ``by_line()`` and ``by_key()``: the row and the caller's key.
+_ROW_DICT = (*ROW_COLUMNS, "key")
+
 
 class _Reading(_JournalFile):
     """What the journal holds, read for reports: counts, summary, rows, costs."""
@@ -100,12 +103,28 @@ class _Reading(_JournalFile):
             after = block[-1][0]
 
     def by_line(self, line: int) -> Optional[dict[str, Any]]:
-        """One row as a dict (``ROW_COLUMNS``), or None."""
+        """One message and its outcome as a dict (``ROW_COLUMNS`` and ``key``), or None.
+
+        ``state`` is where it stands (``State``); ``provider_id`` the platform's id
+        once accepted; ``code`` the platform's answer (or ``not-sent``,
+        ``unknown``); ``status``, ``status_time`` its last delivery status;
+        ``reason`` why (an undelivered reason, an invalid input...); ``key`` the
+        caller's key given to ``add`` (None without one).
+        """
+        return self._row_where("line = ?", line)
+
+    def by_key(self, key: str) -> Optional[dict[str, Any]]:
+        """The message added with ``key`` (``add``), as ``by_line`` shows it; or None."""
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a str, got {type(key).__name__}")
+        return self._row_where("key = ?", key)
+
+    def _row_where(self, where: str, value: Any) -> Optional[dict[str, Any]]:
         with self._mutex:
             row = self._db.execute(
-                f"SELECT {', '.join(ROW_COLUMNS)} FROM journal WHERE line = ?", (line,)
+                f"SELECT {', '.join(_ROW_DICT)} FROM journal WHERE {where}", (value,)
             ).fetchone()
-        return None if row is None else dict(zip(ROW_COLUMNS, row))
+        return None if row is None else dict(zip(_ROW_DICT, row))
 
     def cost_totals(self) -> dict[str, Any]:
         """Segments recorded in ``costs``: in all, by encoding and by state.

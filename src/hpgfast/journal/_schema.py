@@ -27,11 +27,13 @@ from .._records import SendResult
 from .._wire import ID_ALPHABET, Code
 from ..exceptions import RequestRejected
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 #: Versions this code opens, each with the step that brings it to the next.
 #: 1 -> 2: a clientId prefix per journal (``id_prefix`` in meta); the schema of the
 #: tables is unchanged, so the step only adds the prefix.
-_MIGRATIONS = ("1",)
+#: 2 -> 3: ``messages.key``, the caller's own key of a message (``Journal.add``),
+#: unique where given, NULL for the rows loaded before; the ``journal`` view shows it.
+_MIGRATIONS = ("1", "2")
 
 #: Random characters of a journal's clientId prefix (65 bits of [0-9A-Za-z]).
 ID_PREFIX_LENGTH = 11
@@ -140,14 +142,25 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 """
-_SCHEMA = _META_SCHEMA + f"""
+_VIEW = f"""
+CREATE VIEW IF NOT EXISTS journal AS
+    SELECT m.line, m.address, m.text, m.subject, m.client_id, m.params,
+           COALESCE(o.state, '{State.PENDING}') AS state, o.provider_id, o.code,
+           o.status, o.status_time, o.reason, o.status_source, o.updated_at, m.key
+    FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line;
+"""
+# A unique index, not a UNIQUE column: ALTER TABLE cannot add one (2 -> 3); NULLs
+# (rows without a key) are distinct in it. Made once the column exists.
+_KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS messages_key ON messages(key)"
+_SCHEMA = _META_SCHEMA + """
 CREATE TABLE IF NOT EXISTS messages (
     line      INTEGER PRIMARY KEY,   -- 1-based number of the message in the input
     address   TEXT NOT NULL,
     text      TEXT NOT NULL,
     subject   TEXT,
     client_id TEXT,
-    params    TEXT                   -- JSON object of extra parameters, or NULL
+    params    TEXT,                  -- JSON object of extra parameters, or NULL
+    key       TEXT                   -- the caller's key (Journal.add), unique, or NULL
 );
 CREATE TABLE IF NOT EXISTS outcomes (
     line          INTEGER PRIMARY KEY REFERENCES messages(line),
@@ -160,12 +173,7 @@ CREATE TABLE IF NOT EXISTS outcomes (
     status_source TEXT,              -- poll or push
     updated_at    REAL NOT NULL      -- Unix time of the row's last change
 );
-CREATE VIEW IF NOT EXISTS journal AS
-    SELECT m.line, m.address, m.text, m.subject, m.client_id, m.params,
-           COALESCE(o.state, '{State.PENDING}') AS state, o.provider_id, o.code,
-           o.status, o.status_time, o.reason, o.status_source, o.updated_at
-    FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line;
--- Messages sent before the journal recorded clientIds (schema 1) and in flight or
+""" + _VIEW + """-- Messages sent before the journal recorded clientIds (schema 1) and in flight or
 -- unknown when it was migrated: their first clientId is not known, so a resend under
 -- the journal's own id could be accepted twice. Filled once, by the migration.
 CREATE TABLE IF NOT EXISTS ids_not_recorded (
@@ -211,6 +219,8 @@ def _create_tables(db: sqlite3.Connection) -> None:
     """Make the tables a journal of this schema has (those it has already are kept)."""
     db.executescript(_SCHEMA)
     db.executescript(_COSTS_SCHEMA)
+    if any(row[1] == "key" for row in db.execute("PRAGMA table_info(messages)")):
+        db.execute(_KEY_INDEX)  # else the migration to 3 adds the column, then the index
 
 
 def _write_meta(db: sqlite3.Connection, values: Mapping[str, str]) -> None:
@@ -237,6 +247,15 @@ def _migrate(db: sqlite3.Connection, version: str) -> None:
             (State.IN_FLIGHT, State.UNKNOWN),
         )
         _write_meta(db, {"schema_version": "2", "id_prefix": _new_id_prefix()})
+        version = "2"
+    if version == "2":
+        # 2 -> 3: the caller's keys. The old rows have none (NULL).
+        if not any(row[1] == "key" for row in db.execute("PRAGMA table_info(messages)")):
+            db.execute("ALTER TABLE messages ADD COLUMN key TEXT")
+        db.execute("DROP VIEW IF EXISTS journal")
+        db.execute(_VIEW.strip().rstrip(";"))  # (executescript would commit)
+        db.execute(_KEY_INDEX)
+        _write_meta(db, {"schema_version": "3"})
 
 
 def _new_id_prefix() -> str:

@@ -47,6 +47,7 @@ id) takes ``resend_unknown_without_ids`` (see ``Journal.recover``).
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -98,13 +99,22 @@ class _Sending(_JournalFile):
         platform that refuses repeated clientIds refuses those it has, since a
         message is resent with the clientId it went out with).
 
+        Recovering is what a sender does first, so a journal opened without the
+        sender's lock (``lock=False``, ``open_journal``'s default) takes it here,
+        and keeps it until it is closed: another process's rows ``in_flight`` are
+        its requests on the wire, not a crash's leftovers.
+
         Raises:
+            JournalLocked: another process holds the sender's lock (it is sending).
             JournalIdsNotRecorded: ``resend_unknown`` and some unknown messages went
                 out before the journal recorded clientIds (a journal migrated from
                 schema 1): a resend would carry a new id. Nothing is changed.
                 ``resend_unknown_without_ids`` (which implies ``resend_unknown``)
                 resends them all the same.
         """
+        if self._lock_file is None and not self._marked_unclean:
+            self._take_lock()
+            self._mark_unclean()
         resend_unknown = resend_unknown or resend_unknown_without_ids
         now = time.time()
         with self._transaction() as db:
@@ -131,6 +141,22 @@ class _Sending(_JournalFile):
         if lost:
             log.warning("journal %s: %d messages were in flight; now unknown", self.path, lost)
         return {"in_flight_to_unknown": lost, "unknown_to_pending": resent}
+
+    def lease_deadline(self) -> float:
+        """The ``time.monotonic()`` moment until which this sender holds its claims.
+
+        A journal in one file is claimed whole by the sender's lock for as long as
+        it is open: ``math.inf``. (A shared journal's claims have a lease, renewed
+        as it marks; the send hook refuses to let a request leave without enough of
+        it left.)
+        """
+        return math.inf
+
+    def release(self) -> None:
+        """Un-claim the rows this sender read and did not send (end of a run).
+
+        Nothing to do in one file: rows are not reserved, the lock is the claim.
+        """
 
     def next_chunk(self, size: int, *, after: int = 0) -> tuple[list[int], list[Message]]:
         """The next up to ``size`` sendable rows after line ``after``, as (lines, messages).

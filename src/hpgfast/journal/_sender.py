@@ -1,0 +1,563 @@
+"""Sending what a journal holds, through a ``Client`` or an ``AsyncClient``: exactly once.
+
+Strategy: the journal's write order (``_send``) is the whole safety argument, and
+this module is the one place that keeps it, for the command line and for a library
+user alike. ``Journal.send(client)`` hands the client, per call, a hook
+(``_JournalHook``, ``send(..., subscribers=[hook])``) that the client runs before
+the first byte of each request: it marks that request's messages, and a few
+requests' worth ahead, ``in_flight`` together with the results of the requests that
+ended since, in one commit, and checks that the sender's claim on them (its lease)
+outlives the request. A client the user made, with settings and subscribers of its
+own, thus gets every guarantee ``hpgfast send --journal`` has:
+
+- the mark is committed before the request's first byte, the outcomes after it;
+- a process killed at any moment leaves at most ``W = 4 x concurrency`` requests'
+  messages ``in_flight`` (``unknown`` on the next run), never one sent twice;
+- an interrupt (Ctrl-C, SIGTERM, an asyncio cancellation) records what the client
+  knew (its ``.results``) and ``unknown`` only for requests cut on the wire;
+- a full disk (``JournalStorageError``) stops the run before anything unrecorded
+  leaves; the journal stays as its last commit left it.
+
+``send_async`` drives an ``AsyncClient`` the same way and never blocks its loop on
+the journal: the hook is a ``blocking`` subscriber, which the ``AsyncClient`` runs
+in a worker thread and awaits, and every other journal write of the run goes to the
+run's own writer thread.
+
+The engine is only reached through the interface both engines implement
+(``recover``, ``next_chunk``, ``advance``, ``settle_in_flight``, ``record_invalid``,
+``lease_deadline``, ``release``), so a shared journal (PostgreSQL) plugs in as is.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Optional
+
+from .._records import Message, SendResult
+from .._wire import SEND, Code
+from ..core import RequestFinished, RequestStarting, Subscriber
+from ..exceptions import HPGError, MessageError
+from ._errors import JournalClaimLost, JournalStorageError
+from ._schema import State
+from ._summary import Progress, ResultsWriter, SendSummary, _platform_down
+
+__all__ = ["DEFAULT_CHUNK", "Progress", "ResultsWriter", "SendSummary"]
+
+log = logging.getLogger("hpgfast.journal")
+
+#: Messages per chunk: one ``client.send()`` call, read from the journal at once.
+DEFAULT_CHUNK = 5_000
+
+#: Requests marked ``in_flight`` ahead of the one that triggers a mark, per request
+#: the client may have on the wire: one commit covers about this many requests (the
+#: journal's cost is a commit, an fsync, per mark). The crash window follows from it.
+AHEAD_PER_THREAD = 3
+
+
+def _no_progress(n: int, note: str) -> None:
+    pass
+
+
+class _JournalHook(Subscriber):
+    """Journals each SEND request as it goes, from the client's before-first-byte hook.
+
+    The client calls ``request_starting`` before a request's first byte (a
+    ``Client`` in the thread that sends it; an ``AsyncClient`` in a worker thread,
+    awaited: the hook is ``blocking``). When the request's messages are not marked
+    yet, the hook marks them, and the next ``AHEAD_PER_THREAD x concurrency``
+    requests' worth of messages, ``in_flight``, together with the results of the
+    requests that ended since the last commit, in one transaction (``advance``),
+    committed before it returns: the mark always precedes the bytes, and one commit
+    serves several requests. It then checks the sender's lease: with less than
+    ``request_deadline + connect_timeout`` of it left, the request is refused
+    (``JournalClaimLost``), not sent, and its messages stay sendable.
+
+    The window W: at any moment the rows ``in_flight`` on disk lie between the
+    oldest request on the wire at the last commit and the end of the marked span:
+    at most ``concurrency - 1`` requests started before it, the triggering request
+    and ``AHEAD_PER_THREAD x concurrency`` requests' worth ahead (measured in the
+    triggering request's size): fewer than ``W = 4 x concurrency`` requests. After
+    a SIGKILL those become ``unknown``; the ones never sent are at most that span.
+    """
+
+    blocking = True
+
+    def __init__(self, journal: Any) -> None:
+        self.journal = journal
+        self.concurrency = 1
+        #: Seconds a request may take from its first byte: its lease must last that.
+        self.margin = 0.0
+        # ``_lock`` is held through a commit; ``_done`` only to hand over results
+        # (``request_finished`` runs in an event loop: it must never wait on a commit).
+        self._lock = threading.Lock()
+        self._done = threading.Lock()
+        self._lines: Sequence[int] = ()
+        self._marked = 0
+        self._finished: list[tuple[Sequence[int], Sequence[SendResult]]] = []
+
+    @property
+    def window(self) -> int:
+        """W: the most requests whose messages can be ``in_flight`` on disk at once."""
+        return 4 * self.concurrency
+
+    def arm(self, lines: Sequence[int], client: Any) -> None:
+        """The journal lines of the batch about to be handed to ``client.send()``."""
+        self.concurrency = max(1, int(getattr(client, "concurrency", 1) or 1))
+        deadline = float(getattr(client, "request_deadline", 0.0) or 0.0)
+        self.margin = deadline + float(getattr(client, "connect_timeout", 0.0) or 0.0)
+        with self._lock, self._done:
+            self._lines = lines
+            self._marked = 0
+            self._finished = []
+
+    def _take_finished(self) -> list[tuple[Sequence[int], Sequence[SendResult]]]:
+        with self._done:
+            finished, self._finished = self._finished, []
+        return finished
+
+    def _give_back(self, finished: list[tuple[Sequence[int], Sequence[SendResult]]]) -> None:
+        with self._done:
+            self._finished = finished + self._finished
+
+    def request_starting(self, event: RequestStarting) -> None:
+        if event.op != SEND:
+            return
+        journal = self.journal
+        with self._lock:
+            # Held through the commit: a request whose messages are marked by
+            # another thread's commit waits for that commit to end.
+            if event.end > self._marked:
+                size = event.end - event.start
+                upto = min(
+                    len(self._lines),
+                    max(event.end, event.end + AHEAD_PER_THREAD * self.concurrency * size),
+                )
+                finished = self._take_finished()
+                try:
+                    journal.advance(self._lines[self._marked : upto], finished)
+                except BaseException:
+                    self._give_back(finished)
+                    raise
+                self._marked = upto
+        left = journal.lease_deadline() - time.monotonic()
+        if left < self.margin:
+            raise JournalClaimLost(
+                journal.path,
+                why=f"this sender's claim on its messages ends in "
+                f"{max(left, 0.0):.1f} s, less than the {self.margin:.1f} s a request may "
+                "take (request_deadline + connect_timeout): the request is not sent, and "
+                "its messages stay sendable"
+            )
+
+    def request_finished(self, event: RequestFinished) -> None:
+        if event.op != SEND:
+            return
+        # Written with the next mark (or when send() returns): one commit.
+        with self._done:
+            self._finished.append((self._lines[event.start : event.end], event.results))
+
+    def flush(self, results: Optional[Sequence[Optional[SendResult]]]) -> dict[str, int]:
+        """After ``send()`` returned or raised: write every result the client knew.
+
+        ``results`` (the batch's results, or an exception's ``.results``) settle
+        every row still ``in_flight``: accepted, rejected, ``not_sent`` for the
+        rows marked ahead that never left, ``unknown`` for requests cut. Without
+        them, the ended requests are written and the rest is ``unknown``.
+        Returns what the write of ``results`` did (counts by state), or ``{}``.
+        """
+        with self._lock:  # after any commit still running (a cancelled task's)
+            finished = self._take_finished()
+            lines, marked = self._lines, self._marked
+            if results is not None and len(results) == len(lines):
+                # The batch's results include every finished request's: one write.
+                return dict(self.journal.advance((), [(lines[:marked], results[:marked])]))
+            self.journal.advance((), finished)
+            self.journal.settle_in_flight(
+                lines[:marked], State.UNKNOWN, code=Code.UNKNOWN,
+                reason="interrupted while in flight",
+            )
+        return {}
+
+
+class _Run:
+    """One send run's steps, each a plain call that writes the journal.
+
+    ``Journal.send`` calls them in the caller's thread, around ``client.send()``;
+    ``Journal.send_async`` in the run's writer thread, around ``await
+    aclient.send()``. The next chunk is read by the writer while the client sends.
+    """
+
+    def __init__(
+        self,
+        journal: Any,
+        client: Any,
+        *,
+        chunk: int,
+        progress: Optional[Progress],
+        results_file: Optional[ResultsWriter],
+        summary: Optional[SendSummary],
+    ) -> None:
+        if chunk < 1:
+            raise ValueError(f"chunk must be at least 1, got {chunk}")
+        self.journal = journal
+        self.client = client
+        self.chunk = chunk
+        self.progress = progress or _no_progress
+        self.results_file = results_file
+        self.summary = SendSummary() if summary is None else summary
+        self.hook = _JournalHook(journal)
+        self.subscribers = (self.hook,)
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpgfast-journal")
+
+    def first(self) -> tuple[list[int], list[Message]]:
+        result: tuple[list[int], list[Message]] = self.journal.next_chunk(self.chunk)
+        return result
+
+    def hand_over(
+        self, lines: Sequence[int], messages: Sequence[Message]
+    ) -> Future[tuple[list[int], list[Message]]]:
+        """Arm the hook (and the results file) for a chunk; read the next one meanwhile."""
+        self.hook.arm(lines, self.client)
+        if self.results_file is not None:
+            self.results_file.arm(lines, messages)
+        return self.writer.submit(self.journal.next_chunk, self.chunk, after=lines[-1])
+
+    def answered(self, lines: Sequence[int], results: Sequence[SendResult]) -> bool:
+        """Record a chunk's results; True when they say the platform is down (stop)."""
+        summary = self.summary
+        summary.add(len(lines), results)
+        if self.results_file is not None:
+            self.results_file.settle(results)
+        summary.earlier(self.hook.flush(results))
+        if self.results_file is not None:
+            self.results_file.release()
+        summary.attempted += len(lines)
+        accepted = summary.states[State.ACCEPTED]
+        other = summary.attempted - accepted
+        self.progress(len(lines), f"accepted={accepted:,}" + (f" other={other:,}" if other else ""))
+        down = _platform_down(results) if summary.states[State.NOT_SENT] else None
+        if down is not None:
+            summary.error = down
+        return down is not None
+
+    def set_aside(
+        self, exc: MessageError, lines: Sequence[int], messages: Sequence[Message]
+    ) -> Optional[tuple[list[int], list[Message]]]:
+        """Make the message ``exc`` names ``invalid``; the chunk read again without it.
+
+        None when ``exc`` names none of the chunk's messages (raised on).
+        """
+        # Raised while planning: nothing of this batch was marked or left.
+        self.journal.settle_in_flight(lines, State.PENDING, code=None, reason=None)
+        if exc.index is None or not 0 <= exc.index < len(lines):
+            return None
+        self.journal.record_invalid(lines[exc.index], str(exc))
+        if self.results_file is not None:
+            self.results_file.invalid(lines[exc.index], messages[exc.index], str(exc))
+        self.summary.states[State.INVALID] += 1
+        again: tuple[list[int], list[Message]] = self.journal.next_chunk(
+            self.chunk, after=lines[0] - 1
+        )
+        return again
+
+    def storage_failed(self, exc: JournalStorageError) -> None:
+        """The journal cannot be written: the results file still gets what was known."""
+        if self.results_file is not None:
+            self.results_file.settle(getattr(exc, "results", None))
+
+    def stopped(self, exc: HPGError, lines: Sequence[int]) -> None:
+        """A send that failed for the whole run (auth, TLS, platform down, a lost claim)."""
+        carried, written = self._settle_cut(exc)
+        summary = self.summary
+        if carried is not None and len(carried) == len(lines):
+            summary.add(len(lines), carried)
+            summary.earlier(written)
+        else:
+            summary.states[State.UNKNOWN] += len(lines)
+        summary.attempted += len(lines)
+        summary.error = exc
+
+    def cut(self, exc: BaseException, lines: Sequence[int]) -> None:
+        """Interrupted (Ctrl-C, SIGTERM, a cancellation): what the client knew, recorded."""
+        carried, written = self._settle_cut(exc)
+        self.summary.cut(len(lines), carried)
+        self.summary.earlier(written)
+
+    def _settle_cut(
+        self, exc: BaseException
+    ) -> tuple[Optional[Sequence[Optional[SendResult]]], dict[str, int]]:
+        carried = getattr(exc, "results", None)
+        written = self.hook.flush(carried)
+        if self.results_file is not None:
+            self.results_file.settle(carried)
+            self.results_file.release()
+        return carried, written
+
+    def end(self) -> None:
+        """The run is over: un-claim what it did not send (a shared journal)."""
+        try:
+            _release(self.journal)
+        finally:
+            self.writer.shutdown(wait=True)
+
+
+def _release(journal: Any) -> None:
+    """``journal.release()``, best effort: a reservation left behind only waits for its
+    lease to lapse (its rows stay ``pending``), so a failure here must not hide the
+    error or the interrupt that ended the run."""
+    try:
+        journal.release()
+    except Exception as exc:
+        log.warning("journal %s: could not release the rows this run left: %s", journal.path, exc)
+
+
+def _run_sync(run: _Run) -> None:
+    """The chunk loop around ``client.send()``: until nothing is left, or a stop."""
+    client = run.client
+    lines, messages = run.first()
+    while lines:
+        upcoming = run.hand_over(lines, messages)
+        try:
+            results = client.send(messages, subscribers=run.subscribers)
+        except MessageError as exc:
+            upcoming.result()
+            again = run.set_aside(exc, lines, messages)
+            if again is None:
+                raise
+            lines, messages = again
+            continue
+        except JournalStorageError as exc:
+            run.storage_failed(exc)
+            raise
+        except HPGError as exc:
+            upcoming.result()
+            run.stopped(exc, lines)
+            return
+        except BaseException as exc:
+            # Interrupted (Ctrl-C, SIGTERM): the client's ``.results`` say what each
+            # message came to; only requests cut on the wire are unknown.
+            upcoming.cancel()
+            run.cut(exc, lines)
+            raise
+        try:
+            stop = run.answered(lines, results)
+        except (KeyboardInterrupt, SystemExit):
+            # Interrupted while the chunk's results were written (that commit was
+            # rolled back): they are known, so they are written before going on.
+            upcoming.cancel()
+            run.summary.interrupted = True
+            run.hook.flush(results)
+            raise
+        if stop:
+            upcoming.result()
+            return
+        lines, messages = upcoming.result()
+
+
+async def _run_async(run: _Run) -> None:
+    """``_run_sync`` around ``await aclient.send()``, each journal step in the writer."""
+    import asyncio  # here: a journal used without asyncio does not load it
+    aclient = run.client
+
+    async def step(fn: Callable[..., Any], *args: Any) -> Any:
+        # Shielded: a cancellation never cuts a journal write in the middle; the
+        # run ends after it (the write itself is one transaction either way).
+        return await asyncio.shield(asyncio.wrap_future(run.writer.submit(fn, *args)))
+
+    lines, messages = await step(run.first)
+    while lines:
+        upcoming = run.hand_over(lines, messages)
+        try:
+            results = await aclient.send(messages, subscribers=run.subscribers)
+        except MessageError as exc:
+            await asyncio.wrap_future(upcoming)
+            again = await step(run.set_aside, exc, lines, messages)
+            if again is None:
+                raise
+            lines, messages = again
+            continue
+        except JournalStorageError as exc:
+            run.storage_failed(exc)
+            raise
+        except HPGError as exc:
+            await asyncio.wrap_future(upcoming)
+            await step(run.stopped, exc, lines)
+            return
+        except BaseException as exc:
+            # Cancelled (or interrupted): what the client knew, recorded, then on.
+            upcoming.cancel()
+            await step(run.cut, exc, lines)
+            raise
+        if await step(run.answered, lines, results):
+            await asyncio.wrap_future(upcoming)
+            return
+        lines, messages = await asyncio.wrap_future(upcoming)
+
+
+class _Sender:
+    """``Journal.send`` and ``Journal.send_async``: a mixin of both engines.
+
+    It uses only the engine interface (``recover``, ``next_chunk``, ``advance``,
+    ``settle_in_flight``, ``record_invalid``, ``lease_deadline``, ``release``).
+    """
+
+    def send(
+        self,
+        client: Any,
+        *,
+        resend_unknown: bool = False,
+        resend_unknown_without_ids: bool = False,
+        chunk: int = DEFAULT_CHUNK,
+        progress: Optional[Progress] = None,
+        results_file: Optional[ResultsWriter] = None,
+        summary: Optional[SendSummary] = None,
+    ) -> SendSummary:
+        """Send every sendable message of the journal through ``client``: exactly once.
+
+        ``client`` is a ``hpgfast.Client`` made by the caller, with any settings
+        and subscribers. For each request ``client.send()`` makes, the journal
+        marks its messages ``in_flight`` and commits before the request's first
+        byte, and writes their outcomes after it ends (the hook goes on each call,
+        ``client.send(..., subscribers=[...])``; the client is not changed). A
+        process killed at any moment leaves at most ``4 x concurrency`` requests'
+        messages ``in_flight``; the next ``send()`` (of any process) makes them
+        ``unknown`` and sends only what certainly never went out.
+
+        Sendable: ``pending`` and ``not_sent`` messages (``unknown`` ones too with
+        ``resend_unknown``, at the risk of a second SMS; a platform that refuses
+        repeated clientIds answers ``error-id-not-unique`` for those it has, and
+        they become ``accepted_earlier``). ``resend_unknown`` is refused
+        (``JournalIdsNotRecorded``, nothing sent) for messages sent before the
+        journal recorded clientIds; ``resend_unknown_without_ids`` sends those too.
+
+        The run stops early, with ``summary.error`` set and the messages it did not
+        send still sendable, on a configuration failure (``AuthError``,
+        ``TLSError``...), a platform that cannot be reached, or a lost claim
+        (``JournalClaimLost``, a shared journal). A message that cannot be sent as
+        given is recorded ``invalid`` and the rest goes on.
+
+        Args:
+            client: the ``Client`` to send with.
+            resend_unknown: send ``unknown`` messages again.
+            resend_unknown_without_ids: as ``resend_unknown``, and also those sent
+                before the journal recorded clientIds (under a new id).
+            chunk: messages per ``client.send()`` call.
+            progress: called as ``progress(n, note)`` after each chunk.
+            results_file: each outcome is also written there as soon as it is
+                known (the command line's ``--results``; see ``ResultsWriter``).
+            summary: a ``SendSummary`` to count into: it holds the counts so far
+                when an exception propagates.
+
+        Returns:
+            The run's ``SendSummary``.
+
+        Raises:
+            JournalStorageError: the journal cannot be written (disk full): the run
+                stops; nothing unrecorded left; resume once there is room.
+            JournalIdsNotRecorded: see ``resend_unknown``.
+            MessageError: only for an error that names no message of the batch.
+            KeyboardInterrupt: Ctrl-C (or SIGTERM as the command line maps it):
+                what the client knew is recorded first, ``unknown`` only for
+                requests cut on the wire.
+        """
+        run = _Run(self, client, chunk=chunk, progress=progress,
+                   results_file=results_file, summary=summary)
+        start = time.perf_counter()
+        try:
+            run.summary.recovered = self.recover(  # type: ignore[attr-defined]
+                resend_unknown=resend_unknown,
+                resend_unknown_without_ids=resend_unknown_without_ids,
+            )
+            _run_sync(run)
+        finally:
+            try:
+                run.end()
+            finally:
+                run.summary.elapsed = time.perf_counter() - start
+        return run.summary
+
+    async def send_async(
+        self,
+        aclient: Any,
+        *,
+        resend_unknown: bool = False,
+        resend_unknown_without_ids: bool = False,
+        chunk: int = DEFAULT_CHUNK,
+        progress: Optional[Progress] = None,
+        results_file: Optional[ResultsWriter] = None,
+        summary: Optional[SendSummary] = None,
+    ) -> SendSummary:
+        """``send()`` through an ``hpgfast.AsyncClient``, awaited; the loop never blocks.
+
+        The same guarantees and arguments as ``send()``. Every journal write runs
+        off the event loop: the before-first-byte marks in a worker thread the
+        ``AsyncClient`` awaits (the hook is a ``blocking`` subscriber), the rest in
+        the run's own writer thread. A cancellation (``task.cancel()``,
+        ``asyncio.wait_for``, Ctrl-C under ``asyncio.run``) records what the
+        client knew, ``unknown`` only for requests cut on the wire, and propagates.
+        ``progress`` is called in the writer thread.
+        """
+        import asyncio
+
+        run = _Run(self, aclient, chunk=chunk, progress=progress,
+                   results_file=results_file, summary=summary)
+        start = time.perf_counter()
+        writer = run.writer
+        try:
+            run.summary.recovered = await asyncio.wrap_future(writer.submit(
+                self.recover,  # type: ignore[attr-defined]
+                resend_unknown=resend_unknown,
+                resend_unknown_without_ids=resend_unknown_without_ids,
+            ))
+            await _run_async(run)
+        finally:
+            try:
+                # After every write the run queued (one writer thread): awaiting it
+                # is waiting for them too, even after a cancellation.
+                await asyncio.shield(asyncio.wrap_future(writer.submit(_release, self)))
+            finally:
+                writer.shutdown(wait=False)  # its last job (release) is done or running
+                run.summary.elapsed = time.perf_counter() - start
+        return run.summary
+
+    def load_input(
+        self,
+        rows: Iterable[tuple[int, Message]],
+        *,
+        transliterate: bool = False,
+        bind: Optional[Callable[[], Mapping[str, str]]] = None,
+        progress: Optional[Progress] = None,
+    ) -> int:
+        """Put a whole numbered input in the journal (resuming a cut load); returns the total.
+
+        ``rows`` are ``(line, message)``, lines 1, 2, ...: the command line's way
+        (a file, read once). ``bind``, when given, is called once the rows are read
+        and its fingerprint bound (``bind``) before the load is marked finished, so
+        an input is hashed while it is loaded. Once finished, a journal is not
+        loaded again (``loaded``). To add messages of your own, with keys, at any
+        time, see ``add``.
+        """
+        loaded: Optional[int] = self.loaded  # type: ignore[attr-defined]
+        if loaded is not None:
+            return loaded
+        tick = progress or _no_progress
+        total: int = self.last_line  # type: ignore[attr-defined]
+        start = total
+
+        def counted() -> Iterator[tuple[int, Message]]:
+            nonlocal total
+            for line, message in rows:
+                total = line
+                if line > start and line % 10_000 == 0:
+                    tick(10_000, "")
+                yield line, message
+
+        self.load(counted(), transliterate=transliterate)  # type: ignore[attr-defined]
+        if bind is not None:
+            self.bind(bind())  # type: ignore[attr-defined]
+        self.finish_load(total)  # type: ignore[attr-defined]
+        return total
