@@ -665,6 +665,8 @@ def test_unique_client_ids_across_requests(conn_factory: list[Conn]) -> None:
             b"error-id-not-unique;y1;\nok;z1;1004\n"
         )
         assert ledger_ids(emu) == ["y1", None, "z1"]
+        # Counted: the fleet test's proof that no sender tried a message twice.
+        assert emu.repeated_client_ids == 2
     with pytest.raises(ValueError):
         Emulator(unique_client_ids=True, client_ids="ignore")
 
@@ -692,6 +694,7 @@ def test_unique_client_ids_under_concurrent_requests() -> None:
         oks = sum(body.count(b"ok;") for body in bodies)
         assert oks == 20 == len(emu.ledger)
         assert emu.ledger.duplicates("client_id") == {}
+        assert emu.repeated_client_ids == 4 * 10 * 20 - 20
 
 
 # -- command line ---------------------------------------------------------------------

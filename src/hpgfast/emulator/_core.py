@@ -53,6 +53,7 @@ class EmulatorCore:
     _account_lock: threading.Lock
     _balance: Optional[int]
     _seen_ids: set[str]
+    _repeated_ids: int
     # Push mode: the schedule of changes (under _push_lock), the counters (under
     # _lock), and an event that wakes the pushing thread early.
     _push_lock: threading.Lock

@@ -166,6 +166,7 @@ class Emulator(HttpServer, Platform, Pusher):
         self._balance = settings.balance
         self._account_lock = threading.Lock()
         self._seen_ids = set()
+        self._repeated_ids = 0
         self._tokens = settings.rate_burst
         self._tokens_at = time.monotonic()
         self._rate_limited = 0
@@ -343,6 +344,14 @@ class Emulator(HttpServer, Platform, Pusher):
             raise ValueError(f"balance must be a whole number >= 0 or None, got {value!r}")
         with self._account_lock:
             self._balance = value
+
+    @property
+    def repeated_client_ids(self) -> int:
+        """Messages answered ``error-id-not-unique`` because ``unique_client_ids`` found
+        their clientId accepted in an earlier request: each one a message some sender
+        tried a second time."""
+        with self._account_lock:
+            return self._repeated_ids
 
     @property
     def rate_limited(self) -> int:

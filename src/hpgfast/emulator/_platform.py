@@ -202,6 +202,7 @@ class Platform(EmulatorCore):
                 for n, code in enumerate(codes):
                     if code == Code.OK and ordered[n][1].get(CLIENT_ID) in seen:
                         codes[n] = Code.ERROR_ID_NOT_UNIQUE
+                        self._repeated_ids += 1
             left = self._balance
             if left is not None:
                 if left == 0:
