@@ -390,16 +390,3 @@ def test_transliterate_only_where_it_saves_segments(emu: Emulator) -> None:
     assert sent["79031234562"] == "Привет"
     assert sent["79031234563"] == messages[2].text
     assert sent["79031234564"] == "Plain ASCII text"
-
-
-def test_the_scaling_doc_snippet_runs(emu: Emulator) -> None:
-    import re
-    from pathlib import Path
-
-    doc = Path(__file__).resolve().parent.parent / "docs" / "scaling.md"
-    (block,) = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
-    namespace: dict[str, Any] = {}
-    exec(compile(block, str(doc), "exec"), namespace)
-    messages = [Message(m.address, m.text, "Shop") for m in numbered(10)]
-    results = namespace["send_part"](emu.url, emu.login, emu.password, messages, 5000)
-    assert all(r.ok for r in results) and len(emu.ledger) == 10
