@@ -27,11 +27,13 @@ masked (``PGPASSWORD`` and ``~/.pgpass`` work, as libpq reads them).
 
 from __future__ import annotations
 
+from ._follow import _Following
 from ._pg_claims import _PgClaims
 from ._pg_conn import BATCH, DEFAULT_CONNECT_TIMEOUT, DEFAULT_LEASE
 from ._pg_load import _PgLoading
 from ._pg_reading import _PgReading
 from ._pg_url import masked_url
+from ._sender import _Sender
 
 __all__ = [
     "BATCH",
@@ -42,7 +44,7 @@ __all__ = [
 ]
 
 
-class PostgresJournal(_PgLoading, _PgClaims, _PgReading):
+class PostgresJournal(_PgLoading, _PgClaims, _PgReading, _Sender, _Following):
     """A journal in a PostgreSQL database, shared by every sender that opens it.
 
     The same interface and states as ``Journal`` (the SQLite file), and what a fleet

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
 
 from .._records import Message
 from ._errors import JournalError, JournalMismatch
-from ._load import _params_json, message_costs
+from ._load import _keyed, _params_json, message_costs
 from ._pg_conn import BATCH, _PgConnection, log
 from ._pg_schema import LOCK_CLASS_LOAD, LOCK_KEY
 
@@ -220,17 +220,19 @@ class _PgLoading(_PgConnection):
 
     def add(
         self,
-        items: Iterable[Union[Message, tuple[str, Message]]],
+        items: Iterable[Union[Message, tuple[Any, ...]]],
         *,
         transliterate: bool = False,
+        batch: int = BATCH,
     ) -> int:
-        """Append messages after the last line; returns how many were added.
+        """Append messages after the last line, ``pending``; returns how many were added.
 
-        ``items`` are ``Message``s or ``(key, Message)`` pairs, ``key`` a str of the
-        caller's (an order id), unique in the journal: an item whose key the journal
-        has already (or that came earlier in ``items``) is skipped, so adding the
-        same items again adds nothing. One transaction per 10,000 items, under the
-        load lock (``loading()``).
+        ``items`` are as ``Journal.add`` takes them: messages (``Message``, or a
+        tuple ``(address, text[, subject[, client_id[, params]]])``) or ``(key,
+        message)`` pairs, ``key`` a str of the caller's (an order id), unique in the
+        journal: an item whose key the journal has already (or that came earlier in
+        ``items``) is skipped, so adding the same items again adds nothing. One
+        transaction per ``batch`` items, under the load lock (``loading()``).
         """
         added = 0
         with self.loading():
@@ -268,17 +270,10 @@ class _PgLoading(_PgConnection):
                 return len(rows)
 
             for item in items:
-                if isinstance(item, Message):
-                    pending.append((None, item))
-                else:
-                    key, message = item
-                    if not isinstance(key, str) or not isinstance(message, Message):
-                        raise TypeError(
-                            "add() takes Message or (key: str, Message) items, got "
-                            f"({type(key).__name__}, {type(message).__name__})"
-                        )
-                    pending.append((key, message))
-                if len(pending) >= BATCH:
+                # The SQLite engine's reading of an item (``_keyed``): a ``Message``
+                # is itself a tuple, so it is told from a (key, message) pair by type.
+                pending.append(_keyed(item))
+                if len(pending) >= batch:
                     added += flush()
             if pending:
                 added += flush()
