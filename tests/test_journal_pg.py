@@ -122,6 +122,39 @@ def test_recovery_in_flight_becomes_unknown(pg_journal_url: str, journal: Postgr
         assert again.next_chunk(100)[0] == list(range(1, 11))
 
 
+_KILLED_SENDER = """
+import sys, time
+from hpgfast.journal import PostgresJournal
+journal = PostgresJournal(sys.argv[1], lease=600)
+lines, _ = journal.next_chunk(5)
+journal.mark_in_flight(lines[:3])
+print("claimed", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_sender_on_this_machine_holds_nothing(
+    pg_journal_url: str, journal: PostgresJournal
+) -> None:
+    # What the SQLite journal knows from its lock, a sender knows of another one on
+    # the same machine from its process: once that is gone (SIGKILL), its claims
+    # and its rows in flight are settled at once, not after its 600 s lease. (A
+    # sender whose process lives keeps them until its lease lapses: see above.)
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_SENDER, pg_journal_url],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "claimed\n"
+        assert journal.next_chunk(100)[0] == [6, 7, 8, 9, 10]  # its claims are its own
+        journal.release()
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+    assert journal.recover() == {"in_flight_to_unknown": 3, "unknown_to_pending": 0}
+    assert [journal.by_line(i)["state"] for i in (1, 2, 3)] == ["unknown"] * 3  # type: ignore[index]
+    assert journal.next_chunk(100)[0] == [4, 5, 6, 7, 8, 9, 10]
+
+
 def test_changed_input_is_refused_once_anything_went_out(journal: PostgresJournal) -> None:
     assert journal.bind({"input_sha256": "other"}) is True  # nothing sent: rebinds
     assert journal.last_line == 0 and journal.loaded is None
@@ -308,6 +341,33 @@ def test_lease_is_validated(pg_journal_url: str) -> None:
     for bad in (0, -1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="lease"):
             PostgresJournal(pg_journal_url, lease=bad)
+
+
+def test_the_lease_outlasts_the_requests_of_the_client_a_run_sends_with(
+    pg_journal_url: str,
+) -> None:
+    # A sender lets a request leave only with more than request_deadline +
+    # connect_timeout of its lease left. A lease not given is made to fit the
+    # client of each run (a default Client's requests may take 300 + 10 s), so a
+    # journal and a client opened with their defaults send; a lease given is kept.
+    from hpgfast import Client
+    from hpgfast.emulator import Emulator
+
+    with Emulator(speed=None) as emu:
+        with PostgresJournal(pg_journal_url) as journal, \
+                Client(emu.url, "CLIENT", "P@ssw0rd") as client:
+            journal.add(m for _, m in _messages(5))
+            summary = journal.send(client)
+            assert summary.error is None and summary.states["accepted"] == 5
+            needed = client.request_deadline + client.connect_timeout
+            assert journal.lease > needed
+            assert journal.lease_deadline() - time.monotonic() > needed
+        with PostgresJournal(pg_journal_url, lease=45) as journal, \
+                Client(emu.url, "CLIENT", "P@ssw0rd", timeout=2) as client:
+            journal.add(m for _, m in _messages(5))
+            assert journal.send(client).states["accepted"] == 5
+            assert journal.lease == 45
+        assert len(emu.ledger) == 10
 
 
 _WITHOUT_PSYCOPG = """

@@ -102,12 +102,16 @@ def _keyed(item: Any) -> tuple[Optional[str], Message]:
         return None, item
     if not isinstance(item, tuple):
         raise TypeError(
-            f"a Message, a message tuple or a (key, message) pair, got {type(item).__name__}"
+            "add() takes a Message or a message tuple or a (key, message) pair, got "
+            f"{type(item).__name__}"
         )
     if len(item) == 2 and isinstance(item[1], tuple):
         key, message = item
         if key is not None and not isinstance(key, str):
-            raise TypeError(f"a message's key must be a str, got {type(key).__name__}")
+            raise TypeError(
+                "add() takes a Message or a (key, message) pair, its key a str, got "
+                f"({type(key).__name__}, {type(message).__name__})"
+            )
         return key, message if isinstance(message, Message) else Message(*message)
     return None, Message(*item)
 

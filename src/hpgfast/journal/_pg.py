@@ -69,6 +69,8 @@ class PostgresJournal(_PgLoading, _PgClaims, _PgReading, _Sender, _Following):
         lease: seconds a sender holds its claims without renewing them (> 0). A
             sender lets a request start only while more than its deadline and
             connect timeout of the lease is left, so make it longer than those.
+            None (the default): each run fits it to its client, those two plus
+            ``DEFAULT_LEASE`` (``fit_lease``).
         connect_timeout: seconds to wait for the server to answer a connection
             (libpq counts whole seconds, 2 at least); the URL's own wins.
         final_statuses: the delivery statuses after which nothing changes.

@@ -14,6 +14,8 @@ Strategy: what a single SQLite file gets from its ``flock`` a fleet gets from cl
   and the sender lets no request start that could outlive it;
 - a lapsed claim is no one's: a pending row becomes claimable again, an ``in_flight``
   one becomes ``unknown`` (``recover``, safe while others send), never ``pending``;
+  a claim of a sender whose process is gone, seen from the same machine, is lapsed
+  at once (``_dead_here``: what the SQLite journal's lock tells of a dead sender);
 - results are written only over the sender's own open rows (``in_flight``, or
   ``unknown`` after a lapse), so a late result never replaces a final state, nor a
   row another sender has claimed since; a batch of results is one statement over
@@ -22,6 +24,7 @@ Strategy: what a single SQLite file gets from its ``flock`` a fleet gets from cl
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -32,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from .._records import Message, SendResult
 from .._wire import Code
 from ._errors import JournalClaimLost
-from ._pg_conn import _PgConnection, log
+from ._pg_conn import DEFAULT_LEASE, _PgConnection, log
 from ._pg_schema import (
     FINAL_SQL,
     HELD_SQL,
@@ -51,6 +54,34 @@ if TYPE_CHECKING:
 _LOCK_CLASS_RECOVER = LOCK_CLASS_SCHEMA + 2
 
 
+@functools.cache
+def _machine() -> str:
+    """This machine, as ``senders.host`` records it: the host name, and on Linux the
+    kernel's boot id and this process's pid namespace, so that two senders with the
+    same ``host`` see each other's pids (see ``_PgClaims._dead_here``)."""
+    name = socket.gethostname()
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")  # pid:[4026531836]
+    except OSError:
+        return name
+    return f"{name} boot:{boot} {namespace}"
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine (True when in doubt)."""
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: it exists
+        return True
+    return True
+
+
 class _PgClaims(_PgConnection):
     """Claims and their lease, recovery of lapsed ones, and the send loop's writes."""
 
@@ -63,6 +94,20 @@ class _PgClaims(_PgConnection):
         """
         return self._lease_deadline
 
+    def fit_lease(self, request_time: float) -> None:
+        """Make the lease outlast a request of ``request_time`` seconds (a run's client's).
+
+        A sender lets a request start only with more than ``request_time``
+        (``request_deadline + connect_timeout``) of its lease left. A lease not
+        given at open is made ``request_time + DEFAULT_LEASE`` (the room for the
+        commits between requests), so a client's own settings decide, a default
+        ``Client``'s 310 s included; it applies from the next renewal on (the run's
+        first mark renews it before any byte). A lease given is kept: a request it
+        cannot cover is refused (``JournalClaimLost``), not sent.
+        """
+        if not self._lease_given:
+            self.lease = max(float(request_time), 0.0) + DEFAULT_LEASE
+
     def _renew(self, conn: psycopg.Connection[Any]) -> float:
         """This sender's lease from now on the server's clock; returns its seconds."""
         self._claimed = True
@@ -74,11 +119,31 @@ class _PgClaims(_PgConnection):
             {
                 "me": self.sender_id,
                 "lease": self.lease,
-                "host": socket.gethostname(),
+                "host": _machine(),
                 "pid": os.getpid(),
             },
         ).fetchone()
         return float(row[0]) if row is not None else 0.0
+
+    def _dead_here(self, conn: psycopg.Connection[Any]) -> list[str]:
+        """Senders of this machine whose process is gone: their claims are over.
+
+        What the SQLite journal knows from its lock (released when its holder dies),
+        a sender knows of another one on the same machine (the same boot and pid
+        namespace: ``_machine``) from its process: a process that no longer exists
+        sends nothing more, and its connection is gone with it, so its lease need
+        not be waited out. A pid in use again (by any process) counts as alive:
+        the doubt waits for the lease. Senders elsewhere lapse with their lease only.
+        """
+        machine = _machine()
+        if " boot:" not in machine:
+            return []  # no proof of identity here: the lease decides
+        found = conn.execute(
+            "SELECT id, pid FROM senders WHERE host = %s AND id <> %s "
+            "AND lease_until >= now() AND pid IS NOT NULL",
+            (machine, self.sender_id),
+        ).fetchall()
+        return [str(sender) for sender, pid in found if not _running(int(pid))]
 
     def next_chunk(self, size: int, *, after: int = 0) -> tuple[list[int], list[Message]]:
         """Claim the next up to ``size`` sendable rows after line ``after`` for this sender.
@@ -103,9 +168,9 @@ class _PgClaims(_PgConnection):
                 lapsed = [
                     str(r[0])
                     for r in conn.execute(
-                        "SELECT id FROM senders WHERE lease_until < now() AND id <> %s "
-                        "ORDER BY id FOR SHARE",
-                        (self.sender_id,),
+                        "SELECT id FROM senders WHERE (lease_until < now() OR id = ANY(%s)) "
+                        "AND id <> %s ORDER BY id FOR SHARE",
+                        (self._dead_here(conn), self.sender_id),
                     )
                 ]
                 rows = conn.execute(
@@ -151,8 +216,9 @@ class _PgClaims(_PgConnection):
         """Settle what lapsed claims left: call before sending; safe while others send.
 
         Rows ``in_flight`` under a lease that lapsed (any sender's: it died, or
-        stalled past its lease) become ``unknown``, never ``pending``; those of live
-        senders are left alone. With ``resend_unknown`` every ``unknown`` row goes
+        stalled past its lease), or of a sender of this machine whose process is
+        gone, become ``unknown``, never ``pending``; those of live senders are left
+        alone. With ``resend_unknown`` every ``unknown`` row goes
         back to ``pending`` (unclaimed): it is sent again with the clientId it went
         out with. ``resend_unknown_without_ids`` is the same here: a PostgreSQL
         journal recorded every clientId from its start. Returns
@@ -166,7 +232,9 @@ class _PgClaims(_PgConnection):
             lapsed = [
                 str(r[0])
                 for r in conn.execute(
-                    "SELECT id FROM senders WHERE lease_until < now() ORDER BY id FOR UPDATE"
+                    "SELECT id FROM senders WHERE lease_until < now() OR id = ANY(%s) "
+                    "ORDER BY id FOR UPDATE",
+                    (self._dead_here(conn),),
                 )
             ]
             lost = 0

@@ -45,7 +45,9 @@ _P = TypeVar("_P", bound="_PgConnection")
 
 #: The rows of one load or add transaction (and of one ``rows()`` block).
 BATCH = 10_000
-#: The lease a sender holds its claims for, in seconds, unless told otherwise.
+#: The lease a sender holds its claims for, in seconds, unless told otherwise: and,
+#: when a run fits the lease to its client (``fit_lease``), what is added to the time
+#: a request may take (the room for the commits between requests).
 DEFAULT_LEASE = 60.0
 #: Seconds to wait for the server to answer a connection.
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -61,7 +63,7 @@ class _PgConnection:
         self,
         url: str,
         *,
-        lease: float = DEFAULT_LEASE,
+        lease: Optional[float] = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         final_statuses: Iterable[str] = Status.FINAL,
         create: bool = True,
@@ -71,13 +73,18 @@ class _PgConnection:
         self._conn: Optional[psycopg.Connection[Any]] = None
         url = os.fspath(url)
         self.path = masked_url(url)
-        if not (isinstance(lease, (int, float)) and math.isfinite(lease) and lease > 0):
+        if lease is not None and not (
+            isinstance(lease, (int, float)) and math.isfinite(lease) and lease > 0
+        ):
             raise ValueError(f"lease must be a number of seconds > 0, got {lease!r}")
         if not connect_timeout > 0:
             raise ValueError(f"connect_timeout must be > 0, got {connect_timeout!r}")
         if synchronous.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
-        self.lease = float(lease)
+        #: Seconds a claim lasts without renewal: the one given, else ``DEFAULT_LEASE``
+        #: until a run fits it to its client's requests (``fit_lease``).
+        self.lease = DEFAULT_LEASE if lease is None else float(lease)
+        self._lease_given = lease is not None
         self._not_final = _final_status_sql(final_statuses)
         secrets_known = _passwords(url)
         self._redact = (
