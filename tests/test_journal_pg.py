@@ -580,6 +580,94 @@ def test_two_senders_starting_at_once_load_once(pg_journal_url: str) -> None:
         assert (j.loaded, j.last_line, j.counts()["pending"]) == (n, n, n)
 
 
+def test_load_input_loads_once_for_a_fleet(pg_journal_url: str) -> None:
+    # Senders that start together on one file (the command line's load_input):
+    # the first loads it and binds it, the others wait, then find it loaded and
+    # read none of it.
+    n = 25_000
+    start = threading.Barrier(3)
+    read: list[int] = []
+    binds: list[int] = []
+    totals: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def slow_rows() -> Iterator[tuple[int, Message]]:
+        count = 0
+        try:
+            for i in range(1, n + 1):
+                if i % 10_000 == 0:
+                    time.sleep(0.2)  # the others arrive while this one loads
+                count += 1
+                yield i, Message("7900", f"m{i}")
+        finally:
+            with lock:
+                read.append(count)
+
+    def fingerprint() -> dict[str, str]:
+        with lock:
+            binds.append(1)
+        return {"input_sha256": "x"}
+
+    def sender() -> None:
+        try:
+            with PostgresJournal(pg_journal_url) as j:
+                start.wait()
+                totals.append(j.load_input(slow_rows(), bind=fingerprint))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert totals == [n, n, n] and binds == [1]
+    # The others' inputs were never read (a generator not started reports nothing).
+    assert read == [n]
+    with PostgresJournal(pg_journal_url) as j:
+        assert (j.loaded, j.last_line, j.counts()["pending"]) == (n, n, n)
+
+
+_STALLED_LOADER = """
+import sys, time
+from hpgfast import Message
+from hpgfast.journal import PostgresJournal
+
+def rows():
+    for i in range(1, 30_001):
+        if i == 25_000:  # two batches committed, the third half read: stalls
+            print("stalled", flush=True)
+            time.sleep(600)
+        yield i, Message("7900", "m%d" % i)
+
+with PostgresJournal(sys.argv[1]) as j:
+    j.load_input(rows())
+"""
+
+
+def test_load_input_waiting_takes_over_from_a_killed_loader(pg_journal_url: str) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", _STALLED_LOADER, pg_journal_url], stdout=subprocess.PIPE
+    ) as loader:
+        assert loader.stdout is not None
+        assert loader.stdout.readline() == b"stalled\n"
+        totals: list[int] = []
+        with PostgresJournal(pg_journal_url) as j:
+            waiting = threading.Thread(target=lambda: totals.append(
+                j.load_input((i, Message("7900", f"m{i}")) for i in range(1, 30_001))
+            ))
+            waiting.start()
+            waiting.join(1.0)
+            assert waiting.is_alive() and j.loaded is None  # it waits for the loader
+            loader.kill()
+            waiting.join(60)
+            assert totals == [30_000]
+            assert (j.loaded, j.last_line) == (30_000, 30_000)
+            assert j.counts()["pending"] == 30_000 and j.integrity_check() == "ok"
+
+
 _KILLED_LOADER = """
 import os, signal, sys
 from hpgfast import Message

@@ -548,26 +548,32 @@ class _Sender:
         (a file, read once). ``bind``, when given, is called once the rows are read
         and its fingerprint bound (``bind``) before the load is marked finished, so
         an input is hashed while it is loaded. Once finished, a journal is not
-        loaded again (``loaded``). To add messages of your own, with keys, at any
-        time, see ``add``.
+        loaded again (``loaded``): ``rows`` is not read at all. To add messages of
+        your own, with keys, at any time, see ``add``.
+
+        Done inside the engine's ``loading()``: senders of a shared journal that
+        start together on one input load it once (the first loads, the others wait,
+        then find it loaded and read nothing); a loader killed mid-load is taken
+        over by the next, after the last line committed.
         """
-        loaded: Optional[int] = self.loaded  # type: ignore[attr-defined]
-        if loaded is not None:
-            return loaded
-        tick = progress or _no_progress
-        total: int = self.last_line  # type: ignore[attr-defined]
-        start = total
+        with self.loading():  # type: ignore[attr-defined]
+            loaded: Optional[int] = self.loaded  # type: ignore[attr-defined]
+            if loaded is not None:
+                return loaded
+            tick = progress or _no_progress
+            total: int = self.last_line  # type: ignore[attr-defined]
+            start = total
 
-        def counted() -> Iterator[tuple[int, Message]]:
-            nonlocal total
-            for line, message in rows:
-                total = line
-                if line > start and line % 10_000 == 0:
-                    tick(10_000, "")
-                yield line, message
+            def counted() -> Iterator[tuple[int, Message]]:
+                nonlocal total
+                for line, message in rows:
+                    total = line
+                    if line > start and line % 10_000 == 0:
+                        tick(10_000, "")
+                    yield line, message
 
-        self.load(counted(), transliterate=transliterate)  # type: ignore[attr-defined]
-        if bind is not None:
-            self.bind(bind())  # type: ignore[attr-defined]
-        self.finish_load(total)  # type: ignore[attr-defined]
+            self.load(counted(), transliterate=transliterate)  # type: ignore[attr-defined]
+            if bind is not None:
+                self.bind(bind())  # type: ignore[attr-defined]
+            self.finish_load(total)  # type: ignore[attr-defined]
         return total
