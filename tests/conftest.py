@@ -232,13 +232,14 @@ def pg_own_server() -> Iterator[Any]:
 # -- one journal suite, every engine -----------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def journal_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """What ``hpgfast.open_journal`` opens, for each journal engine: a fresh journal.
 
-    ``sqlite``: a path in the test's own directory (the file does not exist yet).
-    An engine added here (``postgres``: a URL from a ``pg_journal_url`` fixture,
-    one fresh journal per test) runs every test written over this fixture.
+    ``sqlite``: a path in the test's own directory (the file does not exist yet);
+    ``postgres``: the URL of a fresh empty database on the session's PostgreSQL
+    server (``pg_journal_url``). Every test written over this fixture runs on both:
+    a difference between them is a bug of one engine.
     """
     if request.param == "sqlite":
         return str(tmp_path / "journal.db")

@@ -374,6 +374,50 @@ def test_a_killed_sender_resumes_and_sends_nothing_twice(
         assert counts[State.ACCEPTED_EARLIER] == len(unknown) - len(never_sent)
 
 
+_LOADER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from hpgfast import Message, open_journal
+
+    def rows():
+        for i in range(1, 30_001):
+            if i == 25_000:  # two batches committed, the third half read
+                print("killed", flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield i, Message("7900", "m%d" % i)
+
+    with open_journal(sys.argv[1]) as journal:
+        journal.load_input(rows(), bind=lambda: {"input_sha256": "abc"})
+    """
+)
+
+
+def test_load_input_killed_mid_load_is_resumed(journal_target: str) -> None:
+    # The command line's way of loading a file (numbered rows, read once): a loader
+    # killed mid-load leaves its committed batches; the next one goes on after them.
+    killed = subprocess.run([sys.executable, "-c", _LOADER, journal_target],
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL and killed.stdout == "killed\n", killed.stderr
+    binds: list[int] = []
+
+    def fingerprint() -> dict[str, str]:
+        binds.append(1)
+        return {"input_sha256": "abc"}
+
+    with open_journal(journal_target) as journal:
+        assert journal.loaded is None and journal.last_line == 20_000
+        rows = ((i, Message("7900", f"m{i}")) for i in range(1, 30_001))
+        assert journal.load_input(rows, bind=fingerprint) == 30_000
+        assert (journal.loaded, journal.last_line) == (30_000, 30_000)
+        assert journal.counts()[State.PENDING] == 30_000
+        assert journal.integrity_check() == "ok" and binds == [1]
+        # Loaded: a second load reads nothing and binds nothing.
+        assert journal.load_input(iter(()), bind=fingerprint) == 30_000 and binds == [1]
+        with journal.loading():  # the engine interface: re-entrant, on either engine
+            with journal.loading():
+                assert journal.loaded == 30_000
+
+
 def test_open_journal_by_target(tmp_path: Path) -> None:
     with open_journal(tmp_path / "by-path.db") as journal:
         assert journal.add(_orders(1)) == 1

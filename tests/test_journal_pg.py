@@ -122,6 +122,39 @@ def test_recovery_in_flight_becomes_unknown(pg_journal_url: str, journal: Postgr
         assert again.next_chunk(100)[0] == list(range(1, 11))
 
 
+_KILLED_SENDER = """
+import sys, time
+from hpgfast.journal import PostgresJournal
+journal = PostgresJournal(sys.argv[1], lease=600)
+lines, _ = journal.next_chunk(5)
+journal.mark_in_flight(lines[:3])
+print("claimed", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_sender_on_this_machine_holds_nothing(
+    pg_journal_url: str, journal: PostgresJournal
+) -> None:
+    # What the SQLite journal knows from its lock, a sender knows of another one on
+    # the same machine from its process: once that is gone (SIGKILL), its claims
+    # and its rows in flight are settled at once, not after its 600 s lease. (A
+    # sender whose process lives keeps them until its lease lapses: see above.)
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_SENDER, pg_journal_url],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "claimed\n"
+        assert journal.next_chunk(100)[0] == [6, 7, 8, 9, 10]  # its claims are its own
+        journal.release()
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+    assert journal.recover() == {"in_flight_to_unknown": 3, "unknown_to_pending": 0}
+    assert [journal.by_line(i)["state"] for i in (1, 2, 3)] == ["unknown"] * 3  # type: ignore[index]
+    assert journal.next_chunk(100)[0] == [4, 5, 6, 7, 8, 9, 10]
+
+
 def test_changed_input_is_refused_once_anything_went_out(journal: PostgresJournal) -> None:
     assert journal.bind({"input_sha256": "other"}) is True  # nothing sent: rebinds
     assert journal.last_line == 0 and journal.loaded is None
@@ -308,6 +341,33 @@ def test_lease_is_validated(pg_journal_url: str) -> None:
     for bad in (0, -1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="lease"):
             PostgresJournal(pg_journal_url, lease=bad)
+
+
+def test_the_lease_outlasts_the_requests_of_the_client_a_run_sends_with(
+    pg_journal_url: str,
+) -> None:
+    # A sender lets a request leave only with more than request_deadline +
+    # connect_timeout of its lease left. A lease not given is made to fit the
+    # client of each run (a default Client's requests may take 300 + 10 s), so a
+    # journal and a client opened with their defaults send; a lease given is kept.
+    from hpgfast import Client
+    from hpgfast.emulator import Emulator
+
+    with Emulator(speed=None) as emu:
+        with PostgresJournal(pg_journal_url) as journal, \
+                Client(emu.url, "CLIENT", "P@ssw0rd") as client:
+            journal.add(m for _, m in _messages(5))
+            summary = journal.send(client)
+            assert summary.error is None and summary.states["accepted"] == 5
+            needed = client.request_deadline + client.connect_timeout
+            assert journal.lease > needed
+            assert journal.lease_deadline() - time.monotonic() > needed
+        with PostgresJournal(pg_journal_url, lease=45) as journal, \
+                Client(emu.url, "CLIENT", "P@ssw0rd", timeout=2) as client:
+            journal.add(m for _, m in _messages(5))
+            assert journal.send(client).states["accepted"] == 5
+            assert journal.lease == 45
+        assert len(emu.ledger) == 10
 
 
 _WITHOUT_PSYCOPG = """
@@ -518,6 +578,94 @@ def test_two_senders_starting_at_once_load_once(pg_journal_url: str) -> None:
     assert sorted(loaded) == [0, n]
     with PostgresJournal(pg_journal_url) as j:
         assert (j.loaded, j.last_line, j.counts()["pending"]) == (n, n, n)
+
+
+def test_load_input_loads_once_for_a_fleet(pg_journal_url: str) -> None:
+    # Senders that start together on one file (the command line's load_input):
+    # the first loads it and binds it, the others wait, then find it loaded and
+    # read none of it.
+    n = 25_000
+    start = threading.Barrier(3)
+    read: list[int] = []
+    binds: list[int] = []
+    totals: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def slow_rows() -> Iterator[tuple[int, Message]]:
+        count = 0
+        try:
+            for i in range(1, n + 1):
+                if i % 10_000 == 0:
+                    time.sleep(0.2)  # the others arrive while this one loads
+                count += 1
+                yield i, Message("7900", f"m{i}")
+        finally:
+            with lock:
+                read.append(count)
+
+    def fingerprint() -> dict[str, str]:
+        with lock:
+            binds.append(1)
+        return {"input_sha256": "x"}
+
+    def sender() -> None:
+        try:
+            with PostgresJournal(pg_journal_url) as j:
+                start.wait()
+                totals.append(j.load_input(slow_rows(), bind=fingerprint))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert totals == [n, n, n] and binds == [1]
+    # The others' inputs were never read (a generator not started reports nothing).
+    assert read == [n]
+    with PostgresJournal(pg_journal_url) as j:
+        assert (j.loaded, j.last_line, j.counts()["pending"]) == (n, n, n)
+
+
+_STALLED_LOADER = """
+import sys, time
+from hpgfast import Message
+from hpgfast.journal import PostgresJournal
+
+def rows():
+    for i in range(1, 30_001):
+        if i == 25_000:  # two batches committed, the third half read: stalls
+            print("stalled", flush=True)
+            time.sleep(600)
+        yield i, Message("7900", "m%d" % i)
+
+with PostgresJournal(sys.argv[1]) as j:
+    j.load_input(rows())
+"""
+
+
+def test_load_input_waiting_takes_over_from_a_killed_loader(pg_journal_url: str) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", _STALLED_LOADER, pg_journal_url], stdout=subprocess.PIPE
+    ) as loader:
+        assert loader.stdout is not None
+        assert loader.stdout.readline() == b"stalled\n"
+        totals: list[int] = []
+        with PostgresJournal(pg_journal_url) as j:
+            waiting = threading.Thread(target=lambda: totals.append(
+                j.load_input((i, Message("7900", f"m{i}")) for i in range(1, 30_001))
+            ))
+            waiting.start()
+            waiting.join(1.0)
+            assert waiting.is_alive() and j.loaded is None  # it waits for the loader
+            loader.kill()
+            waiting.join(60)
+            assert totals == [30_000]
+            assert (j.loaded, j.last_line) == (30_000, 30_000)
+            assert j.counts()["pending"] == 30_000 and j.integrity_check() == "ok"
 
 
 _KILLED_LOADER = """

@@ -10,9 +10,12 @@ concern, one module each, so that each can be read alone:
   any moment safe (the safety argument is that module's docstring);
 - ``_statuses``: delivery statuses, polled or pushed, and their history;
 - ``_reading``: counts, summaries, rows and costs for reports;
-- ``_pg`` and ``_pg_schema``: ``PostgresJournal``, the same interface in a
-  PostgreSQL database shared by a fleet of senders (psycopg imported when one is
-  opened: the ``postgres`` extra);
+- ``_pg``: ``PostgresJournal``, the same interface in a PostgreSQL database shared
+  by a fleet of senders (psycopg imported when one is opened: the ``postgres``
+  extra), split as this engine is: ``_pg_url`` (the URL, masking, connecting,
+  errors), ``_pg_schema``, ``_pg_conn`` (the connection, transactions, schema),
+  ``_pg_load``, ``_pg_claims`` (claims, the lease, recovery, results) and
+  ``_pg_reading`` (the ``_pg`` docstring says how);
 - ``_sender``: sending what the journal holds through a ``Client`` or an
   ``AsyncClient`` (``Journal.send``, ``send_async``), exactly once;
 - ``_follow``: following delivery statuses, recording pushed reports;

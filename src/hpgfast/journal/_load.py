@@ -13,12 +13,13 @@ while nothing was.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Optional, Union
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Optional, TypeVar, Union
 
 from .._records import Message
 from ..exceptions import MessageError
@@ -26,6 +27,8 @@ from ..sms import count_segments, transliterate_if_cheaper, transliterate_messag
 from ._errors import JournalMismatch
 from ._file import _JournalFile, log
 from ._schema import _write_meta
+
+_L = TypeVar("_L", bound="_Loading")
 
 _INSERT = (
     "INSERT INTO messages (line, address, text, subject, client_id, params) "
@@ -102,12 +105,16 @@ def _keyed(item: Any) -> tuple[Optional[str], Message]:
         return None, item
     if not isinstance(item, tuple):
         raise TypeError(
-            f"a Message, a message tuple or a (key, message) pair, got {type(item).__name__}"
+            "add() takes a Message or a message tuple or a (key, message) pair, got "
+            f"{type(item).__name__}"
         )
     if len(item) == 2 and isinstance(item[1], tuple):
         key, message = item
         if key is not None and not isinstance(key, str):
-            raise TypeError(f"a message's key must be a str, got {type(key).__name__}")
+            raise TypeError(
+                "add() takes a Message or a (key, message) pair, its key a str, got "
+                f"({type(key).__name__}, {type(message).__name__})"
+            )
         return key, message if isinstance(message, Message) else Message(*message)
     return None, Message(*item)
 
@@ -125,6 +132,20 @@ def _forget_input(db: sqlite3.Connection) -> None:
 
 class _Loading(_JournalFile):
     """Binding the journal to an input and loading the input's messages."""
+
+    @contextlib.contextmanager
+    def loading(self: _L) -> Iterator[_L]:
+        """Where a sender checks and loads an input (the engine interface)::
+
+            with journal.loading():
+                if journal.loaded is None:
+                    ...  # load, bind, finish_load
+
+        A shared journal (PostgreSQL) lets one sender of a fleet load while the
+        others wait. A file has one sender at a time (the sender's lock, taken by
+        ``send``), so there is nothing to wait for here.
+        """
+        yield self
 
     def bind(self, fingerprint: Mapping[str, str]) -> bool:
         """Tie the journal to an input and its settings; returns True when it is new.

@@ -12,8 +12,9 @@ engines answer every reading the same way; and what a fleet of senders needs on 
   with ``lease_until`` on the server's clock. A lease is renewed by rewriting that
   one row, in the claim's transaction, however many rows the sender holds (a lease
   per message row would rewrite every held row at every renewal). A claim whose
-  owner's lease lapsed is lapsed: a pending row so held is claimable again, an
-  ``in_flight`` one becomes ``unknown``. A sender's row goes only once it holds no
+  owner's lease lapsed is lapsed (as is one whose owner's process is gone, seen
+  from the same machine: ``host`` and ``pid``): a pending row so held is claimable
+  again, an ``in_flight`` one becomes ``unknown``. A sender's row goes only once it holds no
   row (``pending``, ``not_sent`` or ``in_flight`` with it as ``owner``);
 - partial indexes find the sendable rows, the rows in flight and the provider ids
   without scanning what is final;

@@ -152,6 +152,12 @@ class _Sending(_JournalFile):
         """
         return math.inf
 
+    def fit_lease(self, request_time: float) -> None:
+        """Make the claims outlast a request of ``request_time`` seconds.
+
+        Nothing to do in one file: its claim (the lock) lasts while it is open.
+        """
+
     def release(self) -> None:
         """Un-claim the rows this sender read and did not send (end of a run).
 

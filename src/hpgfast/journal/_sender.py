@@ -25,7 +25,8 @@ run's own writer thread.
 
 The engine is only reached through the interface both engines implement
 (``recover``, ``next_chunk``, ``advance``, ``settle_in_flight``, ``record_invalid``,
-``lease_deadline``, ``release``), so a shared journal (PostgreSQL) plugs in as is.
+``lease_deadline``, ``fit_lease``, ``release``, ``loading``), so a shared journal
+(PostgreSQL) plugs in as is.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ AHEAD_PER_THREAD = 3
 
 def _no_progress(n: int, note: str) -> None:
     pass
+
+
+def request_time(client: Any) -> float:
+    """Seconds one of ``client``'s requests may take from its first byte, at most."""
+    deadline = float(getattr(client, "request_deadline", 0.0) or 0.0)
+    return deadline + float(getattr(client, "connect_timeout", 0.0) or 0.0)
 
 
 class _JournalHook(Subscriber):
@@ -107,8 +114,7 @@ class _JournalHook(Subscriber):
     def arm(self, lines: Sequence[int], client: Any) -> None:
         """The journal lines of the batch about to be handed to ``client.send()``."""
         self.concurrency = max(1, int(getattr(client, "concurrency", 1) or 1))
-        deadline = float(getattr(client, "request_deadline", 0.0) or 0.0)
-        self.margin = deadline + float(getattr(client, "connect_timeout", 0.0) or 0.0)
+        self.margin = request_time(client)
         with self._lock, self._done:
             self._lines = lines
             self._marked = 0
@@ -210,6 +216,9 @@ class _Run:
         self.results_file = results_file
         self.summary = SendSummary() if summary is None else summary
         self.hook = _JournalHook(journal)
+        # A shared journal's lease must outlast each request (the hook refuses a
+        # request it would not): fitted to this client unless the journal was given one.
+        journal.fit_lease(request_time(client))
         self.subscribers = (self.hook,)
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpgfast-journal")
 
@@ -402,7 +411,8 @@ class _Sender:
     """``Journal.send`` and ``Journal.send_async``: a mixin of both engines.
 
     It uses only the engine interface (``recover``, ``next_chunk``, ``advance``,
-    ``settle_in_flight``, ``record_invalid``, ``lease_deadline``, ``release``).
+    ``settle_in_flight``, ``record_invalid``, ``lease_deadline``, ``fit_lease``,
+    ``release``, ``loading``).
     """
 
     def send(
@@ -538,26 +548,32 @@ class _Sender:
         (a file, read once). ``bind``, when given, is called once the rows are read
         and its fingerprint bound (``bind``) before the load is marked finished, so
         an input is hashed while it is loaded. Once finished, a journal is not
-        loaded again (``loaded``). To add messages of your own, with keys, at any
-        time, see ``add``.
+        loaded again (``loaded``): ``rows`` is not read at all. To add messages of
+        your own, with keys, at any time, see ``add``.
+
+        Done inside the engine's ``loading()``: senders of a shared journal that
+        start together on one input load it once (the first loads, the others wait,
+        then find it loaded and read nothing); a loader killed mid-load is taken
+        over by the next, after the last line committed.
         """
-        loaded: Optional[int] = self.loaded  # type: ignore[attr-defined]
-        if loaded is not None:
-            return loaded
-        tick = progress or _no_progress
-        total: int = self.last_line  # type: ignore[attr-defined]
-        start = total
+        with self.loading():  # type: ignore[attr-defined]
+            loaded: Optional[int] = self.loaded  # type: ignore[attr-defined]
+            if loaded is not None:
+                return loaded
+            tick = progress or _no_progress
+            total: int = self.last_line  # type: ignore[attr-defined]
+            start = total
 
-        def counted() -> Iterator[tuple[int, Message]]:
-            nonlocal total
-            for line, message in rows:
-                total = line
-                if line > start and line % 10_000 == 0:
-                    tick(10_000, "")
-                yield line, message
+            def counted() -> Iterator[tuple[int, Message]]:
+                nonlocal total
+                for line, message in rows:
+                    total = line
+                    if line > start and line % 10_000 == 0:
+                        tick(10_000, "")
+                    yield line, message
 
-        self.load(counted(), transliterate=transliterate)  # type: ignore[attr-defined]
-        if bind is not None:
-            self.bind(bind())  # type: ignore[attr-defined]
-        self.finish_load(total)  # type: ignore[attr-defined]
+            self.load(counted(), transliterate=transliterate)  # type: ignore[attr-defined]
+            if bind is not None:
+                self.bind(bind())  # type: ignore[attr-defined]
+            self.finish_load(total)  # type: ignore[attr-defined]
         return total
