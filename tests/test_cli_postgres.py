@@ -14,6 +14,7 @@ work while senders run.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import socket
@@ -174,7 +175,7 @@ def test_senders_on_one_url_share_the_work_and_load_once(
     csv_path = _write_csv(tmp_path / "m.csv", n)
     with Emulator(speed=None, unique_client_ids=True) as emu:
         command = [sys.executable, "-m", "hpgfast",
-                   *_send(emu.url, csv_path, pg_journal_url, "--chunk", "1000", "-v")]
+                   *_send(emu.url, csv_path, pg_journal_url, "--chunk", "1000", "-v", "--json")]
         senders = [subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True) for _ in range(3)]
         outputs = [p.communicate(timeout=TIMEOUT) for p in senders]
@@ -185,9 +186,9 @@ def test_senders_on_one_url_share_the_work_and_load_once(
         assert emu.repeated_client_ids == 0
         assert emu.ledger.duplicates("client_id") == {}
         assert len(emu.ledger) == n
-        went = [int(out.split(" of ")[-1].split()[0].replace(",", ""))
-                if " of " in out else 0 for out, _ in outputs]
-        assert sum(1 for w in went if w) >= 2, outputs  # the work was shared
+        went = [json.loads(out)["this_run"]["accepted"] for out, _ in outputs]
+        assert sum(went) == n, went
+        assert sum(1 for w in went if w) >= 2, went  # the work was shared
         later = hpgfast(*_send(emu.url, csv_path, pg_journal_url))
         assert later.returncode == 0, later.stdout + later.stderr
         assert "nothing sent: every message of the journal already has its result" in later.stdout
@@ -223,7 +224,7 @@ def test_a_loader_killed_mid_load_is_taken_over(tmp_path: Path, pg_journal_url: 
                     break
                 time.sleep(0.01)
             loader.send_signal(signal.SIGKILL)
-            loader.wait()
+            loader.communicate()
             assert 0 < rows < n, rows
             loaded = conn.execute("SELECT value FROM meta WHERE key = 'loaded'").fetchone()
             assert loaded is None, "the load finished before the kill"
@@ -314,7 +315,7 @@ def test_a_server_that_goes_away_mid_run_is_7_and_the_run_resumes(
     csv_path = _write_csv(tmp_path / "m.csv", n)
     with Emulator(speed=None, latency=0.02, unique_client_ids=True) as emu:
         args = _send(emu.url, csv_path, url, "--lease", str(lease), "--request-deadline", "2",
-                     "--connect-timeout", "2", "--chunk", "500")
+                     "--connect-timeout", "2", "--chunk", "500", "--quiet")
         sender = subprocess.Popen([sys.executable, "-m", "hpgfast", *args], env=_env(),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
@@ -368,14 +369,17 @@ def _post(url: str, body: bytes) -> int:
 def test_report_status_and_receive_work_while_a_sender_runs(
     tmp_path: Path, pg_journal_url: str
 ) -> None:
-    n = 5_000
+    n = 10_000
     csv_path = _write_csv(tmp_path / "m.csv", n)
-    with Emulator(speed=None, latency=0.02) as emu:
+    with Emulator(speed=None, latency=0.1) as emu:  # about 10 s of sending
         sender = subprocess.Popen(
             [sys.executable, "-m", "hpgfast", *_send(emu.url, csv_path, pg_journal_url,
                                                       "--quiet")],
             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
+        deadline = time.monotonic() + 60
+        while len(emu.ledger) < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
         receiver = subprocess.Popen(
             [sys.executable, "-m", "hpgfast", *_reader_commands(pg_journal_url, emu.url)[
                 "receive"]],
@@ -386,9 +390,6 @@ def test_report_status_and_receive_work_while_a_sender_runs(
             ready = receiver.stderr.readline()
             assert "listening at " in ready, ready
             push_url = ready.split("listening at ", 1)[1].split(";", 1)[0]
-            deadline = time.monotonic() + 60
-            while len(emu.ledger) < 500 and time.monotonic() < deadline:
-                time.sleep(0.01)
             assert sender.poll() is None, "the sender ended before the readers ran"
             report = hpgfast("report", pg_journal_url, "--json")
             assert report.returncode == 0, report.stderr
@@ -397,7 +398,7 @@ def test_report_status_and_receive_work_while_a_sender_runs(
                              "--follow", "--deadline", "1", "--interval", "0.2")
             assert status.returncode in (0, 1), status.stdout + status.stderr
             assert "changes recorded" in status.stdout or "change recorded" in status.stdout
-            provider_id = emu.ledger.messages()[0].provider_id
+            provider_id = next(iter(emu.ledger.messages())).provider_id
             assert _post(push_url, f"ok;{provider_id};read;2020.01.10 19:03:52;\n".encode()) \
                 == 200
             assert sender.poll() is None, "the sender ended before the readers were done"
