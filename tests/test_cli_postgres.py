@@ -414,3 +414,27 @@ def test_report_status_and_receive_work_while_a_sender_runs(
         assert journal.counts()["accepted"] == n
         statuses = journal.summary()["statuses"]
         assert statuses.get("read", 0) >= 1, statuses
+
+
+# -- another input before anything was sent: rebound, and loaded -----------------------
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_another_input_before_anything_was_sent_is_loaded_and_sent(
+    tmp_path: Path, request: pytest.FixtureRequest, engine: str
+) -> None:
+    journal = (str(tmp_path / "run.db") if engine == "sqlite"
+               else str(request.getfixturevalue("pg_journal_url")))
+    first = _write_csv(tmp_path / "first.csv", 3)
+    # Loaded, then stopped before anything went out (no connector URL).
+    loaded = hpgfast("send", "--file", str(first), "--journal", journal)
+    assert loaded.returncode == 2 and "no connector URL" in loaded.stderr, loaded.stderr
+    with open_journal(journal, create=False) as j:
+        assert j.loaded == 3
+    second = _write_csv(tmp_path / "second.csv", 5, text="another")
+    with Emulator(speed=None) as emu:
+        done = hpgfast(*_send(emu.url, second, journal))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert sorted(e.text for e in emu.ledger.messages()) == [
+            f"another {i}" for i in range(5)]
+    assert _states(journal) == {"accepted": 5}
