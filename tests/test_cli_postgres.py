@@ -438,3 +438,12 @@ def test_another_input_before_anything_was_sent_is_loaded_and_sent(
         assert sorted(e.text for e in emu.ledger.messages()) == [
             f"another {i}" for i in range(5)]
     assert _states(journal) == {"accepted": 5}
+
+
+def test_demo_keeps_its_journal_at_a_url(pg_journal_url: str) -> None:
+    done = hpgfast("demo", "-n", "1000", "--speed", "5000", "--quiet",
+                   "--journal", pg_journal_url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _pg_password() not in done.stdout + done.stderr
+    states = _states(pg_journal_url)
+    assert states == {"accepted": 996, "rejected": 4}, states

@@ -90,7 +90,8 @@ def _fleet_engine() -> Any:
     """The PostgreSQL engine's class, with the sending and following of ``Journal``.
 
     A stand-in while ``PostgresJournal`` does not inherit the ``_Sender`` and
-    ``_Following`` mixins itself: they use only the interface both engines have.
+    ``_Following`` mixins itself (they use only the interface both engines have),
+    nor fit a lease not given to its client's requests.
     """
     from ..journal import PostgresJournal
     from ..journal._follow import _Following
@@ -98,7 +99,20 @@ def _fleet_engine() -> Any:
 
     if hasattr(PostgresJournal, "send") and hasattr(PostgresJournal, "follow"):
         return PostgresJournal
-    return type("PostgresJournal", (PostgresJournal, _Sender, _Following), {})
+
+    class _StandIn(PostgresJournal, _Sender, _Following):
+        def __init__(self, url: str, **options: Any) -> None:
+            self._lease_given = "lease" in options
+            super().__init__(url, **options)
+
+        def send(self, client: Any, **options: Any) -> Any:
+            if not self._lease_given:
+                takes = float(getattr(client, "request_deadline", 0.0) or 0.0)
+                takes += float(getattr(client, "connect_timeout", 0.0) or 0.0)
+                self.lease = takes + 60.0
+            return _Sender.send(self, client, **options)
+
+    return _StandIn
 
 
 def journal_loading(journal: Any) -> Any:
