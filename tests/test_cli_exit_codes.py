@@ -392,6 +392,68 @@ def _(tmp: Path) -> subprocess.CompletedProcess[str]:
     return interrupted_at_start(["bench", "--budget", "0.05", "--quiet"])
 
 
+# -- a postgresql:// journal: unreachable (7), refusing its user (3) -------------------
+
+
+def _unreachable_journal() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"postgresql://hpgfast:s3cret@127.0.0.1:{port}/journal"
+
+
+_PG_SERVER: list[Any] = []
+
+
+def _refused_journal() -> str:
+    """A URL a real server refuses (a wrong password): one server for the module."""
+    from pg_server import PostgresServer, unavailable
+
+    if not _PG_SERVER:
+        why = unavailable()
+        if why is not None:
+            if os.environ.get("HPGFAST_REQUIRE_POSTGRES") == "1":
+                pytest.fail(f"PostgreSQL is required here: {why}")
+            pytest.skip(f"no PostgreSQL: {why}")
+        import atexit
+
+        server = PostgresServer().start()
+        atexit.register(server.close)
+        _PG_SERVER.append(server)
+    return str(_PG_SERVER[0].url("postgres", password="wr0ng"))
+
+
+def _journal_commands(tmp: Path, journal: str) -> dict[str, list[str]]:
+    return {
+        "send": ["send", "--url", "http://127.0.0.1:9/CLIENT/connector/", "--file",
+                 str(_csv(tmp / "m.csv", ["79031111111"])), "--journal", journal],
+        "status": ["status", "--url", "http://127.0.0.1:9/CLIENT/connector/", "--journal",
+                   journal],
+        "report": ["report", journal],
+        "receive": ["receive", "--port", "0", "--journal", journal],
+        "demo": [*DEMO, "--journal", journal],
+    }
+
+
+def _journal_scenario(command: str, code: ExitCode) -> None:
+    def run(tmp: Path) -> subprocess.CompletedProcess[str]:
+        journal = (_unreachable_journal() if code == ExitCode.JOURNAL_UNAVAILABLE
+                   else _refused_journal())
+        done = hpgfast_run(*_journal_commands(tmp, journal)[command])
+        # One line, naming the journal with its password masked.
+        assert "postgresql://hpgfast:***@127.0.0.1:" in done.stderr, done.stderr
+        assert "s3cret" not in done.stderr and "wr0ng" not in done.stderr, done.stderr
+        return done
+
+    SCENARIOS[(command, code)] = run
+
+
+for _command in ("send", "status", "report", "receive", "demo"):
+    _journal_scenario(_command, ExitCode.JOURNAL_UNAVAILABLE)
+for _command in ("report", "receive", "demo"):
+    _journal_scenario(_command, ExitCode.AUTH)
+
+
 PAIRS = [(command, code) for command, codes in COMMAND_CODES.items() for code in codes]
 
 

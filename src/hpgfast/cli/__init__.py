@@ -3,7 +3,8 @@
 Commands::
 
     hpgfast send     one message from flags, or a file of messages (CSV or JSON Lines),
-                     optionally with a crash-safe journal (--journal run.db)
+                     optionally with a crash-safe journal (--journal run.db, or a
+                     postgresql:// URL that a fleet of senders shares)
     hpgfast status   delivery statuses of provider ids (arguments, a file or a journal);
                      --follow polls until every one is final
     hpgfast report   a journal's summary, and its rows as CSV

@@ -27,6 +27,7 @@ from ._exit import (
     EXIT_ACCOUNT,
     EXIT_AUTH,
     EXIT_JOURNAL,
+    EXIT_JOURNAL_UNAVAILABLE,
     EXIT_TRANSPORT,
     EXIT_USAGE,
 )
@@ -46,17 +47,84 @@ class UsageError(Exception):
     """A command line that cannot be run as given (``ExitCode.USAGE``)."""
 
 
+def is_journal_url(target: str) -> bool:
+    """Whether ``target`` names a journal by a URL (``postgresql://...``), not a file."""
+    return "://" in target
+
+
 def journal_path(path: str, flag: str, *, existing: bool) -> str:
     """``path`` as a journal's, checked: not a directory and, when ``existing``, there.
 
     ``existing``: a command that reads a journal (status, report, receive) refuses a
-    path with none, instead of making an empty one that would answer nothing.
+    path with none, instead of making an empty one that would answer nothing. A URL
+    (``postgresql://...``) is not a file: the engine checks it when it connects.
     """
+    if is_journal_url(path):
+        return path
     if os.path.isdir(path):
         raise UsageError(f"{flag} {path!r} is a directory; give the journal's file")
     if existing and not os.path.exists(path):
         raise UsageError(f"no journal at {path!r}")
     return path
+
+
+def open_journal_at(target: str, flag: str, *, existing: bool, **options: Any) -> Any:
+    """The journal ``target`` names, a file (SQLite) or a URL (PostgreSQL), opened.
+
+    ``options`` go to the engine (``hpgfast.journal.open_journal``); ``lease`` and
+    ``connect_timeout`` only to a URL's. A file is checked first (``journal_path``).
+    """
+    from ..journal import open_journal
+
+    journal_path(target, flag, existing=existing)
+    if not is_journal_url(target):
+        options.pop("lease", None)
+        options.pop("connect_timeout", None)
+        return open_journal(target, **options)
+    if target.split("://", 1)[0].lower() not in ("postgresql", "postgres"):
+        return open_journal(target, **options)  # refused there, in the engine's words
+    return _fleet_engine()(target, **options)
+
+
+def _fleet_engine() -> Any:
+    """The PostgreSQL engine's class, with the sending and following of ``Journal``.
+
+    A stand-in while ``PostgresJournal`` does not inherit the ``_Sender`` and
+    ``_Following`` mixins itself (they use only the interface both engines have),
+    nor fit a lease not given to its client's requests.
+    """
+    from ..journal import PostgresJournal
+    from ..journal._follow import _Following
+    from ..journal._sender import _Sender
+
+    if hasattr(PostgresJournal, "send") and hasattr(PostgresJournal, "follow"):
+        return PostgresJournal
+
+    class _StandIn(PostgresJournal, _Sender, _Following):
+        def __init__(self, url: str, **options: Any) -> None:
+            self._lease_given = "lease" in options
+            super().__init__(url, **options)
+
+        def send(self, client: Any, **options: Any) -> Any:
+            if not self._lease_given:
+                takes = float(getattr(client, "request_deadline", 0.0) or 0.0)
+                takes += float(getattr(client, "connect_timeout", 0.0) or 0.0)
+                self.lease = takes + 60.0
+            return _Sender.send(self, client, **options)
+
+    return _StandIn
+
+
+def journal_loading(journal: Any) -> Any:
+    """``journal.loading()``: one sender loads an input, others wait, then find it loaded.
+
+    A journal without it (a SQLite file before the engine had it) is held by one
+    sender at a time anyway (its lock), so there is nothing to wait for.
+    """
+    import contextlib
+
+    loading = getattr(journal, "loading", None)
+    return loading() if loading is not None else contextlib.nullcontext(journal)
 
 
 def usage_file(path: str, flag: str) -> str:
@@ -165,6 +233,7 @@ def make_client(args: argparse.Namespace, subscribers: Sequence[Any] = ()) -> An
         ("default_subject", setting(getattr(args, "subject", None), "HPGFAST_SUBJECT")),
         ("max_rate", setting(args.rate, "HPGFAST_RATE", float)),
         ("request_deadline", args.request_deadline),
+        ("connect_timeout", getattr(args, "connect_timeout", None)),
         ("final_statuses", args.final or None),
     ):
         if value is not None:
@@ -249,6 +318,8 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
         "the password)")
     add("--timeout", type=float, help="seconds to wait for a reply (default 30) "
         "[HPGFAST_TIMEOUT]")
+    add("--connect-timeout", type=positive_float, metavar="SECONDS",
+        help="seconds to wait for a connection and its TLS handshake (default 10)")
     add("--concurrency", type=int, help="requests in flight at once (default 1) "
         "[HPGFAST_CONCURRENCY]")
     add("--max-request-bytes", type=int,
@@ -271,6 +342,21 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
         "after Retry-After)")
     add("--param", action="append", metavar="NAME=VALUE",
         help="a request-level parameter sent with every request (priority=high); repeat")
+
+
+def request_takes(args: argparse.Namespace) -> float:
+    """Seconds one request may take, the connection included: what a lease must outlast.
+
+    ``request_deadline`` (default 10 x ``--timeout``) + ``connect_timeout``, as the
+    client the flags make has them (``make_client``).
+    """
+    from .._settings import Settings
+
+    timeout = setting(args.timeout, "HPGFAST_TIMEOUT", float)
+    timeout = Settings.timeout if timeout is None else timeout
+    deadline = args.request_deadline if args.request_deadline is not None else 10 * timeout
+    connect = getattr(args, "connect_timeout", None)
+    return float(deadline) + float(Settings.connect_timeout if connect is None else connect)
 
 
 def add_output(parser: argparse.ArgumentParser) -> None:
@@ -346,10 +432,19 @@ def explain(exc: BaseException) -> str:
 
 
 def exit_for(exc: BaseException) -> int:
-    from ..journal import JournalError, JournalStorageError
+    from ..journal import (
+        JournalAccessDenied,
+        JournalError,
+        JournalStorageError,
+        JournalUnavailable,
+    )
 
     if isinstance(exc, JournalStorageError):
         return EXIT_JOURNAL
+    if isinstance(exc, JournalAccessDenied):  # a JournalUnavailable too: first
+        return EXIT_AUTH
+    if isinstance(exc, JournalUnavailable):
+        return EXIT_JOURNAL_UNAVAILABLE
     if isinstance(exc, AuthError):
         return EXIT_AUTH
     if isinstance(exc, AccountError):

@@ -22,10 +22,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from typing import IO, Any, Optional
+from typing import IO, Any
 
 from .._term import counted
-from ._common import journal_path
+from ._common import journal_loading, open_journal_at
 from ._output import Progress, dump_json, table
 
 __all__ = ["run_demo"]
@@ -91,7 +91,6 @@ class _EmulatorProcess:
 def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit status (0 when every message ended as expected)."""
     from ..client import Client
-    from ..journal import Journal
     from ..journal._follow import follow
     from ._run import send_plain
 
@@ -113,22 +112,22 @@ def run_demo(args: argparse.Namespace) -> int:
                 bad = n // BAD_EVERY
                 rows = [(i, m) for i, m in enumerate(messages, 1)]
                 figures: dict[str, Any] = {"messages": n, "concurrency": args.concurrency}
-                journal: Optional[Journal] = None
+                journal: Any = None
                 if not args.no_journal:
                     path = args.journal or os.path.join(tmp, "demo.db")
-                    journal = Journal(journal_path(path, "--journal", existing=False),
-                                      lock=True)
+                    journal = open_journal_at(path, "--journal", existing=False, lock=True)
                 try:
                     with Client(emulator.url, LOGIN, PASSWORD,
                                 concurrency=args.concurrency) as client:
                         provider_ids: list[str] = []
                         t_load = time.perf_counter()
                         if journal is not None:
-                            journal.bind({"source": "hpgfast demo", "messages": str(n),
-                                          "seed": "1", "bad_every": str(BAD_EVERY)})
-                            if journal.loaded is None:
-                                journal.load(rows)
-                                journal.finish_load(n)
+                            with journal_loading(journal):
+                                journal.bind({"source": "hpgfast demo", "messages": str(n),
+                                              "seed": "1", "bad_every": str(BAD_EVERY)})
+                                if journal.loaded is None:
+                                    journal.load(rows)
+                                    journal.finish_load(n)
                         figures["journal_load_seconds"] = round(time.perf_counter() - t_load, 3)
                         cpu0 = _cpu()
                         with Progress(n, "sending", quiet=quiet) as progress:

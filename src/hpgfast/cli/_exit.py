@@ -19,6 +19,7 @@ __all__ = [
     "EXIT_INCOMPLETE",
     "EXIT_INTERRUPTED",
     "EXIT_JOURNAL",
+    "EXIT_JOURNAL_UNAVAILABLE",
     "EXIT_OK",
     "EXIT_TRANSPORT",
     "EXIT_USAGE",
@@ -39,6 +40,7 @@ class ExitCode(IntEnum):
     TRANSPORT = 4
     ACCOUNT = 5
     JOURNAL = 6
+    JOURNAL_UNAVAILABLE = 7
     INTERRUPTED = 130
 
     @property
@@ -58,7 +60,9 @@ _DESCRIPTIONS = {
     "input or in use, a port out of range or that cannot be bound, an HTTP 4xx from the URL, "
     "a proxy that refuses (407, a refused CONNECT), a reply that is not HPG (a redirect, "
     "never followed; a login page): the run stopped, the rest is not sent",
-    ExitCode.AUTH: "authentication failed (error-auth: wrong login or password)",
+    ExitCode.AUTH: "authentication failed: the platform's error-auth (wrong login or "
+    "password), or the journal's database refused its user (a wrong user or password "
+    "in the URL, PGPASSWORD or ~/.pgpass; no such database; a role without the rights)",
     ExitCode.TRANSPORT: "transport or protocol failure: the platform unreachable, TLS, "
     "HTTP 5xx replies (three in a row stop the run), an unreadable reply (the affected "
     "messages are unknown or not sent)",
@@ -66,6 +70,9 @@ _DESCRIPTIONS = {
     "error-account-locked, error-system-blocked): the run stopped, the rest is not sent",
     ExitCode.JOURNAL: "the journal cannot be written (disk full, I/O error); it stays "
     "resumable: free space and run the same command again",
+    ExitCode.JOURNAL_UNAVAILABLE: "the journal's database cannot be reached or went away "
+    "(a postgresql:// journal): nothing unrecorded was sent; run the same command again "
+    "once it is back, and it resumes",
     ExitCode.INTERRUPTED: "interrupted: Ctrl-C or SIGTERM at any moment, start-up "
     "included (a server already serving stops instead, with 0); a journal stays "
     "consistent",
@@ -77,6 +84,9 @@ _SERVER_INTERRUPTED = "interrupted by Ctrl-C or SIGTERM before it was serving"
 # A server's or a local command's 2: the causes it can meet (it never sends, so no
 # reply from a URL can stop it).
 _PORT = "a port out of range or that cannot be bound"
+# The codes of a command that only reads or records in a journal, a URL's included.
+_DENIED = ("the journal's database refused its user (a wrong user or password in the "
+           "URL, PGPASSWORD or ~/.pgpass; no such database; a role without the rights)")
 
 #: command -> {code: what it means for that command ("" : the table's own words)}.
 
@@ -88,6 +98,7 @@ EXIT_AUTH = ExitCode.AUTH
 EXIT_TRANSPORT = ExitCode.TRANSPORT
 EXIT_ACCOUNT = ExitCode.ACCOUNT
 EXIT_JOURNAL = ExitCode.JOURNAL
+EXIT_JOURNAL_UNAVAILABLE = ExitCode.JOURNAL_UNAVAILABLE
 EXIT_INTERRUPTED = ExitCode.INTERRUPTED
 
 COMMAND_CODES: dict[str, dict[ExitCode, str]] = {
@@ -97,6 +108,8 @@ COMMAND_CODES: dict[str, dict[ExitCode, str]] = {
         ExitCode.OK: "done",
         ExitCode.USAGE: "usage error: bad flags, no such journal (or a file that is not "
         "one), a --csv file that cannot be written",
+        ExitCode.AUTH: _DENIED,
+        ExitCode.JOURNAL_UNAVAILABLE: "",
         ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM)",
     },
     "receive": {
@@ -104,6 +117,8 @@ COMMAND_CODES: dict[str, dict[ExitCode, str]] = {
         ExitCode.USAGE: "usage or configuration error: bad flags, no secret (or an "
         "unreadable secret file), --no-secret without --allow, no such journal (or a "
         f"file that is not one), {_PORT}",
+        ExitCode.AUTH: _DENIED,
+        ExitCode.JOURNAL_UNAVAILABLE: "",
         ExitCode.INTERRUPTED: _SERVER_INTERRUPTED,
     },
     "emulate": {
@@ -118,6 +133,8 @@ COMMAND_CODES: dict[str, dict[ExitCode, str]] = {
         "messages, statuses not final when following stopped, or the run stopped early",
         ExitCode.USAGE: "usage error: bad flags, a journal that cannot be made or is in "
         "use",
+        ExitCode.AUTH: _DENIED,
+        ExitCode.JOURNAL_UNAVAILABLE: "",
         ExitCode.INTERRUPTED: "interrupted (Ctrl-C, SIGTERM)",
     },
     "bench": {

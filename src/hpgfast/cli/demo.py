@@ -39,7 +39,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
                    help="emulator clock speed, emulator seconds per second (default "
                    "%(default)s)")
     p.add_argument("--journal", "-j", metavar="DB",
-                   help="keep the demo's journal here (default: a temporary file)")
+                   help="keep the demo's journal here, a file or a postgresql:// URL "
+                   "(default: a temporary file)")
     p.add_argument("--no-journal", action="store_true", help="send without a journal")
     add_output(p)
     p.set_defaults(func=run)

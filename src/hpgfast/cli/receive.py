@@ -14,7 +14,7 @@ from ._common import (
     UsageError,
     add_output,
     env,
-    journal_path,
+    open_journal_at,
     positive_int,
     read_secret,
     status_json,
@@ -44,12 +44,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--no-secret needs --allow: someone must be trusted")
     journal = None
     if args.journal is not None:
-        from ..journal import Journal
-
         # Reports are recorded against the messages a send put there: a new, empty
         # journal would answer every push 'ok' and keep nothing of use.
-        path = journal_path(args.journal, "--journal", existing=True)
-        journal = Journal(path, synchronous=args.journal_sync, create=False)
+        journal = open_journal_at(args.journal, "--journal", existing=True,
+                                  synchronous=args.journal_sync, create=False)
     out_lock = threading.Lock()
 
     def callback(report: StatusResult) -> None:
@@ -141,7 +139,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("--body-deadline", type=float, metavar="SECONDS",
                    help="seconds a request has to send its whole body once its head "
                    "has arrived; 408 after it (default 10)")
-    p.add_argument("--journal", "-j", metavar="DB", help="record reports in this journal")
+    p.add_argument("--journal", "-j", metavar="DB", help="record reports in this journal: a "
+                   "file, or a postgresql:// URL (while senders run, too)")
     p.add_argument("--journal-sync", choices=("full", "normal"), default="normal",
                    help=argparse.SUPPRESS)
     p.add_argument("--json-field", action="append", metavar="FIELD=NAME", default=[],

@@ -13,7 +13,9 @@ from .._term import counted, escape
 from ._common import (
     UsageError,
     add_output,
+    is_journal_url,
     journal_path,
+    open_journal_at,
     usage_file,
 )
 from ._exit import EXIT_OK, exit_codes_help
@@ -97,7 +99,7 @@ def iso_time(stamp: Optional[float]) -> Optional[str]:
 
 def run(args: argparse.Namespace) -> int:
     """``hpgfast report``."""
-    from ..journal import ROW_COLUMNS, Journal
+    from ..journal import ROW_COLUMNS
 
     path = args.journal_path or args.journal
     if path is None:
@@ -114,9 +116,11 @@ def run(args: argparse.Namespace) -> int:
                          f"the states are {', '.join(STATES)}")
     if args.csv not in (None, "-"):
         usage_file(args.csv, "--csv")
-    with Journal(path, create=False) as journal:
+    with open_journal_at(path, "the journal", existing=True, create=False) as journal:
         summary = journal.summary()
         summary["costs"] = journal.cost_totals()
+        # A URL is shown as the engine shows it: its password masked.
+        shown = journal.path if is_journal_url(path) else path
         if args.csv is not None:
             out = sys.stdout if args.csv == "-" else open(args.csv, "w", encoding="utf-8",
                                                           newline="")
@@ -151,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         dump_json(summary)
     else:
-        _print_report(summary, path)
+        _print_report(summary, shown)
     return EXIT_OK
 
 
@@ -167,7 +171,8 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         "Accepted segments are what the platform bills.",
         epilog=exit_codes_help("report"), formatter_class=formatter,
     )
-    p.add_argument("journal_path", nargs="?", metavar="DB", help="the journal")
+    p.add_argument("journal_path", nargs="?", metavar="DB",
+                   help="the journal: a file, or a postgresql:// URL")
     p.add_argument("--journal", "-j", metavar="DB", help=argparse.SUPPRESS)
     p.add_argument("--csv", metavar="PATH", help="write the rows as CSV to PATH ('-': stdout; on a "
                    "terminal, control characters are shown escaped)")

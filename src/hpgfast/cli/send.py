@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 from .._records import Message
 from .._term import counted, escape
@@ -22,10 +22,14 @@ from ._common import (
     add_output,
     exit_for,
     explain,
-    journal_path,
+    is_journal_url,
+    journal_loading,
     make_client,
+    open_journal_at,
     pairs,
+    positive_float,
     positive_int,
+    request_takes,
     setting,
     usage_file,
 )
@@ -42,9 +46,6 @@ from ._input import (
 )
 from ._output import Progress, dump_json, table
 from ._results import ResultsFile
-
-if TYPE_CHECKING:  # for annotations; imported where used, as the rest of this module does
-    from ..journal import Journal
 
 
 def _single_rows(args: argparse.Namespace) -> list[tuple[int, Message]]:
@@ -373,16 +374,57 @@ def _send_one(
     return EXIT_OK if r[0] == Code.OK else EXIT_INCOMPLETE
 
 
+def _lease(args: argparse.Namespace) -> dict[str, float]:
+    """The ``lease`` option of a ``postgresql://`` journal (none for a file), checked.
+
+    A sender starts a request only while more than one request may take
+    (``request_takes``) of its lease is left, so a lease no longer than that would
+    send nothing: refused. Without ``--lease``: what one request may take + the
+    engine's default (60 s), as the engine fits a lease not given to its client.
+    """
+    if not is_journal_url(args.journal):
+        if args.lease is not None:
+            raise UsageError(
+                "--lease is for a postgresql:// journal, which a fleet of senders "
+                "shares; a journal file is held by one sender while it runs"
+            )
+        return {}
+    import inspect
+
+    from ..journal import PostgresJournal
+
+    takes = request_takes(args)
+    if args.lease is None:
+        if hasattr(PostgresJournal, "fit_lease"):
+            return {}  # the engine fits it to the client's requests (the same rule)
+        default = float(inspect.signature(PostgresJournal).parameters["lease"].default)
+        return {"lease": takes + default}
+    if args.lease <= takes:
+        raise UsageError(
+            f"--lease {args.lease:g} is not longer than one request may take ({takes:g} s: "
+            "--request-deadline, default 10 x --timeout, + --connect-timeout): no request "
+            "could start; give a longer --lease, or a shorter --request-deadline"
+        )
+    return {"lease": args.lease}
+
+
 def _send_journaled(args: argparse.Namespace, source: _Source) -> int:
-    """Send with a journal: load the input into it (once), then send what is left."""
-    from ..journal import Journal, SendSummary
+    """Send with a journal: load the input into it (once), then send what is left.
+
+    A ``postgresql://`` journal is shared: senders started on it at once load the
+    input once (``loading()``: the first loads, the others wait and find it loaded),
+    then each sends the messages it claims.
+    """
+    from ..journal import SendSummary
 
     quiet = args.quiet or args.json
     if args.file == "-":
         _fingerprint(args, source.fmt)  # refused: standard input cannot be resumed
-    journal_path(args.journal, "--journal", existing=False)
-    with Journal(args.journal, synchronous=args.journal_sync, lock=True) as journal:
-        total = _load_input(args, source, journal, quiet=quiet)
+    options = _lease(args)
+    with open_journal_at(args.journal, "--journal", existing=False,
+                         synchronous=args.journal_sync, lock=True, **options) as journal:
+        with journal_loading(journal):
+            total = _load_input(args, source, journal, quiet=quiet)
         counts = journal.counts()
         todo = counts["pending"] + counts["not_sent"]
         if args.resend_unknown or args.resend_unknown_without_ids:
@@ -409,38 +451,46 @@ def _send_journaled(args: argparse.Namespace, source: _Source) -> int:
                 results_file.close()  # before the journal it may still ask
         summary = _send_summary(outcome, journal.summary(), total)
         final = journal.counts()
-        complete = final["accepted"] + final["accepted_earlier"] == total
+        if is_journal_url(args.journal):
+            # Shared: what is still pending or in flight at the end is other live
+            # senders' (a lapsed claim this run would have taken): not a failure.
+            complete = not any(final[s] for s in ("rejected", "unknown", "not_sent", "invalid"))
+        else:
+            complete = final["accepted"] + final["accepted_earlier"] == total
     _show_summary(args, summary)
     return _send_exit(outcome, complete)
 
 
 def _load_input(
-    args: argparse.Namespace, source: _Source, journal: Journal, *, quiet: bool
+    args: argparse.Namespace, source: _Source, journal: Any, *, quiet: bool
 ) -> Optional[int]:
     """Put the input in the journal, bound to its fingerprint; returns how many messages.
 
     A journal already loaded is only bound to the input again (``bind`` refuses
-    another once anything was sent, and empties the journal while nothing was).
+    another once anything was sent, and empties the journal while nothing was: then
+    this input is loaded). Called inside ``journal.loading()``.
     """
     fmt = source.fmt
-    if journal.loaded is not None:
-        journal.bind(_fingerprint(args, fmt))
-        return journal.loaded
+    if journal.loaded is not None and not journal.bind(_fingerprint(args, fmt)):
+        loaded: int = journal.loaded
+        return loaded
     if args.file is not None:
         # A new journal (or a load cut short): the input is read once, hashed
         # while it is loaded, and bound before the load counts as finished.
         journal.restart_load()
         hashed: dict[str, str] = {}
         with Progress(None, "journaling input", quiet=quiet) as progress:
-            return journal.load_input(
+            total: int = journal.load_input(
                 source.rows(hashed), progress=lambda n, note: progress.update(n),
                 transliterate=args.transliterate,
                 bind=lambda: _fingerprint(args, fmt, hashed),
             )
+        return total
     journal.bind(_fingerprint(args, fmt))
     with Progress(None, "journaling input", quiet=quiet) as progress:
-        return journal.load_input(source.rows(), progress=lambda n, note: progress.update(n),
-                                  transliterate=args.transliterate)
+        total = journal.load_input(source.rows(), progress=lambda n, note: progress.update(n),
+                                   transliterate=args.transliterate)
+    return total
 
 
 def _show_summary(args: argparse.Namespace, summary: dict[str, Any]) -> None:
@@ -488,7 +538,15 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
                      "(+7 903 111-11-11 -> 79031111111); never changes a digit")
     jg = p.add_argument_group("journal")
     jg.add_argument("--journal", "-j", metavar="DB",
-                    help="a SQLite journal: record, resume, never send twice")
+                    help="a journal: record, resume, never send twice; a file (SQLite), "
+                    "or a postgresql://user@host/db URL that several senders share (the "
+                    "password from PGPASSWORD or ~/.pgpass, or the URL; never shown)")
+    jg.add_argument("--lease", type=positive_float, metavar="SECONDS",
+                    help="a postgresql:// journal: seconds this sender holds the messages "
+                    "it claimed without renewing them (default: what one request may take "
+                    "+ 60); must be longer than one request may take (--request-deadline "
+                    "+ --connect-timeout); a killed sender's messages are taken over at the "
+                    "latest once it lapses")
     jg.add_argument("--resend-unknown", action="store_true",
                     help="send again the messages whose outcome is unknown (a recipient "
                     "may get a second SMS); refused for messages sent before the "

@@ -15,8 +15,8 @@ from ._common import (
     add_output,
     exit_for,
     explain,
-    journal_path,
     make_client,
+    open_journal_at,
     status_json,
     status_row,
     usage_file,
@@ -61,10 +61,8 @@ def run(args: argparse.Namespace) -> int:
     quiet = args.quiet or args.json
     journal = None
     if args.journal is not None:
-        from ..journal import Journal
-
-        journal = Journal(
-            journal_path(args.journal, "--journal", existing=True),
+        journal = open_journal_at(
+            args.journal, "--journal", existing=True,
             synchronous=args.journal_sync,
             create=False,
             **({"final_statuses": args.final} if args.final else {}),
@@ -157,7 +155,7 @@ def add_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     p.add_argument("ids", nargs="*", metavar="PROVIDER_ID", help="provider ids")
     p.add_argument("--file", "-f", metavar="PATH", help="provider ids, one per line ('-': stdin)")
     p.add_argument("--journal", "-j", metavar="DB", help="follow the accepted messages of a "
-                   "journal")
+                   "journal: a file, or a postgresql:// URL (while senders run, too)")
     p.add_argument("--follow", action="store_true", help="poll until every id is final")
     p.add_argument("--deadline", type=float, default=3600.0, metavar="SECONDS",
                    help="stop following after this long (default 3600)")
