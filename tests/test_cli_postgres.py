@@ -447,3 +447,38 @@ def test_demo_keeps_its_journal_at_a_url(pg_journal_url: str) -> None:
     assert _pg_password() not in done.stdout + done.stderr
     states = _states(pg_journal_url)
     assert states == {"accepted": 996, "rejected": 4}, states
+
+
+# -- a libpq keyword string is not a file name -------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["send", "report", "status", "receive"])
+def test_a_keyword_string_is_refused_and_never_shown(tmp_path: Path, command: str) -> None:
+    secret = "kw-Secret-4411"
+    conninfo = f"host=db.internal dbname=sms user=sender password={secret}"
+    args = {
+        "send": ["send", "--url", "http://127.0.0.1:9/C/x/", "--login", "CLIENT",
+                 "--to", "79031234567", "--text", "hi", "--subject", "S",
+                 "--journal", conninfo],
+        "report": ["report", conninfo],
+        "status": ["status", "--url", "http://127.0.0.1:9/C/x/", "--login", "CLIENT",
+                   "--journal", conninfo],
+        "receive": ["receive", "--port", "0", "--no-secret", "--allow", "127.0.0.1",
+                    "--journal", conninfo],
+    }[command]
+    done = subprocess.run([sys.executable, "-m", "hpgfast", *args], env=_env(),
+                          capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "postgresql://" in _one_line(done.stderr)
+    assert secret not in done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []  # no file made of that name
+
+
+def test_open_journal_refuses_a_keyword_string(tmp_path: Path) -> None:
+    from hpgfast.journal import JournalError
+
+    os.chdir(tmp_path)
+    with pytest.raises(JournalError) as info:
+        open_journal("host=db password=kw-Secret-4411")
+    assert "kw-Secret-4411" not in str(info.value) + repr(info.value)
+    assert list(tmp_path.iterdir()) == []

@@ -59,6 +59,9 @@ def journal_path(path: str, flag: str, *, existing: bool) -> str:
     path with none, instead of making an empty one that would answer nothing. A URL
     (``postgresql://...``) is not a file: the engine checks it when it connects.
     """
+    from ..journal import _refuse_conninfo
+
+    _refuse_conninfo(path)
     if is_journal_url(path):
         return path
     if os.path.isdir(path):
@@ -81,50 +84,7 @@ def open_journal_at(target: str, flag: str, *, existing: bool, **options: Any) -
         options.pop("lease", None)
         options.pop("connect_timeout", None)
         return open_journal(target, **options)
-    if target.split("://", 1)[0].lower() not in ("postgresql", "postgres"):
-        return open_journal(target, **options)  # refused there, in the engine's words
-    return _fleet_engine()(target, **options)
-
-
-def _fleet_engine() -> Any:
-    """The PostgreSQL engine's class, with the sending and following of ``Journal``.
-
-    A stand-in while ``PostgresJournal`` does not inherit the ``_Sender`` and
-    ``_Following`` mixins itself (they use only the interface both engines have),
-    nor fit a lease not given to its client's requests.
-    """
-    from ..journal import PostgresJournal
-    from ..journal._follow import _Following
-    from ..journal._sender import _Sender
-
-    if hasattr(PostgresJournal, "send") and hasattr(PostgresJournal, "follow"):
-        return PostgresJournal
-
-    class _StandIn(PostgresJournal, _Sender, _Following):
-        def __init__(self, url: str, **options: Any) -> None:
-            self._lease_given = "lease" in options
-            super().__init__(url, **options)
-
-        def send(self, client: Any, **options: Any) -> Any:
-            if not self._lease_given:
-                takes = float(getattr(client, "request_deadline", 0.0) or 0.0)
-                takes += float(getattr(client, "connect_timeout", 0.0) or 0.0)
-                self.lease = takes + 60.0
-            return _Sender.send(self, client, **options)
-
-    return _StandIn
-
-
-def journal_loading(journal: Any) -> Any:
-    """``journal.loading()``: one sender loads an input, others wait, then find it loaded.
-
-    A journal without it (a SQLite file before the engine had it) is held by one
-    sender at a time anyway (its lock), so there is nothing to wait for.
-    """
-    import contextlib
-
-    loading = getattr(journal, "loading", None)
-    return loading() if loading is not None else contextlib.nullcontext(journal)
+    return open_journal(target, **options)
 
 
 def usage_file(path: str, flag: str) -> str:

@@ -25,7 +25,7 @@ from collections import Counter
 from typing import IO, Any
 
 from .._term import counted
-from ._common import journal_loading, open_journal_at
+from ._common import open_journal_at
 from ._output import Progress, dump_json, table
 
 __all__ = ["run_demo"]
@@ -122,7 +122,7 @@ def run_demo(args: argparse.Namespace) -> int:
                         provider_ids: list[str] = []
                         t_load = time.perf_counter()
                         if journal is not None:
-                            with journal_loading(journal):
+                            with journal.loading():
                                 journal.bind({"source": "hpgfast demo", "messages": str(n),
                                               "seed": "1", "bad_every": str(BAD_EVERY)})
                                 if journal.loaded is None:

@@ -23,7 +23,6 @@ from ._common import (
     exit_for,
     explain,
     is_journal_url,
-    journal_loading,
     make_client,
     open_journal_at,
     pairs,
@@ -389,16 +388,9 @@ def _lease(args: argparse.Namespace) -> dict[str, float]:
                 "shares; a journal file is held by one sender while it runs"
             )
         return {}
-    import inspect
-
-    from ..journal import PostgresJournal
-
     takes = request_takes(args)
     if args.lease is None:
-        if hasattr(PostgresJournal, "fit_lease"):
-            return {}  # the engine fits it to the client's requests (the same rule)
-        default = float(inspect.signature(PostgresJournal).parameters["lease"].default)
-        return {"lease": takes + default}
+        return {}  # the engine fits it to the client's requests
     if args.lease <= takes:
         raise UsageError(
             f"--lease {args.lease:g} is not longer than one request may take ({takes:g} s: "
@@ -423,7 +415,7 @@ def _send_journaled(args: argparse.Namespace, source: _Source) -> int:
     options = _lease(args)
     with open_journal_at(args.journal, "--journal", existing=False,
                          synchronous=args.journal_sync, lock=True, **options) as journal:
-        with journal_loading(journal):
+        with journal.loading():
             total = _load_input(args, source, journal, quiet=quiet)
         counts = journal.counts()
         todo = counts["pending"] + counts["not_sent"]

@@ -31,6 +31,7 @@ so every part reads and writes through the same connection, mutex and transactio
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Union
 
 from ._errors import (
@@ -124,6 +125,31 @@ class Journal(_Loading, _Sending, _Statuses, _Reading, _Sender, _Following):
     """
 
 
+#: A libpq keyword/value connection string (``host=db user=u password=...``): what
+#: PostgreSQL's tools take besides a URL. A journal is named by a URL instead.
+_CONNINFO = re.compile(
+    r"^\s*(host|hostaddr|port|dbname|user|password|passfile|service|sslmode|options)"
+    r"\s*=", re.IGNORECASE
+)
+
+
+def _refuse_conninfo(target: str) -> None:
+    """Refuse a libpq keyword string given where a journal is named (it is not a file).
+
+    Taken as a path it would make a file of that name, and a message naming the
+    path would show the password in it; the error names neither.
+
+    Raises:
+        JournalError: ``target`` reads as ``keyword=value`` pairs.
+    """
+    if _CONNINFO.match(target):
+        raise JournalError(
+            "a journal is a file path or a postgresql:// URL; a keyword string "
+            "(host=... dbname=...) is not taken: write it as "
+            "postgresql://USER@HOST:PORT/DBNAME (the password from PGPASSWORD or ~/.pgpass)"
+        )
+
+
 def open_journal(target: Union[str, os.PathLike[str]], **options: Any) -> Any:
     """Open a journal: a path -> the SQLite ``Journal``; a URL -> the shared engine.
 
@@ -143,6 +169,8 @@ def open_journal(target: Union[str, os.PathLike[str]], **options: Any) -> Any:
         # psycopg is imported when the engine opens a journal; without it, the
         # JournalError names the postgres extra.
         return PostgresJournal(target, **options)
+    if isinstance(target, str):
+        _refuse_conninfo(target)
     if isinstance(target, str) and "://" in target:
         scheme = target.split("://", 1)[0]
         raise JournalError(
