@@ -394,6 +394,7 @@ def explain(exc: BaseException) -> str:
 def exit_for(exc: BaseException) -> int:
     from ..journal import (
         JournalAccessDenied,
+        JournalClaimLost,
         JournalError,
         JournalStorageError,
         JournalUnavailable,
@@ -403,7 +404,7 @@ def exit_for(exc: BaseException) -> int:
         return EXIT_JOURNAL
     if isinstance(exc, JournalAccessDenied):  # a JournalUnavailable too: first
         return EXIT_AUTH
-    if isinstance(exc, JournalUnavailable):
+    if isinstance(exc, (JournalUnavailable, JournalClaimLost)):
         return EXIT_JOURNAL_UNAVAILABLE
     if isinstance(exc, AuthError):
         return EXIT_AUTH

@@ -71,8 +71,9 @@ _DESCRIPTIONS = {
     ExitCode.JOURNAL: "the journal cannot be written (disk full, I/O error); it stays "
     "resumable: free space and run the same command again",
     ExitCode.JOURNAL_UNAVAILABLE: "the journal's database cannot be reached or went away "
-    "(a postgresql:// journal): nothing unrecorded was sent; run the same command again "
-    "once it is back, and it resumes",
+    "(a postgresql:// journal), or this sender stalled past its lease and its claims "
+    "went to others: nothing unrecorded was sent; run the same command again once the "
+    "database is back, and it resumes",
     ExitCode.INTERRUPTED: "interrupted: Ctrl-C or SIGTERM at any moment, start-up "
     "included (a server already serving stops instead, with 0); a journal stays "
     "consistent",
