@@ -495,3 +495,35 @@ def test_a_claim_taken_over_stops_the_run_before_its_request(journal_target: str
     assert counts[State.ACCEPTED] == 20
     assert counts[State.PENDING] + counts[State.NOT_SENT] == 20
     assert counts[State.IN_FLIGHT] == counts[State.UNKNOWN] == 0
+
+
+def test_one_journal_object_sends_one_run_at_a_time(journal_target: str) -> None:
+    # Two threads on one object would take each other's claims for lost; the second
+    # is refused at once, by name, and the first sends everything.
+    class Slow(Subscriber):
+        def request_starting(self, event: RequestStarting) -> None:
+            time.sleep(0.05)
+
+    with Emulator(speed=None, unique_client_ids=True) as emu, open_journal(journal_target) as j:
+        j.add((f"k{n}", Message(f"7903123{n:04d}", f"t{n}", "S")) for n in range(40))
+        with Client(emu.url, "CLIENT", PASSWORD, max_batch=5, subscribers=[Slow()]) as c:
+            errors: list[BaseException] = []
+            summaries: list[SendSummary] = []
+
+            def run() -> None:
+                try:
+                    summaries.append(j.send(c))
+                except JournalError as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=run) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        assert len(errors) == 1 and "already sending" in str(errors[0])
+        assert len(summaries) == 1 and summaries[0].states["accepted"] == 40
+        assert len(emu.ledger) == 40 and emu.repeated_client_ids == 0
+        # Free again once the run ended.
+        with Client(emu.url, "CLIENT", PASSWORD) as c:
+            assert j.send(c).attempted == 0

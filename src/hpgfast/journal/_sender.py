@@ -31,6 +31,7 @@ The engine is only reached through the interface both engines implement
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -42,7 +43,7 @@ from .._records import Message, SendResult
 from .._wire import SEND, Code
 from ..core import RequestFinished, RequestStarting, Subscriber
 from ..exceptions import HPGError, MessageError
-from ._errors import JournalClaimLost, JournalStorageError
+from ._errors import JournalClaimLost, JournalError, JournalStorageError
 from ._schema import State
 from ._summary import Progress, ResultsWriter, SendSummary, _platform_down
 
@@ -407,6 +408,27 @@ async def _run_async(run: _Run) -> None:
         lines, messages = await asyncio.wrap_future(upcoming)
 
 
+@contextlib.contextmanager
+def _one_run(journal: Any) -> Iterator[None]:
+    """One send run at a time per journal object.
+
+    A run's hook, its chunk and (on a shared journal) its claims belong to the
+    object: two runs on one object, from two threads or tasks, would take each
+    other's claims for lost and stop. Each thread or task opens its own journal
+    object (they share the journal, a file or a database, as two processes do).
+    """
+    lock = journal.__dict__.setdefault("_hpgfast_run_lock", threading.Lock())
+    if not lock.acquire(blocking=False):
+        raise JournalError(
+            f"journal {journal.path}: this journal object is already sending; give each "
+            "thread or task its own (open_journal again): they share the journal"
+        )
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 class _Sender:
     """``Journal.send`` and ``Journal.send_async``: a mixin of both engines.
 
@@ -474,20 +496,21 @@ class _Sender:
                 what the client knew is recorded first, ``unknown`` only for
                 requests cut on the wire.
         """
-        run = _Run(self, client, chunk=chunk, progress=progress,
-                   results_file=results_file, summary=summary)
-        start = time.perf_counter()
-        try:
-            run.summary.recovered = self.recover(  # type: ignore[attr-defined]
-                resend_unknown=resend_unknown,
-                resend_unknown_without_ids=resend_unknown_without_ids,
-            )
-            _run_sync(run)
-        finally:
+        with _one_run(self):
+            run = _Run(self, client, chunk=chunk, progress=progress,
+                       results_file=results_file, summary=summary)
+            start = time.perf_counter()
             try:
-                run.end()
+                run.summary.recovered = self.recover(  # type: ignore[attr-defined]
+                    resend_unknown=resend_unknown,
+                    resend_unknown_without_ids=resend_unknown_without_ids,
+                )
+                _run_sync(run)
             finally:
-                run.summary.elapsed = time.perf_counter() - start
+                try:
+                    run.end()
+                finally:
+                    run.summary.elapsed = time.perf_counter() - start
         return run.summary
 
     async def send_async(
@@ -513,25 +536,26 @@ class _Sender:
         """
         import asyncio
 
-        run = _Run(self, aclient, chunk=chunk, progress=progress,
-                   results_file=results_file, summary=summary)
-        start = time.perf_counter()
-        writer = run.writer
-        try:
-            run.summary.recovered = await asyncio.wrap_future(writer.submit(
-                self.recover,  # type: ignore[attr-defined]
-                resend_unknown=resend_unknown,
-                resend_unknown_without_ids=resend_unknown_without_ids,
-            ))
-            await _run_async(run)
-        finally:
+        with _one_run(self):
+            run = _Run(self, aclient, chunk=chunk, progress=progress,
+                       results_file=results_file, summary=summary)
+            start = time.perf_counter()
+            writer = run.writer
             try:
-                # After every write the run queued (one writer thread): awaiting it
-                # is waiting for them too, even after a cancellation.
-                await asyncio.shield(asyncio.wrap_future(writer.submit(_release, self)))
+                run.summary.recovered = await asyncio.wrap_future(writer.submit(
+                    self.recover,  # type: ignore[attr-defined]
+                    resend_unknown=resend_unknown,
+                    resend_unknown_without_ids=resend_unknown_without_ids,
+                ))
+                await _run_async(run)
             finally:
-                writer.shutdown(wait=False)  # its last job (release) is done or running
-                run.summary.elapsed = time.perf_counter() - start
+                try:
+                    # After every write the run queued (one writer thread): awaiting
+                    # it is waiting for them too, even after a cancellation.
+                    await asyncio.shield(asyncio.wrap_future(writer.submit(_release, self)))
+                finally:
+                    writer.shutdown(wait=False)  # its last job (release) is done or running
+                    run.summary.elapsed = time.perf_counter() - start
         return run.summary
 
     def load_input(
