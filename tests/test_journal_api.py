@@ -527,3 +527,20 @@ def test_one_journal_object_sends_one_run_at_a_time(journal_target: str) -> None
         # Free again once the run ended.
         with Client(emu.url, "CLIENT", PASSWORD) as c:
             assert j.send(c).attempted == 0
+
+
+def test_a_healthy_run_writes_each_result_once(
+    journal_target: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The results of requests the hook already committed are not written again when
+    # the batch returns (on a shared journal such a rewrite of a final row is refused
+    # and logged as "not written": alarming, and a statement per chunk for nothing).
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="hpgfast")
+    with Emulator(speed=None) as emu, open_journal(journal_target) as j:
+        j.add(Message(f"7903123{n:04d}", f"t{n}", "S") for n in range(300))
+        with Client(emu.url, "CLIENT", PASSWORD, max_batch=10, concurrency=2) as c:
+            summary = j.send(c, chunk=100)
+        assert summary.states["accepted"] == 300 == j.counts()["accepted"]
+    assert not [r for r in caplog.records if "not written" in r.getMessage()]

@@ -35,6 +35,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Optional
@@ -68,6 +69,23 @@ def request_time(client: Any) -> float:
     """Seconds one of ``client``'s requests may take from its first byte, at most."""
     deadline = float(getattr(client, "request_deadline", 0.0) or 0.0)
     return deadline + float(getattr(client, "connect_timeout", 0.0) or 0.0)
+
+
+#: An ended request: its first and past-last index in the batch, and its results.
+_Finished = tuple[int, int, Sequence[Optional[SendResult]]]
+
+
+def _runs(written: bytearray, end: int) -> Iterator[tuple[int, int]]:
+    """The spans ``[a, b)`` of ``written[:end]`` not yet written (zero bytes)."""
+    i = 0
+    while i < end:
+        a = written.find(0, i, end)
+        if a < 0:
+            return
+        b = written.find(1, a, end)
+        b = end if b < 0 else b
+        yield a, b
+        i = b
 
 
 class _JournalHook(Subscriber):
@@ -105,7 +123,12 @@ class _JournalHook(Subscriber):
         self._done = threading.Lock()
         self._lines: Sequence[int] = ()
         self._marked = 0
-        self._finished: list[tuple[Sequence[int], Sequence[SendResult]]] = []
+        # Ended requests not written yet: (start, end, results), indexes of the batch.
+        self._finished: list[_Finished] = []
+        # Which of the batch's messages have their results written (1), and what
+        # those writes did (counts by state): ``flush`` writes only the others.
+        self._written = bytearray()
+        self._counts: Counter[str] = Counter()
 
     @property
     def window(self) -> int:
@@ -120,13 +143,25 @@ class _JournalHook(Subscriber):
             self._lines = lines
             self._marked = 0
             self._finished = []
+            self._written = bytearray(len(lines))
+            self._counts = Counter()
 
-    def _take_finished(self) -> list[tuple[Sequence[int], Sequence[SendResult]]]:
+    def _pairs(self, finished: list[_Finished]) -> list[tuple[Sequence[int], Sequence[Any]]]:
+        """``finished`` as ``advance`` takes it: (lines, results) pairs."""
+        return [(self._lines[a:b], results) for a, b, results in finished]
+
+    def _wrote(self, finished: list[_Finished], counts: Mapping[str, int]) -> None:
+        """Note what a committed write covered (under ``_lock``)."""
+        for a, b, _ in finished:
+            self._written[a:b] = b"\x01" * (b - a)
+        self._counts.update(counts)
+
+    def _take_finished(self) -> list[_Finished]:
         with self._done:
             finished, self._finished = self._finished, []
         return finished
 
-    def _give_back(self, finished: list[tuple[Sequence[int], Sequence[SendResult]]]) -> None:
+    def _give_back(self, finished: list[_Finished]) -> None:
         with self._done:
             self._finished = finished + self._finished
 
@@ -145,10 +180,13 @@ class _JournalHook(Subscriber):
                 )
                 finished = self._take_finished()
                 try:
-                    journal.advance(self._lines[self._marked : upto], finished)
+                    counts = journal.advance(
+                        self._lines[self._marked : upto], self._pairs(finished)
+                    )
                 except BaseException:
                     self._give_back(finished)
                     raise
+                self._wrote(finished, counts)
                 self._marked = upto
         left = journal.lease_deadline() - time.monotonic()
         if left < self.margin:
@@ -165,7 +203,7 @@ class _JournalHook(Subscriber):
             return
         # Written with the next mark (or when send() returns): one commit.
         with self._done:
-            self._finished.append((self._lines[event.start : event.end], event.results))
+            self._finished.append((event.start, event.end, event.results))
 
     def flush(self, results: Optional[Sequence[Optional[SendResult]]]) -> dict[str, int]:
         """After ``send()`` returned or raised: write every result the client knew.
@@ -180,9 +218,17 @@ class _JournalHook(Subscriber):
             finished = self._take_finished()
             lines, marked = self._lines, self._marked
             if results is not None and len(results) == len(lines):
-                # The batch's results include every finished request's: one write.
-                return dict(self.journal.advance((), [(lines[:marked], results[:marked])]))
-            self.journal.advance((), finished)
+                # The batch's results include every finished request's: one write of
+                # those not written yet (a result written twice is work, and on a
+                # shared journal a refused rewrite of a final row). The ended
+                # requests not written yet are among them.
+                unwritten = [
+                    (a, b, results[a:b]) for a, b in _runs(self._written, marked)
+                ]
+                counts = self.journal.advance((), self._pairs(unwritten)) if unwritten else {}
+                self._counts.update(counts)
+                return dict(self._counts)
+            self.journal.advance((), self._pairs(finished))
             self.journal.settle_in_flight(
                 lines[:marked], State.UNKNOWN, code=Code.UNKNOWN,
                 reason="interrupted while in flight",
