@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -84,7 +85,17 @@ def open_journal_at(target: str, flag: str, *, existing: bool, **options: Any) -
         options.pop("lease", None)
         options.pop("connect_timeout", None)
         return open_journal(target, **options)
+    if _URL_PASSWORD.search(target):
+        print(
+            "hpgfast: warning: the journal URL's password is visible to every user of "
+            "this machine (ps, /proc); prefer PGPASSWORD or ~/.pgpass",
+            file=sys.stderr,
+        )
     return open_journal(target, **options)
+
+
+#: A password in a journal URL: in its user part, or a ``password=`` parameter.
+_URL_PASSWORD = re.compile(r"://[^@/]*:[^@]*@|[?&][^=&]*password=", re.IGNORECASE)
 
 
 def usage_file(path: str, flag: str) -> str:
