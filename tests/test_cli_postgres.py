@@ -268,6 +268,62 @@ def test_a_server_that_cannot_be_reached_is_7(tmp_path: Path, command: str) -> N
     assert "s3cret" not in done.stdout + done.stderr
 
 
+def _pieces(secret: str) -> list[str]:
+    """The password and every piece of it a parser may cut off (what must never show)."""
+    import re
+
+    pieces = [secret, *(p for p in re.split(r"[@:/?#&=]", secret) if len(p) >= 3)]
+    if "@" in secret:  # libpq takes what follows the first '@' for the host
+        pieces.append(secret.split("@", 1)[1] + "@")
+    return pieces
+
+
+#: (how the URL is written, its password, the exit code): a user's mistakes.
+_MISTAKES = [
+    ("postgres:/hpgfast:{pw}@127.0.0.1:{port}/db", None, 2),
+    ("postgresql:hpgfast:{pw}@127.0.0.1:{port}/db", None, 2),
+    ("postgresql//hpgfast:{pw}@127.0.0.1:{port}/db", None, 2),
+    ("postgresql://hpgfast:{pw}@127.0.0.1:{port}/db", "Qx7#Wv3", 3),
+    ("postgresql://hpgfast:{pw}@127.0.0.1:{port}/db", "Qx7?Wv3", 3),
+    ("postgresql://hpgfast:{pw}@127.0.0.1:{port}/db", "Qx7/Wv3", 2),
+    ("postgresql://hpgfast:{pw}@127.0.0.1:{port}/db", "Sekr1t@PW", 7),
+    ("postgresql://hpgfast:{pw}@127.0.0.1:{port}/db", "Sekr1t@P#W/x?y", 2),
+    ("postgresql://hpgfast:{pw}@127.0.0.1:{port}/db?sslmode=bogus", None, 2),
+    ("postgresql://hpgfast:{pw}@127.0.0.1:99999/db", None, 2),
+    ("postgresql://hpgfast:{pw}@127.0.0.1:{port}/db?target_session_attrs=zz", None, 2),
+]
+
+
+@pytest.mark.parametrize("command", ["report", "send"])
+@pytest.mark.parametrize(("form", "password", "code"), _MISTAKES)
+def test_a_mistyped_url_never_shows_its_password(
+    tmp_path: Path, pg_server: Any, command: str, form: str, password: Optional[str],
+    code: int
+) -> None:
+    password = password or _pg_password()
+    url = form.format(pw=password, port=pg_server.port)
+    csv_path = _write_csv(tmp_path / "m.csv", 3)
+    args = (_send("http://127.0.0.1:9/CLIENT/connector/", csv_path, url)
+            if command == "send" else ["report", url])
+    done = subprocess.run([sys.executable, "-m", "hpgfast", *args], env=_env(),
+                          capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path)
+    assert done.returncode == code, done.stdout + done.stderr
+    _one_line(done.stderr)
+    leaked = [p for p in _pieces(password) if p in done.stdout + done.stderr]
+    assert not leaked, done.stdout + done.stderr
+    if code == 2 and "://" not in url:
+        assert "postgresql://USER@HOST:PORT/DBNAME" in done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["m.csv"]  # never taken for a file
+
+
+def test_a_refused_connection_reads_as_sentences(tmp_path: Path) -> None:
+    done = hpgfast("report", f"postgresql://hpgfast:s3cret@127.0.0.1:{_closed_port()}/db")
+    assert done.returncode == 7, done.stdout + done.stderr
+    line = _one_line(done.stderr)
+    assert "Connection refused. Is the server running" in line, line
+    assert "connections?." not in line and "s3cret" not in line
+
+
 @pytest.mark.parametrize("command", ["send", "report", "status", "receive"])
 @pytest.mark.parametrize("fault", ["password", "database"])
 def test_a_server_that_refuses_the_user_is_3(

@@ -6,12 +6,14 @@ password."""
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -748,6 +750,83 @@ def test_the_password_is_never_shown(
     assert caplog.records
     for record in caplog.records:
         assert PASSWORD not in record.getMessage()
+
+
+def _pieces(secret: str) -> list[str]:
+    """The password and every piece of it a parser may cut off (what must never show)."""
+    pieces = [secret, *(p for p in re.split(r"[@:/?#&=]", secret) if len(p) >= 3)]
+    if "@" in secret:  # libpq takes what follows the first '@' for the host
+        pieces.append(secret.split("@", 1)[1] + "@")
+    return pieces
+
+
+def _shown(exc: BaseException) -> str:
+    """All an error shows: its text, repr, arguments, causes and formatted traceback."""
+    texts = ["".join(traceback.format_exception(type(exc), exc, exc.__traceback__))]
+    seen: BaseException | None = exc
+    while seen is not None:
+        texts += [str(seen), repr(seen), repr(seen.args)]
+        seen = seen.__cause__ or seen.__context__
+    return "\n".join(texts)
+
+
+def _mistakes(port: int) -> list[tuple[str, str, bool]]:
+    """(URL, its password, whether no postgresql:// URL at all): a user's mistakes."""
+    at = f"@127.0.0.1:{port}/db"
+    typos = [f"postgres:/hpgfast:{PASSWORD}{at}", f"postgresql:hpgfast:{PASSWORD}{at}",
+             f"postgresql//hpgfast:{PASSWORD}{at}", f"postgres/hpgfast:{PASSWORD}{at}"]
+    unencoded = ["Qx7#Wv3", "Qx7?Wv3", "Qx7/Wv3", "Sekr1t@PW", "Sekr1t@P#W/x?y"]
+    return [(url, PASSWORD, True) for url in typos] + [
+        (f"postgresql://hpgfast:{pw}{at}", pw, False) for pw in unencoded]
+
+
+def test_a_mistyped_url_never_shows_its_password(
+    pg_server: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hpgfast.journal import open_journal
+    from hpgfast.journal._pg_url import masked_url
+
+    monkeypatch.chdir(tmp_path)
+    for url, password, typo in _mistakes(pg_server.port):
+        masked = masked_url(url)
+        assert not [p for p in _pieces(password) if p in masked], (url, masked)
+        with pytest.raises(JournalError) as caught:
+            open_journal(url, connect_timeout=2)
+        shown = _shown(caught.value)
+        assert not [p for p in _pieces(password) if p in shown], (url, shown)
+        if typo:
+            # Not a postgresql:// URL at all: refused before anything reads it,
+            # saying which form is expected, and never taken for a file.
+            assert type(caught.value) is JournalError, url
+            assert "postgresql://USER@HOST:PORT/DBNAME" in str(caught.value), url
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_url_libpq_does_not_take_is_a_configuration_error(
+    pg_server: Any, pg_journal_url: str
+) -> None:
+    """A wrong setting is no unreachable server: running again never helps."""
+    base = f"postgresql://hpgfast:{PASSWORD}@127.0.0.1:{pg_server.port}/db"
+    for url in (base + "?sslmode=bogus", base.replace(f":{pg_server.port}/", ":99999/"),
+                base + "?target_session_attrs=zz"):
+        with pytest.raises(JournalError) as caught:
+            PostgresJournal(url, connect_timeout=2)
+        assert type(caught.value) is JournalError, (url, repr(caught.value))
+        assert "invalid" in str(caught.value)
+        assert PASSWORD not in _shown(caught.value)
+
+
+def test_libpqs_lines_read_as_sentences() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(JournalUnavailable) as caught:
+        PostgresJournal(f"postgresql://hpgfast:{PASSWORD}@127.0.0.1:{port}/db")
+    assert "Connection refused. Is the server running" in str(caught.value)
+    assert "connections?." not in str(caught.value)
+    assert PASSWORD not in _shown(caught.value)
 
 
 def test_a_password_from_pgpassword_or_pgpass(

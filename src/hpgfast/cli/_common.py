@@ -60,9 +60,10 @@ def journal_path(path: str, flag: str, *, existing: bool) -> str:
     path with none, instead of making an empty one that would answer nothing. A URL
     (``postgresql://...``) is not a file: the engine checks it when it connects.
     """
-    from ..journal import _refuse_conninfo
+    from ..journal import _refuse_conninfo, _refuse_malformed_url
 
     _refuse_conninfo(path)
+    _refuse_malformed_url(path)
     if is_journal_url(path):
         return path
     if os.path.isdir(path):

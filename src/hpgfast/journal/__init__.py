@@ -150,6 +150,30 @@ def _refuse_conninfo(target: str) -> None:
         )
 
 
+#: What starts as a PostgreSQL URL (a scheme, then ``:`` or ``/``), and what one is.
+_PG_LIKE = re.compile(r"^\s*postgres(?:ql)?[:/]", re.IGNORECASE)
+_PG_URL = re.compile(r"^postgres(?:ql)?://", re.IGNORECASE)
+
+
+def _refuse_malformed_url(target: str) -> None:
+    """Refuse a PostgreSQL URL mistyped (``postgres:/``, ``postgresql//``...) with a user.
+
+    No reader takes it for what it was meant to be: libpq echoes it whole, and a
+    path of that name (a file) would be named in "no journal at ...", the password
+    in it. The error names the form expected, never the target.
+
+    Raises:
+        JournalError: ``target`` starts as a PostgreSQL URL, holds an ``@``, and
+            does not start ``postgresql://`` or ``postgres://``.
+    """
+    if _PG_LIKE.match(target) and "@" in target and not _PG_URL.match(target):
+        raise JournalError(
+            "a journal's URL starts postgresql:// (or postgres://), two slashes: write "
+            "it as postgresql://USER@HOST:PORT/DBNAME, a password as USER:PASSWORD@ or "
+            "from PGPASSWORD or ~/.pgpass (the target given is not shown: it may hold one)"
+        )
+
+
 def open_journal(target: Union[str, os.PathLike[str]], **options: Any) -> Any:
     """Open a journal: a path -> the SQLite ``Journal``; a URL -> the shared engine.
 
@@ -165,6 +189,8 @@ def open_journal(target: Union[str, os.PathLike[str]], **options: Any) -> Any:
         JournalError: the target cannot be opened as a journal (see ``Journal``),
             or a URL while the ``postgres`` extra is not installed.
     """
+    if isinstance(target, str):
+        _refuse_malformed_url(target)
     if isinstance(target, str) and target.split(":", 1)[0].lower() in ("postgresql", "postgres"):
         # psycopg is imported when the engine opens a journal; without it, the
         # JournalError names the postgres extra.

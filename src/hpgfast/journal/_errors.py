@@ -120,6 +120,11 @@ class JournalLocked(JournalError):
     """Another process is sending with this journal right now."""
 
 
+def _ended(reason: str) -> str:
+    """``reason`` as a sentence: its own end mark (a ``?``), else a ``.``."""
+    return reason if reason.endswith((".", "?", "!")) else f"{reason}."
+
+
 class JournalUnavailable(JournalError):
     """The journal's database server cannot be reached, or went away mid-run.
 
@@ -140,7 +145,7 @@ class JournalUnavailable(JournalError):
 
     def __str__(self) -> str:
         return (
-            f"cannot use the journal {self.path}: {self.reason}. Nothing that was not "
+            f"cannot use the journal {self.path}: {_ended(self.reason)} Nothing that was not "
             "committed is recorded; run the same command again once the database "
             "server is reachable, and the journal resumes where its last commit left it."
         )
@@ -156,7 +161,7 @@ class JournalAccessDenied(JournalUnavailable):
 
     def __str__(self) -> str:
         return (
-            f"the database server refused the journal {self.path}: {self.reason}. "
+            f"the database server refused the journal {self.path}: {_ended(self.reason)} "
             "Check the user, password and database name (the URL, PGPASSWORD or "
             "~/.pgpass) and the role's rights on the database."
         )

@@ -17,9 +17,8 @@ import math
 import os
 import re
 from typing import TYPE_CHECKING, Any, Callable, Optional
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
-from .._redact import mask_url
 from ._errors import (
     JournalAccessDenied,
     JournalError,
@@ -36,52 +35,69 @@ _KEYWORD_SECRET = re.compile(
 )
 
 
+#: A URL's scheme and the slashes after it, as typed (``postgres:/``, ``postgresql:``,
+#: ``postgresql//`` too): what follows is read as ``user:password@host...``.
+_URL_HEAD = re.compile(r"^\s*(?:[A-Za-z][A-Za-z0-9+.-]*:/*|postgres(?:ql)?/+)", re.IGNORECASE)
+
+
+def _userinfo_readings(rest: str) -> list[str]:
+    """The password as each reader of ``rest`` (a URL past its scheme) may cut it.
+
+    Python's ``urlsplit`` ends the user part at the last ``@`` before a ``/ ? #``;
+    libpq's at the first ``@`` (not stopping at ``?`` or ``#``), or at a ``/``. An
+    unencoded ``@ / ? #`` in the password makes them differ, so every reading is
+    taken: from the first ``:`` after the user to the last ``@`` (the widest),
+    to the first ``@``, and what follows the first ``@`` (libpq's host), with it.
+    """
+    colon, first_at, last_at = rest.find(":"), rest.find("@"), rest.rfind("@")
+    if not 0 <= colon < first_at:
+        return []
+    readings = [rest[colon + 1 : last_at], rest[colon + 1 : first_at]]
+    if last_at > first_at:
+        readings.append(rest[first_at + 1 : last_at + 1])
+    return readings
+
+
 def masked_url(target: str) -> str:
     """``target`` (a ``postgresql://`` URL or a libpq keyword string), its password ``***``.
 
     The user, host, port, database and other parameters stay: they say which journal
     this is. Any parameter whose name holds ``password`` (``password``,
-    ``sslpassword``) is masked too.
+    ``sslpassword``) is masked too. Everything from the first ``:`` after the user
+    to the last ``@`` is masked: an unencoded ``@ / ? #`` in the password cannot
+    show (a ``@`` in a parameter after a password masks more than it needs).
     """
-    if "://" not in target:
+    head = _URL_HEAD.match(target)
+    if head is None:
         return _KEYWORD_SECRET.sub(r"\1***", target)
-    try:
-        parts = urlsplit(target)
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, _, hostport = netloc.rpartition("@")
-            user, colon, _ = userinfo.partition(":")
-            netloc = f"{user}{':***' if colon else ''}@{hostport}"
-        query = _QUERY_SECRET.sub(r"\1***", parts.query)
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:
-        return mask_url(target)
-
-
-_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@")
+    rest = target[head.end() :]
+    colon, first_at, last_at = rest.find(":"), rest.find("@"), rest.rfind("@")
+    if 0 <= colon < first_at:
+        rest = f"{rest[:colon]}:***{rest[last_at:]}"
+    base, mark, query = rest.partition("?")
+    return head.group() + base + mark + _QUERY_SECRET.sub(r"\1***", query)
 
 
 def _passwords(target: str) -> list[str]:
     """Every password ``target`` or the environment gives libpq (to mask in texts).
 
-    Read the ways a parser may read it: Python's (up to the last ``@``), libpq's (up
-    to the first), and for a URL no parser takes (libpq then echoes it whole), by
+    Read the ways a parser may read it (``_userinfo_readings``: Python's, libpq's,
+    and the widest), and for a URL no parser takes (libpq then echoes it whole), by
     pattern alone. A password holding a character parsers cut at (``@ : / ? # & =``)
-    is masked in its pieces too, so that no piece of one a parser split shows.
+    is masked in its pieces too, so that no piece of one a parser split shows; a
+    piece too short to mask everywhere is masked where libpq quotes it.
     """
     found: list[str] = []
-    if "://" in target:
+    head = _URL_HEAD.match(target)
+    if head is not None:
+        rest = target[head.end() :]
         with contextlib.suppress(ValueError):
-            parts = urlsplit(target)
-            if parts.password:
-                found.append(parts.password)
-            for match in re.finditer(r"(?:^|&)[^=&]*password[^=&]*=([^&#]*)", parts.query, re.I):
-                found.append(match.group(1))
-        userinfo = _USERINFO.match(target)
-        if userinfo is not None:
-            for info in (userinfo.group(1), userinfo.group(1).partition("@")[0]):
-                if ":" in info:
-                    found.append(info.partition(":")[2])
+            password = urlsplit(target).password
+            if password:
+                found.append(password)
+        for match in re.finditer(r"(?:^|[?&])[^=&?]*password[^=&?]*=([^&#]*)", rest, re.I):
+            found.append(match.group(1))
+        found += _userinfo_readings(rest)
     else:
         for match in _KEYWORD_SECRET.finditer(target):
             found.append(match.group(2).strip("'"))
@@ -89,7 +105,9 @@ def _passwords(target: str) -> list[str]:
     if env:
         found.append(env)
     found += [unquote(p) for p in found]
-    found += [piece for p in found for piece in re.split(r"[@:/?#&=]", p) if len(piece) >= 3]
+    pieces = [piece for p in found for piece in re.split(r"[@:/?#&=]", p) if piece]
+    found += [piece for piece in pieces if len(piece) >= 3]
+    found += [f"{q}{piece}{q}" for piece in pieces if len(piece) < 3 for q in "\"'"]
     return [p for p in dict.fromkeys(found) if p]
 
 
@@ -106,8 +124,33 @@ _REFUSED_AT_CONNECT = (
 )
 
 
+#: What libpq says, at connection time, of a setting in the URL it does not take (a
+#: value, a port, an option): a configuration error, not an unreachable server, as
+#: running the same command again would never help.
+_BAD_SETTING = re.compile(
+    r"invalid [\w ]*(value|number|option)|invalid uri|missing [\w \"=/]*separator"
+    r"|servname not supported|unrecognized [\w ]*(value|option)",
+    re.IGNORECASE,
+)
+
+
 def _identity(text: str) -> str:
     return text
+
+
+def _sentences(text: str) -> str:
+    """libpq's text on one line, each of its lines a sentence (no end mark at the end).
+
+    libpq ends a line without punctuation (``Connection refused`` then ``Is the
+    server running...?``); the caller adds its own ``.`` after the last.
+    """
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    out = ""
+    for line in lines:
+        if out:
+            out += " " if out.endswith((".", "?", "!", ":", ";", ",")) else ". "
+        out += " ".join(line.split())
+    return out.rstrip(".")
 
 
 
@@ -120,7 +163,7 @@ def pg_error(
     connecting: bool = False,
 ) -> JournalError:
     """The ``JournalError`` for a psycopg error, its text with the password masked."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = _sentences(str(exc)) or type(exc).__name__
     reason = redact(text)
     state = str(getattr(exc, "sqlstate", None) or "")
     lowered = reason.lower()
@@ -133,6 +176,10 @@ def pg_error(
         return JournalAccessDenied(path, reason)
     if state.startswith(("53", "58")):
         return JournalStorageError(path, reason)
+    if connecting and _BAD_SETTING.search(reason):
+        return JournalError(
+            f"journal {path}: a setting in the URL is not one libpq takes: {reason}"
+        )
     if (
         connecting
         or isinstance(exc, driver.OperationalError)
@@ -155,11 +202,17 @@ def connect(
         JournalError: libpq does not take the URL; ``JournalUnavailable`` or
             ``JournalAccessDenied`` when the server cannot be reached or refuses.
     """
+    # Each error is raised outside the ``except`` that caught psycopg's: libpq's own
+    # text (the password in it) is then not the error's ``__context__``, which a
+    # traceback prints even after ``from None``.
+    refused: Optional[JournalError] = None
     try:
         given = driver.conninfo.conninfo_to_dict(url)
     except driver.Error as exc:
-        reason = redact(" ".join(str(exc).split()))
-        raise JournalError(f"{path} is not a PostgreSQL URL libpq takes: {reason}") from None
+        reason = redact(_sentences(str(exc)))
+        refused = JournalError(f"{path} is not a PostgreSQL URL libpq takes: {reason}")
+    if refused is not None:
+        raise refused
     conn: Optional[psycopg.Connection[Any]] = None
     try:
         options: dict[str, Any] = {"autocommit": True}
@@ -174,5 +227,8 @@ def connect(
     except driver.Error as exc:
         if conn is not None:
             conn.close()
-        raise pg_error(exc, path, redact, driver, connecting=True) from None
+        refused = pg_error(exc, path, redact, driver, connecting=True)
+    if refused is not None:
+        raise refused
+    assert conn is not None
     return conn
