@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import socket
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Optional
@@ -59,7 +58,14 @@ def _machine() -> str:
     """This machine, as ``senders.host`` records it: the host name, and on Linux the
     kernel's boot id and this process's pid namespace, so that two senders with the
     same ``host`` see each other's pids (see ``_PgClaims._dead_here``)."""
-    name = socket.gethostname()
+    # Not the socket module: the command line imports this at start-up, and its
+    # start-up stays as light (and its interrupt handling as tested) as before.
+    try:
+        name = os.uname().nodename
+    except AttributeError:  # not POSIX
+        import socket
+
+        name = socket.gethostname()
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
             boot = f.read().strip()
