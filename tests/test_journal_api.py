@@ -544,3 +544,35 @@ def test_a_healthy_run_writes_each_result_once(
             summary = j.send(c, chunk=100)
         assert summary.states["accepted"] == 300 == j.counts()["accepted"]
     assert not [r for r in caplog.records if "not written" in r.getMessage()]
+
+
+def test_a_retry_after_the_lease_ran_out_is_not_sent(journal_target: str, transport: str) -> None:
+    # The lease is held to every attempt, not only the first: a SEND the platform
+    # answered 429 waits out Retry-After (1 s here); by then this sender's claim has
+    # run out, so the retry is not made and its messages stay sendable.
+    with open_journal(journal_target) as journal:
+        journal.add(_orders(20))
+        engine = type(journal)
+
+    class RunsOut(engine):  # type: ignore[valid-type,misc]
+        """The engine whose claim runs out half a second after its first request."""
+
+        first = 0.0
+
+        def lease_deadline(self) -> float:
+            if not self.first:
+                self.first = time.monotonic()
+            return self.first + 3.0 + 0.5  # the margin below, and half a second
+
+    with Emulator(speed=None, rate_limit=1.0, retry_after=1) as emu:
+        with Client(emu.url, "CLIENT", PASSWORD, max_batch=10, timeout=1.0,
+                    request_deadline=2.0, connect_timeout=1.0) as client:
+            with RunsOut(journal_target) as journal:
+                summary = _send(journal, client)
+                counts = journal.counts()
+        assert emu.rate_limited >= 1, "the platform never asked for a retry"
+        assert isinstance(summary.error, JournalClaimLost), summary.error
+        assert len(emu.ledger) == 10, "a retry went out after the lease ran out"
+        assert counts[State.ACCEPTED] == 10
+        assert counts[State.PENDING] + counts[State.NOT_SENT] == 10
+        assert counts[State.IN_FLIGHT] == counts[State.UNKNOWN] == 0

@@ -471,6 +471,8 @@ class AsyncClient(BaseClient):
                     await asyncio.sleep(delay)
                 if batch.stopped:
                     return  # stopped while waiting: what the last attempt established stands
+                if not batch.begin_retry(request, _monotonic()):
+                    return  # a subscriber refused it (a journal's lease ran out)
         except BaseException as exc:  # a bug, or a cancellation: the batch stops with it
             batch.abort(request, exc, on_wire=on_wire)
 

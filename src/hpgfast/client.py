@@ -437,6 +437,8 @@ class Client(BaseClient):
                     sleep(delay)
                 if batch.stopped:
                     return  # stopped while waiting: what the last attempt established stands
+                if not batch.begin_retry(request, _monotonic()):
+                    return  # a subscriber refused it (a journal's lease ran out)
         except BaseException as exc:  # a bug, or an interrupt: the batch stops with it
             if on_wire and results[request.start] is not before:
                 # Interrupted after the reply had settled the request (in a

@@ -396,6 +396,36 @@ class Batch:
                 return None
         return line
 
+    def begin_retry(self, request: Request, now: float) -> bool:
+        """Whether ``request`` may be sent again now (a SEND after a 429, a STATUS
+        after a failure...): the subscribers hear of each further attempt before
+        its first byte (``Subscriber.request_retrying``), as of the first.
+
+        False (the batch stopped, or a subscriber raised: a journal whose claim on
+        the messages ran out) settles the request's items ``not-sent``: the core
+        repeats a SEND only when its last attempt certainly did not reach the
+        platform. Called in the thread or task that sends; a subscriber's
+        ``request_retrying`` must not block (it runs on an event loop too).
+        """
+        if self.stopped:
+            return False
+        subscribers = self._subscribers
+        if subscribers:
+            event = RequestStarting(
+                self.op.name, request.start, request.end, request.ids, self.shown
+            )
+            try:
+                for subscriber in subscribers:
+                    retrying = getattr(subscriber, "request_retrying", None)
+                    if retrying is not None:
+                        retrying(event)
+            except BaseException as exc:
+                if self.fatal is None:
+                    self.fatal = exc
+                self._settle(request, _NOT_SENT, None)
+                return False
+        return True
+
     def start_held(self, request: Request) -> bool:
         """Tell the blocking subscribers of ``request`` (held by ``begin_line``).
 

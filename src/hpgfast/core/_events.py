@@ -128,5 +128,13 @@ class Subscriber:
     def request_starting(self, event: RequestStarting) -> None:
         """Called before the first byte of a request leaves."""
 
+    def request_retrying(self, event: RequestStarting) -> None:
+        """Called before each further attempt of a request (a SEND the platform
+        answered 429, a STATUS after a failure), before its first byte. If it
+        raises, that attempt is not made (the request's messages are ``not-sent``:
+        a SEND is repeated only when its last attempt certainly did not reach the
+        platform) and the batch stops with that error. It runs where the request
+        is sent, an event loop included: it must not block."""
+
     def request_finished(self, event: RequestFinished) -> None:
         """Called after a request ended, with each of its messages' results."""

@@ -188,6 +188,18 @@ class _JournalHook(Subscriber):
                     raise
                 self._wrote(finished, counts)
                 self._marked = upto
+        self._check_lease()
+
+    def request_retrying(self, event: RequestStarting) -> None:
+        # Each further attempt (after a 429's Retry-After, say) is held to the lease
+        # as the first was: a sender whose claim ran out while it waited sends
+        # nothing more. (No commit here: it runs on an event loop too.)
+        if event.op == SEND:
+            self._check_lease()
+
+    def _check_lease(self) -> None:
+        """Refuse an attempt with less than ``margin`` of the sender's claim left."""
+        journal = self.journal
         left = journal.lease_deadline() - time.monotonic()
         if left < self.margin:
             raise JournalClaimLost(
