@@ -1018,3 +1018,22 @@ def test_the_same_answers_as_the_sqlite_journal(pg_journal_url: str, tmp_path: A
     assert expected["counts"]["accepted_earlier"] == 1 and expected["history"]
     for key in expected:
         assert got[key] == expected[key], key
+
+
+def test_another_input_never_empties_rows_another_sender_claimed(pg_journal_url: str) -> None:
+    # A sender that loaded and claimed, not yet marked: a second sender with another
+    # input must not empty the journal under it (its marks would vanish with the
+    # rows, and the new input's lines would reuse their clientIds).
+    from hpgfast import Message
+    from hpgfast.journal import JournalMismatch, open_journal
+
+    with open_journal(pg_journal_url) as a, open_journal(pg_journal_url) as b:
+        a.bind({"input": "one"})
+        a.load((n, Message(f"7903123{n:04d}", f"t{n}", "S")) for n in range(1, 11))
+        a.finish_load(10)
+        lines, _ = a.next_chunk(5)
+        assert lines == [1, 2, 3, 4, 5]
+        with pytest.raises(JournalMismatch):
+            b.bind({"input": "two"})
+        a.advance(lines, [])
+        assert a.counts()["in_flight"] == 5 and a.loaded == 10

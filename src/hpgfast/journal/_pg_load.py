@@ -110,7 +110,14 @@ class _PgLoading(_PgConnection):
             if old == wanted:
                 return False
             if old:
-                if self._anything_sent(conn):
+                # No sender may mark or claim a row between the check and the
+                # emptying (its in-flight marks would vanish with the rows): the
+                # rows are locked against writes until this commit. A row another
+                # sender claimed counts as sent: it may be about to go.
+                conn.execute("LOCK TABLE outcomes IN EXCLUSIVE MODE")
+                if self._anything_sent(conn) or conn.execute(
+                    "SELECT 1 FROM outcomes WHERE owner IS NOT NULL LIMIT 1"
+                ).fetchone() is not None:
                     keys = set(old) | set(wanted)
                     raise JournalMismatch(
                         self.path,
