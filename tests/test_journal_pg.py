@@ -1037,3 +1037,56 @@ def test_another_input_never_empties_rows_another_sender_claimed(pg_journal_url:
             b.bind({"input": "two"})
         a.advance(lines, [])
         assert a.counts()["in_flight"] == 5 and a.loaded == 10
+
+
+def test_a_sender_takes_up_what_a_peer_that_died_during_its_pass_held(
+    pg_journal_url: str,
+) -> None:
+    # The peer holds lines 1-50 when this sender passes them; it dies mid-pass. At
+    # the end of its pass the sender looks once more from the start and sends them:
+    # one run drains the journal, not "done" with 50 left pending.
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    from hpgfast import Client, Message
+    from hpgfast.core import RequestStarting, Subscriber
+    from hpgfast.emulator import Emulator
+    from hpgfast.journal import open_journal
+
+    with open_journal(pg_journal_url) as journal:
+        journal.add((f"k{n}", Message(f"7903123{n:04d}", f"t{n}", "S")) for n in range(100))
+    peer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import time
+            from hpgfast.journal import open_journal
+            j = open_journal({pg_journal_url!r})
+            print(len(j.next_chunk(50)[0]), flush=True)
+            time.sleep(120)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert peer.stdout is not None and peer.stdout.readline().strip() == "50"
+
+        class KillThePeer(Subscriber):
+            def request_starting(self, event: RequestStarting) -> None:
+                if peer.poll() is None:
+                    peer.send_signal(signal.SIGKILL)
+                    peer.wait()
+
+        with Emulator(speed=None, unique_client_ids=True) as emu, open_journal(
+            pg_journal_url
+        ) as journal, Client(emu.url, "CLIENT", emu.password, max_batch=10,
+                             subscribers=[KillThePeer()]) as client:
+            summary = journal.send(client, chunk=10)
+            assert summary.states["accepted"] == 100, (summary.states, summary.error)
+            assert journal.counts()["accepted"] == 100
+            assert len(emu.ledger) == 100 and emu.repeated_client_ids == 0
+    finally:
+        if peer.poll() is None:
+            peer.kill()
+        peer.wait()
+        if peer.stdout is not None:
+            peer.stdout.close()

@@ -254,6 +254,10 @@ class _JournalFile:
     ``Journal`` (in ``hpgfast.journal``) documents the arguments.
     """
 
+    #: Whether several senders drain this journal at once (a shared database): one
+    #: sender holds a journal file (its lock), so none skips rows another holds.
+    shared = False
+
     def __init__(
         self,
         path: Union[str, os.PathLike[str]],

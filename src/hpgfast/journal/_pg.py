@@ -91,3 +91,6 @@ class PostgresJournal(_PgLoading, _PgClaims, _PgReading, _Sender, _Following):
             database holds tables of another kind, or a journal of a newer schema,
             or (``create=False``) no journal.
     """
+
+    #: Several senders drain it at once (see ``Journal.shared``).
+    shared = True

@@ -175,7 +175,9 @@ class _PgClaims(_PgConnection):
                     str(r[0])
                     for r in conn.execute(
                         "SELECT id FROM senders WHERE (lease_until < now() OR id = ANY(%s)) "
-                        "AND id <> %s ORDER BY id FOR SHARE",
+                        # SKIP LOCKED: a sender stalled inside its own transaction
+                        # holds its row; the others go on without its claims.
+                        "AND id <> %s ORDER BY id FOR SHARE SKIP LOCKED",
                         (self._dead_here(conn), self.sender_id),
                     )
                 ]
@@ -239,7 +241,7 @@ class _PgClaims(_PgConnection):
                 str(r[0])
                 for r in conn.execute(
                     "SELECT id FROM senders WHERE lease_until < now() OR id = ANY(%s) "
-                    "ORDER BY id FOR UPDATE",
+                    "ORDER BY id FOR UPDATE SKIP LOCKED",  # a stalled one: next time
                     (self._dead_here(conn),),
                 )
             ]

@@ -280,6 +280,7 @@ class _Run:
         journal.fit_lease(request_time(client))
         self.subscribers = (self.hook,)
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpgfast-journal")
+        self._wrapped = False  # whether the run looked again from the start
 
     def first(self) -> tuple[list[int], list[Message]]:
         result: tuple[list[int], list[Message]] = self.journal.next_chunk(self.chunk)
@@ -292,7 +293,20 @@ class _Run:
         self.hook.arm(lines, self.client)
         if self.results_file is not None:
             self.results_file.arm(lines, messages)
-        return self.writer.submit(self.journal.next_chunk, self.chunk, after=lines[-1])
+        return self.writer.submit(self._next, lines[-1])
+
+    def _next(self, after: int) -> tuple[list[int], list[Message]]:
+        """The chunk after line ``after``; at the end, once, the first one again.
+
+        A shared journal's sender passes over rows other senders held when it came
+        by; one of those that died since (or lapsed) left them sendable, so at the
+        end of its pass the sender looks once more from the start.
+        """
+        result: tuple[list[int], list[Message]] = self.journal.next_chunk(self.chunk, after=after)
+        if not result[0] and not self._wrapped and getattr(self.journal, "shared", False):
+            self._wrapped = True
+            result = self.journal.next_chunk(self.chunk)
+        return result
 
     def answered(self, lines: Sequence[int], results: Sequence[SendResult]) -> bool:
         """Record a chunk's results; True when they say the platform is down (stop)."""
