@@ -206,3 +206,27 @@ def test_a_journal_opened_without_the_lock_takes_it_to_send(tmp_path: Path) -> N
                 second.send(client)
         assert len(emu.ledger) == 5
         assert second.counts()["pending"] == 1
+
+
+@pytest.mark.parametrize("damage", [
+    "DELETE FROM meta WHERE key = 'id_prefix'",
+    "UPDATE meta SET value = '' WHERE key = 'id_prefix'",
+    "UPDATE meta SET value = 'x' WHERE key = 'loaded'",
+])
+def test_a_journal_whose_ids_or_counts_were_damaged_is_refused(
+    tmp_path: Path, damage: str
+) -> None:
+    import sqlite3
+
+    from hpgfast import Message
+    from hpgfast.journal import JournalError, open_journal
+
+    path = tmp_path / "j.db"
+    with open_journal(path) as journal:
+        journal.add([Message("79031234567", "t", "S")])
+        journal.finish_load(1)
+    with sqlite3.connect(path) as db:
+        db.execute(damage)
+    with pytest.raises(JournalError, match="damaged"):
+        with open_journal(path) as journal:
+            journal.loaded  # noqa: B018 - the count is read when asked for

@@ -1090,3 +1090,28 @@ def test_a_sender_takes_up_what_a_peer_that_died_during_its_pass_held(
         peer.wait()
         if peer.stdout is not None:
             peer.stdout.close()
+
+
+@pytest.mark.parametrize("damage", [
+    "DELETE FROM meta WHERE key = 'id_prefix'",
+    "UPDATE meta SET value = '' WHERE key = 'id_prefix'",
+    "UPDATE meta SET value = 'x' WHERE key = 'loaded'",
+])
+def test_a_journal_whose_ids_or_counts_were_damaged_is_refused(
+    pg_journal_url: str, damage: str
+) -> None:
+    # Without its prefix, its made clientIds would be other ids (a resend not refused
+    # as a repeat), or another journal's: refused, never used with line-only ids.
+    import psycopg
+
+    from hpgfast import Message
+    from hpgfast.journal import JournalError, open_journal
+
+    with open_journal(pg_journal_url) as journal:
+        journal.add([Message("79031234567", "t", "S")])
+        journal.finish_load(1)
+    with psycopg.connect(pg_journal_url, autocommit=True) as conn:
+        conn.execute(damage)
+    with pytest.raises(JournalError, match="damaged"):
+        with open_journal(pg_journal_url) as journal:
+            journal.loaded  # noqa: B018 - the count is read when asked for

@@ -39,6 +39,8 @@ from ._schema import (
     _migrate,
     _new_meta,
     _write_meta,
+    checked_count,
+    checked_id_prefix,
 )
 
 # The package's logger, for every part: records keep the name users filter on.
@@ -301,7 +303,7 @@ class _JournalFile:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA temp_store=MEMORY")
             self._settle_schema()
-            self._id_prefix = self._meta("id_prefix") or ""
+            self._id_prefix = checked_id_prefix(self._meta("id_prefix"), self.path)
             if lock:
                 self._mark_unclean()
         except sqlite3.DatabaseError as exc:
@@ -503,5 +505,4 @@ class _JournalFile:
     @property
     def loaded(self) -> Optional[int]:
         """How many messages the input holds, once all are in the journal; else None."""
-        value = self._meta("loaded")
-        return None if value is None else int(value)
+        return checked_count(self._meta("loaded"), "loaded", self.path)

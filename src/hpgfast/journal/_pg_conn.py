@@ -34,7 +34,13 @@ from ._pg_schema import (
     TABLES,
 )
 from ._pg_url import _identity, _passwords, connect, masked_url, pg_error
-from ._schema import ID_LINE_LENGTH, _final_status_sql, _new_id_prefix
+from ._schema import (
+    ID_LINE_LENGTH,
+    _final_status_sql,
+    _new_id_prefix,
+    checked_count,
+    checked_id_prefix,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -111,7 +117,7 @@ class _PgConnection:
         self._conn = connect(psycopg, url, connect_timeout, self.path, self._redact)
         try:
             self._settle_schema(create)
-            self._id_prefix = self._meta("id_prefix") or ""
+            self._id_prefix = checked_id_prefix(self._meta("id_prefix"), self.path)
         except BaseException:
             self.close()
             raise
@@ -256,8 +262,7 @@ class _PgConnection:
     @property
     def loaded(self) -> Optional[int]:
         """How many messages the input holds, once all are in the journal; else None."""
-        value = self._meta("loaded")
-        return None if value is None else int(value)
+        return checked_count(self._meta("loaded"), "loaded", self.path)
 
     def made_id(self, line: int) -> str:
         """The clientId the journal sends for ``line`` when the input gives none."""

@@ -260,3 +260,40 @@ def _migrate(db: sqlite3.Connection, version: str) -> None:
 
 def _new_id_prefix() -> str:
     return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_PREFIX_LENGTH))
+
+
+def checked_id_prefix(value: Optional[str], path: str) -> str:
+    """The journal's clientId prefix as ``meta`` holds it, checked.
+
+    Every clientId the journal makes starts with it, so a journal whose prefix was
+    lost or changed (by hand) would send messages under ids another journal uses,
+    or under other ids than it sent them with: a resend would not be refused as a
+    repeat. Such a journal is refused, not repaired.
+
+    Raises:
+        JournalError: the prefix is missing or not ``ID_PREFIX_LENGTH`` characters
+            of ``[0-9A-Za-z]``.
+    """
+    from ._errors import JournalError
+
+    if value is None or len(value) != ID_PREFIX_LENGTH or not set(value) <= set(ID_ALPHABET):
+        raise JournalError(
+            f"journal {path}: its clientId prefix (meta id_prefix) is missing or damaged: "
+            "the ids its messages went out with cannot be made again, so it is not used"
+        )
+    return value
+
+
+def checked_count(value: Optional[str], key: str, path: str) -> Optional[int]:
+    """A count ``meta`` holds (``loaded``), or None; a damaged one is a JournalError."""
+    from ._errors import JournalError
+
+    if value is None:
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise JournalError(f"journal {path}: meta {key} is damaged ({value[:20]!r})")
+    return count

@@ -293,19 +293,20 @@ class _Run:
         self.hook.arm(lines, self.client)
         if self.results_file is not None:
             self.results_file.arm(lines, messages)
-        return self.writer.submit(self._next, lines[-1])
+        return self.writer.submit(self.journal.next_chunk, self.chunk, after=lines[-1])
 
-    def _next(self, after: int) -> tuple[list[int], list[Message]]:
-        """The chunk after line ``after``; at the end, once, the first one again.
+    def again(self) -> tuple[list[int], list[Message]]:
+        """At the end of a pass, once: the first chunk again (a shared journal).
 
         A shared journal's sender passes over rows other senders held when it came
-        by; one of those that died since (or lapsed) left them sendable, so at the
-        end of its pass the sender looks once more from the start.
+        by; one of those that died since (or whose lease lapsed) left them
+        sendable, so once its own chunks are written the sender looks once more
+        from the start. Called after the last chunk's results are written.
         """
-        result: tuple[list[int], list[Message]] = self.journal.next_chunk(self.chunk, after=after)
-        if not result[0] and not self._wrapped and getattr(self.journal, "shared", False):
-            self._wrapped = True
-            result = self.journal.next_chunk(self.chunk)
+        if self._wrapped or not getattr(self.journal, "shared", False):
+            return [], []
+        self._wrapped = True
+        result: tuple[list[int], list[Message]] = self.journal.next_chunk(self.chunk)
         return result
 
     def answered(self, lines: Sequence[int], results: Sequence[SendResult]) -> bool:
@@ -438,6 +439,8 @@ def _run_sync(run: _Run) -> None:
             upcoming.result()
             return
         lines, messages = upcoming.result()
+        if not lines:
+            lines, messages = run.again()
 
 
 async def _run_async(run: _Run) -> None:
@@ -478,6 +481,8 @@ async def _run_async(run: _Run) -> None:
             await asyncio.wrap_future(upcoming)
             return
         lines, messages = await asyncio.wrap_future(upcoming)
+        if not lines:
+            lines, messages = await step(run.again)
 
 
 @contextlib.contextmanager
