@@ -1115,3 +1115,18 @@ def test_a_journal_whose_ids_or_counts_were_damaged_is_refused(
     with pytest.raises(JournalError, match="damaged"):
         with open_journal(pg_journal_url) as journal:
             journal.loaded  # noqa: B018 - the count is read when asked for
+
+
+def test_a_password_parameter_with_an_encoded_name_is_masked(pg_server: Any) -> None:
+    # libpq decodes the names of a URL's parameters: ``%70assword`` is ``password``.
+    from hpgfast.journal import JournalError, open_journal
+
+    secret = "EncName-Secret-77"
+    url = pg_server.url("postgres", password=None) + f"?%70assword={secret}"
+    with pytest.raises(JournalError) as info:
+        open_journal(url)
+    assert secret not in str(info.value) + repr(info.value)
+    good = pg_server.url("postgres", password=None) + "?%70assword=" + pg_server.url(
+        "postgres").split(":")[2].split("@")[0]
+    with open_journal(good) as journal:
+        assert "%70assword=***" in journal.path and secret not in journal.path

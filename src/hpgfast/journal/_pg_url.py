@@ -29,7 +29,6 @@ from ._errors import (
 if TYPE_CHECKING:
     import psycopg
 
-_QUERY_SECRET = re.compile(r"((?:^|&)[^=&]*password[^=&]*=)[^&]*", re.IGNORECASE)
 _KEYWORD_SECRET = re.compile(
     r"(\b[a-z_]*password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE
 )
@@ -75,7 +74,21 @@ def masked_url(target: str) -> str:
     if 0 <= colon < first_at:
         rest = f"{rest[:colon]}:***{rest[last_at:]}"
     base, mark, query = rest.partition("?")
-    return head.group() + base + mark + _QUERY_SECRET.sub(r"\1***", query)
+    return head.group() + base + mark + _mask_query(query)
+
+
+def _secret_name(name: str) -> bool:
+    """Whether a URL parameter's name (percent-encoded or not) names a password."""
+    return "password" in unquote(name).lower()
+
+
+def _mask_query(query: str) -> str:
+    """A URL's query, every password parameter's value ``***`` (``%70assword`` too)."""
+    parts = []
+    for part in query.split("&"):
+        name, eq, _ = part.partition("=")
+        parts.append(f"{name}=***" if eq and _secret_name(name) else part)
+    return "&".join(parts)
 
 
 def _passwords(target: str) -> list[str]:
@@ -95,8 +108,10 @@ def _passwords(target: str) -> list[str]:
             password = urlsplit(target).password
             if password:
                 found.append(password)
-        for match in re.finditer(r"(?:^|[?&])[^=&?]*password[^=&?]*=([^&#]*)", rest, re.I):
-            found.append(match.group(1))
+        for part in re.split(r"[?&]", rest)[1:]:
+            name, eq, value = part.partition("=")
+            if eq and _secret_name(name):
+                found.append(value.partition("#")[0])
         found += _userinfo_readings(rest)
     else:
         for match in _KEYWORD_SECRET.finditer(target):
