@@ -576,3 +576,15 @@ def test_a_retry_after_the_lease_ran_out_is_not_sent(journal_target: str, transp
         assert counts[State.ACCEPTED] == 10
         assert counts[State.PENDING] + counts[State.NOT_SENT] == 10
         assert counts[State.IN_FLIGHT] == counts[State.UNKNOWN] == 0
+
+
+def test_a_key_too_long_for_any_engine_is_refused_alike(journal_target: str) -> None:
+    from hpgfast.journal._load import KEY_MAX
+
+    with open_journal(journal_target) as journal:
+        with pytest.raises(ValueError, match=f"at most {KEY_MAX} characters"):
+            journal.add([("k" * (KEY_MAX + 1), Message("79031234567", "t", "S"))])
+        with pytest.raises(ValueError, match="NUL"):
+            journal.add([("a\x00b", Message("79031234567", "t", "S"))])
+        assert journal.add([("k" * KEY_MAX, Message("79031234567", "t", "S"))]) == 1
+        assert journal.by_key("k" * KEY_MAX) is not None

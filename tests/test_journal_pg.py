@@ -1130,3 +1130,18 @@ def test_a_password_parameter_with_an_encoded_name_is_masked(pg_server: Any) -> 
         "postgres").split(":")[2].split("@")[0]
     with open_journal(good) as journal:
         assert "%70assword=***" in journal.path and secret not in journal.path
+
+
+def test_a_nul_in_a_text_is_refused_by_its_line(pg_journal_url: str) -> None:
+    # PostgreSQL stores no NUL in a text: the load says which message, exit 2 in the
+    # command line (a JournalError, not an unreachable server), nothing half-loaded.
+    from hpgfast import Message
+    from hpgfast.journal import JournalError, JournalUnavailable, open_journal
+
+    with open_journal(pg_journal_url) as journal:
+        rows = [(n, Message(f"7903123{n:04d}", "t\x00x" if n == 7 else "t", "S"))
+                for n in range(1, 11)]
+        with pytest.raises(JournalError, match="line 7 holds a NUL") as info:
+            journal.load(rows)
+        assert not isinstance(info.value, JournalUnavailable)
+        assert journal.last_line == 0

@@ -99,6 +99,10 @@ def _params_json(params: Any) -> Optional[str]:
     return json.dumps(dict(pairs), ensure_ascii=False, separators=(",", ":"))
 
 
+#: The longest key ``add`` takes, in characters, on every engine.
+KEY_MAX = 500
+
+
 def _keyed(item: Any) -> tuple[Optional[str], Message]:
     """``(key or None, Message)`` of one item given to ``Journal.add``."""
     if isinstance(item, Message):
@@ -114,6 +118,13 @@ def _keyed(item: Any) -> tuple[Optional[str], Message]:
             raise TypeError(
                 "add() takes a Message or a (key, message) pair, its key a str, got "
                 f"({type(key).__name__}, {type(message).__name__})"
+            )
+        if key is not None and (len(key) > KEY_MAX or "\x00" in key):
+            # The same on every engine: PostgreSQL indexes no longer key (and
+            # stores no NUL), and an order id, an event id, is far shorter.
+            raise ValueError(
+                f"add(): a key is at most {KEY_MAX} characters, none of them NUL "
+                f"(got {len(key)} characters)"
             )
         return key, message if isinstance(message, Message) else Message(*message)
     return None, Message(*item)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
 
 from .._records import Message
-from ._errors import JournalError, JournalMismatch
+from ._errors import JournalError, JournalMismatch, JournalUnavailable
 from ._load import _keyed, _params_json, message_costs
 from ._pg_conn import BATCH, _PgConnection, log
 from ._pg_schema import LOCK_CLASS_LOAD, LOCK_KEY
@@ -201,8 +201,21 @@ class _PgLoading(_PgConnection):
     ) -> None:
         """One transaction: the messages, their pending outcome rows, their costs."""
         costs = message_costs(messages, transliterate=transliterate)
-        with self._transaction() as conn:
-            self._copy_rows(conn, rows, costs)
+        try:
+            with self._transaction() as conn:
+                self._copy_rows(conn, rows, costs)
+        except JournalError as exc:
+            if isinstance(exc, JournalUnavailable):
+                raise
+            # PostgreSQL stores no NUL in a text (SQLite does): say which message.
+            for row in rows:
+                if any(isinstance(v, str) and "\x00" in v for v in row[1:6]):
+                    raise JournalError(
+                        f"journal {self.path}: the message of line {row[0]} holds a NUL "
+                        "character, which a PostgreSQL journal cannot store; nothing of "
+                        "its batch was loaded"
+                    ) from None
+            raise
 
     @staticmethod
     def _copy_rows(

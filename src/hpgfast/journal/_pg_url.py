@@ -191,6 +191,10 @@ def pg_error(
         return JournalAccessDenied(path, reason)
     if state.startswith(("53", "58")):
         return JournalStorageError(path, reason)
+    if state.startswith(("22", "54")):
+        # Data the server cannot take (a NUL in a text, a value over a limit): the
+        # input's, not the server's availability; running again would not help.
+        return JournalError(f"journal {path}: the database refused the data: {reason}")
     if connecting and _BAD_SETTING.search(reason):
         return JournalError(
             f"journal {path}: a setting in the URL is not one libpq takes: {reason}"
