@@ -21,7 +21,9 @@ bytes:
    and reports a ``Reply`` (its body as sent: a ``Content-Encoding`` is undone
    here) or a ``Failure`` to ``Batch.report(request, event, now, received, wall)``
    (``wall``: ``time.time()``, for a ``Retry-After`` date), which answers with a
-   ``Step``: settled, or "again at ``t``" under the ``RetryPolicy`` (``_policy``).
+   ``Step``: settled, or "again at ``t``" under the ``RetryPolicy`` (``_policy``);
+   before each such attempt ``Batch.begin_retry(request, now)`` tells the
+   subscribers (False: not to be sent, the request's items ``not-sent``).
    An exception of the transport's own while a request is out is
    ``Batch.abort(request, exc, on_wire=...)``;
 3. an interrupt or a cancel is ``Batch.stop(exc)`` (no request starts after it),
