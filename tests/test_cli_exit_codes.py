@@ -645,6 +645,34 @@ def test_sigterm_at_start_up_is_an_interrupt(command: str, entry: str, tmp_path:
     assert "Traceback" not in result.stderr, detail
 
 
+#: A ``sitecustomize`` whose import hook raises KeyboardInterrupt from inside a string
+#: ``exec`` when ``hpgfast.cli`` is imported: where a SIGTERM lands when it comes while
+#: an import makes a namedtuple or a dataclass (both are made by a string eval).
+_INTERRUPT_IN_A_STRING_EVAL = """
+import sys
+
+class _Interrupting:
+    def find_spec(self, name, path=None, target=None):
+        if name == "hpgfast.cli":
+            sys.meta_path.remove(self)
+            exec("raise KeyboardInterrupt", {})
+        return None
+
+sys.meta_path.insert(0, _Interrupting())
+"""
+
+
+def test_an_interrupt_that_ends_a_string_eval_still_exits_130(tmp_path: Path) -> None:
+    # CPython marks a KeyboardInterrupt that ends a string exec/eval as unhandled even
+    # when it is caught; ``python -m`` would then die by SIGINT (-2), not exit 130.
+    (tmp_path / "sitecustomize.py").write_text(_INTERRUPT_IN_A_STRING_EVAL)
+    env = {**_env(), "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run([*ENTRY_POINTS["python -m"], "report", str(tmp_path / "x.db")],
+                            env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == ExitCode.INTERRUPTED, result.stderr
+    assert result.stderr == "hpgfast: interrupted\n"
+
+
 def _first_signs(pid: int) -> bool:
     # ``_datetime`` is mapped while the hpgfast package is imported: the interpreter's
     # own start-up is over, the hpgfast command is about to start.
