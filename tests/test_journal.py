@@ -217,6 +217,7 @@ def test_a_journal_whose_ids_or_counts_were_damaged_is_refused(
     tmp_path: Path, damage: str
 ) -> None:
     import sqlite3
+    from contextlib import closing
 
     from hpgfast import Message
     from hpgfast.journal import JournalError, open_journal
@@ -225,7 +226,8 @@ def test_a_journal_whose_ids_or_counts_were_damaged_is_refused(
     with open_journal(path) as journal:
         journal.add([Message("79031234567", "t", "S")])
         journal.finish_load(1)
-    with sqlite3.connect(path) as db:
+    # A connection's ``with`` commits but does not close: ``closing`` does.
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute(damage)
     with pytest.raises(JournalError, match="damaged"):
         with open_journal(path) as journal:
