@@ -39,6 +39,7 @@ from .exceptions import (
 )
 
 if TYPE_CHECKING:
+    from ._compact import CompactResults
     from ._settings import Settings
     from .aio import AsyncClient
     from .client import Client, SendFailure, StatusFailure
@@ -52,6 +53,7 @@ __all__ = [
     "AuthError",
     "Client",
     "Code",
+    "CompactResults",
     "ConnectError",
     "HPGError",
     "HTTPStatusError",
@@ -86,6 +88,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _LAZY = {
     "AsyncClient": "aio",
     "Client": "client",
+    "CompactResults": "_compact",
     "SendFailure": "client",
     "Settings": "_settings",
     "StatusFailure": "client",
