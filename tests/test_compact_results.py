@@ -9,6 +9,8 @@ in memory (tracemalloc, the core driven without a socket).
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -153,10 +155,12 @@ def test_compact_results_keep_the_ids_hpgfast_made(concurrency: int) -> None:
     messages = [Message(f"7903{i:07d}", f"made #{i}") for i in range(203)]
     messages[7] = messages[7]._replace(client_id="mine")
     heard = Heard()
+    kept: list[SendResult] = []
     with Emulator(speed=None, first_provider_id=10**17) as emu:
         with client_for(emu, max_batch=20, concurrency=concurrency) as client:
-            results = client.send(messages, compact=True, subscribers=[heard])
+            results = client.send(messages, compact=True, subscribers=[heard], results=kept)
     assert isinstance(results, CompactResults)
+    assert kept == results and type(kept) is list  # the results= list gets records
     settled = [r for start in sorted(heard.finished) for r in heard.finished[start]]
     same_records(results, settled)
     assert len({r.client_id for r in results}) == len(messages)  # made: 20 characters
@@ -218,6 +222,17 @@ def test_compact_results_are_a_read_only_sequence() -> None:
     copy = pickle.loads(pickle.dumps(got))
     assert isinstance(copy, CompactResults) and copy == want
     assert repr(CompactResults()) == "<hpgfast.CompactResults of 0>" and len(CompactResults()) == 0
+
+
+def test_compact_results_import_first_in_a_fresh_process() -> None:
+    # Its module and the core import each other's names: either may load first.
+    for name in ("hpgfast.CompactResults", "hpgfast.core.CompactResults"):
+        module, _, attr = name.rpartition(".")
+        code = f"import {module}; print({module}.{attr}([]))"
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        assert out == "<hpgfast.CompactResults of 0>\n"
 
 
 def test_a_stop_pickles_with_its_compact_results() -> None:

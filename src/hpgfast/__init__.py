@@ -39,10 +39,10 @@ from .exceptions import (
 )
 
 if TYPE_CHECKING:
-    from ._compact import CompactResults
     from ._settings import Settings
     from .aio import AsyncClient
     from .client import Client, SendFailure, StatusFailure
+    from .core import CompactResults
     from .journal import open_journal
 
 __version__ = "0.1.0"
@@ -88,7 +88,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _LAZY = {
     "AsyncClient": "aio",
     "Client": "client",
-    "CompactResults": "_compact",
+    "CompactResults": "core",
     "SendFailure": "client",
     "Settings": "_settings",
     "StatusFailure": "client",

@@ -338,37 +338,48 @@ def format_table(rows: list[Row]) -> str:
 # -- what the results of a send hold in memory ----------------------------------------
 
 
+def core_exchange() -> Any:
+    """A ``core.Exchange`` with ``Client``'s default settings (8 KiB requests, the
+    clientIds it makes), for ``core_send``: no socket is ever opened."""
+    from ._settings import Settings
+    from .core import Exchange
+
+    return Exchange(Settings("http://127.0.0.1:9/CLIENT/connector/", LOGIN, PASSWORD))
+
+
+def core_send(exchange: Any, messages: Sequence[Message], *, compact: bool) -> Any:
+    """What ``send(messages, compact=compact)`` returns, through the sans-IO core
+    alone: the batch planned as the clients plan it, each request handed the reply
+    that accepts every message with a 10-digit provider id."""
+    from .core import SEND, Reply
+
+    batch = exchange.batch(SEND, messages, None, compact=compact)
+    while (request := batch.next(0.0)) is not None:
+        batch.begin_line(request, 0.0)
+        first = 7_000_000_000 + request.start
+        body = "".join(f"ok;{cid};{first + j}\n" for j, cid in enumerate(request.ids))
+        batch.report(request, Reply(200, body.encode()), 0.0)
+    return batch.finish()
+
+
 def results_memory(total: int, *, compact: bool) -> tuple[float, float]:
     """Bytes per message the results of a ``total``-message send hold above the
     messages, and the most the send held above them while it ran (tracemalloc).
 
-    The clients' own code path without a socket: the sans-IO core plans the batch
-    (8 KiB requests, the clientIds it makes) and is handed, for each request, the
-    reply that accepts every message with a 10-digit provider id; ``finish()``
-    gives the list ``send()`` returns, or with ``compact`` its ``CompactResults``.
-    The messages are made before tracing starts; the batch is dropped before the
-    figure is read, as it is when ``send()`` returns.
+    The clients' own code path without a socket (``core_send``). The messages are
+    made before tracing starts; the batch is gone before the figure is read, as it
+    is when ``send()`` returns.
     """
     import gc
     import tracemalloc
 
-    from ._settings import Settings
-    from .core import SEND, Exchange, Reply
-
     messages = [Message(f"7903{i:07d}", f"results #{i}", "Shop") for i in range(total)]
-    exchange = Exchange(Settings("http://127.0.0.1:9/CLIENT/connector/", LOGIN, PASSWORD))
+    exchange = core_exchange()
     gc.collect()
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        batch = exchange.batch(SEND, messages, None, compact=compact)
-        while (request := batch.next(0.0)) is not None:
-            batch.begin_line(request, 0.0)
-            first = 7_000_000_000 + request.start
-            body = "".join(f"ok;{cid};{first + j}\n" for j, cid in enumerate(request.ids))
-            batch.report(request, Reply(200, body.encode()), 0.0)
-        results = batch.finish()
-        del batch, request, body
+        results = core_send(exchange, messages, compact=compact)
         gc.collect()
         held, peak = tracemalloc.get_traced_memory()
     finally:

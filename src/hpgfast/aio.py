@@ -52,10 +52,20 @@ from ._base import (
     settings_doc,
     tunnel_reply,
 )
-from ._compact import CompactResults
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
-from .core import CONNECT, SEND, SENT, STATUS, Batch, Failure, Reply, Request, Subscriber
+from .core import (
+    CONNECT,
+    SEND,
+    SENT,
+    STATUS,
+    Batch,
+    CompactResults,
+    Failure,
+    Reply,
+    Request,
+    Subscriber,
+)
 from .exceptions import ConnectError
 
 __all__ = ["AsyncClient"]

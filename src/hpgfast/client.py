@@ -54,7 +54,6 @@ from ._base import (
     BaseClient,
     settings_doc,
 )
-from ._compact import CompactResults
 from ._pool import TunnelConnection, TunnelPool, drop_inherited, give_back, take, tunnelled
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
@@ -65,6 +64,7 @@ from .core import (
     SENT,
     STATUS,
     Batch,
+    CompactResults,
     Failure,
     Reply,
     Request,

@@ -16,7 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 if TYPE_CHECKING:
-    from ._compact import CompactResults
+    from .core import CompactResults
 
 __all__ = [
     "AccountError",
@@ -279,9 +279,9 @@ _GROUP: Optional[type[BaseException]] = getattr(builtins, "BaseExceptionGroup", 
 
 
 def _compact(results: Any) -> bool:
-    # Without importing the core here (hpgfast._compact does): a CompactResults
+    # Without importing the core here (it imports this module): a CompactResults
     # exists only once its module is loaded.
-    module = sys.modules.get("hpgfast._compact")
+    module = sys.modules.get("hpgfast.core._compact")
     return module is not None and isinstance(results, module.CompactResults)
 
 

@@ -52,6 +52,7 @@ from ._batch import (
     target_head,
 )
 from ._coding import REPLY_BYTES_FLOOR, reply_cap
+from ._compact import CompactResults
 from ._events import (
     CONNECT,
     CUT,
@@ -82,6 +83,7 @@ __all__ = [
     "STATUS",
     "TLS",
     "Batch",
+    "CompactResults",
     "Exchange",
     "Failure",
     "Operation",

@@ -33,13 +33,13 @@ from functools import partial
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
-from .._compact import CompactResults
 from .._fields import charset_of
 from .._records import Params
 from .._wire import Code
 from ..codec import encode_params, sent_ids
 from ..exceptions import HPGError, MessageError, ProtocolError
 from ._coding import CodingError, decode_body, reply_cap
+from ._compact import CompactResults
 from ._events import SENT, Failure, Reply, RequestFinished, RequestStarting, Subscriber
 from ._ids import request_prefix
 from ._operations import Encode, Operation, operation

@@ -33,9 +33,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from operator import index as _index
 from typing import Any, Optional, Union, overload
 
-from ._records import SendResult
-from ._wire import ID_ALPHABET, ID_MAX_COUNT
-from .core._results import SendFailure
+from .._records import SendResult
+from .._wire import ID_ALPHABET, ID_MAX_COUNT
+from ._results import SendFailure
 
 __all__ = ["CompactResults"]
 
