@@ -9,6 +9,10 @@ Run: ``python -m pytest bench/bench_results.py -s`` (``-k memory``: the bytes on
   sans-IO core, 8 KiB requests, the clientIds hpgfast makes, 10-digit provider
   ids; no socket, so nothing of a transport's is counted). Target: at most 150
   bytes per message with ``compact=True``.
+- **Memory over HTTP** (``send-results-emulator-1m``, ``-k emulator``): the same
+  figure for a real ``Client.send()`` of 1,000,000 messages against an emulator in
+  a child process (its ledger is not this process's): the core's figure plus what
+  a transport allocates and keeps, a few kilobytes in all.
 - **CPU** (``send-results-cpu-200k``): process CPU per message of the same send of
   200,000 messages (the replies made in the loop, the same for both), the list and
   the compact form in interleaved rounds: what packing the results costs.
@@ -19,12 +23,21 @@ from __future__ import annotations
 import gc
 import statistics
 import sys
+import tracemalloc
 from collections.abc import Callable
 
 import pytest
 
-from hpgfast import Message
-from hpgfast._bench import core_exchange, core_send, cpu, results_memory
+from hpgfast import Client, Message
+from hpgfast._bench import (
+    LOGIN,
+    PASSWORD,
+    EmulatorProcess,
+    core_exchange,
+    core_send,
+    cpu,
+    results_memory,
+)
 
 #: The promise: the results of a large send, compact, above the messages.
 COMPACT_TARGET = 150.0
@@ -45,6 +58,35 @@ def bench_results_memory_1m(record: Callable[[str, str, float], None]) -> None:
         )
         if compact:
             assert held <= COMPACT_TARGET, lines[-1]
+    sys.stdout.write("\n" + "\n".join(lines) + "\n")
+
+
+@pytest.mark.slow
+def bench_results_memory_emulator_1m(record: Callable[[str, str, float], None]) -> None:
+    total = 1_000_000
+    messages = [Message(f"7903{i:07d}", f"results #{i}", "Shop") for i in range(total)]
+    emulator = EmulatorProcess()
+    lines = []
+    try:
+        for compact, name in ((False, "list"), (True, "compact")):
+            with Client(emulator.url, LOGIN, PASSWORD) as client:
+                gc.collect()
+                tracemalloc.start()
+                try:
+                    base = tracemalloc.get_traced_memory()[0]
+                    results = client.send(messages, compact=compact)
+                    gc.collect()
+                    held = (tracemalloc.get_traced_memory()[0] - base) / total
+                finally:
+                    tracemalloc.stop()
+            assert len(results) == total and results[0].ok and results[-1].ok
+            del results
+            record("send-results-emulator-1m", name, held)
+            lines.append(f"Client.send() of {total:,} messages, {name}: {held:.1f} bytes/message")
+            if compact:
+                assert held <= COMPACT_TARGET, lines[-1]
+    finally:
+        emulator.close()
     sys.stdout.write("\n" + "\n".join(lines) + "\n")
 
 

@@ -26,8 +26,8 @@ from hpgfast import (
     SendResult,
     results_of,
 )
-from hpgfast._bench import results_memory
-from hpgfast.core import RequestFinished, Subscriber
+from hpgfast._bench import core_exchange, core_send, results_memory
+from hpgfast.core import SEND, STATUS, RequestFinished, Subscriber
 from hpgfast.emulator import Emulator, Fault
 from hpgfast.exceptions import TransportError
 
@@ -233,6 +233,17 @@ def test_compact_results_import_first_in_a_fresh_process() -> None:
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         ).stdout
         assert out == "<hpgfast.CompactResults of 0>\n"
+
+
+def test_the_core_packs_send_batches_only_and_empty_ones_too() -> None:
+    exchange = core_exchange()
+    empty = core_send(exchange, [], compact=True)
+    assert isinstance(empty, CompactResults) and empty == [] and len(empty) == 0
+    assert type(core_send(exchange, [], compact=False)) is list
+    assert isinstance(exchange.batch(SEND, [("79031234567", "x", "S")], None, compact=True)
+                      .compact, CompactResults)
+    with pytest.raises(ValueError, match="SEND only"):
+        exchange.batch(STATUS, ["1001"], None, compact=True)
 
 
 def test_a_stop_pickles_with_its_compact_results() -> None:

@@ -674,6 +674,8 @@ class Batch:
         reported (a transport that lost one on the wire), ``unknown``. The raised
         error carries ``results``: whatever was known of every item when the batch
         stopped. The ``sink`` list, if any, gets the same results, returned or raised.
+        A batch planned with ``compact=True`` returns (and its error carries) its
+        ``CompactResults`` instead of a list.
         """
         self._sealed = True
         results = self.results
