@@ -30,6 +30,8 @@ from hpgfast._bench import core_exchange, core_send, results_memory
 from hpgfast.core import SEND, STATUS, RequestFinished, Subscriber
 from hpgfast.emulator import Emulator, Fault
 from hpgfast.exceptions import TransportError
+from ledger_checks import assert_truthful
+from transports import interrupt_soon
 
 PER_REQUEST = 5
 
@@ -137,6 +139,26 @@ def test_compact_results_equal_the_list_for_every_outcome(stop: bool) -> None:
     assert repr(compact_stop.results) == (
         "<hpgfast.CompactResults of 22 (not-sent: 17, ok: 5)>"
     )
+
+
+@pytest.mark.usefixtures("transport")
+def test_an_interrupt_carries_compact_results() -> None:
+    # Ctrl-C for the sync client, a cancelled task for the async one, during the
+    # second request: it finishes within the grace period, the rest never start.
+    messages = [Message(f"7903{i:07d}", f"interrupted #{i}") for i in range(50)]
+    with Emulator(latency=0.4) as emu, client_for(emu, max_batch=10) as client:
+        thread = interrupt_soon(client, 0.6)
+        try:
+            with pytest.raises(KeyboardInterrupt) as info:
+                client.send(messages, compact=True)
+        finally:
+            thread.join()
+        results = info.value.results  # type: ignore[attr-defined]
+        assert isinstance(results, CompactResults) and results_of(info.value) is results
+        assert [r.code for r in results] == [Code.OK] * 20 + [Code.NOT_SENT] * 30
+        assert results.counts() == {Code.OK: 20, Code.NOT_SENT: 30}
+        assert all(type(r) is SendFailure for r in results[20:])
+        assert_truthful(emu, messages, list(results))
 
 
 class Heard(Subscriber):
