@@ -246,6 +246,41 @@ def test_compact_results_are_a_read_only_sequence() -> None:
     assert repr(CompactResults()) == "<hpgfast.CompactResults of 0>" and len(CompactResults()) == 0
 
 
+@pytest.mark.parametrize(
+    "pids",
+    [
+        ["0001", "1", "22", "0", "9999999999999999999", "0000000000000000000", "1001"],
+        [None] * 7,
+        ["1", "2", "3", "", "5", "6", "7"],  # an empty one: kept as text
+        ["1", "2", "3", "\u0664", "5", "6", "7"],  # a digit, not an ASCII one
+        ["1", "2", "3", "12345678901234567890", "5", "6", "7"],  # 20 digits
+        ["1", "2", None, "4", "5", "6", "7"],
+    ],
+)
+@pytest.mark.parametrize("failure", [False, True])
+def test_a_request_of_alike_results_packs_exactly(pids: list[Any], failure: bool) -> None:
+    # The usual request (one class, code and error; ids by index; digit provider
+    # ids) is packed in a few C-level passes; any other takes each record: the
+    # records come back the same either way, put once or twice.
+    error = TransportError("cut", url="http://h/send?...", sent=True)
+    if failure:
+        want = [SendFailure(Code.UNKNOWN, str(j), pid, error) for j, pid in enumerate(pids)]
+    else:
+        want = [SendResult(Code.OK, str(j), pid) for j, pid in enumerate(pids)]
+    got = CompactResults(want)
+    same_records(got, want)
+    assert [r.provider_id for r in got] == pids
+    if failure:
+        assert all(r.error is error for r in got)
+    odd = [SendResult("ok", "x", "AB"), SendResult("ok", "y", "1", "2"), *want[2:]]
+    got._put(0, odd)  # each record kept as it came
+    same_records(got, odd)
+    got._put(0, want)  # and as at first again: nothing of the odd ones stays
+    same_records(got, want)
+    fresh = CompactResults(want)
+    assert (got._texts, got._whole) == (fresh._texts, fresh._whole)
+
+
 def test_compact_results_import_first_in_a_fresh_process() -> None:
     # Its module and the core import each other's names: either may load first.
     for name in ("hpgfast.CompactResults", "hpgfast.core.CompactResults"):

@@ -30,6 +30,7 @@ from array import array
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from operator import attrgetter, itemgetter
 from operator import index as _index
 from typing import Any, Optional, Union, overload
 
@@ -54,11 +55,41 @@ _CID_KEPT = 3  # in ``_cids``
 _WHOLE = (None, None, None, 0, 0)
 
 _A = ID_ALPHABET
+_code, _cid, _pid = itemgetter(0), itemgetter(1), itemgetter(2)
+_error = attrgetter("error")
+_NONE = type(None)
 
 
 def _made(prefix: str, j: int) -> str:
     # ``prefix + _wire.base62(j, ID_SUFFIX_LENGTH)``, without its loop.
     return prefix + _A[j // 3844] + _A[j // 62 % 62] + _A[j % 62]
+
+
+#: The suffixes of the first made clientIds of a request, made once (about 200 KB):
+#: a request's whole list of made ids is then one C-level ``map``.
+_SUFFIX_CACHE = 4096
+_suffix_cache: Optional[list[str]] = None
+
+
+def _all_made(cids: list[Any], prefix: str, j: int) -> bool:
+    """Whether ``cids`` are the ids hpgfast made for the request's messages ``j``
+    on: each ``_made(prefix, j + k)``. In C-level passes: every id ``str`` of the
+    made length, and their concatenation that of the made ones (which the one
+    length makes an item-by-item equality)."""
+    if set(map(type, cids)) != {str} or set(map(len, cids)) != {len(prefix) + 3}:
+        return False
+    return "".join(cids) == prefix + prefix.join(_suffixes(j, j + len(cids)))
+
+
+def _suffixes(start: int, end: int) -> list[str]:
+    global _suffix_cache
+    if end > _SUFFIX_CACHE:
+        return [_made("", j) for j in range(start, end)]
+    cache = _suffix_cache
+    if cache is None:
+        # Two threads may both make it: the same list either way.
+        cache = _suffix_cache = [_made("", j) for j in range(_SUFFIX_CACHE)]
+    return cache[start:end]
 
 
 class CompactResults(Sequence[SendResult]):
@@ -129,6 +160,8 @@ class CompactResults(Sequence[SendResult]):
         base = self._starts[span]
         prefix = self._prefixes[span]
         with self._lock:
+            if records and self._put_alike(start, records, start - base, prefix):
+                return
             kinds = self._kinds
             pids = self._pids
             texts = self._texts
@@ -196,6 +229,81 @@ class CompactResults(Sequence[SendResult]):
                         texts.pop(i, None)
                 kinds[i] = kind
                 i += 1
+
+    def _put_alike(self, start: int, records: Sequence[Any], j: int, prefix: Optional[str]) -> bool:
+        """``_put`` for the usual request, in C-level passes: records of one class
+        and code (and error), 3 fields each, the clientIds hpgfast made (or the
+        indexes), the provider ids all ASCII digits (19 at most) or all None. False,
+        with nothing kept, for any other request: ``_put`` then takes each record.
+        """
+        n = len(records)
+        classes = set(map(type, records))
+        if len(classes) != 1 or set(map(len, records)) != {3}:
+            return False
+        cls = classes.pop()
+        if cls is SendResult:
+            error = None
+        elif cls is SendFailure:
+            errors = set(map(id, map(_error, records)))
+            if len(errors) != 1:
+                return False
+            error = records[0].error
+        else:
+            return False
+        codes = set(map(_code, records))
+        if len(codes) != 1:
+            return False
+        code = codes.pop()
+        cids = list(map(_cid, records))
+        if prefix is not None and j + n <= ID_MAX_COUNT and _all_made(cids, prefix, j):
+            cform = _CID_MADE
+        elif cids == list(map(str, range(j, j + n))):
+            cform = _CID_INDEX
+        else:
+            return False
+        pids = list(map(_pid, records))
+        kinds = set(map(type, pids))
+        if kinds == {_NONE}:
+            widths = None
+        elif kinds == {str}:
+            widths = list(map(len, pids))
+            forms = set(widths)
+            digits = "".join(pids)
+            if not (
+                min(forms) >= 1
+                and max(forms) <= _MAX_DIGITS
+                and digits.isdigit()
+                and digits.isascii()
+            ):
+                return False
+        else:
+            return False
+        shapes = self._shapes
+        index = self._index
+        kind_of: dict[int, int] = {}
+        for pform in {_PID_NONE} if widths is None else forms:
+            key = (cls, code, id(error), pform, cform)
+            found = index.get(key)
+            if found is None:
+                found = index[key] = len(shapes)
+                shapes.append((cls, code, error, pform, cform))
+            kind_of[pform] = found
+        end = start + n
+        if len(kind_of) == 1:  # one form of provider id (one width): one shape
+            self._kinds[start:end] = array("I", kind_of.values()) * n
+        elif widths is not None:
+            self._kinds[start:end] = array("I", map(kind_of.__getitem__, widths))
+        if widths is not None:
+            self._pids[start:end] = array("Q", map(int, pids))
+        # Put again (a request settled once more): what was kept for it goes.
+        texts, whole = self._texts, self._whole
+        if texts or whole:
+            for i in range(start, end):
+                texts.pop(i, None)
+                whole.pop(i, None)
+        if self._cids is not None:
+            self._cids[start:end] = [None] * n
+        return True
 
     # -- reading ----------------------------------------------------------------------
 
