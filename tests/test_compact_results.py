@@ -8,6 +8,7 @@ in memory (tracemalloc, the core driven without a socket).
 
 from __future__ import annotations
 
+import gc
 import pickle
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from hpgfast import (
     results_of,
 )
 from hpgfast._bench import core_exchange, core_send, results_memory
-from hpgfast.core import SEND, STATUS, RequestFinished, Subscriber
+from hpgfast.core import SEND, STATUS, Batch, RequestFinished, Subscriber
 from hpgfast.emulator import Emulator, Fault
 from hpgfast.exceptions import TransportError
 from ledger_checks import assert_truthful
@@ -159,6 +160,25 @@ def test_an_interrupt_carries_compact_results() -> None:
         assert results.counts() == {Code.OK: 20, Code.NOT_SENT: 30}
         assert all(type(r) is SendFailure for r in results[20:])
         assert_truthful(emu, messages, list(results))
+
+
+@pytest.mark.usefixtures("transport")
+@pytest.mark.parametrize("compact", [False, True])
+def test_results_dropped_by_the_caller_are_freed_while_the_client_stays_open(
+    compact: bool,
+) -> None:
+    # Nothing of a batch outlives its send() but what it returned: results the
+    # caller drops are freed at once, not when the client next sends or closes.
+    messages = [Message(f"7903{i:07d}", f"dropped #{i}", "Shop") for i in range(300)]
+    # Each reply 0.2 s away: the sync client's deadline watchdog (a tick every
+    # 0.25 s) looks at exchanges while they are out.
+    with Emulator(speed=None, latency=0.2) as emu, client_for(emu, max_batch=50) as client:
+        results = client.send(messages, compact=compact)
+        assert len(results) == 300
+        del results
+        gc.collect()
+        kept = [o for o in gc.get_objects() if type(o) is Batch and o.items is messages]
+        assert kept == []
 
 
 class Heard(Subscriber):
