@@ -291,8 +291,8 @@ class Client(BaseClient):
                 ``hpgfast.results_of``). Left as it was by an error raised before
                 anything is sent.
             compact: return a ``CompactResults`` instead of a list: a read-only
-                sequence of the same results at about 12 bytes per message instead
-                of about 240, for large batches (the records are made as they are
+                sequence of the same results at about 14 bytes per message instead
+                of about 200, for large batches (the records are made as they are
                 read). An exception's ``results`` is then one too.
 
         Returns:

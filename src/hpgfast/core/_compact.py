@@ -1,11 +1,11 @@
 """``CompactResults``: the results of a large send, at a few bytes per message.
 
-Strategy: a list of ``SendResult`` costs about 240 bytes per message above the
+Strategy: a list of ``SendResult`` costs about 200 bytes per message above the
 messages: the record (a 3-tuple), the provider id's ``str`` and the clientId's
 ``str``. Yet the results of one send repeat nearly everything but two numbers: the
 code, the error behind a made-up result and the *form* of both ids are shared by
-thousands of messages, and a provider id is, on every platform seen, a decimal
-number. So each message keeps:
+thousands of messages, and a provider id is usually a decimal number (the
+emulator's are; the specification says only "String"). So each message keeps:
 
 - 4 bytes: the index of its *shape* in a small table: its record's class, code and
   error, the form of its provider id and the form of its clientId;
@@ -21,11 +21,16 @@ What does not fit (a provider id of other characters, or longer; a record with a
 ``extra`` or a ``raw``; a class of its own) is kept as it came, per message. The
 records are made on access; each equals, and is of the class of, the record a list
 would have held (a ``SendFailure`` with the very same ``error``).
+
+A request's results are packed as it settles, from the transport's thread or
+task: the usual request (one class, code and error; the clientIds hpgfast made;
+provider ids of digits) in a few C-level passes over its records
+(``_put_alike``), any other record by record.
 """
 
 from __future__ import annotations
 
-import threading
+import itertools
 from array import array
 from bisect import bisect_right
 from collections import Counter
@@ -49,7 +54,7 @@ _PID_TEXT = -2  # kept as it came, in ``_texts``
 _CID_NONE = 0
 _CID_MADE = 1  # the request's prefix and the index in it, in 3 base-62 digits
 _CID_INDEX = 2  # the index in the request, in decimal
-_CID_KEPT = 3  # in ``_cids``
+_CID_KEPT = 3  # in ``_kept``, the request's list
 
 #: The shape of a record kept whole (in ``_whole``): shape 0.
 _WHOLE = (None, None, None, 0, 0)
@@ -94,7 +99,7 @@ def _suffixes(start: int, end: int) -> list[str]:
 
 class CompactResults(Sequence[SendResult]):
     """The results of a ``send(..., compact=True)``: a read-only sequence of
-    ``SendResult``, one per message in order, at about 12 bytes per message.
+    ``SendResult``, one per message in order, at about 14 bytes per message.
 
     It reads as the list ``send()`` returns by default: ``len``, indexing (negative
     too; a slice gives a ``list``), iteration, ``in``, ``index``, ``count``, and it
@@ -107,11 +112,11 @@ class CompactResults(Sequence[SendResult]):
 
     __slots__ = (
         "__weakref__",
-        "_cids",
         "_index",
+        "_kept",
         "_kinds",
         "_len",
-        "_lock",
+        "_numbers",
         "_pids",
         "_prefixes",
         "_shapes",
@@ -140,15 +145,31 @@ class CompactResults(Sequence[SendResult]):
         # Zeroed: shape 0 (kept whole) until a result is put there.
         self._kinds = array("I", bytes(4 * total))
         self._pids = array("Q", bytes(8 * total))
-        self._cids: Optional[list[Any]] = None  # made when a first clientId is kept
+        # A transport's threads settle their requests at once, each its own span,
+        # without a lock (the core takes none): every write below is one atomic
+        # operation of a list, dict or array, on the request's own items or keys.
+        # The clientIds kept, per request (by its index in ``_starts``): a list
+        # made when the request keeps a first one.
+        self._kept: dict[int, list[Any]] = {}
         self._texts: dict[int, Any] = {}
         self._whole: dict[int, SendResult] = {}
-        self._shapes: list[tuple[Any, ...]] = [_WHOLE]
+        self._shapes: dict[int, tuple[Any, ...]] = {0: _WHOLE}
         self._index: dict[tuple[Any, ...], int] = {}
+        self._numbers = itertools.count(1)  # next() is atomic
         self._starts = array("q", starts)
         self._prefixes = list(prefixes)
-        # A transport's threads settle their requests at once (each its own span).
-        self._lock = threading.Lock()
+
+    def _end(self, span: int) -> int:
+        starts = self._starts
+        return starts[span + 1] if span + 1 < len(starts) else self._len
+
+    def _shape(self, key: tuple[Any, ...], shape: tuple[Any, ...]) -> int:
+        """The number of ``shape`` (``key`` names it), made if it is new. Two
+        threads making the same one at once: the first number stored wins (the
+        other stays unused)."""
+        number = next(self._numbers)
+        self._shapes[number] = shape
+        return self._index.setdefault(key, number)
 
     def _put(
         self, start: int, records: Sequence[Any], sent: Optional[Sequence[Any]] = None
@@ -159,78 +180,78 @@ class CompactResults(Sequence[SendResult]):
         span = bisect_right(self._starts, start) - 1
         base = self._starts[span]
         prefix = self._prefixes[span]
-        with self._lock:
-            if records and self._put_alike(start, records, start - base, prefix):
-                return
-            kinds = self._kinds
-            pids = self._pids
-            texts = self._texts
-            whole = self._whole
-            shapes = self._shapes
-            index = self._index
-            i = start
-            for record in records:
-                kind = 0
-                cls = type(record)
-                if (cls is SendResult or cls is SendFailure) and len(record) == 3:
-                    code, cid, pid = record
-                    if pid is None:
-                        pform = _PID_NONE
-                    elif (
-                        type(pid) is str
-                        and len(pid) <= _MAX_DIGITS
-                        and pid.isdigit()
-                        and pid.isascii()
-                    ):
-                        pform = len(pid)
-                        pids[i] = int(pid)
-                    else:
-                        pform = _PID_TEXT
-                    j = i - base
-                    if cid is None:
-                        cform = _CID_NONE
-                    elif type(cid) is not str:
-                        cform = _CID_KEPT
-                    elif (
-                        prefix is not None
-                        and j < ID_MAX_COUNT
-                        # _made(prefix, j), without a call: once per message
-                        and cid == prefix + _A[j // 3844] + _A[j // 62 % 62] + _A[j % 62]
-                    ):
-                        cform = _CID_MADE
-                    elif cid == str(j):
-                        cform = _CID_INDEX
-                    else:
-                        cform = _CID_KEPT
-                    error = record.error if cls is SendFailure else None
-                    # The error by identity: each failure's own (exceptions hash so).
-                    key = (cls, code, id(error), pform, cform)
-                    found = index.get(key)
-                    if found is None:
-                        found = index[key] = len(shapes)
-                        shapes.append((cls, code, error, pform, cform))
-                    kind = found
-                    if pform == _PID_TEXT:
-                        texts[i] = pid
-                    elif texts:
-                        texts.pop(i, None)  # put again: what was kept goes
-                    if cform == _CID_KEPT:
-                        cids = self._cids
-                        if cids is None:
-                            cids = self._cids = [None] * self._len
-                        if sent is not None and j < len(sent) and sent[j] == cid:
-                            cid = sent[j]  # the message's own str: shared, not copied
-                        cids[i] = cid
-                    if whole:
-                        whole.pop(i, None)
+        if records and self._put_alike(span, start, records, start - base, prefix):
+            return
+        kinds = self._kinds
+        pids = self._pids
+        texts = self._texts
+        whole = self._whole
+        index = self._index
+        kept: Optional[list[Any]] = None
+        self._kept.pop(span, None)  # put again: the clientIds kept before go
+        i = start
+        for record in records:
+            kind = 0
+            cls = type(record)
+            if (cls is SendResult or cls is SendFailure) and len(record) == 3:
+                code, cid, pid = record
+                if pid is None:
+                    pform = _PID_NONE
+                elif (
+                    type(pid) is str
+                    and len(pid) <= _MAX_DIGITS
+                    and pid.isdigit()
+                    and pid.isascii()
+                ):
+                    pform = len(pid)
+                    pids[i] = int(pid)
                 else:
-                    whole[i] = record
-                    if texts:
-                        texts.pop(i, None)
-                kinds[i] = kind
-                i += 1
+                    pform = _PID_TEXT
+                j = i - base
+                if cid is None:
+                    cform = _CID_NONE
+                elif type(cid) is not str:
+                    cform = _CID_KEPT
+                elif (
+                    prefix is not None
+                    and j < ID_MAX_COUNT
+                    # _made(prefix, j), without a call: once per message
+                    and cid == prefix + _A[j // 3844] + _A[j // 62 % 62] + _A[j % 62]
+                ):
+                    cform = _CID_MADE
+                elif cid == str(j):
+                    cform = _CID_INDEX
+                else:
+                    cform = _CID_KEPT
+                error = record.error if cls is SendFailure else None
+                # The error by identity: each failure's own (exceptions hash so).
+                key = (cls, code, id(error), pform, cform)
+                found = index.get(key)
+                if found is None:
+                    found = self._shape(key, (cls, code, error, pform, cform))
+                kind = found
+                if pform == _PID_TEXT:
+                    texts[i] = pid
+                elif texts:
+                    texts.pop(i, None)  # put again: what was kept goes
+                if cform == _CID_KEPT:
+                    if kept is None:
+                        kept = self._kept[span] = [None] * (self._end(span) - base)
+                    if sent is not None and j < len(sent) and sent[j] == cid:
+                        cid = sent[j]  # the message's own str: shared, not copied
+                    kept[j] = cid
+                if whole:
+                    whole.pop(i, None)
+            else:
+                whole[i] = record
+                if texts:
+                    texts.pop(i, None)
+            kinds[i] = kind
+            i += 1
 
-    def _put_alike(self, start: int, records: Sequence[Any], j: int, prefix: Optional[str]) -> bool:
+    def _put_alike(
+        self, span: int, start: int, records: Sequence[Any], j: int, prefix: Optional[str]
+    ) -> bool:
         """``_put`` for the usual request, in C-level passes: records of one class
         and code (and error), 3 fields each, the clientIds hpgfast made (or the
         indexes), the provider ids all ASCII digits (19 at most) or all None. False,
@@ -278,15 +299,13 @@ class CompactResults(Sequence[SendResult]):
                 return False
         else:
             return False
-        shapes = self._shapes
         index = self._index
         kind_of: dict[int, int] = {}
         for pform in {_PID_NONE} if widths is None else forms:
             key = (cls, code, id(error), pform, cform)
             found = index.get(key)
             if found is None:
-                found = index[key] = len(shapes)
-                shapes.append((cls, code, error, pform, cform))
+                found = self._shape(key, (cls, code, error, pform, cform))
             kind_of[pform] = found
         end = start + n
         if len(kind_of) == 1:  # one form of provider id (one width): one shape
@@ -301,8 +320,8 @@ class CompactResults(Sequence[SendResult]):
             for i in range(start, end):
                 texts.pop(i, None)
                 whole.pop(i, None)
-        if self._cids is not None:
-            self._cids[start:end] = [None] * n
+        if self._kept:
+            self._kept.pop(span, None)
         return True
 
     # -- reading ----------------------------------------------------------------------
@@ -324,7 +343,8 @@ class CompactResults(Sequence[SendResult]):
             prefix = self._prefixes[span]
             cid = _made(prefix, j) if prefix is not None and cform == _CID_MADE else str(j)
         elif cform == _CID_KEPT:
-            cid = self._cids[i]  # type: ignore[index]
+            span = bisect_right(self._starts, i) - 1
+            cid = self._kept[span][i - self._starts[span]]
         else:
             cid = None
         record = tuple.__new__(cls, (code, cid, pid))
