@@ -217,7 +217,7 @@ RATIOS: tuple[Ratio, ...] = (
     ),
     # send(..., compact=True) (bench_results.py): the bytes a list of results holds
     # over the bytes its CompactResults holds, a million messages through the core
-    # (200.0 / 13.8 = 14.5 measured; the target, at most 150 bytes a message against
+    # (200.0 / 14.0 = 14.2 measured; the target, at most 150 bytes a message against
     # the list's 200, is 1.33; the floor catches a lost packing). Slow: not in the
     # gate's short pass, where the row is absent; the bench itself asserts 150.
     Ratio("send-results-1m", "compact", "list", 200.0 / 150.0, 5.0,
