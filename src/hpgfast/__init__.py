@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ._settings import Settings
     from .aio import AsyncClient
     from .client import Client, SendFailure, StatusFailure
+    from .core import CompactResults
     from .journal import open_journal
 
 __version__ = "0.1.0"
@@ -52,6 +53,7 @@ __all__ = [
     "AuthError",
     "Client",
     "Code",
+    "CompactResults",
     "ConnectError",
     "HPGError",
     "HTTPStatusError",
@@ -86,6 +88,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 _LAZY = {
     "AsyncClient": "aio",
     "Client": "client",
+    "CompactResults": "core",
     "SendFailure": "client",
     "Settings": "_settings",
     "StatusFailure": "client",

@@ -391,6 +391,7 @@ class BaseClient:
         params: Optional[Params],
         sink: Optional[list[Any]],
         subscribers: Sequence[Subscriber] = (),
+        compact: bool = False,
     ) -> Batch:
         """``send()``'s or ``status()``'s batch, checked and planned: nothing sent yet.
 
@@ -404,7 +405,7 @@ class BaseClient:
             raise TypeError("provider_ids must be a sequence of str, not one str")
         if isinstance(subscribers, Subscriber):
             raise TypeError("subscribers must be a sequence of Subscriber, not one")
-        return self._core.batch(op, items, params, sink, tuple(subscribers))
+        return self._core.batch(op, items, params, sink, tuple(subscribers), compact=compact)
 
     def _failure(self, exc: BaseException, phase: str, shown: str) -> Failure:
         """The core's ``Failure`` for an OS, TLS or urllib3 error, with a redacted text.

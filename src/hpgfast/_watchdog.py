@@ -94,10 +94,15 @@ class Watchdog:
 
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
-            now = _monotonic()
-            for entry in list(self._active.values()):
-                if entry[0] <= now:
-                    self._cut(entry, PAST_DEADLINE)
+            self._tick(_monotonic())
+
+    def _tick(self, now: float) -> None:
+        # A frame of its own: a loop variable of ``_run`` would hold the last entry
+        # looked at (and through it the batch: its messages, its results) while the
+        # thread waits, for as long as no exchange is out: long after send() returned.
+        for entry in list(self._active.values()):
+            if entry[0] <= now:
+                self._cut(entry, PAST_DEADLINE)
 
     def stop(self) -> None:
         self._stopped.set()

@@ -38,7 +38,7 @@ import os
 import ssl
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union, cast, overload
 
 from urllib3.util.wait import wait_for_read
 
@@ -54,7 +54,18 @@ from ._base import (
 )
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
-from .core import CONNECT, SEND, SENT, STATUS, Batch, Failure, Reply, Request, Subscriber
+from .core import (
+    CONNECT,
+    SEND,
+    SENT,
+    STATUS,
+    Batch,
+    CompactResults,
+    Failure,
+    Reply,
+    Request,
+    Subscriber,
+)
 from .exceptions import ConnectError
 
 __all__ = ["AsyncClient"]
@@ -309,6 +320,7 @@ class AsyncClient(BaseClient):
 
     # -- public operations -------------------------------------------------------------
 
+    @overload
     async def send(
         self,
         messages: Iterable[Union[Message, tuple[Any, ...]]],
@@ -316,7 +328,37 @@ class AsyncClient(BaseClient):
         params: Optional[Params] = None,
         results: Optional[list[SendResult]] = None,
         subscribers: Sequence[Subscriber] = (),
-    ) -> list[SendResult]:
+        compact: Literal[False] = False,
+    ) -> list[SendResult]: ...
+    @overload
+    async def send(
+        self,
+        messages: Iterable[Union[Message, tuple[Any, ...]]],
+        *,
+        params: Optional[Params] = None,
+        results: Optional[list[SendResult]] = None,
+        subscribers: Sequence[Subscriber] = (),
+        compact: Literal[True],
+    ) -> CompactResults: ...
+    @overload
+    async def send(
+        self,
+        messages: Iterable[Union[Message, tuple[Any, ...]]],
+        *,
+        params: Optional[Params] = None,
+        results: Optional[list[SendResult]] = None,
+        subscribers: Sequence[Subscriber] = (),
+        compact: bool,
+    ) -> Union[list[SendResult], CompactResults]: ...
+    async def send(
+        self,
+        messages: Iterable[Union[Message, tuple[Any, ...]]],
+        *,
+        params: Optional[Params] = None,
+        results: Optional[list[SendResult]] = None,
+        subscribers: Sequence[Subscriber] = (),
+        compact: bool = False,
+    ) -> Union[list[SendResult], CompactResults]:
         """Send a batch of messages of any size; one result per message, in order.
 
         Exactly ``hpgfast.Client.send()``, awaited: same arguments, results and
@@ -325,8 +367,9 @@ class AsyncClient(BaseClient):
         (``asyncio.wait_for``'s ``TimeoutError``, ``KeyboardInterrupt`` from
         ``asyncio.run``): ``hpgfast.results_of(exc)`` finds the results through
         it, and a list passed as ``results`` gets them however the call ends.
+        ``compact=True``: a ``CompactResults`` instead of a list, as there.
         """
-        return await self._drive(self._plan(SEND, messages, params, results, subscribers))
+        return await self._drive(self._plan(SEND, messages, params, results, subscribers, compact))
 
     async def status(
         self,
@@ -340,7 +383,10 @@ class AsyncClient(BaseClient):
 
         Exactly ``hpgfast.Client.status()``, awaited (``results`` as for ``send()``).
         """
-        return await self._drive(self._plan(STATUS, provider_ids, params, results, subscribers))
+        return cast(
+            list[StatusResult],
+            await self._drive(self._plan(STATUS, provider_ids, params, results, subscribers)),
+        )
 
     # -- driving the core -----------------------------------------------------------------
 
@@ -411,7 +457,7 @@ class AsyncClient(BaseClient):
             except RuntimeError:  # its loop is closed
                 pass
 
-    async def _drive(self, batch: Batch) -> list[Any]:
+    async def _drive(self, batch: Batch) -> Union[list[Any], CompactResults]:
         """Send a planned batch (``_plan``); its results, or the error that stopped it."""
         loop = self._bind()
         tasks: dict[asyncio.Task[None], Request] = {}

@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from typing import Any, Optional, Union, cast
+from typing import Any, Literal, Optional, Union, cast, overload
 
 import urllib3
 from urllib3.connection import HTTPConnection
@@ -64,6 +64,7 @@ from .core import (
     SENT,
     STATUS,
     Batch,
+    CompactResults,
     Failure,
     Reply,
     Request,
@@ -213,6 +214,7 @@ class Client(BaseClient):
 
     # -- public operations -------------------------------------------------------------
 
+    @overload
     def send(
         self,
         messages: Iterable[Union[Message, tuple[Any, ...]]],
@@ -220,7 +222,37 @@ class Client(BaseClient):
         params: Optional[Params] = None,
         results: Optional[list[SendResult]] = None,
         subscribers: Sequence[Subscriber] = (),
-    ) -> list[SendResult]:
+        compact: Literal[False] = False,
+    ) -> list[SendResult]: ...
+    @overload
+    def send(
+        self,
+        messages: Iterable[Union[Message, tuple[Any, ...]]],
+        *,
+        params: Optional[Params] = None,
+        results: Optional[list[SendResult]] = None,
+        subscribers: Sequence[Subscriber] = (),
+        compact: Literal[True],
+    ) -> CompactResults: ...
+    @overload
+    def send(
+        self,
+        messages: Iterable[Union[Message, tuple[Any, ...]]],
+        *,
+        params: Optional[Params] = None,
+        results: Optional[list[SendResult]] = None,
+        subscribers: Sequence[Subscriber] = (),
+        compact: bool,
+    ) -> Union[list[SendResult], CompactResults]: ...
+    def send(
+        self,
+        messages: Iterable[Union[Message, tuple[Any, ...]]],
+        *,
+        params: Optional[Params] = None,
+        results: Optional[list[SendResult]] = None,
+        subscribers: Sequence[Subscriber] = (),
+        compact: bool = False,
+    ) -> Union[list[SendResult], CompactResults]:
         """Send a batch of messages of any size; one result per message, in order.
 
         The batch is checked and cut into requests (by ``max_request_bytes`` and
@@ -258,9 +290,14 @@ class Client(BaseClient):
                 than the batch's (asyncio's around a cancellation: see
                 ``hpgfast.results_of``). Left as it was by an error raised before
                 anything is sent.
+            compact: return a ``CompactResults`` instead of a list: a read-only
+                sequence of the same results at about 14 bytes per message instead
+                of about 200, for large batches (the records are made as they are
+                read). An exception's ``results`` is then one too.
 
         Returns:
-            A list of ``SendResult``, one per message, in input order.
+            A list of ``SendResult``, one per message, in input order (with
+            ``compact=True``, a ``CompactResults`` of them).
 
         Raises:
             MessageError: a message that cannot be sent as given (``index`` and
@@ -284,7 +321,7 @@ class Client(BaseClient):
             wait; those still out are ``unknown``), and the ``KeyboardInterrupt``
             raised carries ``results``.
         """
-        return self._drive(self._plan(SEND, messages, params, results, subscribers))
+        return self._drive(self._plan(SEND, messages, params, results, subscribers, compact))
 
     def status(
         self,
@@ -317,11 +354,14 @@ class Client(BaseClient):
             AuthError, TLSError, ProxyError, RequestTooLarge, HTTPStatusError: as for
                 ``send()``.
         """
-        return self._drive(self._plan(STATUS, provider_ids, params, results, subscribers))
+        return cast(
+            list[StatusResult],
+            self._drive(self._plan(STATUS, provider_ids, params, results, subscribers)),
+        )
 
     # -- driving the core -----------------------------------------------------------------
 
-    def _drive(self, batch: Batch) -> list[Any]:
+    def _drive(self, batch: Batch) -> Union[list[Any], CompactResults]:
         """Send a planned batch (``_plan``); its results, or the error that stopped it."""
         concurrency = self._settings.concurrency
         if concurrency == 1 or len(batch.requests) == 1:

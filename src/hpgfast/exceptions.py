@@ -12,7 +12,11 @@ client passes only redacted URLs in.
 from __future__ import annotations
 
 import builtins
-from typing import Any, Optional
+import sys
+from typing import TYPE_CHECKING, Any, Optional, Union
+
+if TYPE_CHECKING:
+    from .core import CompactResults
 
 __all__ = [
     "AccountError",
@@ -274,7 +278,14 @@ class AuthError(AccountError):
 _GROUP: Optional[type[BaseException]] = getattr(builtins, "BaseExceptionGroup", None)
 
 
-def results_of(exc: BaseException) -> Optional[list[Any]]:
+def _compact(results: Any) -> bool:
+    # Without importing the core here (it imports this module): a CompactResults
+    # exists only once its module is loaded.
+    module = sys.modules.get("hpgfast.core._compact")
+    return module is not None and isinstance(results, module.CompactResults)
+
+
+def results_of(exc: BaseException) -> Optional[Union[list[Any], CompactResults]]:
     """The results of the ``send()`` or ``status()`` call that ``exc`` ended, or None.
 
     An exception raised once a batch began carries ``.results``, one result per
@@ -282,7 +293,8 @@ def results_of(exc: BaseException) -> Optional[list[Any]]:
     it or while it was handled: ``asyncio.wait_for()``'s ``TimeoutError``, the
     ``KeyboardInterrupt`` that ``asyncio.run()`` raises for Ctrl-C (Python 3.11+),
     the new ``CancelledError`` an awaited task gives on Python 3.9 and 3.10. This
-    gives the first ``.results`` list found, looking at ``exc``, then into an
+    gives the first ``.results`` found (a list, or the ``CompactResults`` of a
+    ``send(..., compact=True)``), looking at ``exc``, then into an
     exception group's members, then down its ``__cause__``, then down its
     ``__context__``.
 
@@ -295,7 +307,8 @@ def results_of(exc: BaseException) -> Optional[list[Any]]:
         exc: the exception caught.
 
     Returns:
-        The results list itself, or None when no exception in the chain carries one.
+        The results list (or ``CompactResults``) itself, or None when no exception
+        in the chain carries one.
     """
     seen: set[int] = set()
     todo: list[Optional[BaseException]] = [exc]
@@ -305,7 +318,7 @@ def results_of(exc: BaseException) -> Optional[list[Any]]:
             continue
         seen.add(id(current))
         results = getattr(current, "results", None)
-        if isinstance(results, list):
+        if isinstance(results, list) or _compact(results):
             return results
         # Pushed in reverse: the members first, then the cause, then the context.
         todo.append(current.__context__)

@@ -29,8 +29,9 @@ bytes:
 3. an interrupt or a cancel is ``Batch.stop(exc)`` (no request starts after it),
    then, once the requests on the wire had their grace, ``Batch.seal(exc, cut)``
    (those still out are ``unknown``; results change no more);
-4. ``Batch.finish()`` returns one result per item, or raises the error that
-   stopped the batch with ``.results`` attached (and fills ``sink``).
+4. ``Batch.finish()`` returns one result per item (a list; a ``CompactResults``
+   for a batch planned with ``compact=True``), or raises the error that stopped
+   the batch with ``.results`` attached (and fills ``sink``).
 
 Both transports call exactly these, and nothing else of a batch.
 
@@ -52,6 +53,7 @@ from ._batch import (
     target_head,
 )
 from ._coding import REPLY_BYTES_FLOOR, reply_cap
+from ._compact import CompactResults
 from ._events import (
     CONNECT,
     CUT,
@@ -82,6 +84,7 @@ __all__ = [
     "STATUS",
     "TLS",
     "Batch",
+    "CompactResults",
     "Exchange",
     "Failure",
     "Operation",

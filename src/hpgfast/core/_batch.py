@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from functools import partial
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
 from .._fields import charset_of
@@ -38,6 +39,7 @@ from .._wire import Code
 from ..codec import encode_params, sent_ids
 from ..exceptions import HPGError, MessageError, ProtocolError
 from ._coding import CodingError, decode_body, reply_cap
+from ._compact import CompactResults
 from ._events import SENT, Failure, Reply, RequestFinished, RequestStarting, Subscriber
 from ._ids import request_prefix
 from ._operations import Encode, Operation, operation
@@ -166,6 +168,10 @@ _new_facts = partial(tuple.__new__, RequestFacts)
 _DONE = Step(None, True)
 _FAILED = Step(None, False)
 
+#: What stands in the batch's list for a result moved into its ``CompactResults``:
+#: not ``None`` (never settled), and the same object for every one (no memory).
+_PACKED = object()
+
 
 class Request:
     """One HTTP request of a batch: a span of items and, once begun, its target."""
@@ -234,6 +240,7 @@ class Batch:
         max_bytes: int,
         holes: Optional[list[int]] = None,
         subscribers: Sequence[Subscriber] = (),
+        compact: bool = False,
     ) -> None:
         self.exchange = exchange
         settings = exchange.settings
@@ -278,6 +285,18 @@ class Batch:
             _cut(self._encode, len(items), settings.max_batch, self._made_ids, PLAN_CACHE_BYTES)
             if items
             else []
+        )
+        #: ``send(compact=True)``: each request's results move here as it settles
+        #: (its slots in ``results`` then hold ``_PACKED``), so that the results of
+        #: a large batch never all exist as records at once; ``finish()`` returns it.
+        self.compact: Optional[CompactResults] = (
+            CompactResults._spans(
+                len(items),
+                [request.start for request in self.requests],
+                [request.prefix for request in self.requests],
+            )
+            if compact
+            else None
         )
 
     @property
@@ -572,6 +591,8 @@ class Batch:
 
     def _settled(self, request: Request, now: float, received: int, step: Step) -> Step:
         self._finished(request, now, received)
+        if self.compact is not None:
+            self._pack(request)
         # Settled: what only its attempts needed goes now rather than at the end of
         # the batch, which holds its requests to the end (fewer objects for the
         # cyclic GC to walk and promote meanwhile). Should anything settle the
@@ -620,6 +641,15 @@ class Batch:
             if self.fatal is None:
                 self.fatal = exc
 
+    def _pack(self, request: Request) -> None:
+        # After the subscribers heard of the request (its records, whole): the
+        # results move into the compact form, and the batch keeps no record of them.
+        start, end = request.start, request.end
+        ids = request.ids
+        assert self.compact is not None
+        self.compact._put(start, self.results[start:end], None if ids is _NO_IDS else ids)
+        self.results[start:end] = repeat(_PACKED, end - start)
+
     def _fill_holes(self, results: list[Any]) -> list[Any]:
         full: list[Any] = []
         answered = iter(results)
@@ -637,13 +667,15 @@ class Batch:
                 full.append(next(answered))
         return full
 
-    def finish(self) -> list[Any]:
+    def finish(self) -> Union[list[Any], CompactResults]:
         """The results, one per item in order; raises the error that stopped the batch.
 
         Items of requests never begun are ``not-sent``; of requests begun and never
         reported (a transport that lost one on the wire), ``unknown``. The raised
         error carries ``results``: whatever was known of every item when the batch
         stopped. The ``sink`` list, if any, gets the same results, returned or raised.
+        A batch planned with ``compact=True`` returns (and its error carries) its
+        ``CompactResults`` instead of a list.
         """
         self._sealed = True
         results = self.results
@@ -658,6 +690,12 @@ class Batch:
                     self._settle(request, _NOT_SENT, self.down)
         if self._holes is not None:
             results = self.results = self._fill_holes(results)
+        if self.compact is not None:
+            for request in self.requests:
+                if results[request.start] is not _PACKED:
+                    self._pack(request)
+            self.results = []
+            results = self.compact  # type: ignore[assignment]
         if self.sink is not None:
             self.sink[:] = results
         fatal = self.fatal

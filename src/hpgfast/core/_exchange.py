@@ -110,18 +110,23 @@ class Exchange:
         params: Optional[Params],
         sink: Optional[list[Any]] = None,
         subscribers: Sequence[Subscriber] = (),
+        *,
+        compact: bool = False,
     ) -> Batch:
         """Plan a ``SEND`` or ``STATUS`` batch: validated and cut into requests.
 
         ``op``: the ``Operation``, or its wire name (``"send"``, ``"status"``),
         chosen here once for the whole batch. ``sink``: a list ``finish()`` fills
         with the results, returned or raised. ``subscribers``: this batch's own,
-        heard after the settings' ones. Raises ``MessageError`` (naming the
+        heard after the settings' ones. ``compact``: ``finish()`` returns a
+        ``CompactResults`` (SEND only). Raises ``MessageError`` (naming the
         item) before anything is sent.
         """
         if sink is not None and not isinstance(sink, list):
             raise TypeError(f"results must be a list, got {type(sink).__name__}")
         op = operation(op)
+        if compact and op is not SEND:
+            raise ValueError("compact results are for SEND only")
         head = self._heads[op].value
         shown = self._shown[op]
         if params:
@@ -136,7 +141,7 @@ class Exchange:
                 "after the URL, credentials and parameters"
             )
         items, transliterated, holes = op.prepare(items, self.settings.transliterate)
-        batch = Batch(self, op, items, head, shown, max_bytes, holes, subscribers)
+        batch = Batch(self, op, items, head, shown, max_bytes, holes, subscribers, compact)
         batch.transliterated = transliterated
         batch.sink = sink
         return batch
