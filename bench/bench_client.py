@@ -29,7 +29,7 @@ import socket
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -78,8 +78,16 @@ def batch() -> tuple[Message, ...]:
 # -- peers ------------------------------------------------------------------------------
 
 
+class Server(Protocol):
+    """Where the emulator listens (an ``EmulatorProcess``, or its address passed on)."""
+
+    url: str
+    host: str
+    port: int
+
+
 def raw_peer(
-    proc: EmulatorProcess, spans: list[tuple[int, int]], max_request_bytes: int
+    proc: Server, spans: list[tuple[int, int]], max_request_bytes: int
 ) -> Callable[[Sequence[Message]], int]:
     sock = socket.create_connection((proc.host, proc.port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -142,8 +150,6 @@ def bench_client_cpu_per_message(
     batch: tuple[Message, ...],
     size: str,
 ) -> None:
-    import asyncio
-
     group = f"client-cpu-{size}"
     max_request_bytes = SIZES[size]
     spans = bounds(batch, max_request_bytes, emulator.url)
@@ -159,33 +165,15 @@ def bench_client_cpu_per_message(
     # hpgfast, the raw-socket floor and the naive aiohttp loop in interleaved rounds:
     # the machine's drift over a run then weighs on all three alike (measured one
     # after the other, a short pass put the same build at 1.6x or 3.6x the floor).
-    loop = asyncio.new_event_loop()
-    raw = raw_peer(emulator, spans, max_request_bytes)
-    aio_send, aio_close = aiohttp_peer(emulator.url, spans)
-    samples: dict[str, list[float]] = {"hpgfast": [], "raw-socket": [], "aiohttp-naive": []}
+    runs, close = client_runs(emulator, batch, max_request_bytes)
+    samples: dict[str, list[float]] = {name: [] for name in runs}
     try:
-        with Client(emulator.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes) as client:
-            results = client.send(batch)
-            assert all(r.ok for r in results)
-            assert raw(batch) == len(batch)
-            assert loop.run_until_complete(aio_send(batch)) == len(batch)
-
-            one = interleaved_round(
-                {
-                    "hpgfast": lambda: client.send(batch),
-                    "raw-socket": lambda: raw(batch),
-                    "aiohttp-naive": lambda: loop.run_until_complete(aio_send(batch)),
-                },
-                samples,
-                len(batch),
-            )
-            benchmark.group = group
-            benchmark.extra_info["name"] = "hpgfast, raw socket, aiohttp interleaved"
-            benchmark.pedantic(one, rounds=INTERLEAVED_ROUNDS, warmup_rounds=0)
+        one = interleaved_round(runs, samples, len(batch))
+        benchmark.group = group
+        benchmark.extra_info["name"] = "hpgfast, raw socket, aiohttp interleaved"
+        benchmark.pedantic(one, rounds=INTERLEAVED_ROUNDS, warmup_rounds=0)
     finally:
-        raw.close()  # type: ignore[attr-defined]
-        loop.run_until_complete(aio_close())
-        loop.close()
+        close()
     ours = statistics.median(samples["hpgfast"])
     peers["raw-socket"] = statistics.median(samples["raw-socket"])
     peers["aiohttp-naive"] = statistics.median(samples["aiohttp-naive"])
@@ -301,7 +289,7 @@ def aiohttp_peer(url: str, spans: list[tuple[int, int]]) -> Any:
 
 
 def asyncio_floor(
-    proc: EmulatorProcess, spans: list[tuple[int, int]], max_request_bytes: int
+    proc: Server, spans: list[tuple[int, int]], max_request_bytes: int
 ) -> Any:
     """The asyncio floor: raw asyncio streams, one keep-alive connection, hpgfast's codec."""
     import asyncio
@@ -336,7 +324,7 @@ def asyncio_floor(
     return send, close
 
 
-def asyncio_floor_with_core(proc: EmulatorProcess, max_request_bytes: int) -> Any:
+def asyncio_floor_with_core(proc: Server, max_request_bytes: int) -> Any:
     """The asyncio floor's I/O driving hpgfast's sans-IO core (plan, begin, report).
 
     Between the floor and AsyncClient: what it costs above the floor is the core's
@@ -377,6 +365,92 @@ def asyncio_floor_with_core(proc: EmulatorProcess, max_request_bytes: int) -> An
     return send, close
 
 
+def client_runs(
+    server: Server, batch: Sequence[Message], max_request_bytes: int
+) -> tuple[dict[str, Callable[[], Any]], Callable[[], None]]:
+    """The transports of ``client-cpu-<size>``, each warmed up by one send of ``batch``.
+
+    ``hpgfast`` (``Client``), ``raw-socket`` (the floor) and ``aiohttp-naive``, as
+    sends of ``batch`` taking no argument, and the function that closes them all.
+    ``bench/_counted.py`` counts the instructions of the very same sends.
+    """
+    import asyncio
+
+    spans = bounds(batch, max_request_bytes, server.url)
+    loop = asyncio.new_event_loop()
+    client = Client(server.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes)
+    raw = raw_peer(server, spans, max_request_bytes)
+    aio_send, aio_close = aiohttp_peer(server.url, spans)
+
+    def close() -> None:
+        client.close()
+        raw.close()  # type: ignore[attr-defined]
+        loop.run_until_complete(aio_close())
+        loop.close()
+
+    try:
+        assert all(r.ok for r in client.send(batch))  # warm: connections open, caches filled
+        assert raw(batch) == len(batch)
+        assert loop.run_until_complete(aio_send(batch)) == len(batch)
+    except BaseException:
+        close()
+        raise
+    runs: dict[str, Callable[[], Any]] = {
+        "hpgfast": lambda: client.send(batch),
+        "raw-socket": lambda: raw(batch),
+        "aiohttp-naive": lambda: loop.run_until_complete(aio_send(batch)),
+    }
+    return runs, close
+
+
+def aio_runs(
+    server: Server, batch: Sequence[Message], max_request_bytes: int
+) -> tuple[dict[str, Callable[[], Any]], Callable[[], None]]:
+    """The transports of ``aio-cpu-<size>``, each warmed up by one send of ``batch``.
+
+    ``AsyncClient``, ``aiohttp-naive``, ``asyncio-floor``, ``floor+core`` and the sync
+    client beside them (``hpgfast-sync``), as for ``client_runs``.
+    """
+    import asyncio
+
+    from hpgfast import AsyncClient
+
+    spans = bounds(batch, max_request_bytes, server.url)
+    loop = asyncio.new_event_loop()
+    client = AsyncClient(server.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes)
+    sync = Client(server.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes)
+    peers = {
+        "aiohttp-naive": aiohttp_peer(server.url, spans),
+        "asyncio-floor": asyncio_floor(server, spans, max_request_bytes),
+        "floor+core": asyncio_floor_with_core(server, max_request_bytes),
+    }
+
+    def close() -> None:
+        loop.run_until_complete(client.aclose())
+        for _, close_peer in peers.values():
+            loop.run_until_complete(close_peer())
+        loop.close()
+        sync.close()
+
+    try:
+        assert all(r.ok for r in loop.run_until_complete(client.send(batch)))
+        for name, (send, _) in peers.items():
+            assert loop.run_until_complete(send(batch)) == len(batch), name  # warm
+        sync.send(batch)
+    except BaseException:
+        close()
+        raise
+    runs: dict[str, Callable[[], Any]] = {
+        "AsyncClient": lambda: loop.run_until_complete(client.send(batch)),
+        **{
+            name: (lambda send=send: loop.run_until_complete(send(batch)))
+            for name, (send, _) in peers.items()
+        },
+        "hpgfast-sync": lambda: sync.send(batch),
+    }
+    return runs, close
+
+
 #: The targets: AsyncClient's CPU at most 1.5x the asyncio floor's, at most
 #: 0.5x the naive aiohttp loop's at 8 KiB and 0.33x at 1 MiB.
 AIO_TARGETS = {"8k": 2.0, "1m": 3.0}
@@ -390,49 +464,21 @@ def bench_async_cpu_per_message(
     batch: tuple[Message, ...],
     size: str,
 ) -> None:
-    import asyncio
-
-    from hpgfast import AsyncClient
-
     group = f"aio-cpu-{size}"
     max_request_bytes = SIZES[size]
     spans = bounds(batch, max_request_bytes, emulator.url)
-    loop = asyncio.new_event_loop()
-    client = AsyncClient(emulator.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes)
-    sync = Client(emulator.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes)
-    peers = {
-        "aiohttp-naive": aiohttp_peer(emulator.url, spans),
-        "asyncio-floor": asyncio_floor(emulator, spans, max_request_bytes),
-        "floor+core": asyncio_floor_with_core(emulator, max_request_bytes),
-    }
     # Every transport in interleaved rounds, as for the sync client: the machine's
     # drift over a run then weighs on all alike (measured one after the other, the
     # floor alone moved by 20-40% between runs).
-    runs: dict[str, Callable[[], Any]] = {
-        "AsyncClient": lambda: loop.run_until_complete(client.send(batch)),
-        **{
-            name: (lambda send=send: loop.run_until_complete(send(batch)))
-            for name, (send, _) in peers.items()
-        },
-        "hpgfast-sync": lambda: sync.send(batch),
-    }
+    runs, close = aio_runs(emulator, batch, max_request_bytes)
     samples: dict[str, list[float]] = {name: [] for name in runs}
     try:
-        assert all(r.ok for r in loop.run_until_complete(client.send(batch)))
-        for name, (send, _) in peers.items():
-            assert loop.run_until_complete(send(batch)) == len(batch), name  # warm
-        sync.send(batch)
-
         one = interleaved_round(runs, samples, len(batch))
         benchmark.group = group
         benchmark.extra_info["name"] = "AsyncClient and peers interleaved"
         benchmark.pedantic(one, rounds=INTERLEAVED_ROUNDS, warmup_rounds=0)
     finally:
-        loop.run_until_complete(client.aclose())
-        for _, close in peers.values():
-            loop.run_until_complete(close())
-        loop.close()
-        sync.close()
+        close()
     values = {name: statistics.median(v) for name, v in samples.items()}
     for name, value in values.items():
         record(group, name, value)
