@@ -25,15 +25,15 @@ latency, ``concurrency=4`` vs ``1``). Ratios are peer / hpgfast, as in bench/_ra
 
 from __future__ import annotations
 
-import socket
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from _data import STANDARD_BATCH, standard_batch
+from _transports import AIO, CLIENT, transports
 from hpgfast import Client, Message
 from hpgfast._bench import (
     LOGIN,
@@ -44,7 +44,6 @@ from hpgfast._bench import (
     cpu_per_message,
     requests_peer,
 )
-from hpgfast.codec import encode_params, encode_send, parse_send
 
 ROUNDS = 3
 #: Rounds of the interleaved client measurement (hpgfast, floor, aiohttp each).
@@ -73,44 +72,6 @@ def slow_emulator() -> Iterator[EmulatorProcess]:
 @pytest.fixture(scope="module")
 def batch() -> tuple[Message, ...]:
     return standard_batch(STANDARD_BATCH)
-
-
-# -- peers ------------------------------------------------------------------------------
-
-
-def raw_peer(
-    proc: EmulatorProcess, spans: list[tuple[int, int]], max_request_bytes: int
-) -> Callable[[Sequence[Message]], int]:
-    sock = socket.create_connection((proc.host, proc.port))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    rfile = sock.makefile("rb")
-    path = ("/" + proc.url.split("/", 3)[3] + "send?").encode()
-    head = path + encode_params([("login", LOGIN), ("password", PASSWORD)]) + b"&"
-    max_bytes = max_request_bytes - len(b"GET  HTTP/1.1") - len(head)
-    host = f"Host: {proc.host}:{proc.port}\r\n\r\n".encode()
-
-    def send(batch: Sequence[Message]) -> int:
-        accepted = 0
-        for start, end in spans:
-            query, _ = encode_send(batch, start=start, max_bytes=max_bytes, max_count=end - start)
-            sock.sendall(b"GET " + head + query + b" HTTP/1.1\r\n" + host)
-            rfile.readline()
-            length = 0
-            while True:
-                line = rfile.readline()
-                if line == b"\r\n":
-                    break
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            accepted += sum(r.ok for r in parse_send(rfile.read(length)))
-        return accepted
-
-    def close() -> None:
-        rfile.close()
-        sock.close()
-
-    send.close = close  # type: ignore[attr-defined]
-    return send
 
 
 def interleaved_round(
@@ -142,8 +103,6 @@ def bench_client_cpu_per_message(
     batch: tuple[Message, ...],
     size: str,
 ) -> None:
-    import asyncio
-
     group = f"client-cpu-{size}"
     max_request_bytes = SIZES[size]
     spans = bounds(batch, max_request_bytes, emulator.url)
@@ -159,33 +118,15 @@ def bench_client_cpu_per_message(
     # hpgfast, the raw-socket floor and the naive aiohttp loop in interleaved rounds:
     # the machine's drift over a run then weighs on all three alike (measured one
     # after the other, a short pass put the same build at 1.6x or 3.6x the floor).
-    loop = asyncio.new_event_loop()
-    raw = raw_peer(emulator, spans, max_request_bytes)
-    aio_send, aio_close = aiohttp_peer(emulator.url, spans)
-    samples: dict[str, list[float]] = {"hpgfast": [], "raw-socket": [], "aiohttp-naive": []}
+    runs, close = transports(emulator, batch, max_request_bytes, CLIENT)
+    samples: dict[str, list[float]] = {name: [] for name in runs}
     try:
-        with Client(emulator.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes) as client:
-            results = client.send(batch)
-            assert all(r.ok for r in results)
-            assert raw(batch) == len(batch)
-            assert loop.run_until_complete(aio_send(batch)) == len(batch)
-
-            one = interleaved_round(
-                {
-                    "hpgfast": lambda: client.send(batch),
-                    "raw-socket": lambda: raw(batch),
-                    "aiohttp-naive": lambda: loop.run_until_complete(aio_send(batch)),
-                },
-                samples,
-                len(batch),
-            )
-            benchmark.group = group
-            benchmark.extra_info["name"] = "hpgfast, raw socket, aiohttp interleaved"
-            benchmark.pedantic(one, rounds=INTERLEAVED_ROUNDS, warmup_rounds=0)
+        one = interleaved_round(runs, samples, len(batch))
+        benchmark.group = group
+        benchmark.extra_info["name"] = "hpgfast, raw socket, aiohttp interleaved"
+        benchmark.pedantic(one, rounds=INTERLEAVED_ROUNDS, warmup_rounds=0)
     finally:
-        raw.close()  # type: ignore[attr-defined]
-        loop.run_until_complete(aio_close())
-        loop.close()
+        close()
     ours = statistics.median(samples["hpgfast"])
     peers["raw-socket"] = statistics.median(samples["raw-socket"])
     peers["aiohttp-naive"] = statistics.median(samples["aiohttp-naive"])
@@ -261,122 +202,6 @@ def latency_emulator() -> Iterator[EmulatorProcess]:
     proc.close()
 
 
-def aiohttp_peer(url: str, spans: list[tuple[int, int]]) -> Any:
-    """A SEND loop written the way users write one with aiohttp: a params list.
-
-    One ``ClientSession``, one request at a time, ``params=`` a list of ``(name,
-    value)`` tuples per request (yarl's C quoter encodes it), the reply split into
-    lines. Returns ``(send, close)`` coroutine functions.
-    """
-    import aiohttp  # a peer, not a dependency: only the benchmarks import it
-
-    session: Any = None
-
-    async def send(batch: Sequence[Message]) -> int:
-        nonlocal session
-        if session is None:
-            session = aiohttp.ClientSession()
-        accepted = 0
-        for start, end in spans:
-            params: list[tuple[str, Any]] = [("login", LOGIN), ("password", PASSWORD)]
-            for i, m in enumerate(batch[start:end]):
-                params += [
-                    (f"subject[{i}]", m.subject),
-                    (f"address[{i}]", m.address),
-                    (f"text[{i}]", m.text),
-                ]
-            async with session.get(url + "send", params=params) as reply:
-                reply.raise_for_status()
-                text = await reply.text()
-            for line in text.splitlines():
-                code, _client_id, _provider_id = line.split(";")
-                accepted += code == "ok"
-        return accepted
-
-    async def close() -> None:
-        if session is not None:
-            await session.close()
-
-    return send, close
-
-
-def asyncio_floor(
-    proc: EmulatorProcess, spans: list[tuple[int, int]], max_request_bytes: int
-) -> Any:
-    """The asyncio floor: raw asyncio streams, one keep-alive connection, hpgfast's codec."""
-    import asyncio
-
-    path = ("/" + proc.url.split("/", 3)[3] + "send?").encode()
-    head = path + encode_params([("login", LOGIN), ("password", PASSWORD)]) + b"&"
-    max_bytes = max_request_bytes - len(b"GET  HTTP/1.1") - len(head)
-    host = f"Host: {proc.host}:{proc.port}\r\n\r\n".encode()
-    streams: list[Any] = []
-
-    async def send(batch: Sequence[Message]) -> int:
-        if not streams:
-            streams.extend(await asyncio.open_connection(proc.host, proc.port, limit=1 << 22))
-        reader, writer = streams
-        accepted = 0
-        for start, end in spans:
-            query, _ = encode_send(batch, start=start, max_bytes=max_bytes, max_count=end - start)
-            writer.write(b"GET " + head + query + b" HTTP/1.1\r\n" + host)
-            head_block = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head_block.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            accepted += sum(r.ok for r in parse_send(await reader.readexactly(length)))
-        return accepted
-
-    async def close() -> None:
-        if streams:
-            streams[1].close()
-            await streams[1].wait_closed()
-
-    return send, close
-
-
-def asyncio_floor_with_core(proc: EmulatorProcess, max_request_bytes: int) -> Any:
-    """The asyncio floor's I/O driving hpgfast's sans-IO core (plan, begin, report).
-
-    Between the floor and AsyncClient: what it costs above the floor is the core's
-    (shared with the sync client); what AsyncClient costs above it is its transport.
-    """
-    import asyncio
-
-    from hpgfast import AsyncClient
-    from hpgfast.core import Reply
-
-    core = AsyncClient(proc.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes)._core
-    host = f" HTTP/1.1\r\nHost: {proc.host}:{proc.port}\r\n\r\n".encode()
-    streams: list[Any] = []
-
-    async def send(batch: Sequence[Message]) -> int:
-        if not streams:
-            streams.extend(await asyncio.open_connection(proc.host, proc.port, limit=1 << 22))
-        reader, writer = streams
-        run = core.batch("send", batch, None)
-        while (request := run.next(time.monotonic())) is not None:
-            line = run.begin_line(request, time.monotonic())
-            assert line is not None
-            writer.write(line + host)
-            head_block = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for header in head_block.split(b"\r\n"):
-                if header[:15].lower() == b"content-length:":
-                    length = int(header[15:])
-            body = await reader.readexactly(length)
-            run.report(request, Reply(200, body, None), time.monotonic(), length)
-        return sum(r.ok for r in run.finish())
-
-    async def close() -> None:
-        if streams:
-            streams[1].close()
-            await streams[1].wait_closed()
-
-    return send, close
-
-
 #: The targets: AsyncClient's CPU at most 1.5x the asyncio floor's, at most
 #: 0.5x the naive aiohttp loop's at 8 KiB and 0.33x at 1 MiB.
 AIO_TARGETS = {"8k": 2.0, "1m": 3.0}
@@ -390,49 +215,21 @@ def bench_async_cpu_per_message(
     batch: tuple[Message, ...],
     size: str,
 ) -> None:
-    import asyncio
-
-    from hpgfast import AsyncClient
-
     group = f"aio-cpu-{size}"
     max_request_bytes = SIZES[size]
     spans = bounds(batch, max_request_bytes, emulator.url)
-    loop = asyncio.new_event_loop()
-    client = AsyncClient(emulator.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes)
-    sync = Client(emulator.url, LOGIN, PASSWORD, max_request_bytes=max_request_bytes)
-    peers = {
-        "aiohttp-naive": aiohttp_peer(emulator.url, spans),
-        "asyncio-floor": asyncio_floor(emulator, spans, max_request_bytes),
-        "floor+core": asyncio_floor_with_core(emulator, max_request_bytes),
-    }
     # Every transport in interleaved rounds, as for the sync client: the machine's
     # drift over a run then weighs on all alike (measured one after the other, the
     # floor alone moved by 20-40% between runs).
-    runs: dict[str, Callable[[], Any]] = {
-        "AsyncClient": lambda: loop.run_until_complete(client.send(batch)),
-        **{
-            name: (lambda send=send: loop.run_until_complete(send(batch)))
-            for name, (send, _) in peers.items()
-        },
-        "hpgfast-sync": lambda: sync.send(batch),
-    }
+    runs, close = transports(emulator, batch, max_request_bytes, AIO)
     samples: dict[str, list[float]] = {name: [] for name in runs}
     try:
-        assert all(r.ok for r in loop.run_until_complete(client.send(batch)))
-        for name, (send, _) in peers.items():
-            assert loop.run_until_complete(send(batch)) == len(batch), name  # warm
-        sync.send(batch)
-
         one = interleaved_round(runs, samples, len(batch))
         benchmark.group = group
         benchmark.extra_info["name"] = "AsyncClient and peers interleaved"
         benchmark.pedantic(one, rounds=INTERLEAVED_ROUNDS, warmup_rounds=0)
     finally:
-        loop.run_until_complete(client.aclose())
-        for _, close in peers.values():
-            loop.run_until_complete(close())
-        loop.close()
-        sync.close()
+        close()
     values = {name: statistics.median(v) for name, v in samples.items()}
     for name, value in values.items():
         record(group, name, value)

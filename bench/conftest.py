@@ -3,7 +3,8 @@
 Every benchmark calls ``measure(group, name, fn, ...)`` (or ``record`` for a value it
 measured itself, such as CPU per message). At the end of the run a table of the
 ratios in ``bench/_ratios.py`` is printed; with ``--gate`` a ratio under its floor fails the
-run. The cyclic garbage collector stays on, as users run it.
+run (``_gate.py``: where an instruction-count row was measured, it gates in place of the
+CPU-time row it replaces). The cyclic garbage collector stays on, as users run it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import _gate
 from _ratios import RATIOS
 
 MEDIANS: dict[tuple[str, str], float] = {}
@@ -82,22 +84,12 @@ def warmed() -> dict[str, int]:
     return churn()
 
 
-def ratio_rows() -> list[tuple[Any, float | None]]:
-    rows = []
-    for ratio in RATIOS:
-        subject = MEDIANS.get((ratio.group, ratio.subject))
-        peer = MEDIANS.get((ratio.group, ratio.peer))
-        value = peer / subject if subject and peer else None
-        rows.append((ratio, value))
-    return rows
+def ratio_rows() -> list[_gate.Row]:
+    return _gate.rows(RATIOS, MEDIANS)
 
 
 def under_floor() -> list[str]:
-    return [
-        f"{ratio.claim}: {value:.2f} < floor {ratio.floor:.2f}"
-        for ratio, value in ratio_rows()
-        if value is not None and value < ratio.floor
-    ]
+    return _gate.under_floor(ratio_rows())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -107,24 +99,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    rows = [(r, v) for r, v in ratio_rows() if v is not None]
-    if not rows:
-        return
+    table = ratio_rows()
     write = terminalreporter.write_line
-    terminalreporter.section("hpgfast ratios (peer median / hpgfast median)")
-    write(f"{'claim':<48} {'measured':>9} {'target':>7} {'floor':>7}  verdict")
-    for ratio, value in rows:
-        verdict = "meets target" if value >= ratio.target else "under target"
-        if not ratio.target:
-            verdict = "reported"
-        if value < ratio.floor:
-            verdict = "UNDER FLOOR"
-        write(
-            f"{ratio.claim:<48} {value:>9.2f} {ratio.target:>7.2f} {ratio.floor:>7.2f}  {verdict}"
-        )
+    if any(row.value is not None for row in table):
+        terminalreporter.section("hpgfast ratios (peer median / hpgfast median)")
+        for line in _gate.lines(table):
+            write(line)
+    elif NOTES:
+        terminalreporter.section("hpgfast ratios")
     for line in NOTES:
         write(line)
-    failed = under_floor()
+    failed = _gate.under_floor(table)
     if config.getoption("--gate") and failed:
         write("")
         write("GATE FAILED: " + "; ".join(failed), red=True)
