@@ -15,6 +15,7 @@ from .._records import Message
 from .._term import counted, escape
 from .._wire import Code
 from ..exceptions import HPGError, results_of
+from ._checked import blocks
 from ._common import (
     CONNECTION_HELP,
     UsageError,
@@ -37,7 +38,6 @@ from ._input import (
     ADDRESS_HELP,
     FORMATS,
     check_encoding,
-    check_messages,
     detect_format,
     normalize_address,
     read_messages,
@@ -278,7 +278,8 @@ class _Source:
 
 def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
     """Send without a journal: one message from the flags, or a file checked whole first."""
-    from ._run import SendOutcome, send_plain
+    from ._checked import CheckedInput
+    from ._run import SendOutcome, send_blocks
 
     if args.resend_unknown or args.resend_unknown_without_ids:
         raise UsageError("--resend-unknown needs --journal")
@@ -286,9 +287,15 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
     if spooled is not None:
         source.path = spooled
     results_file: Optional[ResultsFile] = None
+    checked = CheckedInput(args.chunk)
     try:
         if source.path is not None:
-            check_messages(source.rows())  # the whole input, before the first request
+            # The whole input, before the first request; what is sent is the check's
+            # copy, so the input is read once (the input again if there was no room).
+            checked.check(source.rows())
+            if spooled is not None and checked.kept:
+                os.unlink(spooled)
+                spooled = None
         results_file = _open_results(args)
         if source.path is not None:
             _warn_unresumable(args)
@@ -296,13 +303,15 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
             if args.to is not None:
                 return _send_one(args, client, list(source.rows()), results_file)
             outcome = SendOutcome()
+            chunks = checked.blocks() if checked.kept else blocks(source.rows(), args.chunk)
             with _summary_when_interrupted(args, outcome, lambda: None), \
                     Progress(None, "sending", quiet=args.quiet or args.json) as progress:
-                send_plain(
-                    client, source.rows(), chunk=args.chunk,
+                send_blocks(
+                    client, chunks,
                     tick=progress.tick, results_file=results_file, outcome=outcome,
                 )
     finally:
+        checked.close()
         if results_file is not None:
             results_file.close()
         if spooled is not None:
