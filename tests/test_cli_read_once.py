@@ -227,3 +227,52 @@ def test_the_summary_counts_a_chunk_as_its_rule_does() -> None:
         assert dict(summary.rejected_by_code) == rejected, chunk
         assert list(summary.rejected_by_code) == list(rejected), chunk
         assert summary.failure is failure, chunk
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5000])
+@pytest.mark.parametrize(
+    ("fmt", "text", "options"),
+    [
+        ("csv", "address,text,subject,client_id,tag\n+7 (900) 1,a,s,c1,x\n\n7900 2,b,,,\n"
+         "79003, \"c,d\" ,s,c3,\n", {"normalize_addresses": True}),
+        ("csv", "Address;TEXT;clientId\n79001;a;c1\n79002;b;\n79003;c;c3\n", {}),
+        ("csv", "address,text,subject\n79001,a,s\n79002,b,\n", {"default_subject": None}),
+        ("csv", "address,text\n79001,a\n79002,\n", {}),
+        ("csv", "address,text\n79001,a\n79002,b,c\n", {}),
+        ("csv", "address,text\n79001,\"a\n", {}),
+        ("csv", "address,text,subject\n79001,a,\n", {"default_subject": None}),
+        ("csv", "address\n79001\n", {}),
+        ("csv", "address,text\n", {}),
+        ("jsonl", '{"address": 79001, "text": "a", "params": {"k": "v"}, "x": "y"}\n\n'
+         '{"address": "79002", "text": "b", "clientId": "c2", "subject": "s"}\n', {}),
+        ("jsonl", '{"address": "79001", "text": "a"}\n[1]\n', {}),
+    ],
+)
+def test_the_chunks_checked_are_the_messages_read(
+    tmp_path: Path, fmt: str, text: str, options: dict[str, Any], size: int
+) -> None:
+    """``read_chunks`` gives ``read_messages``'s very messages and lines, or its error."""
+    from hpgfast.cli._input import InputError, read_chunks, read_messages
+
+    path = tmp_path / f"m.{fmt}"
+    path.write_text(text, encoding="utf-8")
+
+    def rows() -> Any:
+        try:
+            return [(line, tuple(m)) for line, m in read_messages(str(path), fmt, **options)]
+        except InputError as exc:
+            return str(exc)
+
+    def chunked() -> Any:
+        try:
+            out = []
+            for lines, fields in read_chunks(str(path), fmt, size, **options):
+                assert len(fields) == 5 * len(lines) and 0 < len(lines) <= size
+                out += [(line, tuple(fields[5 * i: 5 * i + 5])) for i, line in enumerate(lines)]
+            return out
+        except InputError as exc:
+            return str(exc)
+
+    expected = rows()
+    assert chunked() == expected
+    assert expected  # a message, or an error naming the file

@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from itertools import islice, repeat
 from types import TracebackType
-from typing import IO, Optional
+from typing import IO, Any, Optional
 
 from .._records import Message
 
@@ -81,18 +81,19 @@ class CheckedInput:
         """Whether every message checked is in the copy."""
         return self._file is not None
 
-    def check(self, rows: Iterable[tuple[int, Message]]) -> int:
-        """Read every message of ``rows``, keeping a copy; returns how many."""
+    def check(self, chunks: Iterable[tuple[list[int], list[Any]]]) -> int:
+        """Read every chunk of ``chunks`` (``read_chunks``'s), keeping a copy; returns
+        how many messages they held."""
         self.close()
         self.count = 0
         try:
             self._file = tempfile.TemporaryFile(prefix="hpgfast-checked-", dir=self._directory)
         except OSError as exc:
             self._drop(exc)
-        for lines, messages in blocks(rows, self.chunk):
+        for lines, fields in chunks:
             self.count += len(lines)
             if self._file is not None:
-                self._keep(lines, messages)
+                self._keep(lines, fields)
         if self._file is not None:
             try:
                 self._file.flush()
@@ -101,9 +102,10 @@ class CheckedInput:
                 self._drop(exc)
         return self.count
 
-    def _keep(self, lines: list[int], messages: list[Message]) -> None:
+    def _keep(self, lines: list[int], fields: list[Any]) -> None:
         assert self._file is not None
-        blob = marshal.dumps((lines, list(map(tuple, messages))))
+        # Version 2: no table of shared objects (each string is written as it is).
+        blob = marshal.dumps((lines, fields), 2)
         try:
             self._file.write(_LENGTH.pack(len(blob)))
             self._file.write(blob)
@@ -127,7 +129,8 @@ class CheckedInput:
             if not head:
                 return
             lines, fields = marshal.loads(read(_LENGTH.unpack(head)[0]))
-            yield lines, list(map(_new_tuple, repeat(Message), fields))
+            # Five fields at a time, as tuples, made Messages: all in C.
+            yield lines, list(map(_new_tuple, repeat(Message), zip(*[iter(fields)] * 5)))
 
     def close(self) -> None:
         """Drop the copy."""

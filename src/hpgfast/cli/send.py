@@ -40,6 +40,7 @@ from ._input import (
     check_encoding,
     detect_format,
     normalize_address,
+    read_chunks,
     read_messages,
     spool_stdin,
 )
@@ -260,6 +261,20 @@ class _Source:
         #: The file read; without a journal, standard input is spooled to a file first.
         self.path: Optional[str] = args.file
 
+    def chunks(self, size: int) -> Iterator[tuple[list[int], list[Any]]]:
+        """The file's messages, ``size`` at a time (``read_chunks``)."""
+        args = self.args
+        assert self.path is not None
+        return read_chunks(
+            self.path,
+            self.fmt or "csv",
+            size,
+            name="<stdin>" if args.file == "-" else None,
+            encoding=self.encoding,
+            normalize_addresses=args.normalize_addresses,
+            default_subject=_default_subject(args),
+        )
+
     def rows(self, fingerprint: Optional[dict[str, str]] = None) -> Iterator[tuple[int, Message]]:
         """The messages, numbered; ``fingerprint`` gets the file's as it is read."""
         args = self.args
@@ -292,7 +307,7 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
         if source.path is not None:
             # The whole input, before the first request; what is sent is the check's
             # copy, so the input is read once (the input again if there was no room).
-            checked.check(source.rows())
+            checked.check(source.chunks(args.chunk))
             if spooled is not None and checked.kept:
                 os.unlink(spooled)
                 spooled = None
