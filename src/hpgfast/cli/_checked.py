@@ -8,8 +8,9 @@ time, to a temporary file, and the send pass reads that instead of the input:
 
 - One record per chunk of ``chunk`` messages (the very chunks the send pass hands to
   the client): its length, then ``marshal.dumps((lines, fields))``, ``fields`` the
-  five fields of each ``Message`` as a plain tuple (marshal takes no tuple subclass;
-  ``tuple.__new__(Message, ...)`` makes the records again).
+  five fields of each message one after the other (no record per message, which
+  would cost an allocation the cyclic GC counts); read back as plain tuples, which
+  ``Client.send`` takes as it takes ``Message``s.
 - Why marshal: a chunk is written and read back in C, with no Python code per
   message. Reading a chunk of the standard messages back costs about a tenth of
   parsing its CSV again (bench/bench_cli_send.py); pickle does the same work with a
@@ -31,7 +32,7 @@ import marshal
 import struct
 import tempfile
 from collections.abc import Iterable, Iterator
-from itertools import islice, repeat
+from itertools import islice
 from types import TracebackType
 from typing import IO, Any, Optional
 
@@ -42,11 +43,10 @@ __all__ = ["CheckedInput", "blocks"]
 #: A chunk's length before it: 8 bytes, little-endian.
 _LENGTH = struct.Struct("<Q")
 log = logging.getLogger(__name__)
-#: Makes a ``Message`` of a plain tuple of its fields, in C (``Message.__new__`` is
-#: Python code: a frame per message).
-_new_tuple = tuple.__new__
 
-Block = tuple[list[int], list[Message]]
+#: ``(lines, messages)``: ``Message``s, or plain tuples of their five fields (which
+#: ``Client.send`` takes alike).
+Block = tuple[list[int], list[Any]]
 
 
 def blocks(rows: Iterable[tuple[int, Message]], size: int) -> Iterator[Block]:
@@ -129,8 +129,9 @@ class CheckedInput:
             if not head:
                 return
             lines, fields = marshal.loads(read(_LENGTH.unpack(head)[0]))
-            # Five fields at a time, as tuples, made Messages: all in C.
-            yield lines, list(map(_new_tuple, repeat(Message), zip(*[iter(fields)] * 5)))
+            # Five fields at a time, as tuples, in C: what Client.send takes as it takes
+            # Messages (making Message records of them would cost a third more).
+            yield lines, list(zip(*[iter(fields)] * 5))
 
     def close(self) -> None:
         """Drop the copy."""
