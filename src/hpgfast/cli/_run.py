@@ -5,7 +5,8 @@ library, so that ``hpgfast demo`` and the tests drive exactly the code users run
 With a journal, ``hpgfast send`` is a user of the public journal API
 (``Journal.load_input``, ``Journal.send``: ``hpgfast.journal._sender``) and
 ``hpgfast status --follow`` of ``hpgfast.journal._follow``; without one, the
-messages go out here, ``chunk`` at a time, read lazily.
+messages go out here, ``chunk`` at a time: from the copy the whole-file check kept
+(``send_blocks``, ``hpgfast.cli._checked``), or read lazily (``send_plain``).
 """
 
 from __future__ import annotations
