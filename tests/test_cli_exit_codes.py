@@ -87,16 +87,17 @@ def interrupted_at_start(args: list[str], env: Optional[dict[str, str]] = None,
                          ) -> subprocess.CompletedProcess[str]:
     """``hpgfast ARGS`` sent ``signum`` while it is still starting up.
 
-    The signal goes as soon as the process maps ``_socket``'s library: ``main``
-    imports it while building the parser, before any command runs (``import
-    hpgfast.cli`` does not). A command that finished first is run again.
+    The signal goes as soon as the process maps ``_csv``'s library: ``main``
+    imports it while building the parser (the command's module reads its files
+    with it), before any command runs (``import hpgfast.cli`` does not). A command
+    that finished first is run again.
     """
     for _ in range(20):
         proc = subprocess.Popen([*ENTRY_POINTS[entry], *args], env=env or _env(),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
         while proc.poll() is None and time.monotonic() < deadline:
-            if "_socket" in _maps(proc.pid):
+            if "_csv" in _maps(proc.pid):
                 proc.send_signal(signum)
                 break
             time.sleep(0.0005)

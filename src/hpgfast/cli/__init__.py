@@ -69,8 +69,13 @@ log = logging.getLogger(__name__)
 COMMAND_NAMES = ("send", "status", "report", "receive", "emulate", "demo", "bench")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``hpgfast`` argument parser, every subcommand with its ``--help``."""
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The ``hpgfast`` argument parser, every subcommand with its ``--help``.
+
+    ``only``: the one subcommand to add (``_main``, for a command line that names
+    it): the others' modules are not imported (the emulator's, the journal's...),
+    which is most of a command's start-up.
+    """
     import importlib
 
     from .. import __version__
@@ -88,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="log to stderr (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_NAMES:
+    for name in COMMAND_NAMES if only is None else (only,):
         importlib.import_module(f".{name}", __name__).add_parser(sub, formatter)
         # After the command too (hpgfast send -vv): its own count, added to the one
         # before it, since a subcommand's defaults would overwrite the main parser's.
@@ -195,7 +200,7 @@ def _main(argv: Optional[Sequence[str]]) -> int:
     from ..exceptions import HPGError
     from ._common import UsageError, exit_for, explain
 
-    parser = build_parser()
+    parser = build_parser(_command_named(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -225,6 +230,18 @@ def _main(argv: Optional[Sequence[str]]) -> int:
         return _fail(text, EXIT_USAGE)
     log.debug("hpgfast %s: exit %d after %.3f s", args.command, code, time.perf_counter() - start)
     return code
+
+
+def _command_named(argv: Sequence[str]) -> Optional[str]:
+    """The command ``argv`` runs, when only that one's parser is needed to parse it:
+    the first word, after nothing but ``-v`` flags; else None (the whole parser:
+    ``--help``, ``--version``, a mistyped command)."""
+    for word in argv:
+        if word in COMMAND_NAMES:
+            return word
+        if not word.startswith("-v") and not word.startswith("--verb"):
+            return None
+    return None
 
 
 #: The servers' own loggers, whose warnings (a flood of connections, a push that

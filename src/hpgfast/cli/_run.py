@@ -5,7 +5,8 @@ library, so that ``hpgfast demo`` and the tests drive exactly the code users run
 With a journal, ``hpgfast send`` is a user of the public journal API
 (``Journal.load_input``, ``Journal.send``: ``hpgfast.journal._sender``) and
 ``hpgfast status --follow`` of ``hpgfast.journal._follow``; without one, the
-messages go out here, ``chunk`` at a time, read lazily.
+messages go out here, ``chunk`` at a time: from the copy the whole-file check kept
+(``send_blocks``, ``hpgfast.cli._checked``), or read lazily (``send_plain``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from ..exceptions import HPGError
 from ..journal import State
 from ..journal._sender import DEFAULT_CHUNK
 from ..journal._summary import SendSummary, _platform_down
+from ._checked import blocks
 from ._results import ResultsFile
 
 #: The run's counts: the journal's ``SendSummary``, for a run with or without one.
 SendOutcome = SendSummary
 
-__all__ = ["DEFAULT_CHUNK", "SendOutcome", "chunked", "send_plain"]
+__all__ = ["DEFAULT_CHUNK", "SendOutcome", "chunked", "send_blocks", "send_plain"]
 
 Tick = Callable[[int, str], None]
 
@@ -64,12 +66,27 @@ def send_plain(
     ``outcome`` (given by the caller) holds the counts so far when an interrupt
     propagates (``outcome.interrupted``).
     """
+    return send_blocks(
+        client, blocks(rows, chunk), tick=tick, on_results=on_results,
+        results_file=results_file, outcome=outcome,
+    )
+
+
+def send_blocks(
+    client: Any,
+    chunks: Iterable[tuple[Sequence[int], list[Message]]],
+    *,
+    tick: Tick = _no_tick,
+    on_results: Optional[Callable[[Sequence[int], Sequence[SendResult]], None]] = None,
+    results_file: Optional[ResultsFile] = None,
+    outcome: Optional[SendOutcome] = None,
+) -> SendOutcome:
+    """``send_plain`` for messages already in chunks: ``(lines, messages)`` each, one
+    ``client.send`` per chunk (``hpgfast.cli._checked``: the check's copy)."""
     outcome = SendOutcome() if outcome is None else outcome
     start = time.perf_counter()
     try:
-        for block in chunked(rows, chunk):
-            lines = [line for line, _ in block]
-            messages = [m for _, m in block]
+        for lines, messages in chunks:
             if results_file is not None:
                 results_file.arm(lines, messages)
             try:

@@ -15,6 +15,7 @@ from .._records import Message
 from .._term import counted, escape
 from .._wire import Code
 from ..exceptions import HPGError, results_of
+from ._checked import blocks
 from ._common import (
     CONNECTION_HELP,
     UsageError,
@@ -37,9 +38,9 @@ from ._input import (
     ADDRESS_HELP,
     FORMATS,
     check_encoding,
-    check_messages,
     detect_format,
     normalize_address,
+    read_chunks,
     read_messages,
     spool_stdin,
 )
@@ -260,6 +261,20 @@ class _Source:
         #: The file read; without a journal, standard input is spooled to a file first.
         self.path: Optional[str] = args.file
 
+    def chunks(self, size: int) -> Iterator[tuple[list[int], list[Any]]]:
+        """The file's messages, ``size`` at a time (``read_chunks``)."""
+        args = self.args
+        assert self.path is not None
+        return read_chunks(
+            self.path,
+            self.fmt or "csv",
+            size,
+            name="<stdin>" if args.file == "-" else None,
+            encoding=self.encoding,
+            normalize_addresses=args.normalize_addresses,
+            default_subject=_default_subject(args),
+        )
+
     def rows(self, fingerprint: Optional[dict[str, str]] = None) -> Iterator[tuple[int, Message]]:
         """The messages, numbered; ``fingerprint`` gets the file's as it is read."""
         args = self.args
@@ -278,7 +293,8 @@ class _Source:
 
 def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
     """Send without a journal: one message from the flags, or a file checked whole first."""
-    from ._run import SendOutcome, send_plain
+    from ._checked import CheckedInput
+    from ._run import SendOutcome, send_blocks
 
     if args.resend_unknown or args.resend_unknown_without_ids:
         raise UsageError("--resend-unknown needs --journal")
@@ -286,9 +302,15 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
     if spooled is not None:
         source.path = spooled
     results_file: Optional[ResultsFile] = None
+    checked = CheckedInput(args.chunk)
     try:
         if source.path is not None:
-            check_messages(source.rows())  # the whole input, before the first request
+            # The whole input, before the first request; what is sent is the check's
+            # copy, so the input is read once (the input again if there was no room).
+            checked.check(source.chunks(args.chunk))
+            if spooled is not None and checked.kept:
+                os.unlink(spooled)
+                spooled = None
         results_file = _open_results(args)
         if source.path is not None:
             _warn_unresumable(args)
@@ -296,13 +318,15 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
             if args.to is not None:
                 return _send_one(args, client, list(source.rows()), results_file)
             outcome = SendOutcome()
+            chunks = checked.blocks() if checked.kept else blocks(source.rows(), args.chunk)
             with _summary_when_interrupted(args, outcome, lambda: None), \
                     Progress(None, "sending", quiet=args.quiet or args.json) as progress:
-                send_plain(
-                    client, source.rows(), chunk=args.chunk,
+                send_blocks(
+                    client, chunks,
                     tick=progress.tick, results_file=results_file, outcome=outcome,
                 )
     finally:
+        checked.close()
         if results_file is not None:
             results_file.close()
         if spooled is not None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Protocol
+from itertools import compress
+from operator import itemgetter
+from typing import Any, Callable, Optional, Protocol
 
 from .._records import Message, SendResult
 from .._wire import Code
@@ -20,6 +22,9 @@ from ..exceptions import ConnectError, HPGError
 from ._schema import State, result_state
 
 __all__ = ["Progress", "ResultsWriter", "SendSummary"]
+
+_code: Callable[[Any], str] = itemgetter(0)
+_OK: str = Code.OK
 
 
 #: ``progress(n, note)``: ``n`` more messages done (handed to the client and
@@ -77,6 +82,19 @@ class SendSummary:
 
     def add(self, lines_or_n: int, results: Sequence[Optional[SendResult]]) -> None:
         """Count one chunk's results."""
+        try:
+            codes = list(map(_code, results))
+        except TypeError:  # a None: no result
+            codes = None
+        if codes is not None:
+            # Accepted results count by their code alone: counted in C, and only the
+            # others, in order, go through the rules below (a chunk is mostly "ok").
+            accepted = codes.count(_OK)
+            if accepted:
+                self.states[State.ACCEPTED] += accepted
+                if accepted == len(codes):
+                    return
+                results = list(compress(results, map(_OK.__ne__, codes)))
         for r in results:
             code = r[0] if r is not None else Code.UNKNOWN
             # The journal's rule: an account stop is not_sent there, so here too.

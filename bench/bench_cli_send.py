@@ -1,0 +1,187 @@
+"""The command line's cost: ``hpgfast send --file F`` (no journal) against a user's script.
+
+The yardstick is what a user would otherwise write (``bench/_user_send.py``: the
+``csv`` module, ``Message``s, ``Client.send`` 5,000 at a time). Both run as
+separate processes on the same CSV (``bench_journal.write_csv``: the standard
+messages, a client id each) against one emulator in its own process (no lifecycle
+clock, no faults), in interleaved rounds (the order flips each round, a fresh
+emulator per round); the figure is whole-process CPU (user + sys from ``os.wait4``,
+start-up included) per message, medians of the rounds, and the ratio of the medians.
+With ``--callgrind`` each also runs once under ``valgrind --tool=callgrind``
+(``PYTHONHASHSEED=0``; the emulator natively): total instructions of the process
+over the messages, which load does not move. Run as a script for the figures quoted
+in docs/performance.md::
+
+    python bench/bench_cli_send.py                      # 200,000 messages, 7 rounds
+    python bench/bench_cli_send.py --callgrind -r 0     # instructions only (20,000)
+
+or under pytest (``python -m pytest bench/bench_cli_send.py -s``, marked slow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from bench_journal import LOGIN, PASSWORD, write_csv  # bench/ is on the path (conftest, or run)
+from hpgfast._bench import EmulatorProcess
+
+SCRIPT = Path(__file__).with_name("_user_send.py")
+#: The target: the command at most this many times the script's CPU per message.
+TARGET = 1.15
+GROUP = "cli-send-cpu"
+GROUP_IR = "cli-send-instructions"
+
+
+def commands(url: str, csv_path: Path) -> dict[str, list[str]]:
+    """The two sides, by the names the ratio table uses."""
+    return {
+        "hpgfast-send": [
+            sys.executable, "-m", "hpgfast", "send", "--url", url, "--login", LOGIN,
+            "--file", str(csv_path),
+        ],
+        "csv-script": [sys.executable, str(SCRIPT), url, LOGIN, str(csv_path)],
+    }
+
+
+def run_cpu(command: list[str], env: dict[str, str]) -> float:
+    """Whole-process CPU seconds (user + sys) of one run of ``command``."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{command[:4]} failed ({proc.returncode}): {err.decode()}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_instructions(command: list[str], env: dict[str, str], out: Path) -> int:
+    """Total instructions (callgrind's Ir) of one run of ``command``."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+        env={**env, "PYTHONHASHSEED": "0"}, capture_output=True, check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"callgrind of {command[:4]} failed: {done.stderr.decode()[-2000:]}")
+    found = re.search(rb"^(?:summary|totals): (\d+)", out.read_bytes(), re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no total in {out}")
+    return int(found.group(1))
+
+
+def measure(
+    n: int = 200_000, rounds: int = 7, *, callgrind: int = 0,
+    say: Callable[[str], None] = lambda line: None,
+) -> dict[str, Any]:
+    """CPU per message of both sides (medians of interleaved rounds) and their ratio;
+    with ``callgrind`` messages, instructions per message too."""
+    env = {**os.environ, "HPGFAST_PASSWORD": PASSWORD}
+    env = {k: v for k, v in env.items() if not k.startswith("HPGFAST_") or k == "HPGFAST_PASSWORD"}
+    out: dict[str, Any] = {"messages": n, "rounds": rounds}
+    with tempfile.TemporaryDirectory(prefix="hpgfast-bench-cli-") as tmp:
+        csv_path = Path(tmp) / "messages.csv"
+        if rounds:
+            write_csv(csv_path, n)
+        cpu: dict[str, list[float]] = {"hpgfast-send": [], "csv-script": []}
+        for r in range(rounds):
+            emulator = EmulatorProcess()
+            try:
+                sides = list(commands(emulator.url, csv_path).items())
+                for name, command in sides if r % 2 == 0 else sides[::-1]:
+                    cpu[name].append(run_cpu(command, env) / n)
+            finally:
+                emulator.close()
+            say(f"round {r + 1}: hpgfast send {cpu['hpgfast-send'][-1] * 1e6:.2f} us/msg, "
+                f"script {cpu['csv-script'][-1] * 1e6:.2f} us/msg, ratio "
+                f"{cpu['hpgfast-send'][-1] / cpu['csv-script'][-1]:.3f}")
+        if rounds:
+            send = statistics.median(cpu["hpgfast-send"])
+            script = statistics.median(cpu["csv-script"])
+            out.update(
+                us_per_message_send=round(send * 1e6, 3),
+                us_per_message_script=round(script * 1e6, 3),
+                ratio=round(send / script, 3),
+                round_ratios=[
+                    round(a / b, 3) for a, b in zip(cpu["hpgfast-send"], cpu["csv-script"])
+                ],
+            )
+        if callgrind:
+            csv_path = Path(tmp) / "callgrind.csv"
+            write_csv(csv_path, callgrind)
+            emulator = EmulatorProcess()
+            try:
+                ir = {
+                    name: run_instructions(command, env, Path(tmp) / f"{name}.out") / callgrind
+                    for name, command in commands(emulator.url, csv_path).items()
+                }
+            finally:
+                emulator.close()
+            out.update(
+                callgrind_messages=callgrind,
+                instructions_per_message_send=round(ir["hpgfast-send"]),
+                instructions_per_message_script=round(ir["csv-script"]),
+                instruction_ratio=round(ir["hpgfast-send"] / ir["csv-script"], 3),
+            )
+    return out
+
+
+@pytest.mark.slow
+def bench_cli_send_cpu_per_message(
+    record: Callable[[str, str, float], None], note: Callable[[str], None]
+) -> None:
+    """``hpgfast send --file`` vs the csv script: CPU per message, interleaved rounds."""
+    result = measure(100_000, rounds=5, say=print)
+    record(GROUP, "hpgfast-send", result["us_per_message_send"])
+    record(GROUP, "csv-script", result["us_per_message_script"])
+    note(f"hpgfast send --file: {result['us_per_message_send']} us/msg, the csv script "
+         f"{result['us_per_message_script']} us/msg ({result['ratio']}x; rounds "
+         f"{result['round_ratios']})")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
+def bench_cli_send_instructions(
+    record: Callable[[str, str, float], None], note: Callable[[str], None]
+) -> None:
+    """The same two processes under callgrind: instructions per message."""
+    result = measure(rounds=0, callgrind=20_000)
+    record(GROUP_IR, "hpgfast-send", result["instructions_per_message_send"])
+    record(GROUP_IR, "csv-script", result["instructions_per_message_script"])
+    note(f"hpgfast send --file: {result['instructions_per_message_send']:,} instructions/msg, "
+         f"the csv script {result['instructions_per_message_script']:,} "
+         f"({result['instruction_ratio']}x, {result['callgrind_messages']:,} messages)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("-n", "--messages", type=int, default=200_000)
+    parser.add_argument("-r", "--rounds", type=int, default=7)
+    parser.add_argument("--callgrind", type=int, nargs="?", const=20_000, default=0,
+                        metavar="N", help="also count instructions, N messages (20,000)")
+    args = parser.parse_args()
+    result = measure(args.messages, args.rounds, callgrind=args.callgrind, say=print)
+    for key, value in result.items():
+        print(f"{key:>32}: {value}")
+    if "ratio" in result:
+        verdict = "within" if result["ratio"] <= TARGET else "OVER"
+        print(f"hpgfast send at {result['ratio']}x the script's CPU per message: {verdict} "
+              f"the {TARGET}x target")
+        return 0 if result["ratio"] <= TARGET else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
