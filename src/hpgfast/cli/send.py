@@ -441,8 +441,9 @@ def _send_journaled(args: argparse.Namespace, source: _Source) -> int:
         finally:
             if results_file is not None:
                 results_file.close()  # before the journal it may still ask
-        summary = _send_summary(outcome, journal.summary(), total)
-        final = journal.counts()
+        held = journal.summary()
+        summary = _send_summary(outcome, held, total)
+        final = held["states"]  # (its counts: not read a second time)
         if is_journal_url(args.journal):
             # Shared: what is still pending or in flight at the end is other live
             # senders' (a lapsed claim this run would have taken): not a failure.
