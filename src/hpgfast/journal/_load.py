@@ -72,6 +72,41 @@ def _insert_messages(db: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) ->
         db.executemany(_insert_without(absent), group)
 
 
+#: Costs of consecutive lines from ``?1``: ``?2`` a JSON array of ``segments x 4 +
+#: 2 (ucs2) + 1 (transliterated)``, or null for a text not counted (no row).
+_INSERT_COSTS = (
+    "INSERT OR REPLACE INTO costs (line, segments, encoding, transliterated) "
+    "SELECT ?1 + key, value >> 2, CASE value & 2 WHEN 0 THEN 'gsm7' ELSE 'ucs2' END, "
+    "value & 1 FROM json_each(?2) WHERE value IS NOT NULL"
+)
+
+
+def _insert_counted(
+    db: sqlite3.Connection, lines: Sequence[int], messages: Sequence[Message],
+    transliterate: bool,
+) -> None:
+    """The costs of ``messages`` (``message_costs``), in one statement when their lines
+    follow one another: a JSON array of numbers, no values bound per row."""
+    if not lines:
+        return
+    if lines[-1] - lines[0] != len(lines) - 1:
+        _insert_costs(db, _costs(lines, messages, transliterate))
+        return
+    try:
+        changed: Sequence[int] = ()
+        counted: Sequence[Any] = messages
+        if transliterate:
+            counted, changed = transliterate_messages(messages)
+        counts = count_segments(counted)
+    except MessageError:
+        _insert_costs(db, _costs(lines, messages, transliterate))
+        return
+    packed = [c[2] * 4 + (2 if c[0] == "ucs2" else 0) for c in counts]
+    for i in changed:
+        packed[i] += 1
+    db.execute(_INSERT_COSTS, (lines[0], json.dumps(packed)))
+
+
 def _insert_costs(db: sqlite3.Connection, costs: Sequence[tuple[int, int, str, int]]) -> None:
     """Insert ``(line, segments, encoding, transliterated)`` rows: two values bound a
     row, the encoding and the flag (a few kinds) written into the statement."""
@@ -284,14 +319,14 @@ class _Loading(_JournalFile):
 
         def flush() -> None:
             nonlocal kept
-            costs = _costs([row[0] for row in buffer], messages, transliterate)
+            lines = [row[0] for row in buffer]
             with self._transaction() as db:
                 # Counts left by a load this journal was rebound from (``bind``
                 # empties ``messages`` only) would be counted as this input's;
                 # those of the rows written since are this input's own.
                 db.execute("DELETE FROM costs WHERE line > ?", (kept,))
                 _insert_messages(db, buffer)
-                _insert_costs(db, costs)
+                _insert_counted(db, lines, messages, transliterate)
             kept = buffer[-1][0]
 
         for line, message in rows:

@@ -68,6 +68,12 @@ _RESULT_OK = (
     f"UPDATE outcomes SET state = '{State.ACCEPTED}', code = '{Code.OK}', provider_id = ?, "
     "updated_at = ? WHERE line = ?"
 )
+#: Ok results of consecutive lines from ``?3``: ``?2`` their provider ids (a JSON array).
+_RESULTS_OK = (
+    f"UPDATE outcomes SET state = '{State.ACCEPTED}', code = '{Code.OK}', "
+    "provider_id = j.value, updated_at = ?1 FROM json_each(?2) AS j "
+    "WHERE outcomes.line = ?3 + j.key"
+)
 
 
 def _settle_in_flight_rows(
@@ -272,14 +278,17 @@ class _Sending(_JournalFile):
         accepted = State.ACCEPTED
         # The common chunk: every result a plain ``ok`` (accepted by the one rule),
         # written without a Python step per message beyond its row.
-        ok = [
-            (r[2], now, line)
-            for line, r in zip(lines, results)
-            if type(r) is SendResult and r[0] == "ok"
-        ]
+        ok = [r[2] for r in results if type(r) is SendResult and r[0] == "ok"]
         if len(ok) == len(lines):
-            db.executemany(_RESULT_OK, ok)
-            return {accepted: len(ok)} if ok else {}
+            if not ok:
+                return {}
+            if lines[-1] - lines[0] == len(lines) - 1:
+                # A request's lines, one after another: one statement for them all,
+                # the provider ids in one JSON array (no values bound per row).
+                db.execute(_RESULTS_OK, (now, json.dumps(ok), lines[0]))
+            else:
+                db.executemany(_RESULT_OK, zip(ok, [now] * len(ok), lines))
+            return {accepted: len(ok)}
         counts: dict[str, int] = {}
         params = []
         earlier: list[tuple[int, str]] = []
