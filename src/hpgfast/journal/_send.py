@@ -61,6 +61,19 @@ from ._schema import State, refused_whole, result_state
 
 _SENDABLE_SQL = f"('{State.PENDING}', '{State.NOT_SENT}')"
 
+#: The sendable rows among lines ``(?, ?]``, the first ``?`` of them (``next_chunk``).
+_CHUNK_SETTLED = (
+    "SELECT m.line, m.address, m.text, m.subject, m.client_id, m.params "
+    "FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line "
+    f"WHERE m.line > ? AND m.line <= ? AND (o.state IS NULL OR o.state IN {_SENDABLE_SQL}) "
+    "ORDER BY m.line LIMIT ?"
+)
+#: The first ``?`` rows after line ``?``, where no row has an outcome yet.
+_CHUNK_FRESH = (
+    "SELECT line, address, text, subject, client_id, params FROM messages "
+    "WHERE line > ? ORDER BY line LIMIT ?"
+)
+
 #: Codes on a message's own line that say the account, not the message, was refused.
 _RESULT = "UPDATE outcomes SET state = ?, code = ?, provider_id = ?, updated_at = ? WHERE line = ?"
 #: The same for an ``ok`` result: three values bound a row, not five.
@@ -180,14 +193,20 @@ class _Sending(_JournalFile):
 
         Empty lists when there are none. Rows are in input order.
         """
-        query = (
-            "SELECT m.line, m.address, m.text, m.subject, m.client_id, m.params "
-            "FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line "
-            f"WHERE m.line > ? AND (o.state IS NULL OR o.state IN {_SENDABLE_SQL}) "
-            "ORDER BY m.line LIMIT ?"
-        )
         with self._mutex:
-            rows = self._db.execute(query, (after, size)).fetchall()
+            db = self._db
+            # Past the last line with an outcome row every message is pending: read
+            # there without looking each one up in ``outcomes`` (a fresh run's
+            # every chunk but the first).
+            settled = int(db.execute("SELECT MAX(line) FROM outcomes").fetchone()[0] or 0)
+            rows = (
+                db.execute(_CHUNK_SETTLED, (after, settled, size)).fetchall()
+                if settled > after else []
+            )
+            if len(rows) < size:
+                rows += db.execute(
+                    _CHUNK_FRESH, (max(after, settled), size - len(rows))
+                ).fetchall()
         loads = json.loads
         made = self.made_id
         new = tuple.__new__  # Message's own constructor, without its Python frame
