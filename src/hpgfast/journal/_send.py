@@ -257,10 +257,12 @@ class _Sending(_JournalFile):
             f"WHERE line BETWEEN ? AND ? AND state IN {_SENDABLE_SQL}",
             (State.IN_FLIGHT, now, first, last),
         ).rowcount
+        # OR IGNORE: a line with an outcome row (moved by the UPDATE above, or not
+        # sendable) is left as it is; the insert's own key check finds it, with no
+        # second look-up per line.
         changed += db.execute(
-            "INSERT INTO outcomes (line, state, updated_at) "
-            "SELECT m.line, ?, ? FROM messages AS m WHERE m.line BETWEEN ? AND ? "
-            "AND NOT EXISTS (SELECT 1 FROM outcomes AS o WHERE o.line = m.line)",
+            "INSERT OR IGNORE INTO outcomes (line, state, updated_at) "
+            "SELECT m.line, ?, ? FROM messages AS m WHERE m.line BETWEEN ? AND ?",
             (State.IN_FLIGHT, now, first, last),
         ).rowcount
         if changed != len(lines):  # pragma: no cover - only if the lock was bypassed
