@@ -135,7 +135,7 @@ def test_sigkill_at_random_points_never_sends_twice(tmp_path: Path) -> None:
         # them was sent again (resend-unknown is off): the ledger has no duplicates.
         assert states.get("unknown", 0) > 0
         assert unknown_never_sent <= kills * WINDOW * MAX_BATCH, unknown_never_sent
-        print(f"\n{kills} kills ({', '.join(phases)}); {unknown_never_sent} unknown never sent "
+        print(f"\n{kills} kills; {unknown_never_sent} unknown never sent "
               f"(bound {kills * WINDOW * MAX_BATCH}); journal states {states}; "
               f"{unknown_in_ledger} unknown but in the ledger (reply lost)")
 
@@ -213,7 +213,9 @@ def test_sigkill_while_loading_and_marking_then_resend_repeats_no_client_id(
         assert all(c is not None and c.startswith(prefix) for c in ledger)
         with Journal(journal_path) as journal:
             ids = journal.made_ids_between(1, N_MADE)
-        unknown_sent = {line for line, s in before.items() if s == "unknown" and ids[line] in ledger}
+        unknown_sent = {
+            line for line, s in before.items() if s == "unknown" and ids[line] in ledger
+        }
         unknown_never_sent = sum(
             1 for line, s in before.items() if s == "unknown" and ids[line] not in ledger
         )
@@ -227,7 +229,7 @@ def test_sigkill_while_loading_and_marking_then_resend_repeats_no_client_id(
         # Resend what is unknown (a few times: the platform still cuts a reply now
         # and then): the platform answers error-id-not-unique to those it has.
         for _ in range(5):
-            again = subprocess.run(command + ["--resend-unknown"], env=env,
+            again = subprocess.run([*command, "--resend-unknown"], env=env,
                                    capture_output=True, text=True, timeout=120)
             assert again.returncode in (0, 1, 4), again.stderr
             if again.returncode == 0:
