@@ -81,6 +81,8 @@ _RESULT_OK = (
     f"UPDATE outcomes SET state = '{State.ACCEPTED}', code = '{Code.OK}', provider_id = ?, "
     "updated_at = ? WHERE line = ?"
 )
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 #: Ok results of consecutive lines from ``?3``: ``?2`` their provider ids (a JSON array).
 _RESULTS_OK = (
     f"UPDATE outcomes SET state = '{State.ACCEPTED}', code = '{Code.OK}', "
@@ -303,10 +305,12 @@ class _Sending(_JournalFile):
         if len(ok) == len(lines):
             if not ok:
                 return {}
-            if lines[-1] - lines[0] == len(lines) - 1:
-                # A request's lines, one after another: one statement for them all,
-                # the provider ids in one JSON array (no values bound per row).
-                db.execute(_RESULTS_OK, (now, json.dumps(ok), lines[0]))
+            ids = _dumps(ok) if lines[-1] - lines[0] == len(lines) - 1 else "\\"
+            if "\\" not in ids:
+                # A request's lines, one after another, and ids that JSON holds as
+                # they are (no escape: read back exactly): one statement for them
+                # all, the provider ids in one JSON array, no values bound per row.
+                db.execute(_RESULTS_OK, (now, ids, lines[0]))
             else:
                 db.executemany(_RESULT_OK, zip(ok, [now] * len(ok), lines))
             return {accepted: len(ok)}
