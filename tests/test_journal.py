@@ -258,3 +258,27 @@ def test_ok_results_keep_every_provider_id_exactly(journal: Journal, gap: bool) 
     journal.mark_in_flight([6, 7])
     journal.record_results([6, 7], [SendResult("ok", "c6", 'a"b'), SendResult("ok", "c7", "\x01")])
     assert [journal.by_line(n)["provider_id"] for n in (6, 7)] == ['a"b', "\x01"]  # type: ignore[index]
+
+
+def test_summary_statuses_in_the_order_of_their_counts(journal: Journal) -> None:
+    """The accepted messages by last status, most first, names in order among equal
+    counts, those without a status yet ("(none yet)") first among theirs: as one
+    ``GROUP BY status ORDER BY COUNT(*) DESC, status`` over every accepted row gives."""
+    lines = list(range(1, 9))
+    journal.mark_in_flight(lines)
+    journal.record_results(lines, [SendResult("ok", f"c{n}", f"p{n}") for n in lines])
+    t = datetime(2026, 1, 1, 12, 0, 0)
+    journal.record_statuses(
+        [StatusResult("ok", f"p{n}", "delivered", t, None) for n in (1, 2, 3)]
+        + [StatusResult("ok", f"p{n}", "sent", t, None) for n in (4, 5)]
+        + [StatusResult("ok", "p6", "enroute", t, None)]
+    )
+    expected = {"delivered": 3, "(none yet)": 2, "sent": 2, "enroute": 1}
+    summary = journal.summary()
+    assert summary["statuses"] == expected
+    assert list(summary["statuses"]) == list(expected)
+    rows = journal._db.execute(
+        "SELECT status, COUNT(*) FROM outcomes WHERE state = 'accepted' GROUP BY status "
+        "ORDER BY COUNT(*) DESC, status"
+    ).fetchall()
+    assert [("(none yet)" if s is None else s, n) for s, n in rows] == list(expected.items())

@@ -78,20 +78,29 @@ class _Reading(_JournalFile):
                     (State.REJECTED,),
                 )
             }
-            statuses = {
-                ("(none yet)" if status is None else str(status)): int(n)
+            # Only the rows with a status are sorted (none, after a run that polled
+            # none); the accepted rows without one are the rest of the accepted.
+            known = [
+                (None if status is None else str(status), int(n))
                 for status, n in db.execute(
-                    "SELECT status, COUNT(*) FROM outcomes WHERE state = ? GROUP BY status "
-                    "ORDER BY COUNT(*) DESC, status",
+                    "SELECT status, COUNT(*) FROM outcomes WHERE state = ? "
+                    "AND status IS NOT NULL GROUP BY status",
                     (State.ACCEPTED,),
                 )
-            }
+            ]
             changes = int(db.execute("SELECT COUNT(*) FROM status_history").fetchone()[0])
             total = int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+            counts = self.counts()
+        none_yet = counts[State.ACCEPTED] - sum(n for _, n in known)
+        if none_yet > 0:
+            known.append((None, none_yet))
+        # As ``ORDER BY COUNT(*) DESC, status`` (NULL first among equal counts).
+        known.sort(key=lambda item: (-item[1], item[0] is not None, item[0] or ""))
+        statuses = {("(none yet)" if status is None else status): n for status, n in known}
         return {
             "messages": total,
             "loaded": self.loaded,
-            "states": self.counts(),
+            "states": counts,
             "rejected_by_code": by_code,
             "statuses": statuses,
             "status_changes": changes,
