@@ -73,11 +73,12 @@ def _insert_messages(db: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) ->
 
 
 #: Costs of consecutive lines from ``?1``: ``?2`` a JSON array of ``segments x 4 +
-#: 2 (ucs2) + 1 (transliterated)``, or null for a text not counted (no row).
+#: 2 (ucs2) + 1 (transliterated)``, one number a line (a batch with a text that cannot
+#: be counted takes ``_insert_costs``: that line gets no row).
 _INSERT_COSTS = (
     "INSERT OR REPLACE INTO costs (line, segments, encoding, transliterated) "
     "SELECT ?1 + key, value >> 2, CASE value & 2 WHEN 0 THEN 'gsm7' ELSE 'ucs2' END, "
-    "value & 1 FROM json_each(?2) WHERE value IS NOT NULL"
+    "value & 1 FROM json_each(?2)"
 )
 
 
