@@ -184,18 +184,15 @@ def test_sigkill_while_loading_and_marking_then_resend_repeats_no_client_id(
             proc = subprocess.Popen(
                 command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            # The first kills fall in the load: a moment after the sender opened the
-            # journal (its write-ahead log appears; a reader's close below removes
-            # it again), the later ones anywhere, mostly in the sending (each run
-            # resumes where the last was cut).
-            if i < 3:
-                wal = journal_path.with_name(journal_path.name + "-wal")
-                deadline = time.monotonic() + 30
-                while not wal.exists() and proc.poll() is None and time.monotonic() < deadline:
-                    time.sleep(0.005)
-                time.sleep(rng.uniform(0.02, 0.3))
-            else:
-                time.sleep(rng.uniform(0.3, 2.0))
+            # Each kill a moment after the sender opened the journal (its write-ahead
+            # log appears; a reader's close below removes it again): the first ones
+            # soon, in the load, the later ones in the sending (each run resumes
+            # where the last was cut).
+            wal = journal_path.with_name(journal_path.name + "-wal")
+            deadline = time.monotonic() + 30
+            while not wal.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0.02, 0.3) if i < 3 else rng.uniform(0.05, 0.8))
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
                 kills += 1
