@@ -232,3 +232,53 @@ def test_a_journal_whose_ids_or_counts_were_damaged_is_refused(
     with pytest.raises(JournalError, match="damaged"):
         with open_journal(path) as journal:
             journal.loaded  # noqa: B018 - the count is read when asked for
+
+
+@pytest.mark.parametrize("gap", [False, True])
+def test_ok_results_keep_every_provider_id_exactly(journal: Journal, gap: bool) -> None:
+    """A chunk of ok results is written in one statement (a JSON array) when its lines
+    follow one another and no id needs a JSON escape; any other, row by row: either
+    way every provider id reads back as the platform gave it, and the states,
+    codes and the rows left alone are as a row-by-row write leaves them."""
+    lines = [1, 2, 4, 5] if gap else [1, 2, 3, 4]
+    ids = (["Код-1", "🚚 2", 'with "quotes"', "back\\slash"] if gap
+           else ["Код-1", "🚚 2", "p3", "p4"])
+    journal.mark_in_flight([1, 2, 3, 4, 5])
+    counts = journal.record_results(lines, [
+        SendResult("ok", f"c{line}", pid) for line, pid in zip(lines, ids)
+    ])
+    assert counts == {"accepted": 4}
+    for line, pid in zip(lines, ids):
+        row = journal.by_line(line)
+        assert row is not None
+        assert (row["state"], row["code"], row["provider_id"]) == ("accepted", "ok", pid)
+    left = journal.by_line(3 if gap else 5)
+    assert left is not None and left["state"] == "in_flight" and left["provider_id"] is None
+    # Escapes, at consecutive lines: the row-by-row write, the same answer.
+    journal.mark_in_flight([6, 7])
+    journal.record_results([6, 7], [SendResult("ok", "c6", 'a"b'), SendResult("ok", "c7", "\x01")])
+    assert [journal.by_line(n)["provider_id"] for n in (6, 7)] == ['a"b', "\x01"]  # type: ignore[index]
+
+
+def test_summary_statuses_in_the_order_of_their_counts(journal: Journal) -> None:
+    """The accepted messages by last status, most first, names in order among equal
+    counts, those without a status yet ("(none yet)") first among theirs: as one
+    ``GROUP BY status ORDER BY COUNT(*) DESC, status`` over every accepted row gives."""
+    lines = list(range(1, 9))
+    journal.mark_in_flight(lines)
+    journal.record_results(lines, [SendResult("ok", f"c{n}", f"p{n}") for n in lines])
+    t = datetime(2026, 1, 1, 12, 0, 0)
+    journal.record_statuses(
+        [StatusResult("ok", f"p{n}", "delivered", t, None) for n in (1, 2, 3)]
+        + [StatusResult("ok", f"p{n}", "sent", t, None) for n in (4, 5)]
+        + [StatusResult("ok", "p6", "enroute", t, None)]
+    )
+    expected = {"delivered": 3, "(none yet)": 2, "sent": 2, "enroute": 1}
+    summary = journal.summary()
+    assert summary["statuses"] == expected
+    assert list(summary["statuses"]) == list(expected)
+    rows = journal._db.execute(
+        "SELECT status, COUNT(*) FROM outcomes WHERE state = 'accepted' GROUP BY status "
+        "ORDER BY COUNT(*) DESC, status"
+    ).fetchall()
+    assert [("(none yet)" if s is None else s, n) for s, n in rows] == list(expected.items())

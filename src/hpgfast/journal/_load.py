@@ -19,6 +19,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, Optional, TypeVar, Union
 
 from .._records import Message
@@ -30,17 +31,100 @@ from ._schema import _write_meta
 
 _L = TypeVar("_L", bound="_Loading")
 
-_INSERT = (
-    "INSERT INTO messages (line, address, text, subject, client_id, params) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
 _INSERT_KEYED = (
     "INSERT INTO messages (line, address, text, subject, client_id, params, key) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_COST = (
-    "INSERT OR REPLACE INTO costs (line, segments, encoding, transliterated) VALUES (?, ?, ?, ?)"
+
+#: The columns of ``messages`` after ``line`` that a message's fields fill.
+_FIELDS = ("address", "text", "subject", "client_id", "params")
+
+
+def _insert_without(absent: tuple[bool, ...]) -> str:
+    """The INSERT of a message row whose fields flagged in ``absent`` are None.
+
+    Python's sqlite3 binds None through its adapter lookup (thousands of
+    instructions a value, against hundreds for a str): a column left out of the
+    INSERT is NULL at no cost, so rows are inserted by which of their fields are
+    None, each group with the statement that leaves those out.
+    """
+    columns = ["line", *(f for f, gone in zip(_FIELDS, (False, False, *absent)) if not gone)]
+    return (
+        f"INSERT INTO messages ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})"
+    )
+
+
+def _insert_messages(db: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert ``(line, address, text, subject, client_id, params)`` rows, Nones as NULL
+    without binding them (see ``_insert_without``)."""
+    groups: dict[tuple[bool, bool, bool], list[tuple[Any, ...]]] = {}
+    for row in rows:
+        absent = (row[3] is None, row[4] is None, row[5] is None)
+        group = groups.get(absent)
+        if group is None:
+            group = groups[absent] = []
+        group.append(row)
+    for absent, group in groups.items():
+        if True in absent:
+            kept = [i for i, gone in enumerate((False, False, False, *absent)) if not gone]
+            group = list(map(itemgetter(*kept), group))
+        db.executemany(_insert_without(absent), group)
+
+
+#: Costs of consecutive lines from ``?1``: ``?2`` a JSON array of ``segments x 4 +
+#: 2 (ucs2) + 1 (transliterated)``, one number a line (a batch with a text that cannot
+#: be counted takes ``_insert_costs``: that line gets no row).
+_INSERT_COSTS = (
+    "INSERT OR REPLACE INTO costs (line, segments, encoding, transliterated) "
+    "SELECT ?1 + key, value >> 2, CASE value & 2 WHEN 0 THEN 'gsm7' ELSE 'ucs2' END, "
+    "value & 1 FROM json_each(?2)"
 )
+
+
+def _insert_counted(
+    db: sqlite3.Connection, lines: Sequence[int], messages: Sequence[Message],
+    transliterate: bool,
+) -> None:
+    """The costs of ``messages`` (``message_costs``), in one statement when their lines
+    follow one another: a JSON array of numbers, no values bound per row."""
+    if not lines:
+        return
+    if lines[-1] - lines[0] != len(lines) - 1:
+        _insert_costs(db, _costs(lines, messages, transliterate))
+        return
+    try:
+        changed: Sequence[int] = ()
+        counted: Sequence[Any] = messages
+        if transliterate:
+            counted, changed = transliterate_messages(messages)
+        counts = count_segments(counted)
+    except MessageError:
+        _insert_costs(db, _costs(lines, messages, transliterate))
+        return
+    packed = [c[2] * 4 + (2 if c[0] == "ucs2" else 0) for c in counts]
+    for i in changed:
+        packed[i] += 1
+    db.execute(_INSERT_COSTS, (lines[0], json.dumps(packed)))
+
+
+def _insert_costs(db: sqlite3.Connection, costs: Sequence[tuple[int, int, str, int]]) -> None:
+    """Insert ``(line, segments, encoding, transliterated)`` rows: two values bound a
+    row, the encoding and the flag (a few kinds) written into the statement."""
+    groups: dict[tuple[str, int], list[tuple[int, int]]] = {}
+    for line, segments, encoding, moved in costs:
+        group = groups.get((encoding, moved))
+        if group is None:
+            group = groups[(encoding, moved)] = []
+        group.append((line, segments))
+    for (encoding, moved), group in groups.items():
+        if encoding not in ("gsm7", "ucs2"):  # pragma: no cover - count_segments' own
+            raise ValueError(f"not an encoding: {encoding!r}")
+        db.executemany(
+            "INSERT OR REPLACE INTO costs (line, segments, encoding, transliterated) "
+            f"VALUES (?, ?, '{encoding}', {int(moved)})",
+            group,
+        )
 
 
 def file_fingerprint(path: Union[str, os.PathLike[str]]) -> dict[str, str]:
@@ -67,15 +151,23 @@ def message_costs(
     goes through ``count_segments`` at once; a text that cannot be counted (a lone
     surrogate) gets no row: the send loop marks it ``invalid`` and it is never sent.
     """
-    messages = [m for _, m in rows]
+    return _costs([line for line, _ in rows], [m for _, m in rows], transliterate)
+
+
+def _costs(
+    lines: Sequence[int], messages: Sequence[Message], transliterate: bool
+) -> list[tuple[int, int, str, int]]:
+    """``message_costs`` of the lines and their messages given apart (the load's way:
+    no pair per message)."""
     try:
         changed: Sequence[int] = ()
+        counted: Sequence[Any] = messages
         if transliterate:
-            messages, changed = transliterate_messages(messages)
-        counts = count_segments(messages)
+            counted, changed = transliterate_messages(messages)
+        counts = count_segments(counted)
     except MessageError:
         out = []
-        for line, message in rows:  # rare: find the bad texts one by one
+        for line, message in zip(lines, messages):  # rare: find the bad texts one by one
             try:
                 text, moved = message[1], False
                 if transliterate:
@@ -85,11 +177,11 @@ def message_costs(
                 continue
             out.append((line, cost[2], cost[0], int(moved)))
         return out
-    moved_set = set(changed)
-    return [
-        (line, cost[2], cost[0], int(i in moved_set))
-        for i, ((line, _), cost) in enumerate(zip(rows, counts))
-    ]
+    out = [(line, cost[2], cost[0], 0) for line, cost in zip(lines, counts)]
+    for i in changed:
+        line, segments, encoding, _ = out[i]
+        out[i] = (line, segments, encoding, 1)
+    return out
 
 
 def _params_json(params: Any) -> Optional[str]:
@@ -220,32 +312,39 @@ class _Loading(_JournalFile):
         # load's earlier transactions wrote them, or an earlier load did.
         kept = start
         count = 0
+        # The rows as inserted (the message's fields after its line, params as
+        # JSON), and the messages for their costs: no other object per message.
         buffer: list[tuple[Any, ...]] = []
-        batch_messages: list[tuple[int, Message]] = []
+        messages: list[Message] = []
+        append, keep = buffer.append, messages.append
 
         def flush() -> None:
             nonlocal kept
-            costs = message_costs(batch_messages, transliterate=transliterate)
+            lines = [row[0] for row in buffer]
             with self._transaction() as db:
                 # Counts left by a load this journal was rebound from (``bind``
                 # empties ``messages`` only) would be counted as this input's;
                 # those of the rows written since are this input's own.
                 db.execute("DELETE FROM costs WHERE line > ?", (kept,))
-                db.executemany(_INSERT, buffer)
-                db.executemany(_INSERT_COST, costs)
+                _insert_messages(db, buffer)
+                _insert_counted(db, lines, messages, transliterate)
             kept = buffer[-1][0]
 
         for line, message in rows:
             if line <= start:
                 continue
-            address, text, subject, client_id, params = message
-            buffer.append((line, address, text, subject, client_id, _params_json(params)))
-            batch_messages.append((line, message))
+            params = message[4]
+            if params is None:
+                append((line, *message))
+            else:
+                address, text, subject, client_id, params = message
+                append((line, address, text, subject, client_id, _params_json(params)))
+            keep(message)
             if len(buffer) >= batch:
                 flush()
                 count += len(buffer)
                 buffer.clear()
-                batch_messages.clear()
+                messages.clear()
         if buffer:
             flush()
             count += len(buffer)
@@ -317,7 +416,7 @@ class _Loading(_JournalFile):
                 # Counts left by an input a rebind emptied (see ``load``).
                 db.execute("DELETE FROM costs WHERE line > ?", (last,))
                 db.executemany(_INSERT_KEYED, rows)
-                db.executemany(_INSERT_COST, cost_rows)
+                _insert_costs(db, cost_rows)
         return len(rows)
 
     def restart_load(self) -> None:

@@ -32,6 +32,11 @@ ROW_COLUMNS = (
     "updated_at",
 )
 
+#: Rows of ``outcomes``, and of each state (in ``STATES`` order), in one pass.
+_COUNTS_BY_STATE = "SELECT COUNT(*), " + ", ".join(
+    f"SUM(state = '{state}')" for state in STATES
+) + " FROM outcomes"
+
 #: The keys of ``by_line()`` and ``by_key()``: the row and the caller's key.
 _ROW_DICT = (*ROW_COLUMNS, "key")
 
@@ -45,10 +50,19 @@ class _Reading(_JournalFile):
         with self._mutex:
             db = self._db
             total = int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
-            seen = 0
-            for state, n in db.execute("SELECT state, COUNT(*) FROM outcomes GROUP BY state"):
-                counts[str(state)] = counts.get(str(state), 0) + int(n)
-                seen += int(n)
+            # One pass that sums by the known states (no sort of every row, as a
+            # GROUP BY without an index on state takes); a state it does not know
+            # (none is ever written) is counted by the GROUP BY after all.
+            row = db.execute(_COUNTS_BY_STATE).fetchone()
+            seen = int(row[0])
+            for state, n in zip(STATES, row[1:]):
+                counts[state] = int(n or 0)
+            if sum(counts.values()) != seen:
+                counts = dict.fromkeys(STATES, 0)
+                for state, n in db.execute(
+                    "SELECT state, COUNT(*) FROM outcomes GROUP BY state"
+                ):
+                    counts[str(state)] = counts.get(str(state), 0) + int(n)
         counts[State.PENDING] += total - seen
         return counts
 
@@ -64,20 +78,29 @@ class _Reading(_JournalFile):
                     (State.REJECTED,),
                 )
             }
-            statuses = {
-                ("(none yet)" if status is None else str(status)): int(n)
+            # Only the rows with a status are sorted (none, after a run that polled
+            # none); the accepted rows without one are the rest of the accepted.
+            known = [
+                (None if status is None else str(status), int(n))
                 for status, n in db.execute(
-                    "SELECT status, COUNT(*) FROM outcomes WHERE state = ? GROUP BY status "
-                    "ORDER BY COUNT(*) DESC, status",
+                    "SELECT status, COUNT(*) FROM outcomes WHERE state = ? "
+                    "AND status IS NOT NULL GROUP BY status",
                     (State.ACCEPTED,),
                 )
-            }
+            ]
             changes = int(db.execute("SELECT COUNT(*) FROM status_history").fetchone()[0])
             total = int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+            counts = self.counts()
+        none_yet = counts[State.ACCEPTED] - sum(n for _, n in known)
+        if none_yet > 0:
+            known.append((None, none_yet))
+        # As ``ORDER BY COUNT(*) DESC, status`` (NULL first among equal counts).
+        known.sort(key=lambda item: (-item[1], item[0] is not None, item[0] or ""))
+        statuses = {("(none yet)" if status is None else status): n for status, n in known}
         return {
             "messages": total,
             "loaded": self.loaded,
-            "states": self.counts(),
+            "states": counts,
             "rejected_by_code": by_code,
             "statuses": statuses,
             "status_changes": changes,

@@ -150,8 +150,14 @@ CREATE VIEW IF NOT EXISTS journal AS
     FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line;
 """
 # A unique index, not a UNIQUE column: ALTER TABLE cannot add one (2 -> 3); NULLs
-# (rows without a key) are distinct in it. Made once the column exists.
-_KEY_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS messages_key ON messages(key)"
+# (rows without a key) are distinct in it. Made once the column exists. Partial:
+# rows without a key (every row a command line loads) are not in it, so loading
+# them inserts into the table alone; ``key = ?`` and ``key IN (...)`` use it all
+# the same. (A journal whose index was made whole before keeps it: the same
+# answers, only each keyless row costs an index entry.)
+_KEY_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS messages_key ON messages(key) WHERE key IS NOT NULL"
+)
 _SCHEMA = _META_SCHEMA + """
 CREATE TABLE IF NOT EXISTS messages (
     line      INTEGER PRIMARY KEY,   -- 1-based number of the message in the input

@@ -61,8 +61,34 @@ from ._schema import State, refused_whole, result_state
 
 _SENDABLE_SQL = f"('{State.PENDING}', '{State.NOT_SENT}')"
 
+#: The sendable rows among lines ``(?, ?]``, the first ``?`` of them (``next_chunk``).
+_CHUNK_SETTLED = (
+    "SELECT m.line, m.address, m.text, m.subject, m.client_id, m.params "
+    "FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line "
+    f"WHERE m.line > ? AND m.line <= ? AND (o.state IS NULL OR o.state IN {_SENDABLE_SQL}) "
+    "ORDER BY m.line LIMIT ?"
+)
+#: The first ``?`` rows after line ``?``, where no row has an outcome yet.
+_CHUNK_FRESH = (
+    "SELECT line, address, text, subject, client_id, params FROM messages "
+    "WHERE line > ? ORDER BY line LIMIT ?"
+)
+
 #: Codes on a message's own line that say the account, not the message, was refused.
 _RESULT = "UPDATE outcomes SET state = ?, code = ?, provider_id = ?, updated_at = ? WHERE line = ?"
+#: The same for an ``ok`` result: three values bound a row, not five.
+_RESULT_OK = (
+    f"UPDATE outcomes SET state = '{State.ACCEPTED}', code = '{Code.OK}', provider_id = ?, "
+    "updated_at = ? WHERE line = ?"
+)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+#: Ok results of consecutive lines from ``?3``: ``?2`` their provider ids (a JSON array).
+_RESULTS_OK = (
+    f"UPDATE outcomes SET state = '{State.ACCEPTED}', code = '{Code.OK}', "
+    "provider_id = j.value, updated_at = ?1 FROM json_each(?2) AS j "
+    "WHERE outcomes.line = ?3 + j.key"
+)
 
 
 def _settle_in_flight_rows(
@@ -169,22 +195,29 @@ class _Sending(_JournalFile):
 
         Empty lists when there are none. Rows are in input order.
         """
-        query = (
-            "SELECT m.line, m.address, m.text, m.subject, m.client_id, m.params "
-            "FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line "
-            f"WHERE m.line > ? AND (o.state IS NULL OR o.state IN {_SENDABLE_SQL}) "
-            "ORDER BY m.line LIMIT ?"
-        )
         with self._mutex:
-            rows = self._db.execute(query, (after, size)).fetchall()
+            db = self._db
+            # Past the last line with an outcome row every message is pending: read
+            # there without looking each one up in ``outcomes`` (a fresh run's
+            # every chunk but the first).
+            settled = int(db.execute("SELECT MAX(line) FROM outcomes").fetchone()[0] or 0)
+            rows = (
+                db.execute(_CHUNK_SETTLED, (after, settled, size)).fetchall()
+                if settled > after else []
+            )
+            if len(rows) < size:
+                rows += db.execute(
+                    _CHUNK_FRESH, (max(after, settled), size - len(rows))
+                ).fetchall()
         loads = json.loads
         made = self.made_id
+        new = tuple.__new__  # Message's own constructor, without its Python frame
         lines = [r[0] for r in rows]
         messages = [
-            Message(
+            new(Message, (
                 r[1], r[2], r[3], made(r[0]) if r[4] is None else r[4],
                 None if r[5] is None else loads(r[5]),
-            )
+            ))
             for r in rows
         ]
         return lines, messages
@@ -226,10 +259,12 @@ class _Sending(_JournalFile):
             f"WHERE line BETWEEN ? AND ? AND state IN {_SENDABLE_SQL}",
             (State.IN_FLIGHT, now, first, last),
         ).rowcount
+        # OR IGNORE: a line with an outcome row (moved by the UPDATE above, or not
+        # sendable) is left as it is; the insert's own key check finds it, with no
+        # second look-up per line.
         changed += db.execute(
-            "INSERT INTO outcomes (line, state, updated_at) "
-            "SELECT m.line, ?, ? FROM messages AS m WHERE m.line BETWEEN ? AND ? "
-            "AND NOT EXISTS (SELECT 1 FROM outcomes AS o WHERE o.line = m.line)",
+            "INSERT OR IGNORE INTO outcomes (line, state, updated_at) "
+            "SELECT m.line, ?, ? FROM messages AS m WHERE m.line BETWEEN ? AND ?",
             (State.IN_FLIGHT, now, first, last),
         ).rowcount
         if changed != len(lines):  # pragma: no cover - only if the lock was bypassed
@@ -263,10 +298,25 @@ class _Sending(_JournalFile):
     ) -> dict[str, int]:
         if len(lines) != len(results):
             raise ValueError(f"{len(lines)} lines but {len(results)} results")
+        accepted = State.ACCEPTED
+        # The common chunk: every result a plain ``ok`` (accepted by the one rule),
+        # written without a Python step per message beyond its row.
+        ok = [r[2] for r in results if type(r) is SendResult and r[0] == "ok"]
+        if len(ok) == len(lines):
+            if not ok:
+                return {}
+            ids = _dumps(ok) if lines[-1] - lines[0] == len(lines) - 1 else "\\"
+            if "\\" not in ids:
+                # A request's lines, one after another, and ids that JSON holds as
+                # they are (no escape: read back exactly): one statement for them
+                # all, the provider ids in one JSON array, no values bound per row.
+                db.execute(_RESULTS_OK, (now, ids, lines[0]))
+            else:
+                db.executemany(_RESULT_OK, zip(ok, [now] * len(ok), lines))
+            return {accepted: len(ok)}
         counts: dict[str, int] = {}
         params = []
         earlier: list[tuple[int, str]] = []
-        accepted = State.ACCEPTED
         state_of = result_state
         for line, r in zip(lines, results):
             if r is None:  # defensive: a result the client never filled

@@ -248,6 +248,28 @@ class _JournalHook(Subscriber):
         return {}
 
 
+class _Later:
+    """The next chunk, read on ``result()`` in the calling thread (``_Run.after``)."""
+
+    def __init__(self, read: Callable[..., tuple[list[int], list[Message]]], size: int,
+                 after: int) -> None:
+        self._read: Optional[Callable[..., tuple[list[int], list[Message]]]] = read
+        self._size = size
+        self._after = after
+        self._value: Optional[tuple[list[int], list[Message]]] = None
+
+    def result(self) -> tuple[list[int], list[Message]]:
+        if self._value is None:
+            if self._read is None:
+                raise RuntimeError("the chunk read was cancelled")
+            self._value = self._read(self._size, after=self._after)
+        return self._value
+
+    def cancel(self) -> bool:
+        self._read = None
+        return True
+
+
 class _Run:
     """One send run's steps, each a plain call that writes the journal.
 
@@ -289,11 +311,26 @@ class _Run:
     def hand_over(
         self, lines: Sequence[int], messages: Sequence[Message]
     ) -> Future[tuple[list[int], list[Message]]]:
-        """Arm the hook (and the results file) for a chunk; read the next one meanwhile."""
+        """Arm the hook (and the results file) for a chunk; read the next one meanwhile
+        (in the writer thread: ``send_async``'s loop must not wait on it)."""
+        self.arm(lines, messages)
+        return self.writer.submit(self.journal.next_chunk, self.chunk, after=lines[-1])
+
+    def arm(self, lines: Sequence[int], messages: Sequence[Message]) -> None:
+        """Arm the hook (and the results file) for a chunk about to be sent."""
         self.hook.arm(lines, self.client)
         if self.results_file is not None:
             self.results_file.arm(lines, messages)
-        return self.writer.submit(self.journal.next_chunk, self.chunk, after=lines[-1])
+
+    def after(self, lines: Sequence[int]) -> _Later:
+        """The chunk after ``lines``, read when asked for, in the asking thread.
+
+        ``send``'s way: a thread reading it while the client sends would contend
+        with the client for the interpreter (the read gives it up at every column,
+        and each hand-over costs more than the read saves), and the client's own
+        waits are short; the chunk is read once the previous one is answered.
+        """
+        return _Later(self.journal.next_chunk, self.chunk, lines[-1])
 
     def again(self) -> tuple[list[int], list[Message]]:
         """At the end of a pass, once: the first chunk again (a shared journal).
@@ -403,11 +440,12 @@ def _run_sync(run: _Run) -> None:
     client = run.client
     lines, messages = run.first()
     while lines:
-        upcoming = run.hand_over(lines, messages)
+        run.arm(lines, messages)
+        upcoming = run.after(lines)
         try:
             results = client.send(messages, subscribers=run.subscribers)
         except MessageError as exc:
-            upcoming.result()
+            upcoming.cancel()
             again = run.set_aside(exc, lines, messages)
             if again is None:
                 raise
@@ -417,7 +455,7 @@ def _run_sync(run: _Run) -> None:
             run.storage_failed(exc)
             raise
         except HPGError as exc:
-            upcoming.result()
+            upcoming.cancel()
             run.stopped(exc, lines)
             return
         except BaseException as exc:

@@ -1,0 +1,230 @@
+"""What ``hpgfast send --file F --journal J.db`` costs in CPU, against a user's script.
+
+The yardstick is what a user would otherwise write without any journal: the
+``csv`` module, ``Message``s, ``Client.send`` 5,000 at a time (``SCRIPT`` below,
+run from a file of its own). Three sides run as separate processes on the same CSV
+(``bench_journal.write_csv``: the standard messages, a client id each) against one
+emulator in its own process (no faults), in interleaved rounds (the order rotates
+each round, a fresh emulator and a fresh journal file per round):
+
+- ``journaled``: ``hpgfast send --file F --journal J.db`` (SQLite, ``synchronous``
+  FULL: every commit fsynced);
+- ``unjournaled``: ``hpgfast send --file F``;
+- ``csv-script``: the script.
+
+Each side runs once first, untimed, so that every module's byte code is written
+(``PYTHONDONTWRITEBYTECODE`` is left out of the children's environment), as an
+installed package has it. The figures are whole-process CPU (user + sys from
+``os.wait4``, start-up included) per message and wall seconds, medians of the
+rounds; the ratios are of the medians: the journaled CPU against the script's
+(target 2.5x) and the journaled wall time against the unjournaled one's (target
+1.5x). With ``--callgrind N`` the journaled command also runs once under
+``valgrind --tool=callgrind`` (``PYTHONHASHSEED=0``; the emulator natively) on N
+messages: the process's instructions per message, which load does not move. Run
+as a script for the figures in docs/performance.md::
+
+    python bench/bench_journal_cpu.py                      # 100,000 messages, 5 rounds
+    python bench/bench_journal_cpu.py --callgrind -r 0     # instructions only (20,000)
+
+or under pytest (``python -m pytest bench/bench_journal_cpu.py -s``, marked slow).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from bench_journal import LOGIN, PASSWORD, write_csv  # bench/ is on the path (conftest, or run)
+from hpgfast._bench import EmulatorProcess
+
+#: The journaled command's CPU per message at most this many times the script's.
+TARGET_CPU = 2.5
+#: Its wall time at most this many times the unjournaled command's.
+TARGET_WALL = 1.5
+GROUP = "journal-send-cpu"
+
+SCRIPT = '''\
+import csv, os, sys
+from hpgfast import Client, Message
+url, login, path = sys.argv[1:4]
+results = 0
+with Client(url, login, os.environ["HPGFAST_PASSWORD"]) as client, \\
+        open(path, encoding="utf-8", newline="") as f:
+    reader = csv.reader(f)
+    next(reader)
+    batch = []
+    for address, text, subject, client_id in reader:
+        batch.append(Message(address, text, subject, client_id))
+        if len(batch) == 5000:
+            results += len(client.send(batch))
+            batch = []
+    if batch:
+        results += len(client.send(batch))
+print(results)
+'''
+
+
+def commands(url: str, csv_path: Path, journal: Path, script: Path) -> dict[str, list[str]]:
+    """The three sides, by name."""
+    send = [sys.executable, "-m", "hpgfast", "send", "--url", url, "--login", LOGIN,
+            "--file", str(csv_path), "--quiet"]
+    return {
+        "journaled": [*send, "--journal", str(journal)],
+        "unjournaled": send,
+        "csv-script": [sys.executable, str(script), url, LOGIN, str(csv_path)],
+    }
+
+
+def run_cpu(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Whole-process CPU seconds (user + sys) and wall seconds of one run."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{command[:4]} failed ({proc.returncode}): {err.decode()}")
+    return usage.ru_utime + usage.ru_stime, wall
+
+
+def run_instructions(command: list[str], env: dict[str, str], out: Path) -> int:
+    """Total instructions (callgrind's Ir) of one run of ``command``."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+        env={**env, "PYTHONHASHSEED": "0"}, capture_output=True, check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"callgrind of {command[:4]} failed: {done.stderr.decode()[-2000:]}")
+    found = re.search(rb"^(?:summary|totals): (\d+)", out.read_bytes(), re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no total in {out}")
+    return int(found.group(1))
+
+
+def measure(
+    n: int = 100_000, rounds: int = 5, *, callgrind: int = 0,
+    say: Callable[[str], None] = lambda line: None,
+) -> dict[str, Any]:
+    """CPU per message and wall time of the three sides (medians of interleaved
+    rounds) and the ratios; with ``callgrind`` messages, the journaled command's
+    instructions per message too."""
+    # Byte code written and read, as an installed package has it: a shell with
+    # PYTHONDONTWRITEBYTECODE would compile every module at each start.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("HPGFAST_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env["HPGFAST_PASSWORD"] = PASSWORD
+    out: dict[str, Any] = {"messages": n, "rounds": rounds}
+    with tempfile.TemporaryDirectory(prefix="hpgfast-bench-jcpu-") as tmp:
+        script = Path(tmp) / "user_send.py"
+        script.write_text(SCRIPT, encoding="utf-8")
+        warm = Path(tmp) / "warm.csv"
+        write_csv(warm, 200)
+        emulator = EmulatorProcess()
+        try:  # once each, untimed: the byte code of every module they import
+            for command in commands(emulator.url, warm, Path(tmp) / "warm.db", script).values():
+                run_cpu(command, env)
+        finally:
+            emulator.close()
+        csv_path = Path(tmp) / "messages.csv"
+        if rounds:
+            write_csv(csv_path, n)
+        cpu: dict[str, list[float]] = {"journaled": [], "unjournaled": [], "csv-script": []}
+        wall: dict[str, list[float]] = {name: [] for name in cpu}
+        for r in range(rounds):
+            emulator = EmulatorProcess()
+            try:
+                sides = list(commands(emulator.url, csv_path, Path(tmp) / f"j{r}.db",
+                                      script).items())
+                for name, command in sides[r % 3:] + sides[: r % 3]:
+                    seconds, elapsed = run_cpu(command, env)
+                    cpu[name].append(seconds / n)
+                    wall[name].append(elapsed)
+            finally:
+                emulator.close()
+            say(f"round {r + 1}: " + ", ".join(
+                f"{name} {cpu[name][-1] * 1e6:.2f} us/msg {wall[name][-1]:.2f} s"
+                for name in cpu))
+        if rounds:
+            med = {name: statistics.median(values) for name, values in cpu.items()}
+            walls = {name: statistics.median(values) for name, values in wall.items()}
+            out.update({f"us_per_message_{name}": round(v * 1e6, 3) for name, v in med.items()})
+            out.update({f"seconds_{name}": round(v, 3) for name, v in walls.items()})
+            out.update(
+                cpu_ratio=round(med["journaled"] / med["csv-script"], 3),
+                wall_ratio=round(walls["journaled"] / walls["unjournaled"], 3),
+                round_cpu_ratios=[
+                    round(a / b, 3) for a, b in zip(cpu["journaled"], cpu["csv-script"])
+                ],
+            )
+        if callgrind:
+            csv_path = Path(tmp) / "callgrind.csv"
+            write_csv(csv_path, callgrind)
+            emulator = EmulatorProcess()
+            try:
+                command = commands(emulator.url, csv_path, Path(tmp) / "cg.db", script)
+                ir = run_instructions(command["journaled"], env, Path(tmp) / "cg.out")
+            finally:
+                emulator.close()
+            out.update(callgrind_messages=callgrind,
+                       instructions_per_message_journaled=round(ir / callgrind))
+    return out
+
+
+@pytest.mark.slow
+def bench_journal_cpu_per_message(
+    record: Callable[[str, str, float], None], note: Callable[[str], None]
+) -> None:
+    """``hpgfast send --journal`` vs the csv script: CPU per message, interleaved rounds."""
+    result = measure(100_000, rounds=5, say=print)
+    for name in ("journaled", "unjournaled", "csv-script"):
+        record(GROUP, name, result[f"us_per_message_{name}"])
+    note(f"hpgfast send --journal: {result['us_per_message_journaled']} us/msg, the csv "
+         f"script {result['us_per_message_csv-script']} us/msg ({result['cpu_ratio']}x; "
+         f"rounds {result['round_cpu_ratios']}); wall {result['wall_ratio']}x unjournaled")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind")
+def bench_journal_instructions(note: Callable[[str], None]) -> None:
+    """The journaled command under callgrind: instructions per message."""
+    result = measure(rounds=0, callgrind=20_000)
+    note(f"hpgfast send --journal: {result['instructions_per_message_journaled']:,} "
+         f"instructions/msg ({result['callgrind_messages']:,} messages)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("-n", "--messages", type=int, default=100_000)
+    parser.add_argument("-r", "--rounds", type=int, default=5)
+    parser.add_argument("--callgrind", type=int, nargs="?", const=20_000, default=0,
+                        metavar="N", help="also count instructions, N messages (20,000)")
+    args = parser.parse_args()
+    result = measure(args.messages, args.rounds, callgrind=args.callgrind, say=print)
+    for key, value in result.items():
+        print(f"{key:>36}: {value}")
+    if "cpu_ratio" in result:
+        ok = result["cpu_ratio"] <= TARGET_CPU and result["wall_ratio"] <= TARGET_WALL
+        print(f"journaled: {result['cpu_ratio']}x the script's CPU per message (target "
+              f"{TARGET_CPU}x), {result['wall_ratio']}x the unjournaled wall time (target "
+              f"{TARGET_WALL}x): {'within' if ok else 'OVER'}")
+        return 0 if ok else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
