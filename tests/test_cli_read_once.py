@@ -163,20 +163,48 @@ def _limit_files() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
 
 
-def test_no_room_for_the_checked_copy_reads_the_file_again(tmp_path: Path) -> None:
-    """A disk too full for the checked copy: the file is checked, then read again."""
+@pytest.mark.parametrize("given", ["file", "pipe", "stdin"])
+def test_no_room_for_the_checked_copy_sends_nothing(tmp_path: Path, given: str) -> None:
+    """A disk too full for the checked copy: the check ends, then nothing is sent.
+
+    Reading the input again would send what a second read finds: nothing from a pipe
+    (or the next stream written to it), lines nobody checked from a file changed since.
+    """
     n = 30_000  # about 1.9 MB checked: past the limit
+    data = _csv(n)
     path = tmp_path / "m.csv"
-    path.write_bytes(_csv(n))
+    writer: Optional[threading.Thread] = None
+    if given == "file":
+        path.write_bytes(data)
+    elif given == "pipe":
+        os.mkfifo(path)
+        writer = threading.Thread(target=path.write_bytes, args=(data,), daemon=True)
+        writer.start()
     with Emulator(speed=None) as emu:
-        done = _send(emu, str(path), "-vv", preexec_fn=_limit_files,
+        done = _send(emu, "-" if given == "stdin" else str(path),
+                     data=data if given == "stdin" else None, preexec_fn=_limit_files,
+                     env={**ENV, "TMPDIR": str(tmp_path)}, timeout=60)
+        assert len(emu.ledger) == 0
+    error = done.stderr.decode()
+    assert done.returncode == 2, error
+    what = "standard input's copy" if given == "stdin" else "the checked copy of the input"
+    assert f"no room for {what} in {tmp_path}" in error
+    assert "nothing was sent" in error and "TMPDIR" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if given == "stdin" else [path.name])
+    if writer is not None:
+        writer.join(5)
+        assert not writer.is_alive()
+
+
+def test_no_room_for_the_checked_copy_still_names_a_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_bytes(_csv(30_000) + b",no address\n")
+    with Emulator(speed=None) as emu:
+        done = _send(emu, str(path), preexec_fn=_limit_files,
                      env={**ENV, "TMPDIR": str(tmp_path)})
-        assert done.returncode == 0, done.stderr.decode()
-        assert len(emu.ledger) == n
-        assert emu.ledger.duplicates("client_id") == {}
-    assert json.loads(done.stdout)["this_run"]["accepted"] == n
-    assert "the input will be read again" in done.stderr.decode()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+        assert len(emu.ledger) == 0
+    assert done.returncode == 2
+    assert "m.csv:30002:" in done.stderr.decode()
 
 
 def _counted_one_by_one(results: list[Any]) -> tuple[dict[str, int], dict[str, int], Any]:

@@ -24,8 +24,11 @@ time, to a temporary file, and the send pass reads that instead of the input:
 - The file has no name (``tempfile.TemporaryFile`` removes it from the directory at
   once), so no run leaves it behind, not even a killed one; it takes about the
   input's size in ``TMPDIR``, as standard input's spooled copy does.
-- No room for it (a full disk, a file-size limit): the copy is dropped, the check
-  goes on, and the send pass reads the input again, as it always did.
+- No room for it (a full disk, a file-size limit): the check goes on to its end (a
+  bad line is still named first), and then the command stops with nothing sent.
+  Reading the input again instead would send what a second read finds: a pipe or
+  standard input gives nothing (or another stream), a file changed since the check
+  gives lines nobody checked.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ class CheckedInput:
 
     ``check(rows)`` reads every message (an ``InputError`` of the reader propagates at
     the first bad one) and keeps them; ``kept`` says whether the copy was made (else
-    the caller reads the input again); ``blocks()`` yields them as ``blocks`` does
+    ``dropped`` says why, and nothing may be sent); ``blocks()`` yields them as ``blocks`` does
     for the input itself. A context manager: leaving it drops the copy.
     """
 
@@ -78,6 +81,8 @@ class CheckedInput:
         self.count = 0
         self._directory = directory
         self._file: Optional[IO[bytes]] = None
+        #: Why the copy could not be kept (``None`` while it is).
+        self.dropped: Optional[OSError] = None
 
     @property
     def kept(self) -> bool:
@@ -89,6 +94,7 @@ class CheckedInput:
         how many messages they held."""
         self.close()
         self.count = 0
+        self.dropped = None
         try:
             self._file = tempfile.TemporaryFile(prefix="hpgfast-checked-", dir=self._directory)
         except OSError as exc:
@@ -115,15 +121,21 @@ class CheckedInput:
             self._drop(exc)
 
     def _drop(self, exc: OSError) -> None:
-        # No room (or no temporary directory): the send pass reads the input again.
-        log.debug("no copy of the checked input (%s): the input will be read again", exc)
+        # No room (or no temporary directory): the check reads on, so that a bad line
+        # is still named; the caller then refuses to send (``dropped``).
+        log.debug("no copy of the checked input: %s", exc)
+        self.dropped = exc
         self.close()
+
+    def where(self) -> str:
+        """The directory the copy is (or would have been) made in."""
+        return self._directory or tempfile.gettempdir()
 
     def blocks(self) -> Iterator[Block]:
         """The messages checked, ``(lines, messages)`` a chunk at a time."""
         f = self._file
         if f is None:
-            raise RuntimeError("no copy was kept: read the input again")
+            raise RuntimeError("no copy was kept: nothing may be sent")
         read = f.read
         size = _LENGTH.size
         while True:

@@ -291,6 +291,11 @@ class _Source:
         )
 
 
+def _no_room(what: str, directory: str, exc: OSError) -> str:
+    return (f"no room for {what} in {directory} ({exc.strerror or exc}): nothing was "
+            "sent; point TMPDIR at a directory with about the input's size free")
+
+
 def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
     """Send without a journal: one message from the flags, or a file checked whole first."""
     from ._checked import CheckedInput
@@ -298,16 +303,22 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
 
     if args.resend_unknown or args.resend_unknown_without_ids:
         raise UsageError("--resend-unknown needs --journal")
-    spooled = spool_stdin() if args.file == "-" else None
+    checked = CheckedInput(args.chunk)
+    try:
+        spooled = spool_stdin() if args.file == "-" else None
+    except OSError as exc:
+        raise UsageError(_no_room("standard input's copy", checked.where(), exc)) from None
     if spooled is not None:
         source.path = spooled
     results_file: Optional[ResultsFile] = None
-    checked = CheckedInput(args.chunk)
     try:
         if source.path is not None:
             # The whole input, before the first request; what is sent is the check's
-            # copy, so the input is read once (the input again if there was no room).
+            # copy, so the input is read once, and what is sent is what was checked.
             checked.check(source.chunks(args.chunk))
+            if checked.dropped is not None:
+                raise UsageError(_no_room("the checked copy of the input", checked.where(),
+                                          checked.dropped))
             if spooled is not None and checked.kept:
                 os.unlink(spooled)
                 spooled = None
@@ -318,7 +329,8 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
             if args.to is not None:
                 return _send_one(args, client, list(source.rows()), results_file)
             outcome = SendOutcome()
-            chunks = checked.blocks() if checked.kept else blocks(source.rows(), args.chunk)
+            chunks = checked.blocks() if source.path is not None else blocks(
+                source.rows(), args.chunk)
             with _summary_when_interrupted(args, outcome, lambda: None), \
                     Progress(None, "sending", quiet=args.quiet or args.json) as progress:
                 send_blocks(
