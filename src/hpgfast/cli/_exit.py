@@ -56,7 +56,8 @@ _DESCRIPTIONS = {
     "invalid, or left unknown or not sent by an earlier run; ids the platform does not "
     "know, or statuses not final when the deadline passed",
     ExitCode.USAGE: "usage, configuration or input error: bad flags, an unreadable or "
-    "empty input, no room in TMPDIR for the checked input's copy, no such journal (or a file that is not one), a journal URL mistyped or "
+    "empty input, no room in TMPDIR for the checked input's copy, no such journal (or a "
+    "file that is not one), a journal URL mistyped or "
     "with a setting libpq does not take, a journal made for another "
     "input or in use, a port out of range or that cannot be bound, an HTTP 4xx from the URL, "
     "a proxy that refuses (407, a refused CONNECT), a reply that is not HPG (a redirect, "
