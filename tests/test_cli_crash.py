@@ -19,7 +19,7 @@ Then, joining the ledger to the journal by client id:
   platform are at most W requests per kill, W = 4 x ``--concurrency`` (the
   journal marks messages ``in_flight`` from the core's before-first-byte hook,
   a few requests ahead per commit, and writes results with the next commit; see
-  ``hpgfast.journal._sender._JournalHook``), here 8 requests of at most ``--max-batch``
+  ``hpgfast.journal._hook.JournalHook``), here 8 requests of at most ``--max-batch``
   100 messages: 800 per kill, not a 5,000-message chunk.
 """
 
@@ -44,7 +44,7 @@ KILLS = 5
 SEED = 20261128
 CONCURRENCY = 2
 MAX_BATCH = 100
-#: W: requests whose messages may be in flight on disk at once (_JournalHook.window).
+#: W: requests whose messages may be in flight on disk at once (JournalHook.window).
 WINDOW = 4 * CONCURRENCY
 
 
@@ -186,13 +186,21 @@ def test_sigkill_while_loading_and_marking_then_resend_repeats_no_client_id(
             )
             # Each kill a moment after the sender opened the journal (its write-ahead
             # log appears; a reader's close below removes it again): the first ones
-            # soon, in the load, the later ones in the sending (each run resumes
-            # where the last was cut).
+            # soon, in the load; the later ones a moment after this run's first
+            # request reached the platform, in the sending, however slow the machine
+            # (each run resumes where the last was cut).
             wal = journal_path.with_name(journal_path.name + "-wal")
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while not wal.exists() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.005)
-            time.sleep(rng.uniform(0.02, 0.3) if i < 3 else rng.uniform(0.05, 0.8))
+            if i < 3:
+                time.sleep(rng.uniform(0.02, 0.3))
+            else:
+                sends = emu.requests["send"]
+                while (emu.requests["send"] == sends and proc.poll() is None
+                       and time.monotonic() < deadline):
+                    time.sleep(0.005)
+                time.sleep(rng.uniform(0.0, 0.5))
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
                 kills += 1
