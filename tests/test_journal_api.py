@@ -29,7 +29,7 @@ from hpgfast import AsyncClient, Client, Message, StatusResult, open_journal
 from hpgfast.core import RequestStarting, Subscriber
 from hpgfast.emulator import Emulator
 from hpgfast.journal import JournalClaimLost, JournalError, SendSummary, State
-from hpgfast.journal._sender import _JournalHook
+from hpgfast.journal._hook import JournalHook
 from transports import BlockingAsyncClient, interrupt_soon
 
 PASSWORD = "P@ssw0rd"
@@ -351,7 +351,7 @@ def test_a_killed_sender_resumes_and_sends_nothing_twice(
         assert counts[State.ACCEPTED] + counts[State.UNKNOWN] == n
         # Unknown: in flight at the kill. Those that never reached the platform are
         # at most the window: W = 4 x concurrency requests of max_batch messages.
-        window = _JournalHook(None).window * 2  # at concurrency 2
+        window = JournalHook(None).window * 2  # at concurrency 2
         never_sent = [r for r in unknown if r[2] not in accepted]
         assert len(never_sent) <= window * 10
         assert len(unknown) > 0

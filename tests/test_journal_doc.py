@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hpgfast.journal import Journal
-from hpgfast.journal._sender import AHEAD_PER_THREAD, _JournalHook
+from hpgfast.journal._hook import AHEAD_PER_THREAD, JournalHook
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -15,7 +15,7 @@ def test_the_journal_page_states_the_in_flight_window(tmp_path: Path) -> None:
     states = page.split("## States", 1)[1].split("\n## ", 1)[0]
     journal = Journal(tmp_path / "j.db", create=True)
     try:
-        window = _JournalHook(journal).window  # at concurrency 1
+        window = JournalHook(journal).window  # at concurrency 1
     finally:
         journal.close()
     # The marked span, the window it makes, and what a SIGKILL costs, in numbers.

@@ -4,7 +4,7 @@ Strategy: as for ``hpgfast.Client``, every rule lives in the sans-IO core
 (``hpgfast.core``); this module only moves bytes, on asyncio's own transports with
 llhttp reading the replies (``_response.ResponseReader``):
 
-- **One small protocol per connection.** ``_Connection`` hands each chunk the loop
+- **One small protocol per connection.** ``Connection`` (``_aio_conn``) hands each chunk the loop
   reads straight to the reply reader; the waiting task wakes once, when the reply
   is whole or failed. No streams, no per-chunk task switch.
 - **A pool of keep-alive connections**, at most ``concurrency`` kept, last used
@@ -40,15 +40,12 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, Optional, Union, cast, overload
 
-from urllib3.util.wait import wait_for_read
-
 from . import _redact
+from ._aio_conn import Connection, Tunnel
 from ._base import (
     FRESH_GRACE,
     INTERRUPT_GRACE,
-    PROXY_HEAD_MAX,
     BaseClient,
-    TunnelRefused,
     settings_doc,
     tunnel_reply,
 )
@@ -57,7 +54,6 @@ from ._response import ResponseReader
 from .core import (
     CONNECT,
     SEND,
-    SENT,
     STATUS,
     Batch,
     CompactResults,
@@ -79,167 +75,6 @@ _MAX_TICK = 0.25
 _MIN_TICK = 0.001
 
 _monotonic = time.monotonic
-
-
-class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection: feeds what arrives to the current reply's reader."""
-
-    def __init__(self) -> None:
-        self.transport: Optional[asyncio.Transport] = None
-        self.reader: Optional[ResponseReader] = None
-        #: The reader of the last exchange, kept for the next one (``reuse()``).
-        self.spare: Optional[ResponseReader] = None
-        self.waiter: Optional[asyncio.Future[None]] = None
-        self.closed = False
-        #: Bytes arrived while no request was waiting: never reuse the connection.
-        self.stray = False
-        self.last = 0.0  # the loop time of the last bytes read
-        self.deadline_at = 0.0
-        self.timeout = 0.0
-        self.deadline = 0.0
-        self._seen = False
-
-    def __repr__(self) -> str:
-        return f"<hpgfast connection closed={self.closed}>"
-
-    # -- asyncio's side ----------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        reader = self.reader
-        if reader is None:
-            self.stray = True
-            return
-        self._seen = True  # for the ticks: cheaper than reading the clock per chunk
-        if reader.feed(data):
-            self._wake()
-
-    def eof_received(self) -> Optional[bool]:
-        self.closed = True
-        reader = self.reader
-        if reader is not None:
-            reader.eof()
-            self._wake()
-        return None  # let the transport close
-
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
-        self.closed = True
-        reader = self.reader
-        if reader is not None and not reader.done:
-            if exc is None:
-                reader.eof()
-            else:
-                reader.fail(SENT, f"connection broken: {type(exc).__name__}: {exc}")
-            self._wake()
-
-    # -- the client's side ---------------------------------------------------------------
-
-    def start(
-        self,
-        reader: ResponseReader,
-        waiter: asyncio.Future[None],
-        now: float,
-        timeout: float,
-        deadline: float,
-    ) -> None:
-        """Read the reply to a request about to be written (``now``: the loop's time)."""
-        self.reader = reader
-        self.waiter = waiter
-        self._seen = False
-        self.timeout = timeout
-        self.deadline = deadline
-        self.deadline_at = now + deadline
-        self.last = now
-
-    def stop(self) -> None:
-        """The reply was read (or given up): forget it."""
-        self.reader = None
-        self.waiter = None
-
-    def check(self, now: float) -> None:
-        """The client's tick: end the exchange if it is past a time limit."""
-        # Reads do not touch the clock (that would cost a call per chunk): a tick
-        # sees whether bytes came since the last one.
-        reader = self.reader
-        if reader is None or reader.done:
-            return
-        if self._seen:
-            self._seen = False
-            self.last = now
-        if now >= self.deadline_at:
-            reader.fail(SENT, f"no whole reply within request_deadline={self.deadline}s")
-            self._wake()
-        elif now - self.last >= self.timeout:
-            reader.fail(SENT, f"no reply within timeout={self.timeout}s")
-            self._wake()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def dropped(self) -> bool:
-        """True when the socket is readable while idle: a close (or bytes) the loop
-        has not seen yet. urllib3's pool makes the same check before each reuse."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return True  # a closing transport drops writes without a word
-        sock = transport.get_extra_info("socket")
-        if sock is None:
-            return True
-        try:
-            return bool(wait_for_read(sock, timeout=0.0))
-        except (OSError, ValueError):
-            return True
-
-    def close(self) -> None:
-        """Close the connection now (nothing more will be read from it)."""
-        self.closed = True
-        transport = self.transport
-        if transport is not None:
-            try:
-                transport.abort()
-            except RuntimeError:  # its loop is closed: the socket went with it
-                pass
-
-
-class _Tunnel(asyncio.Protocol):
-    """The proxy's side of a connection until its reply to ``CONNECT`` is read.
-
-    ``done`` gets what was read once the reply head is whole (``tunnel_reply``
-    judges it), or the error: a close, a head over ``PROXY_HEAD_MAX``. The TLS
-    layer then replaces this protocol (``loop.start_tls``).
-    """
-
-    def __init__(self, done: asyncio.Future[bytes]) -> None:
-        self.done = done
-        self.head = b""
-
-    def data_received(self, data: bytes) -> None:
-        if self.done.done():
-            return
-        self.head += data
-        end = self.head.find(b"\r\n\r\n")
-        # The cap on where the head ends, however the bytes came (one read may hold
-        # a whole over-long head): as the sync client's reads of at most the cap.
-        if (end + 4 if end >= 0 else len(self.head)) > PROXY_HEAD_MAX:
-            self.done.set_exception(
-                TunnelRefused(None, f"a reply head over {PROXY_HEAD_MAX} bytes")
-            )
-        elif end >= 0:
-            self.done.set_result(self.head)  # tunnel_reply() judges it
-
-    def eof_received(self) -> Optional[bool]:
-        self.connection_lost(None)
-        return None
-
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
-        if not self.done.done():
-            self.done.set_exception(
-                ConnectionResetError("the proxy closed the connection after CONNECT")
-            )
 
 
 class AsyncClient(BaseClient):
@@ -278,13 +113,13 @@ class AsyncClient(BaseClient):
         self._dial = (
             (self._connect_host, self._port) if route is None else (route.host, route.port)
         )
-        self._idle: list[_Connection] = []
+        self._idle: list[Connection] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._slots: Optional[asyncio.Semaphore] = None
         self._pid = os.getpid()
         self._keeper: Optional[asyncio.Task[None]] = None
         #: Connections with an exchange on the wire, and the tick that watches them.
-        self._watched: set[_Connection] = set()
+        self._watched: set[Connection] = set()
         self._ticking: Optional[asyncio.TimerHandle] = None
         settings = self._settings
         self._tick_every = max(
@@ -429,7 +264,7 @@ class AsyncClient(BaseClient):
                 for conn in idle:
                     conn.close()
 
-    def _watch(self, conn: _Connection, loop: asyncio.AbstractEventLoop) -> None:
+    def _watch(self, conn: Connection, loop: asyncio.AbstractEventLoop) -> None:
         self._watched.add(conn)
         if self._ticking is None:
             self._ticking = loop.call_later(self._tick_every, self._tick, loop)
@@ -524,7 +359,7 @@ class AsyncClient(BaseClient):
 
     async def _exchange(
         self, line: bytes, batch: Batch, max_reply: int
-    ) -> tuple[Union[Reply, Failure], Optional[_Connection], int]:
+    ) -> tuple[Union[Reply, Failure], Optional[Connection], int]:
         """One GET: what happened, and the connection to release (None after a failure)."""
         slots = self._slots
         assert slots is not None
@@ -533,7 +368,7 @@ class AsyncClient(BaseClient):
 
     async def _exchange_on(
         self, line: bytes, batch: Batch, max_reply: int
-    ) -> tuple[Union[Reply, Failure], Optional[_Connection], int]:
+    ) -> tuple[Union[Reply, Failure], Optional[Connection], int]:
         shown = batch.shown
         loop = self._loop
         assert loop is not None
@@ -619,12 +454,12 @@ class AsyncClient(BaseClient):
             conn.close()
         return reader.reply(), conn, received
 
-    async def _connect(self, shown: str) -> Union[_Connection, Failure]:
+    async def _connect(self, shown: str) -> Union[Connection, Failure]:
         """A new connection (TLS done), or the ``CONNECT``/``TLS`` failure: nothing sent."""
         loop = self._loop
         assert loop is not None
         error: Optional[BaseException] = None
-        conn: Optional[_Connection] = None
+        conn: Optional[Connection] = None
         try:
             conn = await asyncio.wait_for(
                 self._open_connection(loop), self._settings.connect_timeout
@@ -650,13 +485,13 @@ class AsyncClient(BaseClient):
             return conn
         return self._failure(error, "connect", shown)
 
-    async def _open_connection(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+    async def _open_connection(self, loop: asyncio.AbstractEventLoop) -> Connection:
         """A new connection to the platform: direct, or to the proxy (through a
         ``CONNECT`` tunnel for https://, with TLS to the platform over it)."""
         request = self._connect_request
         if request is None:
             _, conn = await loop.create_connection(
-                _Connection,
+                Connection,
                 *self._dial,
                 ssl=self._ssl_context,
                 server_hostname=self._server_hostname,
@@ -664,11 +499,11 @@ class AsyncClient(BaseClient):
             return conn
         assert self._ssl_context is not None  # a tunnel is for https:// only
         done: asyncio.Future[bytes] = loop.create_future()
-        transport, _ = await loop.create_connection(lambda: _Tunnel(done), *self._dial)
+        transport, _ = await loop.create_connection(lambda: Tunnel(done), *self._dial)
         try:
             transport.write(request.value.encode("latin-1"))
             tunnel_reply(await done)
-            conn = _Connection()
+            conn = Connection()
             # TLS to the platform over the tunnel: its name for SNI and the check.
             tls = await loop.start_tls(
                 transport, conn, self._ssl_context, server_hostname=self._server_hostname
@@ -681,7 +516,7 @@ class AsyncClient(BaseClient):
         conn.connection_made(tls)
         return conn
 
-    def _release(self, conn: _Connection, keep_alive: bool) -> None:
+    def _release(self, conn: Connection, keep_alive: bool) -> None:
         """Keep a connection for the next request, or close it."""
         if keep_alive and not conn.closed and not conn.stray and not self._closed:
             if len(self._idle) < self._settings.concurrency:

@@ -41,17 +41,7 @@ returning a ``Verdict`` for the request's items.
 
 from __future__ import annotations
 
-from ._batch import (
-    LINE_OVERHEAD,
-    MAX_REQUEST_BYTES,
-    Batch,
-    Request,
-    Step,
-    effective_ids,
-    plan,
-    room,
-    target_head,
-)
+from ._batch import Batch, Step
 from ._coding import REPLY_BYTES_FLOOR, reply_cap
 from ._compact import CompactResults
 from ._events import (
@@ -68,6 +58,15 @@ from ._events import (
 )
 from ._exchange import Exchange
 from ._operations import SEND, STATUS, Operation
+from ._plan import (
+    LINE_OVERHEAD,
+    MAX_REQUEST_BYTES,
+    Request,
+    effective_ids,
+    plan,
+    room,
+    target_head,
+)
 from ._policy import RateLimit, RetryPolicy
 from ._results import SendFailure, StatusFailure
 from ._rules import Verdict, judge

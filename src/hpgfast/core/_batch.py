@@ -34,115 +34,25 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
 from .._fields import charset_of
-from .._records import Params
 from .._wire import Code
-from ..codec import encode_params, sent_ids
 from ..exceptions import HPGError, MessageError, ProtocolError
 from ._coding import CodingError, decode_body, reply_cap
 from ._compact import CompactResults
 from ._events import SENT, Failure, Reply, RequestFinished, RequestStarting, Subscriber
-from ._ids import request_prefix
-from ._operations import Encode, Operation, operation
+from ._operations import Encode, Operation
+from ._plan import LINE_OVERHEAD, NO_IDS, PLAN_CACHE_BYTES, Request, cut
 from ._results import StatusFailure
 from ._rules import TOO_MANY_REQUESTS, RequestFacts, fill, judge, plain_results, unavailable
 
 if TYPE_CHECKING:
     from ._exchange import Exchange
 
-__all__ = [
-    "LINE_OVERHEAD",
-    "MAX_REQUEST_BYTES",
-    "Batch",
-    "Request",
-    "Step",
-    "effective_ids",
-    "plan",
-    "room",
-    "target_head",
-]
+__all__ = ["Batch", "Step"]
 
 log = logging.getLogger("hpgfast.core")
 
-#: ``GET `` and `` HTTP/1.1`` around the target on the request line.
-LINE_OVERHEAD = len("GET ") + len(" HTTP/1.1")
-#: The longest request line sent, by default (``Client(max_request_bytes=...)``):
-#: 8 KiB, what common servers and proxies take.
-MAX_REQUEST_BYTES = 8192
-#: Encoded queries of a plan kept from the validation pass instead of encoded again.
-PLAN_CACHE_BYTES = 8 * 1024 * 1024
-
 _NOT_SENT = Code.NOT_SENT
 _UNKNOWN = Code.UNKNOWN
-
-
-def effective_ids(
-    messages: Sequence[Any], start: int, end: int, prefix: Optional[str] = None
-) -> list[str]:
-    """The clientId the platform answers with for each message of a request.
-
-    A message's own ``client_id``; else the id hpgfast made (``prefix`` and the
-    message's index in the request); else, when no ids are made, that index.
-    (``codec.sent_ids``: one pass in the compiled core.)
-    """
-    return sent_ids(messages, start, end, prefix)
-
-
-def target_head(
-    op: Union[Operation, str], path: str, credentials: Params, params: Optional[Params] = None
-) -> str:
-    """A request's target up to its items: ``<path><op>?<credentials>&<params>&``.
-
-    ``path`` is the connector's, ending in ``/``; ``credentials`` the login and
-    password pairs (their names are the connector's). The head holds the password:
-    keep it out of anything shown.
-    """
-    query = encode_params(credentials).decode("ascii")
-    extra = encode_params(params).decode("ascii") if params else ""
-    if extra:
-        query += "&" + extra
-    return f"{path}{operation(op).name}?{query}&"
-
-
-def room(max_request_bytes: int, head_bytes: int) -> int:
-    """The bytes a request's items may take: ``max_request_bytes`` less ``GET ``, the
-    target's head (``target_head``, ``head_bytes`` long) and `` HTTP/1.1``. Below 1,
-    no item fits."""
-    return max_request_bytes - LINE_OVERHEAD - head_bytes
-
-
-def plan(
-    op: Union[Operation, str],
-    items: Sequence[Any],
-    *,
-    head_bytes: int,
-    max_request_bytes: int = MAX_REQUEST_BYTES,
-    max_batch: Optional[int] = None,
-    default_subject: Optional[str] = None,
-    quote_brackets: bool = False,
-    client_ids: bool = True,
-) -> list[tuple[int, int]]:
-    """The requests ``items`` are cut into, as ``(start, end)`` bounds per request.
-
-    The very cut ``Exchange.batch`` makes with the same settings (the defaults are
-    ``Client``'s), without an exchange: no URL or password is needed, only the
-    length of the target's head (``len(target_head(...))``; per-call parameters
-    add theirs). ``items`` are taken as they go out: transliterated already, if
-    they are to be, and (STATUS) without ``None``. Every item is checked.
-
-    Raises:
-        MessageError: an item that cannot be sent, naming its index.
-        ValueError: ``max_request_bytes`` leaves no room for an item after the head.
-    """
-    op = operation(op)
-    max_bytes = room(max_request_bytes, head_bytes)
-    if max_bytes < 1:
-        raise ValueError(
-            f"max_request_bytes={max_request_bytes} leaves no room for messages after "
-            f"a head of {head_bytes} bytes"
-        )
-    encode = op.encoder(items, max_bytes, default_subject, quote_brackets)
-    requests = _cut(encode, len(items), max_batch, op.makes_ids and client_ids, 0)
-    return [(request.start, request.end) for request in requests]
 
 
 class Step(NamedTuple):
@@ -157,10 +67,6 @@ class Step(NamedTuple):
     keep_alive: bool = True
 
 
-#: The ids of a request not begun, or settled: one shared list, never changed in
-#: place (a request's ids are only ever replaced).
-_NO_IDS: list[Any] = []
-
 #: ``RequestFacts(*fields)`` without the Python frame of a NamedTuple's ``__new__``
 #: (made once a request).
 _new_facts = partial(tuple.__new__, RequestFacts)
@@ -171,53 +77,6 @@ _FAILED = Step(None, False)
 #: What stands in the batch's list for a result moved into its ``CompactResults``:
 #: not ``None`` (never settled), and the same object for every one (no memory).
 _PACKED = object()
-
-
-class Request:
-    """One HTTP request of a batch: a span of items and, once begun, its target."""
-
-    __slots__ = (
-        "after_429",
-        "attempt",
-        "end",
-        "facts",
-        "held",
-        "ids",
-        "max_reply",
-        "not_before",
-        "prefix",
-        "query",
-        "sent_bytes",
-        "start",
-        "started",
-    )
-
-    def __init__(
-        self, start: int, end: int, query: Optional[bytes], prefix: Optional[str] = None
-    ) -> None:
-        self.start = start
-        self.end = end
-        self.prefix = prefix  # of the clientIds hpgfast made for it (SEND), or None
-        self.query = query  # kept from the plan, or None: encoded again when begun
-        self.attempt = 0
-        self.ids: list[Any] = _NO_IDS
-        self.started = 0.0
-        self.sent_bytes = 0
-        #: The longest reply read, on the wire and decoded (set when it begins):
-        #: ``max_reply_bytes``, or by default a cap that grows with the request.
-        self.max_reply = 0
-        #: When the request may start (the rate limit, a batch-wide Retry-After).
-        self.not_before = 0.0
-        #: An attempt was answered 429: a later error-id-not-unique means "taken".
-        self.after_429 = False
-        #: What the rules need to know of it, made when first asked (``Batch._facts``).
-        self.facts: Optional[RequestFacts] = None
-        #: Its ``RequestStarting``, while the blocking subscribers have yet to hear of
-        #: it (``Batch.begin_line(hold=True)``, then ``Batch.start_held``).
-        self.held: Optional[RequestStarting] = None
-
-    def __repr__(self) -> str:
-        return f"<hpgfast Request items {self.start}..{self.end - 1} attempt {self.attempt}>"
 
 
 class Batch:
@@ -282,7 +141,7 @@ class Batch:
         )
         self._read = op.reader(settings.status_tz)
         self.requests = (
-            _cut(self._encode, len(items), settings.max_batch, self._made_ids, PLAN_CACHE_BYTES)
+            cut(self._encode, len(items), settings.max_batch, self._made_ids, PLAN_CACHE_BYTES)
             if items
             else []
         )
@@ -597,7 +456,7 @@ class Batch:
         # the batch, which holds its requests to the end (fewer objects for the
         # cyclic GC to walk and promote meanwhile). Should anything settle the
         # request again, its ids are made again.
-        request.ids = _NO_IDS
+        request.ids = NO_IDS
         request.facts = None
         return step
 
@@ -647,7 +506,7 @@ class Batch:
         start, end = request.start, request.end
         ids = request.ids
         assert self.compact is not None
-        self.compact._put(start, self.results[start:end], None if ids is _NO_IDS else ids)
+        self.compact._put(start, self.results[start:end], None if ids is NO_IDS else ids)
         self.results[start:end] = repeat(_PACKED, end - start)
 
     def _fill_holes(self, results: list[Any]) -> list[Any]:
@@ -683,7 +542,7 @@ class Batch:
             if results[request.start] is None:
                 # Begun (its ids made, its line handed to the transport) and never
                 # reported: it may be on the platform. Only one never begun is not-sent.
-                begun = request.ids is not _NO_IDS
+                begun = request.ids is not NO_IDS
                 if begun:
                     self._settle(request, _UNKNOWN, None)
                 else:
@@ -704,27 +563,3 @@ class Batch:
             fatal.results = results  # type: ignore[attr-defined]
             raise fatal
         return results
-
-
-def _cut(
-    encode: Encode, total: int, max_batch: Optional[int], make_ids: bool, keep_bytes: int
-) -> list[Request]:
-    """Cut ``total`` items into requests, checking every one (raises on bad input).
-
-    The encoded queries of the first requests are kept, up to ``keep_bytes``.
-    """
-    requests: list[Request] = []
-    kept = 0
-    start = 0
-    prefix = None
-    while start < total:
-        if make_ids:
-            prefix = request_prefix()
-        query, end = encode(start, max_batch, prefix)
-        if kept + len(query) <= keep_bytes:
-            kept += len(query)
-            requests.append(Request(start, end, query, prefix))
-        else:
-            requests.append(Request(start, end, None, prefix))
-        start = end
-    return requests

@@ -14,9 +14,10 @@ from .. import _redact
 from .._records import Params
 from .._wire import Code
 from ..codec import encode_params
-from ._batch import Batch, room, target_head
+from ._batch import Batch
 from ._events import Subscriber
 from ._operations import OPERATIONS, SEND, Operation, operation
+from ._plan import room, target_head
 from ._policy import RateLimit, RetryPolicy
 
 if TYPE_CHECKING:
