@@ -170,3 +170,30 @@ def test_the_command_line_shows_no_echoed_code(tmp_path: Any) -> None:
         rows = list(csv.DictReader(f))
     assert [r["code"] for r in rows] == ["error-***", "***"], (written, done.stderr)
     assert not leaks(password, [done.stdout, done.stderr, written]), (done.stdout, done.stderr)
+
+
+#: A password a code cannot hold as it is: an echo of it in a code's place is in a
+#: query's form (percent-encoded, either hex case, ``+`` for a space).
+QUERY_PASSWORD = f"P@ss w0rd/{CORE}"
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        quote(QUERY_PASSWORD, safe=""),
+        re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote(QUERY_PASSWORD, safe="")),
+        quote_plus(QUERY_PASSWORD),
+        QUERY_PASSWORD,
+    ],
+    ids=["upper-hex", "lower-hex", "plus", "plain"],
+)
+@pytest.mark.parametrize("compact", [False, True], ids=["list", "compact"])
+def test_a_code_in_a_query_s_form_of_the_password_shows_nowhere(word: str, compact: bool) -> None:
+    # Not a code (a code is letters, digits, "-", "_", "."): the line is unreadable,
+    # its message's outcome unknown, and the line is quoted masked.
+    password = QUERY_PASSWORD
+    with Emulator(password=password, speed=None) as emu, client(emu, password) as c:
+        emu.faults.raw_reply = Fault(rate=1.0, body=send_body(word))
+        results = c.send(MESSAGES, compact=compact)
+    assert [r.code for r in results] == ["unknown", "unknown", "unknown", "ok"]
+    assert not leaks(password, shown(results))
