@@ -8,7 +8,8 @@ Run: ``python -m pytest bench/bench_results.py -s`` (``-k memory``: the bytes on
   (``hpgfast._bench.results_memory``: the clients' own code path through the
   sans-IO core, 8 KiB requests, the clientIds hpgfast makes, 10-digit provider
   ids; no socket, so nothing of a transport's is counted). Target: at most 150
-  bytes per message with ``compact=True``.
+  bytes per message with ``compact=True``. Row ``compact-20-digit-ids``: the same
+  with the 20-digit provider ids a platform gives past 2**63.
 - **Memory over HTTP** (``send-results-emulator-1m``, ``-k emulator``): the same
   figure for a real ``Client.send()`` of 1,000,000 messages against an emulator in
   a child process (its ledger is not this process's): the core's figure plus what
@@ -49,8 +50,12 @@ CPU_ROUNDS = 5
 def bench_results_memory_1m(record: Callable[[str, str, float], None]) -> None:
     total = 1_000_000
     lines = []
-    for compact, name in ((False, "list"), (True, "compact")):
-        held, peak = results_memory(total, compact=compact)
+    for compact, name, first in (
+        (False, "list", 7_000_000_000),
+        (True, "compact", 7_000_000_000),
+        (True, "compact-20-digit-ids", 10**19),
+    ):
+        held, peak = results_memory(total, compact=compact, first_provider_id=first)
         record("send-results-1m", name, held)
         record("send-results-1m", f"{name}-peak", peak)
         lines.append(

@@ -342,3 +342,99 @@ def test_compact_results_hold_at_most_150_bytes_per_message() -> None:
     listed, _ = results_memory(100_000, compact=False)
     assert held <= 150, held
     assert held * 4 < listed, (held, listed)
+
+
+# -- provider ids of 20 digits and more ------------------------------------------------
+
+#: Provider ids the packing must give back byte for byte, whatever it makes of them.
+ODD_PIDS = [
+    "007", "-5", " 12", "12 ", "1e5", "+1", "0x1F", "1_000", "\u0661\u0662", "\uff11", "",
+    "00000000000000000001",  # 20 characters, below 2**64
+    "18446744073709551615",  # 2**64 - 1
+    "18446744073709551616",  # 2**64
+    "99999999999999999999",  # the largest of 20 digits
+    "0" * 38, "9" * 38,  # the longest kept as numbers
+    "9" * 39, "1" * 60,  # longer: kept as text
+]
+
+
+def test_twenty_digit_provider_ids_are_kept_as_numbers_over_http(transport: str) -> None:
+    # The platform's provider ids past 2**63 are 20 digits: kept as numbers, not as
+    # a str per message, and given back exactly.
+    messages = [Message(f"7903{i:07d}", f"wide #{i}", "Shop") for i in range(230)]
+    first = 18_446_744_073_709_551_000  # across 2**64 within the send
+    listed: list[SendResult] = []  # the records as each request settled
+    with Emulator(speed=None, first_provider_id=first) as emu:
+        with client_for(emu, max_batch=40, concurrency=2) as client:
+            compact = client.send(messages, compact=True, results=listed)
+    assert isinstance(compact, CompactResults)
+    assert sorted(r.provider_id for r in compact) == [str(first + k) for k in range(230)]
+    same_records(compact, listed)
+    assert compact._texts == {} and compact._whole == {}  # no str kept per message
+
+
+@pytest.mark.parametrize("width", [20, 38])
+def test_wide_provider_ids_pack_exactly_put_once_or_twice(width: int) -> None:
+    top = 10**width - 1
+    pids = [str(top - k * 7_919).zfill(width) for k in range(50)]
+    pids[3] = "0" * (width - 1) + "1"  # leading zeros
+    pids[9] = str(2**64).zfill(width)
+    want = [SendResult(Code.OK, str(j), pid) for j, pid in enumerate(pids)]
+    got = CompactResults(want)
+    same_records(got, want)
+    assert got._texts == {}
+    narrow = [SendResult(Code.OK, str(j), str(j + 1)) for j in range(50)]
+    got._put(0, narrow)  # a request settled again: nothing of the wide ids stays
+    same_records(got, narrow)
+    odd = [*want[:10], SendResult(Code.OK, "10", "x"), *want[11:]]
+    got._put(0, odd)  # record by record
+    same_records(got, odd)
+    assert [r.provider_id for r in got] == [r.provider_id for r in odd]
+
+
+@pytest.mark.parametrize("alike", [True, False], ids=["alike", "mixed"])
+def test_odd_provider_ids_come_back_byte_exact(alike: bool) -> None:
+    want = [SendResult(Code.OK, str(j), pid) for j, pid in enumerate(ODD_PIDS)]
+    if not alike:
+        want.append(SendResult("error-x", str(len(want)), None))
+    got = CompactResults(want)
+    same_records(got, want)
+    assert [r.provider_id for r in got] == [r.provider_id for r in want]
+    copy = pickle.loads(pickle.dumps(got))
+    assert [r.provider_id for r in copy] == [r.provider_id for r in want]
+
+
+def test_compact_results_hold_at_most_150_bytes_per_message_with_20_digit_ids() -> None:
+    # The platform's provider ids past 2**63: 20 digits each.
+    held, _ = results_memory(100_000, compact=True, first_provider_id=10**19)
+    assert held <= 150, held
+
+
+# -- read-only -------------------------------------------------------------------------
+
+
+def test_compact_results_cannot_be_rewritten() -> None:
+    want = records()
+    got = CompactResults(want)
+    other = CompactResults([SendResult("ok", "z", "1")])
+    for name in CompactResults.__slots__:
+        if name == "__weakref__":
+            continue
+        with pytest.raises(AttributeError):
+            setattr(got, name, getattr(other, name))
+        with pytest.raises(AttributeError):
+            delattr(got, name)
+    for name, value in (("foo", 1), ("__class__", CompactResults), ("counts", len)):
+        with pytest.raises(AttributeError):
+            setattr(got, name, value)
+    with pytest.raises(TypeError, match="read-only"):
+        got.__init__([SendResult("ok", "z", "1")])  # type: ignore[misc]
+    with pytest.raises(TypeError, match="read-only"):
+        CompactResults.__init__(got, [])
+    same_records(got, want)  # nothing of it changed
+    # What stays: pickling, copying, equality, a weak reference.
+    import copy
+    import weakref
+
+    assert pickle.loads(pickle.dumps(got)) == want and copy.copy(got) == want
+    assert copy.deepcopy(got) == got and weakref.ref(got)() is got

@@ -347,26 +347,36 @@ def core_exchange() -> Any:
     return Exchange(Settings("http://127.0.0.1:9/CLIENT/connector/", LOGIN, PASSWORD))
 
 
-def core_send(exchange: Any, messages: Sequence[Message], *, compact: bool) -> Any:
+def core_send(
+    exchange: Any,
+    messages: Sequence[Message],
+    *,
+    compact: bool,
+    first_provider_id: int = 7_000_000_000,
+) -> Any:
     """What ``send(messages, compact=compact)`` returns, through the sans-IO core
     alone: the batch planned as the clients plan it, each request handed the reply
-    that accepts every message with a 10-digit provider id."""
+    that accepts every message, with consecutive provider ids from
+    ``first_provider_id`` (10 digits; 10**19: the platform's 20)."""
     from .core import SEND, Reply
 
     batch = exchange.batch(SEND, messages, None, compact=compact)
     while (request := batch.next(0.0)) is not None:
         batch.begin_line(request, 0.0)
-        first = 7_000_000_000 + request.start
+        first = first_provider_id + request.start
         body = "".join(f"ok;{cid};{first + j}\n" for j, cid in enumerate(request.ids))
         batch.report(request, Reply(200, body.encode()), 0.0)
     return batch.finish()
 
 
-def results_memory(total: int, *, compact: bool) -> tuple[float, float]:
+def results_memory(
+    total: int, *, compact: bool, first_provider_id: int = 7_000_000_000
+) -> tuple[float, float]:
     """Bytes per message the results of a ``total``-message send hold above the
     messages, and the most the send held above them while it ran (tracemalloc).
 
-    The clients' own code path without a socket (``core_send``). The messages are
+    The clients' own code path without a socket (``core_send``; its provider ids
+    from ``first_provider_id``). The messages are
     made before tracing starts; the batch is gone before the figure is read, as it
     is when ``send()`` returns.
     """
@@ -379,7 +389,9 @@ def results_memory(total: int, *, compact: bool) -> tuple[float, float]:
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        results = core_send(exchange, messages, compact=compact)
+        results = core_send(
+            exchange, messages, compact=compact, first_provider_id=first_provider_id
+        )
         gc.collect()
         held, peak = tracemalloc.get_traced_memory()
     finally:

@@ -10,8 +10,10 @@ emulator's are; the specification says only "String"). So each message keeps:
 - 4 bytes: the index of its *shape* in a small table: its record's class, code and
   error, the form of its provider id and the form of its clientId;
 - 8 bytes: its provider id as an unsigned integer, when the id is ASCII digits (at
-  most 19 of them): the number of digits is in the shape, so the exact text, leading
-  zeros too, comes back;
+  most 38 of them): the number of digits is in the shape, so the exact text, leading
+  zeros too, comes back. An id past 64 bits (the platform's are 20 digits past
+  2**63) keeps its high bits in 8 more bytes, in an array of its request's, made
+  when the request holds a first such id;
 - nothing for its clientId when that is the id hpgfast made (its request's prefix
   and its index in the request, both kept once per request) or the index the
   platform answers without one; otherwise a reference to the ``str`` (the one the
@@ -45,8 +47,14 @@ from ._results import SendFailure
 
 __all__ = ["CompactResults"]
 
-#: The longest provider id kept as a number: any 19 digits fit in 64 bits.
-_MAX_DIGITS = 19
+#: The longest provider id kept as a number: any 38 digits fit in 128 bits, the low
+#: 64 in ``_pids``, the high ones in the request's array of ``_highs``.
+_MAX_DIGITS = 38
+#: The longest provider id whose number always fits in ``_pids`` alone.
+_NARROW_DIGITS = 19
+_LOW = (1 << 64) - 1
+_low = _LOW.__and__  # n & _LOW, as a C-level function of n
+_high = (64).__rrshift__  # n >> 64
 
 # The forms of a provider id (a number of digits, when above 0) and of a clientId.
 _PID_NONE = -1
@@ -97,6 +105,18 @@ def _suffixes(start: int, end: int) -> list[str]:
     return cache[start:end]
 
 
+_set = object.__setattr__
+
+
+def _filled(results: CompactResults) -> bool:
+    """Whether ``results`` was set up already (its ``_len`` set, last)."""
+    try:
+        results._len  # noqa: B018
+    except AttributeError:
+        return False
+    return True
+
+
 class CompactResults(Sequence[SendResult]):
     """The results of a ``send(..., compact=True)``: a read-only sequence of
     ``SendResult``, one per message in order, at about 14 bytes per message.
@@ -112,6 +132,7 @@ class CompactResults(Sequence[SendResult]):
 
     __slots__ = (
         "__weakref__",
+        "_highs",
         "_index",
         "_kept",
         "_kinds",
@@ -124,11 +145,33 @@ class CompactResults(Sequence[SendResult]):
         "_texts",
         "_whole",
     )
+    _len: int
+    _kinds: array[int]  # per message: its shape's number
+    _pids: array[int]  # per message: its provider id's number (its low 64 bits)
+    _kept: dict[int, list[Any]]
+    _highs: dict[int, array[int]]
+    _texts: dict[int, Any]
+    _whole: dict[int, SendResult]
+    _shapes: dict[int, tuple[Any, ...]]
+    _index: dict[tuple[Any, ...], int]
+    _numbers: Iterator[int]
+    _starts: array[int]
+    _prefixes: list[Optional[str]]
 
     def __init__(self, results: Iterable[SendResult] = ()) -> None:
+        if _filled(self):
+            raise TypeError("CompactResults is read-only: it cannot be filled again")
         records = results if isinstance(results, (list, tuple)) else list(results)
         self._setup(len(records), [0], [None])
         self._put(0, records)
+
+    # Read-only, as a tuple is: what it holds is set once, by ``_setup``; only the
+    # core's ``_put`` fills the arrays and tables made there, as requests settle.
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"CompactResults is read-only: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"CompactResults is read-only: cannot delete {name!r}")
 
     @classmethod
     def _spans(
@@ -141,23 +184,28 @@ class CompactResults(Sequence[SendResult]):
         return self
 
     def _setup(self, total: int, starts: Sequence[int], prefixes: Sequence[Optional[str]]) -> None:
-        self._len = total
+        if _filled(self):
+            raise TypeError("CompactResults is read-only: it cannot be filled again")
         # Zeroed: shape 0 (kept whole) until a result is put there.
-        self._kinds = array("I", bytes(4 * total))
-        self._pids = array("Q", bytes(8 * total))
+        _set(self, "_kinds", array("I", bytes(4 * total)))
+        _set(self, "_pids", array("Q", bytes(8 * total)))
         # A transport's threads settle their requests at once, each its own span,
         # without a lock (the core takes none): every write below is one atomic
         # operation of a list, dict or array, on the request's own items or keys.
         # The clientIds kept, per request (by its index in ``_starts``): a list
         # made when the request keeps a first one.
-        self._kept: dict[int, list[Any]] = {}
-        self._texts: dict[int, Any] = {}
-        self._whole: dict[int, SendResult] = {}
-        self._shapes: dict[int, tuple[Any, ...]] = {0: _WHOLE}
-        self._index: dict[tuple[Any, ...], int] = {}
-        self._numbers = itertools.count(1)  # next() is atomic
-        self._starts = array("q", starts)
-        self._prefixes = list(prefixes)
+        _set(self, "_kept", {})
+        # The high 64 bits of the provider ids past 64 bits, per request (as
+        # ``_kept``): an array of the request's length, made at its first such id.
+        _set(self, "_highs", {})
+        _set(self, "_texts", {})
+        _set(self, "_whole", {})
+        _set(self, "_shapes", {0: _WHOLE})
+        _set(self, "_index", {})
+        _set(self, "_numbers", itertools.count(1))  # next() is atomic
+        _set(self, "_starts", array("q", starts))
+        _set(self, "_prefixes", list(prefixes))
+        _set(self, "_len", total)  # last: ``_filled`` from here on
 
     def _end(self, span: int) -> int:
         starts = self._starts
@@ -204,7 +252,10 @@ class CompactResults(Sequence[SendResult]):
                     and pid.isascii()
                 ):
                     pform = len(pid)
-                    pids[i] = int(pid)
+                    number = int(pid)
+                    pids[i] = number & _LOW
+                    if pform > _NARROW_DIGITS:
+                        self._high_of(span)[i - base] = number >> 64
                 else:
                     pform = _PID_TEXT
                 j = i - base
@@ -249,12 +300,20 @@ class CompactResults(Sequence[SendResult]):
             kinds[i] = kind
             i += 1
 
+    def _high_of(self, span: int) -> array[int]:
+        """The request's array of the high bits of its provider ids, made if new."""
+        highs = self._highs.get(span)
+        if highs is None:
+            size = self._end(span) - self._starts[span]
+            highs = self._highs.setdefault(span, array("Q", bytes(8 * size)))
+        return highs
+
     def _put_alike(
         self, span: int, start: int, records: Sequence[Any], j: int, prefix: Optional[str]
     ) -> bool:
         """``_put`` for the usual request, in C-level passes: records of one class
         and code (and error), 3 fields each, the clientIds hpgfast made (or the
-        indexes), the provider ids all ASCII digits (19 at most) or all None. False,
+        indexes), the provider ids all ASCII digits (38 at most) or all None. False,
         with nothing kept, for any other request: ``_put`` then takes each record.
         """
         n = len(records)
@@ -313,7 +372,12 @@ class CompactResults(Sequence[SendResult]):
         elif widths is not None:
             self._kinds[start:end] = array("I", map(kind_of.__getitem__, widths))
         if widths is not None:
-            self._pids[start:end] = array("Q", map(int, pids))
+            if max(forms) <= _NARROW_DIGITS:
+                self._pids[start:end] = array("Q", map(int, pids))
+            else:
+                numbers = list(map(int, pids))
+                self._pids[start:end] = array("Q", map(_low, numbers))
+                self._high_of(span)[j : j + n] = array("Q", map(_high, numbers))
         # Put again (a request settled once more): what was kept for it goes.
         texts, whole = self._texts, self._whole
         if texts or whole:
@@ -331,7 +395,11 @@ class CompactResults(Sequence[SendResult]):
         if shape is _WHOLE:
             return self._whole[i]
         cls, code, error, pform, cform = shape
-        if pform > 0:
+        if pform > _NARROW_DIGITS:
+            span = bisect_right(self._starts, i) - 1
+            number = self._pids[i] | self._highs[span][i - self._starts[span]] << 64
+            pid = str(number).zfill(pform)
+        elif pform > 0:
             pid = str(self._pids[i]).zfill(pform)
         elif pform == _PID_NONE:
             pid = None

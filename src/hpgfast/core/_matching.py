@@ -10,6 +10,7 @@ operations (``_operations``) call these through ``Operation.all_matched`` and
 from __future__ import annotations
 
 from functools import partial
+from operator import itemgetter
 from typing import Any, Optional
 
 from ..exceptions import ProtocolError, RequestRejected
@@ -19,6 +20,7 @@ from ._rules import (  # the table's names, once
     _NOT_OK,
     _OK,
     _UNKNOWN,
+    KNOWN_WORDS,
     RequestFacts,
     Verdict,
     _line_id,
@@ -41,12 +43,43 @@ if Verdict._fields[0] != "results":
     raise RuntimeError("_clean_verdict puts the results first: Verdict's first field moved")
 
 
+def masked_words(facts: RequestFacts, records: list[Any]) -> list[Any]:
+    """``records`` (a reply's lines) whose code, or a STATUS line's status, holds
+    the password, masked as free text is (``error-***``).
+
+    The reader takes any code or status of the characters codes are made of: a
+    platform that echoes the password as its answer would otherwise put it in
+    every result's ``code`` (its repr, ``CompactResults.counts()``, the journal,
+    the command line's output). The words the platform is known to send
+    (``KNOWN_WORDS``, the account-stop codes) are never rewritten. Ids are kept as
+    they came: they are what a STATUS asks with and a delivery report names (and
+    a SEND line's clientId is one hpgfast sent).
+    """
+    fields = facts.op.word_fields
+    odd: set[Any] = set()
+    for field in fields:
+        odd.update(map(itemgetter(field), records))
+    odd.difference_update(KNOWN_WORDS, facts.account_stop)
+    masked = {word: facts.scrub(word) for word in odd}
+    masked = {word: shown for word, shown in masked.items() if shown != word}
+    if not masked:  # the usual case: nothing else is looked at
+        return records
+    out = []
+    for record in records:
+        values = list(record)
+        for field in fields:
+            values[field] = masked.get(values[field], values[field])
+        out.append(type(record)(*values) if values != list(record) else record)
+    return out
+
+
 def all_matched_status(facts: RequestFacts, records: list[Any], flags: int) -> Verdict:
     """A STATUS reply with one line per id, in order (``Match.ALL``).
 
     Clean, unless a line holds an account-stop code: then, as for SEND and as for
     the same lines out of order (``match_status_lines``), the batch stops.
     """
+    records = masked_words(facts, records)
     if flags & _NOT_OK:
         stop = _stop_for(facts, records)
         if stop is not None:
@@ -58,6 +91,7 @@ def all_matched_send(facts: RequestFacts, records: list[Any], flags: int) -> Ver
     """A SEND reply with one line per message, in order (``Match.ALL``)."""
     if not flags & _NOT_OK:
         return _clean_verdict((records, *_CLEAN))
+    records = masked_words(facts, records)
     if facts.after_429 and any(r[0] == _ID_NOT_UNIQUE for r in records):
         records = _accepted_earlier(facts, list(records))
     stop = _stop_for(facts, records)
@@ -71,6 +105,7 @@ def match_send_lines(
     """A SEND reply's lines matched to its messages by clientId."""
     ids = facts.ids
     count = len(ids)
+    parsed = masked_words(facts, parsed)
     # One line per message, in request order, that the reader could not flag as
     # such (ids that are str subclasses): the usual verdict all the same.
     if not bad and len(parsed) == count and list(map(_line_id, parsed)) == ids:
@@ -204,6 +239,7 @@ def match_status_lines(
 ) -> Verdict:
     """A STATUS reply's lines matched to the ids asked about."""
     ids = facts.ids
+    parsed = masked_words(facts, parsed)
     if not bad and len(parsed) == len(ids) and list(map(_line_id, parsed)) == ids:
         return Verdict(parsed, clean=True)
     wanted = set(ids)

@@ -68,6 +68,10 @@ class Operation:
     text_field: int
     #: Whether any of a reply's records holds free text (one C-level pass).
     has_text: Callable[[list[Any]], bool]
+    #: The fields of a reply line that are words of the protocol (the code; a
+    #: STATUS line's status): one the platform is not known to send is masked where
+    #: the password stands in it (``_matching.masked_words``).
+    word_fields: tuple[int, ...]
     #: The items as they go out, from the caller's: ``(items, transliterated, holes)``
     #: (SEND: transliterated when asked; STATUS: the ``None`` ids left out).
     prepare: Callable[[Sequence[Any], bool], tuple[Sequence[Any], list[int], Optional[list[int]]]]
@@ -143,6 +147,7 @@ SEND = Operation(
     makes_ids=True,
     text_field=3,
     has_text=_send_has_text,
+    word_fields=(0,),
     prepare=_send_prepare,
     encoder=_send_encoder,
     reader=_send_reader,
@@ -209,6 +214,7 @@ STATUS = Operation(
     makes_ids=False,
     text_field=4,
     has_text=_status_has_text,
+    word_fields=(0, 2),
     prepare=_status_prepare,
     encoder=_status_encoder,
     reader=_status_reader,

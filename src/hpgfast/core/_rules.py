@@ -25,7 +25,8 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from .._fields import charset_of, read_text
-from .._wire import Code, Match
+from .._records import StatusResult
+from .._wire import Code, Match, Status
 from ..exceptions import (
     AccountError,
     AuthError,
@@ -80,6 +81,16 @@ _ERROR_AUTH = Code.ERROR_AUTH
 _ID_NOT_UNIQUE = Code.ERROR_ID_NOT_UNIQUE
 _code = itemgetter(0)  # of any line
 _line_id = itemgetter(1)  # clientId of a SEND line, providerId of a STATUS line
+_status = itemgetter(2)  # of a STATUS line
+#: The codes and statuses the platform is known to send (statuses also in upper
+#: case, as one variant answers): never masked, though a short password such as
+#: ``ok`` or ``delivered`` stands in them. They say nothing of a password, and an
+#: outcome is read from them. Any other code or status read off a reply is masked
+#: where the password stands in it (``_matching.masked_words``).
+KNOWN_STATUSES = frozenset(
+    {None} | {word for status in (*Status.ALL, *Status.FINAL) for word in (status, status.upper())}
+)
+KNOWN_WORDS = KNOWN_STATUSES | {*Code.PLATFORM, _NOT_SENT, _UNKNOWN}
 
 
 class Verdict(NamedTuple):
@@ -141,7 +152,18 @@ def plain_results(read: Read) -> Optional[list[Any]]:
     clean one (the records are the results, the connection may serve again), for
     SEND and STATUS alike, so a transport's core needs no facts for it.
     """
-    return read[0] if read[2] == _ALL else None
+    if read[2] != _ALL:
+        return None
+    records = read[0]
+    if (
+        records
+        and type(records[0]) is StatusResult
+        and not KNOWN_STATUSES.issuperset(map(_status, records))
+    ):
+        # A status none the platform is known to send: the rules look at it (it may
+        # hold the password).
+        return None
+    return records
 
 
 def judge(
@@ -543,7 +565,8 @@ def _unsplit(facts: RequestFacts, body: bytes) -> Optional[bytes]:
 
     Only the lines such an echo touched are taken masked: a line the redactor masks
     alone is left as it is, for the masking of its free text line by line, which
-    never rewrites a code, an id or a status (a short or numeric password, ``1001``,
+    never rewrites an id, nor a code or status the platform is known to send (a
+    short or numeric password, ``1001``,
     would otherwise turn a provider id ``1001`` into ``***`` and the reply into one
     that matches nothing).
     """
@@ -627,7 +650,9 @@ def _whole_request(facts: RequestFacts, code: str, bad: list[ProtocolError]) -> 
     if code in facts.account_stop:
         stop = AccountError(code, facts.shown)
         return Verdict(fill(facts, _NOT_SENT, stop), fatal=stop, note=str(stop))
-    error = RequestRejected(code, facts.shown)
+    # A code of no known form is masked where the password stands in it (a platform
+    # that echoes it as its answer): the error shows it.
+    error = RequestRejected(code if code in KNOWN_WORDS else facts.scrub(code), facts.shown)
     if code in Code.NOT_PROCESSED:
         # error-syntax (or an account code taken out of the stop set): the platform
         # processed none of the request.
