@@ -329,13 +329,21 @@ def test_cut_client_ids_are_unknown_and_the_lines_kept() -> None:
 def test_max_rate_paces_the_batch(concurrency: int) -> None:
     with Emulator(speed=None) as emu:
         messages = numbered(10_000)
+        # The same send without a limit, in the same conditions: what the work itself
+        # takes on this machine now (a loaded machine stretches it), so that the upper
+        # bound below tests the pacing, not the machine.
+        with client_for(emu, max_batch=100, concurrency=concurrency) as client:
+            started = time.monotonic()
+            assert all(r.ok for r in client.send(messages))
+            work = time.monotonic() - started
         with client_for(emu, max_rate=2000, max_batch=100, concurrency=concurrency) as client:
             started = time.monotonic()
             results = client.send(messages)
             took = time.monotonic() - started
         assert all(r.ok for r in results)
-    # The window asked for: 10,000 messages at 2,000 a second, a burst of one request.
-    assert 4.75 <= took <= 6.0
+    # The window asked for: 10,000 messages at 2,000 a second, a burst of one request;
+    # the pacing waits overlap the work, so it never costs the window and the work both.
+    assert 4.75 <= took <= 5.0 + max(work, 1.0), (took, work)
 
 
 # -- prefork workers ---------------------------------------------------------------------------
