@@ -3,13 +3,16 @@
 ``Connection`` hands each chunk the loop reads straight to the reply reader and
 wakes the waiting task once, when the reply is whole or failed; the client's tick
 (``check``) ends an exchange past its time limits. ``Tunnel`` reads a proxy's reply
-to ``CONNECT`` until the TLS layer takes the connection over. Neither decides an
-outcome: ``aio.AsyncClient`` hands what they read to the core.
+to ``CONNECT`` until the TLS layer takes the connection over. ``Slots`` bounds the
+requests in flight. None decides an outcome: ``aio.AsyncClient`` hands what they
+read to the core.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
+from collections import deque
 from typing import Optional
 
 from urllib3.util.wait import wait_for_read
@@ -18,7 +21,9 @@ from ._base import PROXY_HEAD_MAX, TunnelRefused
 from ._response import ResponseReader
 from .core import SENT
 
-__all__ = ["Connection", "Tunnel"]
+__all__ = ["Connection", "Slots", "Tunnel"]
+
+_POLL = getattr(select, "poll", None)
 
 
 class Connection(asyncio.Protocol):
@@ -38,6 +43,8 @@ class Connection(asyncio.Protocol):
         self.timeout = 0.0
         self.deadline = 0.0
         self._seen = False
+        #: The idle check's poll object, registered once (``dropped``).
+        self._poll: Optional[select.poll] = None
 
     def __repr__(self) -> str:
         return f"<hpgfast connection closed={self.closed}>"
@@ -126,12 +133,26 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return True  # a closing transport drops writes without a word
-        sock = transport.get_extra_info("socket")
-        if sock is None:
-            return True
+        poll = self._poll
+        if poll is None:
+            sock = transport.get_extra_info("socket")
+            if sock is None:
+                return True
+            if _POLL is None:  # no poll(2): urllib3's select() fallback each time
+                try:
+                    return bool(wait_for_read(sock, timeout=0.0))
+                except (OSError, ValueError):
+                    return True
+            # One poll object per connection, not one per check (urllib3's): the
+            # check runs before every request on a kept connection.
+            poll = self._poll = _POLL()
+            try:
+                poll.register(sock.fileno(), select.POLLIN)
+            except (OSError, ValueError):
+                return True
         try:
-            return bool(wait_for_read(sock, timeout=0.0))
-        except (OSError, ValueError):
+            return bool(poll.poll(0))
+        except OSError:
             return True
 
     def close(self) -> None:
@@ -143,6 +164,54 @@ class Connection(asyncio.Protocol):
                 transport.abort()
             except RuntimeError:  # its loop is closed: the socket went with it
                 pass
+
+
+class Slots:
+    """At most ``size`` requests in flight over all of a client's calls, first come
+    first served (``asyncio.Semaphore``'s rules).
+
+    ``take()`` is the common case, a free slot and nobody waiting, without the
+    coroutines ``async with semaphore`` makes per request; ``wait()`` queues.
+    """
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    def take(self) -> bool:
+        """Take a slot if one is free and nobody waits for one."""
+        if self.free and not self.waiters:
+            self.free -= 1
+            return True
+        return False
+
+    async def wait(self) -> None:
+        """Wait in line for a slot (after ``take()`` failed); it is ours on return."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot, but cancelled before taking it up
+            else:
+                try:
+                    self.waiters.remove(waiter)
+                except ValueError:  # release() passed over it already
+                    pass
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the first in line still waiting, else to the pool."""
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot passes to it directly
+                return
+        self.free += 1
 
 
 class Tunnel(asyncio.Protocol):

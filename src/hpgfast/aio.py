@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal, Optional, Union, cast, overload
 
 from . import _redact
-from ._aio_conn import Connection, Tunnel
+from ._aio_conn import Connection, Slots, Tunnel
 from ._base import (
     FRESH_GRACE,
     INTERRUPT_GRACE,
@@ -115,7 +115,7 @@ class AsyncClient(BaseClient):
         )
         self._idle: list[Connection] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._slots: Optional[asyncio.Semaphore] = None
+        self._slots: Optional[Slots] = None
         self._pid = os.getpid()
         self._keeper: Optional[asyncio.Task[None]] = None
         #: Connections with an exchange on the wire, and the tick that watches them.
@@ -245,7 +245,7 @@ class AsyncClient(BaseClient):
             self._stop_keeper()
             self._stop_ticking()
             self._loop = loop
-            self._slots = asyncio.Semaphore(self._settings.concurrency)
+            self._slots = Slots(self._settings.concurrency)
             self._keeper = loop.create_task(self._keep(loop))
         return loop
 
@@ -263,11 +263,6 @@ class AsyncClient(BaseClient):
                 idle, self._idle = self._idle, []
                 for conn in idle:
                     conn.close()
-
-    def _watch(self, conn: Connection, loop: asyncio.AbstractEventLoop) -> None:
-        self._watched.add(conn)
-        if self._ticking is None:
-            self._ticking = loop.call_later(self._tick_every, self._tick, loop)
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
         now = loop.time()
@@ -333,9 +328,18 @@ class AsyncClient(BaseClient):
                 return
             if request.held is not None and not await _start_held(batch, request):
                 return
+            slots = self._slots
+            assert slots is not None
             while True:
                 on_wire = True
-                event, conn, received = await self._exchange(line, batch, request.max_reply)
+                # A slot of the client's concurrency for the exchange (no coroutine
+                # when one is free: the usual case).
+                if not slots.take():
+                    await slots.wait()
+                try:
+                    event, conn, received = await self._exchange_on(line, batch, request.max_reply)
+                finally:
+                    slots.release()
                 on_wire = False
                 keep_alive = False
                 try:
@@ -357,22 +361,16 @@ class AsyncClient(BaseClient):
         except BaseException as exc:  # a bug, or a cancellation: the batch stops with it
             batch.abort(request, exc, on_wire=on_wire)
 
-    async def _exchange(
-        self, line: bytes, batch: Batch, max_reply: int
-    ) -> tuple[Union[Reply, Failure], Optional[Connection], int]:
-        """One GET: what happened, and the connection to release (None after a failure)."""
-        slots = self._slots
-        assert slots is not None
-        async with slots:
-            return await self._exchange_on(line, batch, max_reply)
-
     async def _exchange_on(
         self, line: bytes, batch: Batch, max_reply: int
     ) -> tuple[Union[Reply, Failure], Optional[Connection], int]:
+        """One GET, in a slot: what happened, and the connection to release (None
+        after a failure)."""
         shown = batch.shown
         loop = self._loop
         assert loop is not None
-        started = time.perf_counter()
+        debug = log.isEnabledFor(logging.DEBUG)
+        started = time.perf_counter() if debug else 0.0
         conn = None
         idle = self._idle
         while idle:
@@ -387,7 +385,7 @@ class AsyncClient(BaseClient):
             if isinstance(made, Failure):
                 # Logged as the sync client logs it: a refused CONNECT (407) or a
                 # platform that cannot be reached is an exchange too.
-                if log.isEnabledFor(logging.DEBUG):
+                if debug:
                     self._log_exchange(shown, line, made, None, 0, started)
                 return made, None, 0
             conn = made
@@ -402,7 +400,9 @@ class AsyncClient(BaseClient):
         waiter: asyncio.Future[None] = loop.create_future()
         settings = self._settings
         conn.start(reader, waiter, loop.time(), settings.timeout, settings.deadline)
-        self._watch(conn, loop)
+        self._watched.add(conn)
+        if self._ticking is None:
+            self._ticking = loop.call_later(self._tick_every, self._tick, loop)
         transport = conn.transport
         assert transport is not None
         cancelled: Optional[BaseException] = None
@@ -445,7 +445,7 @@ class AsyncClient(BaseClient):
             # The proxy's own refusal, in place of the platform's reply: nothing
             # reached the platform.
             failure = self.proxy_refused(407, "Proxy Authentication Required", shown)
-        if log.isEnabledFor(logging.DEBUG):
+        if debug:
             self._log_exchange(shown, line, failure, reader.status, received, started)
         if failure is not None:
             conn.close()
