@@ -1,10 +1,12 @@
 """``AsyncClient``'s asyncio protocols: a connection's reply reading and a proxy tunnel.
 
 ``Connection`` hands each chunk the loop reads straight to the reply reader and
-wakes the waiting task once, when the reply is whole or failed; the client's tick
+wakes the waiting task once, when the reply is whole or failed (or, for a batch
+sent one request at a time, hands a whole reply to the client's ``chain``, which
+may write the next request without waking the task); the client's tick
 (``check``) ends an exchange past its time limits. ``Tunnel`` reads a proxy's reply
-to ``CONNECT`` until the TLS layer takes the connection over. ``Slots`` bounds the
-requests in flight. None decides an outcome: ``aio.AsyncClient`` hands what they
+to ``CONNECT`` until the TLS layer takes the connection over (``open_connection``
+makes either). Neither decides an outcome: ``aio.AsyncClient`` hands what they
 read to the core.
 """
 
@@ -12,16 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import select
-from collections import deque
+import ssl
+from collections.abc import Callable
 from typing import Optional
 
 from urllib3.util.wait import wait_for_read
 
-from ._base import PROXY_HEAD_MAX, TunnelRefused
+from . import _redact
+from ._base import PROXY_HEAD_MAX, TunnelRefused, tunnel_reply
 from ._response import ResponseReader
 from .core import SENT
 
-__all__ = ["Connection", "Slots", "Tunnel"]
+__all__ = ["Connection", "Tunnel", "open_connection"]
 
 _POLL = getattr(select, "poll", None)
 
@@ -35,6 +39,9 @@ class Connection(asyncio.Protocol):
         #: The reader of the last exchange, kept for the next one (``reuse()``).
         self.spare: Optional[ResponseReader] = None
         self.waiter: Optional[asyncio.Future[None]] = None
+        #: Called with this connection when the reply is whole, in place of waking
+        #: the waiter; True when it took the reply over (``AsyncClient._chain``).
+        self.chain: Optional[Callable[[Connection], bool]] = None
         self.closed = False
         #: Bytes arrived while no request was waiting: never reuse the connection.
         self.stray = False
@@ -61,7 +68,9 @@ class Connection(asyncio.Protocol):
             return
         self._seen = True  # for the ticks: cheaper than reading the clock per chunk
         if reader.feed(data):
-            self._wake()
+            chain = self.chain
+            if chain is None or not chain(self):
+                self._wake()
 
     def eof_received(self) -> Optional[bool]:
         self.closed = True
@@ -90,10 +99,12 @@ class Connection(asyncio.Protocol):
         now: float,
         timeout: float,
         deadline: float,
+        chain: Optional[Callable[[Connection], bool]] = None,
     ) -> None:
         """Read the reply to a request about to be written (``now``: the loop's time)."""
         self.reader = reader
         self.waiter = waiter
+        self.chain = chain
         self._seen = False
         self.timeout = timeout
         self.deadline = deadline
@@ -104,6 +115,7 @@ class Connection(asyncio.Protocol):
         """The reply was read (or given up): forget it."""
         self.reader = None
         self.waiter = None
+        self.chain = None
 
     def check(self, now: float) -> None:
         """The client's tick: end the exchange if it is past a time limit."""
@@ -166,54 +178,6 @@ class Connection(asyncio.Protocol):
                 pass
 
 
-class Slots:
-    """At most ``size`` requests in flight over all of a client's calls, first come
-    first served (``asyncio.Semaphore``'s rules).
-
-    ``take()`` is the common case, a free slot and nobody waiting, without the
-    coroutines ``async with semaphore`` makes per request; ``wait()`` queues.
-    """
-
-    __slots__ = ("free", "waiters")
-
-    def __init__(self, size: int) -> None:
-        self.free = size
-        self.waiters: deque[asyncio.Future[None]] = deque()
-
-    def take(self) -> bool:
-        """Take a slot if one is free and nobody waits for one."""
-        if self.free and not self.waiters:
-            self.free -= 1
-            return True
-        return False
-
-    async def wait(self) -> None:
-        """Wait in line for a slot (after ``take()`` failed); it is ours on return."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiters.append(waiter)
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # handed a slot, but cancelled before taking it up
-            else:
-                try:
-                    self.waiters.remove(waiter)
-                except ValueError:  # release() passed over it already
-                    pass
-            raise
-
-    def release(self) -> None:
-        """Give a slot back: to the first in line still waiting, else to the pool."""
-        waiters = self.waiters
-        while waiters:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # the slot passes to it directly
-                return
-        self.free += 1
-
-
 class Tunnel(asyncio.Protocol):
     """The proxy's side of a connection until its reply to ``CONNECT`` is read.
 
@@ -249,3 +213,36 @@ class Tunnel(asyncio.Protocol):
             self.done.set_exception(
                 ConnectionResetError("the proxy closed the connection after CONNECT")
             )
+
+
+async def open_connection(
+    loop: asyncio.AbstractEventLoop,
+    dial: tuple[str, int],
+    ssl_context: Optional[ssl.SSLContext],
+    server_hostname: Optional[str],
+    connect_request: Optional[_redact.Secret],
+) -> Connection:
+    """A new connection to the platform: direct (to ``dial``), or to the proxy
+    there (through a ``CONNECT`` tunnel for https://, with TLS to the platform
+    over it)."""
+    if connect_request is None:
+        _, conn = await loop.create_connection(
+            Connection, *dial, ssl=ssl_context, server_hostname=server_hostname
+        )
+        return conn
+    assert ssl_context is not None  # a tunnel is for https:// only
+    done: asyncio.Future[bytes] = loop.create_future()
+    transport, _ = await loop.create_connection(lambda: Tunnel(done), *dial)
+    try:
+        transport.write(connect_request.value.encode("latin-1"))
+        tunnel_reply(await done)
+        conn = Connection()
+        # TLS to the platform over the tunnel: its name for SNI and the check.
+        tls = await loop.start_tls(transport, conn, ssl_context, server_hostname=server_hostname)
+    except BaseException:
+        transport.abort()
+        raise
+    if tls is None:  # only for a transport already closing
+        raise ConnectionResetError("the tunnel closed during the TLS handshake")
+    conn.connection_made(tls)
+    return conn
