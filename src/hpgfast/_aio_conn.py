@@ -101,7 +101,8 @@ class Connection(asyncio.Protocol):
         deadline: float,
         chain: Optional[Callable[[Connection], bool]] = None,
     ) -> None:
-        """Read the reply to a request about to be written (``now``: the loop's time)."""
+        """Read the reply to a request about to be written (``now``: ``time.monotonic()``,
+        as the tick's)."""
         self.reader = reader
         self.waiter = waiter
         self.chain = chain

@@ -104,7 +104,6 @@ class Lane:
     __slots__ = (
         "batch",
         "chain",
-        "context",
         "error",
         "line",
         "next",
@@ -119,9 +118,10 @@ class Lane:
         self, batch: Batch, chain: Callable[[Lane, Connection], bool], request: Request
     ) -> None:
         self.batch = batch
-        self.chain = functools.partial(chain, self)
-        #: The caller's contextvars, for the subscribers the callback calls.
-        self.context = contextvars.copy_context()
+        #: What the connection calls with itself when a reply is whole: ``chain``,
+        #: in the caller's context (its contextvars, for the subscribers it calls).
+        run: Callable[..., bool] = contextvars.copy_context().run
+        self.chain: Callable[[Connection], bool] = functools.partial(run, chain, self)
         self.request = request
         self.line = b""
         self.started = 0.0

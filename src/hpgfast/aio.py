@@ -273,7 +273,7 @@ class AsyncClient(BaseClient):
                     conn.close()
 
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        now = loop.time()
+        now = _monotonic()  # the clock Connection.start is given
         for conn in list(self._watched):
             conn.check(now)
         # Only while something is on the wire: an idle client leaves the loop alone.
@@ -453,6 +453,9 @@ class AsyncClient(BaseClient):
         else:
             reader.max_body = request.max_reply
         waiter: asyncio.Future[None] = loop.create_future()
+        self._watched.add(conn)
+        if self._ticking is None:
+            self._ticking = loop.call_later(self._tick_every, self._tick, loop)
         cancelled: Optional[BaseException] = None
         try:
             line = self._send(conn, reader, waiter, line, lane)
@@ -521,22 +524,17 @@ class AsyncClient(BaseClient):
         line: bytes,
         lane: Optional[Lane],
     ) -> bytes:
-        """Write a request on ``conn``, its reply to ``reader``, watched by the tick;
-        the request line as written."""
+        """Write a request on ``conn``, its reply to ``reader``; the request line as
+        written. (The caller has the tick watch ``conn``.)"""
         settings = self._settings
-        loop = self._loop
-        assert loop is not None
         conn.start(
             reader,
             waiter,
-            loop.time(),
+            _monotonic(),
             settings.timeout,
             settings.deadline,
             None if lane is None else lane.chain,
         )
-        self._watched.add(conn)
-        if self._ticking is None:
-            self._ticking = loop.call_later(self._tick_every, self._tick, loop)
         transport = conn.transport
         assert transport is not None
         if self._absolute:
@@ -549,13 +547,13 @@ class AsyncClient(BaseClient):
         """A whole reply on ``conn``, the lane's: the task's next steps, done here.
 
         Called by the connection as the reply's last bytes are read, in place of
-        waking the task: it reports the reply to the core, and when the core settles
-        the request and hands out the next one, which may start at once on this
-        same connection, writes it. The task then sleeps on: one loop turn per
-        request instead of two, and no task step. Whatever else happens (a failure,
-        a retry, a wait, a connection to make, a stop, a slot another call waits
-        for) wakes the task, with the lane saying how far this got. False: nothing
-        was done, the connection wakes the task.
+        waking the task, in the caller's context (``Lane.chain``): it reports the
+        reply to the core and, when the core settles the request and hands out the
+        next one, which may start at once on this same connection, writes it. The
+        task sleeps on: one loop turn per request instead of two, and no task step.
+        Whatever else happens (a failure, a retry, a wait, a connection to make, a
+        stop, a slot another call waits for) wakes the task, with the lane saying
+        how far this got. False: nothing was done, the connection wakes the task.
         """
         reader = conn.reader
         waiter = conn.waiter
@@ -570,84 +568,85 @@ class AsyncClient(BaseClient):
             or reader.extra
             or (self._absolute and reader.status == 407)
             or batch.stopped
-            or self._closed
             or conn.stray
             or (slots is not None and slots.waiters)
         ):
             return False
-        return lane.context.run(self._chain_on, lane, conn, reader, waiter)
-
-    def _chain_on(
-        self,
-        lane: Lane,
-        conn: Connection,
-        reader: ResponseReader,
-        waiter: asyncio.Future[None],
-    ) -> bool:
-        # In the caller's context (contextvars), as the task would run it.
-        batch = lane.batch
-        request = lane.request
-        conn.stop()
-        self._watched.discard(conn)
+        debug = log.isEnabledFor(logging.DEBUG)
         received = reader.received
         try:
-            if log.isEnabledFor(logging.DEBUG):
+            if debug:
                 self._log_exchange(
                     batch.shown, lane.line, None, reader.status, received, lane.started
                 )
-            step = self._report(batch, request, reader.reply(), conn, received)
+            # The wall clock too: a Retry-After may be an HTTP-date.
+            step = batch.report(lane.request, reader.reply(), _monotonic(), received, time.time())
         except BaseException as exc:  # a bug (or an interrupt): the task aborts the request
+            self._end(conn)
             conn.close()
             return lane.failed(waiter, exc, on_wire=False)
-        if step.retry_at is not None:
-            lane.step = step
-            return lane.wake(waiter, SETTLED)
-        # _report released the connection; the task would take it again at once
-        # (last in, first out): the same checks, without the trip through the pool.
-        idle = self._idle
-        if not idle or idle[-1] is not conn or conn.dropped():
+        # The task would release the connection and take it again at once (the
+        # pool is last in, first out): the same checks, without the trip.
+        if (
+            step.retry_at is not None
+            or not step.keep_alive
+            or conn.closed
+            or self._closed
+            or len(self._idle) >= self._settings.concurrency
+            or conn.dropped()
+        ):
+            self._end(conn)
+            self._release(conn, step.keep_alive)
+            if step.retry_at is not None:
+                lane.step = step
             return lane.wake(waiter, SETTLED)
         nxt: Optional[Request] = None
         line: Optional[bytes] = None
-        error: Optional[BaseException] = None
         try:
             while line is None:  # begin_line's None: not to be sent, the next one
                 nxt = None
-                nxt = batch.next(_monotonic())
-                if nxt is None or batch.start_in(nxt, _monotonic()) > 0:
+                now = _monotonic()
+                nxt = batch.next(now)
+                if nxt is None or batch.start_in(nxt, now) > 0:
                     break
-                line = batch.begin_line(nxt, _monotonic(), hold=True)
+                line = batch.begin_line(nxt, now, hold=True)
         except BaseException as exc:  # a bug (or an interrupt)
-            error = exc
-        # Unless the next request can go out now, the task goes on from here.
-        if error is not None:
+            self._end(conn)
+            self._release(conn, True)
             if nxt is None:  # batch.next() raised: the batch stops with it (_drive)
-                lane.next, lane.error = None, error
+                lane.next, lane.error = None, exc
                 return lane.wake(waiter, NEXT)
             lane.request = nxt
-            return lane.failed(waiter, error, on_wire=False)
-        if nxt is None or line is None:  # none left, or the next one to wait
-            lane.next = nxt
-            return lane.wake(waiter, NEXT)
-        lane.request, lane.line = nxt, line
-        if nxt.held is not None:  # begun: its blocking subscribers to run first
+            return lane.failed(waiter, exc, on_wire=False)
+        if nxt is None or line is None or nxt.held is not None:
+            # None left, the next one to wait, or begun with blocking subscribers to
+            # run first: the task goes on from here.
+            self._end(conn)
+            self._release(conn, True)
+            if nxt is None or line is None:
+                lane.next = nxt
+                return lane.wake(waiter, NEXT)
+            lane.request, lane.line = nxt, line
             return lane.wake(waiter, BEGUN)
-        idle.pop()
-        lane.started = time.perf_counter() if log.isEnabledFor(logging.DEBUG) else 0.0
-        lane.phase = WIRE
+        lane.request, lane.line = nxt, line
+        lane.started = time.perf_counter() if debug else 0.0
         if not reader.reuse():
             reader = conn.spare = ResponseReader(nxt.max_reply)
         else:
             reader.max_body = nxt.max_reply
         try:
-            self._send(conn, reader, waiter, line, lane)
+            self._send(conn, reader, waiter, line, lane)  # (conn is still watched)
         except BaseException as exc:  # as the task: the request may have gone out
-            conn.stop()
-            self._watched.discard(conn)
+            self._end(conn)
             conn.close()
             batch.stop(exc)
             return lane.failed(waiter, exc, on_wire=True)
         return True
+
+    def _end(self, conn: Connection) -> None:
+        """The exchange on ``conn`` is over: forget its reply, stop watching it."""
+        conn.stop()
+        self._watched.discard(conn)
 
     async def _connect(self, shown: str) -> Union[Connection, Failure]:
         """A new connection (TLS done), or the ``CONNECT``/``TLS`` failure: nothing sent."""
