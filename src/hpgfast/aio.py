@@ -576,8 +576,11 @@ class AsyncClient(BaseClient):
         received = reader.received
         try:
             if debug:
+                written = lane.line
+                if self._absolute:
+                    written = written[:4] + self._absolute + written[4:]
                 self._log_exchange(
-                    batch.shown, lane.line, None, reader.status, received, lane.started
+                    batch.shown, written, None, reader.status, received, lane.started
                 )
             # The wall clock too: a Retry-After may be an HTTP-date.
             step = batch.report(lane.request, reader.reply(), _monotonic(), received, time.time())
