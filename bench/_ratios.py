@@ -197,11 +197,19 @@ RATIOS: tuple[Ratio, ...] = (
              "AsyncClient CPU/msg vs naive aiohttp"),
         )
     ),
-    # Reported, not promised: the floor's I/O driving the core (what AsyncClient costs
-    # above it is its transport's), and the sync client beside it in the same run.
-    Ratio("aio-cpu-8k", "AsyncClient", "floor+core", 0.0, 0.0, "AsyncClient vs floor+core, 8K"),
+    # The floor's I/O driving the core (what AsyncClient costs above it is its
+    # transport's), and the sync client beside it in the same run. At 8 KiB the
+    # targets: within 1.05x the floor driving the core, within 1.3x the Client's
+    # CPU. Three runs each of `-k "bench_async_cpu_per_message and 8k"` on the
+    # loaded machine: the task woken per reply measured 0.72-1.03 and 0.60-0.82;
+    # the next request written from the connection's callback 1.27-1.32 and
+    # 1.09-1.12. These floors gate only where valgrind is missing (the counts
+    # below gate otherwise): under the runs since, over the old path's worst.
+    # Reported at 1 MiB.
+    Ratio("aio-cpu-8k", "AsyncClient", "floor+core", 1 / 1.05, 0.85,
+          "AsyncClient vs floor+core, 8K"),
     Ratio("aio-cpu-1m", "AsyncClient", "floor+core", 0.0, 0.0, "AsyncClient vs floor+core, 1M"),
-    Ratio("aio-cpu-8k", "AsyncClient", "hpgfast-sync", 0.0, 0.0, "AsyncClient vs Client, 8K"),
+    Ratio("aio-cpu-8k", "AsyncClient", "hpgfast-sync", 1 / 1.3, 0.75, "AsyncClient vs Client, 8K"),
     Ratio("aio-cpu-1m", "AsyncClient", "hpgfast-sync", 0.0, 0.0, "AsyncClient vs Client, 1M"),
     # The same claims in instructions per message (bench_counted.py: callgrind,
     # PYTHONHASHSEED=0, the calling thread's instructions in one send per transport
@@ -216,6 +224,9 @@ RATIOS: tuple[Ratio, ...] = (
     #   1 MiB: Client 5,459-5,478, raw socket 6,574-6,579, aiohttp 32,695-32,830,
     #          AsyncClient 5,473-5,485, asyncio floor 6,635-6,640, floor+core
     #          7,224-7,231.
+    # Since AsyncClient writes the next request from the connection's callback
+    # (one loop turn a request, no task step): AsyncClient 8,494 at 8 KiB (Client
+    # 8,624, floor+core 11,163, asyncio floor 9,236) and 5,451 at 1 MiB.
     # The ratios (peer / subject) measured are in the comment of each row; the
     # floors sit about 15% under them: a count moves with the code, not with the
     # load, and the margin is for another CPU's string routines or libc. The old
@@ -251,18 +262,21 @@ RATIOS: tuple[Ratio, ...] = (
             replaces=f"aio-cpu-{size}",
         )
         for size, name, peer, target, floor, claim in (
-            # 0.90 (time: 0.69-0.76)
+            # 0.90, 1.09 since the callback writes (time: 0.69-0.76; 0.83-0.96)
             ("8k", "8 KiB", "asyncio-floor", 1 / 1.5, 0.76, "asyncio floor"),
-            # 1.21 (time: 0.83-1.0)
+            # 1.21-1.22 (time: 0.83-1.0)
             ("1m", "1 MiB", "asyncio-floor", 1 / 1.5, 1.0, "asyncio floor"),
             # 4.27 (time: 2.0-2.6)
             ("8k", "8 KiB", "aiohttp-naive", 2.0, 3.6, "naive aiohttp"),
             # 5.97-6.00 (time: 2.9-4.8)
             ("1m", "1 MiB", "aiohttp-naive", 3.0, 5.0, "naive aiohttp"),
-            # Reported: 1.09 and 1.32; Client against AsyncClient 0.84 and 1.00.
-            ("8k", "8 KiB", "floor+core", 0.0, 0.0, "floor+core"),
+            # Within 1.05x the floor driving the core, and 1.3x Client, at 8 KiB:
+            # 1.08 and 0.83 with the task woken per reply (under these floors),
+            # 1.31 and 1.01 since the callback writes. Reported at 1 MiB: 1.32
+            # and 1.00 before and since.
+            ("8k", "8 KiB", "floor+core", 1 / 1.05, 1.12, "floor+core"),
             ("1m", "1 MiB", "floor+core", 0.0, 0.0, "floor+core"),
-            ("8k", "8 KiB", "hpgfast-sync", 0.0, 0.0, "Client"),
+            ("8k", "8 KiB", "hpgfast-sync", 1 / 1.3, 0.86, "Client"),
             ("1m", "1 MiB", "hpgfast-sync", 0.0, 0.0, "Client"),
         )
     ),

@@ -7,6 +7,7 @@ test) runs over both in test_client*.py through ``conftest.transport``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import os
 import pickle
@@ -18,6 +19,7 @@ import time
 import pytest
 
 from hpgfast import AsyncClient, Code, Message, SendResult, results_of
+from hpgfast.core import RequestFinished, Subscriber
 from hpgfast.emulator import Emulator
 from ledger_checks import assert_truthful
 
@@ -249,3 +251,51 @@ def test_repr_pickle_and_headers() -> None:
     client.close()
     with pytest.raises(ValueError):
         AsyncClient("http://127.0.0.1:1/C/x/", "CLIENT", "pw", user_agent="a\r\nX-Evil: 1")
+
+
+TAG: contextvars.ContextVar[str] = contextvars.ContextVar("TAG", default="none")
+
+
+def test_subscribers_see_the_callers_contextvars_on_every_request() -> None:
+    # One request at a time, every request after a batch's first goes out from the
+    # connection's callback (aio._chain), in the context the connection was made
+    # in: the first batch's here. The subscribers still see their own caller's.
+    class Tags(Subscriber):
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def request_finished(self, event: RequestFinished) -> None:
+            self.seen.append(TAG.get())
+
+    async def main(emu: Emulator) -> list[str]:
+        tags = Tags()
+        async with AsyncClient(emu.url, emu.login, emu.password, max_batch=5) as client:
+            for tag in ("first", "second"):
+                TAG.set(tag)
+                results = await client.send(numbered(20), subscribers=[tags])
+                assert all(r.ok for r in results)
+            assert len(client._idle) == 1  # the second batch ran on the first's connection
+        return tags.seen
+
+    with Emulator() as emu:
+        assert asyncio.run(main(emu)) == ["first"] * 4 + ["second"] * 4
+
+
+def test_a_call_cancelled_while_waiting_for_a_slot_loses_no_slot() -> None:
+    async def main(emu: Emulator) -> None:
+        async with AsyncClient(emu.url, emu.login, emu.password, max_batch=5) as client:
+            first = asyncio.create_task(client.send(numbered(10)))
+            await asyncio.sleep(0.1)  # the first call holds the one slot
+            waiting = asyncio.create_task(client.send(numbered(5)))
+            await asyncio.sleep(0.05)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            assert all(r.ok for r in await first)
+            # The slot is free again: a third call gets it.
+            assert all(r.ok for r in await asyncio.wait_for(client.send(numbered(5)), 10))
+            assert client._slots is not None and client._slots.free == 1
+
+    with Emulator(latency=0.2) as emu:
+        asyncio.run(main(emu))
+        assert emu.requests["send"] == 3

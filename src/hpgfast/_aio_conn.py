@@ -1,24 +1,33 @@
 """``AsyncClient``'s asyncio protocols: a connection's reply reading and a proxy tunnel.
 
 ``Connection`` hands each chunk the loop reads straight to the reply reader and
-wakes the waiting task once, when the reply is whole or failed; the client's tick
+wakes the waiting task once, when the reply is whole or failed (or, for a batch
+sent one request at a time, hands a whole reply to the client's ``chain``, which
+may write the next request without waking the task); the client's tick
 (``check``) ends an exchange past its time limits. ``Tunnel`` reads a proxy's reply
-to ``CONNECT`` until the TLS layer takes the connection over. Neither decides an
-outcome: ``aio.AsyncClient`` hands what they read to the core.
+to ``CONNECT`` until the TLS layer takes the connection over (``open_connection``
+makes either). Neither decides an outcome: ``aio.AsyncClient`` hands what they
+read to the core.
 """
 
 from __future__ import annotations
 
 import asyncio
+import select
+import ssl
+from collections.abc import Callable
 from typing import Optional
 
 from urllib3.util.wait import wait_for_read
 
-from ._base import PROXY_HEAD_MAX, TunnelRefused
+from . import _redact
+from ._base import PROXY_HEAD_MAX, TunnelRefused, tunnel_reply
 from ._response import ResponseReader
 from .core import SENT
 
-__all__ = ["Connection", "Tunnel"]
+__all__ = ["Connection", "Tunnel", "open_connection"]
+
+_POLL = getattr(select, "poll", None)
 
 
 class Connection(asyncio.Protocol):
@@ -30,6 +39,9 @@ class Connection(asyncio.Protocol):
         #: The reader of the last exchange, kept for the next one (``reuse()``).
         self.spare: Optional[ResponseReader] = None
         self.waiter: Optional[asyncio.Future[None]] = None
+        #: Called with this connection when the reply is whole, in place of waking
+        #: the waiter; True when it took the reply over (``AsyncClient._chain``).
+        self.chain: Optional[Callable[[Connection], bool]] = None
         self.closed = False
         #: Bytes arrived while no request was waiting: never reuse the connection.
         self.stray = False
@@ -38,6 +50,8 @@ class Connection(asyncio.Protocol):
         self.timeout = 0.0
         self.deadline = 0.0
         self._seen = False
+        #: The idle check's poll object, registered once (``dropped``).
+        self._poll: Optional[select.poll] = None
 
     def __repr__(self) -> str:
         return f"<hpgfast connection closed={self.closed}>"
@@ -54,7 +68,9 @@ class Connection(asyncio.Protocol):
             return
         self._seen = True  # for the ticks: cheaper than reading the clock per chunk
         if reader.feed(data):
-            self._wake()
+            chain = self.chain
+            if chain is None or not chain(self):
+                self._wake()
 
     def eof_received(self) -> Optional[bool]:
         self.closed = True
@@ -83,10 +99,13 @@ class Connection(asyncio.Protocol):
         now: float,
         timeout: float,
         deadline: float,
+        chain: Optional[Callable[[Connection], bool]] = None,
     ) -> None:
-        """Read the reply to a request about to be written (``now``: the loop's time)."""
+        """Read the reply to a request about to be written (``now``: ``time.monotonic()``,
+        as the tick's)."""
         self.reader = reader
         self.waiter = waiter
+        self.chain = chain
         self._seen = False
         self.timeout = timeout
         self.deadline = deadline
@@ -97,6 +116,7 @@ class Connection(asyncio.Protocol):
         """The reply was read (or given up): forget it."""
         self.reader = None
         self.waiter = None
+        self.chain = None
 
     def check(self, now: float) -> None:
         """The client's tick: end the exchange if it is past a time limit."""
@@ -126,12 +146,26 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return True  # a closing transport drops writes without a word
-        sock = transport.get_extra_info("socket")
-        if sock is None:
-            return True
+        poll = self._poll
+        if poll is None:
+            sock = transport.get_extra_info("socket")
+            if sock is None:
+                return True
+            if _POLL is None:  # no poll(2): urllib3's select() fallback each time
+                try:
+                    return bool(wait_for_read(sock, timeout=0.0))
+                except (OSError, ValueError):
+                    return True
+            # One poll object per connection, not one per check (urllib3's): the
+            # check runs before every request on a kept connection.
+            poll = self._poll = _POLL()
+            try:
+                poll.register(sock.fileno(), select.POLLIN)
+            except (OSError, ValueError):
+                return True
         try:
-            return bool(wait_for_read(sock, timeout=0.0))
-        except (OSError, ValueError):
+            return bool(poll.poll(0))
+        except OSError:
             return True
 
     def close(self) -> None:
@@ -180,3 +214,36 @@ class Tunnel(asyncio.Protocol):
             self.done.set_exception(
                 ConnectionResetError("the proxy closed the connection after CONNECT")
             )
+
+
+async def open_connection(
+    loop: asyncio.AbstractEventLoop,
+    dial: tuple[str, int],
+    ssl_context: Optional[ssl.SSLContext],
+    server_hostname: Optional[str],
+    connect_request: Optional[_redact.Secret],
+) -> Connection:
+    """A new connection to the platform: direct (to ``dial``), or to the proxy
+    there (through a ``CONNECT`` tunnel for https://, with TLS to the platform
+    over it)."""
+    if connect_request is None:
+        _, conn = await loop.create_connection(
+            Connection, *dial, ssl=ssl_context, server_hostname=server_hostname
+        )
+        return conn
+    assert ssl_context is not None  # a tunnel is for https:// only
+    done: asyncio.Future[bytes] = loop.create_future()
+    transport, _ = await loop.create_connection(lambda: Tunnel(done), *dial)
+    try:
+        transport.write(connect_request.value.encode("latin-1"))
+        tunnel_reply(await done)
+        conn = Connection()
+        # TLS to the platform over the tunnel: its name for SNI and the check.
+        tls = await loop.start_tls(transport, conn, ssl_context, server_hostname=server_hostname)
+    except BaseException:
+        transport.abort()
+        raise
+    if tls is None:  # only for a transport already closing
+        raise ConnectionResetError("the tunnel closed during the TLS handshake")
+    conn.connection_made(tls)
+    return conn

@@ -7,6 +7,13 @@ llhttp reading the replies (``_response.ResponseReader``):
 - **One small protocol per connection.** ``Connection`` (``_aio_conn``) hands each chunk the loop
   reads straight to the reply reader; the waiting task wakes once, when the reply
   is whole or failed. No streams, no per-chunk task switch.
+- **One request at a time, from the callback.** When a batch goes one request at
+  a time (``concurrency=1``, the default), the connection's callback reports a
+  whole reply to the core itself and, when the core hands out the next request
+  and it may go at once on the same kept connection, writes it (``_chain``, the
+  ``Lane`` of ``_aio_lane``): one loop turn per request instead of two, and no
+  task step. Anything else (a failure, a retry, a wait, a new connection, a
+  stop, a slot another call waits for) wakes the task, which goes on from there.
 - **A pool of keep-alive connections**, at most ``concurrency`` kept, last used
   first. A connection is reused only when the core and the reply both allow it and
   nothing arrived on it while it was idle (a stale or extra reply).
@@ -41,13 +48,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal, Optional, Union, cast, overload
 
 from . import _redact
-from ._aio_conn import Connection, Tunnel
+from ._aio_conn import Connection, open_connection
+from ._aio_lane import BEGUN, FAILED, NEXT, SETTLED, WIRE, Lane, Slots, start_held, wind_down
 from ._base import (
     FRESH_GRACE,
     INTERRUPT_GRACE,
     BaseClient,
     settings_doc,
-    tunnel_reply,
 )
 from ._records import Message, Params, SendResult, StatusResult
 from ._response import ResponseReader
@@ -60,6 +67,7 @@ from .core import (
     Failure,
     Reply,
     Request,
+    Step,
     Subscriber,
 )
 from .exceptions import ConnectError
@@ -115,7 +123,7 @@ class AsyncClient(BaseClient):
         )
         self._idle: list[Connection] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._slots: Optional[asyncio.Semaphore] = None
+        self._slots: Optional[Slots] = None
         self._pid = os.getpid()
         self._keeper: Optional[asyncio.Task[None]] = None
         #: Connections with an exchange on the wire, and the tick that watches them.
@@ -245,7 +253,7 @@ class AsyncClient(BaseClient):
             self._stop_keeper()
             self._stop_ticking()
             self._loop = loop
-            self._slots = asyncio.Semaphore(self._settings.concurrency)
+            self._slots = Slots(self._settings.concurrency)
             self._keeper = loop.create_task(self._keep(loop))
         return loop
 
@@ -264,13 +272,8 @@ class AsyncClient(BaseClient):
                 for conn in idle:
                     conn.close()
 
-    def _watch(self, conn: Connection, loop: asyncio.AbstractEventLoop) -> None:
-        self._watched.add(conn)
-        if self._ticking is None:
-            self._ticking = loop.call_later(self._tick_every, self._tick, loop)
-
     def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        now = loop.time()
+        now = _monotonic()  # the clock Connection.start is given
         for conn in list(self._watched):
             conn.check(now)
         # Only while something is on the wire: an idle client leaves the loop alone.
@@ -301,10 +304,16 @@ class AsyncClient(BaseClient):
         try:
             if limit == 1 or len(batch.requests) == 1:
                 # One at a time: in this task, no task per request (each costs loop
-                # turns). A cancellation meets the exchange itself, whose grace
+                # turns), and most requests go out from the connection's callback
+                # (_chain). A cancellation meets the exchange itself, whose grace
                 # period lets the request on the wire finish (_exchange_on).
-                while (request := batch.next(_monotonic())) is not None:
-                    await self._run(batch, request)
+                lane: Optional[Lane] = None
+                request = batch.next(_monotonic())
+                while request is not None:
+                    if lane is None:
+                        lane = Lane(batch, self._chain, request)
+                    await self._run(batch, request, lane)
+                    request = lane.next_request()
             else:
                 while (request := batch.next(_monotonic())) is not None:
                     tasks[loop.create_task(self._run(batch, request))] = request
@@ -318,12 +327,19 @@ class AsyncClient(BaseClient):
             stop = exc
         if stop is not None:
             batch.stop(stop)
-            await _wind_down(batch, stop, tasks)
+            await wind_down(batch, stop, tasks)
         return batch.finish()
 
-    async def _run(self, batch: Batch, request: Request) -> None:
-        """Send one request until the core calls it settled; wait where it says."""
+    async def _run(self, batch: Batch, request: Request, lane: Optional[Lane] = None) -> None:
+        """Send one request until the core calls it settled; wait where it says.
+
+        With a ``lane`` (one request at a time), the connection's callback may have
+        settled it and gone on to later requests while this task waited: the lane
+        says which request is this task's now, and where to go on from.
+        """
         on_wire = False
+        if lane is not None:
+            lane.request = request
         try:
             # The rate limit, or a batch-wide Retry-After (which may grow meanwhile).
             while (wait := batch.start_in(request, _monotonic())) > 0:
@@ -331,20 +347,40 @@ class AsyncClient(BaseClient):
             line = batch.begin_line(request, _monotonic(), hold=True)
             if line is None:
                 return
-            if request.held is not None and not await _start_held(batch, request):
-                return
+            slots = self._slots
+            assert slots is not None
             while True:
+                if request.held is not None and not await start_held(batch, request):
+                    return
                 on_wire = True
-                event, conn, received = await self._exchange(line, batch, request.max_reply)
-                on_wire = False
-                keep_alive = False
+                # A slot of the client's concurrency for the exchange (no coroutine
+                # when one is free: the usual case).
+                if not slots.take():
+                    await slots.wait()
                 try:
-                    # The wall clock too: a Retry-After may be an HTTP-date.
-                    step = batch.report(request, event, _monotonic(), received, time.time())
-                    keep_alive = step.keep_alive
+                    exchanged = await self._exchange_on(line, batch, request, lane)
                 finally:
-                    if conn is not None:
-                        self._release(conn, keep_alive)
+                    slots.release()
+                on_wire = False
+                if lane is not None:
+                    # The lane's callback may have settled this request and gone on
+                    # to later ones meanwhile: the task's request is the lane's.
+                    request, line = lane.request, lane.line
+                if exchanged is not None:
+                    step = self._report(batch, request, *exchanged)
+                else:  # the callback stopped where the lane says
+                    assert lane is not None
+                    phase, pending, lane.step = lane.phase, lane.step, None
+                    if phase == BEGUN:
+                        continue  # a later request, begun: its blocking subscribers first
+                    if phase == FAILED:
+                        error, lane.error = lane.error, None
+                        on_wire = lane.on_wire
+                        assert error is not None
+                        raise error
+                    if pending is None:
+                        return  # settled (and perhaps the next one handed out: _drive)
+                    step = pending
                 if step.retry_at is None:
                     return
                 delay = step.retry_at - _monotonic()
@@ -355,24 +391,41 @@ class AsyncClient(BaseClient):
                 if not batch.begin_retry(request, _monotonic()):
                     return  # a subscriber refused it (a journal's lease ran out)
         except BaseException as exc:  # a bug, or a cancellation: the batch stops with it
+            if lane is not None:
+                request = lane.request  # the lane's request is the one this task had
             batch.abort(request, exc, on_wire=on_wire)
 
-    async def _exchange(
-        self, line: bytes, batch: Batch, max_reply: int
-    ) -> tuple[Union[Reply, Failure], Optional[Connection], int]:
-        """One GET: what happened, and the connection to release (None after a failure)."""
-        slots = self._slots
-        assert slots is not None
-        async with slots:
-            return await self._exchange_on(line, batch, max_reply)
+    def _report(
+        self,
+        batch: Batch,
+        request: Request,
+        event: Union[Reply, Failure],
+        conn: Optional[Connection],
+        received: int,
+    ) -> Step:
+        """Tell the core what an exchange came to; keep or close its connection."""
+        keep_alive = False
+        try:
+            # The wall clock too: a Retry-After may be an HTTP-date.
+            step = batch.report(request, event, _monotonic(), received, time.time())
+            keep_alive = step.keep_alive
+        finally:
+            if conn is not None:
+                self._release(conn, keep_alive)
+        return step
 
     async def _exchange_on(
-        self, line: bytes, batch: Batch, max_reply: int
-    ) -> tuple[Union[Reply, Failure], Optional[Connection], int]:
+        self, line: bytes, batch: Batch, request: Request, lane: Optional[Lane] = None
+    ) -> Optional[tuple[Union[Reply, Failure], Optional[Connection], int]]:
+        """One GET, in a slot: what happened, and the connection to release (None
+        after a failure); None when the lane's callback took the reply over."""
         shown = batch.shown
         loop = self._loop
         assert loop is not None
-        started = time.perf_counter()
+        debug = log.isEnabledFor(logging.DEBUG)
+        started = time.perf_counter() if debug else 0.0
+        if lane is not None:
+            lane.request, lane.line, lane.started, lane.phase = request, line, started, WIRE
         conn = None
         idle = self._idle
         while idle:
@@ -387,7 +440,7 @@ class AsyncClient(BaseClient):
             if isinstance(made, Failure):
                 # Logged as the sync client logs it: a refused CONNECT (407) or a
                 # platform that cannot be reached is an exchange too.
-                if log.isEnabledFor(logging.DEBUG):
+                if debug:
                     self._log_exchange(shown, line, made, None, 0, started)
                 return made, None, 0
             conn = made
@@ -396,24 +449,33 @@ class AsyncClient(BaseClient):
         # this request's cap.
         reader = conn.spare
         if reader is None or not reader.reuse():
-            reader = conn.spare = ResponseReader(max_reply)
+            reader = conn.spare = ResponseReader(request.max_reply)
         else:
-            reader.max_body = max_reply
+            reader.max_body = request.max_reply
         waiter: asyncio.Future[None] = loop.create_future()
-        settings = self._settings
-        conn.start(reader, waiter, loop.time(), settings.timeout, settings.deadline)
-        self._watch(conn, loop)
-        transport = conn.transport
-        assert transport is not None
+        self._watched.add(conn)
+        if self._ticking is None:
+            self._ticking = loop.call_later(self._tick_every, self._tick, loop)
         cancelled: Optional[BaseException] = None
-        if self._absolute:
-            # Through a proxy: the whole URL as the target (absolute form).
-            line = line[:4] + self._absolute + line[4:]
         try:
-            transport.write(line + self._tail)
+            line = self._send(conn, reader, waiter, line, lane)
             await waiter
         except BaseException as exc:  # cancelled (or interrupted) with the request on the wire
             cancelled = exc
+        if lane is not None:
+            if lane.phase != WIRE:
+                # The callback settled the request (and perhaps went on): no reply
+                # of this task's is on the wire.
+                if cancelled is not None:
+                    batch.stop(cancelled)
+                return None
+            # The request on the wire may be a later one the callback wrote, on the
+            # same connection (its reader is the connection's).
+            reader = conn.spare
+            assert reader is not None
+            line, started = lane.line, lane.started
+            if self._absolute:
+                line = line[:4] + self._absolute + line[4:]
         if cancelled is not None:
             # The grace period: the batch stops, but the reply to what was sent may
             # still come and say what became of its messages. A second
@@ -445,7 +507,7 @@ class AsyncClient(BaseClient):
             # The proxy's own refusal, in place of the platform's reply: nothing
             # reached the platform.
             failure = self.proxy_refused(407, "Proxy Authentication Required", shown)
-        if log.isEnabledFor(logging.DEBUG):
+        if debug:
             self._log_exchange(shown, line, failure, reader.status, received, started)
         if failure is not None:
             conn.close()
@@ -454,6 +516,141 @@ class AsyncClient(BaseClient):
             conn.close()
         return reader.reply(), conn, received
 
+    def _send(
+        self,
+        conn: Connection,
+        reader: ResponseReader,
+        waiter: asyncio.Future[None],
+        line: bytes,
+        lane: Optional[Lane],
+    ) -> bytes:
+        """Write a request on ``conn``, its reply to ``reader``; the request line as
+        written. (The caller has the tick watch ``conn``.)"""
+        settings = self._settings
+        conn.start(
+            reader,
+            waiter,
+            _monotonic(),
+            settings.timeout,
+            settings.deadline,
+            None if lane is None else lane.chain,
+        )
+        transport = conn.transport
+        assert transport is not None
+        if self._absolute:
+            # Through a proxy: the whole URL as the target (absolute form).
+            line = line[:4] + self._absolute + line[4:]
+        transport.write(line + self._tail)
+        return line
+
+    def _chain(self, lane: Lane, conn: Connection) -> bool:
+        """A whole reply on ``conn``, the lane's: the task's next steps, done here.
+
+        Called by the connection as the reply's last bytes are read, in place of
+        waking the task, in the caller's context (``Lane.chain``): it reports the
+        reply to the core and, when the core settles the request and hands out the
+        next one, which may start at once on this same connection, writes it. The
+        task sleeps on: one loop turn per request instead of two, and no task step.
+        Whatever else happens (a failure, a retry, a wait, a connection to make, a
+        stop, a slot another call waits for) wakes the task, with the lane saying
+        how far this got. False: nothing was done, the connection wakes the task.
+        """
+        reader = conn.reader
+        waiter = conn.waiter
+        batch = lane.batch
+        slots = self._slots
+        if (
+            reader is None
+            or waiter is None
+            or waiter.done()  # cancelled: the task takes it from here
+            or not reader.ok
+            or not reader.keep_alive
+            or reader.extra
+            or (self._absolute and reader.status == 407)
+            or batch.stopped
+            or conn.stray
+            or (slots is not None and slots.waiters)
+        ):
+            return False
+        debug = log.isEnabledFor(logging.DEBUG)
+        received = reader.received
+        try:
+            if debug:
+                written = lane.line
+                if self._absolute:
+                    written = written[:4] + self._absolute + written[4:]
+                self._log_exchange(
+                    batch.shown, written, None, reader.status, received, lane.started
+                )
+            # The wall clock too: a Retry-After may be an HTTP-date.
+            step = batch.report(lane.request, reader.reply(), _monotonic(), received, time.time())
+        except BaseException as exc:  # a bug (or an interrupt): the task aborts the request
+            self._end(conn)
+            conn.close()
+            return lane.failed(waiter, exc, on_wire=False)
+        # The task would release the connection and take it again at once (the
+        # pool is last in, first out): the same checks, without the trip.
+        if (
+            step.retry_at is not None
+            or not step.keep_alive
+            or conn.closed
+            or self._closed
+            or len(self._idle) >= self._settings.concurrency
+            or conn.dropped()
+        ):
+            self._end(conn)
+            self._release(conn, step.keep_alive)
+            if step.retry_at is not None:
+                lane.step = step
+            return lane.wake(waiter, SETTLED)
+        nxt: Optional[Request] = None
+        line: Optional[bytes] = None
+        try:
+            while line is None:  # begin_line's None: not to be sent, the next one
+                nxt = None
+                now = _monotonic()
+                nxt = batch.next(now)
+                if nxt is None or batch.start_in(nxt, now) > 0:
+                    break
+                line = batch.begin_line(nxt, now, hold=True)
+        except BaseException as exc:  # a bug (or an interrupt)
+            self._end(conn)
+            self._release(conn, True)
+            if nxt is None:  # batch.next() raised: the batch stops with it (_drive)
+                lane.next, lane.error = None, exc
+                return lane.wake(waiter, NEXT)
+            lane.request = nxt
+            return lane.failed(waiter, exc, on_wire=False)
+        if nxt is None or line is None or nxt.held is not None:
+            # None left, the next one to wait, or begun with blocking subscribers to
+            # run first: the task goes on from here.
+            self._end(conn)
+            self._release(conn, True)
+            if nxt is None or line is None:
+                lane.next = nxt
+                return lane.wake(waiter, NEXT)
+            lane.request, lane.line = nxt, line
+            return lane.wake(waiter, BEGUN)
+        lane.request, lane.line = nxt, line
+        lane.started = time.perf_counter() if debug else 0.0
+        if not reader.reuse():
+            reader = conn.spare = ResponseReader(nxt.max_reply)
+        else:
+            reader.max_body = nxt.max_reply
+        try:
+            self._send(conn, reader, waiter, line, lane)  # (conn is still watched)
+        except BaseException as exc:  # as the task: the request may have gone out
+            self._end(conn)
+            conn.close()
+            batch.stop(exc)
+            return lane.failed(waiter, exc, on_wire=True)
+        return True
+
+    def _end(self, conn: Connection) -> None:
+        """The exchange on ``conn`` is over: forget its reply, stop watching it."""
+        conn.stop()
+        self._watched.discard(conn)
+
     async def _connect(self, shown: str) -> Union[Connection, Failure]:
         """A new connection (TLS done), or the ``CONNECT``/``TLS`` failure: nothing sent."""
         loop = self._loop
@@ -461,9 +658,10 @@ class AsyncClient(BaseClient):
         error: Optional[BaseException] = None
         conn: Optional[Connection] = None
         try:
-            conn = await asyncio.wait_for(
-                self._open_connection(loop), self._settings.connect_timeout
+            opening = open_connection(
+                loop, self._dial, self._ssl_context, self._server_hostname, self._connect_request
             )
+            conn = await asyncio.wait_for(opening, self._settings.connect_timeout)
             if self._ssl_context is None and conn is not None:
                 # A server that closes on accept has read nothing (see FRESH_GRACE).
                 await asyncio.sleep(FRESH_GRACE)
@@ -485,37 +683,6 @@ class AsyncClient(BaseClient):
             return conn
         return self._failure(error, "connect", shown)
 
-    async def _open_connection(self, loop: asyncio.AbstractEventLoop) -> Connection:
-        """A new connection to the platform: direct, or to the proxy (through a
-        ``CONNECT`` tunnel for https://, with TLS to the platform over it)."""
-        request = self._connect_request
-        if request is None:
-            _, conn = await loop.create_connection(
-                Connection,
-                *self._dial,
-                ssl=self._ssl_context,
-                server_hostname=self._server_hostname,
-            )
-            return conn
-        assert self._ssl_context is not None  # a tunnel is for https:// only
-        done: asyncio.Future[bytes] = loop.create_future()
-        transport, _ = await loop.create_connection(lambda: Tunnel(done), *self._dial)
-        try:
-            transport.write(request.value.encode("latin-1"))
-            tunnel_reply(await done)
-            conn = Connection()
-            # TLS to the platform over the tunnel: its name for SNI and the check.
-            tls = await loop.start_tls(
-                transport, conn, self._ssl_context, server_hostname=self._server_hostname
-            )
-        except BaseException:
-            transport.abort()
-            raise
-        if tls is None:  # only for a transport already closing
-            raise ConnectionResetError("the tunnel closed during the TLS handshake")
-        conn.connection_made(tls)
-        return conn
-
     def _release(self, conn: Connection, keep_alive: bool) -> None:
         """Keep a connection for the next request, or close it."""
         if keep_alive and not conn.closed and not conn.stray and not self._closed:
@@ -523,37 +690,3 @@ class AsyncClient(BaseClient):
                 self._idle.append(conn)
                 return
         conn.close()
-
-
-async def _start_held(batch: Batch, request: Request) -> bool:
-    """Run the blocking subscribers of a request (a journal's commit) off the loop.
-
-    In a worker thread of the loop's default executor, awaited: the loop goes on
-    with every other task meanwhile, and the request leaves only after they
-    returned. A cancellation meanwhile leaves the request unsent (``not-sent``);
-    the thread's work is shielded and runs to its end, since it may be the very
-    commit that marks the request: a subscriber that holds a lock through its
-    work (the journal's does) makes whoever writes next wait for it.
-    """
-    loop = asyncio.get_running_loop()
-    work = loop.run_in_executor(None, batch.start_held, request)
-    return await asyncio.shield(work)
-
-
-async def _wind_down(
-    batch: Batch, stop: BaseException, tasks: dict[asyncio.Task[None], Request]
-) -> None:
-    """Give requests on the wire ``INTERRUPT_GRACE`` seconds, then seal the batch and
-    cut them (those still out are ``unknown``); each then records its end."""
-    pending = {task for task in tasks if not task.done()}
-    if pending:
-        try:
-            await asyncio.wait(pending, timeout=INTERRUPT_GRACE)
-        except BaseException:  # a second cancellation ends the grace at once
-            pass
-    batch.seal(stop, [tasks[task] for task in pending if not task.done()])
-    if pending:
-        for task in pending:
-            task.cancel()
-        # A cut task only calls batch.abort() (the batch is sealed): this wait is short.
-        await asyncio.wait(pending)
