@@ -110,8 +110,11 @@ class RequestFinished(NamedTuple):
 class Subscriber:
     """Hears of every request a client sends. Subclass it and override what you need.
 
-    Both methods run in the thread (or task) that sends the request, so they should
-    be quick. If ``request_starting`` raises, that request is not sent (its
+    Both methods run where the request is sent, so they should be quick: a
+    ``Client``'s sending thread; an ``AsyncClient``'s event loop, in the calling
+    task or, for a request sent straight from a connection's callback, in that
+    callback under a copy of the caller's context (``contextvars`` hold,
+    ``asyncio.current_task()`` may be ``None``). If ``request_starting`` raises, that request is not sent (its
     messages are ``not-sent``) and the batch stops with that error: a subscriber
     can thus make sure something is durable before a request can leave. An error in
     ``request_finished`` stops the batch too, after that request's results are kept.
