@@ -233,9 +233,10 @@ def run(args: argparse.Namespace) -> int:
         from ._costs import dry_run, shown_path
 
         return dry_run(args, source.rows(), shown_path(args.file))
-    if args.journal is None:
-        return _send_unjournaled(args, source)
-    return _send_journaled(args, source)
+    with _collector_for_a_run():
+        if args.journal is None:
+            return _send_unjournaled(args, source)
+        return _journaled(args, source)
 
 
 def _check_args(args: argparse.Namespace) -> Optional[str]:
@@ -436,17 +437,6 @@ def _lease(args: argparse.Namespace) -> dict[str, float]:
     return {"lease": args.lease}
 
 
-def _send_journaled(args: argparse.Namespace, source: _Source) -> int:
-    """Send with a journal: load the input into it (once), then send what is left.
-
-    A ``postgresql://`` journal is shared: senders started on it at once load the
-    input once (``loading()``: the first loads, the others wait and find it loaded),
-    then each sends the messages it claims.
-    """
-    with _collector_for_a_run():
-        return _journaled(args, source)
-
-
 @contextlib.contextmanager
 def _collector_for_a_run() -> Iterator[None]:
     """The cyclic garbage collector tuned for a run of millions of short-lived rows.
@@ -471,7 +461,12 @@ def _collector_for_a_run() -> Iterator[None]:
 
 
 def _journaled(args: argparse.Namespace, source: _Source) -> int:
-    """``_send_journaled``'s body."""
+    """Send with a journal: load the input into it (once), then send what is left.
+
+    A ``postgresql://`` journal is shared: senders started on it at once load the
+    input once (``loading()``: the first loads, the others wait and find it loaded),
+    then each sends the messages it claims.
+    """
     from ..journal import SendSummary
 
     quiet = args.quiet or args.json
