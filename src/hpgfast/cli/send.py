@@ -6,10 +6,9 @@ import argparse
 import contextlib
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Iterator
-from typing import Any, Callable, Optional
+from typing import IO, Any, Callable, Optional
 
 from .._records import Message
 from .._term import counted, escape
@@ -259,8 +258,11 @@ class _Source:
         self.args = args
         self.fmt = fmt
         self.encoding = encoding
-        #: The file read; without a journal, standard input is spooled to a file first.
+        #: The file read.
         self.path: Optional[str] = args.file
+        #: Without a journal, standard input's spooled copy (an open file, unnamed),
+        #: read instead of ``path``.
+        self.stream: Optional[IO[bytes]] = None
 
     def chunks(self, size: int) -> Iterator[tuple[list[int], list[Any]]]:
         """The file's messages, ``size`` at a time (``read_chunks``)."""
@@ -274,6 +276,7 @@ class _Source:
             encoding=self.encoding,
             normalize_addresses=args.normalize_addresses,
             default_subject=_default_subject(args),
+            stream=self.stream,
         )
 
     def rows(self, fingerprint: Optional[dict[str, str]] = None) -> Iterator[tuple[int, Message]]:
@@ -305,31 +308,20 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
     if args.resend_unknown or args.resend_unknown_without_ids:
         raise UsageError("--resend-unknown needs --journal")
     checked = CheckedInput(args.chunk)
-    try:
-        spooled = spool_stdin() if args.file == "-" else None
-    except OSError as exc:
-        raise UsageError(_no_room("standard input's copy", checked.where(), exc)) from None
-    if spooled is not None:
-        source.path = spooled
+    outcome = SendOutcome()
     results_file: Optional[ResultsFile] = None
     try:
         if source.path is not None:
-            # The whole input, before the first request; what is sent is the check's
-            # copy, so the input is read once, and what is sent is what was checked.
-            checked.check(source.chunks(args.chunk))
-            if checked.dropped is not None:
-                raise UsageError(_no_room("the checked copy of the input", checked.where(),
-                                          checked.dropped))
-            if spooled is not None and checked.kept:
-                os.unlink(spooled)
-                spooled = None
+            # An interrupt before the first request shows the summary too: nothing
+            # was sent (``outcome`` counts nothing yet).
+            with _summary_when_interrupted(args, outcome, lambda: None):
+                _check_whole(args, source, checked)
         results_file = _open_results(args)
         if source.path is not None:
             _warn_unresumable(args)
         with make_client(args, _subscribers(results_file)) as client:
             if args.to is not None:
                 return _send_one(args, client, list(source.rows()), results_file)
-            outcome = SendOutcome()
             chunks = checked.blocks() if source.path is not None else blocks(
                 source.rows(), args.chunk)
             with _summary_when_interrupted(args, outcome, lambda: None), \
@@ -340,13 +332,35 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
                 )
     finally:
         checked.close()
+        if source.stream is not None:
+            source.stream.close()
         if results_file is not None:
             results_file.close()
-        if spooled is not None:
-            os.unlink(spooled)
     _show_summary(args, _send_summary(outcome, None, None))
     complete = outcome.states.get("accepted", 0) == outcome.attempted
     return _send_exit(outcome, complete)
+
+
+def _check_whole(args: argparse.Namespace, source: _Source, checked: Any) -> None:
+    """Check the whole input before the first request, keeping it in ``checked``.
+
+    What is sent is the check's copy, so the input is read once, and what is sent is
+    what was checked. Standard input is copied first (``spool_stdin``: no name, so
+    even a killed run leaves nothing), and that copy is checked.
+    """
+    if args.file == "-":
+        try:
+            source.stream = spool_stdin()
+        except OSError as exc:
+            raise UsageError(_no_room("standard input's copy", checked.where(), exc)) from None
+    checked.check(source.chunks(args.chunk))
+    if checked.dropped is not None:
+        raise UsageError(_no_room("the checked copy of the input", checked.where(),
+                                  checked.dropped))
+    if source.stream is not None:
+        # Sent from the check's copy: standard input's own is no longer needed.
+        source.stream.close()
+        source.stream = None
 
 
 @contextlib.contextmanager
