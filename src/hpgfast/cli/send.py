@@ -8,7 +8,7 @@ import hashlib
 import json
 import sys
 from collections.abc import Iterator
-from typing import IO, Any, Callable, Optional
+from typing import IO, TYPE_CHECKING, Any, Callable, Optional
 
 from .._records import Message
 from .._term import counted, escape
@@ -44,7 +44,9 @@ from ._input import (
     spool_stdin,
 )
 from ._output import Progress, dump_json, table
-from ._results import ResultsFile
+
+if TYPE_CHECKING:  # imported when --results is given
+    from ._results import ResultsFile
 
 
 def _single_rows(args: argparse.Namespace) -> list[tuple[int, Message]]:
@@ -107,7 +109,7 @@ def _fingerprint(
 def _send_summary(
     outcome: Any, journal_summary: Optional[dict[str, Any]], total: Optional[int]
 ) -> dict[str, Any]:
-    from ..journal import STATES
+    from .._states import STATES
 
     run = {s: outcome.states.get(s, 0) for s in STATES if s not in ("pending", "in_flight")}
     out: dict[str, Any] = {
@@ -192,7 +194,11 @@ def _what_happened(run: dict[str, Any], journal: Optional[dict[str, Any]]) -> st
 
 def _open_results(args: argparse.Namespace, journal: Any = None) -> Optional[ResultsFile]:
     """The ``--results`` file, opened (for appending) before anything is sent."""
-    return None if args.results is None else ResultsFile(args.results, journal=journal)
+    if args.results is None:
+        return None
+    from ._results import ResultsFile
+
+    return ResultsFile(args.results, journal=journal)
 
 
 def _subscribers(*subscribers: Any) -> list[Any]:
