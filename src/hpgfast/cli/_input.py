@@ -424,11 +424,12 @@ def _read_csv(f: IO[str], shown: str, rules: _Rules, size: int = 0) -> Iterator[
     need_subject = rules.need_subject
     normalize = rules.normalize
     number = 0
-    lines: list[int] = []
+    cut = size  # the number of the last message of the chunk being read
     fields: list[Any] = []
     # The loop runs once per message of files of millions: ``file:line`` is made only
     # for an error, the rules' checks are inline, a Message is made in C, and the
-    # chunks hold no record per message (whose allocations set off the cyclic GC).
+    # chunks hold no record per message (whose allocations set off the cyclic GC);
+    # a chunk's numbers run on without a gap, so they are made once it is full.
     try:
         for row in reader:
             if len(row) != width:
@@ -454,15 +455,15 @@ def _read_csv(f: IO[str], shown: str, rules: _Rules, size: int = 0) -> Iterator[
             if not size:
                 yield number, _message(Message, (address, text, subject, client_id, params))
                 continue
-            lines.append(number)
-            fields.extend((address, text, subject, client_id, params))
-            if len(lines) == size:
-                yield lines, fields
-                lines, fields = [], []
+            fields += (address, text, subject, client_id, params)
+            if number == cut:
+                yield list(range(cut - size + 1, cut + 1)), fields
+                fields = []
+                cut += size
     except csv.Error as exc:
         raise InputError(f"{shown}:{reader.line_num}", f"bad CSV: {exc}") from None
-    if lines:
-        yield lines, fields
+    if fields:
+        yield list(range(cut - size + 1, number + 1)), fields
 
 
 def _str(value: Any, where: str, key: str, *, numbers: bool = False) -> str:
