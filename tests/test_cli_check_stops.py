@@ -4,9 +4,10 @@ Two stops an outside tester found, each with a real process and a real signal:
 
 - ``kill -9`` while standard input is being copied: the copy (in ``TMPDIR``) has
   no name, so nothing is left behind;
-- Ctrl-C or SIGTERM during the whole-file check: nothing sent, exit 130, and the
-  summary docs/cli.md promises for a ``send --file`` stopped that way (every count
-  0, ``"interrupted": true``).
+- Ctrl-C or SIGTERM during the whole-file check (with ``--journal``: while the
+  input is loaded into the journal): nothing sent, exit 130, and the summary
+  docs/cli.md promises for a ``send --file`` stopped that way (every count 0,
+  ``"interrupted": true``).
 """
 
 from __future__ import annotations
@@ -76,8 +77,9 @@ def test_kill_9_while_standard_input_is_copied_leaves_nothing(tmp_path: Path) ->
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("as_json", [False, True])
+@pytest.mark.parametrize("journal", [False, True])
 def test_an_interrupt_during_the_check_prints_the_summary(
-    tmp_path: Path, signum: int, as_json: bool
+    tmp_path: Path, signum: int, as_json: bool, journal: bool
 ) -> None:
     # A named pipe as the file: the check reads what is written, then waits for the
     # rest, and is interrupted there.
@@ -99,7 +101,8 @@ def test_an_interrupt_during_the_check_prints_the_summary(
         proc = subprocess.Popen(
             [sys.executable, "-m", "hpgfast", "send", "--url", emu.url, "--login", "CLIENT",
              "--file", str(fifo), "--format", "csv", "--quiet",
-             *(["--json"] if as_json else [])],
+             *(["--json"] if as_json else []),
+             *(["--journal", str(tmp_path / "run.db")] if journal else [])],
             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         try:

@@ -495,7 +495,10 @@ def _journaled(args: argparse.Namespace, source: _Source) -> int:
     options = _lease(args)
     with open_journal_at(args.journal, "--journal", existing=False,
                          synchronous=args.journal_sync, lock=True, **options) as journal:
-        with journal.loading():
+        # An interrupt while the input is loaded: nothing was sent (the summary's
+        # counts are 0), and the next run loads the input again.
+        with _summary_when_interrupted(args, SendSummary(), lambda: None), \
+                journal.loading():
             total = _load_input(args, source, journal, quiet=quiet)
         counts = journal.counts()
         todo = counts["pending"] + counts["not_sent"]
