@@ -7,6 +7,10 @@ messages, a client id each) against one emulator in its own process (no lifecycl
 clock, no faults), in interleaved rounds (the order flips each round, a fresh
 emulator per round); the figure is whole-process CPU (user + sys from ``os.wait4``,
 start-up included) per message, medians of the rounds, and the ratio of the medians.
+hpgfast's modules are compiled to bytecode first (``compileall``), as an installed
+hpgfast's are: with ``PYTHONDONTWRITEBYTECODE`` set and no ``__pycache__`` (a source
+checkout) every run would compile them from source again, which weighs on the side
+that imports more of them (the command: its own modules, the argument parser's).
 With ``--callgrind`` each also runs once under ``valgrind --tool=callgrind``
 (``PYTHONHASHSEED=0``; the emulator natively): total instructions of the process
 over the messages, which load does not move. Run as a script for the figures quoted
@@ -14,6 +18,7 @@ in docs/performance.md::
 
     python bench/bench_cli_send.py                      # 200,000 messages, 7 rounds
     python bench/bench_cli_send.py --callgrind -r 0     # instructions only (20,000)
+    python bench/bench_cli_send.py --before OLD/src     # and another hpgfast's command
 
 or under pytest (``python -m pytest bench/bench_cli_send.py -s``, marked slow).
 """
@@ -21,6 +26,7 @@ or under pytest (``python -m pytest bench/bench_cli_send.py -s``, marked slow).
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import re
 import shutil
@@ -33,6 +39,7 @@ from typing import Any, Callable
 
 import pytest
 
+import hpgfast
 from bench_journal import LOGIN, PASSWORD, write_csv  # bench/ is on the path (conftest, or run)
 from hpgfast._bench import EmulatorProcess
 
@@ -52,6 +59,11 @@ def commands(url: str, csv_path: Path) -> dict[str, list[str]]:
         ],
         "csv-script": [sys.executable, str(SCRIPT), url, LOGIN, str(csv_path)],
     }
+
+
+def compile_hpgfast() -> None:
+    """hpgfast's modules as bytecode, so that no run of either side compiles them."""
+    compileall.compile_dir(os.path.dirname(hpgfast.__file__), quiet=1)
 
 
 def run_cpu(command: list[str], env: dict[str, str]) -> float:
@@ -84,29 +96,42 @@ def run_instructions(command: list[str], env: dict[str, str], out: Path) -> int:
 
 def measure(
     n: int = 200_000, rounds: int = 7, *, callgrind: int = 0,
-    say: Callable[[str], None] = lambda line: None,
+    say: Callable[[str], None] = lambda line: None, before: str = "",
 ) -> dict[str, Any]:
     """CPU per message of both sides (medians of interleaved rounds) and their ratio;
-    with ``callgrind`` messages, instructions per message too."""
+    with ``callgrind`` messages, instructions per message too. ``before``: the
+    ``src`` directory of another hpgfast (an older commit's, its extensions built),
+    whose command runs in the same rounds too, for a change's effect under load."""
     env = {**os.environ, "HPGFAST_PASSWORD": PASSWORD}
     env = {k: v for k, v in env.items() if not k.startswith("HPGFAST_") or k == "HPGFAST_PASSWORD"}
     out: dict[str, Any] = {"messages": n, "rounds": rounds}
+    compile_hpgfast()
+    if before:
+        compileall.compile_dir(os.path.join(before, "hpgfast"), quiet=1)
     with tempfile.TemporaryDirectory(prefix="hpgfast-bench-cli-") as tmp:
         csv_path = Path(tmp) / "messages.csv"
         if rounds:
             write_csv(csv_path, n)
         cpu: dict[str, list[float]] = {"hpgfast-send": [], "csv-script": []}
+        if before:
+            cpu["hpgfast-send-before"] = []
         for r in range(rounds):
             emulator = EmulatorProcess()
             try:
-                sides = list(commands(emulator.url, csv_path).items())
-                for name, command in sides if r % 2 == 0 else sides[::-1]:
-                    cpu[name].append(run_cpu(command, env) / n)
+                sides = [(name, command, env)
+                         for name, command in commands(emulator.url, csv_path).items()]
+                if before:
+                    sides.insert(0, ("hpgfast-send-before", sides[0][1],
+                                     {**env, "PYTHONPATH": before}))
+                for name, command, side_env in sides if r % 2 == 0 else sides[::-1]:
+                    cpu[name].append(run_cpu(command, side_env) / n)
             finally:
                 emulator.close()
             say(f"round {r + 1}: hpgfast send {cpu['hpgfast-send'][-1] * 1e6:.2f} us/msg, "
                 f"script {cpu['csv-script'][-1] * 1e6:.2f} us/msg, ratio "
-                f"{cpu['hpgfast-send'][-1] / cpu['csv-script'][-1]:.3f}")
+                f"{cpu['hpgfast-send'][-1] / cpu['csv-script'][-1]:.3f}"
+                + (f"; before {cpu['hpgfast-send-before'][-1] * 1e6:.2f} us/msg" if before
+                   else ""))
         if rounds:
             send = statistics.median(cpu["hpgfast-send"])
             script = statistics.median(cpu["csv-script"])
@@ -118,6 +143,16 @@ def measure(
                     round(a / b, 3) for a, b in zip(cpu["hpgfast-send"], cpu["csv-script"])
                 ],
             )
+            if before:
+                old = statistics.median(cpu["hpgfast-send-before"])
+                out.update(
+                    us_per_message_before=round(old * 1e6, 3),
+                    ratio_before=round(old / script, 3),
+                    round_ratios_to_before=[
+                        round(a / b, 3)
+                        for a, b in zip(cpu["hpgfast-send"], cpu["hpgfast-send-before"])
+                    ],
+                )
         if callgrind:
             csv_path = Path(tmp) / "callgrind.csv"
             write_csv(csv_path, callgrind)
@@ -171,8 +206,12 @@ def main() -> int:
     parser.add_argument("-r", "--rounds", type=int, default=7)
     parser.add_argument("--callgrind", type=int, nargs="?", const=20_000, default=0,
                         metavar="N", help="also count instructions, N messages (20,000)")
+    parser.add_argument("--before", metavar="SRC", default="",
+                        help="also run the command of the hpgfast in SRC (another "
+                        "checkout's src directory, extensions built) in the same rounds")
     args = parser.parse_args()
-    result = measure(args.messages, args.rounds, callgrind=args.callgrind, say=print)
+    result = measure(args.messages, args.rounds, callgrind=args.callgrind, say=print,
+                     before=args.before)
     for key, value in result.items():
         print(f"{key:>32}: {value}")
     if "ratio" in result:

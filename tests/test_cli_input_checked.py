@@ -2,7 +2,7 @@
 
 A cp1251 row at record 6,001, or a short row at 7,001, of a UTF-8 CSV: nothing
 reaches the emulator, exit 2, and the error names the file's line. Standard input
-is spooled to a temporary file and checked the same way.
+is spooled to an unnamed temporary file and checked the same way.
 """
 
 from __future__ import annotations

@@ -332,3 +332,39 @@ def test_the_whole_parser_answers_what_names_no_command(argv: list[str], shows: 
     done = subprocess.run([sys.executable, "-m", "hpgfast", *argv], env=ENV,
                           capture_output=True, text=True, timeout=60)
     assert shows in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5000])
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        # One subject throughout; numbers without a gap.
+        ("csv", "address,text,subject\n79001,a,s\n79002,b,s\n79003,c,s\n"),
+        # Subjects that differ, are missing, or one missing in a chunk of the same.
+        ("csv", "address,text,subject,client_id\n79001,a,s,c1\n79002,b,t,\n79003,c,,c3\n"
+         "79004,d,s,c4\n"),
+        ("csv", "address,text\n79001,a\n79002,b\n"),
+        # Blank lines: numbers with gaps; params.
+        ("jsonl", '{"address": "79001", "text": "a", "subject": "s"}\n\n\n'
+         '{"address": "79002", "text": "b", "subject": "s", "k": "v"}\n\n'
+         '{"address": "79003", "text": "c"}\n'),
+    ],
+)
+def test_the_checked_copy_gives_back_what_was_checked(
+    tmp_path: Path, fmt: str, text: str, size: int
+) -> None:
+    """What the send pass reads from the check's copy is what the check read: the
+    same numbers, the same five fields, in order, whatever the copy's shortcuts."""
+    from hpgfast.cli._checked import CheckedInput
+    from hpgfast.cli._input import read_chunks
+
+    path = tmp_path / f"m.{fmt}"
+    path.write_text(text, encoding="utf-8")
+    expected = []
+    for lines, fields in read_chunks(str(path), fmt, size):
+        expected += [(line, tuple(fields[5 * i: 5 * i + 5])) for i, line in enumerate(lines)]
+    with CheckedInput(size, str(tmp_path)) as checked:
+        assert checked.check(read_chunks(str(path), fmt, size)) == len(expected)
+        got = [(line, tuple(m)) for lines, messages in checked.blocks()
+               for line, m in zip(lines, messages)]
+    assert got == expected

@@ -27,6 +27,7 @@ while reading.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import itertools
@@ -140,10 +141,15 @@ class _Hashing(io.RawIOBase):
         super().close()
 
 
-def _open(path: str, encoding: str, hashing: Optional[list[_Hashing]] = None) -> IO[str]:
+def _open(
+    path: str, encoding: str, hashing: Optional[list[_Hashing]] = None,
+    stream: Optional[IO[bytes]] = None,
+) -> IO[str]:
     # utf-8-sig reads UTF-8 and skips a byte-order mark a spreadsheet may write.
     if codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"
+    if stream is not None:
+        return io.TextIOWrapper(stream, encoding=encoding, newline="")
     if path == "-":
         import sys
 
@@ -164,6 +170,7 @@ def read_messages(
     default_subject: Optional[str] = "",
     name: Optional[str] = None,
     fingerprint: Optional[dict[str, str]] = None,
+    stream: Optional[IO[bytes]] = None,
 ) -> Iterator[tuple[int, Message]]:
     """Yield ``(line, Message)`` for every message of the file, lazily.
 
@@ -175,6 +182,9 @@ def read_messages(
             makes a message without a subject an input error. The default, ``""``,
             leaves subjects unchecked.
         name: the file's name in error messages (``<stdin>`` for a spooled copy).
+        stream: read this open binary file (at its start; left open) instead of
+            ``path``, which only names it (standard input's spooled copy, which has
+            no name).
         fingerprint: a dict filled, once every message was read, with the file's
             ``input_size`` and ``input_sha256`` (as ``journal.file_fingerprint``),
             hashed while reading: the file is read once.
@@ -185,7 +195,8 @@ def read_messages(
             that record is reached (a missing column: at the header).
         OSError: the file cannot be opened.
     """
-    return _read(path, fmt, 0, encoding, normalize_addresses, default_subject, name, fingerprint)
+    return _read(path, fmt, 0, encoding, normalize_addresses, default_subject, name, fingerprint,
+                 stream)
 
 
 def read_chunks(
@@ -197,6 +208,7 @@ def read_chunks(
     normalize_addresses: bool = False,
     default_subject: Optional[str] = "",
     name: Optional[str] = None,
+    stream: Optional[IO[bytes]] = None,
 ) -> Iterator[tuple[list[int], list[Any]]]:
     """``read_messages``, ``size`` messages at a time: ``(lines, fields)`` each.
 
@@ -206,7 +218,8 @@ def read_chunks(
     keeps (``hpgfast.cli._checked``). The same checks and errors as
     ``read_messages``; a bad message is found before its chunk is yielded.
     """
-    return _read(path, fmt, size, encoding, normalize_addresses, default_subject, name, None)
+    return _read(path, fmt, size, encoding, normalize_addresses, default_subject, name, None,
+                 stream)
 
 
 def _read(
@@ -218,15 +231,16 @@ def _read(
     default_subject: Optional[str],
     name: Optional[str],
     fingerprint: Optional[dict[str, str]],
+    stream: Optional[IO[bytes]] = None,
 ) -> Iterator[Any]:
     """``read_messages`` (``size`` 0) or ``read_chunks``."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     shown = name or ("<stdin>" if path == "-" else os.fspath(path))
-    if path != "-" and os.path.isdir(path):
+    if stream is None and path != "-" and os.path.isdir(path):
         raise InputError(shown, "is a directory, not a file of messages")
     hashing: Optional[list[_Hashing]] = [] if fingerprint is not None else None
-    f = _open(path, encoding, hashing)
+    f = _open(path, encoding, hashing, stream)
     rules = _Rules(normalize_addresses, default_subject is None)
     try:
         if fmt == "csv":
@@ -238,7 +252,7 @@ def _read(
         try:
             first = next(reader, None)
             if first is None:
-                raise InputError(shown, _nothing(path, fmt))
+                raise InputError(shown, _nothing(path, fmt, stream))
             yield first
             yield from reader
             if hashing and fingerprint is not None:
@@ -250,16 +264,23 @@ def _read(
             hint = (" (give its encoding with --encoding, for example --encoding cp1251)"
                     if encoding == "utf-8" else "")
             # The decoder's offset is within a buffer, not the file: find the line.
-            where = shown if path == "-" else _bad_line(path, encoding, shown)
+            where = shown if path == "-" and stream is None else _bad_line(
+                path, encoding, shown, stream)
             raise InputError(where, f"not {encoding} text ({exc.reason}){hint}") from None
     finally:
-        if path != "-":
+        if stream is not None:
+            if isinstance(f, io.TextIOWrapper):
+                f.detach()  # the caller's file: left open
+        elif path != "-":
             f.close()
 
 
-def _nothing(path: str, fmt: str) -> str:
+def _nothing(path: str, fmt: str, stream: Optional[IO[bytes]] = None) -> str:
     """Why a file held no message, in the words its owner would check."""
-    empty = path != "-" and os.path.getsize(path) == 0
+    if stream is not None:
+        empty = os.fstat(stream.fileno()).st_size == 0
+    else:
+        empty = path != "-" and os.path.getsize(path) == 0
     if empty:
         return "no messages to send: the file is empty"
     if fmt == "csv":
@@ -267,12 +288,16 @@ def _nothing(path: str, fmt: str) -> str:
     return "no messages to send: the file has no message lines"
 
 
-def _bad_line(path: str, encoding: str, shown: str) -> str:
-    """``file:line`` of the first line of ``path`` that is not ``encoding`` text."""
+def _bad_line(
+    path: str, encoding: str, shown: str, stream: Optional[IO[bytes]] = None
+) -> str:
+    """``file:line`` of the first line of ``path`` (or of ``stream``, read again from
+    its start) that is not ``encoding`` text."""
     if codecs.lookup(encoding).name == "utf-8":
         encoding = "utf-8-sig"
     decoder = codecs.getincrementaldecoder(encoding)()
-    with open(path, "rb") as f:
+    with contextlib.nullcontext(stream) if stream is not None else open(path, "rb") as f:
+        f.seek(0)
         for number, raw in enumerate(f, 1):
             try:
                 decoder.decode(raw)
@@ -281,23 +306,27 @@ def _bad_line(path: str, encoding: str, shown: str) -> str:
     return shown
 
 
-def spool_stdin(directory: Optional[str] = None) -> str:
-    """Copy standard input to a temporary file and return its path (the caller removes it).
+def spool_stdin(directory: Optional[str] = None) -> IO[bytes]:
+    """Copy standard input to a temporary file and return it, open at its start (the
+    caller closes it).
 
-    So that the whole input can be checked before the first message is sent.
+    So that the whole input can be checked before the first message is sent. The
+    file has no name (``tempfile.TemporaryFile``: made unnamed, or removed from its
+    directory at once), so no run leaves it behind, not even one killed by SIGKILL.
     """
     import shutil
     import sys
     import tempfile
 
-    fd, path = tempfile.mkstemp(prefix="hpgfast-stdin-", dir=directory)
+    out = tempfile.TemporaryFile(prefix="hpgfast-stdin-", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        out.flush()
+        out.seek(0)
     except BaseException:
-        os.unlink(path)
+        out.close()
         raise
-    return path
+    return out
 
 
 class _Rules:
@@ -395,11 +424,12 @@ def _read_csv(f: IO[str], shown: str, rules: _Rules, size: int = 0) -> Iterator[
     need_subject = rules.need_subject
     normalize = rules.normalize
     number = 0
-    lines: list[int] = []
+    cut = size  # the number of the last message of the chunk being read
     fields: list[Any] = []
     # The loop runs once per message of files of millions: ``file:line`` is made only
     # for an error, the rules' checks are inline, a Message is made in C, and the
-    # chunks hold no record per message (whose allocations set off the cyclic GC).
+    # chunks hold no record per message (whose allocations set off the cyclic GC);
+    # a chunk's numbers run on without a gap, so they are made once it is full.
     try:
         for row in reader:
             if len(row) != width:
@@ -425,15 +455,15 @@ def _read_csv(f: IO[str], shown: str, rules: _Rules, size: int = 0) -> Iterator[
             if not size:
                 yield number, _message(Message, (address, text, subject, client_id, params))
                 continue
-            lines.append(number)
-            fields.extend((address, text, subject, client_id, params))
-            if len(lines) == size:
-                yield lines, fields
-                lines, fields = [], []
+            fields += (address, text, subject, client_id, params)
+            if number == cut:
+                yield list(range(cut - size + 1, cut + 1)), fields
+                fields = []
+                cut += size
     except csv.Error as exc:
         raise InputError(f"{shown}:{reader.line_num}", f"bad CSV: {exc}") from None
-    if lines:
-        yield lines, fields
+    if fields:
+        yield list(range(cut - size + 1, number + 1)), fields
 
 
 def _str(value: Any, where: str, key: str, *, numbers: bool = False) -> str:

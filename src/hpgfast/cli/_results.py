@@ -20,15 +20,17 @@ import os
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .. import _redact
 from .._records import Message, SendResult
+from .._states import State, result_state
 from .._wire import SEND, Code
 from ..core import RequestFinished, Subscriber
-from ..journal import Journal, State
-from ..journal._schema import result_state
 from ._common import UsageError
+
+if TYPE_CHECKING:  # given one by a journaled send, which imported it
+    from ..journal import Journal
 
 __all__ = ["RESULT_COLUMNS", "ResultsFile", "outcome_of"]
 
@@ -42,7 +44,7 @@ RESULT_COLUMNS = (
 
 
 #: The journal state a send result leads to: the journal's own rule
-#: (``hpgfast.journal._schema.result_state``), so the file and the journal agree.
+#: (``hpgfast._states.result_state``), so the file and the journal agree.
 outcome_of = result_state
 
 

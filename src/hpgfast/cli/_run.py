@@ -14,18 +14,23 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .._records import Message, SendResult
+from .._states import SendSummary, State, _platform_down
 from ..exceptions import HPGError
-from ..journal import State
-from ..journal._sender import DEFAULT_CHUNK
-from ..journal._summary import SendSummary, _platform_down
 from ._checked import blocks
-from ._results import ResultsFile
 
-#: The run's counts: the journal's ``SendSummary``, for a run with or without one.
+if TYPE_CHECKING:  # imported by the caller that makes one (it imports the journal)
+    from ._results import ResultsFile
+
+#: The run's counts: the journal's ``SendSummary`` (``hpgfast._states``, so that a
+#: run without a journal does not import the journal), for a run with or without one.
 SendOutcome = SendSummary
+#: Messages per ``client.send()`` call: the journal's chunk too
+#: (``hpgfast.journal.DEFAULT_CHUNK``, not imported here for the reason above; a test
+#: holds the two equal).
+DEFAULT_CHUNK = 5_000
 
 __all__ = ["DEFAULT_CHUNK", "SendOutcome", "chunked", "send_blocks", "send_plain"]
 

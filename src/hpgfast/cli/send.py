@@ -6,10 +6,9 @@ import argparse
 import contextlib
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Iterator
-from typing import Any, Callable, Optional
+from typing import IO, TYPE_CHECKING, Any, Callable, Optional
 
 from .._records import Message
 from .._term import counted, escape
@@ -45,7 +44,9 @@ from ._input import (
     spool_stdin,
 )
 from ._output import Progress, dump_json, table
-from ._results import ResultsFile
+
+if TYPE_CHECKING:  # imported when --results is given
+    from ._results import ResultsFile
 
 
 def _single_rows(args: argparse.Namespace) -> list[tuple[int, Message]]:
@@ -108,7 +109,7 @@ def _fingerprint(
 def _send_summary(
     outcome: Any, journal_summary: Optional[dict[str, Any]], total: Optional[int]
 ) -> dict[str, Any]:
-    from ..journal import STATES
+    from .._states import STATES
 
     run = {s: outcome.states.get(s, 0) for s in STATES if s not in ("pending", "in_flight")}
     out: dict[str, Any] = {
@@ -193,7 +194,11 @@ def _what_happened(run: dict[str, Any], journal: Optional[dict[str, Any]]) -> st
 
 def _open_results(args: argparse.Namespace, journal: Any = None) -> Optional[ResultsFile]:
     """The ``--results`` file, opened (for appending) before anything is sent."""
-    return None if args.results is None else ResultsFile(args.results, journal=journal)
+    if args.results is None:
+        return None
+    from ._results import ResultsFile
+
+    return ResultsFile(args.results, journal=journal)
 
 
 def _subscribers(*subscribers: Any) -> list[Any]:
@@ -233,9 +238,10 @@ def run(args: argparse.Namespace) -> int:
         from ._costs import dry_run, shown_path
 
         return dry_run(args, source.rows(), shown_path(args.file))
-    if args.journal is None:
-        return _send_unjournaled(args, source)
-    return _send_journaled(args, source)
+    with _collector_for_a_run():
+        if args.journal is None:
+            return _send_unjournaled(args, source)
+        return _journaled(args, source)
 
 
 def _check_args(args: argparse.Namespace) -> Optional[str]:
@@ -258,8 +264,11 @@ class _Source:
         self.args = args
         self.fmt = fmt
         self.encoding = encoding
-        #: The file read; without a journal, standard input is spooled to a file first.
+        #: The file read.
         self.path: Optional[str] = args.file
+        #: Without a journal, standard input's spooled copy (an open file, unnamed),
+        #: read instead of ``path``.
+        self.stream: Optional[IO[bytes]] = None
 
     def chunks(self, size: int) -> Iterator[tuple[list[int], list[Any]]]:
         """The file's messages, ``size`` at a time (``read_chunks``)."""
@@ -273,6 +282,7 @@ class _Source:
             encoding=self.encoding,
             normalize_addresses=args.normalize_addresses,
             default_subject=_default_subject(args),
+            stream=self.stream,
         )
 
     def rows(self, fingerprint: Optional[dict[str, str]] = None) -> Iterator[tuple[int, Message]]:
@@ -304,31 +314,20 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
     if args.resend_unknown or args.resend_unknown_without_ids:
         raise UsageError("--resend-unknown needs --journal")
     checked = CheckedInput(args.chunk)
-    try:
-        spooled = spool_stdin() if args.file == "-" else None
-    except OSError as exc:
-        raise UsageError(_no_room("standard input's copy", checked.where(), exc)) from None
-    if spooled is not None:
-        source.path = spooled
+    outcome = SendOutcome()
     results_file: Optional[ResultsFile] = None
     try:
         if source.path is not None:
-            # The whole input, before the first request; what is sent is the check's
-            # copy, so the input is read once, and what is sent is what was checked.
-            checked.check(source.chunks(args.chunk))
-            if checked.dropped is not None:
-                raise UsageError(_no_room("the checked copy of the input", checked.where(),
-                                          checked.dropped))
-            if spooled is not None and checked.kept:
-                os.unlink(spooled)
-                spooled = None
+            # An interrupt before the first request shows the summary too: nothing
+            # was sent (``outcome`` counts nothing yet).
+            with _summary_when_interrupted(args, outcome, lambda: None):
+                _check_whole(args, source, checked)
         results_file = _open_results(args)
         if source.path is not None:
             _warn_unresumable(args)
         with make_client(args, _subscribers(results_file)) as client:
             if args.to is not None:
                 return _send_one(args, client, list(source.rows()), results_file)
-            outcome = SendOutcome()
             chunks = checked.blocks() if source.path is not None else blocks(
                 source.rows(), args.chunk)
             with _summary_when_interrupted(args, outcome, lambda: None), \
@@ -339,13 +338,35 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
                 )
     finally:
         checked.close()
+        if source.stream is not None:
+            source.stream.close()
         if results_file is not None:
             results_file.close()
-        if spooled is not None:
-            os.unlink(spooled)
     _show_summary(args, _send_summary(outcome, None, None))
     complete = outcome.states.get("accepted", 0) == outcome.attempted
     return _send_exit(outcome, complete)
+
+
+def _check_whole(args: argparse.Namespace, source: _Source, checked: Any) -> None:
+    """Check the whole input before the first request, keeping it in ``checked``.
+
+    What is sent is the check's copy, so the input is read once, and what is sent is
+    what was checked. Standard input is copied first (``spool_stdin``: no name, so
+    even a killed run leaves nothing), and that copy is checked.
+    """
+    if args.file == "-":
+        try:
+            source.stream = spool_stdin()
+        except OSError as exc:
+            raise UsageError(_no_room("standard input's copy", checked.where(), exc)) from None
+    checked.check(source.chunks(args.chunk))
+    if checked.dropped is not None:
+        raise UsageError(_no_room("the checked copy of the input", checked.where(),
+                                  checked.dropped))
+    if source.stream is not None:
+        # Sent from the check's copy: standard input's own is no longer needed.
+        source.stream.close()
+        source.stream = None
 
 
 @contextlib.contextmanager
@@ -436,17 +457,6 @@ def _lease(args: argparse.Namespace) -> dict[str, float]:
     return {"lease": args.lease}
 
 
-def _send_journaled(args: argparse.Namespace, source: _Source) -> int:
-    """Send with a journal: load the input into it (once), then send what is left.
-
-    A ``postgresql://`` journal is shared: senders started on it at once load the
-    input once (``loading()``: the first loads, the others wait and find it loaded),
-    then each sends the messages it claims.
-    """
-    with _collector_for_a_run():
-        return _journaled(args, source)
-
-
 @contextlib.contextmanager
 def _collector_for_a_run() -> Iterator[None]:
     """The cyclic garbage collector tuned for a run of millions of short-lived rows.
@@ -471,7 +481,12 @@ def _collector_for_a_run() -> Iterator[None]:
 
 
 def _journaled(args: argparse.Namespace, source: _Source) -> int:
-    """``_send_journaled``'s body."""
+    """Send with a journal: load the input into it (once), then send what is left.
+
+    A ``postgresql://`` journal is shared: senders started on it at once load the
+    input once (``loading()``: the first loads, the others wait and find it loaded),
+    then each sends the messages it claims.
+    """
     from ..journal import SendSummary
 
     quiet = args.quiet or args.json
@@ -480,7 +495,10 @@ def _journaled(args: argparse.Namespace, source: _Source) -> int:
     options = _lease(args)
     with open_journal_at(args.journal, "--journal", existing=False,
                          synchronous=args.journal_sync, lock=True, **options) as journal:
-        with journal.loading():
+        # An interrupt while the input is loaded: nothing was sent (the summary's
+        # counts are 0), and the next run loads the input again.
+        with _summary_when_interrupted(args, SendSummary(), lambda: None), \
+                journal.loading():
             total = _load_input(args, source, journal, quiet=quiet)
         counts = journal.counts()
         todo = counts["pending"] + counts["not_sent"]

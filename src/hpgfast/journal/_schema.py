@@ -23,9 +23,11 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Optional
 
-from .._records import SendResult
+from .._states import STATES as STATES
+from .._states import State as State
+from .._states import refused_whole as refused_whole
+from .._states import result_state as result_state
 from .._wire import ID_ALPHABET, Code
-from ..exceptions import RequestRejected
 
 SCHEMA_VERSION = "3"
 #: Versions this code opens, each with the step that brings it to the next.
@@ -41,72 +43,6 @@ ID_PREFIX_LENGTH = 11
 ID_LINE_LENGTH = 9
 
 
-class State:
-    """The states of a journal row (see ``hpgfast.journal._send`` for the machine)."""
-
-    PENDING = "pending"
-    IN_FLIGHT = "in_flight"
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    UNKNOWN = "unknown"
-    NOT_SENT = "not_sent"
-    INVALID = "invalid"
-    #: Resent after an unknown outcome and answered ``error-id-not-unique`` for the
-    #: clientId the journal made for it: the platform accepted it the first time.
-    ACCEPTED_EARLIER = "accepted_earlier"
-
-    @staticmethod
-    def of(code: str) -> str:
-        """The state a SEND result's code puts its message in, by the code alone."""
-        if code == Code.OK:
-            return State.ACCEPTED
-        if code == Code.UNKNOWN:
-            return State.UNKNOWN
-        if code == Code.NOT_SENT:
-            return State.NOT_SENT
-        return State.REJECTED
-
-
-def result_state(result: Optional[SendResult]) -> str:
-    """The state a SEND result puts its message in: the one rule the journal, the
-    ``--results`` file and the run's summary all apply, so they never disagree.
-
-    ``ok`` -> accepted, ``unknown`` (or no result) -> unknown, ``not-sent`` ->
-    not_sent; any other code -> rejected, except that the platform took none of it
-    -> not_sent, code kept (sent again once fixed): a result hpgfast made up for a
-    request the platform refused as a whole (its ``error`` a ``RequestRejected``),
-    or a message's own line with an account stop (``Code.ACCOUNT_STOP``:
-    ``error-insufficient-balance``, ``error-account-locked``, ``error-system-blocked``,
-    ``error-auth``). ``accepted_earlier`` is the journal's alone (it knows the ids it
-    made); here such a result is rejected.
-    """
-    if result is None:
-        return State.UNKNOWN
-    code = result[0]
-    state = State.of(code)
-    if state == State.REJECTED and (code in Code.ACCOUNT_STOP or refused_whole(result)):
-        return State.NOT_SENT
-    return state
-
-
-def refused_whole(result: SendResult) -> bool:
-    """Whether hpgfast made ``result`` up for a request the platform refused whole."""
-    return type(result) is not SendResult and isinstance(
-        getattr(result, "error", None), RequestRejected
-    )
-
-
-#: Every state, in the order summaries show them.
-STATES = (
-    State.PENDING,
-    State.IN_FLIGHT,
-    State.ACCEPTED,
-    State.ACCEPTED_EARLIER,
-    State.REJECTED,
-    State.UNKNOWN,
-    State.NOT_SENT,
-    State.INVALID,
-)
 #: States a send run picks up (``unknown`` too when the user asks to resend it).
 SENDABLE_STATES = (State.PENDING, State.NOT_SENT)
 #: States a message never leaves.
