@@ -114,10 +114,11 @@ class Subscriber:
     ``Client``'s sending thread; an ``AsyncClient``'s event loop, in the calling
     task or, for a request sent straight from a connection's callback, in that
     callback under a copy of the caller's context (``contextvars`` hold,
-    ``asyncio.current_task()`` may be ``None``). If ``request_starting`` raises, that request is not sent (its
-    messages are ``not-sent``) and the batch stops with that error: a subscriber
-    can thus make sure something is durable before a request can leave. An error in
-    ``request_finished`` stops the batch too, after that request's results are kept.
+    ``asyncio.current_task()`` may be ``None``). If ``request_starting`` raises,
+    that request is not sent (its messages are ``not-sent``) and the batch stops
+    with that error: a subscriber can thus make sure something is durable before a
+    request can leave. An error in ``request_finished`` stops the batch too, after
+    that request's results are kept.
     """
 
     #: True for a subscriber whose ``request_starting`` blocks on I/O (a journal's
