@@ -105,14 +105,15 @@ _RESULTS_OK = (
     "FROM json_each(?2) AS j WHERE true" + _UPSERT
 )
 
-#: Spans in flight starting at or before line ``?`` whose every line has its outcome
-#: row now: nothing in them is in flight by the span any more. (Outcome rows exist
-#: only for lines of ``messages``, so as many rows as the span has lines is all of them.)
-_SPANS_DONE = (
-    "DELETE FROM in_flight WHERE first <= ? AND last - first + 1 <= "
-    "(SELECT COUNT(*) FROM outcomes AS o WHERE o.line BETWEEN in_flight.first "
-    "AND in_flight.last)"
+#: A span in flight whose every line has its outcome row now: nothing in it is in
+#: flight by the span any more. (Outcome rows exist only for lines of ``messages``,
+#: so as many rows as the span has lines is all of them.)
+_DONE = (
+    "last - first + 1 <= (SELECT COUNT(*) FROM outcomes AS o "
+    "WHERE o.line BETWEEN in_flight.first AND in_flight.last)"
 )
+#: Those starting at or before line ``?``, deleted (after results are written).
+_SPANS_DONE = "DELETE FROM in_flight WHERE first <= ? AND " + _DONE
 
 
 def _settle_in_flight_rows(
@@ -308,7 +309,7 @@ class _Sending(_JournalFile):
                 for state, n in self._write_results(db, lines, results, now).items():
                     counts[state] = counts.get(state, 0) + n
                 if lines:
-                    written = max(written, lines[-1])
+                    written = max(written, max(lines))
             if written:
                 db.execute(_SPANS_DONE, (written,))
             if in_flight:
@@ -325,6 +326,10 @@ class _Sending(_JournalFile):
             f"WHERE line BETWEEN ? AND ? AND state IN {_SENDABLE_SQL}",
             (State.IN_FLIGHT, now, first, last),
         ).rowcount
+        # Spans done (results written outside ``advance``) go: spans stay disjoint.
+        db.execute(
+            "DELETE FROM in_flight WHERE first <= ? AND last >= ? AND " + _DONE, (last, first)
+        )
         row = db.execute(
             "SELECT COUNT(*), (SELECT COUNT(*) FROM messages AS m WHERE m.line BETWEEN ?1 "
             "AND ?2), (SELECT COUNT(*) FROM in_flight AS s WHERE s.first <= ?2 AND "
@@ -359,7 +364,10 @@ class _Sending(_JournalFile):
         Returns how many rows went to each state.
         """
         with self._transaction() as db:
-            return self._write_results(db, lines, results, time.time())
+            counts = self._write_results(db, lines, results, time.time())
+            if lines:
+                db.execute(_SPANS_DONE, (max(lines),))
+            return counts
 
     def _write_results(
         self,
