@@ -75,6 +75,34 @@ def _insert_messages(
         db.executemany(_insert_without(absent), group)
 
 
+#: The row of a message with every field but its parameters (the usual one).
+_INSERT_USUAL = _insert_without((False, False, True, False))
+
+
+def _insert_loaded(
+    db: sqlite3.Connection, lines: Sequence[int], messages: Sequence[Message],
+    costs: Sequence[Optional[int]],
+) -> None:
+    """Insert loaded messages, their lines and costs given apart: the usual row (a
+    subject and a clientId, no parameters, a cost) made at once, the others through
+    ``_insert_messages``."""
+    usual: list[tuple[Any, ...]] = []
+    others: list[tuple[Any, ...]] = []
+    other_costs: list[Optional[int]] = []
+    for line, m, cost in zip(lines, messages, costs):
+        if m[4] is None and cost is not None and m[2] is not None and m[3] is not None:
+            usual.append((line, m[0], m[1], m[2], m[3], cost))
+        else:
+            params = m[4]
+            others.append((line, m[0], m[1], m[2], m[3],
+                           None if params is None else _params_json(params)))
+            other_costs.append(cost)
+    if usual:
+        db.executemany(_INSERT_USUAL, usual)
+    if others:
+        _insert_messages(db, others, other_costs)
+
+
 def _packed_costs(messages: Sequence[Message], transliterate: bool) -> list[Optional[int]]:
     """Each message's ``messages.cost``: segments x 4 + 2 (ucs2) + 1 (transliterated),
     None for a text that cannot be counted (see ``message_costs``)."""
@@ -295,26 +323,21 @@ class _Loading(_JournalFile):
         """
         start = self.last_line
         count = 0
-        # The rows as inserted (the message's fields after its line, params as
-        # JSON), and the messages for their costs: no other object per message.
-        buffer: list[tuple[Any, ...]] = []
+        # The lines and the messages (for their costs, then their rows): the row
+        # inserted is made once, at the flush, with the cost.
+        buffer: list[int] = []
         messages: list[Message] = []
         append, keep = buffer.append, messages.append
 
         def flush() -> None:
             costs = _packed_costs(messages, transliterate)
             with self._transaction() as db:
-                _insert_messages(db, buffer, costs)
+                _insert_loaded(db, buffer, messages, costs)
 
         for line, message in rows:
             if line <= start:
                 continue
-            params = message[4]
-            if params is None:
-                append((line, *message))
-            else:
-                address, text, subject, client_id, params = message
-                append((line, address, text, subject, client_id, _params_json(params)))
+            append(line)
             keep(message)
             if len(buffer) >= batch:
                 flush()

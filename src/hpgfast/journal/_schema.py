@@ -38,7 +38,8 @@ SCHEMA_VERSION = "4"
 #: 2 -> 3: ``messages.key``, the caller's own key of a message (``Journal.add``),
 #: unique where given, NULL for the rows loaded before; the ``journal`` view shows it.
 #: 3 -> 4: each message's cost in ``messages.cost`` (the ``costs`` table's rows moved
-#: there, ``costs`` a view of them), and the in-flight mark a row per span of lines
+#: there, ``costs`` a view of them), an index of the rows with parameters
+#: (``messages_params``), and the in-flight mark a row per span of lines
 #: (``in_flight``) instead of an outcome row per message: a message's outcome row is
 #: written once, with its result. Rows in flight in a version 3 file keep their
 #: outcome rows, which say the same.
@@ -192,6 +193,12 @@ CREATE VIEW IF NOT EXISTS costs AS
 _KEY_INDEX = (
     "CREATE UNIQUE INDEX IF NOT EXISTS messages_key ON messages(key) WHERE key IS NOT NULL"
 )
+# The few rows with parameters, by line: the send loop reads a chunk's parameters
+# through it (``_send``), not the column of every row. Partial: a row without
+# parameters (nearly every one) is not in it.
+_PARAMS_INDEX = (
+    "CREATE INDEX IF NOT EXISTS messages_params ON messages(line) WHERE params IS NOT NULL"
+)
 _SCHEMA = _META_SCHEMA + """
 CREATE TABLE IF NOT EXISTS messages (
     line      INTEGER PRIMARY KEY,   -- 1-based number of the message in the input
@@ -258,8 +265,9 @@ def _create_tables(db: sqlite3.Connection) -> None:
     columns = _columns(db, "messages")
     if "key" in columns:
         db.execute(_KEY_INDEX)  # else the migration to 3 adds the column, then the index
-    if "cost" in columns:
-        db.execute(_COSTS_VIEW.strip().rstrip(";"))  # else the migration to 4 makes it
+    if "cost" in columns:  # else the migration to 4 makes them
+        db.execute(_COSTS_VIEW.strip().rstrip(";"))
+        db.execute(_PARAMS_INDEX)
 
 
 def _write_meta(db: sqlite3.Connection, values: Mapping[str, str]) -> None:
@@ -314,6 +322,7 @@ def _migrate(db: sqlite3.Connection, version: str) -> None:
             )
             db.execute("DROP TABLE costs")
         db.execute(_COSTS_VIEW.strip().rstrip(";"))
+        db.execute(_PARAMS_INDEX)
         db.execute("DROP VIEW IF EXISTS journal")
         db.execute(_VIEW.strip().rstrip(";"))
         _write_meta(db, {"schema_version": "4"})
