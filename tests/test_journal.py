@@ -311,3 +311,21 @@ def test_summary_statuses_in_the_order_of_their_counts(journal: Journal) -> None
         "ORDER BY COUNT(*) DESC, status"
     ).fetchall()
     assert [("(none yet)" if s is None else s, n) for s, n in rows] == list(expected.items())
+
+
+def test_chunks_of_lines_with_gaps_and_params(tmp_path: Path) -> None:
+    # A chunk whose lines run without a gap is read without them; one with a gap
+    # (lines a library user gave) is read line by line: the same messages either way.
+    loaded = [(line, Message(f"7900000000{line}", f"t{line}", "S", None,
+                             {"n": str(line)} if line in (5, 9) else None))
+              for line in (1, 2, 5, 6, 9)]
+    with Journal(tmp_path / "gaps.db", lock=True) as j:
+        j.load(loaded)
+        lines, messages = j.next_chunk(2)
+        assert lines == [1, 2]
+        assert [m[:3] for m in messages] == [m[:3] for _, m in loaded[:2]]
+        lines, messages = j.next_chunk(10, after=2)
+        assert lines == [5, 6, 9]
+        assert [m.params for m in messages] == [{"n": "5"}, None, {"n": "9"}]
+        assert [m.client_id for m in messages] == [j.made_id(line) for line in lines]
+        assert j.next_chunk(2, after=5)[0] == [6, 9]

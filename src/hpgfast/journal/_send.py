@@ -79,13 +79,10 @@ _CHUNK_FRESH = (
     "SELECT line, address, text, subject, client_id, params FROM messages "
     "WHERE line > ? ORDER BY line LIMIT ?"
 )
-#: The first and last line of ``messages``, and how many it holds (each in a few
-#: steps: the count a walk of the table's pages, not of its rows): the lines run
-#: without a gap when the count is the span between them.
-_LINES = (
-    "SELECT (SELECT MIN(line) FROM messages), (SELECT MAX(line) FROM messages), "
-    "(SELECT COUNT(*) FROM messages)"
-)
+#: The line of the ``?2 + 1``-th row after line ``?1``: the rows after ``?1`` run
+#: without a gap up to it when it is ``?1 + ?2 + 1`` (read from the table's keys, a
+#: step a row skipped: no column of theirs is read).
+_NTH_LINE = "SELECT line FROM messages WHERE line > ? ORDER BY line LIMIT 1 OFFSET ?"
 #: The rows of ``_CHUNK_FRESH`` when their lines are known to follow one another:
 #: without the line and the parameters (NULL in nearly every row; found through the
 #: partial index ``messages_params``). Python's sqlite3 gives up the interpreter
@@ -287,16 +284,16 @@ class _Sending(_JournalFile):
             start = max(after, settled)
             if len(rows) < size:
                 want = size - len(rows)
-                low, high, held = db.execute(_LINES).fetchone()
-                if held and held == high - low + 1 and start >= low - 1:
-                    # Lines low..high, every one: those after ``start`` are known.
-                    count = min(want, high - start)
-                    if count > 0:
-                        fresh = db.execute(_FRESH_FIELDS, (start, count)).fetchall()
-                        params = dict(
-                            db.execute(_FRESH_PARAMS, (start, start + count)).fetchall()
-                        )
-                else:
+                high = int(db.execute("SELECT MAX(line) FROM messages").fetchone()[0] or 0)
+                count = min(want, high - start)
+                nth = (
+                    db.execute(_NTH_LINE, (start, count - 1)).fetchone() if count > 0 else None
+                )
+                if nth is not None and nth[0] == start + count:
+                    # Lines start+1 .. start+count, every one: known without reading them.
+                    fresh = db.execute(_FRESH_FIELDS, (start, count)).fetchall()
+                    params = dict(db.execute(_FRESH_PARAMS, (start, start + count)).fetchall())
+                elif count > 0:
                     rows += db.execute(_CHUNK_FRESH, (start, want)).fetchall()
         loads = json.loads
         made = self.made_id
