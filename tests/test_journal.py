@@ -9,7 +9,13 @@ import pytest
 
 from hpgfast import Message, RequestRejected, SendResult, StatusResult
 from hpgfast.client import SendFailure
-from hpgfast.journal import Journal, JournalLocked, JournalMismatch, file_fingerprint
+from hpgfast.journal import (
+    Journal,
+    JournalError,
+    JournalLocked,
+    JournalMismatch,
+    file_fingerprint,
+)
 
 
 def _messages(n: int) -> list[tuple[int, Message]]:
@@ -56,6 +62,29 @@ def test_state_machine(journal: Journal) -> None:
     assert journal.next_chunk(100)[0] == [4, 5, 6, 7, 8, 9, 10]
     summary = journal.summary()
     assert summary["rejected_by_code"] == {"error-address-format": 1}
+
+
+def test_lines_marked_in_flight_read_in_flight_everywhere(journal: Journal) -> None:
+    # The mark is a row for the span (7-9 first, then 2-5 around line 4's result);
+    # every reading shows its lines in flight, and no chunk gives them again.
+    journal.mark_in_flight([4])
+    journal.record_results([4], [SendResult("not-sent", "c4")])
+    journal.mark_in_flight([2, 3, 4, 5])
+    journal.mark_in_flight([7, 8, 9])
+    assert journal.counts()["in_flight"] == 7 and journal.counts()["pending"] == 3
+    assert [r[0] for r in journal.rows(states=["in_flight"])] == [2, 3, 4, 5, 7, 8, 9]
+    assert journal.by_line(3)["state"] == "in_flight"  # type: ignore[index]
+    assert journal.by_line(6)["state"] == "pending"  # type: ignore[index]
+    assert journal.cost_totals()["by_state"]["in_flight"]["messages"] == 7
+    assert journal.next_chunk(100)[0] == [1, 6, 10]
+    with pytest.raises(JournalError, match="rows would go in flight"):
+        journal.mark_in_flight([8, 9])  # already in flight: refused, nothing written
+    journal.record_results([2, 3], [SendResult("ok", "c2", "1002"), SendResult("ok", "c3", "1003")])
+    assert journal.counts()["in_flight"] == 5 and journal.counts()["accepted"] == 2
+    assert journal.settle_in_flight([7, 8, 9], "pending", code=None, reason=None) == 3
+    assert journal.next_chunk(100)[0] == [1, 6, 7, 8, 9, 10]
+    assert journal.recover()["in_flight_to_unknown"] == 2  # 4 and 5
+    assert journal.counts()["unknown"] == 2 and journal.counts()["in_flight"] == 0
 
 
 def test_recovery_in_flight_becomes_unknown(tmp_path: Path, journal: Journal) -> None:
@@ -282,3 +311,21 @@ def test_summary_statuses_in_the_order_of_their_counts(journal: Journal) -> None
         "ORDER BY COUNT(*) DESC, status"
     ).fetchall()
     assert [("(none yet)" if s is None else s, n) for s, n in rows] == list(expected.items())
+
+
+def test_chunks_of_lines_with_gaps_and_params(tmp_path: Path) -> None:
+    # A chunk whose lines run without a gap is read without them; one with a gap
+    # (lines a library user gave) is read line by line: the same messages either way.
+    loaded = [(line, Message(f"7900000000{line}", f"t{line}", "S", None,
+                             {"n": str(line)} if line in (5, 9) else None))
+              for line in (1, 2, 5, 6, 9)]
+    with Journal(tmp_path / "gaps.db", lock=True) as j:
+        j.load(loaded)
+        lines, messages = j.next_chunk(2)
+        assert lines == [1, 2]
+        assert [m[:3] for m in messages] == [m[:3] for _, m in loaded[:2]]
+        lines, messages = j.next_chunk(10, after=2)
+        assert lines == [5, 6, 9]
+        assert [m.params for m in messages] == [{"n": "5"}, None, {"n": "9"}]
+        assert [m.client_id for m in messages] == [j.made_id(line) for line in lines]
+        assert j.next_chunk(2, after=5)[0] == [6, 9]

@@ -179,6 +179,6 @@ def test_a_half_done_version_1_journal_resumes_without_a_duplicate(tmp_path: Pat
     # Only the pending ones went out, once each: 201-300 are messages 200-299.
     assert sent == list(range(200, 300))
     with Journal(journal_path) as j:
-        assert j.meta()["schema_version"] == "3" and len(j.meta()["id_prefix"]) == 11
+        assert j.meta()["schema_version"] == "4" and len(j.meta()["id_prefix"]) == 11
         counts = j.counts()
     assert (counts[State.ACCEPTED], counts[State.UNKNOWN]) == (200, 100)

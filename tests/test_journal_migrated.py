@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from hpgfast import Client, Message
+from hpgfast._wire import base62
 from hpgfast.emulator import Emulator
 from hpgfast.journal import Journal, JournalError, JournalIdsNotRecorded, State
 
@@ -204,7 +205,7 @@ def test_resend_unknown_refuses_messages_sent_before_ids_were_recorded(tmp_path:
     # refused by the platform (error-id-not-unique), not sent twice.
     assert ledger == sorted([*range(1, 301), *WITHOUT_IDS])
     with Journal(journal) as j:
-        assert j.meta()["schema_version"] == "3"
+        assert j.meta()["schema_version"] == "4"
         counts = j.counts()
         assert counts[State.ACCEPTED] == 100 + 100 + len(WITHOUT_IDS)
         assert counts[State.REJECTED] == len(OWN_IDS)
@@ -275,7 +276,7 @@ def test_a_version_2_journal_gets_keys_and_keeps_everything(tmp_path: Path) -> N
     _version_2_journal(path)
     # A reader migrates it too (one transaction), and sees what was there.
     with Journal(path, create=False) as j:
-        assert j.meta()["schema_version"] == "3"
+        assert j.meta()["schema_version"] == "4"
         assert j.meta()["id_prefix"] == "Abcdefghij0"
         first = j.by_line(1)
         assert first is not None
@@ -301,3 +302,117 @@ def test_a_version_2_journal_gets_keys_and_keeps_everything(tmp_path: Path) -> N
         assert {e.client_id for e in emu.ledger if e.text.startswith("old")} == {
             j.made_id(3), j.made_id(4)}
         assert j.counts()[State.UNKNOWN] == 1
+
+
+# The previous release's schema (journal schema version 3), exactly as it was: version
+# 2's tables, the caller's key on each message (and its partial unique index), and
+# the journal view that shows it. Each message's cost had a row in ``costs``, each
+# message marked in flight an outcome row of its own.
+V3_SCHEMA = V2_SCHEMA.replace(
+    """    params    TEXT                   -- JSON object of extra parameters, or NULL
+);""",
+    """    params    TEXT,                  -- JSON object of extra parameters, or NULL
+    key       TEXT                   -- the caller's key (Journal.add), unique, or NULL
+);""",
+).replace(
+    """           o.status, o.status_time, o.reason, o.status_source, o.updated_at
+    FROM messages""",
+    """           o.status, o.status_time, o.reason, o.status_source, o.updated_at, m.key
+    FROM messages""",
+) + """
+CREATE UNIQUE INDEX IF NOT EXISTS messages_key ON messages(key) WHERE key IS NOT NULL;
+"""
+
+
+def _version_3_journal(path: Path, csv_path: Path, emu: Emulator) -> list[tuple[int, ...]]:
+    """A version-3 journal whose sender died: 1-100 accepted, 101-150 unknown, 151-200
+    in flight (each an outcome row), 201-300 pending; 1-200 reached the platform under
+    the journal's clientIds, as version 3's sender sent them. Returns its costs rows."""
+    loaded = path.parent / "loaded.db"
+    subprocess.run(
+        _send("http://127.0.0.1:9/", csv_path, loaded), env=ENV, capture_output=True,
+        timeout=60,
+    )
+    source = sqlite3.connect(loaded)
+    fingerprint = source.execute("SELECT key, value FROM meta WHERE key LIKE 'input:%'").fetchall()
+    messages = source.execute(
+        "SELECT line, address, text, subject, client_id, params FROM messages ORDER BY line"
+    ).fetchall()
+    costs = source.execute("SELECT * FROM costs ORDER BY line").fetchall()
+    source.close()
+    assert len(messages) == N and len(costs) == N and len(fingerprint) >= 3
+
+    prefix = "Abcdefghij0"
+    made = [m[4] or prefix + base62(m[0], 9) for m in messages]
+    with Client(emu.url, "CLIENT", "P@ssw0rd") as client:
+        results = client.send([Message(*m[1:4], made[i]) for i, m in enumerate(messages[:200])])
+    assert all(r[0] == "ok" for r in results)
+
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.executescript(V3_SCHEMA)
+    now = time.time()
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+        ("schema_version", "3"), ("id_prefix", prefix), *fingerprint, ("loaded", str(N)),
+    ])
+    db.executemany("INSERT INTO messages (line, address, text, subject, client_id, params) "
+                   "VALUES (?, ?, ?, ?, ?, ?)", messages)
+    db.executemany("INSERT INTO costs VALUES (?, ?, ?, ?)", costs)
+    for line, r in zip(range(1, 201), results):
+        if line <= 100:
+            row = ("accepted", r[2], "ok", None)
+        elif line <= 150:
+            row = ("unknown", None, "unknown", "send failed: read timed out")
+        else:
+            row = ("in_flight", None, None, None)
+        db.execute("INSERT INTO outcomes (line, state, provider_id, code, reason, "
+                   "updated_at) VALUES (?, ?, ?, ?, ?, ?)", (line, *row, now))
+    db.execute("COMMIT")
+    db.close()
+    return costs
+
+
+@pytest.mark.slow
+def test_a_version_3_journal_moves_its_costs_and_resumes_exactly(tmp_path: Path) -> None:
+    csv_path = tmp_path / "m.csv"
+    _write_csv(csv_path)
+    journal = tmp_path / "v3.db"
+    with Emulator(speed=None, unique_client_ids=True) as emu:
+        costs = _version_3_journal(journal, csv_path, emu)
+        with Journal(journal, create=False) as j:  # a reader migrates it, and sees it all
+            assert j.meta()["schema_version"] == "4"
+            counts = j.counts()
+            assert (counts[State.ACCEPTED], counts[State.UNKNOWN], counts[State.IN_FLIGHT],
+                    counts[State.PENDING]) == (100, 50, 50, 100)
+            assert j.cost_totals()["messages"] == N
+            accepted = j.by_line(100)
+            assert accepted is not None and accepted["provider_id"]
+        db = sqlite3.connect(journal)
+        kinds = dict(db.execute("SELECT name, type FROM sqlite_master "
+                                "WHERE name IN ('costs', 'in_flight')").fetchall())
+        assert db.execute("SELECT * FROM costs ORDER BY line").fetchall() == costs
+        db.close()
+        assert kinds == {"costs": "view", "in_flight": "table"}
+
+        # The rest goes out once; what was in flight is unknown, and not sent again.
+        rest = subprocess.run(_send(emu.url, csv_path, journal), env=ENV,
+                              capture_output=True, text=True, timeout=120)
+        assert rest.returncode == 1, rest.stdout + rest.stderr
+        assert _ledger_lines(emu) == list(range(1, 301))
+        with Journal(journal) as j:
+            counts = j.counts()
+            assert (counts[State.ACCEPTED], counts[State.UNKNOWN]) == (200, 100)
+            assert j.by_line(100) == accepted
+
+        # Resent under the ids the journal made for them: the platform had them all.
+        again = subprocess.run(_send(emu.url, csv_path, journal, "--resend-unknown"),
+                               env=ENV, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 1, again.stdout + again.stderr  # two own ids refused
+        assert _ledger_lines(emu) == list(range(1, 301))
+    with Journal(journal) as j:
+        counts = j.counts()
+        assert counts[State.ACCEPTED] + counts[State.ACCEPTED_EARLIER] == N - len(OWN_IDS)
+        assert counts[State.ACCEPTED_EARLIER] == 100 - len(OWN_IDS)
+        assert counts[State.REJECTED] == len(OWN_IDS)  # their own ids: refused, not resent
+        assert j.cost_totals()["messages"] == N

@@ -5,7 +5,7 @@ sent (the first write in the order ``_send`` gives), so the send loop only ever
 reads the journal, and a resumed run sends from it, never from the input again. A
 load is written in batches (one transaction each) that resume where a crash cut
 them: lines already in the journal are skipped. Each message's cost in SMS segments
-goes in with it, in the same transaction. A journal is bound to the input's
+goes in with it, in its row. A journal is bound to the input's
 fingerprint (size, SHA-256, the settings that change what is sent), so that a
 changed input is refused once anything was sent, and simply replaces the old one
 while nothing was.
@@ -32,20 +32,20 @@ from ._schema import _write_meta
 _L = TypeVar("_L", bound="_Loading")
 
 _INSERT_KEYED = (
-    "INSERT INTO messages (line, address, text, subject, client_id, params, key) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO messages (line, address, text, subject, client_id, params, key, cost) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
-#: The columns of ``messages`` after ``line`` that a message's fields fill.
-_FIELDS = ("address", "text", "subject", "client_id", "params")
+#: The columns of ``messages`` after ``line`` that a row's values fill.
+_FIELDS = ("address", "text", "subject", "client_id", "params", "cost")
 
 
 def _insert_without(absent: tuple[bool, ...]) -> str:
-    """The INSERT of a message row whose fields flagged in ``absent`` are None.
+    """The INSERT of a message row whose values flagged in ``absent`` are None.
 
     Python's sqlite3 binds None through its adapter lookup (thousands of
     instructions a value, against hundreds for a str): a column left out of the
-    INSERT is NULL at no cost, so rows are inserted by which of their fields are
+    INSERT is NULL at no cost, so rows are inserted by which of their values are
     None, each group with the statement that leaves those out.
     """
     columns = ["line", *(f for f, gone in zip(_FIELDS, (False, False, *absent)) if not gone)]
@@ -55,16 +55,19 @@ def _insert_without(absent: tuple[bool, ...]) -> str:
     )
 
 
-def _insert_messages(db: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert ``(line, address, text, subject, client_id, params)`` rows, Nones as NULL
-    without binding them (see ``_insert_without``)."""
-    groups: dict[tuple[bool, bool, bool], list[tuple[Any, ...]]] = {}
-    for row in rows:
-        absent = (row[3] is None, row[4] is None, row[5] is None)
+def _insert_messages(
+    db: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], costs: Sequence[Optional[int]]
+) -> None:
+    """Insert ``(line, address, text, subject, client_id, params)`` rows with their
+    ``costs`` (``messages.cost``), Nones as NULL without binding them (see
+    ``_insert_without``)."""
+    groups: dict[tuple[bool, bool, bool, bool], list[tuple[Any, ...]]] = {}
+    for row, cost in zip(rows, costs):
+        absent = (row[3] is None, row[4] is None, row[5] is None, cost is None)
         group = groups.get(absent)
         if group is None:
             group = groups[absent] = []
-        group.append(row)
+        group.append((*row, cost))
     for absent, group in groups.items():
         if True in absent:
             kept = [i for i, gone in enumerate((False, False, False, *absent)) if not gone]
@@ -72,27 +75,37 @@ def _insert_messages(db: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) ->
         db.executemany(_insert_without(absent), group)
 
 
-#: Costs of consecutive lines from ``?1``: ``?2`` a JSON array of ``segments x 4 +
-#: 2 (ucs2) + 1 (transliterated)``, one number a line (a batch with a text that cannot
-#: be counted takes ``_insert_costs``: that line gets no row).
-_INSERT_COSTS = (
-    "INSERT OR REPLACE INTO costs (line, segments, encoding, transliterated) "
-    "SELECT ?1 + key, value >> 2, CASE value & 2 WHEN 0 THEN 'gsm7' ELSE 'ucs2' END, "
-    "value & 1 FROM json_each(?2)"
-)
+#: The row of a message with every field but its parameters (the usual one).
+_INSERT_USUAL = _insert_without((False, False, True, False))
 
 
-def _insert_counted(
+def _insert_loaded(
     db: sqlite3.Connection, lines: Sequence[int], messages: Sequence[Message],
-    transliterate: bool,
+    costs: Sequence[Optional[int]],
 ) -> None:
-    """The costs of ``messages`` (``message_costs``), in one statement when their lines
-    follow one another: a JSON array of numbers, no values bound per row."""
-    if not lines:
-        return
-    if lines[-1] - lines[0] != len(lines) - 1:
-        _insert_costs(db, _costs(lines, messages, transliterate))
-        return
+    """Insert loaded messages, their lines and costs given apart: the usual row (a
+    subject and a clientId, no parameters, a cost) made at once, the others through
+    ``_insert_messages``."""
+    usual: list[tuple[Any, ...]] = []
+    others: list[tuple[Any, ...]] = []
+    other_costs: list[Optional[int]] = []
+    for line, m, cost in zip(lines, messages, costs):
+        if m[4] is None and cost is not None and m[2] is not None and m[3] is not None:
+            usual.append((line, m[0], m[1], m[2], m[3], cost))
+        else:
+            params = m[4]
+            others.append((line, m[0], m[1], m[2], m[3],
+                           None if params is None else _params_json(params)))
+            other_costs.append(cost)
+    if usual:
+        db.executemany(_INSERT_USUAL, usual)
+    if others:
+        _insert_messages(db, others, other_costs)
+
+
+def _packed_costs(messages: Sequence[Message], transliterate: bool) -> list[Optional[int]]:
+    """Each message's ``messages.cost``: segments x 4 + 2 (ucs2) + 1 (transliterated),
+    None for a text that cannot be counted (see ``message_costs``)."""
     try:
         changed: Sequence[int] = ()
         counted: Sequence[Any] = messages
@@ -100,31 +113,25 @@ def _insert_counted(
             counted, changed = transliterate_messages(messages)
         counts = count_segments(counted)
     except MessageError:
-        _insert_costs(db, _costs(lines, messages, transliterate))
-        return
-    packed = [c[2] * 4 + (2 if c[0] == "ucs2" else 0) for c in counts]
+        found = {
+            cost[0]: cost[1:] for cost in _costs(range(len(messages)), messages, transliterate)
+        }
+        return [
+            None if i not in found else _pack(*found[i]) for i in range(len(messages))
+        ]
+    packed: list[Optional[int]] = [
+        c[2] * 4 + (2 if c[0] == "ucs2" else 0) for c in counts
+    ]
     for i in changed:
-        packed[i] += 1
-    db.execute(_INSERT_COSTS, (lines[0], json.dumps(packed)))
+        packed[i] = int(packed[i] or 0) + 1
+    return packed
 
 
-def _insert_costs(db: sqlite3.Connection, costs: Sequence[tuple[int, int, str, int]]) -> None:
-    """Insert ``(line, segments, encoding, transliterated)`` rows: two values bound a
-    row, the encoding and the flag (a few kinds) written into the statement."""
-    groups: dict[tuple[str, int], list[tuple[int, int]]] = {}
-    for line, segments, encoding, moved in costs:
-        group = groups.get((encoding, moved))
-        if group is None:
-            group = groups[(encoding, moved)] = []
-        group.append((line, segments))
-    for (encoding, moved), group in groups.items():
-        if encoding not in ("gsm7", "ucs2"):  # pragma: no cover - count_segments' own
-            raise ValueError(f"not an encoding: {encoding!r}")
-        db.executemany(
-            "INSERT OR REPLACE INTO costs (line, segments, encoding, transliterated) "
-            f"VALUES (?, ?, '{encoding}', {int(moved)})",
-            group,
-        )
+def _pack(segments: int, encoding: str, transliterated: int) -> int:
+    """``messages.cost`` of a count: segments x 4 + 2 (ucs2) + 1 (transliterated)."""
+    if encoding not in ("gsm7", "ucs2"):  # pragma: no cover - count_segments' own
+        raise ValueError(f"not an encoding: {encoding!r}")
+    return segments * 4 + (2 if encoding == "ucs2" else 0) + (1 if transliterated else 0)
 
 
 def file_fingerprint(path: Union[str, os.PathLike[str]]) -> dict[str, str]:
@@ -223,8 +230,15 @@ def _keyed(item: Any) -> tuple[Optional[str], Message]:
 
 
 def _anything_sent(db: sqlite3.Connection) -> bool:
-    """Whether any message ever went out (has an outcome row): then the input is kept."""
+    """Whether any message has an outcome row (see ``_anything_marked``)."""
     return db.execute("SELECT 1 FROM outcomes LIMIT 1").fetchone() is not None
+
+
+def _anything_marked(db: sqlite3.Connection) -> bool:
+    """Whether any message ever went out: has an outcome row, or is in a span in flight."""
+    return _anything_sent(db) or (
+        db.execute("SELECT 1 FROM in_flight LIMIT 1").fetchone() is not None
+    )
 
 
 def _forget_input(db: sqlite3.Connection) -> None:
@@ -269,7 +283,7 @@ class _Loading(_JournalFile):
             if old == fingerprint:
                 return False
             if old:
-                if _anything_sent(db):
+                if _anything_marked(db):
                     keys = set(old) | set(fingerprint)
                     raise JournalMismatch(
                         self.path,
@@ -303,42 +317,27 @@ class _Loading(_JournalFile):
         ``rows`` are ``(line, message)`` with increasing lines; lines already in the
         journal are skipped, so a load cut short by a crash simply resumes. Call
         ``finish_load(total)`` once the input is exhausted. Each message's segments
-        go into ``costs`` in the same transaction (see ``message_costs``), counted on
-        the text as it will be sent: with ``transliterate``, in Latin letters where
-        that saves segments.
+        go into its row (``cost``, shown by the ``costs`` view; see
+        ``message_costs``), counted on the text as it will be sent: with
+        ``transliterate``, in Latin letters where that saves segments.
         """
         start = self.last_line
-        # Lines up to here have their messages and counts in the journal: this
-        # load's earlier transactions wrote them, or an earlier load did.
-        kept = start
         count = 0
-        # The rows as inserted (the message's fields after its line, params as
-        # JSON), and the messages for their costs: no other object per message.
-        buffer: list[tuple[Any, ...]] = []
+        # The lines and the messages (for their costs, then their rows): the row
+        # inserted is made once, at the flush, with the cost.
+        buffer: list[int] = []
         messages: list[Message] = []
         append, keep = buffer.append, messages.append
 
         def flush() -> None:
-            nonlocal kept
-            lines = [row[0] for row in buffer]
+            costs = _packed_costs(messages, transliterate)
             with self._transaction() as db:
-                # Counts left by a load this journal was rebound from (``bind``
-                # empties ``messages`` only) would be counted as this input's;
-                # those of the rows written since are this input's own.
-                db.execute("DELETE FROM costs WHERE line > ?", (kept,))
-                _insert_messages(db, buffer)
-                _insert_counted(db, lines, messages, transliterate)
-            kept = buffer[-1][0]
+                _insert_loaded(db, buffer, messages, costs)
 
         for line, message in rows:
             if line <= start:
                 continue
-            params = message[4]
-            if params is None:
-                append((line, *message))
-            else:
-                address, text, subject, client_id, params = message
-                append((line, address, text, subject, client_id, _params_json(params)))
+            append(line)
             keep(message)
             if len(buffer) >= batch:
                 flush()
@@ -401,7 +400,6 @@ class _Loading(_JournalFile):
             last = int(db.execute("SELECT MAX(line) FROM messages").fetchone()[0] or 0)
             line = last
             rows: list[tuple[Any, ...]] = []
-            cost_rows: list[tuple[Any, ...]] = []
             for i, (key, message) in enumerate(block):
                 if key is not None:
                     if key in taken:
@@ -409,14 +407,13 @@ class _Loading(_JournalFile):
                     taken.add(key)
                 line += 1
                 address, text, subject, client_id, params = message
-                rows.append((line, address, text, subject, client_id, _params_json(params), key))
-                if i in costs:
-                    cost_rows.append((line, *costs[i]))
+                cost = costs.get(i)
+                rows.append((
+                    line, address, text, subject, client_id, _params_json(params), key,
+                    None if cost is None else _pack(*cost),
+                ))
             if rows:
-                # Counts left by an input a rebind emptied (see ``load``).
-                db.execute("DELETE FROM costs WHERE line > ?", (last,))
                 db.executemany(_INSERT_KEYED, rows)
-                _insert_costs(db, cost_rows)
         return len(rows)
 
     def restart_load(self) -> None:
@@ -427,7 +424,7 @@ class _Loading(_JournalFile):
         against.
         """
         with self._transaction() as db:
-            if not _anything_sent(db):
+            if not _anything_marked(db):
                 _forget_input(db)
 
     def finish_load(self, total: int) -> None:

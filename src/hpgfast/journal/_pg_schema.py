@@ -22,8 +22,11 @@ engines answer every reading the same way; and what a fleet of senders needs on 
   tables live in (``current_schema()``), so that several journals can share a
   database, one per schema (``?options=-csearch_path%3Dname`` in the URL).
 
-``SCHEMA_VERSION`` is the SQLite journal's (3: ``messages.key``, the caller's key);
-a PostgreSQL journal is made at it, so there is no older one to migrate yet:
+``SCHEMA_VERSION`` is 3, the SQLite journal's version 3 (``messages.key``, the
+caller's key); the SQLite journal's version 4 changed what a file needs alone (a
+row per span of lines in flight instead of an outcome row per message, which a
+fleet's claims need here; costs in the messages' rows), so the readings stay the
+same on both. A PostgreSQL journal is made at 3, so there is no older one to migrate yet:
 ``_MIGRATIONS`` maps a version to the statements that bring it one step up, and a
 newer version is refused.
 """
@@ -32,7 +35,7 @@ from __future__ import annotations
 
 from ._schema import FINAL_STATES, State
 
-#: The schema a PostgreSQL journal is made at (the SQLite journal's, with ``messages.key``).
+#: The schema a PostgreSQL journal is made at (the SQLite journal's 3, with ``messages.key``).
 SCHEMA_VERSION = "3"
 #: Older versions this code opens, each with the statements that bring it one version
 #: up (run in one transaction under the schema lock). None yet: the first PostgreSQL

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Optional
 
 from ._file import _JournalFile
-from ._schema import STATES, State
+from ._schema import STATE_SQL, STATES, State
 
 #: Columns of ``rows()`` (and of ``hpgfast report --csv``).
 ROW_COLUMNS = (
@@ -36,6 +36,12 @@ ROW_COLUMNS = (
 _COUNTS_BY_STATE = "SELECT COUNT(*), " + ", ".join(
     f"SUM(state = '{state}')" for state in STATES
 ) + " FROM outcomes"
+
+#: Lines in flight by a span's row (without an outcome row of their own).
+_IN_SPANS = (
+    "SELECT COALESCE(SUM(s.last - s.first + 1 - (SELECT COUNT(*) FROM outcomes AS o "
+    "WHERE o.line BETWEEN s.first AND s.last)), 0) FROM in_flight AS s"
+)
 
 #: The keys of ``by_line()`` and ``by_key()``: the row and the caller's key.
 _ROW_DICT = (*ROW_COLUMNS, "key")
@@ -63,7 +69,9 @@ class _Reading(_JournalFile):
                     "SELECT state, COUNT(*) FROM outcomes GROUP BY state"
                 ):
                     counts[str(state)] = counts.get(str(state), 0) + int(n)
-        counts[State.PENDING] += total - seen
+            spans = int(db.execute(_IN_SPANS).fetchone()[0])
+        counts[State.IN_FLIGHT] += spans
+        counts[State.PENDING] += total - seen - spans
         return counts
 
     def summary(self) -> dict[str, Any]:
@@ -164,9 +172,9 @@ class _Reading(_JournalFile):
         with self._mutex:
             db = self._db
             for state, n, segments in db.execute(
-                f"SELECT COALESCE(o.state, '{State.PENDING}'), COUNT(*), SUM(c.segments) "
-                "FROM costs AS c LEFT JOIN outcomes AS o ON o.line = c.line "
-                "GROUP BY 1"
+                f"SELECT {STATE_SQL}, COUNT(*), SUM(m.cost >> 2) "
+                "FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line "
+                "WHERE m.cost IS NOT NULL GROUP BY 1"
             ):
                 by_state[str(state)] = {"messages": int(n), "segments": int(segments or 0)}
             for encoding, n, segments in db.execute(

@@ -5,15 +5,19 @@ older file up to it, so that every other part of the journal names the same tabl
 and states, and a change of layout is a change of this module and a migration.
 
 ``messages`` holds the input as read, one row per input message keyed by its 1-based
-number in the input (``line``), written once; ``outcomes`` holds each message's
-state, provider id, code, delivery status, status time, reason and update time, in
-narrow rows (so the two state changes of every message rewrite few pages); the
-``journal`` view joins them into one row per message (no outcome row yet means
-``pending``). ``meta`` holds the input's fingerprint (size, SHA-256, the settings that
-change what is sent), the schema version, the journal's clientId prefix and the name
-the file was last opened by (see ``_file``). ``costs`` holds what each message costs
-in SMS segments; ``status_history`` every delivery status change (see ``_statuses``).
-The states and the order in which the send loop writes them are in ``_send``.
+number in the input (``line``), with what it costs in SMS segments (``cost``), written
+once; ``outcomes`` holds each message's state, provider id, code, delivery status,
+status time, reason and update time, in narrow rows, one from a message's first
+result on; ``in_flight`` holds the spans of lines marked in flight before their
+request's first byte, one row a mark (a request's lines and those marked ahead with
+them), not a row a message. A message's state is its outcome row's; without one, it
+is ``in_flight`` inside a span and ``pending`` outside. The ``journal`` view joins
+them into one row per message, the ``costs`` view shows each message's segments.
+``meta`` holds the input's fingerprint (size, SHA-256, the settings that change what
+is sent), the schema version, the journal's clientId prefix and the name the file
+was last opened by (see ``_file``); ``status_history`` every delivery status change
+(see ``_statuses``). The states and the order in which the send loop writes them
+are in ``_send``.
 """
 
 from __future__ import annotations
@@ -29,13 +33,19 @@ from .._states import refused_whole as refused_whole
 from .._states import result_state as result_state
 from .._wire import ID_ALPHABET, Code
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 #: Versions this code opens, each with the step that brings it to the next.
 #: 1 -> 2: a clientId prefix per journal (``id_prefix`` in meta); the schema of the
 #: tables is unchanged, so the step only adds the prefix.
 #: 2 -> 3: ``messages.key``, the caller's own key of a message (``Journal.add``),
 #: unique where given, NULL for the rows loaded before; the ``journal`` view shows it.
-_MIGRATIONS = ("1", "2")
+#: 3 -> 4: each message's cost in ``messages.cost`` (the ``costs`` table's rows moved
+#: there, ``costs`` a view of them), an index of the rows with parameters
+#: (``messages_params``), and the in-flight mark a row per span of lines
+#: (``in_flight``) instead of an outcome row per message: a message's outcome row is
+#: written once, with its result. Rows in flight in a version 3 file keep their
+#: outcome rows, which say the same.
+_MIGRATIONS = ("1", "2", "3")
 
 #: Random characters of a journal's clientId prefix (65 bits of [0-9A-Za-z]).
 ID_PREFIX_LENGTH = 11
@@ -68,22 +78,47 @@ def _final_status_sql(final_statuses: Iterable[str]) -> str:
     listed = ", ".join(f"'{n}'" for n in names)
     return f"(status IS NULL OR lower(status) NOT IN ({listed}))"
 
-# Two tables: the input as read (written once, never changed) and each message's
-# outcome (narrow rows, so that the two state changes of every message rewrite few
-# pages). An outcome row exists from the moment a message first goes in flight; no
-# row means pending. The ``journal`` view joins them into one row per message.
+# The input as read (written once, never changed), each message's outcome (narrow
+# rows, written once a message has a result, or once a settled mark gives it a
+# state), and the in-flight marks, a row per span of lines: a mark writes one row
+# whatever the span's length, and a message's outcome row is written once, not
+# inserted by its mark and rewritten by its result. Spans are disjoint; a span whose
+# every line has its outcome row is deleted (``_send``). The ``journal`` view joins
+# them into one row per message.
 _META_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 """
+#: A message's state (``m`` its ``messages`` row, ``o`` its outcome row or NULLs):
+#: its outcome row's; else in flight inside a span (the span starting last at or
+#: before it, since spans are disjoint), else pending.
+STATE_SQL = (
+    f"COALESCE(o.state, CASE WHEN (SELECT s.last FROM in_flight AS s WHERE s.first <= m.line "
+    f"ORDER BY s.first DESC LIMIT 1) >= m.line THEN '{State.IN_FLIGHT}' "
+    f"ELSE '{State.PENDING}' END)"
+)
 _VIEW = f"""
 CREATE VIEW IF NOT EXISTS journal AS
     SELECT m.line, m.address, m.text, m.subject, m.client_id, m.params,
-           COALESCE(o.state, '{State.PENDING}') AS state, o.provider_id, o.code,
+           {STATE_SQL} AS state, o.provider_id, o.code,
            o.status, o.status_time, o.reason, o.status_source, o.updated_at, m.key
     FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line;
+"""
+# What each message costs, for reconciling an invoice: its SMS segments, the encoding
+# they are counted in and whether the text goes out transliterated (``send
+# --transliterate``: the count is then that of the Latin text), packed in one number
+# of its ``messages`` row (``cost``: segments x 4 + 2 for ucs2 + 1 when transliterated;
+# NULL: not counted), written with it: no row of its own. The ``costs`` view shows
+# them as the ``costs`` table of schema 3 held them; a message without a count (a
+# text that cannot be encoded, a row loaded before counts were kept) has no row.
+_COSTS_VIEW = """
+CREATE VIEW IF NOT EXISTS costs AS
+    SELECT line, cost >> 2 AS segments,
+           CASE cost & 2 WHEN 0 THEN 'gsm7' ELSE 'ucs2' END AS encoding,
+           cost & 1 AS transliterated
+    FROM messages WHERE cost IS NOT NULL;
 """
 # A unique index, not a UNIQUE column: ALTER TABLE cannot add one (2 -> 3); NULLs
 # (rows without a key) are distinct in it. Made once the column exists. Partial:
@@ -94,6 +129,12 @@ CREATE VIEW IF NOT EXISTS journal AS
 _KEY_INDEX = (
     "CREATE UNIQUE INDEX IF NOT EXISTS messages_key ON messages(key) WHERE key IS NOT NULL"
 )
+# The few rows with parameters, by line: the send loop reads a chunk's parameters
+# through it (``_send``), not the column of every row. Partial: a row without
+# parameters (nearly every one) is not in it.
+_PARAMS_INDEX = (
+    "CREATE INDEX IF NOT EXISTS messages_params ON messages(line) WHERE params IS NOT NULL"
+)
 _SCHEMA = _META_SCHEMA + """
 CREATE TABLE IF NOT EXISTS messages (
     line      INTEGER PRIMARY KEY,   -- 1-based number of the message in the input
@@ -102,7 +143,13 @@ CREATE TABLE IF NOT EXISTS messages (
     subject   TEXT,
     client_id TEXT,
     params    TEXT,                  -- JSON object of extra parameters, or NULL
-    key       TEXT                   -- the caller's key (Journal.add), unique, or NULL
+    key       TEXT,                  -- the caller's key (Journal.add), unique, or NULL
+    cost      INTEGER                -- segments x 4 + 2 (ucs2) + 1 (transliterated)
+);
+CREATE TABLE IF NOT EXISTS in_flight (
+    first      INTEGER PRIMARY KEY,  -- the span's first line
+    last       INTEGER NOT NULL,     -- its last line
+    updated_at REAL NOT NULL         -- Unix time of the mark
 );
 CREATE TABLE IF NOT EXISTS outcomes (
     line          INTEGER PRIMARY KEY REFERENCES messages(line),
@@ -142,27 +189,21 @@ BEGIN
 END;
 """
 
-# What each message costs, for reconciling an invoice: its SMS segments, the encoding
-# they are counted in and whether the text goes out transliterated (``send
-# --transliterate``: the count is then that of the Latin text). A table of its own,
-# written in the load's transactions, so the schema of the others stays as it is; a
-# journal made before it has no rows here, and the totals say how many are counted.
-_COSTS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS costs (
-    line           INTEGER PRIMARY KEY,  -- messages.line
-    segments       INTEGER NOT NULL,
-    encoding       TEXT NOT NULL,        -- gsm7 or ucs2
-    transliterated INTEGER NOT NULL      -- 1: counted (and sent) in Latin letters
-);
-"""
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {str(row[1]) for row in db.execute(f"PRAGMA table_info({table})")}
 
 
 def _create_tables(db: sqlite3.Connection) -> None:
     """Make the tables a journal of this schema has (those it has already are kept)."""
     db.executescript(_SCHEMA)
-    db.executescript(_COSTS_SCHEMA)
-    if any(row[1] == "key" for row in db.execute("PRAGMA table_info(messages)")):
+    columns = _columns(db, "messages")
+    if "key" in columns:
         db.execute(_KEY_INDEX)  # else the migration to 3 adds the column, then the index
+    if "cost" in columns:  # else the migration to 4 makes them
+        db.execute(_COSTS_VIEW.strip().rstrip(";"))
+        db.execute(_PARAMS_INDEX)
 
 
 def _write_meta(db: sqlite3.Connection, values: Mapping[str, str]) -> None:
@@ -198,6 +239,29 @@ def _migrate(db: sqlite3.Connection, version: str) -> None:
         db.execute(_VIEW.strip().rstrip(";"))  # (executescript would commit)
         db.execute(_KEY_INDEX)
         _write_meta(db, {"schema_version": "3"})
+        version = "3"
+    if version == "3":
+        # 3 -> 4: the costs into their messages' rows; the marks in spans. Rows a
+        # version 3 sender left in flight keep their outcome rows (the state is
+        # the same; recovering makes them unknown as before). Counts of lines past
+        # the input's (left by an input a rebind emptied) are dropped: a load
+        # deleted them before writing its own.
+        if "cost" not in _columns(db, "messages"):
+            db.execute("ALTER TABLE messages ADD COLUMN cost INTEGER")
+        kind = db.execute("SELECT type FROM sqlite_master WHERE name = 'costs'").fetchone()
+        if kind is not None and kind[0] == "table":
+            db.execute(
+                "UPDATE messages SET cost = c.segments * 4 "
+                "+ (CASE c.encoding WHEN 'gsm7' THEN 0 ELSE 2 END) "
+                "+ (CASE WHEN c.transliterated THEN 1 ELSE 0 END) "
+                "FROM costs AS c WHERE c.line = messages.line"
+            )
+            db.execute("DROP TABLE costs")
+        db.execute(_COSTS_VIEW.strip().rstrip(";"))
+        db.execute(_PARAMS_INDEX)
+        db.execute("DROP VIEW IF EXISTS journal")
+        db.execute(_VIEW.strip().rstrip(";"))
+        _write_meta(db, {"schema_version": "4"})
 
 
 def _new_id_prefix() -> str:

@@ -7,8 +7,11 @@ order of the writes is the whole safety argument:
 1. every input message is inserted as ``pending`` (batches of 10,000 rows per
    transaction) before anything is sent (``_load``);
 2. a chunk of rows is marked ``in_flight`` in one transaction, which is committed
-   *before* the chunk is handed to the client;
-3. the chunk's results are written in one transaction after the client returns.
+   *before* the chunk is handed to the client: one ``in_flight`` row for the span of
+   lines (and the outcome rows of lines sent before, set back in flight), not a row
+   a message;
+3. the chunk's results are written in one transaction after the client returns:
+   each message's outcome row, once; a span whose lines all have theirs goes.
 
 A process killed at any moment therefore leaves every message either ``pending``
 (never handed to the client: safe to send), ``in_flight`` (may have reached the
@@ -51,7 +54,7 @@ import math
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from typing import Optional
+from typing import Any, Optional
 
 from .._records import Message, SendResult
 from .._wire import Code
@@ -61,11 +64,14 @@ from ._schema import State, refused_whole, result_state
 
 _SENDABLE_SQL = f"('{State.PENDING}', '{State.NOT_SENT}')"
 
-#: The sendable rows among lines ``(?, ?]``, the first ``?`` of them (``next_chunk``).
+#: The sendable rows among lines ``(?, ?]``, the first ``?`` of them (``next_chunk``):
+#: without an outcome row and outside every span in flight, or in a sendable state.
 _CHUNK_SETTLED = (
     "SELECT m.line, m.address, m.text, m.subject, m.client_id, m.params "
     "FROM messages AS m LEFT JOIN outcomes AS o ON o.line = m.line "
-    f"WHERE m.line > ? AND m.line <= ? AND (o.state IS NULL OR o.state IN {_SENDABLE_SQL}) "
+    "WHERE m.line > ? AND m.line <= ? AND (o.state IN " + _SENDABLE_SQL + " OR "
+    "(o.state IS NULL AND NOT EXISTS (SELECT 1 FROM in_flight AS s "
+    "WHERE s.first <= m.line AND s.last >= m.line))) "
     "ORDER BY m.line LIMIT ?"
 )
 #: The first ``?`` rows after line ``?``, where no row has an outcome yet.
@@ -73,22 +79,56 @@ _CHUNK_FRESH = (
     "SELECT line, address, text, subject, client_id, params FROM messages "
     "WHERE line > ? ORDER BY line LIMIT ?"
 )
+#: The line of the ``?2 + 1``-th row after line ``?1``: the rows after ``?1`` run
+#: without a gap up to it when it is ``?1 + ?2 + 1`` (read from the table's keys, a
+#: step a row skipped: no column of theirs is read).
+_NTH_LINE = "SELECT line FROM messages WHERE line > ? ORDER BY line LIMIT 1 OFFSET ?"
+#: The rows of ``_CHUNK_FRESH`` when their lines are known to follow one another:
+#: without the line and the parameters (NULL in nearly every row; found through the
+#: partial index ``messages_params``). Python's sqlite3 gives up the interpreter
+#: for every column it reads: two columns fewer a row.
+_FRESH_FIELDS = (
+    "SELECT address, text, subject, client_id FROM messages "
+    "WHERE line > ? ORDER BY line LIMIT ?"
+)
+_FRESH_PARAMS = (
+    "SELECT line, params FROM messages WHERE line > ? AND line <= ? AND params IS NOT NULL"
+)
 
-#: Codes on a message's own line that say the account, not the message, was refused.
-_RESULT = "UPDATE outcomes SET state = ?, code = ?, provider_id = ?, updated_at = ? WHERE line = ?"
+# A result's outcome row: written once for a message marked in a span (it has none
+# yet), over the row of one marked by its row (sent before: not_sent, resent).
+_UPSERT = (
+    " ON CONFLICT (line) DO UPDATE SET state = excluded.state, code = excluded.code, "
+    "provider_id = excluded.provider_id, updated_at = excluded.updated_at"
+)
+_RESULT = (
+    "INSERT INTO outcomes (state, code, provider_id, updated_at, line) "
+    "VALUES (?, ?, ?, ?, ?)" + _UPSERT
+)
 #: The same for an ``ok`` result: three values bound a row, not five.
 _RESULT_OK = (
-    f"UPDATE outcomes SET state = '{State.ACCEPTED}', code = '{Code.OK}', provider_id = ?, "
-    "updated_at = ? WHERE line = ?"
+    "INSERT INTO outcomes (state, code, provider_id, updated_at, line) "
+    f"VALUES ('{State.ACCEPTED}', '{Code.OK}', ?, ?, ?)" + _UPSERT
 )
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 #: Ok results of consecutive lines from ``?3``: ``?2`` their provider ids (a JSON array).
+#: (``WHERE true``: SQLite's parser needs it before an upsert's ON CONFLICT.)
 _RESULTS_OK = (
-    f"UPDATE outcomes SET state = '{State.ACCEPTED}', code = '{Code.OK}', "
-    "provider_id = j.value, updated_at = ?1 FROM json_each(?2) AS j "
-    "WHERE outcomes.line = ?3 + j.key"
+    "INSERT INTO outcomes (line, state, code, provider_id, updated_at) "
+    f"SELECT ?3 + j.key, '{State.ACCEPTED}', '{Code.OK}', j.value, ?1 "
+    "FROM json_each(?2) AS j WHERE true" + _UPSERT
 )
+
+#: A span in flight whose every line has its outcome row now: nothing in it is in
+#: flight by the span any more. (Outcome rows exist only for lines of ``messages``,
+#: so as many rows as the span has lines is all of them.)
+_DONE = (
+    "last - first + 1 <= (SELECT COUNT(*) FROM outcomes AS o "
+    "WHERE o.line BETWEEN in_flight.first AND in_flight.last)"
+)
+#: Those starting at or before line ``?``, deleted (after results are written).
+_SPANS_DONE = "DELETE FROM in_flight WHERE first <= ? AND " + _DONE
 
 
 def _settle_in_flight_rows(
@@ -99,16 +139,47 @@ def _settle_in_flight_rows(
     now: float,
     lines: Optional[Sequence[int]] = None,
 ) -> int:
-    """Move the rows ``in_flight`` (those among ``lines``, or all) to ``state``."""
+    """Move the rows ``in_flight`` (those among ``lines``, or all) to ``state``.
+
+    Both kinds: outcome rows in flight are updated, and the lines of the spans in
+    flight that have no outcome row get one; the spans go. A span reaching past
+    ``lines`` (none does: a chunk's marks lie within it) keeps its other lines in
+    flight, by outcome rows of their own.
+    """
     query = "UPDATE outcomes SET state = ?, code = ?, reason = ?, updated_at = ? WHERE "
+    spans = "SELECT first, last FROM in_flight"
     if lines is None:
-        return db.execute(
+        moved = db.execute(
             query + "state = ?", (state, code, reason, now, State.IN_FLIGHT)
         ).rowcount
-    return db.execute(
-        query + "line BETWEEN ? AND ? AND state = ?",
-        (state, code, reason, now, lines[0], lines[-1], State.IN_FLIGHT),
-    ).rowcount
+        first, last = 0, 0
+        found = db.execute(spans).fetchall()
+    else:
+        first, last = lines[0], lines[-1]
+        moved = db.execute(
+            query + "line BETWEEN ? AND ? AND state = ?",
+            (state, code, reason, now, first, last, State.IN_FLIGHT),
+        ).rowcount
+        found = db.execute(spans + " WHERE first <= ? AND last >= ?", (last, first)).fetchall()
+    fill = (
+        "INSERT INTO outcomes (line, state, code, reason, updated_at) "
+        "SELECT m.line, ?, ?, ?, ? FROM messages AS m WHERE m.line BETWEEN ? AND ? "
+        "AND NOT EXISTS (SELECT 1 FROM outcomes AS o WHERE o.line = m.line)"
+    )
+    for a, b in found:
+        if lines is None:
+            moved += db.execute(fill, (state, code, reason, now, a, b)).rowcount
+            continue
+        moved += db.execute(
+            fill, (state, code, reason, now, max(a, first), min(b, last))
+        ).rowcount
+        for lo, hi in ((a, first - 1), (last + 1, b)):  # outside ``lines``: still in flight
+            if lo <= hi:
+                db.execute(fill, (State.IN_FLIGHT, None, None, now, lo, hi))
+        db.execute("DELETE FROM in_flight WHERE first = ?", (a,))
+    if lines is None:
+        db.execute("DELETE FROM in_flight")
+    return moved
 
 
 class _Sending(_JournalFile):
@@ -197,18 +268,33 @@ class _Sending(_JournalFile):
         """
         with self._mutex:
             db = self._db
-            # Past the last line with an outcome row every message is pending: read
-            # there without looking each one up in ``outcomes`` (a fresh run's
-            # every chunk but the first).
-            settled = int(db.execute("SELECT MAX(line) FROM outcomes").fetchone()[0] or 0)
+            # Past the last line with an outcome row or a mark every message is
+            # pending: read there without looking each one up in ``outcomes`` (a
+            # fresh run's every chunk but the first).
+            settled = int(db.execute(
+                "SELECT MAX(COALESCE((SELECT MAX(line) FROM outcomes), 0), "
+                "COALESCE((SELECT MAX(last) FROM in_flight), 0))"
+            ).fetchone()[0])
             rows = (
                 db.execute(_CHUNK_SETTLED, (after, settled, size)).fetchall()
                 if settled > after else []
             )
+            fresh: list[Any] = []
+            params: dict[int, str] = {}
+            start = max(after, settled)
             if len(rows) < size:
-                rows += db.execute(
-                    _CHUNK_FRESH, (max(after, settled), size - len(rows))
-                ).fetchall()
+                want = size - len(rows)
+                high = int(db.execute("SELECT MAX(line) FROM messages").fetchone()[0] or 0)
+                count = min(want, high - start)
+                nth = (
+                    db.execute(_NTH_LINE, (start, count - 1)).fetchone() if count > 0 else None
+                )
+                if nth is not None and nth[0] == start + count:
+                    # Lines start+1 .. start+count, every one: known without reading them.
+                    fresh = db.execute(_FRESH_FIELDS, (start, count)).fetchall()
+                    params = dict(db.execute(_FRESH_PARAMS, (start, start + count)).fetchall())
+                elif count > 0:
+                    rows += db.execute(_CHUNK_FRESH, (start, want)).fetchall()
         loads = json.loads
         made = self.made_id
         new = tuple.__new__  # Message's own constructor, without its Python frame
@@ -220,6 +306,19 @@ class _Sending(_JournalFile):
             ))
             for r in rows
         ]
+        if fresh:
+            first = start + 1
+            lines += range(first, first + len(fresh))
+            messages += [
+                new(Message, (
+                    r[0], r[1], r[2], made(line) if r[3] is None else r[3],
+                    None if line not in params else loads(params[line]),
+                ))
+                for line, r in enumerate(fresh, first)
+            ] if params else [
+                new(Message, (r[0], r[1], r[2], made(line) if r[3] is None else r[3], None))
+                for line, r in enumerate(fresh, first)
+            ]
         return lines, messages
 
     def mark_in_flight(self, lines: Sequence[int]) -> None:
@@ -245,28 +344,46 @@ class _Sending(_JournalFile):
         now = time.time()
         counts: dict[str, int] = {}
         with self._transaction() as db:
+            written = 0
             for lines, results in finished:
                 for state, n in self._write_results(db, lines, results, now).items():
                     counts[state] = counts.get(state, 0) + n
+                if lines:
+                    written = max(written, max(lines))
+            if written:
+                db.execute(_SPANS_DONE, (written,))
             if in_flight:
                 self._mark(db, in_flight, now)
         return counts
 
     def _mark(self, db: sqlite3.Connection, lines: Sequence[int], now: float) -> None:
         first, last = lines[0], lines[-1]
+        # Lines sent before (not_sent, or unknown made pending) have outcome rows:
+        # set back in flight. The others, without one, are in flight by the span's
+        # row: one row for the whole span, whatever its length.
         changed = db.execute(
             "UPDATE outcomes SET state = ?, updated_at = ? "
             f"WHERE line BETWEEN ? AND ? AND state IN {_SENDABLE_SQL}",
             (State.IN_FLIGHT, now, first, last),
         ).rowcount
-        # OR IGNORE: a line with an outcome row (moved by the UPDATE above, or not
-        # sendable) is left as it is; the insert's own key check finds it, with no
-        # second look-up per line.
-        changed += db.execute(
-            "INSERT OR IGNORE INTO outcomes (line, state, updated_at) "
-            "SELECT m.line, ?, ? FROM messages AS m WHERE m.line BETWEEN ? AND ?",
-            (State.IN_FLIGHT, now, first, last),
-        ).rowcount
+        # Spans done (results written outside ``advance``) go: spans stay disjoint.
+        db.execute(
+            "DELETE FROM in_flight WHERE first <= ? AND last >= ? AND " + _DONE, (last, first)
+        )
+        row = db.execute(
+            "SELECT COUNT(*), (SELECT COUNT(*) FROM messages AS m WHERE m.line BETWEEN ?1 "
+            "AND ?2), (SELECT COUNT(*) FROM in_flight AS s WHERE s.first <= ?2 AND "
+            "s.last >= ?1) FROM outcomes AS o WHERE o.line BETWEEN ?1 AND ?2", (first, last)
+        ).fetchone()
+        # Lines of the span without an outcome row; none if a span in flight already
+        # holds some of them (spans are disjoint): then the count below refuses.
+        bare = int(row[1]) - int(row[0]) if not row[2] else 0
+        if bare:
+            db.execute(
+                "INSERT INTO in_flight (first, last, updated_at) VALUES (?, ?, ?)",
+                (first, last, now),
+            )
+        changed += bare
         if changed != len(lines):  # pragma: no cover - only if the lock was bypassed
             raise JournalError(
                 f"journal {self.path}: {changed} rows would go in flight, expected "
@@ -287,7 +404,10 @@ class _Sending(_JournalFile):
         Returns how many rows went to each state.
         """
         with self._transaction() as db:
-            return self._write_results(db, lines, results, time.time())
+            counts = self._write_results(db, lines, results, time.time())
+            if lines:
+                db.execute(_SPANS_DONE, (max(lines),))
+            return counts
 
     def _write_results(
         self,
