@@ -71,6 +71,20 @@ def _hex(value: int, width: int) -> str:
 
 _HTML_NAMED = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos", " ": "nbsp"}
 
+#: One backslash or more: an escape's, also doubled or more (JSON in a string of
+#: JSON, an escape in a repr). Not ``\\+``: a repeat at the start of a pattern
+#: stops ``re`` scanning fast for its first characters (ten times slower).
+_BACKSLASHES = r"\\(?:\\)*"
+
+#: The characters JSON writes as a backslash and one character (``json.dumps``,
+#: ``JSON.stringify``, PHP's ``json_encode`` for ``/``), as patterns. A backslash:
+#: two or more (itself is one).
+_JSON_SHORT = {
+    c: _BACKSLASHES + re.escape(e)
+    for c, e in {'"': '"', "/": "/", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}.items()
+}
+_JSON_SHORT["\\"] = _BACKSLASHES + r"\\"
+
 
 def _char_pattern(char: str, *, any_case: bool = False) -> str:
     r"""Every way one character of a secret may come back in a foreign text.
@@ -80,14 +94,17 @@ def _char_pattern(char: str, *, any_case: bool = False) -> str:
     also once more encoded (``%2541``); ``+`` for a space; a Python bytes escape
     (``\xc3``); an HTML named or numeric character reference (``&lt;``, ``&#60;``,
     ``&#x3C;``, the ``;`` optional as in lenient HTML); a JSON ``\uXXXX`` escape (a
-    surrogate pair beyond the BMP) or ``\/``; quoted-printable (``=C3=A9``, hex in
-    any case, a soft line break allowed between the bytes of one character) and
-    ``_`` for a space (RFC 2047's Q encoding of mail headers); mojibake, its UTF-8
-    bytes read as Latin-1 or Windows-1252 (a server that decodes the query so, as
-    Tomcat does by default, or a reader that takes a UTF-8 body for Latin-1), each
-    byte also as a repr escapes a control character (``\x96``). Each character of
-    a text may take any of its forms independently of the others, so a half-encoded
-    echo is caught too.
+    surrogate pair beyond the BMP) or short escape (``\"``, ``\\``, ``\t``, ``\/``,
+    see ``_JSON_SHORT``), the backslash also doubled or more; quoted-printable
+    (``=C3=A9``, hex in any case, a soft line break allowed between the bytes of
+    one character) and ``_`` for a space (RFC 2047's Q encoding of mail headers);
+    mojibake, its UTF-8 bytes read as Latin-1 or Windows-1252 (a server that
+    decodes the query so, as Tomcat does by default, or a reader that takes a UTF-8
+    body for Latin-1), each byte also as a repr escapes a control character
+    (``\x96``), a byte Windows-1252 leaves undefined also as U+FFFD; a non-ASCII
+    character's one byte in windows-1251, Windows-1252 or Latin-1, percent-encoded
+    or escaped (``_legacy_forms``). Each character of a text may take any of its
+    forms independently of the others, so a half-encoded echo is caught too.
     """
     code = ord(char)
     first, *more = char.encode("utf-8", "surrogatepass")
@@ -103,6 +120,7 @@ def _char_pattern(char: str, *, any_case: bool = False) -> str:
     if more:
         forms.append("".join(_mojibake_byte(b) for b in (first, *more)))
         forms += _utf16_forms(char)
+        forms += _legacy_forms(char)
     if char == " ":
         forms += [r"\+", "_"]
     if char in _HTML_NAMED:
@@ -110,11 +128,11 @@ def _char_pattern(char: str, *, any_case: bool = False) -> str:
     if code > 0xFFFF:
         units = char.encode("utf-16-be", "surrogatepass")
         high, low = int.from_bytes(units[:2], "big"), int.from_bytes(units[2:], "big")
-        forms.append(f"\\\\[uU]{_hex(high, 4)}\\\\[uU]{_hex(low, 4)}")
+        forms.append(f"{_BACKSLASHES}[uU]{_hex(high, 4)}{_BACKSLASHES}[uU]{_hex(low, 4)}")
     else:
-        forms.append(f"\\\\[uU]{_hex(code, 4)}")
-    if char == "/":
-        forms.append(r"\\/")
+        forms.append(f"{_BACKSLASHES}[uU]{_hex(code, 4)}")
+    if char in _JSON_SHORT:
+        forms.append(_JSON_SHORT[char])
     # Itself last: the regex tries alternatives in order, and "&" must not win over
     # "&amp;" when the password ends with it (that would leave "amp;" behind).
     if any_case and char.lower() != char.upper():
@@ -124,6 +142,24 @@ def _char_pattern(char: str, *, any_case: bool = False) -> str:
     else:
         forms.append(re.escape(char))
     return "(?:" + "|".join(forms) + ")"
+
+
+#: The 8-bit encodings a server may percent-encode or dump a non-ASCII character
+#: in (a Java or PHP connector set to the platform's windows-1251, a Western one).
+_LEGACY = ("cp1251", "cp1252", "latin-1")
+
+
+def _legacy_forms(char: str) -> list[str]:
+    r"""A non-ASCII character as its one byte in an 8-bit encoding (``_LEGACY``),
+    percent-encoded (also once more) or as a bytes repr escapes it (``\xcf``)."""
+    forms = []
+    for encoding in _LEGACY:
+        try:
+            (byte,) = char.encode(encoding)
+        except UnicodeEncodeError:
+            continue
+        forms += [f"%(?:25)?{_hex(byte, 2)}", f"\\\\x{_hex(byte, 2)}"]
+    return list(dict.fromkeys(forms))
 
 
 def _utf16_forms(char: str) -> list[str]:
@@ -150,6 +186,12 @@ def _utf16_forms(char: str) -> list[str]:
     return forms
 
 
+#: The bytes Windows-1252 leaves undefined: Python's and Java's decoders read each
+#: as U+FFFD (``errors="replace"``), Windows and browsers as the Latin-1 control
+#: character.
+_CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")
+
+
 def _cp1252(byte: int) -> str:
     """``byte`` as Windows-1252 reads it; the five bytes it leaves undefined as the
     Latin-1 control characters, as Windows and browsers read them."""
@@ -157,19 +199,27 @@ def _cp1252(byte: int) -> str:
 
 
 def _mojibake(text: str) -> tuple[str, ...]:
-    """``text``'s UTF-8 bytes read as Latin-1 and as Windows-1252, when they differ
-    from ``text`` (non-ASCII)."""
+    """``text``'s UTF-8 bytes read as Latin-1 and as Windows-1252 (an undefined byte
+    as its control character, and as U+FFFD), when they differ from ``text``
+    (non-ASCII)."""
     raw = text.encode("utf-8", "surrogatepass")
     if raw.isascii():
         return ()
-    return tuple(dict.fromkeys((raw.decode("latin-1"), "".join(_cp1252(b) for b in raw))))
+    return tuple(dict.fromkeys((
+        raw.decode("latin-1"),
+        "".join(_cp1252(b) for b in raw),
+        raw.decode("cp1252", "replace"),
+    )))
 
 
 def _mojibake_byte(byte: int) -> str:
     r"""One byte (0x80 and above) of a UTF-8 sequence read as one 8-bit character:
-    Latin-1's, Windows-1252's, or the ``\xNN`` a repr writes for a control one."""
+    Latin-1's, Windows-1252's, or the ``\xNN`` a repr writes for a control one; a
+    byte Windows-1252 leaves undefined also as U+FFFD (as itself and as ``ascii()``
+    escapes it), which is what a strict decoder with ``errors="replace"`` gives."""
     forms = dict.fromkeys((re.escape(chr(byte)), re.escape(_cp1252(byte))))
-    return "(?:" + "|".join((*forms, f"\\\\x{_hex(byte, 2)}")) + ")"
+    more = ("\ufffd", _BACKSLASHES + "u[fF]{3}[dD]") if byte in _CP1252_UNDEFINED else ()
+    return "(?:" + "|".join((*forms, f"\\\\x{_hex(byte, 2)}", *more)) + ")"
 
 
 #: A quoted-printable soft line break: "=" at the end of a line, which the decoder
