@@ -2,7 +2,8 @@
 
 JSON-escaped (``\\"``, ``\\\\``, ``\\t``, ``\\uXXXX``, with ``ensure_ascii`` or not), as
 UTF-8 read as windows-1252 (the five bytes it leaves undefined as U+FFFD or as
-control characters).
+control characters), in the bytes of an 8-bit charset (windows-1251 declared or
+not, Latin-1), in ``.raw`` too.
 
 Each over real HTTP (a small server on loopback that echoes the password in the
 case's form, in a 500 body, a SEND line's description and a STATUS reason) and
@@ -213,3 +214,36 @@ def test_utf8_read_as_windows_1252_is_masked(caplog: pytest.LogCaptureFixture, h
         with server(reply_for(where, shown.encode("utf-8"), "text/plain; charset=utf-8")) as url:
             texts, _ = exercise(url, MOJIBAKE_PASSWORD, where)
         assert_hidden(texts, caplog, shown)
+
+
+# -- the bytes of an 8-bit charset, .raw ---------------------------------------------------
+
+#: (password, its encoding on the wire, the Content-Type the server declares)
+EIGHT_BIT = {
+    "cp1251-declared": (f"Пароль{CORE}секрет", "cp1251", "text/plain; charset=windows-1251"),
+    "cp1251-undeclared": (f"Пароль{CORE}секрет", "cp1251", "text/plain"),
+    "latin1-undeclared": (f"Zq\u00e9{CORE}\u00fc", "latin-1", "text/plain"),
+    "cp1252-declared": (f"Zq\u20ac{CORE}\u00fc", "cp1252", "text/plain; charset=cp1252"),
+}
+
+
+@pytest.mark.parametrize("case", list(EIGHT_BIT))
+def test_an_8_bit_echo_is_masked_in_raw_and_text(
+    caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    password, encoding, content_type = EIGHT_BIT[case]
+    echo = password.encode(encoding)
+    for where in WHERE:
+        with server(reply_for(where, echo, content_type)) as url:
+            texts, results = exercise(url, password, where)
+        assert_hidden(texts, caplog, password)
+        if where != "500":
+            raws = [r.raw for r in results]
+            # The line was read tolerantly (its text is not UTF-8): its bytes are kept,
+            # masked like its text.
+            assert all(raw is not None for raw in raws), results
+            for raw in raws:
+                assert echo not in raw and CORE.encode() not in raw, raw
+                assert b"bad ***" in raw, raw
+            assert all("***" in str(r) for r in results), results

@@ -37,6 +37,7 @@ __all__ = [
     "Secret",
     "mask_url",
     "redact_all",
+    "redact_bytes",
     "register",
     "scrub_exception",
     "unregister",
@@ -699,6 +700,40 @@ def scrub_exception(exc: BaseException, redact: Callable[[str], str]) -> None:
     for name, value in list(vars(exc).items()):
         if isinstance(value, str):
             setattr(exc, name, redact(value))
+
+
+#: The encodings a line's bytes are read in to find the password in them, besides
+#: the reply's declared charset: UTF-8 (what ``_fields.read_text`` tries first and
+#: falls back to), then the 8-bit ones a platform that declares none writes in:
+#: Windows-1251 (the platform's home market), Windows-1252 and Latin-1.
+BYTE_VIEWS = ("utf-8", "cp1251", "cp1252", "latin-1")
+
+
+def redact_bytes(redact: Callable[[str], str], raw: bytes, charset: str | None = None) -> bytes:
+    """``raw`` (a reply line's bytes, kept as ``.raw``) with the password masked in
+    every encoding the text could have been read in: ``BYTE_VIEWS`` and
+    ``charset``.
+
+    Each view is the bytes read in that encoding (a byte it cannot read kept by
+    ``surrogateescape``), masked by ``redact``, and written back in it, so the bytes
+    the password was not in stay as they came. A view that cannot be written back
+    as read (a multi-byte charset around a masked span) is written in UTF-8. ASCII
+    bytes read the same in all: one view. For a rare line only (one read
+    tolerantly, or on an error), never per ok line.
+    """
+    views = (BYTE_VIEWS[0],) if raw.isascii() else dict.fromkeys((*BYTE_VIEWS, charset or "utf-8"))
+    for encoding in views:
+        try:
+            text = raw.decode(encoding, "surrogateescape")
+        except (LookupError, UnicodeError):
+            continue
+        masked = redact(text)
+        if masked != text:
+            try:
+                raw = masked.encode(encoding, "surrogateescape")
+            except UnicodeError:
+                raw = masked.encode("utf-8", "surrogateescape")
+    return raw
 
 
 # -- the registry of open clients' redactors -----------------------------------------
