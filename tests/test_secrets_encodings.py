@@ -3,7 +3,8 @@
 JSON-escaped (``\\"``, ``\\\\``, ``\\t``, ``\\uXXXX``, with ``ensure_ascii`` or not), as
 UTF-8 read as windows-1252 (the five bytes it leaves undefined as U+FFFD or as
 control characters), in the bytes of an 8-bit charset (windows-1251 declared or
-not, Latin-1), in ``.raw`` too.
+not, Latin-1), in ``.raw`` too; and a password that cannot be encoded (a lone
+surrogate) is refused by an error that does not show it.
 
 Each over real HTTP (a small server on loopback that echoes the password in the
 case's form, in a 500 body, a SEND line's description and a STATUS reason) and
@@ -14,7 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
 import traceback
 import uuid
@@ -247,3 +251,68 @@ def test_an_8_bit_echo_is_masked_in_raw_and_text(
                 assert echo not in raw and CORE.encode() not in raw, raw
                 assert b"bad ***" in raw, raw
             assert all("***" in str(r) for r in results), results
+
+
+# -- a password that cannot be encoded ---------------------------------------------------
+
+#: A password with a byte that is not UTF-8, as os.fsdecode or os.environ give it.
+SURROGATE_PASSWORD = os.fsdecode(b"Zq7#" + CORE.encode() + b"\xe4mP")
+
+
+def test_a_password_with_a_lone_surrogate_is_refused_without_showing_it() -> None:
+    assert "\udce4" in SURROGATE_PASSWORD
+    with pytest.raises(ValueError, match="lone surrogate") as info:
+        Client("http://127.0.0.1:9/CLIENT/x/", "CLIENT", SURROGATE_PASSWORD)
+    error = info.value
+    assert error.__context__ is None and error.__cause__ is None
+    texts = [str(error), repr(error), repr(error.args),
+             "".join(traceback.format_exception(type(error), error, error.__traceback__))]
+    # A half-built client in the traceback's frames (a debugger, a crash reporter
+    # reading frame locals): its repr works and shows nothing of the password.
+    tb = error.__traceback__
+    selves = []
+    while tb is not None:
+        me = tb.tb_frame.f_locals.get("self")
+        if type(me).__module__.startswith("hpgfast") and type(me).__name__.endswith("Client"):
+            selves.append(me)
+        tb = tb.tb_next
+    assert selves, "no half-built client in the traceback"
+    texts += [repr(me) for me in selves]
+    for text in texts:
+        assert CORE not in text and "\udce4" not in text, text
+
+
+@pytest.mark.sync_only  # the command line's own client
+def test_the_command_line_refuses_a_password_with_a_lone_surrogate() -> None:
+    env = dict(os.environb)
+    env.update({
+        b"HPGFAST_URL": b"http://127.0.0.1:9/CLIENT/x/",
+        b"HPGFAST_LOGIN": b"CLIENT",
+        b"HPGFAST_PASSWORD": b"Zq7#" + CORE.encode() + b"\xe4mP",
+    })
+    done = subprocess.run(
+        [sys.executable, "-m", "hpgfast", "send", "--to", "79031234560", "--text", "hi",
+         "--subject", "S", "-vv"],
+        env=env, capture_output=True, timeout=60,
+    )
+    assert done.returncode == 2, done
+    assert b"lone surrogate" in done.stderr, done.stderr
+    assert CORE.encode() not in done.stdout + done.stderr
+
+
+def test_a_half_built_client_has_a_repr() -> None:
+    # Its __init__ raised on a bad setting after the password was given: a crash
+    # reporter or a debugger showing the frame's ``self`` gets a repr, not an
+    # AttributeError (and nothing of the password).
+    with pytest.raises(ValueError) as info:
+        Client("http://127.0.0.1:9/CLIENT/x/", "CLIENT", f"Zq{CORE}", timeout=-1.0)
+    tb = info.value.__traceback__
+    shown = []
+    while tb is not None:
+        me = tb.tb_frame.f_locals.get("self")
+        if type(me).__module__.startswith("hpgfast") and type(me).__name__.endswith("Client"):
+            shown.append(repr(me))
+        tb = tb.tb_next
+    assert shown, "no half-built client in the traceback"
+    for text in shown:
+        assert "not set up" in text and CORE not in text, text
