@@ -363,8 +363,12 @@ class BaseClient:
     # -- what both transports' calls share ---------------------------------------------
 
     def __repr__(self) -> str:
-        state = " closed" if self._closed else ""
-        settings = self._settings
+        settings = getattr(self, "_settings", None)
+        if settings is None:
+            # A client whose __init__ raised (a bad setting): a traceback's frame
+            # locals or a debugger still show ``self``, and a repr must not fail.
+            return f"<hpgfast.{type(self).__name__} not set up>"
+        state = " closed" if getattr(self, "_closed", True) else ""
         route = settings.proxy_route
         via = "" if route is None else f" proxy={route.shown!r}"
         return (

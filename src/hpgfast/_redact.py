@@ -4,8 +4,10 @@ Strategy: HPG puts the password in the query string, so every URL is a secret. T
 client never logs or raises a URL it did not build redacted itself; what it cannot
 build (the text of a urllib3 or OS error, a description the platform echoes back)
 goes through a ``Redactor`` first, which knows the password in every encoding a
-server may echo it in (with invisible characters between its characters too) and
-masks the value of any ``password=`` it sees. What it does not look for: the
+server may echo it in (character by character in ``_redact_text``; with invisible
+characters between its characters too) and masks the value of any ``password=`` it
+sees; a line's bytes (``.raw``) go through ``redact_bytes``, which reads them in
+every encoding their text could be in. What it does not look for: the
 password in base32, rot13, reversed, compressed or encrypted (see
 docs/defaults.md, Secrets).
 
@@ -30,6 +32,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from ._redact_text import _char_pattern, _hex, _mojibake, _text_pattern
+
 __all__ = [
     "MASK",
     "Redactor",
@@ -37,6 +41,7 @@ __all__ = [
     "Secret",
     "mask_url",
     "redact_all",
+    "redact_bytes",
     "register",
     "scrub_exception",
     "unregister",
@@ -60,127 +65,6 @@ class Secret:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a secret cannot be pickled")
-
-
-def _hex(value: int, width: int) -> str:
-    """``value`` in hex as a pattern matching upper, lower and mixed case digits."""
-    return "".join(
-        f"[{d.upper()}{d.lower()}]" if d.isalpha() else d for d in f"{value:0{width}X}"
-    )
-
-
-_HTML_NAMED = {"&": "amp", "<": "lt", ">": "gt", '"': "quot", "'": "apos", " ": "nbsp"}
-
-
-def _char_pattern(char: str, *, any_case: bool = False) -> str:
-    r"""Every way one character of a secret may come back in a foreign text.
-
-    As itself (in either case with ``any_case``); percent-encoded byte by byte, hex
-    in any case (Python's ``quote``, lower-case hex servers, ``java.net.URLEncoder``),
-    also once more encoded (``%2541``); ``+`` for a space; a Python bytes escape
-    (``\xc3``); an HTML named or numeric character reference (``&lt;``, ``&#60;``,
-    ``&#x3C;``, the ``;`` optional as in lenient HTML); a JSON ``\uXXXX`` escape (a
-    surrogate pair beyond the BMP) or ``\/``; quoted-printable (``=C3=A9``, hex in
-    any case, a soft line break allowed between the bytes of one character) and
-    ``_`` for a space (RFC 2047's Q encoding of mail headers); mojibake, its UTF-8
-    bytes read as Latin-1 or Windows-1252 (a server that decodes the query so, as
-    Tomcat does by default, or a reader that takes a UTF-8 body for Latin-1), each
-    byte also as a repr escapes a control character (``\x96``). Each character of
-    a text may take any of its forms independently of the others, so a half-encoded
-    echo is caught too.
-    """
-    code = ord(char)
-    first, *more = char.encode("utf-8", "surrogatepass")
-    tail = "".join(f"(?:%(?:25)?{_hex(b, 2)}|\\\\x{_hex(b, 2)})" for b in more)
-    quoted = _QP_SOFT_BREAK.join(f"={_hex(b, 2)}" for b in (first, *more))
-    forms = [
-        f"%(?:25)?{_hex(first, 2)}{tail}",
-        f"\\\\x{_hex(first, 2)}{tail}",
-        f"&#0*{code};?",
-        f"&#[xX]0*{_hex(code, 1)};?",
-        quoted,
-    ]
-    if more:
-        forms.append("".join(_mojibake_byte(b) for b in (first, *more)))
-        forms += _utf16_forms(char)
-    if char == " ":
-        forms += [r"\+", "_"]
-    if char in _HTML_NAMED:
-        forms.append(f"&{_HTML_NAMED[char]};?")
-    if code > 0xFFFF:
-        units = char.encode("utf-16-be", "surrogatepass")
-        high, low = int.from_bytes(units[:2], "big"), int.from_bytes(units[2:], "big")
-        forms.append(f"\\\\[uU]{_hex(high, 4)}\\\\[uU]{_hex(low, 4)}")
-    else:
-        forms.append(f"\\\\[uU]{_hex(code, 4)}")
-    if char == "/":
-        forms.append(r"\\/")
-    # Itself last: the regex tries alternatives in order, and "&" must not win over
-    # "&amp;" when the password ends with it (that would leave "amp;" behind).
-    if any_case and char.lower() != char.upper():
-        # Two literals, not a class nor re.IGNORECASE: re then still scans fast for
-        # the possible first characters (four times faster over a big error page).
-        forms += [re.escape(char.lower()), re.escape(char.upper())]
-    else:
-        forms.append(re.escape(char))
-    return "(?:" + "|".join(forms) + ")"
-
-
-def _utf16_forms(char: str) -> list[str]:
-    r"""A non-ASCII character of a text in UTF-16 (either byte order) read as UTF-8
-    or Latin-1, byte by byte: each byte as itself (an ASCII one; a control one also
-    as a repr escapes it), or as Latin-1, Windows-1252, ``\xNN`` or U+FFFD (also
-    ``\ufffd``, as ``ascii()`` writes it) reads it. The bytes a reader does not see
-    (NUL, a soft hyphen: see ``_INVISIBLE``) optional, as the text is also searched
-    without them. An ASCII character needs none: its UTF-16 is itself and a NUL.
-    """
-    forms = []
-    for order in ("utf-16-le", "utf-16-be"):
-        parts = []
-        for byte in char.encode(order, "surrogatepass"):
-            if byte < 0x80 and chr(byte).isprintable():
-                part = re.escape(chr(byte))
-            elif byte < 0x80:  # a control character, as itself or as a repr shows it
-                part = f"(?:{re.escape(chr(byte))}|\\\\x{_hex(byte, 2)})"
-            else:
-                # U+FFFD as itself and as ascii() escapes it.
-                part = _mojibake_byte(byte)[:-1] + "|\ufffd|\\\\u[fF]{3}[dD])"
-            parts.append(f"(?:{part})?" if byte in (0x00, 0xAD) else part)
-        forms.append("".join(parts))
-    return forms
-
-
-def _cp1252(byte: int) -> str:
-    """``byte`` as Windows-1252 reads it; the five bytes it leaves undefined as the
-    Latin-1 control characters, as Windows and browsers read them."""
-    return bytes([byte]).decode("cp1252", "ignore") or chr(byte)
-
-
-def _mojibake(text: str) -> tuple[str, ...]:
-    """``text``'s UTF-8 bytes read as Latin-1 and as Windows-1252, when they differ
-    from ``text`` (non-ASCII)."""
-    raw = text.encode("utf-8", "surrogatepass")
-    if raw.isascii():
-        return ()
-    return tuple(dict.fromkeys((raw.decode("latin-1"), "".join(_cp1252(b) for b in raw))))
-
-
-def _mojibake_byte(byte: int) -> str:
-    r"""One byte (0x80 and above) of a UTF-8 sequence read as one 8-bit character:
-    Latin-1's, Windows-1252's, or the ``\xNN`` a repr writes for a control one."""
-    forms = dict.fromkeys((re.escape(chr(byte)), re.escape(_cp1252(byte))))
-    return "(?:" + "|".join((*forms, f"\\\\x{_hex(byte, 2)}")) + ")"
-
-
-#: A quoted-printable soft line break: "=" at the end of a line, which the decoder
-#: drops. An encoder puts one wherever a line would pass 76 characters, so one may
-#: fall between any two characters of an echoed password.
-_QP_SOFT_BREAK = r"(?:=\r?\n)?"
-
-
-def _text_pattern(text: str, *, any_case: bool = False) -> str:
-    """A pattern of ``text`` in any of its forms, character by character."""
-    return _QP_SOFT_BREAK.join(_char_pattern(c, any_case=any_case) for c in text)
 
 
 #: The characters of a base64 run, either alphabet (standard "+/", URL-safe "-_").
@@ -649,6 +533,40 @@ def scrub_exception(exc: BaseException, redact: Callable[[str], str]) -> None:
     for name, value in list(vars(exc).items()):
         if isinstance(value, str):
             setattr(exc, name, redact(value))
+
+
+#: The encodings a line's bytes are read in to find the password in them, besides
+#: the reply's declared charset: UTF-8 (what ``_fields.read_text`` tries first and
+#: falls back to), then the 8-bit ones a platform that declares none writes in:
+#: Windows-1251 (the platform's home market), Windows-1252 and Latin-1.
+BYTE_VIEWS = ("utf-8", "cp1251", "cp1252", "latin-1")
+
+
+def redact_bytes(redact: Callable[[str], str], raw: bytes, charset: str | None = None) -> bytes:
+    """``raw`` (a reply line's bytes, kept as ``.raw``) with the password masked in
+    every encoding the text could have been read in: ``BYTE_VIEWS`` and
+    ``charset``.
+
+    Each view is the bytes read in that encoding (a byte it cannot read kept by
+    ``surrogateescape``), masked by ``redact``, and written back in it, so the bytes
+    the password was not in stay as they came. A view that cannot be written back
+    as read (a multi-byte charset around a masked span) is written in UTF-8. ASCII
+    bytes read the same in all: one view. For a rare line only (one read
+    tolerantly, or on an error), never per ok line.
+    """
+    views = (BYTE_VIEWS[0],) if raw.isascii() else dict.fromkeys((*BYTE_VIEWS, charset or "utf-8"))
+    for encoding in views:
+        try:
+            text = raw.decode(encoding, "surrogateescape")
+        except (LookupError, UnicodeError):
+            continue
+        masked = redact(text)
+        if masked != text:
+            try:
+                raw = masked.encode(encoding, "surrogateescape")
+            except UnicodeError:
+                raw = masked.encode("utf-8", "surrogateescape")
+    return raw
 
 
 # -- the registry of open clients' redactors -----------------------------------------

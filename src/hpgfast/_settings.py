@@ -212,6 +212,29 @@ def _text(name: str, value: object, *, optional: bool = False) -> Any:
     return str.__str__(value)  # an exact str: a subclass's overrides go no further
 
 
+def _password(value: object) -> str:
+    """The password, a ``str`` UTF-8 can encode.
+
+    A lone surrogate (what ``os.fsdecode``, ``os.environ`` or a file read with
+    ``surrogateescape`` make of a byte that is not UTF-8) cannot be sent, and the
+    codec's ``UnicodeEncodeError`` would carry the text in its ``args`` and repr: so
+    it is refused here, by a ``ValueError`` raised outside the ``except`` block (no
+    ``__context__``) that names the problem and the position, never the text.
+    """
+    password: str = _text("password", value)
+    position = -1
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        position = exc.start
+    if position >= 0:
+        raise ValueError(
+            f"password holds a lone surrogate at position {position} (a byte that is not "
+            "UTF-8, as os.fsdecode or the environment give it): give it in UTF-8"
+        ) from None
+    return password
+
+
 def _flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
@@ -362,7 +385,8 @@ class Settings:
             is GSM 7-bit already, or stays UCS-2, is sent as it is.
 
     Raises:
-        ValueError: a setting out of range or a URL that is not HTTP(S).
+        ValueError: a setting out of range, a URL that is not HTTP(S), a password
+            UTF-8 cannot encode (a lone surrogate; the error does not show it).
         TypeError: a setting of the wrong type (a ``bool`` is not a number).
         MessageError: a login, password or extra parameter that cannot be encoded.
     """
@@ -411,7 +435,7 @@ class Settings:
     def __post_init__(self) -> None:
         # The password first: no later error may show it (none prints a value of a
         # str setting it could be mistaken for).
-        plain: dict[str, Any] = {"password": _text("password", self.password)}
+        plain: dict[str, Any] = {"password": _password(self.password)}
         for name in ("login", "login_param", "password_param", "user_agent"):
             plain[name] = _text(name, getattr(self, name))
         endpoint = plain["endpoint"] = _endpoint(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Optional
 
 from .._fields import charset_of, read_text
 from .._records import StatusResult
+from .._redact import redact_bytes
 from .._wire import Code, Match, Status
 from ..exceptions import (
     AccountError,
@@ -202,8 +203,14 @@ _HPG_LINE = re.compile(rb"(?m)^(?:\xef\xbb\xbf)?[ \t]*(?:ok|error-[0-9A-Za-z._-]
 def reply_text(facts: RequestFacts, reply: Reply) -> str:
     """A reply's body as an error shows it: decoded by the field rule (``_fields``),
     the password masked (before anything is cut or escaped, so that no form of it is
-    broken up), control and invisible characters escaped, stripped."""
-    text = facts.scrub(read_text(bytes(reply.body), charset_of(reply.content_type)))
+    broken up), control and invisible characters escaped, stripped. The bytes are
+    masked first in every encoding the body could be in (``redact_bytes``): read
+    as UTF-8 with U+FFFD, a windows-1251 echo would show its ASCII characters."""
+    charset = charset_of(reply.content_type)
+    body = bytes(reply.body)
+    if not body.isascii():  # (ASCII reads the same in all: the text's masking does)
+        body = redact_bytes(facts.scrub, body, charset)
+    text = facts.scrub(read_text(body, charset))
     return _UNPRINTABLE.sub(lambda m: ascii(m.group())[1:-1], text).strip()
 
 
@@ -491,11 +498,18 @@ def _quote(facts: RequestFacts, lines: Sequence[Any]) -> str:
     return facts.scrub("; ".join(repr(s) for s in shown)) + more
 
 
-def _scrubbed(facts: RequestFacts, records: list[Any], flagged: bool = False) -> list[Any]:
+def _scrubbed(
+    facts: RequestFacts,
+    records: list[Any],
+    flagged: bool = False,
+    charset: Optional[str] = None,
+) -> list[Any]:
     """Records whose free text (a STATUS reason, a SEND line's extra fields) held the
     password, masked: what is stored and shown (journal, report, CSV) never holds it.
 
     ``flagged``: the reader said some record holds free text (``Match.FREE_TEXT``).
+    ``charset``: the reply's declared one (``_fields.charset_of``), which the free
+    text may have been read in.
     """
     # Unless the reader said so, a C-level pass first: most replies carry no free
     # text at all (SEND lines with no extra field, STATUS lines of delivered
@@ -513,23 +527,23 @@ def _scrubbed(facts: RequestFacts, records: list[Any], flagged: bool = False) ->
                     out = list(records)
                 record = out[k] = type(record)(*record[:field], masked, *record[field + 1 :])
         if len(record) > field + 1:
-            # The line's bytes, kept when a field was read tolerantly (``.raw``).
+            # The line's bytes, kept when a field was read tolerantly (``.raw``):
+            # masked in every encoding its text could have been read in (UTF-8, the
+            # declared charset, the 8-bit ones), as the reason may have been read in
+            # one (the declared windows-1251) and the bytes are the password's in it.
             raw = record[field + 1]
-            text = raw.decode("utf-8", "surrogateescape")
-            masked = facts.scrub(text)
-            if masked != text:
+            masked_raw = redact_bytes(facts.scrub, raw, charset)
+            if masked_raw != raw:
                 # The password was on the line, maybe over two fields (a ';' in it put
                 # a piece where the time goes, the rest in the free text, each too
                 # short to be recognised): the free text is read again from the
                 # masked line, where no piece of it is left.
-                parts = masked.split(";", field)
-                free = parts[field].rstrip(";") if len(parts) > field else ""
-                free_text = read_text(free.encode("utf-8", "surrogateescape"), None) or None
+                parts = masked_raw.split(b";", field)
+                free = parts[field].rstrip(b";") if len(parts) > field else b""
+                free_text = facts.scrub(read_text(free, charset)) or None
                 if out is records:
                     out = list(records)
-                out[k] = type(record)(
-                    *record[:field], free_text, masked.encode("utf-8", "surrogateescape")
-                )
+                out[k] = type(record)(*record[:field], free_text, masked_raw)
     return out
 
 
@@ -546,7 +560,10 @@ def _reworded(facts: RequestFacts, body: bytes, bad: list[ProtocolError]) -> lis
         head = error.reason.split("'", 1)[0].split('"', 1)[0].rstrip(" :").removesuffix(" in")
         number = error.line
         if number is not None and 0 < number <= len(lines) and len(out) < QUOTED_LINES:
-            raw = lines[number - 1].strip(b" \t\r").decode("utf-8", "replace")
+            line = lines[number - 1].strip(b" \t\r")
+            if not line.isascii():  # a windows-1251 echo, read as UTF-8, shows its ASCII
+                line = redact_bytes(facts.scrub, line)
+            raw = line.decode("utf-8", "replace")
             out.append(ProtocolError(number, f"{head}: {facts.scrub(raw)[:200]!r}"))
         else:
             out.append(ProtocolError(number, head))
@@ -597,8 +614,8 @@ def _judge_body(
     whole: bool = False,
     reply: Optional[Reply] = None,
 ) -> Verdict:
+    charset = charset_of(None if reply is None else reply.content_type)
     if read is None:
-        charset = charset_of(None if reply is None else reply.content_type)
         if charset is None:
             read = facts.read(body, facts.ids)
         else:
@@ -614,12 +631,12 @@ def _judge_body(
         # the item's id, in order (and each code the platform's: "OK" is none). Only
         # what its flags name needs another look.
         if flags & _FREE_TEXT:
-            records = _scrubbed(facts, records, True)
+            records = _scrubbed(facts, records, True, charset)
         return facts.op.all_matched(facts, records, flags)
     if bad:
         bad = _reworded(facts, body, bad)
     if records:
-        records = _scrubbed(facts, records)
+        records = _scrubbed(facts, records, charset=charset)
     stop = _stop_for(facts, records)
     if not _reads_as_hpg(facts.op, records, bad, body):
         if stop is not None:
