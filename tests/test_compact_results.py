@@ -556,8 +556,8 @@ def test_compact_results_refuse_writes_to_what_they_hold() -> None:
     # Read-only through its API, and its packed arrays and tables refuse item
     # assignment too, once filled: from the constructor, a pickle or a send().
     with Emulator(speed=None) as emu, client_for(emu, max_batch=40) as client:
-        sent = client.send([Message(f"7903{i:07d}", f"ro #{i}") for i in range(100)],
-                           compact=True)
+        messages = [Message(f"7903{i:07d}", f"ro #{i}") for i in range(100)]
+        sent = client.send(messages, compact=True)
     want = records()
     for got in (CompactResults(want), pickle.loads(pickle.dumps(CompactResults(want))), sent):
         before = list(got)
