@@ -576,4 +576,4 @@ def test_compact_results_refuse_writes_to_what_they_hold() -> None:
     with pytest.raises(TypeError):
         kept._kept[0][0] = "other"
     with pytest.raises(TypeError):
-        kept._highs[0][1] = 5
+        kept._highs[0] = kept._highs[0]

@@ -36,10 +36,12 @@ over its records (``_put_alike``), any other record by record.
 
 Read-only: what it holds is set up once; the core fills its arrays and tables as
 requests settle, then seals them (``_seal``, when the send finishes; the
-constructor's at once): the arrays are then read-only ``memoryview``s of
-themselves, the tables tuples or ``MappingProxyType``s, so even their private
-names refuse a write (``object.__setattr__`` still replaces one, as it would any
-Python object's; nothing of hpgfast's does).
+constructor's at once): the per-message arrays become read-only ``memoryview``s of
+themselves, the tables tuples or ``MappingProxyType``s, so that even their private
+names refuse an item assignment. Not a request's array of high bits, kept as it is
+(a ``memoryview`` of each would cost about 200 bytes a request), nor
+``object.__setattr__``, which can replace any member, as it can any Python
+object's; nothing of hpgfast's does either.
 """
 
 from __future__ import annotations
@@ -139,8 +141,8 @@ def _filled(results: CompactResults) -> bool:
 
 class CompactResults(Sequence[SendResult]):
     """The results of a ``send(..., compact=True)``: a read-only sequence of
-    ``SendResult``, one per message in order, at about 14 bytes per message (22
-    with a part count or other field the platform adds to each line).
+    ``SendResult``, one per message in order, at about 14 bytes per message (a
+    part count the platform adds to each line too).
 
     It reads as the list ``send()`` returns by default: ``len``, indexing (negative
     too; a slice gives a ``list``), iteration, ``in``, ``index``, ``count``, and it
@@ -183,7 +185,7 @@ class CompactResults(Sequence[SendResult]):
     _shapes: Any
     _index: Any
     _numbers: Iterator[int]
-    _starts: tuple[int, ...]
+    _starts: Any  # per request: its first message's index (array "q")
     _prefixes: tuple[Optional[str], ...]
 
     def __init__(self, results: Iterable[SendResult] = ()) -> None:
@@ -232,7 +234,7 @@ class CompactResults(Sequence[SendResult]):
         _set(self, "_shapes", {0: _WHOLE})
         _set(self, "_index", {})
         _set(self, "_numbers", itertools.count(1))  # next() is atomic
-        _set(self, "_starts", tuple(starts))
+        _set(self, "_starts", array("q", starts))
         _set(self, "_prefixes", tuple(prefixes))
         _set(self, "_len", total)  # last: ``_filled`` from here on
 
@@ -248,8 +250,10 @@ class CompactResults(Sequence[SendResult]):
         _set(self, "_whole", MappingProxyType(self._whole))
         kept = {span: tuple(cids) for span, cids in self._kept.items()}
         _set(self, "_kept", MappingProxyType(kept))
-        highs = {span: memoryview(bits).toreadonly() for span, bits in self._highs.items()}
-        _set(self, "_highs", MappingProxyType(highs))
+        # A request's array of high bits stays as it is: a memoryview of each would
+        # cost some 4 bytes a message more with 20-digit ids.
+        _set(self, "_highs", MappingProxyType(self._highs))
+        _set(self, "_starts", memoryview(self._starts).toreadonly())
         _set(self, "_pids", memoryview(self._pids).toreadonly())
         _set(self, "_kinds", memoryview(self._kinds).toreadonly())  # last: sealed
 
