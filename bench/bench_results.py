@@ -9,7 +9,9 @@ Run: ``python -m pytest bench/bench_results.py -s`` (``-k memory``: the bytes on
   sans-IO core, 8 KiB requests, the clientIds hpgfast makes, 10-digit provider
   ids; no socket, so nothing of a transport's is counted). Target: at most 150
   bytes per message with ``compact=True``. Row ``compact-20-digit-ids``: the same
-  with the 20-digit provider ids a platform gives past 2**63.
+  with the 20-digit provider ids a platform gives past 2**63; rows
+  ``list-part-count`` and ``compact-part-count``: a field the platform adds to each
+  line (``ok;cid;pid;2``, a part count, each record's ``extra``).
 - **Memory over HTTP** (``send-results-emulator-1m``, ``-k emulator``): the same
   figure for a real ``Client.send()`` of 1,000,000 messages against an emulator in
   a child process (its ledger is not this process's): the core's figure plus what
@@ -50,12 +52,16 @@ CPU_ROUNDS = 5
 def bench_results_memory_1m(record: Callable[[str, str, float], None]) -> None:
     total = 1_000_000
     lines = []
-    for compact, name, first in (
-        (False, "list", 7_000_000_000),
-        (True, "compact", 7_000_000_000),
-        (True, "compact-20-digit-ids", 10**19),
+    for compact, name, first, extra in (
+        (False, "list", 7_000_000_000, None),
+        (True, "compact", 7_000_000_000, None),
+        (True, "compact-20-digit-ids", 10**19, None),
+        (False, "list-part-count", 7_000_000_000, "2"),
+        (True, "compact-part-count", 7_000_000_000, "2"),
     ):
-        held, peak = results_memory(total, compact=compact, first_provider_id=first)
+        held, peak = results_memory(
+            total, compact=compact, first_provider_id=first, send_extra=extra
+        )
         record("send-results-1m", name, held)
         record("send-results-1m", f"{name}-peak", peak)
         lines.append(

@@ -12,6 +12,7 @@ import gc
 import pickle
 import subprocess
 import sys
+import tracemalloc
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +28,14 @@ from hpgfast import (
     SendResult,
     results_of,
 )
-from hpgfast._bench import core_exchange, core_send, results_memory
+from hpgfast._bench import (
+    LOGIN,
+    PASSWORD,
+    EmulatorProcess,
+    core_exchange,
+    core_send,
+    results_memory,
+)
 from hpgfast.core import SEND, STATUS, Batch, RequestFinished, Subscriber
 from hpgfast.emulator import Emulator, Fault
 from hpgfast.exceptions import TransportError
@@ -235,6 +243,14 @@ def records() -> list[SendResult]:
     ]
 
 
+def filling(records: list[Any]) -> CompactResults:
+    """``CompactResults(records)`` as a send holds it while its requests settle:
+    its requests may be put again (a finished one refuses)."""
+    store = CompactResults._spans(len(records), [0], [None])
+    store._put(0, records)
+    return store
+
+
 def test_compact_results_are_a_read_only_sequence() -> None:
     want = records()
     got = CompactResults(want)
@@ -287,7 +303,7 @@ def test_a_request_of_alike_results_packs_exactly(pids: list[Any], failure: bool
         want = [SendFailure(Code.UNKNOWN, str(j), pid, error) for j, pid in enumerate(pids)]
     else:
         want = [SendResult(Code.OK, str(j), pid) for j, pid in enumerate(pids)]
-    got = CompactResults(want)
+    got = filling(want)
     same_records(got, want)
     assert [r.provider_id for r in got] == pids
     if failure:
@@ -380,7 +396,7 @@ def test_wide_provider_ids_pack_exactly_put_once_or_twice(width: int) -> None:
     pids[3] = "0" * (width - 1) + "1"  # leading zeros
     pids[9] = str(2**64).zfill(width)
     want = [SendResult(Code.OK, str(j), pid) for j, pid in enumerate(pids)]
-    got = CompactResults(want)
+    got = filling(want)
     same_records(got, want)
     assert got._texts == {}
     narrow = [SendResult(Code.OK, str(j), str(j + 1)) for j in range(50)]
@@ -438,3 +454,126 @@ def test_compact_results_cannot_be_rewritten() -> None:
 
     assert pickle.loads(pickle.dumps(got)) == want and copy.copy(got) == want
     assert copy.deepcopy(got) == got and weakref.ref(got)() is got
+
+
+# -- a field the platform adds to each line (a part count) -------------------------------
+
+
+def test_a_part_count_on_every_line_is_packed_and_equals_the_list_over_http(
+    transport: str,
+) -> None:
+    # Some platforms add a part count to each SEND line (``ok;cid;pid;2``): the
+    # records carry it as ``.extra``; the compact form gives it back, and keeps no
+    # record whole for it.
+    messages = [Message(f"7903{i:07d}", f"parts #{i}", "Shop") for i in range(230)]
+    listed: list[SendResult] = []  # the records as each request settled
+    with Emulator(speed=None, send_extra="2") as emu:
+        with client_for(emu, max_batch=40, concurrency=2) as client:
+            plain = client.send(messages)
+            compact = client.send(messages, compact=True, results=listed)
+    assert isinstance(compact, CompactResults) and type(plain) is list
+    same_records(compact, listed)
+    assert [r.extra for r in compact] == [r.extra for r in plain] == ["2"] * 230
+    assert [r.raw for r in compact] == [r.raw for r in plain] == [None] * 230
+    assert [(r.code, len(r)) for r in compact] == [(r.code, len(r)) for r in plain]
+    assert compact._texts == {} and compact._whole == {}  # nothing kept per message
+    copy = pickle.loads(pickle.dumps(compact))
+    assert isinstance(copy, CompactResults)
+    same_records(copy, listed)
+
+
+def test_a_part_count_costs_at_most_150_bytes_per_message_over_http(transport: str) -> None:
+    # A real send() against an emulator in a child process (its ledger is not
+    # traced here), a part count on every line: the bytes the compact results hold
+    # once send() returned, above the messages.
+    total = 20_000
+    messages = [Message(f"7903{i:07d}", f"parts #{i}", "Shop") for i in range(total)]
+    emulator = EmulatorProcess("--send-extra", "2")
+    try:
+        with Client(emulator.url, LOGIN, PASSWORD) as client:
+            client.send(messages[:10], compact=True)  # the connections made, warm
+            gc.collect()
+            tracemalloc.start()
+            try:
+                base = tracemalloc.get_traced_memory()[0]
+                results = client.send(messages, compact=True)
+                gc.collect()
+                held = (tracemalloc.get_traced_memory()[0] - base) / total
+            finally:
+                tracemalloc.stop()
+    finally:
+        emulator.close()
+    assert isinstance(results, CompactResults) and len(results) == total
+    assert results[0].extra == results[-1].extra == "2" and results[-1].ok
+    assert held <= 150, held
+
+
+def test_a_part_count_costs_at_most_150_bytes_per_message_through_the_core() -> None:
+    held, _ = results_memory(100_000, compact=True, send_extra="2")
+    assert held <= 150, held
+    held, _ = results_memory(100_000, compact=True, send_extra="2", first_provider_id=10**19)
+    assert held <= 150, held
+
+
+@pytest.mark.parametrize("alike", [True, False], ids=["alike", "mixed"])
+def test_varied_extras_pack_exactly_and_repeated_ones_are_shared(alike: bool) -> None:
+    # Part counts of a handful of values, a few descriptions repeated, then one of
+    # each message's own (kept whole once too many distinct ones came): all exact.
+    want: list[Any] = [
+        SendResult(Code.OK, str(j), str(1000 + j), str(1 + j % 4)) for j in range(60)
+    ]
+    if not alike:
+        want += [SendResult("error-x", str(60 + j), None, f"bad #{j % 3}") for j in range(9)]
+        want += [SendResult(Code.OK, str(69 + j), f"p{j}", "2") for j in range(3)]
+        want.append(SendResult("error-syntax", "72", None, "bad", b"error-syntax;72;;bad\xff"))
+        want.append(SendResult(Code.OK, "73", "9999", "2;3;"))
+    got = CompactResults(want)
+    same_records(got, want)
+    assert got._whole == {} if alike else set(got._whole) == {72}
+    copy = pickle.loads(pickle.dumps(got))
+    same_records(copy, want)
+    # Each message's own extra: packed up to a bound of distinct values, whole past it.
+    own = [SendResult(Code.OK, str(j), str(j), f"note {j}") for j in range(5000)]
+    got = CompactResults(own)
+    same_records(got, own)
+    assert len(got._shapes) <= 1100
+
+
+def test_extras_packed_again_leave_nothing_behind() -> None:
+    plain = [SendResult(Code.OK, str(j), str(j + 1)) for j in range(50)]
+    parts = [SendResult(Code.OK, str(j), str(j + 1), "3") for j in range(50)]
+    got = CompactResults._spans(50, [0], [None])
+    got._put(0, parts)
+    same_records(got, parts)
+    got._put(0, plain)
+    same_records(got, plain)
+    got._put(0, [*parts[:10], SendResult(Code.OK, "10", "x", "3"), *parts[11:]])
+    assert got[10] == SendResult(Code.OK, "10", "x", "3") and got[11] == parts[11]
+
+
+@pytest.mark.usefixtures("transport")
+def test_compact_results_refuse_writes_to_what_they_hold() -> None:
+    # Read-only through its API, and its packed arrays and tables refuse item
+    # assignment too, once filled: from the constructor, a pickle or a send().
+    with Emulator(speed=None) as emu, client_for(emu, max_batch=40) as client:
+        messages = [Message(f"7903{i:07d}", f"ro #{i}") for i in range(100)]
+        sent = client.send(messages, compact=True)
+    want = records()
+    for got in (CompactResults(want), pickle.loads(pickle.dumps(CompactResults(want))), sent):
+        before = list(got)
+        for name in ("_kinds", "_pids", "_starts"):
+            with pytest.raises(TypeError):
+                getattr(got, name)[0] = 1
+        with pytest.raises(TypeError):
+            got._prefixes[0] = "x"
+        for name in ("_whole", "_texts", "_kept", "_highs", "_shapes"):
+            with pytest.raises(TypeError):
+                getattr(got, name)[0] = SendResult("ok", "z", "1")
+        with pytest.raises(TypeError, match="read-only"):
+            got._put(0, [SendResult("ok", "z", "1")])
+        assert list(got) == before
+    kept = CompactResults([SendResult("ok", "own", "1"), SendResult("ok", "x", "1" * 20)])
+    with pytest.raises(TypeError):
+        kept._kept[0][0] = "other"
+    with pytest.raises(TypeError):
+        kept._highs[0] = kept._highs[0]

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 from urllib.parse import quote, urlencode
 
 from . import _codec_py, codec
@@ -353,30 +353,37 @@ def core_send(
     *,
     compact: bool,
     first_provider_id: int = 7_000_000_000,
+    send_extra: Optional[str] = None,
 ) -> Any:
     """What ``send(messages, compact=compact)`` returns, through the sans-IO core
     alone: the batch planned as the clients plan it, each request handed the reply
     that accepts every message, with consecutive provider ids from
-    ``first_provider_id`` (10 digits; 10**19: the platform's 20)."""
+    ``first_provider_id`` (10 digits; 10**19: the platform's 20) and, with
+    ``send_extra``, that field after each (``ok;cid;pid;2``: a part count)."""
     from .core import SEND, Reply
 
     batch = exchange.batch(SEND, messages, None, compact=compact)
     while (request := batch.next(0.0)) is not None:
         batch.begin_line(request, 0.0)
         first = first_provider_id + request.start
-        body = "".join(f"ok;{cid};{first + j}\n" for j, cid in enumerate(request.ids))
+        tail = "" if send_extra is None else ";" + send_extra
+        body = "".join(f"ok;{cid};{first + j}{tail}\n" for j, cid in enumerate(request.ids))
         batch.report(request, Reply(200, body.encode()), 0.0)
     return batch.finish()
 
 
 def results_memory(
-    total: int, *, compact: bool, first_provider_id: int = 7_000_000_000
+    total: int,
+    *,
+    compact: bool,
+    first_provider_id: int = 7_000_000_000,
+    send_extra: Optional[str] = None,
 ) -> tuple[float, float]:
     """Bytes per message the results of a ``total``-message send hold above the
     messages, and the most the send held above them while it ran (tracemalloc).
 
     The clients' own code path without a socket (``core_send``; its provider ids
-    from ``first_provider_id``). The messages are
+    from ``first_provider_id``, ``send_extra`` after each). The messages are
     made before tracing starts; the batch is gone before the figure is read, as it
     is when ``send()`` returns.
     """
@@ -390,7 +397,11 @@ def results_memory(
     try:
         base = tracemalloc.get_traced_memory()[0]
         results = core_send(
-            exchange, messages, compact=compact, first_provider_id=first_provider_id
+            exchange,
+            messages,
+            compact=compact,
+            first_provider_id=first_provider_id,
+            send_extra=send_extra,
         )
         gc.collect()
         held, peak = tracemalloc.get_traced_memory()

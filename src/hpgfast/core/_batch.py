@@ -553,6 +553,7 @@ class Batch:
             for request in self.requests:
                 if results[request.start] is not _PACKED:
                     self._pack(request)
+            self.compact._seal()  # every request in: read-only from here on
             self.results = []
             results = self.compact  # type: ignore[assignment]
         if self.sink is not None:

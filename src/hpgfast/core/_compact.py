@@ -19,15 +19,29 @@ emulator's are; the specification says only "String"). So each message keeps:
   platform answers without one; otherwise a reference to the ``str`` (the one the
   message carried, when it is that one: the message and its result share it).
 
-What does not fit (a provider id of other characters, or longer; a record with an
-``extra`` or a ``raw``; a class of its own) is kept as it came, per message. The
+A field the platform adds to a line (``ok;cid;pid;2``: a part count, the record's
+``extra``) is part of the shape too: such a field takes a handful of values in a
+send, so its text is kept once per value, in the shape (up to ``_MAX_SHAPES``
+shapes in all; past them, a record of an ``extra`` not seen yet is kept whole).
+What does not fit (a provider id of other characters, or longer; a record with a
+``raw``, whose bytes are the whole line and so the message's own; a class of its
+own) is kept as it came, per message. The
 records are made on access; each equals, and is of the class of, the record a list
 would have held (a ``SendFailure`` with the very same ``error``).
 
 A request's results are packed as it settles, from the transport's thread or
 task: the usual request (one class, code and error; the clientIds hpgfast made;
-provider ids of digits) in a few C-level passes over its records
-(``_put_alike``), any other record by record.
+provider ids of digits; one ``extra`` or a few, or none) in a few C-level passes
+over its records (``_put_alike``), any other record by record.
+
+Read-only: what it holds is set up once; the core fills its arrays and tables as
+requests settle, then seals them (``_seal``, when the send finishes; the
+constructor's at once): the per-message arrays become read-only ``memoryview``s of
+themselves, the tables tuples or ``MappingProxyType``s, so that even their private
+names refuse an item assignment. Not a request's array of high bits, kept as it is
+(a ``memoryview`` of each would cost about 200 bytes a request), nor
+``object.__setattr__``, which can replace any member, as it can any Python
+object's; nothing of hpgfast's does either.
 """
 
 from __future__ import annotations
@@ -39,6 +53,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from operator import attrgetter, itemgetter
 from operator import index as _index
+from types import MappingProxyType
 from typing import Any, Optional, Union, overload
 
 from .._records import SendResult
@@ -65,10 +80,17 @@ _CID_INDEX = 2  # the index in the request, in decimal
 _CID_KEPT = 3  # in ``_kept``, the request's list
 
 #: The shape of a record kept whole (in ``_whole``): shape 0.
-_WHOLE = (None, None, None, 0, 0)
+_WHOLE = (None, None, None, 0, 0, None)
+#: The most shapes kept: a new ``extra`` past them keeps its record whole. Shapes
+#: without an ``extra`` are a few dozen at most (classes, codes, errors, id forms);
+#: with one, a few per distinct value: a part count's handful, a rejection's few
+#: descriptions. A text of each message's own would make one per message.
+_MAX_SHAPES = 1024
+#: The most distinct ``extra`` values in a request packed in C-level passes.
+_ALIKE_EXTRAS = 16
 
 _A = ID_ALPHABET
-_code, _cid, _pid = itemgetter(0), itemgetter(1), itemgetter(2)
+_code, _cid, _pid, _extra = itemgetter(0), itemgetter(1), itemgetter(2), itemgetter(3)
 _error = attrgetter("error")
 _NONE = type(None)
 
@@ -119,15 +141,21 @@ def _filled(results: CompactResults) -> bool:
 
 class CompactResults(Sequence[SendResult]):
     """The results of a ``send(..., compact=True)``: a read-only sequence of
-    ``SendResult``, one per message in order, at about 14 bytes per message.
+    ``SendResult``, one per message in order, at about 14 bytes per message (a
+    part count the platform adds to each line too).
 
     It reads as the list ``send()`` returns by default: ``len``, indexing (negative
     too; a slice gives a ``list``), iteration, ``in``, ``index``, ``count``, and it
     compares equal to a list of the same results. Each record is made when it is
     read, equal to (and of the class of) the one the list would hold: a
     ``SendFailure`` keeps its ``error``; a provider id is the text the platform
-    sent, byte for byte. ``CompactResults(results)`` packs any iterable of
-    ``SendResult``.
+    sent, byte for byte; ``extra`` and ``raw`` are the list's. ``CompactResults(results)``
+    packs any iterable of ``SendResult``.
+
+    Read-only through its API: it has no method that changes it, and refuses
+    setting or deleting an attribute and a second ``__init__``. (Code that reaches
+    for its private members through ``object.__setattr__`` can still change it, as
+    it can any Python object.)
     """
 
     __slots__ = (
@@ -146,17 +174,19 @@ class CompactResults(Sequence[SendResult]):
         "_whole",
     )
     _len: int
-    _kinds: array[int]  # per message: its shape's number
-    _pids: array[int]  # per message: its provider id's number (its low 64 bits)
-    _kept: dict[int, list[Any]]
-    _highs: dict[int, array[int]]
-    _texts: dict[int, Any]
-    _whole: dict[int, SendResult]
-    _shapes: dict[int, tuple[Any, ...]]
-    _index: dict[tuple[Any, ...], int]
+    # Each table below is a dict (a list, an array) while the send fills it, then
+    # sealed: a MappingProxyType (a tuple, a read-only memoryview); hence Any.
+    _kinds: Any  # per message: its shape's number (array "I")
+    _pids: Any  # per message: its provider id's number, its low 64 bits (array "Q")
+    _kept: Any  # per request: its clientIds kept, a list
+    _highs: Any  # per request: the high 64 bits of its provider ids, an array "Q"
+    _texts: Any
+    _whole: Any
+    _shapes: Any
+    _index: Any
     _numbers: Iterator[int]
-    _starts: array[int]
-    _prefixes: list[Optional[str]]
+    _starts: Any  # per request: its first message's index (array "q")
+    _prefixes: tuple[Optional[str], ...]
 
     def __init__(self, results: Iterable[SendResult] = ()) -> None:
         if _filled(self):
@@ -164,6 +194,7 @@ class CompactResults(Sequence[SendResult]):
         records = results if isinstance(results, (list, tuple)) else list(results)
         self._setup(len(records), [0], [None])
         self._put(0, records)
+        self._seal()
 
     # Read-only, as a tuple is: what it holds is set once, by ``_setup``; only the
     # core's ``_put`` fills the arrays and tables made there, as requests settle.
@@ -204,20 +235,43 @@ class CompactResults(Sequence[SendResult]):
         _set(self, "_index", {})
         _set(self, "_numbers", itertools.count(1))  # next() is atomic
         _set(self, "_starts", array("q", starts))
-        _set(self, "_prefixes", list(prefixes))
+        _set(self, "_prefixes", tuple(prefixes))
         _set(self, "_len", total)  # last: ``_filled`` from here on
+
+    def _seal(self) -> None:
+        """Every request put: its tables become read-only forms of themselves (no
+        copy of the per-message arrays), and ``_put`` refuses from now on."""
+        if type(self._kinds) is memoryview:
+            return
+        shapes = self._shapes
+        _set(self, "_shapes", tuple(map(shapes.get, range(max(shapes) + 1))))
+        _set(self, "_index", MappingProxyType({}))  # only ``_put`` needed it
+        _set(self, "_texts", MappingProxyType(self._texts))
+        _set(self, "_whole", MappingProxyType(self._whole))
+        kept = {span: tuple(cids) for span, cids in self._kept.items()}
+        _set(self, "_kept", MappingProxyType(kept))
+        # A request's array of high bits stays as it is: a memoryview of each would
+        # cost some 4 bytes a message more with 20-digit ids.
+        _set(self, "_highs", MappingProxyType(self._highs))
+        _set(self, "_starts", memoryview(self._starts).toreadonly())
+        _set(self, "_pids", memoryview(self._pids).toreadonly())
+        _set(self, "_kinds", memoryview(self._kinds).toreadonly())  # last: sealed
 
     def _end(self, span: int) -> int:
         starts = self._starts
         return starts[span + 1] if span + 1 < len(starts) else self._len
 
     def _shape(self, key: tuple[Any, ...], shape: tuple[Any, ...]) -> int:
-        """The number of ``shape`` (``key`` names it), made if it is new. Two
+        """The number of ``shape`` (``key`` names it), made if it is new; 0 (keep
+        the record whole) for a new one of an ``extra`` past ``_MAX_SHAPES``. Two
         threads making the same one at once: the first number stored wins (the
         other stays unused)."""
+        if shape[5] is not None and len(self._shapes) >= _MAX_SHAPES:
+            return 0
         number = next(self._numbers)
         self._shapes[number] = shape
-        return self._index.setdefault(key, number)
+        found: int = self._index.setdefault(key, number)
+        return found
 
     def _put(
         self, start: int, records: Sequence[Any], sent: Optional[Sequence[Any]] = None
@@ -225,6 +279,8 @@ class CompactResults(Sequence[SendResult]):
         """Keep ``records``, the results of the request that starts at ``start``
         (or a part of it, from its first item). ``sent``: the ids the request sent,
         whose ``str`` objects a kept clientId then shares."""
+        if type(self._kinds) is memoryview:
+            raise TypeError("CompactResults is read-only: its results are all in")
         span = bisect_right(self._starts, start) - 1
         base = self._starts[span]
         prefix = self._prefixes[span]
@@ -241,8 +297,12 @@ class CompactResults(Sequence[SendResult]):
         for record in records:
             kind = 0
             cls = type(record)
-            if (cls is SendResult or cls is SendFailure) and len(record) == 3:
-                code, cid, pid = record
+            size = len(record)
+            if (cls is SendResult or cls is SendFailure) and (
+                size == 3 or (size == 4 and type(record[3]) is str)
+            ):
+                code, cid, pid = record[0], record[1], record[2]
+                extra = record[3] if size == 4 else None
                 if pid is None:
                     pform = _PID_NONE
                 elif (
@@ -276,22 +336,26 @@ class CompactResults(Sequence[SendResult]):
                     cform = _CID_KEPT
                 error = record.error if cls is SendFailure else None
                 # The error by identity: each failure's own (exceptions hash so).
-                key = (cls, code, id(error), pform, cform)
+                key = (cls, code, id(error), pform, cform, extra)
                 found = index.get(key)
                 if found is None:
-                    found = self._shape(key, (cls, code, error, pform, cform))
+                    found = self._shape(key, (cls, code, error, pform, cform, extra))
                 kind = found
-                if pform == _PID_TEXT:
+                if not kind:  # an extra past the shapes: kept whole
+                    whole[i] = record
+                    if texts:
+                        texts.pop(i, None)
+                elif pform == _PID_TEXT:
                     texts[i] = pid
                 elif texts:
                     texts.pop(i, None)  # put again: what was kept goes
-                if cform == _CID_KEPT:
+                if kind and cform == _CID_KEPT:
                     if kept is None:
                         kept = self._kept[span] = [None] * (self._end(span) - base)
                     if sent is not None and j < len(sent) and sent[j] == cid:
                         cid = sent[j]  # the message's own str: shared, not copied
                     kept[j] = cid
-                if whole:
+                if kind and whole:
                     whole.pop(i, None)
             else:
                 whole[i] = record
@@ -302,7 +366,7 @@ class CompactResults(Sequence[SendResult]):
 
     def _high_of(self, span: int) -> array[int]:
         """The request's array of the high bits of its provider ids, made if new."""
-        highs = self._highs.get(span)
+        highs: Optional[array[int]] = self._highs.get(span)
         if highs is None:
             size = self._end(span) - self._starts[span]
             highs = self._highs.setdefault(span, array("Q", bytes(8 * size)))
@@ -312,13 +376,25 @@ class CompactResults(Sequence[SendResult]):
         self, span: int, start: int, records: Sequence[Any], j: int, prefix: Optional[str]
     ) -> bool:
         """``_put`` for the usual request, in C-level passes: records of one class
-        and code (and error), 3 fields each, the clientIds hpgfast made (or the
-        indexes), the provider ids all ASCII digits (38 at most) or all None. False,
-        with nothing kept, for any other request: ``_put`` then takes each record.
+        and code (and error), 3 fields each or 4 (an ``extra`` text, of a few
+        values), the clientIds hpgfast made (or the indexes), the provider ids all
+        ASCII digits (38 at most) or all None. False, with nothing kept, for any
+        other request: ``_put`` then takes each record.
         """
         n = len(records)
         classes = set(map(type, records))
-        if len(classes) != 1 or set(map(len, records)) != {3}:
+        if len(classes) != 1:
+            return False
+        sizes = set(map(len, records))
+        if sizes == {3}:
+            extras: Optional[list[Any]] = None
+            values: set[Any] = {None}
+        elif sizes == {4}:
+            extras = list(map(_extra, records))
+            values = set(extras)
+            if len(values) > _ALIKE_EXTRAS or set(map(type, values)) != {str}:
+                return False
+        else:
             return False
         cls = classes.pop()
         if cls is SendResult:
@@ -359,18 +435,25 @@ class CompactResults(Sequence[SendResult]):
         else:
             return False
         index = self._index
-        kind_of: dict[int, int] = {}
+        kind_of: dict[Any, int] = {}
         for pform in {_PID_NONE} if widths is None else forms:
-            key = (cls, code, id(error), pform, cform)
-            found = index.get(key)
-            if found is None:
-                found = self._shape(key, (cls, code, error, pform, cform))
-            kind_of[pform] = found
+            for extra in values:
+                key = (cls, code, id(error), pform, cform, extra)
+                found = index.get(key)
+                if found is None:
+                    found = self._shape(key, (cls, code, error, pform, cform, extra))
+                    if not found:  # past the shapes: record by record
+                        return False
+                kind_of[pform if extras is None else (pform, extra)] = found
         end = start + n
-        if len(kind_of) == 1:  # one form of provider id (one width): one shape
+        if len(kind_of) == 1:  # one form of provider id (one width), one extra: one shape
             self._kinds[start:end] = array("I", kind_of.values()) * n
-        elif widths is not None:
+        elif extras is None:
+            assert widths is not None
             self._kinds[start:end] = array("I", map(kind_of.__getitem__, widths))
+        else:
+            pforms = itertools.repeat(_PID_NONE, n) if widths is None else widths
+            self._kinds[start:end] = array("I", map(kind_of.__getitem__, zip(pforms, extras)))
         if widths is not None:
             if max(forms) <= _NARROW_DIGITS:
                 self._pids[start:end] = array("Q", map(int, pids))
@@ -393,8 +476,9 @@ class CompactResults(Sequence[SendResult]):
     def _item(self, i: int) -> SendResult:
         shape = self._shapes[self._kinds[i]]
         if shape is _WHOLE:
-            return self._whole[i]
-        cls, code, error, pform, cform = shape
+            whole: SendResult = self._whole[i]
+            return whole
+        cls, code, error, pform, cform, extra = shape
         if pform > _NARROW_DIGITS:
             span = bisect_right(self._starts, i) - 1
             number = self._pids[i] | self._highs[span][i - self._starts[span]] << 64
@@ -415,7 +499,10 @@ class CompactResults(Sequence[SendResult]):
             cid = self._kept[span][i - self._starts[span]]
         else:
             cid = None
-        record = tuple.__new__(cls, (code, cid, pid))
+        if extra is None:
+            record = tuple.__new__(cls, (code, cid, pid))
+        else:
+            record = tuple.__new__(cls, (code, cid, pid, extra))
         if cls is SendFailure:
             record.error = error
         return record  # type: ignore[no-any-return]
