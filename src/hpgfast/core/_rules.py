@@ -518,10 +518,15 @@ def _scrubbed(
         return records
     field = facts.op.text_field
     out = records
+    # A text that repeats on the lines of a reply (a part count on every SEND line,
+    # the same reason on many STATUS lines) is read by the redactor once.
+    done: dict[str, str] = {}
     for k, record in enumerate(records):
         if len(record) > field and record[field] is not None:
             text = record[field]
-            masked = facts.scrub(text)
+            masked = done.get(text)
+            if masked is None:
+                masked = done[text] = facts.scrub(text)
             if masked != text:
                 if out is records:
                     out = list(records)
