@@ -379,3 +379,27 @@ def test_an_interrupted_journaled_run_says_how_file_summary_and_journal_relate(
             "sent in the journal: the next run with this journal sends them" in out), out
     went = [line for line in out.splitlines() if "went out" in line]
     assert went and f"of {N:,} messages went out" in went[0], out
+
+
+@pytest.mark.slow
+def test_an_interrupted_plain_run_counts_against_the_input(tmp_path: Path) -> None:
+    """Without a journal too: "went out" of the input's messages, each made-up row says why."""
+    _write_csv(tmp_path / "m.csv", N)
+    results = tmp_path / "results.csv"
+    with Emulator(speed=None, password=PASSWORD, latency=0.05) as emu:
+        proc = subprocess.Popen(
+            _command(emu, "--file", str(tmp_path / "m.csv"), "--results", str(results),
+                     "--concurrency", str(CONCURRENCY), "--max-batch", str(MAX_BATCH)),
+            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        _wait_for(emu, proc, 1_000)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+    rows = _read(results)
+    assert any(r["outcome"] == "not_sent" for r in rows), "the interrupt came too late"
+    for r in rows:
+        if r["outcome"] in ("not_sent", "unknown"):
+            assert r["reason"].startswith("interrupted "), r
+    went = [line for line in out.splitlines() if "went out" in line]
+    assert went and f"of {N:,} messages went out" in went[0], out
