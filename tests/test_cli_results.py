@@ -378,7 +378,7 @@ def test_an_interrupted_journaled_run_says_how_file_summary_and_journal_relate(
     assert (f"the {len(not_sent):,} messages this run did not send are pending or not "
             "sent in the journal: the next run with this journal sends them" in out), out
     went = [line for line in out.splitlines() if "went out" in line]
-    assert went and f"of {N:,} messages went out" in went[0], out
+    assert went and f"of the input's {N:,} messages went out" in went[0], out
 
 
 @pytest.mark.slow
@@ -402,4 +402,4 @@ def test_an_interrupted_plain_run_counts_against_the_input(tmp_path: Path) -> No
         if r["outcome"] in ("not_sent", "unknown"):
             assert r["reason"].startswith("interrupted "), r
     went = [line for line in out.splitlines() if "went out" in line]
-    assert went and f"of {N:,} messages went out" in went[0], out
+    assert went and f"of the input's {N:,} messages went out" in went[0], out

@@ -154,7 +154,11 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
         rows.append(("pending", "", journal["states"].get("pending", 0)))
     header = ["result", "this run"] + (["journal"] if journal is not None else [])
     print(table(rows, header))
-    print("\n" + _what_happened(run, journal, summary.get("messages")))
+    # Stopped early (an interrupt, a stop): what was handed to the client so far is a
+    # chunk's worth, which no reader should take for the input; a run that ended
+    # handed all it had to send, and counts against that.
+    stopped = bool(summary.get("interrupted") or summary.get("error"))
+    print("\n" + _what_happened(run, journal, summary.get("messages") if stopped else None))
     not_sent = run.get("not_sent", 0)
     if journal is not None and not_sent:
         # "this run" tells this run's outcome, "journal" each line's state now: a
@@ -185,25 +189,26 @@ def _what_happened(
 ) -> str:
     """One line on what this run did: what went out and what came of it.
 
-    ``total``: the input's messages. Out of them when this run did not hand them all
-    to the client (a stop, an interrupt): what was handed so far is one chunk's
-    worth, which no reader takes for the input.
+    ``total``: the input's messages, given when the run stopped early: counted out
+    of them ("of the input's 50,000 messages"), not out of what was handed to the
+    client so far (a chunk's worth, which no reader should take for the input).
     """
     tried = run["attempted"]
-    of = total if total is not None and total > tried else tried
     if not tried:
         if journal is not None and not journal["states"].get("pending", 0):
             return "nothing sent: every message of the journal already has its result"
         return "nothing sent"
+    if total is not None and total > tried:
+        of = f"the input's {counted(total, 'message')}"
+    else:
+        of, total = counted(tried, "message"), tried
     gone = tried - run.get("not_sent", 0) - run.get("invalid", 0)
     accepted = run.get("accepted", 0) + run.get("accepted_earlier", 0)
     if not gone:
         # No rate: a rate of nothing sent is the speed of failing.
-        went = ("the message did not go out" if of == 1
-                else f"none of {counted(of, 'message')} went out")
+        went = "the message did not go out" if total == 1 else f"none of {of} went out"
         return f"{went} ({run['seconds']:.1f} s); {accepted:,} accepted"
-    went = (f"{gone:,} of {counted(of, 'message')} went out" if gone != of
-            else f"{counted(of, 'message')} went out")
+    went = f"{gone:,} of {of} went out" if gone != total else f"{of} went out"
     # The rate of what went out: messages not sent (a stop, an interrupt) took no time.
     rate = gone / run["seconds"] if run["seconds"] > 0 else 0.0
     return f"{went} in {run['seconds']:.1f} s ({rate:,.0f} msg/s); {accepted:,} accepted"
