@@ -131,7 +131,10 @@ class ResultsFile(Subscriber):
         without them nothing more is known, and nothing more is written. Called in
         the handler of what stopped the batch, if anything did: a ``not_sent`` or
         ``unknown`` an interrupt made has no error of its own, and is given the
-        interrupt as its reason.
+        interrupt as its reason. (Read from the exception being handled, so the
+        ``ResultsWriter`` protocol stays as it is: a send that returned has no
+        such outcome, since only what stops a batch without an error of the
+        client's makes one, and that is raised.)
         """
         stop = sys.exc_info()[1]
         with self._lock:
