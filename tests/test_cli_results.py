@@ -329,3 +329,77 @@ def test_a_killed_run_leaves_every_request_that_ended(tmp_path: Path) -> None:
     missing = set(ledger) - set(written)
     assert len(missing) <= CONCURRENCY * MAX_BATCH, len(missing)
     assert written
+
+
+@pytest.mark.slow
+def test_an_interrupted_journaled_run_says_how_file_summary_and_journal_relate(
+    tmp_path: Path,
+) -> None:
+    """The file and "this run" tell this run's outcome; the journal each line's state.
+
+    A line this run did not send (``not_sent``, with a reason) is ``pending`` in the
+    journal (or ``not_sent``, the mark of a request that never began), and the
+    summary says so in those words; the "went out" line counts
+    against the input's messages, not the chunk handed to the client so far.
+    """
+    _write_csv(tmp_path / "m.csv", N)
+    results = tmp_path / "results.csv"
+    journal_path = tmp_path / "run.db"
+    with Emulator(speed=None, password=PASSWORD, latency=0.05) as emu:
+        proc = subprocess.Popen(
+            _command(emu, "--file", str(tmp_path / "m.csv"), "--results", str(results),
+                     "--concurrency", str(CONCURRENCY), "--max-batch", str(MAX_BATCH),
+                     "--journal", str(journal_path)),
+            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        _wait_for(emu, proc, 1_000)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+    rows = _read(results)
+    by_outcome: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_outcome.setdefault(r["outcome"], []).append(r)
+    not_sent = by_outcome.get("not_sent", [])
+    assert not_sent, "the interrupt came too late"
+    # Every made-up outcome says why, an interrupt's too.
+    for r in not_sent:
+        assert r["reason"] == "interrupted before it was sent", r
+    for r in by_outcome.get("unknown", []):
+        assert r["reason"] == "interrupted while in flight", r
+    with Journal(str(journal_path)) as journal:
+        for r in not_sent:
+            row = journal.by_line(int(r["line"]))
+            assert row is not None and row["state"] in ("pending", "not_sent"), (r, row)
+        states = journal.summary()["states"]
+    # Still to send in the journal: the lines this run did not send, and the rest.
+    assert states["pending"] + states["not_sent"] == N - len(rows) + len(not_sent)
+    # The summary says what the two columns mean for these lines, and the whole input.
+    assert (f"the {len(not_sent):,} messages this run did not send are pending or not "
+            "sent in the journal: the next run with this journal sends them" in out), out
+    went = [line for line in out.splitlines() if "went out" in line]
+    assert went and f"of the input's {N:,} messages went out" in went[0], out
+
+
+@pytest.mark.slow
+def test_an_interrupted_plain_run_counts_against_the_input(tmp_path: Path) -> None:
+    """Without a journal too: "went out" of the input's messages, each made-up row says why."""
+    _write_csv(tmp_path / "m.csv", N)
+    results = tmp_path / "results.csv"
+    with Emulator(speed=None, password=PASSWORD, latency=0.05) as emu:
+        proc = subprocess.Popen(
+            _command(emu, "--file", str(tmp_path / "m.csv"), "--results", str(results),
+                     "--concurrency", str(CONCURRENCY), "--max-batch", str(MAX_BATCH)),
+            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        _wait_for(emu, proc, 1_000)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+    rows = _read(results)
+    assert any(r["outcome"] == "not_sent" for r in rows), "the interrupt came too late"
+    for r in rows:
+        if r["outcome"] in ("not_sent", "unknown"):
+            assert r["reason"].startswith("interrupted "), r
+    went = [line for line in out.splitlines() if "went out" in line]
+    assert went and f"of the input's {N:,} messages went out" in went[0], out

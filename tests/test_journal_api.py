@@ -588,3 +588,47 @@ def test_a_key_too_long_for_any_engine_is_refused_alike(journal_target: str) -> 
             journal.add([("a\x00b", Message("79031234567", "t", "S"))])
         assert journal.add([("k" * KEY_MAX, Message("79031234567", "t", "S"))]) == 1
         assert journal.by_key("k" * KEY_MAX) is not None
+
+
+def _report(target: str, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPGFAST_")}
+    done = subprocess.run([sys.executable, "-m", "hpgfast", "report", target, *args],
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_journal_filled_by_add_reads_as_the_docs_say(journal_target: str) -> None:
+    """A journal filled by ``add()`` (no input file) is whole, not a load unfinished;
+    its statuses are keyed by status (data, never a label), the messages accepted
+    with none yet counted apart; ``by_key`` names the clientId a message went out
+    with, the journal's own included."""
+    import json
+
+    with Emulator(speed=2000.0) as emu, open_journal(journal_target) as journal:
+        journal.add(_orders(30))
+        with Client(emu.url, "CLIENT", PASSWORD) as client:
+            _send(journal, client, chunk=20)
+            sent = {e.text: e.client_id for e in emu.ledger}
+            # Before following: every accepted message without a status yet.
+            before = journal.summary()
+            assert before["statuses"] == {} and before["no_status_yet"] == 30, before
+            followed = journal.follow(client, deadline=20, interval=0.05)
+        assert followed.error is None and followed.open == 0
+        # With a journal the statuses are the journal's, as docs/journal.md says:
+        # the summary of the run holds none (memory flat for any journal).
+        assert followed.statuses == {}
+        doc = " ".join((Path(__file__).parents[1] / "docs" / "journal.md").read_text().split())
+        assert "its `statuses` stays empty with a journal" in doc
+        summary = journal.summary()
+        assert summary["loaded"] == 30
+        assert sum(summary["statuses"].values()) == 30 and summary["no_status_yet"] == 0
+        for key, message in _orders(30):
+            row = journal.by_key(key)
+            assert row is not None and row["client_id"] == sent[message.text], row
+    text = _report(journal_target)
+    assert "not fully loaded" not in text and "30 messages" in text, text
+    shown = json.loads(_report(journal_target, "--json"))
+    assert shown["loaded"] == 30
+    assert "(none yet)" not in shown["statuses"] and shown["no_status_yet"] == 0
+    assert sum(shown["statuses"].values()) == 30

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ from .._records import Message, SendResult
 from .._states import State, result_state
 from .._wire import SEND, Code
 from ..core import RequestFinished, Subscriber
+from ..exceptions import HPGError
 from ._common import UsageError
 
 if TYPE_CHECKING:  # given one by a journaled send, which imported it
@@ -46,6 +48,18 @@ RESULT_COLUMNS = (
 #: The journal state a send result leads to: the journal's own rule
 #: (``hpgfast._states.result_state``), so the file and the journal agree.
 outcome_of = result_state
+
+
+def _stopped_by(exc: Optional[BaseException]) -> Optional[tuple[str, str]]:
+    """The reasons (never sent, cut in flight) for the outcomes ``exc`` made up, which
+    stopped a batch without an error of the client's (an ``HPGError`` gives its own)."""
+    if exc is None or isinstance(exc, HPGError):
+        return None
+    if isinstance(exc, Exception):  # a bug, a subscriber's error: named, not hidden
+        what = f"stopped by {type(exc).__name__}"
+    else:  # Ctrl-C, SIGTERM (which unwinds as Ctrl-C), a cancellation
+        what = "interrupted"
+    return f"{what} before it was sent", f"{what} while in flight"
 
 
 def _now() -> str:
@@ -114,11 +128,18 @@ class ResultsFile(Subscriber):
         """After ``send()`` returned or raised: the rows no request reported yet.
 
         ``results`` are the batch's (one per message) or an exception's ``.results``;
-        without them nothing more is known, and nothing more is written.
+        without them nothing more is known, and nothing more is written. Called in
+        the handler of what stopped the batch, if anything did: a ``not_sent`` or
+        ``unknown`` an interrupt made has no error of its own, and is given the
+        interrupt as its reason. (Read from the exception being handled, so the
+        ``ResultsWriter`` protocol stays as it is: a send that returned has no
+        such outcome, since only what stops a batch without an error of the
+        client's makes one, and that is raised.)
         """
+        stop = sys.exc_info()[1]
         with self._lock:
             if results is not None and len(results) == len(self._lines):
-                self._write(range(len(self._lines)), results, 0)
+                self._write(range(len(self._lines)), results, 0, _stopped_by(stop))
 
     def invalid(self, line: int, message: Message, reason: str) -> None:
         """A message that cannot be sent as given (``invalid``: never sent)."""
@@ -172,7 +193,11 @@ class ResultsFile(Subscriber):
     # -- under the lock ---------------------------------------------------------------
 
     def _write(
-        self, indexes: range, results: Sequence[Optional[SendResult]], offset: int
+        self,
+        indexes: range,
+        results: Sequence[Optional[SendResult]],
+        offset: int,
+        stopped: Optional[tuple[str, str]] = None,
     ) -> None:
         written, lines, messages = self._written, self._lines, self._messages
         if indexes.stop > len(lines):
@@ -185,14 +210,22 @@ class ResultsFile(Subscriber):
             r = results[i - offset]
             line, message = lines[i], messages[i]
             if r is None:
-                self._row(line, message, message[3], State.UNKNOWN, Code.UNKNOWN, None, "")
+                why = stopped[1] if stopped is not None else ""
+                self._row(line, message, message[3], State.UNKNOWN, Code.UNKNOWN, None, why)
             elif self._journal is not None and r[0] == Code.ERROR_ID_NOT_UNIQUE:
                 # The journal may record it accepted earlier: written once it has.
                 self._held.append((line, message, r))
                 continue
             else:
                 client_id = r[1] if r[1] is not None else message[3]
-                self._row(line, message, client_id, outcome_of(r), r[0], r[2], self._reason(r))
+                outcome, why = outcome_of(r), self._reason(r)
+                if not why and stopped is not None:
+                    # Made up by what stopped the batch: it says why.
+                    if outcome == State.NOT_SENT:
+                        why = stopped[0]
+                    elif outcome == State.UNKNOWN:
+                        why = stopped[1]
+                self._row(line, message, client_id, outcome, r[0], r[2], why)
             wrote = True
         if wrote:
             self._file.flush()

@@ -60,10 +60,22 @@ def _print_report(summary: dict[str, Any], path: str) -> None:
         print(f"{counted(uncounted, 'message')} {'has' if uncounted == 1 else 'have'} "
               "no segment count "
               "(a journal made before counts were recorded, or a text that cannot be sent)")
-    if summary["statuses"]:
+    rows = status_rows(summary)
+    if rows:
         print()
-        print(table(list(summary["statuses"].items()), ("delivery status", "accepted")))
+        print(table(rows, ("delivery status", "accepted")))
     print(f"\n{counted(summary['status_changes'], 'status change')} recorded")
+
+
+def status_rows(summary: dict[str, Any]) -> list[tuple[str, int]]:
+    """A journal summary's delivery statuses as a table shows them, most first, the
+    accepted messages without one yet as "(none yet)" (first among equal counts)."""
+    rows = [(str(status), int(n)) for status, n in summary["statuses"].items()]
+    none_yet = summary.get("no_status_yet", 0)
+    if none_yet:
+        at = next((i for i, (_, n) in enumerate(rows) if n <= none_yet), len(rows))
+        rows.insert(at, ("(none yet)", none_yet))
+    return rows
 
 
 class _EscapingWriter:

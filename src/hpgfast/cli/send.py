@@ -154,7 +154,20 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
         rows.append(("pending", "", journal["states"].get("pending", 0)))
     header = ["result", "this run"] + (["journal"] if journal is not None else [])
     print(table(rows, header))
-    print("\n" + _what_happened(run, journal))
+    # Stopped early (an interrupt, a stop): what was handed to the client so far is a
+    # chunk's worth, which no reader should take for the input; a run that ended
+    # handed all it had to send, and counts against that.
+    stopped = bool(summary.get("interrupted") or summary.get("error"))
+    print("\n" + _what_happened(run, journal, summary.get("messages") if stopped else None))
+    not_sent = run.get("not_sent", 0)
+    if journal is not None and not_sent:
+        # "this run" tells this run's outcome, "journal" each line's state now: a
+        # message this run did not send is pending there (or not sent: refused for
+        # the account, or its request marked but never begun); the next run sends it.
+        print(f"the {counted(not_sent, 'message')} this run did not send "
+              f"{'is' if not_sent == 1 else 'are'} pending or not sent in the journal: "
+              "the next run with this journal sends "
+              f"{'it' if not_sent == 1 else 'them'}")
     recovered = summary.get("recovered") or {}
     if recovered.get("in_flight_to_unknown"):
         lost = recovered["in_flight_to_unknown"]
@@ -171,22 +184,31 @@ def _print_send_summary(summary: dict[str, Any]) -> None:
         print(f"why the first was unknown or not sent: {escape(str(summary['failure']))}")
 
 
-def _what_happened(run: dict[str, Any], journal: Optional[dict[str, Any]]) -> str:
-    """One line on what this run did: what went out and what came of it."""
+def _what_happened(
+    run: dict[str, Any], journal: Optional[dict[str, Any]], total: Optional[int] = None
+) -> str:
+    """One line on what this run did: what went out and what came of it.
+
+    ``total``: the input's messages, given when the run stopped early: counted out
+    of them ("of the input's 50,000 messages"), not out of what was handed to the
+    client so far (a chunk's worth, which no reader should take for the input).
+    """
     tried = run["attempted"]
     if not tried:
         if journal is not None and not journal["states"].get("pending", 0):
             return "nothing sent: every message of the journal already has its result"
         return "nothing sent"
+    if total is not None and total > tried:
+        of = f"the input's {counted(total, 'message')}"
+    else:
+        of, total = counted(tried, "message"), tried
     gone = tried - run.get("not_sent", 0) - run.get("invalid", 0)
     accepted = run.get("accepted", 0) + run.get("accepted_earlier", 0)
     if not gone:
         # No rate: a rate of nothing sent is the speed of failing.
-        went = ("the message did not go out" if tried == 1
-                else f"none of {counted(tried, 'message')} went out")
+        went = "the message did not go out" if total == 1 else f"none of {of} went out"
         return f"{went} ({run['seconds']:.1f} s); {accepted:,} accepted"
-    went = (f"{gone:,} of {counted(tried, 'message')} went out" if gone != tried
-            else f"{counted(tried, 'message')} went out")
+    went = f"{gone:,} of {of} went out" if gone != total else f"{of} went out"
     # The rate of what went out: messages not sent (a stop, an interrupt) took no time.
     rate = gone / run["seconds"] if run["seconds"] > 0 else 0.0
     return f"{went} in {run['seconds']:.1f} s ({rate:,.0f} msg/s); {accepted:,} accepted"
@@ -330,7 +352,8 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
                 return _send_one(args, client, list(source.rows()), results_file)
             chunks = checked.blocks() if source.path is not None else blocks(
                 source.rows(), args.chunk)
-            with _summary_when_interrupted(args, outcome, lambda: None), \
+            total = checked.count if source.path is not None else None
+            with _summary_when_interrupted(args, outcome, lambda: None, total), \
                     Progress(None, "sending", quiet=args.quiet or args.json) as progress:
                 send_blocks(
                     client, chunks,
@@ -342,7 +365,8 @@ def _send_unjournaled(args: argparse.Namespace, source: _Source) -> int:
             source.stream.close()
         if results_file is not None:
             results_file.close()
-    _show_summary(args, _send_summary(outcome, None, None))
+    _show_summary(args, _send_summary(
+        outcome, None, checked.count if source.path is not None else None))
     complete = outcome.states.get("accepted", 0) == outcome.attempted
     return _send_exit(outcome, complete)
 

@@ -43,7 +43,9 @@ def _read_ids(path: str) -> list[str]:
 
 
 def _status_table(summary: dict[str, Any]) -> str:
-    rows = [(status, n) for status, n in summary["statuses"].items()]
+    from .report import status_rows
+
+    rows = status_rows(summary)
     return table(rows, ("delivery status", "messages"))
 
 

@@ -102,22 +102,33 @@ class _PgReading(_PgConnection):
                     (State.REJECTED,),
                 )
             }
+            # Keys are the statuses themselves (data): the accepted messages without
+            # one yet are counted apart, never under a label.
             statuses = {
-                ("(none yet)" if status is None else str(status)): int(n)
+                str(status): int(n)
                 for status, n in conn.execute(
-                    "SELECT status, COUNT(*) FROM outcomes WHERE state = %s GROUP BY status "
-                    "ORDER BY COUNT(*) DESC, status",
+                    "SELECT status, COUNT(*) FROM outcomes WHERE state = %s "
+                    "AND status IS NOT NULL GROUP BY status ORDER BY COUNT(*) DESC, status",
                     (State.ACCEPTED,),
                 )
             }
             changes = _count(conn, "SELECT COUNT(*) FROM status_history")
             total = _count(conn, "SELECT COUNT(*) FROM messages")
+            # A journal filled by ``add()`` has no input to load: it is whole as it
+            # is. Only one whose ``load_input`` began (it records the input's
+            # fingerprint first) can be loaded part way.
+            loading = _count(
+                conn, "SELECT COUNT(*) FROM meta WHERE key LIKE 'input:%'"
+            ) > 0
+        counts = self.counts()
+        loaded = self.loaded
         return {
             "messages": total,
-            "loaded": self.loaded,
-            "states": self.counts(),
+            "loaded": total if loaded is None and not loading else loaded,
+            "states": counts,
             "rejected_by_code": by_code,
             "statuses": statuses,
+            "no_status_yet": max(counts[State.ACCEPTED] - sum(statuses.values()), 0),
             "status_changes": changes,
         }
 
@@ -157,7 +168,11 @@ class _PgReading(_PgConnection):
         if row is None:
             return None
         found = dict(zip(_ROW, row))
-        found["line"] = int(found["line"])
+        line = found["line"] = int(found["line"])
+        if found["client_id"] is None:
+            # The clientId it goes out with: the input's, else the one the journal
+            # made (as ``report --csv`` and ``--results`` show it).
+            found["client_id"] = self.made_ids_between(line, line).get(line)
         return found
 
     def cost_totals(self) -> dict[str, Any]:

@@ -99,18 +99,25 @@ class _Reading(_JournalFile):
             changes = int(db.execute("SELECT COUNT(*) FROM status_history").fetchone()[0])
             total = int(db.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
             counts = self.counts()
+            # A journal filled by ``add()`` has no input to load: it is whole as it
+            # is. Only one whose ``load_input`` began (it records the input's
+            # fingerprint first) can be loaded part way.
+            loading = db.execute(
+                "SELECT 1 FROM meta WHERE key LIKE 'input:%' LIMIT 1"
+            ).fetchone() is not None
         none_yet = counts[State.ACCEPTED] - sum(n for _, n in known)
-        if none_yet > 0:
-            known.append((None, none_yet))
-        # As ``ORDER BY COUNT(*) DESC, status`` (NULL first among equal counts).
-        known.sort(key=lambda item: (-item[1], item[0] is not None, item[0] or ""))
-        statuses = {("(none yet)" if status is None else status): n for status, n in known}
+        # As ``ORDER BY COUNT(*) DESC, status``.
+        known.sort(key=lambda item: (-item[1], item[0] or ""))
+        loaded = self.loaded
         return {
             "messages": total,
-            "loaded": self.loaded,
+            "loaded": total if loaded is None and not loading else loaded,
             "states": counts,
             "rejected_by_code": by_code,
-            "statuses": statuses,
+            # Keys are the statuses themselves (data): the accepted messages
+            # without one yet are counted apart, never under a label.
+            "statuses": {str(status): n for status, n in known},
+            "no_status_yet": max(none_yet, 0),
             "status_changes": changes,
         }
 
@@ -155,7 +162,15 @@ class _Reading(_JournalFile):
             row = self._db.execute(
                 f"SELECT {', '.join(_ROW_DICT)} FROM journal WHERE {where}", (value,)
             ).fetchone()
-        return None if row is None else dict(zip(_ROW_DICT, row))
+        if row is None:
+            return None
+        found = dict(zip(_ROW_DICT, row))
+        if found["client_id"] is None:
+            # The clientId it goes out with: the input's, else the one the journal
+            # made (as ``report --csv`` and ``--results`` show it).
+            line = found["line"]
+            found["client_id"] = self.made_ids_between(line, line).get(line)
+        return found
 
     def cost_totals(self) -> dict[str, Any]:
         """Segments recorded in ``costs``: in all, by encoding and by state.
