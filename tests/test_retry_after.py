@@ -16,7 +16,7 @@ from typing import Any, Optional
 import pytest
 
 from hpgfast import Client, Code, Message
-from hpgfast.core._rules import retry_after_seconds
+from hpgfast.core._retry_after import retry_after_seconds
 from hpgfast.emulator import Emulator, Fault
 from ledger_checks import assert_truthful
 
