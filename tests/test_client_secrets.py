@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 import pytest
 import trustme
 
+from echo_server import serve, stop
 from hpgfast import Client, HPGError, Message, PlatformUnavailable, UnexpectedReply
 from hpgfast._redact import Redactor
 from hpgfast.emulator import Emulator, Fault
@@ -201,36 +202,7 @@ def test_no_leak_on_connect_and_tls_failures(
     assert_no_leak(all_logs, collected)
 
 
-# -- servers that echo the request back ---------------------------------------------------
-
-
-def serve(reply: Callable[[bytes], bytes]) -> tuple[socket.socket, threading.Thread]:
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def loop() -> None:
-        while True:
-            try:
-                sock, _ = listener.accept()
-            except OSError:
-                return
-            with sock, sock.makefile("rb") as rfile:
-                line = rfile.readline(1 << 20)
-                while rfile.readline(65536) not in (b"\r\n", b"\n", b""):
-                    pass
-                try:
-                    sock.sendall(reply(line))
-                except OSError:
-                    pass
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    return listener, thread
-
-
-def stop(listener: socket.socket, thread: threading.Thread) -> None:
-    listener.shutdown(socket.SHUT_RDWR)
-    listener.close()
-    thread.join()
+# -- servers that echo the request back (echo_server) -------------------------------------
 
 
 @pytest.mark.parametrize("status", [b"500 Internal Server Error", b"404 Not Found", b"200 OK"])

@@ -16,19 +16,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
-import threading
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
 
+from echo_server import server
 from hpgfast import Client, HPGError, Message
 
 pytestmark = pytest.mark.usefixtures("transport")
@@ -75,36 +73,6 @@ def reply_for(where: str, echo: bytes, content_type: str) -> Callable[[bytes], b
         return http("200 OK", body, content_type)
 
     return reply
-
-
-@contextmanager
-def server(reply: Callable[[bytes], bytes]) -> Iterator[str]:
-    """A loopback HTTP server answering each request with ``reply(request line)``."""
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def loop() -> None:
-        while True:
-            try:
-                sock, _ = listener.accept()
-            except OSError:
-                return
-            with sock, sock.makefile("rb") as rfile:
-                line = rfile.readline(1 << 20)
-                while rfile.readline(65536) not in (b"\r\n", b"\n", b""):
-                    pass
-                try:
-                    sock.sendall(reply(line))
-                except OSError:
-                    pass
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/CLIENT/x/"
-    finally:
-        listener.shutdown(socket.SHUT_RDWR)
-        listener.close()
-        thread.join()
 
 
 def texts_of(results: Any, error: BaseException | None) -> list[str]:
