@@ -28,10 +28,8 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -40,10 +38,10 @@ from typing import Any, Callable
 import pytest
 
 import hpgfast
+from _process import USER_SCRIPT, run_cpu, run_instructions
 from bench_journal import LOGIN, PASSWORD, write_csv  # bench/ is on the path (conftest, or run)
 from hpgfast._bench import EmulatorProcess
 
-SCRIPT = Path(__file__).with_name("_user_send.py")
 #: The target: the command at most this many times the script's CPU per message.
 TARGET = 1.15
 GROUP = "cli-send-cpu"
@@ -57,41 +55,13 @@ def commands(url: str, csv_path: Path) -> dict[str, list[str]]:
             sys.executable, "-m", "hpgfast", "send", "--url", url, "--login", LOGIN,
             "--file", str(csv_path),
         ],
-        "csv-script": [sys.executable, str(SCRIPT), url, LOGIN, str(csv_path)],
+        "csv-script": [sys.executable, str(USER_SCRIPT), url, LOGIN, str(csv_path)],
     }
 
 
 def compile_hpgfast() -> None:
     """hpgfast's modules as bytecode, so that no run of either side compiles them."""
     compileall.compile_dir(os.path.dirname(hpgfast.__file__), quiet=1)
-
-
-def run_cpu(command: list[str], env: dict[str, str]) -> float:
-    """Whole-process CPU seconds (user + sys) of one run of ``command``."""
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stderr.close()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{command[:4]} failed ({proc.returncode}): {err.decode()}")
-    return usage.ru_utime + usage.ru_stime
-
-
-def run_instructions(command: list[str], env: dict[str, str], out: Path) -> int:
-    """Total instructions (callgrind's Ir) of one run of ``command``."""
-    done = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
-        env={**env, "PYTHONHASHSEED": "0"}, capture_output=True, check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"callgrind of {command[:4]} failed: {done.stderr.decode()[-2000:]}")
-    found = re.search(rb"^(?:summary|totals): (\d+)", out.read_bytes(), re.MULTILINE)
-    if found is None:
-        raise RuntimeError(f"no total in {out}")
-    return int(found.group(1))
 
 
 def measure(
@@ -124,7 +94,7 @@ def measure(
                     sides.insert(0, ("hpgfast-send-before", sides[0][1],
                                      {**env, "PYTHONPATH": before}))
                 for name, command, side_env in sides if r % 2 == 0 else sides[::-1]:
-                    cpu[name].append(run_cpu(command, side_env) / n)
+                    cpu[name].append(run_cpu(command, side_env)[0] / n)
             finally:
                 emulator.close()
             say(f"round {r + 1}: hpgfast send {cpu['hpgfast-send'][-1] * 1e6:.2f} us/msg, "

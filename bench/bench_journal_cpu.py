@@ -1,8 +1,8 @@
 """What ``hpgfast send --file F --journal J.db`` costs in CPU, against a user's script.
 
 The yardstick is what a user would otherwise write without any journal: the
-``csv`` module, ``Message``s, ``Client.send`` 5,000 at a time (``SCRIPT`` below,
-run from a file of its own). Three sides run as separate processes on the same CSV
+``csv`` module, ``Message``s, ``Client.send`` 5,000 at a time
+(``bench/_user_send.py``). Three sides run as separate processes on the same CSV
 (``bench_journal.write_csv``: the standard messages, a client id each) against one
 emulator in its own process (no faults), in interleaved rounds (the order rotates
 each round, a fresh emulator and a fresh journal file per round):
@@ -33,18 +33,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
+from _process import USER_SCRIPT, run_cpu, run_instructions
 from bench_journal import LOGIN, PASSWORD, write_csv  # bench/ is on the path (conftest, or run)
 from hpgfast._bench import EmulatorProcess
 
@@ -56,66 +54,15 @@ GROUP = "journal-send-cpu"
 #: The sides counted in instructions: the journaled command and its yardstick.
 CALLGRIND_SIDES = ("journaled", "csv-script")
 
-SCRIPT = '''\
-import csv, os, sys
-from hpgfast import Client, Message
-url, login, path = sys.argv[1:4]
-results = 0
-with Client(url, login, os.environ["HPGFAST_PASSWORD"]) as client, \\
-        open(path, encoding="utf-8", newline="") as f:
-    reader = csv.reader(f)
-    next(reader)
-    batch = []
-    for address, text, subject, client_id in reader:
-        batch.append(Message(address, text, subject, client_id))
-        if len(batch) == 5000:
-            results += len(client.send(batch))
-            batch = []
-    if batch:
-        results += len(client.send(batch))
-print(results)
-'''
-
-
-def commands(url: str, csv_path: Path, journal: Path, script: Path) -> dict[str, list[str]]:
+def commands(url: str, csv_path: Path, journal: Path) -> dict[str, list[str]]:
     """The three sides, by name."""
     send = [sys.executable, "-m", "hpgfast", "send", "--url", url, "--login", LOGIN,
             "--file", str(csv_path), "--quiet"]
     return {
         "journaled": [*send, "--journal", str(journal)],
         "unjournaled": send,
-        "csv-script": [sys.executable, str(script), url, LOGIN, str(csv_path)],
+        "csv-script": [sys.executable, str(USER_SCRIPT), url, LOGIN, str(csv_path)],
     }
-
-
-def run_cpu(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Whole-process CPU seconds (user + sys) and wall seconds of one run."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stderr.close()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{command[:4]} failed ({proc.returncode}): {err.decode()}")
-    return usage.ru_utime + usage.ru_stime, wall
-
-
-def run_instructions(command: list[str], env: dict[str, str], out: Path) -> int:
-    """Total instructions (callgrind's Ir) of one run of ``command``."""
-    done = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
-        env={**env, "PYTHONHASHSEED": "0"}, capture_output=True, check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"callgrind of {command[:4]} failed: {done.stderr.decode()[-2000:]}")
-    found = re.search(rb"^(?:summary|totals): (\d+)", out.read_bytes(), re.MULTILINE)
-    if found is None:
-        raise RuntimeError(f"no total in {out}")
-    return int(found.group(1))
 
 
 def measure(
@@ -133,13 +80,11 @@ def measure(
     env["HPGFAST_PASSWORD"] = PASSWORD
     out: dict[str, Any] = {"messages": n, "rounds": rounds}
     with tempfile.TemporaryDirectory(prefix="hpgfast-bench-jcpu-") as tmp:
-        script = Path(tmp) / "user_send.py"
-        script.write_text(SCRIPT, encoding="utf-8")
         warm = Path(tmp) / "warm.csv"
         write_csv(warm, 200)
         emulator = EmulatorProcess()
         try:  # once each, untimed: the byte code of every module they import
-            for command in commands(emulator.url, warm, Path(tmp) / "warm.db", script).values():
+            for command in commands(emulator.url, warm, Path(tmp) / "warm.db").values():
                 run_cpu(command, env)
         finally:
             emulator.close()
@@ -151,8 +96,7 @@ def measure(
         for r in range(rounds):
             emulator = EmulatorProcess()
             try:
-                sides = list(commands(emulator.url, csv_path, Path(tmp) / f"j{r}.db",
-                                      script).items())
+                sides = list(commands(emulator.url, csv_path, Path(tmp) / f"j{r}.db").items())
                 for name, command in sides[r % 3:] + sides[: r % 3]:
                     seconds, elapsed = run_cpu(command, env)
                     cpu[name].append(seconds / n)
@@ -181,7 +125,7 @@ def measure(
             for name in CALLGRIND_SIDES:  # an emulator each: the same start for both
                 emulator = EmulatorProcess()
                 try:
-                    command = commands(emulator.url, csv_path, Path(tmp) / "cg.db", script)
+                    command = commands(emulator.url, csv_path, Path(tmp) / "cg.db")
                     cg_out = Path(keep or tmp) / f"callgrind.{name}.out"
                     counted[name] = run_instructions(command[name], env, cg_out)
                 finally:

@@ -19,32 +19,16 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from _process import run_cpu
 from bench_journal import LOGIN, PASSWORD, write_csv  # bench/ is on the path (run)
 from hpgfast._bench import EmulatorProcess
 
 #: The journaled run's wall time at most this many times the unjournaled one's.
 TARGET_WALL = 1.5
-
-
-def run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and whole-process CPU seconds of one run of ``command``."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{command[:4]} failed: {err.decode()}")
-    return wall, usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -77,7 +61,7 @@ def main() -> int:
                                "--login", LOGIN, "--file", str(csv_path), "--quiet"]
                     if name != "unjournaled":
                         command += ["--journal", str(Path(tmp) / f"{name}-{r}.db")]
-                    wall, cpu = run(command, sides[name])
+                    cpu, wall = run_cpu(command, sides[name])
                     if r >= 0:
                         walls[name].append(wall)
                         cpus[name].append(cpu / args.messages)
