@@ -83,6 +83,13 @@ def _kill_while_sending(url: str, csv_path: Path, journal: Path, ledger: object)
     assert sender.poll() is None, "the sender ended before it could be killed"
     os.kill(sender.pid, signal.SIGKILL)
     sender.wait()
+    # A request the sender wrote just before the kill may still be in the platform's
+    # latency: it counts as sent by the killed run once the platform has it. Wait
+    # until the ledger stops growing, so that what a later run adds is its own.
+    seen = -1
+    while len(ledger) != seen:  # type: ignore[arg-type]
+        seen = len(ledger)  # type: ignore[arg-type]
+        time.sleep(0.25)
 
 
 @pytest.mark.slow
